@@ -106,6 +106,7 @@ def main():
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         labels = ids.clone()
         labels[mask == 0] = -100
+        labels[1, pad] = -100  # its logit would come from a padding position, which has no defined output
         labels[0, 4] = -100
         out_fw = model(input_ids=ids, attention_mask=mask, position_ids=pos, labels=labels)
         logits = out_fw.logits.float().contiguous()

@@ -1,0 +1,130 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Osprey.Models.Blocks;
+
+/// <summary>
+/// Multi-head attention with grouped KV heads, RoPE, optional q/k norms, fused or separate q/k/v
+/// projections, soft-capping and a KV cache. Grouped heads are handled without copying K/V: the queries
+/// of the heads that share a KV head are stacked along the query axis ("folded") and attend to that one
+/// KV head, which is exact and keeps decode from re-materialising the cache every step.
+/// </summary>
+public sealed class Attention : nn.Module
+{
+#pragma warning disable IDE0044
+    LinearLayer? q_proj, k_proj, v_proj, qkv_proj;
+    LinearLayer o_proj;
+    RmsNorm? q_norm, k_norm;
+#pragma warning restore IDE0044
+    readonly int _heads, _kvHeads, _headDim;
+    readonly double _scale;
+    readonly double? _softcap;
+
+    /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
+    public Attention(DecoderSpec spec, ScalarType dtype, Device device) : base("Attention")
+    {
+        _heads = spec.NumHeads;
+        _kvHeads = spec.NumKvHeads;
+        _headDim = spec.HeadDim;
+        _scale = spec.AttentionScale ?? 1.0 / Math.Sqrt(spec.HeadDim);
+        _softcap = spec.AttentionSoftcap;
+        long h = spec.HiddenSize, qOut = (long)_heads * _headDim, kvOut = (long)_kvHeads * _headDim;
+        if (spec.FusedQkv)
+        {
+            qkv_proj = new LinearLayer(h, qOut + 2 * kvOut, spec.QkvBias, dtype, device);
+        }
+        else
+        {
+            q_proj = new LinearLayer(h, qOut, spec.QkvBias, dtype, device);
+            k_proj = new LinearLayer(h, kvOut, spec.QkvBias, dtype, device);
+            v_proj = new LinearLayer(h, kvOut, spec.QkvBias, dtype, device);
+        }
+        o_proj = new LinearLayer(qOut, h, spec.OutputBias, dtype, device);
+        if (spec.QkNorm)
+        {
+            q_norm = new RmsNorm(_headDim, spec.RmsNormEps, spec.OffsetNorm, dtype, device);
+            k_norm = new RmsNorm(_headDim, spec.RmsNormEps, spec.OffsetNorm, dtype, device);
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// x [B, T, hidden] → [B, T, hidden]. <paramref name="cache"/> (with <paramref name="layer"/>) holds
+    /// earlier keys/values; <paramref name="mask"/> says who attends to whom.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        Tensor q, k, v;
+        if (qkv_proj is not null)
+        {
+            var qkv = qkv_proj.forward(x);
+            long qn = (long)_heads * _headDim, kn = (long)_kvHeads * _headDim;
+            q = qkv.narrow(-1, 0, qn);
+            k = qkv.narrow(-1, qn, kn);
+            v = qkv.narrow(-1, qn + kn, kn);
+        }
+        else
+        {
+            q = q_proj!.forward(x);
+            k = k_proj!.forward(x);
+            v = v_proj!.forward(x);
+        }
+        q = q.view(b, t, _heads, _headDim);
+        k = k.view(b, t, _kvHeads, _headDim);
+        v = v.view(b, t, _kvHeads, _headDim);
+        if (q_norm is not null)
+        {
+            q = q_norm.forward(q);
+            k = k_norm!.forward(k);
+        }
+        q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);
+        k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);
+        v = v.transpose(1, 2);
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);
+
+        var o = _softcap is null ? Sdpa(q, k, v, mask, b, t) : Eager(q, k, v, mask, b, t);
+        return o_proj.forward(o);
+    }
+
+    Tensor Sdpa(Tensor q, Tensor k, Tensor v, AttentionMask mask, long b, long t)
+    {
+        var rep = _heads / _kvHeads;
+        // SDPA in TorchSharp 0.107 has no scale argument: it uses 1/sqrt(D). Fold any other scale into q.
+        var defaultScale = 1.0 / Math.Sqrt(_headDim);
+        if (Math.Abs(_scale - defaultScale) > 1e-12 * defaultScale) q = q * (_scale / defaultScale);
+        if (mask.Mask is null && mask.IsCausal)
+        {
+            // Plain causal prefill/training: expand K/V to all heads so the fused causal kernels apply.
+            if (rep > 1)
+            {
+                var kt = k.shape[2];
+                k = k.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
+                v = v.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
+            }
+            var full = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+            return full.transpose(1, 2).reshape(b, t, _heads * _headDim);
+        }
+        var qf = q.reshape(b, _kvHeads, rep * t, _headDim);
+        var o = mask.Mask is null
+            ? nn.functional.scaled_dot_product_attention(qf, k, v)
+            : nn.functional.scaled_dot_product_attention(qf, k, v, attn_mask: rep > 1 ? mask.Folded : mask.Mask);
+        return o.view(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
+    }
+
+    Tensor Eager(Tensor q, Tensor k, Tensor v, AttentionMask mask, long b, long t)
+    {
+        // Soft-capped scores (Gemma 2) need the scores themselves: tanh(s / cap) * cap before the mask.
+        var rep = _heads / _kvHeads;
+        var m = (rep > 1 ? mask.Folded : mask.Mask) ?? throw new InvalidOperationException("soft-capped attention needs an explicit mask");
+        var qf = q.reshape(b, _kvHeads, rep * t, _headDim);
+        var scores = qf.matmul(k.transpose(2, 3)) * _scale;
+        var cap = _softcap!.Value;
+        scores = (scores / cap).tanh() * cap;
+        scores = scores.masked_fill(m.logical_not(), double.NegativeInfinity);
+        var p = nn.functional.softmax(scores, -1, ScalarType.Float32).to_type(q.dtype);
+        var o = p.matmul(v);
+        return o.view(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
+    }
+}

@@ -1,0 +1,89 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Osprey.Models.Blocks;
+
+/// <summary>
+/// The "model." part of a causal LM: embeddings, decoder layers, final norm. Builds the RoPE tables and
+/// attention masks once per forward and shares them across layers.
+/// </summary>
+public sealed class DecoderModel : nn.Module
+{
+#pragma warning disable IDE0044
+    Embedding embed_tokens;
+    ModuleList<DecoderLayer> layers;
+    RmsNorm norm;
+#pragma warning restore IDE0044
+    readonly DecoderSpec _spec;
+    readonly RotaryEmbedding[] _ropes;     // distinct RoPE settings
+    readonly int[] _ropeOfLayer;
+    readonly int?[] _windowOfLayer;
+    readonly ScalarType _dtype;
+
+    /// <summary>Creates the uninitialised modules for <paramref name="spec"/>.</summary>
+    public DecoderModel(DecoderSpec spec, ScalarType dtype, Device device) : base("DecoderModel")
+    {
+        _spec = spec;
+        _dtype = dtype;
+        embed_tokens = new Embedding(spec.VocabSize, spec.HiddenSize, dtype, device);
+        layers = new ModuleList<DecoderLayer>();
+        for (int i = 0; i < spec.Layers.Count; i++) layers.Add(new DecoderLayer(spec, dtype, device));
+        norm = new RmsNorm(spec.HiddenSize, spec.RmsNormEps, spec.OffsetNorm, dtype, device);
+        var distinct = spec.Layers.Select(l => l.Rope).Distinct().ToList();
+        _ropes = distinct.Select(r => new RotaryEmbedding(r, spec.HeadDim, device)).ToArray();
+        _ropeOfLayer = spec.Layers.Select(l => distinct.IndexOf(l.Rope)).ToArray();
+        _windowOfLayer = spec.Layers.Select(l => l.SlidingWindow).ToArray();
+        RegisterComponents();
+    }
+
+    /// <summary>The embedding table.</summary>
+    public Embedding EmbedTokens => embed_tokens;
+
+    /// <summary>
+    /// ids [B, T] → hidden [B, T, hidden]. <paramref name="keyValid"/> [B, cache length + T] marks real
+    /// tokens (null: all real); <paramref name="positions"/> [B, T] defaults to cache length + 0..T-1.
+    /// </summary>
+    public Tensor Forward(Tensor ids, Tensor? positions, Tensor? keyValid, KvCache? cache)
+    {
+        long b = ids.shape[0], t = ids.shape[1];
+        long offset = cache?.Length ?? 0;
+        var device = ids.device;
+        positions ??= arange(offset, offset + t, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
+
+        var h = embed_tokens.forward(ids);
+        if (_spec.EmbeddingScale is double s)
+            h = h * tensor(s, dtype: _dtype, device: device); // the scale is rounded to the model dtype first, as in transformers
+
+        var tables = _ropes.Select(r => r.Tables(positions, _dtype)).ToArray();
+        var masks = new Dictionary<int, AttentionMask>();
+        var groups = _spec.NumHeads / _spec.NumKvHeads;
+        AttentionMask MaskFor(int? window)
+        {
+            var key = window ?? -1;
+            if (masks.TryGetValue(key, out var m)) return m;
+            var windowCuts = window is int w && w < offset + t;
+            if (keyValid is not null || windowCuts || _spec.AttentionSoftcap is not null || (offset > 0 && t > 1))
+                m = AttentionMask.Build(keyValid, b, offset, t, window, groups, device);
+            else
+                m = offset == 0 ? AttentionMask.Causal : AttentionMask.All;
+            masks[key] = m;
+            return m;
+        }
+
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var (cos, sin) = tables[_ropeOfLayer[i]];
+            h = layers[i].Forward(h, cos, sin, MaskFor(_windowOfLayer[i]), cache, i);
+        }
+        cache?.Advance(t);
+        return norm.forward(h);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) foreach (var r in _ropes) r.Dispose();
+        base.Dispose(disposing);
+    }
+}

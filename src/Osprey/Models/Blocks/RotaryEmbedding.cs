@@ -1,0 +1,76 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Models.Blocks;
+
+/// <summary>
+/// Rotary position embedding tables for one <see cref="RopeSettings"/>. Inverse frequencies follow the
+/// transformers formulas (default, linear, llama3) computed in float32 with the same operations, so the
+/// angles match bit for bit; rotation uses the rotate-half convention of Hugging Face checkpoints.
+/// </summary>
+public sealed class RotaryEmbedding : IDisposable
+{
+    readonly Tensor _invFreq; // [rotary/2], float32
+
+    /// <summary>Width of the rotated part of each head.</summary>
+    public int RotaryDim { get; }
+
+    /// <summary>Builds the inverse frequencies for heads of width <paramref name="headDim"/>.</summary>
+    public RotaryEmbedding(RopeSettings rope, int headDim, Device device)
+    {
+        RotaryDim = (int)(headDim * rope.PartialRotaryFactor);
+        if (RotaryDim % 2 != 0 || RotaryDim <= 0)
+            throw new OspreyException($"RoPE over {RotaryDim} of {headDim} head dimensions is not supported; partial_rotary_factor must give an even width.");
+        using var scope = NewDisposeScope();
+        var exponent = arange(0, RotaryDim, 2, dtype: ScalarType.Int64, device: device).to_type(ScalarType.Float32) / RotaryDim;
+        var inv = full(exponent.shape, rope.Theta, dtype: ScalarType.Float32, device: device).pow(exponent).reciprocal();
+        if (rope.Type == "linear")
+        {
+            inv = inv / rope.Factor;
+        }
+        else if (rope.Type == "llama3")
+        {
+            // Llama 3.1: long wavelengths are divided by factor, short ones kept, a smooth ramp between.
+            var lowFreqWavelen = rope.OriginalMaxPositionEmbeddings / rope.LowFreqFactor;
+            var highFreqWavelen = rope.OriginalMaxPositionEmbeddings / rope.HighFreqFactor;
+            var wavelen = inv.reciprocal() * (2 * Math.PI);
+            var scaled = where(wavelen > lowFreqWavelen, inv / rope.Factor, inv);
+            var smooth = (wavelen.reciprocal() * rope.OriginalMaxPositionEmbeddings - rope.LowFreqFactor) / (rope.HighFreqFactor - rope.LowFreqFactor);
+            var smoothed = (1.0 - smooth) * scaled / rope.Factor + smooth * scaled;
+            var medium = (wavelen < highFreqWavelen).logical_not().logical_and((wavelen > lowFreqWavelen).logical_not());
+            inv = where(medium, smoothed, scaled);
+        }
+        _invFreq = inv.contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>cos and sin tables [B, 1, T, rotary] in <paramref name="dtype"/> for positions [B, T].</summary>
+    public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var freqs = positions.to_type(ScalarType.Float32).unsqueeze(-1) * _invFreq; // [B, T, rotary/2]
+        var emb = cat([freqs, freqs], -1).unsqueeze(1);
+        var cos = emb.cos().to_type(dtype);
+        var sin = emb.sin().to_type(dtype);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Rotates [B, H, T, D] by the tables (only the first <see cref="RotaryDim"/> dims when partial).</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        var rot = cos.shape[^1];
+        var d = x.shape[^1];
+        if (rot == d) return x * cos + RotateHalf(x) * sin;
+        var xr = x.narrow(-1, 0, rot);
+        var pass = x.narrow(-1, rot, d - rot);
+        return cat([xr * cos + RotateHalf(xr) * sin, pass], -1);
+    }
+
+    static Tensor RotateHalf(Tensor x)
+    {
+        var half = x.shape[^1] / 2;
+        return cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _invFreq.Dispose();
+}

@@ -1,0 +1,135 @@
+using Osprey.Io;
+using Osprey.Models.Blocks;
+using Osprey.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Models;
+
+/// <summary>
+/// A decoder-only language model loaded from a Hugging Face folder. Its state-dict keys are the Hugging
+/// Face keys (model.layers.0.self_attn.q_proj.weight, lm_head.weight, ...), so checkpoints load and save
+/// without a translation table.
+/// </summary>
+public sealed class CausalLM : nn.Module
+{
+#pragma warning disable IDE0044
+    DecoderModel model;
+    LinearLayer? lm_head;
+#pragma warning restore IDE0044
+
+    /// <summary>What the model is.</summary>
+    public DecoderSpec Spec { get; }
+
+    /// <summary>The device its weights live on.</summary>
+    public Device Device { get; }
+
+    /// <summary>The dtype of its weights.</summary>
+    public ScalarType DType { get; }
+
+    /// <summary>Creates the uninitialised model for <paramref name="spec"/> (weights come from <see cref="LoadWeights"/>).</summary>
+    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : base("CausalLM")
+    {
+        Spec = spec;
+        Device = device;
+        DType = dtype;
+        model = new DecoderModel(spec, dtype, device);
+        if (!spec.TieWordEmbeddings) lm_head = new LinearLayer(spec.HiddenSize, spec.VocabSize, false, dtype, device);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Loads a model folder (config.json + safetensors) onto <paramref name="device"/> in
+    /// <paramref name="dtype"/>, one tensor at a time. Loading is strict: a missing, unexpected or
+    /// mis-shaped tensor is an error naming it.
+    /// </summary>
+    public static CausalLM Load(string directory, Device device, ScalarType dtype)
+    {
+        var spec = ModelRegistry.ReadSpec(directory);
+        var lm = new CausalLM(spec, dtype, device);
+        try
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(directory);
+            lm.LoadWeights(checkpoint);
+        }
+        catch
+        {
+            lm.Dispose();
+            throw;
+        }
+        return lm;
+    }
+
+    /// <summary>Loads a model folder with <c>--device</c>/<c>--torch_dtype</c> style choices.</summary>
+    public static CausalLM Load(string directory, ModelLoadOptions options)
+    {
+        var runtime = TorchRuntime.Initialize(options.Device, options.Notice);
+        var spec = ModelRegistry.ReadSpec(directory);
+        return Load(directory, runtime.Device, DTypes.Resolve(options.DType, spec.SavedDType, runtime.Device));
+    }
+
+    /// <summary>The tensors a checkpoint must hold: every state-dict key except a tied lm_head.</summary>
+    public IReadOnlyDictionary<string, Tensor> CheckpointTensors()
+    {
+        var d = new Dictionary<string, Tensor>();
+        foreach (var (name, t) in state_dict()) d[name] = t;
+        return d;
+    }
+
+    /// <summary>Copies every tensor of <paramref name="checkpoint"/> into the model (strictly).</summary>
+    public void LoadWeights(SafetensorsCheckpoint checkpoint)
+    {
+        var expected = CheckpointTensors();
+        var file = string.Join(", ", checkpoint.Files.Select(Path.GetFileName));
+        foreach (var name in checkpoint.Names)
+        {
+            if (expected.ContainsKey(name)) continue;
+            // transformers drops a tied lm_head when saving, but older exports keep it: accept that copy.
+            if (Spec.TieWordEmbeddings && name == "lm_head.weight") continue;
+            throw new OspreyException($"{file} holds tensor '{name}', which a {Spec.ModelType} model with this config.json does not have; the checkpoint and config do not match.");
+        }
+        foreach (var (name, target) in expected)
+        {
+            if (!checkpoint.Contains(name))
+                throw new OspreyException($"{file} lacks tensor '{name}' that this {Spec.ModelType} config needs; the checkpoint is incomplete or does not match config.json.");
+            var entry = checkpoint.Entry(name);
+            if (!entry.Shape.SequenceEqual(target.shape))
+                throw new OspreyException($"{file}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}] but the config implies [{string.Join(", ", target.shape)}]; the checkpoint and config.json do not match.");
+        }
+        using var _ = no_grad();
+        foreach (var (name, target) in expected)
+        {
+            using var source = checkpoint.ReadTensor(name);
+            target.copy_(source);
+        }
+    }
+
+    /// <summary>
+    /// Logits [B, T, vocab] for ids [B, T]. <paramref name="keyValid"/> [B, cache length + T] marks real
+    /// tokens (left padding = 0); <paramref name="positions"/> defaults to 0..T-1 after the cache;
+    /// <paramref name="lastOnly"/> computes logits for the last position only ([B, 1, vocab]).
+    /// </summary>
+    public Tensor Forward(Tensor ids, Tensor? keyValid = null, Tensor? positions = null, KvCache? cache = null, bool lastOnly = false)
+    {
+        var h = model.Forward(ids, positions, keyValid, cache);
+        if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
+        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        return logits;
+    }
+
+    /// <summary>
+    /// Mean next-token cross-entropy, as transformers computes it: logits[:, :-1] against labels[:, 1:],
+    /// positions labelled -100 ignored, computed in float32.
+    /// </summary>
+    public static Tensor Loss(Tensor logits, Tensor labels)
+    {
+        long t = logits.shape[1], v = logits.shape[2];
+        var shifted = logits.narrow(1, 0, t - 1).to_type(ScalarType.Float32).reshape(-1, v);
+        var targets = labels.narrow(1, 1, t - 1).reshape(-1);
+        return nn.functional.cross_entropy(shifted, targets, ignore_index: -100);
+    }
+
+    /// <summary>A new KV cache for <paramref name="batch"/> rows and <paramref name="capacity"/> positions.</summary>
+    public KvCache NewCache(long batch, long capacity) => new(Spec, batch, capacity, DType, Device);
+}

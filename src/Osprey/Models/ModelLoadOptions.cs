@@ -1,0 +1,16 @@
+using Osprey.Runtime;
+
+namespace Osprey.Models;
+
+/// <summary>How to load a model: <c>--device</c> and <c>--torch_dtype</c>.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>auto, cpu, cuda or cuda:N.</summary>
+    public DeviceSpec Device { get; init; } = DeviceSpec.Auto;
+
+    /// <summary>auto (config dtype on GPU, float32 on CPU), bfloat16, float16 or float32.</summary>
+    public string DType { get; init; } = "auto";
+
+    /// <summary>Where the one-line CPU fallback notice goes (stderr when null).</summary>
+    public TextWriter? Notice { get; init; }
+}
