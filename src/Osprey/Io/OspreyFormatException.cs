@@ -5,7 +5,7 @@ namespace Osprey.Io;
 /// missing shard). The message is meant for the user: it names the file, the problem and, where there is one,
 /// the fix.
 /// </summary>
-public sealed class OspreyFormatException : Exception
+public sealed class OspreyFormatException : OspreyException
 {
     /// <summary>Creates the exception with a user-facing message.</summary>
     public OspreyFormatException(string message)

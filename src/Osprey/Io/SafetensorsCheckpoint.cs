@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 using static TorchSharp.torch;
 
 namespace Osprey.Io;
@@ -159,10 +160,15 @@ public sealed class SafetensorsCheckpoint : IDisposable
             return inner is null ? new OspreyFormatException(message) : new OspreyFormatException(message, inner);
         }
 
+        var bytes = File.ReadAllBytes(index);
+        if (!Utf8.IsValid(bytes))
+        {
+            throw Malformed("not valid UTF-8");
+        }
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(index));
+            document = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
+using System.Text.Unicode;
 using System.Text.Json;
 using static TorchSharp.torch;
 
@@ -172,6 +173,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private static (IReadOnlyDictionary<string, string> Metadata, IReadOnlyList<SafetensorsEntry> Entries) ParseHeader(
         string path, byte[] header, long dataLength)
     {
+        if (!Utf8.IsValid(header))
+        {
+            // Checked up front because JsonDocument only notices bad UTF-8 when a string is decoded.
+            throw Bad(path, "its header is not valid UTF-8; the file is corrupt, download or save it again");
+        }
         JsonDocument document;
         try
         {
