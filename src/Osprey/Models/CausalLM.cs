@@ -46,7 +46,7 @@ public sealed class CausalLM : nn.Module
     public static CausalLM Load(string directory, Device device, ScalarType dtype)
     {
         var spec = ModelRegistry.ReadSpec(directory);
-        var lm = new CausalLM(spec, dtype, device);
+        var lm = new CausalLM(spec, dtype, device) { SourceDirectory = Path.GetFullPath(directory) };
         try
         {
             using var checkpoint = SafetensorsCheckpoint.Open(directory);
@@ -66,6 +66,43 @@ public sealed class CausalLM : nn.Module
         var runtime = TorchRuntime.Initialize(options.Device, options.Notice);
         var spec = ModelRegistry.ReadSpec(directory);
         return Load(directory, runtime.Device, DTypes.Resolve(options.DType, spec.SavedDType, runtime.Device));
+    }
+
+    /// <summary>The folder the model was loaded from, if any (its config.json is the template when saving).</summary>
+    public string? SourceDirectory { get; private init; }
+
+    /// <summary>
+    /// Saves the model as a Hugging Face folder: config.json (dtype updated), generation_config.json when the
+    /// source had one, and the weights in the model's dtype as model.safetensors or, past
+    /// <paramref name="maxShardBytes"/>, numbered shards with model.safetensors.index.json. A tied lm_head is
+    /// not written, as transformers does. Every file is written to a temporary name and renamed.
+    /// </summary>
+    public IReadOnlyList<string> Save(string directory, long maxShardBytes)
+    {
+        if (SourceDirectory is null) throw new InvalidOperationException("Save needs a model loaded from a folder (its config.json is copied).");
+        Directory.CreateDirectory(directory);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(SourceDirectory, "config.json")))!.AsObject();
+        var dtypeName = DTypes.Name(DType);
+        config["dtype"] = dtypeName;
+        if (config.ContainsKey("torch_dtype")) config["torch_dtype"] = dtypeName;
+        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes));
+        WriteAtomically(Path.Combine(directory, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+        written.Add("config.json");
+        var generation = Path.Combine(SourceDirectory, "generation_config.json");
+        var target = Path.Combine(directory, "generation_config.json");
+        if (File.Exists(generation) && Path.GetFullPath(generation) != Path.GetFullPath(target))
+        {
+            WriteAtomically(target, File.ReadAllText(generation));
+            written.Add("generation_config.json");
+        }
+        return written;
+    }
+
+    static void WriteAtomically(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
     }
 
     /// <summary>The tensors a checkpoint must hold: every state-dict key except a tied lm_head.</summary>

@@ -110,7 +110,7 @@ public sealed class Attention : nn.Module
         var o = mask.Mask is null
             ? nn.functional.scaled_dot_product_attention(qf, k, v)
             : nn.functional.scaled_dot_product_attention(qf, k, v, attn_mask: rep > 1 ? mask.Folded : mask.Mask);
-        return o.view(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
+        return o.reshape(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
     }
 
     Tensor Eager(Tensor q, Tensor k, Tensor v, AttentionMask mask, long b, long t)
@@ -125,6 +125,6 @@ public sealed class Attention : nn.Module
         scores = scores.masked_fill(m.logical_not(), double.NegativeInfinity);
         var p = nn.functional.softmax(scores, -1, ScalarType.Float32).to_type(q.dtype);
         var o = p.matmul(v);
-        return o.view(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
+        return o.reshape(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
     }
 }

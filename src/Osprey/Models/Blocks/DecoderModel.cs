@@ -74,7 +74,13 @@ public sealed class DecoderModel : nn.Module
         for (int i = 0; i < layers.Count; i++)
         {
             var (cos, sin) = tables[_ropeOfLayer[i]];
-            h = layers[i].Forward(h, cos, sin, MaskFor(_windowOfLayer[i]), cache, i);
+            // One scope per layer: a layer's intermediates are freed as soon as it returns, and so is the
+            // previous hidden state (autograd keeps its own references when training), so peak memory is
+            // one layer's activations rather than the whole stack's.
+            using var layerScope = NewDisposeScope();
+            var next = layers[i].Forward(h, cos, sin, MaskFor(_windowOfLayer[i]), cache, i).MoveToOuterDisposeScope();
+            if (i > 0) h.Dispose();
+            h = next;
         }
         cache?.Advance(t);
         return norm.forward(h);

@@ -1,0 +1,48 @@
+using System.Globalization;
+using System.Text.Json;
+using Osprey.Cli.Args;
+using Osprey.Inference;
+using Osprey.Models;
+
+namespace Osprey.Cli.Commands;
+
+/// <summary><c>osprey benchmark</c>: prefill and greedy-decode speed of a model on this machine.</summary>
+internal sealed class BenchmarkCommand : ICommand
+{
+    public string Name => "benchmark";
+
+    public string Summary => "Time prefill and greedy decode (random prompts, EOS ignored) at one or more batch sizes.";
+
+    public string Usage => ModelFlags.Help +
+        "  --batch_size N [N ...]   Batch sizes to run (default 1).\n" +
+        "  --prompt_length N        Prompt tokens per row (default 128).\n" +
+        "  --max_new_tokens N       Tokens generated per row (default 256).\n" +
+        "  --warmup N               Untimed passes first (default 1).\n" +
+        "  --result_path FILE       Also append one JSON line per batch size to FILE.\n";
+
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
+    {
+        var flags = ModelFlags.Read(options);
+        var batches = options.List("batch_size", ["1"]).Select(b => int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n : throw new UserError($"--batch_size expects positive integers, got '{b}'.")).ToArray();
+        var prompt = options.Int("prompt_length", 128);
+        var newTokens = options.Int("max_new_tokens", 256);
+        var warmup = options.Int("warmup", 1);
+        var resultPath = options.String("result_path");
+        options.EnsureNoUnknownFlags();
+        var folder = flags.Model is null ? DemoModel.EnsureCreated() : flags.RequireFolder();
+        using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
+        stdout.WriteLine($"model {folder} on {model.Device} in {Runtime.DTypes.Name(model.DType)}");
+        stdout.WriteLine("batch  prompt  new  prefill_s  prefill_tok/s  decode_tok/s  ms/step  gpu_used_GiB");
+        foreach (var b in batches)
+        {
+            var r = GenerationBenchmark.Run(model, b, prompt, newTokens, warmup);
+            stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,5}  {1,6}  {2,3}  {3,9:F3}  {4,13:F0}  {5,12:F1}  {6,7:F2}  {7,12:F2}",
+                r.Batch, r.PromptLength, r.NewTokens, r.PrefillSeconds, r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.MillisecondsPerStep,
+                r.GpuUsedBytes < 0 ? double.NaN : r.GpuUsedBytes / 1073741824.0));
+            if (resultPath is not null)
+                File.AppendAllText(resultPath, JsonSerializer.Serialize(new { engine = "osprey", model = folder, device = model.Device.ToString(), dtype = Runtime.DTypes.Name(model.DType), result = r }) + "\n");
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,56 @@
+using Osprey.Cli.Args;
+using Osprey.Io;
+using Osprey.Models;
+
+namespace Osprey.Cli.Commands;
+
+/// <summary>
+/// <c>osprey export</c>: re-save a model folder, optionally in another dtype and with another shard size.
+/// The output is a Hugging Face folder that transformers loads. (Merging adapters and quantizing arrive
+/// with their issues.)
+/// </summary>
+internal sealed class ExportCommand : ICommand
+{
+    static readonly string[] CopiedFiles =
+    [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+        "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+    ];
+
+    public string Name => "export";
+
+    public string Summary => "Re-save a model as a Hugging Face folder (dtype conversion, --max_shard_size sharding).";
+
+    public string Usage => ModelFlags.Help +
+        "  --output_dir DIR         Folder to write (created; existing weights there are replaced).\n" +
+        "  --max_shard_size SIZE    Largest safetensors shard, e.g. 5GB, 500MB, 2GiB (default 5GB).\n";
+
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
+    {
+        var flags = ModelFlags.Read(options);
+        var output = options.RequiredString("output_dir");
+        var shardText = options.String("max_shard_size", "5GB");
+        options.EnsureNoUnknownFlags();
+        long shard;
+        try { shard = SafetensorsWriter.ParseSize(shardText); }
+        catch (ArgumentException e) { throw new UserError(e.Message, e); }
+        var folder = flags.RequireFolder();
+        if (Path.GetFullPath(folder).TrimEnd('/') == Path.GetFullPath(output).TrimEnd('/'))
+            throw new UserError("--output_dir is the --model folder; write the export to a new folder.");
+
+        // Export runs on the CPU unless asked otherwise: it only moves bytes.
+        var load = flags.LoadOptions(stderr) with { Device = flags.Device.Kind == Runtime.DeviceKind.Auto ? Runtime.DeviceSpec.Cpu : flags.Device };
+        if (flags.DType == "auto") load = load with { DType = ModelRegistry.ReadSpec(folder).SavedDType ?? "float32" };
+        using var model = CausalLM.Load(folder, load);
+        var written = model.Save(output, shard).ToList();
+        foreach (var name in CopiedFiles)
+        {
+            var source = Path.Combine(folder, name);
+            if (!File.Exists(source)) continue;
+            File.Copy(source, Path.Combine(output, name), overwrite: true);
+            written.Add(name);
+        }
+        stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");
+        return 0;
+    }
+}

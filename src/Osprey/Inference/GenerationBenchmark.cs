@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using Osprey.Models;
+using Osprey.Runtime;
+using TorchSharp;
+
+namespace Osprey.Inference;
+
+/// <summary>
+/// Times prefill and greedy decode the way the HF reference script does: random prompt ids, end-of-sequence
+/// ignored so every row decodes exactly <c>newTokens</c>; prefill time is the time to the first token
+/// (forward over the prompt + pick + copy to host), decode speed counts the remaining tokens of all rows.
+/// </summary>
+public static class GenerationBenchmark
+{
+    /// <summary>Runs <paramref name="warmup"/> untimed passes, then one timed pass.</summary>
+    public static BenchmarkResult Run(CausalLM model, int batch, int promptLength, int newTokens, int warmup = 1, long seed = 0)
+    {
+        if (newTokens < 2) throw new OspreyException("the benchmark needs at least 2 new tokens to time decoding.");
+        var rng = new Random((int)seed);
+        var prompts = Enumerable.Range(0, batch)
+            .Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, promptLength).Select(_ => rng.Next(3, model.Spec.VocabSize)).ToArray())
+            .ToArray();
+        var options = new GenerationOptions { MaxNewTokens = newTokens, EosTokenIds = [], PadTokenId = 0 };
+        var generator = new TokenGenerator(model);
+        for (int i = 0; i < warmup; i++) generator.Generate(prompts, options with { MaxNewTokens = Math.Min(newTokens, 8) });
+
+        var clock = Stopwatch.StartNew();
+        double firstToken = 0;
+        var results = generator.Generate(prompts, options, e =>
+        {
+            if (e.Index == 0 && e.Sequence == 0) firstToken = clock.Elapsed.TotalSeconds;
+        });
+        var total = clock.Elapsed.TotalSeconds;
+        var produced = results.Sum(r => r.Tokens.Count);
+        var decodeSeconds = total - firstToken;
+        var gpuIndex = model.Device.type == DeviceType.CUDA ? model.Device.index : -1;
+        return new BenchmarkResult(batch, promptLength, newTokens, firstToken, batch * (double)promptLength / firstToken,
+            decodeSeconds, (produced - batch) / decodeSeconds, decodeSeconds / (newTokens - 1) * 1000.0,
+            gpuIndex >= 0 ? Nvml.UsedBytes(Math.Max(gpuIndex, 0)) : -1);
+    }
+}
+
+/// <summary>One benchmark measurement.</summary>
+/// <param name="Batch">Rows.</param>
+/// <param name="PromptLength">Prompt tokens per row.</param>
+/// <param name="NewTokens">Generated tokens per row.</param>
+/// <param name="PrefillSeconds">Time to the first token.</param>
+/// <param name="PrefillTokensPerSecond">Prompt tokens of all rows per prefill second.</param>
+/// <param name="DecodeSeconds">Time from the first token to the last.</param>
+/// <param name="DecodeTokensPerSecond">Tokens after the first, all rows, per decode second.</param>
+/// <param name="MillisecondsPerStep">Decode time per step.</param>
+/// <param name="GpuUsedBytes">GPU memory in use at the end (NVML, whole device), or -1 on the CPU.</param>
+public sealed record BenchmarkResult(int Batch, int PromptLength, int NewTokens, double PrefillSeconds, double PrefillTokensPerSecond,
+    double DecodeSeconds, double DecodeTokensPerSecond, double MillisecondsPerStep, long GpuUsedBytes);
