@@ -25,10 +25,10 @@ public sealed record GenerationConfigFile
     [JsonPropertyName("pad_token_id")] public JsonElement? PadToken { get; init; }
 
     /// <summary>End-of-sequence ids.</summary>
-    [JsonIgnore] public IReadOnlyList<int> EosTokenIds => TransformerConfig.Ids(EosTokenId);
+    [JsonIgnore] public IReadOnlyList<int> EosTokenIds => TransformerConfig.Ids(EosTokenId, "eos_token_id");
 
     /// <summary>Padding id, if set.</summary>
-    [JsonIgnore] public int? PadTokenId => TransformerConfig.Ids(PadToken) is [var p, ..] ? p : null;
+    [JsonIgnore] public int? PadTokenId => TransformerConfig.Ids(PadToken, "pad_token_id") is [var p, ..] ? p : null;
 
     /// <summary>Reads generation_config.json from a model folder; null when the folder has none.</summary>
     public static GenerationConfigFile? Read(string modelDirectory)

@@ -36,6 +36,8 @@ public sealed record GenerationOptions
     public void Validate()
     {
         if (MaxNewTokens < 0) throw new OspreyException($"max_new_tokens must be 0 or more, got {MaxNewTokens}.");
+        if (!double.IsFinite(Temperature) || !double.IsFinite(TopP) || !double.IsFinite(RepetitionPenalty))
+            throw new OspreyException($"temperature, top_p and repetition_penalty must be finite numbers, got {Temperature}, {TopP} and {RepetitionPenalty}.");
         if (Temperature < 0) throw new OspreyException($"temperature must be 0 or more, got {Temperature}.");
         if (TopK < 0) throw new OspreyException($"top_k must be 0 (off) or more, got {TopK}.");
         if (TopP is <= 0 or > 1) throw new OspreyException($"top_p must be in (0, 1], got {TopP}.");

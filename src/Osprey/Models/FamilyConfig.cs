@@ -62,8 +62,8 @@ public static class FamilyConfig
         Layers = layers,
         Activation = c.HiddenAct ?? "silu",
         TieWordEmbeddings = c.TieWordEmbeddings ?? tieDefault,
-        EosTokenIds = TransformerConfig.Ids(c.EosTokenId),
-        PadTokenId = TransformerConfig.Ids(c.PadTokenId) is [var p, ..] ? p : null,
+        EosTokenIds = TransformerConfig.Ids(c.EosTokenId, "eos_token_id"),
+        PadTokenId = TransformerConfig.Ids(c.PadTokenId, "pad_token_id") is [var p, ..] ? p : null,
         SavedDType = c.SavedDType,
     };
 }

@@ -21,15 +21,21 @@ public static class ModelRegistry
     /// <summary>Every supported model_type.</summary>
     public static IReadOnlyList<string> ModelTypes { get; } = Families.SelectMany(f => f.ModelTypes).ToArray();
 
-    /// <summary>Finds the family for a parsed config.json; throws listing the supported ones.</summary>
+    /// <summary>
+    /// Finds the family for a parsed config.json by model_type (by architectures when model_type is absent);
+    /// throws listing the supported ones.
+    /// </summary>
     public static IModelFamily Find(JsonDocument config, string file)
     {
         var root = config.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new OspreyException($"{file} holds a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not an object; fix or re-download it.");
         string? type = root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         if (type is not null)
             foreach (var f in Families)
                 if (f.ModelTypes.Contains(type)) return f;
-        if (root.TryGetProperty("architectures", out var a) && a.ValueKind == JsonValueKind.Array)
+        // architectures decide only when model_type is absent: an unknown model_type may reuse a class name.
+        if (type is null && root.TryGetProperty("architectures", out var a) && a.ValueKind == JsonValueKind.Array)
             foreach (var arch in a.EnumerateArray())
                 foreach (var f in Families)
                     if (arch.ValueKind == JsonValueKind.String && f.Architectures.Contains(arch.GetString()!)) return f;

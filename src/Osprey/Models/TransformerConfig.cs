@@ -90,14 +90,18 @@ public record TransformerConfig
     }
 
     /// <summary>Token ids from a config value that may be a number, a list or null.</summary>
-    public static IReadOnlyList<int> Ids(JsonElement? e)
+    public static IReadOnlyList<int> Ids(JsonElement? e, string field)
     {
         if (e is not JsonElement v) return [];
         return v.ValueKind switch
         {
-            JsonValueKind.Number => [v.GetInt32()],
-            JsonValueKind.Array => v.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.Number).Select(x => x.GetInt32()).ToArray(),
+            JsonValueKind.Number => [Id(v, field)],
+            JsonValueKind.Array => v.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.Number).Select(x => Id(x, field)).ToArray(),
             _ => [],
         };
     }
+
+    static int Id(JsonElement x, string field) => x.TryGetInt32(out var id) && id >= 0
+        ? id
+        : throw new OspreyException($"{field} {x.GetRawText()} is not a non-negative integer token id; fix it in config.json or generation_config.json.");
 }

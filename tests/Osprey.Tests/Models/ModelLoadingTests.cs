@@ -138,17 +138,38 @@ public sealed class ModelLoadingTests
     }
 
     [Fact]
-    public void UnknownModelTypeFallsBackToAKnownArchitecture()
+    public void ArchitecturesAreUsedOnlyWhenModelTypeIsAbsent()
     {
-        // Documented lookup order: model_type first, architectures when model_type names no family.
+        // A model_type Osprey does not know is an error even when architectures names a known class: the
+        // config may describe a different model that happens to reuse a class name.
         using var dir = new TempDirectory();
         CopyFixture("llama", dir);
         RewriteConfig(dir, c => c["model_type"] = "gpt_unknown");
-        var spec = ModelRegistry.ReadSpec(dir.Path);
-        Assert.Equal("gpt_unknown", spec.ModelType);
-        Assert.True(spec.QkvBias); // read as llama: attention_bias
-        RewriteConfig(dir, c => c.Remove("architectures"));
         Assert.Contains("gpt_unknown", LoadFails(dir).Message, StringComparison.Ordinal);
+        RewriteConfig(dir, c => c.Remove("model_type"));
+        var spec = ModelRegistry.ReadSpec(dir.Path);
+        Assert.True(spec.QkvBias); // read as llama through LlamaForCausalLM: attention_bias
+    }
+
+    [Theory]
+    [InlineData("[]")]
+    [InlineData("42")]
+    [InlineData("null")]
+    public void ConfigThatIsNotAnObjectIsNamed(string json)
+    {
+        using var dir = new TempDirectory();
+        CopyFixture("llama", dir);
+        File.WriteAllText(dir.File("config.json"), json);
+        Assert.Contains(dir.File("config.json"), LoadFails(dir).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void NonIntegerTokenIdIsNamed()
+    {
+        using var dir = new TempDirectory();
+        CopyFixture("llama", dir);
+        RewriteConfig(dir, c => c["eos_token_id"] = 2.5);
+        Assert.Contains("eos_token_id", LoadFails(dir).Message, StringComparison.Ordinal);
     }
 
     [Fact]

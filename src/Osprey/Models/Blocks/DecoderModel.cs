@@ -71,6 +71,8 @@ public sealed class DecoderModel : nn.Module
             return m;
         }
 
+        // Built before the per-layer scopes below, which would otherwise free a mask shared with later layers.
+        foreach (var w in _windowOfLayer.Distinct()) MaskFor(w);
         for (int i = 0; i < layers.Count; i++)
         {
             var (cos, sin) = tables[_ropeOfLayer[i]];
