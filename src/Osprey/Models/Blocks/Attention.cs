@@ -20,6 +20,7 @@ public sealed class Attention : nn.Module
     readonly int _heads, _kvHeads, _headDim;
     readonly double _scale;
     readonly double? _softcap;
+    readonly FusedProjection? _fused; // q/k/v stacked; not a registered component (its parts are)
 
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
     public Attention(DecoderSpec spec, ScalarType dtype, Device device) : base("Attention")
@@ -36,9 +37,8 @@ public sealed class Attention : nn.Module
         }
         else
         {
-            q_proj = new LinearLayer(h, qOut, spec.QkvBias, dtype, device);
-            k_proj = new LinearLayer(h, kvOut, spec.QkvBias, dtype, device);
-            v_proj = new LinearLayer(h, kvOut, spec.QkvBias, dtype, device);
+            _fused = new FusedProjection(h, [qOut, kvOut, kvOut], spec.QkvBias, dtype, device);
+            (q_proj, k_proj, v_proj) = (_fused.Parts[0], _fused.Parts[1], _fused.Parts[2]);
         }
         o_proj = new LinearLayer(qOut, h, spec.OutputBias, dtype, device);
         if (spec.QkNorm)
@@ -57,9 +57,22 @@ public sealed class Attention : nn.Module
     {
         long b = x.shape[0], t = x.shape[1];
         Tensor q, k, v;
-        if (qkv_proj is not null)
+        var fusedOut = qkv_proj?.forward(x) ?? (_fused is { Usable: true } ? _fused.Forward(x) : null);
+        if (fusedOut is not null && q_norm is null)
         {
-            var qkv = qkv_proj.forward(x);
+            // One RoPE pass over the query and key heads together, straight from the fused projection.
+            var heads = fusedOut.view(b, t, _heads + 2 * _kvHeads, _headDim).transpose(1, 2);
+            var qk = RotaryEmbedding.Apply(heads.narrow(1, 0, _heads + _kvHeads), cos, sin);
+            q = qk.narrow(1, 0, _heads);
+            k = qk.narrow(1, _heads, _kvHeads);
+            v = heads.narrow(1, _heads + _kvHeads, _kvHeads);
+            if (cache is not null) (k, v) = cache.Append(layer, k, v);
+            var fo = _softcap is null ? Sdpa(q, k, v, mask, b, t) : Eager(q, k, v, mask, b, t);
+            return o_proj.forward(fo);
+        }
+        if (fusedOut is not null)
+        {
+            var qkv = fusedOut;
             long qn = (long)_heads * _headDim, kn = (long)_kvHeads * _headDim;
             q = qkv.narrow(-1, 0, qn);
             k = qkv.narrow(-1, qn, kn);

@@ -24,6 +24,17 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Wraps existing tensors (typically row slices of one fused buffer, see <see cref="FusedProjection"/>)
+    /// as this layer's parameters; they keep sharing storage with that buffer.
+    /// </summary>
+    public LinearLayer(Tensor weightView, Tensor? biasView) : base("Linear")
+    {
+        weight = new Parameter(weightView, requires_grad: false);
+        if (biasView is not null) bias = new Parameter(biasView, requires_grad: false);
+        RegisterComponents();
+    }
+
     /// <summary>The [out, in] weight.</summary>
     public Parameter Weight => weight;
 

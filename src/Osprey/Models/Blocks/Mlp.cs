@@ -11,6 +11,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     LinearLayer down_proj;
 #pragma warning restore IDE0044
     readonly string _act;
+    readonly FusedProjection? _fused; // gate/up stacked; not a registered component (its parts are)
 
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
     public Mlp(DecoderSpec spec, ScalarType dtype, Device device) : base("MLP")
@@ -22,8 +23,8 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         }
         else
         {
-            gate_proj = new LinearLayer(h, i, spec.MlpBias, dtype, device);
-            up_proj = new LinearLayer(h, i, spec.MlpBias, dtype, device);
+            _fused = new FusedProjection(h, [i, i], spec.MlpBias, dtype, device);
+            (gate_proj, up_proj) = (_fused.Parts[0], _fused.Parts[1]);
         }
         down_proj = new LinearLayer(i, h, spec.MlpBias, dtype, device);
         _act = spec.Activation;
@@ -36,9 +37,10 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         Tensor gate, up;
-        if (gate_up_proj is not null)
+        var fusedOut = gate_up_proj?.forward(x) ?? (_fused is { Usable: true } ? _fused.Forward(x) : null);
+        if (fusedOut is not null)
         {
-            var both = gate_up_proj.forward(x);
+            var both = fusedOut;
             var half = both.shape[^1] / 2;
             gate = both.narrow(-1, 0, half);
             up = both.narrow(-1, half, half);

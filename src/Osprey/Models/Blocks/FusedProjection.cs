@@ -1,0 +1,44 @@
+using static TorchSharp.torch;
+
+namespace Osprey.Models.Blocks;
+
+/// <summary>
+/// One buffer holding several projections that read the same input (q/k/v, gate/up) stacked by rows. The
+/// Hugging Face-named <see cref="LinearLayer"/>s are row views of it, so checkpoints load into them as
+/// usual, while inference runs one matrix multiply instead of two or three — batch-1 decode is bound by
+/// the number of kernel launches, not by arithmetic. Training (weights that require grad) uses the
+/// separate layers, so gradients land on the named parameters.
+/// </summary>
+public sealed class FusedProjection
+{
+    /// <summary>The stacked [sum(out), in] weight.</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>The stacked bias, if the projections have one.</summary>
+    public Tensor? Bias { get; }
+
+    /// <summary>One layer per projection, in stacking order.</summary>
+    public IReadOnlyList<LinearLayer> Parts { get; }
+
+    /// <summary>Allocates the buffer for projections of widths <paramref name="outs"/> from <paramref name="inFeatures"/>.</summary>
+    public FusedProjection(long inFeatures, long[] outs, bool hasBias, ScalarType dtype, Device device)
+    {
+        var total = outs.Sum();
+        Weight = empty(total, inFeatures, dtype: dtype, device: device);
+        Bias = hasBias ? empty(total, dtype: dtype, device: device) : null;
+        var parts = new List<LinearLayer>();
+        long start = 0;
+        foreach (var o in outs)
+        {
+            parts.Add(new LinearLayer(Weight.narrow(0, start, o), Bias?.narrow(0, start, o)));
+            start += o;
+        }
+        Parts = parts;
+    }
+
+    /// <summary>True when the fused buffer may be used (no part is being trained).</summary>
+    public bool Usable => Parts.All(p => !p.Weight.requires_grad);
+
+    /// <summary>All projections of x at once: [..., sum(out)].</summary>
+    public Tensor Forward(Tensor x) => TorchSharp.torch.nn.functional.linear(x, Weight, Bias);
+}
