@@ -1,0 +1,45 @@
+using System.Text.Json;
+
+namespace Osprey.Tests.Cli.Commands;
+
+/// <summary><c>osprey benchmark</c> on a fixture: one table row and one JSON line per batch size.</summary>
+public sealed class BenchmarkCommandTests
+{
+    [Fact]
+    public void RunsEachBatchSizeAndAppendsJsonLines()
+    {
+        using var temp = new TempDirectory();
+        var results = temp.File("r.jsonl");
+
+        var run = CliRun.Of("benchmark", "--model", CliRun.Fixture("llama"), "--device", "cpu", "--batch_size", "1", "2",
+            "--prompt_length", "8", "--max_new_tokens", "4", "--warmup", "0", "--result_path", results);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var lines = run.StdoutLines;
+        Assert.StartsWith("model ", lines[0]);
+        Assert.Contains("on cpu in float32", lines[0]);
+        Assert.StartsWith("batch  prompt  new", lines[1]);
+        var rows = lines.Skip(2).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToArray();
+        Assert.Equal(2, rows.Length);
+        Assert.Equal(["1", "2"], rows.Select(r => r[0]));
+        Assert.All(rows, r => Assert.Equal(["8", "4"], r[1..3]));
+
+        var json = File.ReadAllLines(results);
+        Assert.Equal(2, json.Length);
+        var records = json.Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.All(records, r => Assert.Equal("osprey", r.GetProperty("engine").GetString()));
+        Assert.All(records, r => Assert.Equal("float32", r.GetProperty("dtype").GetString()));
+        Assert.Equal([1, 2], records.Select(r => r.GetProperty("result").GetProperty("Batch").GetInt32()));
+        Assert.All(records, r => Assert.Equal(8, r.GetProperty("result").GetProperty("PromptLength").GetInt32()));
+        Assert.All(records, r => Assert.Equal(4, r.GetProperty("result").GetProperty("NewTokens").GetInt32()));
+    }
+
+    [Fact]
+    public void ABadBatchSizeIsRefused()
+    {
+        var run = CliRun.Of("benchmark", "--model", CliRun.Fixture("llama"), "--device", "cpu", "--batch_size", "0");
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--batch_size", Assert.Single(run.StderrLines));
+    }
+}

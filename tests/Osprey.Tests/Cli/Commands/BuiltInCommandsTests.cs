@@ -1,0 +1,32 @@
+namespace Osprey.Tests.Cli.Commands;
+
+/// <summary>The real <c>osprey</c> lists and documents its built-in verbs.</summary>
+public sealed class BuiltInCommandsTests
+{
+    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark"];
+
+    [Fact]
+    public void HelpListsEveryVerb()
+    {
+        var run = CliRun.Of("--help");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Empty(run.Stderr);
+        var commands = run.StdoutLines.SkipWhile(l => l != "Commands:").Skip(1).TakeWhile(l => l.StartsWith("  ", StringComparison.Ordinal));
+        Assert.Equal(Verbs.Order(StringComparer.Ordinal), commands.Select(l => l.Trim().Split(' ')[0]).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("env", "--device D")]
+    [InlineData("infer", "--input_ids IDS")]
+    [InlineData("export", "--max_shard_size SIZE")]
+    [InlineData("benchmark", "--batch_size N")]
+    public void EachVerbHasHelp(string verb, string flag)
+    {
+        var run = CliRun.Of(verb, "--help");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.StartsWith($"Usage: osprey {verb} ", run.Stdout);
+        Assert.Contains(flag, run.Stdout);
+    }
+}
