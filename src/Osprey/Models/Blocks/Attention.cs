@@ -116,7 +116,9 @@ public sealed class Attention : nn.Module
                 k = k.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
                 v = v.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
             }
-            var full = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+            // q may be a slice of the joint q/k RoPE output (rows strided by the key heads); give the fused
+            // kernels a dense tensor.
+            var full = nn.functional.scaled_dot_product_attention(q.contiguous(), k, v, is_casual: true);
             return full.transpose(1, 2).reshape(b, t, _heads * _headDim);
         }
         var qf = q.reshape(b, _kvHeads, rep * t, _headDim);
