@@ -58,6 +58,3 @@ public static class Nvml
         return (long)mem.Used;
     }
 }
-
-/// <summary>One GPU as NVML reports it.</summary>
-public sealed record GpuInfo(int Index, string Name, long TotalBytes, long UsedBytes);

@@ -91,6 +91,17 @@ public static class TorchRuntime
         }
 
         var bundled = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? AppContext.BaseDirectory;
+        if (!File.Exists(Path.Combine(bundled, "libtorch_cpu.so")))
+        {
+            // A build without the CPU libtorch package (GPU machines): run the CPU on PyTorch's libtorch.
+            var external = CpuLibTorch();
+            if (external is not null)
+            {
+                Preload(external);
+                torch.InitializeDeviceType(DeviceType.CPU);
+                return new RuntimeInfo(torch.CPU, external, ReadTorchVersion(external), 0, cudaNote ?? "not requested");
+            }
+        }
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -136,6 +147,14 @@ public static class TorchRuntime
             return fromPython;
         }
         note = $"PyTorch at {fromPython} is CPU-only";
+        return null;
+    }
+
+    static string? CpuLibTorch()
+    {
+        var env = Environment.GetEnvironmentVariable(LibTorchVariable);
+        foreach (var dir in new[] { env, env is null ? null : Path.Combine(env, "lib"), PythonTorchLib() })
+            if (!string.IsNullOrWhiteSpace(dir) && File.Exists(Path.Combine(dir, "libtorch_cpu.so"))) return dir;
         return null;
     }
 

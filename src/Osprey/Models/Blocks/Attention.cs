@@ -10,7 +10,7 @@ namespace Osprey.Models.Blocks;
 /// of the heads that share a KV head are stacked along the query axis ("folded") and attend to that one
 /// KV head, which is exact and keeps decode from re-materialising the cache every step.
 /// </summary>
-public sealed class Attention : nn.Module
+internal sealed class Attention : nn.Module
 {
 #pragma warning disable IDE0044
     LinearLayer? q_proj, k_proj, v_proj, qkv_proj;

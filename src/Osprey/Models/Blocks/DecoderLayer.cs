@@ -7,7 +7,7 @@ namespace Osprey.Models.Blocks;
 /// One pre-norm decoder layer. With <see cref="DecoderSpec.SandwichNorms"/> (Gemma 2/3) the attention and
 /// MLP outputs are normed again before the residual add, and the MLP input uses pre_feedforward_layernorm.
 /// </summary>
-public sealed class DecoderLayer : nn.Module
+internal sealed class DecoderLayer : nn.Module
 {
 #pragma warning disable IDE0044
     Attention self_attn;

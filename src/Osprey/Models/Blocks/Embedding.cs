@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Osprey.Models.Blocks;
 
 /// <summary>Token embedding table [vocab, hidden], allocated uninitialised like <see cref="LinearLayer"/>.</summary>
-public sealed class Embedding : nn.Module<Tensor, Tensor>
+internal sealed class Embedding : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE0044
     Parameter weight;

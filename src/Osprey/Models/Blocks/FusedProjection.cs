@@ -9,7 +9,7 @@ namespace Osprey.Models.Blocks;
 /// the number of kernel launches, not by arithmetic. Training (weights that require grad) uses the
 /// separate layers, so gradients land on the named parameters.
 /// </summary>
-public sealed class FusedProjection
+internal sealed class FusedProjection
 {
     /// <summary>The stacked [sum(out), in] weight.</summary>
     public Tensor Weight { get; }

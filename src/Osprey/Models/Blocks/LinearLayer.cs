@@ -9,7 +9,7 @@ namespace Osprey.Models.Blocks;
 /// on the target device and dtype: weights come from the checkpoint, so random init would only cost time
 /// and a second copy in host memory.
 /// </summary>
-public sealed class LinearLayer : nn.Module<Tensor, Tensor>
+internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE0044 // TorchSharp registers fields by reflection; keep them plain fields.
     Parameter weight;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Osprey.Models.Blocks;
 
 /// <summary>Gated MLP: down(act(gate(x)) * up(x)), with separate or fused (gate_up_proj) projections.</summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Mlp : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE0044
     LinearLayer? gate_proj, up_proj, gate_up_proj;

@@ -9,7 +9,7 @@ namespace Osprey.Models.Blocks;
 /// style (offset) returns (norm(x) * (1 + weight)).to(dtype) — the two round differently in half types,
 /// so each follows its reference exactly.
 /// </summary>
-public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE0044
     Parameter weight;

@@ -8,7 +8,7 @@ namespace Osprey.Models.Blocks;
 /// transformers formulas (default, linear, llama3) computed in float32 with the same operations, so the
 /// angles match bit for bit; rotation uses the rotate-half convention of Hugging Face checkpoints.
 /// </summary>
-public sealed class RotaryEmbedding : IDisposable
+internal sealed class RotaryEmbedding : IDisposable
 {
     readonly Tensor _invFreq; // [rotary/2], float32
 
