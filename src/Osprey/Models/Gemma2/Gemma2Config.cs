@@ -2,8 +2,8 @@ using System.Text.Json.Serialization;
 
 namespace Osprey.Models.Gemma2;
 
-/// <summary>config.json of Gemma 2 (model_type "gemma2").</summary>
-public sealed record Gemma2Config : TransformerConfig
+/// <summary>config.json of Gemma 2 (model_type "gemma2"); Gemma 3 text extends it.</summary>
+public record Gemma2Config : TransformerConfig
 {
     /// <summary>Bias on q/k/v/o projections.</summary>
     [JsonPropertyName("attention_bias")] public bool AttentionBias { get; init; }

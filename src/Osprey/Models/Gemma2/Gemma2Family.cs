@@ -17,7 +17,12 @@ public sealed class Gemma2Family : IModelFamily
     public DecoderSpec ReadSpec(JsonDocument config, string file)
     {
         var c = FamilyConfig.Bind<Gemma2Config>(config, file);
-        var layers = FamilyConfig.Layers(c, file, i => (i + 1) % 2 != 0);
+        return Spec(c, FamilyConfig.Layers(c, file, i => (i + 1) % 2 != 0));
+    }
+
+    /// <summary>The Gemma layout shared by Gemma 2 and Gemma 3 text.</summary>
+    internal static DecoderSpec Spec(Gemma2Config c, IReadOnlyList<LayerSpec> layers)
+    {
         return FamilyConfig.Common(c, layers, tieDefault: true) with
         {
             Activation = c.HiddenActivation ?? c.HiddenAct ?? "gelu_pytorch_tanh",

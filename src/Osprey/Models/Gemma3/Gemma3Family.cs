@@ -25,18 +25,6 @@ public sealed class Gemma3Family : IModelFamily
                 return new RopeSettings { Theta = c.RopeLocalBaseFreq ?? 10000.0 };
             return RopeSettings.From(c, file, type, type == "sliding_attention" ? c.RopeLocalBaseFreq : null);
         });
-        return FamilyConfig.Common(c, layers, tieDefault: true) with
-        {
-            Activation = c.HiddenActivation ?? c.HiddenAct ?? "gelu_pytorch_tanh",
-            OffsetNorm = true,
-            SandwichNorms = true,
-            QkNorm = true,
-            QkvBias = c.AttentionBias,
-            OutputBias = c.AttentionBias,
-            AttentionScale = Math.Pow(c.QueryPreAttnScalar ?? c.HeadDimension, -0.5),
-            AttentionSoftcap = c.AttnLogitSoftcapping,
-            FinalLogitSoftcap = c.FinalLogitSoftcapping,
-            EmbeddingScale = Math.Sqrt(c.HiddenSize),
-        };
+        return Gemma2.Gemma2Family.Spec(c, layers) with { QkNorm = true };
     }
 }
