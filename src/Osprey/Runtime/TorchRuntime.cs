@@ -72,6 +72,10 @@ public static class TorchRuntime
                     if (count > 0)
                     {
                         CudnnAttention.Disable(folder);
+                        // Diagnostic switch: with the math fallback off, libtorch reports why the fused
+                        // attention kernels refused an input instead of silently running the slow path.
+                        if (Environment.GetEnvironmentVariable("OSPREY_SDPA_NO_MATH") == "1")
+                            torch.backends.cuda.enable_math_sdp(false);
                         return new RuntimeInfo(torch.CPU, folder, ReadTorchVersion(folder), count, "found");
                     }
                     cudaNote = $"libtorch in {folder} sees no CUDA device";

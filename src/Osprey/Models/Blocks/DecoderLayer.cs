@@ -34,13 +34,31 @@ internal sealed class DecoderLayer : nn.Module
     /// <summary>h [B, T, hidden] → [B, T, hidden].</summary>
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
     {
-        var a = self_attn.Forward(input_layernorm.forward(h), cos, sin, mask, cache, layer);
-        if (pre_feedforward_layernorm is null)
+        // Temporaries are disposed as soon as they are used, to keep peak memory to what one op needs.
+        Tensor a;
+        using (var x = input_layernorm.forward(h))
+            a = self_attn.Forward(x, cos, sin, mask, cache, layer);
+        Tensor mid;
+        using (a)
         {
-            h = h + a;
-            return h + mlp.forward(post_attention_layernorm.forward(h));
+            if (pre_feedforward_layernorm is null)
+            {
+                mid = h + a;
+            }
+            else
+            {
+                using var normed = post_attention_layernorm.forward(a);
+                mid = h + normed;
+            }
         }
-        h = h + post_attention_layernorm.forward(a);
-        return h + post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm.forward(h)));
+        using (mid)
+        {
+            var pre = pre_feedforward_layernorm ?? post_attention_layernorm;
+            using var x = pre.forward(mid);
+            using var m = mlp.forward(x);
+            if (post_feedforward_layernorm is null) return mid + m;
+            using var post = post_feedforward_layernorm.forward(m);
+            return mid + post;
+        }
     }
 }

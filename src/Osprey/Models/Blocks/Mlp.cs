@@ -36,21 +36,27 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        Tensor gate, up;
+        // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var fusedOut = gate_up_proj?.forward(x) ?? (_fused is { Usable: true } ? _fused.Forward(x) : null);
+        Tensor hidden;
         if (fusedOut is not null)
         {
-            var both = fusedOut;
-            var half = both.shape[^1] / 2;
-            gate = both.narrow(-1, 0, half);
-            up = both.narrow(-1, half, half);
+            var half = fusedOut.shape[^1] / 2;
+            using (fusedOut)
+            using (var gate = fusedOut.narrow(-1, 0, half))
+            using (var up = fusedOut.narrow(-1, half, half))
+            using (var act = Activate(gate))
+                hidden = act * up;
         }
         else
         {
-            gate = gate_proj!.forward(x);
-            up = up_proj!.forward(x);
+            using var gate = gate_proj!.forward(x);
+            using var up = up_proj!.forward(x);
+            using var act = Activate(gate);
+            hidden = act * up;
         }
-        return down_proj.forward(Activate(gate) * up);
+        using (hidden)
+            return down_proj.forward(hidden);
     }
 
     Tensor Activate(Tensor x) => _act switch

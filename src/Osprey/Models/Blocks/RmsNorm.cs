@@ -29,13 +29,25 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        using var scope = NewDisposeScope();
+        // Each temporary is disposed as soon as it is used, so peak memory is about two float32 copies of x
+        // rather than every intermediate at once (disposing a handle never disturbs autograd).
         var dtype = x.dtype;
-        var h = x.to_type(ScalarType.Float32);
-        var normed = h * (h.square().mean([-1L], keepdim: true) + _eps).rsqrt();
-        var result = _offset
-            ? (normed * (weight.to_type(ScalarType.Float32) + 1.0)).to_type(dtype)
-            : weight * normed.to_type(dtype);
-        return result.MoveToOuterDisposeScope();
+        using var h = x.to_type(ScalarType.Float32);
+        Tensor inv;
+        using (var sq = h.square())
+        using (var ms = sq.mean([-1L], keepdim: true))
+        using (var shifted = ms + _eps)
+            inv = shifted.rsqrt();
+        using var normed = h * inv;
+        inv.Dispose();
+        if (_offset)
+        {
+            using var w = weight.to_type(ScalarType.Float32);
+            using var scale = w + 1.0;
+            using var y = normed * scale;
+            return y.to_type(dtype);
+        }
+        using var cast = normed.to_type(dtype);
+        return weight * cast;
     }
 }

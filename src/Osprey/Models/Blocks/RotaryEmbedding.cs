@@ -59,16 +59,26 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         var rot = cos.shape[^1];
         var d = x.shape[^1];
-        if (rot == d) return x * cos + RotateHalf(x) * sin;
-        var xr = x.narrow(-1, 0, rot);
-        var pass = x.narrow(-1, rot, d - rot);
-        return cat([xr * cos + RotateHalf(xr) * sin, pass], -1);
+        if (rot == d) return Rotate(x, cos, sin);
+        using var xr = x.narrow(-1, 0, rot);
+        using var pass = x.narrow(-1, rot, d - rot);
+        using var rotated = Rotate(xr, cos, sin);
+        return cat([rotated, pass], -1);
     }
 
-    static Tensor RotateHalf(Tensor x)
+    // x * cos + rotate_half(x) * sin, disposing each temporary once used.
+    static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
     {
         var half = x.shape[^1] / 2;
-        return cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
+        using var a = x * cos;
+        Tensor rotated;
+        using (var hi = x.narrow(-1, half, half))
+        using (var lo = x.narrow(-1, 0, half))
+        using (var neg = hi.neg())
+            rotated = cat([neg, lo], -1);
+        using (rotated)
+        using (var b = rotated * sin)
+            return a + b;
     }
 
     /// <inheritdoc />
