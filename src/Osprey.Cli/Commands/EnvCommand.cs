@@ -32,6 +32,8 @@ internal sealed class EnvCommand : ICommand
             stdout.WriteLine($"cuda devices  {(info.CudaDeviceCount > 0 ? info.CudaDeviceCount + " (no NVML for details)" : "none")}");
         foreach (var g in gpus)
             stdout.WriteLine(string.Format(inv, "cuda:{0,-8} {1}, {2:F1} GiB total, {3:F1} GiB in use", g.Index, g.Name, g.TotalBytes / 1073741824.0, g.UsedBytes / 1073741824.0));
+        if (info.CudaDeviceCount > 0)
+            stdout.WriteLine($"attention     flash {(torch.backends.cuda.flash_sdp_enabled() ? "on" : "off")}, math {(torch.backends.cuda.math_sdp_enabled() ? "on" : "off")}, cuDNN {(TorchRuntime.CudnnAttentionDisabled ? "off (re-plans per KV length)" : "on")}");
         stdout.WriteLine($"default dtype {DTypes.Name(dtype)} (--torch_dtype auto on {info.Device.type.ToString().ToLowerInvariant()}; on a GPU auto uses the config's dtype)");
         stdout.WriteLine($"cpu threads   {torch.get_num_threads()}");
         return 0;

@@ -102,8 +102,13 @@ public sealed class TokenGenerator
             if (reasons.All(r => r is not null)) break;
             seen?.scatter_(1, next.unsqueeze(1), ones(batch, 1, dtype: ScalarType.Bool, device: device));
             lastPos.add_(1);
+            // Hand this step's token and position to the next step and free the previous ones, so nothing
+            // accumulates over a long generation.
+            var (oldInput, oldPos) = (input, pos);
             input = next.unsqueeze(1).MoveToOuterDisposeScope();
             pos = lastPos.clone().MoveToOuterDisposeScope();
+            oldInput.Dispose();
+            if (!ReferenceEquals(oldPos, positions)) oldPos.Dispose();
         }
         return outputs.Select((o, r) => new GenerationResult(o, reasons[r] ?? FinishReason.Length)).ToArray();
     }

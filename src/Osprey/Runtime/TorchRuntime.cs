@@ -19,6 +19,9 @@ public static class TorchRuntime
     static readonly object Gate = new();
     static RuntimeInfo? _info;
 
+    /// <summary>True when libtorch's cuDNN attention was switched off (CUDA only; see CudnnAttention).</summary>
+    public static bool CudnnAttentionDisabled => CudnnAttention.Disabled;
+
     /// <summary>What was loaded, once <see cref="Initialize"/> has run; null before.</summary>
     public static RuntimeInfo? Current => _info;
 
