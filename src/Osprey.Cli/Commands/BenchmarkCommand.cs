@@ -30,6 +30,7 @@ internal sealed class BenchmarkCommand : ICommand
         var warmup = options.Int("warmup", 1);
         var resultPath = options.String("result_path");
         options.EnsureNoUnknownFlags();
+        Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
         var folder = flags.Model is null ? DemoModel.EnsureCreated() : flags.RequireFolder();
         using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
         stdout.WriteLine($"model {folder} on {model.Device} in {Runtime.DTypes.Name(model.DType)}");

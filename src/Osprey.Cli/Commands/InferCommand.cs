@@ -45,6 +45,9 @@ internal sealed class InferCommand : ICommand
         options.EnsureNoUnknownFlags();
         if (backend != "pt") throw new UserError($"--infer_backend {backend} is not available; Osprey's engine is 'pt' (vllm/sglang/lmdeploy are Python-only).");
 
+        // libtorch is loaded once per process: load it for the requested device before anything touches
+        // TorchSharp (the demo model is built with it), or TorchSharp would pick its own CPU library.
+        Runtime.TorchRuntime.Initialize(flags.Device, stderr);
         string folder;
         if (flags.Model is null)
         {

@@ -73,7 +73,9 @@ public sealed class TokenGenerator
             var idsCpu = tensor(ids, [batch, width], device: device);
             seen.scatter_(1, idsCpu, validAll.narrow(1, 0, width).to_type(ScalarType.Bool));
         }
-        torch.Generator? rng = options.IsGreedy ? null : new torch.Generator((ulong)(options.Seed ?? DateTime.UtcNow.Ticks), device);
+        // The random stream lives on the CPU (TorchSharp 0.107 cannot make a CUDA generator), so a seed gives
+        // the same tokens on every device; only B uniform numbers per step cross to the GPU.
+        using torch.Generator? rng = options.IsGreedy ? null : new torch.Generator((ulong)(options.Seed ?? DateTime.UtcNow.Ticks), CPU);
         int maxStop = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length);
 
         Tensor input = tensor(ids, [batch, width], device: device);
@@ -117,7 +119,7 @@ public sealed class TokenGenerator
     /// Picks the next token per row from float32 logits [B, V], applying transformers' processors in its
     /// order: repetition penalty, then (when sampling) temperature, top-k, top-p.
     /// </summary>
-    static Tensor Pick(Tensor logits, GenerationOptions o, Tensor? seen, torch.Generator? rng)
+    internal static Tensor Pick(Tensor logits, GenerationOptions o, Tensor? seen, torch.Generator? rng)
     {
         if (seen is not null)
         {
@@ -141,8 +143,11 @@ public sealed class TokenGenerator
             var removeInPlace = remove.scatter(-1, order, remove);
             logits = logits.masked_fill(removeInPlace, double.NegativeInfinity);
         }
-        var probs = logits.softmax(-1);
-        return probs.multinomial(1, false, rng).squeeze(-1);
+        // Inverse-CDF sampling: the token whose cumulative-probability interval holds u·total, u in (0, 1].
+        // Tokens removed above have zero-width intervals and can never be picked.
+        var cdf = logits.softmax(-1).cumsum(-1);
+        var u = (1.0 - rand([logits.shape[0], 1], generator: rng)).to(logits.device) * cdf.narrow(-1, vocab - 1, 1);
+        return (cdf < u).sum(-1).clamp_max(vocab - 1);
     }
 
     static bool HitsStopString(List<int> output, GenerationOptions o, int maxStop)

@@ -58,6 +58,8 @@ public static class DemoModel
         if (File.Exists(Path.Combine(directory, "model.safetensors")) && File.Exists(Path.Combine(directory, "config.json")))
             return directory;
         Directory.CreateDirectory(directory);
+        // TorchSharp must not load its own libtorch first; callers normally initialised the runtime already.
+        if (Runtime.TorchRuntime.Current is null) Runtime.TorchRuntime.Initialize();
         var spec = new Llama.LlamaFamily().ReadSpec(System.Text.Json.JsonDocument.Parse(Config), "demo config.json");
         using var model = new CausalLM(spec, ScalarType.Float32, CPU);
         var rng = new Generator(20261124, CPU);
