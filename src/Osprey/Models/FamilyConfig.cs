@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models;
 
 /// <summary>Helpers the family folders share to turn their config records into a <see cref="DecoderSpec"/>.</summary>
-public static class FamilyConfig
+internal static class FamilyConfig
 {
     static readonly JsonSerializerOptions Options = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowReadingFromString };
 

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models;
 
 /// <summary>One supported model family: turns its config.json into a <see cref="DecoderSpec"/>.</summary>
-public interface IModelFamily
+internal interface IModelFamily
 {
     /// <summary>config.json model_type values this family reads.</summary>
     IReadOnlyList<string> ModelTypes { get; }

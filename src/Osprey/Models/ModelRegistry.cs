@@ -25,7 +25,7 @@ public static class ModelRegistry
     /// Finds the family for a parsed config.json by model_type (by architectures when model_type is absent);
     /// throws listing the supported ones.
     /// </summary>
-    public static IModelFamily Find(JsonDocument config, string file)
+    internal static IModelFamily Find(JsonDocument config, string file)
     {
         var root = config.RootElement;
         if (root.ValueKind != JsonValueKind.Object)

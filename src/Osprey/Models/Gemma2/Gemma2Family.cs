@@ -6,7 +6,7 @@ namespace Osprey.Models.Gemma2;
 /// Gemma 2: (1 + w) RMSNorm, sandwich norms, embeddings scaled by sqrt(hidden), attention and final
 /// logit soft-capping, sliding window on alternate layers (even layers by default).
 /// </summary>
-public sealed class Gemma2Family : IModelFamily
+internal sealed class Gemma2Family : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["gemma2"];

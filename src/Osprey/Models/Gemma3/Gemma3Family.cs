@@ -6,7 +6,7 @@ namespace Osprey.Models.Gemma3;
 /// Gemma 3 text: Gemma 2's layout with (1 + w) RMSNorm on queries and keys, no soft-capping in released
 /// checkpoints, five sliding layers per global one, and a separate RoPE base for the sliding layers.
 /// </summary>
-public sealed class Gemma3Family : IModelFamily
+internal sealed class Gemma3Family : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["gemma3_text"];

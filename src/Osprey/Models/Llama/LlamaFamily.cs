@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models.Llama;
 
 /// <summary>Llama 1/2/3: pre-norm decoder, SwiGLU MLP, RoPE with optional linear or llama3 scaling.</summary>
-public sealed class LlamaFamily : IModelFamily
+internal sealed class LlamaFamily : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["llama"];

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models.Mistral;
 
 /// <summary>Mistral: Llama layout without biases; every layer uses sliding_window when it is set.</summary>
-public sealed class MistralFamily : IModelFamily
+internal sealed class MistralFamily : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["mistral"];

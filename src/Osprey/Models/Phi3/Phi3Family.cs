@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models.Phi3;
 
 /// <summary>Phi-3: fused qkv_proj and gate_up_proj, optional partial rotary and sliding window.</summary>
-public sealed class Phi3Family : IModelFamily
+internal sealed class Phi3Family : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["phi3"];

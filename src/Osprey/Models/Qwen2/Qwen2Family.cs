@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models.Qwen2;
 
 /// <summary>Qwen2 / Qwen2.5: Llama layout with bias on q/k/v (not o), tied embeddings on small sizes.</summary>
-public sealed class Qwen2Family : IModelFamily
+internal sealed class Qwen2Family : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["qwen2"];

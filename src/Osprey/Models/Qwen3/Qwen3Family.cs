@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Osprey.Models.Qwen3;
 
 /// <summary>Qwen3: Llama layout plus per-head RMSNorm on queries and keys before RoPE.</summary>
-public sealed class Qwen3Family : IModelFamily
+internal sealed class Qwen3Family : IModelFamily
 {
     /// <inheritdoc />
     public IReadOnlyList<string> ModelTypes { get; } = ["qwen3"];
