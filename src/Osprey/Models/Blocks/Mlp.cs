@@ -33,8 +33,37 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Rows (tokens) per MLP pass. Larger inputs (long or batched prefill) run in chunks of this many rows,
+    /// so the [tokens, 2 × intermediate] activations never exist for the whole batch at once: at 32 × 2048
+    /// tokens of a 7B model they would be 5 GB. Settable for tests.
+    /// </summary>
+    internal static long ChunkTokens { get; set; } = 8192;
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
+    {
+        var rows = x.numel() / x.shape[^1];
+        if (rows <= ChunkTokens) return Core(x);
+        using var flat = x.reshape(rows, x.shape[^1]);
+        var parts = new List<Tensor>();
+        try
+        {
+            for (long start = 0; start < rows; start += ChunkTokens)
+            {
+                using var chunk = flat.narrow(0, start, Math.Min(ChunkTokens, rows - start));
+                parts.Add(Core(chunk));
+            }
+            using var joined = cat(parts, 0);
+            return joined.view([.. x.shape.SkipLast(1), joined.shape[^1]]);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    Tensor Core(Tensor x)
     {
         // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var fusedOut = gate_up_proj?.forward(x) ?? (_fused is { Usable: true } ? _fused.Forward(x) : null);
