@@ -89,8 +89,11 @@ public sealed class TokenGenerator
             var logits = _model.Forward(input, keyValid, pos, cache, lastOnly: true).squeeze(1).to_type(ScalarType.Float32);
             var next = Pick(logits, options, seen, rng);
             // Finished rows keep feeding the pad token, as transformers does.
-            var doneMask = tensor(reasons.Select(r => r is not null).ToArray(), device: device);
-            next = where(doneMask, full_like(next, options.PadTokenId), next);
+            if (reasons.Any(r => r is not null))
+            {
+                var doneMask = tensor(reasons.Select(r => r is not null).ToArray(), device: device);
+                next = where(doneMask, full_like(next, options.PadTokenId), next);
+            }
             var host = next.cpu().data<long>().ToArray();
             for (int r = 0; r < batch; r++)
             {
