@@ -8,7 +8,8 @@ namespace Osprey.Cli.Commands;
 internal sealed record ModelFlags(string? Model, DeviceSpec Device, string DType)
 {
     public const string Help =
-        "  --model DIR              Hugging Face model folder (config.json + *.safetensors).\n" +
+        "  --model DIR|ID           Hugging Face model folder (config.json + *.safetensors), or a hub id (org/name)\n" +
+        "                           already in the local Hugging Face or ModelScope cache.\n" +
         "  --device D               auto | cpu | cuda | cuda:N (default auto: CUDA when a CUDA libtorch and GPU are found).\n" +
         "  --torch_dtype T          auto | bfloat16 | float16 | float32 (auto: config dtype on GPU, float32 on CPU).\n";
 
@@ -17,12 +18,10 @@ internal sealed record ModelFlags(string? Model, DeviceSpec Device, string DType
 
     public ModelLoadOptions LoadOptions(TextWriter notice) => new() { Device = Device, DType = DType, Notice = notice };
 
-    /// <summary>The model folder, checked to exist.</summary>
+    /// <summary>The model folder: a folder as given, or a hub id found in the local Hugging Face / ModelScope cache.</summary>
     public string RequireFolder()
     {
-        if (Model is null) throw new UserError("--model is required; pass a Hugging Face model folder.");
-        if (!Directory.Exists(Model))
-            throw new UserError($"--model {Model} is not a folder; pass a Hugging Face model folder (downloading by hub id comes with `osprey download`).");
-        return Model;
+        if (Model is null) throw new UserError("--model is required; pass a Hugging Face model folder or a hub id in the local cache.");
+        return Hub.HubCache.ResolveModel(Model);
     }
 }
