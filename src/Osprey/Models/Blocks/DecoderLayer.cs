@@ -35,9 +35,15 @@ internal sealed class DecoderLayer : nn.Module
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
     {
         // Temporaries are disposed as soon as they are used, to keep peak memory to what one op needs.
+        var tokens = h.shape[0] * h.shape[1];
+        ForwardTrace.Start(tokens);
         Tensor a;
         using (var x = input_layernorm.forward(h))
+        {
+            ForwardTrace.Mark(tokens, "norm (input)");
             a = self_attn.Forward(x, cos, sin, mask, cache, layer);
+        }
+        ForwardTrace.Mark(tokens, "attention (all)");
         Tensor mid;
         using (a)
         {
@@ -53,9 +59,12 @@ internal sealed class DecoderLayer : nn.Module
         }
         using (mid)
         {
+            ForwardTrace.Mark(tokens, "residual add");
             var pre = pre_feedforward_layernorm ?? post_attention_layernorm;
             using var x = pre.forward(mid);
+            ForwardTrace.Mark(tokens, "norm (post-attn)");
             using var m = mlp.forward(x);
+            ForwardTrace.Mark(tokens, "mlp");
             if (post_feedforward_layernorm is null) return mid + m;
             using var post = post_feedforward_layernorm.forward(m);
             return mid + post;
