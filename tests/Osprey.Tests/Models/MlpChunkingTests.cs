@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 namespace Osprey.Tests.Models;
 
 /// <summary>
-/// Long inputs run the MLP in row chunks; the result must equal the one-pass result. Runs alone because it
+/// Long inputs run the MLP in row chunks, and large ones multiply gate and up separately; the result must
+/// equal the one-pass result. Runs alone because it
 /// changes a process-wide setting.
 /// </summary>
 [Collection(nameof(ProcessEnvironmentCollection))]
@@ -17,7 +18,7 @@ public sealed class MlpChunkingTests
     [Theory]
     [InlineData("llama")]
     [InlineData("phi3")]
-    public void ChunkedMlpGivesTheSameLogits(string family)
+    public void ChunkedAndSplitMlpGiveTheSameLogits(string family)
     {
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         using var model = CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", family), CPU, ScalarType.Float32);
@@ -25,18 +26,22 @@ public sealed class MlpChunkingTests
         using var _ = no_grad();
         var ids = randint(3, 256, [2, 11], generator: new torch.Generator(5, CPU));
         var whole = model.Forward(ids);
-        var saved = Mlp.ChunkTokens;
+        var (savedChunk, savedSplit) = (Mlp.ChunkTokens, Mlp.SplitRows);
         try
         {
-            Mlp.ChunkTokens = 4; // 22 rows → chunks of 4, 4, 4, 4, 4, 2
-            var chunked = model.Forward(ids);
-            Assert.Equal(whole.shape, chunked.shape);
-            var diff = (whole - chunked).abs().max().item<float>();
-            Assert.True(diff <= 1e-5f, $"chunked MLP changed logits by {diff}");
+            foreach (var (chunk, split) in new (long, long)[] { (4, 1 << 20), (1 << 20, 1), (4, 1) })
+            {
+                // 22 rows: chunks of 4, 4, 4, 4, 4, 2; split = separate gate and up multiplies.
+                (Mlp.ChunkTokens, Mlp.SplitRows) = (chunk, split);
+                var other = model.Forward(ids);
+                Assert.Equal(whole.shape, other.shape);
+                var diff = (whole - other).abs().max().item<float>();
+                Assert.True(diff <= 1e-5f, $"chunk {chunk}, split {split}: logits moved by {diff}");
+            }
         }
         finally
         {
-            Mlp.ChunkTokens = saved;
+            (Mlp.ChunkTokens, Mlp.SplitRows) = (savedChunk, savedSplit);
         }
     }
 }

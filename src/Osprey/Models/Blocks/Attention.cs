@@ -61,17 +61,17 @@ internal sealed class Attention : nn.Module
         if (fusedOut is not null && q_norm is null)
         {
             // One RoPE pass over the query and key heads together, straight from the fused projection.
-            ForwardTrace.Mark(b * t, "attn: qkv proj");
+            ForwardTrace.Mark(t, "attn: qkv proj");
             var heads = fusedOut.view(b, t, _heads + 2 * _kvHeads, _headDim).transpose(1, 2);
             var qk = RotaryEmbedding.Apply(heads.narrow(1, 0, _heads + _kvHeads), cos, sin);
-            ForwardTrace.Mark(b * t, "attn: rope");
+            ForwardTrace.Mark(t, "attn: rope");
             q = qk.narrow(1, 0, _heads);
             k = qk.narrow(1, _heads, _kvHeads);
             v = heads.narrow(1, _heads + _kvHeads, _kvHeads);
             if (cache is not null) (k, v) = cache.Append(layer, k, v);
-            ForwardTrace.Mark(b * t, "attn: cache write");
+            ForwardTrace.Mark(t, "attn: cache write");
             var fo = _softcap is null ? Sdpa(q, k, v, mask, b, t) : Eager(q, k, v, mask, b, t);
-            ForwardTrace.Mark(b * t, "attn: sdpa");
+            ForwardTrace.Mark(t, "attn: sdpa");
             return o_proj.forward(fo);
         }
         if (fusedOut is not null)
@@ -116,16 +116,16 @@ internal sealed class Attention : nn.Module
             // Plain causal prefill/training: expand K/V to all heads so the fused causal kernels apply.
             if (rep > 1)
             {
-                ForwardTrace.Mark(b * t, "attn: (before expand)");
+                ForwardTrace.Mark(t, "attn: (before expand)");
                 var kt = k.shape[2];
                 k = k.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
                 v = v.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
             }
             // q may be a slice of the joint q/k RoPE output (rows strided by the key heads); give the fused
             // kernels a dense tensor.
-            ForwardTrace.Mark(b * t, "attn: kv expand");
+            ForwardTrace.Mark(t, "attn: kv expand");
             var full = nn.functional.scaled_dot_product_attention(q.contiguous(), k, v, is_casual: true);
-            ForwardTrace.Mark(b * t, "attn: sdpa kernel");
+            ForwardTrace.Mark(t, "attn: sdpa kernel");
             return full.transpose(1, 2).reshape(b, t, _heads * _headDim);
         }
         var qf = q.reshape(b, _kvHeads, rep * t, _headDim);

@@ -35,7 +35,7 @@ internal sealed class DecoderLayer : nn.Module
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
     {
         // Temporaries are disposed as soon as they are used, to keep peak memory to what one op needs.
-        var tokens = h.shape[0] * h.shape[1];
+        var tokens = h.shape[1];
         ForwardTrace.Start(tokens);
         Tensor a;
         using (var x = input_layernorm.forward(h))

@@ -51,7 +51,7 @@ internal sealed class DecoderModel : nn.Module
         var device = ids.device;
         positions ??= arange(offset, offset + t, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
 
-        ForwardTrace.Start(b * t);
+        ForwardTrace.BeginForward(t);
         var h = embed_tokens.forward(ids);
         if (_spec.EmbeddingScale is double s)
             h = h * tensor(s, dtype: _dtype, device: device); // the scale is rounded to the model dtype first, as in transformers
@@ -74,7 +74,7 @@ internal sealed class DecoderModel : nn.Module
 
         // Built before the per-layer scopes below, which would otherwise free a mask shared with later layers.
         foreach (var w in _windowOfLayer.Distinct()) MaskFor(w);
-        ForwardTrace.Mark(b * t, "embed, rope tables, masks");
+        ForwardTrace.Mark(t, "embed, rope tables, masks");
         for (int i = 0; i < layers.Count; i++)
         {
             var (cos, sin) = tables[_ropeOfLayer[i]];
@@ -87,9 +87,9 @@ internal sealed class DecoderModel : nn.Module
             h = next;
         }
         cache?.Advance(t);
-        ForwardTrace.Start(b * t);
+        ForwardTrace.Start(t);
         var normed = norm.forward(h);
-        ForwardTrace.Mark(b * t, "final norm");
+        ForwardTrace.Mark(t, "final norm");
         return normed;
     }
 

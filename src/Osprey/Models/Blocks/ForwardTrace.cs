@@ -4,9 +4,10 @@ using static TorchSharp.torch;
 namespace Osprey.Models.Blocks;
 
 /// <summary>
-/// Diagnostic: with <c>OSPREY_TRACE_FORWARD=1</c>, multi-token forwards (prefill, training) synchronise the
-/// GPU after each phase and add its wall time to a per-phase total, printed to stderr at exit. Off by
-/// default, costing one boolean test per phase.
+/// Diagnostic: with <c>OSPREY_TRACE_FORWARD=1</c>, forwards over more than one position (prefill, training)
+/// synchronise the GPU after each phase and record its wall time; the phases of the last such forward are
+/// printed to stderr at exit (earlier ones include one-time start-up costs). Off by default, costing one
+/// boolean test per phase.
 /// </summary>
 internal static class ForwardTrace
 {
@@ -14,6 +15,14 @@ internal static class ForwardTrace
     static readonly Stopwatch Clock = new();
     static readonly Dictionary<string, (double Ms, int Count)> Totals = [];
     static bool _registered;
+
+    /// <summary>A new forward over <paramref name="positions"/> positions begins: forget the previous one.</summary>
+    public static void BeginForward(long positions)
+    {
+        if (!Enabled || positions <= 1) return;
+        Totals.Clear();
+        Start(positions);
+    }
 
     /// <summary>Starts timing the next phase of a forward over <paramref name="tokens"/> positions.</summary>
     public static void Start(long tokens)
@@ -45,7 +54,7 @@ internal static class ForwardTrace
 
     static void Dump()
     {
-        Console.Error.WriteLine("forward trace (multi-token forwards): phase, total ms, calls");
+        Console.Error.WriteLine("forward trace (last forward over more than one position): phase, ms, calls");
         foreach (var (label, (ms, n)) in Totals.OrderByDescending(kv => kv.Value.Ms))
             Console.Error.WriteLine($"  {label,-22} {ms,10:F2} {n,6}");
     }
