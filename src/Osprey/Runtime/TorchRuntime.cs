@@ -16,6 +16,7 @@ public static class TorchRuntime
     /// <summary>Environment variable naming a libtorch lib folder (with libtorch_cuda.so for GPUs).</summary>
     public const string LibTorchVariable = "OSPREY_LIBTORCH";
 
+    const string NotRequested = "not requested";
     static readonly object Gate = new();
     static RuntimeInfo? _info;
 
@@ -48,6 +49,8 @@ public static class TorchRuntime
             case DeviceKind.Cpu:
                 return torch.CPU;
             case DeviceKind.Cuda:
+                if (info.CudaDeviceCount == 0 && info.CudaNote == NotRequested)
+                    throw new OspreyException($"--device {spec} was asked for after libtorch was loaded for the CPU in this process; choose the device before the first model is loaded.");
                 if (info.CudaDeviceCount == 0)
                     throw new OspreyException($"--device {spec} was asked for but no CUDA GPU is usable ({info.CudaNote}); use --device cpu or install PyTorch with CUDA (or set {LibTorchVariable}).");
                 if (spec.Index >= info.CudaDeviceCount)
@@ -106,7 +109,7 @@ public static class TorchRuntime
             {
                 Preload(external);
                 torch.InitializeDeviceType(DeviceType.CPU);
-                return new RuntimeInfo(torch.CPU, external, ReadTorchVersion(external), 0, cudaNote ?? "not requested");
+                return new RuntimeInfo(torch.CPU, external, ReadTorchVersion(external), 0, cudaNote ?? NotRequested);
             }
         }
         try
@@ -118,7 +121,7 @@ public static class TorchRuntime
             throw new OspreyException($"libtorch could not be loaded ({FirstLine(e.Message)}); build Osprey with the CPU libtorch package (the default) or set {LibTorchVariable} to a libtorch lib folder.", e);
         }
         var bundledVersion = File.Exists(Path.Combine(bundled, "libtorch_cpu.so")) ? BundledLibTorchVersion : "unknown";
-        return new RuntimeInfo(torch.CPU, bundled, bundledVersion, 0, cudaNote ?? "not requested");
+        return new RuntimeInfo(torch.CPU, bundled, bundledVersion, 0, cudaNote ?? NotRequested);
     }
 
     /// <summary>The libtorch version of the CPU package Osprey is built against.</summary>

@@ -121,9 +121,9 @@ internal sealed class Attention : nn.Module
                 k = k.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
                 v = v.unsqueeze(2).expand(b, _kvHeads, rep, kt, _headDim).reshape(b, _heads, kt, _headDim);
             }
+            ForwardTrace.Mark(t, "attn: kv expand");
             // q may be a slice of the joint q/k RoPE output (rows strided by the key heads); give the fused
             // kernels a dense tensor.
-            ForwardTrace.Mark(t, "attn: kv expand");
             var full = nn.functional.scaled_dot_product_attention(q.contiguous(), k, v, is_casual: true);
             ForwardTrace.Mark(t, "attn: sdpa kernel");
             return full.transpose(1, 2).reshape(b, t, _heads * _headDim);
