@@ -1,0 +1,69 @@
+using Osprey.Tokenization.Jinja;
+
+namespace Osprey.Tests.Tokenization.Jinja;
+
+public sealed class JinjaTemplateTests
+{
+    private static string Render(string source, Dictionary<string, object?>? variables = null) =>
+        JinjaTemplate.Parse(source).Render(variables ?? []);
+
+    [Fact]
+    public void Accepts_plain_dotnet_values()
+    {
+        var messages = new List<Dictionary<string, object?>>
+        {
+            new() { ["role"] = "user", ["content"] = "hi", ["n"] = 3, ["x"] = 1.5f, ["ok"] = true, ["none"] = null },
+        };
+        var text = Render("{% for m in messages %}{{ m.role }}:{{ m.content }}:{{ m.n + 1 }}:{{ m.x }}:{{ m.ok }}:{{ m.none }}{% endfor %}",
+            new() { ["messages"] = messages });
+        Assert.Equal("user:hi:4:1.5:True:None", text);
+    }
+
+    [Fact]
+    public void Raise_exception_surfaces_the_template_message_exactly()
+    {
+        var e = Assert.Throws<JinjaException>(() => Render("{{ raise_exception('Only user and assistant roles are supported!') }}"));
+        Assert.Equal("Only user and assistant roles are supported!", e.Message);
+        Assert.IsAssignableFrom<OspreyException>(e);
+    }
+
+    [Fact]
+    public void Syntax_errors_name_line_and_column()
+    {
+        var e = Assert.Throws<JinjaException>(() => JinjaTemplate.Parse("line one\n{% if x %}\n  {{ 1 + }}\n{% endif %}"));
+        Assert.Contains("line 3, column 10", e.Message);
+    }
+
+    [Fact]
+    public void Render_errors_name_the_line()
+    {
+        var template = JinjaTemplate.Parse("ok\n\n{{ 1 + 'a' }}");
+        var e = Assert.Throws<JinjaException>(() => template.Render(new Dictionary<string, object?>()));
+        Assert.Contains("line 3", e.Message);
+        Assert.Contains("unsupported operand", e.Message);
+    }
+
+    [Fact]
+    public void Unknown_tags_and_filters_are_errors()
+    {
+        Assert.Throws<JinjaException>(() => JinjaTemplate.Parse("{% include 'x' %}"));
+        Assert.Throws<JinjaException>(() => Render("{{ 1 | nosuchfilter }}"));
+    }
+
+    [Fact]
+    public void Strftime_now_formats_the_current_date()
+    {
+        var text = Render("{{ strftime_now('%Y-%m-%d') }}");
+        var now = DateTime.Now;
+        Assert.Matches(@"^\d{4}-\d{2}-\d{2}$", text);
+        Assert.StartsWith(now.Year.ToString(System.Globalization.CultureInfo.InvariantCulture), text);
+    }
+
+    [Fact]
+    public void A_parsed_template_renders_many_times()
+    {
+        var template = JinjaTemplate.Parse("{{ name }}!");
+        Assert.Equal("a!", template.Render(new Dictionary<string, object?> { ["name"] = "a" }));
+        Assert.Equal("b!", template.Render(new Dictionary<string, object?> { ["name"] = "b" }));
+    }
+}
