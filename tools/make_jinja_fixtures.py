@@ -219,6 +219,51 @@ UNIT = [
     ("error_unclosed_block", "{% if true %}never closed", {}),
 ]
 
+
+# More edge cases: scoping, parsing corners, multimodal content, unicode.
+MM = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "image"}, {"type": "text", "text": " this."}]},
+      {"role": "assistant", "content": "A cat. 😀"}]
+UNIT += [
+    ("scope_counter_in_loop", "{% set c = 0 %}{% for i in [1, 2, 3] %}{% set c = c + 1 %}{{ c }}{% endfor %}{{ c }}", {}),
+    ("scope_if_leaks", "{% if true %}{% set a = 5 %}{% endif %}{{ a }}", {}),
+    ("scope_loop_read_outer", "{% set p = 'P' %}{% for i in [1, 2] %}{{ p }}{{ i }}{% endfor %}", {}),
+    ("scope_nested_loop_var", "{% for a in [[1, 2], [3]] %}{% for b in a %}{{ loop.index }}/{{ loop.length }} {% endfor %}{{ loop.index }}/{{ loop.length }}; {% endfor %}", {}),
+    ("scope_macro_set_local", "{% set x = 1 %}{% macro m() %}{% set x = 2 %}{{ x }}{% endmacro %}{{ m() }}{{ x }}", {}),
+    ("parse_braces_in_strings", "{{ '}}' }}{{ '{%' ~ '%}' }}{{ {'a': {'b': [1, {'c': 2}]}} }}", {}),
+    ("parse_filter_then_call_method", "{{ ('  a b  ' | trim).split(' ') }} {{ 'abc'[1:].upper() }} {{ [3, 1, 2] | sort | first }}", {}),
+    ("parse_filter_no_parens_compare", "{{ l | length > 2 }} {{ not l | length }} {{ l | length + 1 }}", V),
+    ("parse_ternary_in_set", "{% set m = msgs[0]['content'] if msgs[0]['role'] == 'system' else '' %}[{{ m }}]", V),
+    ("parse_multiline_tag", "{{\n  'a'\n  ~ 'b'\n}}{%\n  if true\n%}c{% endif %}", {}),
+    ("parse_dotted_index", "{{ msgs.0.role }} {{ msgs.2['content'] }}", V),
+    ("parse_is_test_in_condition", "{% if n is divisibleby 7 and n is odd %}yes{% endif %}{{ 'x' if n is number else 'y' }}", V),
+    ("parse_not_in_and_precedence", "{{ not 1 in [1] }} {{ not (1 in [2]) }} {{ 1 in [1] and 2 not in [1] }}", {}),
+    ("parse_comment_strip_both", "a\n{#- c -#}\nb\n  {#+ keep +#}\nc", {}),
+    ("parse_set_then_trim", "{% set a = 1 -%}\n\n   x{%- set b = 2 %}\ny", {}),
+    ("ws_nested_blocks_indented", "<ul>\n  {% for x in l %}\n    {% if x != 'b' %}\n    <li>{{ x }}</li>\n    {% endif %}\n  {% endfor %}\n</ul>\n", V),
+    ("ws_var_minus_newlines", "a\n\n{{- 'b' -}}\n\nc", {}),
+    ("ws_minus_into_lstrip", "x\n    {%- if t %}\n    y\n    {% endif -%}\n    z", V),
+    ("multimodal_content", "{% for m in msgs %}{% if m.content is string %}{{ m.content }}{% else %}{% for c in m.content %}{% if c.type == 'text' %}{{ c.text }}{% elif c.type == 'image' %}<image>{% endif %}{% endfor %}{% endif %}|{% endfor %}", {"msgs": MM}),
+    ("unicode_len_slice", "{{ 'a😀b' | length }} {{ 'a😀b'[1] }} {{ 'a😀b'[::-1] }} {{ 'a😀b' | tojson }} {{ ['😀'] }}", {}),
+    ("unicode_upper", "{{ 'éà' | upper }} {{ 'ÉÀ'.lower() }}", {}),
+    ("numbers_division_repr", "{{ 1 / 3 }} {{ 10 / 4 }} {{ 2 ** -1 }} {{ 1e16 }} {{ 123456789012345678 }} {{ 0.0001 }} {{ 0.00001 }} {{ -0.5 }} {{ 3.0 * 2 }} {{ 7 // 2.0 }} {{ 7.5 % 2 }}", {}),
+    ("numbers_json", "{{ [1.0, 2.5, 1e-7, 100000000000000000000.0, -0.0] | tojson }}", {}),
+    ("default_attr_chain", "{{ msgs[0].tool_calls | default([]) | length }} {{ msgs[0].nope is defined }} {{ (msgs[0].nope or 'fallback') }}", V),
+    ("select_filter_count", "{{ msgs | selectattr('role', 'equalto', 'user') | list | length }} {{ msgs | map(attribute='role') | select('in', ['user', 'assistant']) | list }}", V),
+    ("loop_filtered_last", "{% for m in msgs if m.role != 'system' %}{{ m.role }}{% if not loop.last %},{% endif %}{% endfor %}", V),
+    ("namespace_list_accumulate", "{% set ns = namespace(items=[]) %}{% for m in msgs %}{% set ns.items = ns.items + [m.role[:1]] %}{% endfor %}{{ ns.items | join('') }}", V),
+    ("string_concat_none", "{{ 'a' ~ z }} {{ z | string }} {{ [z] }}", V),
+    ("strip_split_join", "{{ '  line1\\nline2  '.strip().split('\\n') | join(' / ') }}", {}),
+    ("dict_repr_keys", "{{ {1: 'a', 'b': 2.0, 'c': none} }} {{ {1: 'a'} | tojson }}", {}),
+    ("tojson_nested_tuple", "{{ (1, 'a', [none]) | tojson }} {{ d | tojson(indent=1) }}", V),
+    ("macro_recursion_and_args", "{% macro fmt(v) %}{% if v is mapping %}{{ '{' }}{% for k, x in v.items() %}{{ k }}:{{ fmt(x) }}{% if not loop.last %},{% endif %}{% endfor %}{{ '}' }}{% elif v is string %}'{{ v }}'{% else %}{{ v }}{% endif %}{% endmacro %}{{ fmt({'a': 1, 'b': {'c': 'x'}}) }}", {}),
+    ("truthiness_strings", "{% if 'False' %}t{% endif %}{% if '0' %}t{% endif %}{% if ' ' %}t{% endif %}", {}),
+    ("compare_mixed_eq", "{{ 'a' == 1 }} {{ none == false }} {{ [] == [] }} {{ {'a': 1} == {'a': 1} }} {{ 1.5 > 1 }}", {}),
+    ("error_none_len", "{{ z | length }}", V),
+    ("error_items_on_list", "{{ l.items() }}", V),
+    ("error_compare_types", "{{ 1 < 'a' }}", {}),
+    ("raise_in_macro", "{% macro check(r) %}{% if r not in ['user', 'assistant'] %}{{ raise_exception('Unknown role: ' + r) }}{% endif %}{% endmacro %}{% for m in msgs %}{{ check(m.role) }}{% endfor %}", V),
+]
+
 # --- conversations for the real templates -------------------------------------------------------------------
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather for a city.",
           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Zürich"},
