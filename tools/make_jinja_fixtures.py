@@ -287,6 +287,14 @@ CONVS = {
               {"role": "assistant", "content": "<think>\nSimple arithmetic.\n</think>\n\n2+2 = 4."},
               {"role": "user", "content": "And 3+3?"},
               {"role": "assistant", "content": "<think>\nAgain simple.\n</think>\n\n6."}],
+    "mistral_tools": [{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Weather in Oslo?"},
+                      {"role": "assistant", "tool_calls": [{"id": "abc123xyz", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]},
+                      {"role": "tool", "tool_call_id": "abc123xyz", "content": "{'temp': -3}"},
+                      {"role": "assistant", "content": " Cold: -3. "},
+                      {"role": "user", "content": "Thanks"}],
+    "mistral_bad_id": [{"role": "user", "content": "Weather?"},
+                       {"role": "assistant", "tool_calls": [{"id": "short", "type": "function", "function": {"name": "f", "arguments": {}}}]}],
     "bad_alternation": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}],
     "deepseek_tools": [{"role": "system", "content": "SYS"},
                        {"role": "user", "content": "Weather?"},
@@ -309,12 +317,15 @@ for tname, convs in [
     ("qwen3", ["sys", "nosys", "tools", "think"]),
     ("deepseek", ["sys", "nosys", "think", "deepseek_tools"]),
     ("zephyr_indented", ["sys", "nosys"]),
+    ("llama2", ["sys", "nosys", "bad_alternation"]),
+    ("phi3", ["sys", "nosys"]),
+    ("mistral_tools", ["sys", "nosys", "mistral_tools", "mistral_bad_id", "bad_alternation"]),
 ]:
     for conv in convs:
         for agp in (True, False):
             base = {"messages": CONVS[conv], "add_generation_prompt": agp, **SPECIAL}
             REAL.append((f"{tname}_{conv}_gen{int(agp)}", TEMPLATES[tname], base))
-        if conv == "tools" or (tname in ("qwen25", "qwen3") and conv == "sys"):
+        if conv in ("tools", "mistral_tools") or (tname in ("qwen25", "qwen3") and conv == "sys"):
             REAL.append((f"{tname}_{conv}_with_tools", TEMPLATES[tname],
                          {"messages": CONVS[conv], "add_generation_prompt": True, "tools": TOOLS, **SPECIAL}))
     if tname == "qwen3":
