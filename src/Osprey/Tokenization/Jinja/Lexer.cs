@@ -262,7 +262,8 @@ internal sealed class Lexer
         }
         var text = _src[start.._pos].Replace("_", "");
         if (isFloat) Add(TokenKind.Float, text, start, double.Parse(text, CultureInfo.InvariantCulture));
-        else Add(TokenKind.Integer, text, start, long.Parse(text, CultureInfo.InvariantCulture));
+        else if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var integer)) Add(TokenKind.Integer, text, start, integer);
+        else throw Error(start, $"the integer {text} is too large (Osprey's integers are 64-bit).");
     }
 
     private void SkipDigits()

@@ -56,7 +56,10 @@ internal sealed class Renderer
 {
     private enum Flow { Normal, Break, Continue }
 
+    private const int MaxMacroDepth = 200;
+
     private readonly Scope _root;
+    private int _macroDepth;
     private int _line;
     private int _col;
 
@@ -83,8 +86,9 @@ internal sealed class Renderer
         {
             throw new JinjaException($"Template error at line {_line}, column {_col}: {e.Message}.", e);
         }
-        catch (Exception e) when (e is InvalidCastException or ArgumentException or OverflowException or FormatException or IndexOutOfRangeException or DivideByZeroException)
+        catch (Exception e) when (e is not JinjaException and not OutOfMemoryException)
         {
+            // A .NET failure inside a value operation is still the template's problem: report where it happened.
             throw new JinjaException($"Template error at line {_line}, column {_col}: {e.Message}", e);
         }
         return sb.ToString();
@@ -227,10 +231,13 @@ internal sealed class Renderer
             else scope.Vars[name] = def is null ? new Undefined($"parameter '{name}' was not provided") : Eval(def, scope);
         }
         if (kwargs.Count > 0) throw new RenderError($"macro '{m.Name}' takes no keyword argument '{kwargs.Keys.First()}'");
+        // Runaway recursion must end as a template error, not a stack overflow of the host process.
+        if (++_macroDepth > MaxMacroDepth) throw new RenderError($"macro '{m.Name}' recursed more than {MaxMacroDepth} levels deep");
         var sb = new StringBuilder();
         var line = _line;
         var col = _col;
         Exec(m.Body, scope, sb);
+        _macroDepth--;
         _line = line;
         _col = col;
         return sb.ToString();

@@ -66,4 +66,27 @@ public sealed class JinjaTemplateTests
         Assert.Equal("a!", template.Render(new Dictionary<string, object?> { ["name"] = "a" }));
         Assert.Equal("b!", template.Render(new Dictionary<string, object?> { ["name"] = "b" }));
     }
+
+    [Fact]
+    public void Runaway_macro_recursion_is_a_template_error()
+    {
+        var e = Assert.Throws<JinjaException>(() => Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"));
+        Assert.Contains("recursed", e.Message);
+    }
+
+    [Fact]
+    public void Integer_literals_beyond_64_bits_are_a_syntax_error()
+    {
+        var e = Assert.Throws<JinjaException>(() => JinjaTemplate.Parse("{{ 99999999999999999999999 }}"));
+        Assert.Contains("line 1, column 4", e.Message);
+    }
+
+    [Fact]
+    public void Json_elements_convert_on_entry()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("""{"messages": [{"role": "user", "content": "hé", "n": 2, "x": 2.0, "ok": false, "none": null}]}""");
+        var variables = new Dictionary<string, object?> { ["messages"] = doc.RootElement.GetProperty("messages") };
+        var text = Render("{{ messages | tojson }}|{{ messages[0].n * 2 }}|{{ messages[0].x }}", variables);
+        Assert.Equal("""[{"role": "user", "content": "hé", "n": 2, "x": 2.0, "ok": false, "none": null}]|4|2.0""", text);
+    }
 }
