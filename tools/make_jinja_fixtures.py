@@ -264,6 +264,13 @@ UNIT += [
     ("raise_in_macro", "{% macro check(r) %}{% if r not in ['user', 'assistant'] %}{{ raise_exception('Unknown role: ' + r) }}{% endif %}{% endmacro %}{% for m in msgs %}{{ check(m.role) }}{% endfor %}", V),
 ]
 
+UNIT += [
+    ("with_block", "{% set a = 'outer' %}{% with a = 'inner', b = 2 %}{{ a }}{{ b }}{% endwith %}{{ a }}[{{ b }}]", {}),
+    ("percent_format", "{{ '%s-%s' % (1, 'a') }}|{{ '%d' % 3.7 }}|{{ '%05.2f' % 3.14159 }}|{{ '%5s|%-5s|' % ('ab', 'cd') }}|{{ '%(x)s=%(y)d' % {'x': 'k', 'y': 4} }}|{{ '100%%' % () }}|{{ '%r' % 'q' }}|{{ '%x %X %o %#x' % (255, 255, 8, 255) }}|{{ '%.3e' % 12345.678 }}|{{ '%+d % d' % (5, 5) }}|{{ '%s' % [1, 2] }}", {}),
+    ("percent_format_single", "{{ 'Hello %s!' % name }} {{ '%s' % none }} {{ '%.1f%%' % 99.95 }}", {"name": "Ann"}),
+    ("error_percent_missing", "{{ '%s %s' % ('one',) }}", {}),
+]
+
 # --- conversations for the real templates -------------------------------------------------------------------
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather for a city.",
           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Zürich"},

@@ -12,6 +12,8 @@ internal static class Arithmetic
         if (Py.IsNumber(a) && Py.IsNumber(b)) return Numeric(op, a, b);
         switch (op)
         {
+            case "%" when a is string format:
+                return PercentFormat.Apply(format, b);
             case "+" when a is string s && b is string t:
                 return s + t;
             case "+" when a is List<object?> l && b is List<object?> m:

@@ -62,6 +62,8 @@ internal sealed record FilterBlockStmt(List<(string Name, Args Args)> Filters, L
 
 internal sealed record MacroStmt(string Name, List<(string Name, Expr? Default)> Params, List<Stmt> Body, int Line, int Col) : Stmt(Line, Col);
 
+internal sealed record WithStmt(List<(string Name, Expr Value)> Assignments, List<Stmt> Body, int Line, int Col) : Stmt(Line, Col);
+
 internal sealed record BlockStmt(List<Stmt> Body, int Line, int Col) : Stmt(Line, Col);
 
 internal sealed record BreakStmt(int Line, int Col) : Stmt(Line, Col);

@@ -129,6 +129,22 @@ internal sealed class Parser
                 ExpectBlockEnd();
                 return new BlockStmt(body, t.Line, t.Column);
             }
+            case "with":
+            {
+                var assignments = new List<(string, Expr)>();
+                while (Current.Kind != TokenKind.BlockEnd)
+                {
+                    if (assignments.Count > 0) ExpectOp(",");
+                    var name = ExpectName();
+                    ExpectOp("=");
+                    assignments.Add((name, ParseExpr()));
+                }
+                ExpectBlockEnd();
+                var body = ParseBody(["endwith"], out _);
+                Next();
+                ExpectBlockEnd();
+                return new WithStmt(assignments, body, t.Line, t.Column);
+            }
             case "break":
                 ExpectBlockEnd();
                 return new BreakStmt(t.Line, t.Column);

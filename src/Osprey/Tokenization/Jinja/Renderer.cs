@@ -153,6 +153,14 @@ internal sealed class Renderer
             case MacroStmt m:
                 scope.Vars[m.Name] = new Macro(m, scope);
                 return Flow.Normal;
+            case WithStmt w:
+            {
+                // The values are computed in the enclosing scope; the names exist only inside the block.
+                var values = w.Assignments.Select(a => Eval(a.Value, scope)).ToList();
+                var inner = new Scope(scope);
+                for (var i = 0; i < values.Count; i++) inner.Vars[w.Assignments[i].Name] = values[i];
+                return Exec(w.Body, inner, sb);
+            }
             case BlockStmt blk:
                 return Exec(blk.Body, scope, sb);
             case BreakStmt:
