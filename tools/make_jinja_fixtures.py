@@ -271,6 +271,24 @@ UNIT += [
     ("error_percent_missing", "{{ '%s %s' % ('one',) }}", {}),
 ]
 
+UNIT += [
+    ("ws_leading_spaces_start", "   {% if true %}x{% endif %}", {}),
+    ("ws_spaces_before_newline_after_tag", "{% if t %}   \n  {% endif %}|", V),
+    ("ws_comment_in_loop", "{% for x in l %}\n  {# note #}\n  {{ x }}\n{% endfor %}", V),
+    ("ws_mixed_real", "{%- for m in msgs %}\n<{{ m.role }}>\n{{- m.content -}}\n</{{ m.role }}>\n{% endfor -%}\nEND", V),
+    ("slices_more", "{{ l[1:-1] }} {{ l[-1:0:-1] }} {{ s[100:] }} {{ s[::-2] }} {{ l[-100:1] }} {{ l[:-5] }}", V),
+    ("arith_more", "{{ -7 / 2 }} {{ 7 % -3 }} {{ -7.5 // 2 }} {{ 2 ** 0.5 }} {{ 0.1 * 3 }} {{ true + 1 }} {{ 'x' * 0 }} {{ [1, 2] * 2 }} {{ 3 * 'ab' }} {{ 1e300 * 1e10 }} {{ -0.0 }}", {}),
+    ("compare_more", "{{ 'ab' < 'abc' }} {{ [1, 2] < [1, 3] }} {{ none is none }} {{ 1 is sameas 1 }} {{ 'B' < 'a' }} {{ 1.0 == 1 }} {{ {1.0: 'a'}[1] }}", {}),
+    ("filters_more", "{{ {'b': 1, 'A': 2} | dictsort(true) }} {{ 'a-b_c d(e' | title }} {{ '  ' | trim | length }} {{ 'Hi' | replace('', '-') }} {{ [1, 'a'] | join(', ') }} {{ l | first | upper }} {{ 5 | string | length }} {{ l | map('length') | list }} {{ [1, 2, 3] | sum(start=10) }} {{ 'abc' | center(9) }}|{{ 'ab' | center(7) }}|", V),
+    ("filter_format", "{{ '%s and %d' | format('x', 4) }} {{ '%(a)s' | format(a='kw') }}", {}),
+    ("str_methods_more", "{{ 'a\\tb  c'.split() }} {{ 'abc'.startswith('') }} {{ 'aaa'.count('aa') }} {{ '{0}{1}{0}'.format('a', 'b') }} {{ 'abcabc'.find('b', 2) }} {{ 'abcabc'.rfind('b') }} {{ 'x'.join(['1', '2']) }} {{ 'ab12'.isalnum() }} {{ '12'.isdigit() }}", {}),
+    ("namespace_repr_and_loop_outside", "{% set ns = namespace(a=1) %}{{ ns }} [{{ loop }}] {{ loop is defined }}", {}),
+    ("for_unpack_lists", "{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }} {% endfor %}{% for x in [1, 2, 3] %}{{ loop.previtem is defined }}{% endfor %}", {}),
+    ("for_break_length", "{% for x in [1, 2, 3, 4] %}{{ loop.length }}{% if loop.index == 2 %}{% break %}{% endif %}{% endfor %}", {}),
+    ("misc_exprs", "{{ d['x'] + d.x }} {{ 'abc'[0:2] ~ 'abc'[-1] }} {{ 'a' 'b' ~ 'c' }} {{ l[n] }}| {{ none | default('x', true) }} {{ 1 if none is none }}", V),
+    ("error_split_empty", "{{ 'abc'.split('') }}", {}),
+]
+
 # --- conversations for the real templates -------------------------------------------------------------------
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather for a city.",
           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Zürich"},

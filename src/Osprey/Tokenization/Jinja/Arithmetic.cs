@@ -48,11 +48,12 @@ internal static class Arithmetic
         if (Py.IsInt(a) && Py.IsInt(b))
         {
             long x = Py.ToLong(a), y = Py.ToLong(b);
+            // Python integers are unbounded; 64-bit overflow is reported rather than wrapped.
             switch (op)
             {
-                case "+": return x + y;
-                case "-": return x - y;
-                case "*": return x * y;
+                case "+": return checked(x + y);
+                case "-": return checked(x - y);
+                case "*": return checked(x * y);
                 case "/":
                     if (y == 0) throw new RenderError("division by zero");
                     return (double)x / y;
@@ -66,7 +67,7 @@ internal static class Arithmetic
                     if (y >= 0)
                     {
                         long r = 1;
-                        for (var i = 0; i < y; i++) r *= x;
+                        for (var i = 0; i < y; i++) r = checked(r * x);
                         return r;
                     }
                     return Math.Pow(x, y);

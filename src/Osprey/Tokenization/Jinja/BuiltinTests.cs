@@ -34,7 +34,9 @@ internal static class BuiltinTests
             case "in": return Py.Contains(Arg(0), value);
             case "lower": return Py.Str(value) is var l && l == l.ToLowerInvariant();
             case "upper": return Py.Str(value) is var u && u == u.ToUpperInvariant();
-            case "sameas": return value is null ? Arg(0) is null : value is bool b ? Arg(0) is bool c && b == c : ReferenceEquals(value, Arg(0));
+            // Python identity: None/True/False are singletons and equal small values share one object; boxed
+            // .NET values never do, so value types of the same type compare by value.
+            case "sameas": return value is null ? Arg(0) is null : value is bool or long or double or string ? value.GetType() == Arg(0)?.GetType() && value.Equals(Arg(0)) : ReferenceEquals(value, Arg(0));
             default: throw new RenderError($"No test named '{name}'");
         }
     }

@@ -216,6 +216,8 @@ internal static partial class Filters
                 var left = (width - s.Length) / 2 + ((width - s.Length) % 2 == 1 && width % 2 == 1 ? 1 : 0);
                 return new string(' ', left) + s + new string(' ', width - s.Length - left);
             }
+            case "format":
+                return PercentFormat.Apply(Py.Str(value), kwargs.Count > 0 ? KwargsDict(kwargs) : args.ToArray());
             case "attr":
                 return Renderer.GetAttr(value, Py.Str(Arg(0, "name")));
             case "pprint":
@@ -223,6 +225,13 @@ internal static partial class Filters
             default:
                 throw new RenderError($"No filter named '{name}'");
         }
+    }
+
+    private static Dictionary<object, object?> KwargsDict(Dictionary<string, object?> kwargs)
+    {
+        var d = Py.NewDict();
+        foreach (var (k, v) in kwargs) d[k] = v;
+        return d;
     }
 
     /// <summary>Jinja2's test dispatch for select/reject: no test means truthiness.</summary>

@@ -88,7 +88,11 @@ internal static class Methods
             case "lower": return s.ToLowerInvariant();
             case "title": return PyTitle(s);
             case "capitalize": return s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();
-            case "find": return (long)s.IndexOf(Py.Str(Arg(args, kwargs, 0, "sub")), StringComparison.Ordinal);
+            case "find":
+            {
+                var start = Arg(args, kwargs, 1, "start") is { } st ? (int)Math.Clamp(Py.ToLong(st) < 0 ? Py.ToLong(st) + s.Length : Py.ToLong(st), 0, s.Length) : 0;
+                return (long)s.IndexOf(Py.Str(Arg(args, kwargs, 0, "sub")), start, StringComparison.Ordinal);
+            }
             case "rfind": return (long)s.LastIndexOf(Py.Str(Arg(args, kwargs, 0, "sub")), StringComparison.Ordinal);
             case "index":
             {

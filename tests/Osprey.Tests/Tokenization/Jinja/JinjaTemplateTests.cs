@@ -89,4 +89,12 @@ public sealed class JinjaTemplateTests
         var text = Render("{{ messages | tojson }}|{{ messages[0].n * 2 }}|{{ messages[0].x }}", variables);
         Assert.Equal("""[{"role": "user", "content": "hé", "n": 2, "x": 2.0, "ok": false, "none": null}]|4|2.0""", text);
     }
+
+    [Fact]
+    public void Integer_overflow_is_an_error_not_a_wrapped_value()
+    {
+        // Python's integers are unbounded; Osprey's are 64-bit, so it refuses rather than print a wrong number.
+        var e = Assert.Throws<JinjaException>(() => Render("{{ 10 ** 30 }}"));
+        Assert.Contains("line 1", e.Message);
+    }
 }
