@@ -373,3 +373,46 @@ MISTRAL_TOOLS = r"""{%- if messages[0]["role"] == "system" %}
 """
 
 TEMPLATES.update({"llama2": LLAMA2, "phi3": PHI3, "mistral_tools": MISTRAL_TOOLS})
+
+# A tool-schema renderer in the style of recent tool-calling templates: recursive macros, dict iteration with
+# loop filters, 'in' on mappings, joiner-style separators, whitespace-stripping macro bodies.
+TS_TOOLS = r"""{%- macro render_type(spec, required=[], nullable=false) -%}
+    {%- if spec.type is defined and spec.type is string -%}
+        {%- set t = spec.type | lower -%}
+    {%- else -%}
+        {%- set t = 'any' -%}
+    {%- endif -%}
+    {%- if 'enum' in spec -%}
+        {{- spec.enum | map('tojson') | join(' | ') -}}
+    {%- elif t == 'array' -%}
+        {{- render_type(spec['items']) ~ '[]' if spec['items'] is defined else 'any[]' -}}
+    {%- elif t == 'object' and spec.properties is defined -%}
+        {{- '{' -}}
+        {%- for name, prop in spec.properties.items() if name not in ['internal'] -%}
+            {{- name }}{{ '' if name in (spec.required or []) else '?' }}: {{ render_type(prop) -}}
+            {%- if not loop.last %}, {% endif -%}
+        {%- endfor -%}
+        {{- '}' -}}
+    {%- elif t in ['integer', 'number'] -%}
+        number
+    {%- else -%}
+        {{- t -}}
+    {%- endif -%}
+    {%- if nullable %} | null{% endif -%}
+{%- endmacro -%}
+{%- if tools is defined and tools %}
+<|tools|>
+{% for tool in tools %}
+{% set f = tool.function if tool.function is defined else tool %}
+// {{ f.description | default('No description.') | trim }}
+type {{ f.name }} = (_: {{ render_type(f.parameters) }}) => any;
+{% endfor %}
+<|/tools|>
+{% endif %}
+{% for m in messages %}
+<|{{ m.role }}|>{{ m.content if m.content is string else (m.content | tojson) }}
+{% endfor %}
+{% if add_generation_prompt %}<|assistant|>{% endif %}
+"""
+
+TEMPLATES["ts_tools"] = TS_TOOLS

@@ -290,6 +290,13 @@ UNIT += [
 ]
 
 # --- conversations for the real templates -------------------------------------------------------------------
+TOOLS_RICH = [{"type": "function", "function": {"name": "search", "description": "  Search the web.  ",
+               "parameters": {"type": "object", "required": ["query"], "properties": {
+                   "query": {"type": "string"}, "limit": {"type": "integer"}, "internal": {"type": "string"},
+                   "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}},
+                   "filters": {"type": "object", "properties": {"site": {"type": "string"}, "after": {"type": "Number"}}},
+                   "any": {}}}}},
+              {"name": "bare_tool", "parameters": {"type": "object", "properties": {}}}]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather for a city.",
           "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Zürich"},
                                                           "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
@@ -345,6 +352,7 @@ for tname, convs in [
     ("llama2", ["sys", "nosys", "bad_alternation"]),
     ("phi3", ["sys", "nosys"]),
     ("mistral_tools", ["sys", "nosys", "mistral_tools", "mistral_bad_id", "bad_alternation"]),
+    ("ts_tools", ["sys"]),
 ]:
     for conv in convs:
         for agp in (True, False):
@@ -353,6 +361,9 @@ for tname, convs in [
         if conv in ("tools", "mistral_tools") or (tname in ("qwen25", "qwen3") and conv == "sys"):
             REAL.append((f"{tname}_{conv}_with_tools", TEMPLATES[tname],
                          {"messages": CONVS[conv], "add_generation_prompt": True, "tools": TOOLS, **SPECIAL}))
+    if tname == "ts_tools":
+        REAL.append(("ts_tools_rich", TEMPLATES[tname],
+                     {"messages": CONVS["tools"], "add_generation_prompt": True, "tools": TOOLS_RICH, **SPECIAL}))
     if tname == "qwen3":
         for think in (True, False):
             REAL.append((f"qwen3_think_enable_thinking_{int(think)}", TEMPLATES[tname],

@@ -40,9 +40,4 @@ internal static class BuiltinTests
             default: throw new RenderError($"No test named '{name}'");
         }
     }
-
-    public static bool Exists(string name) => name is "defined" or "undefined" or "none" or "string" or "number" or "integer"
-        or "float" or "boolean" or "true" or "false" or "mapping" or "iterable" or "sequence" or "callable" or "equalto" or "=="
-        or "eq" or "ne" or "!=" or "lt" or "<" or "lessthan" or "le" or "<=" or "gt" or ">" or "greaterthan" or "ge" or ">="
-        or "odd" or "even" or "divisibleby" or "in" or "lower" or "upper" or "sameas";
 }
