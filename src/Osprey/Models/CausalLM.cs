@@ -41,7 +41,9 @@ public sealed class CausalLM : nn.Module
     /// <summary>
     /// Loads a model folder (config.json + safetensors) onto <paramref name="device"/> in
     /// <paramref name="dtype"/>, one tensor at a time. Loading is strict: a missing, unexpected or
-    /// mis-shaped tensor is an error naming it.
+    /// mis-shaped tensor is an error naming it. Call <see cref="TorchRuntime.Initialize"/> first (the
+    /// <see cref="ModelLoadOptions"/> overload does): the first use of TorchSharp otherwise loads its own
+    /// CPU libtorch, which a GPU-only build lacks.
     /// </summary>
     public static CausalLM Load(string directory, Device device, ScalarType dtype)
     {
