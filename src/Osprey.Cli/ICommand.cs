@@ -33,4 +33,11 @@ public interface ICommand
     /// <returns>The process exit code: 0 on success.</returns>
     /// <exception cref="UserError">Anything the user can fix; it becomes one line on stderr and exit code 2.</exception>
     int Run(OptionReader options, TextWriter stdout, TextWriter stderr);
+
+    /// <summary>
+    /// <see cref="Run(OptionReader, TextWriter, TextWriter)"/> with the input stream too. Verbs that read stdin
+    /// (<c>osprey tokenize</c>, interactive <c>osprey infer</c>) implement this overload; the default ignores
+    /// <paramref name="stdin"/>. <see cref="OspreyApp"/> always calls this one.
+    /// </summary>
+    int Run(OptionReader options, TextReader stdin, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr);
 }

@@ -22,20 +22,28 @@ public static class OspreyApp
     private const string Description = "run, fine-tune and serve Hugging Face language models from .NET";
 
     /// <summary>The process entry point.</summary>
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args) => Run(args, Console.In, Console.Out, Console.Error, CommandRegistry.Default);
 
-    /// <summary>Runs <c>osprey</c> with <paramref name="args"/> and the built-in commands.</summary>
+    /// <summary>Runs <c>osprey</c> with <paramref name="args"/> and the built-in commands; stdin is the console's.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
-        Run(args, stdout, stderr, CommandRegistry.Default);
+        Run(args, Console.In, stdout, stderr, CommandRegistry.Default);
 
-    /// <summary>Runs <c>osprey</c> with <paramref name="args"/> and the commands of <paramref name="registry"/>.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CommandRegistry registry)
+    /// <summary>Runs <c>osprey</c> with <paramref name="args"/> and the built-in commands, reading input from <paramref name="stdin"/>.</summary>
+    public static int Run(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr) =>
+        Run(args, stdin, stdout, stderr, CommandRegistry.Default);
+
+    /// <summary>Runs <c>osprey</c> with <paramref name="args"/> and the commands of <paramref name="registry"/>; stdin is the console's.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CommandRegistry registry) =>
+        Run(args, Console.In, stdout, stderr, registry);
+
+    /// <summary>Runs <c>osprey</c> with <paramref name="args"/>, input from <paramref name="stdin"/> and the commands of <paramref name="registry"/>.</summary>
+    public static int Run(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr, CommandRegistry registry)
     {
         // Known before parsing, so that errors in parsing itself can show their stack with --debug.
         var debug = args.Any(IsDebugFlag);
         try
         {
-            return Dispatch(args, stdout, stderr, registry, ref debug);
+            return Dispatch(args, stdin, stdout, stderr, registry, ref debug);
         }
         catch (OspreyException e) // UserError and the library's user-fixable errors
         {
@@ -73,7 +81,7 @@ public static class OspreyApp
         ?? typeof(OspreyApp).Assembly.GetName().Version?.ToString()
         ?? "unknown";
 
-    private static int Dispatch(string[] args, TextWriter stdout, TextWriter stderr, CommandRegistry registry, ref bool debug)
+    private static int Dispatch(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr, CommandRegistry registry, ref bool debug)
     {
         // Before the verb only global flags make sense: --help, --version and --debug.
         var i = 0;
@@ -122,7 +130,7 @@ public static class OspreyApp
 
         var options = new OptionReader(ParsedArgs.Parse(rest), command.Name);
         debug |= options.Bool("debug", false);
-        var exitCode = command.Run(options, stdout, stderr);
+        var exitCode = command.Run(options, stdin, stdout, stderr);
 
         // A verb that never checks would silently ignore misspelt flags, the mistake that costs a user a
         // training run; fail loudly so the verb's author notices in the first test.

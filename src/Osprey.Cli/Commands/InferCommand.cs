@@ -1,21 +1,38 @@
+using System.Diagnostics;
 using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
 using Osprey.Cli.Args;
+using Osprey.Cli.Chat;
 using Osprey.Inference;
 using Osprey.Models;
 
 namespace Osprey.Cli.Commands;
 
 /// <summary>
-/// <c>osprey infer</c>: generate from token-id prompts. Without --model it runs a built-in tiny random
-/// Llama so the whole path works with no download. Text prompts arrive with the tokenizer.
+/// <c>osprey infer</c>, three ways: an interactive chat on stdin (the default), a batch over a dataset
+/// (<c>--val_dataset</c>, ms-swift's messages or query rows, results as JSON lines) or raw token ids
+/// (<c>--input_ids</c>). Without --model it runs a built-in tiny random Llama so the whole path works with no
+/// download.
 /// </summary>
 internal sealed class InferCommand : ICommand
 {
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    /// <summary>What the interactive chat prints before reading a line, as ms-swift's does.</summary>
+    internal const string Prompt = "<<< ";
+
     public string Name => "infer";
 
-    public string Summary => "Generate tokens from a model (without --model: a built-in tiny random demo model).";
+    public string Summary => "Chat with a model, answer a dataset, or generate from token ids (without --model: a tiny random demo model).";
 
     public string Usage => ModelFlags.Help +
+        "  --val_dataset FILE...    Answer every row of these JSON-lines files ({\"messages\": [...]} or {\"query\": ...})\n" +
+        "                           instead of chatting on stdin.\n" +
+        "  --result_path FILE       Write the rows with their \"response\" to FILE (default: stdout).\n" +
+        "  --max_batch_size N       Rows generated together as one left-padded batch (default 1).\n" +
+        "  --system TEXT            System message; replaces the rows' own.\n" +
+        "  --template FILE|NAME     Chat template: a Jinja file or a named template of the tokenizer (default: its own).\n" +
         "  --input_ids IDS          Prompt token ids, comma or space separated; several prompts with ';' (batched).\n" +
         "  --max_new_tokens N       Tokens to generate at most (default: generation_config.json, else 256).\n" +
         "  --do_sample BOOL         Sample instead of greedy decoding (default: generation_config.json, else false).\n" +
@@ -25,13 +42,22 @@ internal sealed class InferCommand : ICommand
         "  --repetition_penalty X   Penalise tokens already seen (1 = off).\n" +
         "  --seed N                 Seed for sampling (default 42).\n" +
         "  --ignore_eos BOOL        Keep generating past end-of-sequence tokens.\n" +
-        "  --stream BOOL            Print each token as it is generated (one prompt only).\n" +
-        "  --infer_backend pt       Inference engine; only the built-in 'pt' exists.\n";
+        "  --stream BOOL            Print the reply as it is generated (default: true in the chat, else false).\n" +
+        "  --infer_backend pt       Inference engine; only the built-in 'pt' exists.\n" +
+        "\n" +
+        "In the chat, 'clear' forgets the conversation and 'exit', 'quit' or end of input stop.\n";
 
-    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, Console.In, stdout, stderr);
+
+    public int Run(OptionReader options, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var flags = ModelFlags.Read(options);
         var ids = options.String("input_ids");
+        var datasets = options.List("val_dataset");
+        var resultPath = options.String("result_path");
+        var maxBatch = options.Int("max_batch_size");
+        var system = options.String("system");
+        var template = options.String("template");
         var maxNew = options.Int("max_new_tokens");
         var doSample = options.Bool("do_sample");
         var temperature = options.Double("temperature");
@@ -40,10 +66,26 @@ internal sealed class InferCommand : ICommand
         var penalty = options.Double("repetition_penalty");
         var seed = options.Long("seed", 42);
         var ignoreEos = options.Bool("ignore_eos", false);
-        var stream = options.Bool("stream", false);
+        var stream = options.Bool("stream");
         var backend = options.String("infer_backend", "pt");
         options.EnsureNoUnknownFlags();
         if (backend != "pt") throw new UserError($"--infer_backend {backend} is not available; Osprey's engine is 'pt' (vllm/sglang/lmdeploy are Python-only).");
+
+        var mode = ids is not null ? Mode.Ids : datasets.Count > 0 ? Mode.Dataset : Mode.Chat;
+        if (ids is not null && datasets.Count > 0) throw new UserError("--input_ids and --val_dataset both give the prompts; use one.");
+        if (maxBatch is < 1) throw new UserError($"--max_batch_size must be 1 or more, got {maxBatch}.");
+        if (mode != Mode.Dataset)
+        {
+            var stray = new[] { ("result_path", resultPath is not null), ("max_batch_size", maxBatch is not null) }.FirstOrDefault(f => f.Item2).Item1;
+            if (stray is not null) throw new UserError($"--{stray} applies to --val_dataset; add --val_dataset FILE or drop --{stray}.");
+        }
+        if (mode == Mode.Ids && (system ?? template) is not null)
+            throw new UserError($"--{(system is not null ? "system" : "template")} shapes a chat prompt, but --input_ids gives the prompt as token ids; drop one of them.");
+        if (mode == Mode.Dataset && stream == true)
+        {
+            if (resultPath is null) throw new UserError("--stream with --val_dataset prints the replies as they come, so the records need --result_path FILE.");
+            if (maxBatch is > 1) throw new UserError("--stream prints one reply at a time; drop --stream or --max_batch_size.");
+        }
 
         // libtorch is loaded once per process: load it for the requested device before anything touches
         // TorchSharp (the demo model is built with it), or TorchSharp would pick its own CPU library.
@@ -58,22 +100,63 @@ internal sealed class InferCommand : ICommand
         {
             folder = flags.RequireFolder();
         }
-        var prompts = ParsePrompts(ids ?? "1 17 42 99");
-        using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
-        var o = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(folder));
-        o = o with
+
+        GenerationOptions Options(CausalLM model)
         {
-            MaxNewTokens = maxNew ?? o.MaxNewTokens,
-            DoSample = doSample ?? (temperature is > 0 || o.DoSample),
-            Temperature = temperature ?? o.Temperature,
-            TopK = topK ?? o.TopK,
-            TopP = topP ?? o.TopP,
-            RepetitionPenalty = penalty ?? o.RepetitionPenalty,
-            Seed = seed,
-            EosTokenIds = ignoreEos ? [] : o.EosTokenIds,
-        };
-        if (stream && prompts.Count > 1) throw new UserError("--stream prints one prompt's tokens as they come; give one prompt or drop --stream.");
-        var generator = new TokenGenerator(model);
+            var o = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(folder));
+            return o with
+            {
+                MaxNewTokens = maxNew ?? o.MaxNewTokens,
+                DoSample = doSample ?? (temperature is > 0 || o.DoSample),
+                Temperature = temperature ?? o.Temperature,
+                TopK = topK ?? o.TopK,
+                TopP = topP ?? o.TopP,
+                RepetitionPenalty = penalty ?? o.RepetitionPenalty,
+                Seed = seed,
+            };
+        }
+
+        if (mode == Mode.Ids)
+        {
+            var prompts = ParsePrompts(ids!);
+            if (stream == true && prompts.Count > 1) throw new UserError("--stream prints one prompt's tokens as they come; give one prompt or drop --stream.");
+            using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
+            var o = Options(model);
+            if (ignoreEos) o = o with { EosTokenIds = [] };
+            return RunIds(new TokenGenerator(model), prompts, o, stream == true, stdout, stderr);
+        }
+
+        // Text modes: the tokenizer and the prompts first, so their mistakes show before the weights load.
+        var tokenizer = ChatPrompt.LoadTokenizer(folder, "give the prompt as token ids with --input_ids, or use a model folder with its tokenizer files.");
+        var chat = ChatPrompt.Create(tokenizer, folder, template);
+        if (mode == Mode.Dataset)
+        {
+            var rows = datasets.SelectMany(d => ChatDataset.Read(d, system)).ToList();
+            var encoded = rows.Select(r => EncodeRow(chat, r)).ToList();
+            using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
+            var o = Options(model);
+            o = o with { EosTokenIds = ignoreEos ? [] : chat.StopIds(o.EosTokenIds) };
+            return RunDataset(new TokenGenerator(model), chat, rows, encoded, o, maxBatch ?? 1, stream == true, resultPath, stdout, stderr);
+        }
+
+        using (var model = CausalLM.Load(folder, flags.LoadOptions(stderr)))
+        {
+            var o = Options(model);
+            o = o with { EosTokenIds = ignoreEos ? [] : chat.StopIds(o.EosTokenIds) };
+            var echo = !ReferenceEquals(stdin, Console.In) || Console.IsInputRedirected;
+            return RunChat(new TokenGenerator(model), chat, o, system, stream ?? true, echo, stdin, stdout, stderr);
+        }
+    }
+
+    private enum Mode
+    {
+        Chat,
+        Dataset,
+        Ids,
+    }
+
+    private static int RunIds(TokenGenerator generator, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions o, bool stream, TextWriter stdout, TextWriter stderr)
+    {
         if (stream)
         {
             var r = generator.Generate(prompts[0], o, e => { stdout.Write(e.Index == 0 ? $"{e.TokenId}" : $" {e.TokenId}"); stdout.Flush(); });
@@ -85,6 +168,177 @@ internal sealed class InferCommand : ICommand
         for (int i = 0; i < results.Count; i++)
             stdout.WriteLine($"[{i}] {string.Join(' ', results[i].Tokens)}  ({results[i].Reason.ToString().ToLowerInvariant()})");
         return 0;
+    }
+
+    /// <summary>
+    /// The interactive chat: <c>&lt;&lt;&lt; </c>, a line of input, the streamed reply; the conversation is kept
+    /// until <c>clear</c>. When stdin is not a terminal the input line is echoed after the prompt, so the
+    /// output reads as the conversation it was.
+    /// </summary>
+    private static int RunChat(TokenGenerator generator, ChatPrompt chat, GenerationOptions o, string? system, bool stream, bool echo,
+        TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        stderr.WriteLine("osprey: chat started; 'clear' forgets the conversation, 'exit' or 'quit' (or end of input) stops.");
+        var history = new List<object?>();
+        void Reset()
+        {
+            history.Clear();
+            if (system is not null) history.Add(ChatDataset.Message("system", system));
+        }
+        Reset();
+
+        while (true)
+        {
+            stdout.Write(Prompt);
+            stdout.Flush();
+            var line = stdin.ReadLine();
+            if (line is null)
+            {
+                stdout.WriteLine();
+                break;
+            }
+            if (echo) stdout.WriteLine(line);
+            var query = line.Trim();
+            if (query is "exit" or "quit") break;
+            if (query.Length == 0) continue;
+            if (query == "clear")
+            {
+                Reset();
+                stderr.WriteLine("osprey: conversation cleared.");
+                continue;
+            }
+
+            var messages = new List<object?>(history) { ChatDataset.Message("user", line) };
+            int[] prompt;
+            try
+            {
+                prompt = chat.Encode(messages);
+            }
+            catch (OspreyException e) // the template refused the conversation; the chat goes on
+            {
+                stderr.WriteLine($"osprey: {e.Message}");
+                continue;
+            }
+
+            var stop = o.EosTokenIds;
+            string reply;
+            if (stream)
+            {
+                var text = new StreamingText(t => chat.DecodeReply(t, stop));
+                generator.Generate(prompt, o, e =>
+                {
+                    var delta = text.Add(e.TokenId);
+                    if (delta.Length == 0) return;
+                    stdout.Write(delta);
+                    stdout.Flush();
+                });
+                stdout.Write(text.Finish());
+                reply = chat.DecodeReply(text.Ids, stop);
+            }
+            else
+            {
+                reply = chat.DecodeReply(generator.Generate(prompt, o).Tokens, stop);
+                stdout.Write(reply);
+            }
+            stdout.WriteLine();
+            stdout.Flush();
+            history.Add(ChatDataset.Message("user", line));
+            history.Add(ChatDataset.Message("assistant", reply));
+        }
+        return 0;
+    }
+
+    private static int[] EncodeRow(ChatPrompt chat, ChatRow row)
+    {
+        try
+        {
+            return chat.Encode(row.Messages, row.Tools);
+        }
+        catch (OspreyException e) when (e is not UserError)
+        {
+            throw new UserError($"{row.Where}: {e.Message.TrimEnd('.')}.", e);
+        }
+    }
+
+    /// <summary>
+    /// Answers every row, <paramref name="maxBatch"/> rows per batched generation, and writes each row with its
+    /// "response" as a JSON line: to stdout, or to a temporary file renamed to <paramref name="resultPath"/> at
+    /// the end, so the result file is never half written.
+    /// </summary>
+    private static int RunDataset(TokenGenerator generator, ChatPrompt chat, List<ChatRow> rows, List<int[]> prompts, GenerationOptions o,
+        int maxBatch, bool stream, string? resultPath, TextWriter stdout, TextWriter stderr)
+    {
+        string? temp = null;
+        TextWriter? file = null;
+        if (resultPath is not null)
+        {
+            var full = Path.GetFullPath(resultPath);
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+            file = new StreamWriter(temp, append: false, Utf8);
+        }
+
+        var done = false;
+        try
+        {
+            var output = file ?? stdout;
+            var watch = Stopwatch.StartNew();
+            long newTokens = 0;
+            for (var start = 0; start < rows.Count; start += maxBatch)
+            {
+                var count = Math.Min(maxBatch, rows.Count - start);
+                var batch = prompts.GetRange(start, count).Select(p => (IReadOnlyList<int>)p).ToList();
+                IReadOnlyList<GenerationResult> results;
+                if (stream)
+                {
+                    var text = new StreamingText(t => chat.DecodeReply(t, o.EosTokenIds));
+                    results = generator.Generate(batch, o, e => { stdout.Write(text.Add(e.TokenId)); stdout.Flush(); });
+                    stdout.WriteLine(text.Finish());
+                }
+                else
+                {
+                    results = generator.Generate(batch, o);
+                }
+                for (var i = 0; i < count; i++)
+                {
+                    newTokens += results[i].Tokens.Count;
+                    output.WriteLine(JsonText.Of(Answered(rows[start + i], chat.DecodeReply(results[i].Tokens, o.EosTokenIds))));
+                }
+                output.Flush();
+                var seconds = watch.Elapsed.TotalSeconds;
+                stderr.WriteLine(string.Format(CultureInfo.InvariantCulture, "osprey: {0}/{1} rows answered, {2} new tokens in {3:F1} s ({4:F1} tokens/s).",
+                    start + count, rows.Count, newTokens, seconds, seconds > 0 ? newTokens / seconds : 0));
+            }
+            if (file is not null)
+            {
+                file.Dispose();
+                file = null;
+                File.Move(temp!, resultPath!, overwrite: true);
+                stderr.WriteLine($"osprey: wrote {rows.Count} rows to {resultPath}.");
+            }
+            done = true;
+            return 0;
+        }
+        finally
+        {
+            file?.Dispose();
+            if (!done && temp is not null && File.Exists(temp))
+                stderr.WriteLine($"osprey: stopped early; the rows answered so far are in {temp} and {resultPath} was not written.");
+        }
+    }
+
+    /// <summary>The row as read plus "response"; a query-format row's own "response" (its label) moves to "labels".</summary>
+    internal static JsonObject Answered(ChatRow row, string response)
+    {
+        var record = (JsonObject)row.Record.DeepClone();
+        if (row.QueryFormat && record.ContainsKey("response") && !record.ContainsKey("labels"))
+        {
+            var label = record["response"]?.DeepClone();
+            record.Remove("response");
+            record["labels"] = label;
+        }
+        record["response"] = response;
+        return record;
     }
 
     internal static IReadOnlyList<IReadOnlyList<int>> ParsePrompts(string text)

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Osprey.Io;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,6 +10,12 @@ namespace Osprey.Models;
 /// runs with no download and no network. Its output is meaningless text-wise; it exists to show the whole
 /// path (config → safetensors → model → generation) working on any machine.
 /// </summary>
+/// <remarks>
+/// Its tokenizer is byte-level BPE without merges (one token per UTF-8 byte, as GPT-2's alphabet maps bytes to
+/// characters) with a ChatML chat template, so <c>osprey infer</c> can chat with it. The vocabulary has 256 ids:
+/// 0 <c>&lt;|endoftext|&gt;</c> (pad), 1 <c>&lt;|im_start|&gt;</c>, 2 <c>&lt;|im_end|&gt;</c> (eos), and 3–255 the
+/// bytes 3–255 (bytes 0–2, control characters, are dropped to make room).
+/// </remarks>
 public static class DemoModel
 {
     const string Config = """
@@ -55,9 +62,12 @@ public static class DemoModel
     public static string EnsureCreated(string? directory = null)
     {
         directory ??= DefaultDirectory;
+        Directory.CreateDirectory(directory);
+        // Folders made before the demo had a tokenizer get one; the weights are the same.
+        if (!File.Exists(Path.Combine(directory, "tokenizer.json")) || !File.Exists(Path.Combine(directory, "tokenizer_config.json")))
+            WriteTokenizer(directory);
         if (File.Exists(Path.Combine(directory, "model.safetensors")) && File.Exists(Path.Combine(directory, "config.json")))
             return directory;
-        Directory.CreateDirectory(directory);
         // TorchSharp must not load its own libtorch first; callers normally initialised the runtime already.
         if (Runtime.TorchRuntime.Current is null) Runtime.TorchRuntime.Initialize();
         var spec = new Llama.LlamaFamily().ReadSpec(System.Text.Json.JsonDocument.Parse(Config), "demo config.json");
@@ -83,5 +93,90 @@ public static class DemoModel
         File.Move(tmp, Path.Combine(directory, "config.json"), overwrite: true);
         foreach (var (_, t) in tensors) t.Dispose();
         return directory;
+    }
+
+    const string ChatTemplate =
+        "{%- for message in messages %}" +
+        "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}" +
+        "{%- endfor %}" +
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}";
+
+    static readonly string[] SpecialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+    /// <summary>Writes the demo tokenizer (tokenizer.json, tokenizer_config.json) into <paramref name="directory"/>.</summary>
+    public static void WriteTokenizer(string directory)
+    {
+        var vocab = new JsonObject();
+        var added = new JsonArray();
+        var decoder = new JsonObject();
+        for (var id = 0; id < SpecialTokens.Length; id++)
+        {
+            vocab[SpecialTokens[id]] = id;
+            added.Add(new JsonObject
+            {
+                ["id"] = id, ["content"] = SpecialTokens[id], ["single_word"] = false, ["lstrip"] = false,
+                ["rstrip"] = false, ["normalized"] = false, ["special"] = true,
+            });
+            decoder[id.ToString(System.Globalization.CultureInfo.InvariantCulture)] = new JsonObject
+            {
+                ["content"] = SpecialTokens[id], ["lstrip"] = false, ["normalized"] = false, ["rstrip"] = false,
+                ["single_word"] = false, ["special"] = true,
+            };
+        }
+        var alphabet = ByteAlphabet();
+        for (var b = SpecialTokens.Length; b < 256; b++) vocab[alphabet[b].ToString()] = b;
+        JsonObject ByteLevel() => new() { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true };
+        var tokenizer = new JsonObject
+        {
+            ["version"] = "1.0",
+            ["truncation"] = null,
+            ["padding"] = null,
+            ["added_tokens"] = added,
+            ["normalizer"] = null,
+            ["pre_tokenizer"] = ByteLevel(),
+            ["post_processor"] = ByteLevel(),
+            ["decoder"] = ByteLevel(),
+            ["model"] = new JsonObject
+            {
+                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null,
+                ["end_of_word_suffix"] = null, ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = false,
+                ["vocab"] = vocab, ["merges"] = new JsonArray(),
+            },
+        };
+        var config = new JsonObject
+        {
+            ["added_tokens_decoder"] = decoder,
+            ["bos_token"] = null,
+            ["eos_token"] = "<|im_end|>",
+            ["pad_token"] = "<|endoftext|>",
+            ["unk_token"] = null,
+            ["chat_template"] = ChatTemplate,
+            ["clean_up_tokenization_spaces"] = false,
+            ["model_max_length"] = 1024,
+            ["tokenizer_class"] = "PreTrainedTokenizerFast",
+        };
+        var indented = new System.Text.Json.JsonSerializerOptions { WriteIndented = true };
+        WriteAtomically(Path.Combine(directory, "tokenizer.json"), tokenizer.ToJsonString(indented));
+        WriteAtomically(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString(indented));
+    }
+
+    /// <summary>GPT-2's byte-to-character map (bytes_to_unicode): printable bytes stand for themselves, the rest from U+0100 on.</summary>
+    static char[] ByteAlphabet()
+    {
+        var map = new char[256];
+        var next = 256;
+        for (var b = 0; b < 256; b++)
+        {
+            var printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            map[b] = printable ? (char)b : (char)next++;
+        }
+        return map;
+    }
+
+    static void WriteAtomically(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
     }
 }
