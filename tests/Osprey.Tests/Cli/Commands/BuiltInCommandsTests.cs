@@ -3,7 +3,7 @@ namespace Osprey.Tests.Cli.Commands;
 /// <summary>The real <c>osprey</c> lists and documents its built-in verbs.</summary>
 public sealed class BuiltInCommandsTests
 {
-    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark"];
+    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark", "tokenize"];
 
     [Fact]
     public void HelpListsEveryVerb()
@@ -21,6 +21,8 @@ public sealed class BuiltInCommandsTests
     [InlineData("infer", "--input_ids IDS")]
     [InlineData("export", "--max_shard_size SIZE")]
     [InlineData("benchmark", "--batch_size N")]
+    [InlineData("tokenize", "--benchmark_file FILE")]
+    [InlineData("infer", "--val_dataset FILE")]
     public void EachVerbHasHelp(string verb, string flag)
     {
         var run = CliRun.Of(verb, "--help");

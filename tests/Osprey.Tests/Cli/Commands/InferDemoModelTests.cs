@@ -11,10 +11,17 @@ public sealed partial class InferDemoModelTests
 {
     private static string DemoFolder(string cache) => Path.Combine(cache, "osprey", "demo-llama-v1");
 
+    // Token ids in, token ids out; without --input_ids the demo model chats instead (see below).
     private static CliRun Infer(string cache, params string[] flags)
     {
         using var _ = new EnvironmentVariableScope("XDG_CACHE_HOME", cache);
-        return CliRun.Of(["infer", "--device", "cpu", .. flags]);
+        return CliRun.Of(["infer", "--device", "cpu", "--input_ids", "1 17 42 99", .. flags]);
+    }
+
+    private static CliRun Chat(string cache, string stdin, params string[] flags)
+    {
+        using var _ = new EnvironmentVariableScope("XDG_CACHE_HOME", cache);
+        return CliInput.Of(stdin, ["infer", "--device", "cpu", .. flags]);
     }
 
     [GeneratedRegex(@"^\[0\] (\d+)( \d+)*  \((eos|length)\)$")]
@@ -66,5 +73,38 @@ public sealed partial class InferDemoModelTests
         Assert.NotEqual(seed5.Stdout, seed6.Stdout);
         // A positive temperature alone turns sampling on.
         Assert.NotEqual(greedy.Stdout, seed5.Stdout);
+    }
+
+    [Fact]
+    public void WithoutModelOrInputIdsItChatsWithTheDemoModel()
+    {
+        using var cache = new TempDirectory();
+
+        var run = Chat(cache.Path, "hi\nexit\n", "--max_new_tokens", "6");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("demo model", run.StderrLines[0]);
+        Assert.StartsWith("<<< hi\n", run.Stdout);
+        Assert.EndsWith("\n<<< exit\n", run.Stdout);
+        Assert.True(File.Exists(Path.Combine(DemoFolder(cache.Path), "tokenizer.json")));
+        Assert.Contains("chat_template", File.ReadAllText(Path.Combine(DemoFolder(cache.Path), "tokenizer_config.json")));
+    }
+
+    [Fact]
+    public void ADemoFolderFromBeforeTheTokenizerGetsOne()
+    {
+        using var cache = new TempDirectory();
+        var ids = Infer(cache.Path, "--max_new_tokens", "12");
+        File.Delete(Path.Combine(DemoFolder(cache.Path), "tokenizer.json"));
+        File.Delete(Path.Combine(DemoFolder(cache.Path), "tokenizer_config.json"));
+        var weights = File.GetLastWriteTimeUtc(Path.Combine(DemoFolder(cache.Path), "model.safetensors"));
+
+        var chat = Chat(cache.Path, "hi\n", "--max_new_tokens", "6");
+        var idsAgain = Infer(cache.Path, "--max_new_tokens", "12");
+
+        Assert.True(chat.ExitCode == 0, chat.ToString());
+        Assert.True(File.Exists(Path.Combine(DemoFolder(cache.Path), "tokenizer.json")));
+        Assert.Equal(weights, File.GetLastWriteTimeUtc(Path.Combine(DemoFolder(cache.Path), "model.safetensors")));
+        Assert.Equal(ids.Stdout, idsAgain.Stdout);
     }
 }
