@@ -120,7 +120,7 @@ public sealed class TokenizeCommandTests
 
             [1, 2]
             {"text": 5}
-            {"messages": [{"role": "assistant", "content": "no user turn"}]}
+            {"messages": [{"role": "user", "content": "x"}], "chat_template": "{{ raise_exception('Roles must alternate') }}"}
             {"messages": "hi"}
             {"text": "z", "add_special_tokens": "yes"}
             {"text": "last"}
@@ -142,8 +142,8 @@ public sealed class TokenizeCommandTests
         Assert.Equal("line 3 has neither \"text\" nor \"messages\".", Error(2));
         Assert.StartsWith("line 5 is not a JSON object", Error(3));
         Assert.StartsWith("line 6 has a \"text\" that is not a string", Error(4));
-        // Qwen3's template raises when no user turn exists; its message comes through.
-        Assert.Equal("line 7: No user query found in messages.", Error(5));
+        // A template's raise_exception message comes through as it is.
+        Assert.Equal("line 7: Roles must alternate.", Error(5));
         Assert.StartsWith("line 8 has \"messages\" that is not a list", Error(6));
         Assert.StartsWith("line 9 has \"add_special_tokens\"", Error(7));
         Assert.Equal("last", JsonDocument.Parse(lines[8]).RootElement.GetProperty("decoded").GetString());
