@@ -11,10 +11,11 @@ namespace Osprey.Models;
 /// path (config → safetensors → model → generation) working on any machine.
 /// </summary>
 /// <remarks>
-/// Its tokenizer is byte-level BPE without merges (one token per UTF-8 byte, as GPT-2's alphabet maps bytes to
-/// characters) with a ChatML chat template, so <c>osprey infer</c> can chat with it. The vocabulary has 256 ids:
-/// 0 <c>&lt;|endoftext|&gt;</c> (pad), 1 <c>&lt;|im_start|&gt;</c>, 2 <c>&lt;|im_end|&gt;</c> (eos), and 3–255 the
-/// bytes 3–255 (bytes 0–2, control characters, are dropped to make room).
+/// Its tokenizer is character-level BPE without merges, with a ChatML chat template, so <c>osprey infer</c> can
+/// chat with it. The vocabulary has 256 ids: 0 <c>&lt;|endoftext|&gt;</c> (pad, and unk for characters outside
+/// the vocabulary), 1 <c>&lt;|im_start|&gt;</c>, 2 <c>&lt;|im_end|&gt;</c> (eos), and 3–255 printable characters
+/// (newline, tab, ASCII, Latin-1, some Greek and Cyrillic). Printable only, so that the random model's replies
+/// never hold terminal control characters or broken UTF-8.
 /// </remarks>
 public static class DemoModel
 {
@@ -123,9 +124,8 @@ public static class DemoModel
                 ["single_word"] = false, ["special"] = true,
             };
         }
-        var alphabet = ByteAlphabet();
-        for (var b = SpecialTokens.Length; b < 256; b++) vocab[alphabet[b].ToString()] = b;
-        JsonObject ByteLevel() => new() { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true };
+        var alphabet = Alphabet();
+        for (var i = 0; i < alphabet.Count; i++) vocab[alphabet[i].ToString()] = SpecialTokens.Length + i;
         var tokenizer = new JsonObject
         {
             ["version"] = "1.0",
@@ -133,12 +133,12 @@ public static class DemoModel
             ["padding"] = null,
             ["added_tokens"] = added,
             ["normalizer"] = null,
-            ["pre_tokenizer"] = ByteLevel(),
-            ["post_processor"] = ByteLevel(),
-            ["decoder"] = ByteLevel(),
+            ["pre_tokenizer"] = null,
+            ["post_processor"] = null,
+            ["decoder"] = new JsonObject { ["type"] = "Fuse" },
             ["model"] = new JsonObject
             {
-                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null,
+                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = SpecialTokens[0], ["continuing_subword_prefix"] = null,
                 ["end_of_word_suffix"] = null, ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = false,
                 ["vocab"] = vocab, ["merges"] = new JsonArray(),
             },
@@ -149,7 +149,7 @@ public static class DemoModel
             ["bos_token"] = null,
             ["eos_token"] = "<|im_end|>",
             ["pad_token"] = "<|endoftext|>",
-            ["unk_token"] = null,
+            ["unk_token"] = SpecialTokens[0],
             ["chat_template"] = ChatTemplate,
             ["clean_up_tokenization_spaces"] = false,
             ["model_max_length"] = 1024,
@@ -160,17 +160,15 @@ public static class DemoModel
         WriteAtomically(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString(indented));
     }
 
-    /// <summary>GPT-2's byte-to-character map (bytes_to_unicode): printable bytes stand for themselves, the rest from U+0100 on.</summary>
-    static char[] ByteAlphabet()
+    /// <summary>The 253 characters of ids 3–255, in id order.</summary>
+    static List<char> Alphabet()
     {
-        var map = new char[256];
-        var next = 256;
-        for (var b = 0; b < 256; b++)
-        {
-            var printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
-            map[b] = printable ? (char)b : (char)next++;
-        }
-        return map;
+        var chars = new List<char> { '\n', '\t' };
+        (int First, int Last)[] ranges = [(0x20, 0x7E), (0xA1, 0xFF), (0x3B1, 0x3C9), (0x430, 0x44F), (0x391, 0x395)];
+        foreach (var (first, last) in ranges)
+            for (var c = first; c <= last; c++)
+                if (c != 0xAD) chars.Add((char)c); // U+00AD, the soft hyphen, is invisible
+        return chars.Count == 256 - SpecialTokens.Length ? chars : throw new InvalidOperationException($"demo alphabet has {chars.Count} characters");
     }
 
     static void WriteAtomically(string path, string text)

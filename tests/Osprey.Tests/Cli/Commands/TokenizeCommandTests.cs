@@ -172,22 +172,25 @@ public sealed class TokenizeCommandTests
     }
 
     [Fact]
-    public void TheDemoModelTokenizerIsOneTokenPerByteWithChatML()
+    public void TheDemoModelTokenizerIsOneTokenPerCharacterWithChatML()
     {
         using var temp = new TempDirectory();
         DemoModel.WriteTokenizer(temp.Path);
 
         var run = CliInput.Of(
             """
-            {"text": "hello é"}
+            {"text": "hello é世"}
             {"messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": true}
             """, "tokenize", "--model", temp.Path);
 
         var lines = Lines(run);
-        Assert.Equal([104, 101, 108, 108, 111, 32, 0xC3, 0xA9], Ids(lines[0]));
-        Assert.Equal("hello é", lines[0].GetProperty("decoded").GetString());
+        // Ids 3.. are '\n', '\t', then ASCII from ' ' (5), then Latin-1 from U+00A1 (100) without the soft hyphen;
+        // a character outside the vocabulary is <|endoftext|> (0).
+        Assert.Equal([77, 74, 81, 81, 84, 5, 171, 0], Ids(lines[0]));
+        Assert.Equal("hello é<|endoftext|>", lines[0].GetProperty("decoded").GetString());
         Assert.Equal("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", lines[1].GetProperty("text").GetString());
-        int[] expected = [1, .. "user\nhi"u8.ToArray().Select(b => (int)b), 2, 10, 1, .. "assistant\n"u8.ToArray().Select(b => (int)b)];
+        static IEnumerable<int> Ascii(string text) => text.Select(c => c == '\n' ? 3 : c - 0x20 + 5);
+        int[] expected = [1, .. Ascii("user\nhi"), 2, 3, 1, .. Ascii("assistant\n")];
         Assert.Equal(expected, Ids(lines[1]));
     }
 
