@@ -232,6 +232,100 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
         Assert.Contains("--template qwen", Assert.Single(unknown.StderrLines));
     }
 
+    private string ChatMLWith(TempDirectory temp, string guard)
+    {
+        var template = JsonNode.Parse(File.ReadAllText(Path.Combine(demo.Path, "tokenizer_config.json")))!["chat_template"]!.GetValue<string>();
+        File.WriteAllText(temp.File("t.jinja"), guard + template);
+        return temp.File("t.jinja");
+    }
+
+    [Fact]
+    public void AChatTurnTheTemplateRefusesIsReportedAndTheChatGoesOn()
+    {
+        using var temp = new TempDirectory();
+        var template = ChatMLWith(temp, "{% if messages[-1].content == 'bad' %}{{ raise_exception('No bad words, please.') }}{% endif %}");
+        var first = Response(Answer(Jsonl(new { messages = new[] { User("hello") } }))[0]);
+
+        var run = CliInput.Of("bad\nhello\n", Infer("--template", template));
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal($"<<< bad\n<<< hello\n{first}\n<<< \n", run.Stdout);
+        Assert.Contains("osprey: No bad words, please.", run.StderrLines);
+    }
+
+    [Fact]
+    public void RowToolsReachTheTemplateAndATemplateErrorNamesTheRow()
+    {
+        using var temp = new TempDirectory();
+        var template = ChatMLWith(temp, "{% if not tools %}{{ raise_exception('This template needs tools.') }}{% endif %}");
+        File.WriteAllText(temp.File("tools.jsonl"), Jsonl(
+            new { query = "hi", tools = new[] { new { type = "function", function = new { name = "f" } } } },
+            new { messages = new[] { User("hi") }, tools = "[{\"type\": \"function\", \"function\": {\"name\": \"g\"}}]" }));
+        File.WriteAllText(temp.File("none.jsonl"), Jsonl(new { query = "hi", tools = new[] { new { type = "function" } } }, new { query = "hi" }));
+
+        var withTools = CliRun.Of(Infer("--val_dataset", temp.File("tools.jsonl"), "--template", template));
+        var without = CliRun.Of(Infer("--val_dataset", temp.File("none.jsonl"), "--template", template));
+
+        Assert.True(withTools.ExitCode == 0, withTools.ToString());
+        Assert.Equal(2, withTools.StdoutLines.Length);
+        Assert.Equal(2, without.ExitCode);
+        Assert.Empty(without.Stdout);
+        Assert.Equal($"osprey: {temp.File("none.jsonl")} line 2: This template needs tools.", Assert.Single(without.StderrLines));
+    }
+
+    [Fact]
+    public void AJsonArrayDatasetAndStreamingRepliesWork()
+    {
+        using var temp = new TempDirectory();
+        File.WriteAllText(temp.File("data.json"), "[{\"query\": \"hello\"}, {\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}]");
+        var expected = Answer(Jsonl(new { query = "hello" }, new { messages = new[] { User("hi") } })).Select(Response).ToArray();
+
+        var run = CliRun.Of(Infer("--val_dataset", temp.File("data.json"), "--result_path", temp.File("out.jsonl"), "--stream", "true"));
+        var refused = CliRun.Of(Infer("--val_dataset", temp.File("data.json"), "--stream", "true"));
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(string.Concat(expected.Select(r => r + "\n")), run.Stdout);
+        Assert.Equal(expected, File.ReadAllLines(temp.File("out.jsonl")).Select(l => Response((JsonObject)JsonNode.Parse(l)!)));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--result_path", Assert.Single(refused.StderrLines));
+    }
+
+    [Fact]
+    public void StreamedTextNeverShowsAnIncompleteCharacter()
+    {
+        // Qwen's byte-level tokens split these characters across tokens, so some prefixes end mid-character.
+        var tokenizer = Tokenizer.Load(Osprey.Tests.Tokenization.NpmTokenizers.Folder("qwen3"));
+        const string Text = "Un café 😀 au 世界, 🦜🦜 fin.";
+        var ids = tokenizer.EncodeIds(Text, addSpecialTokens: false);
+        Assert.Contains(Enumerable.Range(1, ids.Length), n => tokenizer.Decode(ids[..n]).EndsWith('\uFFFD'));
+
+        var stream = new Osprey.Cli.Chat.StreamingText(t => tokenizer.Decode(t, skipSpecialTokens: true));
+        var deltas = ids.Select(stream.Add).ToList();
+        deltas.Add(stream.Finish());
+
+        Assert.DoesNotContain(deltas, d => d.Contains('\uFFFD'));
+        Assert.Equal(Text, string.Concat(deltas));
+        Assert.True(deltas.Count(d => d.Length > 0) > 10, "the text should arrive in many pieces");
+    }
+
+    [Fact]
+    public void AnInvalidByteAtTheEndIsShownWhenTheReplyEnds()
+    {
+        var tokenizer = Tokenizer.Load(Osprey.Tests.Tokenization.NpmTokenizers.Folder("qwen3"));
+        var ids = tokenizer.EncodeIds("ok 🦜", addSpecialTokens: false);
+        // The parrot takes several byte-level tokens; stop after the first of them, mid-character.
+        var n = Enumerable.Range(1, ids.Length).First(n => tokenizer.Decode(ids[..n]).EndsWith('\uFFFD'));
+        var cut = ids[..n];
+
+        var stream = new Osprey.Cli.Chat.StreamingText(t => tokenizer.Decode(t));
+        var shown = string.Concat(cut.Select(stream.Add));
+
+        Assert.Equal("ok ", shown);
+        var rest = stream.Finish();
+        Assert.StartsWith("\uFFFD", rest);
+        Assert.Equal(tokenizer.Decode(cut), shown + rest);
+    }
+
     [Theory]
     [InlineData("{\"prompt\": \"hi\"}", "line 1 has neither \"messages\" nor \"query\"")]
     [InlineData("{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}", "line 1 has no user message")]
