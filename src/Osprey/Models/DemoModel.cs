@@ -98,9 +98,9 @@ public static class DemoModel
 
     const string ChatTemplate =
         "{%- for message in messages %}" +
-        "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}" +
+        "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
         "{%- endfor %}" +
-        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}";
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
     static readonly string[] SpecialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 
