@@ -322,70 +322,81 @@ def train_tokenizers(texts, workdir, rng):
 
     chat = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-    # Byte-level BPE, GPT-2/Qwen style, with a ChatML template that knows tools and thinking.
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=3000, special_tokens=chat, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    tok.add_tokens(["<think>", "</think>", "<tool_call>", "</tool_call>"])
-    save("trained_bytelevel_bpe", tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-         chat_template=CHATML_TOOLS_TEMPLATE)
+    def build_bytelevel_bpe():
+        # Byte-level BPE, GPT-2/Qwen style, with a ChatML template that knows tools and thinking.
+        tok = Tokenizer(models.BPE())
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.decoder = decoders.ByteLevel()
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+        tok.train_from_iterator(corpus, trainers.BpeTrainer(
+            vocab_size=3000, special_tokens=chat, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False))
+        tok.add_tokens(["<think>", "</think>", "<tool_call>", "</tool_call>"])
+        save("trained_bytelevel_bpe", tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+             chat_template=CHATML_TOOLS_TEMPLATE)
 
-    # Llama/SentencePiece style BPE with byte fallback: train with Metaspace, then rebuild as Llama does.
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=300, show_progress=False))
-    spec = json.loads(tok.to_str())
-    vocab = spec["model"]["vocab"]
-    for b in range(256):
-        vocab.setdefault(f"<0x{b:02X}>", len(vocab))
-    spec["model"].update(byte_fallback=True, fuse_unk=True)
-    spec["pre_tokenizer"] = None
-    spec["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
-                                                              {"type": "Replace", "pattern": {"String": " "},
-                                                               "content": "\u2581"}]}
-    spec["decoder"] = {"type": "Sequence", "decoders": [
-        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
-        {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
-    tok = Tokenizer.from_str(json.dumps(spec))
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[
-        ("<s>", tok.token_to_id("<s>"))])
-    llama_template = ("{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content | trim }} "
-                      "[/INST]{% elif m.role == 'assistant' %} {{ m.content | trim }} {{ eos_token }}{% elif m.role == "
-                      "'system' %}<<SYS>>\n{{ m.content }}\n<</SYS>>\n\n{% else %}{{ raise_exception('Unsupported role "
-                      "' + m.role) }}{% endif %}{% endfor %}")
-    save("trained_llama_bytefallback", tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-         chat_template=llama_template)
+    def build_llama_bytefallback():
+        # Llama/SentencePiece style BPE with byte fallback: train with Metaspace, then rebuild as Llama does.
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+        tok.train_from_iterator(corpus, trainers.BpeTrainer(
+            vocab_size=2000, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=300, show_progress=False))
+        spec = json.loads(tok.to_str())
+        vocab = spec["model"]["vocab"]
+        for b in range(256):
+            vocab.setdefault(f"<0x{b:02X}>", len(vocab))
+        spec["model"].update(byte_fallback=True, fuse_unk=True)
+        spec["pre_tokenizer"] = None
+        spec["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                                  {"type": "Replace", "pattern": {"String": " "},
+                                                                   "content": "\u2581"}]}
+        spec["decoder"] = {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+        tok = Tokenizer.from_str(json.dumps(spec))
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[
+            ("<s>", tok.token_to_id("<s>"))])
+        llama_template = ("{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content | trim }} "
+                          "[/INST]{% elif m.role == 'assistant' %} {{ m.content | trim }} {{ eos_token }}{% elif m.role == "
+                          "'system' %}<<SYS>>\n{{ m.content }}\n<</SYS>>\n\n{% else %}{{ raise_exception('Unsupported role "
+                          "' + m.role) }}{% endif %}{% endfor %}")
+        save("trained_llama_bytefallback", tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+             chat_template=llama_template)
 
-    # Unigram with NFKC and Metaspace.
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    tok.train_from_iterator(corpus, trainers.UnigramTrainer(
-        vocab_size=1500, special_tokens=["<pad>", "</s>", "<unk>"] + chat, unk_token="<unk>", show_progress=False))
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[
-        ("</s>", tok.token_to_id("</s>"))])
-    save("trained_unigram", tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-         chat_template=CHATML_TOOLS_TEMPLATE)
+    def build_unigram():
+        # Unigram with NFKC and Metaspace.
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.NFKC()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+        tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+        tok.train_from_iterator(corpus, trainers.UnigramTrainer(
+            vocab_size=1500, special_tokens=["<pad>", "</s>", "<unk>"] + chat, unk_token="<unk>", show_progress=False))
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[
+            ("</s>", tok.token_to_id("</s>"))])
+        save("trained_unigram", tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+             chat_template=CHATML_TOOLS_TEMPLATE)
 
-    # BERT WordPiece (lowercasing, accent stripping, CJK splitting), no chat template.
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True,
-                                                handle_chinese_chars=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(
-        vocab_size=2000, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False))
-    tok.post_processor = processors.BertProcessing(("[SEP]", tok.token_to_id("[SEP]")),
-                                                   ("[CLS]", tok.token_to_id("[CLS]")))
-    save("trained_wordpiece_bert", tok, unk_token="[UNK]", sep_token="[SEP]", cls_token="[CLS]",
-         pad_token="[PAD]", mask_token="[MASK]")
+    def build_wordpiece_bert():
+        # BERT WordPiece (lowercasing, accent stripping, CJK splitting), no chat template.
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True,
+                                                    handle_chinese_chars=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        tok.train_from_iterator(corpus, trainers.WordPieceTrainer(
+            vocab_size=2000, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False))
+        tok.post_processor = processors.BertProcessing(("[SEP]", tok.token_to_id("[SEP]")),
+                                                       ("[CLS]", tok.token_to_id("[CLS]")))
+        save("trained_wordpiece_bert", tok, unk_token="[UNK]", sep_token="[SEP]", cls_token="[CLS]",
+             pad_token="[PAD]", mask_token="[MASK]")
+
+    for build in (build_bytelevel_bpe, build_llama_bytefallback, build_unigram, build_wordpiece_bert):
+        try:
+            build()
+        except Exception:  # noqa: BLE001 - the other kinds are still checked
+            print(f"training {build.__name__} failed:", file=sys.stderr)
+            traceback.print_exc()
     return out
 
 
