@@ -145,6 +145,10 @@ def encode_text(tok, raw, text):
     return rec
 
 
+class ScriptBug(Exception):
+    """A failure of this script's use of transformers, never an expected result."""
+
+
 def render_chat(tok, case):
     kwargs = dict(
         tools=copy.deepcopy(case.get("tools")),
@@ -156,7 +160,7 @@ def render_chat(tok, case):
     kwargs.update(case.get("extra") or {})
     text = tok.apply_chat_template(copy.deepcopy(case["messages"]), **kwargs)
     if not isinstance(text, str):
-        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, not str")
+        raise ScriptBug(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, not str")
     return {"text": text, "ids": list(tok.encode(text, add_special_tokens=False))}
 
 
@@ -205,6 +209,9 @@ def run_one(name, folder, corpus, conversations, meta):
         rec = {"name": case["name"]}
         try:
             rec.update(render_chat(tok, case))
+        except ScriptBug as e:
+            rec["error"] = err(e)
+            out["failures"].append({"chat": case["name"], "error": err(e)})
         except Exception as e:  # noqa: BLE001 - an exception is the expected result of some cases
             rec["error"] = err(e)
         chats.append(rec)
