@@ -12,7 +12,9 @@ generation_config ids pad 0, bos 1, eos 2. This script:
      folder (tokenizer.json, tokenizer_config.json, chat_template.jinja / whatever this transformers writes). The
      model files (config.json, generation_config.json, model.safetensors, golden.*) are hashed before and after and
      must stay byte-identical;
-  3. reloads each folder with AutoTokenizer and AutoModelForCausalLM (float32, CPU, eager attention) and, for a few
+  3. reloads each folder with PreTrainedTokenizerFast (not AutoTokenizer: transformers 5 picks a model-specific
+     class such as Qwen2Tokenizer from config.json's model_type and rebuilds the pipeline from its own defaults,
+     which does not fit this char-level tokenizer) and AutoModelForCausalLM (float32, CPU, eager attention) and, for a few
      conversations, renders apply_chat_template(add_generation_prompt=True), encodes it (add_special_tokens=False,
      as apply_chat_template(tokenize=True) does), runs model.generate(greedy, max_new_tokens=16), once more with
      repetition_penalty=1.3, and writes tests/fixtures/parity/<family>/infer_golden.json:
@@ -212,7 +214,7 @@ def generate_batched(model, prompts):
 
 def run_family(folder, fast, versions):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     before = {f: sha256(os.path.join(folder, f)) for f in MODEL_FILES if os.path.exists(os.path.join(folder, f))}
     written = fast.save_pretrained(folder)
@@ -221,7 +223,7 @@ def run_family(folder, fast, versions):
         raise RuntimeError(f"save_pretrained changed model files in {folder}: "
                            f"{[f for f in before if before[f] != after[f]]}")
 
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = PreTrainedTokenizerFast.from_pretrained(folder)
     if len(tok) != VOCAB:
         raise RuntimeError(f"reloaded tokenizer has {len(tok)} ids, wanted {VOCAB}")
     for text in TOKENIZER_CHECKS:

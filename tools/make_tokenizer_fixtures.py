@@ -167,9 +167,33 @@ def render_chat(tok, case):
 def run_one(name, folder, corpus, conversations, meta):
     import tokenizers
     import transformers
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    tok = AutoTokenizer.from_pretrained(folder)
+    # transformers 5 loads some tokenizers through a model-specific class (LlamaTokenizer, GemmaTokenizer, ...)
+    # that rebuilds normalizer/pre-tokenizer/decoder from class defaults instead of tokenizer.json; for DeepSeek-V3
+    # (tokenizer_class LlamaTokenizerFast, byte-level vocabulary) that mis-tokenizes nearly every text. Osprey
+    # follows tokenizer.json, as transformers' generic PreTrainedTokenizerFast does; where the AutoTokenizer class
+    # gives different ids on the corpus, the generic class is the reference and the differences are counted.
+    auto = AutoTokenizer.from_pretrained(folder)
+    generic = PreTrainedTokenizerFast.from_pretrained(folder)
+    auto_diffs = 0
+    auto_examples = []
+    for item in corpus:
+        try:
+            a = auto.encode(item["text"], add_special_tokens=True)
+            g = generic.encode(item["text"], add_special_tokens=True)
+        except Exception as e:  # noqa: BLE001
+            a, g = err(e), None
+        if a != g:
+            auto_diffs += 1
+            if len(auto_examples) < 3:
+                auto_examples.append({"id": item["id"], "auto": str(a)[:200], "generic": str(g)[:200]})
+    tok = generic if auto_diffs else auto
+    meta = dict(meta)
+    meta["auto_class"] = type(auto).__name__
+    meta["reference"] = "PreTrainedTokenizerFast" if auto_diffs else "AutoTokenizer"
+    meta["auto_class_differences"] = auto_diffs
+    meta["auto_class_examples"] = auto_examples
     try:
         raw = tokenizers.Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     except Exception as e:  # noqa: BLE001
@@ -264,7 +288,7 @@ def main():
             result = run_one(name, folder, corpus, conversations, meta)
             size = write(os.path.join(args.out, f"{name}.json"), result)
             chats = result["chats"]
-            rows.append([name, result["class"], len(result["texts"]), len(result["failures"]),
+            rows.append([name, f'{result["reference"]} ({result["auto_class"]}: {result["auto_class_differences"]} diffs)', len(result["texts"]), len(result["failures"]),
                          sum(1 for c in chats if "error" not in c), sum(1 for c in chats if "error" in c),
                          sum(v for k, v in result["raw_differences"].items()), f"{size / 1024:.0f}",
                          f"{time.time() - started:.1f}"])
@@ -274,7 +298,7 @@ def main():
             traceback.print_exc()
             rows.append([name, "FAILED: " + err(e)[:60], "", "", "", "", "", "", f"{time.time() - started:.1f}"])
 
-    header = ["tokenizer", "class", "texts", "py-fail", "chats ok", "chats err", "raw diffs", "KB", "s"]
+    header = ["tokenizer", "reference", "texts", "py-fail", "chats ok", "chats err", "raw diffs", "KB", "s"]
     table = [header] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     print()
