@@ -7,14 +7,27 @@ namespace Osprey.Tokenization;
 /// </summary>
 public sealed partial class Tokenizer
 {
-    /// <summary>Loads the tokenizer files of a model folder (a folder with only tokenizer files is fine).</summary>
-    public static Tokenizer Load(string directory) => throw new NotImplementedException();
+    private Normalizer? _normalizer;
+    private PreTokenizer? _preTokenizer;
+    private BpeModel _model = null!;
+    private PostProcessor? _postProcessor;
+    private Decoder? _decoder;
+    private Dictionary<int, AddedToken> _addedById = new();
+    private Dictionary<string, AddedToken> _addedByContent = new(StringComparer.Ordinal);
+    private AddedTokenMatcher _rawMatcher = new([]);
+    private AddedTokenMatcher _normalizedMatcher = new([]);
+    private Dictionary<string, object?> _templateSpecialTokens = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Jinja.JinjaTemplate> _templates = new();
+
+    private Tokenizer()
+    {
+    }
 
     /// <summary>The folder it was loaded from, or null when built from strings.</summary>
     public string? SourceDirectory { get; private set; }
 
     /// <summary>One more than the largest token id (model vocabulary plus added tokens).</summary>
-    public int VocabSize => throw new NotImplementedException();
+    public int VocabSize { get; private set; }
 
     /// <summary>bos/eos/pad/unk tokens as tokenizer_config.json (or special_tokens_map.json) names them; null when unset.</summary>
     public SpecialToken? BosToken { get; private set; }
@@ -28,6 +41,12 @@ public sealed partial class Tokenizer
     /// <inheritdoc cref="BosToken"/>
     public SpecialToken? UnkToken { get; private set; }
 
+    /// <summary>Whether decode applies transformers' clean_up_tokenization (tokenizer_config.json clean_up_tokenization_spaces).</summary>
+    public bool CleanUpTokenizationSpaces { get; private set; }
+
+    /// <summary>model_max_length from tokenizer_config.json, or null when unset or effectively unlimited.</summary>
+    public long? ModelMaxLength { get; private set; }
+
     /// <summary>The default chat template source, or null when the tokenizer has none.</summary>
     public string? ChatTemplateSource { get; private set; }
 
@@ -38,38 +57,206 @@ public sealed partial class Tokenizer
     /// Variables transformers passes to every chat template besides messages: bos_token, eos_token, unk_token,
     /// pad_token and the other named special tokens from tokenizer_config.json.
     /// </summary>
-    public IReadOnlyDictionary<string, object?> TemplateSpecialTokens => throw new NotImplementedException();
+    public IReadOnlyDictionary<string, object?> TemplateSpecialTokens => _templateSpecialTokens;
+
+    /// <summary>Ids of all added tokens marked special.</summary>
+    public IReadOnlyList<int> SpecialTokenIds => _addedById.Values.Where(t => t.Special).Select(t => t.Id).Order().ToArray();
 
     /// <summary>Encodes text; <paramref name="addSpecialTokens"/> runs the post-processor (BOS/EOS) as transformers' default does.</summary>
-    public Encoding Encode(string text, bool addSpecialTokens = true) => throw new NotImplementedException();
+    public Encoding Encode(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = new List<int>(text.Length / 3 + 4);
+        var offsets = new List<TokenOffset>(text.Length / 3 + 4);
+        EncodeInto(text, addSpecialTokens, ids, offsets);
+        return new Encoding(ids.ToArray(), offsets.ToArray());
+    }
 
-    /// <summary>Token ids only.</summary>
-    public int[] EncodeIds(string text, bool addSpecialTokens = true) => Encode(text, addSpecialTokens).Ids;
+    /// <summary>Token ids only (skips offset bookkeeping).</summary>
+    public int[] EncodeIds(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = new List<int>(text.Length / 3 + 4);
+        EncodeInto(text, addSpecialTokens, ids, null);
+        return ids.ToArray();
+    }
 
     /// <summary>Encodes many texts on all cores; the result is in input order.</summary>
-    public Encoding[] EncodeBatch(IReadOnlyList<string> texts, bool addSpecialTokens = true, int maxDegreeOfParallelism = -1) => throw new NotImplementedException();
+    public Encoding[] EncodeBatch(IReadOnlyList<string> texts, bool addSpecialTokens = true, int maxDegreeOfParallelism = -1)
+    {
+        var result = new Encoding[texts.Count];
+        Parallel.For(0, texts.Count, new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism },
+            i => result[i] = Encode(texts[i], addSpecialTokens));
+        return result;
+    }
+
+    /// <summary>Token ids of many texts, encoded on all cores, in input order.</summary>
+    public int[][] EncodeIdsBatch(IReadOnlyList<string> texts, bool addSpecialTokens = true, int maxDegreeOfParallelism = -1)
+    {
+        var result = new int[texts.Count][];
+        Parallel.For(0, texts.Count, new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism },
+            i => result[i] = EncodeIds(texts[i], addSpecialTokens));
+        return result;
+    }
+
+    private void EncodeInto(string text, bool addSpecialTokens, List<int> ids, List<TokenOffset>? offsets)
+    {
+        var previous = 0;
+        foreach (var (start, end, token) in _rawMatcher.FindAll(text))
+        {
+            if (start > previous) EncodeSegment(new NormalizedText(text.Substring(previous, start - previous), previous), ids, offsets);
+            ids.Add(token.Id);
+            offsets?.Add(new TokenOffset(start, end));
+            previous = end;
+        }
+        if (previous < text.Length || text.Length == 0)
+        {
+            EncodeSegment(new NormalizedText(previous == 0 ? text : text[previous..], previous), ids, offsets);
+        }
+        if (_postProcessor is not null)
+        {
+            var offs = offsets ?? new List<TokenOffset>(Enumerable.Repeat(default(TokenOffset), ids.Count));
+            _postProcessor.Process(ids, offs, addSpecialTokens, IdToToken);
+        }
+    }
+
+    private void EncodeSegment(NormalizedText segment, List<int> ids, List<TokenOffset>? offsets)
+    {
+        if (_normalizer is not null) segment = _normalizer.Normalize(segment);
+        if (segment.Length == 0) return;
+        if (_normalizedMatcher.IsEmpty)
+        {
+            EncodeNormalized(segment, ids, offsets);
+            return;
+        }
+        var previous = 0;
+        foreach (var (start, end, token) in _normalizedMatcher.FindAll(segment.Text))
+        {
+            if (start > previous) EncodeNormalized(segment.Slice(previous, start), ids, offsets);
+            ids.Add(token.Id);
+            offsets?.Add(new TokenOffset(segment.OriginalStart(start), segment.OriginalEnd(end - 1)));
+            previous = end;
+        }
+        if (previous < segment.Length) EncodeNormalized(segment.Slice(previous, segment.Length), ids, offsets);
+    }
+
+    private void EncodeNormalized(NormalizedText text, List<int> ids, List<TokenOffset>? offsets)
+    {
+        List<Piece> pieces;
+        if (_preTokenizer is null)
+        {
+            pieces = [new Piece(text, false)];
+        }
+        else
+        {
+            pieces = new List<Piece>(Math.Max(4, text.Length / 4));
+            _preTokenizer.Split([new Piece(text, false)], pieces);
+        }
+        var spans = offsets is null ? null : new List<(int Start, int End)>();
+        foreach (var piece in pieces)
+        {
+            var word = piece.ByteLevel ? ToByteLevel(piece.Text.Text) : piece.Text.Text;
+            var first = ids.Count;
+            spans?.Clear();
+            _model.Encode(word, ids, spans);
+            if (offsets is null) continue;
+            int[]? byteToChar = piece.ByteLevel ? ByteToCharIndex(piece.Text.Text) : null;
+            for (var k = 0; k < ids.Count - first; k++)
+            {
+                var (s, e) = spans![k];
+                int cs, ce;
+                if (byteToChar is null)
+                {
+                    cs = s;
+                    ce = e - 1;
+                }
+                else
+                {
+                    cs = byteToChar[s];
+                    ce = byteToChar[e - 1];
+                    if (char.IsHighSurrogate(piece.Text.Text[ce]) && ce + 1 < piece.Text.Length) ce++;
+                }
+                offsets.Add(new TokenOffset(piece.Text.OriginalStart(cs), piece.Text.OriginalEnd(ce)));
+            }
+        }
+    }
+
+    /// <summary>The GPT-2 byte-level form of text: its UTF-8 bytes as printable chars.</summary>
+    internal static string ToByteLevel(string text)
+    {
+        var byteCount = System.Text.Encoding.UTF8.GetByteCount(text);
+        if (byteCount == text.Length)
+        {
+            return string.Create(text.Length, text, static (span, t) =>
+            {
+                for (var i = 0; i < t.Length; i++) span[i] = ByteLevelAlphabet.ByteToChar((byte)t[i]);
+            });
+        }
+        var bytes = byteCount <= 1024 ? stackalloc byte[byteCount] : new byte[byteCount];
+        System.Text.Encoding.UTF8.GetBytes(text, bytes);
+        var chars = byteCount <= 1024 ? stackalloc char[byteCount] : new char[byteCount];
+        for (var i = 0; i < bytes.Length; i++) chars[i] = ByteLevelAlphabet.ByteToChar(bytes[i]);
+        return new string(chars);
+    }
+
+    /// <summary>For each UTF-8 byte of the text, the index of the UTF-16 char it came from (the high surrogate for pairs).</summary>
+    private static int[] ByteToCharIndex(string text)
+    {
+        var map = new List<int>(text.Length * 2);
+        for (var i = 0; i < text.Length; i++)
+        {
+            int n;
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                for (var k = 0; k < 4; k++) map.Add(i);
+                i++;
+                continue;
+            }
+            n = text[i] < 0x80 ? 1 : text[i] < 0x800 ? 2 : 3;
+            for (var k = 0; k < n; k++) map.Add(i);
+        }
+        return map.ToArray();
+    }
 
     /// <summary>
     /// Decodes ids to text as transformers' <c>decode</c> does (decoder pipeline, then clean_up_tokenization_spaces
     /// when the config asks for it unless overridden).
     /// </summary>
-    public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null) => throw new NotImplementedException();
+    public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var tokens = new List<string>(ids.Count);
+        foreach (var id in ids)
+        {
+            if (skipSpecialTokens && _addedById.TryGetValue(id, out var added) && added.Special) continue;
+            var token = IdToToken(id);
+            if (token is not null) tokens.Add(token);
+        }
+        var text = _decoder is null ? string.Join(' ', tokens) : string.Concat(_decoder.DecodeChain(tokens));
+        return cleanUpTokenizationSpaces ?? CleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
+    }
+
+    /// <summary>transformers' clean_up_tokenization: removes spaces before punctuation and common English contractions.</summary>
+    public static string CleanUpTokenization(string text) => text
+        .Replace(" .", ".", StringComparison.Ordinal)
+        .Replace(" ?", "?", StringComparison.Ordinal)
+        .Replace(" !", "!", StringComparison.Ordinal)
+        .Replace(" ,", ",", StringComparison.Ordinal)
+        .Replace(" ' ", "'", StringComparison.Ordinal)
+        .Replace(" n't", "n't", StringComparison.Ordinal)
+        .Replace(" 'm", "'m", StringComparison.Ordinal)
+        .Replace(" 's", "'s", StringComparison.Ordinal)
+        .Replace(" 've", "'ve", StringComparison.Ordinal)
+        .Replace(" 're", "'re", StringComparison.Ordinal);
 
     /// <summary>The token string of an id (vocabulary or added token), or null when out of range.</summary>
-    public string? IdToToken(int id) => throw new NotImplementedException();
+    public string? IdToToken(int id) => _addedById.TryGetValue(id, out var added) ? added.Content : _model.IdToToken(id);
 
     /// <summary>The id of a token string (vocabulary or added token), or null.</summary>
-    public int? TokenToId(string token) => throw new NotImplementedException();
+    public int? TokenToId(string token) => _addedByContent.TryGetValue(token, out var added) ? added.Id : _model.TokenToId(token);
 
     /// <summary>True for added tokens marked special (skipped by <c>skip_special_tokens</c>).</summary>
-    public bool IsSpecial(int id) => throw new NotImplementedException();
-
-    /// <summary>
-    /// Renders a conversation with the tokenizer's chat template the way transformers' apply_chat_template
-    /// does. Messages (and tools/documents) are dictionaries, lists, primitives or <see cref="System.Text.Json.JsonElement"/>s.
-    /// Throws <see cref="OspreyException"/> when the tokenizer has no chat template and none is given.
-    /// </summary>
-    public string ApplyChatTemplate(IReadOnlyList<object?> messages, ChatTemplateOptions? options = null) => throw new NotImplementedException();
+    public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var added) && added.Special;
 }
 
 /// <summary>A named special token and its id (null when the vocabulary lacks it).</summary>

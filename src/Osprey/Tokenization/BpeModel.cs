@@ -1,0 +1,346 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+
+namespace Osprey.Tokenization;
+
+/// <summary>
+/// The BPE model of tokenizer.json: byte-level (GPT-2 style) and SentencePiece-style with <c>byte_fallback</c>,
+/// <c>fuse_unk</c>, <c>ignore_merges</c>, continuing-subword prefix and end-of-word suffix. Merges apply lowest
+/// rank first, leftmost first among equal ranks, as HF's priority-queue merge does.
+/// </summary>
+internal sealed class BpeModel
+{
+    private const int CacheWordLimit = 128;
+    private const int CacheCapacity = 200_000;
+
+    private readonly Dictionary<string, int> _vocab;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabLookup;
+    private readonly string[] _idToToken;
+    private readonly Dictionary<long, (int Rank, int NewId)> _merges;
+    private readonly int[] _singleChar = new int[65536];
+    private readonly int[] _byteFallback = new int[256];
+    private readonly int? _unkId;
+    private readonly bool _fuseUnk;
+    private readonly bool _byteFallbackEnabled;
+    private readonly bool _ignoreMerges;
+    private readonly string? _prefix;
+    private readonly string? _suffix;
+    private int _cacheCount;
+    private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)> _cache = new(StringComparer.Ordinal);
+
+    public BpeModel(JsonElement model, string path)
+    {
+        var vocab = model.GetProperty("vocab");
+        _vocab = new Dictionary<string, int>(vocab.EnumerateObject().Count(), StringComparer.Ordinal);
+        var maxId = -1;
+        foreach (var p in vocab.EnumerateObject())
+        {
+            var id = p.Value.GetInt32();
+            _vocab[p.Name] = id;
+            maxId = Math.Max(maxId, id);
+        }
+        _vocabLookup = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        _idToToken = new string[maxId + 1];
+        foreach (var (token, id) in _vocab) _idToToken[id] = token;
+
+        _prefix = OptionalString(model, "continuing_subword_prefix");
+        _suffix = OptionalString(model, "end_of_word_suffix");
+        var unk = OptionalString(model, "unk_token");
+        if (unk is not null)
+        {
+            if (!_vocab.TryGetValue(unk, out var unkId))
+                throw new OspreyException($"tokenizer.json {path}.unk_token '{unk}' is not in the vocabulary; fix the file or remove unk_token.");
+            _unkId = unkId;
+        }
+        _fuseUnk = TokenizerJson.Bool(model, "fuse_unk", false);
+        _byteFallbackEnabled = TokenizerJson.Bool(model, "byte_fallback", false);
+        _ignoreMerges = TokenizerJson.Bool(model, "ignore_merges", false);
+        if (model.TryGetProperty("dropout", out var dropout) && dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() > 0)
+            throw new OspreyException($"tokenizer.json {path}.dropout is {dropout.GetDouble()}; BPE dropout (a training-time augmentation) is not supported for encoding, set it to null.");
+
+        var merges = model.GetProperty("merges");
+        _merges = new Dictionary<long, (int, int)>(merges.GetArrayLength(), PairKeyComparer.Instance);
+        var rank = 0;
+        foreach (var m in merges.EnumerateArray())
+        {
+            string a, b;
+            if (m.ValueKind == JsonValueKind.String)
+            {
+                var s = m.GetString()!;
+                var space = s.IndexOf(' ', 1);
+                if (space < 0) throw new OspreyException($"tokenizer.json {path}.merges[{rank}] '{s}' is not two tokens separated by a space.");
+                a = s[..space];
+                b = s[(space + 1)..];
+            }
+            else
+            {
+                a = m[0].GetString()!;
+                b = m[1].GetString()!;
+            }
+            if (!_vocab.TryGetValue(a, out var ida) || !_vocab.TryGetValue(b, out var idb))
+                throw new OspreyException($"tokenizer.json {path}.merges[{rank}] ('{a}', '{b}') uses a token missing from the vocabulary.");
+            var merged = _prefix is { Length: > 0 } && b.StartsWith(_prefix, StringComparison.Ordinal) ? a + b[_prefix.Length..] : a + b;
+            if (!_vocab.TryGetValue(merged, out var newId))
+                throw new OspreyException($"tokenizer.json {path}.merges[{rank}]: the merged token '{merged}' is not in the vocabulary.");
+            _merges.TryAdd(Key(ida, idb), (rank, newId));
+            rank++;
+        }
+
+        Array.Fill(_singleChar, -1);
+        if (_prefix is not { Length: > 0 } && _suffix is not { Length: > 0 })
+        {
+            foreach (var (token, id) in _vocab)
+            {
+                if (token.Length == 1) _singleChar[token[0]] = id;
+            }
+        }
+        for (var b = 0; b < 256; b++)
+        {
+            _byteFallback[b] = _vocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
+        }
+    }
+
+    public int VocabSize => _idToToken.Length;
+
+    public string? IdToToken(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
+
+    public int? TokenToId(string token) => _vocab.TryGetValue(token, out var id) ? id : null;
+
+    private static string? OptionalString(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0 ? v.GetString() : null;
+
+    private static long Key(int a, int b) => ((long)a << 32) | (uint)b;
+
+    /// <summary>
+    /// Encodes one pre-tokenized word, appending ids and each token's [start, end) char span within the word.
+    /// </summary>
+    public void Encode(string word, List<int> ids, List<(int Start, int End)>? spans)
+    {
+        if (word.Length == 0) return;
+        if (_ignoreMerges && _vocabLookup.TryGetValue(word, out var whole))
+        {
+            ids.Add(whole);
+            spans?.Add((0, word.Length));
+            return;
+        }
+        if (word.Length <= CacheWordLimit && _cache.TryGetValue(word, out var cached))
+        {
+            ids.AddRange(cached.Ids);
+            spans?.AddRange(cached.Spans);
+            return;
+        }
+        var symbols = InitialSymbols(word);
+        MergeAll(symbols);
+        var cacheable = word.Length <= CacheWordLimit && Volatile.Read(ref _cacheCount) < CacheCapacity;
+        var newIds = cacheable ? new List<int>() : ids;
+        var newSpans = cacheable ? new List<(int, int)>() : spans;
+        for (var i = symbols.Count == 0 ? -1 : 0; i != -1; i = symbols[i].Next)
+        {
+            if (symbols[i].Length == 0) continue;
+            newIds.Add(symbols[i].Id);
+            newSpans?.Add((symbols[i].Start, symbols[i].Start + symbols[i].Length));
+        }
+        if (cacheable)
+        {
+            var entry = (newIds.ToArray(), newSpans!.ToArray());
+            if (_cache.TryAdd(word, entry)) Interlocked.Increment(ref _cacheCount);
+            ids.AddRange(entry.Item1);
+            spans?.AddRange(entry.Item2);
+        }
+    }
+
+    private struct Symbol
+    {
+        public int Id;
+        public int Start;
+        public int Length;
+        public int Prev;
+        public int Next;
+    }
+
+    private void FlushUnk(List<Symbol> symbols, ref int pendingStart, int pendingLength)
+    {
+        if (pendingStart < 0) return;
+        symbols.Add(new Symbol { Id = _unkId!.Value, Start = pendingStart, Length = pendingLength });
+        pendingStart = -1;
+    }
+
+    private List<Symbol> InitialSymbols(string word)
+    {
+        var symbols = new List<Symbol>(word.Length);
+        int pendingUnkStart = -1, pendingUnkLength = 0;
+
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < word.Length;)
+        {
+            var length = char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
+            var id = -1;
+            var isFirst = i == 0;
+            var isLast = i + length == word.Length;
+            if (length == 1 && _singleChar[word[i]] >= 0)
+            {
+                id = _singleChar[word[i]];
+            }
+            else
+            {
+                var piece = word.AsSpan(i, length);
+                if (_prefix is null && _suffix is null)
+                {
+                    if (_vocabLookup.TryGetValue(piece, out var found)) id = found;
+                }
+                else
+                {
+                    var s = string.Concat(!isFirst && _prefix is not null ? _prefix : "", piece, isLast && _suffix is not null ? _suffix : "");
+                    if (_vocab.TryGetValue(s, out var found)) id = found;
+                }
+            }
+            if (id >= 0)
+            {
+                FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
+                symbols.Add(new Symbol { Id = id, Start = i, Length = length });
+            }
+            else
+            {
+                var handled = false;
+                if (_byteFallbackEnabled)
+                {
+                    var n = System.Text.Encoding.UTF8.GetBytes(word.AsSpan(i, length), utf8);
+                    var all = true;
+                    for (var k = 0; k < n; k++) all &= _byteFallback[utf8[k]] >= 0;
+                    if (all)
+                    {
+                        FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
+                        // Every byte token spans the whole char: a byte cannot be located inside a UTF-16 char.
+                        for (var k = 0; k < n; k++) symbols.Add(new Symbol { Id = _byteFallback[utf8[k]], Start = i, Length = length });
+                        handled = true;
+                    }
+                }
+                if (!handled && _unkId is not null)
+                {
+                    if (pendingUnkStart >= 0 && _fuseUnk)
+                    {
+                        pendingUnkLength = i + length - pendingUnkStart;
+                    }
+                    else
+                    {
+                        FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
+                        pendingUnkStart = i;
+                        pendingUnkLength = length;
+                    }
+                }
+            }
+            i += length;
+        }
+        FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(symbols);
+        for (var k = 0; k < span.Length; k++)
+        {
+            span[k].Prev = k - 1;
+            span[k].Next = k + 1 < span.Length ? k + 1 : -1;
+        }
+        return symbols;
+    }
+
+    private void MergeAll(List<Symbol> list)
+    {
+        if (list.Count < 2) return;
+        if (list.Count <= 48)
+        {
+            MergeShort(list);
+            return;
+        }
+        var symbols = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);
+        var queue = new PriorityQueue<(int Pos, int NewId), long>(symbols.Length);
+        for (var i = 0; i + 1 < symbols.Length; i++)
+        {
+            if (_merges.TryGetValue(Key(symbols[i].Id, symbols[i + 1].Id), out var m))
+                queue.Enqueue((i, m.NewId), Priority(m.Rank, i));
+        }
+        while (queue.TryDequeue(out var top, out _))
+        {
+            ref var left = ref symbols[top.Pos];
+            if (left.Length == 0 || left.Next == -1) continue;
+            ref var right = ref symbols[left.Next];
+            if (!_merges.TryGetValue(Key(left.Id, right.Id), out var current) || current.NewId != top.NewId) continue;
+            left.Id = top.NewId;
+            left.Length = right.Start + right.Length - left.Start;
+            var rightNext = right.Next;
+            right.Length = 0;
+            left.Next = rightNext;
+            if (rightNext != -1) symbols[rightNext].Prev = top.Pos;
+            if (left.Prev != -1 && _merges.TryGetValue(Key(symbols[left.Prev].Id, left.Id), out var mp))
+                queue.Enqueue((left.Prev, mp.NewId), Priority(mp.Rank, left.Prev));
+            if (left.Next != -1 && _merges.TryGetValue(Key(left.Id, symbols[left.Next].Id), out var mn))
+                queue.Enqueue((top.Pos, mn.NewId), Priority(mn.Rank, top.Pos));
+        }
+    }
+
+    /// <summary>
+    /// Short words: repeatedly merge the adjacent pair with the lowest (rank, position), which is exactly the order
+    /// the priority queue yields, without its allocations.
+    /// </summary>
+    private void MergeShort(List<Symbol> list)
+    {
+        var n = list.Count;
+        Span<int> idsBuf = stackalloc int[n];
+        Span<int> starts = stackalloc int[n];
+        Span<int> ends = stackalloc int[n];
+        Span<long> ranks = stackalloc long[n];
+        for (var i = 0; i < n; i++)
+        {
+            idsBuf[i] = list[i].Id;
+            starts[i] = list[i].Start;
+            ends[i] = list[i].Start + list[i].Length;
+        }
+        for (var i = 0; i + 1 < n; i++) ranks[i] = PairRank(idsBuf[i], idsBuf[i + 1]);
+        while (n > 1)
+        {
+            var best = -1;
+            var bestRank = long.MaxValue;
+            for (var i = 0; i + 1 < n; i++)
+            {
+                if (ranks[i] < bestRank)
+                {
+                    bestRank = ranks[i];
+                    best = i;
+                }
+            }
+            if (best < 0) break;
+            idsBuf[best] = _merges[Key(idsBuf[best], idsBuf[best + 1])].NewId;
+            ends[best] = ends[best + 1];
+            for (var i = best + 1; i + 1 < n; i++)
+            {
+                idsBuf[i] = idsBuf[i + 1];
+                starts[i] = starts[i + 1];
+                ends[i] = ends[i + 1];
+                ranks[i] = ranks[i + 1];
+            }
+            n--;
+            if (best > 0) ranks[best - 1] = PairRank(idsBuf[best - 1], idsBuf[best]);
+            ranks[best] = best + 1 < n ? PairRank(idsBuf[best], idsBuf[best + 1]) : long.MaxValue;
+        }
+        list.Clear();
+        for (var i = 0; i < n; i++)
+        {
+            list.Add(new Symbol { Id = idsBuf[i], Start = starts[i], Length = ends[i] - starts[i], Prev = i - 1, Next = i + 1 < n ? i + 1 : -1 });
+        }
+    }
+
+    private long PairRank(int a, int b) => _merges.TryGetValue(Key(a, b), out var m) ? m.Rank : long.MaxValue;
+
+    private static long Priority(int rank, int pos) => ((long)rank << 32) | (uint)pos;
+}
+
+/// <summary>
+/// Hashes (a &lt;&lt; 32 | b) pair keys well: long's own hash is a ^ b, which collides for most token-id pairs and made
+/// merge lookups crawl.
+/// </summary>
+internal sealed class PairKeyComparer : IEqualityComparer<long>
+{
+    public static readonly PairKeyComparer Instance = new();
+
+    public bool Equals(long x, long y) => x == y;
+
+    public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
+}
