@@ -166,6 +166,8 @@ internal sealed class JinjaChatTemplate : ChatTemplate
         var end = turnEnd;
         while (end > anchor && char.IsWhiteSpace(full[end - 1])) end--;
         if (end < anchor || (contentEnd is { } ce && end < ce)) throw NotLocated(i);
+        // A reply with text must leave a trace; an empty range means the template dropped it or moved it elsewhere.
+        if (end == replyStart && (ChatMessage.ContentText(messages[i].Content).Trim().Length > 0 || messages[i].ToolCalls.Count > 0)) throw NotLocated(i);
         return (replyStart, end);
     }
 

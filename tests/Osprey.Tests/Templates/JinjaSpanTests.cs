@@ -197,6 +197,40 @@ public sealed class JinjaSpanTests
     }
 
     [Fact]
+    public void A_template_that_drops_history_replies_cannot_be_trained_on_them()
+    {
+        // Renders only the final assistant message: the first reply has nowhere to carry loss.
+        var t = ChatTemplate.FromJinja("{% for m in messages %}{% if m.role == 'user' %}U:{{ m.content }}\n{% elif loop.last %}A:{{ m.content }}</s>{% endif %}{% endfor %}");
+        var e = Assert.Throws<OspreyException>(() => t.Render(TwoTurns()));
+        Assert.Contains("Could not locate assistant message 1", e.Message);
+        Assert.Contains("--template", e.Message);
+        // Without a generation prompt in the template the model writes the "A:" header itself, so it is labelled.
+        Assert.Equal(["A:Hello there!</s>"], t.Render(OneTurn()).LabelledTexts);
+    }
+
+    [Fact]
+    public void Deepseek_v3_tool_calls_are_labelled_as_its_template_writes_them()
+    {
+        var c = new Conversation([
+            Msg("user", "Weather in Paris?"),
+            new Dictionary<string, object?>
+            {
+                ["role"] = "assistant", ["content"] = null,
+                ["tool_calls"] = new List<object?> { new Dictionary<string, object?> { ["type"] = "function", ["function"] = new Dictionary<string, object?> { ["name"] = "get_weather", ["arguments"] = "{\"city\": \"Paris\"}" } } },
+            },
+            Msg("tool", "Sunny, 22C"),
+            Msg("assistant", "It is sunny."),
+        ]);
+        var r = JinjaFromNpm("deepseek_v3").Render(c);
+        Assert.Equal(
+            [
+                "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>",
+                "It is sunny.<｜end▁of▁sentence｜>",
+            ],
+            r.LabelledTexts);
+    }
+
+    [Fact]
     public void Diff_region_finds_the_changed_range()
     {
         Assert.Equal((3, 8), Osprey.Templates.JinjaChatTemplate.DiffRegion("ab\nHello<e>", "ab\n<e>"));
