@@ -26,7 +26,8 @@ internal sealed class BpeModel
     private readonly bool _ignoreMerges;
     private readonly string? _prefix;
     private readonly string? _suffix;
-    private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private int _cacheCount;
+    private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)> _cache = new(StringComparer.Ordinal);
 
     public BpeModel(JsonElement model, string path)
     {
@@ -59,7 +60,7 @@ internal sealed class BpeModel
             throw new OspreyException($"tokenizer.json {path}.dropout is {dropout.GetDouble()}; BPE dropout (a training-time augmentation) is not supported for encoding, set it to null.");
 
         var merges = model.GetProperty("merges");
-        _merges = new Dictionary<long, (int, int)>(merges.GetArrayLength());
+        _merges = new Dictionary<long, (int, int)>(merges.GetArrayLength(), PairKeyComparer.Instance);
         var rank = 0;
         foreach (var m in merges.EnumerateArray())
         {
@@ -123,23 +124,29 @@ internal sealed class BpeModel
             spans?.Add((0, word.Length));
             return;
         }
-        if (spans is null && word.Length <= CacheWordLimit && _cache.TryGetValue(word, out var cached))
+        if (word.Length <= CacheWordLimit && _cache.TryGetValue(word, out var cached))
         {
-            ids.AddRange(cached);
+            ids.AddRange(cached.Ids);
+            spans?.AddRange(cached.Spans);
             return;
         }
         var symbols = InitialSymbols(word);
         MergeAll(symbols);
-        var first = ids.Count;
+        var cacheable = word.Length <= CacheWordLimit && Volatile.Read(ref _cacheCount) < CacheCapacity;
+        var newIds = cacheable ? new List<int>() : ids;
+        var newSpans = cacheable ? new List<(int, int)>() : spans;
         for (var i = symbols.Count == 0 ? -1 : 0; i != -1; i = symbols[i].Next)
         {
             if (symbols[i].Length == 0) continue;
-            ids.Add(symbols[i].Id);
-            spans?.Add((symbols[i].Start, symbols[i].Start + symbols[i].Length));
+            newIds.Add(symbols[i].Id);
+            newSpans?.Add((symbols[i].Start, symbols[i].Start + symbols[i].Length));
         }
-        if (word.Length <= CacheWordLimit && _cache.Count < CacheCapacity)
+        if (cacheable)
         {
-            _cache.TryAdd(word, ids.GetRange(first, ids.Count - first).ToArray());
+            var entry = (newIds.ToArray(), newSpans!.ToArray());
+            if (_cache.TryAdd(word, entry)) Interlocked.Increment(ref _cacheCount);
+            ids.AddRange(entry.Item1);
+            spans?.AddRange(entry.Item2);
         }
     }
 
@@ -152,16 +159,17 @@ internal sealed class BpeModel
         public int Next;
     }
 
+    private void FlushUnk(List<Symbol> symbols, ref int pendingStart, int pendingLength)
+    {
+        if (pendingStart < 0) return;
+        symbols.Add(new Symbol { Id = _unkId!.Value, Start = pendingStart, Length = pendingLength });
+        pendingStart = -1;
+    }
+
     private List<Symbol> InitialSymbols(string word)
     {
         var symbols = new List<Symbol>(word.Length);
         int pendingUnkStart = -1, pendingUnkLength = 0;
-        void FlushUnk()
-        {
-            if (pendingUnkStart < 0) return;
-            symbols.Add(new Symbol { Id = _unkId!.Value, Start = pendingUnkStart, Length = pendingUnkLength });
-            pendingUnkStart = -1;
-        }
 
         Span<byte> utf8 = stackalloc byte[4];
         for (var i = 0; i < word.Length;)
@@ -189,7 +197,7 @@ internal sealed class BpeModel
             }
             if (id >= 0)
             {
-                FlushUnk();
+                FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
                 symbols.Add(new Symbol { Id = id, Start = i, Length = length });
             }
             else
@@ -202,7 +210,7 @@ internal sealed class BpeModel
                     for (var k = 0; k < n; k++) all &= _byteFallback[utf8[k]] >= 0;
                     if (all)
                     {
-                        FlushUnk();
+                        FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
                         // Every byte token spans the whole char: a byte cannot be located inside a UTF-16 char.
                         for (var k = 0; k < n; k++) symbols.Add(new Symbol { Id = _byteFallback[utf8[k]], Start = i, Length = length });
                         handled = true;
@@ -216,7 +224,7 @@ internal sealed class BpeModel
                     }
                     else
                     {
-                        FlushUnk();
+                        FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
                         pendingUnkStart = i;
                         pendingUnkLength = length;
                     }
@@ -224,7 +232,7 @@ internal sealed class BpeModel
             }
             i += length;
         }
-        FlushUnk();
+        FlushUnk(symbols, ref pendingUnkStart, pendingUnkLength);
         var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(symbols);
         for (var k = 0; k < span.Length; k++)
         {
@@ -237,6 +245,11 @@ internal sealed class BpeModel
     private void MergeAll(List<Symbol> list)
     {
         if (list.Count < 2) return;
+        if (list.Count <= 48)
+        {
+            MergeShort(list);
+            return;
+        }
         var symbols = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);
         var queue = new PriorityQueue<(int Pos, int NewId), long>(symbols.Length);
         for (var i = 0; i + 1 < symbols.Length; i++)
@@ -263,5 +276,71 @@ internal sealed class BpeModel
         }
     }
 
+    /// <summary>
+    /// Short words: repeatedly merge the adjacent pair with the lowest (rank, position), which is exactly the order
+    /// the priority queue yields, without its allocations.
+    /// </summary>
+    private void MergeShort(List<Symbol> list)
+    {
+        var n = list.Count;
+        Span<int> idsBuf = stackalloc int[n];
+        Span<int> starts = stackalloc int[n];
+        Span<int> ends = stackalloc int[n];
+        Span<long> ranks = stackalloc long[n];
+        for (var i = 0; i < n; i++)
+        {
+            idsBuf[i] = list[i].Id;
+            starts[i] = list[i].Start;
+            ends[i] = list[i].Start + list[i].Length;
+        }
+        for (var i = 0; i + 1 < n; i++) ranks[i] = PairRank(idsBuf[i], idsBuf[i + 1]);
+        while (n > 1)
+        {
+            var best = -1;
+            var bestRank = long.MaxValue;
+            for (var i = 0; i + 1 < n; i++)
+            {
+                if (ranks[i] < bestRank)
+                {
+                    bestRank = ranks[i];
+                    best = i;
+                }
+            }
+            if (best < 0) break;
+            idsBuf[best] = _merges[Key(idsBuf[best], idsBuf[best + 1])].NewId;
+            ends[best] = ends[best + 1];
+            for (var i = best + 1; i + 1 < n; i++)
+            {
+                idsBuf[i] = idsBuf[i + 1];
+                starts[i] = starts[i + 1];
+                ends[i] = ends[i + 1];
+                ranks[i] = ranks[i + 1];
+            }
+            n--;
+            if (best > 0) ranks[best - 1] = PairRank(idsBuf[best - 1], idsBuf[best]);
+            ranks[best] = best + 1 < n ? PairRank(idsBuf[best], idsBuf[best + 1]) : long.MaxValue;
+        }
+        list.Clear();
+        for (var i = 0; i < n; i++)
+        {
+            list.Add(new Symbol { Id = idsBuf[i], Start = starts[i], Length = ends[i] - starts[i], Prev = i - 1, Next = i + 1 < n ? i + 1 : -1 });
+        }
+    }
+
+    private long PairRank(int a, int b) => _merges.TryGetValue(Key(a, b), out var m) ? m.Rank : long.MaxValue;
+
     private static long Priority(int rank, int pos) => ((long)rank << 32) | (uint)pos;
+}
+
+/// <summary>
+/// Hashes (a &lt;&lt; 32 | b) pair keys well: long's own hash is a ^ b, which collides for most token-id pairs and made
+/// merge lookups crawl.
+/// </summary>
+internal sealed class PairKeyComparer : IEqualityComparer<long>
+{
+    public static readonly PairKeyComparer Instance = new();
+
+    public bool Equals(long x, long y) => x == y;
+
+    public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
 }

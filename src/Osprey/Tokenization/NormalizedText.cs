@@ -39,6 +39,10 @@ internal sealed class NormalizedText
 
     public int OriginalEnd(int i) => Ends is null ? Offset + i + 1 : Ends[i];
 
+    /// <summary>Original end of the whole code point starting at char i (both halves of a surrogate pair).</summary>
+    public int OriginalCodePointEnd(int i) =>
+        char.IsHighSurrogate(Text[i]) && i + 1 < Length && char.IsLowSurrogate(Text[i + 1]) ? OriginalEnd(i + 1) : OriginalEnd(i);
+
     /// <summary>Original position where this text begins (for empty text: where it would be).</summary>
     public int OriginalBegin => Length == 0 || Starts is null ? Offset : Starts[0];
 

@@ -81,20 +81,46 @@ internal sealed class UnicodeNormalizer(NormForm form) : Normalizer
     {
         if (UnicodeNormalization.IsTriviallyNormalized(text.Text, form)) return text;
         var s = text.Text;
-        // Chunks start at code points that cannot interact with what precedes them.
-        int ChunkEnd(int i)
+        var builder = new NormalizedTextBuilder(s.Length + 8, text.Offset);
+        var inputStarts = new List<int>();
+        var i = 0;
+        while (i < s.Length)
         {
+            // A chunk runs to the next code point that cannot interact with what precedes it.
+            inputStarts.Clear();
+            inputStarts.Add(i);
             CodePointAt(s, i, out var len);
-            var j = i + len;
-            while (j < s.Length)
+            var end = i + len;
+            while (end < s.Length)
             {
-                var cp = CodePointAt(s, j, out len);
+                var cp = CodePointAt(s, end, out len);
                 if (UnicodeNormalization.IsChunkStart(cp)) break;
-                j += len;
+                inputStarts.Add(end);
+                end += len;
             }
-            return j;
+            var output = UnicodeNormalization.Normalize(s.AsSpan(i, end - i), form);
+            if (string.CompareOrdinal(output, 0, s, i, end - i) == 0 && output.Length == end - i)
+            {
+                builder.AppendFrom(text, i, end);
+            }
+            else
+            {
+                // As HF's alignment does: output code point k takes the span of input code point k (the last
+                // input code point for any extra output).
+                var k = 0;
+                for (var o = 0; o < output.Length; k++)
+                {
+                    var olen = char.IsHighSurrogate(output[o]) && o + 1 < output.Length ? 2 : 1;
+                    var src = inputStarts[Math.Min(k, inputStarts.Count - 1)];
+                    var srcEnd = k + 1 < inputStarts.Count ? inputStarts[Math.Min(k, inputStarts.Count - 1) + 1] - 1 : end - 1;
+                    if (k >= inputStarts.Count) srcEnd = end - 1;
+                    builder.Append(output.AsSpan(o, olen), text.OriginalStart(src), text.OriginalEnd(srcEnd));
+                    o += olen;
+                }
+            }
+            i = end;
         }
-        return RewriteChunks(text, ChunkEnd, chunk => UnicodeNormalization.Normalize(chunk, form));
+        return builder.Build();
     }
 }
 
@@ -151,7 +177,7 @@ internal sealed class PrependNormalizer(string prefix) : Normalizer
     {
         if (text.Length == 0 || prefix.Length == 0) return text;
         var builder = new NormalizedTextBuilder(text.Length + prefix.Length, text.Offset);
-        builder.Append(prefix, text.OriginalStart(0), text.OriginalEnd(0));
+        builder.Append(prefix, text.OriginalStart(0), text.OriginalCodePointEnd(0));
         builder.AppendFrom(text, 0, text.Length);
         return builder.Build();
     }

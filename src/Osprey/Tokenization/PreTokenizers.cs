@@ -211,7 +211,7 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
             {
                 var builder = new NormalizedTextBuilder(text.Length + 1, text.Offset);
                 var start = text.Length > 0 ? text.OriginalStart(0) : text.Offset;
-                var end = text.Length > 0 ? text.OriginalEnd(0) : text.Offset;
+                var end = text.Length > 0 ? text.OriginalCodePointEnd(0) : text.Offset;
                 builder.Append(' ', start, end);
                 builder.AppendFrom(text, 0, text.Length);
                 text = builder.Build();
@@ -250,7 +250,7 @@ internal sealed class MetaspacePreTokenizer : PreTokenizer
             var prepend = text.Length > 0 && text.Text[0] != _replacement && text.Text[0] != ' ' &&
                 (_scheme == "always" || (_scheme == "first" && text.OriginalBegin == 0));
             if (text.Length > 0 && text.Text[0] == ' ') prepend = false;
-            if (prepend) builder.Append(_replacement, text.OriginalStart(0), text.OriginalEnd(0));
+            if (prepend) builder.Append(_replacement, text.OriginalStart(0), text.OriginalCodePointEnd(0));
             for (var i = 0; i < text.Length; i++)
             {
                 builder.Append(text.Text[i] == ' ' ? _replacement : text.Text[i], text.OriginalStart(i), text.OriginalEnd(i));

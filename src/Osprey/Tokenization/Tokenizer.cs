@@ -17,6 +17,7 @@ public sealed partial class Tokenizer
     private AddedTokenMatcher _rawMatcher = new([]);
     private AddedTokenMatcher _normalizedMatcher = new([]);
     private Dictionary<string, object?> _templateSpecialTokens = new();
+    private bool _cleanUpForcedForBpe;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Jinja.JinjaTemplate> _templates = new();
 
     private Tokenizer()
@@ -41,7 +42,11 @@ public sealed partial class Tokenizer
     /// <inheritdoc cref="BosToken"/>
     public SpecialToken? UnkToken { get; private set; }
 
-    /// <summary>Whether decode applies transformers' clean_up_tokenization (tokenizer_config.json clean_up_tokenization_spaces).</summary>
+    /// <summary>
+    /// tokenizer_config.json's clean_up_tokenization_spaces. Like transformers 5, decode ignores it for BPE tokenizers
+    /// (it strips real spaces before punctuation) unless the config also sets
+    /// clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output.
+    /// </summary>
     public bool CleanUpTokenizationSpaces { get; private set; }
 
     /// <summary>model_max_length from tokenizer_config.json, or null when unset or effectively unlimited.</summary>
@@ -233,7 +238,7 @@ public sealed partial class Tokenizer
             if (token is not null) tokens.Add(token);
         }
         var text = _decoder is null ? string.Join(' ', tokens) : string.Concat(_decoder.DecodeChain(tokens));
-        return cleanUpTokenizationSpaces ?? CleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
+        return cleanUpTokenizationSpaces ?? (CleanUpTokenizationSpaces && _cleanUpForcedForBpe) ? CleanUpTokenization(text) : text;
     }
 
     /// <summary>transformers' clean_up_tokenization: removes spaces before punctuation and common English contractions.</summary>

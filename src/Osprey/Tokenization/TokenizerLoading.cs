@@ -4,12 +4,6 @@ namespace Osprey.Tokenization;
 
 public sealed partial class Tokenizer
 {
-    private static readonly HashSet<string> s_classesWithBosEosFlags = new(StringComparer.Ordinal)
-    {
-        "LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
-        "GemmaTokenizer", "GemmaTokenizerFast",
-    };
-
     /// <summary>Loads the tokenizer files of a model folder (a folder with only tokenizer files is fine).</summary>
     public static Tokenizer Load(string directory)
     {
@@ -150,10 +144,10 @@ public sealed partial class Tokenizer
                 }
             }
             t.CleanUpTokenizationSpaces = TokenizerJson.Bool(config, "clean_up_tokenization_spaces", false);
+            t._cleanUpForcedForBpe = TokenizerJson.Bool(config, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", false);
             if (config.TryGetProperty("model_max_length", out var maxLength) && maxLength.ValueKind == JsonValueKind.Number &&
                 maxLength.TryGetInt64(out var ml) && ml < 1L << 40)
                 t.ModelMaxLength = ml;
-            ApplyBosEosFlags(t, config);
             ReadTemplates(t, config);
         }
         t._templateSpecialTokens = templateVars;
@@ -191,24 +185,6 @@ public sealed partial class Tokenizer
         JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
         _ => null,
     };
-
-    /// <summary>
-    /// Llama- and Gemma-class tokenizers take add_bos_token/add_eos_token from tokenizer_config.json and rebuild their
-    /// post-processor from them when loaded by transformers; do the same.
-    /// </summary>
-    private static void ApplyBosEosFlags(Tokenizer t, JsonElement config)
-    {
-        var cls = config.TryGetProperty("tokenizer_class", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "";
-        if (!s_classesWithBosEosFlags.Contains(cls)) return;
-        var hasBos = config.TryGetProperty("add_bos_token", out _);
-        var hasEos = config.TryGetProperty("add_eos_token", out _);
-        if (!hasBos && !hasEos) return;
-        var addBos = TokenizerJson.Bool(config, "add_bos_token", true);
-        var addEos = TokenizerJson.Bool(config, "add_eos_token", false);
-        var before = addBos && t.BosToken?.Id is int b ? new[] { b } : [];
-        var after = addEos && t.EosToken?.Id is int e ? new[] { e } : [];
-        t._postProcessor = new TemplatePostProcessor(before, after);
-    }
 
     private static void ReadTemplates(Tokenizer t, JsonElement config)
     {

@@ -70,8 +70,10 @@ public sealed partial class ExportCommandTests
         var count = int.Parse(ShardName().Match(shards[0]!).Groups[2].Value);
         Assert.True(count > 1, $"expected several shards of at most 100KB, got {string.Join(", ", files)}");
         Assert.Equal(Enumerable.Range(1, count).Select(n => $"model-{n:D5}-of-{count:D5}.safetensors"), shards);
+        // The fixture's tokenizer files travel with the weights.
         Assert.Equal(
-            shards.Concat(["config.json", "generation_config.json", "model.safetensors.index.json"]).Order(StringComparer.Ordinal),
+            shards.Concat(["config.json", "generation_config.json", "model.safetensors.index.json",
+                "chat_template.jinja", "tokenizer.json", "tokenizer_config.json"]).Order(StringComparer.Ordinal),
             files);
 
         // The index maps every tensor of the original (a tied model: no lm_head.weight) to the shard holding it.
@@ -125,7 +127,7 @@ public sealed partial class ExportCommandTests
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal(
-            ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"],
+            ["chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"],
             Directory.GetFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Equal(File.ReadAllBytes(Path.Combine(original, "tokenizer.json")), File.ReadAllBytes(Path.Combine(output, "tokenizer.json")));
         using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "config.json"))))
