@@ -10,7 +10,12 @@ public sealed class DemoModelFolder : IDisposable
 {
     private readonly TempDirectory _temp = new();
 
-    public DemoModelFolder() => Path = DemoModel.EnsureCreated(_temp.File("demo"));
+    public DemoModelFolder()
+    {
+        // On the CPU, explicitly: the process's first initialisation decides, and tests rely on it being a CPU one.
+        Osprey.Runtime.TorchRuntime.Initialize(Osprey.Runtime.DeviceSpec.Cpu);
+        Path = DemoModel.EnsureCreated(_temp.File("demo"));
+    }
 
     public string Path { get; }
 
