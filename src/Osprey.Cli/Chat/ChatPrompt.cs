@@ -1,3 +1,4 @@
+using Osprey.Templates;
 using Osprey.Tokenization;
 
 namespace Osprey.Cli.Chat;
@@ -8,18 +9,19 @@ namespace Osprey.Cli.Chat;
 /// </summary>
 /// <remarks>
 /// Where the template comes from: the tokenizer's own chat template by default; <c>--template FILE</c> (a Jinja
-/// file) or <c>--template NAME</c> (one of the tokenizer's named templates, such as <c>tool_use</c>) override it.
-/// Any other name goes to <see cref="NamedTemplate"/>, the hook for ms-swift's named templates
-/// (Osprey.Templates), which knows none yet.
+/// file), <c>--template NAME</c> for one of the tokenizer's named templates (such as <c>tool_use</c>), or else an
+/// ms-swift named template (<c>chatml</c>, <c>qwen</c>, <c>llama3</c>, ... from <see cref="ChatTemplate.Named"/>).
 /// </remarks>
 internal sealed class ChatPrompt
 {
-    private readonly string? _template;
+    private readonly string? _jinja;
+    private readonly ChatTemplate? _named;
 
-    private ChatPrompt(Tokenizer tokenizer, string? template)
+    private ChatPrompt(Tokenizer tokenizer, string? jinja, ChatTemplate? named = null)
     {
         Tokenizer = tokenizer;
-        _template = template;
+        _jinja = jinja;
+        _named = named;
     }
 
     /// <summary>The tokenizer that encodes prompts and decodes replies.</summary>
@@ -42,40 +44,33 @@ internal sealed class ChatPrompt
     /// </summary>
     public static ChatPrompt Create(Tokenizer tokenizer, string folder, string? template)
     {
+        var names = string.Join(", ", ChatTemplate.NamedTemplateNames);
         if (template is null)
         {
             if (tokenizer.ChatTemplateSource is null)
-                throw new UserError($"The tokenizer in {folder} has no chat template (no chat_template in tokenizer_config.json and no chat_template.jinja); pass --template with a Jinja template file, or use --input_ids.");
+                throw new UserError($"The tokenizer in {folder} has no chat template (no chat_template in tokenizer_config.json and no chat_template.jinja); pass --template with a Jinja template file or one of {names}.");
             return new ChatPrompt(tokenizer, null);
         }
         if (File.Exists(template)) return new ChatPrompt(tokenizer, File.ReadAllText(template));
         if (tokenizer.NamedChatTemplates.ContainsKey(template)) return new ChatPrompt(tokenizer, template);
-        var named = NamedTemplate(template)
-            ?? throw new UserError($"--template {template} is neither a file nor one of the tokenizer's named templates ({(tokenizer.NamedChatTemplates.Count == 0 ? "it has none" : string.Join(", ", tokenizer.NamedChatTemplates.Keys))}); pass a Jinja template file.");
-        return new ChatPrompt(tokenizer, named);
-    }
-
-    /// <summary>
-    /// Hook for ms-swift's named templates (<c>--template qwen</c>, <c>llama3</c>, ...): the Jinja source of the
-    /// template called <paramref name="name"/>, or null when unknown. Osprey.Templates will provide them; none
-    /// exist yet.
-    /// </summary>
-    internal static string? NamedTemplate(string name)
-    {
-        _ = name;
-        return null;
+        if (!ChatTemplate.NamedTemplateNames.Contains(template, StringComparer.Ordinal))
+            throw new UserError($"--template {template} is not a file, one of {names}, or one of the tokenizer's own named templates ({(tokenizer.NamedChatTemplates.Count == 0 ? "it has none" : string.Join(", ", tokenizer.NamedChatTemplates.Keys))}).");
+        return new ChatPrompt(tokenizer, null, ChatTemplate.Named(template, NamedTemplateTokens.FromTokenizer(tokenizer)));
     }
 
     /// <summary>The conversation rendered with the generation prompt appended.</summary>
     public string Render(IReadOnlyList<object?> messages, IReadOnlyList<object?>? tools = null) =>
-        Tokenizer.ApplyChatTemplate(messages, new ChatTemplateOptions { AddGenerationPrompt = true, Tools = tools, ChatTemplate = _template });
+        _named is not null
+            ? _named.RenderPrompt(new Conversation(messages, tools))
+            : Tokenizer.ApplyChatTemplate(messages, new ChatTemplateOptions { AddGenerationPrompt = true, Tools = tools, ChatTemplate = _jinja });
 
     /// <summary>
     /// The prompt ids of a conversation. A rendering that already starts with the BOS token is encoded without
     /// special tokens (as transformers does, so BOS is not doubled); otherwise the tokenizer's post-processor
     /// adds whatever it adds by default.
     /// </summary>
-    public int[] Encode(IReadOnlyList<object?> messages, IReadOnlyList<object?>? tools = null) => EncodeRendered(Render(messages, tools));
+    public int[] Encode(IReadOnlyList<object?> messages, IReadOnlyList<object?>? tools = null) =>
+        _named is not null ? _named.EncodePrompt(Tokenizer, new Conversation(messages, tools)) : EncodeRendered(Render(messages, tools));
 
     /// <summary>Encodes an already rendered prompt; see <see cref="Encode"/>.</summary>
     public int[] EncodeRendered(string rendered)

@@ -32,7 +32,8 @@ internal sealed class InferCommand : ICommand
         "  --result_path FILE       Write the rows with their \"response\" to FILE (default: stdout).\n" +
         "  --max_batch_size N       Rows generated together as one left-padded batch (default 1).\n" +
         "  --system TEXT            System message; replaces the rows' own.\n" +
-        "  --template FILE|NAME     Chat template: a Jinja file or a named template of the tokenizer (default: its own).\n" +
+        "  --template FILE|NAME     Chat template: a Jinja file, a named template of the tokenizer, or an ms-swift name\n" +
+        "                           (chatml, qwen, qwen3, llama3, llama2, mistral, gemma, phi3, deepseek, default).\n" +
         "  --input_ids IDS          Prompt token ids, comma or space separated; several prompts with ';' (batched).\n" +
         "  --max_new_tokens N       Tokens to generate at most (default: generation_config.json, else 256).\n" +
         "  --do_sample BOOL         Sample instead of greedy decoding (default: generation_config.json, else false).\n" +

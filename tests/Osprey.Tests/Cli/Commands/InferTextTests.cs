@@ -209,7 +209,7 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
     }
 
     [Fact]
-    public void ATokenizerWithoutChatTemplateNeedsTemplate()
+    public void ATokenizerWithoutChatTemplateNeedsTemplateAFileOrAName()
     {
         using var temp = new TempDirectory();
         foreach (var file in Directory.GetFiles(demo.Path))
@@ -224,7 +224,11 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
         var refused = CliInput.Of("hi\n", "infer", "--model", temp.Path, "--device", "cpu");
         var withFile = CliRun.Of("infer", "--model", temp.Path, "--device", "cpu", "--max_new_tokens", $"{MaxNew}",
             "--val_dataset", temp.File("data.jsonl"), "--template", temp.File("chatml.jinja"));
-        var unknown = CliRun.Of("infer", "--model", temp.Path, "--device", "cpu", "--val_dataset", temp.File("data.jsonl"), "--template", "qwen");
+        var named = CliRun.Of("infer", "--model", temp.Path, "--device", "cpu", "--max_new_tokens", $"{MaxNew}",
+            "--val_dataset", temp.File("data.jsonl"), "--template", "chatml");
+        var qwen = CliRun.Of("infer", "--model", temp.Path, "--device", "cpu", "--max_new_tokens", $"{MaxNew}",
+            "--val_dataset", temp.File("data.jsonl"), "--template", "qwen");
+        var unknown = CliRun.Of("infer", "--model", temp.Path, "--device", "cpu", "--val_dataset", temp.File("data.jsonl"), "--template", "nonesuch");
 
         Assert.Equal(2, refused.ExitCode);
         Assert.Empty(refused.Stdout);
@@ -233,8 +237,16 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
         Assert.Contains("--template", error);
         Assert.True(withFile.ExitCode == 0, withFile.ToString());
         Assert.Equal(Response(Answer(Jsonl(new { query = "hi" }))[0]), JsonNode.Parse(withFile.StdoutLines[0])!["response"]!.GetValue<string>());
+        // ms-swift's chatml without a system message is the demo's own template.
+        Assert.True(named.ExitCode == 0, named.ToString());
+        Assert.Equal(withFile.Stdout, named.Stdout);
+        // qwen is chatml plus a default system message: the same row gets another prompt.
+        Assert.True(qwen.ExitCode == 0, qwen.ToString());
+        Assert.NotEqual(named.Stdout, qwen.Stdout);
         Assert.Equal(2, unknown.ExitCode);
-        Assert.Contains("--template qwen", Assert.Single(unknown.StderrLines));
+        var unknownError = Assert.Single(unknown.StderrLines);
+        Assert.Contains("--template nonesuch", unknownError);
+        Assert.Contains("chatml", unknownError);
     }
 
     private string ChatMLWith(TempDirectory temp, string guard)
