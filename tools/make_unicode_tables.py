@@ -51,3 +51,19 @@ def main(out):
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "src/Osprey/Tokenization/Data/unicode-norm.bin")
+
+
+def write_fixture(path):
+    """Expected NFC/NFD/NFKC/NFKD of tricky strings, from Python's unicodedata (same Unicode version as the table),
+    for tests/Osprey.Tests/Tokenization/UnicodeNormalizationTests.cs."""
+    import json
+    samples = [
+        "Cafe\u0301 re\u0301sume\u0301", "A\u030angstro\u0308m", "\u1112\u1161\u11ab\u1100\u116e\u11a8",  # jamo
+        "\ud55c\u11a8", "\ufb01\ufb02 \u2126 \u212b \u00bd \u2460 \u3000", "q\u0307\u0323 q\u0323\u0307",
+        "\u0061\u0328\u0301 \u0105\u0301", "\u1e9b\u0323", "\u0b47\u0b3e \u0b4b", "\uff21\uff22\uff23 \uff76\uff9e",
+        "\U0001d400\U0001d401 \U0001d15e", "e\u0301\u0301\u0327", "\u00c5\u0301", "\u2000\u00a0x\u00b2",
+        "\u0344 \u0f73 \u0958", "plain ascii", "",
+    ]
+    out = [{"text": s, **{f: unicodedata.normalize(f, s) for f in ("NFC", "NFD", "NFKC", "NFKD")}} for s in samples]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"unicode": unicodedata.unidata_version, "cases": out}, f, ensure_ascii=True, indent=1)

@@ -27,6 +27,8 @@ internal sealed class BpeModel
     private readonly string? _prefix;
     private readonly string? _suffix;
     private int _cacheCount;
+    private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)> _rawCache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)>.AlternateLookup<ReadOnlySpan<char>> _rawLookup;
     private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)> _cache = new(StringComparer.Ordinal);
 
     public BpeModel(JsonElement model, string path)
@@ -41,6 +43,7 @@ internal sealed class BpeModel
             maxId = Math.Max(maxId, id);
         }
         _vocabLookup = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        _rawLookup = _rawCache.GetAlternateLookup<ReadOnlySpan<char>>();
         _idToToken = new string[maxId + 1];
         foreach (var (token, id) in _vocab) _idToToken[id] = token;
 
@@ -118,36 +121,56 @@ internal sealed class BpeModel
     public void Encode(string word, List<int> ids, List<(int Start, int End)>? spans)
     {
         if (word.Length == 0) return;
-        if (_ignoreMerges && _vocabLookup.TryGetValue(word, out var whole))
-        {
-            ids.Add(whole);
-            spans?.Add((0, word.Length));
-            return;
-        }
         if (word.Length <= CacheWordLimit && _cache.TryGetValue(word, out var cached))
         {
             ids.AddRange(cached.Ids);
             spans?.AddRange(cached.Spans);
             return;
         }
+        var entry = Compute(word);
+        if (word.Length <= CacheWordLimit && Volatile.Read(ref _cacheCount) < CacheCapacity && _cache.TryAdd(word, entry))
+            Interlocked.Increment(ref _cacheCount);
+        ids.AddRange(entry.Ids);
+        spans?.AddRange(entry.Spans);
+    }
+
+    /// <summary>
+    /// Encodes a piece that the byte-level pre-tokenizer maps to bytes-as-chars, caching by the piece's own text so
+    /// that a repeated word costs one lookup and no allocation. Spans are in bytes of the piece's UTF-8.
+    /// </summary>
+    public void EncodeByteLevel(ReadOnlySpan<char> piece, List<int> ids, List<(int Start, int End)>? spans)
+    {
+        if (piece.Length == 0) return;
+        if (piece.Length <= CacheWordLimit && _rawLookup.TryGetValue(piece, out var cached))
+        {
+            ids.AddRange(cached.Ids);
+            spans?.AddRange(cached.Spans);
+            return;
+        }
+        var entry = Compute(Tokenizer.ToByteLevel(piece));
+        if (piece.Length <= CacheWordLimit && Volatile.Read(ref _cacheCount) < CacheCapacity && _rawCache.TryAdd(piece.ToString(), entry))
+            Interlocked.Increment(ref _cacheCount);
+        ids.AddRange(entry.Ids);
+        spans?.AddRange(entry.Spans);
+    }
+
+    private (int[] Ids, (int Start, int End)[] Spans) Compute(string word)
+    {
+        if (_ignoreMerges && _vocabLookup.TryGetValue(word, out var whole)) return ([whole], [(0, word.Length)]);
         var symbols = InitialSymbols(word);
         MergeAll(symbols);
-        var cacheable = word.Length <= CacheWordLimit && Volatile.Read(ref _cacheCount) < CacheCapacity;
-        var newIds = cacheable ? new List<int>() : ids;
-        var newSpans = cacheable ? new List<(int, int)>() : spans;
+        var count = 0;
+        foreach (var sym in symbols) if (sym.Length > 0) count++;
+        var ids = new int[count];
+        var spans = new (int, int)[count];
+        var k = 0;
         for (var i = symbols.Count == 0 ? -1 : 0; i != -1; i = symbols[i].Next)
         {
             if (symbols[i].Length == 0) continue;
-            newIds.Add(symbols[i].Id);
-            newSpans?.Add((symbols[i].Start, symbols[i].Start + symbols[i].Length));
+            ids[k] = symbols[i].Id;
+            spans[k++] = (symbols[i].Start, symbols[i].Start + symbols[i].Length);
         }
-        if (cacheable)
-        {
-            var entry = (newIds.ToArray(), newSpans!.ToArray());
-            if (_cache.TryAdd(word, entry)) Interlocked.Increment(ref _cacheCount);
-            ids.AddRange(entry.Item1);
-            spans?.AddRange(entry.Item2);
-        }
+        return (ids, spans);
     }
 
     private struct Symbol

@@ -94,7 +94,7 @@ internal sealed class UnicodeNormalizer(NormForm form) : Normalizer
             while (end < s.Length)
             {
                 var cp = CodePointAt(s, end, out len);
-                if (UnicodeNormalization.IsChunkStart(cp)) break;
+                if (UnicodeNormalization.IsChunkStart(cp, form)) break;
                 inputStarts.Add(end);
                 end += len;
             }
@@ -234,6 +234,8 @@ internal sealed class SplitPattern
     public static SplitPattern Literal(string s) => new(s, null);
 
     public static SplitPattern Regex(string pattern) => new(null, new UnicodeRegex(pattern));
+
+    public UnicodeRegex? RegexOrNull => _regex;
 
     /// <summary>All non-overlapping, non-empty matches, left to right, as UTF-16 [start, end).</summary>
     public List<(int Start, int End)> Find(string text)

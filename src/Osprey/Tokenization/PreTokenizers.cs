@@ -151,6 +151,8 @@ internal abstract class PreTokenizer
 
 internal sealed class SequencePreTokenizer(IReadOnlyList<PreTokenizer> steps) : PreTokenizer
 {
+    public IReadOnlyList<PreTokenizer> Steps => steps;
+
     public override void Split(List<Piece> input, List<Piece> output)
     {
         var current = input;
@@ -166,6 +168,9 @@ internal sealed class SequencePreTokenizer(IReadOnlyList<PreTokenizer> steps) : 
 
 internal sealed class SplitPreTokenizer(SplitPattern pattern, SplitBehavior behavior, bool invert) : PreTokenizer
 {
+    /// <summary>The regex of a plain isolating split (the shape byte-level tokenizers use), else null.</summary>
+    public UnicodeRegex? IsolatingRegex => behavior == SplitBehavior.Isolated && !invert ? pattern.RegexOrNull : null;
+
     public override void Split(List<Piece> input, List<Piece> output)
     {
         foreach (var piece in input)
@@ -197,6 +202,12 @@ internal sealed class CharClassPreTokenizer(Func<char, bool> predicate, SplitBeh
 /// <summary>GPT-2 byte-level pre-tokenization: optional prefix space, the GPT-2 regex, then bytes as chars (done by the model).</summary>
 internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : PreTokenizer
 {
+    public bool AddPrefixSpace => addPrefixSpace;
+
+    public bool UseRegex => useRegex;
+
+    internal static UnicodeRegex Gpt2Regex => s_gpt2.RegexOrNull!;
+
     internal const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
     private static readonly SplitPattern s_gpt2 = SplitPattern.Regex(Gpt2Pattern);
 

@@ -18,6 +18,7 @@ public sealed partial class Tokenizer
     private AddedTokenMatcher _normalizedMatcher = new([]);
     private Dictionary<string, object?> _templateSpecialTokens = new();
     private bool _cleanUpForcedForBpe;
+    private UnicodeRegex[]? _fastSplits;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Jinja.JinjaTemplate> _templates = new();
 
     private Tokenizer()
@@ -147,6 +148,11 @@ public sealed partial class Tokenizer
 
     private void EncodeNormalized(NormalizedText text, List<int> ids, List<TokenOffset>? offsets)
     {
+        if (_fastSplits is not null)
+        {
+            EncodeFast(text, 0, text.Length, 0, ids, offsets);
+            return;
+        }
         List<Piece> pieces;
         if (_preTokenizer is null)
         {
@@ -160,42 +166,82 @@ public sealed partial class Tokenizer
         var spans = offsets is null ? null : new List<(int Start, int End)>();
         foreach (var piece in pieces)
         {
-            var word = piece.ByteLevel ? ToByteLevel(piece.Text.Text) : piece.Text.Text;
             var first = ids.Count;
             spans?.Clear();
-            _model.Encode(word, ids, spans);
-            if (offsets is null) continue;
-            int[]? byteToChar = piece.ByteLevel ? ByteToCharIndex(piece.Text.Text) : null;
-            for (var k = 0; k < ids.Count - first; k++)
+            if (piece.ByteLevel) _model.EncodeByteLevel(piece.Text.Text, ids, spans);
+            else _model.Encode(piece.Text.Text, ids, spans);
+            if (offsets is not null) AddOffsets(piece.Text, 0, piece.Text.Length, piece.ByteLevel, spans!, offsets);
+        }
+    }
+
+    /// <summary>
+    /// Byte-level pipelines made of isolating regex splits (Llama 3, Qwen, DeepSeek, GPT-2): split by index ranges
+    /// with no intermediate strings, and look pieces up in the model's cache by their own text.
+    /// </summary>
+    private void EncodeFast(NormalizedText text, int from, int to, int level, List<int> ids, List<TokenOffset>? offsets)
+    {
+        if (from >= to) return;
+        if (level == _fastSplits!.Length)
+        {
+            var spans = offsets is null ? null : t_spans ??= new List<(int, int)>();
+            spans?.Clear();
+            _model.EncodeByteLevel(text.Text.AsSpan(from, to - from), ids, spans);
+            if (offsets is not null) AddOffsets(text, from, to, true, spans!, offsets);
+            return;
+        }
+        var levels = t_matchLists ??= [];
+        while (levels.Count <= level) levels.Add(new List<(int, int)>());
+        var matches = levels[level];
+        matches.Clear();
+        _fastSplits[level].Matches(text.Text.AsSpan(from, to - from), matches);
+        // Deeper levels reuse their own lists; copy this level's matches out before recursing.
+        var count = matches.Count;
+        Span<(int, int)> local = count <= 64 ? stackalloc (int, int)[count] : new (int, int)[count];
+        for (var i = 0; i < count; i++) local[i] = matches[i];
+        var previous = 0;
+        foreach (var (s, e) in local)
+        {
+            if (s > previous) EncodeFast(text, from + previous, from + s, level + 1, ids, offsets);
+            EncodeFast(text, from + s, from + e, level + 1, ids, offsets);
+            previous = e;
+        }
+        if (from + previous < to) EncodeFast(text, from + previous, to, level + 1, ids, offsets);
+    }
+
+    [ThreadStatic] private static List<(int, int)>? t_spans;
+    [ThreadStatic] private static List<List<(int, int)>>? t_matchLists;
+
+    /// <summary>Maps the model's spans (chars of the piece, or bytes for byte-level pieces) to original offsets.</summary>
+    private static void AddOffsets(NormalizedText text, int from, int to, bool byteLevel, List<(int Start, int End)> spans, List<TokenOffset> offsets)
+    {
+        int[]? byteToChar = byteLevel ? ByteToCharIndex(text.Text.AsSpan(from, to - from)) : null;
+        foreach (var (s, e) in spans)
+        {
+            int cs, ce;
+            if (byteToChar is null)
             {
-                var (s, e) = spans![k];
-                int cs, ce;
-                if (byteToChar is null)
-                {
-                    cs = s;
-                    ce = e - 1;
-                }
-                else
-                {
-                    cs = byteToChar[s];
-                    ce = byteToChar[e - 1];
-                    if (char.IsHighSurrogate(piece.Text.Text[ce]) && ce + 1 < piece.Text.Length) ce++;
-                }
-                offsets.Add(new TokenOffset(piece.Text.OriginalStart(cs), piece.Text.OriginalEnd(ce)));
+                cs = from + s;
+                ce = from + e - 1;
             }
+            else
+            {
+                cs = from + byteToChar[s];
+                ce = from + byteToChar[e - 1];
+                if (char.IsHighSurrogate(text.Text[ce]) && ce + 1 < to) ce++;
+            }
+            offsets.Add(new TokenOffset(text.OriginalStart(cs), text.OriginalEnd(ce)));
         }
     }
 
     /// <summary>The GPT-2 byte-level form of text: its UTF-8 bytes as printable chars.</summary>
-    internal static string ToByteLevel(string text)
+    internal static string ToByteLevel(ReadOnlySpan<char> text)
     {
         var byteCount = System.Text.Encoding.UTF8.GetByteCount(text);
         if (byteCount == text.Length)
         {
-            return string.Create(text.Length, text, static (span, t) =>
-            {
-                for (var i = 0; i < t.Length; i++) span[i] = ByteLevelAlphabet.ByteToChar((byte)t[i]);
-            });
+            Span<char> ascii = text.Length <= 1024 ? stackalloc char[text.Length] : new char[text.Length];
+            for (var i = 0; i < text.Length; i++) ascii[i] = ByteLevelAlphabet.ByteToChar((byte)text[i]);
+            return new string(ascii);
         }
         var bytes = byteCount <= 1024 ? stackalloc byte[byteCount] : new byte[byteCount];
         System.Text.Encoding.UTF8.GetBytes(text, bytes);
@@ -205,7 +251,7 @@ public sealed partial class Tokenizer
     }
 
     /// <summary>For each UTF-8 byte of the text, the index of the UTF-16 char it came from (the high surrogate for pairs).</summary>
-    private static int[] ByteToCharIndex(string text)
+    private static int[] ByteToCharIndex(ReadOnlySpan<char> text)
     {
         var map = new List<int>(text.Length * 2);
         for (var i = 0; i < text.Length; i++)

@@ -63,6 +63,7 @@ public sealed partial class Tokenizer
         t._preTokenizer = Get(root, "pre_tokenizer", PreTokenizer.FromJson);
         t._postProcessor = Get(root, "post_processor", PostProcessor.FromJson);
         t._decoder = Get(root, "decoder", Decoder.FromJson);
+        t._fastSplits = FastSplits(t._preTokenizer);
 
         var added = new List<AddedToken>();
         if (root.TryGetProperty("added_tokens", out var addedJson) && addedJson.ValueKind == JsonValueKind.Array)
@@ -165,6 +166,26 @@ public sealed partial class Tokenizer
             t.NamedChatTemplates = named;
         }
         return t;
+    }
+
+    /// <summary>The regexes of a pre-tokenizer made only of isolating regex splits ending in a plain ByteLevel, else null.</summary>
+    private static UnicodeRegex[]? FastSplits(PreTokenizer? pre)
+    {
+        IReadOnlyList<PreTokenizer> steps = pre switch
+        {
+            SequencePreTokenizer seq => seq.Steps,
+            null => [],
+            _ => [pre],
+        };
+        if (steps.Count == 0 || steps[^1] is not ByteLevelPreTokenizer { AddPrefixSpace: false } byteLevel) return null;
+        var regexes = new List<UnicodeRegex>();
+        foreach (var step in steps.Take(steps.Count - 1))
+        {
+            if (step is not SplitPreTokenizer { IsolatingRegex: { } regex }) return null;
+            regexes.Add(regex);
+        }
+        if (byteLevel.UseRegex) regexes.Add(ByteLevelPreTokenizer.Gpt2Regex);
+        return regexes.ToArray();
     }
 
     private static T? Get<T>(JsonElement root, string name, Func<JsonElement, string, T?> parse) where T : class =>

@@ -25,6 +25,9 @@ internal static class UnicodeNormalization
         public readonly Dictionary<long, int> Compose = new();
         public readonly HashSet<int> ComposingStarters = new();
         public string Version = "";
+
+        /// <summary>Per form, BMP chars that normalization leaves alone whatever surrounds them.</summary>
+        public readonly bool[][] Stable = new bool[4][];
     }
 
     /// <summary>The Unicode version of the embedded data.</summary>
@@ -59,6 +62,22 @@ internal static class UnicodeNormalization
         // Hangul vowel and trailing jamo compose with what precedes them.
         for (var v = VBase; v < VBase + VCount; v++) t.ComposingStarters.Add(v);
         for (var c = TBase + 1; c < TBase + TCount; c++) t.ComposingStarters.Add(c);
+        foreach (var form in Enum.GetValues<NormForm>())
+        {
+            var stable = new bool[65536];
+            var compat = form is NormForm.KC or NormForm.KD;
+            var composes = form is NormForm.C or NormForm.KC;
+            for (var c = 0; c < 65536; c++)
+            {
+                if (c is >= 0xD800 and <= 0xDFFF) continue;
+                if (t.Ccc.ContainsKey(c) || t.Canonical.ContainsKey(c) || (compat && t.Compat.ContainsKey(c))) continue;
+                if (c is >= SBase and < SBase + SCount && !composes) continue;
+                // A starter that composes with what precedes it, or a leading jamo that composes with what follows.
+                if (composes && (t.ComposingStarters.Contains(c) || c is >= LBase and < LBase + LCount)) continue;
+                stable[c] = true;
+            }
+            t.Stable[(int)form] = stable;
+        }
         return t;
     }
 
@@ -69,20 +88,34 @@ internal static class UnicodeNormalization
     /// True when a normalization chunk may start at this code point: a starter that cannot compose with what
     /// precedes it. Normalizing chunk by chunk then equals normalizing the whole text.
     /// </summary>
-    public static bool IsChunkStart(int cp)
+    public static bool IsChunkStart(int cp, NormForm form)
     {
         if (cp < 0x300) return true;
         var t = s_tables.Value;
-        return !t.Ccc.ContainsKey(cp) && !t.ComposingStarters.Contains(cp);
+        if (t.Ccc.ContainsKey(cp) || t.ComposingStarters.Contains(cp)) return false;
+        // A starter whose decomposition begins with a non-starter (halfwidth voiced marks under NFKC) also interacts.
+        var compat = form is NormForm.KC or NormForm.KD;
+        while (t.Canonical.TryGetValue(cp, out var seq) || (compat && t.Compat.TryGetValue(cp, out seq)))
+        {
+            cp = seq[0];
+            if (t.Ccc.ContainsKey(cp) || t.ComposingStarters.Contains(cp)) return false;
+        }
+        return true;
     }
 
     /// <summary>True when the text certainly does not change under the form (a cheap conservative check).</summary>
     public static bool IsTriviallyNormalized(ReadOnlySpan<char> text, NormForm form)
     {
         var limit = form is NormForm.C or NormForm.D ? '\u0300' : '\u00A0';
-        foreach (var c in text)
+        var i = text.IndexOfAnyInRange(limit, '\uFFFF');
+        if (i < 0) return true;
+        var stable = s_tables.Value.Stable[(int)form];
+        for (; i < text.Length; i++)
         {
-            if (c >= limit) return false;
+            var c = text[i];
+            if (c < limit) continue;
+            if (char.IsSurrogate(c)) return false;
+            if (!stable[c]) return false;
         }
         return true;
     }

@@ -30,9 +30,9 @@ internal sealed class UnicodeRegex
     public string Pattern { get; }
 
     /// <summary>Adds every non-empty match of the text as UTF-16 [start, end).</summary>
-    public void Matches(string text, List<(int, int)> output)
+    public void Matches(ReadOnlySpan<char> text, List<(int, int)> output)
     {
-        var hasSurrogates = text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;
+        var hasSurrogates = text.IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;
         if (!hasSurrogates)
         {
             foreach (var m in _regex.EnumerateMatches(text))
