@@ -440,7 +440,7 @@ class Report:
         self.counts = collections.Counter()
         self.details = collections.defaultdict(list)
 
-    def ok(self, kind):
+    def ok(self, kind, detail=None):  # detail: accepted so ok/bad can be picked by a condition
         self.counts[kind + " ok"] += 1
 
     def bad(self, kind, detail):
@@ -453,11 +453,27 @@ class Report:
         return sum(v for k, v in self.counts.items() if k.endswith("MISMATCH"))
 
 
-def check_tokenizer(name, folder, texts, chats, args, env):
-    from transformers import AutoTokenizer
+def reference_tokenizer(folder, texts):
+    """AutoTokenizer, unless its model-specific class (transformers 5 LlamaTokenizer for DeepSeek-V3 and Llama 2)
+    rebuilds the pipeline and so disagrees with tokenizer.json: then the generic PreTrainedTokenizerFast, which
+    follows tokenizer.json as Osprey does (see docs/tokenizers.md)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    auto = AutoTokenizer.from_pretrained(folder)
+    try:
+        generic = PreTrainedTokenizerFast.from_pretrained(folder)
+    except Exception:  # noqa: BLE001 - no tokenizer.json: nothing to compare against
+        return auto, type(auto).__name__
+    for text in texts[:200]:
+        if auto.encode(text) != generic.encode(text):
+            return generic, f"PreTrainedTokenizerFast (AutoTokenizer's {type(auto).__name__} differs)"
+    return auto, type(auto).__name__
+
+
+def check_tokenizer(name, folder, texts, chats, args, env):
     rep = Report(name, args.show)
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok, reference = reference_tokenizer(folder, texts)
+    print(f"{name}: reference {reference}", flush=True)
     rng = random.Random(args.seed + 7)
     lines, expect = [], []
     for t in texts:
@@ -492,6 +508,11 @@ def check_tokenizer(name, folder, texts, chats, args, env):
     out_lines = stdout.split("\n")
     if out_lines and out_lines[-1] == "":
         out_lines.pop()
+    if code == 2 and "is not supported" in stderr and not out_lines:
+        # A tokenizer kind Osprey does not read (Unigram, WordPiece): the expected outcome is one clear error.
+        rep.ok("unsupported, clear error")
+        rep.details["unsupported, clear error"].append({"stderr": stderr.strip()[-500:]})
+        return rep, elapsed
     if code != 0 or len(out_lines) != len(lines):
         rep.bad("process", {"exit": code, "lines_in": len(lines), "lines_out": len(out_lines),
                             "stderr_tail": stderr[-3000:]})

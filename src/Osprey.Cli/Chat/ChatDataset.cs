@@ -20,7 +20,7 @@ internal sealed record ChatRow(JsonObject Record, List<object?> Messages, List<o
 /// </summary>
 internal static class ChatDataset
 {
-    /// <summary>All rows of <paramref name="path"/>; <paramref name="system"/> (--system) replaces or inserts the system message.</summary>
+    /// <summary>All rows of <paramref name="path"/>; <paramref name="system"/> (--system) becomes the system message of rows that have none.</summary>
     public static List<ChatRow> Read(string path, string? system)
     {
         if (!File.Exists(path)) throw new UserError($"--val_dataset {path} does not exist; pass a JSON-lines file of {{\"messages\": [...]}} or {{\"query\": ...}} rows.");
@@ -85,7 +85,7 @@ internal static class ChatDataset
             throw new UserError($"{where} has neither \"messages\" nor \"query\"; give {{\"messages\": [{{\"role\": \"user\", \"content\": \"...\"}}]}} or {{\"query\": \"...\"}}.");
         }
 
-        if (system is not null) SetSystem(messages, system);
+        if (system is not null && (messages.Count == 0 || Role(messages[0]) != "system")) SetSystem(messages, system);
         return new ChatRow(record, messages, tools, where, queryFormat);
     }
 

@@ -31,7 +31,7 @@ internal sealed class InferCommand : ICommand
         "                           instead of chatting on stdin.\n" +
         "  --result_path FILE       Write the rows with their \"response\" to FILE (default: stdout).\n" +
         "  --max_batch_size N       Rows generated together as one left-padded batch (default 1).\n" +
-        "  --system TEXT            System message; replaces the rows' own.\n" +
+        "  --system TEXT            System message for rows without one (a row's own wins, as in ms-swift).\n" +
         "  --template FILE|NAME     Chat template: a Jinja file, a named template of the tokenizer, or an ms-swift name\n" +
         "                           (chatml, qwen, qwen3, llama3, llama2, mistral, gemma, phi3, deepseek, default).\n" +
         "  --input_ids IDS          Prompt token ids, comma or space separated; several prompts with ';' (batched).\n" +

@@ -214,23 +214,45 @@ public sealed partial class Tokenizer
     /// <summary>Maps the model's spans (chars of the piece, or bytes for byte-level pieces) to original offsets.</summary>
     private static void AddOffsets(NormalizedText text, int from, int to, bool byteLevel, List<(int Start, int End)> spans, List<TokenOffset> offsets)
     {
-        int[]? byteToChar = byteLevel ? ByteToCharIndex(text.Text.AsSpan(from, to - from)) : null;
+        if (!byteLevel)
+        {
+            foreach (var (s, e) in spans) offsets.Add(new TokenOffset(text.OriginalStart(from + s), text.OriginalEnd(from + e - 1)));
+            return;
+        }
+        // Spans are sorted byte ranges of the piece's UTF-8: walk chars and bytes together, no allocation.
+        var chars = text.Text;
+        var charIndex = from;
+        var charByteStart = 0;
+        var charByteLength = Utf8Length(chars, charIndex, to);
         foreach (var (s, e) in spans)
         {
-            int cs, ce;
-            if (byteToChar is null)
+            while (charByteStart + charByteLength <= s)
             {
-                cs = from + s;
-                ce = from + e - 1;
+                charByteStart += charByteLength;
+                charIndex += charByteLength == 4 ? 2 : 1;
+                charByteLength = Utf8Length(chars, charIndex, to);
             }
-            else
+            var startChar = charIndex;
+            while (charByteStart + charByteLength < e)
             {
-                cs = from + byteToChar[s];
-                ce = from + byteToChar[e - 1];
-                if (char.IsHighSurrogate(text.Text[ce]) && ce + 1 < to) ce++;
+                charByteStart += charByteLength;
+                charIndex += charByteLength == 4 ? 2 : 1;
+                charByteLength = Utf8Length(chars, charIndex, to);
             }
-            offsets.Add(new TokenOffset(text.OriginalStart(cs), text.OriginalEnd(ce)));
+            var lastChar = charByteLength == 4 ? charIndex + 1 : charIndex;
+            offsets.Add(new TokenOffset(text.OriginalStart(startChar), text.OriginalEnd(lastChar)));
         }
+    }
+
+    /// <summary>UTF-8 length of the code point at char i (4 for a surrogate pair, which spans two chars).</summary>
+    private static int Utf8Length(string s, int i, int end)
+    {
+        if (i >= end) return int.MaxValue / 4;
+        var c = s[i];
+        if (c < 0x80) return 1;
+        if (c < 0x800) return 2;
+        if (char.IsHighSurrogate(c) && i + 1 < end && char.IsLowSurrogate(s[i + 1])) return 4;
+        return 3;
     }
 
     /// <summary>The GPT-2 byte-level form of text: its UTF-8 bytes as printable chars.</summary>
@@ -248,25 +270,6 @@ public sealed partial class Tokenizer
         var chars = byteCount <= 1024 ? stackalloc char[byteCount] : new char[byteCount];
         for (var i = 0; i < bytes.Length; i++) chars[i] = ByteLevelAlphabet.ByteToChar(bytes[i]);
         return new string(chars);
-    }
-
-    /// <summary>For each UTF-8 byte of the text, the index of the UTF-16 char it came from (the high surrogate for pairs).</summary>
-    private static int[] ByteToCharIndex(ReadOnlySpan<char> text)
-    {
-        var map = new List<int>(text.Length * 2);
-        for (var i = 0; i < text.Length; i++)
-        {
-            int n;
-            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
-            {
-                for (var k = 0; k < 4; k++) map.Add(i);
-                i++;
-                continue;
-            }
-            n = text[i] < 0x80 ? 1 : text[i] < 0x800 ? 2 : 3;
-            for (var k = 0; k < n; k++) map.Add(i);
-        }
-        return map.ToArray();
     }
 
     /// <summary>

@@ -127,18 +127,22 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
     }
 
     [Fact]
-    public void SystemFlagReplacesOrInsertsTheSystemMessage()
+    public void SystemFlagFillsInForRowsWithoutASystemMessage()
     {
         var withSystem = Answer(Jsonl(new { messages = new[] { System("be brief"), User("hi") } }));
+        var withOther = Answer(Jsonl(new { messages = new[] { System("other"), User("hi") } }));
         var plain = Answer(Jsonl(new { messages = new[] { User("hi") } }));
 
-        var inserted = Answer(Jsonl(new { messages = new[] { User("hi") } }), "--system", "be brief");
-        var replaced = Answer(Jsonl(new { messages = new[] { System("other"), User("hi") } }, new { query = "hi", system = "x" }), "--system", "be brief");
+        var inserted = Answer(Jsonl(new { messages = new[] { User("hi") } }, new { query = "hi" }), "--system", "be brief");
+        var kept = Answer(Jsonl(new { messages = new[] { System("other"), User("hi") } }, new { query = "hi", system = "other" }), "--system", "be brief");
 
         Assert.NotEqual(Response(plain[0]), Response(withSystem[0]));
+        Assert.NotEqual(Response(withOther[0]), Response(withSystem[0]));
         Assert.Equal(Response(withSystem[0]), Response(inserted[0]));
-        Assert.Equal(Response(withSystem[0]), Response(replaced[0]));
-        Assert.Equal(Response(withSystem[0]), Response(replaced[1]));
+        Assert.Equal(Response(withSystem[0]), Response(inserted[1]));
+        // A row's own system message wins over --system (ms-swift's priority).
+        Assert.Equal(Response(withOther[0]), Response(kept[0]));
+        Assert.Equal(Response(withOther[0]), Response(kept[1]));
     }
 
     [Fact]
