@@ -157,6 +157,9 @@ UNIT = [
     ("filter_tojson_unicode", "{{ {'k': '世界 é \\u0001'} | tojson }}", {}),
     ("filter_string_case", "{{ s | upper }} {{ s | lower }} {{ 'hello wORLD-foo bar' | title }} {{ 'hELLO world' | capitalize }}", V),
     ("filter_trim", "[{{ '  x y \\n' | trim }}][{{ 'xxhixx' | trim('x') }}]", {}),
+    # Python's whitespace includes the separators U+001C-U+001F, which .NET's does not.
+    ("filter_trim_python_whitespace", "[{{ s | trim }}][{{ s.strip() }}][{{ s.split() | join('|') }}][{{ s.isspace() }}]",
+     {"s": "\x1c\x1d a\x1fb \x1e\u3000"}),
     ("filter_length", "{{ l | length }} {{ s | length }} {{ d | count }} {{ e | length }} {{ 'héllo' | length }}", V),
     ("filter_default", "{{ nope | default('dflt') }} {{ z | default('dflt') }} {{ z | default('dflt', true) }} {{ '' | d('empty', boolean=true) }} {{ n | default(0) }}", V),
     ("filter_first_last", "{{ l | first }} {{ l | last }} {{ s | first }} [{{ e | first }}]", V),

@@ -18,7 +18,7 @@ internal sealed class TokenizeCommand : ICommand
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     // Keys of a chat line that are apply_chat_template arguments; every other key goes to the template as a variable.
-    private static readonly HashSet<string> ChatKeys = ["messages", "add_generation_prompt", "continue_final_message", "tools", "documents", "chat_template"];
+    private static readonly HashSet<string> ChatKeys = ["messages", "add_generation_prompt", "continue_final_message", "tools", "documents", "chat_template", "labels"];
 
     public string Name => "tokenize";
 
@@ -31,10 +31,16 @@ internal sealed class TokenizeCommand : ICommand
         "  --benchmark_file FILE    Instead: time encoding FILE's lines and print one JSON line of throughput.\n" +
         "  --num_threads N          Benchmark threads; 1 encodes line by line, N > 1 uses EncodeBatch (default 1).\n" +
         "  --repeat R               Benchmark passes to time after one warm-up pass (default 3).\n" +
+        "  --template NAME          Training lines (\"labels\": true): chat format; default the model's own template,\n" +
+        "                           or chatml|qwen|qwen3|llama3|llama2|mistral|gemma|phi3|deepseek|default.\n" +
+        "  --system TEXT            Training lines: system message for conversations without one.\n" +
+        "  --loss_scale MODE        Training lines: default (every assistant turn) | last_round | all.\n" +
         "\n" +
         "Input lines:  {\"text\": \"...\", \"add_special_tokens\": true}            -> {\"ids\": [...], \"decoded\": \"...\"}\n" +
         "              {\"messages\": [...], \"add_generation_prompt\": true,      -> {\"text\": \"<rendered>\", \"ids\": [...]}\n" +
         "               \"tools\": [...], \"documents\": [...], other keys = template variables}\n" +
+        "              {\"messages\": [...], \"labels\": true}                 -> {\"text\": ..., \"ids\": [...], \"labels\": [...]}\n" +
+        "               (training encoding: labels are the ids where a token carries loss, else -100)\n" +
         "A bad line prints {\"error\": \"...\"} and the run goes on; blank lines are skipped.\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, Console.In, stdout, stderr);
@@ -47,6 +53,9 @@ internal sealed class TokenizeCommand : ICommand
         var benchmark = options.String("benchmark_file");
         var threads = options.Int("num_threads", 1);
         var repeat = options.Int("repeat", 3);
+        var templateName = options.String("template");
+        var system = options.String("system");
+        var lossScale = options.String("loss_scale", "default");
         options.EnsureNoUnknownFlags();
 
         if (model is null) throw new UserError("osprey tokenize needs --model; pass a folder with tokenizer.json or a hub id in the local cache.");
@@ -58,6 +67,11 @@ internal sealed class TokenizeCommand : ICommand
 
         var folder = Hub.HubCache.ResolveModel(model);
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "pass a model folder that has its tokenizer files.");
+        var training = new TrainingEncoding(tokenizer, templateName, new Templates.TemplateOptions
+        {
+            System = system,
+            LossScale = ParseLossScale(lossScale),
+        });
 
         TextWriter? outputFile = output is null ? null : new StreamWriter(output, append: false, Utf8);
         try
@@ -77,7 +91,7 @@ internal sealed class TokenizeCommand : ICommand
             {
                 lineNumber++;
                 if (string.IsNullOrWhiteSpace(line)) continue;
-                writer.WriteLine(Process(tokenizer, line, lineNumber));
+                writer.WriteLine(Process(tokenizer, line, lineNumber, training));
                 writer.Flush(); // one line out per line in, as it happens: callers stream through pipes
             }
             return 0;
@@ -89,7 +103,7 @@ internal sealed class TokenizeCommand : ICommand
     }
 
     /// <summary>The output line for one input line: a result or {"error": ...}.</summary>
-    internal static string Process(Tokenizer tokenizer, string line, int lineNumber)
+    internal static string Process(Tokenizer tokenizer, string line, int lineNumber, TrainingEncoding? training = null)
     {
         try
         {
@@ -108,6 +122,8 @@ internal sealed class TokenizeCommand : ICommand
             var hasMessages = obj.ContainsKey("messages");
             if (hasText && hasMessages) throw new LineError($"line {lineNumber} has both \"text\" and \"messages\"; give one");
             if (hasText) return EncodeText(tokenizer, obj, lineNumber);
+            if (hasMessages && Bool(obj, "labels", false, lineNumber))
+                return EncodeTraining(training ?? new TrainingEncoding(tokenizer, null, new Templates.TemplateOptions()), obj, lineNumber);
             if (hasMessages) return RenderChat(tokenizer, obj, lineNumber);
             throw new LineError($"line {lineNumber} has neither \"text\" nor \"messages\"");
         }
@@ -135,6 +151,56 @@ internal sealed class TokenizeCommand : ICommand
         JsonText.AppendInts(sb, ids);
         sb.Append(",\"decoded\":");
         JsonText.AppendString(sb, tokenizer.Decode(ids));
+        return sb.Append('}').ToString();
+    }
+
+    private static Templates.LossScale ParseLossScale(string value)
+    {
+        try
+        {
+            return Templates.TemplateFlags.ParseLossScale(value);
+        }
+        catch (OspreyException e)
+        {
+            throw new UserError($"--loss_scale: {e.Message}");
+        }
+    }
+
+    /// <summary>How "labels": true lines are encoded: the --template chat format with --system and --loss_scale.</summary>
+    internal sealed class TrainingEncoding(Tokenizer tokenizer, string? template, Templates.TemplateOptions options)
+    {
+        private readonly Lazy<Templates.ChatTemplate> _template = new(() => Templates.ChatTemplate.FromTokenizer(tokenizer, template));
+
+        public Templates.EncodedConversation Encode(Templates.Conversation conversation, IReadOnlyDictionary<string, object?> extra) =>
+            _template.Value.Encode(tokenizer, conversation, new Templates.TemplateOptions
+            {
+                System = options.System,
+                LossScale = options.LossScale,
+                Extra = extra,
+            });
+    }
+
+    /// <summary>A training line: the conversation as the trainer sees it, with -100 labels where no loss is taken.</summary>
+    private static string EncodeTraining(TrainingEncoding training, JsonObject obj, int lineNumber)
+    {
+        if (obj["messages"] is not JsonArray) throw new LineError($"line {lineNumber} has \"messages\" that is not a list of messages");
+        var row = new JsonObject();
+        var extra = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (key, value) in obj)
+        {
+            if (key is "messages" or "tools") row[key] = value?.DeepClone();
+            else if (key is "add_generation_prompt" or "continue_final_message" or "documents" or "chat_template")
+                throw new LineError($"line {lineNumber} has \"{key}\", which a training line (\"labels\": true) does not take");
+            else if (key != "labels") extra[key] = Element(value);
+        }
+        using var doc = JsonDocument.Parse(row.ToJsonString());
+        var encoded = training.Encode(Templates.Conversation.FromJson(doc.RootElement), extra);
+        var sb = new StringBuilder("{\"text\":");
+        JsonText.AppendString(sb, encoded.Text);
+        sb.Append(",\"ids\":");
+        JsonText.AppendInts(sb, encoded.InputIds);
+        sb.Append(",\"labels\":");
+        JsonText.AppendInts(sb, encoded.Labels);
         return sb.Append('}').ToString();
     }
 

@@ -12,19 +12,26 @@ namespace Osprey.Tokenization;
 internal sealed class UnicodeRegex
 {
     private static readonly char[] s_standIns = BuildStandIns();
-    private readonly Regex _regex;
+    private readonly ThreadLocal<Regex> _regex;
 
     public UnicodeRegex(string pattern)
     {
         Pattern = pattern;
+        Regex first;
         try
         {
-            _regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+            first = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
         }
         catch (ArgumentException e)
         {
             throw new OspreyException($"tokenizer.json has a regular expression .NET cannot compile ({e.Message}): {pattern}");
         }
+        // One instance per thread: a Regex hands its single cached matcher to one caller at a time and builds a new
+        // one for every concurrent caller, which made multi-threaded encoding allocate on every piece.
+        var handedOut = 0;
+        _regex = new ThreadLocal<Regex>(() => Interlocked.Exchange(ref handedOut, 1) == 0
+            ? first
+            : new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant));
     }
 
     public string Pattern { get; }
@@ -35,7 +42,7 @@ internal sealed class UnicodeRegex
         var hasSurrogates = text.IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;
         if (!hasSurrogates)
         {
-            foreach (var m in _regex.EnumerateMatches(text))
+            foreach (var m in _regex.Value!.EnumerateMatches(text))
             {
                 if (m.Length > 0) output.Add((m.Index, m.Index + m.Length));
             }
@@ -60,7 +67,7 @@ internal sealed class UnicodeRegex
             }
         }
         utf16Index[n] = text.Length;
-        foreach (var m in _regex.EnumerateMatches(new ReadOnlySpan<char>(standIn, 0, n)))
+        foreach (var m in _regex.Value!.EnumerateMatches(new ReadOnlySpan<char>(standIn, 0, n)))
         {
             if (m.Length > 0) output.Add((utf16Index[m.Index], utf16Index[m.Index + m.Length]));
         }

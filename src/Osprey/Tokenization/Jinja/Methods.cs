@@ -111,7 +111,7 @@ internal static class Methods
             case "isdigit": return s.Length > 0 && s.All(char.IsDigit);
             case "isalpha": return s.Length > 0 && s.All(char.IsLetter);
             case "isalnum": return s.Length > 0 && s.All(char.IsLetterOrDigit);
-            case "isspace": return s.Length > 0 && s.All(char.IsWhiteSpace);
+            case "isspace": return s.Length > 0 && s.All(IsSpace);
             case "islower": return s.Any(char.IsLetter) && !s.Any(char.IsUpper);
             case "isupper": return s.Any(char.IsLetter) && !s.Any(char.IsLower);
             case "splitlines": return s.Split('\n').Select(x => (object?)x.TrimEnd('\r')).Take(s.EndsWith('\n') ? s.Split('\n').Length - 1 : int.MaxValue).ToList();
@@ -144,12 +144,29 @@ internal static class Methods
         return sb.ToString();
     }
 
+    /// <summary>Python's str.isspace for one char: .NET's white space plus the separators U+001C–U+001F.</summary>
+    public static bool IsSpace(char c) => char.IsWhiteSpace(c) || c is >= '\u001C' and <= '\u001F';
+
+    private static string TrimStartPy(string s)
+    {
+        var i = 0;
+        while (i < s.Length && IsSpace(s[i])) i++;
+        return i == 0 ? s : s[i..];
+    }
+
+    private static string TrimEndPy(string s)
+    {
+        var e = s.Length;
+        while (e > 0 && IsSpace(s[e - 1])) e--;
+        return e == s.Length ? s : s[..e];
+    }
+
     public static string Strip(string s, object? chars, bool left, bool right)
     {
         if (chars is null or Undefined)
         {
-            if (left) s = s.TrimStart();
-            if (right) s = s.TrimEnd();
+            if (left) s = TrimStartPy(s);
+            if (right) s = TrimEndPy(s);
             return s;
         }
         var set = Py.Str(chars).ToCharArray();
@@ -189,19 +206,26 @@ internal static class Methods
 
     private static List<string> SplitWhitespace(string s, long max, bool fromRight)
     {
-        var words = s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).ToList();
+        var words = new List<string>();
+        for (var i = 0; i < s.Length;)
+        {
+            while (i < s.Length && IsSpace(s[i])) i++;
+            var start = i;
+            while (i < s.Length && !IsSpace(s[i])) i++;
+            if (i > start) words.Add(s[start..i]);
+        }
         if (max < 0 || words.Count <= max + 1) return words;
         // Python keeps the unsplit remainder (with its inner whitespace) as the last (or first) part.
         if (!fromRight)
         {
             var result = new List<string>();
-            var rest = s.TrimStart();
+            var rest = TrimStartPy(s);
             for (var i = 0; i < max; i++)
             {
                 var end = 0;
-                while (end < rest.Length && !char.IsWhiteSpace(rest[end])) end++;
+                while (end < rest.Length && !IsSpace(rest[end])) end++;
                 result.Add(rest[..end]);
-                rest = rest[end..].TrimStart();
+                rest = TrimStartPy(rest[end..]);
             }
             result.Add(rest);
             return result;
@@ -209,13 +233,13 @@ internal static class Methods
         else
         {
             var result = new List<string>();
-            var rest = s.TrimEnd();
+            var rest = TrimEndPy(s);
             for (var i = 0; i < max; i++)
             {
                 var start = rest.Length;
-                while (start > 0 && !char.IsWhiteSpace(rest[start - 1])) start--;
+                while (start > 0 && !IsSpace(rest[start - 1])) start--;
                 result.Insert(0, rest[start..]);
-                rest = rest[..start].TrimEnd();
+                rest = TrimEndPy(rest[..start]);
             }
             result.Insert(0, rest);
             return result;

@@ -58,6 +58,36 @@ public sealed class TokenizeCommandTests
     }
 
     [Fact]
+    public void TrainingLinesCarryLabelsOnlyOnAssistantTurns()
+    {
+        const string conversation = "\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello there!\"}, " +
+            "{\"role\": \"user\", \"content\": \"Bye\"}, {\"role\": \"assistant\", \"content\": \"See you.\"}], \"labels\": true, \"enable_thinking\": false";
+        var tokenizer = Osprey.Tokenization.Tokenizer.Load(Qwen3);
+
+        var lines = Lines(CliInput.Of("{" + conversation + "}\n", "tokenize", "--model", Qwen3));
+        var lastRound = Lines(CliInput.Of("{" + conversation + "}\n", "tokenize", "--model", Qwen3, "--loss_scale", "last_round"));
+        var all = Lines(CliInput.Of("{" + conversation + "}\n", "tokenize", "--model", Qwen3, "--loss_scale", "all"));
+
+        string Labelled(JsonElement line)
+        {
+            var ids = Ids(line);
+            var labels = line.GetProperty("labels").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            Assert.Equal(ids.Length, labels.Length);
+            for (var i = 0; i < ids.Length; i++) Assert.True(labels[i] == -100 || labels[i] == ids[i], $"label {i} is {labels[i]}, id {ids[i]}");
+            return tokenizer.Decode(ids.Where((_, i) => labels[i] != -100).ToArray());
+        }
+
+        var line = Assert.Single(lines);
+        var text = line.GetProperty("text").GetString()!;
+        Assert.Equal(tokenizer.EncodeIds(text, addSpecialTokens: false), Ids(line));
+        // The model's own template: both replies and their end-of-turn tokens carry loss, nothing else.
+        Assert.Equal("Hello there!<|im_end|>See you.<|im_end|>", Labelled(line));
+        Assert.Equal("See you.<|im_end|>", Labelled(Assert.Single(lastRound)));
+        var allLabels = Assert.Single(all).GetProperty("labels").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(allLabels.Length - 1, allLabels.Count(l => l != -100)); // every token but the first
+    }
+
+    [Fact]
     public void NonAsciiTextIsWrittenAsUtf8NotEscaped()
     {
         var run = CliInput.Of("{\"text\": \"héllo 😀 世界\"}\n", "tokenize", "--model", Qwen3);
