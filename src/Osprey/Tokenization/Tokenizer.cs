@@ -72,19 +72,37 @@ public sealed partial class Tokenizer
     public Encoding Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var ids = new List<int>(text.Length / 3 + 4);
-        var offsets = new List<TokenOffset>(text.Length / 3 + 4);
+        var ids = t_ids ??= new List<int>(256);
+        var offsets = t_offsets ??= new List<TokenOffset>(256);
+        ids.Clear();
+        offsets.Clear();
         EncodeInto(text, addSpecialTokens, ids, offsets);
-        return new Encoding(ids.ToArray(), offsets.ToArray());
+        var result = new Encoding(ids.ToArray(), offsets.ToArray());
+        TrimScratch(ids, offsets);
+        return result;
     }
 
     /// <summary>Token ids only (skips offset bookkeeping).</summary>
     public int[] EncodeIds(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var ids = new List<int>(text.Length / 3 + 4);
+        var ids = t_ids ??= new List<int>(256);
+        ids.Clear();
         EncodeInto(text, addSpecialTokens, ids, null);
-        return ids.ToArray();
+        var result = ids.ToArray();
+        TrimScratch(ids, null);
+        return result;
+    }
+
+    // Per-thread scratch lists: encoding allocates only its results, which matters on many threads.
+    [ThreadStatic] private static List<int>? t_ids;
+    [ThreadStatic] private static List<TokenOffset>? t_offsets;
+
+    private static void TrimScratch(List<int> ids, List<TokenOffset>? offsets)
+    {
+        // Do not keep a huge buffer alive after one very long text.
+        if (ids.Capacity > 1 << 20) t_ids = null;
+        if (offsets is not null && offsets.Capacity > 1 << 20) t_offsets = null;
     }
 
     /// <summary>Encodes many texts on all cores; the result is in input order.</summary>
