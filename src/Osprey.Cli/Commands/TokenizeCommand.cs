@@ -30,7 +30,7 @@ internal sealed class TokenizeCommand : ICommand
         "  --output FILE            Write JSON lines to FILE instead of stdout.\n" +
         "  --benchmark_file FILE    Instead: time encoding FILE's lines and print one JSON line of throughput.\n" +
         "  --num_threads N          Benchmark threads; 1 encodes line by line, N > 1 uses EncodeBatch (default 1).\n" +
-        "  --repeat R               Benchmark passes to time after one warm-up pass (default 3).\n" +
+        "  --repeat R               Benchmark passes to time after the warm-up (>= 1 pass and 1 s; default 3).\n" +
         "  --template NAME          Training lines (\"labels\": true): chat format; default the model's own template,\n" +
         "                           or chatml|qwen|qwen3|llama3|llama2|mistral|gemma|phi3|deepseek|default.\n" +
         "  --system TEXT            Training lines: system message for conversations without one.\n" +
@@ -265,7 +265,11 @@ internal sealed class TokenizeCommand : ICommand
             return tokens;
         }
 
-        var tokenCount = Pass(); // warm-up: JIT, caches
+        // Warm-up (JIT tiers, BPE caches): at least one pass and at least one second, so the timed passes measure
+        // steady-state code rather than the first tiers of compilation.
+        var warmUp = Stopwatch.StartNew();
+        var tokenCount = Pass();
+        while (warmUp.Elapsed < TimeSpan.FromSeconds(1)) Pass();
         var watch = Stopwatch.StartNew();
         for (var r = 0; r < repeat; r++) Pass();
         var seconds = watch.Elapsed.TotalSeconds / repeat;
