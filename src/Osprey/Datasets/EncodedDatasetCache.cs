@@ -215,7 +215,7 @@ public sealed class EncodingCacheKey
         string[] prefixes = ["tokenizer", "vocab", "merges", "special_tokens_map", "added_tokens", "chat_template", "spiece", "sentencepiece"];
         var files = Directory.Exists(folder)
             ? Directory.EnumerateFiles(folder).Where(f => prefixes.Any(p => Path.GetFileName(f).StartsWith(p, StringComparison.OrdinalIgnoreCase))).Order(StringComparer.Ordinal)
-            : [];
+            : Enumerable.Empty<string>();
         foreach (var f in files) AddFileContent(f);
         return this;
     }
