@@ -317,16 +317,25 @@ internal sealed class EncodeCommand : ICommand
     /// <summary>Alpaca-style rows (instruction, optional input, output) of English-like words, fixed by <paramref name="seed"/>.</summary>
     internal static List<DatasetRow> SyntheticAlpaca(int rows, int seed)
     {
-        string[] words =
+        // A Zipf-like vocabulary of 20,000 pseudo-words from syllables (plus some digits and punctuation), so the
+        // tokenizer sees realistic word variety rather than a few words its caches always hit.
+        string[] syllables =
         [
-            "the", "model", "data", "learn", "quickly", "which", "answer", "question", "explain", "why", "river", "mountain",
-            "compute", "value", "function", "returns", "list", "of", "numbers", "write", "a", "short", "poem", "about", "summer",
-            "translate", "sentence", "into", "French", "describe", "history", "Rome", "energy", "solar", "panel", "efficiency",
-            "is", "are", "was", "with", "and", "or", "for", "in", "on", "to", "from", "by", "as", "that", "this", "it", "we",
-            "you", "they", "algorithm", "sort", "array", "complexity", "O(n log n)", "recipe", "bread", "flour", "water",
-            "salt", "yeast", "bake", "minutes", "degrees", "42", "2024", "1.5", "customer", "email", "reply", "politely",
-            "classify", "sentiment", "positive", "negative", "neutral", "review", "product", "great", "terrible", "okay",
+            "a", "ab", "ac", "al", "an", "ar", "as", "at", "be", "ca", "ce", "co", "de", "di", "do", "el", "en", "er", "es", "fa",
+            "fi", "ga", "ge", "ha", "he", "hi", "in", "is", "it", "ka", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne",
+            "ni", "no", "on", "or", "pa", "pe", "pi", "po", "qu", "ra", "re", "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti",
+            "to", "tr", "un", "ur", "va", "ve", "vi", "wa", "we", "xi", "yo", "za", "ze", "tion", "ing", "ed", "ly", "ment", "ous",
         ];
+        var vocab = new Random(seed ^ 0x5eed);
+        var words = new string[20_000];
+        for (var w = 0; w < words.Length; w++)
+        {
+            var n = 1 + vocab.Next(4);
+            var sbw = new StringBuilder();
+            for (var k = 0; k < n; k++) sbw.Append(syllables[vocab.Next(syllables.Length)]);
+            if (vocab.Next(40) == 0) sbw.Append(vocab.Next(10_000).ToString(CultureInfo.InvariantCulture));
+            words[w] = sbw.ToString();
+        }
         var random = new Random(seed);
         string Words(int min, int max)
         {
@@ -335,7 +344,8 @@ internal sealed class EncodeCommand : ICommand
             for (var i = 0; i < n; i++)
             {
                 if (i > 0) sb.Append(random.Next(12) == 0 ? ", " : " ");
-                var w = words[random.Next(words.Length)];
+                // Zipf-like: index = N^u - 1 for uniform u favours the first words.
+                var w = words[Math.Min(words.Length - 1, (int)Math.Pow(words.Length, random.NextDouble()) - 1)];
                 sb.Append(i == 0 ? char.ToUpperInvariant(w[0]) + w[1..] : w);
             }
             return sb.Append('.').ToString();
