@@ -100,6 +100,59 @@ public sealed class PackedAttentionTests
         Console.WriteLine($"{c.Name}: {packs.Count} packs, max |Δlogit| {maxDiff:E2}, loss {packedLoss:F7} vs {refLoss:F7} (Δ {Math.Abs(packedLoss - refLoss):E2})");
     }
 
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("gemma2")]
+    public void PackedGradientsEqualUnpacked(string family)
+    {
+        // Training: the gradient of the packed token-weighted loss equals that of the unpacked samples'
+        // summed losses divided by their token count.
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        using var model = CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", family), CPU, ScalarType.Float32);
+        using var scope = NewDisposeScope();
+        var samples = Samples((int)model.Spec.VocabSize, 11);
+        var packs = SequencePacker.Pack(samples, 24);
+        var parameters = model.named_parameters().ToList();
+        foreach (var (_, p) in parameters) p.requires_grad_(true);
+
+        Dictionary<string, Tensor> Grads()
+        {
+            var g = parameters.ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+            foreach (var (_, p) in parameters) p.grad = null;
+            return g;
+        }
+
+        long count = 0;
+        Tensor total = zeros(1);
+        foreach (var (sampleIds, sampleLabels) in samples)
+        {
+            if (sampleIds.Length < 2) continue;
+            var logits = model.Forward(Row(sampleIds));
+            long t = logits.shape[1];
+            var targets = Row(sampleLabels).narrow(1, 1, t - 1).reshape(-1);
+            total = total + nn.functional.cross_entropy(logits.narrow(1, 0, t - 1).reshape(-1, logits.shape[2]), targets, ignore_index: -100, reduction: nn.Reduction.Sum);
+            count += targets.ne(-100).sum().item<long>();
+        }
+        (total / count).backward();
+        var reference = Grads();
+
+        var batch = SequencePacker.Collate(packs, padTokenId: 0);
+        var packed = model.ForwardPacked(
+            tensor(batch.InputIds, dtype: ScalarType.Int64).view(batch.Rows, batch.Columns),
+            tensor(batch.PositionIds, dtype: ScalarType.Int64).view(batch.Rows, batch.Columns));
+        CausalLM.Loss(packed, tensor(batch.Labels, dtype: ScalarType.Int64).view(batch.Rows, batch.Columns)).backward();
+        var got = Grads();
+
+        double worst = 0;
+        foreach (var (name, g) in reference)
+        {
+            var scale = Math.Max(1e-3, g.abs().max().item<float>());
+            worst = Math.Max(worst, (got[name] - g).abs().max().item<float>() / scale);
+        }
+        Assert.True(worst <= 1e-4, $"{family}: worst relative gradient difference {worst:E3}");
+        Console.WriteLine($"{family}: worst relative gradient difference packed vs unpacked {worst:E2}");
+    }
+
     [Fact]
     public void WithoutTheMaskSamplesWouldLeak()
     {
