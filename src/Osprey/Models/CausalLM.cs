@@ -158,6 +158,32 @@ public sealed class CausalLM : nn.Module
     }
 
     /// <summary>
+    /// Logits [B, T, vocab] for packed rows (<see cref="Osprey.Datasets.SequencePacker"/>): each row holds
+    /// several samples end to end and <paramref name="positionIds"/> [B, T] restarts at 0 where each sample
+    /// begins. RoPE uses those positions and attention is block-diagonal causal — a token sees only earlier
+    /// tokens of its own sample — so every sample's logits equal those of running it alone. Right padding
+    /// whose positions restart at 0 (as <see cref="Osprey.Datasets.SequencePacker.Collate"/> lays it out) is
+    /// a sample of its own.
+    /// </summary>
+    public Tensor ForwardPacked(Tensor ids, Tensor positionIds)
+    {
+        if (!ids.shape.SequenceEqual(positionIds.shape))
+            throw new ArgumentException($"position ids [{string.Join(", ", positionIds.shape)}] do not match input ids [{string.Join(", ", ids.shape)}]");
+        using var segments = SegmentIds(positionIds);
+        var h = model.Forward(ids, positionIds, null, null, segments);
+        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
+        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        return logits;
+    }
+
+    /// <summary>Sample numbers [B, T] for packed position ids: a new sample starts wherever the position is 0.</summary>
+    public static Tensor SegmentIds(Tensor positionIds)
+    {
+        using var starts = positionIds.eq(0).to_type(ScalarType.Int64);
+        return starts.cumsum(1);
+    }
+
+    /// <summary>
     /// Mean next-token cross-entropy, as transformers computes it: logits[:, :-1] against labels[:, 1:],
     /// positions labelled -100 ignored, computed in float32.
     /// </summary>

@@ -54,4 +54,25 @@ internal sealed class AttentionMask
             folded = m.unsqueeze(2).expand(batch, 1, groups, queries, keys).reshape(batch, 1, groups * queries, keys);
         return new AttentionMask(m, folded, false);
     }
+
+    /// <summary>
+    /// Block-diagonal causal mask for packed rows (no cache): query i sees key j when j ≤ i and both lie in
+    /// the same sample (<paramref name="segments"/> [B, T] holds a sample number per token), and, with
+    /// <paramref name="window"/>, when i − j &lt; window (within one sample token distance equals position
+    /// distance). The diagonal is always allowed.
+    /// </summary>
+    public static AttentionMask BuildPacked(Tensor segments, int? window, int groups, Device device)
+    {
+        long batch = segments.shape[0], t = segments.shape[1];
+        var q = arange(0, t, dtype: ScalarType.Int64, device: device).unsqueeze(1); // [T, 1]
+        var k = arange(0, t, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, T]
+        var allowed = k <= q;
+        if (window is int w) allowed = allowed.logical_and((q - k) < w);
+        var same = segments.unsqueeze(2) == segments.unsqueeze(1);                    // [B, T, T]
+        var m = same.logical_and(allowed.unsqueeze(0)).logical_or((k == q).unsqueeze(0)).unsqueeze(1).contiguous();
+        Tensor? folded = null;
+        if (groups > 1)
+            folded = m.unsqueeze(2).expand(batch, 1, groups, t, t).reshape(batch, 1, groups * t, t);
+        return new AttentionMask(m, folded, false);
+    }
 }

@@ -43,8 +43,10 @@ internal sealed class DecoderModel : nn.Module
     /// <summary>
     /// ids [B, T] → hidden [B, T, hidden]. <paramref name="keyValid"/> [B, cache length + T] marks real
     /// tokens (null: all real); <paramref name="positions"/> [B, T] defaults to cache length + 0..T-1.
+    /// <paramref name="segments"/> [B, T] (packed rows; no cache, no keyValid) numbers the sample each token
+    /// belongs to: tokens attend only within their own sample.
     /// </summary>
-    public Tensor Forward(Tensor ids, Tensor? positions, Tensor? keyValid, KvCache? cache)
+    public Tensor Forward(Tensor ids, Tensor? positions, Tensor? keyValid, KvCache? cache, Tensor? segments = null)
     {
         long b = ids.shape[0], t = ids.shape[1];
         long offset = cache?.Length ?? 0;
@@ -64,7 +66,9 @@ internal sealed class DecoderModel : nn.Module
             var key = window ?? -1;
             if (masks.TryGetValue(key, out var m)) return m;
             var windowCuts = window is int w && w < offset + t;
-            if (keyValid is not null || windowCuts || _spec.AttentionSoftcap is not null || (offset > 0 && t > 1))
+            if (segments is not null)
+                m = AttentionMask.BuildPacked(segments, window, groups, device);
+            else if (keyValid is not null || windowCuts || _spec.AttentionSoftcap is not null || (offset > 0 && t > 1))
                 m = AttentionMask.Build(keyValid, b, offset, t, window, groups, device);
             else
                 m = offset == 0 ? AttentionMask.Causal : AttentionMask.All;
