@@ -243,6 +243,12 @@ public sealed class DatasetEncoder
     public IReadOnlyList<EncodedSample> EncodeAll(IReadOnlyList<DatasetRow> rows, EncodingStats? stats = null)
     {
         ArgumentNullException.ThrowIfNull(rows);
+        var kept = EncodeUnpacked(rows, stats);
+        return Options.Packing ? Pack(kept) : kept;
+    }
+
+    private List<EncodedSample> EncodeUnpacked(IReadOnlyList<DatasetRow> rows, EncodingStats? stats)
+    {
         var results = new EncodedSample?[rows.Count];
         var threads = Options.EffectiveThreads;
         if (threads == 1 || rows.Count < 2)
@@ -268,60 +274,36 @@ public sealed class DatasetEncoder
         }
         var kept = new List<EncodedSample>(rows.Count);
         foreach (var r in results) if (r is not null) kept.Add(r);
-        return Options.Packing ? Pack(kept) : kept;
+        return kept;
     }
 
     /// <summary>
     /// Encodes a stream of rows on all threads in bounded batches, yielding the samples in row order; at most
-    /// <paramref name="batchSize"/> rows (default 256 per thread) are held at once. With --packing, samples are packed
-    /// batch by batch.
+    /// <paramref name="batchSize"/> rows (default 256 per thread) are held at once. With --packing the samples go
+    /// through <see cref="SequencePacker.PackStreaming"/> (a bounded buffer of samples, as ms-swift's streaming packing).
     /// </summary>
     public IEnumerable<EncodedSample> EncodeStreaming(IEnumerable<DatasetRow> rows, EncodingStats? stats = null, int batchSize = 0)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (batchSize <= 0) batchSize = 256 * Options.EffectiveThreads;
+        var samples = EncodeBatches(rows, stats, batchSize);
+        if (!Options.Packing) return samples;
+        return SequencePacker.PackStreaming(samples.Select(s => (s.InputIds, s.Labels)), Options.MaxLength!.Value)
+            .Select(p => new EncodedSample(p.InputIds, p.Labels, p.PositionIds));
+    }
+
+    private IEnumerable<EncodedSample> EncodeBatches(IEnumerable<DatasetRow> rows, EncodingStats? stats, int batchSize)
+    {
         var batch = new List<DatasetRow>(batchSize);
-        var pending = new List<EncodedSample>();
         foreach (var row in rows)
         {
             batch.Add(row);
             if (batch.Count < batchSize) continue;
-            foreach (var s in EncodeBatchUnpacked(batch, stats, pending)) yield return s;
+            foreach (var s in EncodeUnpacked(batch, stats)) yield return s;
             batch.Clear();
         }
         if (batch.Count > 0)
-            foreach (var s in EncodeBatchUnpacked(batch, stats, pending)) yield return s;
-        if (Options.Packing && pending.Count > 0)
-            foreach (var s in Pack(pending)) yield return s;
-    }
-
-    private IEnumerable<EncodedSample> EncodeBatchUnpacked(List<DatasetRow> batch, EncodingStats? stats, List<EncodedSample> pending)
-    {
-        var unpacked = new DatasetEncoder(_tokenizer, _template, _templateOptions, Options);
-        var encoded = unpacked.EncodeAll(batch, stats);
-        if (!Options.Packing) return encoded;
-        pending.AddRange(encoded);
-        // Pack all but a tail of the pending samples; the tail waits to fill rows with the next batch.
-        var packed = Pack(pending);
-        if (packed.Count <= 1) return [];
-        var last = packed[^1];
-        var tailSamples = last.PositionIds is null ? 1 : last.PositionIds.Count(p => p == 0);
-        var result = packed.Take(packed.Count - 1).ToList();
-        pending.RemoveRange(0, pending.Count - tailSamples);
-        return result;
-    }
-
-    // Copy of an encoder without packing, sharing the template.
-    private DatasetEncoder(Tokenizer tokenizer, Lazy<ChatTemplate> template, TemplateOptions templateOptions, EncodingOptions options)
-    {
-        _tokenizer = tokenizer;
-        _template = template;
-        _templateOptions = templateOptions;
-        Options = new EncodingOptions
-        {
-            Template = options.Template, System = options.System, LossScale = options.LossScale, MaxLength = options.MaxLength,
-            Truncation = options.Truncation, Packing = false, Strict = options.Strict, Threads = options.Threads, Extra = options.Extra,
-        };
+            foreach (var s in EncodeUnpacked(batch, stats)) yield return s;
     }
 
     /// <summary>
@@ -334,56 +316,15 @@ public sealed class DatasetEncoder
         return new LazyEncodedList(this, rows, cacheSize, stats);
     }
 
-    /// <summary>Packs samples into rows of --max_length tokens through <see cref="Packer"/>.</summary>
+    /// <summary>
+    /// Packs samples into rows of at most --max_length tokens with <see cref="SequencePacker.Pack"/> (first-fit-decreasing,
+    /// as ms-swift): labels -100 at every sample's first token, position ids restarting per sample.
+    /// </summary>
     public IReadOnlyList<EncodedSample> Pack(IReadOnlyList<EncodedSample> samples)
     {
         var max = Options.MaxLength ?? throw new OspreyException("--packing needs --max_length.");
-        return Packer.Pack(samples, max);
-    }
-
-    /// <summary>The packer --packing uses; swap in the shared SequencePacker when it lands.</summary>
-    public static ISamplePacker Packer { get; set; } = new InOrderPacker();
-}
-
-/// <summary>Packs encoded samples into rows of at most maxLength tokens, position ids restarting per sample.</summary>
-public interface ISamplePacker
-{
-    /// <summary>The packed rows.</summary>
-    IReadOnlyList<EncodedSample> Pack(IReadOnlyList<EncodedSample> samples, int maxLength);
-}
-
-/// <summary>
-/// A stand-in packer: fills rows with consecutive samples in order (next-fit). Every sample is no longer than
-/// maxLength already (truncation ran first). Replaced by Osprey.Datasets.SequencePacker once it lands.
-/// </summary>
-internal sealed class InOrderPacker : ISamplePacker
-{
-    public IReadOnlyList<EncodedSample> Pack(IReadOnlyList<EncodedSample> samples, int maxLength)
-    {
-        var result = new List<EncodedSample>();
-        var ids = new List<int>(maxLength);
-        var labels = new List<int>(maxLength);
-        var positions = new List<int>(maxLength);
-        void Flush()
-        {
-            if (ids.Count == 0) return;
-            result.Add(new EncodedSample([.. ids], [.. labels], [.. positions]));
-            ids.Clear();
-            labels.Clear();
-            positions.Clear();
-        }
-        foreach (var s in samples)
-        {
-            if (ids.Count + s.Length > maxLength) Flush();
-            ids.AddRange(s.InputIds);
-            // The first token of every packed sample has nothing before it in its own sequence.
-            var start = labels.Count;
-            labels.AddRange(s.Labels);
-            if (s.Length > 0) labels[start] = EncodedSample.IgnoreIndex;
-            for (var p = 0; p < s.Length; p++) positions.Add(p);
-        }
-        Flush();
-        return result;
+        return SequencePacker.Pack(samples.Select(s => (s.InputIds, s.Labels)).ToList(), max)
+            .Select(p => new EncodedSample(p.InputIds, p.Labels, p.PositionIds)).ToList();
     }
 }
 

@@ -180,7 +180,23 @@ public sealed class EncodingTests
         Assert.All(packed, p => Assert.True(p.Length <= 128));
         Assert.Equal(plain.Sum(s => s.Length), packed.Sum(p => p.Length));
         Assert.Equal(plain.Count, packed.Sum(p => p.PositionIds!.Count(x => x == 0)));
-        Assert.Equal(plain.SelectMany(s => s.InputIds), packed.SelectMany(p => p.InputIds));
+        // Every sample appears once (first-fit-decreasing reorders samples across packs).
+        static IEnumerable<string> Segments(EncodedSample p)
+        {
+            var start = 0;
+            for (var i = 1; i <= p.Length; i++)
+                if (i == p.Length || p.PositionIds![i] == 0)
+                {
+                    yield return string.Join(",", p.InputIds[start..i]);
+                    start = i;
+                }
+        }
+        Assert.Equal(plain.Select(s => string.Join(",", s.InputIds)).Order(), packed.SelectMany(Segments).Order());
+        Assert.All(packed, p => Assert.Equal(EncodedSample.IgnoreIndex, p.Labels[0]));
+        var streamed = new DatasetEncoder(Qwen3.Value, new EncodingOptions { Template = "qwen3", MaxLength = 128, Truncation = TruncationStrategy.Right, Packing = true })
+            .EncodeStreaming(rows, batchSize: 16).ToList();
+        Assert.Equal(plain.Select(s => string.Join(",", s.InputIds)).Order(), streamed.SelectMany(Segments).Order());
+        Assert.All(streamed, p => Assert.True(p.Length <= 128));
         Assert.Throws<OspreyException>(() => new DatasetEncoder(Qwen3.Value, new EncodingOptions { Packing = true }));
     }
 }
