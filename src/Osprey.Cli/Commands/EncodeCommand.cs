@@ -268,7 +268,9 @@ internal sealed class EncodeCommand : ICommand
         // Warm-up: JIT tiers and the tokenizer's caches.
         var warm = WithThreads(encoder, all);
         var watch = Stopwatch.StartNew();
-        while (watch.Elapsed < TimeSpan.FromSeconds(2)) warm.EncodeAll(data.Take(Math.Min(rows, 2000)).ToList());
+        var warmRows = data.Take(Math.Min(rows, 2000)).ToList();
+        do warm.EncodeAll(warmRows);
+        while (rows >= 10_000 && watch.Elapsed < TimeSpan.FromSeconds(2));
         var counts = all == 1 ? new[] { 1 } : new[] { 1, all };
         foreach (var t in counts)
         {

@@ -1,0 +1,178 @@
+using System.Text;
+using System.Text.Json;
+using Osprey.Cli;
+using Osprey.Cli.Args;
+using Osprey.Cli.Commands;
+using Osprey.Datasets;
+using Osprey.Templates;
+using Osprey.Tests.Datasets;
+using Osprey.Tests.Tokenization;
+using Osprey.Tokenization;
+
+namespace Osprey.Tests.Cli.Commands;
+
+/// <summary><c>osprey encode</c>: flags, output lines, --show, the benchmark mode; and <see cref="DatasetFlags"/>.</summary>
+[Collection(nameof(ProcessEnvironmentCollection))]
+public sealed class EncodeCommandTests
+{
+    private static string Qwen3 => NpmTokenizers.Folder("qwen3");
+
+    private static readonly Lazy<Tokenizer> Tok = new(() => Tokenizer.Load(NpmTokenizers.Folder("qwen3")));
+
+    private static OptionReader Reader(params string[] args) => new(ParsedArgs.Parse(args), "encode");
+
+    [Fact]
+    public void Dataset_flags_are_read_into_dataset_options()
+    {
+        var o = DatasetFlags.Read(Reader(
+            "--dataset", "a.jsonl", "b.jsonl#100", "--val_dataset", "v.jsonl", "--split_dataset_ratio", "0.1",
+            "--dataset_shuffle", "false", "--seed", "7", "--columns", "{\"prompt\": \"query\"}", "--disable_auto_column_mapping",
+            "--strict", "false", "--model_name", "小黄", "Xiao Huang", "--model_author", "魔搭", "ModelScope", "--streaming"));
+        Assert.Equal(["a.jsonl", "b.jsonl#100"], o.Datasets);
+        Assert.Equal(["v.jsonl"], o.ValDatasets);
+        Assert.Equal(0.1, o.SplitDatasetRatio);
+        Assert.False(o.Shuffle);
+        Assert.Equal(7, o.Seed);
+        Assert.Equal("query", o.Columns!["prompt"]);
+        Assert.True(o.DisableAutoColumnMapping);
+        Assert.False(o.Strict);
+        Assert.Equal(("小黄", "Xiao Huang"), o.ModelName);
+        Assert.Equal(("魔搭", "ModelScope"), o.ModelAuthor);
+        Assert.True(o.Streaming);
+
+        var d = DatasetFlags.Read(Reader("--dataset", "x.jsonl"));
+        Assert.True(d.Shuffle);
+        Assert.True(d.Strict);
+        Assert.Equal(42, d.Seed);
+        Assert.Equal(0, d.SplitDatasetRatio);
+        Assert.Null(d.Columns);
+        Assert.False(d.Streaming);
+    }
+
+    [Theory]
+    [InlineData("--columns", "[1]", "--columns must be a JSON object")]
+    [InlineData("--columns", "{bad", "--columns is not valid JSON")]
+    [InlineData("--columns", "{\"a\": 1}", "map each column to a column name string")]
+    [InlineData("--split_dataset_ratio", "1.5", "--split_dataset_ratio must be")]
+    public void Bad_dataset_flags_are_user_errors(string flag, string value, string message)
+    {
+        var e = Assert.Throws<UserError>(() => DatasetFlags.Read(Reader(flag, value)));
+        Assert.Contains(message, e.Message);
+    }
+
+    [Theory]
+    [InlineData("--packing needs --max_length", "--dataset", "x.jsonl", "--packing")]
+    [InlineData("osprey encode needs --dataset")]
+    [InlineData("truncation_strategy", "--dataset", "x.jsonl", "--truncation_strategy", "middle")]
+    [InlineData("loss_scale", "--dataset", "x.jsonl", "--loss_scale", "some")]
+    [InlineData("--max_length must be positive", "--dataset", "x.jsonl", "--max_length", "0")]
+    [InlineData("do not go together", "--dataset", "x.jsonl", "--packing", "--max_length", "8", "--lazy_tokenize")]
+    public void Bad_flags_exit_2_with_one_line(string message, params string[] flags)
+    {
+        var run = CliRun.Of(["encode", "--model", Qwen3, .. flags]);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains(message, run.Stderr);
+    }
+
+    [Fact]
+    public void Json_lines_carry_input_ids_labels_and_position_ids_when_packed()
+    {
+        var sb = new StringBuilder();
+        EncodeCommand.AppendJson(sb, new EncodedSample([1, 2, 3], [-100, 2, 3]));
+        Assert.Equal("{\"input_ids\":[1,2,3],\"labels\":[-100,2,3]}", sb.ToString());
+        sb.Clear();
+        EncodeCommand.AppendJson(sb, new EncodedSample([1, 2], [-100, -100], [0, 0]));
+        Assert.Equal("{\"input_ids\":[1,2],\"labels\":[-100,-100],\"position_ids\":[0,0]}", sb.ToString());
+    }
+
+    [Fact]
+    public void Show_marks_the_loss_tokens_and_counts_them()
+    {
+        var encoder = new DatasetEncoder(Tok.Value, new EncodingOptions { Template = "qwen3" });
+        var sample = encoder.Encode(EncodingTests.Chat(1, "Hi", "Hello!"))!;
+        var plain = EncodeCommand.Show(sample, 0, Tok.Value, color: false);
+        Assert.Contains($"--- sample 0: {sample.Length} tokens, {sample.LabelledTokenCount} with loss", plain);
+        Assert.Contains("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n⟦<think>\n\n</think>\n\nHello!<|im_end|>⟧\n", plain);
+        var colored = EncodeCommand.Show(sample, 0, Tok.Value, color: true);
+        Assert.Contains("\u001b[32m<think>\n\n</think>\n\nHello!<|im_end|>\u001b[0m", colored);
+    }
+
+    [Fact]
+    public void Benchmark_mode_prints_one_json_line_of_throughput()
+    {
+        var run = CliRun.Of("encode", "--model", Qwen3, "--benchmark_rows", "300", "--template", "qwen3", "--dataset_num_proc", "2");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var line = JsonDocument.Parse(Assert.Single(run.StdoutLines)).RootElement;
+        Assert.Equal(300, line.GetProperty("rows").GetInt32());
+        foreach (var t in new[] { "threads_1", "threads_2" })
+        {
+            var entry = line.GetProperty(t);
+            Assert.Equal(300, entry.GetProperty("samples").GetInt32());
+            Assert.True(entry.GetProperty("tokens_per_s").GetDouble() > 0);
+            Assert.True(entry.GetProperty("labelled_tokens").GetInt64() < entry.GetProperty("tokens").GetInt64());
+        }
+        Assert.Equal(line.GetProperty("threads_1").GetProperty("tokens").GetInt64(), line.GetProperty("threads_2").GetProperty("tokens").GetInt64());
+    }
+
+    [Fact]
+    public void Synthetic_rows_are_fixed_by_the_seed()
+    {
+        var a = EncodeCommand.SyntheticAlpaca(20, 1);
+        var b = EncodeCommand.SyntheticAlpaca(20, 1);
+        var c = EncodeCommand.SyntheticAlpaca(20, 2);
+        string Text(List<DatasetRow> rows) => string.Join("|", rows.Select(r => JsonSerializer.Serialize(r.Conversation!.Messages)));
+        Assert.Equal(Text(a), Text(b));
+        Assert.NotEqual(Text(a), Text(c));
+    }
+
+    // ---- End to end over real files: these need DatasetLoader.Load (the loader being built in parallel; it throws
+    // NotImplementedException in this tree). Remove the Skip once it lands.
+    private const string NeedsLoader = "needs DatasetLoader.Load (issue 4 loader, not in this tree yet)";
+
+    [Fact(Skip = NeedsLoader)]
+    public void Encodes_a_messages_file_to_json_lines_and_reuses_the_cache()
+    {
+        using var dir = new TempDirectory();
+        var data = dir.File("chat.jsonl");
+        File.WriteAllLines(data,
+        [
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello!\"}]}",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, {\"role\": \"assistant\", \"content\": \"4\"}]}",
+        ]);
+        using var xdg = new EnvironmentVariableScope("XDG_CACHE_HOME", dir.File("cache"));
+        var output = dir.File("out.jsonl");
+        string[] args = ["encode", "--model", Qwen3, "--dataset", data, "--template", "qwen3", "--dataset_shuffle", "false", "--output", output];
+        var first = CliRun.Of(args);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains("cached in", first.Stderr);
+        var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        Assert.Equal(2, lines.Length);
+        var labels = lines[0].GetProperty("labels").EnumerateArray().Select(e => e.GetInt32()).Where(l => l != -100).ToArray();
+        Assert.Equal("<think>\n\n</think>\n\nHello!<|im_end|>", Tok.Value.Decode(labels));
+        var second = CliRun.Of(args);
+        Assert.Contains("reused from", second.Stderr);
+        Assert.Equal(lines.Select(l => l.GetRawText()), File.ReadAllLines(output));
+        File.AppendAllText(data, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}\n");
+        Assert.Contains("cached in", CliRun.Of(args).Stderr);
+        Assert.Equal(3, File.ReadAllLines(output).Length);
+    }
+
+    [Fact(Skip = NeedsLoader)]
+    public void Delete_reports_file_and_line_and_show_prints_marked_text()
+    {
+        using var dir = new TempDirectory();
+        var data = dir.File("long.jsonl");
+        File.WriteAllLines(data,
+        [
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Yo\"}]}",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Story\"}, {\"role\": \"assistant\", \"content\": \"" + string.Join(" ", Enumerable.Repeat("once upon a time", 30)) + "\"}]}",
+        ]);
+        var run = CliRun.Of("encode", "--model", Qwen3, "--dataset", data, "--template", "qwen3", "--max_length", "30",
+            "--dataset_shuffle", "false", "--load_from_cache_file", "false", "--show", "5");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("long.jsonl line 2", run.Stderr);
+        Assert.Contains("deleted", run.Stderr);
+        Assert.Contains("⟦<think>\n\n</think>\n\nYo<|im_end|>⟧", run.Stdout);
+        Assert.DoesNotContain("once upon", run.Stdout);
+    }
+}
