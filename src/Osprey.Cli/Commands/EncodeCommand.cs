@@ -38,6 +38,7 @@ internal sealed class EncodeCommand : ICommand
         "  --load_from_cache_file B Reuse/store the encoding in ~/.cache/osprey/encoded (default true).\n" +
         "  --output FILE            Write training samples as JSON lines to FILE (default stdout).\n" +
         "  --val_output FILE        Write validation samples as JSON lines to FILE.\n" +
+        "  --to_cached_dataset DIR  Also write the encoding as a cached-dataset folder (train.bin, val.bin) for training.\n" +
         "  --show N                 Print N samples as text with loss tokens marked (color on a terminal, else ⟦ ⟧).\n" +
         "  --benchmark_rows N       Instead: time encoding N synthetic Alpaca rows (1 thread and all) as one JSON line.\n";
 
@@ -57,6 +58,7 @@ internal sealed class EncodeCommand : ICommand
         var valOutput = options.String("val_output");
         var show = options.Int("show");
         var benchmarkRows = options.Int("benchmark_rows");
+        var cachedDataset = options.String("to_cached_dataset");
         var datasetOptions = DatasetFlags.Read(options);
         options.EnsureNoUnknownFlags();
 
@@ -64,6 +66,8 @@ internal sealed class EncodeCommand : ICommand
         if (maxLength is <= 0) throw new UserError($"--max_length must be positive, got {maxLength}.");
         if (packing && maxLength is null) throw new UserError("--packing needs --max_length N: packed rows are N tokens long.");
         if (packing && lazy) throw new UserError("--packing and --lazy_tokenize do not go together: packing needs every sample's length up front.");
+        if (cachedDataset is not null && (lazy || datasetOptions.Streaming))
+            throw new UserError("--to_cached_dataset needs the whole encoding; leave out --lazy_tokenize and --streaming.");
         if (show is < 0) throw new UserError($"--show must be 0 or more, got {show}.");
         if (threads < 0) throw new UserError($"--dataset_num_proc must be 1 or more, got {threads}.");
         if (benchmarkRows is null && datasetOptions.Datasets.Count == 0)
@@ -138,6 +142,12 @@ internal sealed class EncodeCommand : ICommand
                 : $"encoded datasets cached in {cache.EntryPath(key)}.");
         }
         else encoded = Build();
+        if (cachedDataset is not null)
+        {
+            encoded.SaveFolder(cachedDataset, CacheKey(datasetOptions, encodingOptions, folder, encoder).ToString());
+            stderr.WriteLine($"cached dataset written to {cachedDataset} ({encoded.Train.Count} train, {encoded.Validation.Count} validation samples).");
+            if (output is null && show is null) return 0;
+        }
 
         Write(encoded.Train, output, jsonOut, show, tokenizer, stdout, color);
         if (valOutput is not null) Write(encoded.Validation, valOutput, true, null, tokenizer, stdout, color);

@@ -125,6 +125,23 @@ public sealed class EncodedDatasetCacheTests
     }
 
     [Fact]
+    public void Cached_dataset_folders_round_trip_and_replace_old_ones()
+    {
+        using var dir = new TempDirectory();
+        var samples = Encode(30, packing: true);
+        var folder = dir.File("cached");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "stale.txt"), "old");
+        new EncodedDatasets(EncodedDataset.FromSamples(samples), EncodedDataset.FromSamples(samples.Take(2))).SaveFolder(folder, "info");
+        Assert.False(File.Exists(Path.Combine(folder, "stale.txt")));
+        var back = EncodedDatasets.LoadFolder(folder);
+        AssertSame(samples, back.Train);
+        AssertSame(samples.Take(2).ToList(), back.Validation);
+        Assert.Equal(["cached"], Directory.GetDirectories(dir.Path).Select(Path.GetFileName));
+        Assert.Contains("no train.bin", Assert.Throws<OspreyException>(() => EncodedDatasets.LoadFolder(dir.Path)).Message);
+    }
+
+    [Fact]
     public void A_damaged_entry_is_rebuilt()
     {
         using var dir = new TempDirectory();
