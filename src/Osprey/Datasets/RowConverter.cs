@@ -53,6 +53,7 @@ internal sealed class RowConverter
                 row[dst] = value;
             }
         }
+        if (!_options.DisableAutoColumnMapping) LowerCaseKnownKeys(row);
         if (_kind is null) Detect(row);
         var kind = _kind!.Value;
         if (!_options.DisableAutoColumnMapping) AutoMap(row, kind);
@@ -122,7 +123,7 @@ internal sealed class RowConverter
         {
             var probe = new Dictionary<string, object?>(row, StringComparer.Ordinal);
             if (auto) AutoMap(probe, Kind.QueryResponse);
-            var hasQuery = probe.ContainsKey("query") || probe.ContainsKey("history");
+            var hasQuery = probe.ContainsKey("query") || probe.ContainsKey("history") || probe.Keys.Any(k => QueryKeys.Contains(k.ToLowerInvariant()));
             if (probe.ContainsKey("response") && hasQuery) kind = Kind.QueryResponse;
             else if (!hasQuery && (probe.ContainsKey("response") || row.ContainsKey("text"))) kind = Kind.Text;
             else
@@ -144,6 +145,27 @@ internal sealed class RowConverter
                 Kind.QueryResponse => DatasetFormat.QueryResponse,
                 _ => DatasetFormat.Text,
             };
+    }
+
+    private static readonly HashSet<string> KnownKeys =
+    [
+        "messages", "conversation", "conversations", "system", "system_prompt", "instruction", "input", "output", "query", "prompt", "question",
+        "response", "answer", "targets", "target", "answer_key", "solution", "text", "completion", "content", "history", "chosen", "rejected",
+        "rejected_response", "rejected_messages", "label", "tools", "tag",
+    ];
+
+    /// <summary>Column names match case-insensitively (as ms-swift's): "Instruction" is read as "instruction".</summary>
+    private static void LowerCaseKnownKeys(Dictionary<string, object?> row)
+    {
+        foreach (var key in row.Keys.ToList())
+        {
+            var lower = key.ToLowerInvariant();
+            if (lower != key && KnownKeys.Contains(lower) && !row.ContainsKey(lower))
+            {
+                row.Remove(key, out var value);
+                row[lower] = value;
+            }
+        }
     }
 
     /// <summary>ms-swift's automatic column mapping for the dataset's kind; a name two columns map to is left alone.</summary>
