@@ -10,6 +10,8 @@ namespace Osprey.Cli.Commands;
 /// </summary>
 internal sealed class DatasetCommand : ICommand
 {
+    private static readonly System.Text.Json.JsonSerializerOptions RelaxedJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public string Name => "dataset";
 
     public string Summary => "List the registered datasets and whether they are cached, or check a dataset's format and rows.";
@@ -47,7 +49,7 @@ internal sealed class DatasetCommand : ICommand
             if (first is not null)
             {
                 stdout.WriteLine($"first row ({first.Where}, {DatasetLoader.FormatName(first.Format)}):");
-                stdout.WriteLine(first.Text ?? System.Text.Json.JsonSerializer.Serialize(first.Conversation!.Messages));
+                stdout.WriteLine(first.Text ?? System.Text.Json.JsonSerializer.Serialize(first.Conversation!.Messages, RelaxedJson));
             }
         }
         return 0;

@@ -247,6 +247,7 @@ public static partial class DatasetLoader
             if (shuffle) random.Shuffle(order);
             result.AddRange(order.Take(remain).Select(i => rows[i]));
         }
+        if (repeats == 0) log?.WriteLine($"dataset {spec.Text}: sampled {n} of {rows.Count} rows");
         if (repeats > 0) log?.WriteLine($"dataset {spec.Text}: #{n} is more than its {rows.Count} rows; repeating it {repeats} time(s){(remain > 0 ? $" plus {remain} sampled rows" : "")}");
         return result;
     }
@@ -307,6 +308,7 @@ public static partial class DatasetLoader
         var selfCognition = registered?.SelfCognition == true || dataset.Files.Any(f => Path.GetFileName(f).Contains("self-cognition", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(f).Contains("self_cognition", StringComparison.OrdinalIgnoreCase));
         foreach (var file in dataset.Files)
         {
+            var label = dataset.Files.Count == 1 && dataset.Spec.Target == file ? $"dataset {dataset.Spec.Text}" : $"dataset {dataset.Spec.Text} ({file})";
             var converter = new RowConverter(options, columns, selfCognition);
             long count = 0, bad = 0;
             foreach (var raw in RawReaders.Read(file))
@@ -334,13 +336,13 @@ public static partial class DatasetLoader
                     if (bad <= SkipReportLimit) log?.WriteLine($"skipped {where}: {error}");
                     continue;
                 }
-                if (count == 0) log?.WriteLine($"dataset {dataset.Spec.Text}: {file}: format {FormatName(converter.Format!.Value)}");
+                if (count == 0) log?.WriteLine($"{label}: format {FormatName(converter.Format!.Value)}");
                 count++;
                 yield return row;
             }
             if (converter.MissingModelName)
-                log?.WriteLine($"dataset {dataset.Spec.Text}: {file} has {{{{NAME}}}}/{{{{AUTHOR}}}} placeholders; pass --model_name and --model_author (Chinese and English names) to fill them in.");
-            log?.WriteLine($"dataset {dataset.Spec.Text}: {file}: {count} rows{(bad > 0 ? $", {bad} bad rows skipped" : "")}");
+                log?.WriteLine($"{label}: has {{{{NAME}}}}/{{{{AUTHOR}}}} placeholders; pass --model_name and --model_author (Chinese and English names) to fill them in.");
+            log?.WriteLine($"{label}: {count} rows{(bad > 0 ? $", {bad} bad rows skipped" : "")}");
         }
     }
 
