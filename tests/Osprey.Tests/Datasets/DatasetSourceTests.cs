@@ -69,6 +69,31 @@ public sealed class DatasetSourceTests
         Assert.Equal(path + " row 2", rows[1].Where);
     }
 
+    public sealed class ParquetMessage
+    {
+        public string? role { get; set; }
+        public string? content { get; set; }
+    }
+
+    public sealed class ParquetConversation
+    {
+        public List<ParquetMessage>? messages { get; set; }
+    }
+
+    [Fact]
+    public async Task Parquet_NestedMessages()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("chat.parquet");
+        await ParquetSerializer.SerializeAsync(new[]
+        {
+            new ParquetConversation { messages = [new() { role = "user", content = "Hi" }, new() { role = "assistant", content = "Hello!" }] },
+        }, path);
+        var row = Rows(path).Single();
+        Assert.Equal(DatasetFormat.Messages, row.Format);
+        Assert.Equal(Norm("""[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]"""), Json(row.Conversation));
+    }
+
     [Fact]
     public void Folder_ReadsEveryFileInOrder()
     {
