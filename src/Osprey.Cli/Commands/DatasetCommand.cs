@@ -4,8 +4,8 @@ using Osprey.Datasets;
 namespace Osprey.Cli.Commands;
 
 /// <summary>
-/// <c>osprey dataset --list</c>: the registered datasets (name, hub ids, subsets, format) and whether each is in
-/// the local Hugging Face or ModelScope cache. <c>--check SPEC</c> loads a <c>--dataset</c> entry and prints its
+/// <c>osprey dataset list</c> (or <c>--list</c>): the registered datasets (name, hub ids, subsets, format) and whether each is in
+/// the local Hugging Face or ModelScope cache. <c>check SPEC</c> (<c>--check SPEC</c>) loads a <c>--dataset</c> entry and prints its
 /// detected format and row count. Needs no libtorch.
 /// </summary>
 internal sealed class DatasetCommand : ICommand
@@ -14,11 +14,13 @@ internal sealed class DatasetCommand : ICommand
 
     public string Name => "dataset";
 
+    public IReadOnlyCollection<string> Actions => ["list", "check"];
+
     public string Summary => "List the registered datasets and whether they are cached, or check a dataset's format and rows.";
 
     public string Usage =>
-        "  --list                   Print the registered datasets: name, hub ids, subsets, format, cached or not.\n" +
-        "  --check SPEC...          Load --dataset entries (path_or_id[:subset][#N]) and print each file's format\n" +
+        "  list | --list            Print the registered datasets: name, hub ids, subsets, format, cached or not.\n" +
+        "  check SPEC... | --check  Load --dataset entries (path_or_id[:subset][#N]) and print each file's format\n" +
         "                           and row count, plus the first row converted.\n" +
         "  --strict BOOL            --check: false skips bad rows and counts them (default true).\n" +
         "  --columns JSON           --check: column renames, e.g. '{\"question\": \"query\"}'.\n" +
@@ -33,7 +35,7 @@ internal sealed class DatasetCommand : ICommand
         var disableAuto = options.Bool("disable_auto_column_mapping", false);
         options.EnsureNoUnknownFlags();
         if (!list && check.Count == 0)
-            throw new UserError("osprey dataset needs --list (the registered datasets) or --check SPEC (load a dataset and show its format).");
+            throw new UserError("osprey dataset needs 'list' (the registered datasets) or 'check SPEC' (load a dataset and show its format).");
         if (list) List(stdout);
         if (check.Count > 0)
         {

@@ -15,8 +15,9 @@ public sealed class DatasetCommandTests
         File.Copy(Example("alpaca.json"), Path.Combine(repo, "snapshots", "rev1", "alpaca.json"));
         using var hf = new EnvironmentVariableScope("HF_HUB_CACHE", dir.Path);
         using var ms = new EnvironmentVariableScope("MODELSCOPE_CACHE", dir.File("ms"));
-        var run = CliRun.Of("dataset", "--list");
+        var run = CliRun.Of("dataset", "list");
         Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(run.Stdout, CliRun.Of("dataset", "--list").Stdout);
         Assert.StartsWith("name", run.StdoutLines[0], StringComparison.Ordinal);
         var alpaca = run.StdoutLines.Single(l => l.StartsWith("alpaca-gpt4-data-en ", StringComparison.Ordinal));
         Assert.Contains("AI-ModelScope/alpaca-gpt4-data-en", alpaca, StringComparison.Ordinal);
@@ -33,7 +34,7 @@ public sealed class DatasetCommandTests
     [Fact]
     public void Check_PrintsFormatAndRows()
     {
-        var run = CliRun.Of("dataset", "--check", Example("sharegpt.jsonl"));
+        var run = CliRun.Of("dataset", "check", Example("sharegpt.jsonl"));
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("format sharegpt", run.Stdout, StringComparison.Ordinal);
         Assert.Contains("11 rows", run.Stdout, StringComparison.Ordinal);
@@ -55,6 +56,6 @@ public sealed class DatasetCommandTests
     {
         var run = CliRun.Of("dataset");
         Assert.Equal(2, run.ExitCode);
-        Assert.Contains("--list", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("'list'", run.Stderr, StringComparison.Ordinal);
     }
 }
