@@ -20,6 +20,12 @@ public interface ICommand
     string Summary { get; }
 
     /// <summary>
+    /// Words accepted right after the verb as actions (<c>osprey dataset list</c>); each is read as the flag of the
+    /// same name (<c>--list</c>), so the command sees one kind of input. Empty for most verbs.
+    /// </summary>
+    IReadOnlyCollection<string> Actions => [];
+
+    /// <summary>
     /// The verb's flags for <c>osprey &lt;verb&gt; --help</c>: one flag per line with a one-line doc, e.g.
     /// <c>"  --max_new_tokens N   Tokens to generate at most (default 512)."</c>. The usage line, the summary
     /// and the global flags are printed around it, so leave them out.

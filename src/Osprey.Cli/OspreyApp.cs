@@ -128,6 +128,10 @@ public static class OspreyApp
             return 0;
         }
 
+        if (rest.Length > 0 && command.Actions.Contains(rest[0]))
+        {
+            rest = ["--" + rest[0], .. rest[1..]];
+        }
         var options = new OptionReader(ParsedArgs.Parse(rest), command.Name);
         debug |= options.Bool("debug", false);
         var exitCode = command.Run(options, stdin, stdout, stderr);

@@ -38,7 +38,13 @@ public sealed record DatasetRow(
     bool? KtoLabel = null)
 {
     /// <summary>"file.jsonl line 12" / "file.parquet row 12": where the row is, for messages.</summary>
-    public string Where => $"{Source} {(Source.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) || Source.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) || Source.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? "row" : "line")} {Line}";
+    public string Where => $"{Source} {UnitOf(Source)} {Line}";
+
+    /// <summary>"row" for tables (.parquet/.csv/.tsv, data rows counted from 1 after the header), "item" for a .json array, else "line".</summary>
+    public static string UnitOf(string source) =>
+        source.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) || source.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) || source.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? "row"
+        : source.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? "item"
+        : "line";
 }
 
 /// <summary>The dataset flags of ms-swift (<c>--dataset</c>, <c>--val_dataset</c>, ...), parsed.</summary>
@@ -91,7 +97,7 @@ public sealed class LoadedDatasets
     public int Skipped => SkippedCounter.Value;
 
     /// <summary>Shared counter the readers increment.</summary>
-    public StrongBox<int> SkippedCounter { get; } = new();
+    public StrongBox<int> SkippedCounter { get; init; } = new();
 }
 
 /// <summary>Reads datasets: files, folders, registry names and cached hub datasets; detects formats; reports bad rows.</summary>
@@ -103,7 +109,7 @@ public static partial class DatasetLoader
     /// Bad input throws <see cref="OspreyException"/> naming file, line/row and field (or, with Strict false,
     /// is skipped, counted and reported to <paramref name="log"/>).
     /// </summary>
-    public static LoadedDatasets Load(DatasetOptions options, TextWriter? log = null) => throw new NotImplementedException();
+    public static LoadedDatasets Load(DatasetOptions options, TextWriter? log = null) => LoadCore(options, log);
 }
 
 /// <summary>A box holding a value type so readers can update a shared count.</summary>

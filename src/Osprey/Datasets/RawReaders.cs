@@ -1,0 +1,260 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Osprey.Templates;
+using Parquet.Serialization;
+
+namespace Osprey.Datasets;
+
+/// <summary>One row as read from a file, before format detection: plain .NET values, or the error that made it unreadable.</summary>
+internal sealed record RawRow(string Source, long Line, Dictionary<string, object?>? Fields, string? Error = null, string? Field = null);
+
+/// <summary>A problem with one row; <see cref="Field"/> names the field when one is at fault.</summary>
+internal sealed class RowError(string message, string? field = null) : Exception(message)
+{
+    public string? Field { get; } = field;
+}
+
+/// <summary>Readers of the local file types: .jsonl, .json, .csv/.tsv, .parquet, .txt.</summary>
+internal static class RawReaders
+{
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    /// <summary>File extensions Osprey reads as datasets.</summary>
+    public static readonly string[] Extensions = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"];
+
+    public static bool IsDataFile(string path) =>
+        Extensions.Contains(Path.GetExtension(path).ToLowerInvariant(), StringComparer.Ordinal);
+
+    /// <summary>The data files of a file or a folder (recursively, sorted by path).</summary>
+    public static IReadOnlyList<string> Files(string path)
+    {
+        if (File.Exists(path))
+        {
+            if (!IsDataFile(path))
+                throw new OspreyException($"Dataset file {path} has an extension Osprey does not read; use .jsonl, .json, .csv, .tsv, .parquet or .txt.");
+            return [path];
+        }
+        var files = Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
+            .Where(IsDataFile)
+            .Where(f => !Path.GetRelativePath(path, f).Split(Path.DirectorySeparatorChar).Any(p => p.StartsWith('.')))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        if (files.Count == 0)
+            throw new OspreyException($"Dataset folder {path} has no .jsonl, .json, .csv, .tsv, .parquet or .txt files; put data files in it or pass a file.");
+        return files;
+    }
+
+    /// <summary>Reads a file lazily, row by row (a .json file or a .parquet file is parsed whole, then yielded).</summary>
+    public static IEnumerable<RawRow> Read(string path)
+    {
+        var ext = Path.GetExtension(path).ToLowerInvariant();
+        return ext switch
+        {
+            ".jsonl" => ReadJsonLines(path),
+            ".json" => ReadJson(path),
+            ".csv" => ReadDelimited(path, ','),
+            ".tsv" => ReadDelimited(path, '\t'),
+            ".parquet" => ReadParquet(path),
+            ".txt" => ReadText(path),
+            _ => throw new OspreyException($"Dataset file {path} has an extension Osprey does not read; use .jsonl, .json, .csv, .tsv, .parquet or .txt."),
+        };
+    }
+
+    private static IEnumerable<RawRow> ReadJsonLines(string path)
+    {
+        using var reader = new StreamReader(path, Utf8);
+        long line = 0;
+        while (reader.ReadLine() is { } text)
+        {
+            line++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            yield return ParseObject(path, line, text);
+        }
+    }
+
+    private static RawRow ParseObject(string path, long line, string text)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                return new RawRow(path, line, null, "not a JSON object; write one object per line, e.g. {\"messages\": [...]}");
+            return new RawRow(path, line, (Dictionary<string, object?>)Plain.From(doc.RootElement)!);
+        }
+        catch (JsonException e)
+        {
+            return new RawRow(path, line, null, $"not valid JSON ({FirstSentence(e.Message)}); fix the line or remove it");
+        }
+    }
+
+    private static IEnumerable<RawRow> ReadJson(string path)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        }
+        catch (JsonException e)
+        {
+            var at = e.LineNumber is { } l ? $" line {l + 1}" : "";
+            throw new OspreyException($"Dataset file {path}{at} is not valid JSON ({FirstSentence(e.Message)}); a .json dataset is one array of objects or {{\"data\": [...]}} (one object per line is .jsonl).", e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Array)
+                root = data;
+            if (root.ValueKind != JsonValueKind.Array)
+                throw new OspreyException($"Dataset file {path} is neither a JSON array nor an object with a \"data\" array; write [{{...}}, {{...}}] or {{\"data\": [...]}}.");
+            var rows = new List<RawRow>();
+            long index = 0;
+            foreach (var item in root.EnumerateArray())
+            {
+                index++;
+                rows.Add(item.ValueKind == JsonValueKind.Object
+                    ? new RawRow(path, index, (Dictionary<string, object?>)Plain.From(item)!)
+                    : new RawRow(path, index, null, "not a JSON object; every item of the array must be an object such as {\"messages\": [...]}"));
+            }
+            return rows;
+        }
+    }
+
+    private static IEnumerable<RawRow> ReadText(string path)
+    {
+        using var reader = new StreamReader(path, Utf8);
+        long line = 0;
+        while (reader.ReadLine() is { } text)
+        {
+            line++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            yield return new RawRow(path, line, new Dictionary<string, object?> { ["text"] = text });
+        }
+    }
+
+    private static IEnumerable<RawRow> ReadDelimited(string path, char delimiter)
+    {
+        using var reader = new StreamReader(path, Utf8);
+        var header = ReadRecord(reader, delimiter, path, 0);
+        if (header is null) yield break;
+        for (var i = 0; i < header.Count; i++) header[i] = header[i].Trim();
+        long row = 0;
+        while (true)
+        {
+            row++;
+            List<string>? record;
+            string? error = null;
+            try
+            {
+                record = ReadRecord(reader, delimiter, path, row);
+            }
+            catch (RowError e)
+            {
+                record = null;
+                error = e.Message;
+            }
+            if (error is not null)
+            {
+                yield return new RawRow(path, row, null, error);
+                yield break;
+            }
+            if (record is null) yield break;
+            if (record.Count == 1 && record[0].Length == 0) { row--; continue; }
+            if (record.Count != header.Count)
+            {
+                yield return new RawRow(path, row, null, $"{record.Count} fields but the header has {header.Count}; quote fields that contain '{(delimiter == '\t' ? "\\t" : delimiter)}' with \"...\"");
+                continue;
+            }
+            var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
+            for (var i = 0; i < header.Count; i++) fields[header[i]] = record[i].Length == 0 ? null : record[i];
+            yield return new RawRow(path, row, fields);
+        }
+    }
+
+    /// <summary>One CSV record (RFC 4180: quoted fields may hold delimiters, doubled quotes and newlines); null at the end.</summary>
+    private static List<string>? ReadRecord(TextReader reader, char delimiter, string path, long row)
+    {
+        if (reader.Peek() < 0) return null;
+        var fields = new List<string>();
+        var sb = new StringBuilder();
+        var quoted = false;
+        var wasQuoted = false;
+        while (true)
+        {
+            var c = reader.Read();
+            if (quoted)
+            {
+                if (c < 0) throw new RowError("a quoted field is never closed; end it with \"");
+                if (c == '"')
+                {
+                    if (reader.Peek() == '"') { reader.Read(); sb.Append('"'); }
+                    else quoted = false;
+                }
+                else sb.Append((char)c);
+                continue;
+            }
+            if (c < 0 || c == '\n' || c == '\r')
+            {
+                if (c == '\r' && reader.Peek() == '\n') reader.Read();
+                fields.Add(sb.ToString());
+                return fields;
+            }
+            if (c == delimiter)
+            {
+                fields.Add(sb.ToString());
+                sb.Clear();
+                wasQuoted = false;
+            }
+            else if (c == '"' && sb.Length == 0 && !wasQuoted)
+            {
+                quoted = true;
+                wasQuoted = true;
+            }
+            else sb.Append((char)c);
+        }
+    }
+
+    private static IEnumerable<RawRow> ReadParquet(string path)
+    {
+        DeserializationResult<Dictionary<string, object>> result;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            result = ParquetSerializer.DeserializeUntypedAsync(stream).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not OspreyException and not OutOfMemoryException)
+        {
+            throw new OspreyException($"Dataset file {path} could not be read as Parquet ({e.Message}); check that it is a complete .parquet file.", e);
+        }
+        long row = 0;
+        foreach (var dict in result.Data)
+        {
+            row++;
+            var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
+            foreach (var (k, v) in dict) fields[k] = FromParquet(v);
+            yield return new RawRow(path, row, fields);
+        }
+    }
+
+    private static object? FromParquet(object? value) => value switch
+    {
+        null => null,
+        string or bool or long or double => value,
+        int i => (long)i,
+        short s => (long)s,
+        byte b => (long)b,
+        float f => (double)f,
+        decimal m => (double)m,
+        DateTime d => d.ToString("O", CultureInfo.InvariantCulture),
+        byte[] bytes => Convert.ToBase64String(bytes),
+        IDictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => FromParquet(kv.Value)),
+        System.Collections.IEnumerable e => e.Cast<object?>().Select(FromParquet).ToList(),
+        _ => Convert.ToString(value, CultureInfo.InvariantCulture),
+    };
+
+    internal static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(". ", StringComparison.Ordinal);
+        return (cut < 0 ? message : message[..cut]).TrimEnd('.');
+    }
+}
