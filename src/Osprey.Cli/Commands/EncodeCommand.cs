@@ -97,22 +97,15 @@ internal sealed class EncodeCommand : ICommand
             return 0;
         }
 
-        LoadedDatasets loaded;
-        try
-        {
-            loaded = DatasetLoader.Load(datasetOptions, stderr);
-        }
-        catch (NotImplementedException e)
-        {
-            throw new UserError("Dataset loading is not in this build yet (DatasetLoader.Load); osprey encode cannot read --dataset.", e);
-        }
-
+        // Loaded only when the encoding is not in the cache.
+        var loadedLazy = new Lazy<LoadedDatasets>(() => DatasetLoader.Load(datasetOptions, stderr));
         var stats = new EncodingStats();
         var color = show is > 0 && ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
         var jsonOut = output is not null || show is null;
 
         if (datasetOptions.Streaming || lazy)
         {
+            var loaded = loadedLazy.Value;
             // Rows are encoded as they are written: no cache, memory bounded by the batch (streaming) or one row (lazy).
             IEnumerable<EncodedSample> train = lazy
                 ? encoder.Lazy(loaded.Train as IReadOnlyList<DatasetRow> ?? loaded.Train.ToList(), stats: stats).OfType<EncodedSample>()
@@ -125,6 +118,7 @@ internal sealed class EncodeCommand : ICommand
 
         EncodedDatasets Build()
         {
+            var loaded = loadedLazy.Value;
             var train = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Train.ToList(), stats));
             var val = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Validation.ToList(), new EncodingStats()));
             stats.Report(stderr, maxLength);

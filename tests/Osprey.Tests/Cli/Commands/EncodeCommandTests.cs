@@ -125,11 +125,9 @@ public sealed class EncodeCommandTests
         Assert.NotEqual(Text(a), Text(c));
     }
 
-    // ---- End to end over real files: these need DatasetLoader.Load (the loader being built in parallel; it throws
-    // NotImplementedException in this tree). Remove the Skip once it lands.
-    private const string NeedsLoader = "needs DatasetLoader.Load (issue 4 loader, not in this tree yet)";
+    // ---- End to end over real files through DatasetLoader.Load.
 
-    [Fact(Skip = NeedsLoader)]
+    [Fact]
     public void Encodes_a_messages_file_to_json_lines_and_reuses_the_cache()
     {
         using var dir = new TempDirectory();
@@ -151,13 +149,15 @@ public sealed class EncodeCommandTests
         Assert.Equal("<think>\n\n</think>\n\nHello!<|im_end|>", Tok.Value.Decode(labels));
         var second = CliRun.Of(args);
         Assert.Contains("reused from", second.Stderr);
+        Assert.DoesNotContain("format messages", second.Stderr); // a hit does not even read the dataset
+        Assert.Contains("cached in", CliRun.Of([.. args, "--max_length", "100"]).Stderr); // a flag change misses
         Assert.Equal(lines.Select(l => l.GetRawText()), File.ReadAllLines(output));
         File.AppendAllText(data, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}\n");
         Assert.Contains("cached in", CliRun.Of(args).Stderr);
         Assert.Equal(3, File.ReadAllLines(output).Length);
     }
 
-    [Fact(Skip = NeedsLoader)]
+    [Fact]
     public void Delete_reports_file_and_line_and_show_prints_marked_text()
     {
         using var dir = new TempDirectory();
@@ -174,5 +174,37 @@ public sealed class EncodeCommandTests
         Assert.Contains("deleted", run.Stderr);
         Assert.Contains("⟦<think>\n\n</think>\n\nYo<|im_end|>⟧", run.Stdout);
         Assert.DoesNotContain("once upon", run.Stdout);
+    }
+
+    [Fact]
+    public void Alpaca_and_text_files_packed_with_validation_and_a_cached_dataset_folder()
+    {
+        using var dir = new TempDirectory();
+        var alpaca = dir.File("alpaca.jsonl");
+        File.WriteAllLines(alpaca,
+        [
+            "{\"instruction\": \"Translate to French\", \"input\": \"Good morning\", \"output\": \"Bonjour\"}",
+            "{\"instruction\": \"Add\", \"input\": \"2+3\", \"output\": \"5\"}",
+        ]);
+        var corpus = dir.File("corpus.txt");
+        File.WriteAllLines(corpus, ["The first document.", "The second one, a bit longer."]);
+        var run = CliRun.Of("encode", "--model", Qwen3, "--dataset", alpaca, corpus, "--val_dataset", alpaca, "--packing", "--max_length", "64",
+            "--load_from_cache_file", "false", "--output", dir.File("out.jsonl"), "--val_output", dir.File("val.jsonl"),
+            "--to_cached_dataset", dir.File("cds"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var train = File.ReadAllLines(dir.File("out.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        int[] Ints(JsonElement e, string name) => e.GetProperty(name).EnumerateArray().Select(x => x.GetInt32()).ToArray();
+        Assert.All(train, t => Assert.True(Ints(t, "input_ids").Length <= 64));
+        Assert.Equal(4, train.Sum(t => Ints(t, "position_ids").Count(p => p == 0)));
+        var text = Tok.Value.Decode(train.SelectMany(t => Ints(t, "input_ids")).ToArray());
+        Assert.Contains("Good morning", text);
+        Assert.Contains("The second one, a bit longer.<|im_end|>", text); // pt rows end with the tokenizer's EOS
+        Assert.Single(File.ReadAllLines(dir.File("val.jsonl")));
+        var cached = EncodedDatasets.LoadFolder(dir.File("cds"));
+        Assert.Equal(train.Length, cached.Train.Count);
+        Assert.Equal(Ints(train[0], "input_ids"), cached.Train[0].InputIds);
+        Assert.Equal(Ints(train[0], "position_ids"), cached.Train[0].PositionIds);
+        Assert.Single(cached.Validation);
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp-*"));
     }
 }
