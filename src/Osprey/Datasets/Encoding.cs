@@ -72,8 +72,8 @@ public sealed class EncodingOptions
 public sealed class EncodingStats
 {
     private long _rows, _samples, _tokens, _labelled, _truncated;
-    private readonly ConcurrentQueue<string> _deleted = new();
-    private readonly ConcurrentQueue<string> _skipped = new();
+    private readonly ConcurrentQueue<(string Source, long Line, string Text)> _deleted = new();
+    private readonly ConcurrentQueue<(string Source, long Line, string Text)> _skipped = new();
 
     /// <summary>Rows seen.</summary>
     public long Rows => Interlocked.Read(ref _rows);
@@ -91,10 +91,14 @@ public sealed class EncodingStats
     public long Truncated => Interlocked.Read(ref _truncated);
 
     /// <summary>Rows dropped by --truncation_strategy delete: "file line N: 5000 tokens".</summary>
-    public IReadOnlyList<string> Deleted => _deleted.ToArray();
+    public IReadOnlyList<string> Deleted => InRowOrder(_deleted);
 
     /// <summary>Rows skipped under --strict false: "file line N: reason".</summary>
-    public IReadOnlyList<string> Skipped => _skipped.ToArray();
+    public IReadOnlyList<string> Skipped => InRowOrder(_skipped);
+
+    // Rows are encoded in parallel; report them by file, then line.
+    private static string[] InRowOrder(ConcurrentQueue<(string Source, long Line, string Text)> rows) =>
+        rows.OrderBy(r => r.Source, StringComparer.Ordinal).ThenBy(r => r.Line).Select(r => r.Text).ToArray();
 
     internal void Row() => Interlocked.Increment(ref _rows);
 
@@ -106,21 +110,21 @@ public sealed class EncodingStats
         if (truncated) Interlocked.Increment(ref _truncated);
     }
 
-    internal void Delete(string where) => _deleted.Enqueue(where);
+    internal void Delete(DatasetRow row, string text) => _deleted.Enqueue((row.Source, row.Line, text));
 
-    internal void Skip(string where) => _skipped.Enqueue(where);
+    internal void Skip(DatasetRow row, string text) => _skipped.Enqueue((row.Source, row.Line, text));
 
     /// <summary>Writes the warnings (deleted and skipped rows, the first <paramref name="limit"/> of each by place) and a summary line.</summary>
     public void Report(TextWriter log, int? maxLength, int limit = 10)
     {
-        var deleted = Deleted.Order(StringComparer.Ordinal).ToArray();
+        var deleted = Deleted;
         foreach (var d in deleted.Take(limit))
             log.WriteLine($"warning: {d} is longer than --max_length {maxLength}; deleted (--truncation_strategy delete).");
-        if (deleted.Length > limit) log.WriteLine($"warning: ... and {deleted.Length - limit} more rows deleted as longer than --max_length {maxLength}.");
-        var skipped = Skipped.Order(StringComparer.Ordinal).ToArray();
+        if (deleted.Count > limit) log.WriteLine($"warning: ... and {deleted.Count - limit} more rows deleted as longer than --max_length {maxLength}.");
+        var skipped = Skipped;
         foreach (var s in skipped.Take(limit)) log.WriteLine($"warning: skipped {s} (--strict false).");
-        if (skipped.Length > limit) log.WriteLine($"warning: ... and {skipped.Length - limit} more rows skipped (--strict false).");
-        log.WriteLine($"encoded {Rows} rows: {Samples} samples, {Tokens} tokens ({LabelledTokens} with loss); {deleted.Length} deleted, {Truncated} truncated, {skipped.Length} skipped.");
+        if (skipped.Count > limit) log.WriteLine($"warning: ... and {skipped.Count - limit} more rows skipped (--strict false).");
+        log.WriteLine($"encoded {Rows} rows: {Samples} samples, {Tokens} tokens ({LabelledTokens} with loss); {deleted.Count} deleted, {Truncated} truncated, {skipped.Count} skipped.");
     }
 }
 
@@ -186,7 +190,7 @@ public sealed class DatasetEncoder
         catch (OspreyException e)
         {
             if (Options.Strict) throw new OspreyException($"{row.Where}: {e.Message.TrimEnd('.')}; fix the row or pass --strict false to skip such rows.", e);
-            stats?.Skip($"{row.Where}: {e.Message.TrimEnd('.')}");
+            stats?.Skip(row, $"{row.Where}: {e.Message.TrimEnd('.')}");
             return null;
         }
 
@@ -196,7 +200,7 @@ public sealed class DatasetEncoder
             switch (Options.Truncation)
             {
                 case TruncationStrategy.Delete:
-                    stats?.Delete($"{row.Where} ({ids.Length} tokens)");
+                    stats?.Delete(row, $"{row.Where} ({ids.Length} tokens)");
                     return null;
                 case TruncationStrategy.Left:
                     ids = ids[^max..];

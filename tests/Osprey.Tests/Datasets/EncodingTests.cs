@@ -82,6 +82,23 @@ public sealed class EncodingTests
     }
 
     [Fact]
+    public void Deleted_rows_are_reported_in_file_and_line_order_with_a_count_beyond_the_first_ten()
+    {
+        var encoder = new DatasetEncoder(Qwen3.Value, new EncodingOptions { Template = "qwen3", MaxLength = 12, Threads = 2 });
+        var stats = new EncodingStats();
+        var rows = Enumerable.Range(1, 25).Select(i => Chat(i, "Say a long thing", "word " + string.Join(" ", Enumerable.Repeat("again", 10)))).ToList();
+        Assert.Empty(encoder.EncodeAll(rows, stats));
+        Assert.Equal(Enumerable.Range(1, 25).Select(i => $"data.jsonl line {i} ("), stats.Deleted.Select(d => d[..(d.IndexOf('(') + 1)]));
+        var log = new StringWriter();
+        stats.Report(log, 12);
+        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("warning: data.jsonl line 1 (", lines[0]);
+        Assert.StartsWith("warning: data.jsonl line 10 (", lines[9]);
+        Assert.Equal("warning: ... and 15 more rows deleted as longer than --max_length 12.", lines[10]);
+        Assert.Contains("25 deleted", lines[11]);
+    }
+
+    [Fact]
     public void Left_and_right_truncation_keep_the_last_or_first_tokens()
     {
         var row = Chat(1, "Count", string.Join(" ", Enumerable.Range(1, 40)));

@@ -3,7 +3,7 @@ namespace Osprey.Tests.Cli.Commands;
 /// <summary>The real <c>osprey</c> lists and documents its built-in verbs.</summary>
 public sealed class BuiltInCommandsTests
 {
-    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark", "tokenize", "dataset"];
+    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark", "tokenize", "dataset", "encode"];
 
     [Fact]
     public void HelpListsEveryVerb()
