@@ -207,4 +207,35 @@ public sealed class EncodeCommandTests
         Assert.Single(cached.Validation);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp-*"));
     }
+
+    [Fact]
+    public void Streaming_and_lazy_tokenize_write_the_same_lines_as_the_cached_eager_run()
+    {
+        using var dir = new TempDirectory();
+        var data = dir.File("chat.jsonl");
+        File.WriteAllLines(data, Enumerable.Range(1, 40).Select(i =>
+            $"{{\"messages\": [{{\"role\": \"user\", \"content\": \"What is {i} times {i}?\"}}, {{\"role\": \"assistant\", \"content\": \"{i * i}\"}}]}}"));
+        string[] Lines(params string[] extra)
+        {
+            var output = dir.File($"out-{Guid.NewGuid():N}.jsonl");
+            var run = CliRun.Of(["encode", "--model", Qwen3, "--dataset", data, "--template", "qwen3", "--dataset_shuffle", "false",
+                "--load_from_cache_file", "false", "--output", output, .. extra]);
+            Assert.True(run.ExitCode == 0, run.ToString());
+            return File.ReadAllLines(output);
+        }
+        var eager = Lines();
+        Assert.Equal(40, eager.Length);
+        Assert.Equal(eager, Lines("--streaming"));
+        Assert.Equal(eager, Lines("--lazy_tokenize"));
+        Assert.Equal(eager, Lines("--dataset_num_proc", "1"));
+    }
+
+    [Fact]
+    public void Help_lists_the_encode_and_dataset_flags()
+    {
+        var run = CliRun.Of("encode", "--help");
+        Assert.Equal(0, run.ExitCode);
+        foreach (var flag in new[] { "--dataset D", "--val_dataset", "--columns JSON", "--truncation_strategy", "--packing", "--lazy_tokenize", "--show N", "--to_cached_dataset" })
+            Assert.Contains(flag, run.Stdout);
+    }
 }
