@@ -42,7 +42,13 @@ internal sealed class EncodeCommand : ICommand
         "  --show N                 Print N samples as text with loss tokens marked (color on a terminal, else ⟦ ⟧).\n" +
         "  --benchmark_rows N       Instead: time encoding N synthetic Alpaca rows (1 thread and all) as one JSON line.\n";
 
-    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr, null);
+
+    /// <summary>
+    /// The encoding run; <paramref name="cachedDatasetFolder"/> set means <c>osprey export --to_cached_dataset true
+    /// --output_dir DIR</c>: write the cached-dataset folder and nothing else.
+    /// </summary>
+    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, string? cachedDatasetFolder)
     {
         var model = options.String("model");
         var templateName = options.String("template");
@@ -58,7 +64,7 @@ internal sealed class EncodeCommand : ICommand
         var valOutput = options.String("val_output");
         var show = options.Int("show");
         var benchmarkRows = options.Int("benchmark_rows");
-        var cachedDataset = options.String("to_cached_dataset");
+        var cachedDataset = cachedDatasetFolder ?? options.String("to_cached_dataset");
         var datasetOptions = DatasetFlags.Read(options);
         options.EnsureNoUnknownFlags();
 

@@ -19,14 +19,22 @@ internal sealed class ExportCommand : ICommand
 
     public string Name => "export";
 
-    public string Summary => "Re-save a model as a Hugging Face folder (dtype conversion, --max_shard_size sharding).";
+    public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
     public string Usage => ModelFlags.Help +
         "  --output_dir DIR         Folder to write (created; existing weights there are replaced).\n" +
-        "  --max_shard_size SIZE    Largest safetensors shard, e.g. 5GB, 500MB, 2GiB (default 5GB).\n";
+        "  --max_shard_size SIZE    Largest safetensors shard, e.g. 5GB, 500MB, 2GiB (default 5GB).\n" +
+        "  --to_cached_dataset BOOL Instead: encode --dataset (and --val_dataset) with the model's tokenizer and\n" +
+        "                           template into --output_dir as a cached dataset (train.bin, val.bin) for training.\n" +
+        "                           Takes the flags of osprey encode (--template, --max_length, --packing, ...).\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
+        if (options.Bool("to_cached_dataset", false))
+        {
+            // ms-swift: swift export --to_cached_dataset true --dataset ... --output_dir DIR
+            return EncodeCommand.Run(options, stdout, stderr, options.RequiredString("output_dir"));
+        }
         var flags = ModelFlags.Read(options);
         var output = options.RequiredString("output_dir");
         var shardText = options.String("max_shard_size", "5GB");

@@ -158,6 +158,33 @@ public sealed class EncodeCommandTests
     }
 
     [Fact]
+    public void Export_to_cached_dataset_writes_what_encode_writes()
+    {
+        using var dir = new TempDirectory();
+        using var xdg = new EnvironmentVariableScope("XDG_CACHE_HOME", dir.File("cache"));
+        var examples = Path.Combine(TestPaths.RepoRoot, "examples", "datasets");
+        string[] data = ["--dataset", Path.Combine(examples, "alpaca.json"), Path.Combine(examples, "sharegpt.jsonl"), "--split_dataset_ratio", "0.2", "--max_length", "64"];
+
+        var export = CliRun.Of(["export", "--to_cached_dataset", "true", "--model", Qwen3, "--output_dir", dir.File("exported"), .. data]);
+        var encode = CliRun.Of(["encode", "--model", Qwen3, "--to_cached_dataset", dir.File("encoded"), .. data]);
+
+        Assert.True(export.ExitCode == 0, export.ToString());
+        Assert.True(encode.ExitCode == 0, encode.ToString());
+        Assert.Empty(export.Stdout);
+        var a = Osprey.Datasets.EncodedDatasets.LoadFolder(dir.File("exported"));
+        var b = Osprey.Datasets.EncodedDatasets.LoadFolder(dir.File("encoded"));
+        Assert.True(a.Train.Count > 0 && a.Validation.Count > 0, $"{a.Train.Count} train, {a.Validation.Count} validation");
+        Assert.Equal(b.Train.Count, a.Train.Count);
+        Assert.Equal(b.Validation.Count, a.Validation.Count);
+        for (var i = 0; i < a.Train.Count; i++)
+        {
+            Assert.Equal(b.Train[i].InputIds, a.Train[i].InputIds);
+            Assert.Equal(b.Train[i].Labels, a.Train[i].Labels);
+            Assert.True(a.Train[i].Length <= 64);
+        }
+    }
+
+    [Fact]
     public void Delete_reports_file_and_line_and_show_prints_marked_text()
     {
         using var dir = new TempDirectory();
