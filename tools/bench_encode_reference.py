@@ -30,7 +30,7 @@ def _encode(row):
     user = row["instruction"] + ("\n" + row["input"] if row["input"] else "")
     ids = _tok.apply_chat_template([{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}],
                                    tokenize=True)
-    if isinstance(ids, dict):
+    if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding (a UserDict), not a list
         ids = ids["input_ids"]
     return len(ids)
 
