@@ -97,7 +97,7 @@ public sealed class LoadedDatasets
     public int Skipped => SkippedCounter.Value;
 
     /// <summary>Shared counter the readers increment.</summary>
-    public StrongBox<int> SkippedCounter { get; init; } = new();
+    public SkipCounter SkippedCounter { get; init; } = new();
 }
 
 /// <summary>Reads datasets: files, folders, registry names and cached hub datasets; detects formats; reports bad rows.</summary>
@@ -112,9 +112,9 @@ public static partial class DatasetLoader
     public static LoadedDatasets Load(DatasetOptions options, TextWriter? log = null) => LoadCore(options, log);
 }
 
-/// <summary>A box holding a value type so readers can update a shared count.</summary>
-public sealed class StrongBox<T> where T : struct
+/// <summary>How many bad rows were skipped (under --strict false); readers increment <see cref="Value"/>.</summary>
+public sealed class SkipCounter
 {
-    /// <summary>The value.</summary>
-    public T Value;
+    /// <summary>The count.</summary>
+    public int Value;
 }

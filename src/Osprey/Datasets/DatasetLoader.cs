@@ -185,12 +185,12 @@ public static partial class DatasetLoader
         // Resolve everything first, so a missing dataset fails before any reading.
         var train = options.Datasets.Select(d => Resolve(ParseSpec(d))).ToList();
         var val = options.ValDatasets.Select(d => Resolve(ParseSpec(d))).ToList();
-        var counter = new StrongBox<int>();
+        var counter = new SkipCounter();
         var ratio = val.Count == 0 ? options.SplitDatasetRatio : 0;
         return options.Streaming ? LoadStreaming(options, log, train, val, counter, ratio) : LoadAll(options, log, train, val, counter, ratio);
     }
 
-    private static LoadedDatasets LoadAll(DatasetOptions options, TextWriter? log, List<ResolvedDataset> trainSets, List<ResolvedDataset> valSets, StrongBox<int> counter, double ratio)
+    private static LoadedDatasets LoadAll(DatasetOptions options, TextWriter? log, List<ResolvedDataset> trainSets, List<ResolvedDataset> valSets, SkipCounter counter, double ratio)
     {
         var random = new Random(options.Seed);
         var train = new List<DatasetRow>();
@@ -252,7 +252,7 @@ public static partial class DatasetLoader
         return result;
     }
 
-    private static LoadedDatasets LoadStreaming(DatasetOptions options, TextWriter? log, List<ResolvedDataset> trainSets, List<ResolvedDataset> valSets, StrongBox<int> counter, double ratio)
+    private static LoadedDatasets LoadStreaming(DatasetOptions options, TextWriter? log, List<ResolvedDataset> trainSets, List<ResolvedDataset> valSets, SkipCounter counter, double ratio)
     {
         IEnumerable<DatasetRow> Take(ResolvedDataset d) =>
             d.Spec.Sample is { } n ? Read(d, options, counter, log).Take(n) : Read(d, options, counter, log);
@@ -301,7 +301,7 @@ public static partial class DatasetLoader
     }
 
     /// <summary>Reads one dataset's rows lazily: converts them, and throws or skips (counting) bad ones.</summary>
-    internal static IEnumerable<DatasetRow> Read(ResolvedDataset dataset, DatasetOptions options, StrongBox<int> skipped, TextWriter? log)
+    internal static IEnumerable<DatasetRow> Read(ResolvedDataset dataset, DatasetOptions options, SkipCounter skipped, TextWriter? log)
     {
         var registered = dataset.Registered;
         var columns = MergeColumns(registered?.Columns, options.Columns);
