@@ -27,6 +27,9 @@ internal sealed class BpeModel
     private readonly string? _prefix;
     private readonly string? _suffix;
     private int _cacheCount;
+    private const char WordStart = '\u2581';
+    private readonly bool _wordStartSplit;
+    private readonly HashSet<char> _joinsWordStart = [];
     private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)> _rawCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)>.AlternateLookup<ReadOnlySpan<char>> _rawLookup;
     private readonly ConcurrentDictionary<string, (int[] Ids, (int Start, int End)[] Spans)> _cache = new(StringComparer.Ordinal);
@@ -90,6 +93,20 @@ internal sealed class BpeModel
             rank++;
         }
 
+        // Cutting whole lines into words is exact when the vocabulary is SentencePiece-style (no subword prefix or
+        // suffix) and we know which chars ever stand right before '▁' inside a token.
+        if (_prefix is null && _suffix is null && _vocab.Keys.Any(t => t.Length > 1 && t[0] == WordStart))
+        {
+            foreach (var token in _vocab.Keys)
+            {
+                for (var i = 1; i < token.Length; i++)
+                {
+                    if (token[i] == WordStart && token[i - 1] != WordStart) _joinsWordStart.Add(token[i - 1]);
+                }
+            }
+            _wordStartSplit = true;
+        }
+
         Array.Fill(_singleChar, -1);
         if (_prefix is not { Length: > 0 } && _suffix is not { Length: > 0 })
         {
@@ -121,6 +138,37 @@ internal sealed class BpeModel
     public void Encode(string word, List<int> ids, List<(int Start, int End)>? spans)
     {
         if (word.Length == 0) return;
+        if (_wordStartSplit && word.Length > 16)
+        {
+            EncodeInWords(word, ids, spans);
+            return;
+        }
+        EncodeCached(word, ids, spans);
+    }
+
+    /// <summary>
+    /// SentencePiece-style vocabularies (Llama 2, Gemma) with no pre-tokenizer hand the model whole lines. No merge
+    /// can produce a token holding "X▁" for a char X that never precedes '▁' inside a vocabulary token, so the line
+    /// can be cut before every such '▁' and the pieces encoded (and cached) one by one with exactly the same result.
+    /// </summary>
+    private void EncodeInWords(string word, List<int> ids, List<(int Start, int End)>? spans)
+    {
+        var start = 0;
+        for (var i = 1; i <= word.Length; i++)
+        {
+            if (i < word.Length && !(word[i] == WordStart && word[i - 1] != WordStart && !_joinsWordStart.Contains(word[i - 1]))) continue;
+            var first = spans?.Count ?? 0;
+            EncodeCached(start == 0 && i == word.Length ? word : word.Substring(start, i - start), ids, spans);
+            if (spans is not null && start > 0)
+            {
+                for (var k = first; k < spans.Count; k++) spans[k] = (spans[k].Start + start, spans[k].End + start);
+            }
+            start = i;
+        }
+    }
+
+    private void EncodeCached(string word, List<int> ids, List<(int Start, int End)>? spans)
+    {
         if (word.Length <= CacheWordLimit && _cache.TryGetValue(word, out var cached))
         {
             ids.AddRange(cached.Ids);

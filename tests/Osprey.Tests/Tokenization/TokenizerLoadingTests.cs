@@ -117,4 +117,23 @@ public sealed class TokenizerLoadingTests
         Assert.Equal(new TokenOffset(0, 0), enc.Offsets[0]);
         Assert.Equal([4], tok.EncodeIds("ab", addSpecialTokens: false));
     }
+
+    [Fact]
+    public void Whole_line_words_are_cut_only_where_no_token_crosses_the_cut()
+    {
+        // A SentencePiece-style vocabulary where ">▁<" is one token: a line is never cut between '>' and '▁',
+        // while it is cut before the other '▁'s (the result must equal merging the whole line).
+        const string vocab = """{"<unk>": 0, "▁": 1, "a": 2, ">": 3, "<": 4, "▁a": 5, ">▁": 6, ">▁<": 7, "aa": 8, "▁aa": 9}""";
+        var json = $$$"""
+            {"version": "1.0", "added_tokens": [], "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+             "pre_tokenizer": null, "post_processor": null, "decoder": null,
+             "model": {"type": "BPE", "unk_token": "<unk>", "vocab": {{{vocab}}}, "merges": ["> ▁", ">▁ <", "a a", "▁ a", "▁a a"]}}
+            """;
+        var tok = Tokenizer.FromJson(json);
+        // 17+ chars, so the line is cut into words. Merging the whole line by rank gives (worked by hand):
+        // "> ▁" then ">▁ <" make ">▁<"; "a a" pairs from the left; "▁ a" only where a single 'a' follows.
+        var ids = tok.EncodeIds("aaaa aa a> <a aa aaa");
+        Assert.Equal([8, 8, 1, 8, 5, 7, 2, 1, 8, 1, 8, 2], ids);
+        Assert.Equal("aaaa▁aa▁a>▁<a▁aa▁aaa", string.Concat(ids.Select(i => tok.IdToToken(i))));
+    }
 }
