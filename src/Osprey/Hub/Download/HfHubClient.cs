@@ -155,7 +155,17 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
                 ?? throw new OspreyException($"The {kind} repo {repoId} (revision {options.Revision}) is not in the hub cache {_options.CacheDir} and HF_HUB_OFFLINE is set: unset HF_HUB_OFFLINE to download it.");
         }
 
-        var info = await RepoInfoAsync(repoId, options.RepoType, options.Revision, cancellationToken).ConfigureAwait(false);
+        HubRepoInfo info;
+        try
+        {
+            info = await RepoInfoAsync(repoId, options.RepoType, options.Revision, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HubUnreachableException) when (options.LocalDir is null
+            && HfCacheLayout.FindSnapshot(_options.CacheDir, repoId, options.RepoType, options.Revision) is not null)
+        {
+            // As huggingface_hub does: with the hub unreachable, a snapshot already in the cache is used.
+            return HfCacheLayout.FindSnapshot(_options.CacheDir, repoId, options.RepoType, options.Revision)!;
+        }
         var selected = HubGlob.Filter(info.Files.Select(f => f.Path), options.Include, options.Exclude).ToHashSet(StringComparer.Ordinal);
         var files = info.Files.Where(f => selected.Contains(f.Path)).ToArray();
         var progress = new ProgressTracker(options.Progress, files);
@@ -417,6 +427,9 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
     private static async Task<string> ReadBodyAsync(HttpResponseMessage resp, CancellationToken ct) =>
         await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
 
+    /// <summary>The hub could not be reached (or kept failing) after all retries.</summary>
+    private sealed class HubUnreachableException(string message, Exception inner) : OspreyException(message, inner);
+
     /// <summary>A failure worth retrying (5xx, a short body).</summary>
     private sealed class TransientException(string message) : Exception(message);
 
@@ -432,7 +445,7 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
             catch (Exception e) when (IsTransient(e, ct))
             {
                 if (i >= _options.MaxRetries)
-                    throw new OspreyException($"Downloading {what} from {Endpoint} failed after {i + 1} attempts ({e.Message}): check the network or HF_ENDPOINT and run it again, the download resumes.", e);
+                    throw new HubUnreachableException($"Downloading {what} from {Endpoint} failed after {i + 1} attempts ({e.Message}): check the network or HF_ENDPOINT and run it again, the download resumes.", e);
                 await Task.Delay(delay, ct).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxBackoff.Ticks));
             }

@@ -70,6 +70,9 @@ internal sealed class FakeHubServer : IAsyncDisposable
     /// <summary>LFS redirects use an absolute URL (else a relative one).</summary>
     public bool AbsoluteRedirects { get; set; } = true;
 
+    /// <summary>Range headers are ignored (full 200 answers), as some servers do.</summary>
+    public bool IgnoreRange { get; set; }
+
     /// <summary>Only requests with this bearer token are served; others get 401.</summary>
     public string? RequiredToken { get; set; }
 
@@ -218,7 +221,7 @@ internal sealed class FakeHubServer : IAsyncDisposable
         await Write(stream, req, 404, new(), notFound);
     }
 
-    private static async Task WriteContent(NetworkStream stream, HubRequest req, Dictionary<string, string> headers, byte[] content, Fault? fault)
+    private async Task WriteContent(NetworkStream stream, HubRequest req, Dictionary<string, string> headers, byte[] content, Fault? fault)
     {
         if (fault is Fault.Corrupt)
         {
@@ -228,7 +231,7 @@ internal sealed class FakeHubServer : IAsyncDisposable
         var status = 200;
         var start = 0;
         var range = req.Header("range");
-        if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
+        if (range is not null && !IgnoreRange && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
         {
             start = int.Parse(range[6..^1], System.Globalization.CultureInfo.InvariantCulture);
             if (start >= content.Length)

@@ -206,7 +206,7 @@ public sealed class HfHubClientTests : IAsyncLifetime
     {
         _server.OnRequest = r => r.Path.StartsWith("/api/", StringComparison.Ordinal) ? new Fault.Status(503) : null;
         using var client = Client(retries: 2);
-        var e = await Assert.ThrowsAsync<OspreyException>(() => client.DownloadAsync(_repo.Id));
+        var e = await Assert.ThrowsAnyAsync<OspreyException>(() => client.DownloadAsync(_repo.Id));
         Assert.Contains("failed after 3 attempts", e.Message);
         Assert.Contains(_repo.Id, e.Message);
         Assert.Equal(3, _server.Count(r => r.Path.StartsWith("/api/", StringComparison.Ordinal)));
@@ -323,4 +323,113 @@ public sealed class HfHubClientTests : IAsyncLifetime
     public void GitBlobSha1MatchesGit() =>
         // `printf 'hello\n' | git hash-object --stdin`
         Assert.Equal("ce013625030ba8dba906f756967f9e9ca394464a", HfHubClient.GitBlobSha1("hello\n"u8));
+}
+
+/// <summary>Resuming partial files left by an earlier run, locks held by another process, and hub outages.</summary>
+public sealed class HfHubClientRobustnessTests : IAsyncLifetime
+{
+    private readonly FakeHubServer _server = new();
+    private readonly TempDirectory _dir = new();
+    private FakeRepo _repo = null!;
+
+    public Task InitializeAsync()
+    {
+        _repo = _server.Add(FakeHubServer.ModelRepo());
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private string Cache => Path.Combine(_dir.Path, "hub");
+    private string Blobs => Path.Combine(Cache, "models--test-org--tiny-model", "blobs");
+
+    private HfHubClient Client(TimeSpan? lockTimeout = null, string? endpoint = null) => new(new HubClientOptions
+    {
+        Endpoint = endpoint ?? _server.Url,
+        CacheDir = Cache,
+        MaxRetries = 2,
+        InitialBackoff = TimeSpan.FromMilliseconds(10),
+        MaxBackoff = TimeSpan.FromMilliseconds(20),
+        RequestTimeout = TimeSpan.FromSeconds(10),
+        LockTimeout = lockTimeout ?? TimeSpan.FromSeconds(30),
+    });
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task APartialFileFromAnEarlierRunIsResumed(bool serverIgnoresRange)
+    {
+        _server.IgnoreRange = serverIgnoresRange;
+        var weights = _repo.File("model.safetensors");
+        Directory.CreateDirectory(Blobs);
+        File.WriteAllBytes(Path.Combine(Blobs, weights.Sha256 + ".incomplete"), weights.Content[..100_000]);
+        using var client = Client();
+        var snapshot = await client.DownloadAsync(_repo.Id);
+        Assert.Equal(weights.Content, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
+        var cdn = _server.Requests.Single(r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal) && r.Method == "GET");
+        Assert.Equal("bytes=100000-", cdn.Header("range"));
+        Assert.False(File.Exists(Path.Combine(Blobs, weights.Sha256 + ".incomplete")));
+    }
+
+    [Fact]
+    public async Task ACorruptSmallFileFailsItsGitSha1Check()
+    {
+        _server.OnRequest = r => r.Method == "GET" && r.Path.EndsWith("/config.json", StringComparison.Ordinal) ? new Fault.Corrupt() : null;
+        using var client = Client();
+        var e = await Assert.ThrowsAsync<OspreyException>(() => client.DownloadAsync(_repo.Id, new HubDownloadOptions { Include = ["config.json"] }));
+        Assert.Contains("config.json", e.Message);
+        Assert.Contains("git sha1 check", e.Message);
+        Assert.Empty(Directory.GetFiles(Blobs));
+    }
+
+    [Fact]
+    public async Task ALockHeldElsewhereIsWaitedFor()
+    {
+        var weights = _repo.File("model.safetensors");
+        var lockPath = Path.Combine(Cache, ".locks", "models--test-org--tiny-model", weights.Sha256 + ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        // Another downloader holds the blob's lock (FileShare.None is an flock, as Python's filelock takes).
+        var held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        using var client = Client();
+        var download = client.DownloadAsync(_repo.Id);
+        await Task.Delay(500);
+        Assert.False(download.IsCompleted);
+        Assert.Equal(0, _server.Gets("/cdn/"));
+        await held.DisposeAsync();
+        var snapshot = await download;
+        Assert.Equal(weights.Content, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
+    }
+
+    [Fact]
+    public async Task ALockHeldTooLongIsReported()
+    {
+        var weights = _repo.File("model.safetensors");
+        var lockPath = Path.Combine(Cache, ".locks", "models--test-org--tiny-model", weights.Sha256 + ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        using var held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        using var client = Client(lockTimeout: TimeSpan.FromMilliseconds(300));
+        var e = await Assert.ThrowsAsync<OspreyException>(() => client.DownloadAsync(_repo.Id));
+        Assert.Contains("locked by another download", e.Message);
+        Assert.Contains("model.safetensors", e.Message);
+    }
+
+    [Fact]
+    public async Task AnUnreachableHubFallsBackToTheCache()
+    {
+        string snapshot;
+        using (var client = Client()) snapshot = await client.DownloadAsync(_repo.Id);
+        // A port nothing listens on: connections are refused.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var deadPort = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        using var offline = Client(endpoint: $"http://127.0.0.1:{deadPort}");
+        Assert.Equal(snapshot, await offline.DownloadAsync(_repo.Id));
+        var e = await Assert.ThrowsAnyAsync<OspreyException>(() => offline.DownloadAsync("test-org/other"));
+        Assert.Contains("failed after 3 attempts", e.Message);
+    }
 }
