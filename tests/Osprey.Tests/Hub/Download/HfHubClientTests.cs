@@ -433,3 +433,32 @@ public sealed class HfHubClientRobustnessTests : IAsyncLifetime
         Assert.Contains("failed after 3 attempts", e.Message);
     }
 }
+
+/// <summary>A lock taken by another process (util-linux <c>flock</c>, the same flock(2) Python's filelock takes) is honoured.</summary>
+public sealed class HfHubClientProcessLockTests
+{
+    [Fact]
+    public async Task ALockHeldByAnotherProcessIsWaitedFor()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/usr/bin/flock")) return; // the flock tool is the other process
+        await using var server = new FakeHubServer();
+        var repo = server.Add(FakeHubServer.ModelRepo());
+        using var dir = new TempDirectory();
+        var cache = Path.Combine(dir.Path, "hub");
+        var weights = repo.File("model.safetensors");
+        var lockPath = Path.Combine(cache, ".locks", "models--test-org--tiny-model", weights.Sha256 + ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        var ready = Path.Combine(dir.Path, "ready");
+        using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/bin/flock", [lockPath, "sh", "-c", $"touch '{ready}'; sleep 1.5"]))!;
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!File.Exists(ready) && waited.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+        Assert.True(File.Exists(ready));
+
+        using var client = new HfHubClient(new HubClientOptions { Endpoint = server.Url, CacheDir = cache, LockTimeout = TimeSpan.FromSeconds(30) });
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var snapshot = await client.DownloadAsync(repo.Id);
+        await holder.WaitForExitAsync();
+        Assert.True(started.Elapsed > TimeSpan.FromSeconds(0.8), $"the download did not wait for the other process's lock ({started.Elapsed})");
+        Assert.Equal(weights.Content, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
+    }
+}
