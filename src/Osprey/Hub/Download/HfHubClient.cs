@@ -178,16 +178,8 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
         }
         else
         {
-            var repoFolder = HfCacheLayout.RepoFolder(_options.CacheDir, repoId, options.RepoType);
-            target = Path.Combine(repoFolder, "snapshots", info.Sha);
+            target = Path.Combine(HfCacheLayout.RepoFolder(_options.CacheDir, repoId, options.RepoType), "snapshots", info.Sha);
             CreateDirectory(target, repoId);
-            if (!string.Equals(options.Revision, info.Sha, StringComparison.Ordinal))
-            {
-                var refFile = Path.Combine(repoFolder, "refs", options.Revision);
-                CreateDirectory(Path.GetDirectoryName(refFile)!, repoId);
-                if (!File.Exists(refFile) || File.ReadAllText(refFile).Trim() != info.Sha)
-                    WriteAllTextAtomic(refFile, info.Sha, repoId);
-            }
         }
 
         await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxParallel), CancellationToken = cancellationToken },
@@ -198,13 +190,22 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
                 else
                     await DownloadToCacheAsync(repoId, options.RepoType, info.Sha, file, target, progress, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
+
+        // The ref is written once the files are in place, so a failed download never makes a half snapshot current.
+        if (options.LocalDir is null && !string.Equals(options.Revision, info.Sha, StringComparison.Ordinal))
+        {
+            var refFile = Path.Combine(HfCacheLayout.RepoFolder(_options.CacheDir, repoId, options.RepoType), "refs", options.Revision);
+            CreateDirectory(Path.GetDirectoryName(refFile)!, repoId);
+            if (!File.Exists(refFile) || File.ReadAllText(refFile).Trim() != info.Sha)
+                WriteAllTextAtomic(refFile, info.Sha, repoId);
+        }
         return target;
     }
 
     private async Task DownloadToCacheAsync(string repoId, HubRepoType type, string commit, HubRepoFile file, string snapshot, ProgressTracker progress, CancellationToken ct)
     {
         var pointer = Path.Combine(snapshot, file.Path.Replace('/', Path.DirectorySeparatorChar));
-        if (File.Exists(pointer))
+        if (IsUsable(pointer))
         {
             progress.Done(file.Path, new FileInfo(pointer).Length);
             return;
@@ -527,9 +528,19 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
         }
     }
 
+    /// <summary>True when <paramref name="pointer"/> is a file, or a symlink whose blob exists (a dangling one is not).</summary>
+    private static bool IsUsable(string pointer)
+    {
+        var info = new FileInfo(pointer);
+        if (!info.Exists) return false;
+        if (info.LinkTarget is null) return true;
+        return info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+    }
+
     private static void LinkOrCopy(string blob, string pointer, string relativeTarget, string repoId)
     {
-        if (File.Exists(pointer)) return;
+        if (IsUsable(pointer)) return;
+        if (new FileInfo(pointer).LinkTarget is not null) DeleteQuietly(pointer); // dangling: its blob was removed
         try
         {
             File.CreateSymbolicLink(pointer, relativeTarget);

@@ -376,6 +376,29 @@ public sealed class HfHubClientRobustnessTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ADeletedBlobIsFetchedAgain()
+    {
+        using var client = Client();
+        var snapshot = await client.DownloadAsync(_repo.Id);
+        var weights = _repo.File("model.safetensors");
+        File.Delete(Path.Combine(Blobs, weights.Sha256));
+        Assert.NotNull(new FileInfo(Path.Combine(snapshot, "model.safetensors")).LinkTarget);
+        await client.DownloadAsync(_repo.Id);
+        Assert.Equal(2, _server.Gets("/cdn/"));
+        Assert.Equal(weights.Content, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
+    }
+
+    [Fact]
+    public async Task AFailedDownloadLeavesNoRef()
+    {
+        _server.OnRequest = r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal) ? new Fault.Corrupt() : null;
+        using var client = Client();
+        await Assert.ThrowsAsync<OspreyException>(() => client.DownloadAsync(_repo.Id));
+        Assert.False(File.Exists(Path.Combine(Cache, "models--test-org--tiny-model", "refs", "main")));
+        Assert.Null(HfCacheLayout.FindSnapshot(Cache, _repo.Id, HubRepoType.Model, "main"));
+    }
+
+    [Fact]
     public async Task ACorruptSmallFileFailsItsGitSha1Check()
     {
         _server.OnRequest = r => r.Method == "GET" && r.Path.EndsWith("/config.json", StringComparison.Ordinal) ? new Fault.Corrupt() : null;
