@@ -66,8 +66,10 @@ public static partial class HubCache
             }
             var direct = Path.Combine(snapshots, revision);
             if (Directory.Exists(direct)) return direct;
+            // A folder copied by hand may have snapshots but no refs; one with refs/ but no ref for the revision is a
+            // download in progress or one that failed, whose snapshot may be incomplete.
             var all = Directory.GetDirectories(snapshots);
-            if (all.Length == 1 && revision == "main") return all[0];
+            if (all.Length == 1 && revision == "main" && !Directory.Exists(Path.Combine(repo, "refs"))) return all[0];
         }
         return null;
     }

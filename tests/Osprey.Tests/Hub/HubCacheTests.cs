@@ -51,6 +51,19 @@ public sealed class HubCacheTests
     }
 
     [Fact]
+    public void ASingleSnapshotOfAnUnfinishedDownloadIsNotUsed()
+    {
+        // refs/ exists (a downloader manages the repo) but holds no ref for main: the download never finished.
+        using var dir = new TempDirectory();
+        var only = Path.Combine(dir.Path, "models--a--b", "snapshots", "abc");
+        Directory.CreateDirectory(only);
+        Directory.CreateDirectory(Path.Combine(dir.Path, "models--a--b", "refs"));
+        Assert.Null(HubCache.FindHuggingFace("a/b", [dir.Path]));
+        File.WriteAllText(Path.Combine(dir.Path, "models--a--b", "refs", "main"), "abc");
+        Assert.Equal(only, HubCache.FindHuggingFace("a/b", [dir.Path]));
+    }
+
+    [Fact]
     public void ModelScopeLayoutIsFoundWithEscapedDots()
     {
         using var dir = new TempDirectory();

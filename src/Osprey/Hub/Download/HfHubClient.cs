@@ -180,6 +180,9 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
         {
             target = Path.Combine(HfCacheLayout.RepoFolder(_options.CacheDir, repoId, options.RepoType), "snapshots", info.Sha);
             CreateDirectory(target, repoId);
+            // An empty refs/ marks the repo as managed by a downloader, so HubCache never takes a half-downloaded
+            // snapshot for the only one (its fallback for hand-copied folders without refs).
+            CreateDirectory(Path.Combine(HfCacheLayout.RepoFolder(_options.CacheDir, repoId, options.RepoType), "refs"), repoId);
         }
 
         await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxParallel), CancellationToken = cancellationToken },
