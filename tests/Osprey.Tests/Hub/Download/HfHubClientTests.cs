@@ -4,12 +4,12 @@ using Osprey.Hub.Download;
 
 namespace Osprey.Tests.Hub.Download;
 
-/// <summary>The Hugging Face download client against a real HTTP hub on 127.0.0.1 (no environment variables).</summary>
-public sealed class HfHubClientTests : IAsyncLifetime
+/// <summary>A fake hub on 127.0.0.1 serving one tiny model repo, and a temporary cache folder, per test.</summary>
+public abstract class HubServerTestBase : IAsyncLifetime
 {
-    private readonly FakeHubServer _server = new();
-    private readonly TempDirectory _dir = new();
-    private FakeRepo _repo = null!;
+    private protected readonly FakeHubServer _server = new();
+    private protected readonly TempDirectory _dir = new();
+    private protected FakeRepo _repo = null!;
 
     public Task InitializeAsync()
     {
@@ -23,7 +23,12 @@ public sealed class HfHubClientTests : IAsyncLifetime
         _dir.Dispose();
     }
 
-    private string Cache => Path.Combine(_dir.Path, "hub");
+    private protected string Cache => Path.Combine(_dir.Path, "hub");
+}
+
+/// <summary>The Hugging Face download client against a real HTTP hub on 127.0.0.1 (no environment variables).</summary>
+public sealed class HfHubClientTests : HubServerTestBase
+{
 
     private HfHubClient Client(string? token = null, TimeSpan? timeout = null, bool offline = false, int retries = 3) => new(new HubClientOptions
     {
@@ -328,25 +333,8 @@ public sealed class HfHubClientTests : IAsyncLifetime
 }
 
 /// <summary>Resuming partial files left by an earlier run, locks held by another process, and hub outages.</summary>
-public sealed class HfHubClientRobustnessTests : IAsyncLifetime
+public sealed class HfHubClientRobustnessTests : HubServerTestBase
 {
-    private readonly FakeHubServer _server = new();
-    private readonly TempDirectory _dir = new();
-    private FakeRepo _repo = null!;
-
-    public Task InitializeAsync()
-    {
-        _repo = _server.Add(FakeHubServer.ModelRepo());
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _dir.Dispose();
-    }
-
-    private string Cache => Path.Combine(_dir.Path, "hub");
     private string Blobs => Path.Combine(Cache, "models--test-org--tiny-model", "blobs");
 
     private HfHubClient Client(TimeSpan? lockTimeout = null, string? endpoint = null) => new(new HubClientOptions
