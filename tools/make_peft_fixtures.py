@@ -34,6 +34,9 @@ Adapter cases (the base is tests/fixtures/parity/<family>):
         base_logits    float32 [2, 12, 256]   the base model
         adapter_logits float32 [2, 12, 256]   PeftModel (unmerged)
         merged_logits  float32 [2, 12, 256]   model.merge_and_unload()
+    PEFT's saved keys (checked with peft 0.21): base_model.model.<path>.lora_A.weight / .lora_B.weight,
+    DoRA magnitude base_model.model.<path>.lora_magnitude_vector (no ".weight"), modules_to_save
+    base_model.model.model.norm.weight (the trained copy, no "modules_to_save.default"); case.json lists them.
     case.json  {"case", "base": "parity/<family>", "lora": {the LoraConfig settings}, "adapter_keys": [...],
                 "max_abs_adapter_vs_base", "max_abs_merged_vs_adapter", "max_abs_reloaded_vs_adapter"
                 (PeftModel.from_pretrained on a fresh base vs the in-memory adapter), "torch", "transformers",
