@@ -122,26 +122,7 @@ internal sealed class EncodeCommand : ICommand
             return 0;
         }
 
-        EncodedDatasets Build()
-        {
-            var loaded = loadedLazy.Value;
-            var train = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Train.ToList(), stats));
-            var val = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Validation.ToList(), new EncodingStats()));
-            stats.Report(stderr, maxLength);
-            return new EncodedDatasets(train, val);
-        }
-
-        EncodedDatasets encoded;
-        if (useCache)
-        {
-            var key = CacheKey(datasetOptions, encodingOptions, folder, encoder);
-            var cache = new EncodedDatasetCache();
-            encoded = cache.GetOrCreate(key, Build, out var hit);
-            stderr.WriteLine(hit
-                ? $"encoded datasets reused from {cache.EntryPath(key)} ({encoded.Train.Count} train, {encoded.Validation.Count} validation samples)."
-                : $"encoded datasets cached in {cache.EntryPath(key)}.");
-        }
-        else encoded = Build();
+        var encoded = Encoded(encoder, datasetOptions, encodingOptions, folder, useCache, () => loadedLazy.Value, stats, stderr);
         if (cachedDataset is not null)
         {
             encoded.SaveFolder(cachedDataset, CacheKey(datasetOptions, encodingOptions, folder, encoder).ToString());
@@ -152,6 +133,32 @@ internal sealed class EncodeCommand : ICommand
         Write(encoded.Train, output, jsonOut, show, tokenizer, stdout, color);
         if (valOutput is not null) Write(encoded.Validation, valOutput, true, null, tokenizer, stdout, color);
         return 0;
+    }
+
+    /// <summary>
+    /// The encoded train/validation sets: from the encoding cache (~/.cache/osprey/encoded) when an identical
+    /// encoding was made before and <paramref name="useCache"/>, otherwise encoded now (and cached).
+    /// </summary>
+    internal static EncodedDatasets Encoded(DatasetEncoder encoder, DatasetOptions datasetOptions, EncodingOptions encodingOptions,
+        string folder, bool useCache, Func<LoadedDatasets> load, EncodingStats stats, TextWriter stderr)
+    {
+        EncodedDatasets Build()
+        {
+            var loaded = load();
+            var train = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Train.ToList(), stats));
+            var val = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Validation.ToList(), new EncodingStats()));
+            stats.Report(stderr, encodingOptions.MaxLength);
+            return new EncodedDatasets(train, val);
+        }
+
+        if (!useCache) return Build();
+        var key = CacheKey(datasetOptions, encodingOptions, folder, encoder);
+        var cache = new EncodedDatasetCache();
+        var encoded = cache.GetOrCreate(key, Build, out var hit);
+        stderr.WriteLine(hit
+            ? $"encoded datasets reused from {cache.EntryPath(key)} ({encoded.Train.Count} train, {encoded.Validation.Count} validation samples)."
+            : $"encoded datasets cached in {cache.EntryPath(key)}.");
+        return encoded;
     }
 
     /// <summary>The cache key of an encoding: datasets (files by size+mtime), dataset flags, tokenizer files, template and length flags.</summary>

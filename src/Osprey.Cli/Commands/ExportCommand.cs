@@ -11,11 +11,6 @@ namespace Osprey.Cli.Commands;
 /// </summary>
 internal sealed class ExportCommand : ICommand
 {
-    static readonly string[] CopiedFiles =
-    [
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-        "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
-    ];
 
     public string Name => "export";
 
@@ -51,13 +46,7 @@ internal sealed class ExportCommand : ICommand
         if (flags.DType == "auto") load = load with { DType = ModelRegistry.ReadSpec(folder).SavedDType ?? "float32" };
         using var model = CausalLM.Load(folder, load);
         var written = model.Save(output, shard).ToList();
-        foreach (var name in CopiedFiles)
-        {
-            var source = Path.Combine(folder, name);
-            if (!File.Exists(source)) continue;
-            File.Copy(source, Path.Combine(output, name), overwrite: true);
-            written.Add(name);
-        }
+        written.AddRange(ModelFolder.CopyTokenizerFiles(folder, output));
         stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");
         return 0;
     }

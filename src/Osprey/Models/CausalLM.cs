@@ -11,7 +11,7 @@ namespace Osprey.Models;
 /// Face keys (model.layers.0.self_attn.q_proj.weight, lm_head.weight, ...), so checkpoints load and save
 /// without a translation table.
 /// </summary>
-public sealed class CausalLM : nn.Module
+public sealed partial class CausalLM : nn.Module
 {
 #pragma warning disable IDE0044
     DecoderModel model;
@@ -111,7 +111,8 @@ public sealed class CausalLM : nn.Module
     public IReadOnlyDictionary<string, Tensor> CheckpointTensors()
     {
         var d = new Dictionary<string, Tensor>();
-        foreach (var (name, t) in state_dict()) d[name] = t;
+        foreach (var (name, t) in state_dict())
+            if (!IsAdapterKey(name)) d[name] = t;
         return d;
     }
 

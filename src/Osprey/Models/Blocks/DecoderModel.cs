@@ -48,45 +48,17 @@ internal sealed class DecoderModel : nn.Module
     /// </summary>
     public Tensor Forward(Tensor ids, Tensor? positions, Tensor? keyValid, KvCache? cache, Tensor? segments = null)
     {
-        long b = ids.shape[0], t = ids.shape[1];
-        long offset = cache?.Length ?? 0;
-        var device = ids.device;
-        positions ??= arange(offset, offset + t, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
-
-        ForwardTrace.BeginForward(t);
-        var h = embed_tokens.forward(ids);
-        if (_spec.EmbeddingScale is double s)
-            h = h * tensor(s, dtype: _dtype, device: device); // the scale is rounded to the model dtype first, as in transformers
-
-        var tables = _ropes.Select(r => r.Tables(positions, _dtype)).ToArray();
-        var masks = new Dictionary<int, AttentionMask>();
-        var groups = _spec.NumHeads / _spec.NumKvHeads;
-        AttentionMask MaskFor(int? window)
-        {
-            var key = window ?? -1;
-            if (masks.TryGetValue(key, out var m)) return m;
-            var windowCuts = window is int w && w < offset + t;
-            if (segments is not null)
-                m = AttentionMask.BuildPacked(segments, window, groups, device);
-            else if (keyValid is not null || windowCuts || _spec.AttentionSoftcap is not null || (offset > 0 && t > 1))
-                m = AttentionMask.Build(keyValid, b, offset, t, window, groups, device);
-            else
-                m = offset == 0 ? AttentionMask.Causal : AttentionMask.All;
-            masks[key] = m;
-            return m;
-        }
-
-        // Built before the per-layer scopes below, which would otherwise free a mask shared with later layers.
-        foreach (var w in _windowOfLayer.Distinct()) MaskFor(w);
+        long t = ids.shape[1];
+        var context = Prepare(ids, positions, keyValid, cache, segments);
+        var h = Embed(ids);
         ForwardTrace.Mark(t, "embed, rope tables, masks");
         for (int i = 0; i < layers.Count; i++)
         {
-            var (cos, sin) = tables[_ropeOfLayer[i]];
             // One scope per layer: a layer's intermediates are freed as soon as it returns, and so is the
             // previous hidden state (autograd keeps its own references when training), so peak memory is
             // one layer's activations rather than the whole stack's.
             using var layerScope = NewDisposeScope();
-            var next = layers[i].Forward(h, cos, sin, MaskFor(_windowOfLayer[i]), cache, i).MoveToOuterDisposeScope();
+            var next = Layer(i, h, context).MoveToOuterDisposeScope();
             if (i > 0) h.Dispose();
             h = next;
         }
@@ -96,6 +68,58 @@ internal sealed class DecoderModel : nn.Module
         ForwardTrace.Mark(t, "final norm");
         return normed;
     }
+
+    /// <summary>The number of decoder layers.</summary>
+    public int LayerCount => layers.Count;
+
+    /// <summary>
+    /// The per-forward tables every layer shares (RoPE cos/sin, attention masks), built once; arguments as in
+    /// <see cref="Forward"/>. Layers run one at a time with <see cref="Layer"/> (training recomputes them).
+    /// </summary>
+    public LayerContext Prepare(Tensor ids, Tensor? positions, Tensor? keyValid, KvCache? cache, Tensor? segments)
+    {
+        long b = ids.shape[0], t = ids.shape[1];
+        long offset = cache?.Length ?? 0;
+        var device = ids.device;
+        ForwardTrace.BeginForward(t);
+        positions ??= arange(offset, offset + t, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
+        var tables = _ropes.Select(r => r.Tables(positions, _dtype)).ToArray();
+        var masks = new Dictionary<int, AttentionMask>();
+        var groups = _spec.NumHeads / _spec.NumKvHeads;
+        // Built up front, outside any per-layer scope that would otherwise free a mask shared with later layers.
+        foreach (var window in _windowOfLayer.Distinct())
+        {
+            var windowCuts = window is int w && w < offset + t;
+            AttentionMask m;
+            if (segments is not null)
+                m = AttentionMask.BuildPacked(segments, window, groups, device);
+            else if (keyValid is not null || windowCuts || _spec.AttentionSoftcap is not null || (offset > 0 && t > 1))
+                m = AttentionMask.Build(keyValid, b, offset, t, window, groups, device);
+            else
+                m = offset == 0 ? AttentionMask.Causal : AttentionMask.All;
+            masks[window ?? -1] = m;
+        }
+        return new LayerContext(tables, masks, cache);
+    }
+
+    /// <summary>Token embeddings (scaled as the family does): ids [B, T] → [B, T, hidden].</summary>
+    public Tensor Embed(Tensor ids)
+    {
+        var h = embed_tokens.forward(ids);
+        if (_spec.EmbeddingScale is double s)
+            h = h * tensor(s, dtype: _dtype, device: ids.device); // the scale is rounded to the model dtype first, as in transformers
+        return h;
+    }
+
+    /// <summary>Decoder layer <paramref name="i"/> on h with the shared tables of <paramref name="context"/>.</summary>
+    public Tensor Layer(int i, Tensor h, LayerContext context)
+    {
+        var (cos, sin) = context.Tables[_ropeOfLayer[i]];
+        return layers[i].Forward(h, cos, sin, context.Masks[_windowOfLayer[i] ?? -1], context.Cache, i);
+    }
+
+    /// <summary>The final norm.</summary>
+    public Tensor Norm(Tensor h) => norm.forward(h);
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)

@@ -36,8 +36,8 @@ internal sealed class FusedProjection
         Parts = parts;
     }
 
-    /// <summary>True when the fused buffer may be used (no part is being trained).</summary>
-    public bool Usable => Parts.All(p => !p.Weight.requires_grad);
+    /// <summary>True when the fused buffer may be used (no part is being trained or carries a LoRA adapter).</summary>
+    public bool Usable => Parts.All(p => !p.Weight.requires_grad && p.Lora is null);
 
     /// <summary>All projections of x at once: [..., sum(out)].</summary>
     public Tensor Forward(Tensor x) => TorchSharp.torch.nn.functional.linear(x, Weight, Bias);

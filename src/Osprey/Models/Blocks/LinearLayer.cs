@@ -1,3 +1,4 @@
+using Osprey.Tuners;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -7,7 +8,9 @@ namespace Osprey.Models.Blocks;
 /// <summary>
 /// y = x Wᵀ + b with Hugging Face parameter names. Unlike nn.Linear it allocates its weight uninitialised
 /// on the target device and dtype: weights come from the checkpoint, so random init would only cost time
-/// and a second copy in host memory.
+/// and a second copy in host memory. A LoRA adapter (<see cref="AttachLora"/>) adds
+/// <c>lora_A.weight</c>, <c>lora_B.weight</c> and, for DoRA, <c>lora_magnitude_vector</c> beside the weight,
+/// so adapter state-dict keys are the PEFT keys without the <c>base_model.model.</c> prefix.
 /// </summary>
 internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
 {
@@ -15,6 +18,7 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     Parameter weight;
     Parameter? bias;
 #pragma warning restore IDE0044
+    LoraWeights? _lora;
 
     /// <summary>Creates an uninitialised [out, in] weight (and bias when asked).</summary>
     public LinearLayer(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
@@ -41,6 +45,37 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     /// <summary>The bias, if any.</summary>
     public Parameter? Bias => bias;
 
+    /// <summary>The attached LoRA adapter, if any.</summary>
+    public LoraWeights? Lora => _lora;
+
+    /// <summary>
+    /// Puts a LoRA adapter of <paramref name="settings"/> on this layer: A [r, in] and B [out, r] in
+    /// float32 (the trainable master copy; they are cast to the input's dtype in the forward pass), A drawn
+    /// like PEFT's default (Kaiming-uniform, a = √5) and B zero so the layer starts unchanged; for DoRA the
+    /// magnitude starts as the row norms of the weight.
+    /// </summary>
+    public LoraWeights AttachLora(LoraLayerSettings settings)
+    {
+        if (_lora is not null) throw new InvalidOperationException("this layer already has a LoRA adapter");
+        var lora = new LoraWeights(weight.shape[1], weight.shape[0], settings, weight.device);
+        if (settings.UseDora)
+        {
+            using var _ = no_grad();
+            using var norms = weight.to_type(ScalarType.Float32).norm(1, false, 2);
+            lora.Magnitude!.copy_(norms);
+        }
+        register_module("lora_A", lora.A);
+        register_module("lora_B", lora.B);
+        if (lora.Magnitude is not null) register_parameter("lora_magnitude_vector", lora.Magnitude);
+        _lora = lora;
+        return lora;
+    }
+
     /// <inheritdoc />
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+    public override Tensor forward(Tensor x)
+    {
+        var y = nn.functional.linear(x, weight, bias);
+        if (_lora is null || _lora.Disabled) return y;
+        return _lora.Apply(x, y, weight, bias, training);
+    }
 }

@@ -75,9 +75,10 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var rows = x.numel() / x.shape[^1];
-        var stacked = gate_up_proj?.Weight ?? (_fused is { Usable: true } ? _fused.Weight : null);
+        var stacked = gate_up_proj is { Lora: null } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Weight : null;
         Tensor hidden;
-        if (stacked is not null && !stacked.requires_grad && rows >= SplitRows)
+        // The split path multiplies in place, which autograd cannot differentiate: only when nothing needs gradients.
+        if (stacked is not null && !stacked.requires_grad && !x.requires_grad && rows >= SplitRows)
         {
             var bias = gate_up_proj?.Bias ?? _fused?.Bias;
             var half = stacked.shape[0] / 2;
@@ -91,7 +92,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
             using (var up = nn.functional.linear(x, wu, bu))
                 hidden = act.mul_(up); // in place: inference only (no weight requires grad here)
         }
-        else if (stacked is not null && (gate_up_proj is not null || _fused is { Usable: true }))
+        else if (gate_up_proj is not null || _fused is { Usable: true })
         {
             var fusedOut = gate_up_proj?.forward(x) ?? _fused!.Forward(x);
             var half = fusedOut.shape[^1] / 2;

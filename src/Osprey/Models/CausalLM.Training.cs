@@ -1,0 +1,181 @@
+using Osprey.Models.Blocks;
+using Osprey.Tuners;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Osprey.Models;
+
+public sealed partial class CausalLM
+{
+    readonly Dictionary<string, LoraWeights> _lora = new(StringComparer.Ordinal);
+
+    /// <summary>True for state-dict keys that belong to a LoRA adapter rather than the base model.</summary>
+    public static bool IsAdapterKey(string name) =>
+        name.Contains(".lora_A.", StringComparison.Ordinal) || name.Contains(".lora_B.", StringComparison.Ordinal) ||
+        name.EndsWith(".lora_magnitude_vector", StringComparison.Ordinal);
+
+    /// <summary>The model's linear layers by Hugging Face module path (model.layers.0.self_attn.q_proj, ..., lm_head).</summary>
+    internal IEnumerable<(string Path, LinearLayer Layer)> LinearLayers()
+    {
+        foreach (var (name, module) in named_modules())
+            if (module is LinearLayer linear) yield return (name, linear);
+    }
+
+    /// <summary>
+    /// Puts a LoRA adapter on every linear layer <paramref name="options"/> targets (PEFT's matching rules),
+    /// freshly initialised (B = 0, so the model is unchanged until trained). Returns the adapted module paths.
+    /// </summary>
+    /// <exception cref="OspreyException">No linear layer matches, or the model already has adapters.</exception>
+    public IReadOnlyList<string> AttachLora(LoraOptions options)
+    {
+        options.Validate();
+        if (_lora.Count > 0) throw new OspreyException("the model already has a LoRA adapter; merge it first (osprey export --merge_lora true) to train another on top.");
+        var all = LinearLayers().ToList();
+        var targets = all.Where(l => LoraTargets.IsTarget(options, l.Path)).ToList();
+        if (targets.Count == 0)
+        {
+            var names = string.Join(", ", all.Select(l => l.Path.Split('.')[^1]).Distinct());
+            var asked = options.TargetRegex is { } r ? $"--target_regex '{r}'" : $"--target_modules {string.Join(" ", options.TargetModules)}";
+            throw new OspreyException($"{asked} matches no linear layer of this {Spec.ModelType} model; its linear layers are named {names}.");
+        }
+        foreach (var (path, layer) in targets)
+        {
+            var (rank, scaling) = options.For(path);
+            _lora[path] = layer.AttachLora(new LoraLayerSettings(rank, scaling, options.Dropout, options.UseDora));
+        }
+        return targets.Select(t => t.Path).ToList();
+    }
+
+    /// <summary>True when LoRA adapters are attached.</summary>
+    public bool HasLora => _lora.Count > 0;
+
+    /// <summary>Switches every attached adapter off or on (off: the base model's outputs, e.g. for a reference model).</summary>
+    public void SetAdaptersEnabled(bool enabled)
+    {
+        foreach (var l in _lora.Values) l.Disabled = !enabled;
+    }
+
+    /// <summary>
+    /// The adapters' trainable tensors, named as in the model state dict (PEFT's saved keys without
+    /// <c>base_model.model.</c>): <c>model.layers.0.self_attn.q_proj.lora_A.weight</c>, ...
+    /// </summary>
+    public IReadOnlyList<(string Name, Parameter Tensor)> LoraParameters() =>
+        _lora.SelectMany(kv => kv.Value.Parameters().Select(p => (kv.Key + "." + p.Name, p.Tensor))).ToList();
+
+    /// <summary>The base model's parameters by Hugging Face name (no adapter tensors; a tied lm_head is not listed).</summary>
+    public IReadOnlyList<(string Name, Parameter Tensor)> BaseParameters() =>
+        named_parameters().Where(p => !IsAdapterKey(p.name)).Select(p => (p.name, p.parameter)).ToList();
+
+    /// <summary>
+    /// One micro-batch of training (or evaluation): next-token cross-entropy summed over the positions whose
+    /// shifted label is not -100, and, when <see cref="TrainForwardOptions.Backward"/>, the gradients of
+    /// (sum × <see cref="TrainForwardOptions.LossScale"/>) accumulated into every parameter that requires them.
+    /// </summary>
+    /// <remarks>
+    /// Logits exist only for labelled positions and only <see cref="TrainForwardOptions.LossChunkRows"/> rows at a
+    /// time: each chunk's float32 logits are made, differentiated and freed before the next, and the gradient of
+    /// the hidden states is then sent back through the model in one pass. With gradient checkpointing the layers
+    /// first run without autograd, keeping only each layer's input; the backward pass then re-runs one layer at a
+    /// time with autograd and back-propagates through it. Dropout draws are re-seeded per layer from
+    /// <see cref="TrainForwardOptions.DropoutSeed"/>, so the recomputation sees the same masks and results are
+    /// the same with and without checkpointing.
+    /// </remarks>
+    public TrainForwardResult ForwardBackward(Tensor inputIds, Tensor labels, Tensor? positionIds, TrainForwardOptions options)
+    {
+        long b = inputIds.shape[0], t = inputIds.shape[1];
+        if (!labels.shape.SequenceEqual(inputIds.shape)) throw new ArgumentException("labels must have the shape of input ids");
+        using var scope = NewDisposeScope();
+        using var grad = options.Backward ? enable_grad() : no_grad();
+        var segments = positionIds is null ? null : SegmentIds(positionIds);
+        var context = model.Prepare(inputIds, positionIds, null, null, segments);
+
+        // Rows of the flattened hidden states that predict a label: position p predicts labels[p + 1].
+        var shifted = labels.narrow(1, 1, t - 1);
+        var mask = shifted.ne(-100);
+        var picks = mask.reshape(-1).nonzero().reshape(-1);
+        var count = picks.shape[0];
+        var rowsIndex = picks.div(t - 1, rounding_mode: RoundingMode.floor) * t + picks.remainder(t - 1);
+        var targets = shifted.reshape(-1).index_select(0, picks);
+
+        var embedTrainable = model.EmbedTokens.Weight.requires_grad;
+        var checkpoint = options.GradientCheckpointing && options.Backward;
+        var inputs = new List<Tensor>();
+        Tensor last;
+        Tensor h;
+        using (checkpoint ? no_grad() : enable_grad(options.Backward))
+        {
+            h = model.Embed(inputIds);
+            for (int i = 0; i < model.LayerCount; i++)
+            {
+                if (checkpoint) inputs.Add(h);
+                Reseed(options, i);
+                h = model.Layer(i, h, context);
+            }
+        }
+        if (checkpoint) h = h.detach().requires_grad_(true);
+        last = h;
+        var normed = model.Norm(last);
+        var rows = normed.reshape(b * t, normed.shape[2]).index_select(0, rowsIndex);
+        var leaf = options.Backward ? rows.detach().requires_grad_(true) : rows;
+        var lossSum = zeros(1, dtype: ScalarType.Float32, device: Device);
+        var correct = zeros(1, dtype: ScalarType.Int64, device: Device);
+        var chunk = Math.Max(1, options.LossChunkRows);
+        for (long start = 0; start < count; start += chunk)
+        {
+            using var chunkScope = NewDisposeScope();
+            var n = Math.Min(chunk, count - start);
+            var x = leaf.narrow(0, start, n);
+            var logits = Head(x).to_type(ScalarType.Float32);
+            var target = targets.narrow(0, start, n);
+            var ce = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
+            using (no_grad())
+            {
+                lossSum.add_(ce.detach());
+                correct.add_(logits.argmax(-1).eq(target).sum());
+            }
+            if (options.Backward) (ce * options.LossScale).backward();
+        }
+        if (options.Backward && count > 0 && rows.requires_grad)
+        {
+            torch.autograd.backward(rows, leaf.grad!);
+            if (checkpoint)
+            {
+                var g = last.grad!;
+                for (int i = model.LayerCount - 1; i >= 0; i--)
+                {
+                    using var layerScope = NewDisposeScope();
+                    var needInput = i > 0 || embedTrainable;
+                    var x = inputs[i].detach().requires_grad_(needInput);
+                    Reseed(options, i);
+                    var output = model.Layer(i, x, context);
+                    if (output.requires_grad) torch.autograd.backward(output, g);
+                    if (!needInput) break;
+                    var next = x.grad ?? zeros_like(x);
+                    g = next.detach().MoveToOuterDisposeScope();
+                }
+                if (embedTrainable)
+                {
+                    var e = model.Embed(inputIds);
+                    torch.autograd.backward(e, g);
+                }
+            }
+        }
+        return new TrainForwardResult(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), count);
+    }
+
+    Tensor Head(Tensor h)
+    {
+        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
+        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        return logits;
+    }
+
+    void Reseed(TrainForwardOptions options, int layer)
+    {
+        if (options.DropoutSeed is not long seed) return;
+        var s = unchecked(seed * 1_000_003 + layer);
+        torch.random.manual_seed(s);
+        if (Device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(s);
+    }
+}

@@ -1,0 +1,108 @@
+using Osprey.Datasets;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// Which samples form each micro-batch of each optimizer step, as a pure function of the step number: epoch e
+/// visits the samples in a shuffle seeded by (seed, e), <c>batch</c> samples per micro-batch and <c>accumulation</c>
+/// micro-batches per step; the last step of an epoch takes the micro-batches that remain. A resumed run therefore
+/// needs only the step number to continue with exactly the data an uninterrupted run would see.
+/// </summary>
+internal sealed class BatchPlan
+{
+    readonly IReadOnlyList<EncodedSample> _data;
+    readonly int _batch, _accumulation, _seed;
+    readonly long _microPerEpoch;
+    int _cachedEpoch = -1;
+    int[] _order = [];
+
+    public BatchPlan(IReadOnlyList<EncodedSample> data, int batch, int accumulation, int seed)
+    {
+        _data = data;
+        _batch = batch;
+        _accumulation = accumulation;
+        _seed = seed;
+        _microPerEpoch = (data.Count + batch - 1) / batch;
+        StepsPerEpoch = Math.Max(1, (_microPerEpoch + accumulation - 1) / accumulation);
+    }
+
+    /// <summary>Optimizer steps in one pass over the data.</summary>
+    public long StepsPerEpoch { get; }
+
+    /// <summary>The micro-batches of optimizer step <paramref name="step"/> (0-based, counted over all epochs).</summary>
+    public IReadOnlyList<MicroBatch> MicroBatches(long step)
+    {
+        var epoch = (int)(step / StepsPerEpoch);
+        var within = step % StepsPerEpoch;
+        var order = Order(epoch);
+        var result = new List<MicroBatch>();
+        for (long m = within * _accumulation; m < Math.Min((within + 1) * _accumulation, _microPerEpoch); m++)
+        {
+            var start = (int)(m * _batch);
+            var end = Math.Min(start + _batch, _data.Count);
+            result.Add(Collate(Enumerable.Range(start, end - start).Select(i => _data[order[i]]).ToList(), 0));
+        }
+        return result;
+    }
+
+    /// <summary>The samples in their stored order, <paramref name="batch"/> at a time (evaluation).</summary>
+    public static IEnumerable<MicroBatch> Sequential(IReadOnlyList<EncodedSample> data, int batch, int padTokenId = 0)
+    {
+        for (var start = 0; start < data.Count; start += batch)
+            yield return Collate(Enumerable.Range(start, Math.Min(batch, data.Count - start)).Select(i => data[i]).ToList(), padTokenId);
+    }
+
+    int[] Order(int epoch)
+    {
+        if (epoch == _cachedEpoch) return _order;
+        var order = Enumerable.Range(0, _data.Count).ToArray();
+        var rng = new Random(HashCode.Combine(_seed, epoch, 0x5f7d));
+        // Fisher-Yates with System.Random(int), whose sequence for a given seed is fixed across .NET versions.
+        for (var i = order.Length - 1; i > 0; i--)
+        {
+            var j = rng.Next(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        _cachedEpoch = epoch;
+        _order = order;
+        return order;
+    }
+
+    /// <summary>
+    /// Right-pads samples to the longest: padding carries label -100 and, when any sample has position ids (packed
+    /// rows), positions 0, 1, ... of its own so it forms a separate segment.
+    /// </summary>
+    public static MicroBatch Collate(IReadOnlyList<EncodedSample> samples, int padTokenId)
+    {
+        var rows = samples.Count;
+        var columns = samples.Max(s => s.Length);
+        var ids = new long[rows * columns];
+        var labels = new long[rows * columns];
+        var packed = samples.Any(s => s.PositionIds is not null);
+        var positions = packed ? new long[rows * columns] : null;
+        long labelled = 0, tokens = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            var s = samples[r];
+            var offset = r * columns;
+            for (var c = 0; c < columns; c++)
+            {
+                if (c < s.Length)
+                {
+                    ids[offset + c] = s.InputIds[c];
+                    labels[offset + c] = s.Labels[c];
+                    if (positions is not null) positions[offset + c] = s.PositionIds?[c] ?? c;
+                    if (c > 0 && s.Labels[c] != EncodedSample.IgnoreIndex) labelled++;
+                }
+                else
+                {
+                    ids[offset + c] = padTokenId;
+                    labels[offset + c] = EncodedSample.IgnoreIndex;
+                    if (positions is not null) positions[offset + c] = c - s.Length;
+                }
+            }
+            tokens += s.Length;
+        }
+        return new MicroBatch(rows, columns, ids, labels, positions, labelled, tokens);
+    }
+}

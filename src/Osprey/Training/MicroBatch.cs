@@ -1,0 +1,7 @@
+namespace Osprey.Training;
+
+/// <summary>
+/// One padded micro-batch, row-major [Rows, Columns]: ids, labels (-100 where no loss), packed position ids or
+/// null, the number of labelled next-token predictions and of real (non-pad) tokens.
+/// </summary>
+public sealed record MicroBatch(int Rows, int Columns, long[] InputIds, long[] Labels, long[]? PositionIds, long LabelledTokens, long Tokens);

@@ -1,0 +1,402 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Osprey.Datasets;
+using Osprey.Io;
+using Osprey.Models;
+using Osprey.Runtime;
+using Osprey.Training.Reporting;
+using Osprey.Tuners;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// The supervised fine-tuning recipe (also pre-training: the data decides the labels), top to bottom:
+/// setup (model, adapters or trainable weights, optimizer, schedule, resume) → loop (accumulate micro-batches,
+/// clip, step, log, evaluate, save) → finish (last/best record, plots).
+/// </summary>
+/// <remarks>
+/// Numerics: the model computes in its dtype (bf16 on GPU); trainable tensors have float32 masters and float32
+/// AdamW moments (<see cref="AdamW"/>). The loss of an optimizer step is the summed token cross-entropy of all its
+/// micro-batches divided by the number of labelled tokens in the whole step (not a mean of per-micro-batch means).
+/// Determinism: the data order of epoch e is a shuffle seeded by (seed, e), and dropout is seeded by (seed, step,
+/// micro-batch, layer), so the state needed to resume exactly is the weights, the optimizer moments and the step.
+/// </remarks>
+public sealed class SftTrainer
+{
+    readonly SftRun _run;
+    readonly SftOptions _o;
+
+    /// <summary>Prepares a run; nothing is loaded until <see cref="Run"/>.</summary>
+    public SftTrainer(SftRun run)
+    {
+        _run = run;
+        _o = run.Options;
+        _o.Validate();
+        if (run.Train.Count == 0) throw new OspreyException("the training set is empty after encoding; check --dataset and --max_length.");
+    }
+
+    /// <summary>Trains until the last step or until <paramref name="cancel"/> fires (then a checkpoint is saved so the run can resume).</summary>
+    public SftResult Run(CancellationToken cancel = default)
+    {
+        var o = _o;
+        var log = _run.Log;
+        var resume = o.ResumeFromCheckpoint is { } r ? Path.GetFullPath(r) : null;
+        TrainerState? resumeState = null;
+        if (resume is not null)
+        {
+            if (!Directory.Exists(resume)) throw new OspreyException($"--resume_from_checkpoint {resume} does not exist.");
+            resumeState = TrainerState.Read(resume);
+        }
+        // Resuming continues in the checkpoint's run folder (weights-only resumes start a new one).
+        var runDir = resume is not null && !o.ResumeOnlyModel ? Path.GetDirectoryName(resume)! : _run.RunDirectory;
+        Directory.CreateDirectory(runDir);
+
+        var runtime = TorchRuntime.Initialize(_run.Load.Device, _run.Load.Notice);
+        random.manual_seed(o.Seed);
+        if (runtime.Device.type == DeviceType.CUDA) cuda.manual_seed_all(o.Seed);
+        using var model = CausalLM.Load(_run.ModelDirectory, _run.Load);
+        var trainable = SetUpTrainable(model);
+        if (resume is not null) LoadWeights(model, resume);
+        var trainableCount = trainable.Sum(p => p.Tensor.numel());
+        var totalCount = model.BaseParameters().Sum(p => p.Tensor.numel()) + (o.TrainType == "lora" ? model.LoraParameters().Sum(p => p.Tensor.numel()) : 0);
+        log.WriteLine($"osprey: {model.Spec.ModelType} on {model.Device} in {DTypes.Name(model.DType)}; trainable parameters {trainableCount:N0} of {totalCount:N0} ({100.0 * trainableCount / totalCount:F4}%).");
+
+        using var optimizer = new AdamW(o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon);
+        foreach (var (name, p) in trainable)
+        {
+            var decay = NoDecay(name) ? 0 : o.WeightDecay;
+            var scale = o.LoraPlusLrRatio is double ratio && name.Contains(".lora_B.", StringComparison.Ordinal) ? ratio : 1.0;
+            optimizer.Add(name, p, decay, scale);
+        }
+
+        var plan = new BatchPlan(_run.Train, o.BatchSize, o.GradientAccumulationSteps, o.Seed);
+        var totalSteps = o.MaxSteps > 0 ? o.MaxSteps : (long)Math.Ceiling(o.NumTrainEpochs * plan.StepsPerEpoch);
+        var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
+        var schedule = new LearningRateSchedule(o.LrSchedulerType, o.LearningRate, warmup, totalSteps);
+        long startStep = 0;
+        var state = new TrainerState();
+        if (resumeState is not null && !o.ResumeOnlyModel)
+        {
+            var optimizerFile = Path.Combine(resume!, OptimizerFile);
+            if (!File.Exists(optimizerFile))
+                throw new OspreyException($"{resume} has no {OptimizerFile} (saved with --save_only_model?); resume it with --resume_only_model true, which restarts the optimizer and schedule.");
+            using (var f = SafetensorsFile.Open(optimizerFile)) optimizer.Load(f);
+            startStep = resumeState.GlobalStep;
+            state = resumeState;
+            log.WriteLine($"osprey: resuming {runDir} at step {startStep} of {totalSteps}.");
+        }
+        WriteArgs(runDir, totalSteps);
+
+        using var trainingLog = new TrainingLog(runDir, startStep > 0 ? startStep : null);
+        model.train();
+        var evalSteps = o.EvalSteps ?? o.SaveSteps;
+        var chunkRows = Math.Max(64L, (512L << 20) / (4L * model.Spec.VocabSize));
+        var clock = Stopwatch.StartNew();
+        var window = new LogWindow();
+        Tensor? lastGradNorm = null;
+        string? lastCheckpoint = state.LastCheckpoint;
+        var interrupted = false;
+        long step = startStep;
+        for (; step < totalSteps; step++)
+        {
+            if (cancel.IsCancellationRequested) { interrupted = true; break; }
+            using var stepScope = NewDisposeScope();
+            var micro = plan.MicroBatches(step);
+            var stepTokens = micro.Sum(m => m.LabelledTokens);
+            var lossSum = zeros(1, dtype: ScalarType.Float32, device: model.Device);
+            var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
+            for (int i = 0; i < micro.Count; i++)
+            {
+                var batch = micro[i];
+                if (batch.LabelledTokens == 0) continue;
+                using var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+                using var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+                using var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
+                using var result = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
+                {
+                    LossScale = 1.0 / stepTokens,
+                    GradientCheckpointing = o.GradientCheckpointing,
+                    LossChunkRows = chunkRows,
+                    DropoutSeed = ((long)o.Seed << 32) ^ (step * 1024 + i),
+                });
+                lossSum.add_(result.LossSum);
+                correct.add_(result.Correct);
+                window.Tokens += batch.Tokens;
+            }
+            var gradNorm = optimizer.ClipGradients(o.MaxGradNorm);
+            var lr = schedule.RateAt(step);
+            optimizer.Step(lr);
+            optimizer.ZeroGrad();
+            lastGradNorm?.Dispose();
+            lastGradNorm = gradNorm.MoveToOuterDisposeScope();
+            window.Add(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), stepTokens);
+            var done = step + 1;
+            var epoch = (double)done / plan.StepsPerEpoch;
+
+            if (done % o.LoggingSteps == 0 || done == totalSteps)
+            {
+                var (loss, acc) = window.Read();
+                var elapsed = clock.Elapsed.TotalSeconds;
+                var speed = window.Tokens / Math.Max(1e-9, elapsed - window.Start);
+                var record = new Dictionary<string, object?>
+                {
+                    ["loss"] = loss,
+                    ["grad_norm"] = (double)lastGradNorm.ToSingle(),
+                    ["learning_rate"] = lr,
+                    ["token_acc"] = acc,
+                    ["epoch"] = Math.Round(epoch, 4),
+                    ["global_step"] = done,
+                    ["max_steps"] = totalSteps,
+                    ["tokens_per_second"] = Math.Round(speed, 1),
+                    ["memory_gib"] = Math.Round(MemoryGiB(model.Device), 3),
+                    ["elapsed_seconds"] = Math.Round(elapsed, 2),
+                };
+                trainingLog.Append(record);
+                _run.Progress?.Invoke(new TrainingProgress("Train", done, totalSteps, loss, speed, MemoryGiB(model.Device), elapsed));
+                window.Reset(elapsed);
+            }
+            else
+            {
+                _run.Progress?.Invoke(new TrainingProgress("Train", done, totalSteps, null, 0, 0, clock.Elapsed.TotalSeconds));
+            }
+
+            var evaluate = _run.Validation.Count > 0 && (done % evalSteps == 0 || done == totalSteps);
+            if (evaluate)
+            {
+                var (evalLoss, evalAcc) = Evaluate(model, chunkRows);
+                trainingLog.Append(new Dictionary<string, object?> { ["eval_loss"] = evalLoss, ["eval_token_acc"] = evalAcc, ["epoch"] = Math.Round(epoch, 4), ["global_step"] = done });
+                log.WriteLine($"osprey: step {done}: eval_loss {evalLoss:F4}, eval_token_acc {evalAcc:F4}.");
+                state.LastEvalLoss = evalLoss;
+            }
+            if (done % o.SaveSteps == 0 || done == totalSteps)
+            {
+                lastCheckpoint = SaveCheckpoint(model, optimizer, runDir, done, epoch, state, evaluate ? state.LastEvalLoss : null, trainingLog);
+            }
+        }
+        lastGradNorm?.Dispose();
+        if (interrupted && step > startStep && (lastCheckpoint is null || RunDirectories.CheckpointStep(lastCheckpoint) != step))
+        {
+            lastCheckpoint = SaveCheckpoint(model, optimizer, runDir, step, (double)step / plan.StepsPerEpoch, state, null, trainingLog);
+            log.WriteLine($"osprey: interrupted at step {step}; resume with --resume_from_checkpoint {lastCheckpoint}");
+        }
+        trainingLog.Append(new Dictionary<string, object?>
+        {
+            ["last_model_checkpoint"] = lastCheckpoint,
+            ["best_model_checkpoint"] = state.BestCheckpoint,
+            ["best_metric"] = state.BestMetric,
+            ["global_step/max_steps"] = $"{step}/{totalSteps}",
+            ["train_runtime"] = Math.Round(clock.Elapsed.TotalSeconds, 2),
+        });
+        trainingLog.WritePlots();
+        return new SftResult(runDir, lastCheckpoint, state.BestCheckpoint, state.BestMetric, step, interrupted);
+    }
+
+    /// <summary>The trainable tensors by name: LoRA A/B (and DoRA magnitudes) plus modules_to_save, or the unfrozen base weights.</summary>
+    List<(string Name, TorchSharp.Modules.Parameter Tensor)> SetUpTrainable(CausalLM model)
+    {
+        var list = new List<(string, TorchSharp.Modules.Parameter)>();
+        if (_o.TrainType == "lora")
+        {
+            var adapted = model.AttachLora(_o.Lora);
+            _run.Log.WriteLine($"osprey: LoRA r={_o.Lora.Rank} alpha={_o.Lora.Alpha} on {adapted.Count} layers ({string.Join(", ", adapted.Select(a => a.Split('.')[^1]).Distinct())}).");
+            list.AddRange(model.LoraParameters());
+            foreach (var (name, p) in PeftAdapter.ModulesToSaveParameters(model, _o.Lora))
+            {
+                p.requires_grad_(true);
+                list.Add((name, p));
+            }
+            return list;
+        }
+        foreach (var (name, p) in model.BaseParameters())
+        {
+            var frozen = _o.FreezeParameters.Any(f => name.StartsWith(f, StringComparison.Ordinal))
+                && !_o.TrainableParameters.Any(t => name.StartsWith(t, StringComparison.Ordinal));
+            if (frozen) continue;
+            p.requires_grad_(true);
+            list.Add((name, p));
+        }
+        if (list.Count == 0) throw new OspreyException("--freeze_parameters freezes every parameter; nothing is left to train.");
+        return list;
+    }
+
+    void LoadWeights(CausalLM model, string checkpoint)
+    {
+        if (_o.TrainType == "lora")
+        {
+            if (!PeftAdapter.IsAdapter(checkpoint)) throw new OspreyException($"{checkpoint} holds no adapter_config.json; --resume_from_checkpoint with --train_type lora needs a LoRA checkpoint folder.");
+            PeftAdapter.LoadInto(model, checkpoint);
+        }
+        else
+        {
+            if (PeftAdapter.IsAdapter(checkpoint)) throw new OspreyException($"{checkpoint} is a LoRA checkpoint; resume it with --train_type lora.");
+            using var weights = SafetensorsCheckpoint.Open(checkpoint);
+            model.LoadWeights(weights);
+        }
+    }
+
+    /// <summary>Biases and norm weights get no weight decay (as transformers' Trainer decides).</summary>
+    static bool NoDecay(string name)
+    {
+        var lower = name.ToLowerInvariant();
+        if (lower.Contains("bias", StringComparison.Ordinal)) return true;
+        var module = lower.Contains('.') ? lower[..lower.LastIndexOf('.')] : lower;
+        return module.Split('.')[^1].Contains("norm", StringComparison.Ordinal);
+    }
+
+    (double Loss, double Accuracy) Evaluate(CausalLM model, long chunkRows)
+    {
+        model.eval();
+        try
+        {
+            using var scope = NewDisposeScope();
+            var lossSum = zeros(1, dtype: ScalarType.Float64, device: model.Device);
+            var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
+            long tokens = 0;
+            foreach (var batch in BatchPlan.Sequential(_run.Validation, _o.EvalBatchSize))
+            {
+                if (batch.LabelledTokens == 0) continue;
+                using var inner = NewDisposeScope();
+                var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+                var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+                var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
+                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = chunkRows });
+                lossSum.add_(r.LossSum.to_type(ScalarType.Float64));
+                correct.add_(r.Correct);
+                tokens += r.Tokens;
+            }
+            if (tokens == 0) return (double.NaN, double.NaN);
+            return (lossSum.ToDouble() / tokens, (double)correct.ToInt64() / tokens);
+        }
+        finally
+        {
+            model.train();
+        }
+    }
+
+    /// <summary>The optimizer state file of a checkpoint.</summary>
+    public const string OptimizerFile = "optimizer.safetensors";
+
+    string SaveCheckpoint(CausalLM model, AdamW optimizer, string runDir, long step, double epoch, TrainerState state, double? evalLoss, TrainingLog trainingLog)
+    {
+        var final = Path.Combine(runDir, $"checkpoint-{step}");
+        var temp = final + ".tmp";
+        if (Directory.Exists(temp)) Directory.Delete(temp, true);
+        Directory.CreateDirectory(temp);
+        if (_o.TrainType == "lora") PeftAdapter.Save(model, _o.Lora, temp, _run.ModelDirectory);
+        else model.Save(temp, 5L << 30);
+        ModelFolder.CopyTokenizerFiles(_run.ModelDirectory, temp);
+        File.Copy(Path.Combine(runDir, "args.json"), Path.Combine(temp, "args.json"), overwrite: true);
+        if (!_o.SaveOnlyModel)
+        {
+            var (tensors, meta) = optimizer.State();
+            SafetensorsWriter.Write(Path.Combine(temp, OptimizerFile), tensors, meta);
+            var schedule = new JsonObject
+            {
+                ["lr_scheduler_type"] = _o.LrSchedulerType,
+                ["learning_rate"] = _o.LearningRate,
+                ["next_step"] = step,
+            };
+            File.WriteAllText(Path.Combine(temp, "scheduler.json"), schedule.ToJsonString(Indented) + "\n");
+            var rng = new JsonObject
+            {
+                ["seed"] = _o.Seed,
+                ["scheme"] = "data order: shuffle seeded by (seed, epoch); dropout: seeded by (seed, step, micro-batch, layer)",
+                ["next_step"] = step,
+            };
+            File.WriteAllText(Path.Combine(temp, "rng_state.json"), rng.ToJsonString(Indented) + "\n");
+        }
+        if (evalLoss is double loss && (state.BestMetric is null || loss < state.BestMetric))
+        {
+            state.BestMetric = loss;
+            state.BestCheckpoint = final;
+        }
+        state.GlobalStep = step;
+        state.Epoch = epoch;
+        state.LastCheckpoint = final;
+        state.Write(temp);
+        if (Directory.Exists(final)) Directory.Delete(final, true);
+        Directory.Move(temp, final);
+        trainingLog.WritePlots();
+        _run.Log.WriteLine($"osprey: saved {final}");
+        PruneCheckpoints(runDir, state);
+        return final;
+    }
+
+    void PruneCheckpoints(string runDir, TrainerState state)
+    {
+        if (_o.SaveTotalLimit is not int limit) return;
+        var checkpoints = Directory.EnumerateDirectories(runDir)
+            .Select(d => (Dir: d, Step: RunDirectories.CheckpointStep(d)))
+            .Where(c => c.Step is not null && !c.Dir.EndsWith(".tmp", StringComparison.Ordinal))
+            .OrderBy(c => c.Step)
+            .ToList();
+        var keep = checkpoints.TakeLast(limit).Select(c => c.Dir).ToHashSet();
+        if (state.BestCheckpoint is { } best) keep.Add(best);
+        foreach (var (dir, _) in checkpoints)
+            if (!keep.Contains(dir)) Directory.Delete(dir, true);
+    }
+
+    void WriteArgs(string runDir, long totalSteps)
+    {
+        var args = (JsonObject)_run.Args.DeepClone();
+        args["model_dir"] = _run.ModelDirectory;
+        args["output_dir"] = runDir;
+        args["train_type"] = _o.TrainType;
+        args["max_steps_resolved"] = totalSteps;
+        var path = Path.Combine(runDir, "args.json");
+        File.WriteAllText(path + ".tmp", args.ToJsonString(Indented) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    static double MemoryGiB(Device device)
+    {
+        if (device.type == DeviceType.CUDA)
+        {
+            try { return Nvml.UsedBytes(device.index < 0 ? 0 : device.index) / (double)(1L << 30); }
+            catch (Exception) { return 0; }
+        }
+        return Environment.WorkingSet / (double)(1L << 30);
+    }
+
+    /// <summary>Losses of the steps since the last log line, kept on the device until read.</summary>
+    sealed class LogWindow
+    {
+        readonly List<(Tensor Loss, Tensor Correct, long Tokens)> _steps = [];
+
+        public long Tokens { get; set; }
+
+        public double Start { get; private set; }
+
+        public void Add(Tensor loss, Tensor correct, long tokens) => _steps.Add((loss, correct, tokens));
+
+        /// <summary>The mean of the steps' losses (each a token mean) and the token accuracy over the window.</summary>
+        public (double Loss, double Accuracy) Read()
+        {
+            double loss = 0, correct = 0, tokens = 0;
+            var counted = 0;
+            foreach (var (l, c, t) in _steps)
+            {
+                if (t == 0) continue;
+                loss += l.ToSingle() / t;
+                correct += c.ToInt64();
+                tokens += t;
+                counted++;
+            }
+            return (counted == 0 ? double.NaN : loss / counted, tokens == 0 ? double.NaN : correct / tokens);
+        }
+
+        public void Reset(double now)
+        {
+            foreach (var (l, c, _) in _steps) { l.Dispose(); c.Dispose(); }
+            _steps.Clear();
+            Tokens = 0;
+            Start = now;
+        }
+    }
+}

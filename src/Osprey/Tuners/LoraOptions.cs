@@ -1,0 +1,62 @@
+namespace Osprey.Tuners;
+
+/// <summary>
+/// A LoRA adapter's shape, as ms-swift's flags and PEFT's <c>adapter_config.json</c> describe it. Defaults are
+/// ms-swift's: rank 8, alpha 32, dropout 0.05, every linear layer except the output head.
+/// </summary>
+public sealed record LoraOptions
+{
+    /// <summary>Rank r of A [r, in] and B [out, r] (<c>--lora_rank</c>, PEFT <c>r</c>).</summary>
+    public int Rank { get; init; } = 8;
+
+    /// <summary>Alpha: the update is scaled by alpha / r, or alpha / √r with <see cref="UseRslora"/> (<c>--lora_alpha</c>).</summary>
+    public double Alpha { get; init; } = 32;
+
+    /// <summary>Dropout on the adapter's input while training (<c>--lora_dropout</c>).</summary>
+    public double Dropout { get; init; } = 0.05;
+
+    /// <summary>
+    /// Module names to adapt: a module matches when its path equals a name or ends with "." + name; the word
+    /// <c>all-linear</c> means every linear layer except lm_head (<c>--target_modules</c>).
+    /// </summary>
+    public IReadOnlyList<string> TargetModules { get; init; } = ["all-linear"];
+
+    /// <summary>A regular expression that must match a module's whole path; replaces <see cref="TargetModules"/> (<c>--target_regex</c>, PEFT's string target_modules).</summary>
+    public string? TargetRegex { get; init; }
+
+    /// <summary>Rank-stabilised scaling alpha / √r (<c>--use_rslora</c>).</summary>
+    public bool UseRslora { get; init; }
+
+    /// <summary>DoRA: a learned per-row magnitude times the normalised adapted weight (<c>--use_dora</c>).</summary>
+    public bool UseDora { get; init; }
+
+    /// <summary>Modules trained in full and saved with the adapter, e.g. lm_head or embed_tokens (<c>--modules_to_save</c>).</summary>
+    public IReadOnlyList<string> ModulesToSave { get; init; } = [];
+
+    /// <summary>Per-module ranks (PEFT <c>rank_pattern</c>: a key matches a module path that ends with it, as a regex).</summary>
+    public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Per-module alphas (PEFT <c>alpha_pattern</c>).</summary>
+    public IReadOnlyDictionary<string, double> AlphaPattern { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>Checks the values once at the entry point; the message names the flag.</summary>
+    public void Validate()
+    {
+        if (Rank < 1) throw new OspreyException($"--lora_rank must be at least 1 (got {Rank}).");
+        if (!(Alpha > 0)) throw new OspreyException($"--lora_alpha must be positive (got {Alpha}).");
+        if (Dropout is < 0 or >= 1) throw new OspreyException($"--lora_dropout must be in [0, 1) (got {Dropout}).");
+        if (TargetRegex is null && TargetModules.Count == 0) throw new OspreyException("--target_modules is empty; name modules (q_proj v_proj ...) or use all-linear.");
+    }
+
+    /// <summary>The rank and scaling for the module at <paramref name="path"/>, after rank/alpha patterns.</summary>
+    public (int Rank, double Scaling) For(string path)
+    {
+        var rank = Rank;
+        var alpha = Alpha;
+        foreach (var (key, r) in RankPattern)
+            if (LoraTargets.PatternMatches(key, path)) { rank = r; break; }
+        foreach (var (key, a) in AlphaPattern)
+            if (LoraTargets.PatternMatches(key, path)) { alpha = a; break; }
+        return (rank, UseRslora ? alpha / Math.Sqrt(rank) : alpha / rank);
+    }
+}

@@ -1,0 +1,88 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Osprey.Tuners;
+
+/// <summary>
+/// The trainable part of one LoRA layer: A [r, in], B [out, r] and, for DoRA, the magnitude [out], all float32.
+/// y = base(x) + s · B A dropout(x); DoRA (Liu et al. 2024, as PEFT computes it):
+/// y = base(x) + (m / ‖W + s·BA‖ − 1) · W·dropout(x) + (m / ‖W + s·BA‖) · s · B A dropout(x), the norm taken per
+/// output row and not differentiated.
+/// </summary>
+internal sealed class LoraWeights
+{
+    /// <summary>Creates A (Kaiming-uniform like PEFT's default init: U(±1/√in)), B = 0 and, for DoRA, a magnitude to be filled.</summary>
+    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device)
+    {
+        Settings = settings;
+        var bound = 1.0 / Math.Sqrt(inFeatures);
+        A = new LoraMatrix(empty(settings.Rank, inFeatures, dtype: ScalarType.Float32, device: device).uniform_(-bound, bound));
+        B = new LoraMatrix(zeros(outFeatures, settings.Rank, dtype: ScalarType.Float32, device: device));
+        if (settings.UseDora) Magnitude = new Parameter(ones(outFeatures, dtype: ScalarType.Float32, device: device), requires_grad: true);
+    }
+
+    /// <summary>Rank, scaling, dropout, DoRA.</summary>
+    public LoraLayerSettings Settings { get; }
+
+    /// <summary>The down projection (state-dict name lora_A).</summary>
+    public LoraMatrix A { get; }
+
+    /// <summary>The up projection (lora_B).</summary>
+    public LoraMatrix B { get; }
+
+    /// <summary>DoRA's per-row magnitude (lora_magnitude_vector), or null.</summary>
+    public Parameter? Magnitude { get; }
+
+    /// <summary>True while the adapter is switched off (the layer is then its base weight alone).</summary>
+    public bool Disabled { get; set; }
+
+    /// <summary>The trainable tensors with their names relative to the layer.</summary>
+    public IEnumerable<(string Name, Parameter Tensor)> Parameters()
+    {
+        yield return ("lora_A.weight", A.Weight);
+        yield return ("lora_B.weight", B.Weight);
+        if (Magnitude is not null) yield return ("lora_magnitude_vector", Magnitude);
+    }
+
+    /// <summary>The adapted output given the input and the base layer's output.</summary>
+    public Tensor Apply(Tensor x, Tensor baseOut, Tensor weight, Tensor? bias, bool training)
+    {
+        var dt = x.dtype;
+        var s = Settings.Scaling;
+        var dropped = Settings.Dropout > 0 && training;
+        var xd = dropped ? nn.functional.dropout(x, Settings.Dropout, true) : x;
+        var a = Cast(A.Weight, dt);
+        var b = Cast(B.Weight, dt);
+        var delta = nn.functional.linear(nn.functional.linear(xd, a), b);
+        if (Magnitude is null) return baseOut + delta * s;
+        Tensor norm;
+        using (no_grad())
+        {
+            using var w = Cast(weight, dt).detach();
+            using var ba = b.detach().matmul(a.detach());
+            using var adapted = w + ba * s;
+            norm = adapted.norm(1, false, 2);
+        }
+        var scale = Cast(Magnitude, dt) / norm;
+        var plain = dropped ? nn.functional.linear(xd, weight) : bias is null ? baseOut : baseOut - bias;
+        return baseOut + (scale - 1) * plain + scale * delta * s;
+    }
+
+    /// <summary>The weight with this adapter merged in, in float32: W + s·BA, or for DoRA m/‖W + s·BA‖ · (W + s·BA).</summary>
+    public static Tensor Merged(Tensor weight, Tensor a, Tensor b, Tensor? magnitude, double scaling)
+    {
+        using var w = weight.to_type(ScalarType.Float32);
+        using var ba = b.to_type(ScalarType.Float32).matmul(a.to_type(ScalarType.Float32));
+        var adapted = w + ba * scaling;
+        if (magnitude is null) return adapted;
+        using (adapted)
+        {
+            using var norm = adapted.norm(1, true, 2);
+            using var m = magnitude.to_type(ScalarType.Float32).reshape(-1, 1);
+            return adapted * (m / norm);
+        }
+    }
+
+    static Tensor Cast(Tensor t, ScalarType dt) => t.dtype == dt ? t.alias() : t.to_type(dt);
+}

@@ -1,0 +1,231 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Osprey.Io;
+using Osprey.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Tuners;
+
+/// <summary>
+/// LoRA adapters in PEFT's folder format: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> whose keys
+/// are <c>base_model.model.&lt;module path&gt;.lora_A.weight</c>, <c>.lora_B.weight</c>, DoRA's
+/// <c>.lora_magnitude_vector</c>, and for modules_to_save the module's own tensors
+/// (<c>base_model.model.lm_head.weight</c>). Osprey writes what <c>PeftModel.from_pretrained</c> reads and reads what
+/// PEFT writes.
+/// </summary>
+public static class PeftAdapter
+{
+    /// <summary>The adapter configuration file name.</summary>
+    public const string ConfigFile = "adapter_config.json";
+
+    /// <summary>The adapter weights file name.</summary>
+    public const string WeightsFile = "adapter_model.safetensors";
+
+    const string Prefix = "base_model.model.";
+
+    /// <summary>True when <paramref name="directory"/> holds a PEFT adapter.</summary>
+    public static bool IsAdapter(string directory) => File.Exists(Path.Combine(directory, ConfigFile));
+
+    /// <summary>
+    /// Reads adapter_config.json into LoRA options (rank, alpha, dropout, targets, rslora, DoRA, modules_to_save,
+    /// rank/alpha patterns) and the base model it names.
+    /// </summary>
+    public static (LoraOptions Options, string? BaseModel) ReadConfig(string directory)
+    {
+        var path = Path.Combine(directory, ConfigFile);
+        if (!File.Exists(path)) throw new OspreyException($"{directory} has no {ConfigFile}; pass a PEFT adapter folder (a LoRA checkpoint-N folder).");
+        JsonObject json;
+        try { json = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new OspreyException($"{path} is empty."); }
+        catch (JsonException e) { throw new OspreyException($"{path} is not valid JSON ({e.Message}).", e); }
+        var type = json["peft_type"]?.GetValue<string>() ?? "LORA";
+        if (!type.Equals("LORA", StringComparison.OrdinalIgnoreCase))
+            throw new OspreyException($"{path}: peft_type '{type}' is not supported; Osprey loads LoRA (and DoRA) adapters.");
+        if (json["fan_in_fan_out"]?.GetValue<bool>() == true)
+            throw new OspreyException($"{path}: fan_in_fan_out adapters (GPT-2 Conv1D layers) are not supported.");
+        var options = new LoraOptions
+        {
+            Rank = json["r"]?.GetValue<int>() ?? 8,
+            Alpha = json["lora_alpha"]?.GetValue<double>() ?? 8,
+            Dropout = json["lora_dropout"]?.GetValue<double>() ?? 0,
+            UseRslora = json["use_rslora"]?.GetValue<bool>() ?? false,
+            UseDora = json["use_dora"]?.GetValue<bool>() ?? false,
+            ModulesToSave = json["modules_to_save"] is JsonArray saved ? saved.Select(n => n!.GetValue<string>()).ToList() : [],
+            RankPattern = json["rank_pattern"] is JsonObject rp ? rp.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>()) : new Dictionary<string, int>(),
+            AlphaPattern = json["alpha_pattern"] is JsonObject ap ? ap.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()) : new Dictionary<string, double>(),
+        };
+        switch (json["target_modules"])
+        {
+            case JsonArray list:
+                options = options with { TargetModules = list.Select(n => n!.GetValue<string>()).ToList() };
+                break;
+            case JsonValue v when v.TryGetValue<string>(out var s):
+                options = s is "all-linear" ? options with { TargetModules = ["all-linear"] } : options with { TargetRegex = s, TargetModules = [] };
+                break;
+        }
+        return (options, json["base_model_name_or_path"]?.GetValue<string>());
+    }
+
+    /// <summary>
+    /// Writes <paramref name="model"/>'s attached adapter (and modules_to_save tensors) as a PEFT folder, each
+    /// file to a temporary name and then renamed.
+    /// </summary>
+    public static void Save(CausalLM model, LoraOptions options, string directory, string? baseModel)
+    {
+        Directory.CreateDirectory(directory);
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, p) in model.LoraParameters()) tensors.Add(new(Prefix + name, p));
+        foreach (var (name, p) in ModulesToSaveParameters(model, options)) tensors.Add(new(Prefix + name, p));
+        SafetensorsWriter.Write(Path.Combine(directory, WeightsFile), tensors);
+        var config = new JsonObject
+        {
+            ["peft_type"] = "LORA",
+            ["task_type"] = "CAUSAL_LM",
+            ["base_model_name_or_path"] = baseModel,
+            ["r"] = options.Rank,
+            ["lora_alpha"] = options.Alpha,
+            ["lora_dropout"] = options.Dropout,
+            ["target_modules"] = options.TargetRegex is { } regex ? JsonValue.Create(regex)
+                : options.TargetModules.Contains("all-linear") ? JsonValue.Create("all-linear")
+                : new JsonArray(options.TargetModules.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
+            ["use_rslora"] = options.UseRslora,
+            ["use_dora"] = options.UseDora,
+            ["modules_to_save"] = options.ModulesToSave.Count == 0 ? null : new JsonArray(options.ModulesToSave.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
+            ["bias"] = "none",
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = true,
+            ["init_lora_weights"] = true,
+            ["rank_pattern"] = new JsonObject(options.RankPattern.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+            ["alpha_pattern"] = new JsonObject(options.AlphaPattern.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+            ["layers_to_transform"] = null,
+            ["layers_pattern"] = null,
+        };
+        var path = Path.Combine(directory, ConfigFile);
+        File.WriteAllText(path + ".tmp", config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>
+    /// The base-model parameters that modules_to_save names (a module matches like a LoRA target: its path or its
+    /// last components), by state-dict name.
+    /// </summary>
+    public static IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Tensor)> ModulesToSaveParameters(CausalLM model, LoraOptions options)
+    {
+        if (options.ModulesToSave.Count == 0) return [];
+        var result = new List<(string, TorchSharp.Modules.Parameter)>();
+        foreach (var (name, p) in model.BaseParameters())
+        {
+            var module = name[..name.LastIndexOf('.')];
+            if (options.ModulesToSave.Any(m => module == m || module.EndsWith("." + m, StringComparison.Ordinal))) result.Add((name, p));
+        }
+        if (result.Count == 0)
+            throw new OspreyException($"--modules_to_save {string.Join(" ", options.ModulesToSave)} matches no module of this {model.Spec.ModelType} model.");
+        return result;
+    }
+
+    /// <summary>
+    /// Loads an adapter folder's tensors into the adapters already attached to <paramref name="model"/> (attach them
+    /// with the folder's <see cref="ReadConfig"/> options first). Strict: a tensor the model does not have, or an
+    /// adapted layer the file lacks, is an error naming it.
+    /// </summary>
+    public static void LoadInto(CausalLM model, string directory)
+    {
+        var (options, _) = ReadConfig(directory);
+        using var file = OpenWeights(directory);
+        var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in model.LoraParameters()) targets[name] = p;
+        foreach (var (name, p) in ModulesToSaveParameters(model, options)) targets[name] = p;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        using var _ = no_grad();
+        foreach (var entry in file.Entries)
+        {
+            var name = Normalize(entry.Name);
+            if (!targets.TryGetValue(name, out var target))
+                throw new OspreyException($"{file.Path} holds '{entry.Name}', which has no place in this model with this adapter_config.json; the adapter was trained for a different model.");
+            if (!entry.Shape.SequenceEqual(target.shape))
+                throw new OspreyException($"{file.Path}: '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but the model expects [{string.Join(", ", target.shape)}]; the adapter was trained for a different model.");
+            using var t = file.ReadTensor(entry.Name);
+            target.copy_(t);
+            seen.Add(name);
+        }
+        var missing = targets.Keys.Where(k => !seen.Contains(k)).ToList();
+        if (missing.Count > 0)
+            throw new OspreyException($"{file.Path} lacks '{Prefix}{missing[0]}' ({missing.Count} tensors missing); the adapter file is incomplete or adapter_config.json does not match it.");
+    }
+
+    /// <summary>
+    /// Merges the adapter in <paramref name="directory"/> into the model's weights (W ← W + s·BA, or DoRA's
+    /// normalised form; modules_to_save tensors replace the base ones), computed in float32 and stored in the
+    /// model's dtype. Nothing is attached, so inference keeps its fused fast paths.
+    /// </summary>
+    public static int MergeInto(CausalLM model, string directory)
+    {
+        var (options, _) = ReadConfig(directory);
+        using var file = OpenWeights(directory);
+        var byName = file.Entries.ToDictionary(e => Normalize(e.Name), e => e.Name, StringComparer.Ordinal);
+        var layers = model.LinearLayers().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
+        var baseParams = model.BaseParameters().ToDictionary(p => p.Name, p => (Tensor)p.Tensor, StringComparer.Ordinal);
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var merged = 0;
+        using var _ = no_grad();
+        foreach (var (name, stored) in byName)
+        {
+            if (!name.EndsWith(".lora_A.weight", StringComparison.Ordinal)) continue;
+            var path = name[..^".lora_A.weight".Length];
+            if (!layers.TryGetValue(path, out var layer))
+                throw new OspreyException($"{file.Path} adapts '{path}', which this {model.Spec.ModelType} model does not have; the adapter was trained for a different model.");
+            var bName = path + ".lora_B.weight";
+            if (!byName.TryGetValue(bName, out var bStored)) throw new OspreyException($"{file.Path} has '{stored}' but no '{Prefix}{bName}'.");
+            byName.TryGetValue(path + ".lora_magnitude_vector", out var mStored);
+            if (options.UseDora && mStored is null) throw new OspreyException($"{file.Path} is a DoRA adapter but lacks '{Prefix}{path}.lora_magnitude_vector'.");
+            using var a = file.ReadTensor(stored);
+            using var b = file.ReadTensor(bStored);
+            using var m = mStored is null ? null : file.ReadTensor(mStored);
+            var w = layer.Weight;
+            if (a.shape[1] != w.shape[1] || b.shape[0] != w.shape[0] || a.shape[0] != b.shape[1])
+                throw new OspreyException($"{file.Path}: the adapter of '{path}' (A [{string.Join(", ", a.shape)}], B [{string.Join(", ", b.shape)}]) does not fit its weight [{string.Join(", ", w.shape)}]; the adapter was trained for a different model.");
+            var (_, scaling) = options.For(path);
+            using var dev = Move(a, w.device);
+            using var devB = Move(b, w.device);
+            using var devM = m is null ? null : Move(m, w.device);
+            using var result = LoraWeights.Merged(w, dev, devB, devM, scaling);
+            w.copy_(result);
+            used.Add(name);
+            used.Add(bName);
+            if (mStored is not null) used.Add(path + ".lora_magnitude_vector");
+            merged++;
+        }
+        foreach (var (name, stored) in byName)
+        {
+            if (used.Contains(name)) continue;
+            if (!baseParams.TryGetValue(name, out var target))
+                throw new OspreyException($"{file.Path} holds '{stored}', which this {model.Spec.ModelType} model has no place for; the adapter was trained for a different model.");
+            using var t = file.ReadTensor(stored);
+            if (!t.shape.SequenceEqual(target.shape))
+                throw new OspreyException($"{file.Path}: '{stored}' has shape [{string.Join(", ", t.shape)}] but the model's is [{string.Join(", ", target.shape)}].");
+            target.copy_(t);
+        }
+        return merged;
+    }
+
+    static Tensor Move(Tensor t, Device device) => t.to(device);
+
+    static SafetensorsFile OpenWeights(string directory)
+    {
+        var path = Path.Combine(directory, WeightsFile);
+        if (File.Exists(path)) return SafetensorsFile.Open(path);
+        if (File.Exists(Path.Combine(directory, "adapter_model.bin")))
+            throw new OspreyException($"{directory} holds adapter_model.bin (a pickle); Osprey reads safetensors only: re-save it with PEFT's save_pretrained(safe_serialization=True).");
+        throw new OspreyException($"{directory} has adapter_config.json but no {WeightsFile}.");
+    }
+
+    /// <summary>A saved key without PEFT's prefix and adapter name: <c>base_model.model.x.lora_A.default.weight</c> → <c>x.lora_A.weight</c>.</summary>
+    static string Normalize(string key)
+    {
+        var name = key.StartsWith(Prefix, StringComparison.Ordinal) ? key[Prefix.Length..] : key;
+        name = name.Replace(".lora_A.default.", ".lora_A.").Replace(".lora_B.default.", ".lora_B.");
+        if (name.EndsWith(".lora_magnitude_vector.weight", StringComparison.Ordinal)) name = name[..^".weight".Length];
+        if (name.EndsWith(".lora_magnitude_vector.default.weight", StringComparison.Ordinal)) name = name[..^".default.weight".Length];
+        return name.Replace(".modules_to_save.default.", ".").Replace(".modules_to_save.", ".");
+    }
+}
