@@ -196,6 +196,6 @@ public static class PngChart
             int digits = maxAbs == 0 ? 0 : Math.Clamp((int)Math.Floor(Math.Log10(maxAbs)) - (int)Math.Floor(Math.Log10(step) + 1e-9), 0, 6);
             format = "0." + new string('#', digits) + "E-0";
         }
-        return ticks.Select(t => t.ToString(format, CultureInfo.InvariantCulture)).ToList();
+        return ticks.Select(t => t == 0 && format[0] != 'F' ? "0" : t.ToString(format, CultureInfo.InvariantCulture)).ToList();
     }
 }

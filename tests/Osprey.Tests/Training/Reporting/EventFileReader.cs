@@ -4,9 +4,6 @@ using Osprey.Training.Reporting;
 
 namespace Osprey.Tests.Training.Reporting;
 
-/// <summary>One decoded TensorBoard event.</summary>
-public sealed record DecodedEvent(double WallTime, long Step, string? FileVersion, IReadOnlyList<(string Tag, float Value)> Scalars, int? SessionStatus);
-
 /// <summary>A small independent reader of TFRecord-framed event files for the tests: checks both CRCs of every record and decodes the protobuf fields the writer uses.</summary>
 public static class EventFileReader
 {

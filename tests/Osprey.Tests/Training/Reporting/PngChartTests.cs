@@ -148,6 +148,7 @@ public sealed class PngChartTests
         Assert.Equal(["0.0", "0.2", "0.4"], PngChart.Labels([0, 0.2, 0.4]));
         Assert.Equal(["0", "20", "40"], PngChart.Labels([0, 20, 40]));
         Assert.Equal(["1E-5", "2E-5"], PngChart.Labels([1e-5, 2e-5]));
+        Assert.Equal(["0", "5E-6", "1E-5"], PngChart.Labels([0, 5e-6, 1e-5]));
         Assert.Equal(["1.5E-5", "2E-5"], PngChart.Labels([1.5e-5, 2e-5]));
         Assert.Equal(["2E12", "3E12"], PngChart.Labels([2e12, 3e12]));
     }
