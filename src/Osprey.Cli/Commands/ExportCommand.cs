@@ -16,7 +16,8 @@ internal sealed class ExportCommand : ICommand
 
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
-    public string Usage => ModelFlags.Help +
+    public string Usage => ModelFlags.Help + AdapterFlags.Help +
+        "  --merge_lora BOOL        Merge --adapters into the weights and save the result (default output <adapter>-merged).\n" +
         "  --output_dir DIR         Folder to write (created; existing weights there are replaced).\n" +
         "  --max_shard_size SIZE    Largest safetensors shard, e.g. 5GB, 500MB, 2GiB (default 5GB).\n" +
         "  --to_cached_dataset BOOL Instead: encode --dataset (and --val_dataset) with the model's tokenizer and\n" +
@@ -30,10 +31,21 @@ internal sealed class ExportCommand : ICommand
             // ms-swift: swift export --to_cached_dataset true --dataset ... --output_dir DIR
             return EncodeCommand.Run(options, stdout, stderr, options.RequiredString("output_dir"));
         }
+        return Run(options, stdout, stderr, options.Bool("merge_lora", false));
+    }
+
+    /// <summary>The export itself; <paramref name="merge"/> means merge --adapters (osprey merge-lora, --merge_lora true).</summary>
+    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool merge)
+    {
         var flags = ModelFlags.Read(options);
-        var output = options.RequiredString("output_dir");
+        var adapters = AdapterFlags.Read(options);
+        var outputFlag = options.String("output_dir");
         var shardText = options.String("max_shard_size", "5GB");
         options.EnsureNoUnknownFlags();
+        if (merge && !adapters.Any) throw new UserError("--merge_lora needs --adapters DIR (a LoRA checkpoint).");
+        if (!merge && adapters.Any) throw new UserError("--adapters is given without --merge_lora true; add it to write the merged model.");
+        (flags, _) = adapters.Resolve(flags, null);
+        var output = outputFlag ?? (merge ? Path.TrimEndingDirectorySeparator(adapters.Paths[^1]) + "-merged" : throw new UserError("--output_dir is required; pass the folder to write."));
         long shard;
         try { shard = SafetensorsWriter.ParseSize(shardText); }
         catch (ArgumentException e) { throw new UserError(e.Message, e); }
@@ -44,7 +56,7 @@ internal sealed class ExportCommand : ICommand
         // Export runs on the CPU unless asked otherwise: it only moves bytes.
         var load = flags.LoadOptions(stderr) with { Device = flags.Device.Kind == Runtime.DeviceKind.Auto ? Runtime.DeviceSpec.Cpu : flags.Device };
         if (flags.DType == "auto") load = load with { DType = ModelRegistry.ReadSpec(folder).SavedDType ?? "float32" };
-        using var model = CausalLM.Load(folder, load);
+        using var model = adapters.Load(folder, load, stderr);
         var written = model.Save(output, shard).ToList();
         written.AddRange(ModelFolder.CopyTokenizerFiles(folder, output));
         stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");

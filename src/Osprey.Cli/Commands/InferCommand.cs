@@ -26,7 +26,7 @@ internal sealed class InferCommand : ICommand
 
     public string Summary => "Chat with a model, answer a dataset, or generate from token ids (without --model: a tiny random demo model).";
 
-    public string Usage => ModelFlags.Help +
+    public string Usage => ModelFlags.Help + AdapterFlags.Help +
         "  --val_dataset FILE...    Answer every row of these JSON-lines files ({\"messages\": [...]} or {\"query\": ...})\n" +
         "                           instead of chatting on stdin.\n" +
         "  --result_path FILE       Write the rows with their \"response\" to FILE (default: stdout).\n" +
@@ -35,6 +35,8 @@ internal sealed class InferCommand : ICommand
         "  --template FILE|NAME     Chat template: a Jinja file, a named template of the tokenizer, or an ms-swift name\n" +
         "                           (chatml, qwen, qwen3, llama3, llama2, mistral, gemma, phi3, deepseek, default).\n" +
         "  --input_ids IDS          Prompt token ids, comma or space separated; several prompts with ';' (batched).\n" +
+        "  --save_logits FILE       With --input_ids: write the prompts' logits (float32) and ids to FILE (safetensors)\n" +
+        "                           instead of generating; prompts must have equal length.\n" +
         "  --max_new_tokens N       Tokens to generate at most (default: generation_config.json, else 256).\n" +
         "  --do_sample BOOL         Sample instead of greedy decoding (default: generation_config.json, else false).\n" +
         "  --temperature X          Sampling temperature; 0 means greedy.\n" +
@@ -53,6 +55,8 @@ internal sealed class InferCommand : ICommand
     public int Run(OptionReader options, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var flags = ModelFlags.Read(options);
+        var adapters = AdapterFlags.Read(options);
+        var saveLogits = options.String("save_logits");
         var ids = options.String("input_ids");
         var datasets = options.List("val_dataset");
         var resultPath = options.String("result_path");
@@ -70,6 +74,9 @@ internal sealed class InferCommand : ICommand
         var stream = options.Bool("stream");
         var backend = options.String("infer_backend", "pt");
         options.EnsureNoUnknownFlags();
+        (flags, var adapterTemplate) = adapters.Resolve(flags, null);
+        if (ids is null) template ??= adapterTemplate;
+        if (saveLogits is not null && ids is null) throw new UserError("--save_logits needs the prompts as --input_ids.");
         if (backend != "pt") throw new UserError($"--infer_backend {backend} is not available; Osprey's engine is 'pt' (vllm/sglang/lmdeploy are Python-only).");
 
         var mode = ids is not null ? Mode.Ids : datasets.Count > 0 ? Mode.Dataset : Mode.Chat;
@@ -121,7 +128,8 @@ internal sealed class InferCommand : ICommand
         {
             var prompts = ParsePrompts(ids!);
             if (stream == true && prompts.Count > 1) throw new UserError("--stream prints one prompt's tokens as they come; give one prompt or drop --stream.");
-            using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
+            using var model = adapters.Load(folder, flags.LoadOptions(stderr), stderr);
+            if (saveLogits is not null) return SaveLogits(model, prompts, saveLogits, stdout);
             var o = Options(model);
             if (ignoreEos) o = o with { EosTokenIds = [] };
             return RunIds(new TokenGenerator(model), prompts, o, stream == true, stdout, stderr);
@@ -134,19 +142,34 @@ internal sealed class InferCommand : ICommand
         {
             var rows = datasets.SelectMany(d => ChatDataset.Read(d, system)).ToList();
             var encoded = rows.Select(r => EncodeRow(chat, r)).ToList();
-            using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
+            using var model = adapters.Load(folder, flags.LoadOptions(stderr), stderr);
             var o = Options(model);
             o = o with { EosTokenIds = ignoreEos ? [] : chat.StopIds(o.EosTokenIds) };
             return RunDataset(new TokenGenerator(model), chat, rows, encoded, o, maxBatch ?? 1, stream == true, resultPath, stdout, stderr);
         }
 
-        using (var model = CausalLM.Load(folder, flags.LoadOptions(stderr)))
+        using (var model = adapters.Load(folder, flags.LoadOptions(stderr), stderr))
         {
             var o = Options(model);
             o = o with { EosTokenIds = ignoreEos ? [] : chat.StopIds(o.EosTokenIds) };
             var echo = !ReferenceEquals(stdin, Console.In) || Console.IsInputRedirected;
             return RunChat(new TokenGenerator(model), chat, o, system, stream ?? true, echo, stdin, stdout, stderr);
         }
+    }
+
+    /// <summary>--save_logits: one forward pass over equal-length prompts, logits in float32 with the ids, as safetensors.</summary>
+    private static int SaveLogits(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, string path, TextWriter stdout)
+    {
+        var length = prompts[0].Count;
+        if (prompts.Any(p => p.Count != length)) throw new UserError("--save_logits needs prompts of equal length (no padding is applied).");
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var _ = TorchSharp.torch.no_grad();
+        var flat = prompts.SelectMany(p => p.Select(i => (long)i)).ToArray();
+        var ids = TorchSharp.torch.tensor(flat, [prompts.Count, length], device: model.Device);
+        var logits = model.Forward(ids).to_type(TorchSharp.torch.ScalarType.Float32).cpu();
+        Io.SafetensorsWriter.Write(path, [new("input_ids", ids.cpu()), new("logits", logits)]);
+        stdout.WriteLine($"osprey: wrote logits [{string.Join(", ", logits.shape)}] to {path}");
+        return 0;
     }
 
     private enum Mode
