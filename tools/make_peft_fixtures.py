@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PEFT LoRA fixtures (adapters + reference logits + a 3-step training reference) for Osprey's LoRA tests.
+r"""PEFT LoRA fixtures (adapters + reference logits + a 3-step training reference) for Osprey's LoRA tests.
 
 Built from the tiny random models in tests/fixtures/parity/<family> (vocab 256, 2 layers, hidden 64). Everything
 runs on CPU in float32 with eager attention; the whole script takes well under a minute. No network.
@@ -166,6 +166,19 @@ def fixed_ids(seed, shape):
     return torch.randint(4, 256, shape, generator=g, dtype=torch.long)
 
 
+def sort_target_modules(out):
+    """PEFT stores target_modules as a set ("all-linear" expands to the module names) and saves it as a list in
+    set order, which changes from run to run with Python's hash seed. Sort it (same JSON layout as PEFT's
+    save_pretrained: indent 2, sorted keys, no trailing newline) so the fixtures are reproducible."""
+    path = os.path.join(out, "adapter_config.json")
+    with open(path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps(cfg, indent=2, sort_keys=True))
+
+
 def save_adapter(model, out):
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out)
@@ -175,6 +188,7 @@ def save_adapter(model, out):
     for f in ("adapter_config.json", "adapter_model.safetensors"):
         if not os.path.isfile(os.path.join(out, f)):
             raise RuntimeError(f"save_pretrained did not write {f} in {out}")
+    sort_target_modules(out)
 
 
 def adapter_keys(out):
