@@ -50,7 +50,10 @@ public sealed partial class CausalLM
     /// <summary>True when LoRA adapters are attached.</summary>
     public bool HasLora => _lora.Count > 0;
 
-    /// <summary>Switches every attached adapter off or on (off: the base model's outputs, e.g. for a reference model).</summary>
+    /// <summary>
+    /// Switches every attached adapter off or on (off: the base model's outputs, e.g. for a reference model). Tensors
+    /// trained in full through modules_to_save are not switched: they replace the base ones.
+    /// </summary>
     public void SetAdaptersEnabled(bool enabled)
     {
         foreach (var l in _lora.Values) l.Disabled = !enabled;
