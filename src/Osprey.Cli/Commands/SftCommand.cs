@@ -47,6 +47,7 @@ internal sealed class SftCommand : ICommand
         "  --weight_decay X (0.1)  --adam_beta1 X (0.9)  --adam_beta2 X (0.95)  --adam_epsilon X (1e-8)  --max_grad_norm X (1).\n" +
         "  --gradient_checkpointing B  Recompute layer activations in backward (default true).\n" +
         "  --logging_steps N (5)  --save_steps N (500)  --eval_steps N (= save_steps)  --save_total_limit N  --save_only_model B.\n" +
+        "  --save_strategy S        steps (default) | no (no checkpoints; for benchmarks).\n" +
         "  --output_dir DIR         Where runs go (default output/<model name>); each run is DIR/v{N}-{time}/.\n" +
         "  --add_version B          Put the run in a new v{N}-{time} folder (default true).\n" +
         "  --resume_from_checkpoint DIR  Continue a run exactly from its checkpoint-N folder.\n" +
@@ -105,6 +106,7 @@ internal sealed class SftCommand : ICommand
             Seed = options.Int("seed", 42),
             LoggingSteps = options.Int("logging_steps", 5),
             SaveSteps = options.Int("save_steps", 500),
+            SaveStrategy = options.String("save_strategy", "steps"),
             EvalSteps = options.Int("eval_steps"),
             SaveTotalLimit = options.Int("save_total_limit"),
             SaveOnlyModel = options.Bool("save_only_model", false),

@@ -75,6 +75,9 @@ public sealed record SftOptions
     /// <summary>Log every this many steps (<c>--logging_steps</c>).</summary>
     public int LoggingSteps { get; init; } = 5;
 
+    /// <summary>steps (every <see cref="SaveSteps"/> and at the end) or no (never; for benchmarks) (<c>--save_strategy</c>).</summary>
+    public string SaveStrategy { get; init; } = "steps";
+
     /// <summary>Save a checkpoint every this many steps (<c>--save_steps</c>).</summary>
     public int SaveSteps { get; init; } = 500;
 
@@ -106,6 +109,7 @@ public sealed record SftOptions
         if (WarmupRatio is < 0 or > 1) throw new OspreyException($"--warmup_ratio must be in [0, 1] (got {WarmupRatio}).");
         if (MaxSteps <= 0 && !(NumTrainEpochs > 0)) throw new OspreyException("--num_train_epochs must be positive, or give --max_steps.");
         if (LoggingSteps < 1) throw new OspreyException($"--logging_steps must be at least 1 (got {LoggingSteps}).");
+        if (SaveStrategy is not ("steps" or "no")) throw new OspreyException($"--save_strategy '{SaveStrategy}' is not supported; use steps or no.");
         if (SaveSteps < 1) throw new OspreyException($"--save_steps must be at least 1 (got {SaveSteps}).");
         if (EvalSteps is < 1) throw new OspreyException($"--eval_steps must be at least 1 (got {EvalSteps}).");
         if (SaveTotalLimit is < 1) throw new OspreyException($"--save_total_limit must be at least 1 (got {SaveTotalLimit}).");

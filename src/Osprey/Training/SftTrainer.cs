@@ -172,13 +172,13 @@ public sealed class SftTrainer
                 log.WriteLine($"osprey: step {done}: eval_loss {evalLoss:F4}, eval_token_acc {evalAcc:F4}.");
                 state.LastEvalLoss = evalLoss;
             }
-            if (done % o.SaveSteps == 0 || done == totalSteps)
+            if (o.SaveStrategy == "steps" && (done % o.SaveSteps == 0 || done == totalSteps))
             {
                 lastCheckpoint = SaveCheckpoint(model, optimizer, runDir, done, epoch, state, evaluate ? state.LastEvalLoss : null, trainingLog);
             }
         }
         lastGradNorm?.Dispose();
-        if (interrupted && step > startStep && (lastCheckpoint is null || RunDirectories.CheckpointStep(lastCheckpoint) != step))
+        if (interrupted && o.SaveStrategy == "steps" && step > startStep && (lastCheckpoint is null || RunDirectories.CheckpointStep(lastCheckpoint) != step))
         {
             lastCheckpoint = SaveCheckpoint(model, optimizer, runDir, step, (double)step / plan.StepsPerEpoch, state, null, trainingLog);
             log.WriteLine($"osprey: interrupted at step {step}; resume with --resume_from_checkpoint {lastCheckpoint}");
