@@ -9,7 +9,7 @@ internal sealed record ModelFlags(string? Model, DeviceSpec Device, string DType
 {
     public const string Help =
         "  --model DIR|ID           Hugging Face model folder (config.json + *.safetensors), or a hub id (org/name)\n" +
-        "                           already in the local Hugging Face or ModelScope cache.\n" +
+        "                           already in the local Hugging Face or ModelScope cache; 'demo' is the built-in tiny model.\n" +
         "  --device D               auto | cpu | cuda | cuda:N (default auto: CUDA when a CUDA libtorch and GPU are found).\n" +
         "  --torch_dtype T          auto | bfloat16 | float16 | float32 (auto: config dtype on GPU, float32 on CPU).\n";
 
@@ -22,6 +22,7 @@ internal sealed record ModelFlags(string? Model, DeviceSpec Device, string DType
     public string RequireFolder()
     {
         if (Model is null) throw new UserError("--model is required; pass a Hugging Face model folder or a hub id in the local cache.");
+        if (Model == "demo" && !Directory.Exists(Model)) return DemoModel.EnsureCreated();
         return Hub.HubCache.ResolveModel(Model);
     }
 }
