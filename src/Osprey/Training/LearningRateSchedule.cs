@@ -2,7 +2,7 @@ namespace Osprey.Training;
 
 /// <summary>
 /// The learning rate at each optimizer step, as transformers' schedulers define it (get_scheduler with
-/// num_warmup_steps / num_training_steps): linear warm-up from 0, then cosine (half a period) to 0, linear to 0,
+/// num_warmup_steps / num_training_steps): linear warm-up from 0 (not for constant), then cosine (half a period) to 0, linear to 0,
 /// or constant. Step k (0-based, the k-th update) uses factor(k).
 /// </summary>
 public sealed record LearningRateSchedule(string Type, double BaseRate, long WarmupSteps, long TotalSteps)
@@ -15,10 +15,10 @@ public sealed record LearningRateSchedule(string Type, double BaseRate, long War
 
     double Factor(long step)
     {
+        if (Type == "constant") return 1.0; // transformers' constant schedule has no warm-up
         if (step < WarmupSteps) return (double)step / Math.Max(1, WarmupSteps);
         switch (Type)
         {
-            case "constant":
             case "constant_with_warmup":
                 return 1.0;
             case "linear":
