@@ -9,6 +9,10 @@ namespace Osprey.Models;
 public sealed partial class CausalLM
 {
     readonly Dictionary<string, LoraWeights> _lora = new(StringComparer.Ordinal);
+    Generator? _dropoutGenerator;
+
+    /// <summary>The generator LoRA dropout draws from, on the model's device (re-seeded per layer while training).</summary>
+    Generator DropoutGenerator => _dropoutGenerator ??= new Generator(0, Device);
 
     /// <summary>True for state-dict keys that belong to a LoRA adapter rather than the base model.</summary>
     public static bool IsAdapterKey(string name) =>
@@ -24,10 +28,11 @@ public sealed partial class CausalLM
 
     /// <summary>
     /// Puts a LoRA adapter on every linear layer <paramref name="options"/> targets (PEFT's matching rules),
-    /// freshly initialised (B = 0, so the model is unchanged until trained). Returns the adapted module paths.
+    /// freshly initialised from <paramref name="seed"/> (B = 0, so the model is unchanged until trained). Returns
+    /// the adapted module paths.
     /// </summary>
     /// <exception cref="OspreyException">No linear layer matches, or the model already has adapters.</exception>
-    public IReadOnlyList<string> AttachLora(LoraOptions options)
+    public IReadOnlyList<string> AttachLora(LoraOptions options, long seed = 0)
     {
         options.Validate();
         if (_lora.Count > 0) throw new OspreyException("the model already has a LoRA adapter; merge it first (osprey export --merge_lora true) to train another on top.");
@@ -39,10 +44,11 @@ public sealed partial class CausalLM
             var asked = options.TargetRegex is { } r ? $"--target_regex '{r}'" : $"--target_modules {string.Join(" ", options.TargetModules)}";
             throw new OspreyException($"{asked} matches no linear layer of this {Spec.ModelType} model; its linear layers are named {names}.");
         }
+        using var init = new Generator((ulong)seed, Device);
         foreach (var (path, layer) in targets)
         {
             var (rank, scaling) = options.For(path);
-            _lora[path] = layer.AttachLora(new LoraLayerSettings(rank, scaling, options.Dropout, options.UseDora));
+            _lora[path] = layer.AttachLora(new LoraLayerSettings(rank, scaling, options.Dropout, options.UseDora), init, () => DropoutGenerator);
         }
         return targets.Select(t => t.Path).ToList();
     }
@@ -167,6 +173,13 @@ public sealed partial class CausalLM
         return new TrainForwardResult(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), count);
     }
 
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _dropoutGenerator?.Dispose();
+        base.Dispose(disposing);
+    }
+
     Tensor Head(Tensor h)
     {
         var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
@@ -177,8 +190,6 @@ public sealed partial class CausalLM
     void Reseed(TrainForwardOptions options, int layer)
     {
         if (options.DropoutSeed is not long seed) return;
-        var s = unchecked(seed * 1_000_003 + layer);
-        torch.random.manual_seed(s);
-        if (Device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(s);
+        DropoutGenerator.manual_seed(unchecked(seed * 1_000_003 + layer));
     }
 }

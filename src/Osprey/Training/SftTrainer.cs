@@ -70,7 +70,9 @@ public sealed class SftTrainer
         {
             var decay = NoDecay(name) ? 0 : o.WeightDecay;
             var scale = o.LoraPlusLrRatio is double ratio && name.Contains(".lora_B.", StringComparison.Ordinal) ? ratio : 1.0;
-            optimizer.Add(name, p, decay, scale);
+            // LoRA matrices share storage with nothing: the optimizer may move them into its flat master buffer.
+            var relocatable = o.TrainType == "lora" && CausalLM.IsAdapterKey(name);
+            optimizer.Add(name, p, decay, scale, relocatable);
         }
 
         var plan = new BatchPlan(_run.Train, o.BatchSize, o.GradientAccumulationSteps, o.Seed);
@@ -201,7 +203,7 @@ public sealed class SftTrainer
         var list = new List<(string, TorchSharp.Modules.Parameter)>();
         if (_o.TrainType == "lora")
         {
-            var adapted = model.AttachLora(_o.Lora);
+            var adapted = model.AttachLora(_o.Lora, _o.Seed);
             _run.Log.WriteLine($"osprey: LoRA r={_o.Lora.Rank} alpha={_o.Lora.Alpha} on {adapted.Count} layers ({string.Join(", ", adapted.Select(a => a.Split('.')[^1]).Distinct())}).");
             list.AddRange(model.LoraParameters());
             foreach (var (name, p) in PeftAdapter.ModulesToSaveParameters(model, _o.Lora))

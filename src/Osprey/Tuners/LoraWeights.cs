@@ -13,14 +13,17 @@ namespace Osprey.Tuners;
 internal sealed class LoraWeights
 {
     /// <summary>Creates A (Kaiming-uniform like PEFT's default init: U(±1/√in)), B = 0 and, for DoRA, a magnitude to be filled.</summary>
-    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device)
+    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device, Generator init, Func<Generator> dropout)
     {
         Settings = settings;
+        _dropout = dropout;
         var bound = 1.0 / Math.Sqrt(inFeatures);
-        A = new LoraMatrix(empty(settings.Rank, inFeatures, dtype: ScalarType.Float32, device: device).uniform_(-bound, bound));
+        A = new LoraMatrix(empty(settings.Rank, inFeatures, dtype: ScalarType.Float32, device: device).uniform_(-bound, bound, init));
         B = new LoraMatrix(zeros(outFeatures, settings.Rank, dtype: ScalarType.Float32, device: device));
         if (settings.UseDora) Magnitude = new Parameter(ones(outFeatures, dtype: ScalarType.Float32, device: device), requires_grad: true);
     }
+
+    readonly Func<Generator> _dropout;
 
     /// <summary>Rank, scaling, dropout, DoRA.</summary>
     public LoraLayerSettings Settings { get; }
@@ -51,7 +54,7 @@ internal sealed class LoraWeights
         var dt = x.dtype;
         var s = Settings.Scaling;
         var dropped = Settings.Dropout > 0 && training;
-        var xd = dropped ? nn.functional.dropout(x, Settings.Dropout, true) : x;
+        var xd = dropped ? Dropout(x) : x;
         var a = Cast(A.Weight, dt);
         var b = Cast(B.Weight, dt);
         var delta = nn.functional.linear(nn.functional.linear(xd, a), b);
@@ -82,6 +85,18 @@ internal sealed class LoraWeights
             using var m = magnitude.to_type(ScalarType.Float32).reshape(-1, 1);
             return adapted * (m / norm);
         }
+    }
+
+    /// <summary>
+    /// Inverted dropout drawn from the model's own generator (not the process-wide one), so the masks depend only on
+    /// the seed the trainer sets per layer: recomputation under gradient checkpointing and resumed runs see the same.
+    /// </summary>
+    Tensor Dropout(Tensor x)
+    {
+        var p = Settings.Dropout;
+        using var u = rand(x.shape, dtype: x.dtype, device: x.device, generator: _dropout());
+        using var keep = u.ge(p);
+        return x * keep * (1.0 / (1.0 - p));
     }
 
     static Tensor Cast(Tensor t, ScalarType dt) => t.dtype == dt ? t.alias() : t.to_type(dt);

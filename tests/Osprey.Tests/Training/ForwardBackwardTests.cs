@@ -43,12 +43,12 @@ public sealed class ForwardBackwardTests
         Dictionary<string, float[]> Run(bool checkpointing)
         {
             using var model = Load(family);
-            random.manual_seed(3);
             List<(string, TorchSharp.Modules.Parameter)> trainable;
             if (mode == "lora")
             {
-                model.AttachLora(new LoraOptions { Rank = 4, Dropout = 0.2 });
-                foreach (var (_, p) in model.LoraParameters()) using (no_grad()) p.add_(rand_like(p) * 0.1);
+                model.AttachLora(new LoraOptions { Rank = 4, Dropout = 0.2 }, seed: 3);
+                using var g = new Generator(5, CPU); // tests run in parallel: never the process-wide generator
+                foreach (var (_, p) in model.LoraParameters()) using (no_grad()) p.add_(rand(p.shape, generator: g) * 0.1);
                 trainable = [.. model.LoraParameters()];
             }
             else
