@@ -67,6 +67,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_second"' in l]
 steady = [r["tokens_per_second"] for r in rows[1:]]  # the first window holds warm-up
 print(f"osprey tokens/s (steps 6-25): {sum(steady)/len(steady):.0f}  loss first/last {rows[0]['loss']:.3f}/{rows[-1]['loss']:.3f}")
 PY
+  if [[ ${PROFILE:-1} == 1 ]]; then # a second, short run with per-phase synchronised timing (slower; not the speed above)
+    OSPREY_PROFILE=1 $OSP pt --model $m --dataset /tmp/rand.jsonl --max_length 2048 --truncation_strategy right --max_steps 10 --logging_steps 5 \
+      --save_strategy no --device cuda --torch_dtype bfloat16 --output_dir /tmp/prof-$name --add_version false --gradient_accumulation_steps 1 \
+      --lr_scheduler_type constant "$@" 2>&1 | grep "profile: steps 6-10" | tee "$OUT/profile-$name.txt"
+  fi
 }
 
 if [[ $PART == bench05 ]]; then

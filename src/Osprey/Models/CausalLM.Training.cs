@@ -1,4 +1,5 @@
 using Osprey.Models.Blocks;
+using Osprey.Runtime;
 using Osprey.Tuners;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -96,6 +97,7 @@ public sealed partial class CausalLM
         if (!labels.shape.SequenceEqual(inputIds.shape)) throw new ArgumentException("labels must have the shape of input ids");
         using var scope = NewDisposeScope();
         using var grad = options.Backward ? enable_grad() : no_grad();
+        PhaseTimer.Mark(Device, "batch to device");
         var segments = positionIds is null ? null : SegmentIds(positionIds);
         var context = model.Prepare(inputIds, positionIds, null, null, segments);
 
@@ -122,6 +124,7 @@ public sealed partial class CausalLM
                 h = model.Layer(i, h, context);
             }
         }
+        PhaseTimer.Mark(Device, checkpoint ? "layers forward (no autograd)" : "layers forward");
         if (checkpoint) h = h.detach().requires_grad_(true);
         last = h;
         var normed = model.Norm(last);
@@ -145,6 +148,7 @@ public sealed partial class CausalLM
             }
             if (options.Backward) (ce * options.LossScale).backward();
         }
+        PhaseTimer.Mark(Device, "norm + logits + loss (forward and backward)");
         if (options.Backward && count > 0 && rows.requires_grad)
         {
             torch.autograd.backward(rows, leaf.grad!);
@@ -169,6 +173,7 @@ public sealed partial class CausalLM
                     torch.autograd.backward(e, g);
                 }
             }
+            PhaseTimer.Mark(Device, checkpoint ? "layers recompute + backward" : "layers backward");
         }
         return new TrainForwardResult(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), count);
     }

@@ -107,6 +107,7 @@ public sealed class SftTrainer
         {
             if (cancel.IsCancellationRequested) { interrupted = true; break; }
             using var stepScope = NewDisposeScope();
+            PhaseTimer.Restart(model.Device);
             var micro = plan.MicroBatches(step);
             var stepTokens = micro.Sum(m => m.LabelledTokens);
             var lossSum = zeros(1, dtype: ScalarType.Float32, device: model.Device);
@@ -130,9 +131,11 @@ public sealed class SftTrainer
                 window.Tokens += batch.Tokens;
             }
             var gradNorm = optimizer.ClipGradients(o.MaxGradNorm);
+            PhaseTimer.Mark(model.Device, "gradient norm + clip");
             var lr = schedule.RateAt(step);
             optimizer.Step(lr);
             optimizer.ZeroGrad();
+            PhaseTimer.Mark(model.Device, "optimizer step");
             lastGradNorm?.Dispose();
             lastGradNorm = gradNorm.MoveToOuterDisposeScope();
             window.Add(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), stepTokens);
@@ -157,6 +160,11 @@ public sealed class SftTrainer
                     ["memory_gib"] = Math.Round(MemoryGiB(model.Device), 3),
                     ["elapsed_seconds"] = Math.Round(elapsed, 2),
                 };
+                if (PhaseTimer.Enabled)
+                {
+                    var steps = done - Math.Max(startStep, done - o.LoggingSteps);
+                    foreach (var (phase, ms) in PhaseTimer.TakeTotals()) log.WriteLine($"osprey profile: steps {done - steps + 1}-{done}: {phase}: {ms / steps:F1} ms/step");
+                }
                 trainingLog.Append(record);
                 _run.Progress?.Invoke(new TrainingProgress("Train", done, totalSteps, loss, speed, MemoryGiB(model.Device), elapsed));
                 window.Reset(elapsed);
