@@ -59,7 +59,7 @@ osprey_bench() { # $1 model dir, $2 name, rest: flags
   rm -rf /tmp/bench-$name
   peak $OSP pt --model $m --dataset /tmp/rand.jsonl --max_length 2048 --truncation_strategy right --max_steps 25 --logging_steps 5 \
     --save_strategy no --device cuda --torch_dtype bfloat16 --output_dir /tmp/bench-$name --add_version false --gradient_accumulation_steps 1 \
-    --lr_scheduler_type constant "$@" 2>&1 | grep -v "^Train" | tail -4
+    --lr_scheduler_type constant "$@" 2>&1 | grep -v "^Train" | grep -v "^frame #" | tail -8
   cp /tmp/bench-$name/logging.jsonl "$OUT/osprey-$name.jsonl"
   python3 - /tmp/bench-$name/logging.jsonl <<'PY'
 import json, sys

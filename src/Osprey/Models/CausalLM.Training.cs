@@ -12,8 +12,12 @@ public sealed partial class CausalLM
     readonly Dictionary<string, LoraWeights> _lora = new(StringComparer.Ordinal);
     Generator? _dropoutGenerator;
 
-    /// <summary>The generator LoRA dropout draws from, on the model's device (re-seeded per layer while training).</summary>
-    Generator DropoutGenerator => _dropoutGenerator ??= new Generator(0, Device);
+    /// <summary>
+    /// The generator LoRA dropout draws from (re-seeded per layer while training): the model's own on the CPU, so
+    /// parallel work in one process cannot disturb it; null on CUDA, where libtorch's per-device default generator is
+    /// used (a CPU generator cannot draw CUDA tensors).
+    /// </summary>
+    Generator? DropoutGenerator => Device.type == DeviceType.CUDA ? null : _dropoutGenerator ??= new Generator(0, CPU);
 
     /// <summary>True for state-dict keys that belong to a LoRA adapter rather than the base model.</summary>
     public static bool IsAdapterKey(string name) =>
@@ -45,7 +49,7 @@ public sealed partial class CausalLM
             var asked = options.TargetRegex is { } r ? $"--target_regex '{r}'" : $"--target_modules {string.Join(" ", options.TargetModules)}";
             throw new OspreyException($"{asked} matches no linear layer of this {Spec.ModelType} model; its linear layers are named {names}.");
         }
-        using var init = new Generator((ulong)seed, Device);
+        using var init = new Generator((ulong)seed, CPU);
         foreach (var (path, layer) in targets)
         {
             var (rank, scaling) = options.For(path);
@@ -195,6 +199,8 @@ public sealed partial class CausalLM
     void Reseed(TrainForwardOptions options, int layer)
     {
         if (options.DropoutSeed is not long seed) return;
-        DropoutGenerator.manual_seed(unchecked(seed * 1_000_003 + layer));
+        var s = unchecked(seed * 1_000_003 + layer);
+        if (DropoutGenerator is { } g) g.manual_seed(s);
+        else torch.cuda.manual_seed(s);
     }
 }

@@ -13,17 +13,19 @@ namespace Osprey.Tuners;
 internal sealed class LoraWeights
 {
     /// <summary>Creates A (Kaiming-uniform like PEFT's default init: U(±1/√in)), B = 0 and, for DoRA, a magnitude to be filled.</summary>
-    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device, Generator init, Func<Generator> dropout)
+    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device, Generator init, Func<Generator?> dropout)
     {
         Settings = settings;
         _dropout = dropout;
         var bound = 1.0 / Math.Sqrt(inFeatures);
-        A = new LoraMatrix(empty(settings.Rank, inFeatures, dtype: ScalarType.Float32, device: device).uniform_(-bound, bound, init));
+        // Drawn on the CPU from the seeded CPU generator, then moved: the same initial adapter on every device.
+        using var a = empty(settings.Rank, inFeatures, dtype: ScalarType.Float32).uniform_(-bound, bound, init);
+        A = new LoraMatrix(a.to(device));
         B = new LoraMatrix(zeros(outFeatures, settings.Rank, dtype: ScalarType.Float32, device: device));
         if (settings.UseDora) Magnitude = new Parameter(ones(outFeatures, dtype: ScalarType.Float32, device: device), requires_grad: true);
     }
 
-    readonly Func<Generator> _dropout;
+    readonly Func<Generator?> _dropout; // null: the device's default generator (CUDA), seeded by the trainer
 
     /// <summary>Rank, scaling, dropout, DoRA.</summary>
     public LoraLayerSettings Settings { get; }

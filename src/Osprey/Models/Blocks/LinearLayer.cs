@@ -54,7 +54,7 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     /// like PEFT's default (Kaiming-uniform, a = √5) and B zero so the layer starts unchanged; for DoRA the
     /// magnitude starts as the row norms of the weight.
     /// </summary>
-    public LoraWeights AttachLora(LoraLayerSettings settings, Generator init, Func<Generator> dropout)
+    public LoraWeights AttachLora(LoraLayerSettings settings, Generator init, Func<Generator?> dropout)
     {
         if (_lora is not null) throw new InvalidOperationException("this layer already has a LoRA adapter");
         var lora = new LoraWeights(weight.shape[1], weight.shape[0], settings, weight.device, init, dropout);
