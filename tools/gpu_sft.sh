@@ -80,6 +80,7 @@ if [[ $PART == bench05 ]]; then
   bench_data 120
   echo "== HF+PEFT LoRA 0.5B 4x2048"; peak python3 tools/bench_sft_reference.py --model /tmp/q05 --train_type lora --batch 4 --seq 2048 --steps 20 --warmup 5 --out "$OUT/hf-lora05.json" 2>&1 | grep -v -i warn | tail -2
   echo "== osprey LoRA 0.5B 4x2048"; osprey_bench /tmp/q05 lora05 --per_device_train_batch_size 4 --gradient_checkpointing false
+  [[ ${SKIP_FULL:-0} == 1 ]] && exit 0
   echo "== HF full 0.5B 4x2048"; peak python3 tools/bench_sft_reference.py --model /tmp/q05 --train_type full --batch 4 --seq 2048 --steps 20 --warmup 5 --out "$OUT/hf-full05.json" 2>&1 | grep -v -i warn | tail -2
   echo "== osprey full 0.5B 4x2048"; osprey_bench /tmp/q05 full05 --per_device_train_batch_size 4 --gradient_checkpointing false --train_type full
 fi
