@@ -125,7 +125,12 @@ public sealed partial class CausalLM
             {
                 if (checkpoint) inputs.Add(h);
                 Reseed(options, i);
-                h = model.Layer(i, h, context);
+                // One scope per layer: handles to the layer's intermediates go as soon as it returns (autograd keeps
+                // what backward needs), or every layer's activations would stay alive until the step ends.
+                using var layerScope = NewDisposeScope();
+                var next = model.Layer(i, h, context).MoveToOuterDisposeScope();
+                if (!checkpoint && i > 0) h.Dispose();
+                h = next;
             }
         }
         PhaseTimer.Mark(Device, checkpoint ? "layers forward (no autograd)" : "layers forward");

@@ -96,7 +96,7 @@ public sealed class SftTrainer
         using var trainingLog = new TrainingLog(runDir, startStep > 0 ? startStep : null);
         model.train();
         var evalSteps = o.EvalSteps ?? o.SaveSteps;
-        var chunkRows = Math.Max(64L, (512L << 20) / (4L * model.Spec.VocabSize));
+        var chunkRows = Math.Max(64L, (1L << 30) / (4L * model.Spec.VocabSize)); // float32 logits of a chunk: about 1 GiB
         var clock = Stopwatch.StartNew();
         var window = new LogWindow();
         Tensor? lastGradNorm = null;

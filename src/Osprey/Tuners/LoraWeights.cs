@@ -96,7 +96,9 @@ internal sealed class LoraWeights
     Tensor Dropout(Tensor x)
     {
         var p = Settings.Dropout;
-        using var u = rand(x.shape, dtype: x.dtype, device: x.device, generator: _dropout());
+        var generator = _dropout();
+        if (generator is null) return nn.functional.dropout(x, p, true); // CUDA: one fused kernel, default generator
+        using var u = rand(x.shape, dtype: x.dtype, device: x.device, generator: generator);
         using var keep = u.ge(p);
         return x * keep * (1.0 / (1.0 - p));
     }
