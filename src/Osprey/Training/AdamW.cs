@@ -11,9 +11,9 @@ namespace Osprey.Training;
 /// Parameters with the same decay and learning-rate scale form a group whose float32 master weights and moments live
 /// in one flat buffer each, so an update is a handful of kernels whatever the number of tensors (a LoRA model has
 /// hundreds; one launch per tensor per operation cost more than the update itself). Float32 parameters added as
-/// relocatable (LoRA matrices) are re-pointed into the master buffer, so nothing is copied back; others (bf16 or
-/// fp16 weights, tensors that share storage with fused buffers) get the master's values copied back after each
-/// update. Gradients are gathered into one flat float32 tensor per group per step.
+/// relocatable (LoRA matrices) are re-pointed into the master buffer, so nothing is copied back; relocatable bf16/fp16
+/// ones into one flat buffer of their dtype that a single copy refreshes from the master; others (model weights, which
+/// may share storage with fused buffers) get the master's values copied back one by one after each update. Gradients are gathered into one flat float32 tensor per group per step.
 /// </remarks>
 public sealed class AdamW : IDisposable
 {
@@ -32,6 +32,7 @@ public sealed class AdamW : IDisposable
         public required Tensor ExpAvgSq { get; init; }
         public required long[] Offsets { get; init; }
         public required bool[] Relocated { get; init; }
+        public Tensor? Compute { get; set; }
         public Tensor? Grad { get; set; }
 
         public Tensor View(Tensor flat, int i) => flat.narrow(0, Offsets[i], Slots[i].Parameter.numel()).view(Slots[i].Parameter.shape);
@@ -92,12 +93,22 @@ public sealed class AdamW : IDisposable
                 ExpAvgSq = zeros(total, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope(),
                 Offsets = offsets, Relocated = new bool[slots.Count],
             };
+            var dtype = slots[0].Parameter.dtype;
+            var lowPrecisionFlat = dtype != ScalarType.Float32 && slots.All(x => x.Relocatable && x.Parameter.dtype == dtype && x.Parameter.is_contiguous());
+            if (lowPrecisionFlat) group.Compute = empty(total, dtype: dtype, device: device).DetachFromDisposeScope();
             for (var i = 0; i < slots.Count; i++)
             {
                 var p = slots[i].Parameter;
                 using var view = group.View(master, i);
                 view.copy_(p);
-                if (slots[i].Relocatable && p.dtype == ScalarType.Float32 && p.is_contiguous())
+                if (group.Compute is not null)
+                {
+                    // bf16/fp16 LoRA matrices: moved into one flat buffer that a single copy refreshes from the master.
+                    using var computeView = group.View(group.Compute, i);
+                    computeView.copy_(p);
+                    p.set_(computeView);
+                }
+                else if (slots[i].Relocatable && p.dtype == ScalarType.Float32 && p.is_contiguous())
                 {
                     p.set_(view);
                     group.Relocated[i] = true;
@@ -177,8 +188,10 @@ public sealed class AdamW : IDisposable
             if (grad is not null)
             {
                 Update(g.Master, g.ExpAvg, g.ExpAvgSq, grad, rate, g.WeightDecay, bc1, bc2Sqrt);
-                for (var i = 0; i < g.Slots.Count; i++)
-                    if (!g.Relocated[i]) g.Slots[i].Parameter.copy_(g.View(g.Master, i));
+                if (g.Compute is not null) g.Compute.copy_(g.Master);
+                else
+                    for (var i = 0; i < g.Slots.Count; i++)
+                        if (!g.Relocated[i]) g.Slots[i].Parameter.copy_(g.View(g.Master, i));
             }
             else
             {
@@ -220,6 +233,15 @@ public sealed class AdamW : IDisposable
             g.Grad?.Dispose();
             g.Grad = null;
         }
+    }
+
+    /// <summary>The float32 master of parameter <paramref name="name"/> (a view into the optimizer's buffer; valid until the next step).</summary>
+    public Tensor Master(string name)
+    {
+        foreach (var g in Groups())
+            for (var i = 0; i < g.Slots.Count; i++)
+                if (g.Slots[i].Name == name) return g.View(g.Master, i);
+        throw new ArgumentException($"no parameter named '{name}'", nameof(name));
     }
 
     /// <summary>
@@ -287,7 +309,7 @@ public sealed class AdamW : IDisposable
         foreach (var g in _groups)
         {
             g.Grad?.Dispose();
-            // Relocated parameters live in the master buffer: it is freed with them, not here.
+            // Relocated parameters live in the master (or compute) buffer: it is freed with them, not here.
             if (!g.Relocated.Any(r => r)) g.Master.Dispose();
             g.ExpAvg.Dispose();
             g.ExpAvgSq.Dispose();

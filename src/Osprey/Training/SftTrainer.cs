@@ -96,7 +96,7 @@ public sealed class SftTrainer
         using var trainingLog = new TrainingLog(runDir, startStep > 0 ? startStep : null);
         model.train();
         var evalSteps = o.EvalSteps ?? o.SaveSteps;
-        var chunkRows = Math.Max(64L, (1L << 30) / (4L * model.Spec.VocabSize)); // float32 logits of a chunk: about 1 GiB
+        var chunkRows = Math.Max(64L, (256L << 20) / (4L * model.Spec.VocabSize)); // float32 logits of a chunk: about 256 MiB
         var clock = Stopwatch.StartNew();
         var window = new LogWindow();
         Tensor? lastGradNorm = null;
@@ -296,7 +296,7 @@ public sealed class SftTrainer
         var temp = final + ".tmp";
         if (Directory.Exists(temp)) Directory.Delete(temp, true);
         Directory.CreateDirectory(temp);
-        if (_o.TrainType == "lora") PeftAdapter.Save(model, _o.Lora, temp, _run.ModelDirectory);
+        if (_o.TrainType == "lora") PeftAdapter.Save(model, _o.Lora, temp, _run.ModelDirectory, optimizer.Master);
         else model.Save(temp, 5L << 30);
         ModelFolder.CopyTokenizerFiles(_run.ModelDirectory, temp);
         File.Copy(Path.Combine(runDir, "args.json"), Path.Combine(temp, "args.json"), overwrite: true);

@@ -5,24 +5,27 @@ using static TorchSharp.torch;
 namespace Osprey.Tuners;
 
 /// <summary>
-/// The trainable part of one LoRA layer: A [r, in], B [out, r] and, for DoRA, the magnitude [out], all float32.
+/// The trainable part of one LoRA layer: A [r, in], B [out, r] and, for DoRA, the magnitude [out], in the model's dtype.
 /// y = base(x) + s · B A dropout(x); DoRA (Liu et al. 2024, as PEFT computes it):
 /// y = base(x) + (m / ‖W + s·BA‖ − 1) · W·dropout(x) + (m / ‖W + s·BA‖) · s · B A dropout(x), the norm taken per
 /// output row and not differentiated.
 /// </summary>
 internal sealed class LoraWeights
 {
-    /// <summary>Creates A (Kaiming-uniform like PEFT's default init: U(±1/√in)), B = 0 and, for DoRA, a magnitude to be filled.</summary>
-    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device, Generator init, Func<Generator?> dropout)
+    /// <summary>
+    /// Creates A (Kaiming-uniform like PEFT's default init: U(±1/√in)), B = 0 and, for DoRA, a magnitude to be filled,
+    /// in <paramref name="dtype"/> (the model's: the trainer keeps float32 masters of them in its optimizer).
+    /// </summary>
+    public LoraWeights(long inFeatures, long outFeatures, LoraLayerSettings settings, Device device, ScalarType dtype, Generator init, Func<Generator?> dropout)
     {
         Settings = settings;
         _dropout = dropout;
         var bound = 1.0 / Math.Sqrt(inFeatures);
         // Drawn on the CPU from the seeded CPU generator, then moved: the same initial adapter on every device.
         using var a = empty(settings.Rank, inFeatures, dtype: ScalarType.Float32).uniform_(-bound, bound, init);
-        A = new LoraMatrix(a.to(device));
-        B = new LoraMatrix(zeros(outFeatures, settings.Rank, dtype: ScalarType.Float32, device: device));
-        if (settings.UseDora) Magnitude = new Parameter(ones(outFeatures, dtype: ScalarType.Float32, device: device), requires_grad: true);
+        A = new LoraMatrix(a.to(dtype, device));
+        B = new LoraMatrix(zeros(outFeatures, settings.Rank, dtype: dtype, device: device));
+        if (settings.UseDora) Magnitude = new Parameter(ones(outFeatures, dtype: dtype, device: device), requires_grad: true);
     }
 
     readonly Func<Generator?> _dropout; // null: the device's default generator (CUDA), seeded by the trainer
@@ -59,8 +62,15 @@ internal sealed class LoraWeights
         var xd = dropped ? Dropout(x) : x;
         var a = Cast(A.Weight, dt);
         var b = Cast(B.Weight, dt);
+        if (Magnitude is null)
+        {
+            // base + s · (x Aᵀ) Bᵀ with the up-projection, scale and sum in one addmm kernel.
+            var t = nn.functional.linear(xd, a);
+            var outFeatures = baseOut.shape[^1];
+            var sum = addmm(baseOut.reshape(-1, outFeatures), t.reshape(-1, t.shape[^1]), b.t(), 1f, (float)s);
+            return sum.view(baseOut.shape);
+        }
         var delta = nn.functional.linear(nn.functional.linear(xd, a), b);
-        if (Magnitude is null) return baseOut + delta * s;
         Tensor norm;
         using (no_grad())
         {

@@ -68,14 +68,15 @@ public static class PeftAdapter
 
     /// <summary>
     /// Writes <paramref name="model"/>'s attached adapter (and modules_to_save tensors) as a PEFT folder, each
-    /// file to a temporary name and then renamed.
+    /// file to a temporary name and then renamed. <paramref name="masters"/> may supply a more precise copy of a
+    /// tensor by name (a trainer's float32 master of a bf16 parameter); it is written instead.
     /// </summary>
-    public static void Save(CausalLM model, LoraOptions options, string directory, string? baseModel)
+    public static void Save(CausalLM model, LoraOptions options, string directory, string? baseModel, Func<string, Tensor?>? masters = null)
     {
         Directory.CreateDirectory(directory);
         var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (name, p) in model.LoraParameters()) tensors.Add(new(Prefix + name, p));
-        foreach (var (name, p) in ModulesToSaveParameters(model, options)) tensors.Add(new(Prefix + name, p));
+        foreach (var (name, p) in model.LoraParameters()) tensors.Add(new(Prefix + name, masters?.Invoke(name) ?? p));
+        foreach (var (name, p) in ModulesToSaveParameters(model, options)) tensors.Add(new(Prefix + name, masters?.Invoke(name) ?? p));
         SafetensorsWriter.Write(Path.Combine(directory, WeightsFile), tensors);
         var config = new JsonObject
         {

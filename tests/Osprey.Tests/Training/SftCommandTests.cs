@@ -2,6 +2,7 @@ using System.Text.Json;
 using Osprey.Io;
 using Osprey.Tests.Cli.Commands;
 using Osprey.Training.Reporting;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Osprey.Tests.Training;
@@ -139,6 +140,25 @@ public sealed class SftCommandTests
         var mergeLora = CliRun.Of("merge-lora", "--adapters", checkpoint, "--output_dir", temp.File("m2"));
         Assert.True(mergeLora.ExitCode == 0, mergeLora.ToString());
         Assert.Equal(Tensors(Path.Combine(checkpoint + "-merged", "model.safetensors"))["model.norm.weight"], Tensors(temp.File("m2/model.safetensors"))["model.norm.weight"]);
+    }
+
+    [Fact]
+    public void Bfloat16LoraTrainsWithFloat32MastersAndSavesThem()
+    {
+        using var temp = new TempDirectory();
+        var run = Sft("--model", CliRun.Fixture("qwen2"), "--dataset", Memorize, "--max_steps", "20", "--torch_dtype", "bfloat16",
+            "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1", "--learning_rate", "1e-2", "--logging_steps", "5",
+            "--output_dir", temp.Path, "--add_version", "false");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("in bfloat16", run.Stderr);
+        var losses = Losses(temp.Path);
+        Assert.True(losses[^1] < losses[0] * 0.7, string.Join(", ", losses));
+        using var adapter = SafetensorsFile.Open(Path.Combine(temp.Path, "checkpoint-20", "adapter_model.safetensors"));
+        Assert.All(adapter.Entries, e => Assert.Equal("F32", e.DType));
+        // Masters carry more than bf16 precision: some value is not exactly a bf16 number.
+        using var b = adapter.ReadTensor(adapter.Entries.First(e => e.Name.EndsWith("lora_B.weight", StringComparison.Ordinal)).Name);
+        using var rounded = b.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32);
+        Assert.True((b - rounded).abs().max().ToSingle() > 0);
     }
 
     [Fact]

@@ -49,15 +49,15 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     public LoraWeights? Lora => _lora;
 
     /// <summary>
-    /// Puts a LoRA adapter of <paramref name="settings"/> on this layer: A [r, in] and B [out, r] in
-    /// float32 (the trainable master copy; they are cast to the input's dtype in the forward pass), A drawn
+    /// Puts a LoRA adapter of <paramref name="settings"/> on this layer: A [r, in] and B [out, r] in the
+    /// weight's dtype (a trainer keeps float32 masters in its optimizer), A drawn
     /// like PEFT's default (Kaiming-uniform, a = √5) and B zero so the layer starts unchanged; for DoRA the
     /// magnitude starts as the row norms of the weight.
     /// </summary>
     public LoraWeights AttachLora(LoraLayerSettings settings, Generator init, Func<Generator?> dropout)
     {
         if (_lora is not null) throw new InvalidOperationException("this layer already has a LoRA adapter");
-        var lora = new LoraWeights(weight.shape[1], weight.shape[0], settings, weight.device, init, dropout);
+        var lora = new LoraWeights(weight.shape[1], weight.shape[0], settings, weight.device, weight.dtype, init, dropout);
         if (settings.UseDora)
         {
             using var _ = no_grad();
