@@ -162,6 +162,56 @@ public sealed class SftCommandTests
     }
 
     [Fact]
+    public void FreezeParametersKeepsThoseWeightsInFullTraining()
+    {
+        using var temp = new TempDirectory();
+        var run = Sft("--model", CliRun.Fixture("qwen2"), "--dataset", Memorize, "--max_steps", "3", "--train_type", "full",
+            "--freeze_parameters", "model.layers.0.", "model.embed_tokens", "--trainable_parameters", "model.layers.0.mlp.down_proj",
+            "--learning_rate", "1e-3", "--gradient_accumulation_steps", "1", "--output_dir", temp.Path, "--add_version", "false");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var before = Tensors(Path.Combine(CliRun.Fixture("qwen2"), "model.safetensors"));
+        var after = Tensors(Path.Combine(temp.Path, "checkpoint-3", "model.safetensors"));
+        Assert.Equal(before["model.layers.0.self_attn.q_proj.weight"], after["model.layers.0.self_attn.q_proj.weight"]);
+        Assert.Equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"]);
+        Assert.NotEqual(before["model.layers.0.mlp.down_proj.weight"], after["model.layers.0.mlp.down_proj.weight"]);
+        Assert.NotEqual(before["model.layers.1.self_attn.q_proj.weight"], after["model.layers.1.self_attn.q_proj.weight"]);
+    }
+
+    [Fact]
+    public void PeftAdapterFromElsewhereRunsThroughInferWithSeveralAdapters()
+    {
+        using var temp = new TempDirectory();
+        var peft = Path.Combine(TestPaths.Fixtures, "peft");
+        var ids = "5 17 42 99 100 3 8 200 31 64 77 12;9 8 7 6 5 4 3 120 121 122 123 124";
+        using (var f = SafetensorsFile.Open(Path.Combine(peft, "qwen2-lora", "expected.safetensors")))
+        using (var t = f.ReadTensor("input_ids"))
+            ids = string.Join(";", Enumerable.Range(0, (int)t.shape[0]).Select(r => string.Join(" ", t[r].data<long>().ToArray())));
+        var one = CliRun.Of("infer", "--model", CliRun.Fixture("qwen2"), "--adapters", Path.Combine(peft, "qwen2-lora"), "--input_ids", ids,
+            "--save_logits", temp.File("one.st"), "--device", "cpu");
+        Assert.True(one.ExitCode == 0, one.ToString());
+        var expected = Tensors(Path.Combine(peft, "qwen2-lora", "expected.safetensors"))["merged_logits"];
+        var got = Tensors(temp.File("one.st"))["logits"];
+        Assert.True(got.Zip(expected).Max(p => Math.Abs(p.First - p.Second)) < 2e-3);
+        var two = CliRun.Of("infer", "--model", CliRun.Fixture("qwen2"), "--adapters", Path.Combine(peft, "qwen2-lora"), Path.Combine(peft, "qwen2-qv"),
+            "--input_ids", ids, "--save_logits", temp.File("two.st"), "--device", "cpu");
+        Assert.True(two.ExitCode == 0, two.ToString());
+        Assert.Equal(2, two.Stderr.Split('\n').Count(l => l.StartsWith("osprey: merged adapter", StringComparison.Ordinal)));
+        Assert.True(Tensors(temp.File("two.st"))["logits"].Zip(got).Max(p => Math.Abs(p.First - p.Second)) > 1e-2);
+    }
+
+    [Fact]
+    public void ConfigFileGivesTheFlags()
+    {
+        using var temp = new TempDirectory();
+        var config = temp.File("sft.yaml");
+        File.WriteAllText(config, $"model: {CliRun.Fixture("qwen2")}\ndataset: {Memorize}\nmax_steps: 2\nlora_rank: 4\ngradient_accumulation_steps: 1\noutput_dir: {temp.File("out")}\nadd_version: false\n");
+        var run = Sft("--config", config);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using var adapter = JsonDocument.Parse(File.ReadAllText(temp.File("out/checkpoint-2/adapter_config.json")));
+        Assert.Equal(4, adapter.RootElement.GetProperty("r").GetInt32());
+    }
+
+    [Fact]
     public void PtTrainsOnPlainTextAndSaveStrategyNoWritesNoCheckpoint()
     {
         using var temp = new TempDirectory();
