@@ -3,7 +3,7 @@ namespace Osprey.Tests.Cli.Commands;
 /// <summary>The real <c>osprey</c> lists and documents its built-in verbs.</summary>
 public sealed class BuiltInCommandsTests
 {
-    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark", "tokenize", "dataset", "encode"];
+    private static readonly string[] Verbs = ["env", "infer", "export", "benchmark", "tokenize", "dataset", "encode", "sft", "pt", "merge-lora"];
 
     [Fact]
     public void HelpListsEveryVerb()
@@ -23,6 +23,10 @@ public sealed class BuiltInCommandsTests
     [InlineData("benchmark", "--batch_size N")]
     [InlineData("tokenize", "--benchmark_file FILE")]
     [InlineData("infer", "--val_dataset FILE")]
+    [InlineData("infer", "--adapters DIR...")]
+    [InlineData("sft", "--resume_from_checkpoint DIR")]
+    [InlineData("pt", "--lora_rank N")]
+    [InlineData("merge-lora", "--adapters DIR...")]
     public void EachVerbHasHelp(string verb, string flag)
     {
         var run = CliRun.Of(verb, "--help");
