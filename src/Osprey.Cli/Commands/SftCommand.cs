@@ -31,6 +31,7 @@ internal sealed class SftCommand : ICommand
         "  --max_length N           Longest sample in tokens (default: no limit); see --truncation_strategy.\n" +
         "  --truncation_strategy S  delete | left | right for longer samples (default delete).\n" +
         "  --packing B              Pack samples into --max_length rows (attention stays within each sample).\n" +
+        "  --dataset_num_proc N     Encoding threads (default: all cores).  --load_from_cache_file B  reuse encodings (default true).\n" +
         "  --train_type T           lora | full (default lora); --tuner_type is the same flag.\n" +
         "  --lora_rank N            LoRA rank (default 8).   --lora_alpha X  (default 32).   --lora_dropout X (default 0.05).\n" +
         "  --target_modules M...    Modules to adapt: names (q_proj v_proj ...) or all-linear (default).\n" +
