@@ -445,7 +445,7 @@ public sealed class ModelScopeClient : IHubDownloader, IDisposable
         else if (c.ValueKind == JsonValueKind.String && int.TryParse(c.GetString(), out var m)) code = m;
         else return;
         if (code == 200) return;
-        if (code is 401 or 403 || (code >= 10_000_000 && Str(root, "Message") is { } msg && msg.Contains("login", StringComparison.OrdinalIgnoreCase)))
+        if (code is 401 or 403)
             throw GatedError(repoId, type, code);
         if (code == 404) throw NotFoundError(repoId, type, revision);
         if (code >= 500 && code < 600) throw new TransientException($"code {code} for ModelScope repo {repoId}");
