@@ -30,6 +30,9 @@ public sealed class ModelScopeClientOptions
     /// <summary>How long to wait for another process's lock on a file being downloaded.</summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>How many entries one page of a dataset's file tree asks for (the tree API is paged).</summary>
+    public int DatasetPageSize { get; init; } = 100;
+
     /// <summary>Options from <c>MODELSCOPE_DOMAIN</c>, <c>MODELSCOPE_API_TOKEN</c>, <c>MODELSCOPE_CACHE</c> and <c>HF_HUB_OFFLINE</c>/<c>MODELSCOPE_OFFLINE</c>.</summary>
     public static ModelScopeClientOptions FromEnvironment()
     {
