@@ -31,7 +31,14 @@ public static class HubResolver
         if (found is not null) return found;
         if (offline || HubCache.OfflineFromEnvironment())
             throw new OspreyException($"--model {model} is not in the local hub caches ({string.Join(", ", hf.Concat(ms))}) and offline mode is on (--offline / HF_HUB_OFFLINE); download it first with 'osprey download --model {model}' while online, or pass a folder.");
-        return await DownloadAsync(model, new HubDownloadOptions { RepoType = HubRepoType.Model }, useHf, offline: false, log, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await DownloadAsync(model, new HubDownloadOptions { RepoType = HubRepoType.Model }, useHf, offline: false, log, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OspreyException e)
+        {
+            throw new OspreyException($"--model {model} is not in the local hub caches ({string.Join(", ", hf.Concat(ms))}) and downloading it from {HubName(useHf)} failed: {e.Message}", e);
+        }
     }
 
     /// <summary>
