@@ -13,7 +13,8 @@ internal static class DatasetFlags
 {
     public const string Help =
         "  --dataset D...           Training data: files (.jsonl .json .csv .tsv .txt .parquet), folders, or hub ids,\n" +
-        "                           each as path_or_id[:subset][#N] (#N samples N rows).\n" +
+        "                           each as path_or_id[:subset][#N] (#N samples N rows). Hub ids come from the local\n" +
+        "                           cache: fetch them once with 'osprey download --dataset ORG/NAME'.\n" +
         "  --val_dataset D...       Validation data, same syntax (then no split is taken from --dataset).\n" +
         "  --split_dataset_ratio X  Fraction of the training rows held out for validation (default 0).\n" +
         "  --dataset_shuffle B      Shuffle the training rows (default true).\n" +

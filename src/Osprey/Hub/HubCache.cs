@@ -33,12 +33,22 @@ public static partial class HubCache
         return roots.Distinct().ToArray();
     }
 
+    /// <summary>The ModelScope cache root: <c>$MODELSCOPE_CACHE</c>, else <c>~/.cache/modelscope/hub</c> (models under <c>models/</c>, datasets under <c>datasets/</c>).</summary>
+    public static string ModelScopeCacheDir()
+    {
+        var ms = Environment.GetEnvironmentVariable("MODELSCOPE_CACHE");
+        return !string.IsNullOrEmpty(ms) ? ms : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "modelscope", "hub");
+    }
+
+    /// <summary>True when <c>HF_HUB_OFFLINE</c> (or <c>MODELSCOPE_OFFLINE</c>) is 1/true/yes/on: hub ids resolve from the caches only.</summary>
+    public static bool OfflineFromEnvironment() =>
+        new[] { "HF_HUB_OFFLINE", "MODELSCOPE_OFFLINE" }.Any(n => Environment.GetEnvironmentVariable(n)?.Trim().ToLowerInvariant() is "1" or "true" or "yes" or "on");
+
     /// <summary>The ModelScope cache folders to search, from the environment.</summary>
     public static IReadOnlyList<string> ModelScopeRoots()
     {
         var roots = new List<string>();
-        var ms = Environment.GetEnvironmentVariable("MODELSCOPE_CACHE");
-        var baseDir = !string.IsNullOrEmpty(ms) ? ms : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "modelscope", "hub");
+        var baseDir = ModelScopeCacheDir();
         roots.Add(Path.Combine(baseDir, "models"));
         roots.Add(baseDir);
         return roots;
@@ -92,17 +102,9 @@ public static partial class HubCache
 
     /// <summary>
     /// Resolves <c>--model</c>: an existing folder as is, else a repository id found in the Hugging Face or
-    /// ModelScope cache; throws naming the places searched.
+    /// ModelScope cache, else (unless <c>HF_HUB_OFFLINE=1</c>) the id downloaded now from the hub <c>USE_HF</c> picks,
+    /// with a progress line on stderr (<see cref="HubResolver.ResolveModelAsync"/>); throws with a one-line message.
     /// </summary>
-    public static string ResolveModel(string model)
-    {
-        if (Directory.Exists(model)) return model;
-        if (!IsRepoId(model))
-            throw new OspreyException($"--model {model} is not a folder; pass a Hugging Face model folder or a hub id such as Qwen/Qwen2.5-0.5B-Instruct.");
-        var hf = HuggingFaceRoots();
-        var ms = ModelScopeRoots();
-        var found = FindHuggingFace(model, hf) ?? FindModelScope(model, ms);
-        if (found is not null) return found;
-        throw new OspreyException($"--model {model} is not in the local hub caches ({string.Join(", ", hf.Concat(ms))}); download it first or pass a folder.");
-    }
+    public static string ResolveModel(string model) =>
+        HubResolver.ResolveModelAsync(model, useHf: null, offline: false, Console.Error).GetAwaiter().GetResult();
 }
