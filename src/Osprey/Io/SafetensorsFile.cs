@@ -71,7 +71,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new PlatformNotSupportedException("Osprey reads safetensors files only on little-endian machines.");
         }
         path = System.IO.Path.GetFullPath(path);
-        var fileLength = new FileInfo(path) is { Exists: true } info
+        var info = new FileInfo(path);
+        // Hugging Face cache snapshots are symbolic links into blobs/: the size is the target's, not the link's.
+        if (info.Exists && info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) info = target;
+        var fileLength = info.Exists
             ? info.Length
             : throw new FileNotFoundException($"The safetensors file {path} does not exist.", path);
         if (fileLength < 8)

@@ -163,11 +163,8 @@ public sealed class DownloadCommandTests : IAsyncLifetime
         return _server.Add(new FakeRepo(id, HubRepoType.Model, commit, files));
     }
 
-    // Skipped: the download works (the snapshot holds every file), but SafetensorsFile.Open takes the file length from
-    // FileInfo.Length, which for a snapshot symlink is the link's own length (76 bytes), so loading a model straight
-    // from a Hugging Face cache made of links fails with "header claims N bytes but only 68 follow". Fix there:
-    // resolve the link (FileInfo.ResolveLinkTarget(true)) before reading the length; then drop this Skip.
-    [Fact(Skip = "SafetensorsFile reads a symlink's own length; see the comment above")]
+    // Loads the model straight from a Hugging Face cache made of symbolic links (snapshots/ → blobs/).
+    [Fact]
     public void InferDownloadsAHubIdOnFirstUseThenUsesTheCache()
     {
         var repo = AddQwen2Fixture("test-org/qwen2-tiny");
