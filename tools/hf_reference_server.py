@@ -23,9 +23,9 @@ Endpoints (what huggingface_hub uses to download):
 * ``HEAD|GET /{org}/{name}/resolve/{rev}/{path}`` and ``/datasets/{org}/{name}/resolve/...``: regular files
   come back directly (``ETag`` = quoted git blob sha1, ``Content-Length``, ``Accept-Ranges``, Range -> 206);
   LFS files (bigger than --lfs_threshold, or named *.safetensors / *.bin) get a 302 to an absolute
-  ``/lfs-blobs/{sha256}`` URL with ``X-Linked-Etag`` (quoted sha256) and ``X-Linked-Size``. Every resolve answer,
+  ``/lfs-blobs/{sha256}`` URL on a second port (the "CDN", another origin) with ``X-Linked-Etag`` (quoted sha256) and ``X-Linked-Size``. Every resolve answer,
   404s of missing files included, carries ``X-Repo-Commit``.
-* ``HEAD|GET /lfs-blobs/{sha256}``: the "CDN", with Range support.
+* ``HEAD|GET /lfs-blobs/{sha256}``: the "CDN" (on its own port, the main port serves it too), with Range support.
 
 Errors carry ``X-Error-Code`` / ``X-Error-Message`` as the hub sends them: ``RepoNotFound`` (401 without a
 token, 404 with one), ``RevisionNotFound`` (404), ``EntryNotFound`` (404), ``GatedRepo`` (401 without the right
@@ -179,6 +179,7 @@ class Handler(BaseHTTPRequestHandler):
     gated: frozenset = frozenset()
     private: frozenset = frozenset()
     truncate_first: bool = False
+    cdn_port: int = 0
     log_file = None
     log_lock = threading.Lock()
     truncated: set = set()
@@ -368,8 +369,10 @@ class Handler(BaseHTTPRequestHandler):
         if rf is None:
             raise HubError(404, "EntryNotFound", "Entry not found", rev.sha)
         if rf.lfs:
-            host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
-            location = f"http://{host}/lfs-blobs/{rf.sha256}?name={quote(path.split('/')[-1])}"
+            # The "CDN" listens on its own port: a different origin, as the real CDN is a different host
+            # (huggingface_hub follows same-origin redirects on HEAD, and would then miss X-Repo-Commit).
+            host = (self.headers.get("Host") or "127.0.0.1").rsplit(":", 1)[0]
+            location = f"http://{host}:{Handler.cdn_port}/lfs-blobs/{rf.sha256}?name={quote(path.split('/')[-1])}"
             body = f"Found. Redirecting to {location}".encode()
             self._start(302, {
                 "Location": location, "X-Repo-Commit": rev.sha, "ETag": f'"{rf.git_sha1}"',
@@ -460,6 +463,10 @@ def main(argv=None) -> int:
         Handler.log_file = open(args.log, "a", encoding="utf-8")
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
+    cdn = ThreadingHTTPServer((args.host, 0), Handler)  # serves the LFS blobs the hub redirects to
+    cdn.daemon_threads = True
+    Handler.cdn_port = cdn.server_address[1]
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
     print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
