@@ -23,9 +23,9 @@ Endpoints (what huggingface_hub uses to download):
 * ``HEAD|GET /{org}/{name}/resolve/{rev}/{path}`` and ``/datasets/{org}/{name}/resolve/...``: regular files
   come back directly (``ETag`` = quoted git blob sha1, ``Content-Length``, ``Accept-Ranges``, Range -> 206);
   LFS files (bigger than --lfs_threshold, or named *.safetensors / *.bin) get a 302 to an absolute
-  ``/lfs-blobs/{sha256}`` URL on a second port (the "CDN", another origin) with ``X-Linked-Etag`` (quoted sha256) and ``X-Linked-Size``. Every resolve answer,
+  ``/lfs-blobs/{sha256}`` URL on --cdn_host (the "CDN", another host) with ``X-Linked-Etag`` (quoted sha256) and ``X-Linked-Size``. Every resolve answer,
   404s of missing files included, carries ``X-Repo-Commit``.
-* ``HEAD|GET /lfs-blobs/{sha256}``: the "CDN" (on its own port, the main port serves it too), with Range support.
+* ``HEAD|GET /lfs-blobs/{sha256}``: the "CDN" (on --cdn_host, 127.0.0.2 by default: another host; the main port serves it too), with Range support.
 
 Errors carry ``X-Error-Code`` / ``X-Error-Message`` as the hub sends them: ``RepoNotFound`` (401 without a
 token, 404 with one), ``RevisionNotFound`` (404), ``EntryNotFound`` (404), ``GatedRepo`` (401 without the right
@@ -180,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
     private: frozenset = frozenset()
     truncate_first: bool = False
     cdn_port: int = 0
+    cdn_host: str = "127.0.0.2"
     log_file = None
     log_lock = threading.Lock()
     truncated: set = set()
@@ -371,8 +372,7 @@ class Handler(BaseHTTPRequestHandler):
         if rf.lfs:
             # The "CDN" listens on its own port: a different origin, as the real CDN is a different host
             # (huggingface_hub follows same-origin redirects on HEAD, and would then miss X-Repo-Commit).
-            host = (self.headers.get("Host") or "127.0.0.1").rsplit(":", 1)[0]
-            location = f"http://{host}:{Handler.cdn_port}/lfs-blobs/{rf.sha256}?name={quote(path.split('/')[-1])}"
+            location = f"http://{Handler.cdn_host}:{Handler.cdn_port}/lfs-blobs/{rf.sha256}?name={quote(path.split('/')[-1])}"
             body = f"Found. Redirecting to {location}".encode()
             self._start(302, {
                 "Location": location, "X-Repo-Commit": rev.sha, "ETag": f'"{rf.git_sha1}"',
@@ -451,6 +451,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lfs_threshold", type=int, default=1024, help="files larger than this (bytes) are LFS files")
     ap.add_argument("--truncate_first", action="store_true",
                     help="cut the first GET of each LFS blob halfway (tests resume with Range)")
+    ap.add_argument("--cdn_host", default="127.0.0.2",
+                    help="where LFS blobs are served: another host than --host, as huggingface_hub follows "
+                         "redirects to the hub's own host on HEAD (any 127.x address is loopback on Linux)")
     ap.add_argument("--log", default=None, help="append the request log here instead of stderr")
     args = ap.parse_args(argv)
 
@@ -463,7 +466,8 @@ def main(argv=None) -> int:
         Handler.log_file = open(args.log, "a", encoding="utf-8")
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
-    cdn = ThreadingHTTPServer((args.host, 0), Handler)  # serves the LFS blobs the hub redirects to
+    Handler.cdn_host = args.cdn_host
+    cdn = ThreadingHTTPServer((args.cdn_host, 0), Handler)  # serves the LFS blobs the hub redirects to
     cdn.daemon_threads = True
     Handler.cdn_port = cdn.server_address[1]
     threading.Thread(target=cdn.serve_forever, daemon=True).start()
