@@ -81,24 +81,34 @@ public static partial class DatasetLoader
             foreach (var id in ids)
                 if (FindCachedDataset(id) is { } folder)
                     return new ResolvedDataset(spec, SubsetFiles(folder, spec.Subset, spec.Text), registered);
-            throw NotCached(spec, ids);
+            // Not cached: download from the hub a command would use (ModelScope unless USE_HF), as ms-swift does.
+            var useHf = Hub.Download.HubDownloaders.UseHfFromEnvironment();
+            var wanted = (useHf ? registered.HuggingFaceId : registered.ModelScopeId) ?? ids[0];
+            return new ResolvedDataset(spec, SubsetFiles(Download(spec, wanted, ids), spec.Subset, spec.Text), registered);
         }
 
         if (HubCache.IsRepoId(target))
         {
             if (FindCachedDataset(target) is { } folder) return new ResolvedDataset(spec, SubsetFiles(folder, spec.Subset, spec.Text), null);
-            throw NotCached(spec, [target]);
+            return new ResolvedDataset(spec, SubsetFiles(Download(spec, target, [target]), spec.Subset, spec.Text), null);
         }
         if (RawReaders.IsDataFile(target) || target.Contains('/', StringComparison.Ordinal) || target.Contains('\\', StringComparison.Ordinal))
             throw new OspreyException($"--dataset {spec.Text}: {target} does not exist; check the path.");
         throw new OspreyException($"--dataset {spec.Text}: '{target}' is not a file, a folder, a registered dataset or a hub id (org/name); run 'osprey dataset list' for the registered names.");
     }
 
-    private static OspreyException NotCached(DatasetSpec spec, IReadOnlyList<string> ids)
+    /// <summary>A hub dataset that is not cached, downloaded on first use (not in offline mode); the error names the caches searched.</summary>
+    private static string Download(DatasetSpec spec, string id, IReadOnlyList<string> ids)
     {
-        var roots = HuggingFaceRoots().Concat(ModelScopeDatasetRoots());
-        var hint = ids.Count > 0 ? $" (e.g. huggingface-cli download --repo-type dataset {ids[0]})" : "";
-        return new OspreyException($"--dataset {spec.Text}: {string.Join(" / ", ids)} is not in the local dataset caches ({string.Join(", ", roots)}); Osprey does not download datasets yet: download it first{hint} or pass a local file or folder.");
+        try
+        {
+            return Hub.HubResolver.ResolveDatasetAsync(id, useHf: null, offline: false, Console.Error).GetAwaiter().GetResult();
+        }
+        catch (OspreyException e)
+        {
+            var roots = HuggingFaceRoots().Concat(ModelScopeDatasetRoots());
+            throw new OspreyException($"--dataset {spec.Text}: {string.Join(" / ", ids)} is not in the local dataset caches ({string.Join(", ", roots)}) and could not be downloaded ({e.Message.TrimEnd('.')}); run 'osprey download --dataset {id}' or pass a local file or folder.", e);
+        }
     }
 
     /// <summary>Hugging Face hub cache folders (<c>$HF_HUB_CACHE</c>, <c>$HF_HOME/hub</c>, <c>~/.cache/huggingface/hub</c>).</summary>

@@ -317,6 +317,7 @@ public sealed class DatasetSourceTests
         using var dir = new TempDirectory();
         using var hf = new EnvironmentVariableScope("HF_HUB_CACHE", dir.Path);
         using var ms = new EnvironmentVariableScope("MODELSCOPE_CACHE", dir.Path);
+        using var offline = new EnvironmentVariableScope("HF_HUB_OFFLINE", "1"); // cache only: no download attempt
         var error = Assert.Throws<OspreyException>(() => Load("alpaca-gpt4-data-en"));
         Assert.Contains("vicgalle/alpaca-gpt4", error.Message, StringComparison.Ordinal);
         Assert.Contains("not in the local dataset caches", error.Message, StringComparison.Ordinal);

@@ -82,9 +82,12 @@ public sealed class HubCacheTests
         foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.Fixtures, "parity", "llama3")))
             File.Copy(f, Path.Combine(snap, Path.GetFileName(f)));
         var previous = Environment.GetEnvironmentVariable("HF_HUB_CACHE");
+        var previousOffline = Environment.GetEnvironmentVariable("HF_HUB_OFFLINE");
         try
         {
             Environment.SetEnvironmentVariable("HF_HUB_CACHE", dir.Path);
+            // Cache only: a missing id is then an immediate error instead of a download attempt.
+            Environment.SetEnvironmentVariable("HF_HUB_OFFLINE", "1");
             var stdout = new StringWriter();
             var stderr = new StringWriter();
             var code = OspreyApp.Run(["infer", "--model", "tiny/llama3", "--device", "cpu", "--input_ids", "5 6 7", "--max_new_tokens", "4"], stdout, stderr);
@@ -99,6 +102,7 @@ public sealed class HubCacheTests
         finally
         {
             Environment.SetEnvironmentVariable("HF_HUB_CACHE", previous);
+            Environment.SetEnvironmentVariable("HF_HUB_OFFLINE", previousOffline);
         }
     }
 }

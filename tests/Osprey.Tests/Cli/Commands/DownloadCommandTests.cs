@@ -187,6 +187,27 @@ public sealed class DownloadCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public void SftTrainsAHubModelOnAHubDatasetBothDownloadedOnFirstUse()
+    {
+        var model = AddQwen2Fixture("test-org/qwen2-train");
+        var data = File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, "examples", "datasets", "memorize.jsonl"));
+        var dataset = _server.Add(new FakeRepo("test-org/memorize", HubRepoType.Dataset, new string('d', 40), [new FakeFile("train.jsonl", data, false)]));
+        using var useHf = new EnvironmentVariableScope("USE_HF", "1"); // datasets take the hub from the environment
+        using var output = new TempDirectory();
+
+        var run = CliRun.Of("sft", "--model", model.Id, "--dataset", dataset.Id, "--device", "cpu", "--max_steps", "2",
+            "--gradient_accumulation_steps", "1", "--load_from_cache_file", "false", "--output_dir", output.Path, "--add_version", "false");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.True(File.Exists(Path.Combine(Snapshot(model), "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(Snapshot(dataset, "datasets"), "train.jsonl")));
+        var checkpoint = Path.Combine(output.Path, "checkpoint-2");
+        Assert.True(File.Exists(Path.Combine(checkpoint, "adapter_model.safetensors")));
+        var infer = CliRun.Of("infer", "--adapters", checkpoint, "--use_hf", "true", "--device", "cpu", "--input_ids", "1 2 3", "--max_new_tokens", "2");
+        Assert.True(infer.ExitCode == 0, infer.ToString());
+    }
+
+    [Fact]
     public void OfflineAHubIdMissingFromTheCachesIsAClearError()
     {
         var repo = AddQwen2Fixture("test-org/qwen2-offline");
