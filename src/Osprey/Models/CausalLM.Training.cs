@@ -147,35 +147,13 @@ public sealed partial class CausalLM
             using var chunkScope = NewDisposeScope();
             var n = Math.Min(chunk, count - start);
             var x = leaf.narrow(0, start, n);
+            var logits = Head(x).to_type(ScalarType.Float32);
             var target = targets.narrow(0, start, n);
-            if (options.Backward && Spec.FinalLogitSoftcap is null)
-            {
-                // Cross-entropy and its gradient by hand: softmax − one-hot, computed in place in one float32 copy of
-                // the chunk's logits, then sent back through lm_head alone. Autograd's log_softmax would keep a second
-                // float32 copy and make two more passes over it.
-                var logits = Head(x);
-                Tensor logitGrad;
-                using (no_grad())
-                {
-                    var lf = logits.dtype == ScalarType.Float32 ? logits.detach().clone() : logits.detach().to_type(ScalarType.Float32);
-                    var column = target.unsqueeze(1);
-                    var lse = lf.logsumexp(-1, keepdim: true);
-                    lossSum.add_((lse - lf.gather(1, column)).sum());
-                    correct.add_(lf.argmax(-1).eq(target).sum());
-                    lf.sub_(lse).exp_();
-                    lf.scatter_add_(1, column, full([n, 1], -1f, dtype: ScalarType.Float32, device: lf.device));
-                    lf.mul_(options.LossScale);
-                    logitGrad = lf.dtype == logits.dtype ? lf : lf.to_type(logits.dtype);
-                }
-                logits.backward([logitGrad]);
-                continue;
-            }
-            var fullLogits = Head(x).to_type(ScalarType.Float32);
-            var ce = nn.functional.cross_entropy(fullLogits, target, reduction: nn.Reduction.Sum);
+            var ce = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
             using (no_grad())
             {
                 lossSum.add_(ce.detach());
-                correct.add_(fullLogits.argmax(-1).eq(target).sum());
+                correct.add_(logits.argmax(-1).eq(target).sum());
             }
             if (options.Backward) (ce * options.LossScale).backward();
         }
