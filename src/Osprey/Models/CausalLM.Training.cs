@@ -142,7 +142,51 @@ public sealed partial class CausalLM
         var lossSum = zeros(1, dtype: ScalarType.Float32, device: Device);
         var correct = zeros(1, dtype: ScalarType.Int64, device: Device);
         var chunk = Math.Max(1, options.LossChunkRows);
-        for (long start = 0; start < count; start += chunk)
+        Tensor? rowLogProbs = null, rowCounts = null;
+        if (options.SequenceObjective is not null || options.RowLogProbs)
+        {
+            // Sequence-level objectives (preference losses) depend on each row's summed token log-probability. Pass A
+            // (no autograd) gathers those sums chunk by chunk; the objective's gradient g_r per row then turns pass B
+            // into a weighted token cross-entropy (∂loss/∂CE_t = −g_r for every labelled token t of row r), so the
+            // float32 logits still exist one chunk at a time.
+            var rowOf = picks.div(t - 1, rounding_mode: RoundingMode.floor);
+            rowLogProbs = zeros(b, dtype: ScalarType.Float32, device: Device);
+            rowCounts = zeros(b, dtype: ScalarType.Float32, device: Device).index_add_(0, rowOf, ones(count, dtype: ScalarType.Float32, device: Device), 1);
+            using (no_grad())
+            {
+                for (long start = 0; start < count; start += chunk)
+                {
+                    using var chunkScope = NewDisposeScope();
+                    var n = Math.Min(chunk, count - start);
+                    var logits = Head(leaf.narrow(0, start, n).detach()).to_type(ScalarType.Float32);
+                    var target = targets.narrow(0, start, n);
+                    var tokenLogp = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.None).neg();
+                    rowLogProbs.index_add_(0, rowOf.narrow(0, start, n), tokenLogp, 1);
+                    correct.add_(logits.argmax(-1).eq(target).sum());
+                }
+            }
+            if (options.SequenceObjective is { } objective)
+            {
+                var rows_ = rowLogProbs.detach().requires_grad_(true);
+                Tensor objectiveLoss;
+                using (enable_grad()) objectiveLoss = objective(rows_, rowCounts);
+                lossSum.add_(objectiveLoss.detach().reshape(1));
+                if (options.Backward)
+                {
+                    objectiveLoss.backward();
+                    var weights = (rows_.grad ?? zeros_like(rows_)).neg().mul(options.LossScale);
+                    for (long start = 0; start < count; start += chunk)
+                    {
+                        using var chunkScope = NewDisposeScope();
+                        var n = Math.Min(chunk, count - start);
+                        var logits = Head(leaf.narrow(0, start, n)).to_type(ScalarType.Float32);
+                        var ce = nn.functional.cross_entropy(logits, targets.narrow(0, start, n), reduction: nn.Reduction.None);
+                        (ce * weights.index_select(0, rowOf.narrow(0, start, n))).sum().backward();
+                    }
+                }
+            }
+        }
+        for (long start = 0; start < (rowLogProbs is null ? count : 0); start += chunk)
         {
             using var chunkScope = NewDisposeScope();
             var n = Math.Min(chunk, count - start);
@@ -184,7 +228,11 @@ public sealed partial class CausalLM
             }
             PhaseTimer.Mark(Device, checkpoint ? "layers recompute + backward" : "layers backward");
         }
-        return new TrainForwardResult(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), count);
+        return new TrainForwardResult(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), count)
+        {
+            RowLogProbs = rowLogProbs?.detach().MoveToOuterDisposeScope(),
+            RowCounts = rowCounts?.MoveToOuterDisposeScope(),
+        };
     }
 
     /// <inheritdoc />

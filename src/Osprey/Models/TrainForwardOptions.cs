@@ -15,6 +15,16 @@ public sealed record TrainForwardOptions
     /// <summary>Labelled positions whose logits are computed at once (bounds the float32 logits in memory).</summary>
     public long LossChunkRows { get; init; } = 2048;
 
+    /// <summary>
+    /// A sequence-level loss instead of the token cross-entropy: called with each row's summed log-probability of its
+    /// labelled tokens [B] (differentiable) and their counts [B], it returns the micro-batch loss (0-dim). Its value is
+    /// returned as <see cref="TrainForwardResult.LossSum"/>; gradients are scaled by <see cref="LossScale"/>.
+    /// </summary>
+    public Func<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>? SequenceObjective { get; init; }
+
+    /// <summary>Also return each row's summed label log-probability and label count (e.g. a reference model's, with <see cref="Backward"/> false).</summary>
+    public bool RowLogProbs { get; init; }
+
     /// <summary>Seed for dropout draws, re-applied per layer; null leaves the global generator alone.</summary>
     public long? DropoutSeed { get; init; }
 }

@@ -9,10 +9,18 @@ namespace Osprey.Models;
 /// </summary>
 public sealed record TrainForwardResult(Tensor LossSum, Tensor Correct, long Tokens) : IDisposable
 {
+    /// <summary>Each row's summed log-probability of its labelled tokens [B] (sequence objectives and <see cref="TrainForwardOptions.RowLogProbs"/>), detached.</summary>
+    public Tensor? RowLogProbs { get; init; }
+
+    /// <summary>Each row's number of labelled tokens [B], as float32.</summary>
+    public Tensor? RowCounts { get; init; }
+
     /// <inheritdoc />
     public void Dispose()
     {
         LossSum.Dispose();
         Correct.Dispose();
+        RowLogProbs?.Dispose();
+        RowCounts?.Dispose();
     }
 }

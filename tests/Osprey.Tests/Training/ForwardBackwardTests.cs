@@ -74,6 +74,36 @@ public sealed class ForwardBackwardTests
     }
 
     [Fact]
+    public void SequenceObjectiveOfSummedLogProbsGivesTheTokenLossGradients()
+    {
+        var (ids, labels) = Batch();
+        Dictionary<string, float[]> Run(bool sequence)
+        {
+            using var model = Load("qwen2");
+            model.AttachLora(new LoraOptions { Rank = 4, Dropout = 0 }, seed: 3);
+            using var g = new Generator(5, CPU);
+            foreach (var (_, p) in model.LoraParameters()) using (no_grad()) p.add_(rand(p.shape, generator: g) * 0.1);
+            var tokens = 2 * 23 - 5;
+            using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
+            {
+                LossChunkRows = 9,
+                LossScale = sequence ? 1 : 1.0 / tokens,
+                SequenceObjective = sequence ? (logps, counts) => logps.sum().neg() / tokens : null,
+            });
+            if (sequence)
+            {
+                Assert.Equal(new[] { 23f - 5, 23f }, r.RowCounts!.data<float>().ToArray());
+                Assert.True(Math.Abs(r.LossSum.ToDouble() + r.RowLogProbs!.sum().ToDouble() / tokens) < 1e-5);
+            }
+            return Grads(model.LoraParameters());
+        }
+        var token = Run(false);
+        var seq = Run(true);
+        foreach (var (name, grad) in token)
+            Assert.True(grad.Zip(seq[name]).Max(p => Math.Abs(p.First - p.Second)) < 1e-6, name);
+    }
+
+    [Fact]
     public void ChunkedLossEqualsMeanCrossEntropy()
     {
         using var model = Load("qwen3");
