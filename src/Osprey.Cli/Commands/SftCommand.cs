@@ -56,14 +56,22 @@ internal sealed class SftCommand : ICommand
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr, pretraining: false);
 
-    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool pretraining)
+    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool pretraining) =>
+        Run(options, stdout, stderr, pretraining ? "pt" : "sft", null);
+
+    /// <summary>
+    /// The training run of <c>sft</c>, <c>pt</c> and <c>rlhf</c> (<paramref name="verb"/>); <paramref name="preference"/>
+    /// holds the preference loss for rlhf (its flags are read by <see cref="RlhfCommand"/>).
+    /// </summary>
+    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, string verb, Training.Preference.PreferenceLossOptions? preference, string? referenceModel = null)
     {
+        var pretraining = verb == "pt";
         var flags = ModelFlags.Read(options);
         var datasetOptions = DatasetFlags.Read(options);
         var cachedDatasets = options.List("cached_dataset");
         var templateName = options.String("template");
         var system = options.String("system");
-        var lossScale = Parse(() => TemplateFlags.ParseLossScale(options.String("loss_scale", pretraining ? "all" : "default")), "--loss_scale");
+        var lossScale = Parse(() => TemplateFlags.ParseLossScale(options.String("loss_scale", pretraining ? "all" : preference is not null ? "last_round" : "default")), "--loss_scale");
         var maxLength = options.Int("max_length");
         var truncation = Parse(() => TemplateFlags.ParseTruncationStrategy(options.String("truncation_strategy", "delete")), "--truncation_strategy");
         var packing = options.Bool("packing", false);
@@ -124,12 +132,43 @@ internal sealed class SftCommand : ICommand
         if (packing && maxLength is null) throw new UserError("--packing needs --max_length N: packed rows are N tokens long.");
         if (datasetOptions.Streaming) throw new UserError("--streaming is not supported for training yet: the trainer needs the sample count up front; drop --streaming.");
         if (datasetOptions.Datasets.Count == 0 && cachedDatasets.Count == 0)
-            throw new UserError($"osprey {(pretraining ? "pt" : "sft")} needs --dataset (files, folders or hub ids) or --cached_dataset.");
+            throw new UserError($"osprey {verb} needs --dataset (files, folders or hub ids){(preference is null ? " or --cached_dataset" : "")}.");
+        if (preference is not null && cachedDatasets.Count > 0) throw new UserError("--cached_dataset holds single sequences; preference training needs --dataset with chosen/rejected pairs.");
+        if (preference is not null && packing) throw new UserError("--packing is not supported with osprey rlhf: chosen and rejected responses are batched as pairs.");
 
         var folder = flags.RequireFolder();
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "pass a model folder that has its tokenizer files.");
         EncodedDatasets data;
-        if (cachedDatasets.Count > 0)
+        PreferenceRun? preferenceRun = null;
+        if (preference is not null)
+        {
+            var encodingOptions = new EncodingOptions
+            {
+                Template = templateName, System = system, LossScale = lossScale, MaxLength = maxLength, Truncation = truncation,
+                Strict = datasetOptions.Strict, Threads = threads,
+            };
+            try
+            {
+                var encoder = new DatasetEncoder(tokenizer, encodingOptions);
+                var loaded = DatasetLoader.Load(datasetOptions, stderr);
+                var stats = new EncodingStats();
+                preferenceRun = new PreferenceRun
+                {
+                    Train = PreferenceEncoding.EncodePairs(encoder, loaded.Train, stats),
+                    Validation = PreferenceEncoding.EncodePairs(encoder, loaded.Validation),
+                    Loss = preference,
+                    ReferenceModel = referenceModel is null ? null : Hub.HubCache.ResolveModel(referenceModel),
+                };
+                stats.Report(stderr, maxLength);
+            }
+            catch (OspreyException e)
+            {
+                throw new UserError(e.Message, e);
+            }
+            data = new EncodedDatasets(EncodedDataset.Empty, EncodedDataset.Empty);
+            stderr.WriteLine($"osprey: {preferenceRun.Train.Count} training pairs, {preferenceRun.Validation.Count} validation pairs; {preference.RlhfType} with beta {preference.Beta}.");
+        }
+        else if (cachedDatasets.Count > 0)
         {
             var parts = cachedDatasets.Select(EncodedDatasets.LoadFolder).ToList();
             data = new EncodedDatasets(
@@ -148,11 +187,11 @@ internal sealed class SftCommand : ICommand
             catch (OspreyException e) { throw new UserError(e.Message, e); }
             data = EncodeCommand.Encoded(encoder, datasetOptions, encodingOptions, folder, useCache, () => DatasetLoader.Load(datasetOptions, stderr), new EncodingStats(), stderr);
         }
-        stderr.WriteLine($"osprey: {data.Train.Count} training samples ({data.Train.TokenCount:N0} tokens), {data.Validation.Count} validation samples.");
+        if (preferenceRun is null) stderr.WriteLine($"osprey: {data.Train.Count} training samples ({data.Train.TokenCount:N0} tokens), {data.Validation.Count} validation samples.");
 
         var modelName = Path.GetFileName(Path.TrimEndingDirectorySeparator(options.String("model")!));
         var runDir = RunDirectories.Next(outputDir ?? Path.Combine("output", modelName), addVersion, DateTime.Now);
-        var args = new JsonObject { ["command"] = pretraining ? "pt" : "sft", ["model"] = options.String("model"), ["template"] = templateName };
+        var args = new JsonObject { ["command"] = verb, ["model"] = options.String("model"), ["template"] = templateName };
         foreach (var option in options.Args.Options)
         {
             if (option.Name is "model" or "template" or "config" or "help") continue;
@@ -179,6 +218,7 @@ internal sealed class SftCommand : ICommand
                 Options = sft,
                 Train = data.Train,
                 Validation = data.Validation,
+                Preference = preferenceRun,
                 RunDirectory = runDir,
                 PadTokenId = tokenizer.PadToken?.Id ?? tokenizer.EosToken?.Id ?? 0,
                 Args = args,

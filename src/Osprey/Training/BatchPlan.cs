@@ -30,17 +30,21 @@ internal sealed class BatchPlan
     public long StepsPerEpoch { get; }
 
     /// <summary>The micro-batches of optimizer step <paramref name="step"/> (0-based, counted over all epochs).</summary>
-    public IReadOnlyList<MicroBatch> MicroBatches(long step)
+    public IReadOnlyList<MicroBatch> MicroBatches(long step) =>
+        MicroBatchIndices(step).Select(indices => Collate(indices.Select(i => _data[i]).ToList(), 0)).ToList();
+
+    /// <summary>The sample indices of each micro-batch of optimizer step <paramref name="step"/> (for data kept beside the plan, e.g. preference pairs).</summary>
+    public IReadOnlyList<int[]> MicroBatchIndices(long step)
     {
         var epoch = (int)(step / StepsPerEpoch);
         var within = step % StepsPerEpoch;
         var order = Order(epoch);
-        var result = new List<MicroBatch>();
+        var result = new List<int[]>();
         for (long m = within * _accumulation; m < Math.Min((within + 1) * _accumulation, _microPerEpoch); m++)
         {
             var start = (int)(m * _batch);
             var end = Math.Min(start + _batch, _data.Count);
-            result.Add(Collate(Enumerable.Range(start, end - start).Select(i => _data[order[i]]).ToList(), 0));
+            result.Add(Enumerable.Range(start, end - start).Select(i => order[i]).ToArray());
         }
         return result;
     }

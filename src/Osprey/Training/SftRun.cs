@@ -34,6 +34,9 @@ public sealed record SftRun
     /// <summary>Messages for the user (setup, evaluation results, checkpoints).</summary>
     public TextWriter Log { get; init; } = TextWriter.Null;
 
+    /// <summary>Preference training instead of supervised fine-tuning (<c>osprey rlhf</c>); then <see cref="Train"/> is unused.</summary>
+    public PreferenceRun? Preference { get; init; }
+
     /// <summary>Called after every optimizer step (and evaluation) with the numbers a progress bar shows.</summary>
     public Action<TrainingProgress>? Progress { get; init; }
 }

@@ -8,6 +8,7 @@ using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Training.Reporting;
 using Osprey.Tuners;
+using Osprey.Training.Preference;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,7 +37,8 @@ public sealed class SftTrainer
         _run = run;
         _o = run.Options;
         _o.Validate();
-        if (run.Train.Count == 0) throw new OspreyException("the training set is empty after encoding; check --dataset and --max_length.");
+        if ((run.Preference?.Train.Count ?? run.Train.Count) == 0) throw new OspreyException("the training set is empty after encoding; check --dataset and --max_length.");
+        run.Preference?.Loss.Validate();
     }
 
     /// <summary>Trains until the last step or until <paramref name="cancel"/> fires (then a checkpoint is saved so the run can resume).</summary>
@@ -75,7 +77,10 @@ public sealed class SftTrainer
             optimizer.Add(name, p, decay, scale, relocatable);
         }
 
-        var plan = new BatchPlan(_run.Train, o.BatchSize, o.GradientAccumulationSteps, o.Seed);
+        var preference = _run.Preference;
+        // Preference runs plan over pairs (the chosen side stands for its pair: the plan uses only the count).
+        var plan = new BatchPlan(preference is null ? _run.Train : preference.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.GradientAccumulationSteps, o.Seed);
+        using var reference = LoadReference(preference, model);
         var totalSteps = o.MaxSteps > 0 ? o.MaxSteps : (long)Math.Ceiling(o.NumTrainEpochs * plan.StepsPerEpoch);
         var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
         var schedule = new LearningRateSchedule(o.LrSchedulerType, o.LearningRate, warmup, totalSteps);
@@ -99,6 +104,7 @@ public sealed class SftTrainer
         var chunkRows = Math.Max(64L, (256L << 20) / (4L * model.Spec.VocabSize)); // float32 logits of a chunk: about 256 MiB
         var clock = Stopwatch.StartNew();
         var window = new LogWindow();
+        var preferenceWindow = new List<Dictionary<string, double>>();
         Tensor? lastGradNorm = null;
         string? lastCheckpoint = state.LastCheckpoint;
         var interrupted = false;
@@ -108,10 +114,18 @@ public sealed class SftTrainer
             if (cancel.IsCancellationRequested) { interrupted = true; break; }
             using var stepScope = NewDisposeScope();
             PhaseTimer.Restart(model.Device);
-            var micro = plan.MicroBatches(step);
+            var micro = preference is null ? plan.MicroBatches(step) : [];
             var stepTokens = micro.Sum(m => m.LabelledTokens);
             var lossSum = zeros(1, dtype: ScalarType.Float32, device: model.Device);
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
+            if (preference is not null)
+            {
+                var (stepLoss, metrics, tokens) = PreferenceStep(model, reference, preference, preference.Train, plan.MicroBatchIndices(step), step, chunkRows, backward: true);
+                lossSum.add_(stepLoss);
+                preferenceWindow.Add(metrics);
+                window.Tokens += tokens;
+                stepTokens = 1; // the step's loss is already a mean over its pairs
+            }
             for (int i = 0; i < micro.Count; i++)
             {
                 var batch = micro[i];
@@ -145,6 +159,8 @@ public sealed class SftTrainer
             if (done % o.LoggingSteps == 0 || done == totalSteps)
             {
                 var (loss, acc) = window.Read();
+                var preferenceMetrics = preferenceWindow.Count == 0 ? null : MeanMetrics(preferenceWindow);
+                preferenceWindow.Clear();
                 var elapsed = clock.Elapsed.TotalSeconds;
                 var speed = window.Tokens / Math.Max(1e-9, elapsed - window.Start);
                 var record = new Dictionary<string, object?>
@@ -152,7 +168,7 @@ public sealed class SftTrainer
                     ["loss"] = loss,
                     ["grad_norm"] = (double)lastGradNorm.ToSingle(),
                     ["learning_rate"] = lr,
-                    ["token_acc"] = acc,
+                    ["token_acc"] = preference is null ? acc : null,
                     ["epoch"] = Math.Round(epoch, 4),
                     ["global_step"] = done,
                     ["max_steps"] = totalSteps,
@@ -160,6 +176,11 @@ public sealed class SftTrainer
                     ["memory_gib"] = Math.Round(MemoryGiB(model.Device), 3),
                     ["elapsed_seconds"] = Math.Round(elapsed, 2),
                 };
+                if (preferenceMetrics is not null)
+                {
+                    record.Remove("token_acc");
+                    foreach (var (k, v) in preferenceMetrics) record[k] = v;
+                }
                 if (PhaseTimer.Enabled)
                 {
                     var steps = done - Math.Max(startStep, done - o.LoggingSteps);
@@ -174,8 +195,17 @@ public sealed class SftTrainer
                 _run.Progress?.Invoke(new TrainingProgress("Train", done, totalSteps, null, 0, 0, clock.Elapsed.TotalSeconds));
             }
 
-            var evaluate = _run.Validation.Count > 0 && (done % evalSteps == 0 || done == totalSteps);
-            if (evaluate)
+            var evaluate = (preference?.Validation.Count ?? _run.Validation.Count) > 0 && (done % evalSteps == 0 || done == totalSteps);
+            if (evaluate && preference is not null)
+            {
+                var (evalLoss, evalMetrics) = EvaluatePreference(model, reference, preference, chunkRows);
+                var evalRecord = new Dictionary<string, object?> { ["eval_loss"] = evalLoss, ["epoch"] = Math.Round(epoch, 4), ["global_step"] = done };
+                foreach (var (k, v) in evalMetrics) evalRecord["eval_" + k] = v;
+                trainingLog.Append(evalRecord);
+                log.WriteLine($"osprey: step {done}: eval_loss {evalLoss:F4}, eval_rewards/accuracies {evalMetrics.GetValueOrDefault("rewards/accuracies", double.NaN):F4}.");
+                state.LastEvalLoss = evalLoss;
+            }
+            else if (evaluate)
             {
                 var (evalLoss, evalAcc) = Evaluate(model, chunkRows);
                 trainingLog.Append(new Dictionary<string, object?> { ["eval_loss"] = evalLoss, ["eval_token_acc"] = evalAcc, ["epoch"] = Math.Round(epoch, 4), ["global_step"] = done });
@@ -204,6 +234,122 @@ public sealed class SftTrainer
         trainingLog.WritePlots();
         return new SftResult(runDir, lastCheckpoint, state.BestCheckpoint, state.BestMetric, step, interrupted);
     }
+
+    /// <summary>True for preference losses that compare against a reference model.</summary>
+    static bool NeedsReference(string type) => type is "dpo";
+
+    /// <summary>
+    /// The reference model of a preference run: a frozen second copy (<c>--ref_model</c>, or the base model in full
+    /// training); null when none is needed or when LoRA provides it by switching its adapters off.
+    /// </summary>
+    CausalLM? LoadReference(PreferenceRun? preference, CausalLM policy)
+    {
+        if (preference is null || !NeedsReference(preference.Loss.RlhfType)) return null;
+        if (_o.TrainType == "lora" && preference.ReferenceModel is null) return null;
+        var reference = CausalLM.Load(preference.ReferenceModel ?? _run.ModelDirectory, _run.Load);
+        if (reference.Spec.VocabSize != policy.Spec.VocabSize)
+        {
+            reference.Dispose();
+            throw new OspreyException($"--ref_model {preference.ReferenceModel} has a vocabulary of {reference.Spec.VocabSize}, the model {policy.Spec.VocabSize}; they must share the tokenizer.");
+        }
+        reference.eval();
+        _run.Log.WriteLine($"osprey: reference model loaded from {preference.ReferenceModel ?? _run.ModelDirectory}.");
+        return reference;
+    }
+
+    /// <summary>
+    /// One optimizer step's forward/backward passes of preference training: each micro-batch stacks its pairs' chosen
+    /// rows over their rejected rows (one forward for both), gets reference log-probs (the frozen reference, or the
+    /// same weights with adapters off), and back-propagates the preference loss weighted by its share of the step's
+    /// pairs. Returns the step's loss (device tensor), its metrics and the tokens processed.
+    /// </summary>
+    (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) PreferenceStep(CausalLM model, CausalLM? reference, PreferenceRun preference,
+        IReadOnlyList<PreferencePair> pairs, IReadOnlyList<int[]> micro, long step, long chunkRows, bool backward)
+    {
+        var total = micro.Sum(m => m.Length);
+        var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
+        var metrics = new Dictionary<string, double>();
+        long tokens = 0;
+        for (int i = 0; i < micro.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var idx = micro[i];
+            var batch = BatchPlan.Collate(idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList(), 0);
+            var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+            var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+            var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
+            Tensor? referenceLogps = null;
+            if (NeedsReference(preference.Loss.RlhfType))
+            {
+                var frozen = reference ?? model;
+                if (reference is null) model.SetAdaptersEnabled(false);
+                try
+                {
+                    using var r = frozen.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows });
+                    referenceLogps = r.RowLogProbs!.clone();
+                }
+                finally
+                {
+                    if (reference is null) model.SetAdaptersEnabled(true);
+                }
+            }
+            var weight = idx.Length / (double)total;
+            Preference.PreferenceLossResult? result = null;
+            using var forward = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
+            {
+                Backward = backward,
+                LossScale = weight,
+                GradientCheckpointing = _o.GradientCheckpointing && backward,
+                LossChunkRows = chunkRows,
+                DropoutSeed = backward ? ((long)_o.Seed << 32) ^ (step * 1024 + i) : null,
+                SequenceObjective = (logps, counts) => (result = PreferenceLossFor(preference.Loss, logps, counts, referenceLogps)).Loss,
+            });
+            loss.add_(forward.LossSum * weight);
+            foreach (var (k, v) in result!.Metrics) metrics[k] = metrics.GetValueOrDefault(k) + v.ToDouble() * weight;
+            tokens += batch.Tokens;
+        }
+        return (loss, metrics, tokens);
+    }
+
+    /// <summary>The preference loss of a stacked batch: rows [0, n) chosen, [n, 2n) rejected.</summary>
+    static Preference.PreferenceLossResult PreferenceLossFor(Preference.PreferenceLossOptions o, Tensor logps, Tensor counts, Tensor? referenceLogps)
+    {
+        var n = logps.shape[0] / 2;
+        var chosen = logps.narrow(0, 0, n);
+        var rejected = logps.narrow(0, n, n);
+        var chosenCount = counts.narrow(0, 0, n).clamp_min(1);
+        var rejectedCount = counts.narrow(0, n, n).clamp_min(1);
+        var nll = chosen.neg() / chosenCount;
+        return o.RlhfType switch
+        {
+            "dpo" => Preference.PreferenceLosses.Dpo(chosen, rejected, referenceLogps!.narrow(0, 0, n), referenceLogps.narrow(0, n, n), o.RpoAlpha > 0 ? nll : null, o),
+            "simpo" => Preference.PreferenceLosses.SimPo(chosen / chosenCount, rejected / rejectedCount, nll, o),
+            "cpo" => Preference.PreferenceLosses.Cpo(chosen, rejected, nll, o),
+            "orpo" => Preference.PreferenceLosses.Orpo(chosen / chosenCount, rejected / rejectedCount, nll, o),
+            _ => throw new OspreyException($"--rlhf_type {o.RlhfType} is not supported yet; use dpo, simpo, cpo or orpo."),
+        };
+    }
+
+    (double Loss, Dictionary<string, double> Metrics) EvaluatePreference(CausalLM model, CausalLM? reference, PreferenceRun preference, long chunkRows)
+    {
+        model.eval();
+        try
+        {
+            var batches = Enumerable.Range(0, (preference.Validation.Count + _o.EvalBatchSize - 1) / _o.EvalBatchSize)
+                .Select(b => Enumerable.Range(b * _o.EvalBatchSize, Math.Min(_o.EvalBatchSize, preference.Validation.Count - b * _o.EvalBatchSize)).ToArray())
+                .ToList();
+            using var _ = NewDisposeScope();
+            var (loss, metrics, _) = PreferenceStep(model, reference, preference, preference.Validation, batches, 0, chunkRows, backward: false);
+            return (loss.ToDouble(), metrics);
+        }
+        finally
+        {
+            model.train();
+        }
+    }
+
+    static Dictionary<string, double> MeanMetrics(List<Dictionary<string, double>> steps) =>
+        steps.SelectMany(d => d.Keys).Distinct().ToDictionary(k => k, k => steps.Where(d => d.ContainsKey(k)).Average(d => d[k]));
 
     /// <summary>The trainable tensors by name: LoRA A/B (and DoRA magnitudes) plus modules_to_save, or the unfrozen base weights.</summary>
     List<(string Name, TorchSharp.Modules.Parameter Tensor)> SetUpTrainable(CausalLM model)

@@ -1,0 +1,23 @@
+using Osprey.Datasets;
+using Osprey.Training.Preference;
+
+namespace Osprey.Training;
+
+/// <summary>Preference training (<c>osprey rlhf</c>): the pairs, the loss, and where the reference model comes from.</summary>
+public sealed record PreferenceRun
+{
+    /// <summary>Training pairs.</summary>
+    public required IReadOnlyList<PreferencePair> Train { get; init; }
+
+    /// <summary>Validation pairs (may be empty).</summary>
+    public IReadOnlyList<PreferencePair> Validation { get; init; } = [];
+
+    /// <summary>The loss and its coefficients.</summary>
+    public required PreferenceLossOptions Loss { get; init; }
+
+    /// <summary>
+    /// A separate reference model folder (<c>--ref_model</c>). Null: with LoRA the reference is the same weights with
+    /// the adapters switched off (no second copy); in full training the base model is loaded a second time.
+    /// </summary>
+    public string? ReferenceModel { get; init; }
+}
