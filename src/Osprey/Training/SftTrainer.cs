@@ -294,7 +294,7 @@ public sealed class SftTrainer
                 }
             }
             var weight = idx.Length / (double)total;
-            Preference.PreferenceLossResult? result = null;
+            Dictionary<string, double>? values = null;
             using var forward = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
             {
                 Backward = backward,
@@ -302,10 +302,16 @@ public sealed class SftTrainer
                 GradientCheckpointing = _o.GradientCheckpointing && backward,
                 LossChunkRows = chunkRows,
                 DropoutSeed = backward ? ((long)_o.Seed << 32) ^ (step * 1024 + i) : null,
-                SequenceObjective = (logps, counts) => (result = PreferenceLossFor(preference.Loss, logps, counts, referenceLogps)).Loss,
+                SequenceObjective = (logps, counts) =>
+                {
+                    var result = PreferenceLossFor(preference.Loss, logps, counts, referenceLogps);
+                    // Read now: the metrics live in the forward pass's dispose scope.
+                    values = result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble());
+                    return result.Loss;
+                },
             });
             loss.add_(forward.LossSum * weight);
-            foreach (var (k, v) in result!.Metrics) metrics[k] = metrics.GetValueOrDefault(k) + v.ToDouble() * weight;
+            foreach (var (k, v) in values!) metrics[k] = metrics.GetValueOrDefault(k) + v * weight;
             tokens += batch.Tokens;
         }
         return (loss, metrics, tokens);
