@@ -4,34 +4,36 @@ using Osprey.Training.Preference;
 namespace Osprey.Cli.Commands;
 
 /// <summary>
-/// <c>osprey rlhf</c>: preference training (DPO, SimPO, CPO, ORPO) on chosen/rejected pairs, with every flag of
+/// <c>osprey rlhf</c>: preference training (DPO, SimPO, CPO, ORPO on chosen/rejected pairs; KTO on labelled rows), with every flag of
 /// <c>osprey sft</c> (LoRA or full, batches, schedule, checkpoints, resume).
 /// </summary>
 internal sealed class RlhfCommand : ICommand
 {
     public string Name => "rlhf";
 
-    public string Summary => "Preference training on chosen/rejected pairs: DPO, SimPO, CPO, ORPO (LoRA or full), with sft's flags.";
+    public string Summary => "Preference training: DPO, SimPO, CPO, ORPO on chosen/rejected pairs, KTO on labelled rows (LoRA or full).";
 
     public string Usage =>
-        "  --rlhf_type T            dpo | simpo | cpo | orpo (kto and rm are not available yet).\n" +
+        "  --rlhf_type T            dpo | simpo | cpo | orpo | kto (rm is not available yet).\n" +
         "  --beta X                 Preference strength (default 0.1; SimPO 2.0).\n" +
         "  --loss_type S            DPO: sigmoid (default) | hinge | ipo | robust.\n" +
         "  --label_smoothing X      DPO: conservative/robust label noise (default 0).\n" +
         "  --rpo_alpha X            DPO: add X times the chosen responses' NLL (default off).\n" +
         "  --simpo_gamma X          SimPO target reward margin (default 1.0).\n" +
         "  --cpo_alpha X            CPO/SimPO: weight of the chosen NLL (default 1.0; SimPO 0 unless given).\n" +
-        "  --ref_model DIR|ID       DPO reference model (default: LoRA uses the base weights with adapters off;\n" +
+        "  --desirable_weight X     KTO: weight of desirable examples (default 1.0).  --undesirable_weight X (default 1.0).\n" +
+        "  --ref_model DIR|ID       DPO/KTO reference model (default: LoRA uses the base weights with adapters off;\n" +
         "                           full training loads the base model a second time).\n" +
         "Data: rows with chosen and rejected responses (\"prompt\"/\"chosen\"/\"rejected\", or messages plus\n" +
-        "\"rejected_response\"); loss on the last response (--loss_scale last_round). Every osprey sft flag applies:\n\n" +
+        "\"rejected_response\"); for KTO, messages plus \"label\" true/false (at least 2 per micro-batch). Loss on the\n" +
+        "last response (--loss_scale last_round). Every osprey sft flag applies:\n\n" +
         SftCommand.Help(pretraining: false);
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
         var type = options.RequiredString("rlhf_type").ToLowerInvariant();
-        if (type is "kto" or "rm")
-            throw new UserError($"--rlhf_type {type} is not available yet in this build; use dpo, simpo, cpo or orpo.");
+        if (type is "rm")
+            throw new UserError($"--rlhf_type {type} is not available yet in this build; use dpo, simpo, cpo, orpo or kto.");
         var loss = new PreferenceLossOptions
         {
             RlhfType = type,
@@ -41,6 +43,8 @@ internal sealed class RlhfCommand : ICommand
             RpoAlpha = options.Double("rpo_alpha", 0),
             SimpoGamma = options.Double("simpo_gamma", 1.0),
             CpoAlpha = options.Double("cpo_alpha", type == "simpo" ? 0 : 1.0),
+            DesirableWeight = options.Double("desirable_weight", 1.0),
+            UndesirableWeight = options.Double("undesirable_weight", 1.0),
         };
         var referenceModel = options.String("ref_model");
         try { loss.Validate(); }

@@ -152,10 +152,14 @@ internal sealed class SftCommand : ICommand
                 var encoder = new DatasetEncoder(tokenizer, encodingOptions);
                 var loaded = DatasetLoader.Load(datasetOptions, stderr);
                 var stats = new EncodingStats();
+                var kto = preference.RlhfType == "kto";
+                if (kto && batch < 2) throw new UserError("--rlhf_type kto needs --per_device_train_batch_size 2 or more: its KL estimate pairs each prompt with another example's response.");
                 preferenceRun = new PreferenceRun
                 {
-                    Train = PreferenceEncoding.EncodePairs(encoder, loaded.Train, stats),
-                    Validation = PreferenceEncoding.EncodePairs(encoder, loaded.Validation),
+                    Train = kto ? [] : PreferenceEncoding.EncodePairs(encoder, loaded.Train, stats),
+                    Validation = kto ? [] : PreferenceEncoding.EncodePairs(encoder, loaded.Validation),
+                    KtoTrain = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Train, stats) : [],
+                    KtoValidation = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Validation) : [],
                     Loss = preference,
                     ReferenceModel = referenceModel is null ? null : Hub.HubCache.ResolveModel(referenceModel),
                 };
@@ -166,7 +170,7 @@ internal sealed class SftCommand : ICommand
                 throw new UserError(e.Message, e);
             }
             data = new EncodedDatasets(EncodedDataset.Empty, EncodedDataset.Empty);
-            stderr.WriteLine($"osprey: {preferenceRun.Train.Count} training pairs, {preferenceRun.Validation.Count} validation pairs; {preference.RlhfType} with beta {preference.Beta}.");
+            stderr.WriteLine($"osprey: {preferenceRun.TrainCount} training {(preference.RlhfType == "kto" ? "examples" : "pairs")}, {preferenceRun.ValidationCount} validation; {preference.RlhfType} with beta {preference.Beta}.");
         }
         else if (cachedDatasets.Count > 0)
         {

@@ -23,4 +23,21 @@ public static class PreferenceEncoding
         }
         return pairs;
     }
+
+    /// <summary>
+    /// KTO rows (a conversation plus a desirable/undesirable label, <see cref="DatasetRow.KtoLabel"/>) encoded with
+    /// <paramref name="encoder"/>; rows the encoder drops are skipped.
+    /// </summary>
+    /// <exception cref="OspreyException">A row has no label; the message names the file and line.</exception>
+    public static IReadOnlyList<KtoExample> EncodeKto(DatasetEncoder encoder, IEnumerable<DatasetRow> rows, EncodingStats? stats = null)
+    {
+        var examples = new List<KtoExample>();
+        foreach (var row in rows)
+        {
+            if (row.KtoLabel is not bool desirable)
+                throw new OspreyException($"{row.Where}: the row has no \"label\" (true for a desirable response, false for an undesirable one); KTO needs labelled rows, see docs/datasets.md.");
+            if (encoder.Encode(row, stats) is { } sample) examples.Add(new KtoExample(sample, desirable));
+        }
+        return examples;
+    }
 }

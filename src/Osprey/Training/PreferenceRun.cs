@@ -6,11 +6,23 @@ namespace Osprey.Training;
 /// <summary>Preference training (<c>osprey rlhf</c>): the pairs, the loss, and where the reference model comes from.</summary>
 public sealed record PreferenceRun
 {
-    /// <summary>Training pairs.</summary>
-    public required IReadOnlyList<PreferencePair> Train { get; init; }
+    /// <summary>Training pairs (empty for KTO).</summary>
+    public IReadOnlyList<PreferencePair> Train { get; init; } = [];
 
     /// <summary>Validation pairs (may be empty).</summary>
     public IReadOnlyList<PreferencePair> Validation { get; init; } = [];
+
+    /// <summary>KTO's unpaired training examples.</summary>
+    public IReadOnlyList<KtoExample> KtoTrain { get; init; } = [];
+
+    /// <summary>KTO's validation examples.</summary>
+    public IReadOnlyList<KtoExample> KtoValidation { get; init; } = [];
+
+    /// <summary>The number of training items the plan visits (pairs, or KTO examples).</summary>
+    public int TrainCount => Loss.RlhfType == "kto" ? KtoTrain.Count : Train.Count;
+
+    /// <summary>The number of validation items.</summary>
+    public int ValidationCount => Loss.RlhfType == "kto" ? KtoValidation.Count : Validation.Count;
 
     /// <summary>The loss and its coefficients.</summary>
     public required PreferenceLossOptions Loss { get; init; }

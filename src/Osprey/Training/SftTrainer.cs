@@ -37,7 +37,7 @@ public sealed class SftTrainer
         _run = run;
         _o = run.Options;
         _o.Validate();
-        if ((run.Preference?.Train.Count ?? run.Train.Count) == 0) throw new OspreyException("the training set is empty after encoding; check --dataset and --max_length.");
+        if ((run.Preference?.TrainCount ?? run.Train.Count) == 0) throw new OspreyException("the training set is empty after encoding; check --dataset and --max_length.");
         run.Preference?.Loss.Validate();
     }
 
@@ -79,7 +79,9 @@ public sealed class SftTrainer
 
         var preference = _run.Preference;
         // Preference runs plan over pairs (the chosen side stands for its pair: the plan uses only the count).
-        var plan = new BatchPlan(preference is null ? _run.Train : preference.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.GradientAccumulationSteps, o.Seed);
+        var plan = new BatchPlan(
+            preference is null ? _run.Train : preference.Loss.RlhfType == "kto" ? preference.KtoTrain.Select(k => k.Sample).ToList() : preference.Train.Select(p => p.Chosen).ToList(),
+            o.BatchSize, o.GradientAccumulationSteps, o.Seed);
         using var reference = LoadReference(preference, model);
         var totalSteps = o.MaxSteps > 0 ? o.MaxSteps : (long)Math.Ceiling(o.NumTrainEpochs * plan.StepsPerEpoch);
         var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
@@ -120,7 +122,9 @@ public sealed class SftTrainer
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
             if (preference is not null)
             {
-                var (stepLoss, metrics, tokens) = PreferenceStep(model, reference, preference, preference.Train, plan.MicroBatchIndices(step), step, chunkRows, backward: true);
+                var (stepLoss, metrics, tokens) = preference.Loss.RlhfType == "kto"
+                    ? KtoStep(model, reference, preference, preference.KtoTrain, plan.MicroBatchIndices(step), step, chunkRows, backward: true)
+                    : PreferenceStep(model, reference, preference, preference.Train, plan.MicroBatchIndices(step), step, chunkRows, backward: true);
                 lossSum.add_(stepLoss);
                 preferenceWindow.Add(metrics);
                 window.Tokens += tokens;
@@ -195,7 +199,7 @@ public sealed class SftTrainer
                 _run.Progress?.Invoke(new TrainingProgress("Train", done, totalSteps, null, 0, 0, clock.Elapsed.TotalSeconds));
             }
 
-            var evaluate = (preference?.Validation.Count ?? _run.Validation.Count) > 0 && (done % evalSteps == 0 || done == totalSteps);
+            var evaluate = (preference?.ValidationCount ?? _run.Validation.Count) > 0 && (done % evalSteps == 0 || done == totalSteps);
             if (evaluate && preference is not null)
             {
                 var (evalLoss, evalMetrics) = EvaluatePreference(model, reference, preference, chunkRows);
@@ -236,7 +240,7 @@ public sealed class SftTrainer
     }
 
     /// <summary>True for preference losses that compare against a reference model.</summary>
-    static bool NeedsReference(string type) => type is "dpo";
+    static bool NeedsReference(string type) => type is "dpo" or "kto";
 
     /// <summary>
     /// The reference model of a preference run: a frozen second copy (<c>--ref_model</c>, or the base model in full
@@ -317,6 +321,79 @@ public sealed class SftTrainer
         return (loss, metrics, tokens);
     }
 
+    /// <summary>Each row's summed label log-probability under the reference: the frozen copy, or the same weights with adapters off.</summary>
+    static Tensor ReferenceLogProbs(CausalLM model, CausalLM? reference, MicroBatch batch, long chunkRows)
+    {
+        var frozen = reference ?? model;
+        if (reference is null) model.SetAdaptersEnabled(false);
+        try
+        {
+            return PolicyLogProbs(frozen, batch, chunkRows);
+        }
+        finally
+        {
+            if (reference is null) model.SetAdaptersEnabled(true);
+        }
+    }
+
+    /// <summary>Each row's summed label log-probability, without gradients.</summary>
+    static Tensor PolicyLogProbs(CausalLM model, MicroBatch batch, long chunkRows)
+    {
+        using var scope = NewDisposeScope();
+        var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+        var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows });
+        return r.RowLogProbs!.clone().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One optimizer step of KTO (Ethayarajh et al. 2024, as TRL's KTOTrainer computes it): each micro-batch's examples
+    /// go through the policy with gradients; the KL estimate comes from mismatched rows (example i's prompt with
+    /// example i+1's response) scored by the policy without gradients and by the reference.
+    /// </summary>
+    (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) KtoStep(CausalLM model, CausalLM? reference, PreferenceRun preference,
+        IReadOnlyList<KtoExample> examples, IReadOnlyList<int[]> micro, long step, long chunkRows, bool backward)
+    {
+        var total = micro.Sum(m => m.Length);
+        var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
+        var metrics = new Dictionary<string, double>();
+        long tokens = 0;
+        for (int i = 0; i < micro.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var idx = micro[i];
+            if (idx.Length < 2) throw new OspreyException("KTO needs at least two examples per micro-batch for its KL estimate; raise --per_device_train_batch_size (and --per_device_eval_batch_size) to 2 or more.");
+            var batch = BatchPlan.Collate(idx.Select(j => examples[j].Sample).ToList(), 0);
+            var mismatched = BatchPlan.Collate(idx.Select((j, k) => examples[j].MismatchedWith(examples[idx[(k + 1) % idx.Length]])).ToList(), 0);
+            var desirable = tensor(idx.Select(j => examples[j].Desirable).ToArray(), device: model.Device);
+            var referenceLogps = ReferenceLogProbs(model, reference, batch, chunkRows);
+            var referenceKl = ReferenceLogProbs(model, reference, mismatched, chunkRows);
+            var policyKl = PolicyLogProbs(model, mismatched, chunkRows);
+            var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+            var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+            var weight = idx.Length / (double)total;
+            Dictionary<string, double>? values = null;
+            using var forward = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
+            {
+                Backward = backward,
+                LossScale = weight,
+                GradientCheckpointing = _o.GradientCheckpointing && backward,
+                LossChunkRows = chunkRows,
+                DropoutSeed = backward ? ((long)_o.Seed << 32) ^ (step * 1024 + i) : null,
+                SequenceObjective = (logps, counts) =>
+                {
+                    var result = PreferenceLosses.Kto(logps, referenceLogps, desirable, policyKl, referenceKl, preference.Loss);
+                    values = result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble());
+                    return result.Loss;
+                },
+            });
+            loss.add_(forward.LossSum * weight);
+            foreach (var (k, v) in values!) metrics[k] = metrics.GetValueOrDefault(k) + v * weight;
+            tokens += batch.Tokens + mismatched.Tokens;
+        }
+        return (loss, metrics, tokens);
+    }
+
     /// <summary>The preference loss of a stacked batch: rows [0, n) chosen, [n, 2n) rejected.</summary>
     static Preference.PreferenceLossResult PreferenceLossFor(Preference.PreferenceLossOptions o, Tensor logps, Tensor counts, Tensor? referenceLogps)
     {
@@ -341,11 +418,16 @@ public sealed class SftTrainer
         model.eval();
         try
         {
-            var batches = Enumerable.Range(0, (preference.Validation.Count + _o.EvalBatchSize - 1) / _o.EvalBatchSize)
-                .Select(b => Enumerable.Range(b * _o.EvalBatchSize, Math.Min(_o.EvalBatchSize, preference.Validation.Count - b * _o.EvalBatchSize)).ToArray())
+            var count = preference.ValidationCount;
+            // KTO's KL term needs at least two examples per batch.
+            var size = preference.Loss.RlhfType == "kto" ? Math.Max(2, _o.EvalBatchSize) : _o.EvalBatchSize;
+            var batches = Enumerable.Range(0, (count + size - 1) / size)
+                .Select(b => Enumerable.Range(b * size, Math.Min(size, count - b * size)).ToArray())
                 .ToList();
             using var _ = NewDisposeScope();
-            var (loss, metrics, _) = PreferenceStep(model, reference, preference, preference.Validation, batches, 0, chunkRows, backward: false);
+            var (loss, metrics, _) = preference.Loss.RlhfType == "kto"
+                ? KtoStep(model, reference, preference, preference.KtoValidation, batches, 0, chunkRows, backward: false)
+                : PreferenceStep(model, reference, preference, preference.Validation, batches, 0, chunkRows, backward: false);
             return (loss.ToDouble(), metrics);
         }
         finally

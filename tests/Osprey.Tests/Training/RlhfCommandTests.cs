@@ -66,13 +66,35 @@ public sealed class RlhfCommandTests
     }
 
     [Theory]
-    [InlineData("kto", "not available yet")]
+    [InlineData("rm", "not available yet")]
     [InlineData("nope", "--rlhf_type")]
     public void UnsupportedTypesGiveOneClearError(string type, string message)
     {
         var run = Rlhf("--rlhf_type", type, "--dataset", Data("preference.jsonl"));
         Assert.Equal(2, run.ExitCode);
         Assert.Contains(message, run.Stderr);
+    }
+
+    [Fact]
+    public void KtoOnUnpairedLabelledRowsSeparatesDesirableFromUndesirable()
+    {
+        using var temp = new TempDirectory();
+        var run = Rlhf("--rlhf_type", "kto", "--dataset", Data("kto.jsonl"), "--val_dataset", Data("kto.jsonl"), "--max_steps", "30",
+            "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--gradient_accumulation_steps", "1",
+            "--learning_rate", "1e-2", "--lora_rank", "16", "--logging_steps", "5", "--eval_steps", "30", "--save_steps", "30",
+            "--output_dir", temp.Path, "--add_version", "false");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var log = TrainingLog.ReadJsonl(Path.Combine(temp.Path, "logging.jsonl")).ToList();
+        var train = log.Where(r => r.ContainsKey("loss") && r.ContainsKey("kl")).ToList();
+        Assert.Equal(6, train.Count);
+        Assert.True(train[^1]["loss"].GetDouble() < train[0]["loss"].GetDouble());
+        var eval = log.Single(r => r.ContainsKey("eval_loss"));
+        // Desirable responses gain reward relative to the reference, undesirable ones lose it.
+        Assert.True(eval["eval_rewards/chosen"].GetDouble() > 0, eval["eval_rewards/chosen"].ToString());
+        Assert.True(eval["eval_rewards/rejected"].GetDouble() < 0, eval["eval_rewards/rejected"].ToString());
+        var tooSmall = Rlhf("--rlhf_type", "kto", "--dataset", Data("kto.jsonl"), "--per_device_train_batch_size", "1", "--max_steps", "1");
+        Assert.Equal(2, tooSmall.ExitCode);
+        Assert.Contains("2 or more", tooSmall.Stderr);
     }
 
     [Fact]
