@@ -92,4 +92,28 @@ if [[ $PART == bench7b ]]; then
   echo "== HF+PEFT LoRA 7B 1x2048 gc"; peak python3 tools/bench_sft_reference.py --model /tmp/q7 --train_type lora --batch 1 --seq 2048 --gradient_checkpointing --steps 20 --warmup 5 --out "$OUT/hf-lora7b.json" 2>&1 | grep -v -i warn | tail -2
   echo "== osprey LoRA 7B 1x2048 gc"; osprey_bench /tmp/q7 lora7b --per_device_train_batch_size 1 --gradient_checkpointing true
 fi
+if [[ $PART == dpo05 ]]; then # DPO LoRA on the 0.5B shape: 4 pairs of ~1000-token responses per step (no HF reference: TRL is not installed there)
+  [[ -d /tmp/q05 ]] || python3 tools/make_bench_model.py --out /tmp/q05 2>&1 | grep wrote
+  cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json /tmp/q05/
+  python3 - <<'PY'
+import json, random
+random.seed(1)
+words = "the of and to in is was for on that with as by at from it an be this which or are have not had but were one their all".split()
+say = lambda n: " ".join(random.choice(words) for _ in range(n))
+with open("/tmp/pref.jsonl", "w") as f:
+    for _ in range(200):
+        f.write(json.dumps({"prompt": say(40), "chosen": say(900), "rejected": say(900)}) + "\n")
+PY
+  rm -rf /tmp/bench-dpo05
+  peak $OSP rlhf --rlhf_type dpo --model /tmp/q05 --dataset /tmp/pref.jsonl --max_length 2048 --max_steps 25 --logging_steps 5 --save_strategy no \
+    --device cuda --torch_dtype bfloat16 --output_dir /tmp/bench-dpo05 --add_version false --per_device_train_batch_size 4 \
+    --gradient_accumulation_steps 1 --gradient_checkpointing false --lr_scheduler_type constant 2>&1 | grep -v "^Train" | tail -3
+  cp /tmp/bench-dpo05/logging.jsonl "$OUT/osprey-dpo05.jsonl"
+  python3 - /tmp/bench-dpo05/logging.jsonl <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_second"' in l]
+steady = [r["tokens_per_second"] for r in rows[1:]]
+print(f"osprey DPO tokens/s (steps 6-25): {sum(steady)/len(steady):.0f}  loss first/last {rows[0]['loss']:.4f}/{rows[-1]['loss']:.4f}  rewards/accuracies last {rows[-1].get('rewards/accuracies')}")
+PY
+fi
 echo "== peaks"; cat "$OUT/peaks.txt"
