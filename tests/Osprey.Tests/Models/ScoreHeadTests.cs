@@ -112,7 +112,7 @@ public sealed class ScoreHeadTests
         var basePath = Path.Combine(TestPaths.Fixtures, "parity", "qwen2");
         using var model = CausalLM.Load(basePath, CPU, ScalarType.Float32);
         model.AttachScoreHead(seed: 1);
-        var options = new LoraOptions { Rank = 4, Alpha = 8, TargetModules = ["all-linear"] };
+        var options = new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0, TargetModules = ["all-linear"] };
         var adapted = model.AttachLora(options, seed: 2);
         Assert.DoesNotContain("score", adapted);
         using (no_grad())
