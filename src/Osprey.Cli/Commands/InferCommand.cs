@@ -6,6 +6,8 @@ using Osprey.Cli.Args;
 using Osprey.Cli.Chat;
 using Osprey.Inference;
 using Osprey.Models;
+using Osprey.Tokenization;
+using Osprey.Tuners;
 
 namespace Osprey.Cli.Commands;
 
@@ -47,6 +49,12 @@ internal sealed class InferCommand : ICommand
         "  --ignore_eos BOOL        Keep generating past end-of-sequence tokens.\n" +
         "  --stream BOOL            Print the reply as it is generated (default: true in the chat, else false).\n" +
         "  --infer_backend pt       Inference engine; only the built-in 'pt' exists.\n" +
+        "\n" +
+        "\n" +
+        "Reward models (config.json architectures *ForSequenceClassification, or --adapters with task_type SEQ_CLS) score\n" +
+        "instead of generating: --val_dataset prints each row plus \"score\" (the whole conversation, final assistant\n" +
+        "message included, rendered with the tokenizer's chat template and no generation prompt); --input_ids prints\n" +
+        "\"[i] <score>\" per prompt. The generation flags do not apply; there is no chat.\n" +
         "\n" +
         "In the chat, 'clear' forgets the conversation and 'exit', 'quit' or end of input stop.\n";
 
@@ -109,6 +117,14 @@ internal sealed class InferCommand : ICommand
             folder = flags.RequireFolder();
         }
 
+        var reward = CausalLM.IsRewardFolder(folder) || adapters.Paths.Any(PeftAdapter.IsSequenceClassification);
+        if (reward)
+        {
+            if (mode == Mode.Chat) throw new UserError($"{folder} is a reward model (it scores, it does not chat); give --val_dataset FILE or --input_ids IDS.");
+            if (saveLogits is not null) throw new UserError("--save_logits needs next-token logits, which a reward model (a score head) does not give.");
+            if (template is not null && mode == Mode.Dataset) throw new UserError("--template: a reward model's rows are rendered with the tokenizer's own chat template; drop --template.");
+        }
+
         GenerationOptions Options(CausalLM model)
         {
             var o = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(folder));
@@ -129,6 +145,7 @@ internal sealed class InferCommand : ICommand
             var prompts = ParsePrompts(ids!);
             if (stream == true && prompts.Count > 1) throw new UserError("--stream prints one prompt's tokens as they come; give one prompt or drop --stream.");
             using var model = adapters.Load(folder, flags.LoadOptions(stderr), stderr);
+            if (model.IsRewardModel) return ScoreIds(model, prompts, stdout);
             if (saveLogits is not null) return SaveLogits(model, prompts, saveLogits, stdout);
             var o = Options(model);
             if (ignoreEos) o = o with { EosTokenIds = [] };
@@ -138,6 +155,13 @@ internal sealed class InferCommand : ICommand
         // Text modes: the tokenizer and the prompts first, so their mistakes show before the weights load.
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "give the prompt as token ids with --input_ids, or use a model folder with its tokenizer files.");
         var chat = ChatPrompt.Create(tokenizer, folder, template);
+        if (mode == Mode.Dataset && reward)
+        {
+            var rows = datasets.SelectMany(d => ChatDataset.Read(d, system)).ToList();
+            var encoded = rows.Select(r => EncodeScored(chat, r, system)).ToList();
+            using var model = adapters.Load(folder, flags.LoadOptions(stderr), stderr);
+            return ScoreDataset(model, rows, encoded, resultPath, stdout, stderr);
+        }
         if (mode == Mode.Dataset)
         {
             var rows = datasets.SelectMany(d => ChatDataset.Read(d, system)).ToList();
@@ -169,6 +193,71 @@ internal sealed class InferCommand : ICommand
         var logits = model.Forward(ids).to_type(TorchSharp.torch.ScalarType.Float32).cpu();
         Io.SafetensorsWriter.Write(path, [new("input_ids", ids.cpu()), new("logits", logits)]);
         stdout.WriteLine($"osprey: wrote logits [{string.Join(", ", logits.shape)}] to {path}");
+        return 0;
+    }
+
+    /// <summary>Reward model, --input_ids: one score per prompt, "[i] score" (first label when there are several).</summary>
+    private static int ScoreIds(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, TextWriter stdout)
+    {
+        for (var i = 0; i < prompts.Count; i++)
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{i}] {string.Join(' ', Score(model, prompts[i]).Select(v => v.ToString("R", CultureInfo.InvariantCulture)))}"));
+        return 0;
+    }
+
+    /// <summary>The score head's outputs for one unpadded sequence.</summary>
+    private static float[] Score(CausalLM model, IReadOnlyList<int> ids)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var _ = TorchSharp.torch.no_grad();
+        var t = TorchSharp.torch.tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count], device: model.Device);
+        return model.Scores(t, TorchSharp.torch.ones_like(t)).cpu().data<float>().ToArray();
+    }
+
+    /// <summary>A row's whole conversation for a reward model: its messages (final assistant reply included; a query row's "response" as the reply), no generation prompt.</summary>
+    private static int[] EncodeScored(ChatPrompt chat, ChatRow row, string? system)
+    {
+        var messages = new List<object?>();
+        if (!row.QueryFormat && row.Record["messages"] is System.Text.Json.Nodes.JsonArray all)
+        {
+            messages.AddRange(all.Select(m => (object?)System.Text.Json.JsonSerializer.SerializeToElement(m)));
+            if (system is not null) ChatDataset.SetSystem(messages, system);
+        }
+        else
+        {
+            messages.AddRange(row.Messages);
+            if (row.Record["response"] is System.Text.Json.Nodes.JsonValue r && r.TryGetValue<string>(out var reply)) messages.Add(ChatDataset.Message("assistant", reply));
+        }
+        try
+        {
+            return chat.EncodeRendered(chat.Tokenizer.ApplyChatTemplate(messages, new ChatTemplateOptions { AddGenerationPrompt = false, Tools = row.Tools }));
+        }
+        catch (OspreyException e) when (e is not UserError)
+        {
+            throw new UserError($"{row.Where}: {e.Message.TrimEnd('.')}.", e);
+        }
+    }
+
+    /// <summary>Reward model, --val_dataset: every row plus "score" (a list when the head has several labels), as JSON lines.</summary>
+    private static int ScoreDataset(CausalLM model, List<ChatRow> rows, List<int[]> encoded, string? resultPath, TextWriter stdout, TextWriter stderr)
+    {
+        var lines = new StringBuilder();
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var record = (JsonObject)rows[i].Record.DeepClone();
+            var values = Score(model, encoded[i]);
+            record["score"] = values.Length == 1 ? JsonValue.Create((double)values[0]) : new JsonArray(values.Select(v => (JsonNode?)JsonValue.Create((double)v)).ToArray());
+            lines.Append(JsonText.Of(record)).Append('\n');
+        }
+        if (resultPath is null)
+        {
+            stdout.Write(lines.ToString());
+            return 0;
+        }
+        var full = Path.GetFullPath(resultPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full + ".tmp", lines.ToString(), Utf8);
+        File.Move(full + ".tmp", full, overwrite: true);
+        stderr.WriteLine($"osprey: wrote {rows.Count} scored rows to {resultPath}.");
         return 0;
     }
 

@@ -244,6 +244,7 @@ public sealed partial class CausalLM
 
     Tensor Head(Tensor h)
     {
+        if (IsRewardModel) throw RewardForwardError();
         var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
         if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return logits;

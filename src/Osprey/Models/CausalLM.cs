@@ -52,6 +52,8 @@ public sealed partial class CausalLM : nn.Module
         try
         {
             using var checkpoint = SafetensorsCheckpoint.Open(directory);
+            // A *ForSequenceClassification folder (score.weight, no lm_head): a reward model, see CausalLM.Score.cs.
+            if (ScoreLabels(directory, checkpoint) is int labels) lm.AddScoreHead(new ScoreHead(spec.HiddenSize, labels, dtype, device, trainable: false));
             lm.LoadWeights(checkpoint);
         }
         catch
@@ -87,6 +89,7 @@ public sealed partial class CausalLM : nn.Module
         var dtypeName = DTypes.Name(DType);
         config["dtype"] = dtypeName;
         if (config.ContainsKey("torch_dtype")) config["torch_dtype"] = dtypeName;
+        if (IsRewardModel) ApplyRewardConfig(config);
         var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes));
         WriteAtomically(Path.Combine(directory, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         written.Add("config.json");
@@ -151,6 +154,7 @@ public sealed partial class CausalLM : nn.Module
     /// </summary>
     public Tensor Forward(Tensor ids, Tensor? keyValid = null, Tensor? positions = null, KvCache? cache = null, bool lastOnly = false)
     {
+        if (IsRewardModel) throw RewardForwardError();
         var h = model.Forward(ids, positions, keyValid, cache);
         if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
         var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
@@ -170,6 +174,7 @@ public sealed partial class CausalLM : nn.Module
     {
         if (!ids.shape.SequenceEqual(positionIds.shape))
             throw new ArgumentException($"position ids [{string.Join(", ", positionIds.shape)}] do not match input ids [{string.Join(", ", ids.shape)}]");
+        if (IsRewardModel) throw RewardForwardError();
         using var segments = SegmentIds(positionIds);
         var h = model.Forward(ids, positionIds, null, null, segments);
         var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);

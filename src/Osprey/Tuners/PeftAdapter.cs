@@ -54,6 +54,8 @@ public static class PeftAdapter
             RankPattern = json["rank_pattern"] is JsonObject rp ? rp.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>()) : new Dictionary<string, int>(),
             AlphaPattern = json["alpha_pattern"] is JsonObject ap ? ap.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()) : new Dictionary<string, double>(),
         };
+        if (IsSequenceClassification(json) && !options.ModulesToSave.Contains(ScoreModule))
+            options = options with { ModulesToSave = [.. options.ModulesToSave, ScoreModule] }; // PEFT adds the classifier itself
         switch (json["target_modules"])
         {
             case JsonArray list:
@@ -74,6 +76,7 @@ public static class PeftAdapter
     public static void Save(CausalLM model, LoraOptions options, string directory, string? baseModel, Func<string, Tensor?>? masters = null)
     {
         Directory.CreateDirectory(directory);
+        if (model.IsRewardModel && !options.ModulesToSave.Contains(ScoreModule)) options = options with { ModulesToSave = [.. options.ModulesToSave, ScoreModule] };
         var tensors = new List<KeyValuePair<string, Tensor>>();
         foreach (var (name, p) in model.LoraParameters()) tensors.Add(new(Prefix + name, masters?.Invoke(name) ?? p));
         foreach (var (name, p) in ModulesToSaveParameters(model, options)) tensors.Add(new(Prefix + name, masters?.Invoke(name) ?? p));
@@ -81,7 +84,7 @@ public static class PeftAdapter
         var config = new JsonObject
         {
             ["peft_type"] = "LORA",
-            ["task_type"] = "CAUSAL_LM",
+            ["task_type"] = model.IsRewardModel ? "SEQ_CLS" : "CAUSAL_LM",
             ["base_model_name_or_path"] = baseModel,
             ["r"] = options.Rank,
             ["lora_alpha"] = options.Alpha,
@@ -133,6 +136,7 @@ public static class PeftAdapter
     {
         var (options, _) = ReadConfig(directory);
         using var file = OpenWeights(directory);
+        EnsureScoreHead(model, directory, file);
         var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in model.LoraParameters()) targets[name] = p;
         foreach (var (name, p) in ModulesToSaveParameters(model, options)) targets[name] = p;
@@ -163,6 +167,7 @@ public static class PeftAdapter
     {
         var (options, _) = ReadConfig(directory);
         using var file = OpenWeights(directory);
+        EnsureScoreHead(model, directory, file);
         var byName = file.Entries.ToDictionary(e => Normalize(e.Name), e => e.Name, StringComparer.Ordinal);
         var layers = model.LinearLayers().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
         var baseParams = model.BaseParameters().ToDictionary(p => p.Name, p => (Tensor)p.Tensor, StringComparer.Ordinal);
@@ -207,6 +212,33 @@ public static class PeftAdapter
             target.copy_(t);
         }
         return merged;
+    }
+
+    /// <summary>The module a reward model's adapter trains in full (transformers' sequence-classification head).</summary>
+    public const string ScoreModule = "score";
+
+    /// <summary>
+    /// True when <paramref name="directory"/>'s adapter_config.json has task_type SEQ_CLS: an adapter of a reward model,
+    /// whose <c>base_model.model.score.weight</c> replaces the score head (the base is a causal LM or a reward model).
+    /// </summary>
+    public static bool IsSequenceClassification(string directory)
+    {
+        var path = Path.Combine(directory, ConfigFile);
+        if (!File.Exists(path)) return false;
+        try { return JsonNode.Parse(File.ReadAllText(path)) is JsonObject json && IsSequenceClassification(json); }
+        catch (JsonException) { return false; }
+    }
+
+    static bool IsSequenceClassification(JsonObject json) =>
+        json["task_type"] is JsonValue v && v.TryGetValue<string>(out var t) && t.Equals("SEQ_CLS", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A SEQ_CLS adapter on a causal LM: attaches the score head (sized from the adapter's score tensor) so its tensor has a place.</summary>
+    static void EnsureScoreHead(CausalLM model, string directory, SafetensorsFile file)
+    {
+        if (model.IsRewardModel || !IsSequenceClassification(directory)) return;
+        var entry = file.Entries.FirstOrDefault(e => Normalize(e.Name) == ScoreModule + ".weight")
+            ?? throw new OspreyException($"{file.Path} is a SEQ_CLS adapter but holds no '{Prefix}{ScoreModule}.weight'; the score head was not saved.");
+        model.AttachScoreHead((int)entry.Shape[0]);
     }
 
     static Tensor Move(Tensor t, Device device) => t.to(device);
