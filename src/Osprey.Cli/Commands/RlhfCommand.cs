@@ -11,10 +11,11 @@ internal sealed class RlhfCommand : ICommand
 {
     public string Name => "rlhf";
 
-    public string Summary => "Preference training: DPO, SimPO, CPO, ORPO on chosen/rejected pairs, KTO on labelled rows (LoRA or full).";
+    public string Summary => "Preference training: DPO, SimPO, CPO, ORPO and reward models on chosen/rejected pairs, KTO on labelled rows.";
 
     public string Usage =>
-        "  --rlhf_type T            dpo | simpo | cpo | orpo | kto (rm is not available yet).\n" +
+        "  --rlhf_type T            dpo | simpo | cpo | orpo | kto | rm (reward model: a scalar head, saved for\n" +
+        "                           transformers' AutoModelForSequenceClassification with num_labels 1).\n" +
         "  --beta X                 Preference strength (default 0.1; SimPO 2.0).\n" +
         "  --loss_type S            DPO: sigmoid (default) | hinge | ipo | robust.\n" +
         "  --label_smoothing X      DPO: conservative/robust label noise (default 0).\n" +
@@ -22,6 +23,7 @@ internal sealed class RlhfCommand : ICommand
         "  --simpo_gamma X          SimPO target reward margin (default 1.0).\n" +
         "  --cpo_alpha X            CPO/SimPO: weight of the chosen NLL (default 1.0; SimPO 0 unless given).\n" +
         "  --desirable_weight X     KTO: weight of desirable examples (default 1.0).  --undesirable_weight X (default 1.0).\n" +
+        "  --center_rewards_coefficient X  RM: pull mean rewards toward 0 (default 0).\n" +
         "  --ref_model DIR|ID       DPO/KTO reference model (default: LoRA uses the base weights with adapters off;\n" +
         "                           full training loads the base model a second time).\n" +
         "Data: rows with chosen and rejected responses (\"prompt\"/\"chosen\"/\"rejected\", or messages plus\n" +
@@ -32,8 +34,6 @@ internal sealed class RlhfCommand : ICommand
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
         var type = options.RequiredString("rlhf_type").ToLowerInvariant();
-        if (type is "rm")
-            throw new UserError($"--rlhf_type {type} is not available yet in this build; use dpo, simpo, cpo, orpo or kto.");
         var loss = new PreferenceLossOptions
         {
             RlhfType = type,
@@ -45,6 +45,7 @@ internal sealed class RlhfCommand : ICommand
             CpoAlpha = options.Double("cpo_alpha", type == "simpo" ? 0 : 1.0),
             DesirableWeight = options.Double("desirable_weight", 1.0),
             UndesirableWeight = options.Double("undesirable_weight", 1.0),
+            CenterRewardsCoefficient = options.Double("center_rewards_coefficient", 0),
         };
         var referenceModel = options.String("ref_model");
         try { loss.Validate(); }

@@ -250,6 +250,9 @@ public sealed partial class CausalLM
         return logits;
     }
 
+    /// <summary>Seeds LoRA dropout for a forward pass outside <see cref="ForwardBackward"/> (e.g. <see cref="Scores"/>), so it is reproducible.</summary>
+    public void SeedDropout(long seed) => Reseed(new TrainForwardOptions { DropoutSeed = seed }, 0);
+
     void Reseed(TrainForwardOptions options, int layer)
     {
         if (options.DropoutSeed is not long seed) return;

@@ -61,6 +61,8 @@ public sealed class SftTrainer
         random.manual_seed(o.Seed);
         if (runtime.Device.type == DeviceType.CUDA) cuda.manual_seed_all(o.Seed);
         using var model = CausalLM.Load(_run.ModelDirectory, _run.Load);
+        // A reward model gets its scalar head before any adapter (transformers' *ForSequenceClassification layout).
+        if (_run.Preference?.Loss.RlhfType == "rm" && !model.IsRewardModel) model.AttachScoreHead(1, o.Seed);
         var trainable = SetUpTrainable(model);
         if (resume is not null) LoadWeights(model, resume);
         var trainableCount = trainable.Sum(p => p.Tensor.numel());
@@ -122,9 +124,12 @@ public sealed class SftTrainer
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
             if (preference is not null)
             {
-                var (stepLoss, metrics, tokens) = preference.Loss.RlhfType == "kto"
-                    ? KtoStep(model, reference, preference, preference.KtoTrain, plan.MicroBatchIndices(step), step, chunkRows, backward: true)
-                    : PreferenceStep(model, reference, preference, preference.Train, plan.MicroBatchIndices(step), step, chunkRows, backward: true);
+                var (stepLoss, metrics, tokens) = preference.Loss.RlhfType switch
+                {
+                    "kto" => KtoStep(model, reference, preference, preference.KtoTrain, plan.MicroBatchIndices(step), step, chunkRows, backward: true),
+                    "rm" => RewardStep(model, preference, preference.Train, plan.MicroBatchIndices(step), step, backward: true),
+                    _ => PreferenceStep(model, reference, preference, preference.Train, plan.MicroBatchIndices(step), step, chunkRows, backward: true),
+                };
                 lossSum.add_(stepLoss);
                 preferenceWindow.Add(metrics);
                 window.Tokens += tokens;
@@ -394,6 +399,43 @@ public sealed class SftTrainer
         return (loss, metrics, tokens);
     }
 
+    /// <summary>
+    /// One optimizer step of reward-model training: each micro-batch's chosen rows over its rejected rows go through the
+    /// model to the score head at each row's last token, and the pairwise loss (InstructGPT; TRL's RewardTrainer) is
+    /// back-propagated, weighted by the micro-batch's share of the step's pairs.
+    /// </summary>
+    (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) RewardStep(CausalLM model, PreferenceRun preference,
+        IReadOnlyList<PreferencePair> pairs, IReadOnlyList<int[]> micro, long step, bool backward)
+    {
+        var total = micro.Sum(m => m.Length);
+        var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
+        var metrics = new Dictionary<string, double>();
+        long tokens = 0;
+        for (int i = 0; i < micro.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var idx = micro[i];
+            var samples = idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList();
+            var batch = BatchPlan.Collate(samples, 0);
+            var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+            var valid = new long[batch.Rows * batch.Columns];
+            for (var r = 0; r < samples.Count; r++)
+                for (var c = 0; c < samples[r].Length; c++) valid[r * batch.Columns + c] = 1;
+            var keyValid = tensor(valid, [batch.Rows, batch.Columns], device: model.Device);
+            var weight = idx.Length / (double)total;
+            using var grad = backward ? enable_grad() : no_grad();
+            if (backward) model.SeedDropout(((long)_o.Seed << 32) ^ (step * 1024 + i));
+            var scores = model.Scores(ids, keyValid).select(1, 0);
+            var n = idx.Length;
+            var result = PreferenceLosses.RewardModel(scores.narrow(0, 0, n), scores.narrow(0, n, n), null, preference.Loss);
+            if (backward) (result.Loss * weight).backward();
+            loss.add_(result.Loss.detach() * weight);
+            foreach (var (k, v) in result.Metrics) metrics[k] = metrics.GetValueOrDefault(k) + v.ToDouble() * weight;
+            tokens += batch.Tokens;
+        }
+        return (loss, metrics, tokens);
+    }
+
     /// <summary>The preference loss of a stacked batch: rows [0, n) chosen, [n, 2n) rejected.</summary>
     static Preference.PreferenceLossResult PreferenceLossFor(Preference.PreferenceLossOptions o, Tensor logps, Tensor counts, Tensor? referenceLogps)
     {
@@ -425,9 +467,12 @@ public sealed class SftTrainer
                 .Select(b => Enumerable.Range(b * size, Math.Min(size, count - b * size)).ToArray())
                 .ToList();
             using var _ = NewDisposeScope();
-            var (loss, metrics, _) = preference.Loss.RlhfType == "kto"
-                ? KtoStep(model, reference, preference, preference.KtoValidation, batches, 0, chunkRows, backward: false)
-                : PreferenceStep(model, reference, preference, preference.Validation, batches, 0, chunkRows, backward: false);
+            var (loss, metrics, _) = preference.Loss.RlhfType switch
+            {
+                "kto" => KtoStep(model, reference, preference, preference.KtoValidation, batches, 0, chunkRows, backward: false),
+                "rm" => RewardStep(model, preference, preference.Validation, batches, 0, backward: false),
+                _ => PreferenceStep(model, reference, preference, preference.Validation, batches, 0, chunkRows, backward: false),
+            };
             return (loss.ToDouble(), metrics);
         }
         finally
@@ -452,6 +497,12 @@ public sealed class SftTrainer
             {
                 p.requires_grad_(true);
                 list.Add((name, p));
+            }
+            // A reward model's score head is trained in full and saved with the adapter (PEFT's SEQ_CLS modules_to_save).
+            if (model.ScoreWeight is { } score && list.All(p => p.Item1 != "score.weight"))
+            {
+                score.requires_grad_(true);
+                list.Add(("score.weight", score));
             }
             return list;
         }

@@ -42,19 +42,22 @@ public sealed class RlhfCommandTests
         Assert.True(infer.ExitCode == 0, infer.ToString());
     }
 
-    [Fact]
-    public void FullDpoLoadsAReferenceCopyAndResumesExactly()
+    [Theory]
+    [InlineData("dpo", "full", "model.safetensors")]
+    [InlineData("rm", "lora", "adapter_model.safetensors")]
+    [InlineData("kto", "lora", "adapter_model.safetensors")]
+    public void PreferenceRunsResumeExactly(string type, string trainType, string weightsFile)
     {
         using var temp = new TempDirectory();
-        string[] common = ["--rlhf_type", "dpo", "--train_type", "full", "--model", CliRun.Fixture("qwen2"), "--dataset", Data("preference.jsonl"),
-            "--max_steps", "4", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--learning_rate", "1e-4",
+        string[] common = ["--rlhf_type", type, "--train_type", trainType, "--model", CliRun.Fixture("qwen2"), "--dataset", Data(type == "kto" ? "kto.jsonl" : "preference.jsonl"),
+            "--max_steps", "4", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--learning_rate", trainType == "full" ? "1e-4" : "1e-2",
             "--logging_steps", "1", "--save_steps", "2", "--add_version", "false", "--output_dir", temp.File("run")];
         var whole = CliRun.Of(["rlhf", "--device", "cpu", .. common]);
         Assert.True(whole.ExitCode == 0, whole.ToString());
-        Assert.Contains("reference model loaded", whole.Stderr);
+        if (type == "dpo") Assert.Contains("reference model loaded", whole.Stderr); // full DPO: a frozen second copy
         List<double> Losses() => TrainingLog.ReadJsonl(temp.File("run/logging.jsonl")).Where(r => r.ContainsKey("loss")).Select(r => r["loss"].GetDouble()).ToList();
         var losses = Losses();
-        var weights = File.ReadAllBytes(temp.File("run/checkpoint-4/model.safetensors"));
+        var weights = File.ReadAllBytes(temp.File($"run/checkpoint-4/{weightsFile}"));
         Directory.Delete(temp.File("run/checkpoint-4"), true);
 
         // Resume from step 2 in the same run folder: steps 3-4 must come out the same, bit for bit.
@@ -62,11 +65,10 @@ public sealed class RlhfCommandTests
         Assert.True(resumed.ExitCode == 0, resumed.ToString());
         Assert.Equal(4, losses.Count);
         Assert.Equal(losses, Losses());
-        Assert.Equal(weights, File.ReadAllBytes(temp.File("run/checkpoint-4/model.safetensors")));
+        Assert.Equal(weights, File.ReadAllBytes(temp.File($"run/checkpoint-4/{weightsFile}")));
     }
 
     [Theory]
-    [InlineData("rm", "not available yet")]
     [InlineData("nope", "--rlhf_type")]
     public void UnsupportedTypesGiveOneClearError(string type, string message)
     {
@@ -95,6 +97,48 @@ public sealed class RlhfCommandTests
         var tooSmall = Rlhf("--rlhf_type", "kto", "--dataset", Data("kto.jsonl"), "--per_device_train_batch_size", "1", "--max_steps", "1");
         Assert.Equal(2, tooSmall.ExitCode);
         Assert.Contains("2 or more", tooSmall.Stderr);
+    }
+
+    [Theory]
+    [InlineData("lora")]
+    [InlineData("full")]
+    public void RewardModelRanksHeldOutPairsAndSavesASequenceClassifier(string trainType)
+    {
+        using var temp = new TempDirectory();
+        var run = Rlhf("--rlhf_type", "rm", "--train_type", trainType, "--dataset", Data("preference.jsonl"), "--split_dataset_ratio", "0.3",
+            "--max_steps", "30", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+            "--learning_rate", trainType == "lora" ? "1e-2" : "1e-3", "--lora_rank", "16", "--logging_steps", "5", "--eval_steps", "30",
+            "--save_steps", "30", "--output_dir", temp.Path, "--add_version", "false");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var log = TrainingLog.ReadJsonl(Path.Combine(temp.Path, "logging.jsonl")).ToList();
+        var train = log.Where(r => r.ContainsKey("loss")).ToList();
+        Assert.True(train[^1]["loss"].GetDouble() < train[0]["loss"].GetDouble());
+        var eval = log.Single(r => r.ContainsKey("eval_loss"));
+        Assert.Equal(1.0, eval["eval_rewards/accuracies"].GetDouble(), 6); // the 3 held-out pairs, ranked right
+        var checkpoint = Path.Combine(temp.Path, "checkpoint-30");
+        if (trainType == "lora")
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(checkpoint, "adapter_config.json")));
+            Assert.Equal("SEQ_CLS", config.RootElement.GetProperty("task_type").GetString());
+        }
+        else
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json")));
+            Assert.EndsWith("ForSequenceClassification", config.RootElement.GetProperty("architectures")[0].GetString());
+        }
+        // osprey infer scores rows with the trained reward model: a chosen answer above "I don't know.".
+        var rows = temp.File("rows.jsonl");
+        File.WriteAllLines(rows,
+        [
+            """{"messages": [{"role": "user", "content": "Name the largest planet in the solar system."}, {"role": "assistant", "content": "Jupiter is the largest planet in the solar system."}]}""",
+            """{"messages": [{"role": "user", "content": "Name the largest planet in the solar system."}, {"role": "assistant", "content": "I don't know."}]}""",
+        ]);
+        string[] model = trainType == "lora" ? ["--adapters", checkpoint] : ["--model", checkpoint];
+        var infer = CliRun.Of(["infer", .. model, "--val_dataset", rows, "--device", "cpu"]);
+        Assert.True(infer.ExitCode == 0, infer.ToString());
+        var scores = infer.StdoutLines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble()).ToArray();
+        Assert.Equal(2, scores.Length);
+        Assert.True(scores[0] > scores[1], $"{scores[0]} vs {scores[1]}");
     }
 
     [Fact]
