@@ -23,6 +23,7 @@ internal sealed class RlhfCommand : ICommand
         "  --simpo_gamma X          SimPO target reward margin (default 1.0).\n" +
         "  --cpo_alpha X            CPO/SimPO: weight of the chosen NLL (default 1.0; SimPO 0 unless given).\n" +
         "  --desirable_weight X     KTO: weight of desirable examples (default 1.0).  --undesirable_weight X (default 1.0).\n" +
+        "  --ref_adapters DIR...    LoRA adapters merged into the reference (a separate frozen copy), e.g. the SFT adapter.\n" +
         "  --center_rewards_coefficient X  RM: pull mean rewards toward 0 (default 0).\n" +
         "  --ref_model DIR|ID       DPO/KTO reference model (default: LoRA uses the base weights with adapters off;\n" +
         "                           full training loads the base model a second time).\n" +
@@ -48,8 +49,11 @@ internal sealed class RlhfCommand : ICommand
             CenterRewardsCoefficient = options.Double("center_rewards_coefficient", 0),
         };
         var referenceModel = options.String("ref_model");
+        var referenceAdapters = options.List("ref_adapters");
+        foreach (var a in referenceAdapters)
+            if (!Tuners.PeftAdapter.IsAdapter(a)) throw new UserError($"--ref_adapters {a} has no adapter_config.json; pass LoRA checkpoint folders or PEFT adapters.");
         try { loss.Validate(); }
         catch (OspreyException e) { throw new UserError(e.Message, e); }
-        return SftCommand.Run(options, stdout, stderr, "rlhf", loss, referenceModel);
+        return SftCommand.Run(options, stdout, stderr, "rlhf", loss, referenceModel, referenceAdapters);
     }
 }

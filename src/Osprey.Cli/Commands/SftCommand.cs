@@ -63,7 +63,8 @@ internal sealed class SftCommand : ICommand
     /// The training run of <c>sft</c>, <c>pt</c> and <c>rlhf</c> (<paramref name="verb"/>); <paramref name="preference"/>
     /// holds the preference loss for rlhf (its flags are read by <see cref="RlhfCommand"/>).
     /// </summary>
-    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, string verb, Training.Preference.PreferenceLossOptions? preference, string? referenceModel = null)
+    internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, string verb, Training.Preference.PreferenceLossOptions? preference,
+        string? referenceModel = null, IReadOnlyList<string>? referenceAdapters = null)
     {
         var pretraining = verb == "pt";
         var flags = ModelFlags.Read(options);
@@ -162,6 +163,7 @@ internal sealed class SftCommand : ICommand
                     KtoValidation = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Validation) : [],
                     Loss = preference,
                     ReferenceModel = referenceModel is null ? null : Hub.HubCache.ResolveModel(referenceModel),
+                    ReferenceAdapters = referenceAdapters ?? [],
                 };
                 stats.Report(stderr, maxLength);
             }

@@ -32,4 +32,10 @@ public sealed record PreferenceRun
     /// the adapters switched off (no second copy); in full training the base model is loaded a second time.
     /// </summary>
     public string? ReferenceModel { get; init; }
+
+    /// <summary>
+    /// LoRA adapters merged into the reference model (<c>--ref_adapters</c>): the reference is then its own frozen copy,
+    /// base (or <see cref="ReferenceModel"/>) plus these adapters.
+    /// </summary>
+    public IReadOnlyList<string> ReferenceAdapters { get; init; } = [];
 }

@@ -254,15 +254,22 @@ public sealed class SftTrainer
     CausalLM? LoadReference(PreferenceRun? preference, CausalLM policy)
     {
         if (preference is null || !NeedsReference(preference.Loss.RlhfType)) return null;
-        if (_o.TrainType == "lora" && preference.ReferenceModel is null) return null;
+        if (_o.TrainType == "lora" && preference.ReferenceModel is null && preference.ReferenceAdapters.Count == 0) return null;
         var reference = CausalLM.Load(preference.ReferenceModel ?? _run.ModelDirectory, _run.Load);
-        if (reference.Spec.VocabSize != policy.Spec.VocabSize)
+        try
+        {
+            if (reference.Spec.VocabSize != policy.Spec.VocabSize)
+                throw new OspreyException($"--ref_model {preference.ReferenceModel} has a vocabulary of {reference.Spec.VocabSize}, the model {policy.Spec.VocabSize}; they must share the tokenizer.");
+            foreach (var adapter in preference.ReferenceAdapters) PeftAdapter.MergeInto(reference, adapter);
+        }
+        catch
         {
             reference.Dispose();
-            throw new OspreyException($"--ref_model {preference.ReferenceModel} has a vocabulary of {reference.Spec.VocabSize}, the model {policy.Spec.VocabSize}; they must share the tokenizer.");
+            throw;
         }
         reference.eval();
-        _run.Log.WriteLine($"osprey: reference model loaded from {preference.ReferenceModel ?? _run.ModelDirectory}.");
+        var adapters = preference.ReferenceAdapters.Count == 0 ? "" : $" with adapters {string.Join(", ", preference.ReferenceAdapters)}";
+        _run.Log.WriteLine($"osprey: reference model loaded from {preference.ReferenceModel ?? _run.ModelDirectory}{adapters}.");
         return reference;
     }
 

@@ -142,6 +142,25 @@ public sealed class RlhfCommandTests
     }
 
     [Fact]
+    public void RefAdaptersMakeTheReferenceTheBasePlusThoseAdapters()
+    {
+        using var temp = new TempDirectory();
+        // With a reference unlike the starting policy, DPO's rewards are non-zero from the first step.
+        var run = CliRun.Of("rlhf", "--device", "cpu", "--rlhf_type", "dpo", "--model", CliRun.Fixture("qwen2"), "--dataset", Data("preference.jsonl"),
+            "--ref_adapters", Path.Combine(TestPaths.Fixtures, "peft", "qwen2-lora"), "--max_steps", "1", "--learning_rate", "1e-9",
+            "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1", "--logging_steps", "1", "--save_strategy", "no",
+            "--output_dir", temp.Path, "--add_version", "false");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("with adapters", run.Stderr);
+        var first = TrainingLog.ReadJsonl(Path.Combine(temp.Path, "logging.jsonl")).First(r => r.ContainsKey("loss"));
+        Assert.True(Math.Abs(first["rewards/margins"].GetDouble()) > 1e-3, first["rewards/margins"].ToString());
+        var bad = CliRun.Of("rlhf", "--device", "cpu", "--rlhf_type", "dpo", "--model", CliRun.Fixture("qwen2"), "--dataset", Data("preference.jsonl"),
+            "--ref_adapters", temp.Path);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--ref_adapters", bad.Stderr);
+    }
+
+    [Fact]
     public void RowsWithoutARejectedResponseAreRefusedWithTheirLine()
     {
         var run = Rlhf("--rlhf_type", "dpo", "--dataset", Data("messages.jsonl"), "--max_steps", "1");
