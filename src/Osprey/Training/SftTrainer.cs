@@ -280,7 +280,22 @@ public sealed class SftTrainer
     /// pairs. Returns the step's loss (device tensor), its metrics and the tokens processed.
     /// </summary>
     (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) PreferenceStep(CausalLM model, CausalLM? reference, PreferenceRun preference,
-        IReadOnlyList<PreferencePair> pairs, IReadOnlyList<int[]> micro, long step, long chunkRows, bool backward)
+        IReadOnlyList<PreferencePair> pairs, IReadOnlyList<int[]> micro, long step, long chunkRows, bool backward) =>
+        ForEachMicroBatch(model, micro, (i, idx, weight) =>
+        {
+            var batch = BatchPlan.Collate(idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList(), 0);
+            var referenceLogps = NeedsReference(preference.Loss.RlhfType) ? ReferenceLogProbs(model, reference, batch, chunkRows) : null;
+            var (loss, metrics) = ObjectiveStep(model, batch, step, i, weight, chunkRows, backward,
+                (logps, counts) => PreferenceLossFor(preference.Loss, logps, counts, referenceLogps));
+            return (loss, metrics, batch.Tokens);
+        });
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on each micro-batch (its index, its item indices, its share of the step's items) in
+    /// a dispose scope of its own, and sums the weighted losses and metrics and the tokens.
+    /// </summary>
+    static (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) ForEachMicroBatch(CausalLM model, IReadOnlyList<int[]> micro,
+        Func<int, int[], double, (Tensor Loss, Dictionary<string, double> Metrics, long Tokens)> body)
     {
         var total = micro.Sum(m => m.Length);
         var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
@@ -289,48 +304,41 @@ public sealed class SftTrainer
         for (int i = 0; i < micro.Count; i++)
         {
             using var scope = NewDisposeScope();
-            var idx = micro[i];
-            var batch = BatchPlan.Collate(idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList(), 0);
-            var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
-            var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
-            var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
-            Tensor? referenceLogps = null;
-            if (NeedsReference(preference.Loss.RlhfType))
-            {
-                var frozen = reference ?? model;
-                if (reference is null) model.SetAdaptersEnabled(false);
-                try
-                {
-                    using var r = frozen.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows });
-                    referenceLogps = r.RowLogProbs!.clone();
-                }
-                finally
-                {
-                    if (reference is null) model.SetAdaptersEnabled(true);
-                }
-            }
-            var weight = idx.Length / (double)total;
-            Dictionary<string, double>? values = null;
-            using var forward = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
-            {
-                Backward = backward,
-                LossScale = weight,
-                GradientCheckpointing = _o.GradientCheckpointing && backward,
-                LossChunkRows = chunkRows,
-                DropoutSeed = backward ? ((long)_o.Seed << 32) ^ (step * 1024 + i) : null,
-                SequenceObjective = (logps, counts) =>
-                {
-                    var result = PreferenceLossFor(preference.Loss, logps, counts, referenceLogps);
-                    // Read now: the metrics live in the forward pass's dispose scope.
-                    values = result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble());
-                    return result.Loss;
-                },
-            });
-            loss.add_(forward.LossSum * weight);
-            foreach (var (k, v) in values!) metrics[k] = metrics.GetValueOrDefault(k) + v * weight;
-            tokens += batch.Tokens;
+            var weight = micro[i].Length / (double)total;
+            var (l, m, t) = body(i, micro[i], weight);
+            loss.add_(l * weight);
+            foreach (var (k, v) in m) metrics[k] = metrics.GetValueOrDefault(k) + v * weight;
+            tokens += t;
         }
         return (loss, metrics, tokens);
+    }
+
+    /// <summary>
+    /// The policy's forward (and, when <paramref name="backward"/>, backward) pass over <paramref name="batch"/> with a
+    /// sequence-level preference loss; returns the loss value and its metrics, read while they exist.
+    /// </summary>
+    (Tensor Loss, Dictionary<string, double> Metrics) ObjectiveStep(CausalLM model, MicroBatch batch, long step, int micro, double weight,
+        long chunkRows, bool backward, Func<Tensor, Tensor, PreferenceLossResult> objective)
+    {
+        var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+        var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+        Dictionary<string, double>? values = null;
+        using var forward = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
+        {
+            Backward = backward,
+            LossScale = weight,
+            GradientCheckpointing = _o.GradientCheckpointing && backward,
+            LossChunkRows = chunkRows,
+            DropoutSeed = backward ? ((long)_o.Seed << 32) ^ (step * 1024 + micro) : null,
+            SequenceObjective = (logps, counts) =>
+            {
+                var result = objective(logps, counts);
+                // Read now: the metrics live in the forward pass's dispose scope.
+                values = result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble());
+                return result.Loss;
+            },
+        });
+        return (forward.LossSum.clone(), values!);
     }
 
     /// <summary>Each row's summed label log-probability under the reference: the frozen copy, or the same weights with adapters off.</summary>
@@ -364,16 +372,9 @@ public sealed class SftTrainer
     /// example i+1's response) scored by the policy without gradients and by the reference.
     /// </summary>
     (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) KtoStep(CausalLM model, CausalLM? reference, PreferenceRun preference,
-        IReadOnlyList<KtoExample> examples, IReadOnlyList<int[]> micro, long step, long chunkRows, bool backward)
-    {
-        var total = micro.Sum(m => m.Length);
-        var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
-        var metrics = new Dictionary<string, double>();
-        long tokens = 0;
-        for (int i = 0; i < micro.Count; i++)
+        IReadOnlyList<KtoExample> examples, IReadOnlyList<int[]> micro, long step, long chunkRows, bool backward) =>
+        ForEachMicroBatch(model, micro, (i, idx, weight) =>
         {
-            using var scope = NewDisposeScope();
-            var idx = micro[i];
             if (idx.Length < 2) throw new OspreyException("KTO needs at least two examples per micro-batch for its KL estimate; raise --per_device_train_batch_size (and --per_device_eval_batch_size) to 2 or more.");
             var batch = BatchPlan.Collate(idx.Select(j => examples[j].Sample).ToList(), 0);
             var mismatched = BatchPlan.Collate(idx.Select((j, k) => examples[j].MismatchedWith(examples[idx[(k + 1) % idx.Length]])).ToList(), 0);
@@ -381,30 +382,10 @@ public sealed class SftTrainer
             var referenceLogps = ReferenceLogProbs(model, reference, batch, chunkRows);
             var referenceKl = ReferenceLogProbs(model, reference, mismatched, chunkRows);
             var policyKl = PolicyLogProbs(model, mismatched, chunkRows);
-            var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
-            var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
-            var weight = idx.Length / (double)total;
-            Dictionary<string, double>? values = null;
-            using var forward = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
-            {
-                Backward = backward,
-                LossScale = weight,
-                GradientCheckpointing = _o.GradientCheckpointing && backward,
-                LossChunkRows = chunkRows,
-                DropoutSeed = backward ? ((long)_o.Seed << 32) ^ (step * 1024 + i) : null,
-                SequenceObjective = (logps, counts) =>
-                {
-                    var result = PreferenceLosses.Kto(logps, referenceLogps, desirable, policyKl, referenceKl, preference.Loss);
-                    values = result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble());
-                    return result.Loss;
-                },
-            });
-            loss.add_(forward.LossSum * weight);
-            foreach (var (k, v) in values!) metrics[k] = metrics.GetValueOrDefault(k) + v * weight;
-            tokens += batch.Tokens + mismatched.Tokens;
-        }
-        return (loss, metrics, tokens);
-    }
+            var (loss, metrics) = ObjectiveStep(model, batch, step, i, weight, chunkRows, backward,
+                (logps, counts) => PreferenceLosses.Kto(logps, referenceLogps, desirable, policyKl, referenceKl, preference.Loss));
+            return (loss, metrics, batch.Tokens + mismatched.Tokens);
+        });
 
     /// <summary>
     /// One optimizer step of reward-model training: each micro-batch's chosen rows over its rejected rows go through the
@@ -412,16 +393,9 @@ public sealed class SftTrainer
     /// back-propagated, weighted by the micro-batch's share of the step's pairs.
     /// </summary>
     (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) RewardStep(CausalLM model, PreferenceRun preference,
-        IReadOnlyList<PreferencePair> pairs, IReadOnlyList<int[]> micro, long step, bool backward)
-    {
-        var total = micro.Sum(m => m.Length);
-        var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
-        var metrics = new Dictionary<string, double>();
-        long tokens = 0;
-        for (int i = 0; i < micro.Count; i++)
+        IReadOnlyList<PreferencePair> pairs, IReadOnlyList<int[]> micro, long step, bool backward) =>
+        ForEachMicroBatch(model, micro, (i, idx, weight) =>
         {
-            using var scope = NewDisposeScope();
-            var idx = micro[i];
             var samples = idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList();
             var batch = BatchPlan.Collate(samples, 0);
             var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
@@ -429,19 +403,14 @@ public sealed class SftTrainer
             for (var r = 0; r < samples.Count; r++)
                 for (var c = 0; c < samples[r].Length; c++) valid[r * batch.Columns + c] = 1;
             var keyValid = tensor(valid, [batch.Rows, batch.Columns], device: model.Device);
-            var weight = idx.Length / (double)total;
             using var grad = backward ? enable_grad() : no_grad();
             if (backward) model.SeedDropout(((long)_o.Seed << 32) ^ (step * 1024 + i));
             var scores = model.Scores(ids, keyValid).select(1, 0);
             var n = idx.Length;
             var result = PreferenceLosses.RewardModel(scores.narrow(0, 0, n), scores.narrow(0, n, n), null, preference.Loss);
             if (backward) (result.Loss * weight).backward();
-            loss.add_(result.Loss.detach() * weight);
-            foreach (var (k, v) in result.Metrics) metrics[k] = metrics.GetValueOrDefault(k) + v.ToDouble() * weight;
-            tokens += batch.Tokens;
-        }
-        return (loss, metrics, tokens);
-    }
+            return (result.Loss.detach(), result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble()), batch.Tokens);
+        });
 
     /// <summary>The preference loss of a stacked batch: rows [0, n) chosen, [n, 2n) rejected.</summary>
     static Preference.PreferenceLossResult PreferenceLossFor(Preference.PreferenceLossOptions o, Tensor logps, Tensor counts, Tensor? referenceLogps)
