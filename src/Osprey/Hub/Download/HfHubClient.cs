@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using static Osprey.Hub.Download.HubTransfer;
 
 namespace Osprey.Hub.Download;
 
@@ -280,35 +281,8 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
             if (!append) have = 0;
             progress.Start(path, have, meta.Size);
             await using var body = await resp.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            await using var fs = OpenForWrite(incomplete, append, repoId, path);
-            var buffer = new byte[1 << 16];
-            while (true)
-            {
-                int n;
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(ct))
-                {
-                    idle.CancelAfter(_options.RequestTimeout);
-                    try
-                    {
-                        n = await body.ReadAsync(buffer, idle.Token).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                    {
-                        throw new TimeoutException($"no data for {_options.RequestTimeout.TotalSeconds:0.###}s");
-                    }
-                }
-                if (n == 0) break;
-                try
-                {
-                    await fs.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                }
-                catch (IOException e)
-                {
-                    throw DiskError(e, incomplete, repoId, path);
-                }
-                have += n;
-                progress.Advance(path, n, have, meta.Size);
-            }
+            have = await HubTransfer.StreamToFileAsync(Words, body, incomplete, append, have, _options.RequestTimeout, repoId, path,
+                (n, held) => progress.Advance(path, n, held, meta.Size), ct).ConfigureAwait(false);
             if (meta.Size is { } expected && have != expected)
                 throw new TransientException($"got {have} of {expected} bytes");
             return true;
@@ -377,19 +351,7 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
                 req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             req.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
             if (rangeFrom > 0) req.Headers.Range = new RangeHeaderValue(rangeFrom, null);
-            HttpResponseMessage resp;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
-            {
-                timeout.CancelAfter(_options.RequestTimeout);
-                try
-                {
-                    resp = await _http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                {
-                    throw new TimeoutException($"no response from {url.GetLeftPart(UriPartial.Path)} in {_options.RequestTimeout.TotalSeconds:0.###}s");
-                }
-            }
+            var resp = await HubTransfer.SendWithTimeoutAsync(_http, req, url, _options.RequestTimeout, ct).ConfigureAwait(false);
             var status = (int)resp.StatusCode;
             if (status is >= 300 and < 400 && resp.Headers.Location is { } loc && hop < 10)
             {
@@ -434,83 +396,19 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
     /// <summary>The hub could not be reached (or kept failing) after all retries.</summary>
     private sealed class HubUnreachableException(string message, Exception inner) : OspreyException(message, inner);
 
-    /// <summary>A failure worth retrying (5xx, a short body).</summary>
-    private sealed class TransientException(string message) : Exception(message);
-
-    private async Task<T> WithRetriesAsync<T>(string what, Func<CancellationToken, Task<T>> attempt, CancellationToken ct)
-    {
-        var delay = _options.InitialBackoff;
-        for (var i = 0; ; i++)
-        {
-            try
-            {
-                return await attempt(ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (IsTransient(e, ct))
-            {
-                if (i >= _options.MaxRetries)
-                    throw new HubUnreachableException($"Downloading {what} from {Endpoint} failed after {i + 1} attempts ({e.Message}): check the network or HF_ENDPOINT and run it again, the download resumes.", e);
-                await Task.Delay(delay, ct).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxBackoff.Ticks));
-            }
-        }
-    }
-
-    private static bool IsTransient(Exception e, CancellationToken ct) => e switch
-    {
-        OspreyException => false,
-        TransientException or TimeoutException => true,
-        HttpRequestException h => h.StatusCode is null || (int)h.StatusCode >= 500,
-        OperationCanceledException => !ct.IsCancellationRequested,
-        IOException => true, // network stream errors (file errors are turned into OspreyException first)
-        _ => false,
-    };
+    private Task<T> WithRetriesAsync<T>(string what, Func<CancellationToken, Task<T>> attempt, CancellationToken ct) =>
+        HubTransfer.WithRetriesAsync(what, Endpoint, "HF_ENDPOINT", _options.MaxRetries, _options.InitialBackoff, _options.MaxBackoff,
+            (message, inner) => new HubUnreachableException(message, inner), attempt, ct);
 
     // ---------------------------------------------------------------- files and locks
 
-    private static FileStream OpenForWrite(string path, bool append, string repoId, string file)
-    {
-        try
-        {
-            return new FileStream(path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw PermissionError(e, path, repoId);
-        }
-        catch (IOException e)
-        {
-            throw DiskError(e, path, repoId, file);
-        }
-    }
+    private static readonly HubTransfer.Wording Words = new("repo", "HF_HUB_CACHE");
 
-    private static bool IsDiskFull(IOException e) =>
-        e.HResult is 28 or unchecked((int)0x80070070) or unchecked((int)0x80070027) // ENOSPC on Linux; ERROR_DISK_FULL / ERROR_HANDLE_DISK_FULL on Windows
-        || (OperatingSystem.IsMacOS() && e.HResult == 28);
+    private static OspreyException DiskError(IOException e, string where, string repoId, string file) => HubTransfer.DiskError(Words, e, where, repoId, file);
 
-    private static OspreyException DiskError(IOException e, string where, string repoId, string file) =>
-        IsDiskFull(e)
-            ? new OspreyException($"The disk is full while writing file {file} of repo {repoId} to {where}: free some space or set HF_HUB_CACHE to a folder on a larger disk, then run it again.", e)
-            : new OspreyException($"Writing file {file} of repo {repoId} to {where} failed ({e.Message}): check the folder is writable and the disk is healthy.", e);
+    private static OspreyException PermissionError(Exception e, string where, string repoId) => HubTransfer.PermissionError(Words, e, where, repoId);
 
-    private static OspreyException PermissionError(Exception e, string where, string repoId) =>
-        new($"Permission denied writing {where} for repo {repoId}: make the folder writable or set HF_HUB_CACHE to a folder you own.", e);
-
-    private static void CreateDirectory(string dir, string repoId)
-    {
-        try
-        {
-            Directory.CreateDirectory(dir);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw PermissionError(e, dir, repoId);
-        }
-        catch (IOException e)
-        {
-            throw DiskError(e, dir, repoId, Path.GetFileName(dir));
-        }
-    }
+    private static void CreateDirectory(string dir, string repoId) => HubTransfer.CreateDirectory(Words, dir, repoId);
 
     private static void WriteAllTextAtomic(string path, string text, string repoId)
     {
@@ -574,46 +472,8 @@ public sealed class HfHubClient : IHubDownloader, IDisposable
         }
     }
 
-    private static void DeleteQuietly(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
-
-    /// <summary>
-    /// Takes an exclusive lock file (FileShare.None: flock on Unix, which Python's filelock also uses), polling
-    /// until <see cref="HubClientOptions.LockTimeout"/>.
-    /// </summary>
-    private async Task<IDisposable> AcquireLockAsync(string lockPath, string repoId, string file, CancellationToken ct)
-    {
-        CreateDirectory(Path.GetDirectoryName(lockPath)!, repoId);
-        var deadline = DateTime.UtcNow + _options.LockTimeout;
-        while (true)
-        {
-            try
-            {
-                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (UnauthorizedAccessException e)
-            {
-                throw PermissionError(e, lockPath, repoId);
-            }
-            catch (IOException e) when (!IsDiskFull(e))
-            {
-                if (DateTime.UtcNow > deadline)
-                    throw new OspreyException($"File {file} of repo {repoId} is locked by another download ({lockPath}) for over {_options.LockTimeout.TotalSeconds:0}s: wait for it to finish, or delete the lock file if no download is running.", e);
-                await Task.Delay(50, ct).ConfigureAwait(false);
-            }
-        }
-    }
+    private Task<IDisposable> AcquireLockAsync(string lockPath, string repoId, string file, CancellationToken ct) =>
+        HubTransfer.AcquireLockAsync(Words, lockPath, _options.LockTimeout, repoId, file, ct);
 
     private static void CheckRepoId(string repoId)
     {

@@ -86,55 +86,13 @@ internal sealed class FakeHubServer : IAsyncDisposable
 
     public int Gets(string pathContains) => Count(r => r.Method == "GET" && r.Path.Contains(pathContains, StringComparison.Ordinal));
 
-    private async Task AcceptLoop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                using (client)
-                {
-                    try
-                    {
-                        await Serve(client);
-                    }
-                    catch (Exception)
-                    {
-                        // a client that went away
-                    }
-                }
-            });
-        }
-    }
+    private Task AcceptLoop() => TestHttp.AcceptLoop(_listener, _stop.Token, Serve);
 
-    private async Task Serve(TcpClient client)
+    private async Task Serve(NetworkStream stream)
     {
-        var stream = client.GetStream();
-        var head = new StringBuilder();
-        var one = new byte[1];
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
-        {
-            if (await stream.ReadAsync(one) == 0) return;
-            head.Append((char)one[0]);
-        }
-        var lines = head.ToString().Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
-        var parts = lines[0].Split(' ');
-        var headers = new Dictionary<string, string>();
-        foreach (var line in lines.Skip(1))
-        {
-            var colon = line.IndexOf(':');
-            if (colon > 0) headers[line[..colon].Trim().ToLowerInvariant()] = line[(colon + 1)..].Trim();
-        }
-        var req = new HubRequest(parts[0], parts[1], headers);
+        if (await TestHttp.ReadHead(stream) is not { } head) return;
+        var (method, target, headers) = head;
+        var req = new HubRequest(method, target, headers);
         Requests.Enqueue(req);
         var fault = OnRequest?.Invoke(req);
         if (fault is Fault.Delay d)

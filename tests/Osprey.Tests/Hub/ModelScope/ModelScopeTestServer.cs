@@ -94,35 +94,7 @@ internal sealed class ModelScopeTestServer : IAsyncDisposable
 
     public int FileGets => Requests.Count(r => r.IsFile);
 
-    private async Task AcceptLoop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                using (client)
-                {
-                    try
-                    {
-                        await Serve(client.GetStream());
-                    }
-                    catch (Exception)
-                    {
-                        // the client went away
-                    }
-                }
-            });
-        }
-    }
+    private Task AcceptLoop() => TestHttp.AcceptLoop(_listener, _stop.Token, Serve);
 
     private static Dictionary<string, string> ParseQuery(string query)
     {
@@ -139,23 +111,10 @@ internal sealed class ModelScopeTestServer : IAsyncDisposable
 
     private async Task Serve(NetworkStream stream)
     {
-        var head = new StringBuilder();
-        var one = new byte[1];
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
-        {
-            if (await stream.ReadAsync(one) == 0) return;
-            head.Append((char)one[0]);
-        }
-        var lines = head.ToString().Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
-        var target = lines[0].Split(' ')[1];
+        if (await TestHttp.ReadHead(stream) is not { } head) return;
+        var (method, target, headers) = head;
         var qm = target.IndexOf('?');
-        var headers = new Dictionary<string, string>();
-        foreach (var line in lines.Skip(1))
-        {
-            var colon = line.IndexOf(':');
-            if (colon > 0) headers[line[..colon].Trim().ToLowerInvariant()] = line[(colon + 1)..].Trim();
-        }
-        var req = new MsRequest(lines[0].Split(' ')[0], qm < 0 ? target : target[..qm], ParseQuery(qm < 0 ? "" : target[(qm + 1)..]), headers);
+        var req = new MsRequest(method, qm < 0 ? target : target[..qm], ParseQuery(qm < 0 ? "" : target[(qm + 1)..]), headers);
         Requests.Enqueue(req);
         var fault = OnRequest?.Invoke(req);
         if (fault is MsFault.Delay d)
