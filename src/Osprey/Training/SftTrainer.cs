@@ -356,13 +356,16 @@ public sealed class SftTrainer
         }
     }
 
-    /// <summary>Each row's summed label log-probability, without gradients.</summary>
-    static Tensor PolicyLogProbs(CausalLM model, MicroBatch batch, long chunkRows)
+    /// <summary>
+    /// Each row's summed label log-probability, without gradients. In training mode LoRA dropout is active, so its draws
+    /// are seeded by <paramref name="dropoutSeed"/> (a resumed run must draw the same masks).
+    /// </summary>
+    static Tensor PolicyLogProbs(CausalLM model, MicroBatch batch, long chunkRows, long? dropoutSeed = null)
     {
         using var scope = NewDisposeScope();
         var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
         var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
-        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows });
+        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows, DropoutSeed = dropoutSeed });
         return r.RowLogProbs!.clone().MoveToOuterDisposeScope();
     }
 
@@ -381,7 +384,8 @@ public sealed class SftTrainer
             var desirable = tensor(idx.Select(j => examples[j].Desirable).ToArray(), device: model.Device);
             var referenceLogps = ReferenceLogProbs(model, reference, batch, chunkRows);
             var referenceKl = ReferenceLogProbs(model, reference, mismatched, chunkRows);
-            var policyKl = PolicyLogProbs(model, mismatched, chunkRows);
+            // TRL scores the KL rows with the policy in training mode (dropout on), without gradients.
+            var policyKl = PolicyLogProbs(model, mismatched, chunkRows, backward ? (((long)_o.Seed << 32) ^ (step * 1024 + i)) + 0x4B4C : null);
             var (loss, metrics) = ObjectiveStep(model, batch, step, i, weight, chunkRows, backward,
                 (logps, counts) => PreferenceLosses.Kto(logps, referenceLogps, desirable, policyKl, referenceKl, preference.Loss));
             return (loss, metrics, batch.Tokens + mismatched.Tokens);
