@@ -145,7 +145,9 @@ public sealed class ModelScopeClientTests : IAsyncLifetime
         Assert.Contains("model.safetensors", e.Message, StringComparison.Ordinal);
         Assert.Contains("sha256", e.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(ModelFolder, "model.safetensors")));
-        Assert.False(Directory.EnumerateFiles(Cache, "*.incomplete", SearchOption.AllDirectories).Any());
+        // The rejected file's partial copy is gone too. (Other files cancelled mid-stream by the failure may keep
+        // theirs: that is resume state, verified before it is ever used.)
+        Assert.False(Directory.EnumerateFiles(Cache, "model.safetensors.incomplete", SearchOption.AllDirectories).Any());
     }
 
     [Fact]
