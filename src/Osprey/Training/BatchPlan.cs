@@ -60,7 +60,8 @@ internal sealed class BatchPlan
     {
         if (epoch == _cachedEpoch) return _order;
         var order = Enumerable.Range(0, _data.Count).ToArray();
-        var rng = new Random(HashCode.Combine(_seed, epoch, 0x5f7d));
+        // Not HashCode.Combine: it is randomised per process, and a resumed run (a new process) must see the same order.
+        var rng = new Random(unchecked(_seed * 1_000_003 + epoch * 7919 + 0x5f7d));
         // Fisher-Yates with System.Random(int), whose sequence for a given seed is fixed across .NET versions.
         for (var i = order.Length - 1; i > 0; i--)
         {

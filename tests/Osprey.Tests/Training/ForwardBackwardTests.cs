@@ -164,5 +164,16 @@ public sealed class ForwardBackwardTests
         Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), epoch1.Order());
         Assert.NotEqual(epoch0, epoch1);
         Assert.Equal(epoch1, Enumerable.Range(2, 2).SelectMany(s => new BatchPlan(samples, 3, 2, 42).MicroBatches(s)).SelectMany(m => m.InputIds.Where((_, i) => i % 2 == 0)));
+
+        // The order is the documented function of (seed, epoch) alone — nothing process-specific such as string or
+        // HashCode hashing, which .NET randomises per process and which would break resuming in a new process.
+        var expected = Enumerable.Range(0, 10).ToArray();
+        var rng = new Random(unchecked(42 * 1_000_003 + 1 * 7919 + 0x5f7d));
+        for (var i = expected.Length - 1; i > 0; i--)
+        {
+            var j = rng.Next(i + 1);
+            (expected[i], expected[j]) = (expected[j], expected[i]);
+        }
+        Assert.Equal(expected.Select(i => (long)i), epoch1);
     }
 }

@@ -14,7 +14,7 @@ public sealed class RlhfCommandTests
 {
     static string Data(string name) => Path.Combine(TestPaths.RepoRoot, "examples", "datasets", name);
 
-    static CliRun Rlhf(params string[] flags) => CliRun.Of(["rlhf", "--device", "cpu", "--model", "demo", .. flags]);
+    static CliRun Rlhf(params string[] flags) => CliRun.Of(["rlhf", "--device", "cpu", "--model", TestDemoModel.Folder, .. flags]);
 
     [Theory]
     [InlineData("dpo", "preference.jsonl")]

@@ -39,7 +39,7 @@ public sealed class SftCommandTests
     public void LoraMemorisesAndTheAdapterAnswersThroughInfer()
     {
         using var temp = new TempDirectory();
-        var run = Sft("--model", "demo", "--dataset", Memorize, "--num_train_epochs", "100", "--per_device_train_batch_size", "4",
+        var run = Sft("--model", TestDemoModel.Folder, "--dataset", Memorize, "--num_train_epochs", "100", "--per_device_train_batch_size", "4",
             "--learning_rate", "1e-2", "--lora_rank", "16", "--output_dir", temp.Path);
         Assert.True(run.ExitCode == 0, run.ToString());
         var runDir = Directory.GetDirectories(temp.Path).Single();
