@@ -35,7 +35,8 @@ public sealed record DatasetRow(
     Conversation? Conversation,
     string? Text,
     Conversation? Rejected = null,
-    bool? KtoLabel = null)
+    bool? KtoLabel = null,
+    double? Margin = null)
 {
     /// <summary>"file.jsonl line 12" / "file.parquet row 12": where the row is, for messages.</summary>
     public string Where => $"{Source} {UnitOf(Source)} {Line}";

@@ -19,7 +19,7 @@ public static class PreferenceEncoding
             var chosen = encoder.Encode(row, stats);
             var rejected = encoder.Encode(row with { Conversation = row.Rejected });
             if (chosen is null || rejected is null) continue;
-            pairs.Add(new PreferencePair(chosen, rejected));
+            pairs.Add(new PreferencePair(chosen, rejected, row.Margin));
         }
         return pairs;
     }

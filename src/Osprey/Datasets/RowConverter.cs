@@ -100,7 +100,7 @@ internal sealed class RowConverter
                 rejected = [.. messages.Take(messages.Count - 1), Message("assistant", reply)];
                 Substitute(row, rejected);
             }
-            return new DatasetRow(raw.Source, raw.Line, DatasetFormat.Preference, conversation, null, new Conversation(rejected, tools));
+            return new DatasetRow(raw.Source, raw.Line, DatasetFormat.Preference, conversation, null, new Conversation(rejected, tools), Margin: Margin(row));
         }
         return new DatasetRow(raw.Source, raw.Line, Format!.Value, conversation, null);
     }
@@ -151,7 +151,7 @@ internal sealed class RowConverter
     [
         "messages", "conversation", "conversations", "system", "system_prompt", "instruction", "input", "output", "query", "prompt", "question",
         "response", "answer", "targets", "target", "answer_key", "solution", "text", "completion", "content", "history", "chosen", "rejected",
-        "rejected_response", "rejected_messages", "label", "tools", "tag",
+        "rejected_response", "rejected_messages", "label", "margin", "tools", "tag",
     ];
 
     /// <summary>Column names match case-insensitively (as ms-swift's): "Instruction" is read as "instruction".</summary>
@@ -288,8 +288,18 @@ internal sealed class RowConverter
         Validate(rejectedMessages, "rejected");
         var conversation = new Conversation(chosenMessages, tools);
         if (_kto) return new DatasetRow(raw.Source, raw.Line, DatasetFormat.Kto, conversation, null, KtoLabel: Label(row));
-        return new DatasetRow(raw.Source, raw.Line, DatasetFormat.Preference, conversation, null, new Conversation(rejectedMessages, tools));
+        return new DatasetRow(raw.Source, raw.Line, DatasetFormat.Preference, conversation, null, new Conversation(rejectedMessages, tools), Margin: Margin(row));
     }
+
+    /// <summary>A preference row's optional "margin" (reward-model training: how much better chosen is), or null.</summary>
+    private static double? Margin(Dictionary<string, object?> row) => row.GetValueOrDefault("margin") switch
+    {
+        null => null,
+        long l => l,
+        double d when double.IsFinite(d) => d,
+        string s when double.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) => v,
+        var other => throw new RowError($"field \"margin\" must be a number, got {TypeName(other)} {Show(other)}", "margin"),
+    };
 
     /// <summary>A list of messages in OpenAI or ShareGPT style, as standard {role, content} messages (+ the row's system).</summary>
     private static List<object?> MessagesOf(Dictionary<string, object?> row, string field)

@@ -411,7 +411,11 @@ public sealed class SftTrainer
             if (backward) model.SeedDropout(((long)_o.Seed << 32) ^ (step * 1024 + i));
             var scores = model.Scores(ids, keyValid).select(1, 0);
             var n = idx.Length;
-            var result = PreferenceLosses.RewardModel(scores.narrow(0, 0, n), scores.narrow(0, n, n), null, preference.Loss);
+            // The optional per-row margin (Llama 2's reward-model loss): rows without one count 0.
+            var margin = idx.Any(j => pairs[j].Margin is not null)
+                ? tensor(idx.Select(j => (float)(pairs[j].Margin ?? 0)).ToArray(), device: model.Device)
+                : null;
+            var result = PreferenceLosses.RewardModel(scores.narrow(0, 0, n), scores.narrow(0, n, n), margin, preference.Loss);
             if (backward) (result.Loss * weight).backward();
             return (result.Loss.detach(), result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble()), batch.Tokens);
         });

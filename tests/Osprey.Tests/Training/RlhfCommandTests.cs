@@ -161,6 +161,30 @@ public sealed class RlhfCommandTests
     }
 
     [Fact]
+    public void RewardModelReadsTheMarginColumn()
+    {
+        using var temp = new TempDirectory();
+        var lines = File.ReadAllLines(Data("preference.jsonl"));
+        var withMargin = temp.File("margin.jsonl");
+        File.WriteAllLines(withMargin, lines.Select((l, i) => l.TrimEnd().TrimEnd('}') + (i % 2 == 0 ? ", \"margin\": 2.5}" : ", \"margin\": \"1\"}")));
+        double FirstLoss(string data, string name)
+        {
+            var run = Rlhf("--rlhf_type", "rm", "--dataset", data, "--max_steps", "1", "--per_device_train_batch_size", "10",
+                "--gradient_accumulation_steps", "1", "--dataset_shuffle", "false", "--logging_steps", "1", "--save_strategy", "no",
+                "--output_dir", temp.File(name), "--add_version", "false");
+            Assert.True(run.ExitCode == 0, run.ToString());
+            return TrainingLog.ReadJsonl(temp.File(name + "/logging.jsonl")).First(r => r.ContainsKey("loss"))["loss"].GetDouble();
+        }
+        // −log σ(r_c − r_r − m) grows with the margin m: the same model and rows cost more with margins.
+        Assert.True(FirstLoss(withMargin, "m") > FirstLoss(Data("preference.jsonl"), "plain") + 0.1);
+        File.WriteAllText(temp.File("bad.jsonl"), lines[0].TrimEnd().TrimEnd('}') + ", \"margin\": [1]}\n");
+        var bad = Rlhf("--rlhf_type", "rm", "--dataset", temp.File("bad.jsonl"), "--max_steps", "1");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("margin", bad.Stderr);
+        Assert.Contains("line 1", bad.Stderr);
+    }
+
+    [Fact]
     public void RowsWithoutARejectedResponseAreRefusedWithTheirLine()
     {
         var run = Rlhf("--rlhf_type", "dpo", "--dataset", Data("messages.jsonl"), "--max_steps", "1");
