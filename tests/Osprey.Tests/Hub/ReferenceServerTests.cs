@@ -128,31 +128,34 @@ public sealed class ReferenceServerFixture : IDisposable
         Requests().Count(r => r.Method == "GET" && r.Status is 200 or 206 && !r.Path.StartsWith("/api/", StringComparison.Ordinal)
             && (pathFilter is null || pathFilter(r.Path)));
 
-    public void Dispose()
+    /// <summary>Stops a server process (if running) and deletes its repository folder.</summary>
+    internal static void StopAndClean(Process? process, string root)
     {
         try
         {
-            if (_process is { HasExited: false })
+            if (process is { HasExited: false })
             {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(5000);
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit(5000);
             }
         }
         catch (InvalidOperationException)
         {
         }
 
-        _process?.Dispose();
+        process?.Dispose();
         try
         {
-            Directory.Delete(Root, recursive: true);
+            Directory.Delete(root, recursive: true);
         }
         catch (IOException)
         {
         }
-        catch (UnauthorizedAccessException)
-        {
-        }
+    }
+
+    public void Dispose()
+    {
+        StopAndClean(_process, Root);
     }
 }
 
@@ -354,26 +357,7 @@ public sealed class ReferenceServerResumeTests : IDisposable
 
     public void Dispose()
     {
-        try
-        {
-            if (_process is { HasExited: false })
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
-        _process?.Dispose();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        ReferenceServerFixture.StopAndClean(_process, _root);
     }
 
     [Fact]
