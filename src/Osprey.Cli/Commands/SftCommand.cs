@@ -1,3 +1,4 @@
+using Osprey.Serving;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Osprey.Cli.Args;

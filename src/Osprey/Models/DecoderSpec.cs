@@ -57,6 +57,9 @@ public sealed record DecoderSpec
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     /// <summary>Padding id from config.json, if any.</summary>
     public int? PadTokenId { get; init; }
+
+    /// <summary>max_position_embeddings: the context length the model was built for (null when unknown).</summary>
+    public int? MaxPositionEmbeddings { get; init; }
     /// <summary>The dtype the weights were saved in, if config.json says.</summary>
     public string? SavedDType { get; init; }
 }

@@ -65,5 +65,6 @@ internal static class FamilyConfig
         EosTokenIds = TransformerConfig.Ids(c.EosTokenId, "eos_token_id"),
         PadTokenId = TransformerConfig.Ids(c.PadTokenId, "pad_token_id") is [var p, ..] ? p : null,
         SavedDType = c.SavedDType,
+        MaxPositionEmbeddings = c.MaxPositionEmbeddings,
     };
 }

@@ -1,7 +1,7 @@
 using Osprey.Templates;
 using Osprey.Tokenization;
 
-namespace Osprey.Cli.Chat;
+namespace Osprey.Serving;
 
 /// <summary>
 /// Turns a conversation into prompt ids and generated ids back into reply text, the way transformers' chat
@@ -12,7 +12,7 @@ namespace Osprey.Cli.Chat;
 /// file), <c>--template NAME</c> for one of the tokenizer's named templates (such as <c>tool_use</c>), or else an
 /// ms-swift named template (<c>chatml</c>, <c>qwen</c>, <c>llama3</c>, ... from <see cref="ChatTemplate.Named"/>).
 /// </remarks>
-internal sealed class ChatPrompt
+public sealed class ChatPrompt
 {
     private readonly string? _jinja;
     private readonly ChatTemplate? _named;
@@ -28,13 +28,13 @@ internal sealed class ChatPrompt
     public Tokenizer Tokenizer { get; }
 
     /// <summary>
-    /// Loads the tokenizer of <paramref name="folder"/>, failing with a <see cref="UserError"/> that ends with
+    /// Loads the tokenizer of <paramref name="folder"/>, failing with a <see cref="OspreyException"/> that ends with
     /// <paramref name="hint"/> when the folder has no tokenizer.json.
     /// </summary>
     public static Tokenizer LoadTokenizer(string folder, string hint)
     {
         if (!File.Exists(Path.Combine(folder, "tokenizer.json")))
-            throw new UserError($"{folder} has no tokenizer.json; {hint}");
+            throw new OspreyException($"{folder} has no tokenizer.json; {hint}");
         return Tokenizer.Load(folder);
     }
 
@@ -48,13 +48,13 @@ internal sealed class ChatPrompt
         if (template is null)
         {
             if (tokenizer.ChatTemplateSource is null)
-                throw new UserError($"The tokenizer in {folder} has no chat template (no chat_template in tokenizer_config.json and no chat_template.jinja); pass --template with a Jinja template file or one of {names}.");
+                throw new OspreyException($"The tokenizer in {folder} has no chat template (no chat_template in tokenizer_config.json and no chat_template.jinja); pass --template with a Jinja template file or one of {names}.");
             return new ChatPrompt(tokenizer, null);
         }
         if (File.Exists(template)) return new ChatPrompt(tokenizer, File.ReadAllText(template));
         if (tokenizer.NamedChatTemplates.ContainsKey(template)) return new ChatPrompt(tokenizer, template);
         if (!ChatTemplate.NamedTemplateNames.Contains(template, StringComparer.Ordinal))
-            throw new UserError($"--template {template} is not a file, one of {names}, or one of the tokenizer's own named templates ({(tokenizer.NamedChatTemplates.Count == 0 ? "it has none" : string.Join(", ", tokenizer.NamedChatTemplates.Keys))}).");
+            throw new OspreyException($"--template {template} is not a file, one of {names}, or one of the tokenizer's own named templates ({(tokenizer.NamedChatTemplates.Count == 0 ? "it has none" : string.Join(", ", tokenizer.NamedChatTemplates.Keys))}).");
         return new ChatPrompt(tokenizer, null, ChatTemplate.Named(template, NamedTemplateTokens.FromTokenizer(tokenizer)));
     }
 

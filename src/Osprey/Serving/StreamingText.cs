@@ -1,4 +1,4 @@
-namespace Osprey.Cli.Chat;
+namespace Osprey.Serving;
 
 /// <summary>
 /// Turns tokens arriving one by one into text increments. Each step decodes the whole reply so far and hands
@@ -6,7 +6,7 @@ namespace Osprey.Cli.Chat;
 /// which decodes to U+FFFD; such a tail is held back until the character completes (or the reply ends), so an
 /// incomplete character is never printed.
 /// </summary>
-internal sealed class StreamingText(Func<IReadOnlyList<int>, string> decode)
+public sealed class StreamingText(Func<IReadOnlyList<int>, string> decode)
 {
     private const char Replacement = '\uFFFD';
     private readonly List<int> _ids = [];

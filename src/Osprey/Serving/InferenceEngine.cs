@@ -1,0 +1,194 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Osprey.Models;
+using Osprey.Tokenization;
+
+namespace Osprey.Serving;
+
+/// <summary>
+/// The serving engine: one worker thread owns the model and runs every request submitted from any thread.
+/// Requests join and leave the running batch between decode steps (continuous batching); each holds one
+/// KV-cache slot while it runs. <see cref="Submit"/> checks a request at once (throwing an
+/// <see cref="EngineException"/> whose kind maps to an HTTP status) and returns its updates as they are made;
+/// cancelling the token, or stopping the enumeration, ends the request and frees its slot.
+/// </summary>
+public sealed partial class InferenceEngine : IDisposable
+{
+    readonly Channel<RequestState> _queue;
+    readonly Thread _worker;
+    readonly CancellationTokenSource _stop = new();
+    readonly Func<IReadOnlyList<int>, string> _decode;
+    int _waiting;
+    long _completed, _cancelled, _generated;
+    volatile Exception? _failure; // set when the worker dies; every later request is refused with it
+
+    /// <summary>
+    /// Starts an engine over <paramref name="model"/>. <paramref name="tokenizer"/> turns output ids into text
+    /// (for text deltas and stop strings); <paramref name="adapters"/> maps names to PEFT LoRA adapter folders
+    /// that requests may select.
+    /// </summary>
+    public InferenceEngine(CausalLM model, Tokenizer tokenizer, EngineOptions? options = null, IReadOnlyDictionary<string, string>? adapters = null)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Options = options ?? new EngineOptions();
+        if (Options.MaxBatchSize < 1) throw new OspreyException($"max_batch_size must be 1 or more, got {Options.MaxBatchSize}.");
+        if (Options.MaxQueue < 0) throw new OspreyException($"the queue limit must be 0 or more, got {Options.MaxQueue}.");
+        if (Options.PrefillChunk < 16) throw new OspreyException($"the prefill chunk must be at least 16 tokens, got {Options.PrefillChunk}.");
+        var context = model.Spec.MaxPositionEmbeddings is int m and > 0 ? m : 8192;
+        MaxModelLen = Options.MaxModelLen ?? Math.Min(context, 8192);
+        if (MaxModelLen < 2) throw new OspreyException($"max_model_len must be at least 2, got {MaxModelLen}.");
+        _decode = ids => tokenizer.Decode(ids, skipSpecialTokens: true);
+        AdapterNames = adapters?.Keys.ToArray() ?? [];
+        InitializeWorker(adapters ?? new Dictionary<string, string>());
+        _queue = Channel.CreateUnbounded<RequestState>(new UnboundedChannelOptions { SingleReader = true });
+        _worker = new Thread(WorkerMain) { IsBackground = true, Name = "osprey-engine" };
+        _worker.Start();
+    }
+
+    /// <summary>The model the engine runs.</summary>
+    public CausalLM Model { get; }
+
+    /// <summary>The tokenizer that turns output ids into text.</summary>
+    public Tokenizer Tokenizer { get; }
+
+    /// <summary>The limits it was started with.</summary>
+    public EngineOptions Options { get; }
+
+    /// <summary>Prompt plus output tokens per request at most.</summary>
+    public int MaxModelLen { get; }
+
+    /// <summary>Names of the LoRA adapters requests may select.</summary>
+    public IReadOnlyList<string> AdapterNames { get; }
+
+    /// <summary>Current counters.</summary>
+    public EngineStats Stats => new(RunningCount, Volatile.Read(ref _waiting), SlotsInUse, Options.MaxBatchSize, MaxModelLen,
+        Interlocked.Read(ref _completed), Interlocked.Read(ref _cancelled), Interlocked.Read(ref _generated));
+
+    /// <summary>
+    /// Checks and queues a request; its updates arrive through the returned sequence, the last one with
+    /// <see cref="EngineUpdate.Finish"/> set. Throws an <see cref="EngineException"/> at once when the request
+    /// is invalid, too long, names an unknown adapter, or the queue is full.
+    /// </summary>
+    public IAsyncEnumerable<EngineUpdate> Submit(EngineRequest request, CancellationToken cancel = default)
+    {
+        var state = Enqueue(request, cancel);
+        return Read(state, cancel);
+    }
+
+    /// <summary>Runs a request to the end and returns its text and tokens.</summary>
+    public async Task<EngineResult> GenerateAsync(EngineRequest request, CancellationToken cancel = default)
+    {
+        var tokens = new List<GeneratedToken>();
+        var text = new System.Text.StringBuilder();
+        EngineUpdate? last = null;
+        await foreach (var u in Submit(request, cancel).ConfigureAwait(false))
+        {
+            text.Append(u.TextDelta);
+            if (u.Token is not null) tokens.Add(u.Token);
+            last = u;
+        }
+        return new EngineResult(text.ToString(), tokens, last?.Finish ?? "length", last?.StopReason, last?.PromptTokens ?? request.PromptIds.Count);
+    }
+
+    RequestState Enqueue(EngineRequest request, CancellationToken cancel)
+    {
+        if (_failure is not null) throw new EngineException(EngineErrorKind.Unavailable, $"the engine stopped after an error: {_failure.Message}");
+        if (_stop.IsCancellationRequested) throw new EngineException(EngineErrorKind.Unavailable, "the engine is shutting down.");
+        request.Sampling.Validate();
+        var prompt = request.PromptIds;
+        if (prompt.Count == 0) throw new EngineException(EngineErrorKind.InvalidRequest, "the prompt is empty; give at least one token.");
+        var vocab = Model.Spec.VocabSize;
+        foreach (var id in prompt)
+            if (id < 0 || id >= vocab) throw new EngineException(EngineErrorKind.InvalidRequest, $"the prompt holds token id {id}, outside the model's vocabulary of {vocab}.");
+        if (prompt.Count >= MaxModelLen)
+            throw new EngineException(EngineErrorKind.PromptTooLong, $"the prompt has {prompt.Count} tokens, but this server's max_model_len is {MaxModelLen} (prompt plus output); shorten the prompt.");
+        if (request.Adapter is not null && !AdapterNames.Contains(request.Adapter))
+            throw new EngineException(EngineErrorKind.UnknownModel, $"no adapter named '{request.Adapter}'; this engine has {(AdapterNames.Count == 0 ? "none" : string.Join(", ", AdapterNames))}.");
+        if (Interlocked.Increment(ref _waiting) > Options.MaxQueue + Options.MaxBatchSize - RunningCount)
+        {
+            Interlocked.Decrement(ref _waiting);
+            throw new EngineException(EngineErrorKind.QueueFull, $"the server is busy: {Options.MaxQueue} requests are already waiting; retry later.");
+        }
+        var state = new RequestState(request, _decode, cancel);
+        if (!_queue.Writer.TryWrite(state))
+        {
+            Interlocked.Decrement(ref _waiting);
+            throw new EngineException(EngineErrorKind.Unavailable, "the engine is shutting down.");
+        }
+        _wake.Set();
+        return state;
+    }
+
+    static async IAsyncEnumerable<EngineUpdate> Read(RequestState state, [EnumeratorCancellation] CancellationToken cancel = default)
+    {
+        try
+        {
+            while (await state.Updates.Reader.WaitToReadAsync(cancel).ConfigureAwait(false))
+                while (state.Updates.Reader.TryRead(out var u))
+                {
+                    yield return u;
+                    if (u.Finish is not null) yield break;
+                }
+            if (state.Error is not null) throw state.Error;
+        }
+        finally
+        {
+            // The consumer stopped early (a client went away): end the request and free its slot.
+            state.Cancel();
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
+        _queue.Writer.TryComplete();
+        _wake.Set();
+        _worker.Join();
+        DisposeWorker();
+        _stop.Dispose();
+    }
+
+    /// <summary>A queued or running request and the channel its updates go to.</summary>
+    sealed class RequestState
+    {
+        readonly CancellationTokenRegistration _registration;
+        int _cancelled;
+
+        public RequestState(EngineRequest request, Func<IReadOnlyList<int>, string> decode, CancellationToken cancel)
+        {
+            Request = request;
+            Text = new StopMatcher(decode, request.Sampling.Stop);
+            Updates = Channel.CreateUnbounded<EngineUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+            _registration = cancel.Register(Cancel);
+        }
+
+        public EngineRequest Request { get; }
+        public StopMatcher Text { get; }
+        public Channel<EngineUpdate> Updates { get; }
+        public Exception? Error { get; private set; }
+        public bool Cancelled => Volatile.Read(ref _cancelled) != 0;
+        public List<int> Output { get; } = [];
+        public Action? OnCancel { get; set; }
+
+        public void Cancel()
+        {
+            if (Interlocked.Exchange(ref _cancelled, 1) == 0) OnCancel?.Invoke();
+        }
+
+        public void Fail(Exception e)
+        {
+            Error = e;
+            Updates.Writer.TryComplete();
+            _registration.Dispose();
+        }
+
+        public void Complete()
+        {
+            Updates.Writer.TryComplete();
+            _registration.Dispose();
+        }
+    }
+}

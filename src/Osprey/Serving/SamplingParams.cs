@@ -1,0 +1,50 @@
+namespace Osprey.Serving;
+
+/// <summary>
+/// How one request is generated: the fields of an OpenAI completion request, already resolved against the
+/// model's generation_config.json defaults. Each request in a batch carries its own.
+/// </summary>
+public sealed record SamplingParams
+{
+    /// <summary>Most new tokens (max_tokens). Generation also stops at the engine's max_model_len.</summary>
+    public int MaxTokens { get; init; } = 256;
+    /// <summary>Divides the logits before sampling; 0 means greedy.</summary>
+    public double Temperature { get; init; }
+    /// <summary>Nucleus sampling threshold in (0, 1].</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Keep the k most likely tokens when sampling (0 or -1: all).</summary>
+    public int TopK { get; init; }
+    /// <summary>CTRL-style penalty on tokens already in the prompt or output (1 = off).</summary>
+    public double RepetitionPenalty { get; init; } = 1.0;
+    /// <summary>Seed of this request's own random stream; null draws one.</summary>
+    public long? Seed { get; init; }
+    /// <summary>Stop strings: the output ends before the first one that appears (it is not part of the text).</summary>
+    public IReadOnlyList<string> Stop { get; init; } = [];
+    /// <summary>Token ids that end the output (the model's end-of-sequence ids, unless <see cref="IgnoreEos"/>).</summary>
+    public IReadOnlyList<int> StopTokenIds { get; init; } = [];
+    /// <summary>Keep going past <see cref="StopTokenIds"/>.</summary>
+    public bool IgnoreEos { get; init; }
+    /// <summary>Log-probabilities to return: null none; 0 the chosen token's only; k also the k most likely (at most 20).</summary>
+    public int? Logprobs { get; init; }
+
+    /// <summary>True when tokens are picked greedily.</summary>
+    public bool IsGreedy => Temperature <= 0;
+
+    /// <summary>The most top log-probabilities a request may ask for.</summary>
+    public const int MaxTopLogprobs = 20;
+
+    /// <summary>Checks every field; throws an <see cref="EngineException"/> of kind InvalidRequest naming the field.</summary>
+    public void Validate()
+    {
+        static EngineException Bad(string m) => new(EngineErrorKind.InvalidRequest, m);
+        if (MaxTokens < 1) throw Bad($"max_tokens must be 1 or more, got {MaxTokens}.");
+        if (!double.IsFinite(Temperature) || Temperature < 0 || Temperature > 100) throw Bad($"temperature must be between 0 and 100, got {Temperature}.");
+        if (!double.IsFinite(TopP) || TopP <= 0 || TopP > 1) throw Bad($"top_p must be in (0, 1], got {TopP}.");
+        if (TopK < -1) throw Bad($"top_k must be -1 or 0 (all) or a positive count, got {TopK}.");
+        if (!double.IsFinite(RepetitionPenalty) || RepetitionPenalty <= 0) throw Bad($"repetition_penalty must be positive, got {RepetitionPenalty}.");
+        if (Logprobs is < 0 or > MaxTopLogprobs) throw Bad($"top_logprobs must be between 0 and {MaxTopLogprobs}, got {Logprobs}.");
+        if (Stop.Count > 16) throw Bad($"stop takes at most 16 strings, got {Stop.Count}.");
+        foreach (var s in Stop)
+            if (string.IsNullOrEmpty(s)) throw Bad("stop strings must not be empty.");
+    }
+}

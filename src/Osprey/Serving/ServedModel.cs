@@ -1,0 +1,134 @@
+using Osprey.Inference;
+using Osprey.Models;
+using Osprey.Tokenization;
+
+namespace Osprey.Serving;
+
+/// <summary>What to serve besides the model folder: names, chat template, adapters, engine limits.</summary>
+public sealed record ServeOptions
+{
+    /// <summary>The name clients use for the base model (--served_model_name); null: the folder's name.</summary>
+    public string? ServedModelName { get; init; }
+    /// <summary>--template: a Jinja file, a tokenizer's named template or an ms-swift name; null: the tokenizer's own.</summary>
+    public string? Template { get; init; }
+    /// <summary>LoRA adapters by the name requests select them with (--adapters name=path).</summary>
+    public IReadOnlyDictionary<string, string> Adapters { get; init; } = new Dictionary<string, string>();
+    /// <summary>Engine limits (--max_batch_size, --max_model_len, queue).</summary>
+    public EngineOptions Engine { get; init; } = new();
+}
+
+/// <summary>
+/// A model as a server offers it: the engine, the chat template that turns messages into prompt ids, the names
+/// clients may use (the base and each LoRA adapter) and the sampling defaults of its generation_config.json.
+/// The HTTP server, the web app and <c>OspreyChatClient</c> all sit on one of these.
+/// </summary>
+public sealed class ServedModel : IDisposable
+{
+    /// <summary>Wraps an engine that is already running.</summary>
+    public ServedModel(InferenceEngine engine, ChatPrompt chat, string name, GenerationOptions defaults)
+    {
+        Engine = engine;
+        Chat = chat;
+        Name = name;
+        Defaults = defaults;
+    }
+
+    /// <summary>
+    /// Loads <paramref name="folder"/> (an HF model folder) with its tokenizer and chat template and starts an
+    /// engine over it.
+    /// </summary>
+    public static ServedModel Load(string folder, ModelLoadOptions load, ServeOptions? serve = null)
+    {
+        serve ??= new ServeOptions();
+        var tokenizer = ChatPrompt.LoadTokenizer(folder, "serve a model folder that has its tokenizer files.");
+        var chat = ChatPrompt.Create(tokenizer, folder, serve.Template);
+        foreach (var (name, path) in serve.Adapters)
+        {
+            if (string.IsNullOrWhiteSpace(name)) throw new OspreyException($"adapter {path} has an empty name; give it as name=path.");
+            if (!Tuners.PeftAdapter.IsAdapter(path)) throw new OspreyException($"adapter '{name}': {path} has no adapter_config.json; point it at a PEFT LoRA adapter folder (a checkpoint-N of osprey sft).");
+        }
+        var model = CausalLM.Load(folder, load);
+        try
+        {
+            if (model.IsRewardModel) throw new OspreyException($"{folder} is a reward model (a score head); it scores, it cannot be served for chat or completions.");
+            var engine = new InferenceEngine(model, tokenizer, serve.Engine, serve.Adapters);
+            var name = serve.ServedModelName ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+            if (serve.Adapters.ContainsKey(name)) throw new OspreyException($"adapter name '{name}' is also the served model name; rename one of them.");
+            var defaults = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(folder));
+            defaults = defaults with { EosTokenIds = chat.StopIds(defaults.EosTokenIds) };
+            return new ServedModel(engine, chat, name, defaults) { _ownsModel = true };
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    bool _ownsModel;
+
+    /// <summary>The engine.</summary>
+    public InferenceEngine Engine { get; }
+
+    /// <summary>Turns messages into prompt ids.</summary>
+    public ChatPrompt Chat { get; }
+
+    /// <summary>The tokenizer.</summary>
+    public Tokenizer Tokenizer => Chat.Tokenizer;
+
+    /// <summary>The base model's name.</summary>
+    public string Name { get; }
+
+    /// <summary>The model's generation defaults (generation_config.json), end-of-sequence ids included.</summary>
+    public GenerationOptions Defaults { get; }
+
+    /// <summary>Every name a request's "model" may hold: the base first, then the adapters.</summary>
+    public IReadOnlyList<string> ModelNames => [Name, .. Engine.AdapterNames];
+
+    /// <summary>
+    /// The adapter a request's model name selects: null for the base model (its name, or an empty name), the
+    /// adapter's name otherwise. Throws an <see cref="EngineException"/> (UnknownModel) for any other name.
+    /// </summary>
+    public string? AdapterFor(string? model)
+    {
+        if (string.IsNullOrEmpty(model) || model == Name) return null;
+        if (Engine.AdapterNames.Contains(model)) return model;
+        throw new EngineException(EngineErrorKind.UnknownModel, $"The model '{model}' does not exist; this server has {string.Join(", ", ModelNames)}.");
+    }
+
+    /// <summary>
+    /// Sampling for a request whose fields are null where the client left them out: those come from the model's
+    /// generation_config.json (greedy unless it says do_sample), as ms-swift's deploy does.
+    /// </summary>
+    public SamplingParams Sampling(int? maxTokens = null, double? temperature = null, double? topP = null, int? topK = null,
+        double? repetitionPenalty = null, long? seed = null, IReadOnlyList<string>? stop = null, int? logprobs = null, bool ignoreEos = false)
+    {
+        var d = Defaults;
+        return new SamplingParams
+        {
+            MaxTokens = maxTokens ?? Engine.MaxModelLen,
+            Temperature = temperature ?? (d.DoSample ? d.Temperature : 0),
+            TopP = topP ?? d.TopP,
+            TopK = topK ?? (temperature is null && d.DoSample ? d.TopK : 0),
+            RepetitionPenalty = repetitionPenalty ?? d.RepetitionPenalty,
+            Seed = seed,
+            Stop = stop ?? [],
+            StopTokenIds = d.EosTokenIds,
+            IgnoreEos = ignoreEos,
+            Logprobs = logprobs,
+        };
+    }
+
+    /// <summary>Prompt ids of a conversation (messages as JSON elements or dictionaries, OpenAI's shape) with the generation prompt.</summary>
+    public int[] EncodeChat(IReadOnlyList<object?> messages, IReadOnlyList<object?>? tools = null) => Chat.Encode(messages, tools);
+
+    /// <summary>Prompt ids of a raw text prompt (/v1/completions): the tokenizer's special tokens added as it adds them by default.</summary>
+    public int[] EncodeText(string prompt) => Tokenizer.EncodeIds(prompt);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Engine.Dispose();
+        if (_ownsModel) Engine.Model.Dispose();
+    }
+}
