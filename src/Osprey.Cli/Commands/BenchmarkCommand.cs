@@ -18,7 +18,10 @@ internal sealed class BenchmarkCommand : ICommand
         "  --prompt_length N        Prompt tokens per row (default 128).\n" +
         "  --max_new_tokens N       Tokens generated per row (default 256).\n" +
         "  --warmup N               Untimed passes first (default 1).\n" +
-        "  --result_path FILE       Also append one JSON line per batch size to FILE.\n";
+        "  --result_path FILE       Also append one JSON line per batch size to FILE.\n" +
+        "  --concurrency N [N ...]  Instead of one static batch: N requests at once through the serving engine\n" +
+        "                           (continuous batching, as osprey deploy runs them); reports time to first token,\n" +
+        "                           per-request decode speed and total throughput. Needs the model's tokenizer.\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
@@ -29,11 +32,27 @@ internal sealed class BenchmarkCommand : ICommand
         var newTokens = options.Int("max_new_tokens", 256);
         var warmup = options.Int("warmup", 1);
         var resultPath = options.String("result_path");
+        var concurrency = options.List("concurrency").Select(b => int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n : throw new UserError($"--concurrency expects positive integers, got '{b}'.")).ToArray();
         options.EnsureNoUnknownFlags();
         Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
         var folder = flags.Model is null ? DemoModel.EnsureCreated() : flags.RequireFolder();
         using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
         stdout.WriteLine($"model {folder} on {model.Device} in {Runtime.DTypes.Name(model.DType)}");
+        if (concurrency.Length > 0)
+        {
+            var tokenizer = Serving.ChatPrompt.LoadTokenizer(folder, "the serving benchmark needs the model's tokenizer.json.");
+            stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB");
+            foreach (var r in Serving.EngineBenchmark.Run(model, tokenizer, concurrency, prompt, newTokens))
+            {
+                stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8}  {1,6}  {2,3}  {3,6:F2}  {4,11:F3}  {5,10:F3}  {6,16:F1}  {7,17:F1}  {8,8:F2}  {9,12:F2}",
+                    r.Concurrency, r.PromptLength, r.NewTokens, r.WallSeconds, r.TtftMeanSeconds, r.TtftMaxSeconds, r.ThroughputTokensPerSecond,
+                    r.DecodeTokensPerSecondPerRequest, r.MillisecondsPerToken, r.GpuUsedBytes < 0 ? double.NaN : r.GpuUsedBytes / 1073741824.0));
+                if (resultPath is not null)
+                    File.AppendAllText(resultPath, JsonSerializer.Serialize(new { engine = "osprey-serve", model = folder, device = model.Device.ToString(), dtype = Runtime.DTypes.Name(model.DType), result = r }) + "\n");
+            }
+            return 0;
+        }
         stdout.WriteLine("batch  prompt  new  prefill_s  prefill_tok/s  decode_tok/s  ms/step  gpu_used_GiB");
         foreach (var b in batches)
         {

@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Osprey.Models;
+using Osprey.Runtime;
+using Osprey.Tokenization;
+using TorchSharp;
+
+namespace Osprey.Serving;
+
+/// <summary>One serving measurement: <see cref="Concurrency"/> requests submitted at once to an <see cref="InferenceEngine"/>.</summary>
+/// <param name="Concurrency">Requests in flight together.</param>
+/// <param name="PromptLength">Prompt tokens per request.</param>
+/// <param name="NewTokens">Tokens generated per request (end-of-sequence ignored).</param>
+/// <param name="WallSeconds">From the first submit to the last token.</param>
+/// <param name="TtftMeanSeconds">Mean time from submit to a request's first token.</param>
+/// <param name="TtftMaxSeconds">Slowest first token.</param>
+/// <param name="ThroughputTokensPerSecond">All generated tokens over the wall time.</param>
+/// <param name="DecodeTokensPerSecondPerRequest">Mean over requests of (tokens after the first) / (time after the first).</param>
+/// <param name="MillisecondsPerToken">Mean inter-token time of a request.</param>
+/// <param name="GpuUsedBytes">GPU memory in use at the end (NVML, whole device), or -1 on the CPU.</param>
+public sealed record EngineBenchmarkResult(int Concurrency, int PromptLength, int NewTokens, double WallSeconds, double TtftMeanSeconds,
+    double TtftMaxSeconds, double ThroughputTokensPerSecond, double DecodeTokensPerSecondPerRequest, double MillisecondsPerToken, long GpuUsedBytes);
+
+/// <summary>
+/// Times the serving engine the way clients see it: random prompts, end-of-sequence ignored, all requests
+/// submitted at once, greedy. Time to first token includes queueing and prefill.
+/// </summary>
+public static class EngineBenchmark
+{
+    /// <summary>Runs one warm-up round (short outputs) and one timed round at each concurrency.</summary>
+    public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens, long seed = 0)
+    {
+        var most = concurrencies.Max();
+        var len = promptLength + newTokens + 1;
+        using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = most, MaxModelLen = len, MaxQueue = most });
+        var rng = new Random((int)seed);
+        int[] Prompt() => Enumerable.Range(0, promptLength).Select(_ => rng.Next(3, model.Spec.VocabSize)).ToArray();
+        foreach (var c in concurrencies)
+        {
+            // Warm-up at the same concurrency, so every kernel shape of the timed round has run once.
+            Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(8))))).GetAwaiter().GetResult();
+            var prompts = Enumerable.Range(0, c).Select(_ => Prompt()).ToArray();
+            var clock = Stopwatch.StartNew();
+            var runs = prompts.Select(p => Time(engine, p, newTokens, clock)).ToArray();
+            var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
+            var wall = clock.Elapsed.TotalSeconds;
+            var produced = timings.Sum(t => t.Tokens);
+            var gpu = model.Device.type == DeviceType.CUDA ? Nvml.UsedBytes(Math.Max(model.Device.index, 0)) : -1;
+            var perRequest = timings.Average(t => (t.Tokens - 1) / (t.Last - t.First));
+            yield return new EngineBenchmarkResult(c, promptLength, newTokens, wall, timings.Average(t => t.First - t.Submit),
+                timings.Max(t => t.First - t.Submit), produced / wall, perRequest, 1000.0 / perRequest, gpu);
+        }
+    }
+
+    static SamplingParams Sampling(int tokens) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true };
+
+    readonly record struct Timing(double Submit, double First, double Last, int Tokens);
+
+    static async Task<Timing> Time(InferenceEngine engine, int[] prompt, int newTokens, Stopwatch clock)
+    {
+        var submit = clock.Elapsed.TotalSeconds;
+        double first = 0, last = 0;
+        var tokens = 0;
+        await foreach (var u in engine.Submit(new EngineRequest(prompt, Sampling(newTokens))).ConfigureAwait(false))
+        {
+            if (u.Token is null) continue;
+            last = clock.Elapsed.TotalSeconds;
+            if (tokens++ == 0) first = last;
+        }
+        return new Timing(submit, first, last, tokens);
+    }
+}
