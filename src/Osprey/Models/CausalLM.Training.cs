@@ -41,6 +41,7 @@ public sealed partial class CausalLM
     {
         options.Validate();
         if (_lora.Count > 0) throw new OspreyException("the model already has a LoRA adapter; merge it first (osprey export --merge_lora true) to train another on top.");
+        if (HasServingAdapters) throw new OspreyException("the model has serving adapters (AddServingAdapter); serving adapters and a training LoRA adapter are mutually exclusive, so load a fresh model to train.");
         var all = LinearLayers().ToList();
         var targets = all.Where(l => LoraTargets.IsTarget(options, l.Path)).ToList();
         if (targets.Count == 0)

@@ -243,7 +243,7 @@ public static class PeftAdapter
 
     static Tensor Move(Tensor t, Device device) => t.to(device);
 
-    static SafetensorsFile OpenWeights(string directory)
+    internal static SafetensorsFile OpenWeights(string directory)
     {
         var path = Path.Combine(directory, WeightsFile);
         if (File.Exists(path)) return SafetensorsFile.Open(path);
@@ -253,7 +253,7 @@ public static class PeftAdapter
     }
 
     /// <summary>A saved key without PEFT's prefix and adapter name: <c>base_model.model.x.lora_A.default.weight</c> → <c>x.lora_A.weight</c>.</summary>
-    static string Normalize(string key)
+    internal static string Normalize(string key)
     {
         var name = key.StartsWith(Prefix, StringComparison.Ordinal) ? key[Prefix.Length..] : key;
         name = name.Replace(".lora_A.default.", ".lora_A.").Replace(".lora_B.default.", ".lora_B.");

@@ -39,6 +39,24 @@ internal sealed class FusedProjection
     /// <summary>True when the fused buffer may be used (no part is being trained or carries a LoRA adapter).</summary>
     public bool Usable => Parts.All(p => !p.Weight.requires_grad && p.Lora is null);
 
-    /// <summary>All projections of x at once: [..., sum(out)].</summary>
-    public Tensor Forward(Tensor x) => TorchSharp.torch.nn.functional.linear(x, Weight, Bias);
+    /// <summary>
+    /// All projections of x at once: [..., sum(out)]. Serving adapters of the parts (inference only) add their
+    /// deltas in place to the parts' slices of the one fused output, so the base stays one matrix multiply.
+    /// </summary>
+    public Tensor Forward(Tensor x)
+    {
+        var y = TorchSharp.torch.nn.functional.linear(x, Weight, Bias);
+        long start = 0;
+        foreach (var part in Parts)
+        {
+            var width = part.Weight.shape[0];
+            if (part.ServingActive)
+            {
+                using var slice = y.narrow(-1, start, width);
+                part.AddServingDeltas(x, slice);
+            }
+            start += width;
+        }
+        return y;
+    }
 }

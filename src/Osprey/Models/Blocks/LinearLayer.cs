@@ -19,6 +19,8 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     Parameter? bias;
 #pragma warning restore IDE0044
     LoraWeights? _lora;
+    List<ServingLora>? _serving;
+    ServingRows? _rows;
 
     /// <summary>Creates an uninitialised [out, in] weight (and bias when asked).</summary>
     public LinearLayer(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
@@ -71,10 +73,38 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
         return lora;
     }
 
+    /// <summary>
+    /// Adds serving adapter <paramref name="lora"/> (unmerged, not a registered parameter) whose rows
+    /// <paramref name="rows"/> selects per forward pass.
+    /// </summary>
+    public void AddServing(ServingLora lora, ServingRows rows)
+    {
+        if (_lora is not null) throw new InvalidOperationException("this layer has a training LoRA adapter");
+        (_serving ??= []).Add(lora);
+        _rows = rows;
+    }
+
+    /// <summary>Removes every serving adapter.</summary>
+    public void ClearServing()
+    {
+        _serving = null;
+        _rows = null;
+    }
+
+    /// <summary>True when this layer has a serving adapter and some row of the current batch uses an adapter.</summary>
+    public bool ServingActive => _serving is not null && _rows is { Any: true };
+
+    /// <summary>Adds this layer's serving-adapter deltas for input <paramref name="x"/> to <paramref name="y"/> in place (y may be a slice of a fused output).</summary>
+    public void AddServingDeltas(Tensor x, Tensor y)
+    {
+        if (_serving is not null && _rows is { Any: true }) ServingLora.AddDeltas(_serving, _rows, x, y);
+    }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
         var y = nn.functional.linear(x, weight, bias);
+        if (_serving is not null && _rows is { Any: true }) ServingLora.AddDeltas(_serving, _rows, x, y);
         if (_lora is null || _lora.Disabled) return y;
         return _lora.Apply(x, y, weight, bias, training);
     }

@@ -45,6 +45,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         var rows = x.numel() / x.shape[^1];
         if (rows <= ChunkTokens) return Core(x);
+        if (ServingActive && x.dim() == 3) return ChunkedBySequence(x);
         using var flat = x.reshape(rows, x.shape[^1]);
         var parts = new List<Tensor>();
         try
@@ -56,6 +57,33 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
             }
             using var joined = cat(parts, 0);
             return joined.view([.. x.shape.SkipLast(1), joined.shape[^1]]);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    bool ServingActive =>
+        down_proj.ServingActive || gate_proj is { ServingActive: true } || up_proj is { ServingActive: true } || gate_up_proj is { ServingActive: true };
+
+    /// <summary>
+    /// Chunks along the sequence axis, keeping [B, t, hidden] so the per-row serving-adapter masks still line up with
+    /// the batch rows: about <see cref="ChunkTokens"/> tokens per chunk (at least one position of every row).
+    /// </summary>
+    Tensor ChunkedBySequence(Tensor x)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var step = Math.Max(1, ChunkTokens / b);
+        var parts = new List<Tensor>();
+        try
+        {
+            for (long start = 0; start < t; start += step)
+            {
+                using var chunk = x.narrow(1, start, Math.Min(step, t - start));
+                parts.Add(Core(chunk));
+            }
+            return cat(parts, 1);
         }
         finally
         {
@@ -75,7 +103,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var rows = x.numel() / x.shape[^1];
-        var stacked = gate_up_proj is { Lora: null } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Weight : null;
+        var stacked = gate_up_proj is { Lora: null, ServingActive: false } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Weight : null;
         Tensor hidden;
         // The split path multiplies in place, which autograd cannot differentiate: only when nothing needs gradients.
         if (stacked is not null && !stacked.requires_grad && !x.requires_grad && rows >= SplitRows)
@@ -88,9 +116,15 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
             using var bu = bias?.narrow(0, half, half);
             Tensor act;
             using (var gate = nn.functional.linear(x, wg, bg))
+            {
+                gate_proj?.AddServingDeltas(x, gate);
                 act = Activate(gate);
+            }
             using (var up = nn.functional.linear(x, wu, bu))
-                hidden = act.mul_(up); // in place: inference only (no weight requires grad here)
+            {
+                up_proj?.AddServingDeltas(x, up);
+                hidden = act.mul_(up);
+            } // in place: inference only (no weight requires grad here)
         }
         else if (gate_up_proj is not null || _fused is { Usable: true })
         {

@@ -1,0 +1,103 @@
+using static TorchSharp.torch;
+
+namespace Osprey.Tuners;
+
+/// <summary>
+/// Which batch rows each serving adapter applies to in the next forward passes, shared by every layer of one model.
+/// Built once per <see cref="Models.CausalLM.SetRowAdapters"/> call: one host→device copy of a [K, B, 1, 1] mask
+/// (model dtype, model device), so layers do no host work; adapters without rows in the batch have no entry and cost
+/// no kernels. When every row uses the same adapter its mask is omitted (no multiply).
+/// </summary>
+internal sealed class ServingRows : IDisposable
+{
+    Tensor? _masks;
+    readonly Dictionary<int, Tensor?> _active = [];
+
+    /// <summary>The batch size the assignment was made for (0 when every row is base).</summary>
+    public long Batch { get; private set; }
+
+    /// <summary>True when some row uses a serving adapter.</summary>
+    public bool Any => _active.Count > 0;
+
+    /// <summary>
+    /// True when adapter <paramref name="k"/> has rows in the batch; <paramref name="mask"/> is then its [B, 1, 1]
+    /// 0/1 row mask, or null when it applies to every row.
+    /// </summary>
+    public bool TryGet(int k, out Tensor? mask) => _active.TryGetValue(k, out mask);
+
+    /// <summary>Replaces the assignment: <paramref name="perRow"/>[i] is 0 (base) or an adapter number; null = all base.</summary>
+    public void Set(IReadOnlyList<int>? perRow, ScalarType dtype, Device device)
+    {
+        Clear();
+        if (perRow is null || perRow.Count == 0) return;
+        var used = perRow.Where(k => k != 0).Distinct().Order().ToList();
+        if (used.Count == 0) return;
+        Batch = perRow.Count;
+        if (used.Count == 1 && perRow.All(k => k == used[0]))
+        {
+            _active[used[0]] = null;
+            return;
+        }
+        var host = new float[used.Count * perRow.Count];
+        for (var j = 0; j < used.Count; j++)
+            for (var i = 0; i < perRow.Count; i++)
+                if (perRow[i] == used[j]) host[j * perRow.Count + i] = 1f;
+        using var cpu = tensor(host, [used.Count, perRow.Count, 1, 1]);
+        _masks = cpu.to(dtype, device).DetachFromDisposeScope(); // may be set inside a caller's dispose scope
+        for (var j = 0; j < used.Count; j++) _active[used[j]] = _masks[j].DetachFromDisposeScope();
+    }
+
+    /// <summary>Back to all rows base.</summary>
+    public void Clear()
+    {
+        foreach (var m in _active.Values) m?.Dispose();
+        _active.Clear();
+        _masks?.Dispose();
+        _masks = null;
+        Batch = 0;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Clear();
+}
+
+/// <summary>One serving adapter on one linear layer: A [r, in], B [out, r] in the model's dtype and device, and its scaling.</summary>
+internal sealed class ServingLora(int index, Tensor a, Tensor b, double scaling) : IDisposable
+{
+    /// <summary>The adapter number (1, 2, ...).</summary>
+    public int Index { get; } = index;
+
+    /// <summary>The down projection [r, in].</summary>
+    public Tensor A { get; } = a;
+
+    /// <summary>The up projection [out, r].</summary>
+    public Tensor B { get; } = b;
+
+    /// <summary>alpha / r, or alpha / √r for rsLoRA.</summary>
+    public double Scaling { get; } = scaling;
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        A.Dispose();
+        B.Dispose();
+    }
+
+    /// <summary>
+    /// Adds, in place, Σ_k mask_k ⊙ s_k · (x A_kᵀ) B_kᵀ to <paramref name="y"/> (a layer output [B, T, out] or a
+    /// slice of a fused output) for the adapters of <paramref name="adapters"/> that have rows in the batch.
+    /// </summary>
+    public static void AddDeltas(IReadOnlyList<ServingLora> adapters, ServingRows rows, Tensor x, Tensor y)
+    {
+        foreach (var lora in adapters)
+        {
+            if (!rows.TryGet(lora.Index, out var mask)) continue;
+            if (x.dim() != 3 || x.shape[0] != rows.Batch)
+                throw new OspreyException($"SetRowAdapters named {rows.Batch} rows but the forward pass has input [{string.Join(", ", x.shape)}]; set one adapter number per batch row.");
+            using var down = nn.functional.linear(x, lora.A);
+            if (mask is not null) down.mul_(mask);
+            using var up = nn.functional.linear(down, lora.B);
+            y.add_(up, lora.Scaling);
+        }
+    }
+}
