@@ -31,6 +31,23 @@ public sealed partial class CausalLM
     }
 
     /// <summary>
+    /// Prefill of several prompts at once into an empty cache (typically <see cref="KvCache.Rows"/> of a slot
+    /// pool): ids [B, T] right-padded (padding after a row's prompt writes cache positions the row overwrites
+    /// before it ever attends to them), and logits [B, vocab] at each row's last real token
+    /// <paramref name="lastIndex"/> (int64 [B]) only.
+    /// </summary>
+    public Tensor PrefillLast(Tensor ids, KvCache cache, Tensor lastIndex)
+    {
+        if (IsRewardModel) throw RewardForwardError();
+        var h = model.Forward(ids, null, null, cache);
+        var hidden = h.shape[2];
+        var last = h.gather(1, lastIndex.view(-1, 1, 1).expand(-1, 1, hidden));
+        var logits = lm_head is not null ? lm_head.forward(last) : nn.functional.linear(last, model.EmbedTokens.Weight);
+        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        return logits.squeeze(1);
+    }
+
+    /// <summary>
     /// The final hidden states [B, T, hidden] (after the last norm) of ids [B, T] without padding: what
     /// /v1/embeddings pools.
     /// </summary>

@@ -34,7 +34,7 @@ public sealed partial class InferenceEngine
 
     void InitializeWorker(IReadOnlyDictionary<string, string> adapters)
     {
-        if (adapters.Count > 0) throw new OspreyException("LoRA adapters are not served yet.");
+        foreach (var (name, path) in adapters) _adapterIndex[name] = Model.AddServingAdapter(name, path);
         _stagingRow = Options.MaxBatchSize;
         try
         {
@@ -108,8 +108,12 @@ public sealed partial class InferenceEngine
                 var budget = Options.PrefillChunk;
                 while (budget > 0 && _active.Count < Options.MaxBatchSize)
                 {
-                    if (_prefilling is null && !StartPrefill()) break;
-                    budget -= PrefillChunk(budget);
+                    int used;
+                    if (_prefilling is not null) used = PrefillChunk(budget);
+                    else if (TakeGroup(budget) is { Count: > 0 } group) used = PrefillGroup(group);
+                    else if (_pending.TryPeek(out var next) && next.Request.PromptIds.Count > Options.PrefillChunk && StartPrefill()) used = PrefillChunk(budget);
+                    else break;
+                    budget -= used;
                     worked = true;
                 }
                 if (_active.Count > 0)
@@ -193,16 +197,85 @@ public sealed partial class InferenceEngine
         }
     }
 
+    Sequence NewSequence(RequestState state)
+    {
+        var r = state.Request;
+        var s = r.Sampling;
+        return new Sequence(state, r.PromptIds.ToArray(), Math.Min(s.MaxTokens, MaxModelLen - r.PromptIds.Count),
+            r.Adapter is null ? 0 : _adapterIndex[r.Adapter],
+            s.IsGreedy ? null : new torch.Generator((ulong)(s.Seed ?? Random.Shared.NextInt64()), CPU));
+    }
+
+    /// <summary>Starts the chunked prefill of the next waiting request (a prompt longer than one chunk) in the staging row.</summary>
     bool StartPrefill()
     {
         if (!_pending.TryDequeue(out var state)) return false;
-        var r = state.Request;
-        var s = r.Sampling;
-        var seq = new Sequence(state, r.PromptIds.ToArray(), Math.Min(s.MaxTokens, MaxModelLen - r.PromptIds.Count),
-            r.Adapter is null ? 0 : _adapterIndex[r.Adapter],
-            s.IsGreedy ? null : new torch.Generator((ulong)(s.Seed ?? Random.Shared.NextInt64()), CPU));
-        _prefilling = seq;
+        _prefilling = NewSequence(state);
         return true;
+    }
+
+    /// <summary>
+    /// The waiting requests that prefill together now: whole prompts, in arrival order, while free rows last and
+    /// the padded batch (rows × longest prompt) stays within <paramref name="budget"/> tokens.
+    /// </summary>
+    List<RequestState> TakeGroup(int budget)
+    {
+        var group = new List<RequestState>();
+        var longest = 0;
+        while (_active.Count + group.Count < Options.MaxBatchSize && _pending.TryPeek(out var next))
+        {
+            var len = next.Request.PromptIds.Count;
+            if (len > Options.PrefillChunk) break; // goes through the staging row in chunks
+            if ((group.Count + 1) * Math.Max(longest, len) > budget) break;
+            group.Add(_pending.Dequeue());
+            longest = Math.Max(longest, len);
+        }
+        return group;
+    }
+
+    /// <summary>
+    /// Prefills whole prompts in one right-padded batch straight into the free rows after the running ones,
+    /// gives each its first token, and makes them running; returns the padded token count.
+    /// </summary>
+    int PrefillGroup(List<RequestState> group)
+    {
+        using var scope = NewDisposeScope();
+        var seqs = group.Select(NewSequence).ToArray();
+        var k = seqs.Length;
+        var first = _active.Count;
+        var width = seqs.Max(q => q.Prompt.Length);
+        var ids = new long[k * width];
+        for (var r = 0; r < k; r++)
+        {
+            var p = seqs[r].Prompt;
+            for (var j = 0; j < width; j++) ids[r * width + j] = p[Math.Min(j, p.Length - 1)];
+        }
+        var device = Model.Device;
+        using var rows = _pool.Rows(first, k);
+        SelectAdapters(seqs.Select(q => q.Adapter).ToArray());
+        var logits = Model.PrefillLast(tensor(ids, [k, width], device: device), rows,
+            tensor(seqs.Select(q => (long)q.Prompt.Length - 1).ToArray(), device: device));
+        for (var r = 0; r < k; r++)
+        {
+            var seq = seqs[r];
+            seq.Prefilled = seq.Length = seq.Prompt.Length;
+            if (seq.State.Request.Sampling.RepetitionPenalty != 1.0) MarkSeen(first + r, seq.Prompt);
+            _active.Add(seq);
+        }
+        Interlocked.Add(ref _waiting, -k);
+        var picks = Pick(logits, seqs, first);
+        var finished = new List<int>();
+        for (var r = 0; r < k; r++)
+            if (Emit(seqs[r], picks[r])) finished.Add(first + r);
+        for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
+        return k * width;
+    }
+
+    void MarkSeen(int row, int[] prompt)
+    {
+        var seen = Seen();
+        seen[row].zero_();
+        seen[row].index_fill_(0, tensor(prompt.Select(i => (long)i).ToArray(), device: Model.Device), true);
     }
 
     /// <summary>Prefills up to <paramref name="budget"/> prompt tokens of the staging request; returns how many.</summary>
@@ -221,12 +294,7 @@ public sealed partial class InferenceEngine
 
         // The prompt is in the cache: the request takes the next running row and gets its first token.
         seq.Length = seq.Prompt.Length;
-        if (seq.State.Request.Sampling.RepetitionPenalty != 1.0)
-        {
-            var seen = Seen();
-            seen[_stagingRow].zero_();
-            seen[_stagingRow].index_fill_(0, tensor(seq.Prompt.Select(i => (long)i).ToArray(), device: Model.Device), true);
-        }
+        if (seq.State.Request.Sampling.RepetitionPenalty != 1.0) MarkSeen(_stagingRow, seq.Prompt);
         var picks = Pick(logits.view(1, -1), [seq], _stagingRow);
         var target = _active.Count;
         _pool.CopyRow(_stagingRow, target, seq.Length);
@@ -257,9 +325,11 @@ public sealed partial class InferenceEngine
         for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
     }
 
+    /// <summary>Tells the model which LoRA adapter each row of the next forward passes uses (0 = base).</summary>
     void SelectAdapters(IReadOnlyList<int> perRow)
     {
-        _ = perRow; // per-row LoRA selection arrives with the multi-adapter model support
+        if (!Model.HasServingAdapters) return;
+        Model.SetRowAdapters(perRow.All(a => a == 0) ? null : perRow);
     }
 
     /// <summary>Hands the token to the request; returns true when the request is finished (its row must go).</summary>

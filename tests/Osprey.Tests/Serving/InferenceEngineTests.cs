@@ -293,3 +293,45 @@ public sealed class InferenceEngineTests
         Assert.True(deltas.Count(d => d.Length > 0) > 1);
     }
 }
+
+/// <summary>Requests for different LoRA adapters of one base model share the engine's batch.</summary>
+public sealed class InferenceEngineAdapterTests
+{
+    static string Peft(string name) => Path.Combine(TestPaths.Fixtures, "peft", name);
+
+    [Fact]
+    public async Task EachRequestGetsItsOwnAdapterInOneBatch()
+    {
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        var folder = Path.Combine(TestPaths.Fixtures, "parity", "qwen2");
+        var names = new[] { "qwen2-lora", "qwen2-rslora", "qwen2-qv" };
+        var prompts = Enumerable.Range(0, 6).Select(i => Enumerable.Range(0, 5 + i).Select(j => 4 + (i * 31 + j * 17) % 250).ToArray()).ToArray();
+        var choice = new string?[] { null, "qwen2-lora", "qwen2-rslora", "qwen2-lora", "qwen2-qv", null };
+
+        // Expected: each adapter attached the training way (PEFT keys loaded into a fresh model), generating alone.
+        var expected = new List<int[]>();
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            using var single = CausalLM.Load(folder, CPU, ScalarType.Float32);
+            if (choice[i] is { } a)
+            {
+                single.AttachLora(Osprey.Tuners.PeftAdapter.ReadConfig(Peft(a)).Options);
+                Osprey.Tuners.PeftAdapter.LoadInto(single, Peft(a));
+            }
+            expected.Add(new TokenGenerator(single).Generate(prompts[i], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }).Tokens.ToArray());
+        }
+
+        using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
+        using var engine = new InferenceEngine(model, Tokenizer.Load(folder), new EngineOptions { MaxBatchSize = 4, MaxModelLen = 64 },
+            names.ToDictionary(n => n, Peft));
+        Assert.Equal(names, engine.AdapterNames);
+        var results = await Task.WhenAll(prompts.Select((p, i) => engine.GenerateAsync(new EngineRequest(p, new SamplingParams { MaxTokens = 10 }, choice[i]))));
+        for (var i = 0; i < prompts.Length; i++)
+            Assert.Equal(expected[i], results[i].Tokens.Select(t => t.TokenId).ToArray());
+        // The adapters really change the output (the fixtures' adapters are scaled up to make sure of it).
+        var baseAnswer = await engine.GenerateAsync(new EngineRequest(prompts[1], new SamplingParams { MaxTokens = 10 }));
+        Assert.NotEqual(expected[1], baseAnswer.Tokens.Select(t => t.TokenId).ToArray());
+        var unknown = Assert.Throws<EngineException>(() => engine.Submit(new EngineRequest([1, 2], new SamplingParams(), "nope")));
+        Assert.Equal(EngineErrorKind.UnknownModel, unknown.Kind);
+    }
+}

@@ -57,10 +57,13 @@ public sealed class KvCache : IDisposable
     /// positions: a forward pass over it writes into this cache's buffers (a request's prefill into its slot).
     /// Disposing the view frees nothing of this cache.
     /// </summary>
-    public KvCache Row(long row, long length = 0)
+    public KvCache Row(long row, long length = 0) => Rows(row, 1, length);
+
+    /// <summary>A view of rows [<paramref name="first"/>, first + <paramref name="count"/>), as <see cref="Row"/> gives one.</summary>
+    public KvCache Rows(long first, long count, long length = 0)
     {
-        if (row < 0 || row >= Batch) throw new ArgumentOutOfRangeException(nameof(row), $"row {row} is outside the cache's {Batch} rows");
-        return new KvCache(_keys.Select(k => k.narrow(0, row, 1)).ToArray(), _values.Select(v => v.narrow(0, row, 1)).ToArray(), length);
+        if (first < 0 || count < 1 || first + count > Batch) throw new ArgumentOutOfRangeException(nameof(first), $"rows {first}..{first + count - 1} are outside the cache's {Batch} rows");
+        return new KvCache(_keys.Select(k => k.narrow(0, first, count)).ToArray(), _values.Select(v => v.narrow(0, first, count)).ToArray(), length);
     }
 
     /// <summary>Copies the first <paramref name="length"/> positions of row <paramref name="from"/> over row <paramref name="to"/> in every layer.</summary>
