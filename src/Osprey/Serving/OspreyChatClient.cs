@@ -11,7 +11,7 @@ namespace Osprey.Serving;
 /// Microsoft.Extensions.AI's <see cref="IChatClient"/> over a <see cref="ServedModel"/>: in-process chat with a
 /// model, no HTTP. Messages go through the model's chat template, <see cref="ChatOptions"/> become the request's
 /// sampling, and the request runs on the model's <see cref="InferenceEngine"/>, so many calls may run at once from
-/// any thread. Composes with <see cref="ChatClientBuilder"/> middleware (function invocation, logging, caching).
+/// any thread. Composes with <c>ChatClientBuilder</c> middleware (function invocation, logging, caching).
 /// </summary>
 /// <remarks>
 /// Options: <see cref="ChatOptions.MaxOutputTokens"/>, <see cref="ChatOptions.Temperature"/>,
@@ -62,6 +62,7 @@ public sealed class OspreyChatClient : IChatClient
         EngineUpdate? last = null;
         await foreach (var u in Model.Engine.Submit(call.Request, cancellationToken).ConfigureAwait(false))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             text.Append(u.TextDelta);
             last = u;
         }
@@ -106,6 +107,8 @@ public sealed class OspreyChatClient : IChatClient
         EngineUpdate? last = null;
         await foreach (var u in Model.Engine.Submit(call.Request, cancellationToken).ConfigureAwait(false))
         {
+            // Updates already queued are not handed out once the caller has cancelled.
+            cancellationToken.ThrowIfCancellationRequested();
             last = u;
             if (u.TextDelta.Length == 0) continue;
             string delta;
@@ -202,7 +205,7 @@ public sealed class OspreyChatClient : IChatClient
         };
     }
 
-    static List<object?>? Tools(ChatOptions? options)
+    internal static List<object?>? Tools(ChatOptions? options)
     {
         var declarations = options?.Tools?.OfType<AIFunctionDeclaration>().ToList();
         if (declarations is null || declarations.Count == 0) return null;
@@ -225,7 +228,7 @@ public sealed class OspreyChatClient : IChatClient
     }
 
     /// <summary>The conversation in OpenAI's message shape, which chat templates expect.</summary>
-    static List<object?> Messages(IEnumerable<ChatMessage> messages)
+    internal static List<object?> Messages(IEnumerable<ChatMessage> messages)
     {
         var list = new List<object?>();
         foreach (var m in messages)
