@@ -89,7 +89,12 @@ public sealed partial class InferenceEngine
             EosTokenIds = s.IgnoreEos ? [] : s.StopTokenIds,
         };
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        state.OnCancel = cts.Cancel;
+        // A reader may cancel after the request ended and cts is disposed (Read's finally always does).
+        state.OnCancel = () =>
+        {
+            try { cts.Cancel(); }
+            catch (ObjectDisposedException) { }
+        };
         if (state.Cancelled) cts.Cancel();
         string? finish = null;
         object? reason = null;
