@@ -111,6 +111,43 @@ public sealed class WebUiBrowserTests(ITestOutputHelper log) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StopEndsTheStreamAndTheEngineRequest()
+    {
+        await OpenPageAsync();
+        // A MutationObserver clicks Stop as the second delta is rendered: a microtask, so before the page reads on.
+        await Browser.EvaluateAsync("""
+            (() => {
+              new MutationObserver((changes, observer) => {
+                const li = document.querySelector('#log li.assistant');
+                if (li && Number(li.dataset.deltas) >= 2) { observer.disconnect(); document.getElementById('stop').click(); }
+              }).observe(document.getElementById('log'), { subtree: true, attributes: true, attributeFilter: ['data-deltas'] });
+              document.getElementById('temperature').value = '0';
+              document.getElementById('max_tokens').value = '200';
+              document.getElementById('input').value = 'Tell me a long story.';
+              document.getElementById('send').click();
+              return true;
+            })()
+            """);
+        await Browser.WaitForAsync("document.querySelector('#log li.assistant')?.dataset.done === 'true'", TimeSpan.FromSeconds(60));
+        var reply = (await Browser.EvaluateAsync("""
+            (() => { const li = document.querySelector('#log li.assistant');
+                     return { deltas: Number(li.dataset.deltas), finish: li.dataset.finish, stopDisabled: document.getElementById('stop').disabled }; })()
+            """))!.AsObject();
+        log.WriteLine(reply.ToJsonString());
+        Assert.Equal("stopped", (string?)reply["finish"]);
+        Assert.Equal(2, (int)reply["deltas"]!);
+        Assert.True((bool)reply["stopDisabled"]!);
+
+        // The server saw the client go away and the engine ended the request.
+        var engine = _model!.Engine;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((engine.Stats.Running > 0 || engine.Stats.Cancelled == 0) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(0, engine.Stats.Running);
+        Assert.Equal(1, engine.Stats.Cancelled);
+        Assert.True(engine.Stats.GeneratedTokens < 200, $"the engine generated {engine.Stats.GeneratedTokens} tokens after Stop");
+    }
+
+    [Fact]
     public async Task AnApiErrorIsShownOnThePage()
     {
         await OpenPageAsync();
