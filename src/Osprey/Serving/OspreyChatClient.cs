@@ -16,7 +16,8 @@ namespace Osprey.Serving;
 /// <remarks>
 /// Options: <see cref="ChatOptions.MaxOutputTokens"/>, <see cref="ChatOptions.Temperature"/>,
 /// <see cref="ChatOptions.TopP"/>, <see cref="ChatOptions.TopK"/>, <see cref="ChatOptions.Seed"/>,
-/// <see cref="ChatOptions.StopSequences"/>, <see cref="ChatOptions.ModelId"/> (a LoRA adapter's name selects it;
+/// <see cref="ChatOptions.StopSequences"/>, <see cref="ChatOptions.Instructions"/> (added to the system message),
+/// <see cref="ChatOptions.ModelId"/> (a LoRA adapter's name selects it;
 /// the base model's name or none runs the base), <see cref="ChatOptions.Tools"/> (function declarations, rendered
 /// into the chat template as OpenAI tools) and the additional property <c>repetition_penalty</c>. Fields left out
 /// come from the model's generation_config.json. When tools are given, Hermes <c>&lt;tool_call&gt;</c> blocks in
@@ -174,7 +175,9 @@ public sealed class OspreyChatClient : IChatClient
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var adapter = Model.AdapterFor(options?.ModelId);
         var tools = Tools(options);
-        var prompt = Model.EncodeChat(Messages(messages), tools);
+        var shaped = Messages(messages);
+        if (!string.IsNullOrWhiteSpace(options?.Instructions)) AddInstructions(shaped, options.Instructions);
+        var prompt = Model.EncodeChat(shaped, tools);
         var sampling = Model.Sampling(
             maxTokens: options?.MaxOutputTokens,
             temperature: options?.Temperature,
@@ -187,6 +190,20 @@ public sealed class OspreyChatClient : IChatClient
         if (options?.MaxOutputTokens is null) sampling = sampling with { MaxTokens = Math.Max(1, Model.Engine.MaxModelLen - prompt.Length) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
+    }
+
+    /// <summary><see cref="ChatOptions.Instructions"/> join the first system message, or become one.</summary>
+    internal static void AddInstructions(List<object?> messages, string instructions)
+    {
+        if (messages.Count > 0 && messages[0] is Dictionary<string, object?> first && (string?)first["role"] == "system")
+        {
+            var content = (string?)first["content"];
+            first["content"] = string.IsNullOrEmpty(content) ? instructions : content + "\n\n" + instructions;
+        }
+        else
+        {
+            messages.Insert(0, new Dictionary<string, object?> { ["role"] = "system", ["content"] = instructions });
+        }
     }
 
     static double? RepetitionPenalty(ChatOptions? options)

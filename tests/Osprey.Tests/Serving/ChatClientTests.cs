@@ -216,6 +216,22 @@ public sealed class ChatClientTests
     }
 
     [Fact]
+    public async Task InstructionsBecomeTheSystemMessage()
+    {
+        using var client = new OspreyChatClient(Model("qwen2"));
+        var g = Golden("qwen2").Single(c => c.Name == "system_question");
+        var system = g.Messages.Single(m => m.Role == ChatRole.System).Text;
+        var options = Options(g);
+        options.Instructions = system;
+        var response = await client.GetResponseAsync(g.Messages.Where(m => m.Role != ChatRole.System), options);
+        Assert.Equal(g.Response, response.Text);
+
+        var joined = OspreyChatClient.Messages([new ChatMessage(ChatRole.System, "A."), new ChatMessage(ChatRole.User, "q")]);
+        OspreyChatClient.AddInstructions(joined, "B.");
+        Assert.Equal("A.\n\nB.", ((Dictionary<string, object?>)joined[0]!)["content"]);
+    }
+
+    [Fact]
     public void MessagesAndToolsTakeOpenAiShapeForTheTemplate()
     {
         var messages = new List<ChatMessage>
