@@ -103,8 +103,7 @@ public sealed class OspreyChatClient : IChatClient
         var call = Prepare(messages, options);
         // With tools, text that may open a <tool_call> block is held back until it is clear what it is; after
         // the first block opens, the rest is parsed at the end.
-        var pending = new StringBuilder();
-        var sent = 0;
+        var tools = call.HasTools ? new ToolCallStream() : null;
         EngineUpdate? last = null;
         await foreach (var u in Model.Engine.Submit(call.Request, cancellationToken).ConfigureAwait(false))
         {
@@ -112,37 +111,17 @@ public sealed class OspreyChatClient : IChatClient
             cancellationToken.ThrowIfCancellationRequested();
             last = u;
             if (u.TextDelta.Length == 0) continue;
-            string delta;
-            if (!call.HasTools)
-            {
-                delta = u.TextDelta;
-            }
-            else
-            {
-                pending.Append(u.TextDelta);
-                var all = pending.ToString();
-                var safe = ToolCallParser.SafeTextLength(all);
-                delta = safe > sent ? all[sent..safe] : "";
-                sent = Math.Max(sent, safe);
-            }
+            var delta = tools is null ? u.TextDelta : tools.Add(u.TextDelta);
             if (delta.Length > 0) yield return Update(call, [new TextContent(delta)]);
         }
         var finish = Finish(last?.Finish);
         var tail = new List<AIContent>();
-        if (call.HasTools)
+        if (tools is not null)
         {
-            var rest = pending.ToString()[sent..];
-            var parsed = ToolCallParser.Parse(rest);
-            if (parsed.Calls.Count > 0)
-            {
-                finish = ChatFinishReason.ToolCalls;
-                if (parsed.Text.Length > 0) tail.Add(new TextContent((sent > 0 ? "\n" : "") + parsed.Text));
-                tail.AddRange(parsed.Calls.Select(ToContent));
-            }
-            else if (rest.Length > 0)
-            {
-                tail.Add(new TextContent(rest));
-            }
+            var (text, calls) = tools.Finish();
+            if (text.Length > 0) tail.Add(new TextContent(text));
+            tail.AddRange(calls.Select(ToContent));
+            if (calls.Count > 0) finish = ChatFinishReason.ToolCalls;
         }
         var usage = Usage(last, call.Request.PromptIds.Count);
         tail.Add(new UsageContent(usage));
@@ -332,4 +311,35 @@ public sealed class OspreyChatClient : IChatClient
         ModelId = call.ModelId,
         CreatedAt = call.Created,
     };
+}
+
+/// <summary>
+/// Streamed reply text when tools were offered: hands out text as long as it cannot be the start of a
+/// <c>&lt;tool_call&gt;</c> block, keeps everything from the first block on, and parses that at the end.
+/// </summary>
+internal sealed class ToolCallStream
+{
+    readonly StringBuilder _all = new();
+    int _sent;
+
+    /// <summary>Takes a delta; returns the text that may be shown now (possibly empty).</summary>
+    public string Add(string delta)
+    {
+        _all.Append(delta);
+        var all = _all.ToString();
+        var safe = ToolCallParser.SafeTextLength(all);
+        if (safe <= _sent) return "";
+        var text = all[_sent..safe];
+        _sent = safe;
+        return text;
+    }
+
+    /// <summary>The held-back rest: its text (unchanged when it holds no call) and the calls in it.</summary>
+    public (string Text, IReadOnlyList<ParsedToolCall> Calls) Finish()
+    {
+        var rest = _all.ToString()[_sent..];
+        var parsed = ToolCallParser.Parse(rest);
+        if (parsed.Calls.Count == 0) return (rest, []);
+        return (parsed.Text, parsed.Calls);
+    }
 }

@@ -75,4 +75,28 @@ public sealed class ToolCallParserTests
     [InlineData("", 0)]
     public void SafeTextLengthHoldsBackWhatMayOpenACall(string text, int safe) =>
         Assert.Equal(safe, ToolCallParser.SafeTextLength(text));
+
+    [Fact]
+    public void StreamedTextIsHeldBackOnlyWhereACallMayStart()
+    {
+        var stream = new ToolCallStream();
+        Assert.Equal("Let me ", stream.Add("Let me "));
+        Assert.Equal("check. ", stream.Add("check. <to"));
+        Assert.Equal("", stream.Add("ol_call>{\"name\":\"f\","));
+        Assert.Equal("", stream.Add("\"arguments\":{\"a\":1}}</tool_call>"));
+        var (text, calls) = stream.Finish();
+        Assert.Equal("", text);
+        Assert.Equal("{\"a\":1}", Assert.Single(calls).ArgumentsJson);
+    }
+
+    [Fact]
+    public void AStreamWithoutCallsGivesBackAllItsText()
+    {
+        var stream = new ToolCallStream();
+        var shown = stream.Add("a <") + stream.Add("b> c <tool");
+        Assert.Equal("a <b> c ", shown);
+        var (text, calls) = stream.Finish();
+        Assert.Equal("<tool", text);
+        Assert.Empty(calls);
+    }
 }
