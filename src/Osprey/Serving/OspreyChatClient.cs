@@ -1,0 +1,345 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+using Osprey.Models;
+
+namespace Osprey.Serving;
+
+/// <summary>
+/// Microsoft.Extensions.AI's <see cref="IChatClient"/> over a <see cref="ServedModel"/>: in-process chat with a
+/// model, no HTTP. Messages go through the model's chat template, <see cref="ChatOptions"/> become the request's
+/// sampling, and the request runs on the model's <see cref="InferenceEngine"/>, so many calls may run at once from
+/// any thread. Composes with <c>ChatClientBuilder</c> middleware (function invocation, logging, caching).
+/// </summary>
+/// <remarks>
+/// Options: <see cref="ChatOptions.MaxOutputTokens"/>, <see cref="ChatOptions.Temperature"/>,
+/// <see cref="ChatOptions.TopP"/>, <see cref="ChatOptions.TopK"/>, <see cref="ChatOptions.Seed"/>,
+/// <see cref="ChatOptions.StopSequences"/>, <see cref="ChatOptions.Instructions"/> (added to the system message),
+/// <see cref="ChatOptions.ModelId"/> (a LoRA adapter's name selects it;
+/// the base model's name or none runs the base), <see cref="ChatOptions.Tools"/> (function declarations, rendered
+/// into the chat template as OpenAI tools) and the additional property <c>repetition_penalty</c>. Fields left out
+/// come from the model's generation_config.json. When tools are given, Hermes <c>&lt;tool_call&gt;</c> blocks in
+/// the reply come back as <see cref="FunctionCallContent"/> (see <see cref="ToolCallParser"/>).
+/// </remarks>
+public sealed class OspreyChatClient : IChatClient
+{
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> that sets the repetition penalty.</summary>
+    public const string RepetitionPenaltyKey = "repetition_penalty";
+
+    readonly bool _ownsModel;
+    int _disposed;
+
+    /// <summary>A client over <paramref name="model"/>; disposing the client leaves the model running.</summary>
+    public OspreyChatClient(ServedModel model) : this(model, ownsModel: false) { }
+
+    OspreyChatClient(ServedModel model, bool ownsModel)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        _ownsModel = ownsModel;
+        Metadata = new ChatClientMetadata("osprey", providerUri: null, defaultModelId: model.Name);
+    }
+
+    /// <summary>
+    /// Loads an HF model folder (see <see cref="ServedModel.Load"/>) and returns a client that owns it: disposing
+    /// the client stops the engine and frees the model.
+    /// </summary>
+    public static OspreyChatClient Load(string folder, ModelLoadOptions load, ServeOptions? serve = null) =>
+        new(ServedModel.Load(folder, load, serve), ownsModel: true);
+
+    /// <summary>The model the client runs.</summary>
+    public ServedModel Model { get; }
+
+    /// <summary>Provider "osprey" and the base model's name.</summary>
+    public ChatClientMetadata Metadata { get; }
+
+    /// <inheritdoc />
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var call = Prepare(messages, options);
+        var text = new StringBuilder();
+        EngineUpdate? last = null;
+        await foreach (var u in Model.Engine.Submit(call.Request, cancellationToken).ConfigureAwait(false))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            text.Append(u.TextDelta);
+            last = u;
+        }
+        var contents = new List<AIContent>();
+        var finish = Finish(last?.Finish);
+        var reply = text.ToString();
+        if (call.HasTools)
+        {
+            var parsed = ToolCallParser.Parse(reply);
+            if (parsed.Calls.Count > 0)
+            {
+                reply = parsed.Text;
+                finish = ChatFinishReason.ToolCalls;
+            }
+            if (reply.Length > 0) contents.Add(new TextContent(reply));
+            contents.AddRange(parsed.Calls.Select(ToContent));
+        }
+        else
+        {
+            contents.Add(new TextContent(reply));
+        }
+        var message = new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id };
+        return new ChatResponse(message)
+        {
+            ResponseId = call.Id,
+            ModelId = call.ModelId,
+            CreatedAt = call.Created,
+            FinishReason = finish,
+            Usage = Usage(last, call.Request.PromptIds.Count),
+        };
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var call = Prepare(messages, options);
+        // With tools, text that may open a <tool_call> block is held back until it is clear what it is; after
+        // the first block opens, the rest is parsed at the end.
+        var tools = call.HasTools ? new ToolCallStream() : null;
+        EngineUpdate? last = null;
+        await foreach (var u in Model.Engine.Submit(call.Request, cancellationToken).ConfigureAwait(false))
+        {
+            // Updates already queued are not handed out once the caller has cancelled.
+            cancellationToken.ThrowIfCancellationRequested();
+            last = u;
+            if (u.TextDelta.Length == 0) continue;
+            var delta = tools is null ? u.TextDelta : tools.Add(u.TextDelta);
+            if (delta.Length > 0) yield return Update(call, [new TextContent(delta)]);
+        }
+        var finish = Finish(last?.Finish);
+        var tail = new List<AIContent>();
+        if (tools is not null)
+        {
+            var (text, calls) = tools.Finish();
+            if (text.Length > 0) tail.Add(new TextContent(text));
+            tail.AddRange(calls.Select(ToContent));
+            if (calls.Count > 0) finish = ChatFinishReason.ToolCalls;
+        }
+        var usage = Usage(last, call.Request.PromptIds.Count);
+        tail.Add(new UsageContent(usage));
+        var final = Update(call, tail);
+        final.FinishReason = finish;
+        yield return final;
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(ChatClientMetadata)) return Metadata;
+        if (serviceType == typeof(ServedModel)) return Model;
+        return serviceType.IsInstanceOfType(this) ? this : null;
+    }
+
+    /// <summary>Frees the model when the client loaded it (<see cref="Load"/>); otherwise does nothing.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _ownsModel) Model.Dispose();
+    }
+
+    sealed record Call(string Id, string ModelId, DateTimeOffset Created, EngineRequest Request, bool HasTools);
+
+    Call Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var adapter = Model.AdapterFor(options?.ModelId);
+        var tools = Tools(options);
+        var shaped = Messages(messages);
+        if (!string.IsNullOrWhiteSpace(options?.Instructions)) AddInstructions(shaped, options.Instructions);
+        var prompt = Model.EncodeChat(shaped, tools);
+        var sampling = Model.Sampling(
+            maxTokens: options?.MaxOutputTokens,
+            temperature: options?.Temperature,
+            topP: options?.TopP,
+            topK: options?.TopK,
+            repetitionPenalty: RepetitionPenalty(options),
+            seed: options?.Seed,
+            stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null);
+        // Without a max_tokens, generate up to the room the prompt leaves (max_model_len counts both).
+        if (options?.MaxOutputTokens is null) sampling = sampling with { MaxTokens = Math.Max(1, Model.Engine.MaxModelLen - prompt.Length) };
+        var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
+    }
+
+    /// <summary><see cref="ChatOptions.Instructions"/> join the first system message, or become one.</summary>
+    internal static void AddInstructions(List<object?> messages, string instructions)
+    {
+        if (messages.Count > 0 && messages[0] is Dictionary<string, object?> first && (string?)first["role"] == "system")
+        {
+            var content = (string?)first["content"];
+            first["content"] = string.IsNullOrEmpty(content) ? instructions : content + "\n\n" + instructions;
+        }
+        else
+        {
+            messages.Insert(0, new Dictionary<string, object?> { ["role"] = "system", ["content"] = instructions });
+        }
+    }
+
+    static double? RepetitionPenalty(ChatOptions? options)
+    {
+        if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(RepetitionPenaltyKey, out var value) || value is null) return null;
+        return value switch
+        {
+            double d => d,
+            float f => f,
+            int i => i,
+            long l => l,
+            decimal m => (double)m,
+            string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+            JsonElement { ValueKind: JsonValueKind.Number } e => e.GetDouble(),
+            _ => throw new EngineException(EngineErrorKind.InvalidRequest, $"{RepetitionPenaltyKey} must be a number, got {value}."),
+        };
+    }
+
+    internal static List<object?>? Tools(ChatOptions? options)
+    {
+        var declarations = options?.Tools?.OfType<AIFunctionDeclaration>().ToList();
+        if (declarations is null || declarations.Count == 0) return null;
+        return declarations.Select(f => (object?)new Dictionary<string, object?>
+        {
+            ["type"] = "function",
+            ["function"] = new Dictionary<string, object?>
+            {
+                ["name"] = f.Name,
+                ["description"] = f.Description ?? "",
+                ["parameters"] = f.JsonSchema.ValueKind == JsonValueKind.Undefined ? EmptySchema() : f.JsonSchema,
+            },
+        }).ToList();
+    }
+
+    static JsonElement EmptySchema()
+    {
+        using var doc = JsonDocument.Parse("""{"type":"object","properties":{}}""");
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>The conversation in OpenAI's message shape, which chat templates expect.</summary>
+    internal static List<object?> Messages(IEnumerable<ChatMessage> messages)
+    {
+        var list = new List<object?>();
+        foreach (var m in messages)
+        {
+            var text = new StringBuilder();
+            var calls = new List<object?>();
+            var results = new List<FunctionResultContent>();
+            foreach (var c in m.Contents)
+            {
+                switch (c)
+                {
+                    case TextContent t:
+                        text.Append(t.Text);
+                        break;
+                    case FunctionCallContent f:
+                        calls.Add(new Dictionary<string, object?>
+                        {
+                            ["id"] = f.CallId,
+                            ["type"] = "function",
+                            ["function"] = new Dictionary<string, object?>
+                            {
+                                ["name"] = f.Name,
+                                ["arguments"] = f.Arguments is null ? new Dictionary<string, object?>() : PlainArguments(f.Arguments),
+                            },
+                        });
+                        break;
+                    case FunctionResultContent r:
+                        results.Add(r);
+                        break;
+                    case DataContent or UriContent:
+                        throw new NotSupportedException($"OspreyChatClient takes text only; a {m.Role} message holds {c.GetType().Name}.");
+                }
+            }
+            // A message of function results becomes one OpenAI "tool" message per result.
+            foreach (var r in results)
+                list.Add(new Dictionary<string, object?> { ["role"] = "tool", ["tool_call_id"] = r.CallId, ["content"] = ResultText(r) });
+            if (results.Count > 0 && text.Length == 0 && calls.Count == 0) continue;
+            var message = new Dictionary<string, object?> { ["role"] = m.Role.Value, ["content"] = text.ToString() };
+            if (calls.Count > 0) message["tool_calls"] = calls;
+            list.Add(message);
+        }
+        return list;
+    }
+
+    static Dictionary<string, object?> PlainArguments(IDictionary<string, object?> arguments) =>
+        arguments.ToDictionary(kv => kv.Key, kv => kv.Value switch
+        {
+            null or string or bool or int or long or double or float or decimal => kv.Value,
+            JsonElement e => (object?)e.Clone(),
+            var other => JsonSerializer.SerializeToElement(other, other.GetType()),
+        });
+
+    static string ResultText(FunctionResultContent r) => r.Result switch
+    {
+        null => r.Exception?.Message ?? "",
+        string s => s,
+        JsonElement { ValueKind: JsonValueKind.String } e => e.GetString()!,
+        JsonElement e => e.GetRawText(),
+        var other => JsonSerializer.Serialize(other, other.GetType()),
+    };
+
+    static FunctionCallContent ToContent(ParsedToolCall call) =>
+        new("call_" + Guid.NewGuid().ToString("N")[..24], call.Name, call.Arguments());
+
+    static ChatFinishReason? Finish(string? finish) => finish switch
+    {
+        "stop" => ChatFinishReason.Stop,
+        "length" => ChatFinishReason.Length,
+        null => null,
+        _ => new ChatFinishReason(finish),
+    };
+
+    static UsageDetails Usage(EngineUpdate? last, int promptTokens)
+    {
+        var prompt = last?.PromptTokens ?? promptTokens;
+        var completion = last?.CompletionTokens ?? 0;
+        return new UsageDetails { InputTokenCount = prompt, OutputTokenCount = completion, TotalTokenCount = prompt + completion };
+    }
+
+    static ChatResponseUpdate Update(Call call, IList<AIContent> contents) => new(ChatRole.Assistant, contents)
+    {
+        ResponseId = call.Id,
+        MessageId = call.Id,
+        ModelId = call.ModelId,
+        CreatedAt = call.Created,
+    };
+}
+
+/// <summary>
+/// Streamed reply text when tools were offered: hands out text as long as it cannot be the start of a
+/// <c>&lt;tool_call&gt;</c> block, keeps everything from the first block on, and parses that at the end.
+/// </summary>
+internal sealed class ToolCallStream
+{
+    readonly StringBuilder _all = new();
+    int _sent;
+
+    /// <summary>Takes a delta; returns the text that may be shown now (possibly empty).</summary>
+    public string Add(string delta)
+    {
+        _all.Append(delta);
+        var all = _all.ToString();
+        var safe = ToolCallParser.SafeTextLength(all);
+        if (safe <= _sent) return "";
+        var text = all[_sent..safe];
+        _sent = safe;
+        return text;
+    }
+
+    /// <summary>The held-back rest: its text (unchanged when it holds no call) and the calls in it.</summary>
+    public (string Text, IReadOnlyList<ParsedToolCall> Calls) Finish()
+    {
+        var rest = _all.ToString()[_sent..];
+        var parsed = ToolCallParser.Parse(rest);
+        if (parsed.Calls.Count == 0) return (rest, []);
+        return (parsed.Text, parsed.Calls);
+    }
+}
