@@ -12,14 +12,18 @@ public sealed partial class CausalLM
     /// first <paramref name="keys"/> positions of rows [0, B) of <paramref name="cache"/>, each row masked to
     /// its own length. Returns logits [B, vocab] in the model's dtype.
     /// </summary>
-    public Tensor DecodeSlots(Tensor ids, Tensor positions, KvCache cache, long keys)
+    /// <remarks>
+    /// <paramref name="uniform"/> promises that every row sits at position <paramref name="keys"/> − 1 (one request
+    /// alone, or rows of equal length): attention then needs no mask.
+    /// </remarks>
+    public Tensor DecodeSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false)
     {
         if (IsRewardModel) throw RewardForwardError();
         long rows = ids.shape[0];
         cache.BeginSlotStep(rows, positions, keys);
         try
         {
-            var h = model.ForwardSlots(ids, positions, cache, keys);
+            var h = model.ForwardSlots(ids, positions, cache, keys, uniform);
             var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
             if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
             return logits.squeeze(1);

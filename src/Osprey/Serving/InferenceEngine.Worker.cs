@@ -314,9 +314,12 @@ public sealed partial class InferenceEngine
         var ids = tensor(_active.Select(s => (long)s.Last).ToArray(), [n, 1], device: device);
         var positions = tensor(_active.Select(s => (long)s.Length).ToArray(), [n], device: device);
         var longest = _active.Max(s => s.Length) + 1;
-        var keys = Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
+        // Rows of one length (always so for a request alone) attend to exactly their positions without a mask;
+        // otherwise every row reads a common length, rounded up so the shapes change rarely, under a mask.
+        var uniform = _active.All(s => s.Length == _active[0].Length);
+        var keys = uniform ? longest : Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
         SelectAdapters(_active.Select(s => s.Adapter).ToArray());
-        var logits = Model.DecodeSlots(ids, positions, _pool, keys);
+        var logits = Model.DecodeSlots(ids, positions, _pool, keys, uniform);
         foreach (var s in _active) s.Length++;
         var picks = Pick(logits, _active, 0);
         var finished = new List<int>();

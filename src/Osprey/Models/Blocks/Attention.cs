@@ -131,7 +131,7 @@ internal sealed class Attention : nn.Module
         var qf = q.reshape(b, _kvHeads, rep * t, _headDim);
         var o = mask.Mask is null
             ? nn.functional.scaled_dot_product_attention(qf, k, v)
-            : nn.functional.scaled_dot_product_attention(qf, k, v, attn_mask: rep > 1 ? mask.Folded : mask.Mask);
+            : nn.functional.scaled_dot_product_attention(qf, k, v, attn_mask: mask.AdditiveFolded ?? (rep > 1 ? mask.Folded : mask.Mask));
         return o.reshape(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);
     }
 

@@ -19,6 +19,12 @@ internal sealed class AttentionMask
     /// <summary>With no tensor: true for causal attention, false when every query sees every key.</summary>
     public bool IsCausal { get; }
 
+    /// <summary>
+    /// The folded mask as an additive bias in the model's dtype (0 or −∞), built once per forward pass so the
+    /// attention kernels of every layer take it as is; null when the boolean mask is used directly.
+    /// </summary>
+    public Tensor? AdditiveFolded { get; private init; }
+
     AttentionMask(Tensor? mask, Tensor? folded, bool causal)
     {
         Mask = mask;
@@ -60,7 +66,7 @@ internal sealed class AttentionMask
     /// position <paramref name="positions"/>[b] (int64 [B]) and sees cache positions 0..that position among the
     /// first <paramref name="keys"/> (within <paramref name="window"/> when set).
     /// </summary>
-    public static AttentionMask ForSlotStep(Tensor positions, long keys, int? window, int groups, Device device)
+    public static AttentionMask ForSlotStep(Tensor positions, long keys, int? window, int groups, ScalarType dtype, Device device)
     {
         long batch = positions.shape[0];
         var k = arange(0, keys, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, Tk]
@@ -68,9 +74,9 @@ internal sealed class AttentionMask
         var allowed = k <= q;
         if (window is int w) allowed = allowed.logical_and((q - k) < w);
         var m = allowed.view(batch, 1, 1, keys);
-        Tensor? folded = null;
-        if (groups > 1) folded = m.expand(batch, 1, groups, keys);
-        return new AttentionMask(m, folded, false);
+        var folded = m.expand(batch, 1, groups, keys);
+        var bias = zeros(batch, 1, groups, keys, dtype: dtype, device: device).masked_fill_(folded.logical_not(), double.NegativeInfinity);
+        return new AttentionMask(m, groups > 1 ? folded : null, false) { AdditiveFolded = bias };
     }
 
     /// <summary>

@@ -74,7 +74,11 @@ internal sealed class DecoderModel : nn.Module
     /// row b at position <paramref name="positions"/>[b] (int64 [B]), attending over the first
     /// <paramref name="keys"/> positions of its cache row. Returns the normed hidden states [B, 1, hidden].
     /// </summary>
-    public Tensor ForwardSlots(Tensor ids, Tensor positions, KvCache cache, long keys)
+    /// <remarks>
+    /// With <paramref name="uniform"/> every row sits at position keys − 1, so each row sees all
+    /// <paramref name="keys"/> positions and layers without a window that cuts run unmasked attention.
+    /// </remarks>
+    public Tensor ForwardSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false)
     {
         var device = ids.device;
         var pos2 = positions.view(positions.shape[0], 1);
@@ -82,7 +86,9 @@ internal sealed class DecoderModel : nn.Module
         var groups = _spec.NumHeads / _spec.NumKvHeads;
         var masks = new Dictionary<int, AttentionMask>();
         foreach (var window in _windowOfLayer.Distinct())
-            masks[window ?? -1] = AttentionMask.ForSlotStep(positions, keys, window, groups, device);
+            masks[window ?? -1] = uniform && _spec.AttentionSoftcap is null && !(window is int w && w < keys)
+                ? AttentionMask.All
+                : AttentionMask.ForSlotStep(positions, keys, window, groups, _dtype, device);
         var context = new LayerContext(tables, masks, cache);
         var h = Embed(ids);
         for (int i = 0; i < layers.Count; i++)
