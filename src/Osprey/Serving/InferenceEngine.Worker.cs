@@ -1,124 +1,420 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
-using Osprey.Inference;
+using Osprey.Models.Blocks;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Osprey.Serving;
 
-// Interim worker: runs queued requests one at a time with TokenGenerator. Replaced by the continuous-batching
-// scheduler; the public surface stays.
+// The scheduler. One thread owns the model and a KV cache of MaxBatchSize + 1 rows ("slots"), each MaxModelLen
+// long. Running requests occupy rows 0..n-1, so a decode step works on one contiguous block of rows; a request
+// that finishes or is cancelled gives its row to the last running request (its cache prefix is copied over), so
+// the block stays dense. New requests are prefilled, in chunks of at most PrefillChunk tokens per iteration, in
+// the extra "staging" row and copied into row n when their prompt is done. Every iteration prefills what the
+// budget allows and then runs one decode step for all running requests, so requests join and leave between
+// steps and running ones keep streaming while long prompts arrive.
 public sealed partial class InferenceEngine
 {
     readonly AutoResetEvent _wake = new(false);
-    int _running;
+    readonly List<Sequence> _active = [];
+    readonly Queue<RequestState> _pending = new();
+    readonly ConcurrentQueue<EmbedJob> _embeds = new();
+    KvCache _pool = null!;
+    int _stagingRow;
+    Sequence? _prefilling;
+    Tensor? _seen; // [rows, vocab] tokens seen per row, only once a request asks for a repetition penalty
+    readonly Dictionary<string, int> _adapterIndex = new(StringComparer.Ordinal);
+    volatile int _runningCount, _slotsInUse;
 
-    int RunningCount => Volatile.Read(ref _running);
-    int SlotsInUse => Volatile.Read(ref _running);
+    int RunningCount => _runningCount;
+    int SlotsInUse => _slotsInUse;
+
+    /// <summary>Granularity of the attended key length, so the attention shapes change every 64 steps rather than every step.</summary>
+    const int KeyBlock = 64;
 
     void InitializeWorker(IReadOnlyDictionary<string, string> adapters)
     {
         if (adapters.Count > 0) throw new OspreyException("LoRA adapters are not served yet.");
+        _stagingRow = Options.MaxBatchSize;
+        try
+        {
+            _pool = Model.NewCache(Options.MaxBatchSize + 1, MaxModelLen);
+        }
+        catch (Exception e) when (e is ExternalException or OutOfMemoryException)
+        {
+            var spec = Model.Spec;
+            var bytes = 2L * spec.Layers.Count * spec.NumKvHeads * spec.HeadDim * (Model.DType == ScalarType.Float32 ? 4 : 2) * (Options.MaxBatchSize + 1) * MaxModelLen;
+            throw new OspreyException($"the KV cache for {Options.MaxBatchSize} requests of {MaxModelLen} tokens needs {bytes / (1024.0 * 1024 * 1024):F1} GiB and does not fit; lower --max_batch_size or --max_model_len.", e);
+        }
     }
 
-    void DisposeWorker() => _wake.Dispose();
+    void DisposeWorker()
+    {
+        _pool.Dispose();
+        _seen?.Dispose();
+        _wake.Dispose();
+    }
+
+    /// <summary>
+    /// The mean-pooled final hidden state of <paramref name="ids"/> (what /v1/embeddings returns), computed by
+    /// the worker between decode steps.
+    /// </summary>
+    public Task<float[]> EmbedAsync(IReadOnlyList<int> ids, CancellationToken cancel = default)
+    {
+        if (_failure is not null || _stop.IsCancellationRequested) throw new EngineException(EngineErrorKind.Unavailable, "the engine is not running.");
+        if (ids.Count == 0) throw new EngineException(EngineErrorKind.InvalidRequest, "the input is empty; give at least one token.");
+        if (ids.Count > MaxModelLen) throw new EngineException(EngineErrorKind.PromptTooLong, $"the input has {ids.Count} tokens, but this server's max_model_len is {MaxModelLen}; shorten it.");
+        foreach (var id in ids)
+            if (id < 0 || id >= Model.Spec.VocabSize) throw new EngineException(EngineErrorKind.InvalidRequest, $"the input holds token id {id}, outside the model's vocabulary of {Model.Spec.VocabSize}.");
+        var job = new EmbedJob(ids.ToArray(), new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously), cancel);
+        _embeds.Enqueue(job);
+        _wake.Set();
+        return job.Result.Task.WaitAsync(cancel);
+    }
+
+    sealed record EmbedJob(int[] Ids, TaskCompletionSource<float[]> Result, CancellationToken Cancel);
 
     void WorkerMain()
     {
         try
         {
+            using var _ = no_grad();
             Loop();
         }
         catch (Exception e)
         {
             _failure = e;
         }
-        while (_queue.Reader.TryRead(out var left))
-            left.Fail(new EngineException(EngineErrorKind.Unavailable, _failure is null ? "the engine is shutting down." : $"the engine stopped after an error: {_failure.Message}"));
+        var reason = new EngineException(EngineErrorKind.Unavailable, _failure is null ? "the engine is shutting down." : $"the engine stopped after an error: {_failure.Message}");
+        foreach (var s in _active) Finish(s, reason);
+        _active.Clear();
+        if (_prefilling is not null) Finish(_prefilling, reason);
+        _prefilling = null;
+        while (_pending.TryDequeue(out var p)) p.Fail(reason);
+        while (_queue.Reader.TryRead(out var left)) left.Fail(reason);
+        while (_embeds.TryDequeue(out var job)) job.Result.TrySetException(reason);
+        UpdateCounts();
     }
 
     void Loop()
     {
-        var generator = new TokenGenerator(Model);
         while (!_stop.IsCancellationRequested)
         {
-            if (!_queue.Reader.TryRead(out var state))
-            {
-                _wake.WaitOne(100);
-                continue;
-            }
-            Interlocked.Decrement(ref _waiting);
-            if (state.Cancelled)
-            {
-                Interlocked.Increment(ref _cancelled);
-                state.Complete();
-                continue;
-            }
-            Interlocked.Increment(ref _running);
+            while (_queue.Reader.TryRead(out var state)) _pending.Enqueue(state);
+            DropCancelled();
+            var worked = RunEmbeds();
             try
             {
-                Run(generator, state);
+                var budget = Options.PrefillChunk;
+                while (budget > 0 && _active.Count < Options.MaxBatchSize)
+                {
+                    if (_prefilling is null && !StartPrefill()) break;
+                    budget -= PrefillChunk(budget);
+                    worked = true;
+                }
+                if (_active.Count > 0)
+                {
+                    DecodeStep();
+                    worked = true;
+                }
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is ExternalException or InvalidOperationException or ArgumentException)
             {
-                Interlocked.Increment(ref _cancelled);
-                state.Complete();
+                // A step failed (out of GPU memory, say): fail the requests involved, keep serving the rest.
+                var error = new EngineException(EngineErrorKind.Unavailable, $"generation failed: {e.Message}", e);
+                foreach (var s in _active) Finish(s, error);
+                _active.Clear();
+                if (_prefilling is not null) Finish(_prefilling, error);
+                _prefilling = null;
             }
-            catch (Exception e) when (e is OspreyException or ExternalException or InvalidOperationException)
-            {
-                state.Fail(new EngineException(EngineErrorKind.Unavailable, $"generation failed: {e.Message}", e));
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _running);
-            }
+            UpdateCounts();
+            if (!worked) _wake.WaitOne(50);
         }
     }
 
-    void Run(TokenGenerator generator, RequestState state)
+    void UpdateCounts()
     {
-        var s = state.Request.Sampling;
-        var prompt = state.Request.PromptIds;
-        var maxNew = Math.Min(s.MaxTokens, MaxModelLen - prompt.Count);
-        var options = new GenerationOptions
+        var inFlight = _active.Count + (_prefilling is null ? 0 : 1);
+        _runningCount = inFlight;
+        _slotsInUse = inFlight;
+    }
+
+    bool RunEmbeds()
+    {
+        var any = false;
+        while (_embeds.TryDequeue(out var job))
         {
-            MaxNewTokens = maxNew,
-            DoSample = !s.IsGreedy,
-            Temperature = s.IsGreedy ? 1.0 : s.Temperature,
-            TopK = Math.Max(0, s.TopK),
-            TopP = s.TopP,
-            RepetitionPenalty = s.RepetitionPenalty,
-            Seed = s.Seed,
-            EosTokenIds = s.IgnoreEos ? [] : s.StopTokenIds,
-        };
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        state.OnCancel = cts.Cancel;
-        if (state.Cancelled) cts.Cancel();
+            any = true;
+            if (job.Cancel.IsCancellationRequested)
+            {
+                job.Result.TrySetCanceled(job.Cancel);
+                continue;
+            }
+            try
+            {
+                using var scope = NewDisposeScope();
+                var ids = tensor(job.Ids.Select(i => (long)i).ToArray(), [1, job.Ids.Length], device: Model.Device);
+                var mean = Model.HiddenStates(ids).to_type(ScalarType.Float32).mean([1]).squeeze(0).cpu();
+                job.Result.TrySetResult(mean.data<float>().ToArray());
+            }
+            catch (Exception e) when (e is ExternalException or InvalidOperationException or ArgumentException)
+            {
+                job.Result.TrySetException(new EngineException(EngineErrorKind.Unavailable, $"embedding failed: {e.Message}", e));
+            }
+        }
+        return any;
+    }
+
+    /// <summary>Ends queued, prefilling and running requests whose client went away; frees their rows.</summary>
+    void DropCancelled()
+    {
+        var count = _pending.Count;
+        for (var i = 0; i < count; i++)
+        {
+            var p = _pending.Dequeue();
+            if (!p.Cancelled) { _pending.Enqueue(p); continue; }
+            Interlocked.Decrement(ref _waiting);
+            Interlocked.Increment(ref _cancelled);
+            p.Complete();
+        }
+        if (_prefilling is { State.Cancelled: true })
+        {
+            Interlocked.Decrement(ref _waiting);
+            Interlocked.Increment(ref _cancelled);
+            Finish(_prefilling, null);
+            _prefilling = null;
+        }
+        for (var row = _active.Count - 1; row >= 0; row--)
+        {
+            if (!_active[row].State.Cancelled) continue;
+            Interlocked.Increment(ref _cancelled);
+            Finish(_active[row], null);
+            Remove(row);
+        }
+    }
+
+    bool StartPrefill()
+    {
+        if (!_pending.TryDequeue(out var state)) return false;
+        var r = state.Request;
+        var s = r.Sampling;
+        var seq = new Sequence(state, r.PromptIds.ToArray(), Math.Min(s.MaxTokens, MaxModelLen - r.PromptIds.Count),
+            r.Adapter is null ? 0 : _adapterIndex[r.Adapter],
+            s.IsGreedy ? null : new torch.Generator((ulong)(s.Seed ?? Random.Shared.NextInt64()), CPU));
+        _prefilling = seq;
+        return true;
+    }
+
+    /// <summary>Prefills up to <paramref name="budget"/> prompt tokens of the staging request; returns how many.</summary>
+    int PrefillChunk(int budget)
+    {
+        var seq = _prefilling!;
+        var start = seq.Prefilled;
+        var n = Math.Min(budget, seq.Prompt.Length - start);
+        using var scope = NewDisposeScope();
+        var ids = tensor(seq.Prompt.AsSpan(start, n).ToArray().Select(i => (long)i).ToArray(), [1, n], device: Model.Device);
+        using var row = _pool.Row(_stagingRow, start);
+        SelectAdapters([seq.Adapter]);
+        var logits = Model.Forward(ids, null, null, row, lastOnly: true);
+        seq.Prefilled += n;
+        if (seq.Prefilled < seq.Prompt.Length) return n;
+
+        // The prompt is in the cache: the request takes the next running row and gets its first token.
+        seq.Length = seq.Prompt.Length;
+        if (seq.State.Request.Sampling.RepetitionPenalty != 1.0)
+        {
+            var seen = Seen();
+            seen[_stagingRow].zero_();
+            seen[_stagingRow].index_fill_(0, tensor(seq.Prompt.Select(i => (long)i).ToArray(), device: Model.Device), true);
+        }
+        var picks = Pick(logits.view(1, -1), [seq], _stagingRow);
+        var target = _active.Count;
+        _pool.CopyRow(_stagingRow, target, seq.Length);
+        _seen?[target].copy_(_seen[_stagingRow]);
+        _prefilling = null;
+        _active.Add(seq);
+        Interlocked.Decrement(ref _waiting);
+        if (Emit(seq, picks[0])) Remove(target);
+        return n;
+    }
+
+    void DecodeStep()
+    {
+        using var scope = NewDisposeScope();
+        var n = _active.Count;
+        var device = Model.Device;
+        var ids = tensor(_active.Select(s => (long)s.Last).ToArray(), [n, 1], device: device);
+        var positions = tensor(_active.Select(s => (long)s.Length).ToArray(), [n], device: device);
+        var longest = _active.Max(s => s.Length) + 1;
+        var keys = Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
+        SelectAdapters(_active.Select(s => s.Adapter).ToArray());
+        var logits = Model.DecodeSlots(ids, positions, _pool, keys);
+        foreach (var s in _active) s.Length++;
+        var picks = Pick(logits, _active, 0);
+        var finished = new List<int>();
+        for (var row = 0; row < n; row++)
+            if (Emit(_active[row], picks[row])) finished.Add(row);
+        for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
+    }
+
+    void SelectAdapters(IReadOnlyList<int> perRow)
+    {
+        _ = perRow; // per-row LoRA selection arrives with the multi-adapter model support
+    }
+
+    /// <summary>Hands the token to the request; returns true when the request is finished (its row must go).</summary>
+    bool Emit(Sequence seq, Choice pick)
+    {
+        var state = seq.State;
+        var s = state.Request.Sampling;
+        seq.Generated++;
+        seq.Last = pick.Token;
+        Interlocked.Increment(ref _generated);
+        var delta = state.Text.Add(pick.Token);
         string? finish = null;
         object? reason = null;
-        int count = 0;
-        try
+        if (!s.IgnoreEos && s.StopTokenIds.Contains(pick.Token)) (finish, reason) = ("stop", pick.Token);
+        else if (state.Text.Stopped is not null) (finish, reason) = ("stop", state.Text.Stopped);
+        else if (seq.Generated >= seq.MaxTokens) finish = "length";
+        if (finish is not null) delta += state.Text.Finish();
+        state.Updates.Writer.TryWrite(new EngineUpdate
         {
-        generator.Generate(prompt, options, e =>
-        {
-            if (finish is not null) return;
-            count++;
-            Interlocked.Increment(ref _generated);
-            var delta = state.Text.Add(e.TokenId);
-            if (options.EosTokenIds.Contains(e.TokenId)) (finish, reason) = ("stop", e.TokenId);
-            else if (state.Text.Stopped is not null) (finish, reason) = ("stop", state.Text.Stopped);
-            if (finish is not null) cts.Cancel();
-            state.Updates.Writer.TryWrite(new EngineUpdate
-            {
-                TextDelta = delta, Token = new GeneratedToken(e.TokenId, 0f, null), Finish = finish, StopReason = reason,
-                PromptTokens = prompt.Count, CompletionTokens = count,
-            });
-        }, cts.Token);
-        }
-        catch (OperationCanceledException) when (finish is not null)
-        {
-            // Stopped on purpose after the final update.
-        }
-        if (finish is null)
-            state.Updates.Writer.TryWrite(new EngineUpdate { TextDelta = state.Text.Finish(), Finish = "length", PromptTokens = prompt.Count, CompletionTokens = count });
+            TextDelta = delta,
+            Token = new GeneratedToken(pick.Token, pick.Logprob, pick.Top),
+            Finish = finish,
+            StopReason = reason,
+            PromptTokens = seq.Prompt.Length,
+            CompletionTokens = seq.Generated,
+        });
+        if (finish is null) return false;
         Interlocked.Increment(ref _completed);
-        state.Complete();
+        Finish(seq, null);
+        return true;
+    }
+
+    /// <summary>Ends a request: completes its stream (with <paramref name="error"/> when it failed) and frees its random stream.</summary>
+    static void Finish(Sequence seq, Exception? error)
+    {
+        seq.Rng?.Dispose();
+        if (error is null) seq.State.Complete();
+        else seq.State.Fail(error);
+    }
+
+    /// <summary>Frees running row <paramref name="row"/>: the last running request moves into it.</summary>
+    void Remove(int row)
+    {
+        var last = _active.Count - 1;
+        if (row != last)
+        {
+            var moved = _active[last];
+            _pool.CopyRow(last, row, moved.Length);
+            _seen?[row].copy_(_seen[last]);
+            _active[row] = moved;
+        }
+        _active.RemoveAt(last);
+    }
+
+    Tensor Seen() => _seen ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Bool, device: Model.Device).DetachFromDisposeScope();
+
+    readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);
+
+    /// <summary>
+    /// Picks each row's next token from logits [n, vocab] with that request's own settings, in transformers'
+    /// order: repetition penalty, then (when sampling) temperature, top-k, top-p, and a draw from the request's
+    /// own seeded stream. Log-probabilities are those of the model's distribution before any of these
+    /// (vLLM's default). <paramref name="firstRow"/> is the cache row of the first sequence (for the seen-token table).
+    /// </summary>
+    Choice[] Pick(Tensor logits, IReadOnlyList<Sequence> seqs, int firstRow)
+    {
+        using var scope = NewDisposeScope();
+        var n = seqs.Count;
+        var device = logits.device;
+        var vocab = logits.shape[^1];
+        var raw = logits.to_type(ScalarType.Float32);
+        var x = raw;
+        var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
+        if (_seen is not null && samplings.Any(s => s.RepetitionPenalty != 1.0))
+        {
+            var penalty = tensor(samplings.Select(s => (float)s.RepetitionPenalty).ToArray(), [n, 1], device: device);
+            var seen = _seen.narrow(0, firstRow, n);
+            x = where(seen, where(x < 0, x * penalty, x / penalty), x);
+        }
+        var next = x.argmax(-1);
+        if (samplings.Any(s => !s.IsGreedy))
+        {
+            var temps = tensor(samplings.Select(s => s.IsGreedy ? 1f : (float)s.Temperature).ToArray(), [n, 1], device: device);
+            var y = x / temps;
+            var ks = samplings.Select(s => s.IsGreedy || s.TopK <= 0 || s.TopK >= vocab ? 0 : s.TopK).ToArray();
+            if (ks.Any(k => k > 0))
+            {
+                var kmax = ks.Max();
+                var top = y.topk(kmax, -1, true, true).values;
+                var kth = top.gather(1, tensor(ks.Select(k => (long)Math.Max(k, 1) - 1).ToArray(), [n, 1], device: device));
+                var limited = tensor(ks.Select(k => k > 0).ToArray(), [n, 1], device: device);
+                y = y.masked_fill(limited.logical_and(y < kth), double.NegativeInfinity);
+            }
+            var ps = samplings.Select(s => s.IsGreedy || s.TopP >= 1.0 ? 2f : (float)s.TopP).ToArray();
+            if (ps.Any(p => p < 1f))
+            {
+                var (sorted, order) = y.sort(-1, true, false);
+                var probs = sorted.softmax(-1);
+                var before = probs.cumsum(-1) - probs; // probability of the strictly more likely tokens
+                var remove = before >= tensor(ps, [n, 1], device: device);
+                remove.narrow(-1, 0, 1).fill_(false); // the most likely token always stays
+                y = y.masked_fill(remove.scatter(-1, order, remove), double.NegativeInfinity);
+            }
+            var cdf = y.softmax(-1).cumsum(-1);
+            var u = new float[n];
+            for (var i = 0; i < n; i++)
+                u[i] = seqs[i].Rng is { } rng ? 1f - rand(1, generator: rng).item<float>() : 0.5f;
+            var draw = tensor(u, [n, 1], device: device) * cdf.narrow(-1, vocab - 1, 1);
+            var sampled = (cdf < draw).sum(-1).clamp_max(vocab - 1);
+            var isSampled = tensor(samplings.Select(s => !s.IsGreedy).ToArray(), device: device);
+            next = where(isSampled, sampled, next);
+        }
+        if (_seen is not null)
+            _seen.narrow(0, firstRow, n).scatter_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Bool, device: device));
+        var tokens = next.cpu().data<long>().ToArray();
+        var picks = new Choice[n];
+        var wantTop = samplings.Max(s => s.Logprobs ?? -1);
+        if (wantTop < 0)
+        {
+            for (var i = 0; i < n; i++) picks[i] = new Choice((int)tokens[i], 0f, null);
+            return picks;
+        }
+        var logp = raw.log_softmax(-1);
+        var chosen = logp.gather(1, next.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();
+        float[]? topValues = null;
+        long[]? topIds = null;
+        if (wantTop > 0)
+        {
+            var (values, indices) = logp.topk(wantTop, -1, true, true);
+            topValues = values.cpu().data<float>().ToArray();
+            topIds = indices.cpu().data<long>().ToArray();
+        }
+        for (var i = 0; i < n; i++)
+        {
+            var k = samplings[i].Logprobs;
+            IReadOnlyList<TokenLogprob>? top = null;
+            if (k > 0) top = Enumerable.Range(0, k.Value).Select(j => new TokenLogprob((int)topIds![i * wantTop + j], topValues![i * wantTop + j])).ToArray();
+            else if (k == 0) top = [];
+            picks[i] = new Choice((int)tokens[i], k is null ? 0f : chosen[i], top);
+        }
+        return picks;
+    }
+
+    /// <summary>A request while it holds a row.</summary>
+    sealed class Sequence(RequestState state, int[] prompt, int maxTokens, int adapter, torch.Generator? rng)
+    {
+        public RequestState State { get; } = state;
+        public int[] Prompt { get; } = prompt;
+        public int MaxTokens { get; } = maxTokens;
+        public int Adapter { get; } = adapter;
+        public torch.Generator? Rng { get; } = rng;
+        public int Prefilled { get; set; }
+        /// <summary>Positions of this request in the cache (its last token is not yet among them).</summary>
+        public int Length { get; set; }
+        public int Last { get; set; }
+        public int Generated { get; set; }
     }
 }

@@ -56,6 +56,24 @@ internal sealed class AttentionMask
     }
 
     /// <summary>
+    /// The mask of one slot-decode step (<see cref="KvCache.BeginSlotStep"/>): row b's single query sits at
+    /// position <paramref name="positions"/>[b] (int64 [B]) and sees cache positions 0..that position among the
+    /// first <paramref name="keys"/> (within <paramref name="window"/> when set).
+    /// </summary>
+    public static AttentionMask ForSlotStep(Tensor positions, long keys, int? window, int groups, Device device)
+    {
+        long batch = positions.shape[0];
+        var k = arange(0, keys, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, Tk]
+        var q = positions.view(batch, 1);
+        var allowed = k <= q;
+        if (window is int w) allowed = allowed.logical_and((q - k) < w);
+        var m = allowed.view(batch, 1, 1, keys);
+        Tensor? folded = null;
+        if (groups > 1) folded = m.expand(batch, 1, groups, keys);
+        return new AttentionMask(m, folded, false);
+    }
+
+    /// <summary>
     /// Block-diagonal causal mask for packed rows (no cache): query i sees key j when j ≤ i and both lie in
     /// the same sample (<paramref name="segments"/> [B, T] holds a sample number per token), and, with
     /// <paramref name="window"/>, when i − j &lt; window (within one sample token distance equals position

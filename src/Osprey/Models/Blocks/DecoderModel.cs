@@ -69,6 +69,32 @@ internal sealed class DecoderModel : nn.Module
         return normed;
     }
 
+    /// <summary>
+    /// One slot-decode step (see <see cref="KvCache.BeginSlotStep"/>, which the caller has started): ids [B, 1],
+    /// row b at position <paramref name="positions"/>[b] (int64 [B]), attending over the first
+    /// <paramref name="keys"/> positions of its cache row. Returns the normed hidden states [B, 1, hidden].
+    /// </summary>
+    public Tensor ForwardSlots(Tensor ids, Tensor positions, KvCache cache, long keys)
+    {
+        var device = ids.device;
+        var pos2 = positions.view(positions.shape[0], 1);
+        var tables = _ropes.Select(r => r.Tables(pos2, _dtype)).ToArray();
+        var groups = _spec.NumHeads / _spec.NumKvHeads;
+        var masks = new Dictionary<int, AttentionMask>();
+        foreach (var window in _windowOfLayer.Distinct())
+            masks[window ?? -1] = AttentionMask.ForSlotStep(positions, keys, window, groups, device);
+        var context = new LayerContext(tables, masks, cache);
+        var h = Embed(ids);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            using var layerScope = NewDisposeScope();
+            var next = Layer(i, h, context).MoveToOuterDisposeScope();
+            if (i > 0) h.Dispose();
+            h = next;
+        }
+        return norm.forward(h);
+    }
+
     /// <summary>The number of decoder layers.</summary>
     public int LayerCount => layers.Count;
 
