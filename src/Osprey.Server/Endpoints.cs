@@ -385,7 +385,7 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
     public async Task Completions(HttpContext context)
     {
         var f = new RequestFields(await ReadBody(context).ConfigureAwait(false));
-        var prompts = Prompts(f);
+        var prompts = Inputs(f, "prompt");
         f.Unsupported("echo", v => v.ValueKind == JsonValueKind.False);
         f.Unsupported("suffix", v => v.ValueKind == JsonValueKind.String && v.GetString()!.Length == 0);
         f.Unsupported("best_of", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() == 1);
@@ -429,34 +429,35 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
     }
 
     /// <summary>The prompt(s): a string, a list of strings, a list of token ids, or a list of token-id lists.</summary>
-    IReadOnlyList<int[]> Prompts(RequestFields f)
+    IReadOnlyList<int[]> Inputs(RequestFields f, string field)
     {
-        const string shape = "'prompt' must be a string, a list of strings, a list of token ids, or a list of token-id lists.";
-        if (f.Get("prompt") is not { } v) throw ApiException.Bad("'prompt' is required.", "prompt");
+        var shape = $"'{field}' must be a string, a list of strings, a list of token ids, or a list of token-id lists.";
+        if (f.Get(field) is not { } v) throw ApiException.Bad($"'{field}' is required.", field);
         if (v.ValueKind == JsonValueKind.String) return [model.EncodeText(v.GetString()!)];
-        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() == 0) throw ApiException.Bad(shape, "prompt");
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() == 0) throw ApiException.Bad(shape, field);
         var first = v[0].ValueKind;
         if (first == JsonValueKind.Number) return [Ids(v)];
         var list = new List<int[]>();
         foreach (var e in v.EnumerateArray())
         {
-            if (e.ValueKind != first) throw ApiException.Bad(shape, "prompt");
+            if (e.ValueKind != first) throw ApiException.Bad(shape, field);
             list.Add(e.ValueKind switch
             {
                 JsonValueKind.String => model.EncodeText(e.GetString()!),
                 JsonValueKind.Array => Ids(e),
-                _ => throw ApiException.Bad(shape, "prompt"),
+                _ => throw ApiException.Bad(shape, field),
             });
         }
+        if (list.Count > MaxChoices) throw ApiException.Bad($"'{field}' holds {list.Count} entries; send {MaxChoices} at most per request.", field);
         return list;
 
-        static int[] Ids(JsonElement array)
+        int[] Ids(JsonElement array)
         {
             var ids = new int[array.GetArrayLength()];
             var i = 0;
             foreach (var e in array.EnumerateArray())
             {
-                if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out ids[i++])) throw ApiException.Bad("'prompt' token ids must be integers.", "prompt");
+                if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out ids[i++])) throw ApiException.Bad($"'{field}' token ids must be integers.", field);
             }
             return ids;
         }
@@ -519,6 +520,56 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
         }
         w.WriteEndArray();
         w.WriteEndObject();
+    }
+
+    // ---------------------------------------------------------------- embeddings
+
+    /// <summary>/v1/embeddings: the mean-pooled final hidden state of each input (base model only).</summary>
+    public async Task Embeddings(HttpContext context)
+    {
+        var f = new RequestFields(await ReadBody(context).ConfigureAwait(false));
+        var name = f.String("model");
+        if (model.AdapterFor(name) is not null) throw ApiException.Bad($"'{name}' is a LoRA adapter; embeddings come from the base model '{model.Name}'.", "model");
+        var format = f.String("encoding_format") ?? "float";
+        if (format is not ("float" or "base64")) throw ApiException.Bad($"'encoding_format' must be \"float\" or \"base64\", got \"{format}\".", "encoding_format");
+        var hidden = model.Engine.Model.Spec.HiddenSize;
+        if (f.Int("dimensions", 1) is { } dims && dims != hidden) throw ApiException.Bad($"'dimensions' must be this model's hidden size {hidden} (or left out), got {dims}.", "dimensions");
+        if (f.Get("input") is null) throw ApiException.Bad("'input' is required.", "input");
+        var inputs = Inputs(f, "input");
+        var token = Token(context, out var linked);
+        using var _ = linked;
+        var vectors = await Task.WhenAll(inputs.Select(ids => model.Engine.EmbedAsync(ids, token))).ConfigureAwait(false);
+        await WriteJson(context, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("object", "list");
+            w.WriteStartArray("data");
+            for (var i = 0; i < vectors.Length; i++)
+            {
+                w.WriteStartObject();
+                w.WriteString("object", "embedding");
+                w.WriteNumber("index", i);
+                if (format == "base64")
+                {
+                    w.WriteString("embedding", Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(vectors[i].AsSpan())));
+                }
+                else
+                {
+                    w.WriteStartArray("embedding");
+                    foreach (var v in vectors[i]) w.WriteNumberValue(v);
+                    w.WriteEndArray();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteString("model", name ?? model.Name);
+            var tokens = inputs.Sum(x => x.Length);
+            w.WriteStartObject("usage");
+            w.WriteNumber("prompt_tokens", tokens);
+            w.WriteNumber("total_tokens", tokens);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }).ConfigureAwait(false);
     }
 
     // ---------------------------------------------------------------- output helpers

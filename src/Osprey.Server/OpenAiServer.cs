@@ -12,7 +12,7 @@ namespace Osprey.Server;
 
 /// <summary>
 /// The OpenAI-compatible HTTP API over a <see cref="ServedModel"/>: GET /health, GET /v1/models,
-/// POST /v1/chat/completions and POST /v1/completions (streaming as server-sent events). Every error is answered
+/// POST /v1/chat/completions, POST /v1/completions (streaming as server-sent events) and POST /v1/embeddings. Every error is answered
 /// as OpenAI's <c>{"error": {...}}</c> JSON; with an API key every route needs <c>Authorization: Bearer KEY</c>.
 /// </summary>
 public static class OpenAiServer
@@ -41,6 +41,7 @@ public static class OpenAiServer
         app.MapGet("/v1/models", context => WriteModels(context, model));
         app.MapPost("/v1/chat/completions", endpoints.Chat);
         app.MapPost("/v1/completions", endpoints.Completions);
+        app.MapPost("/v1/embeddings", endpoints.Embeddings);
         if (options.WebUi) WebUi.Map(app, model);
         return app;
     }
@@ -62,7 +63,7 @@ public static class OpenAiServer
             {
                 var status = context.Response.StatusCode;
                 await ApiErrors.WriteAsync(context, status == 404
-                    ? new ApiException(404, $"No route {context.Request.Method} {context.Request.Path}; this server has GET /health, GET /v1/models, POST /v1/chat/completions and POST /v1/completions.")
+                    ? new ApiException(404, $"No route {context.Request.Method} {context.Request.Path}; this server has GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings.")
                     : new ApiException(405, $"{context.Request.Method} is not allowed on {context.Request.Path}.")).ConfigureAwait(false);
             }
         }

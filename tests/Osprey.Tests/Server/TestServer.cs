@@ -13,7 +13,7 @@ using Osprey.Serving;
 namespace Osprey.Tests.Server;
 
 /// <summary>A real Kestrel server on 127.0.0.1 (a free port) over a tiny parity fixture, with clients for it.</summary>
-internal sealed class TestServer : IAsyncDisposable
+public sealed class TestServer : IAsyncDisposable
 {
     TestServer(ServedModel model, WebApplication app, string baseUrl, string? apiKey, StringWriter log)
     {
@@ -38,11 +38,11 @@ internal sealed class TestServer : IAsyncDisposable
 
     public static string Fixture(string family) => Path.Combine(TestPaths.Fixtures, "parity", family);
 
-    public static async Task<TestServer> StartAsync(string family = "qwen2", EngineOptions? engine = null, string? apiKey = null, long? maxBody = null)
+    public static async Task<TestServer> StartAsync(string family = "qwen2", EngineOptions? engine = null, string? apiKey = null, long? maxBody = null, string? template = null)
     {
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         var model = ServedModel.Load(Fixture(family), new ModelLoadOptions { Device = DeviceSpec.Cpu, DType = "float32" },
-            new ServeOptions { Engine = engine ?? new EngineOptions() });
+            new ServeOptions { Engine = engine ?? new EngineOptions(), Template = template });
         var log = new StringWriter();
         var options = new ServerOptions { Host = "127.0.0.1", Port = 0, ApiKey = apiKey, Log = TextWriter.Synchronized(log) };
         if (maxBody is not null) options = options with { MaxRequestBodyBytes = maxBody.Value };
