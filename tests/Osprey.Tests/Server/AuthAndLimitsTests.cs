@@ -46,7 +46,7 @@ public sealed class AuthAndLimitsTests
             Content = new StringContent(JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 4000, ignore_eos = true, temperature = 0, stream = true }),
                 System.Text.Encoding.UTF8, "application/json"),
         };
-        var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var response = await server.HangUpHttp().SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(200, (int)response.StatusCode);
         var stream = await response.Content.ReadAsStreamAsync();
         var reader = new StreamReader(stream);

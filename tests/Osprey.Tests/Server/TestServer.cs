@@ -53,9 +53,32 @@ public sealed class TestServer : IAsyncDisposable
         return new TestServer(model, app, url, apiKey, log);
     }
 
-    /// <summary>The official OpenAI chat client pointed at this server.</summary>
-    public ChatClient Chat(string? model = null, string? key = null) =>
-        new(model ?? Model.Name, new ApiKeyCredential(key ?? ApiKey ?? "unused"), new OpenAIClientOptions { Endpoint = new Uri(BaseUrl + "/v1"), NetworkTimeout = TimeSpan.FromSeconds(60) });
+    /// <summary>
+    /// The official OpenAI chat client pointed at this server. With <paramref name="hangUp"/> its transport never
+    /// drains a response it stops reading (SocketsHttpHandler otherwise reads up to 1 MiB of the rest to reuse the
+    /// connection), so cancelling a stream closes the connection as a client that goes away does.
+    /// </summary>
+    public ChatClient Chat(string? model = null, string? key = null, bool hangUp = false)
+    {
+        var options = new OpenAIClientOptions { Endpoint = new Uri(BaseUrl + "/v1"), NetworkTimeout = TimeSpan.FromSeconds(60) };
+        if (hangUp)
+        {
+            var http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0, ResponseDrainTimeout = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(60) };
+            _clients.Add(http);
+            options.Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(http);
+        }
+        return new(model ?? Model.Name, new ApiKeyCredential(key ?? ApiKey ?? "unused"), options);
+    }
+
+    readonly List<HttpClient> _clients = [];
+
+    /// <summary>A raw client that closes the connection when a response is disposed unread (see <see cref="Chat"/>).</summary>
+    public HttpClient HangUpHttp()
+    {
+        var http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0, ResponseDrainTimeout = TimeSpan.Zero }) { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(60) };
+        _clients.Add(http);
+        return http;
+    }
 
     /// <summary>POSTs JSON text; returns the status and the parsed body (null when not JSON).</summary>
     public async Task<(int Status, JsonElement Body, string Text)> PostAsync(string path, string json, HttpClient? client = null)
@@ -109,6 +132,7 @@ public sealed class TestServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
+        foreach (var c in _clients) c.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
         Model.Dispose();
