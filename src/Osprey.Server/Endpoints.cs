@@ -574,10 +574,10 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
 
     // ---------------------------------------------------------------- output helpers
 
-    internal static ApiException Map(EngineException e) => e.Kind switch
+    internal static ApiException Map(EngineException e, string? promptField = "messages") => e.Kind switch
     {
         EngineErrorKind.InvalidRequest => new ApiException(400, e.Message),
-        EngineErrorKind.PromptTooLong => new ApiException(400, e.Message, "messages", "context_length_exceeded"),
+        EngineErrorKind.PromptTooLong => new ApiException(400, e.Message, promptField, "context_length_exceeded"),
         EngineErrorKind.UnknownModel => new ApiException(404, e.Message, "model", "model_not_found"),
         EngineErrorKind.QueueFull => new ApiException(429, e.Message, null, "queue_full"),
         _ => new ApiException(503, e.Message, null, "unavailable"),

@@ -77,7 +77,9 @@ public static class OpenAiServer
         }
         catch (EngineException e)
         {
-            await ApiErrors.WriteAsync(context, Endpoints.Map(e)).ConfigureAwait(false);
+            var path = context.Request.Path.Value ?? "";
+            var field = path.EndsWith("/chat/completions", StringComparison.Ordinal) ? "messages" : path.EndsWith("/embeddings", StringComparison.Ordinal) ? "input" : "prompt";
+            await ApiErrors.WriteAsync(context, Endpoints.Map(e, field)).ConfigureAwait(false);
         }
         catch (BadHttpRequestException e)
         {

@@ -189,6 +189,22 @@ public sealed class OpenAiServerTests(Qwen2ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task StreamedChoicesInterleaveAndEachEnds()
+    {
+        var (status, _, sse) = await _server.PostAsync("/v1/chat/completions", ChatBody(new { temperature = 0, max_tokens = 16, n = 3, stream = true }));
+        Assert.Equal(200, status);
+        var chunks = Events(sse).SkipLast(1).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("choices")[0]).ToList();
+        for (var i = 0; i < 3; i++)
+        {
+            var mine = chunks.Where(c => c.GetProperty("index").GetInt32() == i).ToList();
+            Assert.Equal("assistant", mine[0].GetProperty("delta").GetProperty("role").GetString());
+            Assert.Equal(GreetingReply, string.Concat(mine.Select(c => c.GetProperty("delta").TryGetProperty("content", out var t) ? t.GetString() : "")));
+            Assert.Equal("length", mine[^1].GetProperty("finish_reason").GetString());
+            Assert.Single(mine, c => c.GetProperty("finish_reason").ValueKind == JsonValueKind.String);
+        }
+    }
+
+    [Fact]
     public async Task ChatLogprobsHaveOneEntryPerToken()
     {
         ChatCompletion reply = await _server.Chat().CompleteChatAsync([new UserChatMessage(Greeting)],
