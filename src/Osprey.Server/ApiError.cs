@@ -22,6 +22,12 @@ public sealed class ApiException(int status, string message, string? param = nul
 /// <summary>Writes OpenAI-shaped error bodies.</summary>
 public static class ApiErrors
 {
+    /// <summary>
+    /// How every response is written: text as it is (no \u003C for '&lt;'), since these bodies are JSON for API
+    /// clients, never inlined into HTML; quotes, backslashes and control characters are still escaped.
+    /// </summary>
+    public static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>OpenAI's error type for an HTTP status.</summary>
     public static string TypeFor(int status) => status switch
     {
@@ -51,7 +57,7 @@ public static class ApiErrors
     public static byte[] Body(ApiException e)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer)) WriteBody(w, e.Message, e.Type, e.Param, e.Code);
+        using (var w = new Utf8JsonWriter(buffer, ApiErrors.JsonOptions)) WriteBody(w, e.Message, e.Type, e.Param, e.Code);
         return buffer.WrittenSpan.ToArray();
     }
 

@@ -586,7 +586,7 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
     static async Task WriteJson(HttpContext context, Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer)) write(w);
+        using (var w = new Utf8JsonWriter(buffer, ApiErrors.JsonOptions)) write(w);
         context.Response.ContentType = "application/json";
         await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
     }
@@ -602,7 +602,7 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
     {
         var buffer = new ArrayBufferWriter<byte>();
         buffer.Write(s_data);
-        using (var w = new Utf8JsonWriter(buffer)) write(w);
+        using (var w = new Utf8JsonWriter(buffer, ApiErrors.JsonOptions)) write(w);
         buffer.Write(s_end);
         await context.Response.Body.WriteAsync(buffer.WrittenMemory, token).ConfigureAwait(false);
         await context.Response.Body.FlushAsync(token).ConfigureAwait(false);

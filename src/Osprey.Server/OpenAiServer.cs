@@ -109,7 +109,7 @@ public static class OpenAiServer
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, ApiErrors.JsonOptions))
         {
             w.WriteStartObject();
             w.WriteString("object", "list");

@@ -227,6 +227,7 @@ public sealed class OpenAiServerTests(Qwen2ServerFixture fixture) : IClassFixtur
             new JsonObject { ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = parts }), ["temperature"] = 0, ["max_tokens"] = 16 }.ToJsonString());
         Assert.True(status == 200, text);
         Assert.Equal(GreetingReply, Content(body));
+        Assert.Contains("vqats<>;se*", text); // written as is, not as \u003C escapes
     }
 
     [Fact]
