@@ -1,20 +1,134 @@
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Osprey.Serving;
 
 namespace Osprey.Server;
 
-/// <summary>The OpenAI-compatible HTTP API over a <see cref="ServedModel"/> (skeleton; filled in by the server work).</summary>
+/// <summary>
+/// The OpenAI-compatible HTTP API over a <see cref="ServedModel"/>: GET /health, GET /v1/models,
+/// POST /v1/chat/completions, POST /v1/completions (streaming as server-sent events) and POST /v1/embeddings. Every error is answered
+/// as OpenAI's <c>{"error": {...}}</c> JSON; with an API key every route needs <c>Authorization: Bearer KEY</c>.
+/// </summary>
 public static class OpenAiServer
 {
     /// <summary>Builds (does not start) a Kestrel app serving <paramref name="model"/>.</summary>
     public static WebApplication Build(ServedModel model, ServerOptions options)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://{options.Host}:{options.Port}");
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls($"http://{FormatHost(options.Host)}:{options.Port}");
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.AddServerHeader = false;
+        });
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
         var app = builder.Build();
-        app.MapGet("/health", () => "ok");
+        var log = options.Log ?? Console.Error;
+        var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        app.Use((context, next) => Guard(context, next, options, log));
+        var endpoints = new Endpoints(model, stopping);
+
+        app.MapGet("/health", () => Results.Text("ok"));
+        app.MapGet("/v1/models", context => WriteModels(context, model));
+        app.MapPost("/v1/chat/completions", endpoints.Chat);
+        app.MapPost("/v1/completions", endpoints.Completions);
+        app.MapPost("/v1/embeddings", endpoints.Embeddings);
         if (options.WebUi) WebUi.Map(app, model);
         return app;
+    }
+
+    static string FormatHost(string host) => host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]" : host;
+
+    /// <summary>Authentication, then the route; any failure becomes an OpenAI error body.</summary>
+    static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
+    {
+        if (options.ApiKey is { } key && !Authorized(context.Request.Headers.Authorization.ToString(), key))
+        {
+            await ApiErrors.WriteAsync(context, new ApiException(401, "Missing or wrong API key; send \"Authorization: Bearer <key>\" with the key the server was started with.", null, "invalid_api_key")).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await next(context).ConfigureAwait(false);
+            if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentLength is null)
+            {
+                var status = context.Response.StatusCode;
+                await ApiErrors.WriteAsync(context, status == 404
+                    ? new ApiException(404, $"No route {context.Request.Method} {context.Request.Path}; this server has GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings.")
+                    : new ApiException(405, $"{context.Request.Method} is not allowed on {context.Request.Path}.")).ConfigureAwait(false);
+            }
+        }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its requests were cancelled with the token. Nothing to answer.
+        }
+        catch (ApiException e)
+        {
+            await ApiErrors.WriteAsync(context, e).ConfigureAwait(false);
+        }
+        catch (EngineException e)
+        {
+            var path = context.Request.Path.Value ?? "";
+            var field = path.EndsWith("/chat/completions", StringComparison.Ordinal) ? "messages" : path.EndsWith("/embeddings", StringComparison.Ordinal) ? "input" : "prompt";
+            await ApiErrors.WriteAsync(context, Endpoints.Map(e, field)).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e)
+        {
+            var message = e.StatusCode == 413 ? $"The request body is larger than this server's limit of {options.MaxRequestBodyBytes} bytes." : $"Bad request: {e.Message}";
+            await ApiErrors.WriteAsync(context, new ApiException(e.StatusCode, message)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        {
+            await ApiErrors.WriteAsync(context, new ApiException(503, "The server is shutting down.", null, "unavailable")).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            lock (log) log.WriteLine($"osprey: internal error on {context.Request.Method} {context.Request.Path}: {e}");
+            await ApiErrors.WriteAsync(context, new ApiException(500, "The server had an internal error while processing the request.")).ConfigureAwait(false);
+        }
+    }
+
+    static bool Authorized(string header, string key)
+    {
+        const string prefix = "Bearer ";
+        if (!header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return false;
+        var given = Encoding.UTF8.GetBytes(header[prefix.Length..].Trim());
+        return CryptographicOperations.FixedTimeEquals(given, Encoding.UTF8.GetBytes(key));
+    }
+
+    static async Task WriteModels(HttpContext context, ServedModel model)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, ApiErrors.JsonOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("object", "list");
+            w.WriteStartArray("data");
+            foreach (var name in model.ModelNames)
+            {
+                w.WriteStartObject();
+                w.WriteString("id", name);
+                w.WriteString("object", "model");
+                w.WriteNumber("created", created);
+                w.WriteString("owned_by", "osprey");
+                if (name != model.Name) w.WriteString("parent", model.Name);
+                w.WriteNumber("max_model_len", model.Engine.MaxModelLen);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
     }
 }

@@ -11,4 +11,8 @@ public sealed record ServerOptions
     public string? ApiKey { get; init; }
     /// <summary>Serve the chat web page at / (osprey app).</summary>
     public bool WebUi { get; init; }
+    /// <summary>Largest request body accepted, in bytes; a larger one is answered 413.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 16L << 20;
+    /// <summary>Where unexpected errors (HTTP 500) are logged with their detail; null: stderr.</summary>
+    public TextWriter? Log { get; init; }
 }

@@ -3,7 +3,7 @@ namespace Osprey.Tests.Cli.Commands;
 /// <summary>The real <c>osprey</c> lists and documents its built-in verbs.</summary>
 public sealed class BuiltInCommandsTests
 {
-    private static readonly string[] Verbs = ["env", "download", "cache", "infer", "export", "benchmark", "tokenize", "dataset", "encode", "sft", "pt", "merge-lora", "rlhf"];
+    private static readonly string[] Verbs = ["env", "download", "cache", "infer", "export", "benchmark", "tokenize", "dataset", "encode", "sft", "pt", "merge-lora", "rlhf", "deploy", "app"];
 
     [Fact]
     public void HelpListsEveryVerb()
@@ -27,6 +27,8 @@ public sealed class BuiltInCommandsTests
     [InlineData("sft", "--resume_from_checkpoint DIR")]
     [InlineData("pt", "--lora_rank N")]
     [InlineData("merge-lora", "--adapters DIR...")]
+    [InlineData("deploy", "--api_key KEY")]
+    [InlineData("app", "--served_model_name NAME")]
     public void EachVerbHasHelp(string verb, string flag)
     {
         var run = CliRun.Of(verb, "--help");

@@ -1,0 +1,19 @@
+using Osprey.Cli.Args;
+
+namespace Osprey.Cli.Commands;
+
+/// <summary><c>osprey app</c>: the chat web page plus the OpenAI-compatible API of <c>osprey deploy</c>.</summary>
+internal sealed class AppCommand : ICommand
+{
+    public string Name => "app";
+
+    public string Summary => "Chat with a model in the browser (a web page over the same OpenAI-compatible server as deploy).";
+
+    public string Usage => ModelFlags.Help + ServeFlags.Help + "\nRuns until Ctrl-C. Default port 7860; open the printed URL. See docs/serving.md.\n";
+
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr, CancellationToken.None);
+
+    /// <summary>Serves until <paramref name="stop"/> is cancelled (tests) or Ctrl-C.</summary>
+    internal int Run(OptionReader options, TextWriter stdout, TextWriter stderr, CancellationToken stop) =>
+        ServeFlags.Read(options, 7860).Serve(webUi: true, stdout, stderr, stop);
+}
