@@ -214,7 +214,7 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
             var text = c.Text.ToString();
             string? content = text;
             IReadOnlyList<ToolCall> calls = [];
-            if (c.Tools is not null) (content, calls) = ToolCallParser.Parse(text);
+            if (c.Tools is not null) (content, calls) = ToolCallReply.Parse(text);
             w.WriteStartObject();
             w.WriteNumber("index", c.Index);
             w.WriteStartObject("message");
@@ -321,7 +321,7 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
                 if (u.Finish is null) continue;
                 string? rest = null;
                 IReadOnlyList<ToolCall> calls = [];
-                if (c.Tools is not null) (rest, calls) = c.Tools.Finish();
+                if (c.Tools is not null) (rest, calls) = ToolCallReply.Finish(c.Tools);
                 var finish = calls.Count > 0 ? "tool_calls" : u.Finish;
                 await WriteChunk(context, w => ChatChunk(w, id, created, p, i, w2 =>
                 {

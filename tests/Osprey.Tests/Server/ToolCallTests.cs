@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Server;
+using Osprey.Serving;
 
 namespace Osprey.Tests.Server;
 
@@ -10,7 +11,7 @@ public sealed class ToolCallTests
     [Fact]
     public void ParsesCallsAndKeepsTheTextOutside()
     {
-        var (content, calls) = ToolCallParser.Parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>\n<tool_call>{\"name\": \"now\", \"arguments\": \"{}\"}</tool_call>");
+        var (content, calls) = ToolCallReply.Parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>\n<tool_call>{\"name\": \"now\", \"arguments\": \"{}\"}</tool_call>");
         Assert.Equal("Let me check.", content);
         Assert.Equal(2, calls.Count);
         Assert.Equal("get_weather", calls[0].Name);
@@ -23,10 +24,10 @@ public sealed class ToolCallTests
     [Fact]
     public void TextWithoutValidCallsStaysContent()
     {
-        Assert.Equal(("plain answer", 0), Shape(ToolCallParser.Parse("plain answer")));
+        Assert.Equal(("plain answer", 0), Shape(ToolCallReply.Parse("plain answer")));
         const string broken = "<tool_call>{not json}</tool_call> done";
-        Assert.Equal((broken, 0), Shape(ToolCallParser.Parse(broken)));
-        var (content, calls) = ToolCallParser.Parse("<tool_call>{\"name\": \"f\", \"arguments\": {\"x\": 1}}");
+        Assert.Equal((broken, 0), Shape(ToolCallReply.Parse(broken)));
+        var (content, calls) = ToolCallReply.Parse("<tool_call>{\"name\": \"f\", \"arguments\": {\"x\": 1}}");
         Assert.Null(content);
         Assert.Equal("f", Assert.Single(calls).Name);
     }
@@ -40,7 +41,7 @@ public sealed class ToolCallTests
         var text = "Sure <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>";
         var shown = string.Concat(text.Chunk(3).Select(c => s.Add(new string(c))));
         Assert.Equal("Sure ", shown);
-        var (rest, calls) = s.Finish();
+        var (rest, calls) = ToolCallReply.Finish(s);
         Assert.Null(rest);
         Assert.Equal("f", Assert.Single(calls).Name);
 
@@ -49,10 +50,10 @@ public sealed class ToolCallTests
         Assert.Equal("a ", out1);
         Assert.Equal("<tools are here", plain.Add("s are here"));
         Assert.Equal("", plain.Add(""));
-        Assert.Equal((null, 0), Shape(plain.Finish()));
+        Assert.Equal((null, 0), Shape(ToolCallReply.Finish(plain)));
         var tail = new ToolCallStream();
         Assert.Equal("x ", tail.Add("x <tool_ca"));
-        Assert.Equal(("<tool_ca", 0), Shape(tail.Finish()));
+        Assert.Equal(("<tool_ca", 0), Shape(ToolCallReply.Finish(tail)));
     }
 
     /// <summary>A ChatML template that renders tools, assistant tool calls and tool results (Qwen2.5's layout).</summary>
