@@ -51,7 +51,10 @@ public static class OpenAiServer
     /// <summary>Authentication, then the route; any failure becomes an OpenAI error body.</summary>
     static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
     {
-        if (options.ApiKey is { } key && !Authorized(context.Request.Headers.Authorization.ToString(), key))
+        // The web page's own files hold no data, and a browser opening it cannot send the header: they stay
+        // public, and the page asks for the key for its API calls.
+        var pageFile = options.WebUi && HttpMethods.IsGet(context.Request.Method) && WebUi.IsPagePath(context.Request.Path);
+        if (options.ApiKey is { } key && !pageFile && !Authorized(context.Request.Headers.Authorization.ToString(), key))
         {
             await ApiErrors.WriteAsync(context, new ApiException(401, "Missing or wrong API key; send \"Authorization: Bearer <key>\" with the key the server was started with.", null, "invalid_api_key")).ConfigureAwait(false);
             return;

@@ -19,6 +19,10 @@ public static class WebUi
         ["app.css"] = "text/css; charset=utf-8",
     };
 
+    /// <summary>True for the paths the page's files are served at (/, /index.html, /app.js, /app.css).</summary>
+    public static bool IsPagePath(PathString path) =>
+        path.Value is "/" || (path.Value is { Length: > 1 } p && Files.ContainsKey(p[1..]));
+
     /// <summary>Maps the page and its assets at / on <paramref name="app"/>.</summary>
     public static void Map(IEndpointRouteBuilder app, ServedModel model)
     {

@@ -29,10 +29,6 @@ public sealed class WebUiBrowserTests(ITestOutputHelper log) : IAsyncLifetime
     {
         _model = ServedModel.Load(ChatClientTests.FixtureDir("qwen2"), ChatClientTests.Cpu);
         _app = OpenAiServer.Build(_model, new ServerOptions { Port = 0, WebUi = true });
-        var standIns = StandInOpenAiRoutes.MapMissing(_app, _model);
-        log.WriteLine(standIns.Count == 0
-            ? "OpenAI routes: OpenAiServer's own."
-            : $"OpenAI routes: OpenAiServer lacks {string.Join(", ", standIns)}; the test's stand-ins serve them.");
         await _app.StartAsync();
         _url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
         _browser = await HeadlessChromium.StartAsync(TimeSpan.FromSeconds(60));
@@ -205,6 +201,26 @@ public sealed class WebUiFileTests
         foreach (var id in new[] { "model", "system", "temperature", "top_p", "max_tokens", "api_key", "log", "input", "send", "stop", "error" })
             Assert.Contains($"id=\"{id}\"", html);
         Assert.DoesNotContain("http", html.Replace("http-equiv", ""), StringComparison.OrdinalIgnoreCase); // no CDN
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task WithAnApiKeyThePageLoadsButTheApiNeedsTheKey()
+    {
+        // A browser cannot send a header when it opens the page, so the page itself (static files, no data) is
+        // public; it asks for the key and sends it with every API call.
+        using var model = ServedModel.Load(ChatClientTests.FixtureDir("qwen2"), ChatClientTests.Cpu);
+        await using var app = OpenAiServer.Build(model, new ServerOptions { Port = 0, WebUi = true, ApiKey = "sk-page" });
+        await app.StartAsync();
+        var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        using var http = new HttpClient();
+        foreach (var path in new[] { "/", "/index.html", "/app.js", "/app.css" })
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync(url + path)).StatusCode);
+        foreach (var path in new[] { "/health", "/v1/models", "/nowhere", "/app.js/x" })
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.GetAsync(url + path)).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.PostAsync(url + "/", new StringContent("{}"))).StatusCode);
+        http.DefaultRequestHeaders.Authorization = new("Bearer", "sk-page");
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync(url + "/v1/models")).StatusCode);
         await app.StopAsync();
     }
 
