@@ -8,7 +8,9 @@ makes conversations from a seeded word generator, and compares
                 skip_special_tokens=True)
 with
   osprey infer --model DIR --val_dataset chats.jsonl --result_path out.jsonl --temperature 0 ...
-response by response, once with --max_batch_size 1 and once batched (--max_batch_size 4).
+response by response, once with --max_batch_size 1 and once batched (--max_batch_size 4), and through
+  osprey deploy --model DIR (all conversations sent at once to /v1/chat/completions, temperature 0)
+so the serving engine's continuous batches are checked on the GPU too.
 
     python3 tools/gpu_infer_check.py --osprey /tmp/o/osprey-gpu/osprey --tokenizer /tmp/t/tokenizers/qwen3
 
@@ -118,11 +120,13 @@ def main():
             lines = [json.loads(line) for line in f if line.strip()]
         results[batch] = {"responses": [r.get("response") for r in lines], "seconds": time.time() - started}
 
+    results["deploy"] = deploy(args, model_dir, chats, env)
+
     report = []
     for i, (messages, want) in enumerate(zip(chats, expected)):
         row = {"messages": messages, "transformers": want["response"], "new_ids": want["new_ids"]}
         for batch, res in results.items():
-            row[f"osprey_b{batch}"] = None if res is None else res["responses"][i]
+            row[f"osprey_{batch}"] = None if res is None else res["responses"][i]
         report.append(row)
     with open(os.path.join(out_dir, "infer_check.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, ensure_ascii=False, indent=1)
@@ -132,18 +136,64 @@ def main():
     print(f"{'osprey run':<22}{'equal responses':>16}{'seconds':>10}")
     failed = False
     for batch, res in results.items():
+        name = "osprey deploy (API)" if batch == "deploy" else "--max_batch_size " + str(batch)
         if res is None:
-            print(f"{'--max_batch_size ' + str(batch):<22}{'FAILED':>16}")
+            print(f"{name:<22}{'FAILED':>16}")
             failed = True
             continue
         equal = sum(1 for i, want in enumerate(expected) if res["responses"][i] == want["response"])
-        print(f"{'--max_batch_size ' + str(batch):<22}{f'{equal}/{len(expected)}':>16}{res['seconds']:>10.1f}")
-        if batch == 1 and equal != len(expected):
+        print(f"{name:<22}{f'{equal}/{len(expected)}':>16}{res['seconds']:>10.1f}")
+        if batch in (1, "deploy") and equal != len(expected):
             failed = True
             for i, want in enumerate(expected):
                 if res["responses"][i] != want["response"]:
                     print(f"  case {i}: transformers {want['response']!r}\n          osprey       {res['responses'][i]!r}")
     sys.exit(1 if failed else 0)
+
+
+def deploy(args, model_dir, chats, env):
+    """Starts `osprey deploy` on a free port, sends every conversation at once, returns the replies in order."""
+    import re
+    import threading
+    import urllib.request
+    cmd = [args.osprey, "deploy", "--model", model_dir, "--port", "0", "--device", args.device, "--torch_dtype", "float32",
+           "--max_batch_size", "8", "--served_model_name", "check"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = None
+        started = time.time()
+        while time.time() - started < 300:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"at (http://[^/ ]+)/", line)
+            if m:
+                url = m.group(1)
+                break
+        if url is None:
+            print("osprey deploy did not start")
+            return None
+        replies = [None] * len(chats)
+
+        def ask(i):
+            body = json.dumps({"model": "check", "messages": chats[i], "max_tokens": args.max_new_tokens, "temperature": 0}).encode()
+            req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=300) as r:
+                replies[i] = json.loads(r.read())["choices"][0]["message"]["content"]
+
+        t0 = time.time()
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(chats))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return {"responses": replies, "seconds": time.time() - t0}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":
