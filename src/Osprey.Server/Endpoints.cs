@@ -338,11 +338,7 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
         if (p.IncludeUsage)
             await WriteChunk(context, w =>
             {
-                w.WriteStartObject();
-                w.WriteString("id", id);
-                w.WriteString("object", "chat.completion.chunk");
-                w.WriteNumber("created", created);
-                w.WriteString("model", p.ModelName);
+                ChunkHeader(w, id, created, p);
                 w.WriteStartArray("choices");
                 w.WriteEndArray();
                 WriteUsage(w, choices);
@@ -352,13 +348,19 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
         await context.Response.Body.FlushAsync(token).ConfigureAwait(false);
     }
 
-    void ChatChunk(Utf8JsonWriter w, string id, long created, Parsed p, int index, Action<Utf8JsonWriter> delta, GeneratedToken[]? tokens, string? finish, bool usageNull)
+    /// <summary>Opens a chat.completion.chunk object: id, object, created, model.</summary>
+    static void ChunkHeader(Utf8JsonWriter w, string id, long created, Parsed p)
     {
         w.WriteStartObject();
         w.WriteString("id", id);
         w.WriteString("object", "chat.completion.chunk");
         w.WriteNumber("created", created);
         w.WriteString("model", p.ModelName);
+    }
+
+    void ChatChunk(Utf8JsonWriter w, string id, long created, Parsed p, int index, Action<Utf8JsonWriter> delta, GeneratedToken[]? tokens, string? finish, bool usageNull)
+    {
+        ChunkHeader(w, id, created, p);
         w.WriteStartArray("choices");
         w.WriteStartObject();
         w.WriteNumber("index", index);
