@@ -6,7 +6,7 @@ namespace Osprey.Models.Blocks;
 /// Pre-allocated key/value cache: per layer [B, kv_heads, capacity, head_dim] buffers written in place,
 /// so decoding allocates nothing per step for the cache and attention reads a growing view of it.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed partial class KvCache : IDisposable
 {
     readonly Tensor[] _keys;
     readonly Tensor[] _values;
@@ -41,6 +41,7 @@ public sealed class KvCache : IDisposable
     /// </summary>
     public (Tensor Keys, Tensor Values) Append(int layer, Tensor keys, Tensor values)
     {
+        if (Slot is not null) return AppendAtSlot(layer, keys, values);
         var t = keys.shape[2];
         if (Length + t > Capacity)
             throw new InvalidOperationException($"KV cache full: {Length} + {t} slots exceed its capacity of {Capacity}.");
