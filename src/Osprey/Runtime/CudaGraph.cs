@@ -206,7 +206,7 @@ public sealed unsafe class CudaGraph : IDisposable
         var dtor = Find(tc, "_ZN2at4cuda9CUDAGraphD1Ev", "_ZN2at4cuda9CUDAGraphD2Ev");
         api.Dtor = (delegate* unmanaged[Cdecl]<IntPtr, void>)dtor;
         if (dtor == IntPtr.Zero) missing.Add("~CUDAGraph()");
-        var beginMode = Find(tc, "_ZN2at4cuda9CUDAGraph13capture_beginESt4pairIyyE20cudaStreamCaptureMode");
+        var beginMode = Find(tc, "_ZN2at4cuda9CUDAGraph13capture_beginESt4pairIyyE21cudaStreamCaptureMode");
         var begin = Find(tc, "_ZN2at4cuda9CUDAGraph13capture_beginESt4pairIyyE");
         api.CaptureBeginMode = (delegate* unmanaged[Cdecl]<IntPtr, MempoolId, int, void>)beginMode;
         api.CaptureBegin = (delegate* unmanaged[Cdecl]<IntPtr, MempoolId, void>)begin;
