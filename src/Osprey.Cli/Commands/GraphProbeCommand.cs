@@ -176,6 +176,7 @@ internal sealed class GraphProbeCommand : ICommand
         torch.cuda.synchronize(dev);
         var before = Nvml.UsedBytes(Math.Max(dev.index, 0));
         using var graph = new CudaGraph(Math.Max(dev.index, 0));
+        Reset(); // the warm-up runs inside Capture advance the slot too; start them from the prompt end
         graph.Capture(Step);
         var after = Nvml.UsedBytes(Math.Max(dev.index, 0));
         Reset();
