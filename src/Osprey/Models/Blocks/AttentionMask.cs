@@ -8,7 +8,7 @@ namespace Osprey.Models.Blocks;
 /// "folded" for grouped-query attention: queries of the heads sharing one KV head are stacked along the
 /// query axis, so the mask is repeated once per group member ([B, 1, rep·Tq, Tk]).
 /// </summary>
-internal sealed class AttentionMask
+internal sealed partial class AttentionMask
 {
     /// <summary>The mask, or null for plain causal attention without padding or cache.</summary>
     public Tensor? Mask { get; }

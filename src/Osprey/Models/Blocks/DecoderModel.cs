@@ -8,7 +8,7 @@ namespace Osprey.Models.Blocks;
 /// The "model." part of a causal LM: embeddings, decoder layers, final norm. Builds the RoPE tables and
 /// attention masks once per forward and shares them across layers.
 /// </summary>
-internal sealed class DecoderModel : nn.Module
+internal sealed partial class DecoderModel : nn.Module
 {
 #pragma warning disable IDE0044
     Embedding embed_tokens;
