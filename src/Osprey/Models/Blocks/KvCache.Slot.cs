@@ -18,7 +18,4 @@ public sealed partial class KvCache
         _values[layer].index_copy_(2, Slot!, values);
         return (_keys[layer].alias(), _values[layer].alias());
     }
-
-    /// <summary>Sets <see cref="Length"/> (static-shape decoding keeps the true length on the device).</summary>
-    internal void SetLength(long length) => Length = length;
 }

@@ -6,16 +6,12 @@ namespace Osprey.Models.Blocks;
 /// Pre-allocated key/value cache: per layer [B, kv_heads, capacity, head_dim] buffers written in place,
 /// so decoding allocates nothing per step for the cache and attention reads a growing view of it.
 /// </summary>
-<<<<<<< HEAD
 /// <remarks>
 /// The serving engine uses one cache as a pool of slots, one row per request: <see cref="Row"/> gives a
 /// one-row view for a request's prefill, and <see cref="BeginSlotStep"/> switches the cache into a mode where
 /// each row writes its new key/value at its own position (rows of a batch have different lengths).
 /// </remarks>
-public sealed class KvCache : IDisposable
-=======
 public sealed partial class KvCache : IDisposable
->>>>>>> graph
 {
     readonly Tensor[] _keys;
     readonly Tensor[] _values;
@@ -110,7 +106,7 @@ public sealed partial class KvCache : IDisposable
     /// </summary>
     public (Tensor Keys, Tensor Values) Append(int layer, Tensor keys, Tensor values)
     {
-<<<<<<< HEAD
+        if (Slot is not null) return AppendAtSlot(layer, keys, values);
         if (_slotIndex is not null)
         {
             var kRows = _keys[layer].narrow(0, 0, _slotRows);
@@ -119,9 +115,6 @@ public sealed partial class KvCache : IDisposable
             vRows.scatter_(2, _slotIndex, values);
             return (kRows.narrow(2, 0, _slotKeys), vRows.narrow(2, 0, _slotKeys));
         }
-=======
-        if (Slot is not null) return AppendAtSlot(layer, keys, values);
->>>>>>> graph
         var t = keys.shape[2];
         if (Length + t > Capacity)
             throw new InvalidOperationException($"KV cache full: {Length} + {t} slots exceed its capacity of {Capacity}.");
