@@ -29,6 +29,10 @@ for size in ${SIZES:-0.5b 7b}; do
     echo "== osprey, qwen2-$size: static batch $C, $B"
     $OSP benchmark --model $M --device cuda --torch_dtype bfloat16 --batch_size $C $B --result_path "$OUT/serve-$size.jsonl" 2>&1
   fi
-  echo "== osprey serving engine, qwen2-$size: $C concurrent requests, $B"
+  echo "== osprey serving engine, qwen2-$size: $C concurrent requests, $B (CUDA graphs)"
   $OSP benchmark --model $M --device cuda --torch_dtype bfloat16 --concurrency $C $B --result_path "$OUT/serve-$size.jsonl" 2>&1
+  if [[ "${SKIP_EAGER:-0}" != 1 ]]; then
+    echo "== osprey serving engine, qwen2-$size: $C concurrent requests, $B (--enforce_eager)"
+    $OSP benchmark --model $M --device cuda --torch_dtype bfloat16 --concurrency $C $B --enforce_eager true --result_path "$OUT/serve-$size-eager.jsonl" 2>&1
+  fi
 done

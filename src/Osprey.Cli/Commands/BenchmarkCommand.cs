@@ -21,7 +21,8 @@ internal sealed class BenchmarkCommand : ICommand
         "  --result_path FILE       Also append one JSON line per batch size to FILE.\n" +
         "  --concurrency N [N ...]  Instead of one static batch: N requests at once through the serving engine\n" +
         "                           (continuous batching, as osprey deploy runs them); reports time to first token,\n" +
-        "                           per-request decode speed and total throughput. Needs the model's tokenizer.\n";
+        "                           per-request decode speed and total throughput. Needs the model's tokenizer.\n" +
+        "  --enforce_eager BOOL     With --concurrency: no CUDA graphs (default false).\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
@@ -34,6 +35,7 @@ internal sealed class BenchmarkCommand : ICommand
         var resultPath = options.String("result_path");
         var concurrency = options.List("concurrency").Select(b => int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
             ? n : throw new UserError($"--concurrency expects positive integers, got '{b}'.")).ToArray();
+        var eager = options.Bool("enforce_eager", false);
         options.EnsureNoUnknownFlags();
         Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
         var folder = flags.Model is null ? DemoModel.EnsureCreated() : flags.RequireFolder();
@@ -43,7 +45,7 @@ internal sealed class BenchmarkCommand : ICommand
         {
             var tokenizer = Serving.ChatPrompt.LoadTokenizer(folder, "the serving benchmark needs the model's tokenizer.json.");
             stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB");
-            foreach (var r in Serving.EngineBenchmark.Run(model, tokenizer, concurrency, prompt, newTokens))
+            foreach (var r in Serving.EngineBenchmark.Run(model, tokenizer, concurrency, prompt, newTokens, !eager, stdout))
             {
                 stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8}  {1,6}  {2,3}  {3,6:F2}  {4,11:F3}  {5,10:F3}  {6,16:F1}  {7,17:F1}  {8,8:F2}  {9,12:F2}",
                     r.Concurrency, r.PromptLength, r.NewTokens, r.WallSeconds, r.TtftMeanSeconds, r.TtftMaxSeconds, r.ThroughputTokensPerSecond,

@@ -27,11 +27,13 @@ public sealed record EngineBenchmarkResult(int Concurrency, int PromptLength, in
 public static class EngineBenchmark
 {
     /// <summary>Runs one warm-up round (short outputs) and one timed round at each concurrency.</summary>
-    public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens, long seed = 0)
+    public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens,
+        bool cudaGraphs = true, TextWriter? log = null, long seed = 0)
     {
         var most = concurrencies.Max();
         var len = promptLength + newTokens + 1;
-        using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = most, MaxModelLen = len, MaxQueue = most });
+        using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = most, MaxModelLen = len, MaxQueue = most, CudaGraphs = cudaGraphs });
+        log?.WriteLine(engine.GraphsOffReason is null ? "CUDA graphs: on" : $"CUDA graphs: off ({engine.GraphsOffReason})");
         var rng = new Random((int)seed);
         int[] Prompt() => Enumerable.Range(0, promptLength).Select(_ => rng.Next(3, model.Spec.VocabSize)).ToArray();
         foreach (var c in concurrencies)

@@ -11,6 +11,8 @@ public sealed record EngineOptions
     public int MaxQueue { get; init; } = 256;
     /// <summary>Prompt tokens prefilled between two decode steps at most, so running requests keep streaming while long prompts arrive.</summary>
     public int PrefillChunk { get; init; } = 2048;
+    /// <summary>On a CUDA device, replay decode steps as CUDA graphs (false: --enforce_eager, every kernel launched one by one).</summary>
+    public bool CudaGraphs { get; init; } = true;
 }
 
 /// <summary>One request for an <see cref="InferenceEngine"/>.</summary>

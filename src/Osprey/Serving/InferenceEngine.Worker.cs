@@ -35,6 +35,7 @@ public sealed partial class InferenceEngine
     void InitializeWorker(IReadOnlyDictionary<string, string> adapters)
     {
         foreach (var (name, path) in adapters) _adapterIndex[name] = Model.AddServingAdapter(name, path);
+        InitializeGraphs();
         _stagingRow = Options.MaxBatchSize;
         try
         {
@@ -50,6 +51,7 @@ public sealed partial class InferenceEngine
 
     void DisposeWorker()
     {
+        DisposeGraphs();
         _pool.Dispose();
         _seen?.Dispose();
         _wake.Dispose();
@@ -311,15 +313,17 @@ public sealed partial class InferenceEngine
         using var scope = NewDisposeScope();
         var n = _active.Count;
         var device = Model.Device;
-        var ids = tensor(_active.Select(s => (long)s.Last).ToArray(), [n, 1], device: device);
-        var positions = tensor(_active.Select(s => (long)s.Length).ToArray(), [n], device: device);
+        var hostIds = _active.Select(s => (long)s.Last).ToArray();
+        var hostPositions = _active.Select(s => (long)s.Length).ToArray();
+        Tensor ids() => tensor(hostIds, [n, 1], device: device);
+        Tensor positions() => tensor(hostPositions, [n], device: device);
         var longest = _active.Max(s => s.Length) + 1;
         // Rows of one length (always so for a request alone) attend to exactly their positions without a mask;
         // otherwise every row reads a common length, rounded up so the shapes change rarely, under a mask.
         var uniform = _active.All(s => s.Length == _active[0].Length);
         var keys = uniform ? longest : Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
         SelectAdapters(_active.Select(s => s.Adapter).ToArray());
-        var logits = Model.DecodeSlots(ids, positions, _pool, keys, uniform);
+        var logits = DecodeByGraph(hostIds, hostPositions, n, longest) ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform);
         foreach (var s in _active) s.Length++;
         var picks = Pick(logits, _active, 0);
         var finished = new List<int>();

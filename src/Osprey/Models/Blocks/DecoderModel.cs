@@ -139,9 +139,16 @@ internal sealed partial class DecoderModel : nn.Module
     {
         var h = embed_tokens.forward(ids);
         if (_spec.EmbeddingScale is double s)
-            h = h * tensor(s, dtype: _dtype, device: ids.device); // the scale is rounded to the model dtype first, as in transformers
+        {
+            // The scale is rounded to the model dtype first, as in transformers. Made once and kept on the device:
+            // a host-to-device copy inside a CUDA graph capture is not allowed.
+            _embedScale ??= tensor(s, dtype: _dtype, device: ids.device).DetachFromDisposeScope();
+            h = h * _embedScale;
+        }
         return h;
     }
+
+    Tensor? _embedScale;
 
     /// <summary>Decoder layer <paramref name="i"/> on h with the shared tables of <paramref name="context"/>.</summary>
     public Tensor Layer(int i, Tensor h, LayerContext context)
@@ -156,7 +163,11 @@ internal sealed partial class DecoderModel : nn.Module
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) foreach (var r in _ropes) r.Dispose();
+        if (disposing)
+        {
+            foreach (var r in _ropes) r.Dispose();
+            _embedScale?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -1,0 +1,136 @@
+using System.Runtime.InteropServices;
+using Osprey.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Serving;
+
+// Decode steps as CUDA graphs. At batch 1 a decode step is hundreds of small kernels whose launch cost (CPU side)
+// is several times their GPU time; replaying a captured graph launches them all at once. A graph has fixed
+// shapes, so there is one per (rows, keys) bucket: the running rows are padded up to the bucket (the padding
+// rows are free slots, whose cache rows are rewritten by the prefill of whoever takes them next) and every row
+// attends over the bucket's key length under its own mask. The step reads its inputs from static tensors that
+// are refilled before each replay.
+public sealed partial class InferenceEngine
+{
+    readonly Dictionary<(int Rows, int Keys), DecodeGraph> _graphs = [];
+    bool _graphsOn;
+
+    /// <summary>Graphs kept at most; shapes beyond this run eagerly (each graph holds its own memory pool).</summary>
+    const int MaxGraphs = 32;
+
+    /// <summary>Why CUDA graphs are off for this engine, or null when they are on.</summary>
+    public string? GraphsOffReason { get; private set; }
+
+    void InitializeGraphs()
+    {
+        if (Model.Device.type != DeviceType.CUDA) GraphsOffReason = "the model is not on a CUDA device";
+        else if (!Options.CudaGraphs) GraphsOffReason = "turned off (--enforce_eager)";
+        else if (Model.HasServingAdapters) GraphsOffReason = "LoRA adapters choose rows per step, which a captured graph cannot";
+        else if (!CudaGraph.IsSupported(out var why)) GraphsOffReason = why;
+        _graphsOn = GraphsOffReason is null;
+    }
+
+    void DisposeGraphs()
+    {
+        foreach (var g in _graphs.Values) g.Dispose();
+        _graphs.Clear();
+    }
+
+    /// <summary>The smallest bucket of rows holding <paramref name="n"/>: powers of two, then steps of a quarter.</summary>
+    int RowBucket(int n)
+    {
+        var b = 1;
+        while (b < n && b < 8) b *= 2;
+        if (b < n)
+        {
+            var step = 8;
+            b = 8;
+            while (b < n) { b += step; if (b >= step * 4) step *= 2; }
+        }
+        return Math.Min(b, Options.MaxBatchSize);
+    }
+
+    /// <summary>The key length a graph attends over: the next power of two from 128, at most max_model_len.</summary>
+    int KeyBucket(int keys)
+    {
+        var k = 128;
+        while (k < keys) k *= 2;
+        return Math.Min(k, MaxModelLen);
+    }
+
+    /// <summary>
+    /// Runs the decode step of rows [0, n) through a CUDA graph when graphs are on and one fits; returns logits
+    /// [n, vocab] (a view of the graph's output, valid until the next step), or null to run the step eagerly.
+    /// </summary>
+    Tensor? DecodeByGraph(long[] ids, long[] positions, int n, int keysNeeded)
+    {
+        if (!_graphsOn) return null;
+        var key = (RowBucket(n), KeyBucket(keysNeeded));
+        if (key.Item2 < keysNeeded) return null;
+        if (!_graphs.TryGetValue(key, out var graph))
+        {
+            if (_graphs.Count >= MaxGraphs) return null;
+            graph = new DecodeGraph(key.Item1, key.Item2, Model.Device);
+            Fill(graph, ids, positions, n);
+            try
+            {
+                graph.Graph = new CudaGraph(Math.Max(Model.Device.index, 0));
+                graph.Graph.Capture(() => Step(graph));
+            }
+            catch (Exception e) when (e is NotSupportedException or InvalidOperationException or ExternalException)
+            {
+                graph.Dispose();
+                _graphsOn = false;
+                GraphsOffReason = $"capture failed: {e.Message}";
+                return null;
+            }
+            _graphs[key] = graph;
+        }
+        Fill(graph, ids, positions, n);
+        graph.Graph!.Replay();
+        return graph.Logits!.narrow(0, 0, n);
+    }
+
+    /// <summary>The captured step: the static inputs through the model, logits kept in the graph's output tensor.</summary>
+    void Step(DecodeGraph g)
+    {
+        using var scope = NewDisposeScope();
+        var logits = Model.DecodeSlots(g.Ids, g.Positions, _pool, g.Keys).DetachFromDisposeScope();
+        g.Logits?.Dispose();
+        g.Logits = logits;
+    }
+
+    static void Fill(DecodeGraph g, long[] ids, long[] positions, int n)
+    {
+        // Padding rows decode token 0 at position 0 of their (free) cache row.
+        Array.Copy(ids, g.HostIds, n);
+        Array.Clear(g.HostIds, n, g.Rows - n);
+        Array.Copy(positions, g.HostPositions, n);
+        Array.Clear(g.HostPositions, n, g.Rows - n);
+        using var scope = NewDisposeScope();
+        g.Ids.copy_(tensor(g.HostIds, [g.Rows, 1]));
+        g.Positions.copy_(tensor(g.HostPositions, [g.Rows]));
+    }
+
+    /// <summary>One captured decode step and its static tensors.</summary>
+    sealed class DecodeGraph(int rows, int keys, Device device) : IDisposable
+    {
+        public int Rows { get; } = rows;
+        public int Keys { get; } = keys;
+        public long[] HostIds { get; } = new long[rows];
+        public long[] HostPositions { get; } = new long[rows];
+        public Tensor Ids { get; } = zeros(rows, 1, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
+        public Tensor Positions { get; } = zeros(rows, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
+        public Tensor? Logits { get; set; }
+        public CudaGraph? Graph { get; set; }
+
+        public void Dispose()
+        {
+            Graph?.Dispose();
+            Logits?.Dispose();
+            Ids.Dispose();
+            Positions.Dispose();
+        }
+    }
+}
