@@ -27,6 +27,8 @@ internal sealed class RlhfCommand : ICommand
         "  --center_rewards_coefficient X  RM: pull mean rewards toward 0 (default 0).\n" +
         "  --ref_model DIR|ID       DPO/KTO reference model (default: LoRA uses the base weights with adapters off;\n" +
         "                           full training loads the base model a second time).\n" +
+        "  --precompute_ref_log_probs BOOL  DPO: score all pairs with the reference once before training, then free a\n" +
+        "                           separate reference copy (default false).\n" +
         "Data: rows with chosen and rejected responses (\"prompt\"/\"chosen\"/\"rejected\", or messages plus\n" +
         "\"rejected_response\"); for KTO, messages plus \"label\" true/false (at least 2 per micro-batch). Loss on the\n" +
         "last response (--loss_scale last_round). Every osprey sft flag applies:\n\n" +
@@ -50,10 +52,13 @@ internal sealed class RlhfCommand : ICommand
         };
         var referenceModel = options.String("ref_model");
         var referenceAdapters = options.List("ref_adapters");
+        var precompute = options.Bool("precompute_ref_log_probs", false);
+        if (precompute && type != "dpo")
+            throw new UserError($"--precompute_ref_log_probs applies to dpo only: {(type == "kto" ? "KTO's KL estimate pairs examples within each micro-batch, so its reference scores cannot be computed ahead" : $"{type} uses no reference model")}; drop the flag.");
         foreach (var a in referenceAdapters)
             if (!Tuners.PeftAdapter.IsAdapter(a)) throw new UserError($"--ref_adapters {a} has no adapter_config.json; pass LoRA checkpoint folders or PEFT adapters.");
         try { loss.Validate(); }
         catch (OspreyException e) { throw new UserError(e.Message, e); }
-        return SftCommand.Run(options, stdout, stderr, "rlhf", loss, referenceModel, referenceAdapters);
+        return SftCommand.Run(options, stdout, stderr, "rlhf", loss, referenceModel, referenceAdapters, precompute);
     }
 }

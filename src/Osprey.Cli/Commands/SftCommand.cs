@@ -65,7 +65,7 @@ internal sealed class SftCommand : ICommand
     /// holds the preference loss for rlhf (its flags are read by <see cref="RlhfCommand"/>).
     /// </summary>
     internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, string verb, Training.Preference.PreferenceLossOptions? preference,
-        string? referenceModel = null, IReadOnlyList<string>? referenceAdapters = null)
+        string? referenceModel = null, IReadOnlyList<string>? referenceAdapters = null, bool precomputeReference = false)
     {
         var pretraining = verb == "pt";
         var flags = ModelFlags.Read(options);
@@ -165,6 +165,7 @@ internal sealed class SftCommand : ICommand
                     Loss = preference,
                     ReferenceModel = referenceModel is null ? null : Hub.HubCache.ResolveModel(referenceModel),
                     ReferenceAdapters = referenceAdapters ?? [],
+                    PrecomputeReferenceLogProbs = precomputeReference,
                 };
                 stats.Report(stderr, maxLength);
             }

@@ -38,4 +38,10 @@ public sealed record PreferenceRun
     /// base (or <see cref="ReferenceModel"/>) plus these adapters.
     /// </summary>
     public IReadOnlyList<string> ReferenceAdapters { get; init; } = [];
+
+    /// <summary>
+    /// <c>--precompute_ref_log_probs</c> (DPO): score every training and validation pair with the reference once, before
+    /// the first step, and keep only those numbers; a frozen reference copy is then freed before training starts.
+    /// </summary>
+    public bool PrecomputeReferenceLogProbs { get; init; }
 }

@@ -84,7 +84,17 @@ public sealed class SftTrainer
         var plan = new BatchPlan(
             preference is null ? _run.Train : preference.Loss.RlhfType == "kto" ? preference.KtoTrain.Select(k => k.Sample).ToList() : preference.Train.Select(p => p.Chosen).ToList(),
             o.BatchSize, o.GradientAccumulationSteps, o.Seed);
-        using var reference = LoadReference(preference, model);
+        var reference = LoadReference(preference, model);
+        if (preference is { PrecomputeReferenceLogProbs: true, Loss.RlhfType: "dpo" })
+        {
+            // Every pair's reference scores now, in evaluation mode; the frozen copy is not needed afterwards.
+            var clockRef = Stopwatch.StartNew();
+            _precomputed = (Precompute(model, reference, preference.Train), Precompute(model, reference, preference.Validation));
+            reference?.Dispose();
+            reference = null;
+            log.WriteLine($"osprey: reference log-probs of {preference.Train.Count + preference.Validation.Count} pairs precomputed in {clockRef.Elapsed.TotalSeconds:F1} s.");
+        }
+        using var referenceScope = reference;
         var totalSteps = o.MaxSteps > 0 ? o.MaxSteps : (long)Math.Ceiling(o.NumTrainEpochs * plan.StepsPerEpoch);
         var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
         var schedule = new LearningRateSchedule(o.LrSchedulerType, o.LearningRate, warmup, totalSteps);
@@ -284,7 +294,10 @@ public sealed class SftTrainer
         ForEachMicroBatch(model, micro, (i, idx, weight) =>
         {
             var batch = BatchPlan.Collate(idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList(), 0);
-            var referenceLogps = NeedsReference(preference.Loss.RlhfType) ? ReferenceLogProbs(model, reference, batch, chunkRows) : null;
+            var stored = _precomputed is var (train, validation) ? (ReferenceEquals(pairs, preference.Train) ? train : validation) : null;
+            var referenceLogps = stored is not null
+                ? tensor(idx.Select(j => stored[j].Chosen).Concat(idx.Select(j => stored[j].Rejected)).ToArray(), device: model.Device)
+                : NeedsReference(preference.Loss.RlhfType) ? ReferenceLogProbs(model, reference, batch, chunkRows) : null;
             var (loss, metrics) = ObjectiveStep(model, batch, step, i, weight, chunkRows, backward,
                 (logps, counts) => PreferenceLossFor(preference.Loss, logps, counts, referenceLogps));
             return (loss, metrics, batch.Tokens);
@@ -339,6 +352,37 @@ public sealed class SftTrainer
             },
         });
         return (forward.LossSum.clone(), values!);
+    }
+
+    ((float Chosen, float Rejected)[] Train, (float Chosen, float Rejected)[] Validation)? _precomputed;
+
+    /// <summary>
+    /// Reference log-probability sums of every pair, chosen and rejected (<c>--precompute_ref_log_probs</c>), computed
+    /// in evaluation mode a few pairs at a time.
+    /// </summary>
+    (float Chosen, float Rejected)[] Precompute(CausalLM model, CausalLM? reference, IReadOnlyList<PreferencePair> pairs)
+    {
+        var result = new (float, float)[pairs.Count];
+        var size = Math.Max(1, _o.EvalBatchSize);
+        var chunkRows = Math.Max(64L, (256L << 20) / (4L * model.Spec.VocabSize));
+        var wasTraining = model.training;
+        model.eval();
+        try
+        {
+            for (var start = 0; start < pairs.Count; start += size)
+            {
+                using var scope = NewDisposeScope();
+                var idx = Enumerable.Range(start, Math.Min(size, pairs.Count - start)).ToArray();
+                var batch = BatchPlan.Collate(idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList(), 0);
+                var logps = ReferenceLogProbs(model, reference, batch, chunkRows).to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+                for (var k = 0; k < idx.Length; k++) result[idx[k]] = (logps[k], logps[idx.Length + k]);
+            }
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+        return result;
     }
 
     /// <summary>Each row's summed label log-probability under the reference: the frozen copy, or the same weights with adapters off.</summary>

@@ -160,6 +160,42 @@ public sealed class RlhfCommandTests
         Assert.Contains("--ref_adapters", bad.Stderr);
     }
 
+    [Theory]
+    [InlineData("lora")]
+    [InlineData("full")]
+    public void PrecomputedReferenceLogProbsTrainAsTheLiveReference(string trainType)
+    {
+        // The reference scores are the same numbers whether computed before training or at each step (the reference
+        // does not change), so the losses and rewards logged at every step agree.
+        List<Dictionary<string, JsonElement>> Train(bool precompute)
+        {
+            using var temp = new TempDirectory();
+            var run = Rlhf("--rlhf_type", "dpo", "--train_type", trainType, "--dataset", Data("preference.jsonl"), "--val_dataset", Data("preference.jsonl"),
+                "--max_steps", "4", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--learning_rate", trainType == "lora" ? "1e-2" : "1e-4",
+                "--logging_steps", "1", "--eval_steps", "4", "--save_steps", "4", "--output_dir", temp.Path, "--add_version", "false",
+                "--precompute_ref_log_probs", precompute ? "true" : "false");
+            Assert.True(run.ExitCode == 0, run.ToString());
+            if (precompute) Assert.Contains("reference log-probs of", run.Stderr);
+            return TrainingLog.ReadJsonl(Path.Combine(temp.Path, "logging.jsonl")).ToList();
+        }
+        var live = Train(false);
+        var pre = Train(true);
+        Assert.Equal(live.Count, pre.Count);
+        var compared = 0;
+        for (var i = 0; i < live.Count; i++)
+            foreach (var key in new[] { "loss", "rewards/chosen", "rewards/rejected", "eval_loss", "eval_rewards/margins" })
+                if (live[i].TryGetValue(key, out var a))
+                {
+                    Assert.True(Math.Abs(a.GetDouble() - pre[i][key].GetDouble()) <= 1e-5, $"{trainType} row {i} {key}: {a} vs {pre[i][key]}");
+                    compared++;
+                }
+        Assert.True(compared >= 14, $"compared {compared} values");
+    }
+
+    [Fact]
+    public void PrecomputingAppliesToDpoOnly() =>
+        Assert.Contains("--precompute_ref_log_probs applies to dpo only", Rlhf("--rlhf_type", "kto", "--dataset", Data("kto.jsonl"), "--precompute_ref_log_probs", "true").Stderr);
+
     [Fact]
     public void RewardModelReadsTheMarginColumn()
     {
