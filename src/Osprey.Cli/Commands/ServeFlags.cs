@@ -107,6 +107,8 @@ internal sealed record ServeFlags(ModelFlags Model, IReadOnlyList<(string Name, 
             var url = app.Urls.FirstOrDefault() ?? $"http://{Host}:{Port}";
             if (Host is "0.0.0.0" or "::" or "[::]") url = url.Replace("0.0.0.0", Host, StringComparison.Ordinal);
             var adapters = Adapters.Count == 0 ? "" : $" (+ adapters {string.Join(", ", Adapters.Select(a => a.Name))})";
+            if (served.Engine.Model.Device.type == TorchSharp.DeviceType.CUDA)
+                stderr.WriteLine(served.Engine.GraphsOffReason is null ? "osprey: decode steps run as CUDA graphs." : $"osprey: CUDA graphs off: {served.Engine.GraphsOffReason}.");
             if (webUi) stdout.WriteLine($"osprey: chat app for {served.Name}{adapters} at {url}/ (API at {url}/v1)");
             else stdout.WriteLine($"osprey: serving {served.Name}{adapters} at {url}/v1");
             stdout.Flush();
