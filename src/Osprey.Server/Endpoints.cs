@@ -60,11 +60,10 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
             logprobs = k is not null;
             top = k ?? 0;
         }
-        foreach (var penalty in new[] { "presence_penalty", "frequency_penalty" })
-            f.Unsupported(penalty, v => v.ValueKind == JsonValueKind.Number && v.GetDouble() == 0);
         f.Unsupported("logit_bias", v => v.ValueKind == JsonValueKind.Object && !v.EnumerateObject().Any());
         var sampling = model.Sampling(maxTokens, f.Double("temperature"), f.Double("top_p"), f.Int("top_k", -1),
-            f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false);
+            f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
+            f.Double("presence_penalty"), f.Double("frequency_penalty"));
         sampling.Validate();
         return new Parsed(name ?? model.Name, adapter, sampling, n, stream, includeUsage, logprobs, top);
     }

@@ -23,6 +23,7 @@ public sealed partial class InferenceEngine
     int _stagingRow;
     Sequence? _prefilling;
     Tensor? _seen; // [rows, vocab] tokens seen per row, only once a request asks for a repetition penalty
+    Tensor? _counts; // [rows, vocab] float32 output-token counts per row, only once a request asks for presence/frequency penalties
     readonly Dictionary<string, int> _adapterIndex = new(StringComparer.Ordinal);
     volatile int _runningCount, _slotsInUse;
 
@@ -54,6 +55,7 @@ public sealed partial class InferenceEngine
         DisposeGraphs();
         _pool.Dispose();
         _seen?.Dispose();
+        _counts?.Dispose();
         _wake.Dispose();
     }
 
@@ -262,6 +264,7 @@ public sealed partial class InferenceEngine
             var seq = seqs[r];
             seq.Prefilled = seq.Length = seq.Prompt.Length;
             if (seq.State.Request.Sampling.RepetitionPenalty != 1.0) MarkSeen(first + r, seq.Prompt);
+            if (seq.State.Request.Sampling.CountsOutput) Counts()[first + r].zero_();
             _active.Add(seq);
         }
         Interlocked.Add(ref _waiting, -k);
@@ -297,10 +300,12 @@ public sealed partial class InferenceEngine
         // The prompt is in the cache: the request takes the next running row and gets its first token.
         seq.Length = seq.Prompt.Length;
         if (seq.State.Request.Sampling.RepetitionPenalty != 1.0) MarkSeen(_stagingRow, seq.Prompt);
+        if (seq.State.Request.Sampling.CountsOutput) Counts()[_stagingRow].zero_();
         var picks = Pick(logits.view(1, -1), [seq], _stagingRow);
         var target = _active.Count;
         _pool.CopyRow(_stagingRow, target, seq.Length);
         _seen?[target].copy_(_seen[_stagingRow]);
+        _counts?[target].copy_(_counts[_stagingRow]);
         _prefilling = null;
         _active.Add(seq);
         Interlocked.Decrement(ref _waiting);
@@ -386,10 +391,13 @@ public sealed partial class InferenceEngine
             var moved = _active[last];
             _pool.CopyRow(last, row, moved.Length);
             _seen?[row].copy_(_seen[last]);
+            _counts?[row].copy_(_counts[last]);
             _active[row] = moved;
         }
         _active.RemoveAt(last);
     }
+
+    Tensor Counts() => _counts ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Float32, device: Model.Device).DetachFromDisposeScope();
 
     Tensor Seen() => _seen ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Bool, device: Model.Device).DetachFromDisposeScope();
 
@@ -415,6 +423,14 @@ public sealed partial class InferenceEngine
             var penalty = tensor(samplings.Select(s => (float)s.RepetitionPenalty).ToArray(), [n, 1], device: device);
             var seen = _seen.narrow(0, firstRow, n);
             x = where(seen, where(x < 0, x * penalty, x / penalty), x);
+        }
+        if (_counts is not null && samplings.Any(s => s.CountsOutput))
+        {
+            // OpenAI's presence and frequency penalties on the output so far (vLLM's order: after the repetition penalty).
+            var counts = _counts.narrow(0, firstRow, n);
+            var frequency = tensor(samplings.Select(s => (float)s.FrequencyPenalty).ToArray(), [n, 1], device: device);
+            var presence = tensor(samplings.Select(s => (float)s.PresencePenalty).ToArray(), [n, 1], device: device);
+            x = x - counts * frequency - counts.gt(0).to_type(ScalarType.Float32) * presence;
         }
         var next = x.argmax(-1);
         if (samplings.Any(s => !s.IsGreedy))
@@ -451,6 +467,7 @@ public sealed partial class InferenceEngine
         }
         if (_seen is not null)
             _seen.narrow(0, firstRow, n).scatter_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Bool, device: device));
+        _counts?.narrow(0, firstRow, n).scatter_add_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Float32, device: device));
         var tokens = next.cpu().data<long>().ToArray();
         var picks = new Choice[n];
         var wantTop = samplings.Max(s => s.Logprobs ?? -1);

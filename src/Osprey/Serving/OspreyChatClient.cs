@@ -164,7 +164,9 @@ public sealed class OspreyChatClient : IChatClient
             topK: options?.TopK,
             repetitionPenalty: RepetitionPenalty(options),
             seed: options?.Seed,
-            stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null);
+            stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null,
+            presencePenalty: options?.PresencePenalty,
+            frequencyPenalty: options?.FrequencyPenalty);
         // Without a max_tokens, generate up to the room the prompt leaves (max_model_len counts both).
         if (options?.MaxOutputTokens is null) sampling = sampling with { MaxTokens = Math.Max(1, Model.Engine.MaxModelLen - prompt.Length) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");

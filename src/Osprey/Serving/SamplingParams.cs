@@ -16,6 +16,10 @@ public sealed record SamplingParams
     public int TopK { get; init; }
     /// <summary>CTRL-style penalty on tokens already in the prompt or output (1 = off).</summary>
     public double RepetitionPenalty { get; init; } = 1.0;
+    /// <summary>OpenAI's presence_penalty in [-2, 2]: subtracted from the logit of every token already in the output.</summary>
+    public double PresencePenalty { get; init; }
+    /// <summary>OpenAI's frequency_penalty in [-2, 2]: subtracted once per earlier occurrence of the token in the output.</summary>
+    public double FrequencyPenalty { get; init; }
     /// <summary>Seed of this request's own random stream; null draws one.</summary>
     public long? Seed { get; init; }
     /// <summary>Stop strings: the output ends before the first one that appears (it is not part of the text).</summary>
@@ -26,6 +30,9 @@ public sealed record SamplingParams
     public bool IgnoreEos { get; init; }
     /// <summary>Log-probabilities to return: null none; 0 the chosen token's only; k also the k most likely (at most 20).</summary>
     public int? Logprobs { get; init; }
+
+    /// <summary>True when presence or frequency penalties apply.</summary>
+    public bool CountsOutput => PresencePenalty != 0 || FrequencyPenalty != 0;
 
     /// <summary>True when tokens are picked greedily.</summary>
     public bool IsGreedy => Temperature <= 0;
@@ -42,6 +49,8 @@ public sealed record SamplingParams
         if (!double.IsFinite(TopP) || TopP <= 0 || TopP > 1) throw Bad($"top_p must be in (0, 1], got {TopP}.");
         if (TopK < -1) throw Bad($"top_k must be -1 or 0 (all) or a positive count, got {TopK}.");
         if (!double.IsFinite(RepetitionPenalty) || RepetitionPenalty <= 0) throw Bad($"repetition_penalty must be positive, got {RepetitionPenalty}.");
+        if (!double.IsFinite(PresencePenalty) || PresencePenalty is < -2 or > 2) throw Bad($"presence_penalty must be between -2 and 2, got {PresencePenalty}.");
+        if (!double.IsFinite(FrequencyPenalty) || FrequencyPenalty is < -2 or > 2) throw Bad($"frequency_penalty must be between -2 and 2, got {FrequencyPenalty}.");
         if (Logprobs is < 0 or > MaxTopLogprobs) throw Bad($"top_logprobs must be between 0 and {MaxTopLogprobs}, got {Logprobs}.");
         if (Stop.Count > 16) throw Bad($"stop takes at most 16 strings, got {Stop.Count}.");
         foreach (var s in Stop)

@@ -101,7 +101,8 @@ public sealed class ServedModel : IDisposable
     /// generation_config.json (greedy unless it says do_sample), as ms-swift's deploy does.
     /// </summary>
     public SamplingParams Sampling(int? maxTokens = null, double? temperature = null, double? topP = null, int? topK = null,
-        double? repetitionPenalty = null, long? seed = null, IReadOnlyList<string>? stop = null, int? logprobs = null, bool ignoreEos = false)
+        double? repetitionPenalty = null, long? seed = null, IReadOnlyList<string>? stop = null, int? logprobs = null, bool ignoreEos = false,
+        double? presencePenalty = null, double? frequencyPenalty = null)
     {
         var d = Defaults;
         return new SamplingParams
@@ -111,6 +112,8 @@ public sealed class ServedModel : IDisposable
             TopP = topP ?? d.TopP,
             TopK = topK ?? (temperature is null && d.DoSample ? d.TopK : 0),
             RepetitionPenalty = repetitionPenalty ?? d.RepetitionPenalty,
+            PresencePenalty = presencePenalty ?? 0,
+            FrequencyPenalty = frequencyPenalty ?? 0,
             Seed = seed,
             Stop = stop ?? [],
             StopTokenIds = d.EosTokenIds,

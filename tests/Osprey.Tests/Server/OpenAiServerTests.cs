@@ -98,6 +98,24 @@ public sealed class OpenAiServerTests(Qwen2ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task PresenceAndFrequencyPenaltiesReachTheEngine()
+    {
+        const string prompt = "The quick brown fox";
+        var ids = _server.Model.EncodeText(prompt);
+        var plain = await _server.Model.Engine.GenerateAsync(new Osprey.Serving.EngineRequest(ids, _server.Model.Sampling(maxTokens: 24, temperature: 0)));
+        var expected = await _server.Model.Engine.GenerateAsync(new Osprey.Serving.EngineRequest(ids,
+            _server.Model.Sampling(maxTokens: 24, temperature: 0, presencePenalty: 1.0, frequencyPenalty: 1.5)));
+        Assert.NotEqual(plain.Text, expected.Text);
+        var (status, body, text) = await _server.PostAsync("/v1/completions",
+            JsonSerializer.Serialize(new { prompt, max_tokens = 24, temperature = 0, presence_penalty = 1.0, frequency_penalty = 1.5 }));
+        Assert.True(status == 200, text);
+        Assert.Equal(expected.Text, body.GetProperty("choices")[0].GetProperty("text").GetString());
+        var (bad, error, _) = await _server.PostAsync("/v1/completions", JsonSerializer.Serialize(new { prompt, presence_penalty = 3 }));
+        Assert.Equal(400, bad);
+        Assert.Contains("presence_penalty", error.GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
     public async Task CompletionsTakeStringsTokenIdsAndListsAndStream()
     {
         const string prompt = "The quick brown fox";

@@ -335,3 +335,51 @@ public sealed class InferenceEngineAdapterTests
         Assert.Equal(EngineErrorKind.UnknownModel, unknown.Kind);
     }
 }
+
+/// <summary>OpenAI's presence and frequency penalties, against the rule applied by hand on plain forward passes.</summary>
+public sealed class InferenceEnginePenaltyTests
+{
+    [Theory]
+    [InlineData(0.0, 1.5)]
+    [InlineData(1.2, 0.0)]
+    [InlineData(0.7, 0.9)]
+    public async Task PenaltiesFollowTheOpenAiRule(double presence, double frequency)
+    {
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        var folder = Path.Combine(TestPaths.Fixtures, "parity", "llama3");
+        using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
+        var prompt = new[] { 5, 17, 42, 99, 5, 130, 77 };
+        const int steps = 24;
+
+        // Expected: greedy on logits − frequency·count − presence·[count > 0], counts over the output so far.
+        var ids = prompt.ToList();
+        var counts = new Dictionary<int, int>();
+        var expected = new List<int>();
+        for (var step = 0; step < steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var logits = model.Forward(tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count])).select(1, ids.Count - 1).squeeze(0).data<float>().ToArray();
+            var best = 0;
+            var bestValue = double.NegativeInfinity;
+            for (var v = 0; v < logits.Length; v++)
+            {
+                var c = counts.GetValueOrDefault(v);
+                var value = logits[v] - frequency * c - (c > 0 ? presence : 0);
+                if (value > bestValue) (best, bestValue) = (v, value);
+            }
+            expected.Add(best);
+            ids.Add(best);
+            counts[best] = counts.GetValueOrDefault(best) + 1;
+        }
+
+        using var engine = new InferenceEngine(model, Tokenizer.Load(folder), new EngineOptions { MaxBatchSize = 4, MaxModelLen = 64 });
+        var plain = engine.GenerateAsync(new EngineRequest(prompt, new SamplingParams { MaxTokens = steps }));
+        var penalised = engine.GenerateAsync(new EngineRequest(prompt, new SamplingParams { MaxTokens = steps, PresencePenalty = presence, FrequencyPenalty = frequency }));
+        var results = await Task.WhenAll(plain, penalised);
+        Assert.Equal(expected, results[1].Tokens.Select(t => t.TokenId).ToArray());
+        Assert.NotEqual(results[0].Tokens.Select(t => t.TokenId), results[1].Tokens.Select(t => t.TokenId)); // the penalty changed something
+        var bad = Assert.Throws<EngineException>(() => engine.Submit(new EngineRequest(prompt, new SamplingParams { FrequencyPenalty = 2.5 })));
+        Assert.Contains("frequency_penalty", bad.Message);
+    }
+}
