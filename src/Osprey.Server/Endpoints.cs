@@ -60,12 +60,28 @@ internal sealed class Endpoints(ServedModel model, CancellationToken stopping)
             logprobs = k is not null;
             top = k ?? 0;
         }
-        f.Unsupported("logit_bias", v => v.ValueKind == JsonValueKind.Object && !v.EnumerateObject().Any());
+        var logitBias = LogitBias(f);
         var sampling = model.Sampling(maxTokens, f.Double("temperature"), f.Double("top_p"), f.Int("top_k", -1),
             f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
-            f.Double("presence_penalty"), f.Double("frequency_penalty"));
+            f.Double("presence_penalty"), f.Double("frequency_penalty"), logitBias);
         sampling.Validate();
         return new Parsed(name ?? model.Name, adapter, sampling, n, stream, includeUsage, logprobs, top);
+    }
+
+    /// <summary>OpenAI's logit_bias: an object whose keys are token ids (as strings) and whose values are numbers.</summary>
+    static Dictionary<int, double>? LogitBias(RequestFields f)
+    {
+        if (f.Get("logit_bias") is not { } v || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Object) throw ApiException.Bad("'logit_bias' must be an object mapping token ids to numbers.", "logit_bias");
+        var bias = new Dictionary<int, double>();
+        foreach (var p in v.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var token))
+                throw ApiException.Bad($"'logit_bias' keys must be token ids, got '{p.Name}'.", "logit_bias");
+            if (p.Value.ValueKind != JsonValueKind.Number) throw ApiException.Bad($"'logit_bias' value for token {token} must be a number.", "logit_bias");
+            bias[token] = p.Value.GetDouble();
+        }
+        return bias.Count == 0 ? null : bias;
     }
 
     static IReadOnlyList<EngineRequest> Requests(IReadOnlyList<int[]> prompts, Parsed p)

@@ -418,6 +418,13 @@ public sealed partial class InferenceEngine
         var raw = logits.to_type(ScalarType.Float32);
         var x = raw;
         var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
+        if (samplings.Any(s => s.LogitBias is { Count: > 0 }))
+        {
+            // OpenAI's logit_bias, added first; log-probabilities stay those of the model's own distribution.
+            var entries = samplings.SelectMany((s, row) => (s.LogitBias ?? new Dictionary<int, double>()).Select(b => (Row: (long)row, Token: (long)b.Key, Bias: (float)b.Value))).ToArray();
+            x = raw.clone().index_put_(tensor(entries.Select(e => e.Bias).ToArray(), device: device),
+                [tensor(entries.Select(e => e.Row).ToArray(), device: device), tensor(entries.Select(e => e.Token).ToArray(), device: device)], accumulate: true);
+        }
         if (_seen is not null && samplings.Any(s => s.RepetitionPenalty != 1.0))
         {
             var penalty = tensor(samplings.Select(s => (float)s.RepetitionPenalty).ToArray(), [n, 1], device: device);

@@ -101,6 +101,8 @@ public sealed partial class InferenceEngine : IDisposable
         var vocab = Model.Spec.VocabSize;
         foreach (var id in prompt)
             if (id < 0 || id >= vocab) throw new EngineException(EngineErrorKind.InvalidRequest, $"the prompt holds token id {id}, outside the model's vocabulary of {vocab}.");
+        foreach (var token in request.Sampling.LogitBias?.Keys ?? [])
+            if (token < 0 || token >= vocab) throw new EngineException(EngineErrorKind.InvalidRequest, $"logit_bias names token id {token}, outside the model's vocabulary of {vocab}.");
         if (prompt.Count >= MaxModelLen)
             throw new EngineException(EngineErrorKind.PromptTooLong, $"the prompt has {prompt.Count} tokens, but this server's max_model_len is {MaxModelLen} (prompt plus output); shorten the prompt.");
         if (request.Adapter is not null && !AdapterNames.Contains(request.Adapter))

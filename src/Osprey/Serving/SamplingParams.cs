@@ -20,6 +20,8 @@ public sealed record SamplingParams
     public double PresencePenalty { get; init; }
     /// <summary>OpenAI's frequency_penalty in [-2, 2]: subtracted once per earlier occurrence of the token in the output.</summary>
     public double FrequencyPenalty { get; init; }
+    /// <summary>OpenAI's logit_bias: token id → a value in [-100, 100] added to that token's logit before any other processing.</summary>
+    public IReadOnlyDictionary<int, double>? LogitBias { get; init; }
     /// <summary>Seed of this request's own random stream; null draws one.</summary>
     public long? Seed { get; init; }
     /// <summary>Stop strings: the output ends before the first one that appears (it is not part of the text).</summary>
@@ -51,6 +53,9 @@ public sealed record SamplingParams
         if (!double.IsFinite(RepetitionPenalty) || RepetitionPenalty <= 0) throw Bad($"repetition_penalty must be positive, got {RepetitionPenalty}.");
         if (!double.IsFinite(PresencePenalty) || PresencePenalty is < -2 or > 2) throw Bad($"presence_penalty must be between -2 and 2, got {PresencePenalty}.");
         if (!double.IsFinite(FrequencyPenalty) || FrequencyPenalty is < -2 or > 2) throw Bad($"frequency_penalty must be between -2 and 2, got {FrequencyPenalty}.");
+        if (LogitBias is { Count: > 300 }) throw Bad($"logit_bias takes at most 300 tokens, got {LogitBias.Count}.");
+        foreach (var (token, bias) in LogitBias ?? new Dictionary<int, double>())
+            if (!double.IsFinite(bias) || bias is < -100 or > 100) throw Bad($"logit_bias for token {token} must be between -100 and 100, got {bias}.");
         if (Logprobs is < 0 or > MaxTopLogprobs) throw Bad($"top_logprobs must be between 0 and {MaxTopLogprobs}, got {Logprobs}.");
         if (Stop.Count > 16) throw Bad($"stop takes at most 16 strings, got {Stop.Count}.");
         foreach (var s in Stop)

@@ -102,7 +102,7 @@ public sealed class ServedModel : IDisposable
     /// </summary>
     public SamplingParams Sampling(int? maxTokens = null, double? temperature = null, double? topP = null, int? topK = null,
         double? repetitionPenalty = null, long? seed = null, IReadOnlyList<string>? stop = null, int? logprobs = null, bool ignoreEos = false,
-        double? presencePenalty = null, double? frequencyPenalty = null)
+        double? presencePenalty = null, double? frequencyPenalty = null, IReadOnlyDictionary<int, double>? logitBias = null)
     {
         var d = Defaults;
         return new SamplingParams
@@ -114,6 +114,7 @@ public sealed class ServedModel : IDisposable
             RepetitionPenalty = repetitionPenalty ?? d.RepetitionPenalty,
             PresencePenalty = presencePenalty ?? 0,
             FrequencyPenalty = frequencyPenalty ?? 0,
+            LogitBias = logitBias,
             Seed = seed,
             Stop = stop ?? [],
             StopTokenIds = d.EosTokenIds,

@@ -116,6 +116,32 @@ public sealed class OpenAiServerTests(Qwen2ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task LogitBiasForcesAndForbidsTokens()
+    {
+        const string prompt = "The quick brown fox";
+        var ids = _server.Model.EncodeText(prompt);
+        var plain = await _server.Model.Engine.GenerateAsync(new Osprey.Serving.EngineRequest(ids, _server.Model.Sampling(maxTokens: 6, temperature: 0, logprobs: 0)));
+        var first = plain.Tokens[0].TokenId;
+        // +100 on one token: it wins every step. −100 on the greedy first token: it never comes.
+        var forced = 7 == first ? 8 : 7;
+        var (status, body, text) = await _server.PostAsync("/v1/completions", JsonSerializer.Serialize(new
+        {
+            prompt = ids, max_tokens = 6, temperature = 0, logprobs = 0, logit_bias = new Dictionary<string, int> { [forced.ToString(System.Globalization.CultureInfo.InvariantCulture)] = 100 },
+        }));
+        Assert.True(status == 200, text);
+        var expectedForced = _server.Model.Tokenizer.Decode(Enumerable.Repeat(forced, 6).ToArray(), skipSpecialTokens: true);
+        Assert.Equal(expectedForced, body.GetProperty("choices")[0].GetProperty("text").GetString());
+        var banned = await _server.Model.Engine.GenerateAsync(new Osprey.Serving.EngineRequest(ids,
+            _server.Model.Sampling(maxTokens: 6, temperature: 0, logitBias: new Dictionary<int, double> { [first] = -100 })));
+        Assert.DoesNotContain(first, banned.Tokens.Select(t => t.TokenId));
+        foreach (var wrong in new object[] { new { x = 1 }, new Dictionary<string, string> { ["5"] = "a" }, new Dictionary<string, int> { ["5"] = 101 }, new Dictionary<string, int> { ["999999"] = 1 } })
+        {
+            var (code, _, errorText) = await _server.PostAsync("/v1/completions", JsonSerializer.Serialize(new { prompt, logit_bias = wrong }));
+            Assert.True(code == 400, errorText);
+        }
+    }
+
+    [Fact]
     public async Task CompletionsTakeStringsTokenIdsAndListsAndStream()
     {
         const string prompt = "The quick brown fox";
