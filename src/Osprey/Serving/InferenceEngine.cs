@@ -172,13 +172,8 @@ public sealed partial class InferenceEngine : IDisposable
         public Channel<EngineUpdate> Updates { get; }
         public Exception? Error { get; private set; }
         public bool Cancelled => Volatile.Read(ref _cancelled) != 0;
-        public List<int> Output { get; } = [];
-        public Action? OnCancel { get; set; }
-
-        public void Cancel()
-        {
-            if (Interlocked.Exchange(ref _cancelled, 1) == 0) OnCancel?.Invoke();
-        }
+        /// <summary>Marks the request cancelled; the worker drops it (and frees its row) before its next step.</summary>
+        public void Cancel() => Interlocked.Exchange(ref _cancelled, 1);
 
         public void Fail(Exception e)
         {
