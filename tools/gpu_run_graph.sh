@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# usage: run.sh [small|7b]
+# usage: bash tools/gpu_run_graph.sh small|7b|both   (device tool, carry .dist from tools/pack_gpu.sh)
 set -u
-mkdir -p /tmp/osp && tar -xJf .dist-graph/osprey-gpu.tar.xz -C /tmp/osp
+mkdir -p /tmp/osp && tar -xJf ${PKG:-.dist/osprey-gpu.tar.xz} -C /tmp/osp
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 O=/tmp/osp/osprey-gpu/osprey
 TL=$(python3 -c "import importlib.util,os;s=importlib.util.find_spec('torch');print(os.path.join(os.path.dirname(s.origin),'lib'))")

@@ -142,14 +142,14 @@ internal sealed class GraphProbeCommand : ICommand
         using (var s = NewDisposeScope())
             first = model.Forward(prompt, null, null, kv, lastOnly: true).argmax(-1).MoveToOuterDisposeScope();
         using var ids = first.clone();
-        using var positions = full(batch, 1, promptLength, dtype: ScalarType.Int64, device: dev);
+        using var positions = full(batch, promptLength, dtype: ScalarType.Int64, device: dev);
         using var slot = full(1, promptLength, dtype: ScalarType.Int64, device: dev);
-        using var keyValid = ones(batch, capacity, dtype: ScalarType.Bool, device: dev);
         using var history = zeros(batch, capacity, dtype: ScalarType.Int64, device: dev);
         void Step()
         {
             using var s = NewDisposeScope();
-            var next = model.DecodeStatic(ids, positions, slot, keyValid, kv).argmax(-1); // [B, 1]
+            // The serving engine's step: every row at its own position, attending over the whole capacity under a mask.
+            var next = model.DecodeSlots(ids, positions, kv, capacity).argmax(-1, keepdim: true); // [B, 1]
             history.index_copy_(1, slot, next);
             ids.copy_(next);
             positions.add_(1);
@@ -209,7 +209,7 @@ internal sealed class GraphProbeCommand : ICommand
         {
             using var s = NewDisposeScope();
             ids.copy_(refTokens.narrow(1, i, 1));
-            var logits = model.DecodeStatic(ids, positions, slot, keyValid, kv).squeeze(1).to_type(ScalarType.Float32);
+            var logits = model.DecodeSlots(ids, positions, kv, capacity).to_type(ScalarType.Float32);
             var pick = logits.argmax(-1, keepdim: true);
             var want = refTokens.narrow(1, i + 1, 1);
             tfAgree += pick.eq(want).sum().item<long>();

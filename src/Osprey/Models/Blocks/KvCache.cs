@@ -106,7 +106,6 @@ public sealed partial class KvCache : IDisposable
     /// </summary>
     public (Tensor Keys, Tensor Values) Append(int layer, Tensor keys, Tensor values)
     {
-        if (Slot is not null) return AppendAtSlot(layer, keys, values);
         if (_slotIndex is not null)
         {
             var kRows = _keys[layer].narrow(0, 0, _slotRows);

@@ -6,11 +6,12 @@ using static TorchSharp.torch;
 namespace Osprey.Tests.Models;
 
 /// <summary>
-/// <see cref="CausalLM.DecodeStatic"/> (fixed shapes, slot and mask on the device: what a CUDA graph
-/// captures) against the ordinary cached decode path, teacher-forced with the same tokens: logits within
-/// 1e-4 at every step in float32 for every parity fixture family (sliding windows and soft-capping included).
+/// <see cref="CausalLM.DecodeSlots"/> in the fixed-shape form a CUDA graph captures (positions in a device tensor,
+/// the whole cache capacity attended under a mask) against the ordinary cached decode path, teacher-forced with the
+/// same tokens: logits within 1e-4 at every step in float32 for every parity fixture family (sliding windows and
+/// soft-capping included).
 /// </summary>
-public sealed class StaticDecodeTests
+public sealed class SlotDecodeTests
 {
     public static TheoryData<string> Cases()
     {
@@ -21,7 +22,7 @@ public sealed class StaticDecodeTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void StaticDecodeMatchesCachedForward(string dir)
+    public void FixedShapeSlotStepMatchesCachedForward(string dir)
     {
         var c = ParityCase.Load(dir);
         TorchRuntime.Initialize(DeviceSpec.Cpu);
@@ -37,20 +38,18 @@ public sealed class StaticDecodeTests
         model.Forward(tokens.narrow(1, 0, prompt), null, null, refCache, lastOnly: true);
         var kv = model.NewCache(batch, capacity);
         model.Forward(tokens.narrow(1, 0, prompt), null, null, kv, lastOnly: true);
+        // The fixed-shape form a CUDA graph captures: inputs in static tensors, the whole capacity attended under a mask.
         var ids = zeros(batch, 1, dtype: ScalarType.Int64);
-        var positions = full(batch, 1, prompt, dtype: ScalarType.Int64);
-        var slot = full(1, prompt, dtype: ScalarType.Int64);
-        var keyValid = ones(batch, capacity, dtype: ScalarType.Bool);
+        var positions = full(batch, prompt, dtype: ScalarType.Int64);
         for (int i = 0; i < steps; i++)
         {
             var input = tokens.narrow(1, prompt + i, 1);
-            var expected = model.Forward(input, null, null, refCache, lastOnly: true);
+            var expected = model.Forward(input, null, null, refCache, lastOnly: true).squeeze(1);
             ids.copy_(input);
-            var actual = model.DecodeStatic(ids, positions, slot, keyValid, kv);
+            var actual = model.DecodeSlots(ids, positions, kv, capacity);
             var diff = (actual - expected).abs().max().item<float>();
-            Assert.True(diff < 1e-4, $"{Path.GetFileName(dir)} step {i}: max |static - cached| = {diff}");
+            Assert.True(diff < 1e-4, $"{Path.GetFileName(dir)} step {i}: max |slot step - cached| = {diff}");
             positions.add_(1);
-            slot.add_(1);
         }
     }
 }
