@@ -41,6 +41,8 @@ public static class EngineBenchmark
             // Warm-up at the same concurrency, so every kernel shape of the timed round has run once.
             Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(8))))).GetAwaiter().GetResult();
             var prompts = Enumerable.Range(0, c).Select(_ => Prompt()).ToArray();
+            PhaseTimer.TakeTotals();
+            var stepsBefore = engine.DecodeSteps;
             var clock = Stopwatch.StartNew();
             var runs = prompts.Select(p => Time(engine, p, newTokens, clock)).ToArray();
             var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
@@ -48,6 +50,14 @@ public static class EngineBenchmark
             var produced = timings.Sum(t => t.Tokens);
             var gpu = model.Device.type == DeviceType.CUDA ? Nvml.UsedBytes(Math.Max(model.Device.index, 0)) : -1;
             var perRequest = timings.Average(t => (t.Tokens - 1) / (t.Last - t.First));
+            if (PhaseTimer.Enabled && log is not null)
+            {
+                // OSPREY_PROFILE=1: the engine thread's time by phase (each mark synchronises the device, which slows the run).
+                var steps = Math.Max(1, engine.DecodeSteps - stepsBefore);
+                log.WriteLine($"profile, {c} requests, {steps} decode steps (ms per decode step):");
+                foreach (var (phase, ms) in PhaseTimer.TakeTotals().OrderByDescending(p => p.Value))
+                    log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {ms / steps,8:F3}  {phase}"));
+            }
             yield return new EngineBenchmarkResult(c, promptLength, newTokens, wall, timings.Average(t => t.First - t.Submit),
                 timings.Max(t => t.First - t.Submit), produced / wall, perRequest, 1000.0 / perRequest, gpu);
         }

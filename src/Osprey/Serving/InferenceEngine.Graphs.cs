@@ -88,6 +88,7 @@ public sealed partial class InferenceEngine
             _graphs[key] = graph;
         }
         Fill(graph, ids, positions, n);
+        PhaseTimer.Mark(Model.Device, "inputs to the device");
         graph.Graph!.Replay();
         return graph.Logits!.narrow(0, 0, n);
     }

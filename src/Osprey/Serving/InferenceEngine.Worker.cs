@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Osprey.Models.Blocks;
+using Osprey.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -244,6 +245,7 @@ public sealed partial class InferenceEngine
     int PrefillGroup(List<RequestState> group)
     {
         using var scope = NewDisposeScope();
+        PhaseTimer.Mark(Model.Device, "scheduler between steps (queue, cancels, prefill checks)");
         var seqs = group.Select(NewSequence).ToArray();
         var k = seqs.Length;
         var first = _active.Count;
@@ -273,6 +275,7 @@ public sealed partial class InferenceEngine
         for (var r = 0; r < k; r++)
             if (Emit(seqs[r], picks[r])) finished.Add(first + r);
         for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
+        PhaseTimer.Mark(Model.Device, "prefill (batched prompts, first tokens)");
         return k * width;
     }
 
@@ -313,11 +316,16 @@ public sealed partial class InferenceEngine
         return n;
     }
 
+    /// <summary>Decode steps run so far (for per-step figures of a profile).</summary>
+    internal long DecodeSteps { get; private set; }
+
     void DecodeStep()
     {
         using var scope = NewDisposeScope();
         var n = _active.Count;
         var device = Model.Device;
+        PhaseTimer.Mark(device, "scheduler between steps (queue, cancels, prefill checks)");
+        DecodeSteps++;
         var hostIds = _active.Select(s => (long)s.Last).ToArray();
         var hostPositions = _active.Select(s => (long)s.Length).ToArray();
         Tensor ids() => tensor(hostIds, [n, 1], device: device);
@@ -329,12 +337,15 @@ public sealed partial class InferenceEngine
         var keys = uniform ? longest : Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
         SelectAdapters(_active.Select(s => s.Adapter).ToArray());
         var logits = DecodeByGraph(hostIds, hostPositions, n, longest) ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform);
+        PhaseTimer.Mark(device, "decode step on the device");
         foreach (var s in _active) s.Length++;
         var picks = Pick(logits, _active, 0);
+        PhaseTimer.Mark(device, "sampling, tokens to the host");
         var finished = new List<int>();
         for (var row = 0; row < n; row++)
             if (Emit(_active[row], picks[row])) finished.Add(row);
         for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
+        PhaseTimer.Mark(device, "emit (detokenize, stop checks, stream writes, row compaction)");
     }
 
     /// <summary>Tells the model which LoRA adapter each row of the next forward passes uses (0 = base).</summary>
