@@ -26,7 +26,7 @@ public sealed record EngineBenchmarkResult(int Concurrency, int PromptLength, in
 /// </summary>
 public static class EngineBenchmark
 {
-    /// <summary>Runs one warm-up round (short outputs) and one timed round at each concurrency.</summary>
+    /// <summary>Runs one untimed warm-up round and one timed round at each concurrency.</summary>
     public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens,
         bool cudaGraphs = true, TextWriter? log = null, long seed = 0)
     {
@@ -38,8 +38,10 @@ public static class EngineBenchmark
         int[] Prompt() => Enumerable.Range(0, promptLength).Select(_ => rng.Next(3, model.Spec.VocabSize)).ToArray();
         foreach (var c in concurrencies)
         {
-            // Warm-up at the same concurrency, so every kernel shape of the timed round has run once.
-            Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(8))))).GetAwaiter().GetResult();
+            // Warm-up: the same round once, untimed, so every kernel shape has run and every CUDA graph of the round
+            // (one per rows × keys bucket, captured on first use at 50–300 ms each) exists, as on a server that has
+            // been taking traffic.
+            Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(newTokens))))).GetAwaiter().GetResult();
             var prompts = Enumerable.Range(0, c).Select(_ => Prompt()).ToArray();
             PhaseTimer.TakeTotals();
             var stepsBefore = engine.DecodeSteps;
