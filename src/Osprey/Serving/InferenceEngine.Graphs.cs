@@ -68,7 +68,12 @@ public sealed partial class InferenceEngine
         if (!_graphsOn) return null;
         var key = (RowBucket(n), KeyBucket(keysNeeded));
         if (key.Item2 < keysNeeded) return null;
+        // A graph already captured for up to twice the rows and keys serves too (more padding, no capture now):
+        // requests arrive at their own pace, and capturing every in-between shape costs 50–300 ms each time.
         if (!_graphs.TryGetValue(key, out var graph))
+            graph = _graphs.Values.Where(g => g.Rows >= key.Item1 && g.Rows <= 2 * key.Item1 && g.Keys >= key.Item2 && g.Keys <= 2 * key.Item2)
+                .OrderBy(g => (long)g.Rows * g.Keys).FirstOrDefault();
+        if (graph is null)
         {
             if (_graphs.Count >= MaxGraphs) return null;
             graph = new DecodeGraph(key.Item1, key.Item2, Model.Device);
