@@ -129,6 +129,8 @@ public sealed partial class InferenceEngine : IDisposable
             while (await state.Updates.Reader.WaitToReadAsync(cancel).ConfigureAwait(false))
                 while (state.Updates.Reader.TryRead(out var u))
                 {
+                    // Updates made before the cancel may already be buffered: the caller sees none of them.
+                    cancel.ThrowIfCancellationRequested();
                     yield return u;
                     if (u.Finish is not null) yield break;
                 }
