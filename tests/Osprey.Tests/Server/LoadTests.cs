@@ -8,8 +8,10 @@ namespace Osprey.Tests.Server;
 /// <summary>
 /// 64 concurrent streaming clients through the official OpenAI client on a tiny model with max_batch_size 16, a
 /// third of them hanging up mid-stream: no server error, every finished reply equals the same prompt's reply run
-/// alone, the engine ends idle and managed memory returns near its baseline.
+/// alone, the engine ends idle and managed memory returns near its baseline. It runs with no other test beside it:
+/// the memory figure is the whole process's, which tests running in parallel would move.
 /// </summary>
+[Collection(nameof(MeasuresProcessMemoryCollection))]
 public sealed class LoadTests
 {
     static readonly string[] s_prompts = ["Hello, can you help me?", "What is the capital of France?", "Name a colour.", "Another one?"];

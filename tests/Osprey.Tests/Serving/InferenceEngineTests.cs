@@ -203,10 +203,11 @@ public sealed class InferenceEngineTests
     [Fact]
     public async Task AFullQueueRefusesWithQueueFull()
     {
-        using var engine = Engine("llama3", new EngineOptions { MaxBatchSize = 1, MaxModelLen = 256, MaxQueue = 1 });
+        // The first request runs far longer than the test, however fast the machine, so it holds the only slot.
+        using var engine = Engine("llama3", new EngineOptions { MaxBatchSize = 1, MaxModelLen = 32768, MaxQueue = 1 });
         var prompt = Prompt(5, 8, 256);
         using var cts = new CancellationTokenSource();
-        var first = engine.Submit(new EngineRequest(prompt, Greedy(240)), cts.Token);
+        var first = engine.Submit(new EngineRequest(prompt, Greedy(30000)), cts.Token);
         var second = engine.Submit(new EngineRequest(prompt, Greedy(2)), cts.Token); // waits in the queue
         var e = Assert.Throws<EngineException>(() => engine.Submit(new EngineRequest(prompt, Greedy(2))));
         Assert.Equal(EngineErrorKind.QueueFull, e.Kind);
