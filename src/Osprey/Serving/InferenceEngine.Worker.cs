@@ -163,6 +163,7 @@ public sealed partial class InferenceEngine
             {
                 using var scope = NewDisposeScope();
                 var ids = tensor(job.Ids.Select(i => (long)i).ToArray(), [1, job.Ids.Length], device: Model.Device);
+                SelectAdapters([0]); // embeddings come from the base model, whatever the last step's rows used
                 var mean = Model.HiddenStates(ids).to_type(ScalarType.Float32).mean([1]).squeeze(0).cpu();
                 job.Result.TrySetResult(mean.data<float>().ToArray());
             }

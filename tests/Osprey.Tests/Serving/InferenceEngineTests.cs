@@ -336,6 +336,14 @@ public sealed class InferenceEngineAdapterTests
         Assert.NotEqual(expected[1], baseAnswer.Tokens.Select(t => t.TokenId).ToArray());
         var unknown = Assert.Throws<EngineException>(() => engine.Submit(new EngineRequest([1, 2], new SamplingParams(), "nope")));
         Assert.Equal(EngineErrorKind.UnknownModel, unknown.Kind);
+
+        // Embeddings come from the base model, even right after steps whose rows used adapters.
+        using var plain = CausalLM.Load(folder, CPU, ScalarType.Float32);
+        using var plainEngine = new InferenceEngine(plain, Tokenizer.Load(folder), new EngineOptions { MaxBatchSize = 4, MaxModelLen = 64 });
+        var expectedEmbedding = await plainEngine.EmbedAsync(prompts[2]);
+        await engine.GenerateAsync(new EngineRequest(prompts[2], new SamplingParams { MaxTokens = 2 }, "qwen2-lora")); // the last step: one adapter row
+        var embedding = await engine.EmbedAsync(prompts[2]);
+        for (var i = 0; i < embedding.Length; i++) Assert.Equal(expectedEmbedding[i], embedding[i], 5);
     }
 }
 
