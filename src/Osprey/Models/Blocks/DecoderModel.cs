@@ -52,16 +52,7 @@ internal sealed partial class DecoderModel : nn.Module
         var context = Prepare(ids, positions, keyValid, cache, segments);
         var h = Embed(ids);
         ForwardTrace.Mark(t, "embed, rope tables, masks");
-        for (int i = 0; i < layers.Count; i++)
-        {
-            // One scope per layer: a layer's intermediates are freed as soon as it returns, and so is the
-            // previous hidden state (autograd keeps its own references when training), so peak memory is
-            // one layer's activations rather than the whole stack's.
-            using var layerScope = NewDisposeScope();
-            var next = Layer(i, h, context).MoveToOuterDisposeScope();
-            if (i > 0) h.Dispose();
-            h = next;
-        }
+        h = Layers(h, context);
         cache?.Advance(t);
         ForwardTrace.Start(t);
         var normed = norm.forward(h);
@@ -90,7 +81,16 @@ internal sealed partial class DecoderModel : nn.Module
                 ? AttentionMask.All
                 : AttentionMask.ForSlotStep(positions, keys, window, groups, _dtype, device);
         var context = new LayerContext(tables, masks, cache);
-        var h = Embed(ids);
+        return norm.forward(Layers(Embed(ids), context));
+    }
+
+    /// <summary>
+    /// Every decoder layer in turn, one dispose scope per layer: a layer's intermediates are freed as soon as it
+    /// returns, and so is the previous hidden state (autograd keeps its own references when training), so peak
+    /// memory is one layer's activations rather than the whole stack's.
+    /// </summary>
+    Tensor Layers(Tensor h, LayerContext context)
+    {
         for (int i = 0; i < layers.Count; i++)
         {
             using var layerScope = NewDisposeScope();
@@ -98,7 +98,7 @@ internal sealed partial class DecoderModel : nn.Module
             if (i > 0) h.Dispose();
             h = next;
         }
-        return norm.forward(h);
+        return h;
     }
 
     /// <summary>The number of decoder layers.</summary>
