@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Osprey.Cli.Args;
 using Osprey.Models;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
 

@@ -8,7 +8,7 @@ using Osprey.Cli.Chat;
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Tokenization;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
 

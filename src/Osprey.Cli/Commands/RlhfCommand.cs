@@ -56,7 +56,7 @@ internal sealed class RlhfCommand : ICommand
         if (precompute && type != "dpo")
             throw new UserError($"--precompute_ref_log_probs applies to dpo only: {(type == "kto" ? "KTO's KL estimate pairs examples within each micro-batch, so its reference scores cannot be computed ahead" : $"{type} uses no reference model")}; drop the flag.");
         foreach (var a in referenceAdapters)
-            if (!Tuners.PeftAdapter.IsAdapter(a)) throw new UserError($"--ref_adapters {a} has no adapter_config.json; pass LoRA checkpoint folders or PEFT adapters.");
+            if (!Tuners.Lora.PeftAdapter.IsAdapter(a)) throw new UserError($"--ref_adapters {a} has no adapter_config.json; pass LoRA checkpoint folders or PEFT adapters.");
         try { loss.Validate(); }
         catch (OspreyException e) { throw new UserError(e.Message, e); }
         return SftCommand.Run(options, stdout, stderr, "rlhf", loss, referenceModel, referenceAdapters, precompute);

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Osprey.Cli.Args;
 using Osprey.Server;
 using Osprey.Serving;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
 

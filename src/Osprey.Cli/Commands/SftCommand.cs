@@ -8,7 +8,7 @@ using Osprey.Models;
 using Osprey.Templates;
 using Osprey.Training;
 using Osprey.Training.Reporting;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
 

@@ -1,6 +1,5 @@
 using Osprey.Models.Blocks;
 using Osprey.Runtime;
-using Osprey.Tuners;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,20 +8,14 @@ namespace Osprey.Models;
 
 public sealed partial class CausalLM
 {
-    readonly Dictionary<string, LoraWeights> _lora = new(StringComparer.Ordinal);
     Generator? _dropoutGenerator;
 
     /// <summary>
-    /// The generator LoRA dropout draws from (re-seeded per layer while training): the model's own on the CPU, so
-    /// parallel work in one process cannot disturb it; null on CUDA, where libtorch's per-device default generator is
-    /// used (a CPU generator cannot draw CUDA tensors).
+    /// The generator dropout inside the model draws from (an adapter's dropout; re-seeded per layer while training): the
+    /// model's own on the CPU, so parallel work in one process cannot disturb it; null on CUDA, where libtorch's
+    /// per-device default generator is used (a CPU generator cannot draw CUDA tensors).
     /// </summary>
-    Generator? DropoutGenerator => Device.type == DeviceType.CUDA ? null : _dropoutGenerator ??= new Generator(0, CPU);
-
-    /// <summary>True for state-dict keys that belong to a LoRA adapter rather than the base model.</summary>
-    public static bool IsAdapterKey(string name) =>
-        name.Contains(".lora_A.", StringComparison.Ordinal) || name.Contains(".lora_B.", StringComparison.Ordinal) ||
-        name.EndsWith(".lora_magnitude_vector", StringComparison.Ordinal);
+    internal Generator? DropoutGenerator => Device.type == DeviceType.CUDA ? null : _dropoutGenerator ??= new Generator(0, CPU);
 
     /// <summary>The model's linear layers by Hugging Face module path (model.layers.0.self_attn.q_proj, ..., lm_head).</summary>
     internal IEnumerable<(string Path, LinearLayer Layer)> LinearLayers()
@@ -31,56 +24,21 @@ public sealed partial class CausalLM
             if (module is LinearLayer linear) yield return (name, linear);
     }
 
-    /// <summary>
-    /// Puts a LoRA adapter on every linear layer <paramref name="options"/> targets (PEFT's matching rules),
-    /// freshly initialised from <paramref name="seed"/> (B = 0, so the model is unchanged until trained). Returns
-    /// the adapted module paths.
-    /// </summary>
-    /// <exception cref="OspreyException">No linear layer matches, or the model already has adapters.</exception>
-    public IReadOnlyList<string> AttachLora(LoraOptions options, long seed = 0)
+    /// <summary>The state-dict keys of the adapters attached to the model's linear layers (<see cref="LinearLayer.Attach"/>).</summary>
+    internal HashSet<string> AdapterKeys()
     {
-        options.Validate();
-        if (_lora.Count > 0) throw new OspreyException("the model already has a LoRA adapter; merge it first (osprey export --merge_lora true) to train another on top.");
-        if (HasServingAdapters) throw new OspreyException("the model has serving adapters (AddServingAdapter); serving adapters and a training LoRA adapter are mutually exclusive, so load a fresh model to train.");
-        var all = LinearLayers().ToList();
-        var targets = all.Where(l => LoraTargets.IsTarget(options, l.Path)).ToList();
-        if (targets.Count == 0)
-        {
-            var names = string.Join(", ", all.Select(l => l.Path.Split('.')[^1]).Distinct());
-            var asked = options.TargetRegex is { } r ? $"--target_regex '{r}'" : $"--target_modules {string.Join(" ", options.TargetModules)}";
-            throw new OspreyException($"{asked} matches no linear layer of this {Spec.ModelType} model; its linear layers are named {names}.");
-        }
-        using var init = new Generator((ulong)seed, CPU);
-        foreach (var (path, layer) in targets)
-        {
-            var (rank, scaling) = options.For(path);
-            _lora[path] = layer.AttachLora(new LoraLayerSettings(rank, scaling, options.Dropout, options.UseDora), init, () => DropoutGenerator);
-        }
-        return targets.Select(t => t.Path).ToList();
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (path, layer) in LinearLayers())
+            foreach (var key in layer.AdapterKeys()) keys.Add(path + "." + key);
+        return keys;
     }
-
-    /// <summary>True when LoRA adapters are attached.</summary>
-    public bool HasLora => _lora.Count > 0;
-
-    /// <summary>
-    /// Switches every attached adapter off or on (off: the base model's outputs, e.g. for a reference model). Tensors
-    /// trained in full through modules_to_save are not switched: they replace the base ones.
-    /// </summary>
-    public void SetAdaptersEnabled(bool enabled)
-    {
-        foreach (var l in _lora.Values) l.Disabled = !enabled;
-    }
-
-    /// <summary>
-    /// The adapters' trainable tensors, named as in the model state dict (PEFT's saved keys without
-    /// <c>base_model.model.</c>): <c>model.layers.0.self_attn.q_proj.lora_A.weight</c>, ...
-    /// </summary>
-    public IReadOnlyList<(string Name, Parameter Tensor)> LoraParameters() =>
-        _lora.SelectMany(kv => kv.Value.Parameters().Select(p => (kv.Key + "." + p.Name, p.Tensor))).ToList();
 
     /// <summary>The base model's parameters by Hugging Face name (no adapter tensors; a tied lm_head is not listed).</summary>
-    public IReadOnlyList<(string Name, Parameter Tensor)> BaseParameters() =>
-        named_parameters().Where(p => !IsAdapterKey(p.name)).Select(p => (p.name, p.parameter)).ToList();
+    public IReadOnlyList<(string Name, Parameter Tensor)> BaseParameters()
+    {
+        var adapters = AdapterKeys();
+        return named_parameters().Where(p => !adapters.Contains(p.name)).Select(p => (p.name, p.parameter)).ToList();
+    }
 
     /// <summary>
     /// One micro-batch of training (or evaluation): next-token cross-entropy summed over the positions whose
@@ -239,7 +197,11 @@ public sealed partial class CausalLM
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _dropoutGenerator?.Dispose();
+        if (disposing)
+        {
+            _dropoutGenerator?.Dispose();
+            DisposeStates();
+        }
         base.Dispose(disposing);
     }
 
@@ -251,7 +213,7 @@ public sealed partial class CausalLM
         return logits;
     }
 
-    /// <summary>Seeds LoRA dropout for a forward pass outside <see cref="ForwardBackward"/> (e.g. <see cref="Scores"/>), so it is reproducible.</summary>
+    /// <summary>Seeds the model's dropout (adapters') for a forward pass outside <see cref="ForwardBackward"/> (e.g. <see cref="Scores"/>), so it is reproducible.</summary>
     public void SeedDropout(long seed) => Reseed(new TrainForwardOptions { DropoutSeed = seed }, 0);
 
     void Reseed(TrainForwardOptions options, int layer)

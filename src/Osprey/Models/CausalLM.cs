@@ -110,12 +110,13 @@ public sealed partial class CausalLM : nn.Module
         File.Move(tmp, path, overwrite: true);
     }
 
-    /// <summary>The tensors a checkpoint must hold: every state-dict key except a tied lm_head.</summary>
+    /// <summary>The tensors a checkpoint must hold: every state-dict key except a tied lm_head and attached adapters' tensors.</summary>
     public IReadOnlyDictionary<string, Tensor> CheckpointTensors()
     {
         var d = new Dictionary<string, Tensor>();
+        var adapters = AdapterKeys();
         foreach (var (name, t) in state_dict())
-            if (!IsAdapterKey(name)) d[name] = t;
+            if (!adapters.Contains(name)) d[name] = t;
         return d;
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Osprey.Runtime;
+using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 

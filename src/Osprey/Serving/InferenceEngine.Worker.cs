@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Osprey.Models.Blocks;
 using Osprey.Runtime;
+using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -45,7 +45,7 @@ public sealed class ServedModel : IDisposable
         foreach (var (name, path) in serve.Adapters)
         {
             if (string.IsNullOrWhiteSpace(name)) throw new OspreyException($"adapter {path} has an empty name; give it as name=path.");
-            if (!Tuners.PeftAdapter.IsAdapter(path)) throw new OspreyException($"adapter '{name}': {path} has no adapter_config.json; point it at a PEFT LoRA adapter folder (a checkpoint-N of osprey sft).");
+            if (!Tuners.Lora.PeftAdapter.IsAdapter(path)) throw new OspreyException($"adapter '{name}': {path} has no adapter_config.json; point it at a PEFT LoRA adapter folder (a checkpoint-N of osprey sft).");
         }
         var model = CausalLM.Load(folder, load);
         try

@@ -1,4 +1,4 @@
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 
 namespace Osprey.Training;
 

@@ -7,7 +7,7 @@ using Osprey.Io;
 using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Training.Reporting;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 using Osprey.Training.Preference;
 using TorchSharp;
 using static TorchSharp.torch;

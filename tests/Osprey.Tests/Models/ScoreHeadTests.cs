@@ -3,7 +3,7 @@ using Osprey.Io;
 using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Tests.Cli.Commands;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 using static TorchSharp.torch;
 
 namespace Osprey.Tests.Models;

@@ -4,6 +4,7 @@ using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Serving;
 using Osprey.Tokenization;
+using Osprey.Tuners.Lora;
 using static TorchSharp.torch;
 
 namespace Osprey.Tests.Serving;
@@ -318,8 +319,8 @@ public sealed class InferenceEngineAdapterTests
             using var single = CausalLM.Load(folder, CPU, ScalarType.Float32);
             if (choice[i] is { } a)
             {
-                single.AttachLora(Osprey.Tuners.PeftAdapter.ReadConfig(Peft(a)).Options);
-                Osprey.Tuners.PeftAdapter.LoadInto(single, Peft(a));
+                single.AttachLora(PeftAdapter.ReadConfig(Peft(a)).Options);
+                PeftAdapter.LoadInto(single, Peft(a));
             }
             expected.Add(new TokenGenerator(single).Generate(prompts[i], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }).Tokens.ToArray());
         }

@@ -1,7 +1,7 @@
 using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Training;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 using Osprey.Tests.Cli.Commands;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -36,12 +36,12 @@ internal sealed class FusedProjection
         Parts = parts;
     }
 
-    /// <summary>True when the fused buffer may be used (no part is being trained or carries a LoRA adapter).</summary>
-    public bool Usable => Parts.All(p => !p.Weight.requires_grad && p.Lora is null);
+    /// <summary>True when the fused buffer may be used (no part is being trained or carries an adapter that wraps its output).</summary>
+    public bool Usable => Parts.All(p => !p.Weight.requires_grad && p.Adapter is null);
 
     /// <summary>
-    /// All projections of x at once: [..., sum(out)]. Serving adapters of the parts (inference only) add their
-    /// deltas in place to the parts' slices of the one fused output, so the base stays one matrix multiply.
+    /// All projections of x at once: [..., sum(out)]. Output deltas of the parts (serving adapters, inference only)
+    /// are added in place to the parts' slices of the one fused output, so the base stays one matrix multiply.
     /// </summary>
     public Tensor Forward(Tensor x)
     {
@@ -50,10 +50,10 @@ internal sealed class FusedProjection
         foreach (var part in Parts)
         {
             var width = part.Weight.shape[0];
-            if (part.ServingActive)
+            if (part.DeltaActive)
             {
                 using var slice = y.narrow(-1, start, width);
-                part.AddServingDeltas(x, slice);
+                part.AddDelta(x, slice);
             }
             start += width;
         }

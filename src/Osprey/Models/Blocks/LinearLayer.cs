@@ -1,4 +1,3 @@
-using Osprey.Tuners;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,9 +7,12 @@ namespace Osprey.Models.Blocks;
 /// <summary>
 /// y = x Wᵀ + b with Hugging Face parameter names. Unlike nn.Linear it allocates its weight uninitialised
 /// on the target device and dtype: weights come from the checkpoint, so random init would only cost time
-/// and a second copy in host memory. A LoRA adapter (<see cref="AttachLora"/>) adds
-/// <c>lora_A.weight</c>, <c>lora_B.weight</c> and, for DoRA, <c>lora_magnitude_vector</c> beside the weight,
-/// so adapter state-dict keys are the PEFT keys without the <c>base_model.model.</c> prefix.
+/// and a second copy in host memory. Code outside the model changes what the layer computes through two seams: an
+/// <see cref="ILinearAdapter"/> (<see cref="Attach"/>) that wraps the base output and whose tensors are registered
+/// beside the weight under its own names (a LoRA adapter's <c>lora_A.weight</c>, <c>lora_B.weight</c>,
+/// <c>lora_magnitude_vector</c>, so adapter state-dict keys are the PEFT keys without <c>base_model.model.</c>), and an
+/// <see cref="ILinearDelta"/> (<see cref="SetDelta"/>) added to the output, also where the output is a slice of a
+/// stacked projection.
 /// </summary>
 internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
 {
@@ -18,9 +20,8 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     Parameter weight;
     Parameter? bias;
 #pragma warning restore IDE0044
-    LoraWeights? _lora;
-    List<ServingLora>? _serving;
-    ServingRows? _rows;
+    ILinearAdapter? _adapter;
+    ILinearDelta? _delta;
 
     /// <summary>Creates an uninitialised [out, in] weight (and bias when asked).</summary>
     public LinearLayer(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
@@ -47,65 +48,55 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     /// <summary>The bias, if any.</summary>
     public Parameter? Bias => bias;
 
-    /// <summary>The attached LoRA adapter, if any.</summary>
-    public LoraWeights? Lora => _lora;
+    /// <summary>The adapter wrapping this layer's output, if any.</summary>
+    public ILinearAdapter? Adapter => _adapter;
 
     /// <summary>
-    /// Puts a LoRA adapter of <paramref name="settings"/> on this layer: A [r, in] and B [out, r] in the
-    /// weight's dtype (a trainer keeps float32 masters in its optimizer), A drawn
-    /// like PEFT's default (Kaiming-uniform, a = √5) and B zero so the layer starts unchanged; for DoRA the
-    /// magnitude starts as the row norms of the weight.
+    /// Puts <paramref name="adapter"/> on this layer and registers its modules and parameters under the names it gives.
+    /// A layer holds one adapter, and none while it has an output delta: the two are alternatives.
     /// </summary>
-    public LoraWeights AttachLora(LoraLayerSettings settings, Generator init, Func<Generator?> dropout)
+    public void Attach(ILinearAdapter adapter)
     {
-        if (_lora is not null) throw new InvalidOperationException("this layer already has a LoRA adapter");
-        var lora = new LoraWeights(weight.shape[1], weight.shape[0], settings, weight.device, weight.dtype, init, dropout);
-        if (settings.UseDora)
-        {
-            using var _ = no_grad();
-            using var norms = weight.to_type(ScalarType.Float32).norm(1, false, 2);
-            lora.Magnitude!.copy_(norms);
-        }
-        register_module("lora_A", lora.A);
-        register_module("lora_B", lora.B);
-        if (lora.Magnitude is not null) register_parameter("lora_magnitude_vector", lora.Magnitude);
-        _lora = lora;
-        return lora;
+        if (_adapter is not null) throw new InvalidOperationException("this layer already has an adapter");
+        if (_delta is not null) throw new InvalidOperationException("this layer has an output delta (serving adapters)");
+        foreach (var (name, module) in adapter.Modules) register_module(name, module);
+        foreach (var (name, parameter) in adapter.LayerParameters) register_parameter(name, parameter);
+        _adapter = adapter;
     }
 
-    /// <summary>
-    /// Adds serving adapter <paramref name="lora"/> (unmerged, not a registered parameter) whose rows
-    /// <paramref name="rows"/> selects per forward pass.
-    /// </summary>
-    public void AddServing(ServingLora lora, ServingRows rows)
+    /// <summary>The state-dict keys, relative to this layer, of the attached adapter's tensors (none without an adapter).</summary>
+    public IEnumerable<string> AdapterKeys()
     {
-        if (_lora is not null) throw new InvalidOperationException("this layer has a training LoRA adapter");
-        (_serving ??= []).Add(lora);
-        _rows = rows;
+        if (_adapter is null) yield break;
+        foreach (var (name, module) in _adapter.Modules)
+            foreach (var key in module.state_dict().Keys) yield return name + "." + key;
+        foreach (var (name, _) in _adapter.LayerParameters) yield return name;
     }
 
-    /// <summary>Removes every serving adapter.</summary>
-    public void ClearServing()
+    /// <summary>The delta added to this layer's output, if any.</summary>
+    public ILinearDelta? Delta => _delta;
+
+    /// <summary>Sets (or, with null, removes) the delta added to this layer's output.</summary>
+    public void SetDelta(ILinearDelta? delta)
     {
-        _serving = null;
-        _rows = null;
+        if (delta is not null && _adapter is not null) throw new InvalidOperationException("this layer has an adapter; an output delta is its alternative");
+        _delta = delta;
     }
 
-    /// <summary>True when this layer has a serving adapter and some row of the current batch uses an adapter.</summary>
-    public bool ServingActive => _serving is not null && _rows is { Any: true };
+    /// <summary>True when this layer has a delta that adds anything in the next forward pass.</summary>
+    public bool DeltaActive => _delta is { Active: true };
 
-    /// <summary>Adds this layer's serving-adapter deltas for input <paramref name="x"/> to <paramref name="y"/> in place (y may be a slice of a fused output).</summary>
-    public void AddServingDeltas(Tensor x, Tensor y)
+    /// <summary>Adds this layer's delta for input <paramref name="x"/> to <paramref name="y"/> in place (y may be a slice of a fused output).</summary>
+    public void AddDelta(Tensor x, Tensor y)
     {
-        if (_serving is not null && _rows is { Any: true }) ServingLora.AddDeltas(_serving, _rows, x, y);
+        if (_delta is { Active: true }) _delta.AddTo(x, y);
     }
 
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
         var y = nn.functional.linear(x, weight, bias);
-        if (_serving is not null && _rows is { Any: true }) ServingLora.AddDeltas(_serving, _rows, x, y);
-        if (_lora is null || _lora.Disabled) return y;
-        return _lora.Apply(x, y, weight, bias, training);
+        if (_delta is { Active: true }) _delta.AddTo(x, y);
+        return _adapter is null ? y : _adapter.Forward(x, y, weight, bias, training);
     }
 }

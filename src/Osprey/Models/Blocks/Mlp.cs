@@ -45,7 +45,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         var rows = x.numel() / x.shape[^1];
         if (rows <= ChunkTokens) return Core(x);
-        if (ServingActive && x.dim() == 3) return ChunkedBySequence(x);
+        if (DeltaActive && x.dim() == 3) return ChunkedBySequence(x);
         using var flat = x.reshape(rows, x.shape[^1]);
         var parts = new List<Tensor>();
         try
@@ -64,8 +64,8 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
         }
     }
 
-    bool ServingActive =>
-        down_proj.ServingActive || gate_proj is { ServingActive: true } || up_proj is { ServingActive: true } || gate_up_proj is { ServingActive: true };
+    bool DeltaActive =>
+        down_proj.DeltaActive || gate_proj is { DeltaActive: true } || up_proj is { DeltaActive: true } || gate_up_proj is { DeltaActive: true };
 
     /// <summary>
     /// Chunks along the sequence axis, keeping [B, t, hidden] so the per-row serving-adapter masks still line up with
@@ -103,7 +103,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var rows = x.numel() / x.shape[^1];
-        var stacked = gate_up_proj is { Lora: null, ServingActive: false } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Weight : null;
+        var stacked = gate_up_proj is { Adapter: null, DeltaActive: false } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Weight : null;
         Tensor hidden;
         // The split path multiplies in place, which autograd cannot differentiate: only when nothing needs gradients.
         if (stacked is not null && !stacked.requires_grad && !x.requires_grad && rows >= SplitRows)
@@ -117,12 +117,12 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
             Tensor act;
             using (var gate = nn.functional.linear(x, wg, bg))
             {
-                gate_proj?.AddServingDeltas(x, gate);
+                gate_proj?.AddDelta(x, gate);
                 act = Activate(gate);
             }
             using (var up = nn.functional.linear(x, wu, bu))
             {
-                up_proj?.AddServingDeltas(x, up);
+                up_proj?.AddDelta(x, up);
                 hidden = act.mul_(up);
             } // in place: inference only (no weight requires grad here)
         }

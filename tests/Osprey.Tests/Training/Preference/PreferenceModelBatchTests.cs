@@ -2,7 +2,7 @@ using Osprey.Io;
 using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Training.Preference;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Osprey.Tuners;
+namespace Osprey.Tuners.Lora;
 
 /// <summary>Which modules a LoRA adapter applies to, by PEFT's matching rules.</summary>
 public static class LoraTargets

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Osprey.Tuners;
+namespace Osprey.Tuners.Lora;
 
 /// <summary>A bare weight module, so the adapter's state-dict keys read <c>lora_A.weight</c> / <c>lora_B.weight</c> as in PEFT.</summary>
 internal sealed class LoraMatrix : nn.Module

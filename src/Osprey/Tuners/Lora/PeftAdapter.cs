@@ -5,7 +5,7 @@ using Osprey.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Osprey.Tuners;
+namespace Osprey.Tuners.Lora;
 
 /// <summary>
 /// LoRA adapters in PEFT's folder format: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> whose keys

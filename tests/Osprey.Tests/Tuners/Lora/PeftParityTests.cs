@@ -3,11 +3,11 @@ using Osprey.Io;
 using Osprey.Models;
 using Osprey.Runtime;
 using Osprey.Training;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Osprey.Tests.Tuners;
+namespace Osprey.Tests.Tuners.Lora;
 
 /// <summary>
 /// Adapters written by PEFT 0.21 (tests/fixtures/peft, from tools/make_peft_fixtures.py) load into Osprey and give

@@ -4,11 +4,11 @@ using Osprey.Models;
 using Osprey.Models.Blocks;
 using Osprey.Runtime;
 using Osprey.Tests.Cli.Commands;
-using Osprey.Tuners;
+using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Osprey.Tests.Tuners;
+namespace Osprey.Tests.Tuners.Lora;
 
 /// <summary>
 /// Several PEFT adapters (tests/fixtures/peft) served unmerged in one batch, each row with its own adapter or the base:

@@ -1,4 +1,4 @@
-namespace Osprey.Tuners;
+namespace Osprey.Tuners.Lora;
 
 /// <summary>
 /// A LoRA adapter's shape, as ms-swift's flags and PEFT's <c>adapter_config.json</c> describe it. Defaults are

@@ -1,17 +1,38 @@
+using Osprey.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Osprey.Tuners;
+namespace Osprey.Tuners.Lora;
 
 /// <summary>
 /// The trainable part of one LoRA layer: A [r, in], B [out, r] and, for DoRA, the magnitude [out], in the model's dtype.
 /// y = base(x) + s · B A dropout(x); DoRA (Liu et al. 2024, as PEFT computes it):
 /// y = base(x) + (m / ‖W + s·BA‖ − 1) · W·dropout(x) + (m / ‖W + s·BA‖) · s · B A dropout(x), the norm taken per
-/// output row and not differentiated.
+/// output row and not differentiated. It plugs into a <see cref="LinearLayer"/> as its <see cref="ILinearAdapter"/>.
 /// </summary>
-internal sealed class LoraWeights
+internal sealed class LoraWeights : ILinearAdapter
 {
+    /// <summary>
+    /// Puts a LoRA adapter of <paramref name="settings"/> on <paramref name="layer"/>: A [r, in] and B [out, r] in the
+    /// weight's dtype (a trainer keeps float32 masters in its optimizer), A drawn like PEFT's default (Kaiming-uniform,
+    /// a = √5) and B zero so the layer starts unchanged; for DoRA the magnitude starts as the row norms of the weight.
+    /// The layer registers them as <c>lora_A</c>, <c>lora_B</c> and <c>lora_magnitude_vector</c>.
+    /// </summary>
+    public static LoraWeights AttachTo(LinearLayer layer, LoraLayerSettings settings, Generator init, Func<Generator?> dropout)
+    {
+        var weight = layer.Weight;
+        var lora = new LoraWeights(weight.shape[1], weight.shape[0], settings, weight.device, weight.dtype, init, dropout);
+        if (settings.UseDora)
+        {
+            using var _ = no_grad();
+            using var norms = weight.to_type(ScalarType.Float32).norm(1, false, 2);
+            lora.Magnitude!.copy_(norms);
+        }
+        layer.Attach(lora);
+        return lora;
+    }
+
     /// <summary>
     /// Creates A (Kaiming-uniform like PEFT's default init: U(±1/√in)), B = 0 and, for DoRA, a magnitude to be filled,
     /// in <paramref name="dtype"/> (the model's: the trainer keeps float32 masters of them in its optimizer).
@@ -45,6 +66,12 @@ internal sealed class LoraWeights
     /// <summary>True while the adapter is switched off (the layer is then its base weight alone).</summary>
     public bool Disabled { get; set; }
 
+    /// <inheritdoc />
+    public IEnumerable<(string Name, nn.Module Module)> Modules => [("lora_A", A), ("lora_B", B)];
+
+    /// <inheritdoc />
+    public IEnumerable<(string Name, Parameter Parameter)> LayerParameters => Magnitude is null ? [] : [("lora_magnitude_vector", Magnitude)];
+
     /// <summary>The trainable tensors with their names relative to the layer.</summary>
     public IEnumerable<(string Name, Parameter Tensor)> Parameters()
     {
@@ -53,9 +80,10 @@ internal sealed class LoraWeights
         if (Magnitude is not null) yield return ("lora_magnitude_vector", Magnitude);
     }
 
-    /// <summary>The adapted output given the input and the base layer's output.</summary>
-    public Tensor Apply(Tensor x, Tensor baseOut, Tensor weight, Tensor? bias, bool training)
+    /// <summary>The adapted output given the input and the base layer's output (the base output itself while <see cref="Disabled"/>).</summary>
+    public Tensor Forward(Tensor x, Tensor baseOut, Tensor weight, Tensor? bias, bool training)
     {
+        if (Disabled) return baseOut;
         var dt = x.dtype;
         var s = Settings.Scaling;
         var dropped = Settings.Dropout > 0 && training;
