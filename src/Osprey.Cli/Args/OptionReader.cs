@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Osprey.Options;
 
 namespace Osprey.Cli.Args;
 
@@ -127,6 +128,42 @@ public sealed class OptionReader
 
     /// <summary>The flag as a boolean, or <paramref name="defaultValue"/> when absent.</summary>
     public bool Bool(string name, bool defaultValue) => Bool(name) ?? defaultValue;
+
+    /// <summary>
+    /// The options record <typeparamref name="T"/> filled from its declared flags (<see cref="OptionSet"/>): each flag
+    /// given (by its name or an alias) is parsed by its declared kind, the rest keep their declared defaults. Every
+    /// declared name becomes a known flag.
+    /// </summary>
+    /// <exception cref="UserError">A value does not parse or is not one of the flag's choices.</exception>
+    public T Bind<T>() where T : notnull
+    {
+        var set = OptionSet.For<T>();
+        try
+        {
+            return set.Bind<T>(spec =>
+            {
+                var names = spec.Aliases.Prepend(spec.Name).ToList();
+                Accept([.. names]);
+                var name = names.FirstOrDefault(Has);
+                if (name is null) return null;
+                return spec.Kind switch
+                {
+                    OptionKind.Int => Int(name),
+                    OptionKind.Long => Long(name),
+                    OptionKind.Double => Double(name),
+                    OptionKind.Bool => Bool(name),
+                    OptionKind.List => List(name),
+                    _ => String(name),
+                };
+            });
+        }
+        catch (OspreyException e) when (e is not UserError)
+        {
+            // A choice that does not parse names its flag; add where the value came from when it was a config file.
+            var origin = set.Options.Select(o => Lookup(o.Name)).FirstOrDefault(o => o is not null && e.Message.StartsWith($"--{o.Name} ", StringComparison.Ordinal))?.OriginSuffix;
+            throw new UserError(string.IsNullOrEmpty(origin) ? e.Message : e.Message.TrimEnd('.') + origin + ".", e);
+        }
+    }
 
     /// <summary>The flag's values (<c>--dataset a b c</c>, or a list in a config file); empty when absent.</summary>
     public IReadOnlyList<string> List(string name) => List(name, []);

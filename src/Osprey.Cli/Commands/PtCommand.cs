@@ -1,15 +1,22 @@
 using Osprey.Cli.Args;
+using Osprey.Options;
+using Osprey.Training;
 
 namespace Osprey.Cli.Commands;
 
-/// <summary><c>osprey pt</c>: continued pre-training — <c>osprey sft</c> with loss on every token (<c>--loss_scale all</c>).</summary>
+/// <summary><c>osprey pt</c>: continued pre-training — <c>osprey sft</c> with loss on every token. Parse → <see cref="FineTuning.Pretrain"/> → print.</summary>
 internal sealed class PtCommand : ICommand
 {
     public string Name => "pt";
 
     public string Summary => "Continue pre-training on text (loss on every token); same flags and outputs as sft.";
 
-    public string Usage => SftCommand.Help(pretraining: true);
+    public string Usage => OptionSet.For<SftOptions>().Help();
 
-    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => SftCommand.Run(options, stdout, stderr, pretraining: true);
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
+    {
+        var pt = options.Bind<SftOptions>();
+        options.EnsureNoUnknownFlags();
+        return TrainingConsole.Run((progress, cancel) => FineTuning.Pretrain(pt, stderr, progress, cancel), stdout, stderr);
+    }
 }

@@ -3,45 +3,39 @@ using Osprey.Training.Preference;
 
 namespace Osprey.Training;
 
-/// <summary>Preference training (<c>osprey rlhf</c>): the pairs, the loss, and where the reference model comes from.</summary>
+/// <summary>
+/// The encoded data and objective of a preference run (<c>osprey rlhf</c>): chosen/rejected pairs (DPO, SimPO, CPO,
+/// ORPO, reward models) or labelled examples (KTO), the loss, and where the reference model comes from.
+/// </summary>
 public sealed record PreferenceRun
 {
-    /// <summary>Training pairs (empty for KTO).</summary>
+    /// <summary>Training pairs (pairwise methods and reward models).</summary>
     public IReadOnlyList<PreferencePair> Train { get; init; } = [];
 
-    /// <summary>Validation pairs (may be empty).</summary>
+    /// <summary>Validation pairs.</summary>
     public IReadOnlyList<PreferencePair> Validation { get; init; } = [];
 
-    /// <summary>KTO's unpaired training examples.</summary>
+    /// <summary>Training examples (KTO).</summary>
     public IReadOnlyList<KtoExample> KtoTrain { get; init; } = [];
 
-    /// <summary>KTO's validation examples.</summary>
+    /// <summary>Validation examples (KTO).</summary>
     public IReadOnlyList<KtoExample> KtoValidation { get; init; } = [];
 
-    /// <summary>The number of training items the plan visits (pairs, or KTO examples).</summary>
-    public int TrainCount => Loss.RlhfType == "kto" ? KtoTrain.Count : Train.Count;
+    /// <summary>Training items of this method: KTO examples or pairs.</summary>
+    public int TrainCount => Loss.RlhfType == RlhfType.Kto ? KtoTrain.Count : Train.Count;
 
-    /// <summary>The number of validation items.</summary>
-    public int ValidationCount => Loss.RlhfType == "kto" ? KtoValidation.Count : Validation.Count;
+    /// <summary>Validation items of this method.</summary>
+    public int ValidationCount => Loss.RlhfType == RlhfType.Kto ? KtoValidation.Count : Validation.Count;
 
-    /// <summary>The loss and its coefficients.</summary>
+    /// <summary>The objective and its hyperparameters.</summary>
     public required PreferenceLossOptions Loss { get; init; }
 
-    /// <summary>
-    /// A separate reference model folder (<c>--ref_model</c>). Null: with LoRA the reference is the same weights with
-    /// the adapters switched off (no second copy); in full training the base model is loaded a second time.
-    /// </summary>
+    /// <summary>A separate reference model folder (<c>--ref_model</c>); null uses the policy's base.</summary>
     public string? ReferenceModel { get; init; }
 
-    /// <summary>
-    /// LoRA adapters merged into the reference model (<c>--ref_adapters</c>): the reference is then its own frozen copy,
-    /// base (or <see cref="ReferenceModel"/>) plus these adapters.
-    /// </summary>
+    /// <summary>LoRA adapters merged into the reference (<c>--ref_adapters</c>).</summary>
     public IReadOnlyList<string> ReferenceAdapters { get; init; } = [];
 
-    /// <summary>
-    /// <c>--precompute_ref_log_probs</c> (DPO): score every training and validation pair with the reference once, before
-    /// the first step, and keep only those numbers; a frozen reference copy is then freed before training starts.
-    /// </summary>
+    /// <summary>DPO: score every pair with the reference once before training, then free it (<c>--precompute_ref_log_probs</c>).</summary>
     public bool PrecomputeReferenceLogProbs { get; init; }
 }

@@ -1,119 +1,69 @@
-using Osprey.Tuners.Lora;
+using Osprey.Datasets;
+using Osprey.Hub;
+using Osprey.Options;
+using Osprey.Templates;
 
 namespace Osprey.Training;
 
 /// <summary>
-/// A fine-tuning run's settings, named and defaulted as ms-swift's flags (<c>--num_train_epochs 3</c>,
-/// <c>--learning_rate</c> 1e-4 for LoRA and 1e-5 for full, <c>--weight_decay 0.1</c>, <c>--adam_beta2 0.95</c>,
-/// <c>--gradient_checkpointing true</c>, ...). Validated once by <see cref="Validate"/>.
+/// Everything <c>osprey sft</c> and <c>osprey pt</c> take, declared once: the model, the data and how it is encoded,
+/// how to train, and where the run goes. <see cref="FineTuning.Sft"/> runs it.
 /// </summary>
 public sealed record SftOptions
 {
-    /// <summary>lora or full (<c>--train_type</c> / <c>--tuner_type</c>).</summary>
-    public string TrainType { get; init; } = "lora";
+    /// <summary>The model and its device.</summary>
+    [OptionGroup]
+    public ModelOptions Model { get; init; } = new();
 
-    /// <summary>The adapter to train when <see cref="TrainType"/> is lora.</summary>
-    public LoraOptions Lora { get; init; } = new();
+    /// <summary>The datasets and how rows are read.</summary>
+    [OptionGroup]
+    public DatasetOptions Data { get; init; } = new();
 
-    /// <summary>Full training: parameter-name prefixes kept frozen (<c>--freeze_parameters</c>).</summary>
-    public IReadOnlyList<string> FreezeParameters { get; init; } = [];
+    /// <summary>Folders written by <c>osprey export --to_cached_dataset</c>, used instead of encoding.</summary>
+    [Option("cached_dataset", "Train on folders written by osprey export --to_cached_dataset (no encoding).", Placeholder = "DIR...")]
+    public IReadOnlyList<string> CachedDatasets { get; init; } = [];
 
-    /// <summary>Full training: prefixes trained even if frozen above (<c>--trainable_parameters</c>).</summary>
-    public IReadOnlyList<string> TrainableParameters { get; init; } = [];
+    /// <summary>A chat template name or file instead of the model's own.</summary>
+    [Option("template", "Chat template: a Jinja file, a tokenizer's named template or an ms-swift name.", DefaultText = "the model's own chat_template", Placeholder = "NAME")]
+    public string? Template { get; init; }
 
-    /// <summary>Passes over the training set (<c>--num_train_epochs</c>); fractional values stop part-way.</summary>
-    public double NumTrainEpochs { get; init; } = 3;
+    /// <summary>System prompt for conversations without one.</summary>
+    [Option("system", "System prompt for conversations without one.", Placeholder = "TEXT")]
+    public string? System { get; init; }
 
-    /// <summary>Total optimizer steps; overrides epochs when positive (<c>--max_steps</c>).</summary>
-    public long MaxSteps { get; init; } = -1;
+    /// <summary>Which tokens carry loss; null takes the method's default (<see cref="FineTuning"/>).</summary>
+    [Option("loss_scale", "Which tokens carry loss.", DefaultText = "default; pt: all; rlhf: last_round")]
+    public LossScale? LossScale { get; init; }
 
-    /// <summary>Samples per micro-batch (<c>--per_device_train_batch_size</c>).</summary>
-    public int BatchSize { get; init; } = 1;
+    /// <summary>Longest sample in tokens (null: the model's context is not enforced here).</summary>
+    [Option("max_length", "Longest sample in tokens; see --truncation_strategy.", DefaultText = "no limit")]
+    public int? MaxLength { get; init; }
 
-    /// <summary>Samples per evaluation batch (<c>--per_device_eval_batch_size</c>).</summary>
-    public int EvalBatchSize { get; init; } = 1;
+    /// <summary>What happens to longer samples.</summary>
+    [Option("truncation_strategy", "What happens to samples over --max_length.")]
+    public TruncationStrategy Truncation { get; init; } = TruncationStrategy.Delete;
 
-    /// <summary>Micro-batches per optimizer step (<c>--gradient_accumulation_steps</c>; ms-swift's default makes the total batch ≥ 16).</summary>
-    public int GradientAccumulationSteps { get; init; } = 1;
+    /// <summary>Pack samples into --max_length rows (attention stays within each sample).</summary>
+    [Option("packing", "Pack samples into --max_length rows (attention stays within each sample).")]
+    public bool Packing { get; init; }
 
-    /// <summary>Peak learning rate (<c>--learning_rate</c>).</summary>
-    public double LearningRate { get; init; } = 1e-4;
+    /// <summary>Encoding threads (0: all cores).</summary>
+    [Option("dataset_num_proc", "Encoding threads (0: all cores).")]
+    public int DatasetNumProc { get; init; }
 
-    /// <summary>cosine, linear, constant or constant_with_warmup (<c>--lr_scheduler_type</c>).</summary>
-    public string LrSchedulerType { get; init; } = "cosine";
+    /// <summary>Reuse cached encodings.</summary>
+    [Option("load_from_cache_file", "Reuse encodings cached from an identical earlier run.")]
+    public bool LoadFromCacheFile { get; init; } = true;
 
-    /// <summary>Warm-up as a fraction of all steps (<c>--warmup_ratio</c>).</summary>
-    public double WarmupRatio { get; init; }
+    /// <summary>How to train.</summary>
+    [OptionGroup]
+    public TrainerOptions Trainer { get; init; } = new();
 
-    /// <summary>Warm-up steps; wins over the ratio when positive (<c>--warmup_steps</c>).</summary>
-    public long WarmupSteps { get; init; }
+    /// <summary>Where runs go; each run is a new v{N}-{time} folder inside.</summary>
+    [Option("output_dir", "Where runs go; each run is DIR/v{N}-{time}/.", DefaultText = "output/<model name>", Placeholder = "DIR", Common = true)]
+    public string? OutputDir { get; init; }
 
-    /// <summary>Decoupled weight decay (not applied to biases and norm weights) (<c>--weight_decay</c>).</summary>
-    public double WeightDecay { get; init; } = 0.1;
-
-    /// <summary>AdamW β1 (<c>--adam_beta1</c>).</summary>
-    public double AdamBeta1 { get; init; } = 0.9;
-
-    /// <summary>AdamW β2 (<c>--adam_beta2</c>).</summary>
-    public double AdamBeta2 { get; init; } = 0.95;
-
-    /// <summary>AdamW ε (<c>--adam_epsilon</c>).</summary>
-    public double AdamEpsilon { get; init; } = 1e-8;
-
-    /// <summary>Gradient clipping norm; 0 turns clipping off (<c>--max_grad_norm</c>).</summary>
-    public double MaxGradNorm { get; init; } = 1.0;
-
-    /// <summary>LoRA+: lora_B learns this many times faster than lora_A (<c>--lorap_lr_ratio</c>).</summary>
-    public double? LoraPlusLrRatio { get; init; }
-
-    /// <summary>Recompute layer activations in the backward pass (<c>--gradient_checkpointing</c>).</summary>
-    public bool GradientCheckpointing { get; init; } = true;
-
-    /// <summary>Seed for initialisation, data order and dropout (<c>--seed</c>).</summary>
-    public int Seed { get; init; } = 42;
-
-    /// <summary>Log every this many steps (<c>--logging_steps</c>).</summary>
-    public int LoggingSteps { get; init; } = 5;
-
-    /// <summary>steps (every <see cref="SaveSteps"/> and at the end) or no (never; for benchmarks) (<c>--save_strategy</c>).</summary>
-    public string SaveStrategy { get; init; } = "steps";
-
-    /// <summary>Save a checkpoint every this many steps (<c>--save_steps</c>).</summary>
-    public int SaveSteps { get; init; } = 500;
-
-    /// <summary>Evaluate every this many steps (<c>--eval_steps</c>; defaults to save_steps).</summary>
-    public int? EvalSteps { get; init; }
-
-    /// <summary>Keep at most this many checkpoints, plus the best (<c>--save_total_limit</c>).</summary>
-    public int? SaveTotalLimit { get; init; }
-
-    /// <summary>Save only weights, not optimizer state (such checkpoints resume with <see cref="ResumeOnlyModel"/> only) (<c>--save_only_model</c>).</summary>
-    public bool SaveOnlyModel { get; init; }
-
-    /// <summary>Checkpoint folder to resume from (<c>--resume_from_checkpoint</c>).</summary>
-    public string? ResumeFromCheckpoint { get; init; }
-
-    /// <summary>Resume weights only: optimizer, schedule and data position start fresh (<c>--resume_only_model</c>).</summary>
-    public bool ResumeOnlyModel { get; init; }
-
-    /// <summary>Checks every value; the message names the flag and the fix.</summary>
-    public void Validate()
-    {
-        if (TrainType is not ("lora" or "full")) throw new OspreyException($"--train_type '{TrainType}' is not supported; use lora or full.");
-        if (TrainType == "lora") Lora.Validate();
-        if (BatchSize < 1) throw new OspreyException($"--per_device_train_batch_size must be at least 1 (got {BatchSize}).");
-        if (EvalBatchSize < 1) throw new OspreyException($"--per_device_eval_batch_size must be at least 1 (got {EvalBatchSize}).");
-        if (GradientAccumulationSteps < 1) throw new OspreyException($"--gradient_accumulation_steps must be at least 1 (got {GradientAccumulationSteps}).");
-        if (!(LearningRate > 0)) throw new OspreyException($"--learning_rate must be positive (got {LearningRate}).");
-        if (!LearningRateSchedule.Types.Contains(LrSchedulerType)) throw new OspreyException($"--lr_scheduler_type '{LrSchedulerType}' is not supported; use {string.Join(", ", LearningRateSchedule.Types)}.");
-        if (WarmupRatio is < 0 or > 1) throw new OspreyException($"--warmup_ratio must be in [0, 1] (got {WarmupRatio}).");
-        if (MaxSteps <= 0 && !(NumTrainEpochs > 0)) throw new OspreyException("--num_train_epochs must be positive, or give --max_steps.");
-        if (LoggingSteps < 1) throw new OspreyException($"--logging_steps must be at least 1 (got {LoggingSteps}).");
-        if (SaveStrategy is not ("steps" or "no")) throw new OspreyException($"--save_strategy '{SaveStrategy}' is not supported; use steps or no.");
-        if (SaveSteps < 1) throw new OspreyException($"--save_steps must be at least 1 (got {SaveSteps}).");
-        if (EvalSteps is < 1) throw new OspreyException($"--eval_steps must be at least 1 (got {EvalSteps}).");
-        if (SaveTotalLimit is < 1) throw new OspreyException($"--save_total_limit must be at least 1 (got {SaveTotalLimit}).");
-        if (AdamBeta1 is < 0 or >= 1 || AdamBeta2 is < 0 or >= 1) throw new OspreyException("--adam_beta1 and --adam_beta2 must be in [0, 1).");
-        if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
-    }
+    /// <summary>Put the run in a new v{N}-{time} folder.</summary>
+    [Option("add_version", "Put the run in a new v{N}-{time} folder.")]
+    public bool AddVersion { get; init; } = true;
 }

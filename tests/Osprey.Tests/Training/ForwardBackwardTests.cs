@@ -140,16 +140,16 @@ public sealed class ForwardBackwardTests
     [Fact]
     public void ScheduleFollowsTransformersFormulas()
     {
-        var cosine = new LearningRateSchedule("cosine", 1.0, 10, 110);
+        var cosine = new LearningRateSchedule(LrSchedulerType.Cosine, 1.0, 10, 110);
         Assert.Equal(0.0, cosine.RateAt(0));
         Assert.Equal(0.5, cosine.RateAt(5), 12);
         Assert.Equal(1.0, cosine.RateAt(10), 12);
         Assert.Equal(0.5, cosine.RateAt(60), 12);
         Assert.Equal(0.0, cosine.RateAt(110), 12);
-        var linear = new LearningRateSchedule("linear", 2.0, 0, 100);
+        var linear = new LearningRateSchedule(LrSchedulerType.Linear, 2.0, 0, 100);
         Assert.Equal(2.0, linear.RateAt(0), 12);
         Assert.Equal(1.0, linear.RateAt(50), 12);
-        Assert.Equal(1.0, new LearningRateSchedule("constant", 1.0, 5, 100).RateAt(0));
+        Assert.Equal(1.0, new LearningRateSchedule(LrSchedulerType.Constant, 1.0, 5, 100).RateAt(0));
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public static class PreferenceLosses
         CheckBatch(policyChosen, policyRejected, refChosen, refRejected, chosenNll);
         if (o.RpoAlpha > 0 && chosenNll is null) throw new ArgumentException("--rpo_alpha needs the chosen responses' NLL.", nameof(chosenNll));
         using var scope = NewDisposeScope();
-        var beta = o.Beta;
+        var beta = o.ResolvedBeta;
         var eps = o.LabelSmoothing;
         var z = (policyChosen - policyRejected) - (refChosen - refRejected);
         var losses = o.LossType switch
@@ -66,11 +66,11 @@ public static class PreferenceLosses
     {
         o.Validate();
         CheckBatch(avgChosen, avgRejected, chosenNll);
-        if (o.CpoAlpha > 0 && chosenNll is null) throw new ArgumentException("--cpo_alpha > 0 needs the chosen responses' NLL.", nameof(chosenNll));
+        if (o.ResolvedCpoAlpha > 0 && chosenNll is null) throw new ArgumentException("--cpo_alpha > 0 needs the chosen responses' NLL.", nameof(chosenNll));
         using var scope = NewDisposeScope();
-        var loss = SmoothedSigmoidLoss((avgChosen - avgRejected) * o.Beta - o.SimpoGamma, o.LabelSmoothing).mean();
-        if (o.CpoAlpha > 0) loss = loss + chosenNll!.mean() * o.CpoAlpha;
-        var metrics = PairMetrics(avgChosen.detach() * o.Beta, avgRejected.detach() * o.Beta, avgChosen, avgRejected, chosenNll);
+        var loss = SmoothedSigmoidLoss((avgChosen - avgRejected) * o.ResolvedBeta - o.SimpoGamma, o.LabelSmoothing).mean();
+        if (o.ResolvedCpoAlpha > 0) loss = loss + chosenNll!.mean() * o.ResolvedCpoAlpha;
+        var metrics = PairMetrics(avgChosen.detach() * o.ResolvedBeta, avgRejected.detach() * o.ResolvedBeta, avgChosen, avgRejected, chosenNll);
         return Finish(scope, loss, metrics);
     }
 
@@ -89,8 +89,8 @@ public static class PreferenceLosses
         o.Validate();
         CheckBatch(policyChosen, policyRejected, chosenNll);
         using var scope = NewDisposeScope();
-        var loss = SmoothedSigmoidLoss((policyChosen - policyRejected) * o.Beta, o.LabelSmoothing).mean() + chosenNll.mean() * o.CpoAlpha;
-        var metrics = PairMetrics(policyChosen.detach() * o.Beta, policyRejected.detach() * o.Beta, policyChosen, policyRejected, chosenNll);
+        var loss = SmoothedSigmoidLoss((policyChosen - policyRejected) * o.ResolvedBeta, o.LabelSmoothing).mean() + chosenNll.mean() * o.ResolvedCpoAlpha;
+        var metrics = PairMetrics(policyChosen.detach() * o.ResolvedBeta, policyRejected.detach() * o.ResolvedBeta, policyChosen, policyRejected, chosenNll);
         return Finish(scope, loss, metrics);
     }
 
@@ -113,8 +113,8 @@ public static class PreferenceLosses
         // log1p(-exp(x)) is log(1 - p): the odds' denominator, finite for the strictly negative mean log-probabilities.
         var logOdds = (avgChosen - avgRejected) - ((-avgChosen.exp()).log1p() - (-avgRejected.exp()).log1p());
         var ratio = nn.functional.logsigmoid(logOdds);
-        var loss = chosenNll.mean() - ratio.mean() * o.Beta;
-        var metrics = PairMetrics(avgChosen.detach() * o.Beta, avgRejected.detach() * o.Beta, avgChosen, avgRejected, chosenNll);
+        var loss = chosenNll.mean() - ratio.mean() * o.ResolvedBeta;
+        var metrics = PairMetrics(avgChosen.detach() * o.ResolvedBeta, avgRejected.detach() * o.ResolvedBeta, avgChosen, avgRejected, chosenNll);
         metrics["log_odds_ratio"] = ratio.detach().mean();
         metrics["log_odds_chosen"] = logOdds.detach().mean();
         return Finish(scope, loss, metrics);
@@ -142,7 +142,7 @@ public static class PreferenceLosses
         CheckBatch(policyKl, referenceKl);
         if (desirable.dtype != ScalarType.Bool) throw new ArgumentException($"desirable must be a bool tensor (got {desirable.dtype}).", nameof(desirable));
         using var scope = NewDisposeScope();
-        var beta = o.Beta;
+        var beta = o.ResolvedBeta;
         var z = (policyKl - referenceKl).mean().clamp_min(0).detach();
         var logRatio = policy - reference;
         var desirableLoss = (1 - ((logRatio - z) * beta).sigmoid()) * o.DesirableWeight;

@@ -1,3 +1,5 @@
+using Osprey.Options;
+
 namespace Osprey.Tuners.Lora;
 
 /// <summary>
@@ -7,30 +9,38 @@ namespace Osprey.Tuners.Lora;
 public sealed record LoraOptions
 {
     /// <summary>Rank r of A [r, in] and B [out, r] (<c>--lora_rank</c>, PEFT <c>r</c>).</summary>
+    [Option("lora_rank", "LoRA rank r.", Common = true)]
     public int Rank { get; init; } = 8;
 
     /// <summary>Alpha: the update is scaled by alpha / r, or alpha / √r with <see cref="UseRslora"/> (<c>--lora_alpha</c>).</summary>
+    [Option("lora_alpha", "LoRA alpha: the update is scaled by alpha/r (alpha/sqrt(r) with --use_rslora).", Common = true)]
     public double Alpha { get; init; } = 32;
 
     /// <summary>Dropout on the adapter's input while training (<c>--lora_dropout</c>).</summary>
+    [Option("lora_dropout", "Dropout on the adapters' input.")]
     public double Dropout { get; init; } = 0.05;
 
     /// <summary>
     /// Module names to adapt: a module matches when its path equals a name or ends with "." + name; the word
     /// <c>all-linear</c> means every linear layer except lm_head (<c>--target_modules</c>).
     /// </summary>
+    [Option("target_modules", "Modules to adapt: names (q_proj v_proj ...) or all-linear.", Placeholder = "M...", Common = true)]
     public IReadOnlyList<string> TargetModules { get; init; } = ["all-linear"];
 
     /// <summary>A regular expression that must match a module's whole path; replaces <see cref="TargetModules"/> (<c>--target_regex</c>, PEFT's string target_modules).</summary>
+    [Option("target_regex", "A regex matching whole module paths, instead of --target_modules.", Placeholder = "RE")]
     public string? TargetRegex { get; init; }
 
     /// <summary>Rank-stabilised scaling alpha / √r (<c>--use_rslora</c>).</summary>
+    [Option("use_rslora", "Scale by alpha/sqrt(r) (rsLoRA).")]
     public bool UseRslora { get; init; }
 
     /// <summary>DoRA: a learned per-row magnitude times the normalised adapted weight (<c>--use_dora</c>).</summary>
+    [Option("use_dora", "DoRA: weight-decomposed adapters with a trained magnitude per output row.")]
     public bool UseDora { get; init; }
 
     /// <summary>Modules trained in full and saved with the adapter, e.g. lm_head or embed_tokens (<c>--modules_to_save</c>).</summary>
+    [Option("modules_to_save", "Modules trained in full and saved with the adapter (e.g. lm_head embed_tokens).", Placeholder = "M...")]
     public IReadOnlyList<string> ModulesToSave { get; init; } = [];
 
     /// <summary>Per-module ranks (PEFT <c>rank_pattern</c>: a key matches a module path that ends with it, as a regex).</summary>

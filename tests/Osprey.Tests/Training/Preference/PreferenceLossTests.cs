@@ -29,7 +29,7 @@ public sealed class PreferenceLossTests
 
     static PreferenceLossOptions Options(JsonElement o) => new()
     {
-        RlhfType = o.GetProperty("rlhf_type").GetString()!,
+        RlhfType = Osprey.Options.OptionSet.ParseChoice<RlhfType>("rlhf_type", o.GetProperty("rlhf_type").GetString()!),
         Beta = o.GetProperty("beta").GetDouble(),
         LossType = o.GetProperty("loss_type").GetString()!,
         LabelSmoothing = o.GetProperty("label_smoothing").GetDouble(),
@@ -96,7 +96,7 @@ public sealed class PreferenceLossTests
         using var scope = NewDisposeScope();
         var policy = tensor(new[] { -10f, -12f });
         var reference = tensor(new[] { -11f, -11f });
-        var result = PreferenceLosses.Kto(policy, reference, tensor(new[] { true, true }), tensor(new[] { -20f, -20f }), tensor(new[] { -10f, -10f }), new PreferenceLossOptions { RlhfType = "kto" });
+        var result = PreferenceLosses.Kto(policy, reference, tensor(new[] { true, true }), tensor(new[] { -20f, -20f }), tensor(new[] { -10f, -10f }), new PreferenceLossOptions { RlhfType = RlhfType.Kto });
         Assert.Equal(0f, result.Metrics["kl"].item<float>());
         Assert.False(result.Metrics.ContainsKey("rewards/rejected"));
         Assert.False(result.Metrics.ContainsKey("rewards/margins"));
@@ -110,9 +110,9 @@ public sealed class PreferenceLossTests
         using var scope = NewDisposeScope();
         var x = tensor(new[] { -1f, -2f });
         Assert.Throws<ArgumentException>(() => PreferenceLosses.Dpo(x, x, x, x, null, new PreferenceLossOptions { RpoAlpha = 1 }));
-        Assert.Throws<ArgumentException>(() => PreferenceLosses.SimPo(x, x, null, new PreferenceLossOptions { RlhfType = "simpo", Beta = 2 }));
+        Assert.Throws<ArgumentException>(() => PreferenceLosses.SimPo(x, x, null, new PreferenceLossOptions { RlhfType = RlhfType.Simpo, Beta = 2, CpoAlpha = 1 }));
         Assert.Throws<ArgumentException>(() => PreferenceLosses.Dpo(x, x, x, tensor(new[] { -1f }), null, new PreferenceLossOptions()));
-        var simpo = PreferenceLosses.SimPo(x, x, null, new PreferenceLossOptions { RlhfType = "simpo", Beta = 2, CpoAlpha = 0 });
+        var simpo = PreferenceLosses.SimPo(x, x, null, new PreferenceLossOptions { RlhfType = RlhfType.Simpo, Beta = 2, CpoAlpha = 0 });
         AssertClose(-Math.Log(1 / (1 + Math.Exp(1))), simpo.Loss.item<float>(), "simpo without nll"); // -logσ(0 - γ), γ = 1
     }
 
@@ -133,7 +133,7 @@ public sealed class PreferenceLossTests
         valid.Validate();
         var bad = property switch
         {
-            "RlhfType" => valid with { RlhfType = "ppo" },
+            "RlhfType" => valid with { RlhfType = (RlhfType)99 },
             "Beta" => valid with { Beta = 0 },
             "LossType" => valid with { LossType = "exo_pair" },
             "LabelSmoothing" => valid with { LabelSmoothing = 0.5 },
@@ -151,7 +151,7 @@ public sealed class PreferenceLossTests
     [Fact]
     public void LossTypeIsOnlyCheckedForDpo()
     {
-        new PreferenceLossOptions { RlhfType = "kto", LossType = "kto" }.Validate();
-        new PreferenceLossOptions { RlhfType = "simpo", Beta = 2, LossType = "simpo" }.Validate();
+        new PreferenceLossOptions { RlhfType = RlhfType.Kto, LossType = "kto" }.Validate();
+        new PreferenceLossOptions { RlhfType = RlhfType.Simpo, Beta = 2, LossType = "simpo" }.Validate();
     }
 }

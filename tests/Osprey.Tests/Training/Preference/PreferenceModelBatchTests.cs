@@ -50,10 +50,10 @@ public sealed class PreferenceModelBatchTests
         var nll = C(policy).neg() / C(counts);
         void Check(string name, PreferenceLossResult result) =>
             Assert.True(Math.Abs(result.Loss.ToDouble() - Read("loss." + name).ToDouble()) < 1e-5, $"{name}: {result.Loss.ToDouble()} vs {Read("loss." + name).ToDouble()}");
-        Check("dpo", PreferenceLosses.Dpo(C(policy), R(policy), C(reference), R(reference), null, new PreferenceLossOptions { RlhfType = "dpo", Beta = 0.1 }));
-        Check("simpo", PreferenceLosses.SimPo(C(policy) / C(counts), R(policy) / R(counts), null, new PreferenceLossOptions { RlhfType = "simpo", Beta = 2.0, SimpoGamma = 1.0, CpoAlpha = 0 }));
-        Check("cpo", PreferenceLosses.Cpo(C(policy), R(policy), nll, new PreferenceLossOptions { RlhfType = "cpo", Beta = 0.1, CpoAlpha = 1.0 }));
-        Check("orpo", PreferenceLosses.Orpo(C(policy) / C(counts), R(policy) / R(counts), nll, new PreferenceLossOptions { RlhfType = "orpo", Beta = 0.1 }));
+        Check("dpo", PreferenceLosses.Dpo(C(policy), R(policy), C(reference), R(reference), null, new PreferenceLossOptions { RlhfType = RlhfType.Dpo, Beta = 0.1 }));
+        Check("simpo", PreferenceLosses.SimPo(C(policy) / C(counts), R(policy) / R(counts), null, new PreferenceLossOptions { RlhfType = RlhfType.Simpo, Beta = 2.0, SimpoGamma = 1.0, CpoAlpha = 0 }));
+        Check("cpo", PreferenceLosses.Cpo(C(policy), R(policy), nll, new PreferenceLossOptions { RlhfType = RlhfType.Cpo, Beta = 0.1, CpoAlpha = 1.0 }));
+        Check("orpo", PreferenceLosses.Orpo(C(policy) / C(counts), R(policy) / R(counts), nll, new PreferenceLossOptions { RlhfType = RlhfType.Orpo, Beta = 0.1 }));
 
         // KTO: the chosen rows with desirable flags; Osprey's mismatched KL rows (prompt i + response i+1) must score
         // as the fixture's did, and the loss must match.
@@ -63,6 +63,6 @@ public sealed class PreferenceModelBatchTests
         var klPolicy = Logps(tensor(mismatched.InputIds, [mismatched.Rows, mismatched.Columns]), tensor(mismatched.Labels, [mismatched.Rows, mismatched.Columns]), true);
         Assert.True((klPolicy - Read("kto.policy_kl")).abs().max().ToDouble() < 1e-4);
         Check("kto", PreferenceLosses.Kto(C(policy), C(reference), Read("kto.desirable"), Read("kto.policy_kl"), Read("kto.reference_kl"),
-            new PreferenceLossOptions { RlhfType = "kto", Beta = 0.1 }));
+            new PreferenceLossOptions { RlhfType = RlhfType.Kto, Beta = 0.1 }));
     }
 }

@@ -1,0 +1,49 @@
+using System.Globalization;
+using Osprey.Reporting;
+using Osprey.Training;
+
+namespace Osprey.Cli.Commands;
+
+/// <summary>
+/// The console around a training call: Ctrl-C stops after the current step (a second Ctrl-C quits at once), progress
+/// is drawn on stderr, and the result's folders are printed. Shared by <c>sft</c>, <c>pt</c> and <c>rlhf</c>.
+/// </summary>
+internal static class TrainingConsole
+{
+    /// <summary>Runs <paramref name="train"/> with cancellation and progress wired to the console; returns the exit code.</summary>
+    public static int Run(Func<Action<TrainingProgress>, CancellationToken, TrainingResult> train, TextWriter stdout, TextWriter stderr)
+    {
+        ProgressReporter? reporter = null;
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
+            e.Cancel = true;
+            cancel.Cancel();
+            stderr.WriteLine("\nosprey: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once).");
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainingResult result;
+        try
+        {
+            result = train(p =>
+            {
+                reporter ??= new ProgressReporter(stderr, ProgressReporter.IsInteractive(stderr), p.Phase, p.TotalSteps);
+                var fields = new Dictionary<string, string>();
+                if (p.Loss is double loss) fields["loss"] = loss.ToString("F4", CultureInfo.InvariantCulture);
+                if (p.TokensPerSecond > 0) fields["tok/s"] = p.TokensPerSecond.ToString("F0", CultureInfo.InvariantCulture);
+                if (p.MemoryGiB > 0) fields["mem"] = p.MemoryGiB.ToString("F2", CultureInfo.InvariantCulture) + "GiB";
+                reporter.Update(p.Step, fields);
+            }, cancel.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+            reporter?.Finish();
+        }
+        stdout.WriteLine($"run: {result.RunDirectory}");
+        stdout.WriteLine($"last_model_checkpoint: {result.LastCheckpoint}");
+        if (result.BestCheckpoint is not null) stdout.WriteLine($"best_model_checkpoint: {result.BestCheckpoint} (eval_loss {result.BestMetric:F4})");
+        return result.Interrupted ? 130 : 0;
+    }
+}

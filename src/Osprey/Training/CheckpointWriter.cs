@@ -1,0 +1,84 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Osprey.Io;
+using Osprey.Models;
+using Osprey.Training.Reporting;
+using Osprey.Tuners.Lora;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// Writes checkpoint-N folders as ms-swift lays them out (adapter or model files, tokenizer files, args.json, optimizer
+/// state, scheduler.json, rng_state.json, trainer_state.json), each first to a .tmp folder renamed when complete, and
+/// keeps at most <c>--save_total_limit</c> of them plus the best.
+/// </summary>
+internal static class CheckpointWriter
+{
+    /// <summary>The optimizer state file of a checkpoint.</summary>
+    public const string OptimizerFile = "optimizer.safetensors";
+
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>Saves step <paramref name="step"/>'s checkpoint, updates <paramref name="state"/> (best, last) and returns the folder.</summary>
+    public static string Save(TrainingSession session, long step, double epoch, TrainerState state, double? evalLoss, TrainingLog trainingLog)
+    {
+        var o = session.Options;
+        var runDir = session.RunDirectory;
+        var final = Path.Combine(runDir, $"checkpoint-{step}");
+        var temp = final + ".tmp";
+        if (Directory.Exists(temp)) Directory.Delete(temp, true);
+        Directory.CreateDirectory(temp);
+        if (o.TrainType == TrainType.Lora) PeftAdapter.Save(session.Model, o.Lora, temp, session.Run.ModelDirectory, session.Optimizer.Master);
+        else session.Model.Save(temp, 5L << 30);
+        ModelFolder.CopyTokenizerFiles(session.Run.ModelDirectory, temp);
+        File.Copy(Path.Combine(runDir, "args.json"), Path.Combine(temp, "args.json"), overwrite: true);
+        if (!o.SaveOnlyModel)
+        {
+            var (tensors, meta) = session.Optimizer.State();
+            SafetensorsWriter.Write(Path.Combine(temp, OptimizerFile), tensors, meta);
+            var schedule = new JsonObject
+            {
+                ["lr_scheduler_type"] = Options.OptionSet.ChoiceText(o.LrSchedulerType),
+                ["learning_rate"] = o.ResolvedLearningRate,
+                ["next_step"] = step,
+            };
+            File.WriteAllText(Path.Combine(temp, "scheduler.json"), schedule.ToJsonString(Indented) + "\n");
+            var rng = new JsonObject
+            {
+                ["seed"] = o.Seed,
+                ["scheme"] = "data order: shuffle seeded by (seed, epoch); dropout: seeded by (seed, step, micro-batch, layer)",
+                ["next_step"] = step,
+            };
+            File.WriteAllText(Path.Combine(temp, "rng_state.json"), rng.ToJsonString(Indented) + "\n");
+        }
+        if (evalLoss is double loss && (state.BestMetric is null || loss < state.BestMetric))
+        {
+            state.BestMetric = loss;
+            state.BestCheckpoint = final;
+        }
+        state.GlobalStep = step;
+        state.Epoch = epoch;
+        state.LastCheckpoint = final;
+        state.Write(temp);
+        if (Directory.Exists(final)) Directory.Delete(final, true);
+        Directory.Move(temp, final);
+        trainingLog.WritePlots();
+        session.Run.Log.WriteLine($"osprey: saved {final}");
+        Prune(runDir, o.SaveTotalLimit, state);
+        return final;
+    }
+
+    static void Prune(string runDir, int? limit, TrainerState state)
+    {
+        if (limit is not int keepCount) return;
+        var checkpoints = Directory.EnumerateDirectories(runDir)
+            .Select(d => (Dir: d, Step: RunDirectories.CheckpointStep(d)))
+            .Where(c => c.Step is not null && !c.Dir.EndsWith(".tmp", StringComparison.Ordinal))
+            .OrderBy(c => c.Step)
+            .ToList();
+        var keep = checkpoints.TakeLast(keepCount).Select(c => c.Dir).ToHashSet();
+        if (state.BestCheckpoint is { } best) keep.Add(best);
+        foreach (var (dir, _) in checkpoints)
+            if (!keep.Contains(dir)) Directory.Delete(dir, true);
+    }
+}

@@ -1,0 +1,151 @@
+using System.Text.Json.Nodes;
+using Osprey.Datasets;
+using Osprey.Hub;
+using Osprey.Options;
+using Osprey.Templates;
+using Osprey.Tokenization;
+using Osprey.Training.Preference;
+using Osprey.Training.Recipes;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// The library call under <c>osprey sft</c>, <c>osprey pt</c> and <c>osprey rlhf</c> (and the web UI's training tabs):
+/// resolves the model, encodes the data (through the encoding cache), makes the run folder and its args.json, and runs
+/// the method's recipe. Log lines go to <c>log</c>, progress after every step to <c>progress</c>; cancelling stops
+/// after the current step and saves a checkpoint to resume from.
+/// </summary>
+/// <example>
+/// <code>
+/// var result = FineTuning.Sft(new SftOptions
+/// {
+///     Model = new() { Model = "Qwen/Qwen2.5-0.5B-Instruct" },
+///     Data = new() { Datasets = ["data.jsonl"] },
+///     Trainer = new() { MaxSteps = 100, Lora = new() { Rank = 16 } },
+/// }, Console.Error);
+/// Console.WriteLine(result.LastCheckpoint);
+/// </code>
+/// </example>
+public static class FineTuning
+{
+    /// <summary>Supervised fine-tuning: loss on the assistant turns (<c>--loss_scale default</c>).</summary>
+    public static TrainingResult Sft(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
+        RunSequences("sft", options, LossScale.Default, log ?? TextWriter.Null, progress, cancel);
+
+    /// <summary>Continued pre-training: <see cref="Sft"/> with loss on every token (<c>--loss_scale all</c>).</summary>
+    public static TrainingResult Pretrain(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
+        RunSequences("pt", options, LossScale.All, log ?? TextWriter.Null, progress, cancel);
+
+    /// <summary>Preference training: DPO, SimPO, CPO, ORPO, KTO or a reward model, by <c>--rlhf_type</c>.</summary>
+    public static TrainingResult Rlhf(RlhfOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    {
+        log ??= TextWriter.Null;
+        var o = options.FineTune;
+        options.Validate();
+        Check("rlhf", o, preference: true);
+        var folder = o.Model.ResolveFolder(log);
+        var tokenizer = LoadTokenizer(folder);
+        var loss = options.Loss;
+        var kto = loss.RlhfType == RlhfType.Kto;
+        if (kto && o.Trainer.BatchSize < 2) throw new OspreyException("--rlhf_type kto needs --per_device_train_batch_size 2 or more: its KL estimate pairs each prompt with another example's response.");
+        var encoder = new DatasetEncoder(tokenizer, Encoding(o, LossScale.LastRound, packing: false));
+        var loaded = DatasetLoader.Load(DataOptions(o), log);
+        var stats = new EncodingStats();
+        var data = new PreferenceRun
+        {
+            Train = kto ? [] : PreferenceEncoding.EncodePairs(encoder, loaded.Train, stats),
+            Validation = kto ? [] : PreferenceEncoding.EncodePairs(encoder, loaded.Validation),
+            KtoTrain = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Train, stats) : [],
+            KtoValidation = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Validation) : [],
+            Loss = loss,
+            ReferenceModel = options.ReferenceModel is null ? null : HubCache.ResolveModel(options.ReferenceModel),
+            ReferenceAdapters = options.ReferenceAdapters,
+            PrecomputeReferenceLogProbs = options.PrecomputeReferenceLogProbs,
+        };
+        stats.Report(log, o.MaxLength);
+        var type = OptionSet.ChoiceText(loss.RlhfType);
+        log.WriteLine($"osprey: {data.TrainCount} training {(kto ? "examples" : "pairs")}, {data.ValidationCount} validation; {type} with beta {loss.ResolvedBeta}.");
+        var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);
+        return loss.RlhfType switch
+        {
+            RlhfType.Kto => KtoRecipe.Run(run, data, cancel),
+            RlhfType.RewardModel => RewardModelRecipe.Run(run, data, cancel),
+            _ => PairwisePreferenceRecipe.Run(run, data, cancel),
+        };
+    }
+
+    static TrainingResult RunSequences(string verb, SftOptions o, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
+    {
+        Check(verb, o, preference: false);
+        var folder = o.Model.ResolveFolder(log);
+        var tokenizer = LoadTokenizer(folder);
+        EncodedDatasets data;
+        if (o.CachedDatasets.Count > 0)
+        {
+            var parts = o.CachedDatasets.Select(EncodedDatasets.LoadFolder).ToList();
+            data = new EncodedDatasets(
+                EncodedDataset.FromSamples(parts.SelectMany(p => p.Train)),
+                EncodedDataset.FromSamples(parts.SelectMany(p => p.Validation)));
+        }
+        else
+        {
+            var encoding = Encoding(o, lossScale, o.Packing);
+            var encoder = new DatasetEncoder(tokenizer, encoding);
+            var dataOptions = DataOptions(o);
+            data = DatasetEncoding.LoadOrEncode(encoder, dataOptions, encoding, folder, o.LoadFromCacheFile, () => DatasetLoader.Load(dataOptions, log), new EncodingStats(), log);
+        }
+        log.WriteLine($"osprey: {data.Train.Count} training samples ({data.Train.TokenCount:N0} tokens), {data.Validation.Count} validation samples.");
+        var run = NewRun(verb, OptionSet.For<SftOptions>().ToJson(o), o, folder, log, progress);
+        return SftRecipe.Run(run, data.Train, data.Validation, cancel);
+    }
+
+    /// <summary>The checks every fine-tuning verb makes before loading anything.</summary>
+    static void Check(string verb, SftOptions o, bool preference)
+    {
+        o.Trainer.Validate();
+        if (o.MaxLength is <= 0) throw new OspreyException($"--max_length must be positive, got {o.MaxLength}.");
+        if (o.Packing && o.MaxLength is null) throw new OspreyException("--packing needs --max_length N: packed rows are N tokens long.");
+        if (o.Data.Streaming) throw new OspreyException("--streaming is not supported for training yet: the trainer needs the sample count up front; drop --streaming.");
+        if (o.Data.Datasets.Count == 0 && o.CachedDatasets.Count == 0)
+            throw new OspreyException($"osprey {verb} needs --dataset (files, folders or hub ids){(preference ? "" : " or --cached_dataset")}.");
+        if (preference && o.CachedDatasets.Count > 0) throw new OspreyException("--cached_dataset holds single sequences; preference training needs --dataset with chosen/rejected pairs.");
+        if (preference && o.Packing) throw new OspreyException("--packing is not supported with osprey rlhf: chosen and rejected responses are batched as pairs.");
+    }
+
+    static Tokenizer LoadTokenizer(string folder) =>
+        File.Exists(Path.Combine(folder, "tokenizer.json"))
+            ? Tokenizer.Load(folder)
+            : throw new OspreyException($"{folder} has no tokenizer.json; pass a model folder that has its tokenizer files.");
+
+    /// <summary>The dataset options with the run's seed (one <c>--seed</c> drives shuffling, splitting and training).</summary>
+    static DatasetOptions DataOptions(SftOptions o) => o.Data with { Seed = o.Trainer.Seed };
+
+    static EncodingOptions Encoding(SftOptions o, LossScale methodDefault, bool packing) => new()
+    {
+        Template = o.Template,
+        System = o.System,
+        LossScale = o.LossScale ?? methodDefault,
+        MaxLength = o.MaxLength,
+        Truncation = o.Truncation,
+        Packing = packing,
+        Strict = o.Data.Strict,
+        Threads = o.DatasetNumProc,
+    };
+
+    static TrainingRun NewRun(string verb, JsonObject flags, SftOptions o, string folder, TextWriter log, Action<TrainingProgress>? progress)
+    {
+        var modelName = Path.GetFileName(Path.TrimEndingDirectorySeparator(o.Model.Model!));
+        var args = new JsonObject { ["command"] = verb };
+        foreach (var (key, value) in flags) args[key] = value?.DeepClone();
+        return new TrainingRun
+        {
+            ModelDirectory = folder,
+            Load = o.Model.LoadOptions(log),
+            Options = o.Trainer,
+            RunDirectory = RunDirectories.Next(o.OutputDir ?? Path.Combine("output", modelName), o.AddVersion, DateTime.Now),
+            Args = args,
+            Log = log,
+            Progress = progress,
+        };
+    }
+}

@@ -1,0 +1,156 @@
+using Osprey.Options;
+using Osprey.Tuners.Lora;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// How a fine-tuning run trains, named and defaulted as ms-swift's flags (<c>--num_train_epochs 3</c>,
+/// <c>--learning_rate</c> 1e-4 for LoRA and 1e-5 for full, <c>--weight_decay 0.1</c>, <c>--adam_beta2 0.95</c>,
+/// <c>--gradient_checkpointing true</c>, ...). Shared by every recipe; validated once by <see cref="Validate"/>.
+/// </summary>
+public sealed record TrainerOptions
+{
+    /// <summary>LoRA adapters or full training.</summary>
+    [Option("train_type", "lora trains adapters on a frozen base; full trains the weights themselves.", Aliases = ["tuner_type"], Common = true)]
+    public TrainType TrainType { get; init; } = TrainType.Lora;
+
+    /// <summary>The adapter to train when <see cref="TrainType"/> is lora.</summary>
+    [OptionGroup]
+    public LoraOptions Lora { get; init; } = new();
+
+    /// <summary>Full training: parameter-name prefixes kept frozen.</summary>
+    [Option("freeze_parameters", "Full training: parameter-name prefixes to keep frozen.", Placeholder = "P...")]
+    public IReadOnlyList<string> FreezeParameters { get; init; } = [];
+
+    /// <summary>Full training: prefixes trained even if frozen above.</summary>
+    [Option("trainable_parameters", "Full training: prefixes trained even when --freeze_parameters names them.", Placeholder = "P...")]
+    public IReadOnlyList<string> TrainableParameters { get; init; } = [];
+
+    /// <summary>Passes over the training set; fractional values stop part-way.</summary>
+    [Option("num_train_epochs", "Passes over the data (fractions stop part-way).", Common = true)]
+    public double NumTrainEpochs { get; init; } = 3;
+
+    /// <summary>Total optimizer steps; overrides epochs when positive.</summary>
+    [Option("max_steps", "Total optimizer steps instead of epochs (-1: use --num_train_epochs).")]
+    public long MaxSteps { get; init; } = -1;
+
+    /// <summary>Samples per micro-batch.</summary>
+    [Option("per_device_train_batch_size", "Samples per micro-batch.", Common = true)]
+    public int BatchSize { get; init; } = 1;
+
+    /// <summary>Samples per evaluation batch.</summary>
+    [Option("per_device_eval_batch_size", "Samples per evaluation batch.")]
+    public int EvalBatchSize { get; init; } = 1;
+
+    /// <summary>Micro-batches per optimizer step; null takes <see cref="ResolvedGradientAccumulationSteps"/>.</summary>
+    [Option("gradient_accumulation_steps", "Micro-batches per optimizer step.", DefaultText = "enough for a total batch of 16, as ms-swift", Common = true)]
+    public int? GradientAccumulationSteps { get; init; }
+
+    /// <summary>Peak learning rate; null takes <see cref="ResolvedLearningRate"/>.</summary>
+    [Option("learning_rate", "Peak learning rate.", DefaultText = "1e-4 for LoRA, 1e-5 for full", Common = true)]
+    public double? LearningRate { get; init; }
+
+    /// <summary>The decay after warm-up.</summary>
+    [Option("lr_scheduler_type", "Learning-rate decay after warm-up.")]
+    public LrSchedulerType LrSchedulerType { get; init; } = LrSchedulerType.Cosine;
+
+    /// <summary>Warm-up as a fraction of the total steps.</summary>
+    [Option("warmup_ratio", "Linear warm-up as a fraction of the total steps.")]
+    public double WarmupRatio { get; init; }
+
+    /// <summary>Warm-up steps; wins over the ratio when positive.</summary>
+    [Option("warmup_steps", "Linear warm-up steps (wins over --warmup_ratio when positive).")]
+    public long WarmupSteps { get; init; }
+
+    /// <summary>AdamW's decoupled weight decay (not applied to biases and norms).</summary>
+    [Option("weight_decay", "AdamW weight decay (biases and norm weights get none).")]
+    public double WeightDecay { get; init; } = 0.1;
+
+    /// <summary>AdamW β1.</summary>
+    [Option("adam_beta1", "AdamW beta1.")]
+    public double AdamBeta1 { get; init; } = 0.9;
+
+    /// <summary>AdamW β2 (ms-swift's 0.95).</summary>
+    [Option("adam_beta2", "AdamW beta2.")]
+    public double AdamBeta2 { get; init; } = 0.95;
+
+    /// <summary>AdamW ε.</summary>
+    [Option("adam_epsilon", "AdamW epsilon.")]
+    public double AdamEpsilon { get; init; } = 1e-8;
+
+    /// <summary>Gradient clipping by global norm.</summary>
+    [Option("max_grad_norm", "Clip gradients to this global norm.")]
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>LoRA+: B matrices learn this many times faster (null: off).</summary>
+    [Option("lorap_lr_ratio", "LoRA+: the B matrices' learning rate is this many times the A matrices'.")]
+    public double? LoraPlusLrRatio { get; init; }
+
+    /// <summary>Recompute layer activations in backward instead of keeping them.</summary>
+    [Option("gradient_checkpointing", "Recompute layer activations in backward (less memory, more compute).")]
+    public bool GradientCheckpointing { get; init; } = true;
+
+    /// <summary>Seeds adapter init, data order, dropout and splitting.</summary>
+    [Option("seed", "Seed for initialisation, data order, dropout, shuffling, splitting and #N sampling.")]
+    public int Seed { get; init; } = 42;
+
+    /// <summary>Steps between log records.</summary>
+    [Option("logging_steps", "Steps between logging.jsonl records.")]
+    public int LoggingSteps { get; init; } = 5;
+
+    /// <summary>Whether checkpoints are written.</summary>
+    [Option("save_strategy", "steps writes checkpoints; no writes none (benchmarks).")]
+    public SaveStrategy SaveStrategy { get; init; } = SaveStrategy.Steps;
+
+    /// <summary>Steps between checkpoints.</summary>
+    [Option("save_steps", "Steps between checkpoints.")]
+    public int SaveSteps { get; init; } = 500;
+
+    /// <summary>Steps between evaluations (null: <see cref="SaveSteps"/>).</summary>
+    [Option("eval_steps", "Steps between evaluations.", DefaultText = "--save_steps")]
+    public int? EvalSteps { get; init; }
+
+    /// <summary>Checkpoints kept (the newest ones plus the best); null keeps all.</summary>
+    [Option("save_total_limit", "Checkpoints to keep: the newest ones plus the best (default: all).")]
+    public int? SaveTotalLimit { get; init; }
+
+    /// <summary>Checkpoints without optimizer state (smaller; cannot resume exactly).</summary>
+    [Option("save_only_model", "Checkpoints without optimizer state (cannot resume exactly).")]
+    public bool SaveOnlyModel { get; init; }
+
+    /// <summary>A checkpoint-N folder to continue from.</summary>
+    [Option("resume_from_checkpoint", "Continue a run exactly from its checkpoint-N folder.", Placeholder = "DIR")]
+    public string? ResumeFromCheckpoint { get; init; }
+
+    /// <summary>With a checkpoint: load only its weights and start a fresh run.</summary>
+    [Option("resume_only_model", "With --resume_from_checkpoint: load the weights only and start a new run.")]
+    public bool ResumeOnlyModel { get; init; }
+
+    /// <summary>The peak learning rate: <see cref="LearningRate"/>, else ms-swift's 1e-4 for LoRA and 1e-5 for full training.</summary>
+    public double ResolvedLearningRate => LearningRate ?? (TrainType == TrainType.Full ? 1e-5 : 1e-4);
+
+    /// <summary>Micro-batches per step: <see cref="GradientAccumulationSteps"/>, else enough that the total batch reaches 16 (ms-swift).</summary>
+    public int ResolvedGradientAccumulationSteps => GradientAccumulationSteps ?? Math.Max(1, (16 + Math.Max(1, BatchSize) - 1) / Math.Max(1, BatchSize));
+
+    /// <summary>Checks every value once, naming the flag and the fix.</summary>
+    /// <exception cref="OspreyException">A value is out of range.</exception>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(TrainType)) throw new OspreyException($"--train_type '{TrainType}' is not supported; use lora or full.");
+        if (TrainType == TrainType.Lora) Lora.Validate();
+        if (BatchSize < 1) throw new OspreyException($"--per_device_train_batch_size must be at least 1 (got {BatchSize}).");
+        if (EvalBatchSize < 1) throw new OspreyException($"--per_device_eval_batch_size must be at least 1 (got {EvalBatchSize}).");
+        if (GradientAccumulationSteps is < 1) throw new OspreyException($"--gradient_accumulation_steps must be at least 1 (got {GradientAccumulationSteps}).");
+        if (!(ResolvedLearningRate > 0)) throw new OspreyException($"--learning_rate must be positive (got {LearningRate}).");
+        if (!Enum.IsDefined(LrSchedulerType)) throw new OspreyException($"--lr_scheduler_type '{LrSchedulerType}' is not supported; use cosine, linear, constant or constant_with_warmup.");
+        if (WarmupRatio is < 0 or > 1) throw new OspreyException($"--warmup_ratio must be in [0, 1] (got {WarmupRatio}).");
+        if (MaxSteps <= 0 && !(NumTrainEpochs > 0)) throw new OspreyException("--num_train_epochs must be positive, or give --max_steps.");
+        if (LoggingSteps < 1) throw new OspreyException($"--logging_steps must be at least 1 (got {LoggingSteps}).");
+        if (!Enum.IsDefined(SaveStrategy)) throw new OspreyException($"--save_strategy '{SaveStrategy}' is not supported; use steps or no.");
+        if (SaveSteps < 1) throw new OspreyException($"--save_steps must be at least 1 (got {SaveSteps}).");
+        if (EvalSteps is < 1) throw new OspreyException($"--eval_steps must be at least 1 (got {EvalSteps}).");
+        if (SaveTotalLimit is < 1) throw new OspreyException($"--save_total_limit must be at least 1 (got {SaveTotalLimit}).");
+        if (AdamBeta1 is < 0 or >= 1 || AdamBeta2 is < 0 or >= 1) throw new OspreyException("--adam_beta1 and --adam_beta2 must be in [0, 1).");
+        if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
+    }
+}

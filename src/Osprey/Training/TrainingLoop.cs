@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Osprey.Io;
+using Osprey.Options;
+using Osprey.Runtime;
+using Osprey.Training.Reporting;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// The step machinery every recipe composes: the schedule and total steps, optimizer state from a resumed checkpoint,
+/// args.json, logging.jsonl/TensorBoard/plots, and per step the clipping, optimizer step, log record, progress,
+/// evaluation record and checkpoint. A recipe's loop calls it in order:
+/// <c>ShouldStop → (its forward/backward) → CompleteStep → EvaluationDue/RecordEvaluation → SaveIfDue</c>, then
+/// <c>Finish</c>.
+/// </summary>
+internal sealed class TrainingLoop : IDisposable
+{
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    readonly TrainingSession _session;
+    readonly LearningRateSchedule _schedule;
+    readonly long _stepsPerEpoch;
+    readonly TrainingLog _log;
+    readonly Stopwatch _clock = Stopwatch.StartNew();
+    readonly List<Dictionary<string, double>> _metricsWindow = [];
+    Tensor? _lastGradNorm;
+    string? _lastCheckpoint;
+    bool _interrupted;
+
+    TrainingLoop(TrainingSession session, long stepsPerEpoch, long totalSteps, long startStep, TrainerState state)
+    {
+        var o = session.Options;
+        _session = session;
+        _stepsPerEpoch = stepsPerEpoch;
+        TotalSteps = totalSteps;
+        StartStep = startStep;
+        State = state;
+        _lastCheckpoint = state.LastCheckpoint;
+        var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
+        _schedule = new LearningRateSchedule(o.LrSchedulerType, o.ResolvedLearningRate, warmup, totalSteps);
+        _log = new TrainingLog(session.RunDirectory, startStep > 0 ? startStep : null);
+    }
+
+    /// <summary>
+    /// Plans the run (total steps from epochs × <paramref name="stepsPerEpoch"/> or max_steps), restores the optimizer
+    /// and step of a resumed checkpoint, writes args.json and opens the training log; puts the model in training mode.
+    /// </summary>
+    /// <exception cref="OspreyException">The checkpoint has no optimizer state to resume from.</exception>
+    public static TrainingLoop Start(TrainingSession session, long stepsPerEpoch)
+    {
+        var o = session.Options;
+        var totalSteps = o.MaxSteps > 0 ? o.MaxSteps : (long)Math.Ceiling(o.NumTrainEpochs * stepsPerEpoch);
+        long startStep = 0;
+        var state = new TrainerState();
+        if (session.ResumeState is { } resumeState && !o.ResumeOnlyModel)
+        {
+            var optimizerFile = Path.Combine(session.Resume!, CheckpointWriter.OptimizerFile);
+            if (!File.Exists(optimizerFile))
+                throw new OspreyException($"{session.Resume} has no {CheckpointWriter.OptimizerFile} (saved with --save_only_model?); resume it with --resume_only_model true, which restarts the optimizer and schedule.");
+            using (var f = SafetensorsFile.Open(optimizerFile)) session.Optimizer.Load(f);
+            startStep = resumeState.GlobalStep;
+            state = resumeState;
+            session.Run.Log.WriteLine($"osprey: resuming {session.RunDirectory} at step {startStep} of {totalSteps}.");
+        }
+        WriteArgs(session, totalSteps);
+        var loop = new TrainingLoop(session, stepsPerEpoch, totalSteps, startStep, state);
+        session.Model.train();
+        return loop;
+    }
+
+    /// <summary>The first step to run (0, or the resumed checkpoint's step).</summary>
+    public long StartStep { get; }
+
+    /// <summary>Optimizer steps in the whole run.</summary>
+    public long TotalSteps { get; }
+
+    /// <summary>Best/last checkpoints and the last evaluation.</summary>
+    public TrainerState State { get; }
+
+    /// <summary>Tokens and losses since the last log line; recipes add the tokens they process.</summary>
+    public LogWindow Window { get; } = new();
+
+    /// <summary>The epoch (fractional) after <paramref name="done"/> steps.</summary>
+    public double Epoch(long done) => (double)done / _stepsPerEpoch;
+
+    /// <summary>True (and remembered) when <paramref name="cancel"/> fired: the recipe leaves its loop and calls <see cref="Finish"/>.</summary>
+    public bool ShouldStop(CancellationToken cancel)
+    {
+        if (cancel.IsCancellationRequested) _interrupted = true;
+        return _interrupted;
+    }
+
+    /// <summary>
+    /// Ends optimizer step <paramref name="step"/> after the recipe's backward passes: clips, steps AdamW at the
+    /// scheduled rate, zeroes gradients, and every <c>--logging_steps</c> appends a record (the mean loss over the
+    /// window — <paramref name="lossSum"/> / <paramref name="stepTokens"/> per step — with token accuracy, or the
+    /// mean of the recipe's <paramref name="metrics"/>). Returns the steps done.
+    /// </summary>
+    public long CompleteStep(long step, Tensor lossSum, Tensor correct, long stepTokens, Dictionary<string, double>? metrics)
+    {
+        var o = _session.Options;
+        var model = _session.Model;
+        var optimizer = _session.Optimizer;
+        var gradNorm = optimizer.ClipGradients(o.MaxGradNorm);
+        PhaseTimer.Mark(model.Device, "gradient norm + clip");
+        var lr = _schedule.RateAt(step);
+        optimizer.Step(lr);
+        optimizer.ZeroGrad();
+        PhaseTimer.Mark(model.Device, "optimizer step");
+        _lastGradNorm?.Dispose();
+        _lastGradNorm = gradNorm.MoveToOuterDisposeScope();
+        Window.Add(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), stepTokens);
+        if (metrics is not null) _metricsWindow.Add(metrics);
+        var done = step + 1;
+
+        if (done % o.LoggingSteps == 0 || done == TotalSteps)
+        {
+            var (loss, acc) = Window.Read();
+            var windowMetrics = _metricsWindow.Count == 0 ? null : MeanMetrics(_metricsWindow);
+            _metricsWindow.Clear();
+            var elapsed = _clock.Elapsed.TotalSeconds;
+            var speed = Window.Tokens / Math.Max(1e-9, elapsed - Window.Start);
+            var record = new Dictionary<string, object?>
+            {
+                ["loss"] = loss,
+                ["grad_norm"] = (double)_lastGradNorm.ToSingle(),
+                ["learning_rate"] = lr,
+                ["token_acc"] = acc,
+                ["epoch"] = Math.Round(Epoch(done), 4),
+                ["global_step"] = done,
+                ["max_steps"] = TotalSteps,
+                ["tokens_per_second"] = Math.Round(speed, 1),
+                ["memory_gib"] = Math.Round(MemoryGiB(model.Device), 3),
+                ["elapsed_seconds"] = Math.Round(elapsed, 2),
+            };
+            if (windowMetrics is not null)
+            {
+                // Sequence-level objectives report their own metrics instead of token accuracy.
+                record.Remove("token_acc");
+                foreach (var (k, v) in windowMetrics) record[k] = v;
+            }
+            if (PhaseTimer.Enabled)
+            {
+                var steps = done - Math.Max(StartStep, done - o.LoggingSteps);
+                foreach (var (phase, ms) in PhaseTimer.TakeTotals()) _session.Run.Log.WriteLine($"osprey profile: steps {done - steps + 1}-{done}: {phase}: {ms / steps:F1} ms/step");
+            }
+            _log.Append(record);
+            _session.Run.Progress?.Invoke(new TrainingProgress("Train", done, TotalSteps, loss, speed, MemoryGiB(model.Device), elapsed));
+            Window.Reset(elapsed);
+        }
+        else
+        {
+            _session.Run.Progress?.Invoke(new TrainingProgress("Train", done, TotalSteps, null, 0, 0, _clock.Elapsed.TotalSeconds));
+        }
+        return done;
+    }
+
+    /// <summary>True when the validation set is not empty and step <paramref name="done"/> is an evaluation step (every <c>--eval_steps</c>, and the last).</summary>
+    public bool EvaluationDue(long done, int validationCount) =>
+        validationCount > 0 && (done % (_session.Options.EvalSteps ?? _session.Options.SaveSteps) == 0 || done == TotalSteps);
+
+    /// <summary>Appends an evaluation record, prints <paramref name="line"/> and remembers the loss for the best checkpoint.</summary>
+    public void RecordEvaluation(Dictionary<string, object?> record, double evalLoss, string line)
+    {
+        _log.Append(record);
+        _session.Run.Log.WriteLine(line);
+        State.LastEvalLoss = evalLoss;
+    }
+
+    /// <summary>Saves a checkpoint at every <c>--save_steps</c> and the last step (unless <c>--save_strategy no</c>).</summary>
+    public void SaveIfDue(long done, bool evaluated)
+    {
+        var o = _session.Options;
+        if (o.SaveStrategy == SaveStrategy.Steps && (done % o.SaveSteps == 0 || done == TotalSteps))
+            _lastCheckpoint = CheckpointWriter.Save(_session, done, Epoch(done), State, evaluated ? State.LastEvalLoss : null, _log);
+    }
+
+    /// <summary>
+    /// Ends the run after <paramref name="step"/> steps: an interrupted run saves a checkpoint to resume from, then the
+    /// summary record and the plots are written.
+    /// </summary>
+    public TrainingResult Finish(long step)
+    {
+        var o = _session.Options;
+        _lastGradNorm?.Dispose();
+        _lastGradNorm = null;
+        if (_interrupted && o.SaveStrategy == SaveStrategy.Steps && step > StartStep && (_lastCheckpoint is null || RunDirectories.CheckpointStep(_lastCheckpoint) != step))
+        {
+            _lastCheckpoint = CheckpointWriter.Save(_session, step, Epoch(step), State, null, _log);
+            _session.Run.Log.WriteLine($"osprey: interrupted at step {step}; resume with --resume_from_checkpoint {_lastCheckpoint}");
+        }
+        _log.Append(new Dictionary<string, object?>
+        {
+            ["last_model_checkpoint"] = _lastCheckpoint,
+            ["best_model_checkpoint"] = State.BestCheckpoint,
+            ["best_metric"] = State.BestMetric,
+            ["global_step/max_steps"] = $"{step}/{TotalSteps}",
+            ["train_runtime"] = Math.Round(_clock.Elapsed.TotalSeconds, 2),
+        });
+        _log.WritePlots();
+        return new TrainingResult(_session.RunDirectory, _lastCheckpoint, State.BestCheckpoint, State.BestMetric, step, _interrupted);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _lastGradNorm?.Dispose();
+        _log.Dispose();
+    }
+
+    static Dictionary<string, double> MeanMetrics(List<Dictionary<string, double>> steps) =>
+        steps.SelectMany(d => d.Keys).Distinct().ToDictionary(k => k, k => steps.Where(d => d.ContainsKey(k)).Average(d => d[k]));
+
+    static void WriteArgs(TrainingSession session, long totalSteps)
+    {
+        var args = session.Run.Args.DeepClone().AsObject();
+        args["model_dir"] = session.Run.ModelDirectory;
+        args["output_dir"] = session.RunDirectory;
+        args["train_type"] = OptionSet.ChoiceText(session.Options.TrainType);
+        args["max_steps_resolved"] = totalSteps;
+        var path = Path.Combine(session.RunDirectory, "args.json");
+        File.WriteAllText(path + ".tmp", args.ToJsonString(Indented) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    static double MemoryGiB(Device device)
+    {
+        if (device.type == DeviceType.CUDA)
+        {
+            try { return Nvml.UsedBytes(device.index < 0 ? 0 : device.index) / (double)(1L << 30); }
+            catch (Exception) { return 0; }
+        }
+        return Environment.WorkingSet / (double)(1L << 30);
+    }
+}

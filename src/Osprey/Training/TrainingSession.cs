@@ -1,0 +1,164 @@
+using Osprey.Io;
+using Osprey.Models;
+using Osprey.Runtime;
+using Osprey.Tuners.Lora;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Osprey.Training;
+
+/// <summary>
+/// The setup half every recipe shares, in this order: resume state, run folder, runtime and seeds, the model (with a
+/// reward model's score head when asked), its trainable tensors (LoRA adapters or unfrozen weights), weights from a
+/// checkpoint, and AdamW over the trainable tensors. Owns the model and the optimizer.
+/// </summary>
+internal sealed class TrainingSession : IDisposable
+{
+    TrainingSession(TrainingRun run, string runDirectory, string? resume, TrainerState? resumeState, CausalLM model, AdamW optimizer)
+    {
+        Run = run;
+        RunDirectory = runDirectory;
+        Resume = resume;
+        ResumeState = resumeState;
+        Model = model;
+        Optimizer = optimizer;
+    }
+
+    /// <summary>The run's inputs.</summary>
+    public TrainingRun Run { get; }
+
+    /// <summary>The trainer options (shorthand for <c>Run.Options</c>).</summary>
+    public TrainerOptions Options => Run.Options;
+
+    /// <summary>Where files go: the new run folder, or the resumed checkpoint's run folder.</summary>
+    public string RunDirectory { get; }
+
+    /// <summary>The checkpoint folder resumed from, if any.</summary>
+    public string? Resume { get; }
+
+    /// <summary>That checkpoint's trainer_state.json.</summary>
+    public TrainerState? ResumeState { get; }
+
+    /// <summary>The model being trained.</summary>
+    public CausalLM Model { get; }
+
+    /// <summary>AdamW over the trainable tensors.</summary>
+    public AdamW Optimizer { get; }
+
+    /// <summary>Sets up a run; <paramref name="scoreHead"/> gives the model a scalar head first (reward models).</summary>
+    /// <exception cref="OspreyException">The checkpoint to resume is missing or does not fit the train type.</exception>
+    public static TrainingSession Open(TrainingRun run, bool scoreHead = false)
+    {
+        var o = run.Options;
+        var resume = o.ResumeFromCheckpoint is { } r ? Path.GetFullPath(r) : null;
+        TrainerState? resumeState = null;
+        if (resume is not null)
+        {
+            if (!Directory.Exists(resume)) throw new OspreyException($"--resume_from_checkpoint {resume} does not exist.");
+            resumeState = TrainerState.Read(resume);
+        }
+        // Resuming continues in the checkpoint's run folder (weights-only resumes start a new one).
+        var runDir = resume is not null && !o.ResumeOnlyModel ? Path.GetDirectoryName(resume)! : run.RunDirectory;
+        Directory.CreateDirectory(runDir);
+
+        var runtime = TorchRuntime.Initialize(run.Load.Device, run.Load.Notice);
+        random.manual_seed(o.Seed);
+        if (runtime.Device.type == DeviceType.CUDA) cuda.manual_seed_all(o.Seed);
+        var model = CausalLM.Load(run.ModelDirectory, run.Load);
+        try
+        {
+            // A reward model gets its scalar head before any adapter (transformers' *ForSequenceClassification layout).
+            if (scoreHead && !model.IsRewardModel) model.AttachScoreHead(1, o.Seed);
+            var trainable = SetUpTrainable(model, o, run.Log);
+            if (resume is not null) LoadWeights(model, o, resume);
+            var trainableCount = trainable.Sum(p => p.Tensor.numel());
+            var totalCount = model.BaseParameters().Sum(p => p.Tensor.numel()) + (o.TrainType == TrainType.Lora ? model.LoraParameters().Sum(p => p.Tensor.numel()) : 0);
+            run.Log.WriteLine($"osprey: {model.Spec.ModelType} on {model.Device} in {DTypes.Name(model.DType)}; trainable parameters {trainableCount:N0} of {totalCount:N0} ({100.0 * trainableCount / totalCount:F4}%).");
+
+            var optimizer = new AdamW(o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon);
+            foreach (var (name, p) in trainable)
+            {
+                var decay = NoDecay(name) ? 0 : o.WeightDecay;
+                var scale = o.LoraPlusLrRatio is double ratio && name.Contains(".lora_B.", StringComparison.Ordinal) ? ratio : 1.0;
+                // LoRA matrices share storage with nothing: the optimizer may move them into its flat master buffer.
+                var relocatable = o.TrainType == TrainType.Lora && CausalLM.IsAdapterKey(name);
+                optimizer.Add(name, p, decay, scale, relocatable);
+            }
+            return new TrainingSession(run, runDir, resume, resumeState, model, optimizer);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The trainable tensors by name: LoRA A/B (and DoRA magnitudes) plus modules_to_save, or the unfrozen base weights.</summary>
+    static List<(string Name, Parameter Tensor)> SetUpTrainable(CausalLM model, TrainerOptions o, TextWriter log)
+    {
+        var list = new List<(string, Parameter)>();
+        if (o.TrainType == TrainType.Lora)
+        {
+            var adapted = model.AttachLora(o.Lora, o.Seed);
+            log.WriteLine($"osprey: LoRA r={o.Lora.Rank} alpha={o.Lora.Alpha} on {adapted.Count} layers ({string.Join(", ", adapted.Select(a => a.Split('.')[^1]).Distinct())}).");
+            list.AddRange(model.LoraParameters());
+            foreach (var (name, p) in PeftAdapter.ModulesToSaveParameters(model, o.Lora))
+            {
+                p.requires_grad_(true);
+                list.Add((name, p));
+            }
+            // A reward model's score head is trained in full and saved with the adapter (PEFT's SEQ_CLS modules_to_save).
+            if (model.ScoreWeight is { } score && list.All(p => p.Item1 != "score.weight"))
+            {
+                score.requires_grad_(true);
+                list.Add(("score.weight", score));
+            }
+            return list;
+        }
+        foreach (var (name, p) in model.BaseParameters())
+        {
+            var frozen = o.FreezeParameters.Any(f => name.StartsWith(f, StringComparison.Ordinal))
+                && !o.TrainableParameters.Any(t => name.StartsWith(t, StringComparison.Ordinal));
+            if (frozen) continue;
+            p.requires_grad_(true);
+            list.Add((name, p));
+        }
+        if (list.Count == 0) throw new OspreyException("--freeze_parameters freezes every parameter; nothing is left to train.");
+        return list;
+    }
+
+    static void LoadWeights(CausalLM model, TrainerOptions o, string checkpoint)
+    {
+        if (o.TrainType == TrainType.Lora)
+        {
+            if (!PeftAdapter.IsAdapter(checkpoint)) throw new OspreyException($"{checkpoint} holds no adapter_config.json; --resume_from_checkpoint with --train_type lora needs a LoRA checkpoint folder.");
+            PeftAdapter.LoadInto(model, checkpoint);
+        }
+        else
+        {
+            if (PeftAdapter.IsAdapter(checkpoint)) throw new OspreyException($"{checkpoint} is a LoRA checkpoint; resume it with --train_type lora.");
+            using var weights = SafetensorsCheckpoint.Open(checkpoint);
+            model.LoadWeights(weights);
+        }
+    }
+
+    /// <summary>Biases and norm weights get no weight decay (as transformers' Trainer decides).</summary>
+    static bool NoDecay(string name)
+    {
+        var lower = name.ToLowerInvariant();
+        if (lower.Contains("bias", StringComparison.Ordinal)) return true;
+        var module = lower.Contains('.') ? lower[..lower.LastIndexOf('.')] : lower;
+        return module.Split('.')[^1].Contains("norm", StringComparison.Ordinal);
+    }
+
+    /// <summary>Float32 logits of one loss chunk are about 256 MiB.</summary>
+    public long ChunkRows => Math.Max(64L, (256L << 20) / (4L * Model.Spec.VocabSize));
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Model.Dispose();
+    }
+}
