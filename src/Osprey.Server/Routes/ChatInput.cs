@@ -35,7 +35,10 @@ internal static class ChatInput
             }
             else
             {
-                list.Add(Turn(() => m.Deserialize<ChatTurn>(), param));
+                var turn = Turn(() => m.Deserialize<ChatTurn>(), param);
+                // An explicit null content reaches the template as None, not as an absent (undefined) field.
+                if (content.ValueKind == JsonValueKind.Null) turn = turn with { Extra = new(turn.Extra ?? []) { ["content"] = content } };
+                list.Add(turn);
             }
             i++;
         }

@@ -10,7 +10,8 @@ namespace Osprey.Serving;
 /// </summary>
 /// <remarks>
 /// Property order is the order the template sees the fields in (role, tool_call_id, content, tool_calls, then
-/// any others). Absent and null content are the same to the template's callers (OpenAI treats them alike).
+/// any others). A null <see cref="Content"/> is left out, as an absent one is: templates tell an undefined
+/// content from a None one, so a client's explicit <c>"content": null</c> travels in <see cref="Extra"/>.
 /// </remarks>
 public sealed record ChatTurn
 {
@@ -23,7 +24,7 @@ public sealed record ChatTurn
     public string? ToolCallId { get; init; }
 
     /// <summary>The text (content parts already joined); null for an assistant message that only calls tools.</summary>
-    [JsonPropertyName("content")]
+    [JsonPropertyName("content"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Content { get; init; }
 
     /// <summary>The function calls of an assistant message.</summary>
