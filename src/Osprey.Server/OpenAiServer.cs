@@ -35,13 +35,12 @@ public static class OpenAiServer
         var log = options.Log ?? Console.Error;
         var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         app.Use((context, next) => Guard(context, next, options, log));
-        var endpoints = new Endpoints(model, stopping);
 
         app.MapGet("/health", () => Results.Text("ok"));
-        app.MapGet("/v1/models", context => WriteModels(context, model));
-        app.MapPost("/v1/chat/completions", endpoints.Chat);
-        app.MapPost("/v1/completions", endpoints.Completions);
-        app.MapPost("/v1/embeddings", endpoints.Embeddings);
+        app.MapGet("/v1/models", new ModelsRoute(model).Handle);
+        app.MapPost("/v1/chat/completions", new ChatCompletionsRoute(model, stopping).Handle);
+        app.MapPost("/v1/completions", new CompletionsRoute(model, stopping).Handle);
+        app.MapPost("/v1/embeddings", new EmbeddingsRoute(model, stopping).Handle);
         if (options.WebUi) WebUi.Map(app, model);
         return app;
     }
@@ -82,7 +81,7 @@ public static class OpenAiServer
         {
             var path = context.Request.Path.Value ?? "";
             var field = path.EndsWith("/chat/completions", StringComparison.Ordinal) ? "messages" : path.EndsWith("/embeddings", StringComparison.Ordinal) ? "input" : "prompt";
-            await ApiErrors.WriteAsync(context, Endpoints.Map(e, field)).ConfigureAwait(false);
+            await ApiErrors.WriteAsync(context, EngineErrors.ToApi(e, field)).ConfigureAwait(false);
         }
         catch (BadHttpRequestException e)
         {
@@ -106,32 +105,5 @@ public static class OpenAiServer
         if (!header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return false;
         var given = Encoding.UTF8.GetBytes(header[prefix.Length..].Trim());
         return CryptographicOperations.FixedTimeEquals(given, Encoding.UTF8.GetBytes(key));
-    }
-
-    static async Task WriteModels(HttpContext context, ServedModel model)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, ApiErrors.JsonOptions))
-        {
-            w.WriteStartObject();
-            w.WriteString("object", "list");
-            w.WriteStartArray("data");
-            foreach (var name in model.ModelNames)
-            {
-                w.WriteStartObject();
-                w.WriteString("id", name);
-                w.WriteString("object", "model");
-                w.WriteNumber("created", created);
-                w.WriteString("owned_by", "osprey");
-                if (name != model.Name) w.WriteString("parent", model.Name);
-                w.WriteNumber("max_model_len", model.Engine.MaxModelLen);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        context.Response.ContentType = "application/json";
-        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
     }
 }

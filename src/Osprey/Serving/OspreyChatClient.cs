@@ -153,10 +153,11 @@ public sealed class OspreyChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(messages);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var adapter = Model.AdapterFor(options?.ModelId);
-        var tools = Tools(options);
-        var shaped = Messages(messages);
-        if (!string.IsNullOrWhiteSpace(options?.Instructions)) AddInstructions(shaped, options.Instructions);
-        var prompt = Model.EncodeChat(shaped, tools);
+        var tools = ChatMessageConversion.FromAITools(options?.Tools);
+        var turns = ChatMessageConversion.FromChatMessages(messages);
+        // ChatOptions.Instructions join the first system message, or become one.
+        if (!string.IsNullOrWhiteSpace(options?.Instructions)) turns = ChatMessageConversion.WithInstructions(turns, options.Instructions);
+        var prompt = Model.EncodeChat(turns, tools);
         var sampling = Model.Sampling(
             maxTokens: options?.MaxOutputTokens,
             temperature: options?.Temperature,
@@ -171,20 +172,6 @@ public sealed class OspreyChatClient : IChatClient
         if (options?.MaxOutputTokens is null) sampling = sampling with { MaxTokens = Math.Max(1, Model.Engine.MaxModelLen - prompt.Length) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
-    }
-
-    /// <summary><see cref="ChatOptions.Instructions"/> join the first system message, or become one.</summary>
-    internal static void AddInstructions(List<object?> messages, string instructions)
-    {
-        if (messages.Count > 0 && messages[0] is Dictionary<string, object?> first && (string?)first["role"] == "system")
-        {
-            var content = (string?)first["content"];
-            first["content"] = string.IsNullOrEmpty(content) ? instructions : content + "\n\n" + instructions;
-        }
-        else
-        {
-            messages.Insert(0, new Dictionary<string, object?> { ["role"] = "system", ["content"] = instructions });
-        }
     }
 
     static double? RepetitionPenalty(ChatOptions? options)
@@ -202,91 +189,6 @@ public sealed class OspreyChatClient : IChatClient
             _ => throw new EngineException(EngineErrorKind.InvalidRequest, $"{RepetitionPenaltyKey} must be a number, got {value}."),
         };
     }
-
-    internal static List<object?>? Tools(ChatOptions? options)
-    {
-        var declarations = options?.Tools?.OfType<AIFunctionDeclaration>().ToList();
-        if (declarations is null || declarations.Count == 0) return null;
-        return declarations.Select(f => (object?)new Dictionary<string, object?>
-        {
-            ["type"] = "function",
-            ["function"] = new Dictionary<string, object?>
-            {
-                ["name"] = f.Name,
-                ["description"] = f.Description ?? "",
-                ["parameters"] = f.JsonSchema.ValueKind == JsonValueKind.Undefined ? EmptySchema() : f.JsonSchema,
-            },
-        }).ToList();
-    }
-
-    static JsonElement EmptySchema()
-    {
-        using var doc = JsonDocument.Parse("""{"type":"object","properties":{}}""");
-        return doc.RootElement.Clone();
-    }
-
-    /// <summary>The conversation in OpenAI's message shape, which chat templates expect.</summary>
-    internal static List<object?> Messages(IEnumerable<ChatMessage> messages)
-    {
-        var list = new List<object?>();
-        foreach (var m in messages)
-        {
-            var text = new StringBuilder();
-            var calls = new List<object?>();
-            var results = new List<FunctionResultContent>();
-            foreach (var c in m.Contents)
-            {
-                switch (c)
-                {
-                    case TextContent t:
-                        text.Append(t.Text);
-                        break;
-                    case FunctionCallContent f:
-                        calls.Add(new Dictionary<string, object?>
-                        {
-                            ["id"] = f.CallId,
-                            ["type"] = "function",
-                            ["function"] = new Dictionary<string, object?>
-                            {
-                                ["name"] = f.Name,
-                                ["arguments"] = f.Arguments is null ? new Dictionary<string, object?>() : PlainArguments(f.Arguments),
-                            },
-                        });
-                        break;
-                    case FunctionResultContent r:
-                        results.Add(r);
-                        break;
-                    case DataContent or UriContent:
-                        throw new NotSupportedException($"OspreyChatClient takes text only; a {m.Role} message holds {c.GetType().Name}.");
-                }
-            }
-            // A message of function results becomes one OpenAI "tool" message per result.
-            foreach (var r in results)
-                list.Add(new Dictionary<string, object?> { ["role"] = "tool", ["tool_call_id"] = r.CallId, ["content"] = ResultText(r) });
-            if (results.Count > 0 && text.Length == 0 && calls.Count == 0) continue;
-            var message = new Dictionary<string, object?> { ["role"] = m.Role.Value, ["content"] = text.ToString() };
-            if (calls.Count > 0) message["tool_calls"] = calls;
-            list.Add(message);
-        }
-        return list;
-    }
-
-    static Dictionary<string, object?> PlainArguments(IDictionary<string, object?> arguments) =>
-        arguments.ToDictionary(kv => kv.Key, kv => kv.Value switch
-        {
-            null or string or bool or int or long or double or float or decimal => kv.Value,
-            JsonElement e => (object?)e.Clone(),
-            var other => JsonSerializer.SerializeToElement(other, other.GetType()),
-        });
-
-    static string ResultText(FunctionResultContent r) => r.Result switch
-    {
-        null => r.Exception?.Message ?? "",
-        string s => s,
-        JsonElement { ValueKind: JsonValueKind.String } e => e.GetString()!,
-        JsonElement e => e.GetRawText(),
-        var other => JsonSerializer.Serialize(other, other.GetType()),
-    };
 
     static FunctionCallContent ToContent(ParsedToolCall call) =>
         new("call_" + Guid.NewGuid().ToString("N")[..24], call.Name, call.Arguments());

@@ -1,21 +1,9 @@
+using System.Text.Json;
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Tokenization;
 
 namespace Osprey.Serving;
-
-/// <summary>What to serve besides the model folder: names, chat template, adapters, engine limits.</summary>
-public sealed record ServeOptions
-{
-    /// <summary>The name clients use for the base model (--served_model_name); null: the folder's name.</summary>
-    public string? ServedModelName { get; init; }
-    /// <summary>--template: a Jinja file, a tokenizer's named template or an ms-swift name; null: the tokenizer's own.</summary>
-    public string? Template { get; init; }
-    /// <summary>LoRA adapters by the name requests select them with (--adapters name=path).</summary>
-    public IReadOnlyDictionary<string, string> Adapters { get; init; } = new Dictionary<string, string>();
-    /// <summary>Engine limits (--max_batch_size, --max_model_len, queue).</summary>
-    public EngineOptions Engine { get; init; } = new();
-}
 
 /// <summary>
 /// A model as a server offers it: the engine, the chat template that turns messages into prompt ids, the names
@@ -125,6 +113,13 @@ public sealed class ServedModel : IDisposable
 
     /// <summary>Prompt ids of a conversation (messages as JSON elements or dictionaries, OpenAI's shape) with the generation prompt.</summary>
     public int[] EncodeChat(IReadOnlyList<object?> messages, IReadOnlyList<object?>? tools = null) => Chat.Encode(messages, tools);
+
+    /// <summary>
+    /// Prompt ids of a conversation with the generation prompt; <paramref name="tools"/> are OpenAI tool objects.
+    /// The server and <see cref="OspreyChatClient"/> both come here, through <see cref="ChatMessageConversion"/>.
+    /// </summary>
+    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools) =>
+        Chat.Encode(ChatMessageConversion.TemplateMessages(turns), ChatMessageConversion.TemplateTools(tools));
 
     /// <summary>Prompt ids of a raw text prompt (/v1/completions): the tokenizer's special tokens added as it adds them by default.</summary>
     public int[] EncodeText(string prompt) => Tokenizer.EncodeIds(prompt);

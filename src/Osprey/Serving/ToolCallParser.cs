@@ -1,38 +1,6 @@
-using System.Text;
 using System.Text.Json;
 
 namespace Osprey.Serving;
-
-/// <summary>One function call a model wrote in its reply.</summary>
-/// <param name="Name">The function's name.</param>
-/// <param name="ArgumentsJson">The arguments as a JSON object text (OpenAI's <c>function.arguments</c>); "{}" when the model gave none.</param>
-public sealed record ParsedToolCall(string Name, string ArgumentsJson)
-{
-    /// <summary>The arguments as a dictionary of plain values (strings, numbers, booleans, lists, dictionaries; JSON null as null).</summary>
-    public Dictionary<string, object?> Arguments()
-    {
-        using var doc = JsonDocument.Parse(ArgumentsJson);
-        return doc.RootElement.ValueKind == JsonValueKind.Object
-            ? doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => Plain(p.Value))
-            : [];
-    }
-
-    static object? Plain(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.String => e.GetString(),
-        JsonValueKind.True => true,
-        JsonValueKind.False => false,
-        JsonValueKind.Number => e.TryGetInt64(out var l) ? (object)l : e.GetDouble(),
-        JsonValueKind.Array => e.EnumerateArray().Select(Plain).ToList(),
-        JsonValueKind.Object => e.EnumerateObject().ToDictionary(p => p.Name, p => Plain(p.Value)),
-        _ => null,
-    };
-}
-
-/// <summary>A reply split into its plain text and the function calls it holds.</summary>
-/// <param name="Text">The reply without its tool-call blocks, trimmed.</param>
-/// <param name="Calls">The calls in the order written.</param>
-public sealed record ParsedReply(string Text, IReadOnlyList<ParsedToolCall> Calls);
 
 /// <summary>
 /// Finds Hermes-style function calls in model output, the format of Qwen2.5/Qwen3 and other chat templates that
@@ -137,36 +105,5 @@ public static class ToolCallParser
         {
             return false;
         }
-    }
-}
-
-/// <summary>
-/// Streamed reply text when tools were offered: hands out text as long as it cannot be the start of a
-/// <c>&lt;tool_call&gt;</c> block, keeps everything from the first block on, and parses that at the end.
-/// </summary>
-public sealed class ToolCallStream
-{
-    readonly StringBuilder _all = new();
-    int _sent;
-
-    /// <summary>Takes a delta; returns the text that may be shown now (possibly empty).</summary>
-    public string Add(string delta)
-    {
-        _all.Append(delta);
-        var all = _all.ToString();
-        var safe = ToolCallParser.SafeTextLength(all);
-        if (safe <= _sent) return "";
-        var text = all[_sent..safe];
-        _sent = safe;
-        return text;
-    }
-
-    /// <summary>The held-back rest: its text (unchanged when it holds no call) and the calls in it.</summary>
-    public (string Text, IReadOnlyList<ParsedToolCall> Calls) Finish()
-    {
-        var rest = _all.ToString()[_sent..];
-        var parsed = ToolCallParser.Parse(rest);
-        if (parsed.Calls.Count == 0) return (rest, []);
-        return (parsed.Text, parsed.Calls);
     }
 }

@@ -227,9 +227,9 @@ public sealed class ChatClientTests
         var response = await client.GetResponseAsync(g.Messages.Where(m => m.Role != ChatRole.System), options);
         Assert.Equal(g.Response, response.Text);
 
-        var joined = OspreyChatClient.Messages([new ChatMessage(ChatRole.System, "A."), new ChatMessage(ChatRole.User, "q")]);
-        OspreyChatClient.AddInstructions(joined, "B.");
-        Assert.Equal("A.\n\nB.", ((Dictionary<string, object?>)joined[0]!)["content"]);
+        var joined = ChatMessageConversion.WithInstructions(
+            ChatMessageConversion.FromChatMessages([new ChatMessage(ChatRole.System, "A."), new ChatMessage(ChatRole.User, "q")]), "B.");
+        Assert.Equal("A.\n\nB.", joined[0].Content);
     }
 
     [Fact]
@@ -242,7 +242,7 @@ public sealed class ChatClientTests
             new(ChatRole.Assistant, [new FunctionCallContent("call_1", "get_weather", new Dictionary<string, object?> { ["city"] = "Paris", ["days"] = 2 })]),
             new(ChatRole.Tool, [new FunctionResultContent("call_1", "sunny"), new FunctionResultContent("call_2", new { temp = 21 })]),
         };
-        var shaped = OspreyChatClient.Messages(messages);
+        var shaped = ChatMessageConversion.FromChatMessages(messages);
         var json = JsonSerializer.Serialize(shaped);
         Assert.Equal(
             """[{"role":"system","content":"Be brief."},{"role":"user","content":"Weather in Paris?"},""" +
@@ -250,7 +250,7 @@ public sealed class ChatClientTests
             """{"role":"tool","tool_call_id":"call_1","content":"sunny"},{"role":"tool","tool_call_id":"call_2","content":"{\u0022temp\u0022:21}"}]""",
             json);
 
-        var tools = OspreyChatClient.Tools(new ChatOptions { Tools = [AIFunctionFactory.Create((string city) => city, "get_weather", "The weather in a city.")] });
+        var tools = ChatMessageConversion.FromAITools(new ChatOptions { Tools = [AIFunctionFactory.Create((string city) => city, "get_weather", "The weather in a city.")] }.Tools);
         using var doc = JsonDocument.Parse(JsonSerializer.Serialize(tools));
         var tool = Assert.Single(doc.RootElement.EnumerateArray().ToArray());
         Assert.Equal("function", tool.GetProperty("type").GetString());
@@ -258,7 +258,7 @@ public sealed class ChatClientTests
         Assert.Equal("get_weather", function.GetProperty("name").GetString());
         Assert.Equal("The weather in a city.", function.GetProperty("description").GetString());
         Assert.Equal("string", function.GetProperty("parameters").GetProperty("properties").GetProperty("city").GetProperty("type").GetString());
-        Assert.Null(OspreyChatClient.Tools(new ChatOptions()));
+        Assert.Null(ChatMessageConversion.FromAITools(new ChatOptions().Tools));
     }
 
     [Fact]
@@ -284,6 +284,6 @@ public sealed class ChatClientTests
             "<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>assistant\n");
         var response = await client.GetResponseAsync(messages, options);
         Assert.Equal(expected.Length, response.Usage!.InputTokenCount);
-        Assert.Equal(expected, client.Model.EncodeChat(OspreyChatClient.Messages(messages), OspreyChatClient.Tools(options)));
+        Assert.Equal(expected, client.Model.EncodeChat(ChatMessageConversion.FromChatMessages(messages), ChatMessageConversion.FromAITools(options.Tools)));
     }
 }

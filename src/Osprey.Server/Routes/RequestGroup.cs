@@ -1,22 +1,8 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Threading.Channels;
 using Osprey.Serving;
 
 namespace Osprey.Server;
-
-/// <summary>What one choice of a response has produced so far.</summary>
-internal sealed class ChoiceState(int index, int promptTokens)
-{
-    public int Index { get; } = index;
-    public int Group { get; init; }
-    public StringBuilder Text { get; } = new();
-    public List<GeneratedToken> Tokens { get; } = [];
-    public string? Finish { get; set; }
-    public int PromptTokens { get; set; } = promptTokens;
-    public int CompletionTokens { get; set; }
-    public ToolCallStream? Tools { get; set; }
-}
 
 /// <summary>
 /// The engine requests behind one HTTP request (n choices, or one per prompt): all are submitted first (so a

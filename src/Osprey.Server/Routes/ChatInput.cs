@@ -1,0 +1,109 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Osprey.Serving;
+
+namespace Osprey.Server;
+
+/// <summary>
+/// The conversation of a chat request as <see cref="ChatTurn"/>s and OpenAI tool objects, checked field by field
+/// so a malformed one is a 400 naming it. From here <see cref="ChatMessageConversion"/> (shared with
+/// <see cref="OspreyChatClient"/>) makes the template's input.
+/// </summary>
+internal static class ChatInput
+{
+    /// <summary>The messages; content-part lists become their joined text.</summary>
+    public static List<ChatTurn> Turns(JsonElement array)
+    {
+        var list = new List<ChatTurn>();
+        var i = 0;
+        foreach (var m in array.EnumerateArray())
+        {
+            var param = $"messages[{i}]";
+            if (m.ValueKind != JsonValueKind.Object) throw ApiException.Bad($"'{param}' must be an object with a role and content.", param);
+            if (!m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
+                throw ApiException.Bad($"'{param}.role' must be a string (system, user, assistant or tool).", param + ".role");
+            if (m.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Array)
+            {
+                var node = JsonNode.Parse(m.GetRawText())!.AsObject();
+                node["content"] = JoinedText(content, param);
+                list.Add(Turn(() => node.Deserialize<ChatTurn>(), param));
+            }
+            else if (m.TryGetProperty("content", out content) && content.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+            {
+                throw ApiException.Bad($"'{param}.content' must be a string or a list of content parts.", param + ".content");
+            }
+            else
+            {
+                var turn = Turn(() => m.Deserialize<ChatTurn>(), param);
+                // An explicit null content reaches the template as None, not as an absent (undefined) field.
+                if (content.ValueKind == JsonValueKind.Null) turn = turn with { Extra = new(turn.Extra ?? []) { ["content"] = content } };
+                list.Add(turn);
+            }
+            i++;
+        }
+        return list;
+    }
+
+    static string JoinedText(JsonElement content, string param)
+    {
+        var text = new StringBuilder();
+        foreach (var part in content.EnumerateArray())
+        {
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                throw ApiException.Bad($"'{param}.content' parts must be objects with a \"type\".", param + ".content");
+            if (type.GetString() != "text")
+                throw ApiException.Bad($"'{param}.content' has a part of type '{type.GetString()}'; this server takes text only.", param + ".content");
+            if (!part.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
+                throw ApiException.Bad($"'{param}.content' text parts need a string \"text\".", param + ".content");
+            text.Append(t.GetString());
+        }
+        return text.ToString();
+    }
+
+    /// <summary>The typed message; a field of the wrong type (such as a tool_calls that is not a list) is a 400.</summary>
+    static ChatTurn Turn(Func<ChatTurn?> deserialize, string param)
+    {
+        try
+        {
+            return deserialize()!;
+        }
+        catch (JsonException e)
+        {
+            throw ApiException.Bad($"'{param}' is not an OpenAI chat message: {e.Message}", param);
+        }
+    }
+
+    /// <summary>The tools the template sees: none with tool_choice "none"; only the named one for a forced function.</summary>
+    /// <remarks>Tools stay the objects the client sent: templates print them with tojson, so their fields keep their order.</remarks>
+    public static List<JsonElement>? Tools(RequestFields f)
+    {
+        if (f.Get("tools") is not { } tools) return null;
+        if (tools.ValueKind != JsonValueKind.Array) throw ApiException.Bad("'tools' must be a list of tool objects.", "tools");
+        var list = new List<JsonElement>();
+        foreach (var t in tools.EnumerateArray())
+        {
+            if (t.ValueKind != JsonValueKind.Object) throw ApiException.Bad("'tools' must be a list of tool objects.", "tools");
+            list.Add(t);
+        }
+        if (list.Count == 0) return null;
+        switch (f.Get("tool_choice"))
+        {
+            case null:
+                return list;
+            case { ValueKind: JsonValueKind.String } s when s.GetString() is "auto" or "required":
+                return list;
+            case { ValueKind: JsonValueKind.String } s when s.GetString() == "none":
+                return null;
+            case { ValueKind: JsonValueKind.Object } o when o.TryGetProperty("function", out var fn) && fn.ValueKind == JsonValueKind.Object
+                && fn.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String:
+                var name = n.GetString();
+                var chosen = list.Where(t => t.TryGetProperty("function", out var tf) && tf.ValueKind == JsonValueKind.Object
+                    && tf.TryGetProperty("name", out var tn) && tn.ValueKind == JsonValueKind.String && tn.GetString() == name).ToList();
+                if (chosen.Count == 0) throw ApiException.Bad($"'tool_choice' names function '{name}', which is not in 'tools'.", "tool_choice");
+                return chosen;
+            default:
+                throw ApiException.Bad("'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Text.Json;
+using Osprey.Serving;
+
+namespace Osprey.Server;
+
+/// <summary>What a chat or completions request asks for besides its prompt, read and checked once.</summary>
+internal sealed record GenerationRequest(string ModelName, string? Adapter, SamplingParams Sampling, int N, bool Stream, bool IncludeUsage, bool Logprobs, int TopLogprobs)
+{
+    /// <summary>The most choices one request may ask for (n, or prompts times n).</summary>
+    public const int MaxChoices = 64;
+
+    /// <summary>Reads the common fields; chat and completions differ in max_completion_tokens and in what logprobs means.</summary>
+    public static GenerationRequest Read(RequestFields f, ServedModel model, bool chat)
+    {
+        var name = f.String("model");
+        string? adapter = model.AdapterFor(name);
+        var maxTokens = (chat ? f.Int("max_completion_tokens", 1) : null) ?? f.Int("max_tokens", 1);
+        var n = f.Int("n", 1, MaxChoices) ?? 1;
+        var stream = f.Bool("stream") ?? false;
+        var includeUsage = false;
+        if (f.Get("stream_options") is { } so)
+        {
+            if (so.ValueKind != JsonValueKind.Object) throw ApiException.Bad("'stream_options' must be an object.", "stream_options");
+            var sf = new RequestFields(so);
+            includeUsage = sf.Bool("include_usage") ?? false;
+            if (!stream && includeUsage) throw ApiException.Bad("'stream_options' applies only when 'stream' is true.", "stream_options");
+        }
+        bool logprobs;
+        int top;
+        if (chat)
+        {
+            logprobs = f.Bool("logprobs") ?? false;
+            top = f.Int("top_logprobs", 0, SamplingParams.MaxTopLogprobs) ?? 0;
+            if (f.Get("top_logprobs") is not null && !logprobs) throw ApiException.Bad("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs");
+        }
+        else
+        {
+            // /v1/completions: logprobs is the number of alternatives per token.
+            var k = f.Int("logprobs", 0, SamplingParams.MaxTopLogprobs);
+            logprobs = k is not null;
+            top = k ?? 0;
+        }
+        var logitBias = LogitBias(f);
+        var sampling = model.Sampling(maxTokens, f.Double("temperature"), f.Double("top_p"), f.Int("top_k", -1),
+            f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
+            f.Double("presence_penalty"), f.Double("frequency_penalty"), logitBias);
+        sampling.Validate();
+        return new GenerationRequest(name ?? model.Name, adapter, sampling, n, stream, includeUsage, logprobs, top);
+    }
+
+    /// <summary>OpenAI's logit_bias: an object whose keys are token ids (as strings) and whose values are numbers.</summary>
+    static Dictionary<int, double>? LogitBias(RequestFields f)
+    {
+        if (f.Get("logit_bias") is not { } v || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Object) throw ApiException.Bad("'logit_bias' must be an object mapping token ids to numbers.", "logit_bias");
+        var bias = new Dictionary<int, double>();
+        foreach (var p in v.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token))
+                throw ApiException.Bad($"'logit_bias' keys must be token ids, got '{p.Name}'.", "logit_bias");
+            if (p.Value.ValueKind != JsonValueKind.Number) throw ApiException.Bad($"'logit_bias' value for token {token} must be a number.", "logit_bias");
+            bias[token] = p.Value.GetDouble();
+        }
+        return bias.Count == 0 ? null : bias;
+    }
+
+    /// <summary>N engine requests per prompt; with a seed, choice i samples with seed + i so the choices differ.</summary>
+    public IReadOnlyList<EngineRequest> EngineRequests(IReadOnlyList<int[]> prompts)
+    {
+        var list = new List<EngineRequest>();
+        foreach (var prompt in prompts)
+            for (var i = 0; i < N; i++)
+                list.Add(new EngineRequest(prompt, Sampling.Seed is { } s ? Sampling with { Seed = s + i } : Sampling, Adapter));
+        return list;
+    }
+}

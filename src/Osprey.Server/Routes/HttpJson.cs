@@ -1,0 +1,91 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Osprey.Server;
+
+/// <summary>Reads request bodies and writes JSON responses and server-sent events, the same way on every route.</summary>
+internal static class HttpJson
+{
+    static readonly byte[] s_data = "data: "u8.ToArray();
+    static readonly byte[] s_end = "\n\n"u8.ToArray();
+    static readonly byte[] s_done = "data: [DONE]\n\n"u8.ToArray();
+
+    /// <summary>Property names come from each record's [JsonPropertyName]; escaping from <see cref="ApiErrors.JsonOptions"/>.</summary>
+    static readonly JsonSerializerOptions s_options = new();
+
+    /// <summary>
+    /// A JSON null for an <c>object?</c> field whose C# null means "leave the field out" (such as a chunk's
+    /// <c>usage</c>, which is null on every chunk only when the client asked for usage).
+    /// </summary>
+    public static readonly JsonElement Null = JsonDocument.Parse("null").RootElement.Clone();
+
+    /// <summary>The request body as JSON; a body that does not parse is a 400.</summary>
+    public static async Task<JsonElement> ReadBody(HttpContext context)
+    {
+        try
+        {
+            using var doc = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted).ConfigureAwait(false);
+            return doc.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            throw ApiException.Bad($"The request body is not valid JSON: {e.Message}");
+        }
+    }
+
+    /// <summary>A token cancelled when the client goes away or the server stops.</summary>
+    public static CancellationToken Token(HttpContext context, CancellationToken stopping, out CancellationTokenSource linked)
+    {
+        linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        return linked.Token;
+    }
+
+    /// <summary>Answers with <paramref name="value"/> as application/json.</summary>
+    public static async Task WriteJson<T>(HttpContext context, T value)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer, ApiErrors.JsonOptions)) JsonSerializer.Serialize(w, value, s_options);
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts a text/event-stream response that proxies must not buffer.</summary>
+    public static void StartSse(HttpContext context)
+    {
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+    }
+
+    /// <summary>Sends one event, <c>data: {json}</c>, and flushes it.</summary>
+    public static Task WriteChunk<T>(HttpContext context, T value, CancellationToken token) =>
+        WriteChunk(context, w => JsonSerializer.Serialize(w, value, s_options), token);
+
+    static async Task WriteChunk(HttpContext context, Action<Utf8JsonWriter> write, CancellationToken token)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        buffer.Write(s_data);
+        using (var w = new Utf8JsonWriter(buffer, ApiErrors.JsonOptions)) write(w);
+        buffer.Write(s_end);
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, token).ConfigureAwait(false);
+        await context.Response.Body.FlushAsync(token).ConfigureAwait(false);
+    }
+
+    /// <summary>Ends the stream with <c>data: [DONE]</c>.</summary>
+    public static async Task WriteDone(HttpContext context, CancellationToken token)
+    {
+        await context.Response.Body.WriteAsync(s_done, token).ConfigureAwait(false);
+        await context.Response.Body.FlushAsync(token).ConfigureAwait(false);
+    }
+
+    /// <summary>An error mid-stream: an error response while nothing was sent yet, an error event after.</summary>
+    public static Task WriteSseError(HttpContext context, ApiException e, CancellationToken token)
+    {
+        if (!context.Response.HasStarted)
+        {
+            return ApiErrors.WriteAsync(context, e);
+        }
+        return WriteChunk(context, w => ApiErrors.WriteBody(w, e.Message, e.Type, e.Param, e.Code), token);
+    }
+}
