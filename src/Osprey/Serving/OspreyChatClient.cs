@@ -167,8 +167,6 @@ public sealed class OspreyChatClient : IChatClient
             stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null,
             presencePenalty: options?.PresencePenalty,
             frequencyPenalty: options?.FrequencyPenalty);
-        // Without a max_tokens, generate up to the room the prompt leaves (max_model_len counts both).
-        if (options?.MaxOutputTokens is null) sampling = sampling with { MaxTokens = Math.Max(1, Model.Engine.MaxModelLen - prompt.Length) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
     }
