@@ -2,7 +2,6 @@ using Osprey.Serving;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Osprey.Cli.Args;
-using Osprey.Cli.Chat;
 using Osprey.Datasets;
 using Osprey.Models;
 using Osprey.Templates;
