@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Osprey.Cli.Args;
-using Osprey.Cli.Chat;
+using Osprey.Io;
 using Osprey.Datasets;
 using Osprey.Templates;
 using Osprey.Tokenization;

@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Cli.Args;
-using Osprey.Cli.Chat;
+using Osprey.Io;
 using Osprey.Tokenization;
 
 namespace Osprey.Cli.Commands;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Osprey.Models;
 using Osprey.Runtime;
+using Osprey.Serving;
 using TorchSharp;
 
 namespace Osprey.Inference;
@@ -20,9 +21,9 @@ public static class GenerationBenchmark
         var prompts = Enumerable.Range(0, batch)
             .Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, promptLength).Select(_ => rng.Next(3, model.Spec.VocabSize)).ToArray())
             .ToArray();
-        var options = new GenerationOptions { MaxNewTokens = newTokens, EosTokenIds = [], PadTokenId = 0 };
+        var options = new SamplingParams { MaxTokens = newTokens, Temperature = 0 };
         var generator = new TokenGenerator(model);
-        for (int i = 0; i < warmup; i++) generator.Generate(prompts, options with { MaxNewTokens = Math.Min(newTokens, 8) });
+        for (int i = 0; i < warmup; i++) generator.Generate(prompts, options with { MaxTokens = Math.Min(newTokens, 8) });
 
         var clock = Stopwatch.StartNew();
         double firstToken = 0;

@@ -1,33 +1,41 @@
 using Osprey.Models;
+using Osprey.Serving;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Osprey.Inference;
 
 /// <summary>
-/// Prefill + KV-cache decode for a <see cref="CausalLM"/>: greedy or sampled, one prompt or a batch.
-/// Batches are left-padded; the padding is masked and positions count real tokens only, so each row gets
-/// the tokens it would get alone. Not thread-safe: one generation at a time per model.
+/// Prefill + KV-cache decode for a <see cref="CausalLM"/>: greedy or sampled, one prompt or a batch, with the
+/// engine's <see cref="SamplingParams"/>, sampler (<see cref="TokenSampler"/>) and stop-string rule
+/// (<see cref="StopMatcher"/>). Batches are left-padded; the padding is masked and positions count real tokens
+/// only, so each row gets the tokens it would get alone. Not thread-safe: one generation at a time per model.
 /// </summary>
 public sealed class TokenGenerator
 {
     readonly CausalLM _model;
+    readonly Func<IReadOnlyList<int>, string>? _decode;
 
-    /// <summary>Generates with <paramref name="model"/>.</summary>
-    public TokenGenerator(CausalLM model) => _model = model;
+    /// <summary>Generates with <paramref name="model"/>; <paramref name="decode"/> turns ids into text, for stop strings.</summary>
+    public TokenGenerator(CausalLM model, Func<IReadOnlyList<int>, string>? decode = null)
+    {
+        _model = model;
+        _decode = decode;
+    }
 
     /// <summary>Generates for one prompt.</summary>
-    public GenerationResult Generate(IReadOnlyList<int> prompt, GenerationOptions options, Action<TokenEvent>? onToken = null, CancellationToken cancel = default)
+    public GenerationResult Generate(IReadOnlyList<int> prompt, SamplingParams options, Action<TokenEvent>? onToken = null, CancellationToken cancel = default)
         => Generate([prompt], options, onToken, cancel)[0];
 
     /// <summary>
     /// Generates for each prompt; <paramref name="onToken"/> sees every new token as it is picked (rows that
-    /// have finished send nothing more).
+    /// have finished send nothing more). Every row uses the same <paramref name="options"/> and one random stream
+    /// seeded by <see cref="SamplingParams.Seed"/>; its stop token ids are the end-of-sequence ids.
     /// </summary>
-    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
+    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParams options,
         Action<TokenEvent>? onToken = null, CancellationToken cancel = default)
     {
-        options.Validate();
+        Validate(options);
         if (prompts.Count == 0) return [];
         for (int i = 0; i < prompts.Count; i++)
         {
@@ -40,13 +48,15 @@ public sealed class TokenGenerator
         int width = prompts.Max(p => p.Count);
         var outputs = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
         var reasons = new FinishReason?[batch];
-        if (options.MaxNewTokens == 0) return outputs.Select(o => new GenerationResult(o, FinishReason.Length)).ToArray();
+        var context = _model.Spec.MaxPositionEmbeddings is int m and > 0 ? Math.Min(m, 8192) : 8192;
+        var maxNew = options.NewTokenLimit(width, context);
+        if (maxNew == 0) return outputs.Select(o => new GenerationResult(o, FinishReason.Length)).ToArray();
 
         var device = _model.Device;
         using var noGrad = no_grad();
         using var outer = NewDisposeScope();
         bool padded = prompts.Any(p => p.Count != width);
-        long capacity = width + options.MaxNewTokens;
+        long capacity = width + maxNew;
         using var cache = _model.NewCache(batch, capacity);
 
         // Left-padded ids, validity of each cache slot, and the position of each row's last real token.
@@ -73,21 +83,25 @@ public sealed class TokenGenerator
             var idsCpu = tensor(ids, [batch, width], device: device);
             seen.scatter_(1, idsCpu, validAll.narrow(1, 0, width).to_type(ScalarType.Bool));
         }
+        var counts = options.CountsOutput ? zeros(batch, _model.Spec.VocabSize, dtype: ScalarType.Float32, device: device) : null;
         // The random stream lives on the CPU (TorchSharp 0.107 cannot make a CUDA generator), so a seed gives
         // the same tokens on every device; only B uniform numbers per step cross to the GPU.
         using torch.Generator? rng = options.IsGreedy ? null : new torch.Generator((ulong)(options.Seed ?? DateTime.UtcNow.Ticks), CPU);
-        int maxStop = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length);
+        var rows = Enumerable.Repeat(options, batch).ToArray();
+        var stopIds = options.EffectiveStopTokenIds;
+        var stopStrings = options.Stop.Where(s => s.Length > 0).ToArray();
+        var stops = stopStrings.Length == 0 ? null : prompts.Select(_ => new StopMatcher(_decode!, stopStrings)).ToArray();
 
         Tensor input = tensor(ids, [batch, width], device: device);
         Tensor pos = positions;
-        for (int step = 0; step < options.MaxNewTokens; step++)
+        for (int step = 0; step < maxNew; step++)
         {
             cancel.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             long len = cache.Length + input.shape[1];
             var keyValid = padded ? validAll.narrow(1, 0, len) : null;
             var logits = _model.Forward(input, keyValid, pos, cache, lastOnly: true).squeeze(1).to_type(ScalarType.Float32);
-            var next = Pick(logits, options, seen, rng);
+            var next = TokenSampler.Pick(logits, rows, seen, counts, () => 1.0f - rand([batch, 1], generator: rng));
             // Finished rows keep feeding the pad token, as transformers does.
             if (reasons.Any(r => r is not null))
             {
@@ -101,11 +115,15 @@ public sealed class TokenGenerator
                 var token = (int)host[r];
                 outputs[r].Add(token);
                 onToken?.Invoke(new TokenEvent(r, token, outputs[r].Count - 1));
-                if (options.EosTokenIds.Contains(token)) reasons[r] = FinishReason.Eos;
-                else if (maxStop > 0 && HitsStopString(outputs[r], options, maxStop)) reasons[r] = FinishReason.StopString;
+                if (stopIds.Contains(token)) reasons[r] = FinishReason.Eos;
+                else if (stops is not null)
+                {
+                    stops[r].Add(token);
+                    if (stops[r].Stopped is not null) reasons[r] = FinishReason.StopString;
+                }
             }
             if (reasons.All(r => r is not null)) break;
-            seen?.scatter_(1, next.unsqueeze(1), ones(batch, 1, dtype: ScalarType.Bool, device: device));
+            TokenSampler.Record(next, seen, counts);
             lastPos.add_(1);
             // Hand this step's token and position to the next step and free the previous ones, so nothing
             // accumulates over a long generation.
@@ -118,48 +136,20 @@ public sealed class TokenGenerator
         return outputs.Select((o, r) => new GenerationResult(o, reasons[r] ?? FinishReason.Length)).ToArray();
     }
 
-    /// <summary>
-    /// Picks the next token per row from float32 logits [B, V], applying transformers' processors in its
-    /// order: repetition penalty, then (when sampling) temperature, top-k, top-p.
-    /// </summary>
-    internal static Tensor Pick(Tensor logits, GenerationOptions o, Tensor? seen, torch.Generator? rng)
+    /// <summary>Checks ranges once at the entry point, in the words of transformers' generate (max_new_tokens, top_k ≥ 0).</summary>
+    void Validate(SamplingParams o)
     {
-        if (seen is not null)
-        {
-            var penalised = where(logits < 0, logits * o.RepetitionPenalty, logits / o.RepetitionPenalty);
-            logits = where(seen, penalised, logits);
-        }
-        if (o.IsGreedy) return logits.argmax(-1);
-        if (o.Temperature != 1.0) logits = logits / o.Temperature;
-        var vocab = logits.shape[^1];
-        if (o.TopK > 0 && o.TopK < vocab)
-        {
-            var kth = logits.topk(o.TopK, -1, true, true).values.narrow(-1, o.TopK - 1, 1);
-            logits = logits.masked_fill(logits < kth, double.NegativeInfinity);
-        }
-        if (o.TopP < 1.0)
-        {
-            var (sorted, order) = logits.sort(-1, false, false);
-            var cumulative = sorted.softmax(-1).cumsum(-1);
-            var remove = cumulative <= (1.0 - o.TopP);
-            remove.narrow(-1, vocab - 1, 1).fill_(false); // always keep the most likely token
-            var removeInPlace = remove.scatter(-1, order, remove);
-            logits = logits.masked_fill(removeInPlace, double.NegativeInfinity);
-        }
-        // Inverse-CDF sampling: the token whose cumulative-probability interval holds u·total, u in (0, 1].
-        // Tokens removed above have zero-width intervals and can never be picked.
-        var cdf = logits.softmax(-1).cumsum(-1);
-        var u = (1.0 - rand([logits.shape[0], 1], generator: rng)).to(logits.device) * cdf.narrow(-1, vocab - 1, 1);
-        return (cdf < u).sum(-1).clamp_max(vocab - 1);
-    }
-
-    static bool HitsStopString(List<int> output, GenerationOptions o, int maxStop)
-    {
-        // Decode a tail long enough to hold any stop string even if every token were one character.
-        var tail = output.Count <= maxStop + 8 ? output : output.GetRange(output.Count - maxStop - 8, maxStop + 8);
-        var text = o.Decode!(tail);
-        foreach (var s in o.StopStrings)
-            if (s.Length > 0 && text.Contains(s, StringComparison.Ordinal)) return true;
-        return false;
+        if (o.MaxTokens < 0) throw new OspreyException($"max_new_tokens must be 0 or more, got {o.MaxTokens}.");
+        if (!double.IsFinite(o.Temperature) || !double.IsFinite(o.TopP) || !double.IsFinite(o.RepetitionPenalty))
+            throw new OspreyException($"temperature, top_p and repetition_penalty must be finite numbers, got {o.Temperature}, {o.TopP} and {o.RepetitionPenalty}.");
+        if (o.Temperature < 0) throw new OspreyException($"temperature must be 0 or more, got {o.Temperature}.");
+        if (o.TopK < 0) throw new OspreyException($"top_k must be 0 (off) or more, got {o.TopK}.");
+        if (o.TopP is <= 0 or > 1) throw new OspreyException($"top_p must be in (0, 1], got {o.TopP}.");
+        if (o.RepetitionPenalty <= 0) throw new OspreyException($"repetition_penalty must be positive, got {o.RepetitionPenalty}.");
+        if (!double.IsFinite(o.PresencePenalty) || !double.IsFinite(o.FrequencyPenalty))
+            throw new OspreyException($"presence_penalty and frequency_penalty must be finite numbers, got {o.PresencePenalty} and {o.FrequencyPenalty}.");
+        foreach (var token in o.LogitBias?.Keys ?? [])
+            if (token < 0 || token >= _model.Spec.VocabSize) throw new OspreyException($"logit_bias names token id {token}, outside the model's vocabulary of {_model.Spec.VocabSize}.");
+        if (o.Stop.Count > 0 && _decode is null) throw new OspreyException("stop strings need a tokenizer to decode the output; give the TokenGenerator a Decode function or drop the stop strings.");
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using Osprey.Inference;
 using Osprey.Models.Blocks;
 using Osprey.Runtime;
 using Osprey.Tuners.Lora;
@@ -208,7 +209,7 @@ public sealed partial class InferenceEngine
     {
         var r = state.Request;
         var s = r.Sampling;
-        return new Sequence(state, r.PromptIds.ToArray(), Math.Min(s.MaxTokens, MaxModelLen - r.PromptIds.Count),
+        return new Sequence(state, r.PromptIds.ToArray(), Math.Min(s.NewTokenLimit(r.PromptIds.Count, MaxModelLen), MaxModelLen - r.PromptIds.Count),
             r.Adapter is null ? 0 : _adapterIndex[r.Adapter],
             s.IsGreedy ? null : new torch.Generator((ulong)(s.Seed ?? Random.Shared.NextInt64()), CPU));
     }
@@ -366,17 +367,17 @@ public sealed partial class InferenceEngine
         seq.Last = pick.Token;
         Interlocked.Increment(ref _generated);
         var delta = state.Text.Add(pick.Token);
-        string? finish = null;
+        FinishReason? finish = null;
         object? reason = null;
-        if (!s.IgnoreEos && s.StopTokenIds.Contains(pick.Token)) (finish, reason) = ("stop", pick.Token);
-        else if (state.Text.Stopped is not null) (finish, reason) = ("stop", state.Text.Stopped);
-        else if (seq.Generated >= seq.MaxTokens) finish = "length";
+        if (s.EffectiveStopTokenIds.Contains(pick.Token)) (finish, reason) = (FinishReason.Eos, pick.Token);
+        else if (state.Text.Stopped is not null) (finish, reason) = (FinishReason.StopString, state.Text.Stopped);
+        else if (seq.Generated >= seq.MaxTokens) finish = FinishReason.Length;
         if (finish is not null) delta += state.Text.Finish();
         state.Updates.Writer.TryWrite(new EngineUpdate
         {
             TextDelta = delta,
             Token = new GeneratedToken(pick.Token, pick.Logprob, pick.Top),
-            Finish = finish,
+            Reason = finish,
             StopReason = reason,
             PromptTokens = seq.Prompt.Length,
             CompletionTokens = seq.Generated,
@@ -417,77 +418,28 @@ public sealed partial class InferenceEngine
     readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);
 
     /// <summary>
-    /// Picks each row's next token from logits [n, vocab] with that request's own settings, in transformers'
-    /// order: repetition penalty, then (when sampling) temperature, top-k, top-p, and a draw from the request's
-    /// own seeded stream. Log-probabilities are those of the model's distribution before any of these
-    /// (vLLM's default). <paramref name="firstRow"/> is the cache row of the first sequence (for the seen-token table).
+    /// Picks each row's next token from logits [n, vocab] with that request's own settings through the shared
+    /// <see cref="TokenSampler"/>, each sampled row drawing from its request's own seeded stream. Log-probabilities
+    /// are those of the model's distribution before any processing (vLLM's default). <paramref name="firstRow"/> is
+    /// the cache row of the first sequence (for the seen-token and count tables).
     /// </summary>
     Choice[] Pick(Tensor logits, IReadOnlyList<Sequence> seqs, int firstRow)
     {
         using var scope = NewDisposeScope();
         var n = seqs.Count;
         var device = logits.device;
-        var vocab = logits.shape[^1];
         var raw = logits.to_type(ScalarType.Float32);
-        var x = raw;
         var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
-        if (samplings.Any(s => s.LogitBias is { Count: > 0 }))
+        var seen = _seen?.narrow(0, firstRow, n);
+        var counts = _counts?.narrow(0, firstRow, n);
+        var next = TokenSampler.Pick(raw, samplings, seen, counts, () =>
         {
-            // OpenAI's logit_bias, added first; log-probabilities stay those of the model's own distribution.
-            var entries = samplings.SelectMany((s, row) => (s.LogitBias ?? new Dictionary<int, double>()).Select(b => (Row: (long)row, Token: (long)b.Key, Bias: (float)b.Value))).ToArray();
-            x = raw.clone().index_put_(tensor(entries.Select(e => e.Bias).ToArray(), device: device),
-                [tensor(entries.Select(e => e.Row).ToArray(), device: device), tensor(entries.Select(e => e.Token).ToArray(), device: device)], accumulate: true);
-        }
-        if (_seen is not null && samplings.Any(s => s.RepetitionPenalty != 1.0))
-        {
-            var penalty = tensor(samplings.Select(s => (float)s.RepetitionPenalty).ToArray(), [n, 1], device: device);
-            var seen = _seen.narrow(0, firstRow, n);
-            x = where(seen, where(x < 0, x * penalty, x / penalty), x);
-        }
-        if (_counts is not null && samplings.Any(s => s.CountsOutput))
-        {
-            // OpenAI's presence and frequency penalties on the output so far (vLLM's order: after the repetition penalty).
-            var counts = _counts.narrow(0, firstRow, n);
-            var frequency = tensor(samplings.Select(s => (float)s.FrequencyPenalty).ToArray(), [n, 1], device: device);
-            var presence = tensor(samplings.Select(s => (float)s.PresencePenalty).ToArray(), [n, 1], device: device);
-            x = x - counts * frequency - counts.gt(0).to_type(ScalarType.Float32) * presence;
-        }
-        var next = x.argmax(-1);
-        if (samplings.Any(s => !s.IsGreedy))
-        {
-            var temps = tensor(samplings.Select(s => s.IsGreedy ? 1f : (float)s.Temperature).ToArray(), [n, 1], device: device);
-            var y = x / temps;
-            var ks = samplings.Select(s => s.IsGreedy || s.TopK <= 0 || s.TopK >= vocab ? 0 : s.TopK).ToArray();
-            if (ks.Any(k => k > 0))
-            {
-                var kmax = ks.Max();
-                var top = y.topk(kmax, -1, true, true).values;
-                var kth = top.gather(1, tensor(ks.Select(k => (long)Math.Max(k, 1) - 1).ToArray(), [n, 1], device: device));
-                var limited = tensor(ks.Select(k => k > 0).ToArray(), [n, 1], device: device);
-                y = y.masked_fill(limited.logical_and(y < kth), double.NegativeInfinity);
-            }
-            var ps = samplings.Select(s => s.IsGreedy || s.TopP >= 1.0 ? 2f : (float)s.TopP).ToArray();
-            if (ps.Any(p => p < 1f))
-            {
-                var (sorted, order) = y.sort(-1, true, false);
-                var probs = sorted.softmax(-1);
-                var before = probs.cumsum(-1) - probs; // probability of the strictly more likely tokens
-                var remove = before >= tensor(ps, [n, 1], device: device);
-                remove.narrow(-1, 0, 1).fill_(false); // the most likely token always stays
-                y = y.masked_fill(remove.scatter(-1, order, remove), double.NegativeInfinity);
-            }
-            var cdf = y.softmax(-1).cumsum(-1);
             var u = new float[n];
             for (var i = 0; i < n; i++)
                 u[i] = seqs[i].Rng is { } rng ? 1f - rand(1, generator: rng).item<float>() : 0.5f;
-            var draw = tensor(u, [n, 1], device: device) * cdf.narrow(-1, vocab - 1, 1);
-            var sampled = (cdf < draw).sum(-1).clamp_max(vocab - 1);
-            var isSampled = tensor(samplings.Select(s => !s.IsGreedy).ToArray(), device: device);
-            next = where(isSampled, sampled, next);
-        }
-        if (_seen is not null)
-            _seen.narrow(0, firstRow, n).scatter_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Bool, device: device));
-        _counts?.narrow(0, firstRow, n).scatter_add_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Float32, device: device));
+            return tensor(u, [n, 1], device: device);
+        });
+        TokenSampler.Record(next, seen, counts);
         var tokens = next.cpu().data<long>().ToArray();
         var picks = new Choice[n];
         var wantTop = samplings.Max(s => s.Logprobs ?? -1);

@@ -88,7 +88,7 @@ public sealed partial class InferenceEngine : IDisposable
             if (u.Token is not null) tokens.Add(u.Token);
             last = u;
         }
-        return new EngineResult(text.ToString(), tokens, last?.Finish ?? "length", last?.StopReason, last?.PromptTokens ?? request.PromptIds.Count);
+        return new EngineResult(text.ToString(), tokens, last?.Reason ?? Inference.FinishReason.Length, last?.StopReason, last?.PromptTokens ?? request.PromptIds.Count);
     }
 
     RequestState Enqueue(EngineRequest request, CancellationToken cancel)

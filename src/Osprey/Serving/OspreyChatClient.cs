@@ -68,7 +68,7 @@ public sealed class OspreyChatClient : IChatClient
             last = u;
         }
         var contents = new List<AIContent>();
-        var finish = Finish(last?.Finish);
+        var finish = Finish(last?.Reason);
         var reply = text.ToString();
         if (call.HasTools)
         {
@@ -114,7 +114,7 @@ public sealed class OspreyChatClient : IChatClient
             var delta = tools is null ? u.TextDelta : tools.Add(u.TextDelta);
             if (delta.Length > 0) yield return Update(call, [new TextContent(delta)]);
         }
-        var finish = Finish(last?.Finish);
+        var finish = Finish(last?.Reason);
         var tail = new List<AIContent>();
         if (tools is not null)
         {
@@ -168,8 +168,6 @@ public sealed class OspreyChatClient : IChatClient
             stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null,
             presencePenalty: options?.PresencePenalty,
             frequencyPenalty: options?.FrequencyPenalty);
-        // Without a max_tokens, generate up to the room the prompt leaves (max_model_len counts both).
-        if (options?.MaxOutputTokens is null) sampling = sampling with { MaxTokens = Math.Max(1, Model.Engine.MaxModelLen - prompt.Length) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
     }
@@ -193,12 +191,11 @@ public sealed class OspreyChatClient : IChatClient
     static FunctionCallContent ToContent(ParsedToolCall call) =>
         new("call_" + Guid.NewGuid().ToString("N")[..24], call.Name, call.Arguments());
 
-    static ChatFinishReason? Finish(string? finish) => finish switch
+    static ChatFinishReason? Finish(Inference.FinishReason? reason) => reason switch
     {
-        "stop" => ChatFinishReason.Stop,
-        "length" => ChatFinishReason.Length,
         null => null,
-        _ => new ChatFinishReason(finish),
+        Inference.FinishReason.Length => ChatFinishReason.Length,
+        _ => ChatFinishReason.Stop,
     };
 
     static UsageDetails Usage(EngineUpdate? last, int promptTokens)

@@ -1,13 +1,23 @@
+using Osprey.Inference;
+using Osprey.Models;
+
 namespace Osprey.Serving;
 
 /// <summary>
-/// How one request is generated: the fields of an OpenAI completion request, already resolved against the
-/// model's generation_config.json defaults. Each request in a batch carries its own.
+/// How one request is generated: the fields of an OpenAI completion request (or of <c>osprey infer</c>'s flags),
+/// already resolved against the model's generation_config.json defaults (<see cref="FromModel"/>). Each request in
+/// an engine batch carries its own; <see cref="TokenGenerator"/> and <see cref="InferenceEngine"/> read the same
+/// fields and pick tokens with the same sampler.
 /// </summary>
 public sealed record SamplingParams
 {
-    /// <summary>Most new tokens (max_tokens). Generation also stops at the engine's max_model_len.</summary>
-    public int MaxTokens { get; init; } = 256;
+    /// <summary>
+    /// Most new tokens (max_tokens, max_new_tokens); null: as many as the context has room for after the prompt
+    /// (see <see cref="NewTokenLimit"/>). Generation also stops at the engine's max_model_len.
+    /// </summary>
+    public int? MaxTokens { get; init; }
+    /// <summary>transformers' do_sample: false picks greedily whatever the temperature.</summary>
+    public bool DoSample { get; init; } = true;
     /// <summary>Divides the logits before sampling; 0 means greedy.</summary>
     public double Temperature { get; init; }
     /// <summary>Nucleus sampling threshold in (0, 1].</summary>
@@ -32,12 +42,48 @@ public sealed record SamplingParams
     public bool IgnoreEos { get; init; }
     /// <summary>Log-probabilities to return: null none; 0 the chosen token's only; k also the k most likely (at most 20).</summary>
     public int? Logprobs { get; init; }
+    /// <summary>The token <see cref="TokenGenerator"/> left-pads a batch of prompts with (masked out); the engine does not pad.</summary>
+    public int PadTokenId { get; init; }
 
     /// <summary>True when presence or frequency penalties apply.</summary>
     public bool CountsOutput => PresencePenalty != 0 || FrequencyPenalty != 0;
 
     /// <summary>True when tokens are picked greedily.</summary>
-    public bool IsGreedy => Temperature <= 0;
+    public bool IsGreedy => !DoSample || Temperature <= 0;
+
+    /// <summary>The stop token ids in force: none with <see cref="IgnoreEos"/>.</summary>
+    public IReadOnlyList<int> EffectiveStopTokenIds => IgnoreEos ? [] : StopTokenIds;
+
+    /// <summary>
+    /// New tokens at most for a prompt of <paramref name="promptLength"/> tokens in a context of
+    /// <paramref name="contextLength"/>: <see cref="MaxTokens"/>, or, when it is left out, the room the prompt
+    /// leaves. The one place a missing max_tokens is decided.
+    /// </summary>
+    public int NewTokenLimit(int promptLength, int contextLength) => MaxTokens ?? Math.Max(0, contextLength - promptLength);
+
+    /// <summary>transformers' GenerationConfig max_new_tokens, what <see cref="FromModel"/> gives when generation_config.json has none.</summary>
+    public const int TransformersMaxNewTokens = 256;
+
+    /// <summary>
+    /// Defaults for a model: generation_config.json (if present) over transformers' defaults, with the
+    /// end-of-sequence ids of config.json and generation_config.json combined as <see cref="StopTokenIds"/>.
+    /// </summary>
+    public static SamplingParams FromModel(DecoderSpec spec, GenerationConfigFile? file)
+    {
+        var eos = new List<int>(spec.EosTokenIds);
+        foreach (var id in file?.EosTokenIds ?? []) if (!eos.Contains(id)) eos.Add(id);
+        return new SamplingParams
+        {
+            MaxTokens = file?.MaxNewTokens ?? TransformersMaxNewTokens,
+            DoSample = file?.DoSample ?? false,
+            Temperature = file?.Temperature ?? 1.0,
+            TopK = file?.TopK ?? 50,
+            TopP = file?.TopP ?? 1.0,
+            RepetitionPenalty = file?.RepetitionPenalty ?? 1.0,
+            StopTokenIds = eos,
+            PadTokenId = file?.PadTokenId ?? spec.PadTokenId ?? (eos.Count > 0 ? eos[0] : 0),
+        };
+    }
 
     /// <summary>The most top log-probabilities a request may ask for.</summary>
     public const int MaxTopLogprobs = 20;
@@ -46,7 +92,7 @@ public sealed record SamplingParams
     public void Validate()
     {
         static EngineException Bad(string m) => new(EngineErrorKind.InvalidRequest, m);
-        if (MaxTokens < 1) throw Bad($"max_tokens must be 1 or more, got {MaxTokens}.");
+        if (MaxTokens is < 1) throw Bad($"max_tokens must be 1 or more, got {MaxTokens}.");
         if (!double.IsFinite(Temperature) || Temperature < 0 || Temperature > 100) throw Bad($"temperature must be between 0 and 100, got {Temperature}.");
         if (!double.IsFinite(TopP) || TopP <= 0 || TopP > 1) throw Bad($"top_p must be in (0, 1], got {TopP}.");
         if (TopK < -1) throw Bad($"top_k must be -1 or 0 (all) or a positive count, got {TopK}.");

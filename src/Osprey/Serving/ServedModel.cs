@@ -13,7 +13,7 @@ namespace Osprey.Serving;
 public sealed class ServedModel : IDisposable
 {
     /// <summary>Wraps an engine that is already running.</summary>
-    public ServedModel(InferenceEngine engine, ChatPrompt chat, string name, GenerationOptions defaults)
+    public ServedModel(InferenceEngine engine, ChatPrompt chat, string name, SamplingParams defaults)
     {
         Engine = engine;
         Chat = chat;
@@ -42,8 +42,8 @@ public sealed class ServedModel : IDisposable
             var engine = new InferenceEngine(model, tokenizer, serve.Engine, serve.Adapters);
             var name = serve.ServedModelName ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
             if (serve.Adapters.ContainsKey(name)) throw new OspreyException($"adapter name '{name}' is also the served model name; rename one of them.");
-            var defaults = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(folder));
-            defaults = defaults with { EosTokenIds = chat.StopIds(defaults.EosTokenIds) };
+            var defaults = SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder));
+            defaults = defaults with { StopTokenIds = chat.StopIds(defaults.StopTokenIds) };
             return new ServedModel(engine, chat, name, defaults) { _ownsModel = true };
         }
         catch
@@ -68,7 +68,7 @@ public sealed class ServedModel : IDisposable
     public string Name { get; }
 
     /// <summary>The model's generation defaults (generation_config.json), end-of-sequence ids included.</summary>
-    public GenerationOptions Defaults { get; }
+    public SamplingParams Defaults { get; }
 
     /// <summary>Every name a request's "model" may hold: the base first, then the adapters.</summary>
     public IReadOnlyList<string> ModelNames => [Name, .. Engine.AdapterNames];
@@ -86,7 +86,8 @@ public sealed class ServedModel : IDisposable
 
     /// <summary>
     /// Sampling for a request whose fields are null where the client left them out: those come from the model's
-    /// generation_config.json (greedy unless it says do_sample), as ms-swift's deploy does.
+    /// generation_config.json (greedy unless it says do_sample), as ms-swift's deploy does. A missing max_tokens stays
+    /// null: the engine generates up to the room the prompt leaves in max_model_len.
     /// </summary>
     public SamplingParams Sampling(int? maxTokens = null, double? temperature = null, double? topP = null, int? topK = null,
         double? repetitionPenalty = null, long? seed = null, IReadOnlyList<string>? stop = null, int? logprobs = null, bool ignoreEos = false,
@@ -95,7 +96,7 @@ public sealed class ServedModel : IDisposable
         var d = Defaults;
         return new SamplingParams
         {
-            MaxTokens = maxTokens ?? Engine.MaxModelLen,
+            MaxTokens = maxTokens,
             Temperature = temperature ?? (d.DoSample ? d.Temperature : 0),
             TopP = topP ?? d.TopP,
             TopK = topK ?? (temperature is null && d.DoSample ? d.TopK : 0),
@@ -105,7 +106,7 @@ public sealed class ServedModel : IDisposable
             LogitBias = logitBias,
             Seed = seed,
             Stop = stop ?? [],
-            StopTokenIds = d.EosTokenIds,
+            StopTokenIds = d.StopTokenIds,
             IgnoreEos = ignoreEos,
             Logprobs = logprobs,
         };

@@ -1,6 +1,7 @@
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Runtime;
+using Osprey.Serving;
 
 namespace Osprey.Tests.Inference;
 
@@ -14,7 +15,7 @@ public sealed class ReadmeExampleTests
         var streamed = new List<int>();
 
         using var model = CausalLM.Load(path, new ModelLoadOptions { Device = DeviceSpec.Parse("cpu") });
-        var options = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(path)) with { MaxNewTokens = 64 };
+        var options = SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(path)) with { MaxTokens = 64 };
         var result = new TokenGenerator(model).Generate([1, 2, 3], options, t => streamed.Add(t.TokenId));
 
         Assert.Equal(result.Tokens, streamed);

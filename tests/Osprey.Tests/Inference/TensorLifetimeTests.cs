@@ -1,6 +1,7 @@
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Runtime;
+using Osprey.Serving;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,7 +18,7 @@ public sealed class TensorLifetimeTests
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         using var model = CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", family), CPU, ScalarType.Float32);
         var generator = new TokenGenerator(model);
-        var options = GenerationOptions.FromModel(model.Spec, null) with { EosTokenIds = [], MaxNewTokens = 4 };
+        var options = SamplingParams.FromModel(model.Spec, null) with { StopTokenIds = [], MaxTokens = 4 };
         IReadOnlyList<IReadOnlyList<int>> prompts = [[5, 6, 7], [8, 9]];
         generator.Generate(prompts, options); // first call: lazily created state, if any
 
@@ -28,7 +29,7 @@ public sealed class TensorLifetimeTests
         var afterShort = Live();
         // Live tensors seen from inside the loop must not grow with the step count.
         var during = new Dictionary<int, long>();
-        generator.Generate(prompts, options with { MaxNewTokens = 40, RepetitionPenalty = 1.3, DoSample = true, TopK = 20, TopP = 0.9, Seed = 1 },
+        generator.Generate(prompts, options with { MaxTokens = 40, RepetitionPenalty = 1.3, DoSample = true, TopK = 20, TopP = 0.9, Seed = 1 },
             e => { if (e.Sequence == 0) during[e.Index] = Live(); });
         var afterLong = Live();
         Assert.Equal(40, during.Count);

@@ -2,12 +2,13 @@ using System.Text.Json.Nodes;
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Runtime;
+using Osprey.Serving;
 using static TorchSharp.torch;
 
 namespace Osprey.Tests.Inference;
 
 /// <summary>
-/// <see cref="TokenGenerator"/> and <see cref="GenerationOptions"/> on the tiny parity fixtures: seeding,
+/// <see cref="TokenGenerator"/> and <see cref="SamplingParams"/> on the tiny parity fixtures: seeding,
 /// sampling limits that reduce to greedy, repetition penalty, every finish reason, streaming, cancellation,
 /// validation, and the defaults read from a model folder.
 /// </summary>
@@ -19,10 +20,10 @@ public sealed class TokenGeneratorTests
     static readonly int[] s_prompt = [1, 17, 42, 99, 5, 130, 77];
 
     /// <summary>Greedy, no end-of-sequence ids, 24 new tokens: the base every test varies.</summary>
-    static readonly GenerationOptions s_greedy = new() { MaxNewTokens = 24, DoSample = false, EosTokenIds = [], PadTokenId = 0 };
+    static readonly SamplingParams s_greedy = new() { MaxTokens = 24, DoSample = false, StopTokenIds = [], PadTokenId = 0 };
 
     /// <summary>Sampling that varies from seed to seed: high temperature, no top-k or top-p cut.</summary>
-    static readonly GenerationOptions s_sampling = s_greedy with { DoSample = true, Temperature = 1.5, TopK = 0, TopP = 1.0 };
+    static readonly SamplingParams s_sampling = s_greedy with { DoSample = true, Temperature = 1.5, TopK = 0, TopP = 1.0 };
 
     static string FixtureDir(string family) => Path.Combine(TestPaths.Fixtures, "parity", family);
 
@@ -110,7 +111,7 @@ public sealed class TokenGeneratorTests
         // The short prompt is left-padded with PadTokenId 0; its padding must not be penalised as if seen,
         // and its result must equal the one it gets alone.
         var generator = new TokenGenerator(Model(family));
-        var options = s_greedy with { RepetitionPenalty = 1e6, MaxNewTokens = 12 };
+        var options = s_greedy with { RepetitionPenalty = 1e6, MaxTokens = 12 };
         // The third prompt holds the pad id itself, which must still count as seen.
         IReadOnlyList<IReadOnlyList<int>> prompts = [s_prompt, [9, 31, 4], [0, 9, 31, 4]];
         var batched = generator.Generate(prompts, options);
@@ -139,15 +140,15 @@ public sealed class TokenGeneratorTests
     {
         var (prompt, output) = PromptWithFreshFifthToken(family);
         var generator = new TokenGenerator(Model(family));
-        var result = generator.Generate(prompt, s_greedy with { EosTokenIds = [output[4]] });
+        var result = generator.Generate(prompt, s_greedy with { StopTokenIds = [output[4]] });
         Assert.Equal(output.Take(5), result.Tokens);
         Assert.Equal(FinishReason.Eos, result.Reason);
 
         // Any of several ids ends it; ids that never appear change nothing.
         var unused = Enumerable.Range(3, 250).First(id => !output.Contains(id));
-        var several = generator.Generate(prompt, s_greedy with { EosTokenIds = [unused, output[4]] });
+        var several = generator.Generate(prompt, s_greedy with { StopTokenIds = [unused, output[4]] });
         Assert.Equal(output.Take(5), several.Tokens);
-        var never = generator.Generate(prompt, s_greedy with { EosTokenIds = [unused] });
+        var never = generator.Generate(prompt, s_greedy with { StopTokenIds = [unused] });
         Assert.Equal(output, never.Tokens);
         Assert.Equal(FinishReason.Length, never.Reason);
     }
@@ -160,7 +161,7 @@ public sealed class TokenGeneratorTests
         var result = generator.Generate(s_prompt, s_greedy);
         Assert.Equal(24, result.Tokens.Count);
         Assert.Equal(FinishReason.Length, result.Reason);
-        var shorter = generator.Generate(s_prompt, s_greedy with { MaxNewTokens = 9 });
+        var shorter = generator.Generate(s_prompt, s_greedy with { MaxTokens = 9 });
         Assert.Equal(FinishReason.Length, shorter.Reason);
         Assert.Equal(result.Tokens.Take(9), shorter.Tokens);
     }
@@ -176,13 +177,13 @@ public sealed class TokenGeneratorTests
         int end = text.IndexOf(stop, StringComparison.Ordinal) + stop.Length; // tokens to keep
         Assert.True(end <= 7);
 
-        var result = new TokenGenerator(Model(family)).Generate(s_prompt, s_greedy with { StopStrings = [stop], Decode = Decode });
+        var result = new TokenGenerator(Model(family), Decode).Generate(s_prompt, s_greedy with { Stop = [stop] });
         Assert.Equal(output.Take(end), result.Tokens);
         Assert.Equal(FinishReason.StopString, result.Reason);
 
         // A stop string that never appears leaves the output as it was.
         var absent = Enumerable.Range(0, 26).Select(i => (char)('A' + i)).First(c => !text.Contains(c)).ToString();
-        var untouched = new TokenGenerator(Model(family)).Generate(s_prompt, s_greedy with { StopStrings = ["#", absent], Decode = Decode });
+        var untouched = new TokenGenerator(Model(family), Decode).Generate(s_prompt, s_greedy with { Stop = ["#", absent] });
         Assert.Equal(output, untouched.Tokens);
         Assert.Equal(FinishReason.Length, untouched.Reason);
     }
@@ -194,7 +195,7 @@ public sealed class TokenGeneratorTests
         var text = Decode(output);
         var stop = text.Substring(10, 6);
         int end = text.IndexOf(stop, StringComparison.Ordinal) + stop.Length;
-        var result = new TokenGenerator(Model("llama3")).Generate(s_prompt, s_greedy with { StopStrings = ["\u0001", stop], Decode = Decode });
+        var result = new TokenGenerator(Model("llama3"), Decode).Generate(s_prompt, s_greedy with { Stop = ["\u0001", stop] });
         Assert.Equal(output.Take(end), result.Tokens);
         Assert.Equal(FinishReason.StopString, result.Reason);
     }
@@ -206,9 +207,9 @@ public sealed class TokenGeneratorTests
         var generator = new TokenGenerator(Model(family));
         IReadOnlyList<IReadOnlyList<int>> prompts = [s_prompt, [3, 8, 250, 61], [200, 14, 14, 90, 33, 7, 1, 66, 12]];
         // Make row 0 stop early on a token that first appears at its index 2, so finished rows are covered too.
-        var row0 = generator.Generate(prompts[0], s_greedy with { MaxNewTokens = 10 }).Tokens;
+        var row0 = generator.Generate(prompts[0], s_greedy with { MaxTokens = 10 }).Tokens;
         var eos = row0.First(t => row0.ToList().IndexOf(t) >= 2);
-        var options = s_greedy with { MaxNewTokens = 10, EosTokenIds = [eos] };
+        var options = s_greedy with { MaxTokens = 10, StopTokenIds = [eos] };
 
         var events = new List<TokenEvent>();
         var results = generator.Generate(prompts, options, events.Add);
@@ -238,7 +239,7 @@ public sealed class TokenGeneratorTests
     {
         var generator = new TokenGenerator(Model("llama3"));
         var events = new List<TokenEvent>();
-        var results = generator.Generate([s_prompt, [5, 6]], s_greedy with { MaxNewTokens = 0 }, events.Add);
+        var results = generator.Generate([s_prompt, [5, 6]], s_greedy with { MaxTokens = 0 }, events.Add);
         Assert.Equal(2, results.Count);
         Assert.All(results, r => Assert.Empty(r.Tokens));
         Assert.All(results, r => Assert.Equal(FinishReason.Length, r.Reason));
@@ -290,9 +291,9 @@ public sealed class TokenGeneratorTests
             "top_p=1.5" => s_sampling with { TopP = 1.5 },
             "temperature=-1" => s_sampling with { Temperature = -1 },
             "top_k=-1" => s_sampling with { TopK = -1 },
-            "max_new_tokens=-1" => s_greedy with { MaxNewTokens = -1 },
+            "max_new_tokens=-1" => s_greedy with { MaxTokens = -1 },
             "repetition_penalty=0" => s_greedy with { RepetitionPenalty = 0 },
-            "stop without decode" => s_greedy with { StopStrings = ["x"] },
+            "stop without decode" => s_greedy with { Stop = ["x"] },
             _ => throw new ArgumentOutOfRangeException(nameof(which)),
         };
         var generator = new TokenGenerator(Model("llama3"));
@@ -315,7 +316,7 @@ public sealed class TokenGeneratorTests
         Assert.Contains("-1", negative.Message, StringComparison.Ordinal);
 
         // The largest valid id is fine.
-        Assert.Equal(3, generator.Generate([255], s_greedy with { MaxNewTokens = 3 }).Tokens.Count);
+        Assert.Equal(3, generator.Generate([255], s_greedy with { MaxTokens = 3 }).Tokens.Count);
     }
 
     [Fact]
@@ -327,14 +328,14 @@ public sealed class TokenGeneratorTests
             """{ "eos_token_id": [2, 7], "do_sample": true, "temperature": 0.6, "top_p": 0.9, "top_k": 20, "repetition_penalty": 1.1, "max_new_tokens": 33 }""");
 
         var spec = ModelRegistry.ReadSpec(dir.Path);
-        var options = GenerationOptions.FromModel(spec, GenerationConfigFile.Read(dir.Path));
-        Assert.Equal(new[] { 2, 7 }, options.EosTokenIds);
+        var options = SamplingParams.FromModel(spec, GenerationConfigFile.Read(dir.Path));
+        Assert.Equal(new[] { 2, 7 }, options.StopTokenIds);
         Assert.True(options.DoSample);
         Assert.Equal(0.6, options.Temperature);
         Assert.Equal(0.9, options.TopP);
         Assert.Equal(20, options.TopK);
         Assert.Equal(1.1, options.RepetitionPenalty);
-        Assert.Equal(33, options.MaxNewTokens);
+        Assert.Equal(33, options.MaxTokens);
         Assert.Equal(0, options.PadTokenId); // config.json pad_token_id
         Assert.False(options.IsGreedy);
 
@@ -342,22 +343,22 @@ public sealed class TokenGeneratorTests
         var config = JsonNode.Parse(File.ReadAllText(dir.File("config.json")))!;
         config["eos_token_id"] = 9;
         File.WriteAllText(dir.File("config.json"), config.ToJsonString());
-        var union = GenerationOptions.FromModel(ModelRegistry.ReadSpec(dir.Path), GenerationConfigFile.Read(dir.Path));
-        Assert.Equal(new[] { 9, 2, 7 }, union.EosTokenIds);
+        var union = SamplingParams.FromModel(ModelRegistry.ReadSpec(dir.Path), GenerationConfigFile.Read(dir.Path));
+        Assert.Equal(new[] { 9, 2, 7 }, union.StopTokenIds);
     }
 
     [Fact]
     public void FromModelWithoutGenerationConfigUsesTransformersDefaults()
     {
         var spec = ModelRegistry.ReadSpec(FixtureDir("gemma2"));
-        var options = GenerationOptions.FromModel(spec, null);
-        Assert.Equal(new[] { 2 }, options.EosTokenIds);
+        var options = SamplingParams.FromModel(spec, null);
+        Assert.Equal(new[] { 2 }, options.StopTokenIds);
         Assert.False(options.DoSample);
         Assert.Equal(1.0, options.Temperature);
         Assert.Equal(50, options.TopK);
         Assert.Equal(1.0, options.TopP);
         Assert.Equal(1.0, options.RepetitionPenalty);
-        Assert.Equal(256, options.MaxNewTokens);
+        Assert.Equal(256, options.MaxTokens);
         Assert.Equal(0, options.PadTokenId);
         Assert.True(options.IsGreedy);
     }

@@ -1,6 +1,7 @@
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Runtime;
+using Osprey.Serving;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -73,9 +74,9 @@ public sealed class ParityTests
     {
         var c = ParityCase.Load(dir);
         using var model = LoadModel(c);
-        var options = GenerationOptions.FromModel(model.Spec, GenerationConfigFile.Read(c.Directory)) with
+        var options = SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(c.Directory)) with
         {
-            MaxNewTokens = c.Golden.GetProperty("max_new_tokens").GetInt32(),
+            MaxTokens = c.Golden.GetProperty("max_new_tokens").GetInt32(),
             DoSample = false,
         };
         var generator = new TokenGenerator(model);

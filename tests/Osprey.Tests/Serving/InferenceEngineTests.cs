@@ -91,7 +91,7 @@ public sealed class InferenceEngineTests
         var alone = new List<int[]>();
         var generator = new TokenGenerator(model);
         foreach (var p in prompts)
-            alone.Add(generator.Generate(p, new GenerationOptions { MaxNewTokens = 12 + p.Length % 9, EosTokenIds = [] }).Tokens.ToArray());
+            alone.Add(generator.Generate(p, new SamplingParams { MaxTokens = 12 + p.Length % 9, Temperature = 0 }).Tokens.ToArray());
 
         // Ten requests through four slots: requests join as others leave, at different lengths.
         using var engine = Engine(family, new EngineOptions { MaxBatchSize = 4, MaxModelLen = 128, PrefillChunk = 32 });
@@ -322,7 +322,7 @@ public sealed class InferenceEngineAdapterTests
                 single.AttachLora(PeftAdapter.ReadConfig(Peft(a)).Options);
                 PeftAdapter.LoadInto(single, Peft(a));
             }
-            expected.Add(new TokenGenerator(single).Generate(prompts[i], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }).Tokens.ToArray());
+            expected.Add(new TokenGenerator(single).Generate(prompts[i], new SamplingParams { MaxTokens = 10, Temperature = 0 }).Tokens.ToArray());
         }
 
         using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);

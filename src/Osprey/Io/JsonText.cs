@@ -3,14 +3,14 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Osprey.Cli.Chat;
+namespace Osprey.Io;
 
 /// <summary>
 /// Compact JSON with non-ASCII text written as is, like Python's <c>json.dumps(obj, ensure_ascii=False,
 /// separators=(",", ":"))</c>: only '"', '\' and control characters are escaped (System.Text.Json's encoders
 /// escape every character outside the Basic Multilingual Plane, emoji included, and more besides).
 /// </summary>
-internal static class JsonText
+public static class JsonText
 {
     /// <summary>Serialises a JSON tree.</summary>
     public static string Of(JsonNode? node)

@@ -1,0 +1,69 @@
+using Osprey.Models;
+using Osprey.Serving;
+
+namespace Osprey.Inference;
+
+/// <summary>
+/// <c>osprey infer</c> as one library call: a chat on a text reader, answers to a dataset, or generation from token
+/// ids, with what it prints going to the given writers. Prompts and rows are read and encoded before the weights
+/// load, so their mistakes show first.
+/// </summary>
+public static class Infer
+{
+    /// <summary>
+    /// Runs <paramref name="options"/> (already <see cref="InferOptions.Validate">validated</see>);
+    /// <paramref name="loadModel"/> loads the model (with any adapters) when it is needed. Returns the exit code.
+    /// </summary>
+    public static int Run(InferOptions options, Func<CausalLM> loadModel, TextReader stdin, TextWriter stdout, TextWriter stderr, bool stdinIsTerminal = false)
+    {
+        var folder = options.ModelFolder;
+        var mode = options.Mode;
+        if (options.RewardModel)
+        {
+            if (mode == InferMode.Chat) throw new OspreyException($"{folder} is a reward model (it scores, it does not chat); give --val_dataset FILE or --input_ids IDS.");
+            if (options.SaveLogits is not null) throw new OspreyException("--save_logits needs next-token logits, which a reward model (a score head) does not give.");
+            if (options.Template is not null && mode == InferMode.Dataset) throw new OspreyException("--template: a reward model's rows are rendered with the tokenizer's own chat template; drop --template.");
+        }
+        SamplingParams Sampling(CausalLM model) => options.Sampling(SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder)));
+
+        if (mode == InferMode.Ids)
+        {
+            var prompts = options.InputIds!;
+            if (options.Stream == true && prompts.Count > 1) throw new OspreyException("--stream prints one prompt's tokens as they come; give one prompt or drop --stream.");
+            using var model = loadModel();
+            if (model.IsRewardModel) return TokenIdInference.ScoreAll(model, prompts, stdout);
+            if (options.SaveLogits is not null) return TokenIdInference.SaveLogits(model, prompts, options.SaveLogits, stdout);
+            var o = Sampling(model);
+            if (options.IgnoreEos) o = o with { StopTokenIds = [] };
+            return TokenIdInference.Generate(new TokenGenerator(model), prompts, o, options.Stream == true, stdout, stderr);
+        }
+
+        // Text: the tokenizer and the rows first, so their mistakes show before the weights load.
+        var tokenizer = ChatPrompt.LoadTokenizer(folder, "give the prompt as token ids with --input_ids, or use a model folder with its tokenizer files.");
+        var chat = ChatPrompt.Create(tokenizer, folder, options.Template);
+        SamplingParams TextSampling(CausalLM model)
+        {
+            var o = Sampling(model);
+            return o with { StopTokenIds = options.IgnoreEos ? [] : chat.StopIds(o.StopTokenIds) };
+        }
+        if (mode == InferMode.Dataset)
+        {
+            var rows = options.ValDatasets.SelectMany(d => InferenceDataset.Read(d, options.System)).ToList();
+            if (options.RewardModel)
+            {
+                var scored = rows.Select(r => InferenceDataset.EncodeScored(chat, r, options.System)).ToList();
+                using var rewardModel = loadModel();
+                return DatasetInference.Score(rewardModel, rows, scored, options.ResultPath, stdout, stderr);
+            }
+            var encoded = rows.Select(r => InferenceDataset.Encode(chat, r)).ToList();
+            using var model = loadModel();
+            return DatasetInference.Generate(new TokenGenerator(model), chat, rows, encoded, TextSampling(model),
+                options.MaxBatchSize ?? 1, options.Stream == true, options.ResultPath, stdout, stderr);
+        }
+        using (var model = loadModel())
+        {
+            var session = new ChatSession(new TokenGenerator(model), chat, TextSampling(model), options.System);
+            return session.Run(stdin, stdout, stderr, options.Stream ?? true, echo: !stdinIsTerminal);
+        }
+    }
+}

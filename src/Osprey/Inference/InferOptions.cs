@@ -1,0 +1,86 @@
+using Osprey.Serving;
+
+namespace Osprey.Inference;
+
+/// <summary>
+/// What <c>osprey infer</c> does, in its flags' terms: a chat on stdin (neither <see cref="ValDatasets"/> nor
+/// <see cref="InputIds"/>), answers to a dataset, or generation from token ids. Null generation settings come from
+/// the model's generation_config.json (see <see cref="Sampling"/>).
+/// </summary>
+public sealed record InferOptions
+{
+    /// <summary>The model folder (resolved: a local folder).</summary>
+    public string ModelFolder { get; init; } = "";
+    /// <summary>--val_dataset: JSON-lines (or .json array) files whose rows to answer.</summary>
+    public IReadOnlyList<string> ValDatasets { get; init; } = [];
+    /// <summary>--result_path: where the answered rows go (null: stdout).</summary>
+    public string? ResultPath { get; init; }
+    /// <summary>--max_batch_size: rows per left-padded batched generation (null: 1).</summary>
+    public int? MaxBatchSize { get; init; }
+    /// <summary>--system: the system message for rows (and a chat) without one.</summary>
+    public string? System { get; init; }
+    /// <summary>--template: a Jinja file, a tokenizer's named template or an ms-swift name; null: the tokenizer's own.</summary>
+    public string? Template { get; init; }
+    /// <summary>--input_ids: prompts as token ids, run as one batch.</summary>
+    public IReadOnlyList<IReadOnlyList<int>>? InputIds { get; init; }
+    /// <summary>--save_logits: with <see cref="InputIds"/>, write the prompts' logits here instead of generating.</summary>
+    public string? SaveLogits { get; init; }
+    /// <summary>--max_new_tokens.</summary>
+    public int? MaxNewTokens { get; init; }
+    /// <summary>--do_sample (null: generation_config.json's, or sampling when a positive temperature is given).</summary>
+    public bool? DoSample { get; init; }
+    /// <summary>--temperature.</summary>
+    public double? Temperature { get; init; }
+    /// <summary>--top_k.</summary>
+    public int? TopK { get; init; }
+    /// <summary>--top_p.</summary>
+    public double? TopP { get; init; }
+    /// <summary>--repetition_penalty.</summary>
+    public double? RepetitionPenalty { get; init; }
+    /// <summary>--seed.</summary>
+    public long Seed { get; init; } = 42;
+    /// <summary>--ignore_eos: keep generating past end-of-sequence tokens.</summary>
+    public bool IgnoreEos { get; init; }
+    /// <summary>--stream (null: on in the chat, off otherwise).</summary>
+    public bool? Stream { get; init; }
+    /// <summary>The model (or an adapter) is a reward model: it scores rows or prompts instead of generating.</summary>
+    public bool RewardModel { get; init; }
+
+    /// <summary>Which of the three ways these options ask for.</summary>
+    public InferMode Mode => InputIds is not null ? InferMode.Ids : ValDatasets.Count > 0 ? InferMode.Dataset : InferMode.Chat;
+
+    /// <summary>Checks the combinations of flags once, before anything loads; throws an <see cref="OspreyException"/> naming the flags.</summary>
+    public void Validate()
+    {
+        if (SaveLogits is not null && InputIds is null) throw new OspreyException("--save_logits needs the prompts as --input_ids.");
+        if (InputIds is not null && ValDatasets.Count > 0) throw new OspreyException("--input_ids and --val_dataset both give the prompts; use one.");
+        if (MaxBatchSize is < 1) throw new OspreyException($"--max_batch_size must be 1 or more, got {MaxBatchSize}.");
+        if (Mode != InferMode.Dataset)
+        {
+            var stray = new[] { ("result_path", ResultPath is not null), ("max_batch_size", MaxBatchSize is not null) }.FirstOrDefault(f => f.Item2).Item1;
+            if (stray is not null) throw new OspreyException($"--{stray} applies to --val_dataset; add --val_dataset FILE or drop --{stray}.");
+        }
+        if (Mode == InferMode.Ids && (System ?? Template) is not null)
+            throw new OspreyException($"--{(System is not null ? "system" : "template")} shapes a chat prompt, but --input_ids gives the prompt as token ids; drop one of them.");
+        if (Mode == InferMode.Dataset && Stream == true)
+        {
+            if (ResultPath is null) throw new OspreyException("--stream with --val_dataset prints the replies as they come, so the records need --result_path FILE.");
+            if (MaxBatchSize is > 1) throw new OspreyException("--stream prints one reply at a time; drop --stream or --max_batch_size.");
+        }
+    }
+
+    /// <summary>
+    /// The sampling settings: these options over <paramref name="modelDefaults"/> (<see cref="SamplingParams.FromModel"/>).
+    /// A positive temperature alone turns sampling on.
+    /// </summary>
+    public SamplingParams Sampling(SamplingParams modelDefaults) => modelDefaults with
+    {
+        MaxTokens = MaxNewTokens ?? modelDefaults.MaxTokens,
+        DoSample = DoSample ?? (Temperature is > 0 || modelDefaults.DoSample),
+        Temperature = Temperature ?? modelDefaults.Temperature,
+        TopK = TopK ?? modelDefaults.TopK,
+        TopP = TopP ?? modelDefaults.TopP,
+        RepetitionPenalty = RepetitionPenalty ?? modelDefaults.RepetitionPenalty,
+        Seed = Seed,
+    };
+}

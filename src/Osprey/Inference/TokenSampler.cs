@@ -1,0 +1,89 @@
+using Osprey.Serving;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Inference;
+
+/// <summary>
+/// The one sampler of Osprey: picks each row's next token from logits with that row's own
+/// <see cref="SamplingParams"/>, applying the processors in transformers' order: logit bias (OpenAI's, first),
+/// repetition penalty, presence/frequency penalties (vLLM's order: after the repetition penalty), then, for rows
+/// that sample, temperature, top-k, top-p and an inverse-CDF draw. <see cref="TokenGenerator"/> and
+/// <see cref="InferenceEngine"/> both pick through it; only where the uniform numbers come from differs (one stream
+/// per generation there, one per request here).
+/// </summary>
+internal static class TokenSampler
+{
+    /// <summary>
+    /// The next token of each row, [n] int64 on the logits' device. <paramref name="logits"/> is float32 [n, vocab];
+    /// <paramref name="seen"/> (bool [n, vocab], tokens of the prompt and output) applies the repetition penalty,
+    /// <paramref name="counts"/> (float32 [n, vocab], output-token counts) the presence and frequency penalties;
+    /// either may be null when no row asks for its penalty. <paramref name="uniforms"/> is called only when some
+    /// row samples and gives [n, 1] float32 numbers in (0, 1] (any value for greedy rows).
+    /// </summary>
+    public static Tensor Pick(Tensor logits, IReadOnlyList<SamplingParams> rows, Tensor? seen, Tensor? counts, Func<Tensor> uniforms)
+    {
+        var n = rows.Count;
+        var device = logits.device;
+        var vocab = logits.shape[^1];
+        var x = logits;
+        if (rows.Any(s => s.LogitBias is { Count: > 0 }))
+        {
+            var entries = rows.SelectMany((s, row) => (s.LogitBias ?? new Dictionary<int, double>()).Select(b => (Row: (long)row, Token: (long)b.Key, Bias: (float)b.Value))).ToArray();
+            x = x.clone().index_put_(tensor(entries.Select(e => e.Bias).ToArray(), device: device),
+                [tensor(entries.Select(e => e.Row).ToArray(), device: device), tensor(entries.Select(e => e.Token).ToArray(), device: device)], accumulate: true);
+        }
+        if (seen is not null && rows.Any(s => s.RepetitionPenalty != 1.0))
+        {
+            // CTRL's penalty: a seen token's logit is divided by the penalty when positive, multiplied when negative.
+            var penalty = tensor(rows.Select(s => (float)s.RepetitionPenalty).ToArray(), [n, 1], device: device);
+            x = where(seen, where(x < 0, x * penalty, x / penalty), x);
+        }
+        if (counts is not null && rows.Any(s => s.CountsOutput))
+        {
+            var frequency = tensor(rows.Select(s => (float)s.FrequencyPenalty).ToArray(), [n, 1], device: device);
+            var presence = tensor(rows.Select(s => (float)s.PresencePenalty).ToArray(), [n, 1], device: device);
+            x = x - counts * frequency - counts.gt(0).to_type(ScalarType.Float32) * presence;
+        }
+        var next = x.argmax(-1);
+        if (rows.All(s => s.IsGreedy)) return next;
+
+        var temps = tensor(rows.Select(s => s.IsGreedy ? 1f : (float)s.Temperature).ToArray(), [n, 1], device: device);
+        var y = x / temps;
+        var ks = rows.Select(s => s.IsGreedy || s.TopK <= 0 || s.TopK >= vocab ? 0 : s.TopK).ToArray();
+        if (ks.Any(k => k > 0))
+        {
+            var top = y.topk(ks.Max(), -1, true, true).values;
+            var kth = top.gather(1, tensor(ks.Select(k => (long)Math.Max(k, 1) - 1).ToArray(), [n, 1], device: device));
+            var limited = tensor(ks.Select(k => k > 0).ToArray(), [n, 1], device: device);
+            y = y.masked_fill(limited.logical_and(y < kth), double.NegativeInfinity);
+        }
+        var ps = rows.Select(s => s.IsGreedy || s.TopP >= 1.0 ? 2f : (float)s.TopP).ToArray();
+        if (ps.Any(p => p < 1f))
+        {
+            // A token goes when the strictly more likely tokens already reach p (transformers' rule, written
+            // for descending order); the most likely token always stays.
+            var (sorted, order) = y.sort(-1, true, false);
+            var probs = sorted.softmax(-1);
+            var before = probs.cumsum(-1) - probs;
+            var remove = before >= tensor(ps, [n, 1], device: device);
+            remove.narrow(-1, 0, 1).fill_(false);
+            y = y.masked_fill(remove.scatter(-1, order, remove), double.NegativeInfinity);
+        }
+        // Inverse-CDF sampling: the token whose cumulative-probability interval holds u·total, u in (0, 1].
+        // Tokens removed above have zero-width intervals and can never be picked.
+        var cdf = y.softmax(-1).cumsum(-1);
+        var draw = uniforms().to(device) * cdf.narrow(-1, vocab - 1, 1);
+        var sampled = (cdf < draw).sum(-1).clamp_max(vocab - 1);
+        var isSampled = tensor(rows.Select(s => !s.IsGreedy).ToArray(), device: device);
+        return where(isSampled, sampled, next);
+    }
+
+    /// <summary>Adds the picked tokens to the seen-token table and the output counts (either may be null).</summary>
+    public static void Record(Tensor next, Tensor? seen, Tensor? counts)
+    {
+        var n = next.shape[0];
+        seen?.scatter_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Bool, device: next.device));
+        counts?.scatter_add_(1, next.unsqueeze(1), ones(n, 1, dtype: ScalarType.Float32, device: next.device));
+    }
+}

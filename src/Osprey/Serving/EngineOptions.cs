@@ -1,0 +1,16 @@
+namespace Osprey.Serving;
+
+/// <summary>Limits of an <see cref="InferenceEngine"/>.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Requests decoded together at most (--max_batch_size); each holds one KV-cache slot.</summary>
+    public int MaxBatchSize { get; init; } = 32;
+    /// <summary>Prompt plus output tokens per request at most (--max_model_len); null: the model's context, capped at 8192.</summary>
+    public int? MaxModelLen { get; init; }
+    /// <summary>Requests waiting for a slot at most; more are refused with <see cref="EngineErrorKind.QueueFull"/>.</summary>
+    public int MaxQueue { get; init; } = 256;
+    /// <summary>Prompt tokens prefilled between two decode steps at most, so running requests keep streaming while long prompts arrive.</summary>
+    public int PrefillChunk { get; init; } = 2048;
+    /// <summary>On a CUDA device, replay decode steps as CUDA graphs (false: --enforce_eager, every kernel launched one by one).</summary>
+    public bool CudaGraphs { get; init; } = true;
+}
