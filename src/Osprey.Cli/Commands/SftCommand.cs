@@ -7,7 +7,7 @@ using Osprey.Datasets;
 using Osprey.Models;
 using Osprey.Templates;
 using Osprey.Training;
-using Osprey.Training.Reporting;
+using Osprey.Reporting;
 using Osprey.Tuners;
 
 namespace Osprey.Cli.Commands;
