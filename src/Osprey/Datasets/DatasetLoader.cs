@@ -4,21 +4,17 @@ using Osprey.Hub;
 
 namespace Osprey.Datasets;
 
-/// <summary>One <c>--dataset</c> entry, parsed: <c>path_or_id[:subset][#N]</c>.</summary>
-/// <param name="Text">The entry as given.</param>
-/// <param name="Target">The path, registry name or hub id.</param>
-/// <param name="Subset">The subset after ':' (null when none).</param>
-/// <param name="Sample">N of <c>#N</c> (null when none).</param>
-public sealed record DatasetSpec(string Text, string Target, string? Subset, int? Sample);
-
-/// <summary>A <c>--dataset</c> entry resolved to files.</summary>
-/// <param name="Spec">The entry.</param>
-/// <param name="Files">The data files, in order.</param>
-/// <param name="Registered">The registry entry when the entry named one.</param>
-public sealed record ResolvedDataset(DatasetSpec Spec, IReadOnlyList<string> Files, RegisteredDataset? Registered);
-
+/// <summary>Reads datasets: files, folders, registry names and cached hub datasets; detects formats; reports bad rows.</summary>
 public static partial class DatasetLoader
 {
+    /// <summary>
+    /// Resolves every <c>--dataset</c>/<c>--val_dataset</c> entry and returns the rows. Each dataset's detected
+    /// format is written to <paramref name="log"/> ("dataset alpaca.jsonl: format alpaca, 500 rows").
+    /// Bad input throws <see cref="OspreyException"/> naming file, line/row and field (or, with Strict false,
+    /// is skipped, counted and reported to <paramref name="log"/>).
+    /// </summary>
+    public static LoadedDatasets Load(DatasetOptions options, TextWriter? log = null) => LoadCore(options, log);
+
     /// <summary>Rows of a skipped-row report written to the log before only the count is reported.</summary>
     private const int SkipReportLimit = 10;
 
