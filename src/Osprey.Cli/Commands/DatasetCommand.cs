@@ -1,5 +1,6 @@
 using Osprey.Cli.Args;
 using Osprey.Datasets;
+using Osprey.Hub;
 
 namespace Osprey.Cli.Commands;
 
@@ -88,7 +89,7 @@ internal sealed class DatasetCommand : ICommand
     {
         var rows = DatasetRegistry.All.Select(d =>
         {
-            var cached = new[] { d.HuggingFaceId, d.ModelScopeId }.OfType<string>().Select(id => DatasetLoader.FindCachedDataset(id)).FirstOrDefault(p => p is not null);
+            var cached = new[] { d.HuggingFaceId, d.ModelScopeId }.OfType<string>().Select(id => HubDatasetCache.Find(id)).FirstOrDefault(p => p is not null);
             return new[]
             {
                 d.Name,

@@ -1,8 +1,6 @@
 using Osprey.Serving;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json.Nodes;
 using Osprey.Cli.Args;
 using Osprey.Io;
 using Osprey.Datasets;
@@ -100,7 +98,7 @@ internal sealed class EncodeCommand : ICommand
         if (benchmarkRows is { } n)
         {
             if (n < 1) throw new UserError($"--benchmark_rows must be 1 or more, got {n}.");
-            stdout.WriteLine(Benchmark(encoder, n, datasetOptions.Seed, threads));
+            stdout.WriteLine(JsonText.Of(EncodingBenchmark.Run(encoder, n, datasetOptions.Seed, threads)));
             return 0;
         }
 
@@ -123,10 +121,10 @@ internal sealed class EncodeCommand : ICommand
             return 0;
         }
 
-        var encoded = Encoded(encoder, datasetOptions, encodingOptions, folder, useCache, () => loadedLazy.Value, stats, stderr);
+        var encoded = DatasetEncoding.LoadOrEncode(encoder, datasetOptions, encodingOptions, folder, useCache, () => loadedLazy.Value, stats, stderr);
         if (cachedDataset is not null)
         {
-            encoded.SaveFolder(cachedDataset, CacheKey(datasetOptions, encodingOptions, folder, encoder).ToString());
+            encoded.SaveFolder(cachedDataset, DatasetEncoding.CacheKey(datasetOptions, encodingOptions, folder, encoder).ToString());
             stderr.WriteLine($"cached dataset written to {cachedDataset} ({encoded.Train.Count} train, {encoded.Validation.Count} validation samples).");
             if (output is null && show is null) return 0;
         }
@@ -136,59 +134,10 @@ internal sealed class EncodeCommand : ICommand
         return 0;
     }
 
-    /// <summary>
-    /// The encoded train/validation sets: from the encoding cache (~/.cache/osprey/encoded) when an identical
-    /// encoding was made before and <paramref name="useCache"/>, otherwise encoded now (and cached).
-    /// </summary>
+    /// <summary>Forwards to <see cref="DatasetEncoding.LoadOrEncode"/> until SftCommand calls it directly.</summary>
     internal static EncodedDatasets Encoded(DatasetEncoder encoder, DatasetOptions datasetOptions, EncodingOptions encodingOptions,
-        string folder, bool useCache, Func<LoadedDatasets> load, EncodingStats stats, TextWriter stderr)
-    {
-        EncodedDatasets Build()
-        {
-            var loaded = load();
-            var train = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Train.ToList(), stats));
-            var val = EncodedDataset.FromSamples(encoder.EncodeAll(loaded.Validation.ToList(), new EncodingStats()));
-            stats.Report(stderr, encodingOptions.MaxLength);
-            return new EncodedDatasets(train, val);
-        }
-
-        if (!useCache) return Build();
-        var key = CacheKey(datasetOptions, encodingOptions, folder, encoder);
-        var cache = new EncodedDatasetCache();
-        var encoded = cache.GetOrCreate(key, Build, out var hit);
-        stderr.WriteLine(hit
-            ? $"encoded datasets reused from {cache.EntryPath(key)} ({encoded.Train.Count} train, {encoded.Validation.Count} validation samples)."
-            : $"encoded datasets cached in {cache.EntryPath(key)}.");
-        return encoded;
-    }
-
-    /// <summary>The cache key of an encoding: datasets (files by size+mtime), dataset flags, tokenizer files, template and length flags.</summary>
-    internal static EncodingCacheKey CacheKey(DatasetOptions d, EncodingOptions e, string tokenizerFolder, DatasetEncoder encoder)
-    {
-        var key = new EncodingCacheKey();
-        foreach (var entry in d.Datasets) key.AddDatasetEntry(entry);
-        key.Add("val", "");
-        foreach (var entry in d.ValDatasets) key.AddDatasetEntry(entry);
-        key.Add("split_dataset_ratio", d.SplitDatasetRatio.ToString("R", CultureInfo.InvariantCulture))
-            .Add("dataset_shuffle", d.Shuffle.ToString())
-            .Add("seed", d.Seed.ToString(CultureInfo.InvariantCulture))
-            .Add("columns", d.Columns is null ? null : string.Join(",", d.Columns.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + ">" + kv.Value)))
-            .Add("disable_auto_column_mapping", d.DisableAutoColumnMapping.ToString())
-            .Add("model_name", $"{d.ModelName.Zh}|{d.ModelName.En}")
-            .Add("model_author", $"{d.ModelAuthor.Zh}|{d.ModelAuthor.En}");
-        key.AddTokenizerFolder(tokenizerFolder);
-        string templateSource;
-        try
-        {
-            templateSource = encoder.Template.Name == "jinja" ? encoder.Tokenizer.ChatTemplateSource ?? "" : encoder.Template.Name;
-        }
-        catch (OspreyException)
-        {
-            templateSource = "<none>"; // text-only data needs no template; a chat row will raise the error while encoding
-        }
-        key.Add("encoding", e.Fingerprint(templateSource));
-        return key;
-    }
+        string folder, bool useCache, Func<LoadedDatasets> load, EncodingStats stats, TextWriter stderr) =>
+        DatasetEncoding.LoadOrEncode(encoder, datasetOptions, encodingOptions, folder, useCache, load, stats, stderr);
 
     private static T Parse<T>(Func<T> parse, string flag)
     {
@@ -275,133 +224,5 @@ internal sealed class EncodeCommand : ICommand
             start = end;
         }
         return sb.Append('\n').ToString();
-    }
-
-    /// <summary>Times encoding <paramref name="rows"/> synthetic Alpaca rows on 1 thread and on all; one JSON line.</summary>
-    internal static string Benchmark(DatasetEncoder encoder, int rows, int seed, int threads)
-    {
-        var data = SyntheticAlpaca(rows, seed);
-        var all = threads > 0 ? threads : Environment.ProcessorCount;
-        var result = new JsonObject { ["rows"] = rows, ["cpu_count"] = Environment.ProcessorCount, ["seed"] = seed };
-        // Warm-up: JIT tiers and the tokenizer's caches.
-        var warm = WithThreads(encoder, all);
-        var watch = Stopwatch.StartNew();
-        var warmRows = data.Take(Math.Min(rows, 2000)).ToList();
-        do warm.EncodeAll(warmRows);
-        while (rows >= 10_000 && watch.Elapsed < TimeSpan.FromSeconds(2));
-        var counts = all == 1 ? new[] { 1 } : new[] { 1, all };
-        foreach (var t in counts)
-        {
-            var enc = WithThreads(encoder, t);
-            var stats = new EncodingStats();
-            watch.Restart();
-            var samples = enc.EncodeAll(data, stats);
-            var seconds = watch.Elapsed.TotalSeconds;
-            var entry = new JsonObject
-            {
-                ["threads"] = t,
-                ["samples"] = samples.Count,
-                ["tokens"] = stats.Tokens,
-                ["labelled_tokens"] = stats.LabelledTokens,
-                ["seconds"] = Math.Round(seconds, 3),
-                ["rows_per_s"] = Math.Round(rows / seconds, 1),
-                ["tokens_per_s"] = Math.Round(stats.Tokens / seconds, 1),
-            };
-            if (t == counts[^1])
-            {
-                // The cache's part: flatten, save, load back.
-                using var dir = new TempFolder();
-                watch.Restart();
-                var ds = EncodedDataset.FromSamples(samples);
-                var path = Path.Combine(dir.Path, "train.bin");
-                ds.Save(path);
-                var saveSeconds = watch.Elapsed.TotalSeconds;
-                watch.Restart();
-                var loaded = EncodedDataset.Load(path);
-                entry["cache_save_s"] = Math.Round(saveSeconds, 3);
-                entry["cache_load_s"] = Math.Round(watch.Elapsed.TotalSeconds, 3);
-                entry["cache_bytes"] = new FileInfo(path).Length;
-                if (loaded.Count != ds.Count) throw new InvalidOperationException("cache round trip lost samples");
-            }
-            result[$"threads_{t}"] = entry;
-        }
-        return JsonText.Of(result);
-    }
-
-    private static DatasetEncoder WithThreads(DatasetEncoder e, int threads) => new(e.Tokenizer, new EncodingOptions
-    {
-        Template = e.Options.Template, System = e.Options.System, LossScale = e.Options.LossScale, MaxLength = e.Options.MaxLength,
-        Truncation = e.Options.Truncation, Packing = e.Options.Packing, Strict = e.Options.Strict, Threads = threads, Extra = e.Options.Extra,
-    });
-
-    /// <summary>Alpaca-style rows (instruction, optional input, output) of English-like words, fixed by <paramref name="seed"/>.</summary>
-    internal static List<DatasetRow> SyntheticAlpaca(int rows, int seed)
-    {
-        // A Zipf-like vocabulary of 20,000 pseudo-words from syllables (plus some digits and punctuation), so the
-        // tokenizer sees realistic word variety rather than a few words its caches always hit.
-        string[] syllables =
-        [
-            "a", "ab", "ac", "al", "an", "ar", "as", "at", "be", "ca", "ce", "co", "de", "di", "do", "el", "en", "er", "es", "fa",
-            "fi", "ga", "ge", "ha", "he", "hi", "in", "is", "it", "ka", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne",
-            "ni", "no", "on", "or", "pa", "pe", "pi", "po", "qu", "ra", "re", "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti",
-            "to", "tr", "un", "ur", "va", "ve", "vi", "wa", "we", "xi", "yo", "za", "ze", "tion", "ing", "ed", "ly", "ment", "ous",
-        ];
-        var vocab = new Random(seed ^ 0x5eed);
-        var words = new string[20_000];
-        for (var w = 0; w < words.Length; w++)
-        {
-            var n = 1 + vocab.Next(4);
-            var sbw = new StringBuilder();
-            for (var k = 0; k < n; k++) sbw.Append(syllables[vocab.Next(syllables.Length)]);
-            if (vocab.Next(40) == 0) sbw.Append(vocab.Next(10_000).ToString(CultureInfo.InvariantCulture));
-            words[w] = sbw.ToString();
-        }
-        var random = new Random(seed);
-        string Words(int min, int max)
-        {
-            var n = random.Next(min, max + 1);
-            var sb = new StringBuilder();
-            for (var i = 0; i < n; i++)
-            {
-                if (i > 0) sb.Append(random.Next(12) == 0 ? ", " : " ");
-                // Zipf-like: index = N^u - 1 for uniform u favours the first words.
-                var w = words[Math.Min(words.Length - 1, (int)Math.Pow(words.Length, random.NextDouble()) - 1)];
-                sb.Append(i == 0 ? char.ToUpperInvariant(w[0]) + w[1..] : w);
-            }
-            return sb.Append('.').ToString();
-        }
-        var result = new List<DatasetRow>(rows);
-        for (var i = 0; i < rows; i++)
-        {
-            var instruction = Words(6, 30);
-            var input = random.Next(2) == 0 ? "" : Words(5, 60);
-            var output = Words(20, 250);
-            var query = input.Length == 0 ? instruction : instruction + "\n" + input;
-            var conversation = new Conversation(
-            [
-                new Dictionary<string, object?> { ["role"] = "user", ["content"] = query },
-                new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = output },
-            ]);
-            result.Add(new DatasetRow("synthetic-alpaca", i + 1, DatasetFormat.Alpaca, conversation, null));
-        }
-        return result;
-    }
-
-    private sealed class TempFolder : IDisposable
-    {
-        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "osprey-bench-" + Guid.NewGuid().ToString("N"));
-
-        public TempFolder() => Directory.CreateDirectory(Path);
-
-        public void Dispose()
-        {
-            try
-            {
-                Directory.Delete(Path, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
     }
 }

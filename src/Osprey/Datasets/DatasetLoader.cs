@@ -4,21 +4,17 @@ using Osprey.Hub;
 
 namespace Osprey.Datasets;
 
-/// <summary>One <c>--dataset</c> entry, parsed: <c>path_or_id[:subset][#N]</c>.</summary>
-/// <param name="Text">The entry as given.</param>
-/// <param name="Target">The path, registry name or hub id.</param>
-/// <param name="Subset">The subset after ':' (null when none).</param>
-/// <param name="Sample">N of <c>#N</c> (null when none).</param>
-public sealed record DatasetSpec(string Text, string Target, string? Subset, int? Sample);
-
-/// <summary>A <c>--dataset</c> entry resolved to files.</summary>
-/// <param name="Spec">The entry.</param>
-/// <param name="Files">The data files, in order.</param>
-/// <param name="Registered">The registry entry when the entry named one.</param>
-public sealed record ResolvedDataset(DatasetSpec Spec, IReadOnlyList<string> Files, RegisteredDataset? Registered);
-
+/// <summary>Reads datasets: files, folders, registry names and cached hub datasets; detects formats; reports bad rows.</summary>
 public static partial class DatasetLoader
 {
+    /// <summary>
+    /// Resolves every <c>--dataset</c>/<c>--val_dataset</c> entry and returns the rows. Each dataset's detected
+    /// format is written to <paramref name="log"/> ("dataset alpaca.jsonl: format alpaca, 500 rows").
+    /// Bad input throws <see cref="OspreyException"/> naming file, line/row and field (or, with Strict false,
+    /// is skipped, counted and reported to <paramref name="log"/>).
+    /// </summary>
+    public static LoadedDatasets Load(DatasetOptions options, TextWriter? log = null) => LoadCore(options, log);
+
     /// <summary>Rows of a skipped-row report written to the log before only the count is reported.</summary>
     private const int SkipReportLimit = 10;
 
@@ -79,7 +75,7 @@ public static partial class DatasetLoader
                 throw new OspreyException($"--dataset {spec.Text}: {registered.Name} has no subset '{spec.Subset}'; its subsets are {string.Join(", ", registered.Subsets)}.");
             var ids = new[] { registered.HuggingFaceId, registered.ModelScopeId }.OfType<string>().ToList();
             foreach (var id in ids)
-                if (FindCachedDataset(id) is { } folder)
+                if (HubDatasetCache.Find(id) is { } folder)
                     return new ResolvedDataset(spec, SubsetFiles(folder, spec.Subset, spec.Text), registered);
             // Not cached: download from the hub a command would use (ModelScope unless USE_HF), as ms-swift does.
             var useHf = Hub.Download.HubDownloaders.UseHfFromEnvironment();
@@ -89,7 +85,7 @@ public static partial class DatasetLoader
 
         if (HubCache.IsRepoId(target))
         {
-            if (FindCachedDataset(target) is { } folder) return new ResolvedDataset(spec, SubsetFiles(folder, spec.Subset, spec.Text), null);
+            if (HubDatasetCache.Find(target) is { } folder) return new ResolvedDataset(spec, SubsetFiles(folder, spec.Subset, spec.Text), null);
             return new ResolvedDataset(spec, SubsetFiles(Download(spec, target, [target]), spec.Subset, spec.Text), null);
         }
         if (RawReaders.IsDataFile(target) || target.Contains('/', StringComparison.Ordinal) || target.Contains('\\', StringComparison.Ordinal))
@@ -106,59 +102,10 @@ public static partial class DatasetLoader
         }
         catch (OspreyException e)
         {
-            var roots = HuggingFaceRoots().Concat(ModelScopeDatasetRoots());
+            var roots = HubCache.HuggingFaceRoots().Concat(HubDatasetCache.ModelScopeRoots());
             throw new OspreyException($"--dataset {spec.Text}: {string.Join(" / ", ids)} is not in the local dataset caches ({string.Join(", ", roots)}) and could not be downloaded ({e.Message.TrimEnd('.')}); run 'osprey download --dataset {id}' or pass a local file or folder.", e);
         }
     }
-
-    /// <summary>Hugging Face hub cache folders (<c>$HF_HUB_CACHE</c>, <c>$HF_HOME/hub</c>, <c>~/.cache/huggingface/hub</c>).</summary>
-    public static IReadOnlyList<string> HuggingFaceRoots() => HubCache.HuggingFaceRoots();
-
-    /// <summary>ModelScope dataset cache folders (<c>$MODELSCOPE_CACHE/datasets</c>, else <c>~/.cache/modelscope/hub/datasets</c>).</summary>
-    public static IReadOnlyList<string> ModelScopeDatasetRoots()
-    {
-        var ms = Environment.GetEnvironmentVariable("MODELSCOPE_CACHE");
-        var baseDir = !string.IsNullOrEmpty(ms) ? ms : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "modelscope", "hub");
-        return [Path.Combine(baseDir, "datasets")];
-    }
-
-    /// <summary>
-    /// The local folder of a hub dataset: Hugging Face's <c>datasets--org--name/snapshots/&lt;refs/main&gt;</c> (a single
-    /// snapshot when refs are missing), else ModelScope's <c>datasets/org/name</c>; null when not cached.
-    /// </summary>
-    public static string? FindCachedDataset(string repoId, IEnumerable<string>? huggingFaceRoots = null, IEnumerable<string>? modelScopeRoots = null)
-    {
-        ArgumentNullException.ThrowIfNull(repoId);
-        var folder = "datasets--" + repoId.Replace("/", "--", StringComparison.Ordinal);
-        foreach (var root in huggingFaceRoots ?? HuggingFaceRoots())
-        {
-            var repo = Path.Combine(root, folder);
-            var snapshots = Path.Combine(repo, "snapshots");
-            if (!Directory.Exists(snapshots)) continue;
-            var refFile = Path.Combine(repo, "refs", "main");
-            if (File.Exists(refFile))
-            {
-                var dir = Path.Combine(snapshots, File.ReadAllText(refFile).Trim());
-                if (Directory.Exists(dir) && HasDataFiles(dir)) return dir;
-            }
-            var all = Directory.GetDirectories(snapshots).Where(HasDataFiles).ToArray();
-            if (all.Length == 1) return all[0];
-        }
-        var parts = repoId.Split('/');
-        if (parts.Length != 2) return null;
-        foreach (var root in modelScopeRoots ?? ModelScopeDatasetRoots())
-        {
-            foreach (var name in new[] { parts[1], parts[1].Replace(".", "___", StringComparison.Ordinal) })
-            {
-                var dir = Path.Combine(root, parts[0], name);
-                if (Directory.Exists(dir) && HasDataFiles(dir)) return dir;
-            }
-        }
-        return null;
-    }
-
-    private static bool HasDataFiles(string dir) =>
-        Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Any(RawReaders.IsDataFile);
 
     /// <summary>
     /// The files of a dataset folder for a subset: the subfolder named like the subset (at any depth), else files

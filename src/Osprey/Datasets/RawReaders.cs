@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Osprey.Hub;
 using Osprey.Templates;
 using Parquet.Serialization;
 
@@ -20,11 +21,8 @@ internal static class RawReaders
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
-    /// <summary>File extensions Osprey reads as datasets.</summary>
-    public static readonly string[] Extensions = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt"];
-
-    public static bool IsDataFile(string path) =>
-        Extensions.Contains(Path.GetExtension(path).ToLowerInvariant(), StringComparer.Ordinal);
+    /// <summary>True for the file types read here; Hub keeps the extension list, as its cache lookup needs it too.</summary>
+    public static bool IsDataFile(string path) => HubDatasetCache.IsDataFile(path);
 
     /// <summary>The data files of a file or a folder (recursively, sorted by path).</summary>
     public static IReadOnlyList<string> Files(string path)

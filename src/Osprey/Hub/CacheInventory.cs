@@ -2,23 +2,6 @@ using Osprey.Hub.Download;
 
 namespace Osprey.Hub;
 
-/// <summary>One repository in a local hub cache, as <c>osprey cache list</c> shows it.</summary>
-/// <param name="Hub"><c>hf</c> or <c>modelscope</c>.</param>
-/// <param name="Type">Model or dataset.</param>
-/// <param name="RepoId">The repository id (org/name).</param>
-/// <param name="Refs">Hugging Face: the refs (branch or tag names) and the commits they point at; empty for ModelScope.</param>
-/// <param name="Snapshots">Hugging Face: the snapshot folder names (commit hashes); ModelScope: empty (one copy per repo).</param>
-/// <param name="SizeOnDisk">Bytes on disk: each Hugging Face blob once, plus snapshot files that are copies rather than links.</param>
-/// <param name="Path">The repository's folder.</param>
-public sealed record CachedRepo(string Hub, HubRepoType Type, string RepoId, IReadOnlyDictionary<string, string> Refs, IReadOnlyList<string> Snapshots, long SizeOnDisk, string Path);
-
-/// <summary>What <see cref="CacheInventory.PlanRemoval"/> would delete, and the bytes it frees.</summary>
-/// <param name="Repo">The repository the paths belong to.</param>
-/// <param name="Paths">Files and folders to delete.</param>
-/// <param name="FreedBytes">Bytes freed (blobs and copies, each once).</param>
-/// <param name="Description">One line saying what goes, e.g. <c>revision main (snapshot 1a2b…, 2 refs, 3 blobs)</c>.</param>
-public sealed record CacheRemoval(CachedRepo Repo, IReadOnlyList<string> Paths, long FreedBytes, string Description);
-
 /// <summary>
 /// Lists and removes repositories in the local hub caches. Hugging Face layout (huggingface_hub's):
 /// <c>{root}/{models|datasets}--{org}--{name}/{blobs,snapshots/{commit},refs/{name}}</c>, snapshot files being links to

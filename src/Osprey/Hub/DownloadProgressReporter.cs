@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Osprey.Hub.Download;
-using Osprey.Training.Reporting;
+using Osprey.Reporting;
 
 namespace Osprey.Hub;
 

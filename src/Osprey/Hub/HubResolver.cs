@@ -1,5 +1,4 @@
 using System.Net.Http;
-using Osprey.Datasets;
 using Osprey.Hub.Download;
 
 namespace Osprey.Hub;
@@ -42,13 +41,13 @@ public static class HubResolver
     }
 
     /// <summary>
-    /// The folder of hub dataset <paramref name="repoId"/>: the cached copy (<see cref="DatasetLoader.FindCachedDataset"/>),
+    /// The folder of hub dataset <paramref name="repoId"/>: the cached copy (<see cref="HubDatasetCache.Find"/>),
     /// else a fresh download; offline, an error when it is not cached.
     /// </summary>
     public static async Task<string> ResolveDatasetAsync(string repoId, bool? useHf, bool offline, TextWriter? log, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(repoId);
-        if (DatasetLoader.FindCachedDataset(repoId) is { } cached) return cached;
+        if (HubDatasetCache.Find(repoId) is { } cached) return cached;
         if (offline || HubCache.OfflineFromEnvironment())
             throw new OspreyException($"--dataset {repoId} is not in the local dataset caches and offline mode is on (--offline / HF_HUB_OFFLINE); download it first with 'osprey download --dataset {repoId}' while online, or pass a local file or folder.");
         return await DownloadAsync(repoId, new HubDownloadOptions { RepoType = HubRepoType.Dataset }, useHf, offline: false, log, cancellationToken).ConfigureAwait(false);
@@ -68,7 +67,7 @@ public static class HubResolver
         DownloadProgressReporter? progress = null;
         if (log is not null && options.Progress is null)
         {
-            progress = new DownloadProgressReporter(log, Training.Reporting.ProgressReporter.IsInteractive(log));
+            progress = new DownloadProgressReporter(log, Reporting.ProgressReporter.IsInteractive(log));
             options = new HubDownloadOptions
             {
                 RepoType = options.RepoType,

@@ -2,39 +2,6 @@ using Osprey.Tokenization;
 
 namespace Osprey.Templates;
 
-/// <summary>A [Start, End) range of the rendered text that carries loss with the given weight.</summary>
-/// <param name="Start">First UTF-16 char of the range.</param>
-/// <param name="End">One past the last char.</param>
-/// <param name="Weight">Loss weight of the tokens that start inside the range (0 = no loss).</param>
-/// <param name="MessageIndex">The message (index into the caller's list after normalization) the range belongs to.</param>
-public readonly record struct LossSpan(int Start, int End, double Weight, int MessageIndex);
-
-/// <summary>
-/// A conversation rendered to text with the ranges that carry loss. Characters outside every span carry
-/// <see cref="BaseWeight"/> (1 for <c>--loss_scale all</c>, else 0).
-/// </summary>
-public sealed class RenderedConversation
-{
-    internal RenderedConversation(string text, IReadOnlyList<LossSpan> spans, double baseWeight)
-    {
-        Text = text;
-        Spans = spans;
-        BaseWeight = baseWeight;
-    }
-
-    /// <summary>The full text, exactly what inference-side rendering of the same messages produces.</summary>
-    public string Text { get; }
-
-    /// <summary>The assistant ranges, in text order, not overlapping.</summary>
-    public IReadOnlyList<LossSpan> Spans { get; }
-
-    /// <summary>The weight of text outside every span.</summary>
-    public double BaseWeight { get; }
-
-    /// <summary>The text of every span with a positive weight, in order (for inspection and tests).</summary>
-    public IReadOnlyList<string> LabelledTexts => Spans.Where(s => s.Weight > 0).Select(s => Text[s.Start..s.End]).ToList();
-}
-
 /// <summary>
 /// A training sample: token ids, labels (the id where the token carries loss, -100 elsewhere; the first label is
 /// always -100 as in ms-swift), per-token loss weights and the rendered text the ids encode.

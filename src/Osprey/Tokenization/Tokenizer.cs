@@ -330,34 +330,3 @@ public sealed partial class Tokenizer
     /// <summary>True for added tokens marked special (skipped by <c>skip_special_tokens</c>).</summary>
     public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var added) && added.Special;
 }
-
-/// <summary>A named special token and its id (null when the vocabulary lacks it).</summary>
-public sealed record SpecialToken(string Content, int? Id);
-
-/// <summary>Ids of an encoded text with each token's [Start, End) span in UTF-16 chars of the input.</summary>
-public sealed record Encoding(int[] Ids, TokenOffset[] Offsets);
-
-/// <summary>A token's [Start, End) span in UTF-16 chars of the original text; special tokens added by the post-processor have (0, 0).</summary>
-public readonly record struct TokenOffset(int Start, int End);
-
-/// <summary>Options of <see cref="Tokenizer.ApplyChatTemplate"/>, mirroring apply_chat_template's arguments.</summary>
-public sealed class ChatTemplateOptions
-{
-    /// <summary>Append the header that starts an assistant turn.</summary>
-    public bool AddGenerationPrompt { get; init; }
-
-    /// <summary>Leave the final message open (cut the rendering right after its content) so generation continues it.</summary>
-    public bool ContinueFinalMessage { get; init; }
-
-    /// <summary>Tool (function) schemas, passed to the template as <c>tools</c>.</summary>
-    public IReadOnlyList<object?>? Tools { get; init; }
-
-    /// <summary>Documents for retrieval-augmented templates, passed as <c>documents</c>.</summary>
-    public IReadOnlyList<object?>? Documents { get; init; }
-
-    /// <summary>A template source or the name of one of the tokenizer's named templates; null = the default template.</summary>
-    public string? ChatTemplate { get; init; }
-
-    /// <summary>Extra template variables such as <c>enable_thinking</c>.</summary>
-    public IReadOnlyDictionary<string, object?>? Extra { get; init; }
-}

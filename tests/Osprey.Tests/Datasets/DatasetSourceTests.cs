@@ -291,7 +291,7 @@ public sealed class DatasetSourceTests
         File.WriteAllText(Path.Combine(snap, "test-00000.jsonl"), """{"text":"held out"}""" + "\n");
         Directory.CreateDirectory(Path.Combine(repo, "snapshots", "old999"));
         using var env = new EnvironmentVariableScope("HF_HUB_CACHE", dir.Path);
-        Assert.Equal(Path.Combine(repo, "snapshots", "abc123"), DatasetLoader.FindCachedDataset("my-org/tiny"));
+        Assert.Equal(Path.Combine(repo, "snapshots", "abc123"), Osprey.Hub.HubDatasetCache.Find("my-org/tiny"));
         var rows = Rows("my-org/tiny#3");
         Assert.Equal(3, rows.Count);
         Assert.All(rows, r => Assert.Equal(DatasetFormat.Alpaca, r.Format));

@@ -117,9 +117,9 @@ public sealed class EncodeCommandTests
     [Fact]
     public void Synthetic_rows_are_fixed_by_the_seed()
     {
-        var a = EncodeCommand.SyntheticAlpaca(20, 1);
-        var b = EncodeCommand.SyntheticAlpaca(20, 1);
-        var c = EncodeCommand.SyntheticAlpaca(20, 2);
+        var a = EncodingBenchmark.SyntheticAlpaca(20, 1);
+        var b = EncodingBenchmark.SyntheticAlpaca(20, 1);
+        var c = EncodingBenchmark.SyntheticAlpaca(20, 2);
         string Text(List<DatasetRow> rows) => string.Join("|", rows.Select(r => JsonSerializer.Serialize(r.Conversation!.Messages)));
         Assert.Equal(Text(a), Text(b));
         Assert.NotEqual(Text(a), Text(c));

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Osprey.Training.Reporting;
+namespace Osprey.Reporting;
 
 /// <summary>
 /// Formats tqdm-style progress lines, e.g.

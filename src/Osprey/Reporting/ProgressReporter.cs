@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Osprey.Training.Reporting;
+namespace Osprey.Reporting;
 
 /// <summary>
 /// Writes <see cref="ProgressLine"/> progress for one phase. Interactive (a terminal): the line is

@@ -1,6 +1,6 @@
-using Osprey.Training.Reporting;
+using Osprey.Reporting;
 
-namespace Osprey.Tests.Training.Reporting;
+namespace Osprey.Tests.Reporting;
 
 public sealed class ProgressLineTests
 {

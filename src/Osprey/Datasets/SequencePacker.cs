@@ -1,28 +1,6 @@
 namespace Osprey.Datasets;
 
 /// <summary>
-/// One pack: several encoded samples laid end to end in one row of at most the packing length.
-/// <see cref="Labels"/> holds -100 at the first token of every sample, so that with the shifted
-/// next-token loss the last token of one sample never learns to predict the first token of the next;
-/// <see cref="PositionIds"/> restarts at 0 for every sample; <see cref="SampleLengths"/> gives the
-/// samples' lengths in order (their running sums are the cu_seqlens boundaries);
-/// <see cref="SampleIndices"/> says which input samples they are.
-/// </summary>
-public sealed record PackedSample(int[] InputIds, int[] Labels, int[] PositionIds, int[] SampleLengths, int[] SampleIndices)
-{
-    /// <summary>Total tokens in the pack.</summary>
-    public int Length => InputIds.Length;
-
-    /// <summary>cu_seqlens: 0, then the running sums of <see cref="SampleLengths"/> (Count + 1 entries).</summary>
-    public int[] CumulativeLengths()
-    {
-        var cu = new int[SampleLengths.Length + 1];
-        for (int i = 0; i < SampleLengths.Length; i++) cu[i + 1] = cu[i] + SampleLengths[i];
-        return cu;
-    }
-}
-
-/// <summary>
 /// ms-swift's <c>--packing</c>: encoded samples (input_ids + labels) are grouped into packs of at most
 /// <c>maxLength</c> tokens by first-fit-decreasing bin packing (the greedy constant-volume packing that
 /// ms-swift runs through the <c>binpacking</c> package), deterministically: samples are taken longest
@@ -173,6 +151,3 @@ public static class SequencePacker
         return new PackedSample(ids, labels, positions, lengths, [.. members]);
     }
 }
-
-/// <summary>Packs as a right-padded batch: <see cref="InputIds"/>, <see cref="Labels"/> and <see cref="PositionIds"/> are [Rows, Columns], row-major.</summary>
-public sealed record PackedBatch(int Rows, int Columns, long[] InputIds, long[] Labels, long[] PositionIds);

