@@ -39,7 +39,7 @@ internal sealed record AdapterFlags(IReadOnlyList<string> Paths)
                 catch (OspreyException e) { throw new UserError(e.Message, e); }
             }
             if (recorded is null) throw new UserError($"{Paths[0]} does not name its base model (no args.json, no base_model_name_or_path); pass --model.");
-            flags = flags with { Model = recorded };
+            flags = new ModelFlags(flags.Options with { Model = recorded });
         }
         template ??= args?["template"]?.GetValue<string>();
         return (flags, template);

@@ -43,7 +43,7 @@ internal sealed class BenchmarkCommand : ICommand
         stdout.WriteLine($"model {folder} on {model.Device} in {Runtime.DTypes.Name(model.DType)}");
         if (concurrency.Length > 0)
         {
-            var tokenizer = Serving.ChatPrompt.LoadTokenizer(folder, "the serving benchmark needs the model's tokenizer.json.");
+            var tokenizer = ChatPrompt.LoadTokenizer(folder, "the serving benchmark needs the model's tokenizer.json.");
             stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB");
             foreach (var r in Serving.EngineBenchmark.Run(model, tokenizer, concurrency, prompt, newTokens, !eager, stdout))
             {

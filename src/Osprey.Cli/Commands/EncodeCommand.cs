@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using Osprey.Serving;
 using System.Globalization;
 using System.Text;
@@ -135,9 +136,7 @@ internal sealed class EncodeCommand : ICommand
     }
 
     /// <summary>Forwards to <see cref="DatasetEncoding.LoadOrEncode"/> until SftCommand calls it directly.</summary>
-    internal static EncodedDatasets Encoded(DatasetEncoder encoder, DatasetOptions datasetOptions, EncodingOptions encodingOptions,
-        string folder, bool useCache, Func<LoadedDatasets> load, EncodingStats stats, TextWriter stderr) =>
-        DatasetEncoding.LoadOrEncode(encoder, datasetOptions, encodingOptions, folder, useCache, load, stats, stderr);
+
 
     private static T Parse<T>(Func<T> parse, string flag)
     {

@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using Osprey.Serving;
 using System.Diagnostics;
 using System.Globalization;

@@ -1,38 +1,58 @@
+using Osprey.Options;
+
 namespace Osprey.Datasets;
 
-/// <summary>The dataset flags of ms-swift (<c>--dataset</c>, <c>--val_dataset</c>, ...), parsed.</summary>
-public sealed class DatasetOptions
+/// <summary>The dataset flags of ms-swift (<c>--dataset</c>, <c>--val_dataset</c>, ...), declared once.</summary>
+public sealed record DatasetOptions
 {
-    /// <summary><c>--dataset</c>: <c>path_or_id[:subset][#N]</c> entries (files, folders, registry names, hub ids).</summary>
+    /// <summary>Training data: files, folders or hub ids, each as path_or_id[:subset][#N].</summary>
+    [Option("dataset", "Training data: files (.jsonl .json .csv .tsv .txt .parquet), folders, or hub ids, each as path_or_id[:subset][#N] (#N samples N rows).", Placeholder = "D...", Common = true)]
     public IReadOnlyList<string> Datasets { get; init; } = [];
 
-    /// <summary><c>--val_dataset</c>: same syntax; when given, no split is taken from the training data.</summary>
+    /// <summary>Validation data, same syntax (then no split is taken from the training data).</summary>
+    [Option("val_dataset", "Validation data, same syntax (then no split is taken from --dataset).", Placeholder = "D...")]
     public IReadOnlyList<string> ValDatasets { get; init; } = [];
 
-    /// <summary><c>--split_dataset_ratio</c>: fraction of the training rows held out for validation (0 = none).</summary>
+    /// <summary>Fraction of the training rows held out for validation.</summary>
+    [Option("split_dataset_ratio", "Fraction of the training rows held out for validation.")]
     public double SplitDatasetRatio { get; init; }
 
-    /// <summary><c>--dataset_shuffle</c> (default true).</summary>
+    /// <summary>Shuffle the training rows.</summary>
+    [Option("dataset_shuffle", "Shuffle the training rows.")]
     public bool Shuffle { get; init; } = true;
 
-    /// <summary><c>--seed</c> (default 42) for shuffling, splitting and #N sampling.</summary>
+    /// <summary>Seed for shuffling, splitting and #N sampling (the verb's <c>--seed</c>).</summary>
     public int Seed { get; init; } = 42;
 
-    /// <summary><c>--columns '{"src": "dst"}'</c>: explicit column renames applied before format detection.</summary>
+    /// <summary>Column renames applied before format detection.</summary>
+    [Option("columns", "Column renames applied before format detection, e.g. '{\"prompt\": \"query\"}'.", Placeholder = "JSON", Converter = typeof(ColumnMapConverter))]
     public IReadOnlyDictionary<string, string>? Columns { get; init; }
 
-    /// <summary><c>--disable_auto_column_mapping</c>.</summary>
+    /// <summary>Do not map common column names (instruction, question, ...) automatically.</summary>
+    [Option("disable_auto_column_mapping", "Do not map common column names (instruction, question, ...) automatically.")]
     public bool DisableAutoColumnMapping { get; init; }
 
-    /// <summary><c>--strict</c> (default true): a bad row is an error; false skips it, counts it and reports.</summary>
+    /// <summary>A bad row is an error (true) or is skipped, counted and reported (false).</summary>
+    [Option("strict", "A bad row is an error; false skips it, counts it and reports.")]
     public bool Strict { get; init; } = true;
 
-    /// <summary><c>--model_name</c> / <c>--model_author</c>: substituted into self-cognition data (name, author; zh and en).</summary>
+    /// <summary>Name substituted into self-cognition data (Chinese, English).</summary>
+    [Option("model_name", "Name substituted into self-cognition data: Chinese, then English (one value serves both).", Placeholder = "ZH [EN]", Converter = typeof(NamePairConverter))]
     public (string? Zh, string? En) ModelName { get; init; }
 
-    /// <inheritdoc cref="ModelName"/>
+    /// <summary>Author substituted into self-cognition data (Chinese, English).</summary>
+    [Option("model_author", "Author substituted into self-cognition data: Chinese, then English.", Placeholder = "ZH [EN]", Converter = typeof(NamePairConverter))]
     public (string? Zh, string? En) ModelAuthor { get; init; }
 
-    /// <summary><c>--streaming</c>: read rows lazily instead of loading whole files (no global shuffle: a buffer shuffle).</summary>
+    /// <summary>Read rows lazily instead of loading whole files.</summary>
+    [Option("streaming", "Read rows lazily instead of loading whole files.")]
     public bool Streaming { get; init; }
+
+    /// <summary>Checks the values, naming the flag.</summary>
+    /// <exception cref="OspreyException">A value is out of range.</exception>
+    public void Validate()
+    {
+        if (SplitDatasetRatio is < 0 or >= 1 || double.IsNaN(SplitDatasetRatio))
+            throw new OspreyException($"--split_dataset_ratio must be at least 0 and below 1, got {SplitDatasetRatio}.");
+    }
 }

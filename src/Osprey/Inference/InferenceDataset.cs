@@ -100,7 +100,7 @@ public static class InferenceDataset
         new(StringComparer.Ordinal) { ["role"] = role, ["content"] = content };
 
     /// <summary>The prompt ids of a row: its conversation rendered with the generation prompt; a template error names the row.</summary>
-    public static int[] Encode(Serving.ChatPrompt chat, InferenceRow row)
+    public static int[] Encode(ChatPrompt chat, InferenceRow row)
     {
         try
         {
@@ -116,7 +116,7 @@ public static class InferenceDataset
     /// A row's whole conversation for a reward model: its messages (final assistant reply included; a query row's
     /// "response" as the reply), no generation prompt.
     /// </summary>
-    public static int[] EncodeScored(Serving.ChatPrompt chat, InferenceRow row, string? system)
+    public static int[] EncodeScored(ChatPrompt chat, InferenceRow row, string? system)
     {
         var messages = new List<object?>();
         if (!row.QueryFormat && row.Record["messages"] is JsonArray all)

@@ -24,6 +24,9 @@ public sealed class OptionAttribute(string name, string help) : Attribute
     /// <summary>How help shows a default that the initializer cannot express (<c>1e-4 for LoRA, 1e-5 for full</c>).</summary>
     public string? DefaultText { get; init; }
 
+    /// <summary>A <see cref="IOptionConverter"/> type for properties that are not a string, number, bool, enum or list.</summary>
+    public Type? Converter { get; init; }
+
     /// <summary>Shown among the first fields of a form; the rest are folded.</summary>
     public bool Common { get; init; }
 }

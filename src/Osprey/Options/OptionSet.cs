@@ -133,6 +133,7 @@ public sealed class OptionSet
             var value = spec.Path.Aggregate<PropertyInfo, object?>(options, (target, p) => target is null ? null : p.GetValue(target));
             json[spec.Name] = value switch
             {
+                _ when spec.Converter is { } converter => converter.Show(value),
                 null => null,
                 Enum e => ChoiceText(e),
                 IEnumerable<string> list => new JsonArray(list.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
@@ -165,6 +166,7 @@ public sealed class OptionSet
 
     static object? Convert(OptionSpec spec, object value)
     {
+        if (spec.Converter is { } converter) return converter.Read(spec.Name, value);
         if (spec.Kind == OptionKind.Choice) return ParseChoice(spec.ValueType, spec.Name, (string)value);
         if (spec.Kind == OptionKind.List) return value is IReadOnlyList<string> list ? list : ((IEnumerable<string>)value).ToList();
         return value;
@@ -186,7 +188,8 @@ public sealed class OptionSet
             if (property.GetCustomAttribute<OptionAttribute>() is not { } attribute) continue;
             if (!property.CanWrite) throw new InvalidOperationException($"{type.Name}.{property.Name} declares --{attribute.Name} but has no setter.");
             var valueType = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-            var kind = KindOf(valueType) ?? throw new InvalidOperationException($"{type.Name}.{property.Name} (--{attribute.Name}) has type {valueType.Name}, which no flag kind reads.");
+            var converter = attribute.Converter is { } t ? (IOptionConverter)Activator.CreateInstance(t)! : null;
+            var kind = converter?.Kind ?? KindOf(valueType) ?? throw new InvalidOperationException($"{type.Name}.{property.Name} (--{attribute.Name}) has type {valueType.Name}, which no flag kind reads.");
             var value = property.GetValue(defaults);
             specs.Add(new OptionSpec
             {
@@ -204,7 +207,8 @@ public sealed class OptionSet
                     _ => "S",
                 },
                 Default = value,
-                DefaultText = attribute.DefaultText ?? Show(value),
+                DefaultText = attribute.DefaultText ?? (converter is null ? Show(value) : converter.Show(value)),
+                Converter = converter,
                 Choices = kind == OptionKind.Choice ? Enum.GetValues(valueType).Cast<Enum>().Select(ChoiceText).ToList() : [],
                 Common = attribute.Common,
                 Path = [.. path, property],

@@ -103,6 +103,7 @@ public static class FineTuning
     static void Check(string verb, SftOptions o, bool preference)
     {
         o.Trainer.Validate();
+        o.Data.Validate();
         if (o.MaxLength is <= 0) throw new OspreyException($"--max_length must be positive, got {o.MaxLength}.");
         if (o.Packing && o.MaxLength is null) throw new OspreyException("--packing needs --max_length N: packed rows are N tokens long.");
         if (o.Data.Streaming) throw new OspreyException("--streaming is not supported for training yet: the trainer needs the sample count up front; drop --streaming.");

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.AI;
+using Osprey.Inference;
 using Osprey.Server;
 using Osprey.Serving;
 

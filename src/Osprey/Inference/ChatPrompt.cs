@@ -1,7 +1,7 @@
 using Osprey.Templates;
 using Osprey.Tokenization;
 
-namespace Osprey.Serving;
+namespace Osprey.Inference;
 
 /// <summary>
 /// Turns a conversation into prompt ids and generated ids back into reply text, the way transformers' chat
