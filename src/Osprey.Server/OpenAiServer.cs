@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Builder;

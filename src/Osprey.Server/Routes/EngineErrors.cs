@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using Osprey.Serving;
 
 namespace Osprey.Server;

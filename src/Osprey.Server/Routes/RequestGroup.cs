@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Osprey.Serving;

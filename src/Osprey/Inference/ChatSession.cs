@@ -1,4 +1,4 @@
-using Osprey.Serving;
+
 
 namespace Osprey.Inference;
 

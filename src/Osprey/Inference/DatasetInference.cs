@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Osprey.Io;
 using Osprey.Models;
-using Osprey.Serving;
+
 
 namespace Osprey.Inference;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Osprey.Models;
 using Osprey.Runtime;
-using Osprey.Serving;
+
 using TorchSharp;
 
 namespace Osprey.Inference;

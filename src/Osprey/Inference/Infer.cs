@@ -1,5 +1,5 @@
 using Osprey.Models;
-using Osprey.Serving;
+
 
 namespace Osprey.Inference;
 

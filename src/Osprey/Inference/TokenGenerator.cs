@@ -1,5 +1,5 @@
 using Osprey.Models;
-using Osprey.Serving;
+
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Osprey.Models;
-using Osprey.Serving;
+
 using TorchSharp;
 
 namespace Osprey.Inference;

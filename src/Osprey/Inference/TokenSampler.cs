@@ -1,4 +1,4 @@
-using Osprey.Serving;
+
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,7 +9,7 @@ namespace Osprey.Inference;
 /// <see cref="SamplingParams"/>, applying the processors in transformers' order: logit bias (OpenAI's, first),
 /// repetition penalty, presence/frequency penalties (vLLM's order: after the repetition penalty), then, for rows
 /// that sample, temperature, top-k, top-p and an inverse-CDF draw. <see cref="TokenGenerator"/> and
-/// <see cref="InferenceEngine"/> both pick through it; only where the uniform numbers come from differs (one stream
+/// <c>InferenceEngine</c> both pick through it; only where the uniform numbers come from differs (one stream
 /// per generation there, one per request here).
 /// </summary>
 internal static class TokenSampler

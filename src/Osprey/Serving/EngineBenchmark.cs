@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Diagnostics;
 using Osprey.Models;
 using Osprey.Runtime;

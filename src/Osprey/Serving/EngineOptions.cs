@@ -1,3 +1,4 @@
+using Osprey.Inference;
 namespace Osprey.Serving;
 
 /// <summary>Limits of an <see cref="InferenceEngine"/>.</summary>

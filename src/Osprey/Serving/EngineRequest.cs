@@ -1,3 +1,4 @@
+using Osprey.Inference;
 namespace Osprey.Serving;
 
 /// <summary>One request for an <see cref="InferenceEngine"/>.</summary>

@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;

@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.AI;

@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using Osprey.Serving;
 using Osprey.Tests.Tokenization;
 using Osprey.Tokenization;

@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Models;
@@ -320,7 +321,7 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
         var ids = tokenizer.EncodeIds(Text, addSpecialTokens: false);
         Assert.Contains(Enumerable.Range(1, ids.Length), n => tokenizer.Decode(ids[..n]).EndsWith('\uFFFD'));
 
-        var stream = new Osprey.Serving.StreamingText(t => tokenizer.Decode(t, skipSpecialTokens: true));
+        var stream = new StreamingText(t => tokenizer.Decode(t, skipSpecialTokens: true));
         var deltas = ids.Select(stream.Add).ToList();
         deltas.Add(stream.Finish());
 
@@ -338,7 +339,7 @@ public sealed class InferTextTests(DemoModelFolder demo) : IClassFixture<DemoMod
         var n = Enumerable.Range(1, ids.Length).First(n => tokenizer.Decode(ids[..n]).EndsWith('\uFFFD'));
         var cut = ids[..n];
 
-        var stream = new Osprey.Serving.StreamingText(t => tokenizer.Decode(t));
+        var stream = new StreamingText(t => tokenizer.Decode(t));
         var shown = string.Concat(cut.Select(stream.Add));
 
         Assert.Equal("ok ", shown);

@@ -1,4 +1,4 @@
-namespace Osprey.Serving;
+namespace Osprey.Inference;
 
 /// <summary>
 /// Turns tokens arriving one by one into text increments. Each step decodes the whole reply so far and hands

@@ -1,4 +1,4 @@
-namespace Osprey.Serving;
+namespace Osprey.Inference;
 
 /// <summary>Why the engine refused a request.</summary>
 public enum EngineErrorKind

@@ -1,12 +1,12 @@
 using Osprey.Inference;
 using Osprey.Models;
 
-namespace Osprey.Serving;
+namespace Osprey.Inference;
 
 /// <summary>
 /// How one request is generated: the fields of an OpenAI completion request (or of <c>osprey infer</c>'s flags),
 /// already resolved against the model's generation_config.json defaults (<see cref="FromModel"/>). Each request in
-/// an engine batch carries its own; <see cref="TokenGenerator"/> and <see cref="InferenceEngine"/> read the same
+/// an engine batch carries its own; <see cref="TokenGenerator"/> and <c>InferenceEngine</c> read the same
 /// fields and pick tokens with the same sampler.
 /// </summary>
 public sealed record SamplingParams

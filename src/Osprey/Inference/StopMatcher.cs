@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Osprey.Serving;
+namespace Osprey.Inference;
 
 /// <summary>
 /// Turns a request's growing output into stable text increments with OpenAI's stop-string rule: the output ends
