@@ -35,7 +35,7 @@ internal sealed class HeadlessChromium : IAsyncDisposable
     public static async Task<HeadlessChromium> StartAsync(TimeSpan timeout)
     {
         if (!File.Exists(Executable))
-            throw new InvalidOperationException($"{Executable} is missing; install Debian's chromium package (apt-get install -y chromium; .ci/run does this).");
+            throw new InvalidOperationException($"{Executable} is missing; install Debian's chromium package (apt-get install -y chromium; ./test.sh does this).");
         var profile = Path.Combine(Path.GetTempPath(), "osprey-chromium-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(profile);
         var start = new ProcessStartInfo(Executable)
