@@ -40,6 +40,11 @@ public static class FineTuning
     public static TrainingResult Rlhf(RlhfOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
     {
         log ??= TextWriter.Null;
+        options = options with
+        {
+            Loss = options.Loss with { Beta = options.Loss.ResolvedBeta, CpoAlpha = options.Loss.ResolvedCpoAlpha },
+            FineTune = Resolved(options.FineTune, LossScale.LastRound),
+        };
         var o = options.FineTune;
         options.Validate();
         Check("rlhf", o, preference: true);
@@ -48,7 +53,7 @@ public static class FineTuning
         var loss = options.Loss;
         var kto = loss.RlhfType == RlhfType.Kto;
         if (kto && o.Trainer.BatchSize < 2) throw new OspreyException("--rlhf_type kto needs --per_device_train_batch_size 2 or more: its KL estimate pairs each prompt with another example's response.");
-        var encoder = new DatasetEncoder(tokenizer, Encoding(o, LossScale.LastRound, packing: false));
+        var encoder = new DatasetEncoder(tokenizer, Encoding(o, packing: false));
         var loaded = DatasetLoader.Load(DataOptions(o), log);
         var stats = new EncodingStats();
         var data = new PreferenceRun
@@ -74,8 +79,9 @@ public static class FineTuning
         };
     }
 
-    static TrainingResult RunSequences(string verb, SftOptions o, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
+    static TrainingResult RunSequences(string verb, SftOptions options, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
     {
+        var o = Resolved(options, lossScale);
         Check(verb, o, preference: false);
         var folder = o.Model.ResolveFolder(log);
         var tokenizer = LoadTokenizer(folder);
@@ -89,7 +95,7 @@ public static class FineTuning
         }
         else
         {
-            var encoding = Encoding(o, lossScale, o.Packing);
+            var encoding = Encoding(o, o.Packing);
             var encoder = new DatasetEncoder(tokenizer, encoding);
             var dataOptions = DataOptions(o);
             data = DatasetEncoding.LoadOrEncode(encoder, dataOptions, encoding, folder, o.LoadFromCacheFile, () => DatasetLoader.Load(dataOptions, log), new EncodingStats(), log);
@@ -121,11 +127,25 @@ public static class FineTuning
     /// <summary>The dataset options with the run's seed (one <c>--seed</c> drives shuffling, splitting and training).</summary>
     static DatasetOptions DataOptions(SftOptions o) => o.Data with { Seed = o.Trainer.Seed };
 
-    static EncodingOptions Encoding(SftOptions o, LossScale methodDefault, bool packing) => new()
+    /// <summary>
+    /// The options with every default that depends on others filled in (loss scale by method, learning rate by train
+    /// type, accumulation by batch size), so the recipe and args.json see the values the run uses.
+    /// </summary>
+    static SftOptions Resolved(SftOptions o, LossScale methodLossScale) => o with
+    {
+        LossScale = o.LossScale ?? methodLossScale,
+        Trainer = o.Trainer with
+        {
+            LearningRate = o.Trainer.ResolvedLearningRate,
+            GradientAccumulationSteps = o.Trainer.ResolvedGradientAccumulationSteps,
+        },
+    };
+
+    static EncodingOptions Encoding(SftOptions o, bool packing) => new()
     {
         Template = o.Template,
         System = o.System,
-        LossScale = o.LossScale ?? methodDefault,
+        LossScale = o.LossScale!.Value,
         MaxLength = o.MaxLength,
         Truncation = o.Truncation,
         Packing = packing,
