@@ -1,4 +1,3 @@
-using System.Globalization;
 using Osprey.Templates;
 
 namespace Osprey.Datasets;

@@ -1,8 +1,5 @@
-using Osprey.Inference;
-using Osprey.Models.Blocks;
 using Osprey.Runtime;
 using Osprey.Tuners.Lora;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Osprey.Serving;

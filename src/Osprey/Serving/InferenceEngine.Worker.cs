@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Osprey.Inference;
 using Osprey.Models.Blocks;
-using Osprey.Runtime;
 using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Osprey.Tokenization;
 
 // The merge itself: a word's initial symbols (with unknown and byte-fallback handling), then merges lowest rank first.

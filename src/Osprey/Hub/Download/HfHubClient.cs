@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using static Osprey.Hub.Download.HubTransfer;
 
 namespace Osprey.Hub.Download;
 

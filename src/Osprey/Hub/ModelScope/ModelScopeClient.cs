@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
 using Osprey.Hub.Download;
-using static Osprey.Hub.Download.HubTransfer;
 
 namespace Osprey.Hub.ModelScope;
 
