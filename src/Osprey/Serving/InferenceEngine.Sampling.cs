@@ -1,0 +1,66 @@
+using Osprey.Inference;
+using static TorchSharp.torch;
+
+namespace Osprey.Serving;
+
+// Token choice: each row's token picked with its request's own settings, and the per-row penalty tables.
+public sealed partial class InferenceEngine
+{
+    Tensor Counts() => _counts ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Float32, device: Model.Device).DetachFromDisposeScope();
+
+    Tensor Seen() => _seen ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Bool, device: Model.Device).DetachFromDisposeScope();
+
+    readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);
+
+    /// <summary>
+    /// Picks each row's next token from logits [n, vocab] with that request's own settings through the shared
+    /// <see cref="TokenSampler"/>, each sampled row drawing from its request's own seeded stream. Log-probabilities
+    /// are those of the model's distribution before any processing (vLLM's default). <paramref name="firstRow"/> is
+    /// the cache row of the first sequence (for the seen-token and count tables).
+    /// </summary>
+    Choice[] Pick(Tensor logits, IReadOnlyList<Sequence> seqs, int firstRow)
+    {
+        using var scope = NewDisposeScope();
+        var n = seqs.Count;
+        var device = logits.device;
+        var raw = logits.to_type(ScalarType.Float32);
+        var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
+        var seen = _seen?.narrow(0, firstRow, n);
+        var counts = _counts?.narrow(0, firstRow, n);
+        var next = TokenSampler.Pick(raw, samplings, seen, counts, () =>
+        {
+            var u = new float[n];
+            for (var i = 0; i < n; i++)
+                u[i] = seqs[i].Rng is { } rng ? 1f - rand(1, generator: rng).item<float>() : 0.5f;
+            return tensor(u, [n, 1], device: device);
+        });
+        TokenSampler.Record(next, seen, counts);
+        var tokens = next.cpu().data<long>().ToArray();
+        var picks = new Choice[n];
+        var wantTop = samplings.Max(s => s.Logprobs ?? -1);
+        if (wantTop < 0)
+        {
+            for (var i = 0; i < n; i++) picks[i] = new Choice((int)tokens[i], 0f, null);
+            return picks;
+        }
+        var logp = raw.log_softmax(-1);
+        var chosen = logp.gather(1, next.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();
+        float[]? topValues = null;
+        long[]? topIds = null;
+        if (wantTop > 0)
+        {
+            var (values, indices) = logp.topk(wantTop, -1, true, true);
+            topValues = values.cpu().data<float>().ToArray();
+            topIds = indices.cpu().data<long>().ToArray();
+        }
+        for (var i = 0; i < n; i++)
+        {
+            var k = samplings[i].Logprobs;
+            IReadOnlyList<TokenLogprob>? top = null;
+            if (k > 0) top = Enumerable.Range(0, k.Value).Select(j => new TokenLogprob((int)topIds![i * wantTop + j], topValues![i * wantTop + j])).ToArray();
+            else if (k == 0) top = [];
+            picks[i] = new Choice((int)tokens[i], k is null ? 0f : chosen[i], top);
+        }
+        return picks;
+    }
+}
