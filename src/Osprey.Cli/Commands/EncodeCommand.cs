@@ -81,15 +81,7 @@ internal sealed class EncodeCommand : ICommand
             Template = templateName, System = system, LossScale = lossScale, MaxLength = maxLength, Truncation = truncation,
             Packing = packing, Strict = datasetOptions.Strict, Threads = threads,
         };
-        DatasetEncoder encoder;
-        try
-        {
-            encoder = new DatasetEncoder(tokenizer, encodingOptions);
-        }
-        catch (OspreyException e)
-        {
-            throw new UserError(e.Message, e);
-        }
+        var encoder = new DatasetEncoder(tokenizer, encodingOptions);
 
         if (benchmarkRows is { } n)
         {
