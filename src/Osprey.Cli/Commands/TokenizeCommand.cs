@@ -78,15 +78,7 @@ internal sealed class TokenizeCommand : ICommand
             }
 
             using var inputFile = input is null ? null : new StreamReader(input, Utf8);
-            var reader = inputFile ?? stdin;
-            var lineNumber = 0;
-            while (reader.ReadLine() is { } line)
-            {
-                lineNumber++;
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                writer.WriteLine(requests.Respond(line, lineNumber));
-                writer.Flush(); // one line out per line in, as it happens: callers stream through pipes
-            }
+            requests.Run(inputFile ?? stdin, writer);
             return 0;
         }
         finally

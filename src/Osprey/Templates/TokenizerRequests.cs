@@ -22,6 +22,19 @@ public sealed class TokenizerRequests(Tokenizer tokenizer, string? template = nu
     // Built on the first training line: text and chat lines never need the named template.
     private readonly Lazy<ChatTemplate> _template = new(() => ChatTemplate.FromTokenizer(tokenizer, template));
 
+    /// <summary>Answers every request line of <paramref name="reader"/> on <paramref name="writer"/>; blank lines are skipped.</summary>
+    public void Run(TextReader reader, TextWriter writer)
+    {
+        var lineNumber = 0;
+        while (reader.ReadLine() is { } line)
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            writer.WriteLine(Respond(line, lineNumber));
+            writer.Flush(); // one line out per line in, as it happens: callers stream through pipes
+        }
+    }
+
     /// <summary>The response line for request line <paramref name="lineNumber"/> (1-based, for messages): a result or {"error": ...}.</summary>
     public string Respond(string line, int lineNumber)
     {
