@@ -35,8 +35,7 @@ internal sealed record AdapterFlags(IReadOnlyList<string> Paths)
             var recorded = args?["model_dir"]?.GetValue<string>() ?? args?["model"]?.GetValue<string>();
             if (recorded is null)
             {
-                try { recorded = PeftAdapter.ReadConfig(Paths[0]).BaseModel; }
-                catch (OspreyException e) { throw new UserError(e.Message, e); }
+                recorded = PeftAdapter.ReadConfig(Paths[0]).BaseModel;
             }
             if (recorded is null) throw new UserError($"{Paths[0]} does not name its base model (no args.json, no base_model_name_or_path); pass --model.");
             flags = new ModelFlags(flags.Options with { Model = recorded });
@@ -57,11 +56,6 @@ internal sealed record AdapterFlags(IReadOnlyList<string> Paths)
                 stderr.WriteLine($"osprey: merged adapter {path} ({n} layers).");
             }
             return model;
-        }
-        catch (OspreyException e)
-        {
-            model.Dispose();
-            throw new UserError(e.Message, e);
         }
         catch
         {

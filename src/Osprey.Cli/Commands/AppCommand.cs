@@ -9,11 +9,11 @@ internal sealed class AppCommand : ICommand
 
     public string Summary => "Chat with a model in the browser (a web page over the same OpenAI-compatible server as deploy).";
 
-    public string Usage => ModelFlags.Help + ServeFlags.Help + "\nRuns until Ctrl-C. Default port 7860; open the printed URL. See docs/serving.md.\n";
+    public string Usage => ServeRunner.Help + "\nRuns until Ctrl-C. Default port 7860; open the printed URL. See docs/serving.md.\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr, CancellationToken.None);
 
     /// <summary>Serves until <paramref name="stop"/> is cancelled (tests) or Ctrl-C.</summary>
     internal int Run(OptionReader options, TextWriter stdout, TextWriter stderr, CancellationToken stop) =>
-        ServeFlags.Read(options, 7860).Serve(webUi: true, stdout, stderr, stop);
+        ServeRunner.Run(options, webUi: true, stdout, stderr, stop);
 }

@@ -40,14 +40,14 @@ internal sealed class DatasetCommand : ICommand
         if (list) List(stdout);
         if (check.Count > 0)
         {
-            var loaded = Load(new DatasetOptions
+            var loaded = DatasetLoader.Load(new DatasetOptions
             {
                 Datasets = check,
                 Shuffle = false,
                 Strict = strict,
                 Columns = ParseColumns(columnsText),
                 DisableAutoColumnMapping = disableAuto,
-            }, stdout);
+            }, stdout).Train.ToList();
             var first = loaded.FirstOrDefault();
             if (first is not null)
             {
@@ -56,18 +56,6 @@ internal sealed class DatasetCommand : ICommand
             }
         }
         return 0;
-    }
-
-    private static List<DatasetRow> Load(DatasetOptions options, TextWriter log)
-    {
-        try
-        {
-            return DatasetLoader.Load(options, log).Train.ToList();
-        }
-        catch (OspreyException e)
-        {
-            throw new UserError(e.Message);
-        }
     }
 
     internal static IReadOnlyDictionary<string, string>? ParseColumns(string? text)

@@ -9,11 +9,11 @@ internal sealed class DeployCommand : ICommand
 
     public string Summary => "Serve a model over an OpenAI-compatible HTTP API (chat, completions, streaming, LoRA adapters).";
 
-    public string Usage => ModelFlags.Help + ServeFlags.Help + "\nRuns until Ctrl-C. Default port 8000. See docs/serving.md.\n";
+    public string Usage => ServeRunner.Help + "\nRuns until Ctrl-C. Default port 8000. See docs/serving.md.\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr, CancellationToken.None);
 
     /// <summary>Serves until <paramref name="stop"/> is cancelled (tests) or Ctrl-C.</summary>
     internal int Run(OptionReader options, TextWriter stdout, TextWriter stderr, CancellationToken stop) =>
-        ServeFlags.Read(options, 8000).Serve(webUi: false, stdout, stderr, stop);
+        ServeRunner.Run(options, webUi: false, stdout, stderr, stop);
 }

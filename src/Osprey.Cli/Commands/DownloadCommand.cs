@@ -79,14 +79,6 @@ internal sealed class DownloadCommand : ICommand
             stderr.WriteLine($"Download of {repoId} cancelled; files finished so far are kept, run the command again to resume.");
             return 130;
         }
-        catch (UserError)
-        {
-            throw;
-        }
-        catch (OspreyException e)
-        {
-            throw new UserError(e.Message, e);
-        }
         finally
         {
             Console.CancelKeyPress -= onCancel;

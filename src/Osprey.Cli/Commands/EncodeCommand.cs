@@ -1,8 +1,5 @@
-using Osprey.Inference;
-using Osprey.Serving;
-using System.Globalization;
-using System.Text;
 using Osprey.Cli.Args;
+using Osprey.Inference;
 using Osprey.Io;
 using Osprey.Datasets;
 using Osprey.Templates;
@@ -18,8 +15,6 @@ namespace Osprey.Cli.Commands;
 /// </summary>
 internal sealed class EncodeCommand : ICommand
 {
-    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
-
     public string Name => "encode";
 
     public string Summary => "Encode datasets as training sees them (template, loss masks, truncation, packing) to JSON lines.";
@@ -86,15 +81,7 @@ internal sealed class EncodeCommand : ICommand
             Template = templateName, System = system, LossScale = lossScale, MaxLength = maxLength, Truncation = truncation,
             Packing = packing, Strict = datasetOptions.Strict, Threads = threads,
         };
-        DatasetEncoder encoder;
-        try
-        {
-            encoder = new DatasetEncoder(tokenizer, encodingOptions);
-        }
-        catch (OspreyException e)
-        {
-            throw new UserError(e.Message, e);
-        }
+        var encoder = new DatasetEncoder(tokenizer, encodingOptions);
 
         if (benchmarkRows is { } n)
         {
@@ -116,8 +103,8 @@ internal sealed class EncodeCommand : ICommand
             IEnumerable<EncodedSample> train = lazy
                 ? encoder.Lazy(loaded.Train as IReadOnlyList<DatasetRow> ?? loaded.Train.ToList(), stats: stats).OfType<EncodedSample>()
                 : encoder.EncodeStreaming(loaded.Train, stats);
-            Write(train, output, jsonOut, show, tokenizer, stdout, color);
-            if (valOutput is not null) Write(encoder.EncodeStreaming(loaded.Validation, new EncodingStats()), valOutput, true, null, tokenizer, stdout, color);
+            EncodedSampleWriter.Write(train, output, jsonOut, show, tokenizer, stdout, color);
+            if (valOutput is not null) EncodedSampleWriter.Write(encoder.EncodeStreaming(loaded.Validation, new EncodingStats()), valOutput, true, null, tokenizer, stdout, color);
             stats.Report(stderr, maxLength);
             return 0;
         }
@@ -130,13 +117,10 @@ internal sealed class EncodeCommand : ICommand
             if (output is null && show is null) return 0;
         }
 
-        Write(encoded.Train, output, jsonOut, show, tokenizer, stdout, color);
-        if (valOutput is not null) Write(encoded.Validation, valOutput, true, null, tokenizer, stdout, color);
+        EncodedSampleWriter.Write(encoded.Train, output, jsonOut, show, tokenizer, stdout, color);
+        if (valOutput is not null) EncodedSampleWriter.Write(encoded.Validation, valOutput, true, null, tokenizer, stdout, color);
         return 0;
     }
-
-    /// <summary>Forwards to <see cref="DatasetEncoding.LoadOrEncode"/> until SftCommand calls it directly.</summary>
-
 
     private static T Parse<T>(Func<T> parse, string flag)
     {
@@ -148,80 +132,5 @@ internal sealed class EncodeCommand : ICommand
         {
             throw new UserError($"{flag}: {e.Message}", e);
         }
-    }
-
-    private static void Write(IEnumerable<EncodedSample> samples, string? output, bool json, int? show, Tokenizer tokenizer, TextWriter stdout, bool color)
-    {
-        var shown = 0;
-        if (!json)
-        {
-            foreach (var s in samples)
-            {
-                if (shown >= show) break;
-                stdout.Write(Show(s, shown++, tokenizer, color));
-            }
-            stdout.Flush();
-            return;
-        }
-        var temp = output is null ? null : $"{output}.tmp-{Environment.ProcessId}";
-        var file = temp is null ? null : new StreamWriter(temp, append: false, Utf8, 1 << 20);
-        try
-        {
-            var writer = file ?? stdout;
-            var sb = new StringBuilder();
-            foreach (var s in samples)
-            {
-                sb.Clear();
-                AppendJson(sb, s);
-                writer.WriteLine(sb);
-                if (show is { } n && shown < n && file is not null) stdout.Write(Show(s, shown++, tokenizer, color));
-            }
-            writer.Flush();
-            file?.Dispose();
-            file = null;
-            if (temp is not null) File.Move(temp, output!, overwrite: true);
-        }
-        finally
-        {
-            file?.Dispose();
-            if (temp is not null && File.Exists(temp)) File.Delete(temp);
-        }
-    }
-
-    /// <summary>One JSON line: {"input_ids": [...], "labels": [...]} (and "position_ids" when packed).</summary>
-    internal static void AppendJson(StringBuilder sb, EncodedSample s)
-    {
-        sb.Append("{\"input_ids\":");
-        JsonText.AppendInts(sb, s.InputIds);
-        sb.Append(",\"labels\":");
-        JsonText.AppendInts(sb, s.Labels);
-        if (s.PositionIds is { } p)
-        {
-            sb.Append(",\"position_ids\":");
-            JsonText.AppendInts(sb, p);
-        }
-        sb.Append('}');
-    }
-
-    /// <summary>A sample as text: the decoded tokens, loss-carrying runs in green (color) or between ⟦ and ⟧, then the counts.</summary>
-    internal static string Show(EncodedSample s, int index, Tokenizer tokenizer, bool color)
-    {
-        var sb = new StringBuilder();
-        var packed = s.PositionIds is { } p ? p.Count(x => x == 0) : 1;
-        sb.Append(CultureInfo.InvariantCulture, $"--- sample {index}: {s.Length} tokens, {s.LabelledTokenCount} with loss");
-        if (s.PositionIds is not null) sb.Append(CultureInfo.InvariantCulture, $", {packed} packed");
-        sb.Append('\n');
-        var start = 0;
-        while (start < s.Length)
-        {
-            var labelled = s.Labels[start] != EncodedSample.IgnoreIndex;
-            var end = start + 1;
-            while (end < s.Length && (s.Labels[end] != EncodedSample.IgnoreIndex) == labelled) end++;
-            var text = tokenizer.Decode(s.InputIds[start..end]);
-            if (labelled) sb.Append(color ? "\u001b[32m" : "⟦").Append(text).Append(color ? "\u001b[0m" : "⟧");
-            else sb.Append(text);
-            start = end;
-        }
-        return sb.Append('\n').ToString();
     }
 }

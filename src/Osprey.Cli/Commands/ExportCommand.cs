@@ -1,6 +1,7 @@
 using Osprey.Cli.Args;
 using Osprey.Io;
 using Osprey.Models;
+using Osprey.Options;
 
 namespace Osprey.Cli.Commands;
 
@@ -16,32 +17,31 @@ internal sealed class ExportCommand : ICommand
 
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
-    public string Usage => ModelFlags.Help + AdapterFlags.Help +
-        "  --merge_lora BOOL        Merge --adapters into the weights and save the result (default output <adapter>-merged).\n" +
-        "  --output_dir DIR         Folder to write (created; existing weights there are replaced).\n" +
-        "  --max_shard_size SIZE    Largest safetensors shard, e.g. 5GB, 500MB, 2GiB (default 5GB).\n" +
-        "  --to_cached_dataset BOOL Instead: encode --dataset (and --val_dataset) with the model's tokenizer and\n" +
-        "                           template into --output_dir as a cached dataset (train.bin, val.bin) for training.\n" +
-        "                           Takes the flags of osprey encode (--template, --max_length, --packing, ...).\n";
+    public string Usage => ModelFlags.Help + AdapterFlags.Help + OptionSet.For<ExportOptions>().Help();
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
+        // Read before binding: with it the other flags are osprey encode's, not the export's.
         if (options.Bool("to_cached_dataset", false))
         {
             // ms-swift: swift export --to_cached_dataset true --dataset ... --output_dir DIR
             return EncodeCommand.Run(options, stdout, stderr, options.RequiredString("output_dir"));
         }
-        return Run(options, stdout, stderr, options.Bool("merge_lora", false));
+        return Run(options, stdout, stderr, merge: false);
     }
 
-    /// <summary>The export itself; <paramref name="merge"/> means merge --adapters (osprey merge-lora, --merge_lora true).</summary>
+    /// <summary>The export itself; <paramref name="merge"/> means merge --adapters whatever --merge_lora says (osprey merge-lora).</summary>
     internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool merge)
     {
         var flags = ModelFlags.Read(options);
         var adapters = AdapterFlags.Read(options);
-        var outputFlag = options.String("output_dir");
-        var shardText = options.String("max_shard_size", "5GB");
+        var export = options.Bind<ExportOptions>();
         options.EnsureNoUnknownFlags();
+        // Only osprey merge-lora gets here with it: export took the cached-dataset path before binding.
+        if (export.ToCachedDataset) throw new UserError("--to_cached_dataset is a flag of osprey export, not merge-lora; run osprey export --to_cached_dataset true.");
+        merge |= export.MergeLora;
+        var outputFlag = export.OutputDir;
+        var shardText = export.MaxShardSize;
         if (merge && !adapters.Any) throw new UserError("--merge_lora needs --adapters DIR (a LoRA checkpoint).");
         if (!merge && adapters.Any) throw new UserError("--adapters is given without --merge_lora true; add it to write the merged model.");
         (flags, _) = adapters.Resolve(flags, null);

@@ -2,6 +2,7 @@ using System.Globalization;
 using Osprey.Cli.Args;
 using Osprey.Inference;
 using Osprey.Models;
+using Osprey.Options;
 using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
@@ -18,28 +19,8 @@ internal sealed class InferCommand : ICommand
 
     public string Summary => "Chat with a model, answer a dataset, or generate from token ids (without --model: a tiny random demo model).";
 
-    public string Usage => ModelFlags.Help + AdapterFlags.Help +
-        "  --val_dataset FILE...    Answer every row of these JSON-lines files ({\"messages\": [...]} or {\"query\": ...})\n" +
-        "                           instead of chatting on stdin.\n" +
-        "  --result_path FILE       Write the rows with their \"response\" to FILE (default: stdout).\n" +
-        "  --max_batch_size N       Rows generated together as one left-padded batch (default 1).\n" +
-        "  --system TEXT            System message for rows without one (a row's own wins, as in ms-swift).\n" +
-        "  --template FILE|NAME     Chat template: a Jinja file, a named template of the tokenizer, or an ms-swift name\n" +
-        "                           (chatml, qwen, qwen3, llama3, llama2, mistral, gemma, phi3, deepseek, default).\n" +
+    public string Usage => OptionSet.For<InferOptions>().Help() + AdapterFlags.Help +
         "  --input_ids IDS          Prompt token ids, comma or space separated; several prompts with ';' (batched).\n" +
-        "  --save_logits FILE       With --input_ids: write the prompts' logits (float32) and ids to FILE (safetensors)\n" +
-        "                           instead of generating; prompts must have equal length.\n" +
-        "  --max_new_tokens N       Tokens to generate at most (default: generation_config.json, else 256).\n" +
-        "  --do_sample BOOL         Sample instead of greedy decoding (default: generation_config.json, else false).\n" +
-        "  --temperature X          Sampling temperature; 0 means greedy.\n" +
-        "  --top_k N                Keep the N most likely tokens when sampling (0 = all).\n" +
-        "  --top_p P                Nucleus sampling threshold in (0, 1].\n" +
-        "  --repetition_penalty X   Penalise tokens already seen (1 = off).\n" +
-        "  --seed N                 Seed for sampling (default 42).\n" +
-        "  --ignore_eos BOOL        Keep generating past end-of-sequence tokens.\n" +
-        "  --stream BOOL            Print the reply as it is generated (default: true in the chat, else false).\n" +
-        "  --infer_backend pt       Inference engine; only the built-in 'pt' exists.\n" +
-        "\n" +
         "\n" +
         "Reward models (config.json architectures *ForSequenceClassification, or --adapters with task_type SEQ_CLS) score\n" +
         "instead of generating: --val_dataset prints each row plus \"score\" (the whole conversation, final assistant\n" +
@@ -52,33 +33,14 @@ internal sealed class InferCommand : ICommand
 
     public int Run(OptionReader options, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
-        var flags = ModelFlags.Read(options);
+        var infer = options.Bind<InferOptions>();
+        var flags = new ModelFlags(infer.Model);
         var adapters = AdapterFlags.Read(options);
         var ids = options.String("input_ids");
-        var infer = new InferOptions
-        {
-            SaveLogits = options.String("save_logits"),
-            ValDatasets = options.List("val_dataset"),
-            ResultPath = options.String("result_path"),
-            MaxBatchSize = options.Int("max_batch_size"),
-            System = options.String("system"),
-            Template = options.String("template"),
-            MaxNewTokens = options.Int("max_new_tokens"),
-            DoSample = options.Bool("do_sample"),
-            Temperature = options.Double("temperature"),
-            TopK = options.Int("top_k"),
-            TopP = options.Double("top_p"),
-            RepetitionPenalty = options.Double("repetition_penalty"),
-            Seed = options.Long("seed", 42),
-            IgnoreEos = options.Bool("ignore_eos", false),
-            Stream = options.Bool("stream"),
-        };
-        var backend = options.String("infer_backend", "pt");
         options.EnsureNoUnknownFlags();
 
         (flags, var adapterTemplate) = adapters.Resolve(flags, null);
         if (ids is null) infer = infer with { Template = infer.Template ?? adapterTemplate };
-        if (backend != "pt") throw new UserError($"--infer_backend {backend} is not available; Osprey's engine is 'pt' (vllm/sglang/lmdeploy are Python-only).");
         // Validated with a placeholder for the prompts: they are parsed once the model folder is known, as before.
         (infer with { InputIds = ids is null ? null : [] }).Validate();
 

@@ -1,4 +1,6 @@
 using Osprey.Cli.Args;
+using Osprey.Models;
+using Osprey.Options;
 
 namespace Osprey.Cli.Commands;
 
@@ -9,13 +11,7 @@ internal sealed class MergeLoraCommand : ICommand
 
     public string Summary => "Merge LoRA adapters into the base weights and save a Hugging Face folder (<adapter>-merged).";
 
-    public string Usage => ModelFlags.Help + AdapterFlags.Help +
-        "  --output_dir DIR         Folder to write (default: <last adapter>-merged).\n" +
-        "  --max_shard_size SIZE    Largest safetensors shard, e.g. 5GB (default 5GB).\n";
+    public string Usage => ModelFlags.Help + AdapterFlags.Help + OptionSet.For<ExportOptions>().Help();
 
-    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
-    {
-        options.Accept("merge_lora");
-        return ExportCommand.Run(options, stdout, stderr, merge: true);
-    }
+    public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => ExportCommand.Run(options, stdout, stderr, merge: true);
 }

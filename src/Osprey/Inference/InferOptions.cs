@@ -1,4 +1,5 @@
-
+using Osprey.Hub;
+using Osprey.Options;
 
 namespace Osprey.Inference;
 
@@ -9,40 +10,63 @@ namespace Osprey.Inference;
 /// </summary>
 public sealed record InferOptions
 {
+    /// <summary>--model and the device flags; the CLI resolves them into <see cref="ModelFolder"/>.</summary>
+    [OptionGroup]
+    public ModelOptions Model { get; init; } = new();
+
     /// <summary>The model folder (resolved: a local folder).</summary>
     public string ModelFolder { get; init; } = "";
     /// <summary>--val_dataset: JSON-lines (or .json array) files whose rows to answer.</summary>
+    [Option("val_dataset", "Answer every row of these JSON-lines files ({\"messages\": [...]} or {\"query\": ...}) instead of chatting on stdin.", Placeholder = "FILE...")]
     public IReadOnlyList<string> ValDatasets { get; init; } = [];
     /// <summary>--result_path: where the answered rows go (null: stdout).</summary>
+    [Option("result_path", "Write the rows with their \"response\" to FILE (default: stdout).", Placeholder = "FILE")]
     public string? ResultPath { get; init; }
     /// <summary>--max_batch_size: rows per left-padded batched generation (null: 1).</summary>
+    [Option("max_batch_size", "Rows generated together as one left-padded batch.", DefaultText = "1")]
     public int? MaxBatchSize { get; init; }
     /// <summary>--system: the system message for rows (and a chat) without one.</summary>
+    [Option("system", "System message for rows without one (a row's own wins, as in ms-swift).", Placeholder = "TEXT")]
     public string? System { get; init; }
     /// <summary>--template: a Jinja file, a tokenizer's named template or an ms-swift name; null: the tokenizer's own.</summary>
+    [Option("template", "Chat template: a Jinja file, a named template of the tokenizer, or an ms-swift name (chatml, qwen, qwen3, llama3, llama2, mistral, gemma, phi3, deepseek, default).", Placeholder = "FILE|NAME")]
     public string? Template { get; init; }
     /// <summary>--input_ids: prompts as token ids, run as one batch.</summary>
     public IReadOnlyList<IReadOnlyList<int>>? InputIds { get; init; }
     /// <summary>--save_logits: with <see cref="InputIds"/>, write the prompts' logits here instead of generating.</summary>
+    [Option("save_logits", "With --input_ids: write the prompts' logits (float32) and ids to FILE (safetensors) instead of generating; prompts must have equal length.", Placeholder = "FILE")]
     public string? SaveLogits { get; init; }
     /// <summary>--max_new_tokens.</summary>
+    [Option("max_new_tokens", "Tokens to generate at most.", DefaultText = "generation_config.json, else 256")]
     public int? MaxNewTokens { get; init; }
     /// <summary>--do_sample (null: generation_config.json's, or sampling when a positive temperature is given).</summary>
+    [Option("do_sample", "Sample instead of greedy decoding.", DefaultText = "generation_config.json, else false")]
     public bool? DoSample { get; init; }
     /// <summary>--temperature.</summary>
+    [Option("temperature", "Sampling temperature; 0 means greedy.")]
     public double? Temperature { get; init; }
     /// <summary>--top_k.</summary>
+    [Option("top_k", "Keep the N most likely tokens when sampling (0 = all).")]
     public int? TopK { get; init; }
     /// <summary>--top_p.</summary>
+    [Option("top_p", "Nucleus sampling threshold in (0, 1].", Placeholder = "P")]
     public double? TopP { get; init; }
     /// <summary>--repetition_penalty.</summary>
+    [Option("repetition_penalty", "Penalise tokens already seen (1 = off).")]
     public double? RepetitionPenalty { get; init; }
     /// <summary>--seed.</summary>
+    [Option("seed", "Seed for sampling (default 42).")]
     public long Seed { get; init; } = 42;
     /// <summary>--ignore_eos: keep generating past end-of-sequence tokens.</summary>
+    [Option("ignore_eos", "Keep generating past end-of-sequence tokens.")]
     public bool IgnoreEos { get; init; }
     /// <summary>--stream (null: on in the chat, off otherwise).</summary>
+    [Option("stream", "Print the reply as it is generated.", DefaultText = "true in the chat, else false")]
     public bool? Stream { get; init; }
+    /// <summary>--infer_backend: only the built-in <c>pt</c> exists; the others are Python-only.</summary>
+    [Option("infer_backend", "Inference engine; only the built-in 'pt' exists.", Placeholder = "pt")]
+    public string InferBackend { get; init; } = "pt";
+
     /// <summary>The model (or an adapter) is a reward model: it scores rows or prompts instead of generating.</summary>
     public bool RewardModel { get; init; }
 
@@ -52,6 +76,7 @@ public sealed record InferOptions
     /// <summary>Checks the combinations of flags once, before anything loads; throws an <see cref="OspreyException"/> naming the flags.</summary>
     public void Validate()
     {
+        if (InferBackend != "pt") throw new OspreyException($"--infer_backend {InferBackend} is not available; Osprey's engine is 'pt' (vllm/sglang/lmdeploy are Python-only).");
         if (SaveLogits is not null && InputIds is null) throw new OspreyException("--save_logits needs the prompts as --input_ids.");
         if (InputIds is not null && ValDatasets.Count > 0) throw new OspreyException("--input_ids and --val_dataset both give the prompts; use one.");
         if (MaxBatchSize is < 1) throw new OspreyException($"--max_batch_size must be 1 or more, got {MaxBatchSize}.");

@@ -79,10 +79,10 @@ public sealed class EncodeCommandTests
     public void Json_lines_carry_input_ids_labels_and_position_ids_when_packed()
     {
         var sb = new StringBuilder();
-        EncodeCommand.AppendJson(sb, new EncodedSample([1, 2, 3], [-100, 2, 3]));
+        EncodedSampleWriter.AppendJson(sb, new EncodedSample([1, 2, 3], [-100, 2, 3]));
         Assert.Equal("{\"input_ids\":[1,2,3],\"labels\":[-100,2,3]}", sb.ToString());
         sb.Clear();
-        EncodeCommand.AppendJson(sb, new EncodedSample([1, 2], [-100, -100], [0, 0]));
+        EncodedSampleWriter.AppendJson(sb, new EncodedSample([1, 2], [-100, -100], [0, 0]));
         Assert.Equal("{\"input_ids\":[1,2],\"labels\":[-100,-100],\"position_ids\":[0,0]}", sb.ToString());
     }
 
@@ -91,10 +91,10 @@ public sealed class EncodeCommandTests
     {
         var encoder = new DatasetEncoder(Tok.Value, new EncodingOptions { Template = "qwen3" });
         var sample = encoder.Encode(EncodingTests.Chat(1, "Hi", "Hello!"))!;
-        var plain = EncodeCommand.Show(sample, 0, Tok.Value, color: false);
+        var plain = EncodedSampleWriter.Show(sample, 0, Tok.Value, color: false);
         Assert.Contains($"--- sample 0: {sample.Length} tokens, {sample.LabelledTokenCount} with loss", plain);
         Assert.Contains("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n⟦<think>\n\n</think>\n\nHello!<|im_end|>⟧\n", plain);
-        var colored = EncodeCommand.Show(sample, 0, Tok.Value, color: true);
+        var colored = EncodedSampleWriter.Show(sample, 0, Tok.Value, color: true);
         Assert.Contains("\u001b[32m<think>\n\n</think>\n\nHello!<|im_end|>\u001b[0m", colored);
     }
 

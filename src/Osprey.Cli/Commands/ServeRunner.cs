@@ -1,0 +1,81 @@
+using Microsoft.Extensions.Hosting;
+using Osprey.Cli.Args;
+using Osprey.Server;
+using Osprey.Serving;
+using Osprey.Options;
+
+namespace Osprey.Cli.Commands;
+
+/// <summary>
+/// The serving loop <c>osprey deploy</c> and <c>osprey app</c> both run: bind <see cref="DeployOptions"/>, load the
+/// model, start the OpenAI-compatible server, print where it listens, run until Ctrl-C.
+/// </summary>
+internal static class ServeRunner
+{
+    /// <summary>Help of the verbs' flags.</summary>
+    public static string Help => OptionSet.For<DeployOptions>().Help();
+
+    /// <summary>Binds and checks the flags, then serves until <paramref name="stop"/> is cancelled or Ctrl-C.</summary>
+    public static int Run(OptionReader o, bool webUi, TextWriter stdout, TextWriter stderr, CancellationToken stop)
+    {
+        var deploy = o.Bind<DeployOptions>();
+        o.EnsureNoUnknownFlags();
+        var adapters = deploy.Validate();
+        var model = new ModelFlags(deploy.Model);
+        var template = deploy.Template;
+        if (adapters.Count > 0)
+            (model, template) = new AdapterFlags(adapters.Select(x => x.Path).ToList()).Resolve(model, template);
+        if (model.Model is null) throw new UserError("--model is required; pass a Hugging Face model folder or a hub id (org/name).");
+        return Serve(model, deploy with { Template = template }, adapters, webUi, stdout, stderr, stop);
+    }
+
+    /// <summary>Loads the model, serves it until <paramref name="stop"/> is cancelled or Ctrl-C, then shuts down.</summary>
+    private static int Serve(ModelFlags model, DeployOptions deploy, IReadOnlyList<(string Name, string Path)> adapterList, bool webUi,
+        TextWriter stdout, TextWriter stderr, CancellationToken stop)
+    {
+        Runtime.TorchRuntime.Initialize(model.Device, stderr);
+        var folder = model.RequireFolder(stderr);
+        var host = deploy.Host;
+        var port = deploy.PortFor(webUi);
+        ServedModel served;
+        try
+        {
+            served = ServedModel.Load(folder, model.LoadOptions(stderr), deploy.ToServeOptions(adapterList));
+        }
+        catch (OspreyException e) when (e is not UserError)
+        {
+            // The loader's messages may lack the final period that a one-line error ends with.
+            throw new UserError(e.Message.TrimEnd('.') + ".", e);
+        }
+        using (served)
+        {
+            var app = OpenAiServer.Build(served, new ServerOptions { Host = host, Port = port, ApiKey = deploy.ApiKey, WebUi = webUi, Log = stderr });
+            try
+            {
+                app.StartAsync(stop).GetAwaiter().GetResult();
+            }
+            catch (IOException e)
+            {
+                throw new UserError($"--host {host} --port {port}: cannot listen there ({e.Message.TrimEnd('.')}); pick another --port or stop the program using it.", e);
+            }
+            var url = app.Urls.FirstOrDefault() ?? $"http://{host}:{port}";
+            if (host is "0.0.0.0" or "::" or "[::]") url = url.Replace("0.0.0.0", host, StringComparison.Ordinal);
+            var adapters = adapterList.Count == 0 ? "" : $" (+ adapters {string.Join(", ", adapterList.Select(a => a.Name))})";
+            if (served.Engine.Model.Device.type == TorchSharp.DeviceType.CUDA)
+                stderr.WriteLine(served.Engine.GraphsOffReason is null ? "osprey: decode steps run as CUDA graphs." : $"osprey: CUDA graphs off: {served.Engine.GraphsOffReason}.");
+            if (webUi) stdout.WriteLine($"osprey: chat app for {served.Name}{adapters} at {url}/ (API at {url}/v1)");
+            else stdout.WriteLine($"osprey: serving {served.Name}{adapters} at {url}/v1");
+            stdout.Flush();
+            try
+            {
+                app.WaitForShutdownAsync(stop).GetAwaiter().GetResult();
+            }
+            finally
+            {
+                ((IAsyncDisposable)app).DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+            stderr.WriteLine("osprey: server stopped.");
+        }
+        return 0;
+    }
+}

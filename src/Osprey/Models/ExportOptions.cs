@@ -1,0 +1,26 @@
+using Osprey.Options;
+
+namespace Osprey.Models;
+
+/// <summary>
+/// The flags of <c>osprey export</c> and <c>osprey merge-lora</c> besides the model and adapter flags: where to write
+/// the re-saved folder and in what shards, or (<see cref="ToCachedDataset"/>) to encode datasets instead.
+/// </summary>
+public sealed record ExportOptions
+{
+    /// <summary>--merge_lora: merge the adapters into the weights (always on for merge-lora).</summary>
+    [Option("merge_lora", "Merge --adapters into the weights and save the result (default output <adapter>-merged).")]
+    public bool MergeLora { get; init; }
+
+    /// <summary>--output_dir; null is allowed only when merging (the last adapter's folder + "-merged").</summary>
+    [Option("output_dir", "Folder to write (created; existing weights there are replaced).", Placeholder = "DIR")]
+    public string? OutputDir { get; init; }
+
+    /// <summary>--max_shard_size, as <see cref="Io.SafetensorsWriter.ParseSize"/> reads it.</summary>
+    [Option("max_shard_size", "Largest safetensors shard, e.g. 5GB, 500MB, 2GiB.", Placeholder = "SIZE", DefaultText = "5GB")]
+    public string MaxShardSize { get; init; } = "5GB";
+
+    /// <summary>--to_cached_dataset: encode datasets into --output_dir (osprey encode's flags) instead of exporting.</summary>
+    [Option("to_cached_dataset", "Instead: encode --dataset (and --val_dataset) with the model's tokenizer and template into --output_dir as a cached dataset (train.bin, val.bin) for training. Takes the flags of osprey encode (--template, --max_length, --packing, ...).")]
+    public bool ToCachedDataset { get; init; }
+}
