@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device call after the architecture refactor (issue 14): does the GPU path still behave and run as fast as the
 # build before it (main at c85082d)? Needs, from tools/pack_gpu.sh: .dist/osprey-gpu.tar.xz (this build) and
-# .dist/osprey-gpu-base.tar.xz (the earlier build, packed from a checkout of c85082d), and .dist/tokenizers.tar.xz.
+# .dist/osprey-gpu-base-diff.tar.xz (the files of the earlier build, packed the same way from a checkout of c85082d,
+# that differ from this one: the Osprey assemblies; the runtime files are the same, and both builds would not fit the
+# device tool's 64 MiB), and .dist/tokenizers.tar.xz.
 #   1. seeded sampling on CUDA (twice) and on the CPU, both builds: the same ids everywhere;
 #   2. LoRA, DoRA and full training on CUDA float32, then transformers+PEFT load the results and give Osprey's logits
 #      (tools/gpu_sft.sh PART=interop, this build);
@@ -9,17 +11,20 @@
 #   4. graph-probe: captured decode steps equal eager ones (this build);
 #   5. speed, both builds in this call: LoRA pt on the 0.5B Qwen2 shape (batch 4 x 2048) and the serving engine at
 #      1 and 32 concurrent requests. Writes details to $OUT and prints a table last.
+# PART=check runs 1-4, PART=speed runs 5 (each fits one device command); the default runs both.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/base /tmp/t
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
 tar -xJf .dist/osprey-gpu.tar.xz -C /tmp/osp
-tar -xJf .dist/osprey-gpu-base.tar.xz -C /tmp/base
+cp -r /tmp/osp/osprey-gpu /tmp/base/ && tar -xJf .dist/osprey-gpu-base-diff.tar.xz -C /tmp/base/osprey-gpu
 tar -xJf .dist/tokenizers.tar.xz -C /tmp/t
 NEW=/tmp/osp/osprey-gpu/osprey
 OLD=/tmp/base/osprey-gpu/osprey
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 summary=()
 
+PART=${PART:-all}
+if [[ $PART != speed ]]; then
 echo "== 1. seeded sampling"
 S="infer --do_sample true --temperature 0.8 --top_p 0.9 --top_k 40 --max_new_tokens 12 --seed 3 --input_ids 1,2;3"
 for b in OLD NEW; do
@@ -29,7 +34,7 @@ distinct=$(cat "$OUT"/sampling-*.txt | sort | uniq | wc -l)
 summary+=("seeded sampling, 2 builds x (cuda, cuda, cpu): $distinct distinct line(s) for 2 prompts (2 = all equal)")
 
 echo "== 2. training interop with transformers+PEFT"
-PART=interop bash tools/gpu_sft.sh > "$OUT/interop.txt" 2>&1
+OUT=$OUT PART=interop bash tools/gpu_sft.sh > "$OUT/interop.txt" 2>&1
 summary+=("PEFT/transformers interop (qwen2 LoRA, phi3 DoRA, gemma2; adapter, merged, full): $(grep -E '^tol ' "$OUT/interop.txt" | tr '\n' ' ')")
 
 echo "== 3. deploy on CUDA vs transformers, all families"
@@ -42,6 +47,9 @@ cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_conf
 timeout 60 $NEW graph-probe --device cuda --skip_model > "$OUT/graph-toy.txt" 2>&1; summary+=("graph-probe toy: rc=$? $(tail -1 "$OUT/graph-toy.txt")")
 timeout 200 $NEW graph-probe --device cuda --model /tmp/q05 --batch_size 1 32 > "$OUT/graph-q05.txt" 2>&1; summary+=("graph-probe 0.5B: rc=$? $(tail -1 "$OUT/graph-q05.txt")")
 
+fi
+if [[ $PART != check ]]; then
+[[ -d /tmp/q05 ]] || { python3 tools/make_bench_model.py --out /tmp/q05 2>&1 | grep wrote; cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json /tmp/q05/; }
 echo "== 5. speed, both builds"
 python3 - <<'PY'
 import json, random
@@ -65,5 +73,6 @@ for round in 1 2; do
     summary+=("engine 0.5B round $round $b: $(python3 -c "import json;print(' | '.join(f\"{r['result']['Concurrency']} req: {r['result']['ThroughputTokensPerSecond']:.0f} tok/s\" for r in map(json.loads, open('$OUT/serve-$b-$round.jsonl'))))" 2>&1 | tail -1)")
   done
 done
+fi
 echo; echo "== summary"
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
