@@ -51,19 +51,13 @@ public sealed class OptionSet
     {
         if (typeof(T) != _type) throw new ArgumentException($"this set declares {_type.Name}, not {typeof(T).Name}.", nameof(T));
         var root = Activator.CreateInstance(_type)!;
-        // Groups are copied before anything is set, so a shared default instance is never changed.
+        // Each group gets a copy of its default first, so a default instance shared by reference is never changed.
+        CopyGroups(root);
         foreach (var spec in Options)
         {
             var value = read(spec);
             if (value is null) continue;
-            var target = root;
-            foreach (var group in spec.Path.SkipLast(1))
-            {
-                var current = group.GetValue(target)!;
-                var copy = ShallowCopy(current);
-                group.SetValue(target, copy);
-                target = copy;
-            }
+            var target = spec.Path.SkipLast(1).Aggregate(root, (parent, group) => group.GetValue(parent)!);
             spec.Path[^1].SetValue(target, Convert(spec, value));
         }
         return (T)root;
@@ -170,6 +164,17 @@ public sealed class OptionSet
         if (spec.Kind == OptionKind.Choice) return ParseChoice(spec.ValueType, spec.Name, (string)value);
         if (spec.Kind == OptionKind.List) return value is IReadOnlyList<string> list ? list : ((IEnumerable<string>)value).ToList();
         return value;
+    }
+
+    static void CopyGroups(object target)
+    {
+        foreach (var group in target.GetType().GetProperties(BindingFlags.Instance | BindingFlags.Public))
+        {
+            if (group.GetCustomAttribute<OptionGroupAttribute>() is null) continue;
+            var copy = ShallowCopy(group.GetValue(target)!);
+            group.SetValue(target, copy);
+            CopyGroups(copy);
+        }
     }
 
     static object ShallowCopy(object value) =>
