@@ -1,7 +1,9 @@
 using Osprey.Cli.Args;
+using Osprey.Hub;
 using Osprey.Io;
 using Osprey.Models;
 using Osprey.Options;
+using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
 
@@ -17,7 +19,7 @@ internal sealed class ExportCommand : ICommand
 
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
-    public string Usage => ModelFlags.Help + AdapterFlags.Help + OptionSet.For<ExportOptions>().Help();
+    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help();
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
@@ -34,7 +36,6 @@ internal sealed class ExportCommand : ICommand
     internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool merge)
     {
         var flags = ModelFlags.Read(options);
-        var adapters = AdapterFlags.Read(options);
         var export = options.Bind<ExportOptions>();
         options.EnsureNoUnknownFlags();
         // Only osprey merge-lora gets here with it: export took the cached-dataset path before binding.
@@ -42,10 +43,11 @@ internal sealed class ExportCommand : ICommand
         merge |= export.MergeLora;
         var outputFlag = export.OutputDir;
         var shardText = export.MaxShardSize;
-        if (merge && !adapters.Any) throw new UserError("--merge_lora needs --adapters DIR (a LoRA checkpoint).");
-        if (!merge && adapters.Any) throw new UserError("--adapters is given without --merge_lora true; add it to write the merged model.");
-        (flags, _) = adapters.Resolve(flags, null);
-        var output = outputFlag ?? (merge ? Path.TrimEndingDirectorySeparator(adapters.Paths[^1]) + "-merged" : throw new UserError("--output_dir is required; pass the folder to write."));
+        var adapters = export.Adapters;
+        if (merge && adapters.Count == 0) throw new UserError("--merge_lora needs --adapters DIR (a LoRA checkpoint).");
+        if (!merge && adapters.Count > 0) throw new UserError("--adapters is given without --merge_lora true; add it to write the merged model.");
+        flags = new ModelFlags(AdapterBaseModel.Resolve(adapters, flags.Options, null).Model);
+        var output = outputFlag ?? (merge ? Path.TrimEndingDirectorySeparator(adapters[^1]) + "-merged" : throw new UserError("--output_dir is required; pass the folder to write."));
         long shard;
         try { shard = SafetensorsWriter.ParseSize(shardText); }
         catch (ArgumentException e) { throw new UserError(e.Message, e); }
@@ -56,7 +58,7 @@ internal sealed class ExportCommand : ICommand
         // Export runs on the CPU unless asked otherwise: it only moves bytes.
         var load = flags.LoadOptions(stderr) with { Device = flags.Device.Kind == Runtime.DeviceKind.Auto ? Runtime.DeviceSpec.Cpu : flags.Device };
         if (flags.DType == "auto") load = load with { DType = ModelRegistry.ReadSpec(folder).SavedDType ?? "float32" };
-        using var model = adapters.Load(folder, load, stderr);
+        using var model = MergedAdapters.Load(folder, load, adapters, stderr);
         var written = model.Save(output, shard).ToList();
         written.AddRange(ModelFolder.CopyTokenizerFiles(folder, output));
         stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Osprey.Cli.Args;
+using Osprey.Hub;
 using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Options;
@@ -19,7 +20,7 @@ internal sealed class InferCommand : ICommand
 
     public string Summary => "Chat with a model, answer a dataset, or generate from token ids (without --model: a tiny random demo model).";
 
-    public string Usage => OptionSet.For<InferOptions>().Help() + AdapterFlags.Help +
+    public string Usage => OptionSet.For<InferOptions>().Help() +
         "  --input_ids IDS          Prompt token ids, comma or space separated; several prompts with ';' (batched).\n" +
         "\n" +
         "Reward models (config.json architectures *ForSequenceClassification, or --adapters with task_type SEQ_CLS) score\n" +
@@ -34,12 +35,11 @@ internal sealed class InferCommand : ICommand
     public int Run(OptionReader options, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var infer = options.Bind<InferOptions>();
-        var flags = new ModelFlags(infer.Model);
-        var adapters = AdapterFlags.Read(options);
         var ids = options.String("input_ids");
         options.EnsureNoUnknownFlags();
 
-        (flags, var adapterTemplate) = adapters.Resolve(flags, null);
+        var (model, adapterTemplate) = AdapterBaseModel.Resolve(infer.Adapters, infer.Model, null);
+        var flags = new ModelFlags(model);
         if (ids is null) infer = infer with { Template = infer.Template ?? adapterTemplate };
         // Validated with a placeholder for the prompts: they are parsed once the model folder is known, as before.
         (infer with { InputIds = ids is null ? null : [] }).Validate();
@@ -60,11 +60,11 @@ internal sealed class InferCommand : ICommand
         infer = infer with
         {
             ModelFolder = folder,
-            RewardModel = CausalLM.IsRewardFolder(folder) || adapters.Paths.Any(PeftAdapter.IsSequenceClassification),
+            RewardModel = CausalLM.IsRewardFolder(folder) || infer.Adapters.Any(PeftAdapter.IsSequenceClassification),
             InputIds = ids is null ? null : ParsePrompts(ids),
         };
         var terminal = ReferenceEquals(stdin, Console.In) && !Console.IsInputRedirected;
-        return Infer.Run(infer, () => adapters.Load(folder, flags.LoadOptions(stderr), stderr), stdin, stdout, stderr, terminal);
+        return Infer.Run(infer, () => MergedAdapters.Load(folder, flags.LoadOptions(stderr), infer.Adapters, stderr), stdin, stdout, stderr, terminal);
     }
 
     internal static IReadOnlyList<IReadOnlyList<int>> ParsePrompts(string text)

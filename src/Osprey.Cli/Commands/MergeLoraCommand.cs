@@ -11,7 +11,7 @@ internal sealed class MergeLoraCommand : ICommand
 
     public string Summary => "Merge LoRA adapters into the base weights and save a Hugging Face folder (<adapter>-merged).";
 
-    public string Usage => ModelFlags.Help + AdapterFlags.Help + OptionSet.For<ExportOptions>().Help();
+    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help();
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => ExportCommand.Run(options, stdout, stderr, merge: true);
 }

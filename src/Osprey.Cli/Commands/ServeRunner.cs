@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Osprey.Cli.Args;
+using Osprey.Hub;
 using Osprey.Server;
 using Osprey.Serving;
 using Osprey.Options;
@@ -21,10 +22,8 @@ internal static class ServeRunner
         var deploy = o.Bind<DeployOptions>();
         o.EnsureNoUnknownFlags();
         var adapters = deploy.Validate();
-        var model = new ModelFlags(deploy.Model);
-        var template = deploy.Template;
-        if (adapters.Count > 0)
-            (model, template) = new AdapterFlags(adapters.Select(x => x.Path).ToList()).Resolve(model, template);
+        var (modelOptions, template) = AdapterBaseModel.Resolve([.. adapters.Select(x => x.Path)], deploy.Model, deploy.Template);
+        var model = new ModelFlags(modelOptions);
         if (model.Model is null) throw new UserError("--model is required; pass a Hugging Face model folder or a hub id (org/name).");
         return Serve(model, deploy with { Template = template }, adapters, webUi, stdout, stderr, stop);
     }

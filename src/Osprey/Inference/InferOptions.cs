@@ -66,6 +66,9 @@ public sealed record InferOptions
     /// <summary>--infer_backend: only the built-in <c>pt</c> exists; the others are Python-only.</summary>
     [Option("infer_backend", "Inference engine; only the built-in 'pt' exists.", Placeholder = "pt")]
     public string InferBackend { get; init; } = "pt";
+    /// <summary>--adapters: LoRA adapters merged into the model at load (see <see cref="AdapterBaseModel"/>).</summary>
+    [Option("adapters", "LoRA adapters (checkpoint-N folders or PEFT adapters) merged into the model at load; without --model the base model and template come from the adapter's args.json.", Placeholder = "DIR...")]
+    public IReadOnlyList<string> Adapters { get; init; } = [];
 
     /// <summary>The model (or an adapter) is a reward model: it scores rows or prompts instead of generating.</summary>
     public bool RewardModel { get; init; }

@@ -8,6 +8,10 @@ namespace Osprey.Models;
 /// </summary>
 public sealed record ExportOptions
 {
+    /// <summary>--adapters: LoRA adapters merged into the weights (with <see cref="MergeLora"/>).</summary>
+    [Option("adapters", "LoRA adapters (checkpoint-N folders or PEFT adapters) merged into the model at load; without --model the base model and template come from the adapter's args.json.", Placeholder = "DIR...")]
+    public IReadOnlyList<string> Adapters { get; init; } = [];
+
     /// <summary>--merge_lora: merge the adapters into the weights (always on for merge-lora).</summary>
     [Option("merge_lora", "Merge --adapters into the weights and save the result (default output <adapter>-merged).")]
     public bool MergeLora { get; init; }

@@ -53,7 +53,7 @@ public static class FineTuning
         var loss = options.Loss;
         var kto = loss.RlhfType == RlhfType.Kto;
         if (kto && o.Trainer.BatchSize < 2) throw new OspreyException("--rlhf_type kto needs --per_device_train_batch_size 2 or more: its KL estimate pairs each prompt with another example's response.");
-        var encoder = new DatasetEncoder(tokenizer, Encoding(o, packing: false));
+        var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict, packing: false));
         var loaded = DatasetLoader.Load(DataOptions(o), log);
         var stats = new EncodingStats();
         var data = new PreferenceRun
@@ -67,7 +67,7 @@ public static class FineTuning
             ReferenceAdapters = options.ReferenceAdapters,
             PrecomputeReferenceLogProbs = options.PrecomputeReferenceLogProbs,
         };
-        stats.Report(log, o.MaxLength);
+        stats.Report(log, o.Encoding.MaxLength);
         var type = OptionSet.ChoiceText(loss.RlhfType);
         log.WriteLine($"osprey: {data.TrainCount} training {(kto ? "examples" : "pairs")}, {data.ValidationCount} validation; {type} with beta {loss.ResolvedBeta}.");
         var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);
@@ -95,10 +95,10 @@ public static class FineTuning
         }
         else
         {
-            var encoding = Encoding(o, o.Packing);
+            var encoding = o.Encoding.ToEncodingOptions(o.Data.Strict);
             var encoder = new DatasetEncoder(tokenizer, encoding);
             var dataOptions = DataOptions(o);
-            data = DatasetEncoding.LoadOrEncode(encoder, dataOptions, encoding, folder, o.LoadFromCacheFile, () => DatasetLoader.Load(dataOptions, log), new EncodingStats(), log);
+            data = DatasetEncoding.LoadOrEncode(encoder, dataOptions, encoding, folder, o.Encoding.LoadFromCacheFile, () => DatasetLoader.Load(dataOptions, log), new EncodingStats(), log);
         }
         log.WriteLine($"osprey: {data.Train.Count} training samples ({data.Train.TokenCount:N0} tokens), {data.Validation.Count} validation samples.");
         var run = NewRun(verb, OptionSet.For<SftOptions>().ToJson(o), o, folder, log, progress);
@@ -110,13 +110,12 @@ public static class FineTuning
     {
         o.Trainer.Validate();
         o.Data.Validate();
-        if (o.MaxLength is <= 0) throw new OspreyException($"--max_length must be positive, got {o.MaxLength}.");
-        if (o.Packing && o.MaxLength is null) throw new OspreyException("--packing needs --max_length N: packed rows are N tokens long.");
+        o.Encoding.Validate();
         if (o.Data.Streaming) throw new OspreyException("--streaming is not supported for training yet: the trainer needs the sample count up front; drop --streaming.");
         if (o.Data.Datasets.Count == 0 && o.CachedDatasets.Count == 0)
             throw new OspreyException($"osprey {verb} needs --dataset (files, folders or hub ids){(preference ? "" : " or --cached_dataset")}.");
         if (preference && o.CachedDatasets.Count > 0) throw new OspreyException("--cached_dataset holds single sequences; preference training needs --dataset with chosen/rejected pairs.");
-        if (preference && o.Packing) throw new OspreyException("--packing is not supported with osprey rlhf: chosen and rejected responses are batched as pairs.");
+        if (preference && o.Encoding.Packing) throw new OspreyException("--packing is not supported with osprey rlhf: chosen and rejected responses are batched as pairs.");
     }
 
     static Tokenizer LoadTokenizer(string folder) =>
@@ -133,24 +132,12 @@ public static class FineTuning
     /// </summary>
     static SftOptions Resolved(SftOptions o, LossScale methodLossScale) => o with
     {
-        LossScale = o.LossScale ?? methodLossScale,
+        Encoding = o.Encoding with { LossScale = o.Encoding.LossScale ?? methodLossScale },
         Trainer = o.Trainer with
         {
             LearningRate = o.Trainer.ResolvedLearningRate,
             GradientAccumulationSteps = o.Trainer.ResolvedGradientAccumulationSteps,
         },
-    };
-
-    static EncodingOptions Encoding(SftOptions o, bool packing) => new()
-    {
-        Template = o.Template,
-        System = o.System,
-        LossScale = o.LossScale!.Value,
-        MaxLength = o.MaxLength,
-        Truncation = o.Truncation,
-        Packing = packing,
-        Strict = o.Data.Strict,
-        Threads = o.DatasetNumProc,
     };
 
     static TrainingRun NewRun(string verb, JsonObject flags, SftOptions o, string folder, TextWriter log, Action<TrainingProgress>? progress)

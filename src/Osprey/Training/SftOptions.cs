@@ -1,7 +1,6 @@
 using Osprey.Datasets;
 using Osprey.Hub;
 using Osprey.Options;
-using Osprey.Templates;
 
 namespace Osprey.Training;
 
@@ -23,37 +22,9 @@ public sealed record SftOptions
     [Option("cached_dataset", "Train on folders written by osprey export --to_cached_dataset (no encoding).", Placeholder = "DIR...")]
     public IReadOnlyList<string> CachedDatasets { get; init; } = [];
 
-    /// <summary>A chat template name or file instead of the model's own.</summary>
-    [Option("template", "Chat template: a Jinja file, a tokenizer's named template or an ms-swift name.", DefaultText = "the model's own chat_template", Placeholder = "NAME")]
-    public string? Template { get; init; }
-
-    /// <summary>System prompt for conversations without one.</summary>
-    [Option("system", "System prompt for conversations without one.", Placeholder = "TEXT")]
-    public string? System { get; init; }
-
-    /// <summary>Which tokens carry loss; null takes the method's default (<see cref="FineTuning"/>).</summary>
-    [Option("loss_scale", "Which tokens carry loss.", DefaultText = "default; pt: all; rlhf: last_round")]
-    public LossScale? LossScale { get; init; }
-
-    /// <summary>Longest sample in tokens (null: the model's context is not enforced here).</summary>
-    [Option("max_length", "Longest sample in tokens; see --truncation_strategy.", DefaultText = "no limit")]
-    public int? MaxLength { get; init; }
-
-    /// <summary>What happens to longer samples.</summary>
-    [Option("truncation_strategy", "What happens to samples over --max_length.")]
-    public TruncationStrategy Truncation { get; init; } = TruncationStrategy.Delete;
-
-    /// <summary>Pack samples into --max_length rows (attention stays within each sample).</summary>
-    [Option("packing", "Pack samples into --max_length rows (attention stays within each sample).")]
-    public bool Packing { get; init; }
-
-    /// <summary>Encoding threads (0: all cores).</summary>
-    [Option("dataset_num_proc", "Encoding threads (0: all cores).")]
-    public int DatasetNumProc { get; init; }
-
-    /// <summary>Reuse cached encodings.</summary>
-    [Option("load_from_cache_file", "Reuse encodings cached from an identical earlier run.")]
-    public bool LoadFromCacheFile { get; init; } = true;
+    /// <summary>The template and length flags that shape the encoded samples.</summary>
+    [OptionGroup]
+    public TemplateEncodingOptions Encoding { get; init; } = new();
 
     /// <summary>How to train.</summary>
     [OptionGroup]

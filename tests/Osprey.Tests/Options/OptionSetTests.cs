@@ -93,7 +93,7 @@ public sealed class OptionSetTests
         {
             Loss = new() { RlhfType = RlhfType.RewardModel, Beta = 0.3 },
             ReferenceAdapters = ["x"],
-            FineTune = new() { Trainer = new() { Lora = new() { Rank = 4, TargetModules = ["q_proj", "v_proj"] }, MaxSteps = 7 }, MaxLength = 99 },
+            FineTune = new() { Trainer = new() { Lora = new() { Rank = 4, TargetModules = ["q_proj", "v_proj"] }, MaxSteps = 7 }, Encoding = new() { MaxLength = 99 } },
         };
         var json = set.ToJson(original);
         Assert.Equal("rm", json["rlhf_type"]!.GetValue<string>());

@@ -11,7 +11,7 @@ using Osprey.Tokenization;
 
 namespace Osprey.Tests.Cli.Commands;
 
-/// <summary><c>osprey encode</c>: flags, output lines, --show, the benchmark mode; and <see cref="DatasetFlags"/>.</summary>
+/// <summary><c>osprey encode</c>: flags, output lines, --show, the benchmark mode; and its dataset flags (<see cref="EncodeOptions"/>).</summary>
 [Collection(nameof(ProcessEnvironmentCollection))]
 public sealed class EncodeCommandTests
 {
@@ -21,10 +21,18 @@ public sealed class EncodeCommandTests
 
     private static OptionReader Reader(params string[] args) => new(ParsedArgs.Parse(args), "encode");
 
+    // The dataset options osprey encode runs with: bound, checked, with its --seed.
+    private static DatasetOptions ReadData(OptionReader reader)
+    {
+        var options = reader.Bind<EncodeOptions>();
+        options.Data.Validate();
+        return options.DataWithSeed;
+    }
+
     [Fact]
     public void Dataset_flags_are_read_into_dataset_options()
     {
-        var o = DatasetFlags.Read(Reader(
+        var o = ReadData(Reader(
             "--dataset", "a.jsonl", "b.jsonl#100", "--val_dataset", "v.jsonl", "--split_dataset_ratio", "0.1",
             "--dataset_shuffle", "false", "--seed", "7", "--columns", "{\"prompt\": \"query\"}", "--disable_auto_column_mapping",
             "--strict", "false", "--model_name", "小黄", "Xiao Huang", "--model_author", "魔搭", "ModelScope", "--streaming"));
@@ -40,7 +48,7 @@ public sealed class EncodeCommandTests
         Assert.Equal(("魔搭", "ModelScope"), o.ModelAuthor);
         Assert.True(o.Streaming);
 
-        var d = DatasetFlags.Read(Reader("--dataset", "x.jsonl"));
+        var d = ReadData(Reader("--dataset", "x.jsonl"));
         Assert.True(d.Shuffle);
         Assert.True(d.Strict);
         Assert.Equal(42, d.Seed);
@@ -57,7 +65,7 @@ public sealed class EncodeCommandTests
     public void Bad_dataset_flags_are_user_errors(string flag, string value, string message)
     {
         // The library's OspreyException is a user error to the CLI too: OspreyApp prints either as one line, exit code 2.
-        var e = Assert.ThrowsAny<OspreyException>(() => DatasetFlags.Read(Reader(flag, value)));
+        var e = Assert.ThrowsAny<OspreyException>(() => ReadData(Reader(flag, value)));
         Assert.Contains(message, e.Message);
     }
 

@@ -1,0 +1,68 @@
+using Osprey.Options;
+using Osprey.Templates;
+
+namespace Osprey.Datasets;
+
+/// <summary>
+/// The template and length flags that shape encoded samples (<c>--template</c>, <c>--max_length</c>,
+/// <c>--packing</c>, ...), declared once for every verb that encodes: <c>osprey sft/pt/rlhf</c> and
+/// <c>osprey encode</c>.
+/// </summary>
+public sealed record TemplateEncodingOptions
+{
+    /// <summary>A chat template name or file instead of the model's own.</summary>
+    [Option("template", "Chat template: a Jinja file, a tokenizer's named template or an ms-swift name.", DefaultText = "the model's own chat_template", Placeholder = "NAME")]
+    public string? Template { get; init; }
+
+    /// <summary>System prompt for conversations without one.</summary>
+    [Option("system", "System prompt for conversations without one.", Placeholder = "TEXT")]
+    public string? System { get; init; }
+
+    /// <summary>Which tokens carry loss; null takes the verb's default (default; pt: all; rlhf: last_round).</summary>
+    [Option("loss_scale", "Which tokens carry loss.", DefaultText = "default; pt: all; rlhf: last_round")]
+    public LossScale? LossScale { get; init; }
+
+    /// <summary>Longest sample in tokens (null: the model's context is not enforced here).</summary>
+    [Option("max_length", "Longest sample in tokens; see --truncation_strategy.", DefaultText = "no limit")]
+    public int? MaxLength { get; init; }
+
+    /// <summary>What happens to longer samples.</summary>
+    [Option("truncation_strategy", "What happens to samples over --max_length.")]
+    public TruncationStrategy Truncation { get; init; } = TruncationStrategy.Delete;
+
+    /// <summary>Pack samples into --max_length rows (attention stays within each sample).</summary>
+    [Option("packing", "Pack samples into --max_length rows (attention stays within each sample).")]
+    public bool Packing { get; init; }
+
+    /// <summary>Encoding threads (0: all cores).</summary>
+    [Option("dataset_num_proc", "Encoding threads (0: all cores).")]
+    public int DatasetNumProc { get; init; }
+
+    /// <summary>Reuse cached encodings.</summary>
+    [Option("load_from_cache_file", "Reuse encodings cached from an identical earlier run.")]
+    public bool LoadFromCacheFile { get; init; } = true;
+
+    /// <summary>Checks the length flags, naming the flag.</summary>
+    /// <exception cref="OspreyException">--max_length is not positive, or --packing has no --max_length.</exception>
+    public void Validate()
+    {
+        if (MaxLength is <= 0) throw new OspreyException($"--max_length must be positive, got {MaxLength}.");
+        if (Packing && MaxLength is null) throw new OspreyException("--packing needs --max_length N: packed rows are N tokens long.");
+    }
+
+    /// <summary>
+    /// What the encoder takes: these flags with the dataset's <paramref name="strict"/>; <paramref name="packing"/>
+    /// overrides --packing (preference pairs are never packed) and an unset --loss_scale is <c>default</c>.
+    /// </summary>
+    public EncodingOptions ToEncodingOptions(bool strict, bool? packing = null) => new()
+    {
+        Template = Template,
+        System = System,
+        LossScale = LossScale ?? Templates.LossScale.Default,
+        MaxLength = MaxLength,
+        Truncation = Truncation,
+        Packing = packing ?? Packing,
+        Strict = strict,
+        Threads = DatasetNumProc,
+    };
+}
