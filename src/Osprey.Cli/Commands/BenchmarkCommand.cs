@@ -3,6 +3,8 @@ using System.Text.Json;
 using Osprey.Cli.Args;
 using Osprey.Inference;
 using Osprey.Models;
+using Osprey.Options;
+using Osprey.Serving;
 
 namespace Osprey.Cli.Commands;
 
@@ -13,39 +15,23 @@ internal sealed class BenchmarkCommand : ICommand
 
     public string Summary => "Time prefill and greedy decode (random prompts, EOS ignored) at one or more batch sizes.";
 
-    public string Usage => ModelFlags.Help +
-        "  --batch_size N [N ...]   Batch sizes to run (default 1).\n" +
-        "  --prompt_length N        Prompt tokens per row (default 128).\n" +
-        "  --max_new_tokens N       Tokens generated per row (default 256).\n" +
-        "  --warmup N               Untimed passes first (default 1).\n" +
-        "  --result_path FILE       Also append one JSON line per batch size to FILE.\n" +
-        "  --concurrency N [N ...]  Instead of one static batch: N requests at once through the serving engine\n" +
-        "                           (continuous batching, as osprey deploy runs them); reports time to first token,\n" +
-        "                           per-request decode speed and total throughput. Needs the model's tokenizer.\n" +
-        "  --enforce_eager BOOL     With --concurrency: no CUDA graphs (default false).\n";
+    public string Usage => OptionSet.For<BenchmarkOptions>().Help();
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
-        var flags = ModelFlags.Read(options);
-        var batches = options.List("batch_size", ["1"]).Select(b => int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
-            ? n : throw new UserError($"--batch_size expects positive integers, got '{b}'.")).ToArray();
-        var prompt = options.Int("prompt_length", 128);
-        var newTokens = options.Int("max_new_tokens", 256);
-        var warmup = options.Int("warmup", 1);
-        var resultPath = options.String("result_path");
-        var concurrency = options.List("concurrency").Select(b => int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
-            ? n : throw new UserError($"--concurrency expects positive integers, got '{b}'.")).ToArray();
-        var eager = options.Bool("enforce_eager", false);
+        var o = options.Bind<BenchmarkOptions>();
         options.EnsureNoUnknownFlags();
+        var (batches, prompt, newTokens, warmup, resultPath, concurrency, eager) = (o.BatchSizes, o.PromptLength, o.MaxNewTokens, o.Warmup, o.ResultPath, o.Concurrency, o.EnforceEager);
+        var flags = new ModelFlags(o.Model);
         Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
         var folder = flags.Model is null ? DemoModel.EnsureCreated() : flags.RequireFolder();
         using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
         stdout.WriteLine($"model {folder} on {model.Device} in {Runtime.DTypes.Name(model.DType)}");
-        if (concurrency.Length > 0)
+        if (concurrency.Count > 0)
         {
             var tokenizer = ChatPrompt.LoadTokenizer(folder, "the serving benchmark needs the model's tokenizer.json.");
             stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB");
-            foreach (var r in Serving.EngineBenchmark.Run(model, tokenizer, concurrency, prompt, newTokens, !eager, stdout))
+            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout))
             {
                 stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8}  {1,6}  {2,3}  {3,6:F2}  {4,11:F3}  {5,10:F3}  {6,16:F1}  {7,17:F1}  {8,8:F2}  {9,12:F2}",
                     r.Concurrency, r.PromptLength, r.NewTokens, r.WallSeconds, r.TtftMeanSeconds, r.TtftMaxSeconds, r.ThroughputTokensPerSecond,

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Osprey.Cli.Args;
 using Osprey.Diagnostics;
 using Osprey.Models;
+using Osprey.Options;
 using Osprey.Runtime;
 
 namespace Osprey.Cli.Commands;
@@ -18,22 +19,14 @@ internal sealed class GraphProbeCommand : ICommand
 
     public string Summary => "Diagnostic: CUDA graph capture/replay of a toy op chain and of one decode step (eager vs graph timing).";
 
-    public string Usage => ModelFlags.Help +
-        "  --batch_size N [N ...]   Batch sizes (default 1).\n" +
-        "  --prompt_length N        Prompt tokens per row (default 128).\n" +
-        "  --max_new_tokens N       Tokens generated per row (default 256).\n" +
-        "  --skip_model             Only the toy check.\n" +
-        "  --result_path FILE       Append one JSON line per batch size.\n";
+    public string Usage => OptionSet.For<GraphProbeOptions>().Help();
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
-        var flags = ModelFlags.Read(options);
-        var batches = options.List("batch_size", ["1"]).Select(b => int.Parse(b, CultureInfo.InvariantCulture)).ToArray();
-        var prompt = options.Int("prompt_length", 128);
-        var newTokens = options.Int("max_new_tokens", 256);
-        var skipModel = options.Bool("skip_model", false);
-        var resultPath = options.String("result_path");
+        var o = options.Bind<GraphProbeOptions>();
         options.EnsureNoUnknownFlags();
+        var (batches, prompt, newTokens, skipModel, resultPath) = (o.BatchSizes, o.PromptLength, o.MaxNewTokens, o.SkipModel, o.ResultPath);
+        var flags = new ModelFlags(o.Model);
         TorchRuntime.Initialize(flags.Device, stderr);
         if (!CudaGraph.IsSupported(out var why))
         {
