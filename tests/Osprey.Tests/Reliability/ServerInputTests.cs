@@ -103,11 +103,16 @@ public sealed class ServerInputTests
     [InlineData("/v1/chat/completions", "\"top_p\": 0", "top_p")]
     [InlineData("/v1/completions", "\"presence_penalty\": 3", "presence_penalty")]
     [InlineData("/v1/completions", "\"logit_bias\": {\"1\": 1000}", "logit_bias")]
+    [InlineData("/v1/completions", "\"logit_bias\": {\"99999999\": 1}", "logit_bias")]
+    [InlineData("/v1/completions", "\"prompt\": [99999999]", "prompt")]
+    [InlineData("/v1/embeddings", "\"input\": [[99999999]]", "input")]
     public async Task RangeErrorsNameTheirField(string path, string field, string param)
     {
         await using var server = await TestServer.StartAsync("qwen2", Small);
-        var prompt = path.Contains("chat", StringComparison.Ordinal) ? "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]" : "\"prompt\": \"hi\"";
-        var (status, body, _) = await server.PostAsync(path, $"{{{prompt}, \"max_tokens\": 1, {field}}}");
+        var prompt = path.Contains("chat", StringComparison.Ordinal) ? "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+            : field.StartsWith("\"prompt", StringComparison.Ordinal) || path.Contains("embeddings", StringComparison.Ordinal) ? "" : "\"prompt\": \"hi\", ";
+        var rest = path.Contains("embeddings", StringComparison.Ordinal) ? "" : "\"max_tokens\": 1, ";
+        var (status, body, _) = await server.PostAsync(path, $"{{{prompt}{rest}{field}}}");
         Assert.Equal(400, status);
         Assert.Equal(param, TestServer.AssertError(body).GetProperty("param").GetString());
     }
