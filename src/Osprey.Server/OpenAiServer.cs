@@ -18,6 +18,9 @@ namespace Osprey.Server;
 /// </summary>
 public static class OpenAiServer
 {
+    /// <summary>How long a stream cut by shutdown may take to send its closing error event.</summary>
+    static readonly TimeSpan ShutdownDrain = TimeSpan.FromSeconds(2);
+
     /// <summary>Builds (does not start) a Kestrel app serving <paramref name="model"/>.</summary>
     public static WebApplication Build(ServedModel model, ServerOptions options)
     {
@@ -91,7 +94,24 @@ public static class OpenAiServer
         }
         catch (OperationCanceledException) when (context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
         {
-            await ApiErrors.WriteAsync(context, new ApiException(503, "The server is shutting down.", null, "unavailable")).ConfigureAwait(false);
+            var stopped = new ApiException(503, "The server is shutting down; the reply was cut short, send the request again when it is back.", null, "unavailable");
+            if (context.Response.HasStarted && context.Response.ContentType == "text/event-stream")
+            {
+                // A stream already under way ends with an error event (and no [DONE]), so the client can tell a cut
+                // reply from a finished one; a client that does not read it within the drain time is left behind.
+                using var drain = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+                drain.CancelAfter(ShutdownDrain);
+                try
+                {
+                    await HttpJson.WriteSseError(context, stopped, drain.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException)
+                {
+                    // The client is gone or too slow; the stream ends without the event.
+                }
+                return;
+            }
+            await ApiErrors.WriteAsync(context, stopped).ConfigureAwait(false);
         }
         catch (Exception e)
         {

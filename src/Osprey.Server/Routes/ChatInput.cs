@@ -12,6 +12,9 @@ namespace Osprey.Server;
 /// </summary>
 internal static class ChatInput
 {
+    /// <summary>OpenAI's message roles ("function" is its older name for tool results).</summary>
+    static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
+
     /// <summary>The messages; content-part lists become their joined text.</summary>
     public static List<ChatTurn> Turns(JsonElement array)
     {
@@ -23,6 +26,9 @@ internal static class ChatInput
             if (m.ValueKind != JsonValueKind.Object) throw ApiException.Bad($"'{param}' must be an object with a role and content.", param);
             if (!m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
                 throw ApiException.Bad($"'{param}.role' must be a string (system, user, assistant or tool).", param + ".role");
+            // A role the template does not know would be rendered as whatever it falls back to, silently.
+            if (!Roles.Contains(role.GetString()!))
+                throw ApiException.Bad($"'{param}.role' is '{role.GetString()}'; use one of {string.Join(", ", Roles)}.", param + ".role");
             if (m.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Array)
             {
                 var node = JsonNode.Parse(m.GetRawText())!.AsObject();

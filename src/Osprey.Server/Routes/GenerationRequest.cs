@@ -46,8 +46,31 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
         var sampling = model.Sampling(maxTokens, f.Double("temperature"), f.Double("top_p"), f.Int("top_k", -1),
             f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
             f.Double("presence_penalty"), f.Double("frequency_penalty"), logitBias);
-        sampling.Validate();
+        try
+        {
+            sampling.Validate();
+        }
+        catch (EngineException e) when (e.Kind == EngineErrorKind.InvalidRequest)
+        {
+            throw ApiException.Bad(e.Message, Field(e.Message, chat));
+        }
         return new GenerationRequest(name ?? model.Name, adapter, sampling, n, stream, includeUsage, logprobs, top);
+    }
+
+    /// <summary>
+    /// The request field a <see cref="SamplingParams.Validate"/> message is about: each starts with the field's name.
+    /// In /v1/completions the count of alternatives is the field "logprobs".
+    /// </summary>
+    static string? Field(string message, bool chat)
+    {
+        var first = message.Split(' ', 2)[0];
+        return first switch
+        {
+            "top_logprobs" => chat ? "top_logprobs" : "logprobs",
+            "max_tokens" or "temperature" or "top_p" or "top_k" or "repetition_penalty" or "presence_penalty"
+                or "frequency_penalty" or "logit_bias" or "stop" => first,
+            _ => null,
+        };
     }
 
     /// <summary>OpenAI's logit_bias: an object whose keys are token ids (as strings) and whose values are numbers.</summary>

@@ -26,11 +26,54 @@ internal static class HttpJson
         try
         {
             using var doc = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted).ConfigureAwait(false);
+            CheckText(doc.RootElement, "");
             return doc.RootElement.Clone();
         }
         catch (JsonException e)
         {
             throw ApiException.Bad($"The request body is not valid JSON: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The JSON parser leaves string contents unchecked until they are read, when invalid UTF-8 or a lone surrogate
+    /// escape ("\ud800") throws: every name and string is read once here so such text is a 400 naming its field.
+    /// </summary>
+    static void CheckText(JsonElement e, string path)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.String:
+                if (!Readable(() => e.GetString()))
+                    throw ApiException.Bad($"'{Field(path)}' is not valid text (invalid UTF-8 or a lone surrogate such as \\ud800); send well-formed UTF-8.", Field(path));
+                break;
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    if (!Readable(() => p.Name))
+                        throw ApiException.Bad($"A field name in '{Field(path)}' is not valid text (invalid UTF-8 or a lone surrogate); send well-formed UTF-8.", Field(path));
+                    CheckText(p.Value, path.Length == 0 ? p.Name : $"{path}.{p.Name}");
+                }
+                break;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in e.EnumerateArray()) CheckText(item, $"{path}[{i++}]");
+                break;
+        }
+
+        static string Field(string path) => path.Length == 0 ? "body" : path;
+
+        static bool Readable(Func<string?> read)
+        {
+            try
+            {
+                read();
+                return true;
+            }
+            catch (InvalidOperationException)
+            {
+                return false;
+            }
         }
     }
 

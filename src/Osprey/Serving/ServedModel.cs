@@ -119,11 +119,52 @@ public sealed class ServedModel : IDisposable
     /// Prompt ids of a conversation with the generation prompt; <paramref name="tools"/> are OpenAI tool objects.
     /// The server and <see cref="OspreyChatClient"/> both come here, through <see cref="ChatMessageConversion"/>.
     /// </summary>
-    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools) =>
-        Chat.Encode(ChatMessageConversion.TemplateMessages(turns), ChatMessageConversion.TemplateTools(tools));
+    /// <remarks>
+    /// A conversation whose text is longer than <see cref="MaxPromptChars"/> is rendered once more to be measured and
+    /// refused before tokenizing, since tokenizing megabytes only to refuse the result costs seconds and memory.
+    /// </remarks>
+    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools)
+    {
+        var messages = ChatMessageConversion.TemplateMessages(turns);
+        var templateTools = ChatMessageConversion.TemplateTools(tools);
+        long chars = 0;
+        foreach (var t in turns) chars += t.Content?.Length ?? 0;
+        // Templates may drop text (earlier replies' reasoning), so only the rendering decides.
+        if (chars > MaxPromptChars) CheckPromptChars(Chat.Render(messages, templateTools).Length);
+        return Chat.Encode(messages, templateTools);
+    }
 
     /// <summary>Prompt ids of a raw text prompt (/v1/completions): the tokenizer's special tokens added as it adds them by default.</summary>
-    public int[] EncodeText(string prompt) => Tokenizer.EncodeIds(prompt);
+    /// <exception cref="EngineException">Of kind PromptTooLong when the text is longer than <see cref="MaxPromptChars"/>.</exception>
+    public int[] EncodeText(string prompt)
+    {
+        CheckPromptChars(prompt.Length);
+        return Tokenizer.EncodeIds(prompt);
+    }
+
+    /// <summary>
+    /// The most characters a prompt that fits max_model_len can have: max_model_len tokens times the longest token's
+    /// text (at least 16 characters, for normalizers that drop text). A longer prompt cannot fit, so it is refused
+    /// without tokenizing it.
+    /// </summary>
+    public long MaxPromptChars => _maxPromptChars ??= (long)Engine.MaxModelLen * LongestTokenChars();
+
+    long? _maxPromptChars;
+
+    int LongestTokenChars()
+    {
+        var longest = 16;
+        for (var id = 0; id < Tokenizer.VocabSize; id++) longest = Math.Max(longest, Tokenizer.IdToToken(id)?.Length ?? 0);
+        return longest;
+    }
+
+    /// <summary>Refuses (PromptTooLong) a prompt of <paramref name="chars"/> characters that cannot fit max_model_len.</summary>
+    public void CheckPromptChars(long chars)
+    {
+        if (chars > MaxPromptChars)
+            throw new EngineException(EngineErrorKind.PromptTooLong,
+                $"the prompt has {chars} characters, more than the {MaxPromptChars} that this server's max_model_len of {Engine.MaxModelLen} tokens can hold; shorten the prompt.");
+    }
 
     /// <inheritdoc />
     public void Dispose()
