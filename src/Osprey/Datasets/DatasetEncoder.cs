@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Osprey.Templates;
 using Osprey.Tokenization;
 
@@ -13,6 +14,7 @@ public sealed class DatasetEncoder
     private readonly Tokenizer _tokenizer;
     private readonly Lazy<ChatTemplate> _template;
     private readonly TemplateOptions _templateOptions;
+    private readonly Lazy<int> _longestToken;
 
     /// <summary>Creates an encoder; the chat template is resolved on the first chat row (text-only data needs none).</summary>
     public DatasetEncoder(Tokenizer tokenizer, EncodingOptions? options = null)
@@ -24,7 +26,16 @@ public sealed class DatasetEncoder
         if (Options.Packing && Options.MaxLength is null) throw new OspreyException("--packing needs --max_length N: packed rows are N tokens long.");
         _template = new Lazy<ChatTemplate>(() => ChatTemplate.FromTokenizer(tokenizer, Options.Template));
         _templateOptions = new TemplateOptions { System = Options.System, LossScale = Options.LossScale, Extra = Options.Extra };
+        _longestToken = new Lazy<int>(() => LongestTokenChars(tokenizer));
     }
+
+    /// <summary>
+    /// The most characters of one text or message that are tokenized under --max_length (null: no limit): no token
+    /// spells more characters than the vocabulary's longest, so a longer text is surely over --max_length, and only
+    /// this much of it (the start, or the end under --truncation_strategy left) is encoded. Keeps the memory and time
+    /// of a multi-megabyte row bounded by --max_length instead of by the row.
+    /// </summary>
+    public int? CharacterLimit => Options.MaxLength is { } max ? (int)Math.Min(int.MaxValue, (max + 4L) * _longestToken.Value) : null;
 
     /// <summary>The options.</summary>
     public EncodingOptions Options { get; }
@@ -44,6 +55,12 @@ public sealed class DatasetEncoder
     {
         ArgumentNullException.ThrowIfNull(row);
         stats?.Row();
+        long cutFrom = 0;
+        if (CharacterLimit is { } limit && Bounded(row, limit, out var shorter, out var longest))
+        {
+            row = shorter;
+            cutFrom = longest;
+        }
         int[] ids, labels;
         try
         {
@@ -70,20 +87,20 @@ public sealed class DatasetEncoder
         }
 
         var truncated = false;
-        if (Options.MaxLength is { } max && ids.Length > max)
+        if (Options.MaxLength is { } max && (ids.Length > max || cutFrom > 0))
         {
             switch (Options.Truncation)
             {
                 case TruncationStrategy.Delete:
-                    stats?.Delete(row, $"{row.Where} ({ids.Length} tokens)");
+                    stats?.Delete(row, cutFrom > 0 ? $"{row.Where} ({cutFrom:N0} characters in one text)" : $"{row.Where} ({ids.Length} tokens)");
                     return null;
                 case TruncationStrategy.Left:
-                    ids = ids[^max..];
-                    labels = labels[^max..];
+                    ids = ids[^Math.Min(max, ids.Length)..];
+                    labels = labels[^Math.Min(max, labels.Length)..];
                     break;
                 default:
-                    ids = ids[..max];
-                    labels = labels[..max];
+                    ids = ids[..Math.Min(max, ids.Length)];
+                    labels = labels[..Math.Min(max, labels.Length)];
                     break;
             }
             truncated = true;
@@ -91,6 +108,77 @@ public sealed class DatasetEncoder
         var sample = new EncodedSample(ids, labels);
         stats?.Kept(sample, truncated);
         return sample;
+    }
+
+    /// <summary>
+    /// The row with every text or string message content over <paramref name="limit"/> characters cut to its first (or,
+    /// under --truncation_strategy left, last) <paramref name="limit"/>; false when none is that long.
+    /// </summary>
+    private bool Bounded(DatasetRow row, int limit, out DatasetRow shorter, out long longest)
+    {
+        var keepEnd = Options.Truncation == TruncationStrategy.Left;
+        long found = 0;
+        string? text = row.Text;
+        if (text is not null && text.Length > limit)
+        {
+            found = text.Length;
+            text = Cut(text, limit, keepEnd);
+        }
+        var conversation = BoundedConversation(row.Conversation, limit, keepEnd, ref found);
+        var rejected = BoundedConversation(row.Rejected, limit, keepEnd, ref found);
+        shorter = found > 0 ? row with { Text = text, Conversation = conversation, Rejected = rejected } : row;
+        longest = found;
+        return found > 0;
+    }
+
+    private static Conversation? BoundedConversation(Conversation? conversation, int limit, bool keepEnd, ref long found)
+    {
+        if (conversation is null) return null;
+        List<object?>? messages = null;
+        for (var i = 0; i < conversation.Messages.Count; i++)
+        {
+            var message = conversation.Messages[i];
+            Dictionary<string, object?>? copy = null;
+            switch (message)
+            {
+                case JsonElement { ValueKind: JsonValueKind.Object } e when e.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String && c.GetString() is { } s && s.Length > limit:
+                    copy = e.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value);
+                    found = Math.Max(found, s.Length);
+                    copy["content"] = Cut(s, limit, keepEnd);
+                    break;
+                case IReadOnlyDictionary<string, object?> d when d.TryGetValue("content", out var v) && v is string s && s.Length > limit:
+                    copy = new Dictionary<string, object?>(d);
+                    found = Math.Max(found, s.Length);
+                    copy["content"] = Cut(s, limit, keepEnd);
+                    break;
+            }
+            if (copy is null) continue;
+            messages ??= [.. conversation.Messages];
+            messages[i] = copy;
+        }
+        return messages is null ? conversation : conversation with { Messages = messages };
+    }
+
+    // Never splits a surrogate pair.
+    private static string Cut(string text, int limit, bool keepEnd)
+    {
+        if (keepEnd)
+        {
+            var start = text.Length - limit;
+            if (char.IsLowSurrogate(text[start])) start++;
+            return text[start..];
+        }
+        var end = limit;
+        if (char.IsHighSurrogate(text[end - 1])) end--;
+        return text[..end];
+    }
+
+    private static int LongestTokenChars(Tokenizer tokenizer)
+    {
+        var longest = 1;
+        for (var id = 0; id < tokenizer.VocabSize; id++)
+            if (tokenizer.IdToToken(id) is { Length: var n } && n > longest) longest = n;
+        return longest;
     }
 
     /// <summary>

@@ -19,7 +19,15 @@ internal sealed class RowError(string message, string? field = null) : Exception
 /// <summary>Readers of the local file types: .jsonl, .json, .csv/.tsv, .parquet, .txt.</summary>
 internal static class RawReaders
 {
-    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+    /// <summary>
+    /// Stands in for invalid UTF-8 bytes as they are decoded: a noncharacter (reserved for a program's internal use,
+    /// never in interchanged text), so a row holding it is reported with its line instead of trained on as U+FFFD.
+    /// </summary>
+    internal const char InvalidByte = '\uFDD0';
+
+    private static readonly Encoding Utf8 = Encoding.GetEncoding("utf-8", EncoderFallback.ReplacementFallback, new DecoderReplacementFallback(InvalidByte.ToString()));
+
+    private const string InvalidUtf8 = "has bytes that are not valid UTF-8; save the file as UTF-8 or fix the row";
 
     /// <summary>True for the file types read here; Hub keeps the extension list, as its cache lookup needs it too.</summary>
     public static bool IsDataFile(string path) => HubDatasetCache.IsDataFile(path);
@@ -67,7 +75,7 @@ internal static class RawReaders
         {
             line++;
             if (string.IsNullOrWhiteSpace(text)) continue;
-            yield return ParseObject(path, line, text);
+            yield return text.Contains(InvalidByte) ? new RawRow(path, line, null, InvalidUtf8) : ParseObject(path, line, text);
         }
     }
 
@@ -89,9 +97,12 @@ internal static class RawReaders
     private static IEnumerable<RawRow> ReadJson(string path)
     {
         JsonDocument doc;
+        var bytes = File.ReadAllBytes(path);
+        if (FirstInvalidUtf8(bytes) is { } bad)
+            throw new OspreyException($"Dataset file {path} line {bytes.AsSpan(0, bad).Count((byte)'\n') + 1} has bytes that are not valid UTF-8; save the file as UTF-8.");
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            doc = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {
@@ -118,6 +129,15 @@ internal static class RawReaders
         }
     }
 
+    /// <summary>Where the first invalid UTF-8 sequence starts; null when there is none.</summary>
+    private static int? FirstInvalidUtf8(byte[] bytes)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(bytes)) return null;
+        var chars = new char[bytes.Length];
+        var status = System.Text.Unicode.Utf8.ToUtf16(bytes, chars, out var read, out _, replaceInvalidSequences: false);
+        return status == System.Buffers.OperationStatus.Done ? null : read;
+    }
+
     private static IEnumerable<RawRow> ReadText(string path)
     {
         using var reader = new StreamReader(path, Utf8);
@@ -126,35 +146,29 @@ internal static class RawReaders
         {
             line++;
             if (string.IsNullOrWhiteSpace(text)) continue;
-            yield return new RawRow(path, line, new Dictionary<string, object?> { ["text"] = text });
+            yield return text.Contains(InvalidByte) ? new RawRow(path, line, null, InvalidUtf8) : new RawRow(path, line, new Dictionary<string, object?> { ["text"] = text });
         }
     }
 
     private static IEnumerable<RawRow> ReadDelimited(string path, char delimiter)
     {
         using var reader = new StreamReader(path, Utf8);
-        var header = ReadRecord(reader, delimiter, path, 0);
+        var lines = new LineCounter();
+        var header = ReadRecord(reader, delimiter, lines, out var headerError);
         if (header is null) yield break;
+        if (headerError is not null) throw new OspreyException($"Dataset file {path} header {headerError}.");
         for (var i = 0; i < header.Count; i++) header[i] = header[i].Trim();
         long row = 0;
         while (true)
         {
             row++;
-            List<string>? record;
-            string? error = null;
-            try
-            {
-                record = ReadRecord(reader, delimiter, path, row);
-            }
-            catch (RowError e)
-            {
-                record = null;
-                error = e.Message;
-            }
+            var record = ReadRecord(reader, delimiter, lines, out var error);
             if (error is not null)
             {
                 yield return new RawRow(path, row, null, error);
-                yield break;
+                // An unclosed quote ran to the end of the file; anything else resumes at the next line.
+                if (record is null) yield break;
+                continue;
             }
             if (record is null) yield break;
             if (record.Count == 1 && record[0].Length == 0) { row--; continue; }
@@ -169,34 +183,65 @@ internal static class RawReaders
         }
     }
 
-    /// <summary>One CSV record (RFC 4180: quoted fields may hold delimiters, doubled quotes and newlines); null at the end.</summary>
-    private static List<string>? ReadRecord(TextReader reader, char delimiter, string path, long row)
+    /// <summary>The file line the reader is on (from 1), for messages about records that span lines.</summary>
+    private sealed class LineCounter
     {
+        public long Line { get; set; } = 1;
+    }
+
+    /// <summary>
+    /// One CSV record (RFC 4180: quoted fields may hold delimiters, doubled quotes and newlines); null at the end.
+    /// A record is bad (<paramref name="error"/> says why and where, the reader skips to the end of its line) when a
+    /// closing quote is followed by anything but a delimiter or a line end (an unbalanced quote would otherwise
+    /// swallow the rows up to the next quote into one field), when a quote is never closed (the record is null), or
+    /// when it holds bytes that are not UTF-8.
+    /// </summary>
+    private static List<string>? ReadRecord(TextReader reader, char delimiter, LineCounter lines, out string? error)
+    {
+        error = null;
         if (reader.Peek() < 0) return null;
         var fields = new List<string>();
         var sb = new StringBuilder();
         var quoted = false;
         var wasQuoted = false;
+        var closedQuote = false;
+        var resync = false;
+        long quoteLine = 0;
         while (true)
         {
             var c = reader.Read();
+            if (c == '\n' || (c == '\r' && reader.Peek() != '\n')) lines.Line++;
+            if (c == InvalidByte && error is null) error = $"has bytes that are not valid UTF-8 (on line {lines.Line}); save the file as UTF-8 or fix the row";
             if (quoted)
             {
-                if (c < 0) throw new RowError("a quoted field is never closed; end it with \"");
+                if (c < 0)
+                {
+                    error = $"a quoted field is never closed (it opens on line {quoteLine}); end it with \", or double a quote inside it (\"\")";
+                    return null;
+                }
                 if (c == '"')
                 {
                     if (reader.Peek() == '"') { reader.Read(); sb.Append('"'); }
-                    else quoted = false;
+                    else { quoted = false; closedQuote = true; }
                 }
                 else sb.Append((char)c);
                 continue;
             }
             if (c < 0 || c == '\n' || c == '\r')
             {
-                if (c == '\r' && reader.Peek() == '\n') reader.Read();
+                if (c == '\r' && reader.Peek() == '\n') { reader.Read(); lines.Line++; }
                 fields.Add(sb.ToString());
                 return fields;
             }
+            if (closedQuote && c != delimiter && !resync)
+            {
+                resync = true;
+                error = lines.Line == quoteLine
+                    ? $"has text after the closing quote of a quoted field on line {quoteLine}; double a quote inside a quoted field (\"\") or quote the whole field"
+                    : $"has a quoted field that opens on line {quoteLine} and closes on line {lines.Line} with text after its closing quote, so a quote is likely unbalanced; close it, or double a quote inside a quoted field (\"\")";
+            }
+            closedQuote = false;
+            if (resync) continue;
             if (c == delimiter)
             {
                 fields.Add(sb.ToString());
@@ -207,6 +252,7 @@ internal static class RawReaders
             {
                 quoted = true;
                 wasQuoted = true;
+                quoteLine = lines.Line;
             }
             else sb.Append((char)c);
         }
@@ -215,6 +261,7 @@ internal static class RawReaders
     private static IEnumerable<RawRow> ReadParquet(string path)
     {
         DeserializationResult<Dictionary<string, object>> result;
+        CheckParquetFooter(path);
         try
         {
             using var stream = File.OpenRead(path);
@@ -232,6 +279,29 @@ internal static class RawReaders
             foreach (var (k, v) in dict) fields[k] = FromParquet(v);
             yield return new RawRow(path, row, fields);
         }
+    }
+
+    /// <summary>
+    /// Checks the frame Parquet.Net trusts before it allocates: "PAR1" at both ends and a footer length that fits in the
+    /// file (a corrupt length would otherwise be allocated as asked, gigabytes included).
+    /// </summary>
+    private static void CheckParquetFooter(string path)
+    {
+        using var stream = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[4];
+        Span<byte> tail = stackalloc byte[8];
+        var length = stream.Length;
+        var framed = length >= 12 && stream.Read(head) == 4 && head.SequenceEqual("PAR1"u8);
+        if (framed)
+        {
+            stream.Seek(-8, SeekOrigin.End);
+            stream.ReadExactly(tail);
+            framed = tail[4..].SequenceEqual("PAR1"u8);
+        }
+        if (!framed) throw new OspreyException($"Dataset file {path} is not a Parquet file (it does not begin and end with \"PAR1\"); check that it is a complete .parquet file.");
+        var footer = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(tail);
+        if (footer > length - 12)
+            throw new OspreyException($"Dataset file {path} is a damaged Parquet file: its footer claims {footer:N0} bytes of metadata but the file has {length:N0} bytes; check that it is a complete .parquet file.");
     }
 
     private static object? FromParquet(object? value) => value switch

@@ -22,8 +22,8 @@ public sealed record TemplateEncodingOptions
     [Option("loss_scale", "Which tokens carry loss.", DefaultText = "default; pt: all; rlhf: last_round")]
     public LossScale? LossScale { get; init; }
 
-    /// <summary>Longest sample in tokens (null: the model's context is not enforced here).</summary>
-    [Option("max_length", "Longest sample in tokens; see --truncation_strategy.", DefaultText = "no limit")]
+    /// <summary>Longest sample in tokens (null: training takes the model's context, max_position_embeddings in config.json, as ms-swift does).</summary>
+    [Option("max_length", "Longest sample in tokens; see --truncation_strategy.", DefaultText = "the model's context (max_position_embeddings in config.json)")]
     public int? MaxLength { get; init; }
 
     /// <summary>What happens to longer samples.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Datasets;
 using Osprey.Hub;
@@ -49,6 +50,8 @@ public static class FineTuning
         options.Validate();
         Check("rlhf", o, preference: true);
         var folder = o.Model.ResolveFolder(log);
+        options = options with { FineTune = WithModelContext(o, folder) };
+        o = options.FineTune;
         var tokenizer = LoadTokenizer(folder);
         var loss = options.Loss;
         var kto = loss.RlhfType == RlhfType.Kto;
@@ -84,6 +87,7 @@ public static class FineTuning
         var o = Resolved(options, lossScale);
         Check(verb, o, preference: false);
         var folder = o.Model.ResolveFolder(log);
+        o = WithModelContext(o, folder);
         var tokenizer = LoadTokenizer(folder);
         EncodedDatasets data;
         if (o.CachedDatasets.Count > 0)
@@ -139,6 +143,34 @@ public static class FineTuning
             GradientAccumulationSteps = o.Trainer.ResolvedGradientAccumulationSteps,
         },
     };
+
+    /// <summary>
+    /// The options with an unset --max_length taken from the model's context (max_position_embeddings in config.json,
+    /// as ms-swift does), so no sample trains past the positions the model was built for and no row is tokenized
+    /// without a bound. Resolved once the model folder is known; left unset when config.json does not say.
+    /// </summary>
+    static SftOptions WithModelContext(SftOptions o, string folder) =>
+        o.Encoding.MaxLength is null && ModelContext(folder) is { } context ? o with { Encoding = o.Encoding with { MaxLength = context } } : o;
+
+    static int? ModelContext(string folder)
+    {
+        var config = Path.Combine(folder, "config.json");
+        if (!File.Exists(config)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(config));
+            var root = doc.RootElement;
+            // Multimodal configs keep the language model's context under text_config.
+            foreach (var node in new[] { root, root.TryGetProperty("text_config", out var text) ? text : default })
+                if (node.ValueKind == JsonValueKind.Object && node.TryGetProperty("max_position_embeddings", out var m) && m.TryGetInt32(out var n) && n > 0)
+                    return n;
+        }
+        catch (JsonException)
+        {
+            // A config.json that is not JSON fails with its own message when the model loads.
+        }
+        return null;
+    }
 
     static TrainingRun NewRun(string verb, JsonObject flags, SftOptions o, string folder, TextWriter log, Action<TrainingProgress>? progress)
     {
