@@ -6,7 +6,7 @@ namespace Osprey.Cli.Commands;
 
 /// <summary>
 /// <c>osprey download --model ORG/NAME</c> (or <c>--dataset</c>): parse → <see cref="HubDownload.Run"/> → the
-/// snapshot folder as the last line on stdout; Ctrl-C stops cleanly and keeps the finished files.
+/// snapshot folder as the last line on stdout; Ctrl-C or SIGTERM stops cleanly and keeps the finished files.
 /// </summary>
 internal sealed class DownloadCommand : ICommand
 {
@@ -22,12 +22,12 @@ internal sealed class DownloadCommand : ICommand
         options.EnsureNoUnknownFlags();
 
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        // Stop the download cleanly on Ctrl-C or SIGTERM; a second signal after this one is handled the same way.
+        using var signals = new StopSignals(() =>
         {
-            e.Cancel = true; // stop the download cleanly; a second Ctrl-C after this one is handled the same way
             cancel.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+            return true;
+        });
         try
         {
             stdout.WriteLine(HubDownload.Run(download, stderr, cancel.Token));
@@ -37,10 +37,6 @@ internal sealed class DownloadCommand : ICommand
         {
             stderr.WriteLine($"Download of {download.RepoId} cancelled; files finished so far are kept, run the command again to resume.");
             return 130;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 }

@@ -5,7 +5,7 @@ using Osprey.Training;
 namespace Osprey.Cli.Commands;
 
 /// <summary>
-/// The console around a training call: Ctrl-C stops after the current step (a second Ctrl-C quits at once), progress
+/// The console around a training call: Ctrl-C or SIGTERM stops after the current step (a second Ctrl-C quits at once), progress
 /// is drawn on stderr, and the result's folders are printed. Shared by <c>sft</c>, <c>pt</c> and <c>rlhf</c>.
 /// </summary>
 internal static class TrainingConsole
@@ -15,14 +15,13 @@ internal static class TrainingConsole
     {
         ProgressReporter? reporter = null;
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        using var signals = new StopSignals(() =>
         {
-            if (cancel.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
-            e.Cancel = true;
+            if (cancel.IsCancellationRequested) return false; // a second Ctrl-C (or SIGTERM) ends the process at once
             cancel.Cancel();
             stderr.WriteLine("\nosprey: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once).");
-        };
-        Console.CancelKeyPress += onCancel;
+            return true;
+        });
         TrainingResult result;
         try
         {
@@ -38,7 +37,7 @@ internal static class TrainingConsole
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
+            signals.Dispose();
             reporter?.Finish();
         }
         stdout.WriteLine($"run: {result.RunDirectory}");

@@ -48,10 +48,11 @@ public sealed partial class CausalLM : nn.Module
     public static CausalLM Load(string directory, Device device, ScalarType dtype)
     {
         var spec = ModelRegistry.ReadSpec(directory);
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        EnsureConfigFitsWeights(spec, checkpoint, directory);
         var lm = new CausalLM(spec, dtype, device) { SourceDirectory = Path.GetFullPath(directory) };
         try
         {
-            using var checkpoint = SafetensorsCheckpoint.Open(directory);
             // A *ForSequenceClassification folder (score.weight, no lm_head): a reward model, see CausalLM.Score.cs.
             if (ScoreLabels(directory, checkpoint) is int labels) lm.AddScoreHead(new ScoreHead(spec.HiddenSize, labels, dtype, device, trainable: false));
             lm.LoadWeights(checkpoint);
@@ -62,6 +63,33 @@ public sealed partial class CausalLM : nn.Module
             throw;
         }
         return lm;
+    }
+
+    /// <summary>
+    /// Refuses a config.json that describes a model far larger than its safetensors before any tensor is allocated: a
+    /// mistyped hidden_size or vocab_size would otherwise ask libtorch for terabytes and end in a native backtrace.
+    /// The embedding's shape names the field; otherwise the parameter count the config implies (a lower bound: the
+    /// projections and the embedding) is compared with the values the files hold.
+    /// </summary>
+    static void EnsureConfigFitsWeights(DecoderSpec spec, SafetensorsCheckpoint checkpoint, string directory)
+    {
+        var file = Path.Combine(directory, "config.json");
+        var embedding = checkpoint.Names.FirstOrDefault(n => n.EndsWith("embed_tokens.weight", StringComparison.Ordinal));
+        if (embedding is not null && checkpoint.Entry(embedding).Shape is [var rows, var width])
+        {
+            if (width != spec.HiddenSize)
+                throw new OspreyException($"{file}: field 'hidden_size' is {spec.HiddenSize} but {embedding} in the safetensors is [{rows}, {width}]; fix the config or re-download the model.");
+            if (rows < spec.VocabSize / 2)
+                throw new OspreyException($"{file}: field 'vocab_size' is {spec.VocabSize} but {embedding} in the safetensors is [{rows}, {width}]; fix the config or re-download the model.");
+        }
+        long h = spec.HiddenSize, heads = spec.NumHeads, kv = spec.NumKvHeads, d = spec.HeadDim;
+        var perLayer = h * d * (2 * heads + 2 * kv) + 3 * h * spec.IntermediateSize;
+        var implied = spec.VocabSize * h * (spec.TieWordEmbeddings ? 1 : 2) + perLayer * spec.Layers.Count;
+        long stored = 0;
+        foreach (var name in checkpoint.Names) stored += checkpoint.Entry(name).Shape.Aggregate(1L, (a, b) => a * b);
+        // Twice the stored count plus a margin: families differ in what the estimate leaves out, never by this much.
+        if (implied > 2 * stored + (1L << 20))
+            throw new OspreyException($"{file} describes about {implied:N0} parameters but the safetensors hold {stored:N0} values; check hidden_size, intermediate_size, num_attention_heads, head_dim and num_hidden_layers, or re-download the model.");
     }
 
     /// <summary>Loads a model folder with <c>--device</c>/<c>--torch_dtype</c> style choices.</summary>

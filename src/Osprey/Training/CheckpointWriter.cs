@@ -25,47 +25,75 @@ internal static class CheckpointWriter
         var o = session.Options;
         var runDir = session.RunDirectory;
         var final = Path.Combine(runDir, $"checkpoint-{step}");
-        var temp = final + ".tmp";
-        if (Directory.Exists(temp)) Directory.Delete(temp, true);
-        Directory.CreateDirectory(temp);
-        if (o.TrainType == TrainType.Lora) PeftAdapter.Save(session.Model, o.Lora, temp, session.Run.ModelDirectory, session.Optimizer.Master);
-        else session.Model.Save(temp, 5L << 30);
-        ModelFolder.CopyTokenizerFiles(session.Run.ModelDirectory, temp);
-        File.Copy(Path.Combine(runDir, "args.json"), Path.Combine(temp, "args.json"), overwrite: true);
-        if (!o.SaveOnlyModel)
+        WriteFolder(final, temp =>
         {
-            var (tensors, meta) = session.Optimizer.State();
-            SafetensorsWriter.Write(Path.Combine(temp, OptimizerFile), tensors, meta);
-            var schedule = new JsonObject
+            if (o.TrainType == TrainType.Lora) PeftAdapter.Save(session.Model, o.Lora, temp, session.Run.ModelDirectory, session.Optimizer.Master);
+            else session.Model.Save(temp, 5L << 30);
+            ModelFolder.CopyTokenizerFiles(session.Run.ModelDirectory, temp);
+            File.Copy(Path.Combine(runDir, "args.json"), Path.Combine(temp, "args.json"), overwrite: true);
+            if (!o.SaveOnlyModel)
             {
-                ["lr_scheduler_type"] = Options.OptionSet.ChoiceText(o.LrSchedulerType),
-                ["learning_rate"] = o.ResolvedLearningRate,
-                ["next_step"] = step,
-            };
-            File.WriteAllText(Path.Combine(temp, "scheduler.json"), schedule.ToJsonString(Indented) + "\n");
-            var rng = new JsonObject
+                var (tensors, meta) = session.Optimizer.State();
+                SafetensorsWriter.Write(Path.Combine(temp, OptimizerFile), tensors, meta);
+                var schedule = new JsonObject
+                {
+                    ["lr_scheduler_type"] = Options.OptionSet.ChoiceText(o.LrSchedulerType),
+                    ["learning_rate"] = o.ResolvedLearningRate,
+                    ["next_step"] = step,
+                };
+                File.WriteAllText(Path.Combine(temp, "scheduler.json"), schedule.ToJsonString(Indented) + "\n");
+                var rng = new JsonObject
+                {
+                    ["seed"] = o.Seed,
+                    ["scheme"] = "data order: shuffle seeded by (seed, epoch); dropout: seeded by (seed, step, micro-batch, layer)",
+                    ["next_step"] = step,
+                };
+                File.WriteAllText(Path.Combine(temp, "rng_state.json"), rng.ToJsonString(Indented) + "\n");
+            }
+            if (evalLoss is double loss && (state.BestMetric is null || loss < state.BestMetric))
             {
-                ["seed"] = o.Seed,
-                ["scheme"] = "data order: shuffle seeded by (seed, epoch); dropout: seeded by (seed, step, micro-batch, layer)",
-                ["next_step"] = step,
-            };
-            File.WriteAllText(Path.Combine(temp, "rng_state.json"), rng.ToJsonString(Indented) + "\n");
-        }
-        if (evalLoss is double loss && (state.BestMetric is null || loss < state.BestMetric))
-        {
-            state.BestMetric = loss;
-            state.BestCheckpoint = final;
-        }
-        state.GlobalStep = step;
-        state.Epoch = epoch;
-        state.LastCheckpoint = final;
-        state.Write(temp);
-        if (Directory.Exists(final)) Directory.Delete(final, true);
-        Directory.Move(temp, final);
+                state.BestMetric = loss;
+                state.BestCheckpoint = final;
+            }
+            state.GlobalStep = step;
+            state.Epoch = epoch;
+            state.LastCheckpoint = final;
+            state.Write(temp);
+        });
         trainingLog.WritePlots();
         session.Run.Log.WriteLine($"osprey: saved {final}");
         Prune(runDir, o.SaveTotalLimit, state);
         return final;
+    }
+
+    /// <summary>
+    /// Writes a checkpoint folder through <paramref name="write"/> into <paramref name="final"/>.tmp and renames it to
+    /// <paramref name="final"/> when complete. A failed write (a full disk, a read-only or missing folder, a file in the
+    /// way) removes the .tmp folder and becomes one sentence naming the folder: it is the user's disk, not a bug.
+    /// </summary>
+    internal static void WriteFolder(string final, Action<string> write)
+    {
+        var temp = final + ".tmp";
+        try
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, true);
+            Directory.CreateDirectory(temp);
+            write(temp);
+            if (Directory.Exists(final)) Directory.Delete(final, true);
+            Directory.Move(temp, final);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try
+            {
+                if (Directory.Exists(temp)) Directory.Delete(temp, true);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // The save's own error says more than a failed cleanup would.
+            }
+            throw new OspreyException($"cannot save the checkpoint {final} ({e.Message.TrimEnd('.')}); free disk space there or pass another --output_dir.", e);
+        }
     }
 
     static void Prune(string runDir, int? limit, TrainerState state)

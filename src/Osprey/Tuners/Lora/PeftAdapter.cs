@@ -38,35 +38,87 @@ public static class PeftAdapter
         JsonObject json;
         try { json = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new OspreyException($"{path} is empty."); }
         catch (JsonException e) { throw new OspreyException($"{path} is not valid JSON ({e.Message}).", e); }
-        var type = json["peft_type"]?.GetValue<string>() ?? "LORA";
+        var type = Field<string>(json, "peft_type", path, "a string") ?? "LORA";
         if (!type.Equals("LORA", StringComparison.OrdinalIgnoreCase))
             throw new OspreyException($"{path}: peft_type '{type}' is not supported; Osprey loads LoRA (and DoRA) adapters.");
-        if (json["fan_in_fan_out"]?.GetValue<bool>() == true)
+        if (Value<bool>(json, "fan_in_fan_out", path, "true or false") == true)
             throw new OspreyException($"{path}: fan_in_fan_out adapters (GPT-2 Conv1D layers) are not supported.");
         var options = new LoraOptions
         {
-            Rank = json["r"]?.GetValue<int>() ?? 8,
-            Alpha = json["lora_alpha"]?.GetValue<double>() ?? 8,
-            Dropout = json["lora_dropout"]?.GetValue<double>() ?? 0,
-            UseRslora = json["use_rslora"]?.GetValue<bool>() ?? false,
-            UseDora = json["use_dora"]?.GetValue<bool>() ?? false,
-            ModulesToSave = json["modules_to_save"] is JsonArray saved ? saved.Select(n => n!.GetValue<string>()).ToList() : [],
-            RankPattern = json["rank_pattern"] is JsonObject rp ? rp.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>()) : new Dictionary<string, int>(),
-            AlphaPattern = json["alpha_pattern"] is JsonObject ap ? ap.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()) : new Dictionary<string, double>(),
+            Rank = Value<int>(json, "r", path, "an integer") ?? 8,
+            Alpha = Value<double>(json, "lora_alpha", path, "a number") ?? 8,
+            Dropout = Value<double>(json, "lora_dropout", path, "a number") ?? 0,
+            UseRslora = Value<bool>(json, "use_rslora", path, "true or false") ?? false,
+            UseDora = Value<bool>(json, "use_dora", path, "true or false") ?? false,
+            ModulesToSave = Names(json, "modules_to_save", path) ?? [],
+            RankPattern = Pattern<int>(json, "rank_pattern", path, "integers"),
+            AlphaPattern = Pattern<double>(json, "alpha_pattern", path, "numbers"),
         };
         if (IsSequenceClassification(json) && !options.ModulesToSave.Contains(ScoreModule))
             options = options with { ModulesToSave = [.. options.ModulesToSave, ScoreModule] }; // PEFT adds the classifier itself
         switch (json["target_modules"])
         {
-            case JsonArray list:
-                options = options with { TargetModules = list.Select(n => n!.GetValue<string>()).ToList() };
+            case null:
+                break;
+            case JsonArray:
+                options = options with { TargetModules = Names(json, "target_modules", path)! };
                 break;
             case JsonValue v when v.TryGetValue<string>(out var s):
                 options = s is "all-linear" ? options with { TargetModules = ["all-linear"] } : options with { TargetRegex = s, TargetModules = [] };
                 break;
+            default:
+                throw WrongKind(json, "target_modules", path, "a list of module names or a regex string");
         }
-        return (options, json["base_model_name_or_path"]?.GetValue<string>());
+        return (options, Field<string>(json, "base_model_name_or_path", path, "a string"));
     }
+
+    // adapter_config.json is the user's file (hand-edited, or from another tool): a field of the wrong kind is one
+    // sentence naming the file and the field, not an InvalidOperationException from System.Text.Json.
+    static T? Value<T>(JsonObject json, string field, string path, string what) where T : struct =>
+        json[field] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<T>(out var x) => x,
+            _ => throw WrongKind(json, field, path, what),
+        };
+
+    static T? Field<T>(JsonObject json, string field, string path, string what) where T : class =>
+        json[field] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<T>(out var x) => x,
+            _ => throw WrongKind(json, field, path, what),
+        };
+
+    static List<string>? Names(JsonObject json, string field, string path) =>
+        json[field] switch
+        {
+            null => null,
+            JsonArray list when list.All(n => n is JsonValue v && v.TryGetValue<string>(out _)) => list.Select(n => n!.GetValue<string>()).ToList(),
+            _ => throw WrongKind(json, field, path, "a list of module names"),
+        };
+
+    static Dictionary<string, T> Pattern<T>(JsonObject json, string field, string path, string what) where T : struct =>
+        json[field] switch
+        {
+            null => new Dictionary<string, T>(),
+            JsonObject map when map.All(kv => kv.Value is JsonValue v && v.TryGetValue<T>(out _)) => map.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<T>()),
+            _ => throw WrongKind(json, field, path, $"an object mapping module patterns to {what}"),
+        };
+
+    /// <summary>
+    /// Refuses an adapter whose tensors adapt <paramref name="path"/> while its adapter_config.json's target_modules do
+    /// not name it: the config and the weights disagree (PEFT refuses such a folder too), so neither can be trusted.
+    /// </summary>
+    internal static void EnsureTarget(LoraOptions options, string path, string directory)
+    {
+        if (LoraTargets.IsTarget(options, path)) return;
+        var targets = options.TargetRegex is { } regex ? $"'{regex}'" : string.Join(", ", options.TargetModules);
+        throw new OspreyException($"{Path.Combine(directory, WeightsFile)} adapts '{path}', which target_modules ({targets}) in {Path.Combine(directory, ConfigFile)} does not name; fix target_modules or save the adapter again.");
+    }
+
+    static OspreyException WrongKind(JsonObject json, string field, string path, string what) =>
+        new($"{path}: field '{field}' is {json[field]?.ToJsonString() ?? "null"}, not {what}; fix it or save the adapter again.");
 
     /// <summary>
     /// Writes <paramref name="model"/>'s attached adapter (and modules_to_save tensors) as a PEFT folder, each
@@ -180,6 +232,7 @@ public static class PeftAdapter
             var path = name[..^".lora_A.weight".Length];
             if (!layers.TryGetValue(path, out var layer))
                 throw new OspreyException($"{file.Path} adapts '{path}', which this {model.Spec.ModelType} model does not have; the adapter was trained for a different model.");
+            EnsureTarget(options, path, directory);
             var bName = path + ".lora_B.weight";
             if (!byName.TryGetValue(bName, out var bStored)) throw new OspreyException($"{file.Path} has '{stored}' but no '{Prefix}{bName}'.");
             byName.TryGetValue(path + ".lora_magnitude_vector", out var mStored);

@@ -64,6 +64,7 @@ public static class ServingLoraExtensions
                     var path = key[..^".lora_A.weight".Length];
                     if (!layers.TryGetValue(path, out var layer))
                         throw new OspreyException($"{directory} adapts '{path}', which this {model.Spec.ModelType} model does not have, so the adapter was trained for a different model.");
+                    PeftAdapter.EnsureTarget(options, path, directory);
                     if (!byName.TryGetValue(path + ".lora_B.weight", out var bStored))
                         throw new OspreyException($"{directory} has the lora_A of '{path}' but no lora_B, so the adapter file is incomplete.");
                     var a = file.Entries.First(e => e.Name == stored).Shape;
