@@ -15,7 +15,7 @@ public static class ApiErrors
     /// <summary>OpenAI's error type for an HTTP status.</summary>
     public static string TypeFor(int status) => status switch
     {
-        400 or 413 or 405 => "invalid_request_error",
+        400 or 405 or 413 or 431 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
@@ -54,6 +54,8 @@ public static class ApiErrors
         response.StatusCode = e.Status;
         response.ContentType = "application/json";
         if (e.Status == 401) response.Headers.WWWAuthenticate = "Bearer";
-        await response.Body.WriteAsync(Body(e), context.RequestAborted).ConfigureAwait(false);
+        var body = Body(e);
+        response.ContentLength = body.Length;
+        await response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
     }
 }

@@ -21,6 +21,15 @@ public static class OpenAiServer
     /// <summary>How long a stream cut by shutdown may take to send its closing error event.</summary>
     static readonly TimeSpan ShutdownDrain = TimeSpan.FromSeconds(2);
 
+    /// <summary>The request headers this server accepts (Kestrel's own defaults: 32 KB, 100 headers).</summary>
+    const int MaxHeaderBytes = 32 * 1024, MaxHeaderCount = 100;
+
+    /// <summary>
+    /// What Kestrel itself lets through (it answers beyond these with an empty 431 before any middleware runs, which
+    /// is not customisable); between the two limits <see cref="Guard"/> answers 431 with an OpenAI error body.
+    /// </summary>
+    const int KestrelHeaderBytes = 1024 * 1024, KestrelHeaderCount = 1000;
+
     /// <summary>Builds (does not start) a Kestrel app serving <paramref name="model"/>.</summary>
     public static WebApplication Build(ServedModel model, ServerOptions options)
     {
@@ -33,6 +42,8 @@ public static class OpenAiServer
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             k.AddServerHeader = false;
+            k.Limits.MaxRequestHeadersTotalSize = KestrelHeaderBytes;
+            k.Limits.MaxRequestHeaderCount = KestrelHeaderCount;
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
         var app = builder.Build();
@@ -54,6 +65,11 @@ public static class OpenAiServer
     /// <summary>Authentication, then the route; any failure becomes an OpenAI error body.</summary>
     static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
     {
+        if (HeadersTooLarge(context.Request.Headers) is { } tooLarge)
+        {
+            await ApiErrors.WriteAsync(context, new ApiException(431, tooLarge)).ConfigureAwait(false);
+            return;
+        }
         // The web page's own files hold no data, and a browser opening it cannot send the header: they stay
         // public, and the page asks for the key for its API calls.
         var pageFile = options.WebUi && HttpMethods.IsGet(context.Request.Method) && WebUi.IsPagePath(context.Request.Path);
@@ -118,6 +134,22 @@ public static class OpenAiServer
             lock (log) log.WriteLine($"osprey: internal error on {context.Request.Method} {context.Request.Path}: {e}");
             await ApiErrors.WriteAsync(context, new ApiException(500, "The server had an internal error while processing the request.")).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Why the request's headers are over this server's limits (counted as Kestrel does), or null.</summary>
+    static string? HeadersTooLarge(IHeaderDictionary headers)
+    {
+        var count = 0;
+        long bytes = 0;
+        foreach (var (name, values) in headers)
+            foreach (var value in values)
+            {
+                count++;
+                bytes += name.Length + (value?.Length ?? 0) + 4; // ": " and CRLF
+            }
+        if (count > MaxHeaderCount) return $"The request has {count} headers; this server accepts at most {MaxHeaderCount}.";
+        if (bytes > MaxHeaderBytes) return $"The request's headers are {bytes} bytes; this server accepts at most {MaxHeaderBytes} bytes of headers.";
+        return null;
     }
 
     static bool Authorized(string header, string key)
