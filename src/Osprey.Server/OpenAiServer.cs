@@ -28,7 +28,7 @@ public static class OpenAiServer
     /// What Kestrel itself lets through (it answers beyond these with an empty 431 before any middleware runs, which
     /// is not customisable); between the two limits <see cref="Guard"/> answers 431 with an OpenAI error body.
     /// </summary>
-    const int KestrelHeaderBytes = 1024 * 1024, KestrelHeaderCount = 1000;
+    const int KestrelHeaderBytes = 256 * 1024, KestrelHeaderCount = 1000;
 
     /// <summary>Builds (does not start) a Kestrel app serving <paramref name="model"/>.</summary>
     public static WebApplication Build(ServedModel model, ServerOptions options)
