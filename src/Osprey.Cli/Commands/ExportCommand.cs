@@ -58,10 +58,48 @@ internal sealed class ExportCommand : ICommand
         // Export runs on the CPU unless asked otherwise: it only moves bytes.
         var load = flags.LoadOptions(stderr) with { Device = flags.Device.Kind == Runtime.DeviceKind.Auto ? Runtime.DeviceSpec.Cpu : flags.Device };
         if (flags.DType == "auto") load = load with { DType = ModelRegistry.ReadSpec(folder).SavedDType ?? "float32" };
-        using var model = MergedAdapters.Load(folder, load, adapters, stderr);
-        var written = model.Save(output, shard).ToList();
-        written.AddRange(ModelFolder.CopyTokenizerFiles(folder, output));
-        stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");
-        return 0;
+
+        using var cancel = new CancellationTokenSource();
+        // Ctrl-C or SIGTERM stops between tensors; a second signal quits at once (leaving only the .tmp folder).
+        using var signals = new StopSignals(() =>
+        {
+            if (cancel.IsCancellationRequested) return false;
+            cancel.Cancel();
+            return true;
+        });
+        // A new folder is written as <output>.tmp and renamed when complete, so a stopped or failed export never
+        // leaves a folder under the final name. An existing folder is updated file by file (each renamed into
+        // place only after every shard is written), as before.
+        var fresh = !Directory.Exists(output);
+        var target = fresh ? Path.TrimEndingDirectorySeparator(output) + ".tmp" : output;
+        try
+        {
+            if (fresh && Directory.Exists(target)) Directory.Delete(target, recursive: true); // left by a killed export
+            using var model = MergedAdapters.Load(folder, load, adapters, stderr);
+            cancel.Token.ThrowIfCancellationRequested();
+            var written = model.Save(target, shard, cancel.Token).ToList();
+            written.AddRange(ModelFolder.CopyTokenizerFiles(folder, target));
+            if (fresh) Directory.Move(target, output);
+            stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");
+            return 0;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            if (fresh) TryDelete(target);
+            stderr.WriteLine(fresh ? $"osprey: export stopped; {output} was not written." : $"osprey: export stopped; {output} is left as it was.");
+            return 130;
+        }
+        catch when (fresh)
+        {
+            TryDelete(target);
+            throw;
+        }
+    }
+
+    static void TryDelete(string directory)
+    {
+        try { if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 }

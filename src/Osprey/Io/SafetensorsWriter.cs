@@ -54,11 +54,14 @@ public static partial class SafetensorsWriter
     /// </summary>
     /// <returns>The names (not paths) of the files written: the shards in order, then the index if there is one.</returns>
     /// <exception cref="ArgumentException">A name is repeated or reserved, or a tensor's dtype has no safetensors equivalent.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the last
+    /// tensor was written; the temporary files are removed and the folder's final names are untouched.</exception>
     public static IReadOnlyList<string> WriteSharded(
         string directory,
         IEnumerable<KeyValuePair<string, Tensor>> tensors,
         long maxShardBytes,
-        string baseName = "model")
+        string baseName = "model",
+        CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -97,7 +100,7 @@ public static partial class SafetensorsWriter
             {
                 var temp = System.IO.Path.Combine(directory, names[i] + TempSuffix);
                 temps.Add(temp);
-                WriteFile(temp, shards[i].Select(index => list[index]).ToList(), s_defaultMetadata);
+                WriteFile(temp, shards[i].Select(index => list[index]).ToList(), s_defaultMetadata, cancellationToken);
             }
             if (shards.Count > 1)
             {
@@ -114,6 +117,8 @@ public static partial class SafetensorsWriter
                 File.WriteAllBytes(temp, IndexJson(plans.Sum(plan => plan.ByteLength), weightMap));
             }
 
+            // Past this point nothing is cancelled: the moves are quick and must all happen for the folder to be consistent.
+            cancellationToken.ThrowIfCancellationRequested();
             // Shards first and the index last: a reader that looks at the folder mid-way still finds either the
             // old index over old shards or the new index over new shards.
             for (var i = 0; i < written.Count; i++)
@@ -229,7 +234,8 @@ public static partial class SafetensorsWriter
     private static void WriteFile(
         string path,
         IReadOnlyList<KeyValuePair<string, Tensor>> tensors,
-        IReadOnlyDictionary<string, string> metadata)
+        IReadOnlyDictionary<string, string> metadata,
+        CancellationToken cancellationToken = default)
     {
         var plans = tensors.Select(pair => Plan(pair.Key, pair.Value)).ToList();
         CheckNames(plans);
@@ -242,6 +248,7 @@ public static partial class SafetensorsWriter
         stream.Write(header);
         for (var i = 0; i < tensors.Count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             // One tensor at a time in its own scope, so at most one CPU copy (of a GPU or strided tensor) is alive.
             using var scope = NewDisposeScope();
             var cpu = tensors[i].Value.detach().cpu().contiguous();

@@ -107,9 +107,11 @@ public sealed partial class CausalLM : nn.Module
     /// Saves the model as a Hugging Face folder: config.json (dtype updated), generation_config.json when the
     /// source had one, and the weights in the model's dtype as model.safetensors or, past
     /// <paramref name="maxShardBytes"/>, numbered shards with model.safetensors.index.json. A tied lm_head is
-    /// not written, as transformers does. Every file is written to a temporary name and renamed.
+    /// not written, as transformers does. Every file is written to a temporary name and renamed. A cancelled
+    /// <paramref name="cancellationToken"/> stops between tensors with <see cref="OperationCanceledException"/>, before
+    /// any file gets its final name.
     /// </summary>
-    public IReadOnlyList<string> Save(string directory, long maxShardBytes)
+    public IReadOnlyList<string> Save(string directory, long maxShardBytes, CancellationToken cancellationToken = default)
     {
         if (SourceDirectory is null) throw new InvalidOperationException("Save needs a model loaded from a folder (its config.json is copied).");
         Directory.CreateDirectory(directory);
@@ -118,7 +120,7 @@ public sealed partial class CausalLM : nn.Module
         config["dtype"] = dtypeName;
         if (config.ContainsKey("torch_dtype")) config["torch_dtype"] = dtypeName;
         if (IsRewardModel) ApplyRewardConfig(config);
-        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes));
+        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes, cancellationToken: cancellationToken));
         WriteAtomically(Path.Combine(directory, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         written.Add("config.json");
         var generation = Path.Combine(SourceDirectory, "generation_config.json");

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Globalization;
+using Osprey.Io;
+using Osprey.Models;
+using Osprey.Tests.Training;
+using static TorchSharp.torch;
+
+namespace Osprey.Tests.Reliability;
+
+/// <summary>
+/// SIGTERM during <c>osprey export</c> (and so <c>osprey merge-lora</c>, the same code) never leaves a folder under the
+/// final name that is not complete: the export is written to <c>&lt;output&gt;.tmp</c>, renamed at the end, and a signal
+/// stops it between tensors with exit 130 and the .tmp folder removed. Runs the real program as a child process.
+/// </summary>
+public sealed class ExportSignalTests
+{
+    [Fact]
+    public async Task SigtermDuringExportLeavesNoPartialOutputFolder()
+    {
+        if (OperatingSystem.IsWindows()) return; // no SIGTERM there
+        using var temp = new TempDirectory();
+        var model = DeepDemoModel(temp.File("deep"));
+        var output = temp.File("exported");
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        var start = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "osprey.dll"));
+        // One small shard per tensor or two, each flushed to disk: hundreds of files, so the signal lands mid-way.
+        foreach (var a in new[] { "export", "--model", model, "--output_dir", output, "--device", "cpu", "--max_shard_size", "20KB" })
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            // Wait until the export is writing: a shard is in its folder (output.tmp, or output itself for older code).
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!(HasFiles(output + ".tmp") || HasFiles(output)))
+            {
+                if (process.HasExited) Assert.Fail($"osprey export ended before writing: exit {process.ExitCode}, {await stderr}");
+                Assert.True(DateTime.UtcNow < deadline, "no shard written within 60 s");
+                await Task.Delay(5);
+            }
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                kill.WaitForExit();
+                Assert.Equal(0, kill.ExitCode);
+            }
+            Assert.True(process.WaitForExit(60_000), "osprey export did not stop within 60 s of SIGTERM");
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+        var (outText, errText) = (await stdout, await stderr);
+        var log = $"exit {process.ExitCode}\n--- stdout\n{outText}--- stderr\n{errText}";
+        Assert.False(Directory.Exists(output + ".tmp"), log);
+        if (process.ExitCode == 0)
+        {
+            // The signal came after the rename: then the folder is complete.
+            Assert.True(File.Exists(Path.Combine(output, "model.safetensors.index.json")) && File.Exists(Path.Combine(output, "config.json")), log);
+            return;
+        }
+        Assert.True(process.ExitCode == 130, log);
+        Assert.False(Directory.Exists(output), log);
+        Assert.Equal($"osprey: export stopped; {output} was not written.", errText.Trim().Split('\n')[^1]);
+    }
+
+    [Fact]
+    public void AnExportThatCompletesLeavesNoTmpFolder()
+    {
+        using var temp = new TempDirectory();
+        var output = temp.File("exported");
+        var run = Cli.Commands.CliRun.Of(["export", "--model", TestDemoModel.Folder, "--output_dir", output, "--device", "cpu", "--max_shard_size", "20KB"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.False(Directory.Exists(output + ".tmp"));
+        Assert.True(File.Exists(Path.Combine(output, "config.json")), run.ToString());
+        Assert.True(File.Exists(Path.Combine(output, "model.safetensors.index.json")), run.ToString());
+    }
+
+    static bool HasFiles(string directory)
+    {
+        try { return Directory.Exists(directory) && Directory.EnumerateFiles(directory).Any(); }
+        catch (DirectoryNotFoundException) { return false; } // renamed while we looked
+    }
+
+    /// <summary>The demo model with 48 layers (about 9 MB in float32): the same tokenizer, many tensors.</summary>
+    static string DeepDemoModel(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
+            File.Copy(Path.Combine(TestDemoModel.Folder, name), Path.Combine(directory, name));
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TestDemoModel.Folder, "config.json")))!.AsObject();
+        config["num_hidden_layers"] = 48;
+        var text = config.ToJsonString();
+        var spec = new Osprey.Models.Llama.LlamaFamily().ReadSpec(System.Text.Json.JsonDocument.Parse(text), "deep config.json");
+        using (var model = new CausalLM(spec, ScalarType.Float32, CPU))
+            SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), model.CheckpointTensors());
+        File.WriteAllText(Path.Combine(directory, "config.json"), text);
+        return directory;
+    }
+}
