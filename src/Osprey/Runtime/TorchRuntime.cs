@@ -101,7 +101,8 @@ public static class TorchRuntime
         }
 
         var bundled = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? AppContext.BaseDirectory;
-        if (!File.Exists(Path.Combine(bundled, "libtorch_cpu.so")))
+        var bundledCpu = NativeFolders(bundled).FirstOrDefault(f => File.Exists(Path.Combine(f, "libtorch_cpu.so")));
+        if (bundledCpu is null)
         {
             // A build without the CPU libtorch package (GPU machines): run the CPU on PyTorch's libtorch.
             var external = CpuLibTorch();
@@ -118,10 +119,49 @@ public static class TorchRuntime
         }
         catch (Exception e) when (e is DllNotFoundException or NotSupportedException or TypeInitializationException)
         {
-            throw new OspreyException($"libtorch could not be loaded ({FirstLine(e.Message)}); build Osprey with the CPU libtorch package (the default) or set {LibTorchVariable} to a libtorch lib folder.", e);
+            throw new OspreyException(LoadFailure(bundled), e);
         }
-        var bundledVersion = File.Exists(Path.Combine(bundled, "libtorch_cpu.so")) ? BundledLibTorchVersion : "unknown";
-        return new RuntimeInfo(torch.CPU, bundled, bundledVersion, 0, cudaNote ?? NotRequested);
+        return new RuntimeInfo(torch.CPU, bundledCpu ?? bundled, bundledCpu is null ? "unknown" : BundledLibTorchVersion, 0, cudaNote ?? NotRequested);
+    }
+
+    /// <summary>
+    /// Where the native files of the app's packages lie: beside the assemblies for a RuntimeIdentifier-specific build
+    /// (the osprey CLI), under runtimes/linux-x64/native/ for a portable one (a plain `dotnet new console` app).
+    /// </summary>
+    static string[] NativeFolders(string bundled) => [bundled, Path.Combine(bundled, "runtimes", "linux-x64", "native")];
+
+    const string GlibcxxNeed = "GLIBCXX_3.4.32";
+
+    /// <summary>
+    /// Says why TorchSharp could not load libtorch. TorchSharp's own message blames a missing libtorch package even when
+    /// the files are there and the system loader refused them, so ask the loader directly for the real reason.
+    /// </summary>
+    static string LoadFailure(string bundled)
+    {
+        var folders = NativeFolders(bundled);
+        var bridge = folders.Select(f => Path.Combine(f, "libLibTorchSharp.so")).FirstOrDefault(File.Exists);
+        var cpu = folders.Select(f => Path.Combine(f, "libtorch_cpu.so")).FirstOrDefault(File.Exists);
+        if (bridge is null || cpu is null)
+            return $"libtorch could not be loaded: {(bridge is null ? "libLibTorchSharp.so" : "libtorch_cpu.so")} is not in {bundled} (nor its runtimes/linux-x64/native); "
+                + $"reference the Osprey NuGet package, which brings the CPU libtorch (libtorch-cpu-linux-x64), and do not build with OspreyCpuLibTorch=false, "
+                + $"or set {LibTorchVariable} to the lib folder of a PyTorch install.";
+        string reason;
+        try
+        {
+            NativeLibrary.Free(NativeLibrary.Load(bridge));
+            reason = "TorchSharp could not initialise it";
+        }
+        catch (DllNotFoundException e)
+        {
+            // .NET's message is a generic first line followed by the loader's own (dlerror) line.
+            reason = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? e.Message;
+        }
+        if (reason.Contains(GlibcxxNeed, StringComparison.Ordinal))
+            return $"libtorch could not be loaded: {bridge} needs {GlibcxxNeed} (GCC 13's libstdc++), which this system's libstdc++ lacks (Debian 12, Ubuntu 22.04); "
+                + "the Osprey NuGet package's build step (build/Osprey.targets) marks that need weak in the build and publish output, so reference the Osprey package "
+                + "(not only TorchSharp) and rebuild, or install libstdc++ from GCC 13 or newer.";
+        return $"libtorch could not be loaded from {Path.GetDirectoryName(bridge)}: {reason}; "
+            + $"reinstall the Osprey package's native files (delete bin/ and obj/, rebuild), or set {LibTorchVariable} to the lib folder of a PyTorch install.";
     }
 
     /// <summary>The libtorch version of the CPU package Osprey is built against.</summary>
