@@ -6,7 +6,7 @@ namespace Osprey.Datasets;
 public sealed record DatasetOptions
 {
     /// <summary>Training data: files, folders or hub ids, each as path_or_id[:subset][#N].</summary>
-    [Option("dataset", "Training data: files (.jsonl .json .csv .tsv .txt .parquet), folders, or hub ids, each as path_or_id[:subset][#N] (#N samples N rows).", Placeholder = "D...", Common = true)]
+    [Option("dataset", "Training data: files (.jsonl .json .csv .tsv .txt .parquet), folders, or hub ids (from the local cache, else downloaded on first use; HF_HUB_OFFLINE=1: cache only), each as path_or_id[:subset][#N] (#N samples N rows).", Placeholder = "D...", Common = true)]
     public IReadOnlyList<string> Datasets { get; init; } = [];
 
     /// <summary>Validation data, same syntax (then no split is taken from the training data).</summary>
