@@ -12,6 +12,9 @@ public static class ApiErrors
     /// </summary>
     public static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>The <c>Retry-After</c> of a 429, in seconds.</summary>
+    public const int RetryAfterSeconds = 1;
+
     /// <summary>OpenAI's error type for an HTTP status.</summary>
     public static string TypeFor(int status) => status switch
     {
@@ -54,6 +57,9 @@ public static class ApiErrors
         response.StatusCode = e.Status;
         response.ContentType = "application/json";
         if (e.Status == 401) response.Headers.WWWAuthenticate = "Bearer";
+        // A full queue drains as running requests finish, typically within a second or two of decoding: clients
+        // (the OpenAI SDKs among them) wait this long before their retry instead of their own back-off guess.
+        if (e.Status == 429) response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var body = Body(e);
         response.ContentLength = body.Length;
         await response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);

@@ -52,7 +52,10 @@ public static class OpenAiServer
         app.Use((context, next) => Guard(context, next, options, log));
 
         app.MapGet("/health", () => Results.Text("ok"));
-        app.MapGet("/v1/models", new ModelsRoute(model).Handle);
+        var models = new ModelsRoute(model);
+        app.MapGet("/v1/models", models.Handle);
+        // A catch-all: a served name such as "Qwen/Qwen2.5-0.5B" holds a slash.
+        app.MapGet("/v1/models/{**id}", models.HandleOne);
         app.MapPost("/v1/chat/completions", new ChatCompletionsRoute(model, stopping).Handle);
         app.MapPost("/v1/completions", new CompletionsRoute(model, stopping).Handle);
         app.MapPost("/v1/embeddings", new EmbeddingsRoute(model, stopping).Handle);
@@ -65,6 +68,7 @@ public static class OpenAiServer
     /// <summary>Authentication, then the route; any failure becomes an OpenAI error body.</summary>
     static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
     {
+        RequestIds.Start(context);
         if (HeadersTooLarge(context.Request.Headers) is { } tooLarge)
         {
             await ApiErrors.WriteAsync(context, new ApiException(431, tooLarge)).ConfigureAwait(false);
@@ -85,7 +89,7 @@ public static class OpenAiServer
             {
                 var status = context.Response.StatusCode;
                 await ApiErrors.WriteAsync(context, status == 404
-                    ? new ApiException(404, $"No route {context.Request.Method} {context.Request.Path}; this server has GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings.")
+                    ? new ApiException(404, $"No route {context.Request.Method} {context.Request.Path}; this server has GET /health, GET /v1/models, GET /v1/models/{{id}}, POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings.")
                     : new ApiException(405, $"{context.Request.Method} is not allowed on {context.Request.Path}.")).ConfigureAwait(false);
             }
         }

@@ -9,7 +9,7 @@ internal sealed class AppCommand : ICommand
 
     public string Summary => "Chat with a model in the browser (a web page over the same OpenAI-compatible server as deploy).";
 
-    public string Usage => ServeRunner.Help + "\nRuns until Ctrl-C. Default port 7860; open the printed URL. See docs/serving.md.\n";
+    public string Usage => ServeRunner.Help + "\nRuns until Ctrl-C. Default port 7860; open the printed URL. Without --model it serves the built-in demo model (tiny, random weights), as infer does. See docs/serving.md.\n";
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr, CancellationToken.None);
 

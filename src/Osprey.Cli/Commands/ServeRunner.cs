@@ -23,6 +23,12 @@ internal static class ServeRunner
         o.EnsureNoUnknownFlags();
         var adapters = deploy.Validate();
         var (modelOptions, template) = AdapterBaseModel.Resolve([.. adapters.Select(x => x.Path)], deploy.Model, deploy.Template);
+        // `osprey app` without --model opens the built-in demo model, as `osprey infer` does; deploy serves only what it is given.
+        if (webUi && modelOptions.Model is null)
+        {
+            modelOptions = modelOptions with { Model = "demo" };
+            stderr.WriteLine("osprey: no --model given; serving the built-in demo model (tiny Llama, random weights).");
+        }
         var model = new ModelFlags(modelOptions);
         if (model.Model is null) throw new UserError("--model is required; pass a Hugging Face model folder or a hub id (org/name).");
         return Serve(model, deploy with { Template = template }, adapters, webUi, stdout, stderr, stop);

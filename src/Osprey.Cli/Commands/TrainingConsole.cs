@@ -11,9 +11,11 @@ namespace Osprey.Cli.Commands;
 internal static class TrainingConsole
 {
     /// <summary>Runs <paramref name="train"/> with cancellation and progress wired to the console; returns the exit code.</summary>
-    public static int Run(Func<Action<TrainingProgress>, CancellationToken, TrainingResult> train, TextWriter stdout, TextWriter stderr)
+    public static int Run(Func<TextWriter, Action<TrainingProgress>, CancellationToken, TrainingResult> train, TextWriter stdout, TextWriter stderr)
     {
         ProgressReporter? reporter = null;
+        // The run's messages share stderr with the bar: each starts on a line of its own, never after the bar.
+        var log = new ProgressAwareWriter(stderr, () => reporter);
         using var cancel = new CancellationTokenSource();
         using var signals = new StopSignals(() =>
         {
@@ -25,7 +27,7 @@ internal static class TrainingConsole
         TrainingResult result;
         try
         {
-            result = train(p =>
+            result = train(log, p =>
             {
                 reporter ??= new ProgressReporter(stderr, ProgressReporter.IsInteractive(stderr), p.Phase, p.TotalSteps);
                 var fields = new Dictionary<string, string>();

@@ -21,10 +21,14 @@ internal static class ChatCompletionJson
         [property: JsonPropertyName("logprobs")] LogprobsJson.Chat? Logprobs,
         [property: JsonPropertyName("finish_reason")] string FinishReason);
 
-    /// <summary>The reply; content is null (and written) when the reply is only tool calls.</summary>
+    /// <summary>
+    /// The reply; content is null (and written) when the reply is only tool calls. refusal is always null (this
+    /// server never refuses) and always written: OpenAI's chat completion message has it as a required, nullable field.
+    /// </summary>
     public sealed record Message(
         [property: JsonPropertyName("role")] string Role,
         [property: JsonPropertyName("content")] string? Content,
+        [property: JsonPropertyName("refusal")] string? Refusal,
         [property: JsonPropertyName("tool_calls"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ToolCallJson>? ToolCalls);
 
     /// <summary>A tool call; streamed ones carry their index.</summary>

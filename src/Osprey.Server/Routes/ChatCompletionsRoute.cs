@@ -26,12 +26,13 @@ internal sealed class ChatCompletionsRoute(ServedModel model, CancellationToken 
         {
             throw ApiException.Bad($"The messages could not be rendered with the chat template: {e.Message}", "messages");
         }
+        p.CheckFits([prompt], model.Engine.MaxModelLen, "messages");
         var requests = p.EngineRequests([prompt]);
         var token = HttpJson.Token(context, stopping, out var linked);
         using var _ = linked;
         await using var group = RequestGroup.Submit(model.Engine, requests, token);
         var choices = requests.Select((r, i) => new ChoiceState(i, prompt.Length) { Tools = tools is null ? null : new ToolCallStream() }).ToArray();
-        var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        var id = RequestIds.New(context, "chatcmpl-");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         if (p.Stream)
         {
@@ -49,7 +50,7 @@ internal sealed class ChatCompletionsRoute(ServedModel model, CancellationToken 
         string? content = text;
         IReadOnlyList<ToolCall> calls = [];
         if (c.Tools is not null) (content, calls) = ToolCallReply.Parse(text);
-        return new Choice(c.Index, new Message("assistant", content, ToolCalls(calls, withIndex: false)),
+        return new Choice(c.Index, new Message("assistant", content, null, ToolCalls(calls, withIndex: false)),
             p.Logprobs ? LogprobsJson.ForChat(c.Tokens, p.TopLogprobs, model.Tokenizer) : null,
             calls.Count > 0 ? "tool_calls" : c.Finish ?? "length");
     }

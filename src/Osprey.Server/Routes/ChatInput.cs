@@ -54,14 +54,18 @@ internal static class ChatInput
     static string JoinedText(JsonElement content, string param)
     {
         var text = new StringBuilder();
+        var i = 0;
         foreach (var part in content.EnumerateArray())
         {
-            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
-                throw ApiException.Bad($"'{param}.content' parts must be objects with a \"type\".", param + ".content");
+            var at = $"{param}.content[{i++}]";
+            if (part.ValueKind != JsonValueKind.Object)
+                throw ApiException.Bad($"'{at}' must be a content part object with a \"type\".", at);
+            if (!part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                throw ApiException.Bad($"'{at}.type' must be a string such as \"text\".", at + ".type");
             if (type.GetString() != "text")
-                throw ApiException.Bad($"'{param}.content' has a part of type '{type.GetString()}'; this server takes text only.", param + ".content");
+                throw ApiException.Bad($"'{at}.type' is '{type.GetString()}'; this server takes text parts only.", at + ".type");
             if (!part.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
-                throw ApiException.Bad($"'{param}.content' text parts need a string \"text\".", param + ".content");
+                throw ApiException.Bad($"'{at}.text' must be a string.", at + ".text");
             text.Append(t.GetString());
         }
         return text.ToString();
@@ -76,7 +80,9 @@ internal static class ChatInput
         }
         catch (JsonException e)
         {
-            throw ApiException.Bad($"'{param}' is not an OpenAI chat message: {e.Message}", param);
+            // The serializer's path ("$.tool_calls[0].function") names the field within the message.
+            var at = e.Path is { Length: > 1 } path && path.StartsWith('$') ? param + (path[1] == '.' || path[1] == '[' ? path[1..] : "." + path[1..]) : param;
+            throw ApiException.Bad($"'{at}' is not what an OpenAI chat message holds there: {e.Message}", at);
         }
     }
 
@@ -89,7 +95,7 @@ internal static class ChatInput
         var list = new List<JsonElement>();
         foreach (var t in tools.EnumerateArray())
         {
-            if (t.ValueKind != JsonValueKind.Object) throw ApiException.Bad("'tools' must be a list of tool objects.", "tools");
+            if (t.ValueKind != JsonValueKind.Object) throw ApiException.Bad($"'tools[{list.Count}]' must be a tool object.", $"tools[{list.Count}]");
             list.Add(t);
         }
         if (list.Count == 0) return null;

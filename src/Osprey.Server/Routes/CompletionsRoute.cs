@@ -19,12 +19,13 @@ internal sealed class CompletionsRoute(ServedModel model, CancellationToken stop
         var p = GenerationRequest.Read(f, model, chat: false);
         if (prompts.Count * p.N > GenerationRequest.MaxChoices)
             throw ApiException.Bad($"prompts times 'n' must be {GenerationRequest.MaxChoices} at most, got {prompts.Count * p.N}.", "n");
+        p.CheckFits(prompts, model.Engine.MaxModelLen, "prompt");
         var requests = p.EngineRequests(prompts);
         var token = HttpJson.Token(context, stopping, out var linked);
         using var _ = linked;
         await using var group = RequestGroup.Submit(model.Engine, requests, token);
         var choices = requests.Select((r, i) => new ChoiceState(i, r.PromptIds.Count) { Group = i / p.N }).ToArray();
-        var id = "cmpl-" + Guid.NewGuid().ToString("N");
+        var id = RequestIds.New(context, "cmpl-");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         Completion Response(IReadOnlyList<Choice> items, object? usage) => new(id, "text_completion", created, p.ModelName, items, usage);
         if (p.Stream)

@@ -11,6 +11,9 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
     /// <summary>The most choices one request may ask for (n, or prompts times n).</summary>
     public const int MaxChoices = 64;
 
+    /// <summary>The highest temperature OpenAI's API accepts.</summary>
+    public const double MaxTemperature = 2;
+
     /// <summary>Reads the common fields; chat and completions differ in max_completion_tokens and in what logprobs means.</summary>
     public static GenerationRequest Read(RequestFields f, ServedModel model, bool chat)
     {
@@ -22,8 +25,7 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
         var includeUsage = false;
         if (f.Get("stream_options") is { } so)
         {
-            if (so.ValueKind != JsonValueKind.Object) throw ApiException.Bad("'stream_options' must be an object.", "stream_options");
-            var sf = new RequestFields(so);
+            var sf = new RequestFields(so, "stream_options");
             includeUsage = sf.Bool("include_usage") ?? false;
             if (!stream && includeUsage) throw ApiException.Bad("'stream_options' applies only when 'stream' is true.", "stream_options");
         }
@@ -43,7 +45,9 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
             top = k ?? 0;
         }
         var logitBias = LogitBias(f);
-        var sampling = model.Sampling(maxTokens, f.Double("temperature"), f.Double("top_p"), f.Int("top_k", -1),
+        // OpenAI's range; the engine itself accepts more (the CLI's --temperature), but an API client gets OpenAI's 400.
+        var temperature = f.Double("temperature", 0, MaxTemperature);
+        var sampling = model.Sampling(maxTokens, temperature, f.Double("top_p"), f.Int("top_k", -1),
             f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
             f.Double("presence_penalty"), f.Double("frequency_penalty"), logitBias);
         try
@@ -87,6 +91,20 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
             bias[token] = p.Value.GetDouble();
         }
         return bias.Count == 0 ? null : bias;
+    }
+
+    /// <summary>
+    /// Refuses, as OpenAI does (400, <c>context_length_exceeded</c>, param the prompt's field), a request whose prompt
+    /// plus max_tokens is more than max_model_len; without max_tokens the reply gets whatever room is left.
+    /// </summary>
+    public void CheckFits(IReadOnlyList<int[]> prompts, int maxModelLen, string field)
+    {
+        if (Sampling.MaxTokens is not { } asked) return;
+        var what = field == "messages" ? "the messages" : $"the {field}";
+        foreach (var prompt in prompts)
+            if ((long)prompt.Length + asked > maxModelLen)
+                throw ApiException.Bad($"This server's max_model_len is {maxModelLen} tokens, but the request asks for {(long)prompt.Length + asked} " +
+                    $"({prompt.Length} in {what}, {asked} in the completion); shorten {what} or lower max_tokens.", field, "context_length_exceeded");
     }
 
     /// <summary>N engine requests per prompt; with a seed, choice i samples with seed + i so the choices differ.</summary>

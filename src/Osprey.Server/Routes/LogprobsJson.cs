@@ -8,8 +8,13 @@ namespace Osprey.Server;
 /// <summary>Token log-probabilities in the two shapes OpenAI uses: chat's and the legacy completions one.</summary>
 internal static class LogprobsJson
 {
-    /// <summary>Chat's <c>logprobs</c>: <c>{"content": [...]}</c>.</summary>
-    public sealed record Chat([property: JsonPropertyName("content")] IReadOnlyList<ChatToken> Content);
+    /// <summary>
+    /// Chat's <c>logprobs</c>: <c>{"content": [...], "refusal": null}</c>; OpenAI's object has both fields (required,
+    /// nullable), and this server never refuses.
+    /// </summary>
+    public sealed record Chat(
+        [property: JsonPropertyName("content")] IReadOnlyList<ChatToken> Content,
+        [property: JsonPropertyName("refusal")] IReadOnlyList<ChatToken>? Refusal = null);
 
     /// <summary>One token: its text, log-probability and UTF-8 bytes; the chosen tokens also list their alternatives.</summary>
     public sealed record ChatToken(
@@ -52,8 +57,9 @@ internal static class LogprobsJson
 
     static ChatToken Token(int id, float logprob, Tokenizer tokenizer, IReadOnlyList<ChatToken>? top)
     {
-        var s = Text(id, tokenizer);
-        return new ChatToken(s, logprob, System.Text.Encoding.UTF8.GetBytes(s).Select(b => (int)b).ToArray(), top);
+        // The token's own bytes, not its text's: a byte-level token may end inside a UTF-8 character, and the client
+        // joins the bytes of consecutive tokens to rebuild it (its text shows U+FFFD there).
+        return new ChatToken(Text(id, tokenizer), logprob, tokenizer.TokenBytes(id).Select(b => (int)b).ToArray(), top);
     }
 
     /// <summary>Legacy logprobs; <paramref name="offset"/> is where the first token's text starts in the choice's text.</summary>

@@ -14,31 +14,47 @@ internal static class PromptInputs
         if (v.ValueKind == JsonValueKind.String) return [model.EncodeText(v.GetString()!)];
         if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() == 0) throw ApiException.Bad(shape, field);
         var first = v[0].ValueKind;
-        if (first == JsonValueKind.Number) return [Ids(v)];
+        if (first == JsonValueKind.Number) return [Ids(v, field)];
         var list = new List<int[]>();
         foreach (var e in v.EnumerateArray())
         {
-            if (e.ValueKind != first) throw ApiException.Bad(shape, field);
+            var at = $"{field}[{list.Count}]";
+            if (e.ValueKind != first) throw ApiException.Bad($"'{at}' is a {Kind(e)} but '{field}[0]' a {Kind(v[0])}; {shape}", at);
             list.Add(e.ValueKind switch
             {
                 JsonValueKind.String => model.EncodeText(e.GetString()!),
-                JsonValueKind.Array => Ids(e),
-                _ => throw ApiException.Bad(shape, field),
+                JsonValueKind.Array => Ids(e, at),
+                _ => throw ApiException.Bad($"'{at}' is a {Kind(e)}; {shape}", at),
             });
         }
         if (list.Count > GenerationRequest.MaxChoices)
             throw ApiException.Bad($"'{field}' holds {list.Count} entries; send {GenerationRequest.MaxChoices} at most per request.", field);
         return list;
 
-        int[] Ids(JsonElement array)
+        // Ids outside the vocabulary are refused here, where the path to the entry is known (the engine would only
+        // say "the prompt").
+        int[] Ids(JsonElement array, string path)
         {
             var ids = new int[array.GetArrayLength()];
+            var vocab = model.Engine.Model.Spec.VocabSize;
             var i = 0;
             foreach (var e in array.EnumerateArray())
             {
-                if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out ids[i++])) throw ApiException.Bad($"'{field}' token ids must be integers.", field);
+                var at = $"{path}[{i}]";
+                if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out ids[i])) throw ApiException.Bad($"'{at}' must be an integer token id.", at);
+                if (ids[i] < 0 || ids[i] >= vocab) throw ApiException.Bad($"'{at}' is token id {ids[i]}, outside the model's vocabulary of {vocab}; ids run from 0 to {vocab - 1}.", at);
+                i++;
             }
             return ids;
         }
+
+        static string Kind(JsonElement e) => e.ValueKind switch
+        {
+            JsonValueKind.String => "string",
+            JsonValueKind.Array => "list",
+            JsonValueKind.Number => "number",
+            JsonValueKind.Object => "object",
+            _ => e.ValueKind.ToString().ToLowerInvariant(),
+        };
     }
 }

@@ -9,17 +9,24 @@ namespace Osprey.Server;
 internal sealed class RequestFields
 {
     readonly JsonElement _root;
+    readonly string _prefix;
 
-    public RequestFields(JsonElement root)
+    /// <summary>The body's fields, or (with <paramref name="path"/>, such as "stream_options") a nested object's.</summary>
+    public RequestFields(JsonElement root, string? path = null)
     {
-        if (root.ValueKind != JsonValueKind.Object) throw ApiException.Bad("The request body must be a JSON object.");
+        if (root.ValueKind != JsonValueKind.Object)
+            throw path is null ? ApiException.Bad("The request body must be a JSON object.") : ApiException.Bad($"'{path}' must be an object.", path);
         _root = root;
+        _prefix = path is null ? "" : path + ".";
     }
 
     public JsonElement? Get(string name) =>
         _root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
 
-    static ApiException Wrong(string name, string what) => ApiException.Bad($"'{name}' must be {what}.", name);
+    /// <summary>The field's path as OpenAI writes it in param: "temperature", "stream_options.include_usage".</summary>
+    public string Path(string name) => _prefix + name;
+
+    ApiException Wrong(string name, string what) => ApiException.Bad($"'{Path(name)}' must be {what}.", Path(name));
 
     public string? String(string name)
     {
@@ -36,7 +43,15 @@ internal sealed class RequestFields
     public double? Double(string name)
     {
         if (Get(name) is not { } v) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) ? d : throw Wrong(name, "a number");
+        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && double.IsFinite(d) ? d : throw Wrong(name, "a number");
+    }
+
+    /// <summary>A number in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public double? Double(string name, double min, double max)
+    {
+        if (Double(name) is not { } d) return null;
+        if (d < min || d > max) throw ApiException.Bad($"'{Path(name)}' must be between {min} and {max}, got {d}.", Path(name));
+        return d;
     }
 
     public long? Long(string name)
@@ -53,7 +68,7 @@ internal sealed class RequestFields
     public int? Int(string name, int min, int max = int.MaxValue)
     {
         if (Long(name) is not { } l) return null;
-        if (l < min || l > max) throw ApiException.Bad(max == int.MaxValue ? $"'{name}' must be {min} or more, got {l}." : $"'{name}' must be between {min} and {max}, got {l}.", name);
+        if (l < min || l > max) throw ApiException.Bad(max == int.MaxValue ? $"'{Path(name)}' must be {min} or more, got {l}." : $"'{Path(name)}' must be between {min} and {max}, got {l}.", Path(name));
         return (int)l;
     }
 
@@ -72,6 +87,6 @@ internal sealed class RequestFields
     /// <summary>Rejects fields whose non-default values Osprey does not implement, so nothing is silently ignored.</summary>
     public void Unsupported(string name, Func<JsonElement, bool> isDefault)
     {
-        if (Get(name) is { } v && !isDefault(v)) throw ApiException.Bad($"'{name}' is not supported by this server.", name);
+        if (Get(name) is { } v && !isDefault(v)) throw ApiException.Bad($"'{Path(name)}' is not supported by this server.", Path(name));
     }
 }

@@ -79,6 +79,19 @@ public sealed class ProgressReporter
         _writer.Flush();
     }
 
+    /// <summary>
+    /// Ends a line drawn in place (a terminal) so that another message can be written below it; the next update
+    /// draws the bar afresh on the line after. Writers of such messages go through <see cref="ProgressAwareWriter"/>.
+    /// </summary>
+    public void EndLine()
+    {
+        if (!Interactive || !_lineOpen) return;
+        _writer.WriteLine();
+        _writer.Flush();
+        _lineOpen = false;
+        _lastLength = 0;
+    }
+
     private void Write(double now)
     {
         var line = ProgressLine.Format(Phase, _step, Total, now - _start, _fields, Width);
@@ -99,9 +112,10 @@ public sealed class ProgressReporter
         _pending = false;
     }
 
-    /// <summary>True only when <paramref name="writer"/> is <see cref="Console.Error"/> or <see cref="Console.Out"/> and that stream is not redirected.</summary>
+    /// <summary>True only when <paramref name="writer"/> is (or a <see cref="ProgressAwareWriter"/> around) <see cref="Console.Error"/> or <see cref="Console.Out"/> and that stream is not redirected.</summary>
     public static bool IsInteractive(TextWriter writer)
     {
+        if (writer is ProgressAwareWriter aware) return IsInteractive(aware.Inner);
         if (ReferenceEquals(writer, Console.Error)) return !Console.IsErrorRedirected;
         if (ReferenceEquals(writer, Console.Out)) return !Console.IsOutputRedirected;
         return false;

@@ -8,6 +8,12 @@ internal abstract class Decoder
 {
     public abstract List<string> DecodeChain(List<string> tokens);
 
+    /// <summary>
+    /// The raw bytes one vocabulary token stands for when this decoder defines them (byte-level and byte-fallback
+    /// tokens, which may be part of a UTF-8 character), else null.
+    /// </summary>
+    public virtual byte[]? RawBytes(string token) => null;
+
     public static Decoder? FromJson(JsonElement e, string path)
     {
         if (e.ValueKind == JsonValueKind.Null) return null;
@@ -51,6 +57,13 @@ internal abstract class Decoder
 
 internal sealed class SequenceDecoder(IReadOnlyList<Decoder> decoders) : Decoder
 {
+    public override byte[]? RawBytes(string token)
+    {
+        foreach (var d in decoders)
+            if (d.RawBytes(token) is { } bytes) return bytes;
+        return null;
+    }
+
     public override List<string> DecodeChain(List<string> tokens)
     {
         foreach (var d in decoders) tokens = d.DecodeChain(tokens);
@@ -61,6 +74,18 @@ internal sealed class SequenceDecoder(IReadOnlyList<Decoder> decoders) : Decoder
 /// <summary>GPT-2 byte-level: each char stands for one byte; a token with a char outside the table keeps its UTF-8 bytes.</summary>
 internal sealed class ByteLevelDecoder : Decoder
 {
+    public override byte[]? RawBytes(string token)
+    {
+        var bytes = new byte[token.Length];
+        for (var i = 0; i < token.Length; i++)
+        {
+            var b = ByteLevelAlphabet.CharToByte(token[i]);
+            if (b < 0) return null;
+            bytes[i] = (byte)b;
+        }
+        return bytes;
+    }
+
     public override List<string> DecodeChain(List<string> tokens)
     {
         var bytes = new List<byte>();
@@ -92,6 +117,10 @@ internal sealed class ByteLevelDecoder : Decoder
 /// <summary>&lt;0xNN&gt; tokens become bytes; an invalid UTF-8 run becomes one U+FFFD per byte.</summary>
 internal sealed class ByteFallbackDecoder : Decoder
 {
+    public override byte[]? RawBytes(string token) =>
+        token.Length == 6 && token.StartsWith("<0x", StringComparison.Ordinal) && token[5] == '>' &&
+        byte.TryParse(token.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var b) ? [b] : null;
+
     public override List<string> DecodeChain(List<string> tokens)
     {
         var output = new List<string>(tokens.Count);

@@ -321,6 +321,18 @@ public sealed partial class Tokenizer
         .Replace(" 've", "'ve", StringComparison.Ordinal)
         .Replace(" 're", "'re", StringComparison.Ordinal);
 
+    /// <summary>
+    /// The bytes token <paramref name="id"/> stands for: for a byte-level or byte-fallback token its raw bytes, which
+    /// may be an incomplete UTF-8 sequence (where <see cref="Decode"/> gives U+FFFD); otherwise the UTF-8 of its
+    /// decoded text. Added tokens are their content's UTF-8. Empty for an id outside the vocabulary.
+    /// </summary>
+    public byte[] TokenBytes(int id)
+    {
+        if (_addedById.TryGetValue(id, out var added)) return System.Text.Encoding.UTF8.GetBytes(added.Content);
+        if (_model.IdToToken(id) is not { } token) return [];
+        return _decoder?.RawBytes(token) ?? System.Text.Encoding.UTF8.GetBytes(Decode([id]));
+    }
+
     /// <summary>The token string of an id (vocabulary or added token), or null when out of range.</summary>
     public string? IdToToken(int id) => _addedById.TryGetValue(id, out var added) ? added.Content : _model.IdToToken(id);
 

@@ -104,8 +104,8 @@ public sealed class ServerInputTests
     [InlineData("/v1/completions", "\"presence_penalty\": 3", "presence_penalty")]
     [InlineData("/v1/completions", "\"logit_bias\": {\"1\": 1000}", "logit_bias")]
     [InlineData("/v1/completions", "\"logit_bias\": {\"99999999\": 1}", "logit_bias")]
-    [InlineData("/v1/completions", "\"prompt\": [99999999]", "prompt")]
-    [InlineData("/v1/embeddings", "\"input\": [[99999999]]", "input")]
+    [InlineData("/v1/completions", "\"prompt\": [99999999]", "prompt[0]")]
+    [InlineData("/v1/embeddings", "\"input\": [[99999999]]", "input[0][0]")]
     public async Task RangeErrorsNameTheirField(string path, string field, string param)
     {
         await using var server = await TestServer.StartAsync("qwen2", Small);

@@ -55,9 +55,13 @@ public sealed class AuthAndLimitsTests
         for (var i = 0; i < 4; i++) Assert.StartsWith("data: ", await ReadEvent(reader));
         Assert.Equal(1, server.Model.Engine.Stats.Running);
 
-        var (status, body, _) = await server.PostAsync("/v1/completions", "{\"prompt\": \"abc\", \"max_tokens\": 2}");
-        Assert.Equal(429, status);
-        TestServer.AssertError(body, "queue_full");
+        using (var busy = await server.Http.PostAsync("/v1/completions", new StringContent("{\"prompt\": \"abc\", \"max_tokens\": 2}", System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(429, (int)busy.StatusCode);
+            TestServer.AssertError(JsonDocument.Parse(await busy.Content.ReadAsStringAsync()).RootElement, "queue_full");
+            // RFC 9110 §10.2.3: Retry-After as delay-seconds, which the OpenAI SDKs honour before retrying.
+            Assert.True(busy.Headers.RetryAfter?.Delta is { } wait && wait >= TimeSpan.Zero, busy.Headers.ToString());
+        }
 
         // The client goes away mid-stream: the engine cancels the request and frees the slot.
         response.Dispose();

@@ -19,7 +19,6 @@ public sealed partial class DeployCommandTests
         { ["--model", CliRun.Fixture("qwen2"), "--api_key", " "], "--api_key" },
         { ["--model", CliRun.Fixture("qwen2"), "--adapters", "=somewhere"], "--adapters" },
         { ["--model", CliRun.Fixture("qwen2"), "--adapters", "a=/no/such/osprey/adapter"], "--adapters" },
-        { ["--port", "8000"], "--model" },
         { ["--model", CliRun.Fixture("qwen2"), "--no_such_flag", "1"], "--no_such_flag" },
     };
 
@@ -35,6 +34,16 @@ public sealed partial class DeployCommandTests
             Assert.Contains(names, line);
             Assert.Empty(run.Stdout);
         }
+    }
+
+    [Fact]
+    public void DeployWithoutAModelIsAUserError()
+    {
+        // Unlike `osprey app`, which opens the demo model (AppDemoModelTests).
+        var run = CliRun.Of(["deploy", "--port", "8000"]);
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains("--model", Assert.Single(run.StderrLines));
+        Assert.Empty(run.Stdout);
     }
 
     [GeneratedRegex(@"at (http://127\.0\.0\.1:\d+)/")]

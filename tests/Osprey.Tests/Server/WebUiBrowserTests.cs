@@ -160,13 +160,16 @@ public sealed class WebUiBrowserTests(ITestOutputHelper log) : IAsyncLifetime
               return true;
             })()
             """);
-        await Browser.WaitForAsync("document.querySelector('#log li.assistant')?.dataset.done === 'true'", TimeSpan.FromSeconds(30));
+        await Browser.WaitForAsync("document.querySelector('#log li.user')?.dataset.failed === 'true'", TimeSpan.FromSeconds(30));
         var error = (await Browser.EvaluateAsync("document.getElementById('error').hidden ? null : document.getElementById('error').textContent"))?.GetValue<string>();
         log.WriteLine(error ?? "(no error shown)");
         Assert.NotNull(error);
         Assert.Contains("temperature", error);
-        // The failed turn is not kept: the user turn and the empty reply stay on screen, the history drops them.
-        Assert.Equal("", (await Browser.EvaluateAsync("document.querySelector('#log li.assistant').textContent"))!.GetValue<string>());
+        // The failed turn leaves no empty reply bubble (issue 16): the question stays, marked failed, and the page is
+        // ready for the next one.
+        Assert.Equal(0, (await Browser.EvaluateAsync("document.querySelectorAll('#log li.assistant').length"))!.GetValue<int>());
+        Assert.Equal(1, (await Browser.EvaluateAsync("document.querySelectorAll('#log li.user.failed').length"))!.GetValue<int>());
+        Assert.False((await Browser.EvaluateAsync("document.getElementById('send').disabled"))!.GetValue<bool>());
     }
 
     static void AssertPng(byte[] png)

@@ -80,7 +80,7 @@
   async function ask(question) {
     showError("");
     history.push({ role: "user", content: question });
-    addMessage("user", question);
+    const asked = addMessage("user", question);
     const reply = addMessage("assistant", "");
     reply.dataset.done = "false";
     reply.dataset.deltas = "0";
@@ -140,9 +140,15 @@
       controller = null;
       reply.dataset.done = "true";
       reply.dataset.finish = finish || "";
-      // A turn with no reply is dropped, so the history keeps alternating user and assistant.
+      // A turn with no reply is dropped, so the history keeps alternating user and assistant; on screen its empty
+      // reply bubble goes too, and the question is marked as not sent to the model as part of the conversation.
       if (text) history.push({ role: "assistant", content: text });
-      else history.pop();
+      else {
+        history.pop();
+        reply.remove();
+        asked.classList.add("failed");
+        asked.dataset.failed = "true";
+      }
       busy(false);
       input.focus();
     }
