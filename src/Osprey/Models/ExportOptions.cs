@@ -15,6 +15,7 @@ namespace Osprey.Models;
 [NoEffectFlag("group_size", Quantization)]
 [NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder")]
 [NoEffectFlag("seed", "export is deterministic")]
+[NoEffectFlag("max_model_len", "export does not change the model's context")]
 [NoEffectFlag("to_mcore", Megatron)]
 [NoEffectFlag("to_hf", Megatron)]
 [NoEffectFlag("mcore_model", Megatron)]
