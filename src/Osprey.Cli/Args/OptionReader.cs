@@ -152,11 +152,12 @@ public sealed class OptionReader
     public T Bind<T>() where T : notnull
     {
         var set = OptionSet.For<T>();
-        foreach (var flag in set.NoEffect)
+        // Accepted so a script written for ms-swift runs; each one given (even as a config null) earns one notice, in
+        // the order the user gave them.
+        Accept([.. set.NoEffect.Select(flag => flag.Name)]);
+        foreach (var given in Args.Options)
         {
-            // Accepted so a script written for ms-swift runs; given (even as a config null) it earns one notice.
-            Accept(flag.Name);
-            if (Args.Find(flag.Name) is { } given && _noticed.Add(flag.Name))
+            if (set.FindNoEffect(given.Name) is { } flag && _noticed.Add(flag.Name))
             {
                 Notices.WriteLine(flag.Notice(given.WrittenName));
             }
