@@ -132,7 +132,7 @@ public static class OspreyApp
         {
             rest = ["--" + rest[0], .. rest[1..]];
         }
-        var options = new OptionReader(ParsedArgs.Parse(rest), command.Name);
+        var options = new OptionReader(ParsedArgs.Parse(rest), command.Name, stderr);
         debug |= options.Bool("debug", false);
         var exitCode = command.Run(options, stdin, stdout, stderr);
 

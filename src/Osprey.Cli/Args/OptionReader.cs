@@ -19,14 +19,28 @@ public sealed class OptionReader
     private static readonly string[] GlobalFlags = [ParsedArgs.ConfigFlag, "debug", "help"];
 
     private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _noticed = new(StringComparer.Ordinal);
 
     /// <summary>Creates a reader over <paramref name="args"/> for the verb <paramref name="commandName"/>.</summary>
     public OptionReader(ParsedArgs args, string commandName)
+        : this(args, commandName, TextWriter.Null)
+    {
+    }
+
+    /// <summary>
+    /// Creates a reader over <paramref name="args"/> for the verb <paramref name="commandName"/> that prints the notice
+    /// of each given no-effect flag (<see cref="NoEffectFlagAttribute"/>) to <paramref name="notices"/>.
+    /// </summary>
+    public OptionReader(ParsedArgs args, string commandName, TextWriter notices)
     {
         Args = args;
         CommandName = commandName;
+        Notices = notices;
         _known.UnionWith(GlobalFlags);
     }
+
+    /// <summary>Where the notices of no-effect flags go (stderr in <c>osprey</c>).</summary>
+    public TextWriter Notices { get; }
 
     /// <summary>The parsed flags behind this reader.</summary>
     public ParsedArgs Args { get; }
@@ -138,6 +152,17 @@ public sealed class OptionReader
     public T Bind<T>() where T : notnull
     {
         var set = OptionSet.For<T>();
+        // Accepted so a script written for ms-swift runs; each one given (even as a config null) earns one notice, in
+        // the order the user gave them.
+        Accept([.. set.NoEffect.Select(flag => flag.Name)]);
+        foreach (var given in Args.Options)
+        {
+            if (set.FindNoEffect(given.Name) is { } flag && _noticed.Add(flag.Name))
+            {
+                Notices.WriteLine(flag.Notice(given.WrittenName));
+            }
+        }
+
         try
         {
             return set.Bind<T>(spec =>

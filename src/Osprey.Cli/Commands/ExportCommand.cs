@@ -19,7 +19,7 @@ internal sealed class ExportCommand : ICommand
 
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
-    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help();
+    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<ModelOptions>(), OptionSet.For<ExportOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {

@@ -28,7 +28,8 @@ internal sealed class InferCommand : ICommand
         "message included, rendered with the tokenizer's chat template and no generation prompt); --input_ids prints\n" +
         "\"[i] <score>\" per prompt. The generation flags do not apply; there is no chat.\n" +
         "\n" +
-        "In the chat, 'clear' forgets the conversation and 'exit', 'quit' or end of input stop.\n";
+        "In the chat, 'clear' forgets the conversation and 'exit', 'quit' or end of input stop.\n" +
+        OptionSet.NoEffectHelp(OptionSet.For<InferOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => Run(options, Console.In, stdout, stderr);
 
@@ -43,6 +44,7 @@ internal sealed class InferCommand : ICommand
         if (ids is null) infer = infer with { Template = infer.Template ?? adapterTemplate };
         // Validated with a placeholder for the prompts: they are parsed once the model folder is known, as before.
         (infer with { InputIds = ids is null ? null : [] }).Validate();
+        if (InferOptions.BackendNotice(infer.InferBackend) is { } backend) stderr.WriteLine(backend);
 
         // libtorch is loaded once per process: load it for the requested device before anything touches
         // TorchSharp (the demo model is built with it), or TorchSharp would pick its own CPU library.

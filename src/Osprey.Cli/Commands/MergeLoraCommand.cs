@@ -1,4 +1,5 @@
 using Osprey.Cli.Args;
+using Osprey.Hub;
 using Osprey.Models;
 using Osprey.Options;
 
@@ -11,7 +12,7 @@ internal sealed class MergeLoraCommand : ICommand
 
     public string Summary => "Merge LoRA adapters into the base weights and save a Hugging Face folder (<adapter>-merged).";
 
-    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help();
+    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<ModelOptions>(), OptionSet.For<ExportOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr) => ExportCommand.Run(options, stdout, stderr, merge: true);
 }

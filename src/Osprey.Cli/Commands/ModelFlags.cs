@@ -24,7 +24,7 @@ internal sealed record ModelFlags(ModelOptions Options)
     public DeviceSpec Device => DeviceSpec.Parse(Options.Device);
 
     /// <summary>--torch_dtype as given.</summary>
-    public string DType => Options.TorchDtype;
+    public string DType => Options.ResolvedDtype();
 
     public ModelLoadOptions LoadOptions(TextWriter notice) => Options.LoadOptions(notice);
 

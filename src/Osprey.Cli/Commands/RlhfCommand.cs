@@ -18,7 +18,7 @@ internal sealed class RlhfCommand : ICommand
         "Data: rows with chosen and rejected responses (\"prompt\"/\"chosen\"/\"rejected\", or messages plus\n" +
         "\"rejected_response\"); for KTO, messages plus \"label\" true/false (at least 2 per micro-batch). Loss on the\n" +
         "last response (--loss_scale last_round).\n\n" +
-        OptionSet.For<RlhfOptions>().Help();
+        OptionSet.For<RlhfOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<RlhfOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {

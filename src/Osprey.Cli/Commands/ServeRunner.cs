@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Osprey.Cli.Args;
 using Osprey.Hub;
+using Osprey.Inference;
 using Osprey.Server;
 using Osprey.Serving;
 using Osprey.Options;
@@ -14,7 +15,7 @@ namespace Osprey.Cli.Commands;
 internal static class ServeRunner
 {
     /// <summary>Help of the verbs' flags.</summary>
-    public static string Help => OptionSet.For<DeployOptions>().Help();
+    public static string Help => OptionSet.For<DeployOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<DeployOptions>());
 
     /// <summary>Binds and checks the flags, then serves until <paramref name="stop"/> is cancelled or Ctrl-C.</summary>
     public static int Run(OptionReader o, bool webUi, TextWriter stdout, TextWriter stderr, CancellationToken stop)
@@ -22,6 +23,7 @@ internal static class ServeRunner
         var deploy = o.Bind<DeployOptions>();
         o.EnsureNoUnknownFlags();
         var adapters = deploy.Validate();
+        if (InferOptions.BackendNotice(deploy.InferBackend) is { } backend) stderr.WriteLine(backend);
         var (modelOptions, template) = AdapterBaseModel.Resolve([.. adapters.Select(x => x.Path)], deploy.Model, deploy.Template);
         // `osprey app` without --model opens the built-in demo model, as `osprey infer` does; deploy serves only what it is given.
         if (webUi && modelOptions.Model is null)

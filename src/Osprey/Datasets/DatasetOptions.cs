@@ -3,8 +3,19 @@ using Osprey.Options;
 namespace Osprey.Datasets;
 
 /// <summary>The dataset flags of ms-swift (<c>--dataset</c>, <c>--val_dataset</c>, ...), declared once.</summary>
+// ms-swift's data arguments that do not apply here (docs/ms-swift-compat.md).
+[NoEffectFlag("data_seed", "--seed also seeds the data order and sampling")]
+[NoEffectFlag("val_dataset_shuffle", "validation rows keep their order")]
+[NoEffectFlag("interleave_prob", Concat)]
+[NoEffectFlag("stopping_strategy", Concat)]
+[NoEffectFlag("shuffle_buffer_size", "streamed rows are read in order")]
+[NoEffectFlag("download_mode", "delete the cached copy to download it again")]
+[NoEffectFlag("remove_unused_columns", "it configures a Python library that Osprey does not use")]
+[NoEffectFlag("custom_dataset_info", "Osprey does not read dataset_info.json registrations; pass files or hub ids")]
 public sealed record DatasetOptions
 {
+    private const string Concat = "several datasets are concatenated";
+
     /// <summary>Training data: files, folders or hub ids, each as path_or_id[:subset][#N].</summary>
     [Option("dataset", "Training data: files (.jsonl .json .csv .tsv .txt .parquet), folders, or hub ids (from the local cache, else downloaded on first use; HF_HUB_OFFLINE=1: cache only), each as path_or_id[:subset][#N] (#N samples N rows).", Placeholder = "D...", Common = true)]
     public IReadOnlyList<string> Datasets { get; init; } = [];

@@ -8,8 +8,19 @@ namespace Osprey.Datasets;
 /// <c>--packing</c>, ...), declared once for every verb that encodes: <c>osprey sft/pt/rlhf</c> and
 /// <c>osprey encode</c>.
 /// </summary>
+// ms-swift's template arguments that do not apply here (docs/ms-swift-compat.md).
+[NoEffectFlag("max_pixels", TextOnly)]
+[NoEffectFlag("norm_bbox", TextOnly)]
+[NoEffectFlag("agent_template", "tools are rendered by the chat template itself")]
+[NoEffectFlag("use_chat_template", "sft uses the chat template; osprey pt trains on plain text")]
+[NoEffectFlag("padding_free", "Osprey pads each micro-batch to its longest sample; --packing packs rows without cross-attention")]
+[NoEffectFlag("padding_side", "training pads on the right")]
+[NoEffectFlag("response_prefix", "the chat template decides how a reply starts")]
+[NoEffectFlag("template_backend", "Osprey renders chat templates with its own Jinja engine")]
 public sealed record TemplateEncodingOptions
 {
+    private const string TextOnly = "Osprey works with text models only";
+
     /// <summary>A chat template name or file instead of the model's own.</summary>
     [Option("template", "Chat template: a Jinja file, a tokenizer's named template or an ms-swift name.", DefaultText = "the model's own chat_template", Placeholder = "NAME")]
     public string? Template { get; init; }

@@ -8,8 +8,26 @@ namespace Osprey.Inference;
 /// <see cref="InputIds"/>), answers to a dataset, or generation from token ids. Null generation settings come from
 /// the model's generation_config.json (see <see cref="Sampling"/>).
 /// </summary>
+// ms-swift's generation, merge and inference arguments that do not apply here (docs/ms-swift-compat.md).
+[NoEffectFlagsFrom(typeof(InferenceEngineFlags))]
+[NoEffectFlag("num_beams", "Osprey decodes one sequence per prompt (no beam search)")]
+[NoEffectFlag("stop_words", "infer stops at the model's end-of-sequence tokens; the deploy API takes stop strings")]
+[NoEffectFlag("logprobs", Logprobs)]
+[NoEffectFlag("top_logprobs", Logprobs)]
+[NoEffectFlag("merge_lora", "infer merges --adapters into the weights at load already")]
+[NoEffectFlag("safe_serialization", NoWeights)]
+[NoEffectFlag("max_shard_size", NoWeights)]
+[NoEffectFlag("write_batch_size", "rows are written as they finish")]
+[NoEffectFlag("metric", "infer does not score the responses")]
+[NoEffectFlag("val_dataset_sample", "infer answers every row of --val_dataset")]
+[NoEffectFlag("reranker_use_activation", "Osprey has no reranker models")]
+[NoEffectFlag("max_model_len", "the context is config.json's max_position_embeddings")]
+[NoEffectFlag("max_length", "infer does not truncate prompts")]
 public sealed record InferOptions
 {
+    private const string Logprobs = "infer prints text; the deploy API returns logprobs";
+    private const string NoWeights = "infer writes no weights";
+
     /// <summary>--model and the device flags; the CLI resolves them into <see cref="ModelFolder"/>.</summary>
     [OptionGroup]
     public ModelOptions Model { get; init; } = new();
@@ -64,10 +82,10 @@ public sealed record InferOptions
     [Option("stream", "Print the reply as it is generated.", DefaultText = "true in the chat, else false")]
     public bool? Stream { get; init; }
     /// <summary>--infer_backend: only the built-in <c>pt</c> exists; the others are Python-only.</summary>
-    [Option("infer_backend", "Inference engine; only the built-in 'pt' exists.", Placeholder = "pt")]
+    [Option("infer_backend", "Inference engine: Osprey's own 'pt'; vllm, sglang and lmdeploy run it too, with a notice.", Placeholder = "pt")]
     public string InferBackend { get; init; } = "pt";
     /// <summary>--adapters: LoRA adapters merged into the model at load (see <see cref="AdapterBaseModel"/>).</summary>
-    [Option("adapters", "LoRA adapters (checkpoint-N folders or PEFT adapters) merged into the model at load; without --model the base model and template come from the adapter's args.json.", Placeholder = "DIR...")]
+    [Option("adapters", "LoRA adapters (checkpoint-N folders or PEFT adapters) merged into the model at load; without --model the base model and template come from the adapter's args.json.", Placeholder = "DIR...", Aliases = ["ckpt_dir"])]
     public IReadOnlyList<string> Adapters { get; init; } = [];
 
     /// <summary>The model (or an adapter) is a reward model: it scores rows or prompts instead of generating.</summary>
@@ -76,10 +94,23 @@ public sealed record InferOptions
     /// <summary>Which of the three ways these options ask for.</summary>
     public InferMode Mode => InputIds is not null ? InferMode.Ids : ValDatasets.Count > 0 ? InferMode.Dataset : InferMode.Chat;
 
+    /// <summary>
+    /// What <c>--infer_backend</c> <paramref name="backend"/> means here: null for Osprey's own <c>pt</c>; for ms-swift's
+    /// Python engines (vllm, sglang, lmdeploy) the one-line notice that Osprey's engine runs instead, so their scripts run
+    /// unchanged.
+    /// </summary>
+    /// <exception cref="OspreyException">Any other name.</exception>
+    public static string? BackendNotice(string backend) => backend switch
+    {
+        "pt" => null,
+        "vllm" or "sglang" or "lmdeploy" => $"osprey: --infer_backend {backend} runs Osprey's own engine here; {backend} is a Python engine.",
+        _ => throw new OspreyException($"--infer_backend {backend} is unknown; Osprey's engine is 'pt' (ms-swift's vllm, sglang and lmdeploy run it too), so pass --infer_backend pt or drop the flag."),
+    };
+
     /// <summary>Checks the combinations of flags once, before anything loads; throws an <see cref="OspreyException"/> naming the flags.</summary>
     public void Validate()
     {
-        if (InferBackend != "pt") throw new OspreyException($"--infer_backend {InferBackend} is not available; Osprey's engine is 'pt' (vllm/sglang/lmdeploy are Python-only).");
+        BackendNotice(InferBackend);
         if (SaveLogits is not null && InputIds is null) throw new OspreyException("--save_logits needs the prompts as --input_ids.");
         if (InputIds is not null && ValDatasets.Count > 0) throw new OspreyException("--input_ids and --val_dataset both give the prompts; use one.");
         if (MaxBatchSize is < 1) throw new OspreyException($"--max_batch_size must be 1 or more, got {MaxBatchSize}.");

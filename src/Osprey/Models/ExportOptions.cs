@@ -6,10 +6,31 @@ namespace Osprey.Models;
 /// The flags of <c>osprey export</c> and <c>osprey merge-lora</c> besides the model and adapter flags: where to write
 /// the re-saved folder and in what shards, or (<see cref="ToCachedDataset"/>) to encode datasets instead.
 /// </summary>
+// ms-swift's export arguments that do not apply here (docs/ms-swift-compat.md).
+[NoEffectFlagsFrom(typeof(HubUploadFlags))]
+[NoEffectFlag("exist_ok", "an existing --output_dir is updated file by file")]
+[NoEffectFlag("safe_serialization", "weights are always written as safetensors")]
+[NoEffectFlag("quant_n_samples", Quantization)]
+[NoEffectFlag("quant_batch_size", Quantization)]
+[NoEffectFlag("group_size", Quantization)]
+[NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder")]
+[NoEffectFlag("seed", "export is deterministic")]
+[NoEffectFlag("max_model_len", "export does not change the model's context")]
+[NoEffectFlag("to_mcore", Megatron)]
+[NoEffectFlag("to_hf", Megatron)]
+[NoEffectFlag("mcore_model", Megatron)]
+[NoEffectFlag("mcore_adapters", Megatron)]
+[NoEffectFlag("thread_count", Megatron)]
+[NoEffectFlag("offload_bridge", Megatron)]
+[NoEffectFlag("test_convert_precision", Megatron)]
+[NoEffectFlag("test_convert_dtype", Megatron)]
 public sealed record ExportOptions
 {
+    private const string Quantization = "Osprey does not quantize; weights are written in --torch_dtype";
+    private const string Megatron = "Megatron is not part of Osprey";
+
     /// <summary>--adapters: LoRA adapters merged into the weights (with <see cref="MergeLora"/>).</summary>
-    [Option("adapters", "LoRA adapters (checkpoint-N folders or PEFT adapters) merged into the model at load; without --model the base model and template come from the adapter's args.json.", Placeholder = "DIR...")]
+    [Option("adapters", "LoRA adapters (checkpoint-N folders or PEFT adapters) merged into the model at load; without --model the base model and template come from the adapter's args.json.", Placeholder = "DIR...", Aliases = ["ckpt_dir"])]
     public IReadOnlyList<string> Adapters { get; init; } = [];
 
     /// <summary>--merge_lora: merge the adapters into the weights (always on for merge-lora).</summary>

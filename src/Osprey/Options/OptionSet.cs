@@ -23,10 +23,13 @@ public sealed class OptionSet
         var root = Activator.CreateInstance(type) ?? throw new InvalidOperationException($"{type.Name} needs a parameterless constructor to declare options.");
         var specs = new List<OptionSpec>();
         Collect(type, root, [], specs);
+        var noEffect = new List<NoEffectFlag>();
+        CollectNoEffect(type, noEffect);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var name in specs.SelectMany(s => s.Aliases.Prepend(s.Name)))
+        foreach (var name in specs.SelectMany(s => s.Aliases.Prepend(s.Name)).Concat(noEffect.Select(f => f.Name)))
             if (!seen.Add(name)) throw new InvalidOperationException($"{type.Name} declares the flag --{name} twice.");
         Options = specs;
+        NoEffect = noEffect;
     }
 
     /// <summary>The declared flags of <typeparamref name="T"/>, in declaration order.</summary>
@@ -38,8 +41,17 @@ public sealed class OptionSet
     /// <summary>The flags.</summary>
     public IReadOnlyList<OptionSpec> Options { get; }
 
+    /// <summary>
+    /// The flags accepted for ms-swift compatibility that change nothing here (<see cref="NoEffectFlagAttribute"/>), in
+    /// declaration order: the record's own, then its groups'.
+    /// </summary>
+    public IReadOnlyList<NoEffectFlag> NoEffect { get; }
+
     /// <summary>The flag called <paramref name="name"/> (or one of its aliases), or null.</summary>
     public OptionSpec? Find(string name) => Options.FirstOrDefault(o => o.Matches(name));
+
+    /// <summary>The no-effect flag called <paramref name="name"/> (snake_case or kebab-case), or null.</summary>
+    public NoEffectFlag? FindNoEffect(string name) => NoEffect.FirstOrDefault(f => f.Name == name.Replace('-', '_'));
 
     /// <summary>
     /// A new record with the defaults, overwritten by every flag <paramref name="read"/> returns a value for. The
@@ -71,7 +83,7 @@ public sealed class OptionSet
     public T BindStrings<T>(IReadOnlyDictionary<string, IReadOnlyList<string>> values) where T : notnull
     {
         foreach (var name in values.Keys)
-            if (Find(name) is null) throw new OspreyException($"--{name} is not a flag of {_type.Name}; the flags are {string.Join(", ", Options.Select(o => o.Name))}.");
+            if (Find(name) is null && FindNoEffect(name) is null) throw new OspreyException($"--{name} is not a flag of {_type.Name}; the flags are {string.Join(", ", Options.Select(o => o.Name))}.");
         return Bind<T>(spec =>
         {
             var given = values.FirstOrDefault(kv => spec.Matches(kv.Key)).Value;
@@ -113,6 +125,32 @@ public sealed class OptionSet
             var defaults = o.DefaultText is null ? "" : $" Default: {o.DefaultText}.";
             var line = head.Length < 34 ? head.PadRight(34) : head + "\n" + new string(' ', 34);
             text.Append(line).Append(o.Help).Append(choices).Append(defaults).Append(aliases).Append('\n');
+        }
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// The help section of the no-effect flags of <paramref name="sets"/>: a heading, then the flags that share a reason
+    /// listed together above it; empty when there are none.
+    /// </summary>
+    public static string NoEffectHelp(params OptionSet[] sets)
+    {
+        var flags = sets.SelectMany(s => s.NoEffect).DistinctBy(f => f.Name).ToList();
+        if (flags.Count == 0) return "";
+        var text = new StringBuilder("\nAccepted for ms-swift scripts, no effect here (a one-line notice says so when given):\n");
+        foreach (var group in flags.GroupBy(f => f.Reason))
+        {
+            var line = new StringBuilder("  ");
+            foreach (var name in group.Select(f => "--" + f.Name))
+            {
+                if (line.Length > 2 && line.Length + name.Length + 2 > 118)
+                {
+                    text.Append(line).Append(",\n");
+                    line.Clear().Append("  ");
+                }
+                line.Append(line.Length > 2 ? ", " : "").Append(name);
+            }
+            text.Append(line).Append('\n').Append("      ").Append(group.Key).Append(".\n");
         }
         return text.ToString();
     }
@@ -164,6 +202,15 @@ public sealed class OptionSet
         if (spec.Kind == OptionKind.Choice) return ParseChoice(spec.ValueType, spec.Name, (string)value);
         if (spec.Kind == OptionKind.List) return value is IReadOnlyList<string> list ? list : ((IEnumerable<string>)value).ToList();
         return value;
+    }
+
+    static void CollectNoEffect(Type type, List<NoEffectFlag> flags)
+    {
+        foreach (var table in type.GetCustomAttributes<NoEffectFlagsFromAttribute>(inherit: false).Select(a => a.Table).Prepend(type))
+            foreach (var flag in table.GetCustomAttributes<NoEffectFlagAttribute>(inherit: false))
+                flags.Add(new NoEffectFlag(flag.Name, flag.Reason));
+        foreach (var group in type.GetProperties(BindingFlags.Instance | BindingFlags.Public))
+            if (group.GetCustomAttribute<OptionGroupAttribute>() is not null) CollectNoEffect(group.PropertyType, flags);
     }
 
     static void CopyGroups(object target)

@@ -1,4 +1,5 @@
 using Osprey.Hub;
+using Osprey.Inference;
 using Osprey.Options;
 using Osprey.Tuners.Lora;
 
@@ -9,8 +10,44 @@ namespace Osprey.Serving;
 /// where to listen and the engine limits. <see cref="Validate"/> checks them once; <see cref="ToServeOptions"/> is what
 /// <see cref="ServedModel.Load"/> takes.
 /// </summary>
+// ms-swift's inference, deployment and app arguments that do not apply to a server (docs/ms-swift-compat.md).
+[NoEffectFlagsFrom(typeof(InferenceEngineFlags))]
+[NoEffectFlag("max_new_tokens", PerRequest)]
+[NoEffectFlag("temperature", PerRequest)]
+[NoEffectFlag("top_k", PerRequest)]
+[NoEffectFlag("top_p", PerRequest)]
+[NoEffectFlag("repetition_penalty", PerRequest)]
+[NoEffectFlag("num_beams", PerRequest)]
+[NoEffectFlag("stream", PerRequest)]
+[NoEffectFlag("stop_words", PerRequest)]
+[NoEffectFlag("logprobs", PerRequest)]
+[NoEffectFlag("top_logprobs", PerRequest)]
+[NoEffectFlag("seed", PerRequest)]
+[NoEffectFlag("system", "the request's messages carry the system prompt")]
+[NoEffectFlag("max_length", "--max_model_len limits prompt plus output")]
+[NoEffectFlag("result_path", NoDataset)]
+[NoEffectFlag("write_batch_size", NoDataset)]
+[NoEffectFlag("metric", NoDataset)]
+[NoEffectFlag("val_dataset_sample", NoDataset)]
+[NoEffectFlag("merge_lora", "adapters are applied per request, so merging is not needed")]
+[NoEffectFlag("safe_serialization", NoWeights)]
+[NoEffectFlag("max_shard_size", NoWeights)]
+[NoEffectFlag("reranker_use_activation", "Osprey has no reranker models")]
+[NoEffectFlag("owned_by", "the model list reports Osprey's fixed owner")]
+[NoEffectFlag("verbose", "Osprey logs one line per request")]
+[NoEffectFlag("log_interval", "Osprey has no periodic throughput log")]
+[NoEffectFlag("max_logprobs", "the API's own limit on top_logprobs applies")]
+[NoEffectFlag("share", "the app has no public share links; use --host 0.0.0.0")]
+[NoEffectFlag("lang", "the chat page is in English")]
+[NoEffectFlag("base_url", "the app serves the model it loads")]
+[NoEffectFlag("studio_title", "the chat page shows the served model's name")]
+[NoEffectFlag("is_multimodal", "Osprey serves text models only")]
 public sealed record DeployOptions
 {
+    private const string PerRequest = "each request carries its own sampling settings; unset ones come from generation_config.json";
+    private const string NoDataset = "deploy answers requests, not a dataset";
+    private const string NoWeights = "deploy writes no weights";
+
     /// <summary>The port <c>osprey deploy</c> listens on when --port is not given.</summary>
     public const int DeployPort = 8000;
 
@@ -22,15 +59,15 @@ public sealed record DeployOptions
     public ModelOptions Model { get; init; } = new();
 
     /// <summary>--adapters: NAME=DIR or DIR (named after the folder).</summary>
-    [Option("adapters", "LoRA adapters clients select by \"model\": NAME (default: the folder's name). Without --model the base model comes from the first adapter's args.json.", Placeholder = "[NAME=]DIR...")]
+    [Option("adapters", "LoRA adapters clients select by \"model\": NAME (default: the folder's name). Without --model the base model comes from the first adapter's args.json.", Placeholder = "[NAME=]DIR...", Aliases = ["ckpt_dir"])]
     public IReadOnlyList<string> Adapters { get; init; } = [];
 
     /// <summary>--host.</summary>
-    [Option("host", "Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface).", Placeholder = "H")]
+    [Option("host", "Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface).", Placeholder = "H", Aliases = ["server_name"])]
     public string Host { get; init; } = "127.0.0.1";
 
     /// <summary>--port; null: <see cref="DeployPort"/> or <see cref="AppPort"/> by verb (see <see cref="PortFor"/>).</summary>
-    [Option("port", "Port to listen on (0: a free one).", DefaultText = "8000 for deploy, 7860 for app")]
+    [Option("port", "Port to listen on (0: a free one).", DefaultText = "8000 for deploy, 7860 for app", Aliases = ["server_port"])]
     public int? Port { get; init; }
 
     /// <summary>--api_key.</summary>
@@ -58,7 +95,7 @@ public sealed record DeployOptions
     public string? Template { get; init; }
 
     /// <summary>--infer_backend: only <c>pt</c> runs here.</summary>
-    [Option("infer_backend", "Inference engine; Osprey runs only its own 'pt' engine.", Placeholder = "pt")]
+    [Option("infer_backend", "Inference engine: Osprey's own 'pt'; vllm, sglang and lmdeploy run it too, with a notice.", Placeholder = "pt")]
     public string InferBackend { get; init; } = "pt";
 
     /// <summary>The port to listen on: --port, else the verb's default.</summary>
@@ -70,9 +107,7 @@ public sealed record DeployOptions
     /// </summary>
     public IReadOnlyList<(string Name, string Path)> Validate()
     {
-        if (InferBackend is "vllm" or "sglang" or "lmdeploy")
-            throw new OspreyException($"--infer_backend {InferBackend} is a Python engine that Osprey does not drive; Osprey serves with its own engine, so pass --infer_backend pt or drop the flag.");
-        if (InferBackend != "pt") throw new OspreyException($"--infer_backend {InferBackend} is unknown; Osprey's engine is 'pt', so pass --infer_backend pt or drop the flag.");
+        InferOptions.BackendNotice(InferBackend);
         if (Port is < 0 or > 65535) throw new OspreyException($"--port must be between 0 and 65535, got {Port}.");
         if (string.IsNullOrWhiteSpace(Host)) throw new OspreyException("--host is empty; pass an address such as 127.0.0.1 or 0.0.0.0.");
         if (ApiKey is not null && ApiKey.Trim().Length == 0) throw new OspreyException("--api_key is empty; pass a non-empty key or drop the flag.");

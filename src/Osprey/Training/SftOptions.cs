@@ -8,8 +8,15 @@ namespace Osprey.Training;
 /// Everything <c>osprey sft</c> and <c>osprey pt</c> take, declared once: the model, the data and how it is encoded,
 /// how to train, and where the run goes. <see cref="FineTuning.Sft"/> runs it.
 /// </summary>
+// ms-swift's training arguments that do not apply here (docs/ms-swift-compat.md).
+[NoEffectFlag("lazy_tokenize", "sft encodes every row up front on --dataset_num_proc threads; --streaming reads and encodes rows as training goes")]
+[NoEffectFlag("max_model_len", "the context is config.json's max_position_embeddings; --max_length limits samples")]
+[NoEffectFlag("packing_length", "packed rows are --max_length tokens long")]
+[NoEffectFlag("packing_num_proc", "packing runs in one pass")]
+[NoEffectFlag("adapters", "training does not start from existing adapters yet; --resume_from_checkpoint DIR --resume_only_model true starts from a checkpoint's weights")]
 public sealed record SftOptions
 {
+
     /// <summary>The model and its device.</summary>
     [OptionGroup]
     public ModelOptions Model { get; init; } = new();

@@ -8,10 +8,81 @@ namespace Osprey.Training;
 /// <c>--learning_rate</c> 1e-4 for LoRA and 1e-5 for full, <c>--weight_decay 0.1</c>, <c>--adam_beta2 0.95</c>,
 /// <c>--gradient_checkpointing true</c>, ...). Shared by every recipe; validated once by <see cref="Validate"/>.
 /// </summary>
+[NoEffectFlagsFrom(typeof(Models.HubUploadFlags))]
+// ms-swift's Seq2SeqTrainer and training arguments that do not apply here (docs/ms-swift-compat.md).
+[NoEffectFlag("deepspeed", OneDevice)]
+[NoEffectFlag("zero_hpz_partition_size", OneDevice)]
+[NoEffectFlag("deepspeed_autotp_size", OneDevice)]
+[NoEffectFlag("fsdp", OneDevice)]
+[NoEffectFlag("fsdp_config", OneDevice)]
+[NoEffectFlag("ddp_find_unused_parameters", OneDevice)]
+[NoEffectFlag("save_on_each_node", OneDevice)]
+[NoEffectFlag("average_tokens_across_devices", OneDevice)]
+[NoEffectFlag("sequence_parallel_size", OneDevice)]
+[NoEffectFlag("dataloader_num_workers", Loader)]
+[NoEffectFlag("dataloader_pin_memory", Loader)]
+[NoEffectFlag("dataloader_persistent_workers", Loader)]
+[NoEffectFlag("dataloader_prefetch_factor", Loader)]
+[NoEffectFlag("dataloader_drop_last", Loader)]
+[NoEffectFlag("use_liger_kernel", "Osprey's kernels are its own; Liger's Triton kernels are Python-only")]
+[NoEffectFlag("gradient_checkpointing_kwargs", Python)]
+[NoEffectFlag("label_names", Python)]
+[NoEffectFlag("use_logits_to_keep", Python)]
+[NoEffectFlag("vit_gradient_checkpointing", TextOnly)]
+[NoEffectFlag("vit_lr", TextOnly)]
+[NoEffectFlag("aligner_lr", TextOnly)]
+[NoEffectFlag("lr_scheduler_kwargs", "Osprey's schedules take no extra arguments (cosine decays to 0)")]
+[NoEffectFlag("full_determinism", "Osprey has no switch for deterministic kernels")]
+[NoEffectFlag("report_to", Report)]
+[NoEffectFlag("logging_dir", Report)]
+[NoEffectFlag("swanlab_token", Report)]
+[NoEffectFlag("swanlab_project", Report)]
+[NoEffectFlag("swanlab_workspace", Report)]
+[NoEffectFlag("swanlab_exp_name", Report)]
+[NoEffectFlag("swanlab_lark_webhook_url", Report)]
+[NoEffectFlag("swanlab_lark_secret", Report)]
+[NoEffectFlag("swanlab_mode", Report)]
+[NoEffectFlag("logging_first_step", "Osprey logs every --logging_steps steps")]
+[NoEffectFlag("router_aux_loss_coef", "Osprey has no mixture-of-experts models")]
+[NoEffectFlag("enable_dft_loss", NotYet)]
+[NoEffectFlag("enable_channel_loss", NotYet)]
+[NoEffectFlag("neftune_noise_alpha", NotYet)]
+[NoEffectFlag("early_stop_interval", NotYet)]
+[NoEffectFlag("create_checkpoint_symlink", NotYet)]
+[NoEffectFlag("predict_with_generate", EvalLoss)]
+[NoEffectFlag("metric_for_best_model", EvalLoss)]
+[NoEffectFlag("greater_is_better", EvalLoss)]
+[NoEffectFlag("metric", EvalLoss)]
+[NoEffectFlag("acc_strategy", "Osprey logs token-level accuracy")]
+[NoEffectFlag("max_new_tokens", NoGeneration)]
+[NoEffectFlag("temperature", NoGeneration)]
+[NoEffectFlag("eval_strategy", "evaluation runs every --eval_steps steps when there is validation data")]
+[NoEffectFlag("evaluation_strategy", "evaluation runs every --eval_steps steps when there is validation data")]
+[NoEffectFlag("max_epochs", "use --num_train_epochs or --max_steps")]
+[NoEffectFlag("ignore_data_skip", "resuming continues the data where the checkpoint stopped")]
+[NoEffectFlag("train_dataloader_shuffle", "--dataset_shuffle decides the order of training rows")]
+[NoEffectFlag("optimizer", "Osprey trains with AdamW")]
+[NoEffectFlag("check_model", "Osprey checks each weight file as it loads it")]
+[NoEffectFlag("use_flash_ckpt", "checkpoints are written to a temporary folder and renamed")]
+[NoEffectFlag("eval_use_evalscope", EvalScope)]
+[NoEffectFlag("eval_dataset", EvalScope)]
+[NoEffectFlag("eval_dataset_args", EvalScope)]
+[NoEffectFlag("eval_limit", EvalScope)]
+[NoEffectFlag("eval_generation_config", EvalScope)]
 public sealed record TrainerOptions
 {
+    private const string OneDevice = "multi-GPU training is not in Osprey yet; training runs on one device";
+    private const string Loader = "Osprey builds batches in-process; there are no data-loader workers";
+    private const string Python = "it configures a Python library that Osprey does not use";
+    private const string TextOnly = "Osprey trains text models only";
+    private const string Report = "Osprey always writes logging.jsonl, TensorBoard events under <run>/runs and loss plots under <run>/images";
+    private const string NotYet = "this training feature is not in Osprey yet";
+    private const string EvalLoss = "evaluation measures loss and token accuracy; the best checkpoint has the lowest eval loss";
+    private const string NoGeneration = "training does not generate (no --predict_with_generate, GRPO, PPO or GKD here)";
+    private const string EvalScope = "benchmark evaluation (EvalScope) is not in Osprey yet";
+
     /// <summary>LoRA adapters or full training.</summary>
-    [Option("train_type", "lora trains adapters on a frozen base; full trains the weights themselves.", Aliases = ["tuner_type"], Common = true)]
+    [Option("train_type", "lora trains adapters on a frozen base; full trains the weights themselves.", Aliases = ["tuner_type", "sft_type"], Common = true)]
     public TrainType TrainType { get; init; } = TrainType.Lora;
 
     /// <summary>The adapter to train when <see cref="TrainType"/> is lora.</summary>
@@ -35,7 +106,7 @@ public sealed record TrainerOptions
     public long MaxSteps { get; init; } = -1;
 
     /// <summary>Samples per micro-batch.</summary>
-    [Option("per_device_train_batch_size", "Samples per micro-batch.", Common = true)]
+    [Option("per_device_train_batch_size", "Samples per micro-batch.", Aliases = ["batch_size"], Common = true)]
     public int BatchSize { get; init; } = 1;
 
     /// <summary>Samples per evaluation batch.</summary>

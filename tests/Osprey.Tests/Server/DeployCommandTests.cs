@@ -11,7 +11,6 @@ public sealed partial class DeployCommandTests
 {
     public static TheoryData<string[], string> BadFlags() => new()
     {
-        { ["--model", CliRun.Fixture("qwen2"), "--infer_backend", "vllm"], "--infer_backend vllm" },
         { ["--model", CliRun.Fixture("qwen2"), "--infer_backend", "tgi"], "--infer_backend tgi" },
         { ["--model", CliRun.Fixture("qwen2"), "--port", "70000"], "--port" },
         { ["--model", CliRun.Fixture("qwen2"), "--max_batch_size", "0"], "--max_batch_size" },

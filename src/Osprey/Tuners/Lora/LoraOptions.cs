@@ -6,8 +6,69 @@ namespace Osprey.Tuners.Lora;
 /// A LoRA adapter's shape, as ms-swift's flags and PEFT's <c>adapter_config.json</c> describe it. Defaults are
 /// ms-swift's: rank 8, alpha 32, dropout 0.05, every linear layer except the output head.
 /// </summary>
+// ms-swift's tuner arguments for other tuners or multimodal parts (docs/ms-swift-compat.md).
+[NoEffectFlag("lora_bias", LoraShape)]
+[NoEffectFlag("lora_dtype", "adapters train in the model's dtype")]
+[NoEffectFlag("init_weights", "LoRA B starts at zero and A uniform, as PEFT's default")]
+[NoEffectFlag("target_parameters", "use --target_modules or --target_regex")]
+[NoEffectFlag("freeze_llm", TextOnly)]
+[NoEffectFlag("freeze_vit", TextOnly)]
+[NoEffectFlag("freeze_aligner", TextOnly)]
+[NoEffectFlag("freeze_parameters_regex", "use --freeze_parameters with name prefixes")]
+[NoEffectFlag("freeze_parameters_ratio", "use --freeze_parameters with name prefixes")]
+[NoEffectFlag("trainable_parameters_regex", "use --trainable_parameters with name prefixes")]
+[NoEffectFlag("lora_ga_batch_size", OtherTuner)]
+[NoEffectFlag("lora_ga_iters", OtherTuner)]
+[NoEffectFlag("lora_ga_max_length", OtherTuner)]
+[NoEffectFlag("lora_ga_direction", OtherTuner)]
+[NoEffectFlag("lora_ga_scale", OtherTuner)]
+[NoEffectFlag("lora_ga_stable_gamma", OtherTuner)]
+[NoEffectFlag("fourier_n_frequency", OtherTuner)]
+[NoEffectFlag("fourier_scaling", OtherTuner)]
+[NoEffectFlag("boft_block_size", OtherTuner)]
+[NoEffectFlag("boft_block_num", OtherTuner)]
+[NoEffectFlag("boft_dropout", OtherTuner)]
+[NoEffectFlag("vera_rank", OtherTuner)]
+[NoEffectFlag("vera_projection_prng_key", OtherTuner)]
+[NoEffectFlag("vera_dropout", OtherTuner)]
+[NoEffectFlag("vera_d_initial", OtherTuner)]
+[NoEffectFlag("use_galore", OtherTuner)]
+[NoEffectFlag("galore_target_modules", OtherTuner)]
+[NoEffectFlag("galore_rank", OtherTuner)]
+[NoEffectFlag("galore_update_proj_gap", OtherTuner)]
+[NoEffectFlag("galore_scale", OtherTuner)]
+[NoEffectFlag("galore_proj_type", OtherTuner)]
+[NoEffectFlag("galore_optim_per_parameter", OtherTuner)]
+[NoEffectFlag("galore_with_embedding", OtherTuner)]
+[NoEffectFlag("galore_quantization", OtherTuner)]
+[NoEffectFlag("galore_proj_quant", OtherTuner)]
+[NoEffectFlag("galore_proj_bits", OtherTuner)]
+[NoEffectFlag("galore_proj_group_size", OtherTuner)]
+[NoEffectFlag("galore_cos_threshold", OtherTuner)]
+[NoEffectFlag("galore_gamma_proj", OtherTuner)]
+[NoEffectFlag("galore_queue_size", OtherTuner)]
+[NoEffectFlag("lisa_activated_layers", OtherTuner)]
+[NoEffectFlag("lisa_step_interval", OtherTuner)]
+[NoEffectFlag("llamapro_num_new_blocks", OtherTuner)]
+[NoEffectFlag("llamapro_num_groups", OtherTuner)]
+[NoEffectFlag("adalora_target_r", OtherTuner)]
+[NoEffectFlag("adalora_init_r", OtherTuner)]
+[NoEffectFlag("adalora_tinit", OtherTuner)]
+[NoEffectFlag("adalora_tfinal", OtherTuner)]
+[NoEffectFlag("adalora_deltaT", OtherTuner)]
+[NoEffectFlag("adalora_beta1", OtherTuner)]
+[NoEffectFlag("adalora_beta2", OtherTuner)]
+[NoEffectFlag("adalora_orth_reg_weight", OtherTuner)]
+[NoEffectFlag("reft_layers", OtherTuner)]
+[NoEffectFlag("reft_rank", OtherTuner)]
+[NoEffectFlag("reft_intervention_type", OtherTuner)]
+[NoEffectFlag("reft_args", OtherTuner)]
 public sealed record LoraOptions
 {
+    private const string LoraShape = "Osprey's LoRA layers have no bias";
+    private const string TextOnly = "Osprey trains text models only";
+    private const string OtherTuner = "Osprey's tuners are LoRA, DoRA, rsLoRA, LoRA+ and full training; this one is not here";
+
     /// <summary>Rank r of A [r, in] and B [out, r] (<c>--lora_rank</c>, PEFT <c>r</c>).</summary>
     [Option("lora_rank", "LoRA rank r.", Common = true)]
     public int Rank { get; init; } = 8;
@@ -17,7 +78,7 @@ public sealed record LoraOptions
     public double Alpha { get; init; } = 32;
 
     /// <summary>Dropout on the adapter's input while training (<c>--lora_dropout</c>).</summary>
-    [Option("lora_dropout", "Dropout on the adapters' input.")]
+    [Option("lora_dropout", "Dropout on the adapters' input.", Aliases = ["lora_dropout_p"])]
     public double Dropout { get; init; } = 0.05;
 
     /// <summary>

@@ -113,13 +113,14 @@ public sealed class InferCommandTests
     }
 
     [Fact]
-    public void OtherInferenceBackendsAreRefused()
+    public void UnknownInferenceBackendsAreRefused()
     {
-        var run = CliRun.Of("infer", "--model", CliRun.Fixture("llama3"), "--device", "cpu", "--infer_backend", "vllm", "--max_new_tokens", "3");
+        // ms-swift's vllm, sglang and lmdeploy run Osprey's engine with a notice (MsSwiftExampleTests); others are errors.
+        var run = CliRun.Of("infer", "--model", CliRun.Fixture("llama3"), "--device", "cpu", "--infer_backend", "tgi", "--max_new_tokens", "3");
 
         Assert.Equal(2, run.ExitCode);
         Assert.Empty(run.Stdout);
-        Assert.Contains("--infer_backend vllm", Assert.Single(run.StderrLines));
+        Assert.Contains("--infer_backend tgi", Assert.Single(run.StderrLines));
     }
 
     [Fact]
