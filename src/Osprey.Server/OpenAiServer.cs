@@ -22,7 +22,7 @@ public static class OpenAiServer
     static readonly TimeSpan ShutdownDrain = TimeSpan.FromSeconds(2);
 
     /// <summary>The request headers this server accepts (Kestrel's own defaults: 32 KB, 100 headers).</summary>
-    const int MaxHeaderBytes = 32 * 1024, MaxHeaderCount = 100;
+    internal const int MaxHeaderBytes = 32 * 1024, MaxHeaderCount = 100;
 
     /// <summary>
     /// What Kestrel itself lets through (it answers beyond these with an empty 431 before any middleware runs, which
@@ -38,18 +38,26 @@ public static class OpenAiServer
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{FormatHost(options.Host)}:{options.Port}");
+        // Errors Kestrel answers before any middleware (NUL in the path, request line or headers too long) get an
+        // OpenAI body from a connection middleware; see KestrelErrorBodies.
+        var errorBodies = new KestrelErrorBodies(new Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits().MaxRequestLineSize);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             k.AddServerHeader = false;
             k.Limits.MaxRequestHeadersTotalSize = KestrelHeaderBytes;
             k.Limits.MaxRequestHeaderCount = KestrelHeaderCount;
+            k.ConfigureEndpointDefaults(listen => listen.Use(errorBodies.Wrap));
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
         var app = builder.Build();
         var log = options.Log ?? Console.Error;
         var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-        app.Use((context, next) => Guard(context, next, options, log));
+        app.Use((context, next) =>
+        {
+            errorBodies.Enter(context);
+            return Guard(context, next, options, log);
+        });
 
         app.MapGet("/health", () => Results.Text("ok"));
         app.MapGet("/v1/models", new ModelsRoute(model).Handle);

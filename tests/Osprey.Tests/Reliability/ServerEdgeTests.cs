@@ -6,7 +6,10 @@ using Osprey.Tests.Server;
 
 namespace Osprey.Tests.Reliability;
 
-/// <summary>Requests the web server itself would refuse with an empty body: huge or too many headers (issue 15).</summary>
+/// <summary>
+/// Requests the web server itself would refuse with an empty body: huge or too many headers, a NUL in the path, a
+/// request line over 8 KB (issue 15).
+/// </summary>
 public sealed class ServerEdgeTests
 {
     static readonly EngineOptions Small = new() { MaxBatchSize = 2, MaxModelLen = 64 };
@@ -47,5 +50,52 @@ public sealed class ServerEdgeTests
         // Ordinary requests still pass.
         var (ok, _, _) = await server.GetAsync("/v1/models");
         Assert.Equal(200, ok);
+    }
+
+    /// <summary>
+    /// Kestrel refuses these before any middleware runs. The statuses are RFC 9110/6585's (400 for a malformed target,
+    /// 414 URI Too Long, 431 Request Header Fields Too Large); the body must be OpenAI's error object, with a
+    /// Content-Length that matches it.
+    /// </summary>
+    [Fact]
+    public async Task ErrorsKestrelAnswersItselfHaveOpenAiBodies()
+    {
+        await using var server = await TestServer.StartAsync("qwen2", Small);
+        var cases = new (byte[] Head, int Status)[]
+        {
+            ([.. Ascii("GET /v1/mo"), 0, .. Ascii("dels HTTP/1.1\r\nHost: x")], 400),
+            (Ascii("GET /v1/mo%00dels HTTP/1.1\r\nHost: x"), 400),
+            (Ascii($"GET /v1/models?q={new string('a', 9000)} HTTP/1.1\r\nHost: x"), 414),
+            (Ascii("GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + new string('a', 300_000)), 431),
+        };
+        foreach (var (request, expected) in cases)
+        {
+            var (status, head, body) = await Raw(server, request);
+            Assert.True(status == expected, $"{head}\n{body}");
+            Assert.Contains("Content-Type: application/json", head, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains($"Content-Length: {Encoding.UTF8.GetByteCount(body)}", head, StringComparison.OrdinalIgnoreCase);
+            var error = TestServer.AssertError(JsonDocument.Parse(body).RootElement);
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        }
+    }
+
+    /// <summary>On one kept-alive connection: an answered request passes untouched, then a malformed one gets a body.</summary>
+    [Fact]
+    public async Task AKeptAliveConnectionAnswersNormallyThenGivesAMalformedRequestABody()
+    {
+        await using var server = await TestServer.StartAsync("qwen2", Small);
+        const string chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 3, \"stream\": true}";
+        var first = $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {chat.Length}\r\n\r\n{chat}";
+        var (status, head, body) = await Raw(server, [.. Ascii(first + "GET /v1/mo%00dels HTTP/1.1\r\nHost: x")]);
+        Assert.True(status == 200, head);
+        // The stream is chunked and ends with [DONE] and the zero-length chunk, then the second response follows.
+        var second = body.IndexOf("HTTP/1.1 ", StringComparison.Ordinal);
+        Assert.True(second > 0, body);
+        Assert.Contains("data: [DONE]", body[..second], StringComparison.Ordinal);
+        Assert.EndsWith("0\r\n\r\n", body[..second], StringComparison.Ordinal);
+        var rest = body[second..];
+        Assert.StartsWith("HTTP/1.1 400 ", rest, StringComparison.Ordinal);
+        var json = rest[(rest.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
+        TestServer.AssertError(JsonDocument.Parse(json).RootElement);
     }
 }
