@@ -54,6 +54,7 @@ public static class ApiErrors
         response.StatusCode = e.Status;
         response.ContentType = "application/json";
         if (e.Status == 401) response.Headers.WWWAuthenticate = "Bearer";
+        if (e.Status == 429) response.Headers.RetryAfter = "1";
         var body = Body(e);
         response.ContentLength = body.Length;
         await response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);

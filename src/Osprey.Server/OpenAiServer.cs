@@ -53,10 +53,12 @@ public static class OpenAiServer
         var app = builder.Build();
         var log = options.Log ?? Console.Error;
         var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        // Large bodies share a budget of four of the largest allowed (64 MB by default): see LargeBodyBudget.
+        var bodies = new LargeBodyBudget(4 * options.MaxRequestBodyBytes, options.MaxRequestBodyBytes);
         app.Use((context, next) =>
         {
             errorBodies.Enter(context);
-            return Guard(context, next, options, log);
+            return Guard(context, next, options, log, bodies);
         });
 
         app.MapGet("/health", () => Results.Text("ok"));
@@ -70,8 +72,8 @@ public static class OpenAiServer
 
     static string FormatHost(string host) => host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]" : host;
 
-    /// <summary>Authentication, then the route; any failure becomes an OpenAI error body.</summary>
-    static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
+    /// <summary>Header limits, authentication and the large-body budget, then the route.</summary>
+    static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log, LargeBodyBudget bodies)
     {
         if (HeadersTooLarge(context.Request.Headers) is { } tooLarge)
         {
@@ -86,6 +88,25 @@ public static class OpenAiServer
             await ApiErrors.WriteAsync(context, new ApiException(401, "Missing or wrong API key; send \"Authorization: Bearer <key>\" with the key the server was started with.", null, "invalid_api_key")).ConfigureAwait(false);
             return;
         }
+        var reserved = bodies.Reservation(context.Request);
+        if (reserved > 0 && !bodies.TryTake(reserved))
+        {
+            await ApiErrors.WriteAsync(context, new ApiException(429, $"Too many large requests at once: this server holds at most {bodies.Capacity} bytes of request bodies over {LargeBodyBudget.LargeBytes} bytes at a time, and this one ({reserved} bytes) does not fit now; send it again in a moment.", null, "too_many_large_requests")).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await Answer(context, next, options, log).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (reserved > 0) bodies.Return(reserved);
+        }
+    }
+
+    /// <summary>The route; any failure becomes an OpenAI error body.</summary>
+    static async Task Answer(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
+    {
         try
         {
             await next(context).ConfigureAwait(false);

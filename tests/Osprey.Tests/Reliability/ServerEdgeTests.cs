@@ -98,4 +98,66 @@ public sealed class ServerEdgeTests
         var json = rest[(rest.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
         TestServer.AssertError(JsonDocument.Parse(json).RootElement);
     }
+
+    /// <summary>
+    /// Large bodies share a budget of four of the largest allowed: with four held open (headers sent, body not), a fifth
+    /// large one is refused at once with 429 and Retry-After, a small one still passes, and once the four are gone
+    /// the large one is read again.
+    /// </summary>
+    [Fact]
+    public async Task LargeBodiesBeyondTheBudgetAreRefusedWith429UntilOthersFinish()
+    {
+        const long maxBody = 4 << 20;
+        await using var server = await TestServer.StartAsync("qwen2", Small, maxBody: maxBody);
+        var uri = new Uri(server.BaseUrl);
+        var held = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var tcp = new TcpClient();
+                held.Add(tcp);
+                await tcp.ConnectAsync(uri.Host, uri.Port);
+                await tcp.GetStream().WriteAsync(Ascii($"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {maxBody}\r\n\r\n{{\"prompt\": \""));
+            }
+            var large = JsonSerializer.Serialize(new { prompt = new string('a', 2 << 20), max_tokens = 1 });
+            // The four reach the server's middleware on their own schedule: ask until the budget is full.
+            var (status, body, retryAfter) = await Until(() => Post(server, large), r => r.Status == 429);
+            Assert.True(status == 429, $"{status}: {body}");
+            var error = TestServer.AssertError(body, "too_many_large_requests");
+            Assert.Equal("rate_limit_error", error.GetProperty("type").GetString());
+            Assert.Contains("send it again", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+            Assert.Equal("1", retryAfter);
+            // Small bodies are never counted.
+            var (small, _, _) = await server.PostAsync("/v1/completions", JsonSerializer.Serialize(new { prompt = "hi", max_tokens = 1 }));
+            Assert.Equal(200, small);
+        }
+        finally
+        {
+            foreach (var tcp in held) tcp.Dispose();
+        }
+        var (after, afterBody, _) = await Until(() => Post(server, JsonSerializer.Serialize(new { prompt = new string('a', 2 << 20), max_tokens = 1 })), r => r.Status != 429);
+        Assert.True(after == 400, $"{after}: {afterBody}");
+        TestServer.AssertError(afterBody, "context_length_exceeded");
+    }
+
+    static async Task<(int Status, JsonElement Body, string? RetryAfter)> Post(TestServer server, string json)
+    {
+        using var content = new StringContent(json, Encoding.UTF8, "application/json");
+        using var response = await server.Http.PostAsync("/v1/completions", content);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, JsonDocument.Parse(text).RootElement.Clone(), response.Headers.RetryAfter?.ToString());
+    }
+
+    /// <summary>Repeats <paramref name="send"/> until <paramref name="done"/> (at most 100 times, 50 ms apart); the last answer.</summary>
+    static async Task<T> Until<T>(Func<Task<T>> send, Func<T, bool> done)
+    {
+        var answer = await send();
+        for (var i = 0; i < 100 && !done(answer); i++)
+        {
+            await Task.Delay(50);
+            answer = await send();
+        }
+        return answer;
+    }
 }
