@@ -18,7 +18,7 @@ public static class ApiErrors
     /// <summary>OpenAI's error type for an HTTP status.</summary>
     public static string TypeFor(int status) => status switch
     {
-        400 or 405 or 413 or 431 => "invalid_request_error",
+        400 or 405 or 408 or 413 or 414 or 431 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",

@@ -22,7 +22,7 @@ public static class OpenAiServer
     static readonly TimeSpan ShutdownDrain = TimeSpan.FromSeconds(2);
 
     /// <summary>The request headers this server accepts (Kestrel's own defaults: 32 KB, 100 headers).</summary>
-    const int MaxHeaderBytes = 32 * 1024, MaxHeaderCount = 100;
+    internal const int MaxHeaderBytes = 32 * 1024, MaxHeaderCount = 100;
 
     /// <summary>
     /// What Kestrel itself lets through (it answers beyond these with an empty 431 before any middleware runs, which
@@ -38,18 +38,28 @@ public static class OpenAiServer
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{FormatHost(options.Host)}:{options.Port}");
+        // Errors Kestrel answers before any middleware (NUL in the path, request line or headers too long) get an
+        // OpenAI body from a connection middleware; see KestrelErrorBodies.
+        var errorBodies = new KestrelErrorBodies(new Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits().MaxRequestLineSize);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             k.AddServerHeader = false;
             k.Limits.MaxRequestHeadersTotalSize = KestrelHeaderBytes;
             k.Limits.MaxRequestHeaderCount = KestrelHeaderCount;
+            k.ConfigureEndpointDefaults(listen => listen.Use(errorBodies.Wrap));
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
         var app = builder.Build();
         var log = options.Log ?? Console.Error;
         var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-        app.Use((context, next) => Guard(context, next, options, log));
+        // Large bodies share a budget of four of the largest allowed (64 MB by default): see LargeBodyBudget.
+        var bodies = new LargeBodyBudget(4 * options.MaxRequestBodyBytes, options.MaxRequestBodyBytes);
+        app.Use((context, next) =>
+        {
+            errorBodies.Enter(context);
+            return Guard(context, next, options, log, bodies);
+        });
 
         app.MapGet("/health", () => Results.Text("ok"));
         var models = new ModelsRoute(model);
@@ -65,8 +75,8 @@ public static class OpenAiServer
 
     static string FormatHost(string host) => host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]" : host;
 
-    /// <summary>Authentication, then the route; any failure becomes an OpenAI error body.</summary>
-    static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
+    /// <summary>Header limits, authentication and the large-body budget, then the route.</summary>
+    static async Task Guard(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log, LargeBodyBudget bodies)
     {
         RequestIds.Start(context);
         if (HeadersTooLarge(context.Request.Headers) is { } tooLarge)
@@ -82,6 +92,25 @@ public static class OpenAiServer
             await ApiErrors.WriteAsync(context, new ApiException(401, "Missing or wrong API key; send \"Authorization: Bearer <key>\" with the key the server was started with.", null, "invalid_api_key")).ConfigureAwait(false);
             return;
         }
+        var reserved = bodies.Reservation(context.Request);
+        if (reserved > 0 && !bodies.TryTake(reserved))
+        {
+            await ApiErrors.WriteAsync(context, new ApiException(429, $"Too many large requests at once: this server holds at most {bodies.Capacity} bytes of request bodies over {LargeBodyBudget.LargeBytes} bytes at a time, and this one ({reserved} bytes) does not fit now; send it again in a moment.", null, "too_many_large_requests")).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await Answer(context, next, options, log).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (reserved > 0) bodies.Return(reserved);
+        }
+    }
+
+    /// <summary>The route; any failure becomes an OpenAI error body.</summary>
+    static async Task Answer(HttpContext context, RequestDelegate next, ServerOptions options, TextWriter log)
+    {
         try
         {
             await next(context).ConfigureAwait(false);

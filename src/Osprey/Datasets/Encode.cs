@@ -19,9 +19,13 @@ public static class Encode
     public static void Run(EncodeOptions options, TextWriter stdout, TextWriter stderr, bool color)
     {
         options.Validate();
+        var folder = options.Model.ResolveFolder(stderr);
+        // Without --max_length, the model's context, as training takes it: encode shows what training will see, and
+        // never tokenizes a row without a bound.
+        if (options.Encoding.MaxLength is null && ModelContext.Read(folder) is { } context)
+            options = options with { Encoding = options.Encoding with { MaxLength = context } };
         var o = options.Encoding;
         var datasetOptions = options.DataWithSeed;
-        var folder = options.Model.ResolveFolder(stderr);
         if (!File.Exists(Path.Combine(folder, "tokenizer.json")))
             throw new OspreyException($"{folder} has no tokenizer.json; pass a model folder that has its tokenizer files.");
         var tokenizer = Tokenizer.Load(folder);

@@ -150,27 +150,7 @@ public static class FineTuning
     /// without a bound. Resolved once the model folder is known; left unset when config.json does not say.
     /// </summary>
     static SftOptions WithModelContext(SftOptions o, string folder) =>
-        o.Encoding.MaxLength is null && ModelContext(folder) is { } context ? o with { Encoding = o.Encoding with { MaxLength = context } } : o;
-
-    static int? ModelContext(string folder)
-    {
-        var config = Path.Combine(folder, "config.json");
-        if (!File.Exists(config)) return null;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(config));
-            var root = doc.RootElement;
-            // Multimodal configs keep the language model's context under text_config.
-            foreach (var node in new[] { root, root.TryGetProperty("text_config", out var text) ? text : default })
-                if (node.ValueKind == JsonValueKind.Object && node.TryGetProperty("max_position_embeddings", out var m) && m.TryGetInt32(out var n) && n > 0)
-                    return n;
-        }
-        catch (JsonException)
-        {
-            // A config.json that is not JSON fails with its own message when the model loads.
-        }
-        return null;
-    }
+        o.Encoding.MaxLength is null && Datasets.ModelContext.Read(folder) is { } context ? o with { Encoding = o.Encoding with { MaxLength = context } } : o;
 
     static TrainingRun NewRun(string verb, JsonObject flags, SftOptions o, string folder, TextWriter log, Action<TrainingProgress>? progress)
     {

@@ -21,12 +21,36 @@ public sealed class ExportSignalTests
         using var temp = new TempDirectory();
         var model = DeepDemoModel(temp.File("deep"));
         var output = temp.File("exported");
+        await SigtermMidWay(output, "export", "export", "--model", model, "--output_dir", output, "--device", "cpu", "--max_shard_size", "20KB");
+    }
+
+    /// <summary>
+    /// <c>osprey merge-lora</c> (ms-swift's older verb for export --merge_lora true) stopped by SIGTERM mid-write: the same
+    /// promise, over an adapter of the 48-layer model that adapts q_proj in every layer.
+    /// </summary>
+    [Fact]
+    public async Task SigtermDuringMergeLoraLeavesNoPartialOutputFolder()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        using var temp = new TempDirectory();
+        var model = DeepDemoModel(temp.File("deep"));
+        var adapter = DeepAdapter(temp.File("adapter"), model);
+        var output = temp.File("merged");
+        await SigtermMidWay(output, "export", "merge-lora", "--adapters", adapter, "--output_dir", output, "--max_shard_size", "20KB");
+    }
+
+    /// <summary>
+    /// Runs <c>osprey ARGS</c> as a child process, sends SIGTERM once its first shard is on disk, and checks that no
+    /// incomplete folder is left under <paramref name="output"/>'s name (exit 130 and the stop line, or exit 0 and a
+    /// complete folder when the signal came after the rename).
+    /// </summary>
+    static async Task SigtermMidWay(string output, string verb, params string[] args)
+    {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
         var start = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "osprey.dll"));
         // One small shard per tensor or two, each flushed to disk: hundreds of files, so the signal lands mid-way.
-        foreach (var a in new[] { "export", "--model", model, "--output_dir", output, "--device", "cpu", "--max_shard_size", "20KB" })
-            start.ArgumentList.Add(a);
+        foreach (var a in args) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -36,7 +60,7 @@ public sealed class ExportSignalTests
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (!(HasFiles(output + ".tmp") || HasFiles(output)))
             {
-                if (process.HasExited) Assert.Fail($"osprey export ended before writing: exit {process.ExitCode}, {await stderr}");
+                if (process.HasExited) Assert.Fail($"osprey {args[0]} ended before writing: exit {process.ExitCode}, {await stderr}");
                 Assert.True(DateTime.UtcNow < deadline, "no shard written within 60 s");
                 await Task.Delay(5);
             }
@@ -45,7 +69,7 @@ public sealed class ExportSignalTests
                 kill.WaitForExit();
                 Assert.Equal(0, kill.ExitCode);
             }
-            Assert.True(process.WaitForExit(60_000), "osprey export did not stop within 60 s of SIGTERM");
+            Assert.True(process.WaitForExit(60_000), $"osprey {args[0]} did not stop within 60 s of SIGTERM");
         }
         finally
         {
@@ -62,7 +86,7 @@ public sealed class ExportSignalTests
         }
         Assert.True(process.ExitCode == 130, log);
         Assert.False(Directory.Exists(output), log);
-        Assert.Equal($"osprey: export stopped; {output} was not written.", errText.Trim().Split('\n')[^1]);
+        Assert.Equal($"osprey: {verb} stopped; {output} was not written.", errText.Trim().Split('\n')[^1]);
     }
 
     [Fact]
@@ -96,6 +120,42 @@ public sealed class ExportSignalTests
         using (var model = new CausalLM(spec, ScalarType.Float32, CPU))
             SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), model.CheckpointTensors());
         File.WriteAllText(Path.Combine(directory, "config.json"), text);
+        return directory;
+    }
+
+    /// <summary>
+    /// A PEFT LoRA adapter (adapter_config.json and adapter_model.safetensors as PEFT names them) for
+    /// <paramref name="model"/> adapting q_proj in every layer, r 2, with small random weights.
+    /// </summary>
+    static string DeepAdapter(string directory, string model)
+    {
+        Directory.CreateDirectory(directory);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "config.json")));
+        var c = doc.RootElement;
+        int hidden = c.GetProperty("hidden_size").GetInt32(), layers = c.GetProperty("num_hidden_layers").GetInt32();
+        var qOut = c.GetProperty("num_attention_heads").GetInt32() * c.GetProperty("head_dim").GetInt32();
+        var config = new System.Text.Json.Nodes.JsonObject
+        {
+            ["peft_type"] = "LORA", ["task_type"] = "CAUSAL_LM", ["base_model_name_or_path"] = model,
+            ["r"] = 2, ["lora_alpha"] = 4, ["lora_dropout"] = 0.0, ["bias"] = "none",
+            ["target_modules"] = new System.Text.Json.Nodes.JsonArray("q_proj"),
+        };
+        File.WriteAllText(Path.Combine(directory, "adapter_config.json"), config.ToJsonString());
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        try
+        {
+            for (var i = 0; i < layers; i++)
+            {
+                var prefix = $"base_model.model.model.layers.{i}.self_attn.q_proj";
+                tensors.Add(new($"{prefix}.lora_A.weight", randn(2, hidden) * 0.01f));
+                tensors.Add(new($"{prefix}.lora_B.weight", randn(qOut, 2) * 0.01f));
+            }
+            SafetensorsWriter.Write(Path.Combine(directory, "adapter_model.safetensors"), tensors);
+        }
+        finally
+        {
+            foreach (var (_, t) in tensors) t.Dispose();
+        }
         return directory;
     }
 }

@@ -6,7 +6,10 @@ using Osprey.Tests.Server;
 
 namespace Osprey.Tests.Reliability;
 
-/// <summary>Requests the web server itself would refuse with an empty body: huge or too many headers (issue 15).</summary>
+/// <summary>
+/// Requests the web server itself would refuse with an empty body: huge or too many headers, a NUL in the path, a
+/// request line over 8 KB (issue 15).
+/// </summary>
 public sealed class ServerEdgeTests
 {
     static readonly EngineOptions Small = new() { MaxBatchSize = 2, MaxModelLen = 64 };
@@ -47,5 +50,114 @@ public sealed class ServerEdgeTests
         // Ordinary requests still pass.
         var (ok, _, _) = await server.GetAsync("/v1/models");
         Assert.Equal(200, ok);
+    }
+
+    /// <summary>
+    /// Kestrel refuses these before any middleware runs. The statuses are RFC 9110/6585's (400 for a malformed target,
+    /// 414 URI Too Long, 431 Request Header Fields Too Large); the body must be OpenAI's error object, with a
+    /// Content-Length that matches it.
+    /// </summary>
+    [Fact]
+    public async Task ErrorsKestrelAnswersItselfHaveOpenAiBodies()
+    {
+        await using var server = await TestServer.StartAsync("qwen2", Small);
+        var cases = new (byte[] Head, int Status)[]
+        {
+            ([.. Ascii("GET /v1/mo"), 0, .. Ascii("dels HTTP/1.1\r\nHost: x")], 400),
+            (Ascii("GET /v1/mo%00dels HTTP/1.1\r\nHost: x"), 400),
+            (Ascii($"GET /v1/models?q={new string('a', 9000)} HTTP/1.1\r\nHost: x"), 414),
+            (Ascii("GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + new string('a', 300_000)), 431),
+        };
+        foreach (var (request, expected) in cases)
+        {
+            var (status, head, body) = await Raw(server, request);
+            Assert.True(status == expected, $"{head}\n{body}");
+            Assert.Contains("Content-Type: application/json", head, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains($"Content-Length: {Encoding.UTF8.GetByteCount(body)}", head, StringComparison.OrdinalIgnoreCase);
+            var error = TestServer.AssertError(JsonDocument.Parse(body).RootElement);
+            Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        }
+    }
+
+    /// <summary>On one kept-alive connection: an answered request passes untouched, then a malformed one gets a body.</summary>
+    [Fact]
+    public async Task AKeptAliveConnectionAnswersNormallyThenGivesAMalformedRequestABody()
+    {
+        await using var server = await TestServer.StartAsync("qwen2", Small);
+        const string chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 3, \"stream\": true}";
+        var first = $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {chat.Length}\r\n\r\n{chat}";
+        var (status, head, body) = await Raw(server, [.. Ascii(first + "GET /v1/mo%00dels HTTP/1.1\r\nHost: x")]);
+        Assert.True(status == 200, head);
+        // The stream is chunked and ends with [DONE] and the zero-length chunk, then the second response follows.
+        var second = body.IndexOf("HTTP/1.1 ", StringComparison.Ordinal);
+        Assert.True(second > 0, body);
+        Assert.Contains("data: [DONE]", body[..second], StringComparison.Ordinal);
+        Assert.EndsWith("0\r\n\r\n", body[..second], StringComparison.Ordinal);
+        var rest = body[second..];
+        Assert.StartsWith("HTTP/1.1 400 ", rest, StringComparison.Ordinal);
+        var json = rest[(rest.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
+        TestServer.AssertError(JsonDocument.Parse(json).RootElement);
+    }
+
+    /// <summary>
+    /// Large bodies share a budget of four of the largest allowed: with four held open (headers sent, body not), a fifth
+    /// large one is refused at once with 429 and Retry-After, a small one still passes, and once the four are gone
+    /// the large one is read again.
+    /// </summary>
+    [Fact]
+    public async Task LargeBodiesBeyondTheBudgetAreRefusedWith429UntilOthersFinish()
+    {
+        const long maxBody = 4 << 20;
+        await using var server = await TestServer.StartAsync("qwen2", Small, maxBody: maxBody);
+        var uri = new Uri(server.BaseUrl);
+        var held = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var tcp = new TcpClient();
+                held.Add(tcp);
+                await tcp.ConnectAsync(uri.Host, uri.Port);
+                await tcp.GetStream().WriteAsync(Ascii($"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {maxBody}\r\n\r\n{{\"prompt\": \""));
+            }
+            var large = JsonSerializer.Serialize(new { prompt = new string('a', 2 << 20), max_tokens = 1 });
+            // The four reach the server's middleware on their own schedule: ask until the budget is full.
+            var (status, body, retryAfter) = await Until(() => Post(server, large), r => r.Status == 429);
+            Assert.True(status == 429, $"{status}: {body}");
+            var error = TestServer.AssertError(body, "too_many_large_requests");
+            Assert.Equal("rate_limit_error", error.GetProperty("type").GetString());
+            Assert.Contains("send it again", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+            Assert.Equal("1", retryAfter);
+            // Small bodies are never counted.
+            var (small, _, _) = await server.PostAsync("/v1/completions", JsonSerializer.Serialize(new { prompt = "hi", max_tokens = 1 }));
+            Assert.Equal(200, small);
+        }
+        finally
+        {
+            foreach (var tcp in held) tcp.Dispose();
+        }
+        var (after, afterBody, _) = await Until(() => Post(server, JsonSerializer.Serialize(new { prompt = new string('a', 2 << 20), max_tokens = 1 })), r => r.Status != 429);
+        Assert.True(after == 400, $"{after}: {afterBody}");
+        TestServer.AssertError(afterBody, "context_length_exceeded");
+    }
+
+    static async Task<(int Status, JsonElement Body, string? RetryAfter)> Post(TestServer server, string json)
+    {
+        using var content = new StringContent(json, Encoding.UTF8, "application/json");
+        using var response = await server.Http.PostAsync("/v1/completions", content);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, JsonDocument.Parse(text).RootElement.Clone(), response.Headers.RetryAfter?.ToString());
+    }
+
+    /// <summary>Repeats <paramref name="send"/> until <paramref name="done"/> (at most 100 times, 50 ms apart); the last answer.</summary>
+    static async Task<T> Until<T>(Func<Task<T>> send, Func<T, bool> done)
+    {
+        var answer = await send();
+        for (var i = 0; i < 100 && !done(answer); i++)
+        {
+            await Task.Delay(50);
+            answer = await send();
+        }
+        return answer;
     }
 }

@@ -42,6 +42,48 @@ public sealed class ServerInputTests
         Assert.True(grownMb < 300, $"the process grew by {grownMb} MB and kept it");
     }
 
+    /// <summary>
+    /// Sixteen clients send a 15 MB body at once. Large bodies share a budget of four of the largest allowed (64 MB),
+    /// so the server never holds sixteen: each is refused (400 over the context, or 429 when the budget is full), the
+    /// process's peak working set stays within a bound that sixteen held bodies would exceed, and it ends near where
+    /// it began.
+    /// </summary>
+    [Fact]
+    public async Task ConcurrentLargeBodiesAreCappedAndLeaveNoMemoryBehind()
+    {
+        await using var server = await TestServer.StartAsync("qwen2", Small);
+        var body = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { prompt = new string(' ', 15_000_000), max_tokens = 1 }));
+        await Settle();
+        using var process = Process.GetCurrentProcess();
+        var before = process.WorkingSet64;
+        var peak = before;
+        using var stop = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var p = Process.GetCurrentProcess();
+                peak = Math.Max(peak, p.WorkingSet64);
+                await Task.Delay(5);
+            }
+        });
+        var answers = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => PostBytes(server, "/v1/completions", body)));
+        await stop.CancelAsync();
+        await sampler;
+        foreach (var (status, error) in answers)
+        {
+            Assert.True(status is 400 or 429, $"{status}");
+            TestServer.AssertError(error, status == 400 ? "context_length_exceeded" : "too_many_large_requests");
+        }
+        var peakMb = (peak - before) >> 20;
+        await Settle();
+        using var end = Process.GetCurrentProcess();
+        var grownMb = (end.WorkingSet64 - before) >> 20;
+        Console.WriteLine($"large bodies: {answers.Count(a => a.Status == 429)} refused with 429, peak +{peakMb} MB, after +{grownMb} MB");
+        Assert.True(peakMb < 900, $"the process peaked {peakMb} MB above where it was");
+        Assert.True(grownMb < 300, $"the process grew by {grownMb} MB and kept it");
+    }
+
     static async Task Settle()
     {
         await Task.Delay(50);

@@ -73,4 +73,30 @@ public sealed class TrainingLengthTests
         Assert.Contains(summary, run.ToString());
         if (strategy == "delete") Assert.Matches($@"warning: .*data\.jsonl line 4 \(\d+ tokens\) is longer than --max_length 256; deleted", run.ToString());
     }
+
+    /// <summary>
+    /// <c>osprey encode</c> without --max_length takes the context from config.json as training does: a 5 MB row is
+    /// cut at the character bound and deleted with its report line (it used to be tokenized whole and written out), and
+    /// no written sample is longer than the context.
+    /// </summary>
+    [Fact]
+    public void EncodeWithoutMaxLengthTakesTheModelContextAndDeletesAMultiMegabyteRow()
+    {
+        using var temp = new TempDirectory();
+        var data = temp.File("data.jsonl");
+        var output = temp.File("encoded.jsonl");
+        File.WriteAllLines(data, [.. ShortRows, Chat("Repeat this: " + new string('y', 5_000_000), "No.")]);
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(Qwen2, "config.json")));
+        var context = config.RootElement.GetProperty("max_position_embeddings").GetInt32();
+        var run = CliRun.Of("encode", "--model", Qwen2, "--dataset", data, "--load_from_cache_file", "false", "--output", output);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains($"warning: {data} line 4 (5,000,013 characters in one text) is longer than --max_length {context}; deleted (--truncation_strategy delete).", run.ToString());
+        var samples = File.ReadAllLines(output);
+        Assert.Equal(3, samples.Length);
+        foreach (var line in samples)
+        {
+            using var sample = JsonDocument.Parse(line);
+            Assert.InRange(sample.RootElement.GetProperty("input_ids").GetArrayLength(), 1, context);
+        }
+    }
 }
