@@ -10,6 +10,52 @@ public sealed partial class InferenceEngine
 
     Tensor Seen() => _seen ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Bool, device: Model.Device).DetachFromDisposeScope();
 
+    /// <summary>
+    /// The logits with every token a row's grammar refuses set to -inf, for the rows that have one (the others are
+    /// untouched, and with no such row nothing is done). End-of-sequence is allowed only once the value is
+    /// complete. A row whose grammar allows nothing (the tokenizer cannot write what comes next) may only end.
+    /// </summary>
+    Tensor Constrain(Tensor logits, IReadOnlyList<Sequence> seqs)
+    {
+        var rows = new List<long>();
+        for (var i = 0; i < seqs.Count; i++)
+            if (seqs[i].Matcher is not null) rows.Add(i);
+        if (rows.Count == 0) return logits;
+        var vocab = (int)logits.shape[^1];
+        var allowed = new bool[rows.Count * vocab];
+        for (var j = 0; j < rows.Count; j++)
+        {
+            var seq = seqs[(int)rows[j]];
+            var matcher = seq.Matcher!;
+            var row = allowed.AsSpan(j * vocab, vocab);
+            var any = false;
+            if (!matcher.IsDead)
+            {
+                var bits = matcher.Allowed();
+                var limit = Math.Min(vocab, bits.Length * 64);
+                for (var w = 0; w < bits.Length; w++)
+                {
+                    var word = bits[w];
+                    while (word != 0)
+                    {
+                        var id = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(word);
+                        word &= word - 1;
+                        if (id < limit) { row[id] = true; any = true; }
+                    }
+                }
+            }
+            if (matcher.CanEnd || !any)
+                foreach (var eos in seq.State.Request.Sampling.EffectiveStopTokenIds)
+                    if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
+            if (!any) row.Fill(true); // nothing at all can follow: leave the row free rather than pick from nothing
+        }
+        var device = logits.device;
+        var index = tensor(rows.ToArray(), device: device);
+        var mask = tensor(allowed, [rows.Count, vocab], device: device);
+        var constrained = logits.index_select(0, index).masked_fill(mask.logical_not(), double.NegativeInfinity);
+        return logits.index_copy(0, index, constrained);
+    }
+
     readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);
 
     /// <summary>
@@ -27,7 +73,7 @@ public sealed partial class InferenceEngine
         var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
         var seen = _seen?.narrow(0, firstRow, n);
         var counts = _counts?.narrow(0, firstRow, n);
-        var next = TokenSampler.Pick(raw, samplings, seen, counts, () =>
+        var next = TokenSampler.Pick(Constrain(raw, seqs), samplings, seen, counts, () =>
         {
             var u = new float[n];
             for (var i = 0; i < n; i++)
