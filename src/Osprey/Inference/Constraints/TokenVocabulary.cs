@@ -18,7 +18,7 @@ internal sealed class TokenVocabulary
     public static TokenVocabulary For(Tokenizer tokenizer) => s_byTokenizer.GetValue(tokenizer, t => new TokenVocabulary(t));
 
     /// <summary>Most automaton states and masks kept; past this the tables start again (a bound on memory, not on correctness).</summary>
-    const int MaxStates = 200_000, MaxMasks = 1024;
+    const int MaxStates = 50_000, MaxMasks = 1024;
 
     readonly object _lock = new();
     readonly byte[]?[] _bytes;
