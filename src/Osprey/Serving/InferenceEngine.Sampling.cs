@@ -22,38 +22,61 @@ public sealed partial class InferenceEngine
             if (seqs[i].Matcher is not null) rows.Add(i);
         if (rows.Count == 0) return logits;
         var vocab = (int)logits.shape[^1];
-        var allowed = new bool[rows.Count * vocab];
+        var device = logits.device;
+        var masks = new Tensor[rows.Count];
+        if (_masks.Count + rows.Count > MaxCachedMasks) DisposeMasks(); // before the loop: never free a mask this step uses
         for (var j = 0; j < rows.Count; j++)
         {
             var seq = seqs[(int)rows[j]];
             var matcher = seq.Matcher!;
-            var row = allowed.AsSpan(j * vocab, vocab);
-            var any = false;
-            if (!matcher.IsDead)
+            var bits = matcher.IsDead ? s_noTokens : matcher.Allowed();
+            var key = (bits, matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds);
+            if (!_masks.TryGetValue(key, out var mask))
             {
-                var bits = matcher.Allowed();
-                var limit = Math.Min(vocab, bits.Length * 64);
-                for (var w = 0; w < bits.Length; w++)
-                {
-                    var word = bits[w];
-                    while (word != 0)
-                    {
-                        var id = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(word);
-                        word &= word - 1;
-                        if (id < limit) { row[id] = true; any = true; }
-                    }
-                }
+                mask = _masks[key] = MaskTensor(bits, matcher.CanEnd, key.EffectiveStopTokenIds, vocab, device);
             }
-            if (matcher.CanEnd || !any)
-                foreach (var eos in seq.State.Request.Sampling.EffectiveStopTokenIds)
-                    if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
-            if (!any) row.Fill(true); // nothing at all can follow: leave the row free rather than pick from nothing
+            masks[j] = mask;
         }
-        var device = logits.device;
         var index = tensor(rows.ToArray(), device: device);
-        var mask = tensor(allowed, [rows.Count, vocab], device: device);
-        var constrained = logits.index_select(0, index).masked_fill(mask.logical_not(), double.NegativeInfinity);
+        var refused = stack(masks).logical_not();
+        var constrained = logits.index_select(0, index).masked_fill(refused, double.NegativeInfinity);
         return logits.index_copy(0, index, constrained);
+    }
+
+    static readonly ulong[] s_noTokens = [];
+
+    /// <summary>Device masks kept per (allowed tokens, may end, stop ids): the per-step work is then a lookup and a stack.</summary>
+    const int MaxCachedMasks = 256;
+
+    readonly Dictionary<(ulong[], bool, IReadOnlyList<int>), Tensor> _masks = [];
+
+    void DisposeMasks()
+    {
+        foreach (var m in _masks.Values) m.Dispose();
+        _masks.Clear();
+    }
+
+    /// <summary>A bool [vocab] mask on the device: the allowed tokens, end-of-sequence when the value may end (or when nothing else can come).</summary>
+    static Tensor MaskTensor(ulong[] bits, bool canEnd, IReadOnlyList<int> stopIds, int vocab, Device device)
+    {
+        var row = new bool[vocab];
+        var any = false;
+        var limit = Math.Min(vocab, bits.Length * 64);
+        for (var w = 0; w < bits.Length; w++)
+        {
+            var word = bits[w];
+            while (word != 0)
+            {
+                var id = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(word);
+                word &= word - 1;
+                if (id < limit) { row[id] = true; any = true; }
+            }
+        }
+        if (canEnd || !any)
+            foreach (var eos in stopIds)
+                if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
+        if (!any) Array.Fill(row, true); // nothing at all can follow: leave the row free rather than pick from nothing
+        return tensor(row, device: device).DetachFromDisposeScope();
     }
 
     readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);

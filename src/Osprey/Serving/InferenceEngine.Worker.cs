@@ -59,6 +59,7 @@ public sealed partial class InferenceEngine
         _pool.Dispose();
         _seen?.Dispose();
         _counts?.Dispose();
+        DisposeMasks();
         _wake.Dispose();
     }
 
