@@ -1,4 +1,5 @@
 using Osprey.Inference;
+using Osprey.Inference.Constraints;
 using System.Globalization;
 using System.Text.Json;
 using Osprey.Serving;
@@ -50,6 +51,7 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
         var sampling = model.Sampling(maxTokens, temperature, f.Double("top_p"), f.Int("top_k", -1),
             f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
             f.Double("presence_penalty"), f.Double("frequency_penalty"), logitBias);
+        if (chat) sampling = sampling with { Grammar = ResponseFormat(f) };
         try
         {
             sampling.Validate();
@@ -75,6 +77,45 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
                 or "frequency_penalty" or "logit_bias" or "stop" => first,
             _ => null,
         };
+    }
+
+    /// <summary>
+    /// OpenAI's response_format: "text" (free), "json_object" (any JSON object) or "json_schema" (a value of the
+    /// given schema), enforced by constrained decoding. A schema keyword outside the supported subset is a 400
+    /// whose param is the keyword's path (response_format.json_schema.schema.properties.age.minimum).
+    /// </summary>
+    static JsonSchemaGrammar? ResponseFormat(RequestFields f)
+    {
+        const string example = "{\"type\": \"json_object\"} or {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}";
+        if (f.Get("response_format") is not { } v || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Object || !v.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+            throw ApiException.Bad($"'response_format' must be an object with a \"type\", such as {example}.", "response_format");
+        switch (type.GetString())
+        {
+            case "text":
+                return null;
+            case "json_object":
+                return JsonSchemaGrammar.AnyObject;
+            case "json_schema":
+                if (!v.TryGetProperty("json_schema", out var js) || js.ValueKind != JsonValueKind.Object)
+                    throw ApiException.Bad($"'response_format.json_schema' must be an object such as {{\"name\": \"answer\", \"schema\": {{...}}}}.", "response_format.json_schema");
+                if (!js.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String || name.GetString()!.Length == 0)
+                    throw ApiException.Bad("'response_format.json_schema.name' must be a non-empty string.", "response_format.json_schema.name");
+                if (js.TryGetProperty("strict", out var strict) && strict.ValueKind is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null))
+                    throw ApiException.Bad("'response_format.json_schema.strict' must be true or false.", "response_format.json_schema.strict");
+                if (!js.TryGetProperty("schema", out var schema)) return JsonSchemaGrammar.FromSchema("{}");
+                try
+                {
+                    // Strict or not, the output is held to the schema: constrained decoding cannot follow it loosely.
+                    return JsonSchemaGrammar.FromSchema(schema);
+                }
+                catch (JsonSchemaException e)
+                {
+                    throw ApiException.Bad($"response_format.json_schema.{e.Message}", "response_format.json_schema." + e.Path);
+                }
+            default:
+                throw ApiException.Bad($"'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", got '{type.GetString()}'.", "response_format.type");
+        }
     }
 
     /// <summary>OpenAI's logit_bias: an object whose keys are token ids (as strings) and whose values are numbers.</summary>

@@ -1,4 +1,4 @@
-using Osprey.Inference;
+using Osprey.Inference.Constraints;
 using Osprey.Models;
 
 namespace Osprey.Inference;
@@ -42,6 +42,12 @@ public sealed record SamplingParams
     public bool IgnoreEos { get; init; }
     /// <summary>Log-probabilities to return: null none; 0 the chosen token's only; k also the k most likely (at most 20).</summary>
     public int? Logprobs { get; init; }
+    /// <summary>
+    /// Constrained decoding (OpenAI's response_format): each token must keep the output a prefix of a value this
+    /// grammar accepts, and the end-of-sequence token may come only once the value is complete. Null: free text.
+    /// Honoured by the serving engine; <see cref="TokenGenerator"/> ignores it.
+    /// </summary>
+    public JsonSchemaGrammar? Grammar { get; init; }
     /// <summary>The token <see cref="TokenGenerator"/> left-pads a batch of prompts with (masked out); the engine does not pad.</summary>
     public int PadTokenId { get; init; }
 

@@ -10,6 +10,75 @@ public sealed partial class InferenceEngine
 
     Tensor Seen() => _seen ??= zeros(Options.MaxBatchSize + 1, Model.Spec.VocabSize, dtype: ScalarType.Bool, device: Model.Device).DetachFromDisposeScope();
 
+    /// <summary>
+    /// The logits with every token a row's grammar refuses set to -inf, for the rows that have one (the others are
+    /// untouched, and with no such row nothing is done). End-of-sequence is allowed only once the value is
+    /// complete. A row whose grammar allows nothing (the tokenizer cannot write what comes next) may only end.
+    /// </summary>
+    Tensor Constrain(Tensor logits, IReadOnlyList<Sequence> seqs)
+    {
+        var rows = new List<long>();
+        for (var i = 0; i < seqs.Count; i++)
+            if (seqs[i].Matcher is not null) rows.Add(i);
+        if (rows.Count == 0) return logits;
+        var vocab = (int)logits.shape[^1];
+        var device = logits.device;
+        var masks = new Tensor[rows.Count];
+        if (_masks.Count + rows.Count > MaxCachedMasks) DisposeMasks(); // before the loop: never free a mask this step uses
+        for (var j = 0; j < rows.Count; j++)
+        {
+            var seq = seqs[(int)rows[j]];
+            var matcher = seq.Matcher!;
+            var bits = matcher.IsDead ? s_noTokens : matcher.Allowed();
+            var key = (bits, matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds);
+            if (!_masks.TryGetValue(key, out var mask))
+            {
+                mask = _masks[key] = MaskTensor(bits, matcher.CanEnd, key.EffectiveStopTokenIds, vocab, device);
+            }
+            masks[j] = mask;
+        }
+        var index = tensor(rows.ToArray(), device: device);
+        var refused = stack(masks).logical_not();
+        var constrained = logits.index_select(0, index).masked_fill(refused, double.NegativeInfinity);
+        return logits.index_copy(0, index, constrained);
+    }
+
+    static readonly ulong[] s_noTokens = [];
+
+    /// <summary>Device masks kept per (allowed tokens, may end, stop ids): the per-step work is then a lookup and a stack.</summary>
+    const int MaxCachedMasks = 256;
+
+    readonly Dictionary<(ulong[], bool, IReadOnlyList<int>), Tensor> _masks = [];
+
+    void DisposeMasks()
+    {
+        foreach (var m in _masks.Values) m.Dispose();
+        _masks.Clear();
+    }
+
+    /// <summary>A bool [vocab] mask on the device: the allowed tokens, end-of-sequence when the value may end (or when nothing else can come).</summary>
+    static Tensor MaskTensor(ulong[] bits, bool canEnd, IReadOnlyList<int> stopIds, int vocab, Device device)
+    {
+        var row = new bool[vocab];
+        var any = false;
+        var limit = Math.Min(vocab, bits.Length * 64);
+        for (var w = 0; w < bits.Length; w++)
+        {
+            var word = bits[w];
+            while (word != 0)
+            {
+                var id = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(word);
+                word &= word - 1;
+                if (id < limit) { row[id] = true; any = true; }
+            }
+        }
+        if (canEnd || !any)
+            foreach (var eos in stopIds)
+                if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
+        if (!any) Array.Fill(row, true); // nothing at all can follow: leave the row free rather than pick from nothing
+        return tensor(row, device: device).DetachFromDisposeScope();
+    }
+
     readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);
 
     /// <summary>
@@ -27,7 +96,7 @@ public sealed partial class InferenceEngine
         var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
         var seen = _seen?.narrow(0, firstRow, n);
         var counts = _counts?.narrow(0, firstRow, n);
-        var next = TokenSampler.Pick(raw, samplings, seen, counts, () =>
+        var next = TokenSampler.Pick(Constrain(raw, seqs), samplings, seen, counts, () =>
         {
             var u = new float[n];
             for (var i = 0; i < n; i++)

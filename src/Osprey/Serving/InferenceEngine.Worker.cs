@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Osprey.Inference;
+using Osprey.Inference.Constraints;
 using Osprey.Models.Blocks;
 using Osprey.Tuners.Lora;
 using TorchSharp;
@@ -58,6 +59,7 @@ public sealed partial class InferenceEngine
         _pool.Dispose();
         _seen?.Dispose();
         _counts?.Dispose();
+        DisposeMasks();
         _wake.Dispose();
     }
 
@@ -210,7 +212,8 @@ public sealed partial class InferenceEngine
         var s = r.Sampling;
         return new Sequence(state, r.PromptIds.ToArray(), Math.Min(s.NewTokenLimit(r.PromptIds.Count, MaxModelLen), MaxModelLen - r.PromptIds.Count),
             r.Adapter is null ? 0 : _adapterIndex[r.Adapter],
-            s.IsGreedy ? null : new torch.Generator((ulong)(s.Seed ?? Random.Shared.NextInt64()), CPU));
+            s.IsGreedy ? null : new torch.Generator((ulong)(s.Seed ?? Random.Shared.NextInt64()), CPU),
+            s.Grammar is { } grammar ? new GrammarMatcher(grammar, TokenVocabulary.For(Tokenizer)) : null);
     }
 
     /// <summary>Hands the token to the request; returns true when the request is finished (its row must go).</summary>
@@ -224,7 +227,11 @@ public sealed partial class InferenceEngine
         var delta = state.Text.Add(pick.Token);
         FinishReason? finish = null;
         object? reason = null;
-        if (s.EffectiveStopTokenIds.Contains(pick.Token)) (finish, reason) = (FinishReason.Eos, pick.Token);
+        var eos = s.EffectiveStopTokenIds.Contains(pick.Token);
+        if (!eos) seq.Matcher?.Advance(pick.Token);
+        if (eos) (finish, reason) = (FinishReason.Eos, pick.Token);
+        // A complete value that no token can extend (no end-of-sequence id to pick, say with ignore_eos) ends here.
+        else if (seq.Matcher is { CanEnd: true } done && done.Allowed().All(w => w == 0)) finish = FinishReason.Eos;
         else if (state.Text.Stopped is not null) (finish, reason) = (FinishReason.StopString, state.Text.Stopped);
         else if (seq.Generated >= seq.MaxTokens) finish = FinishReason.Length;
         if (finish is not null) delta += state.Text.Finish();
@@ -267,8 +274,10 @@ public sealed partial class InferenceEngine
     }
 
     /// <summary>A request while it holds a row.</summary>
-    sealed class Sequence(RequestState state, int[] prompt, int maxTokens, int adapter, torch.Generator? rng)
+    sealed class Sequence(RequestState state, int[] prompt, int maxTokens, int adapter, torch.Generator? rng, GrammarMatcher? matcher)
     {
+        /// <summary>The request's constrained decoding, when it asked for a response format.</summary>
+        public GrammarMatcher? Matcher { get; } = matcher;
         public RequestState State { get; } = state;
         public int[] Prompt { get; } = prompt;
         public int MaxTokens { get; } = maxTokens;

@@ -1,4 +1,5 @@
 using Osprey.Inference;
+using Osprey.Inference.Constraints;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -20,7 +21,8 @@ namespace Osprey.Serving;
 /// <see cref="ChatOptions.StopSequences"/>, <see cref="ChatOptions.Instructions"/> (added to the system message),
 /// <see cref="ChatOptions.ModelId"/> (a LoRA adapter's name selects it;
 /// the base model's name or none runs the base), <see cref="ChatOptions.Tools"/> (function declarations, rendered
-/// into the chat template as OpenAI tools) and the additional property <c>repetition_penalty</c>. Fields left out
+/// into the chat template as OpenAI tools), <see cref="ChatOptions.ResponseFormat"/> (JSON or a JSON schema, held
+/// to by constrained decoding; see <see cref="JsonSchemaGrammar"/>) and the additional property <c>repetition_penalty</c>. Fields left out
 /// come from the model's generation_config.json. When tools are given, Hermes <c>&lt;tool_call&gt;</c> blocks in
 /// the reply come back as <see cref="FunctionCallContent"/> (see <see cref="ToolCallParser"/>).
 /// </remarks>
@@ -168,10 +170,21 @@ public sealed class OspreyChatClient : IChatClient
             seed: options?.Seed,
             stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null,
             presencePenalty: options?.PresencePenalty,
-            frequencyPenalty: options?.FrequencyPenalty);
+            frequencyPenalty: options?.FrequencyPenalty) with { Grammar = Grammar(options?.ResponseFormat) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
     }
+
+    /// <summary>
+    /// <see cref="ChatResponseFormat.Json"/> (any JSON object) and <c>ChatResponseFormat.ForJsonSchema</c>
+    /// (a value of the schema) become constrained decoding; text, or none, leaves the output free.
+    /// </summary>
+    static JsonSchemaGrammar? Grammar(ChatResponseFormat? format) => format switch
+    {
+        ChatResponseFormatJson { Schema: { } schema } => JsonSchemaGrammar.FromSchema(schema),
+        ChatResponseFormatJson => JsonSchemaGrammar.AnyObject,
+        _ => null,
+    };
 
     static double? RepetitionPenalty(ChatOptions? options)
     {

@@ -1,0 +1,53 @@
+namespace Osprey.Inference.Constraints;
+
+/// <summary>
+/// Where the automaton stands after some output: the set of parse stacks still possible (usually one; anyOf and
+/// type lists can keep several). Equal states allow the same tokens, so a state is the key of the mask cache.
+/// </summary>
+internal sealed class GrammarState : IEquatable<GrammarState>
+{
+    readonly ParseStack[] _stacks;
+    int? _hash;
+
+    public GrammarState(List<ParseStack> stacks) => _stacks = stacks.Count <= 1 ? [.. stacks] : stacks.Distinct().ToArray();
+
+    /// <summary>True when no output can follow: the bytes so far fit no value the schema allows.</summary>
+    public bool IsDead => _stacks.Length == 0;
+
+    /// <summary>True when the value is complete and the output may end.</summary>
+    public bool CanEnd => _stacks.Any(JsonMachine.CanEnd);
+
+    /// <summary>The state after one more byte (dead when the byte fits nowhere).</summary>
+    public GrammarState Step(byte b)
+    {
+        var output = new List<ParseStack>(_stacks.Length);
+        foreach (var s in _stacks) JsonMachine.Step(s, b, output);
+        return new GrammarState(output);
+    }
+
+    /// <summary>The state after <paramref name="bytes"/>, stopping early once dead.</summary>
+    public GrammarState Step(ReadOnlySpan<byte> bytes)
+    {
+        var state = this;
+        foreach (var b in bytes)
+        {
+            if (state.IsDead) break;
+            state = state.Step(b);
+        }
+        return state;
+    }
+
+    public bool Equals(GrammarState? other) =>
+        other is not null && GetHashCode() == other.GetHashCode() && _stacks.Length == other._stacks.Length && _stacks.All(other._stacks.Contains);
+
+    public override bool Equals(object? obj) => Equals(obj as GrammarState);
+
+    public override int GetHashCode()
+    {
+        if (_hash is { } h) return h;
+        var sum = 0;
+        foreach (var s in _stacks) sum = unchecked(sum + s.GetHashCode()); // order-free: the stacks are a set
+        _hash = sum;
+        return sum;
+    }
+}

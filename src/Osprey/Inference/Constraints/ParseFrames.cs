@@ -1,0 +1,246 @@
+namespace Osprey.Inference.Constraints;
+
+// The parse states of the JSON automaton. A state is an immutable stack of frames (records, so equal stacks are
+// equal values and serve as cache keys for token masks); each frame is one value being written and its progress.
+// A frame's Step adds the stacks that one more byte leads to; a finished child is popped and its parent told
+// through AfterChild. Numbers and literals end without a closing byte of their own, so they are "finishable":
+// the byte after them is handed to the parent instead (JsonMachine.Step).
+
+/// <summary>One value being written.</summary>
+internal abstract record ParseFrame
+{
+    /// <summary>Adds to <paramref name="output"/> the stacks reached when this frame (the top of <paramref name="self"/>) reads <paramref name="b"/>.</summary>
+    public abstract void Step(ParseStack self, byte b, List<ParseStack> output);
+
+    /// <summary>True when the value may end here without a closing byte of its own.</summary>
+    public virtual bool Finishable => false;
+
+    /// <summary>This frame once the child value it started is complete.</summary>
+    public virtual ParseFrame AfterChild() => throw new InvalidOperationException($"{GetType().Name} has no child values.");
+}
+
+/// <summary>A stack of frames, top first.</summary>
+internal sealed record ParseStack(ParseFrame Top, ParseStack? Below)
+{
+    /// <summary>The same stack with its top frame replaced.</summary>
+    public ParseStack WithTop(ParseFrame top) => new(top, Below);
+
+    /// <summary>The stack below this frame, told that this frame's value is complete.</summary>
+    public ParseStack Pop() => Below!.WithTop(Below.Top.AfterChild());
+}
+
+/// <summary>The whole output: one value, then nothing (no trailing whitespace, so the end is decided at once).</summary>
+internal sealed record RootFrame(SchemaNode Node, bool Done, int Ws) : ParseFrame
+{
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        if (Done) return;
+        if (JsonMachine.IsWhitespace(b))
+        {
+            if (Ws < JsonMachine.MaxWhitespace) output.Add(self.WithTop(this with { Ws = Ws + 1 }));
+            return;
+        }
+        JsonMachine.StartValue(Node, self.WithTop(this with { Done = true, Ws = 0 }), b, output);
+    }
+
+    public override ParseFrame AfterChild() => this;
+}
+
+internal enum ObjectPhase { Open, Key, AfterKey, BeforeValue, InValue, AfterValue, Comma }
+
+/// <summary>
+/// An object. <see cref="Seen"/> holds the keys written so far ("\0a\0b\0"), <see cref="Key"/> the key being written
+/// (its bytes as written), <see cref="Value"/> the schema of the value that follows it.
+/// </summary>
+internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Seen, string Key, SchemaNode? Value, int Ws, byte Esc) : ParseFrame
+{
+    public static ObjectFrame Open(ObjectNode node) => new(node, ObjectPhase.Open, "\0", "", null, 0, 0);
+
+    bool Has(string name) => Seen.Contains("\0" + name + "\0", StringComparison.Ordinal);
+
+    bool RequiredMet => Node.Required.All(Has);
+
+    bool CanAddKey => Node.Additional is not null || Node.Properties.Keys.Any(k => !Has(k));
+
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        var ws = JsonMachine.IsWhitespace(b);
+        switch (Phase)
+        {
+            case ObjectPhase.Open or ObjectPhase.Comma:
+                if (ws) Space(self, output);
+                else if (b == '"' && CanAddKey) output.Add(self.WithTop(this with { Phase = ObjectPhase.Key, Key = "", Esc = 0, Ws = 0 }));
+                else if (b == '}' && Phase == ObjectPhase.Open && RequiredMet) output.Add(self.Pop());
+                break;
+            case ObjectPhase.Key:
+                StepKey(self, b, output);
+                break;
+            case ObjectPhase.AfterKey:
+                if (ws) Space(self, output);
+                else if (b == ':') output.Add(self.WithTop(this with { Phase = ObjectPhase.BeforeValue, Ws = 0 }));
+                break;
+            case ObjectPhase.BeforeValue:
+                if (ws) Space(self, output);
+                else JsonMachine.StartValue(Value!, self.WithTop(this with { Phase = ObjectPhase.InValue, Ws = 0 }), b, output);
+                break;
+            case ObjectPhase.AfterValue:
+                if (ws) Space(self, output);
+                else if (b == ',' && CanAddKey) output.Add(self.WithTop(this with { Phase = ObjectPhase.Comma, Ws = 0 }));
+                else if (b == '}' && RequiredMet) output.Add(self.Pop());
+                break;
+        }
+    }
+
+    void Space(ParseStack self, List<ParseStack> output)
+    {
+        if (Ws < JsonMachine.MaxWhitespace) output.Add(self.WithTop(this with { Ws = Ws + 1 }));
+    }
+
+    void StepKey(ParseStack self, byte b, List<ParseStack> output)
+    {
+        if (Node.Additional is null)
+        {
+            // A closed object: the key is one of the property names not yet written, spelled as JsonText writes it.
+            if (b == '"' && Node.WrittenNames.TryGetValue(Key, out var done) && !Has(done))
+            {
+                output.Add(self.WithTop(Named(done)));
+                return;
+            }
+            var next = Key + (char)b;
+            foreach (var (written, name) in Node.WrittenNames)
+                if (!Has(name) && written.StartsWith(next, StringComparison.Ordinal))
+                {
+                    output.Add(self.WithTop(this with { Key = next }));
+                    return;
+                }
+            return;
+        }
+        var kind = JsonMachine.StringByte(Esc, b, out var esc);
+        if (kind == JsonMachine.Invalid) return;
+        if (kind == JsonMachine.Close)
+        {
+            if (JsonText.Unescape(Key) is { } name && !Has(name)) output.Add(self.WithTop(Named(name)));
+            return;
+        }
+        output.Add(self.WithTop(this with { Key = Key + (char)b, Esc = esc }));
+    }
+
+    ObjectFrame Named(string name) => this with
+    {
+        Phase = ObjectPhase.AfterKey, Key = "", Esc = 0, Ws = 0, Seen = Seen + name + "\0",
+        Value = Node.Properties.TryGetValue(name, out var node) ? node : Node.Additional,
+    };
+
+    public override ParseFrame AfterChild() => this with { Phase = ObjectPhase.AfterValue, Value = null, Ws = 0 };
+}
+
+internal enum ArrayPhase { Open, InValue, AfterValue, Comma }
+
+/// <summary>An array with <see cref="Count"/> items begun so far.</summary>
+internal sealed record ArrayFrame(ArrayNode Node, ArrayPhase Phase, int Count, int Ws) : ParseFrame
+{
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        var ws = JsonMachine.IsWhitespace(b);
+        if (Phase == ArrayPhase.InValue) return;
+        if (ws)
+        {
+            if (Ws < JsonMachine.MaxWhitespace) output.Add(self.WithTop(this with { Ws = Ws + 1 }));
+            return;
+        }
+        var room = Node.MaxItems is not { } max || Count < max;
+        switch (Phase)
+        {
+            case ArrayPhase.Open:
+                if (b == ']' && Node.MinItems == 0) output.Add(self.Pop());
+                else if (room) JsonMachine.StartValue(Node.Items, self.WithTop(this with { Phase = ArrayPhase.InValue, Count = Count + 1, Ws = 0 }), b, output);
+                break;
+            case ArrayPhase.AfterValue:
+                if (b == ',' && room) output.Add(self.WithTop(this with { Phase = ArrayPhase.Comma, Ws = 0 }));
+                else if (b == ']' && Count >= Node.MinItems) output.Add(self.Pop());
+                break;
+            case ArrayPhase.Comma:
+                JsonMachine.StartValue(Node.Items, self.WithTop(this with { Phase = ArrayPhase.InValue, Count = Count + 1, Ws = 0 }), b, output);
+                break;
+        }
+    }
+
+    public override ParseFrame AfterChild() => this with { Phase = ArrayPhase.AfterValue, Ws = 0 };
+}
+
+/// <summary>A string after its opening quote: <see cref="Length"/> code points so far, <see cref="Esc"/> the escape state.</summary>
+internal sealed record StringFrame(StringNode Node, int Length, byte Esc) : ParseFrame
+{
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        var kind = JsonMachine.StringByte(Esc, b, out var esc, Node.MaxLength is { } limit && Length >= limit);
+        switch (kind)
+        {
+            case JsonMachine.Close:
+                if (Length >= Node.MinLength) output.Add(self.Pop());
+                break;
+            case JsonMachine.NewChar:
+                // Without a maximum the count stops at the minimum, so a long free string stays one state (one cached mask).
+                if (Node.MaxLength is { } max) { if (Length < max) output.Add(self.WithTop(this with { Length = Length + 1, Esc = esc })); }
+                else output.Add(self.WithTop(this with { Length = Math.Min(Length + 1, Node.MinLength), Esc = esc }));
+                break;
+            case JsonMachine.SameChar:
+                output.Add(self.WithTop(this with { Esc = esc }));
+                break;
+        }
+    }
+}
+
+internal enum NumberPhase { Minus, Zero, Int, Dot, Frac, Exp, ExpSign, ExpDigits }
+
+/// <summary>
+/// A number being written (RFC 8259's grammar), <see cref="Digits"/> digits into its current part. Integers are
+/// written without point or exponent (what every validator and draft calls an integer). Parts are bounded
+/// (<see cref="JsonMachine.MaxIntegerDigits"/>, <see cref="JsonMachine.MaxFractionDigits"/>,
+/// <see cref="JsonMachine.MaxExponentDigits"/>) so a model cannot spend its whole budget on one number.
+/// </summary>
+internal sealed record NumberFrame(NumberNode Node, NumberPhase Phase, int Digits) : ParseFrame
+{
+    public override bool Finishable => Phase is NumberPhase.Zero or NumberPhase.Int or NumberPhase.Frac or NumberPhase.ExpDigits;
+
+    public static NumberPhase? First(byte b) => b switch
+    {
+        (byte)'-' => NumberPhase.Minus,
+        (byte)'0' => NumberPhase.Zero,
+        >= (byte)'1' and <= (byte)'9' => NumberPhase.Int,
+        _ => null,
+    };
+
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        var digit = b is >= (byte)'0' and <= (byte)'9';
+        var real = !Node.Integer;
+        var exp = real && b is (byte)'e' or (byte)'E';
+        (NumberPhase, int)? next = Phase switch
+        {
+            NumberPhase.Minus => b == '0' ? (NumberPhase.Zero, 1) : digit ? (NumberPhase.Int, 1) : null,
+            NumberPhase.Zero => real && b == '.' ? (NumberPhase.Dot, 0) : exp ? (NumberPhase.Exp, 0) : null,
+            NumberPhase.Int => digit && Digits < JsonMachine.MaxIntegerDigits ? (NumberPhase.Int, Digits + 1)
+                : real && b == '.' ? (NumberPhase.Dot, 0) : exp ? (NumberPhase.Exp, 0) : null,
+            NumberPhase.Dot => digit ? (NumberPhase.Frac, 1) : null,
+            NumberPhase.Frac => digit && Digits < JsonMachine.MaxFractionDigits ? (NumberPhase.Frac, Digits + 1) : exp ? (NumberPhase.Exp, 0) : null,
+            NumberPhase.Exp => b is (byte)'+' or (byte)'-' ? (NumberPhase.ExpSign, 0) : digit ? (NumberPhase.ExpDigits, 1) : null,
+            NumberPhase.ExpSign => digit ? (NumberPhase.ExpDigits, 1) : null,
+            NumberPhase.ExpDigits => digit && Digits < JsonMachine.MaxExponentDigits ? (NumberPhase.ExpDigits, Digits + 1) : null,
+            _ => null,
+        };
+        if (next is var (phase, digits)) output.Add(self.WithTop(new NumberFrame(Node, phase, digits)));
+    }
+}
+
+/// <summary>One of fixed texts, <see cref="Prefix"/> written so far.</summary>
+internal sealed record LiteralFrame(LiteralNode Node, string Prefix) : ParseFrame
+{
+    public override bool Finishable => Node.Texts.Contains(Prefix);
+
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        var next = Prefix + (char)b;
+        if (Node.Texts.Any(t => t.StartsWith(next, StringComparison.Ordinal))) output.Add(self.WithTop(this with { Prefix = next }));
+    }
+}
