@@ -1,5 +1,6 @@
 using Osprey.Models;
 using Osprey.Options;
+using Osprey.Quantization;
 using Osprey.Runtime;
 
 namespace Osprey.Hub;
@@ -26,8 +27,16 @@ public sealed record ModelOptions
     [Option("torch_dtype", "auto | bfloat16 | float16 | float32 (auto: config dtype on GPU, float32 on CPU).", Placeholder = "T")]
     public string TorchDtype { get; init; } = "auto";
 
-    /// <summary>How to load the model; notices (such as falling back to the CPU) go to <paramref name="notice"/>.</summary>
-    public ModelLoadOptions LoadOptions(TextWriter? notice) => new() { Device = DeviceSpec.Parse(Device), DType = TorchDtype, Notice = notice };
+    /// <summary>--quant_method and the bitsandbytes flags: quantize the model at load (QLoRA), or write it quantized (export).</summary>
+    [OptionGroup]
+    public QuantizationOptions Quantization { get; init; } = new();
+
+    /// <summary>
+    /// How to load the model; notices (such as falling back to the CPU) go to <paramref name="notice"/>. A folder whose
+    /// config.json has a bitsandbytes quantization_config loads quantized whatever the flags say.
+    /// </summary>
+    public ModelLoadOptions LoadOptions(TextWriter? notice) =>
+        new() { Device = DeviceSpec.Parse(Device), DType = TorchDtype, Notice = notice, Quantization = new BnbLoader(Quantization) };
 
     /// <summary>The model's local folder: the demo model (created on first use), a folder, or a hub id from the caches or downloaded.</summary>
     /// <exception cref="OspreyException">No --model, or the id cannot be found or downloaded.</exception>
