@@ -78,7 +78,8 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
         using (no_grad())
         using (var dense = _base.Dequantize())
         using (var typed = dense.to(weight.dtype, weight.device))
-            weight.set_(typed.contiguous().clone());
+        using (var owned = typed.contiguous().clone()) // its own storage: the weight keeps it after this handle is gone
+            weight.set_(owned);
         _base.Dispose();
         _base = null;
     }
