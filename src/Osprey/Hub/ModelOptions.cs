@@ -1,5 +1,6 @@
 using Osprey.Models;
 using Osprey.Options;
+using Osprey.Quantization;
 using Osprey.Runtime;
 
 namespace Osprey.Hub;
@@ -31,13 +32,7 @@ namespace Osprey.Hub;
 [NoEffectFlag("max_memory", "the model sits on one device, chosen with --device")]
 [NoEffectFlag("local_repo_path", Python)]
 [NoEffectFlag("init_strategy", "every weight comes from the checkpoint; a missing one is an error")]
-[NoEffectFlag("quant_method", Quantization)]
-[NoEffectFlag("quant_bits", Quantization)]
 [NoEffectFlag("hqq_axis", Quantization)]
-[NoEffectFlag("bnb_4bit_compute_dtype", Quantization)]
-[NoEffectFlag("bnb_4bit_quant_type", Quantization)]
-[NoEffectFlag("bnb_4bit_use_double_quant", Quantization)]
-[NoEffectFlag("bnb_4bit_quant_storage", Quantization)]
 [NoEffectFlag("use_ray", OneDevice)]
 [NoEffectFlag("ray_exp_name", OneDevice)]
 [NoEffectFlag("device_groups", OneDevice)]
@@ -46,7 +41,7 @@ public sealed record ModelOptions
     private const string Python = "it configures a Python library that Osprey does not use";
     private const string Plugins = "Osprey does not load Python plugins";
     private const string OneDevice = "Osprey runs on one device, without distributed launchers";
-    private const string Quantization = "Osprey does not quantize; weights load in --torch_dtype";
+    private const string Quantization = "Osprey quantizes with --quant_method bnb only (HQQ is not supported)";
 
     /// <summary>A model folder, a hub id (org/name) or <c>demo</c>.</summary>
     [Option("model", "Hugging Face model folder (config.json + *.safetensors), or a hub id (org/name) taken from the local Hugging Face / ModelScope cache, else downloaded on first use (HF_HUB_OFFLINE=1: cache only); 'demo' is the built-in tiny model.", Placeholder = "DIR|ID", Common = true, Aliases = ["model_id_or_path"])]
@@ -81,8 +76,17 @@ public sealed record ModelOptions
         return Bf16 == true ? "bfloat16" : Fp16 == true ? "float16" : "auto";
     }
 
-    /// <summary>How to load the model; notices (such as falling back to the CPU) go to <paramref name="notice"/>.</summary>
-    public ModelLoadOptions LoadOptions(TextWriter? notice) => new() { Device = DeviceSpec.Parse(Device), DType = ResolvedDtype(), Notice = notice };
+
+    /// <summary>--quant_method and the bitsandbytes flags: quantize the model at load (QLoRA), or write it quantized (export).</summary>
+    [OptionGroup]
+    public QuantizationOptions Quantization { get; init; } = new();
+
+    /// <summary>
+    /// How to load the model; notices (such as falling back to the CPU) go to <paramref name="notice"/>. A folder whose
+    /// config.json has a bitsandbytes quantization_config loads quantized whatever the flags say.
+    /// </summary>
+    public ModelLoadOptions LoadOptions(TextWriter? notice) =>
+        new() { Device = DeviceSpec.Parse(Device), DType = ResolvedDtype(), Notice = notice, Quantization = new BnbLoader(Quantization) };
 
     /// <summary>The model's local folder: the demo model (created on first use), a folder, or a hub id from the caches or downloaded.</summary>
     /// <exception cref="OspreyException">No --model, or the id cannot be found or downloaded.</exception>

@@ -45,7 +45,13 @@ public sealed partial class CausalLM : nn.Module
     /// <see cref="ModelLoadOptions"/> overload does): the first use of TorchSharp otherwise loads its own
     /// CPU libtorch, which a GPU-only build lacks.
     /// </summary>
-    public static CausalLM Load(string directory, Device device, ScalarType dtype)
+    public static CausalLM Load(string directory, Device device, ScalarType dtype) => Load(directory, device, dtype, null);
+
+    /// <summary>
+    /// <see cref="Load(string, Device, ScalarType)"/> where the linear layers <paramref name="quantized"/> chooses get a
+    /// quantized base (<see cref="LinearLayer.UseBase"/>) read or quantized one tensor at a time.
+    /// </summary>
+    internal static CausalLM Load(string directory, Device device, ScalarType dtype, IQuantizedFolder? quantized)
     {
         var spec = ModelRegistry.ReadSpec(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
@@ -55,6 +61,7 @@ public sealed partial class CausalLM : nn.Module
         {
             // A *ForSequenceClassification folder (score.weight, no lm_head): a reward model, see CausalLM.Score.cs.
             if (ScoreLabels(directory, checkpoint) is int labels) lm.AddScoreHead(new ScoreHead(spec.HiddenSize, labels, dtype, device, trainable: false));
+            if (quantized is not null) lm.LoadQuantizedBases(quantized, checkpoint);
             lm.LoadWeights(checkpoint);
         }
         catch
@@ -97,7 +104,42 @@ public sealed partial class CausalLM : nn.Module
     {
         var runtime = TorchRuntime.Initialize(options.Device, options.Notice);
         var spec = ModelRegistry.ReadSpec(directory);
-        return Load(directory, runtime.Device, DTypes.Resolve(options.DType, spec.SavedDType, runtime.Device));
+        var dtype = DTypes.Resolve(options.DType, spec.SavedDType, runtime.Device);
+        var quantized = options.Quantization?.Open(directory, dtype, runtime.Device);
+        var model = Load(directory, runtime.Device, dtype, quantized);
+        if (quantized is not null) (options.Notice ?? Console.Error).WriteLine(quantized.Describe(model.QuantizedLayerCount));
+        return model;
+    }
+
+    /// <summary>How the model's quantized layers were loaded (null: the model is dense).</summary>
+    internal IQuantizedFolder? Quantization { get; private set; }
+
+    /// <summary>The number of linear layers holding a quantized base.</summary>
+    public int QuantizedLayerCount => LinearLayers().Count(l => l.Layer.Base is not null);
+
+    /// <summary>Gives every linear layer <paramref name="quantized"/> picks its quantized base, before the dense tensors load.</summary>
+    void LoadQuantizedBases(IQuantizedFolder quantized, SafetensorsCheckpoint checkpoint)
+    {
+        Quantization = quantized;
+        foreach (var (path, layer) in LinearLayers().ToList())
+            if (quantized.Load(path, checkpoint) is { } q) layer.UseBase(q);
+    }
+
+    /// <summary>
+    /// Turns every quantized base back into a dense weight in the model's dtype (merging adapters into a quantized
+    /// model writes a dense folder, as ms-swift does); returns how many layers were dequantized.
+    /// </summary>
+    public int Dequantize()
+    {
+        var n = 0;
+        foreach (var (_, layer) in LinearLayers())
+        {
+            if (layer.Base is null) continue;
+            layer.Densify();
+            n++;
+        }
+        Quantization = null;
+        return n;
     }
 
     /// <summary>The folder the model was loaded from, if any (its config.json is the template when saving).</summary>
@@ -120,6 +162,8 @@ public sealed partial class CausalLM : nn.Module
         config["dtype"] = dtypeName;
         if (config.ContainsKey("torch_dtype")) config["torch_dtype"] = dtypeName;
         if (IsRewardModel) ApplyRewardConfig(config);
+        if (Quantization is not null && QuantizedLayerCount > 0) config["quantization_config"] = Quantization.Config.DeepClone();
+        else config.Remove("quantization_config");
         var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes, cancellationToken: cancellationToken));
         WriteAtomically(Path.Combine(directory, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         written.Add("config.json");
@@ -140,24 +184,40 @@ public sealed partial class CausalLM : nn.Module
         File.Move(tmp, path, overwrite: true);
     }
 
-    /// <summary>The tensors a checkpoint must hold: every state-dict key except a tied lm_head and attached adapters' tensors.</summary>
+    /// <summary>
+    /// The tensors a checkpoint must hold: every state-dict key except a tied lm_head and attached adapters' tensors; a
+    /// layer with a quantized base contributes that base's tensors (bitsandbytes' serialization) instead of its weight.
+    /// </summary>
     public IReadOnlyDictionary<string, Tensor> CheckpointTensors()
     {
+        var d = DenseCheckpointTensors();
+        foreach (var (path, layer) in LinearLayers())
+            if (layer.Base is { } q)
+                foreach (var (name, t) in q.CheckpointTensors()) d[path + "." + name] = t;
+        return d;
+    }
+
+    /// <summary>The state-dict tensors loaded from a checkpoint as they are: no adapters, no weights replaced by a quantized base.</summary>
+    Dictionary<string, Tensor> DenseCheckpointTensors()
+    {
         var d = new Dictionary<string, Tensor>();
-        var adapters = AdapterKeys();
+        var skip = AdapterKeys();
+        foreach (var (path, layer) in LinearLayers())
+            if (layer.Base is not null) skip.Add(path + ".weight");
         foreach (var (name, t) in state_dict())
-            if (!adapters.Contains(name)) d[name] = t;
+            if (!skip.Contains(name)) d[name] = t;
         return d;
     }
 
     /// <summary>Copies every tensor of <paramref name="checkpoint"/> into the model (strictly).</summary>
     public void LoadWeights(SafetensorsCheckpoint checkpoint)
     {
-        var expected = CheckpointTensors();
+        var expected = DenseCheckpointTensors();
+        var based = LinearLayers().Where(l => l.Layer.Base is not null).Select(l => l.Path + ".weight").ToHashSet(StringComparer.Ordinal);
         var file = string.Join(", ", checkpoint.Files.Select(Path.GetFileName));
         foreach (var name in checkpoint.Names)
         {
-            if (expected.ContainsKey(name)) continue;
+            if (expected.ContainsKey(name) || based.Contains(name) || Quantization?.IsCompanion(name) == true) continue;
             // transformers drops a tied lm_head when saving, but older exports keep it: accept that copy.
             if (Spec.TieWordEmbeddings && name == "lm_head.weight") continue;
             throw new OspreyException($"{file} holds tensor '{name}', which a {Spec.ModelType} model with this config.json does not have; the checkpoint and config do not match.");

@@ -26,7 +26,7 @@ namespace Osprey.Models;
 [NoEffectFlag("test_convert_dtype", Megatron)]
 public sealed record ExportOptions
 {
-    private const string Quantization = "Osprey does not quantize; weights are written in --torch_dtype";
+    private const string Quantization = "calibration settings are for GPTQ/AWQ export, which Osprey does not write yet; --quant_method bnb needs no calibration";
     private const string Megatron = "Megatron is not part of Osprey";
 
     /// <summary>--adapters: LoRA adapters merged into the weights (with <see cref="MergeLora"/>).</summary>

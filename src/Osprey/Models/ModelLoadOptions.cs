@@ -13,4 +13,7 @@ public sealed record ModelLoadOptions
 
     /// <summary>Where the one-line CPU fallback notice goes (stderr when null).</summary>
     public TextWriter? Notice { get; init; }
+
+    /// <summary>Which folders load with quantized linear layers (quantization_config, or --quant_method at load); null: none.</summary>
+    internal IQuantizedLoader? Quantization { get; init; }
 }

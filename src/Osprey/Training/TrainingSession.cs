@@ -116,6 +116,8 @@ internal sealed class TrainingSession : IDisposable
             }
             return list;
         }
+        if (model.QuantizedLayerCount > 0)
+            throw new OspreyException("--train_type full cannot train a quantized base (QLoRA trains adapters on top of it); use --train_type lora, or drop --quant_method.");
         foreach (var (name, p) in model.BaseParameters())
         {
             var frozen = o.FreezeParameters.Any(f => name.StartsWith(f, StringComparison.Ordinal))

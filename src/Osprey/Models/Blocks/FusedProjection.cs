@@ -34,10 +34,24 @@ internal sealed class FusedProjection
             start += o;
         }
         Parts = parts;
+        foreach (var part in parts) part.OnBaseChanged(ReleaseWhenQuantized);
     }
 
-    /// <summary>True when the fused buffer may be used (no part is being trained or carries an adapter that wraps its output).</summary>
-    public bool Usable => Parts.All(p => !p.Weight.requires_grad && p.Adapter is null);
+    bool _released; // the stacked buffer was given back; parts dequantized later own their own weights
+
+    /// <summary>Once every part has a quantized base the stacked buffer is never read again: give its memory back.</summary>
+    void ReleaseWhenQuantized()
+    {
+        if (_released || !Parts.All(p => p.Base is not null)) return;
+        _released = true;
+        using var _ = no_grad();
+        using var zero = zeros(1, 1, dtype: Weight.dtype, device: Weight.device);
+        using var placeholder = zero.expand(Weight.shape[0], Weight.shape[1]);
+        Weight.set_(placeholder);
+    }
+
+    /// <summary>True when the fused buffer may be used (no part is being trained, carries an adapter that wraps its output or has a quantized base).</summary>
+    public bool Usable => !_released && Parts.All(p => !p.Weight.requires_grad && p.Adapter is null && p.Base is null);
 
     /// <summary>
     /// All projections of x at once: [..., sum(out)]. Output deltas of the parts (serving adapters, inference only)

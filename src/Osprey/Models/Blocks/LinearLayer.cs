@@ -22,6 +22,8 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
 #pragma warning restore IDE0044
     ILinearAdapter? _adapter;
     ILinearDelta? _delta;
+    ILinearBase? _base;
+    Action? _baseChanged; // set by a FusedProjection whose buffer this layer views
 
     /// <summary>Creates an uninitialised [out, in] weight (and bias when asked).</summary>
     public LinearLayer(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
@@ -42,8 +44,48 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>The [out, in] weight.</summary>
+    /// <summary>The [out, in] weight (a storage-free placeholder of that shape once <see cref="UseBase"/> has given a quantized base).</summary>
     public Parameter Weight => weight;
+
+    /// <summary>The quantized base that replaces the dense weight, if any.</summary>
+    public ILinearBase? Base => _base;
+
+    /// <summary>Told when a base is set (the fused buffer this layer views can then free its rows).</summary>
+    internal void OnBaseChanged(Action action) => _baseChanged = action;
+
+    /// <summary>
+    /// Replaces the dense weight by <paramref name="quantized"/>: forward dequantizes it at each call. The weight
+    /// parameter keeps its shape (adapters and serving code read it) but becomes an expanded zero that holds no memory,
+    /// so it cannot be written to or trained by mistake.
+    /// </summary>
+    public void UseBase(ILinearBase quantized)
+    {
+        if (_base is not null) throw new InvalidOperationException("this layer already has a quantized base");
+        if (quantized.OutFeatures != weight.shape[0] || quantized.InFeatures != weight.shape[1])
+            throw new ArgumentException($"a quantized base of [{quantized.OutFeatures}, {quantized.InFeatures}] does not fit the weight [{weight.shape[0]}, {weight.shape[1]}]");
+        _base = quantized;
+        using (no_grad())
+        using (var zero = zeros(1, 1, dtype: weight.dtype, device: weight.device))
+        using (var placeholder = zero.expand(weight.shape[0], weight.shape[1]))
+            weight.set_(placeholder);
+        _baseChanged?.Invoke();
+    }
+
+    /// <summary>Turns the quantized base back into a dense weight in the weight's dtype (merging adapters needs one); no-op without a base.</summary>
+    public void Densify()
+    {
+        if (_base is null) return;
+        using (no_grad())
+        using (var dense = _base.Dequantize())
+        using (var typed = dense.to(weight.dtype, weight.device))
+        using (var owned = typed.contiguous().clone()) // its own storage: the weight keeps it after this handle is gone
+            weight.set_(owned);
+        _base.Dispose();
+        _base = null;
+    }
+
+    /// <summary>The dense weight: the weight itself, or a new dequantized copy of the base (dispose it).</summary>
+    public Tensor DenseWeight() => _base is null ? weight.alias() : _base.Dequantize();
 
     /// <summary>The bias, if any.</summary>
     public Parameter? Bias => bias;
@@ -95,8 +137,26 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
+        if (_base is not null) return QuantizedForward(x);
         var y = nn.functional.linear(x, weight, bias);
         if (_delta is { Active: true }) _delta.AddTo(x, y);
         return _adapter is null ? y : _adapter.Forward(x, y, weight, bias, training);
+    }
+
+    /// <summary>
+    /// The base dequantized for this call only, in the compute dtype, as bitsandbytes' Linear4bit does (input cast to
+    /// the compute dtype, output cast back). The dense copy lives until autograd no longer needs it (one layer at a time
+    /// under gradient checkpointing).
+    /// </summary>
+    Tensor QuantizedForward(Tensor x)
+    {
+        var w = _base!.Dequantize();
+        var compute = w.dtype;
+        var xc = x.dtype == compute ? x : x.to_type(compute);
+        var b = bias is null ? null : bias.dtype == compute ? bias : bias.to_type(compute);
+        var y = nn.functional.linear(xc, w, b);
+        if (y.dtype != x.dtype) y = y.to_type(x.dtype);
+        if (_delta is { Active: true }) _delta.AddTo(x, y);
+        return _adapter is null ? y : _adapter.Forward(x, y, w, bias, training);
     }
 }

@@ -26,7 +26,8 @@ internal sealed class LoraWeights : ILinearAdapter
         if (settings.UseDora)
         {
             using var _ = no_grad();
-            using var norms = weight.to_type(ScalarType.Float32).norm(1, false, 2);
+            using var dense = layer.DenseWeight(); // a quantized base's dequantized weight, as PEFT's DoRA on bitsandbytes uses
+            using var norms = dense.to_type(ScalarType.Float32).norm(1, false, 2);
             lora.Magnitude!.copy_(norms);
         }
         layer.Attach(lora);

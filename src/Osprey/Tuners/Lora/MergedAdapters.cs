@@ -17,6 +17,9 @@ public static class MergedAdapters
         var model = CausalLM.Load(folder, load);
         try
         {
+            // A quantized base is dequantized first: the merged weights are dense (ms-swift's merge on a QLoRA base does the same).
+            if (adapters.Count > 0 && model.QuantizedLayerCount > 0)
+                log.WriteLine($"osprey: dequantized {model.Dequantize()} quantized layers to {Runtime.DTypes.Name(model.DType)} before merging; the merged model is not quantized.");
             foreach (var path in adapters)
             {
                 var n = PeftAdapter.MergeInto(model, path);

@@ -1,0 +1,27 @@
+using static TorchSharp.torch;
+
+namespace Osprey.Models.Blocks;
+
+/// <summary>
+/// The base weight of a <see cref="LinearLayer"/> held in a form other than a dense matrix (a bitsandbytes 4-bit or
+/// 8-bit weight, see Osprey.Quantization). The layer keeps only this form in memory and asks for the dense [out, in]
+/// matrix at each forward, so a whole model is dense only one layer at a time. Plugged in from outside the model
+/// through <see cref="LinearLayer.UseBase"/>, as adapters are.
+/// </summary>
+internal interface ILinearBase : IDisposable
+{
+    /// <summary>Output features (rows of the dense weight).</summary>
+    long OutFeatures { get; }
+
+    /// <summary>Input features (columns of the dense weight).</summary>
+    long InFeatures { get; }
+
+    /// <summary>The dtype forward runs in (bitsandbytes' compute dtype); the input is cast to it and the output back.</summary>
+    ScalarType ComputeDType { get; }
+
+    /// <summary>A new dense [out, in] weight in <see cref="ComputeDType"/> on the base's device; the caller owns it.</summary>
+    Tensor Dequantize();
+
+    /// <summary>The checkpoint tensors of this weight by name relative to the layer (<c>weight</c>, <c>weight.absmax</c>, <c>SCB</c>, ...).</summary>
+    IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors();
+}
