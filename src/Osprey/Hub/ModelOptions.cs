@@ -32,7 +32,7 @@ namespace Osprey.Hub;
 [NoEffectFlag("max_memory", "the model sits on one device, chosen with --device")]
 [NoEffectFlag("local_repo_path", Python)]
 [NoEffectFlag("init_strategy", "every weight comes from the checkpoint; a missing one is an error")]
-[NoEffectFlag("hqq_axis", Quantization)]
+[NoEffectFlag("hqq_axis", Hqq)]
 [NoEffectFlag("use_ray", OneDevice)]
 [NoEffectFlag("ray_exp_name", OneDevice)]
 [NoEffectFlag("device_groups", OneDevice)]
@@ -41,7 +41,7 @@ public sealed record ModelOptions
     private const string Python = "it configures a Python library that Osprey does not use";
     private const string Plugins = "Osprey does not load Python plugins";
     private const string OneDevice = "Osprey runs on one device, without distributed launchers";
-    private const string Quantization = "Osprey quantizes with --quant_method bnb only (HQQ is not supported)";
+    private const string Hqq = "Osprey quantizes with --quant_method bnb only (HQQ is not supported)";
 
     /// <summary>A model folder, a hub id (org/name) or <c>demo</c>.</summary>
     [Option("model", "Hugging Face model folder (config.json + *.safetensors), or a hub id (org/name) taken from the local Hugging Face / ModelScope cache, else downloaded on first use (HF_HUB_OFFLINE=1: cache only); 'demo' is the built-in tiny model.", Placeholder = "DIR|ID", Common = true, Aliases = ["model_id_or_path"])]
