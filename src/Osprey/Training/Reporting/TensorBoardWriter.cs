@@ -1,13 +1,18 @@
 using System.Buffers.Binary;
 using System.Text;
+using Google.Protobuf;
+using Tensorboard;
 
 namespace Osprey.Training.Reporting;
 
 /// <summary>
 /// Writes a TensorBoard event file (<c>events.out.tfevents.&lt;unix seconds&gt;.&lt;hostname&gt;</c>) in a log
 /// folder: TFRecord framing (little-endian uint64 length, masked CRC-32C of the length, the data, masked
-/// CRC-32C of the data) around hand-encoded <c>Event</c> protocol buffers. The first event carries
-/// <c>file_version = "brain.Event:2"</c>; scalars are <c>Event.summary.value{tag, simple_value}</c>.
+/// CRC-32C of the data) around <c>Event</c> protocol buffers. The messages are TorchSharp's generated
+/// <c>Tensorboard.Event</c> classes serialized by Google.Protobuf; TorchSharp's own <c>SummaryWriter</c> is
+/// not used because it cannot write the session-start event a resumed run needs, takes int steps and
+/// writes a file-version wall time in .NET ticks (docs/training.md, "TensorBoard writer"). The first event
+/// carries <c>file_version = "brain.Event:2"</c>; scalars are <c>Event.summary.value{tag, simple_value}</c>.
 /// Not thread-safe; callers serialize access.
 /// </summary>
 public sealed class TensorBoardWriter : IDisposable
@@ -37,10 +42,7 @@ public sealed class TensorBoardWriter : IDisposable
         for (int i = 1; File.Exists(path); i++) path = Path.Combine(logDirectory, $"{baseName}.{i}");
         FilePath = path;
         _stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
-        var ev = new ProtoWriter();
-        ev.Double(1, _wallTime());
-        ev.String(3, FileVersion);
-        WriteRecord(ev.ToArray());
+        WriteRecord(new Event { WallTime = _wallTime(), FileVersion = FileVersion });
         Flush();
     }
 
@@ -52,16 +54,9 @@ public sealed class TensorBoardWriter : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentException.ThrowIfNullOrEmpty(tag);
-        var val = new ProtoWriter();
-        val.String(1, tag);
-        val.Float(2, value);
-        var summary = new ProtoWriter();
-        summary.Message(1, val.ToArray());
-        var ev = new ProtoWriter();
-        ev.Double(1, _wallTime());
-        ev.Int64(2, step);
-        ev.Message(5, summary.ToArray());
-        WriteRecord(ev.ToArray());
+        var summary = new Summary();
+        summary.Value.Add(new Summary.Types.Value { Tag = tag, SimpleValue = value });
+        WriteRecord(new Event { WallTime = _wallTime(), Step = step, Summary = summary });
     }
 
     /// <summary>
@@ -71,13 +66,12 @@ public sealed class TensorBoardWriter : IDisposable
     public void AddSessionStart(long step)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var log = new ProtoWriter();
-        log.Int64(1, 1); // SessionLog.status = START
-        var ev = new ProtoWriter();
-        ev.Double(1, _wallTime());
-        ev.Int64(2, step);
-        ev.Message(6, log.ToArray());
-        WriteRecord(ev.ToArray());
+        WriteRecord(new Event
+        {
+            WallTime = _wallTime(),
+            Step = step,
+            SessionLog = new SessionLog { Status = SessionLog.Types.SessionStatus.Start },
+        });
     }
 
     /// <summary>Flushes written events to the file.</summary>
@@ -95,8 +89,9 @@ public sealed class TensorBoardWriter : IDisposable
         _stream.Dispose();
     }
 
-    private void WriteRecord(byte[] data)
+    private void WriteRecord(Event ev)
     {
+        var data = ev.ToByteArray();
         Span<byte> header = stackalloc byte[12];
         BinaryPrimitives.WriteUInt64LittleEndian(header, (ulong)data.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(header[8..], Crc32C.Masked(header[..8]));
@@ -121,57 +116,5 @@ public sealed class TensorBoardWriter : IDisposable
         var sb = new StringBuilder(host.Length);
         foreach (var c in host) sb.Append(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_');
         return sb.Length == 0 ? "localhost" : sb.ToString();
-    }
-
-    /// <summary>A minimal protocol-buffer encoder for the few field kinds events need.</summary>
-    private sealed class ProtoWriter
-    {
-        private readonly MemoryStream _buffer = new();
-
-        public void Double(int field, double value)
-        {
-            Tag(field, 1);
-            Span<byte> b = stackalloc byte[8];
-            BinaryPrimitives.WriteDoubleLittleEndian(b, value);
-            _buffer.Write(b);
-        }
-
-        public void Float(int field, float value)
-        {
-            Tag(field, 5);
-            Span<byte> b = stackalloc byte[4];
-            BinaryPrimitives.WriteSingleLittleEndian(b, value);
-            _buffer.Write(b);
-        }
-
-        public void Int64(int field, long value)
-        {
-            if (value == 0) return; // proto3 default: omitted
-            Tag(field, 0);
-            Varint(unchecked((ulong)value));
-        }
-
-        public void String(int field, string value) => Message(field, Encoding.UTF8.GetBytes(value));
-
-        public void Message(int field, byte[] bytes)
-        {
-            Tag(field, 2);
-            Varint((ulong)bytes.Length);
-            _buffer.Write(bytes);
-        }
-
-        public byte[] ToArray() => _buffer.ToArray();
-
-        private void Tag(int field, int wireType) => Varint(((ulong)field << 3) | (uint)wireType);
-
-        private void Varint(ulong v)
-        {
-            while (v >= 0x80)
-            {
-                _buffer.WriteByte((byte)(v | 0x80));
-                v >>= 7;
-            }
-            _buffer.WriteByte((byte)v);
-        }
     }
 }

@@ -103,21 +103,24 @@ public sealed class TrainingLog : IDisposable
 
     /// <summary>
     /// Writes <c>images/train_&lt;key&gt;.png</c> or <c>images/eval_&lt;key&gt;.png</c> for each of
-    /// <see cref="PlotKeys"/> that has at least one logged point; returns the files written.
+    /// <see cref="PlotKeys"/> that has at least one logged point (with <see cref="TrainingPlots.WriteCurve"/>;
+    /// a train key's chart also shows its <c>eval_</c> counterpart's points); returns the files written.
     /// </summary>
     public IReadOnlyList<string> WritePlots()
     {
-        List<(string Key, List<(double X, double Y)> Points)> todo;
+        List<(string Key, List<(double X, double Y)> Points, List<(double X, double Y)>? Eval)> todo;
         lock (_gate)
         {
             todo = PlotKeys.Where(k => _series.TryGetValue(k, out var p) && p.Count >= 1)
-                .Select(k => (k, _series[k].ToList())).ToList();
+                .Select(k => (k, _series[k].ToList(),
+                    !k.StartsWith("eval_", StringComparison.Ordinal) && _series.TryGetValue("eval_" + k, out var e) ? e.ToList() : null))
+                .ToList();
         }
         var written = new List<string>();
-        foreach (var (key, points) in todo)
+        foreach (var (key, points, eval) in todo)
         {
             var path = Path.Combine(ImagesDirectory, PlotFileName(key));
-            PngChart.WriteLineChart(path, TagOf(key), points);
+            TrainingPlots.WriteCurve(path, TagOf(key), points, eval);
             written.Add(path);
         }
         return written;

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.Hashing;
 using System.Text;
 using Osprey.Training.Reporting;
 
@@ -19,13 +20,13 @@ public static class EventFileReader
             var lengthBytes = bytes.AsSpan(pos, 8);
             ulong length = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
             uint lengthCrc = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(pos + 8, 4));
-            Assert.Equal(Crc32C.Compute(lengthBytes), Unmask(lengthCrc));
+            Assert.Equal(Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, lengthBytes), Unmask(lengthCrc));
             pos += 12;
             Assert.True((ulong)(bytes.Length - pos) >= length + 4, "truncated record");
             var data = bytes.AsSpan(pos, (int)length).ToArray();
             pos += (int)length;
             uint dataCrc = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(pos, 4));
-            Assert.Equal(Crc32C.Compute(data), Unmask(dataCrc));
+            Assert.Equal(Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, data), Unmask(dataCrc));
             pos += 4;
             records.Add(data);
         }
@@ -77,7 +78,8 @@ public static class EventFileReader
                         scalars.Add((tag, v));
                     }
                     break;
-                case 6:
+                case 7: // session_log (TensorBoard's event.proto; 6 is the deprecated log_message)
+                    Assert.Equal(2, wire);
                     foreach (var (lf, _, lv, _) in Fields(payload!))
                         if (lf == 1) status = (int)lv;
                     break;

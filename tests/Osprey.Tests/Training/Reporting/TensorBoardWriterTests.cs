@@ -68,6 +68,27 @@ public sealed class TensorBoardWriterTests
     }
 
     [Fact]
+    public void SessionStartEvent_ExactBytes()
+    {
+        using var dir = new TempDirectory();
+        string path;
+        using (var w = new TensorBoardWriter(dir.Path, () => 3.0))
+        {
+            w.AddSessionStart(7);
+            path = w.FilePath;
+        }
+        // event.proto: Event.session_log is field 7 (wire type 2, key 0x3A); SessionLog.status is field 1, START = 1.
+        var expected = new byte[]
+        {
+            0x09, 0, 0, 0, 0, 0, 0, 0x08, 0x40, // wall_time 3.0
+            0x10, 0x07,                         // step 7
+            0x3A, 0x02,                         // session_log, 2 bytes
+            0x08, 0x01,                         // status START
+        };
+        Assert.Equal(expected, EventFileReader.ReadRecords(path)[1]);
+    }
+
+    [Fact]
     public void Scalars_RoundTrip()
     {
         using var dir = new TempDirectory();

@@ -114,11 +114,12 @@ public sealed class TrainingLogTests
         var written = log.WritePlots().Select(Path.GetFileName).ToList();
         Assert.Equal(["train_loss.png", "train_learning_rate.png", "train_token_acc.png", "eval_loss.png"], written);
         Assert.Equal(written.Order(StringComparer.Ordinal), Directory.GetFiles(dir.File("images")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        var loss = PngReader.Read(dir.File("images/train_loss.png"));
-        Assert.Equal((640, 400), (loss.Width, loss.Height));
-        Assert.NotEmpty(loss.Find(PngChart.SmoothBlue));
-        var eval = PngReader.Read(dir.File("images/eval_loss.png"));
-        Assert.Equal(25, eval.Find(PngChart.RawBlue).Count); // one point: one marker
+        var pngs = PythonPngDecoder.DecodeAll([dir.File("images/train_loss.png"), dir.File("images/eval_loss.png")]);
+        var loss = pngs[0];
+        Assert.Equal((TrainingPlots.Width, TrainingPlots.Height), (loss.Width, loss.Height));
+        Assert.True(loss.Near(TrainingPlots.Palette[0]).Count > 200, "the smoothed loss line");
+        Assert.True(loss.Near(TrainingPlots.EvalColor).Count > 15, "the eval_loss point on the loss chart");
+        Assert.True(pngs[1].Near(TrainingPlots.Palette[0]).Count > 15, "one point: one marker");
     }
 
     [Fact]
