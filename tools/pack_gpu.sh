@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .dist/osprey-gpu; mkdir -p .dist
 dotnet publish src/Osprey.Cli -c Release -r linux-x64 --self-contained -p:OspreyCpuLibTorch=false -o .dist/osprey-gpu -nologo -v:quiet
-rm -f .dist/osprey-gpu/libSkiaSharp.so
 tar -cJf .dist/osprey-gpu.tar.xz -C .dist osprey-gpu
 rm -rf .dist/osprey-gpu  # only the archive travels (the device tool carries at most 64 MiB)
 ls -la .dist/osprey-gpu.tar.xz

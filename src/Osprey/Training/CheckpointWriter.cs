@@ -60,7 +60,7 @@ internal static class CheckpointWriter
             state.LastCheckpoint = final;
             state.Write(temp);
         });
-        trainingLog.WritePlots();
+        trainingLog.TryWritePlots(session.Run.Log);
         session.Run.Log.WriteLine($"osprey: saved {final}");
         Prune(runDir, o.SaveTotalLimit, state);
         return final;

@@ -200,7 +200,7 @@ internal sealed class TrainingLoop : IDisposable
             ["global_step/max_steps"] = $"{step}/{TotalSteps}",
             ["train_runtime"] = Math.Round(_clock.Elapsed.TotalSeconds, 2),
         });
-        _log.WritePlots();
+        _log.TryWritePlots(_session.Run.Log);
         return new TrainingResult(_session.RunDirectory, _lastCheckpoint, State.BestCheckpoint, State.BestMetric, step, _interrupted);
     }
 

@@ -126,6 +126,24 @@ public sealed class TrainingLog : IDisposable
         return written;
     }
 
+    /// <summary>
+    /// <see cref="WritePlots"/> for a running job: the curves are a view of <c>logging.jsonl</c>, so a chart that cannot
+    /// be drawn (SkiaSharp's native library missing from a trimmed deployment, a full disk) is one warning line on
+    /// <paramref name="warnings"/> rather than the end of a training run whose weights and log are intact.
+    /// </summary>
+    public IReadOnlyList<string> TryWritePlots(TextWriter warnings)
+    {
+        try
+        {
+            return WritePlots();
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or IOException or UnauthorizedAccessException)
+        {
+            warnings.WriteLine($"osprey: warning: the curves in {ImagesDirectory} were not drawn ({e.GetBaseException().Message}); logging.jsonl and the TensorBoard files are complete.");
+            return [];
+        }
+    }
+
     /// <summary>The points logged so far for <paramref name="key"/> (step, value), in logging order.</summary>
     public IReadOnlyList<(double X, double Y)> Series(string key)
     {

@@ -48,6 +48,20 @@ public sealed class TrainingLogTests
     }
 
     [Fact]
+    public void TryWritePlots_AChartThatCannotBeWrittenIsAWarningNotAFailure()
+    {
+        using var dir = new TempDirectory();
+        using var log = new TrainingLog(dir.Path);
+        log.Append(new Dictionary<string, object?> { ["loss"] = 2.5, ["global_step"] = 1L });
+        File.WriteAllText(dir.File("images"), "a file where the images folder goes");
+        Assert.ThrowsAny<IOException>(() => log.WritePlots());
+        var warnings = new StringWriter();
+        Assert.Empty(log.TryWritePlots(warnings));
+        Assert.Contains("warning: the curves in " + log.ImagesDirectory + " were not drawn", warnings.ToString());
+        Assert.Single(TrainingLog.ReadJsonl(log.JsonlPath));
+    }
+
+    [Fact]
     public void Doubles_RoundTripExactly()
     {
         using var dir = new TempDirectory();
