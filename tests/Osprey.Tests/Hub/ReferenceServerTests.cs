@@ -74,7 +74,7 @@ public sealed class ReferenceServerFixture : IDisposable
 
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_stderr) { _stderr.AppendLine(e.Data); } } };
         _process.BeginErrorReadLine();
-        var first = _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(15)).GetAwaiter().GetResult();
+        var first = _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(90)).GetAwaiter().GetResult();
         const string prefix = "listening on ";
         if (first is null || !first.StartsWith(prefix, StringComparison.Ordinal))
         {
@@ -385,7 +385,7 @@ public sealed class ReferenceServerResumeTests : IDisposable
         }
 
         _process!.BeginErrorReadLine();
-        var first = await _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var first = await _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(90));
         Assert.StartsWith("listening on ", first);
         var url = first!["listening on ".Length..].Trim();
 
