@@ -37,7 +37,7 @@ public sealed partial class InferenceEngine
             }
             masks[j] = mask;
         }
-        var refused = stack(masks).logical_not();
+        var refused = stack(masks);
         // Every row constrained (a batch of structured requests): no row index to upload, one masked_fill.
         if (rows.Count == seqs.Count) return logits.masked_fill(refused, double.NegativeInfinity);
         var index = tensor(rows.ToArray(), device: device);
@@ -78,7 +78,10 @@ public sealed partial class InferenceEngine
         _masks.Clear();
     }
 
-    /// <summary>A bool [vocab] mask on the device: the allowed tokens, end-of-sequence when the value may end (or when nothing else can come).</summary>
+    /// <summary>
+    /// A bool [vocab] mask on the device, true for the tokens refused: all but the allowed tokens and, when the value
+    /// may end (or when nothing else can come), end-of-sequence. Kept negated so a step needs no logical_not.
+    /// </summary>
     static Tensor MaskTensor(ulong[] bits, bool canEnd, IReadOnlyList<int> stopIds, int vocab, Device device)
     {
         var row = new bool[vocab];
@@ -98,6 +101,7 @@ public sealed partial class InferenceEngine
             foreach (var eos in stopIds)
                 if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
         if (!any) Array.Fill(row, true); // nothing at all can follow: leave the row free rather than pick from nothing
+        for (var i = 0; i < row.Length; i++) row[i] = !row[i];
         return tensor(row, device: device).DetachFromDisposeScope();
     }
 
