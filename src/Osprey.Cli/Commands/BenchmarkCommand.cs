@@ -21,6 +21,8 @@ internal sealed class BenchmarkCommand : ICommand
     {
         var o = options.Bind<BenchmarkOptions>();
         options.EnsureNoUnknownFlags();
+        if (o.ResponseFormat is not null && o.Concurrency.Count == 0)
+            throw new UserError("--response_format needs --concurrency N: structured decoding is timed through the serving engine.");
         var (batches, prompt, newTokens, warmup, resultPath, concurrency, eager) = (o.BatchSizes, o.PromptLength, o.MaxNewTokens, o.Warmup, o.ResultPath, o.Concurrency, o.EnforceEager);
         var flags = new ModelFlags(o.Model);
         Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
@@ -30,14 +32,26 @@ internal sealed class BenchmarkCommand : ICommand
         if (concurrency.Count > 0)
         {
             var tokenizer = ChatPrompt.LoadTokenizer(folder, "the serving benchmark needs the model's tokenizer.json.");
-            stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB");
-            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout))
+            var grammar = o.ResponseFormat is { } format ? EngineBenchmark.ResponseFormat(format) : null;
+            var structured = grammar is not null;
+            stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB" + (structured ? "  tokens  format" : ""));
+            EngineBenchmarkResult? constrained = null;
+            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout, grammar: grammar, responseFormat: o.ResponseFormat))
             {
                 stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8}  {1,6}  {2,3}  {3,6:F2}  {4,11:F3}  {5,10:F3}  {6,16:F1}  {7,17:F1}  {8,8:F2}  {9,12:F2}",
                     r.Concurrency, r.PromptLength, r.NewTokens, r.WallSeconds, r.TtftMeanSeconds, r.TtftMaxSeconds, r.ThroughputTokensPerSecond,
-                    r.DecodeTokensPerSecondPerRequest, r.MillisecondsPerToken, r.GpuUsedBytes < 0 ? double.NaN : r.GpuUsedBytes / 1073741824.0));
+                    r.DecodeTokensPerSecondPerRequest, r.MillisecondsPerToken, r.GpuUsedBytes < 0 ? double.NaN : r.GpuUsedBytes / 1073741824.0)
+                    + (structured ? string.Format(CultureInfo.InvariantCulture, "  {0,6}  {1}", r.GeneratedTokens, r.ResponseFormat ?? "text (same lengths)") : ""));
                 if (resultPath is not null)
                     File.AppendAllText(resultPath, JsonSerializer.Serialize(new { engine = "osprey-serve", model = folder, device = model.Device.ToString(), dtype = Runtime.DTypes.Name(model.DType), result = r }) + "\n");
+                // The engine yields a constrained round, then the same rows as free text: the pair's ratio is the grammar's cost.
+                if (r.ResponseFormat is not null) constrained = r;
+                else if (constrained is not null)
+                {
+                    stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "structured/plain throughput at {0} requests: {1:F1} / {2:F1} tok/s = {3:F3}",
+                        r.Concurrency, constrained.ThroughputTokensPerSecond, r.ThroughputTokensPerSecond, constrained.ThroughputTokensPerSecond / r.ThroughputTokensPerSecond));
+                    constrained = null;
+                }
             }
             return 0;
         }

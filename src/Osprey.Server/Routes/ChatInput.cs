@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Osprey.Inference.Constraints;
 using Osprey.Serving;
 
 namespace Osprey.Server;
@@ -116,6 +117,51 @@ internal static class ChatInput
                 return chosen;
             default:
                 throw ApiException.Bad("'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice");
+        }
+    }
+
+    /// <summary>
+    /// The grammar a forced call is decoded under: with tool_choice "required", one call of any function in
+    /// 'tools'; with a named function, a call of that one; otherwise (none, auto, no tools) null. The arguments
+    /// are held to the function's parameters schema whether or not the tool says "strict": decoding cannot follow
+    /// a schema loosely. A schema outside the supported subset is a 400 naming its path
+    /// (tools[0].function.parameters.properties.x.minimum).
+    /// </summary>
+    public static JsonSchemaGrammar? ForcedCall(RequestFields f)
+    {
+        if (f.Get("tools") is not { ValueKind: JsonValueKind.Array } tools) return null;
+        string? only;
+        switch (f.Get("tool_choice"))
+        {
+            case { ValueKind: JsonValueKind.String } s when s.GetString() == "required":
+                only = null;
+                break;
+            case { ValueKind: JsonValueKind.Object } o when o.TryGetProperty("function", out var fn) && fn.ValueKind == JsonValueKind.Object
+                && fn.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String:
+                only = n.GetString();
+                break;
+            default:
+                return null;
+        }
+        var functions = new List<(string Name, JsonElement? Parameters, string Path)>();
+        var i = 0;
+        foreach (var t in tools.EnumerateArray())
+        {
+            var at = $"tools[{i++}].function";
+            if (t.ValueKind != JsonValueKind.Object || !t.TryGetProperty("function", out var fn) || fn.ValueKind != JsonValueKind.Object) continue;
+            if (!fn.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(name.GetString()))
+                throw ApiException.Bad($"'{at}.name' must be a non-empty string.", at + ".name");
+            if (only is not null && name.GetString() != only) continue;
+            functions.Add((name.GetString()!, fn.TryGetProperty("parameters", out var p) ? p : null, at + ".parameters"));
+        }
+        if (functions.Count == 0) return null; // Tools() has already refused a named function that is not there.
+        try
+        {
+            return ToolCallGrammar.For(functions);
+        }
+        catch (JsonSchemaException e)
+        {
+            throw ApiException.Bad(e.Message, e.Path);
         }
     }
 }

@@ -51,7 +51,8 @@ internal sealed record GenerationRequest(string ModelName, string? Adapter, Samp
         var sampling = model.Sampling(maxTokens, temperature, f.Double("top_p"), f.Int("top_k", -1),
             f.Double("repetition_penalty"), f.Long("seed"), f.Strings("stop"), logprobs ? top : null, f.Bool("ignore_eos") ?? false,
             f.Double("presence_penalty"), f.Double("frequency_penalty"), logitBias);
-        if (chat) sampling = sampling with { Grammar = ResponseFormat(f) };
+        // A forced tool call is the whole reply, so its grammar takes the place of response_format's (which is still checked).
+        if (chat) sampling = sampling with { Grammar = ResponseFormat(f) is var format && ChatInput.ForcedCall(f) is { } call ? call : format };
         try
         {
             sampling.Validate();

@@ -37,4 +37,8 @@ public sealed record BenchmarkOptions
     /// <summary>With concurrency: launch every kernel instead of replaying CUDA graphs.</summary>
     [Option("enforce_eager", "With --concurrency: no CUDA graphs.")]
     public bool EnforceEager { get; init; }
+
+    /// <summary>With concurrency: also time every request decoded under a grammar ("json_object" or a JSON schema file), against the same requests without one.</summary>
+    [Option("response_format", "With --concurrency: also run every request under a grammar (json_object, or FILE holding a JSON schema) and compare with the same requests unconstrained, each row held to the length its constrained run produced; prints both throughputs and their ratio.", Placeholder = "json_object|FILE")]
+    public string? ResponseFormat { get; init; }
 }

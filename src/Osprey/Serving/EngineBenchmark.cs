@@ -1,4 +1,5 @@
 using Osprey.Inference;
+using Osprey.Inference.Constraints;
 using System.Diagnostics;
 using Osprey.Models;
 using Osprey.Runtime;
@@ -9,13 +10,19 @@ namespace Osprey.Serving;
 
 /// <summary>
 /// Times the serving engine the way clients see it: random prompts, end-of-sequence ignored, all requests
-/// submitted at once, greedy. Time to first token includes queueing and prefill.
+/// submitted at once, greedy. Time to first token includes queueing and prefill. With a grammar, each
+/// concurrency is run twice: constrained (a row ends when its value is complete), then the same prompts
+/// unconstrained with each row held to the length its constrained run produced, so the two rounds have the same
+/// batch at every step and their throughputs differ only by the cost of the masks.
 /// </summary>
 public static class EngineBenchmark
 {
-    /// <summary>Runs one untimed warm-up round and one timed round at each concurrency.</summary>
+    /// <summary>
+    /// Runs one untimed warm-up round and one timed round at each concurrency; with <paramref name="grammar"/>
+    /// (named <paramref name="responseFormat"/> in the results) a constrained result then its matched free-text one.
+    /// </summary>
     public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens,
-        bool cudaGraphs = true, TextWriter? log = null, long seed = 0)
+        bool cudaGraphs = true, TextWriter? log = null, long seed = 0, JsonSchemaGrammar? grammar = null, string? responseFormat = null)
     {
         var most = concurrencies.Max();
         var len = promptLength + newTokens + 1;
@@ -27,41 +34,87 @@ public static class EngineBenchmark
         {
             // Warm-up: the same round once, untimed, so every kernel shape has run and every CUDA graph of the round
             // (one per rows × keys bucket, captured on first use at 50–300 ms each) exists, as on a server that has
-            // been taking traffic.
-            Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(newTokens))))).GetAwaiter().GetResult();
+            // been taking traffic. With a grammar the constrained round is warmed too (the tokenizer's tables and
+            // the first masks are built once per tokenizer, as on a server's first structured request).
+            Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(newTokens, null))))).GetAwaiter().GetResult();
+            if (grammar is not null)
+                Task.WhenAll(Enumerable.Range(0, c).Select(_ => engine.GenerateAsync(new EngineRequest(Prompt(), Sampling(newTokens, grammar))))).GetAwaiter().GetResult();
             var prompts = Enumerable.Range(0, c).Select(_ => Prompt()).ToArray();
-            PhaseTimer.TakeTotals();
-            var stepsBefore = engine.DecodeSteps;
-            var clock = Stopwatch.StartNew();
-            var runs = prompts.Select(p => Time(engine, p, newTokens, clock)).ToArray();
-            var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
-            var wall = clock.Elapsed.TotalSeconds;
-            var produced = timings.Sum(t => t.Tokens);
-            var gpu = model.Device.type == DeviceType.CUDA ? Nvml.UsedBytes(Math.Max(model.Device.index, 0)) : -1;
-            var perRequest = timings.Average(t => (t.Tokens - 1) / (t.Last - t.First));
-            if (PhaseTimer.Enabled && log is not null)
+            if (grammar is null)
             {
-                // OSPREY_PROFILE=1: the engine thread's time by phase (each mark synchronises the device, which slows the run).
-                var steps = Math.Max(1, engine.DecodeSteps - stepsBefore);
-                log.WriteLine($"profile, {c} requests, {steps} decode steps (ms per decode step):");
-                foreach (var (phase, ms) in PhaseTimer.TakeTotals().OrderByDescending(p => p.Value))
-                    log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {ms / steps,8:F3}  {phase}"));
+                yield return Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], null, null, promptLength, newTokens, log);
+                continue;
             }
-            yield return new EngineBenchmarkResult(c, promptLength, newTokens, wall, timings.Average(t => t.First - t.Submit),
-                timings.Max(t => t.First - t.Submit), produced / wall, perRequest, 1000.0 / perRequest, gpu);
+            var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, out var lengths);
+            yield return constrained;
+            yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log);
         }
     }
 
-    static SamplingParams Sampling(int tokens) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true };
+    /// <summary>
+    /// A grammar from the benchmark's --response_format: "json_object" (any object) or the path of a file
+    /// holding a JSON schema.
+    /// </summary>
+    public static JsonSchemaGrammar ResponseFormat(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value == "json_object") return JsonSchemaGrammar.AnyObject;
+        if (!File.Exists(value)) throw new OspreyException($"--response_format: '{value}' is neither json_object nor an existing file; give json_object or the path of a JSON schema file.");
+        try
+        {
+            return JsonSchemaGrammar.FromSchema(File.ReadAllText(value));
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new OspreyException($"{value}: line {e.LineNumber + 1}: not valid JSON ({e.Message}); the file must hold one JSON schema.");
+        }
+        catch (JsonSchemaException e)
+        {
+            throw new OspreyException($"{value}: {e.Message}");
+        }
+    }
+
+    static EngineBenchmarkResult Round(InferenceEngine engine, CausalLM model, int[][] prompts, int[] lengths, JsonSchemaGrammar? grammar, string? format,
+        int promptLength, int newTokens, TextWriter? log) => Round(engine, model, prompts, lengths, grammar, format, promptLength, newTokens, log, out _);
+
+    static EngineBenchmarkResult Round(InferenceEngine engine, CausalLM model, int[][] prompts, int[] lengths, JsonSchemaGrammar? grammar, string? format,
+        int promptLength, int newTokens, TextWriter? log, out int[] produced)
+    {
+        var c = prompts.Length;
+        PhaseTimer.TakeTotals();
+        var stepsBefore = engine.DecodeSteps;
+        var clock = Stopwatch.StartNew();
+        var runs = prompts.Select((p, i) => Time(engine, p, Sampling(lengths[i], grammar), clock)).ToArray();
+        var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
+        var wall = clock.Elapsed.TotalSeconds;
+        produced = [.. timings.Select(t => t.Tokens)];
+        var total = timings.Sum(t => t.Tokens);
+        var gpu = model.Device.type == DeviceType.CUDA ? Nvml.UsedBytes(Math.Max(model.Device.index, 0)) : -1;
+        // A row of one token has no decode interval; it counts in throughput but not in the per-request mean.
+        var decoding = timings.Where(t => t.Tokens > 1 && t.Last > t.First).ToArray();
+        var perRequest = decoding.Length == 0 ? 0 : decoding.Average(t => (t.Tokens - 1) / (t.Last - t.First));
+        if (PhaseTimer.Enabled && log is not null)
+        {
+            // OSPREY_PROFILE=1: the engine thread's time by phase (each mark synchronises the device, which slows the run).
+            var steps = Math.Max(1, engine.DecodeSteps - stepsBefore);
+            log.WriteLine($"profile, {c} requests{(format is null ? "" : ", " + format)}, {steps} decode steps (ms per decode step):");
+            foreach (var (phase, ms) in PhaseTimer.TakeTotals().OrderByDescending(p => p.Value))
+                log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {ms / steps,8:F3}  {phase}"));
+        }
+        return new EngineBenchmarkResult(c, promptLength, newTokens, wall, timings.Average(t => t.First - t.Submit),
+            timings.Max(t => t.First - t.Submit), total / wall, perRequest, perRequest > 0 ? 1000.0 / perRequest : double.NaN, gpu, format, total);
+    }
+
+    static SamplingParams Sampling(int tokens, JsonSchemaGrammar? grammar) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true, Grammar = grammar };
 
     readonly record struct Timing(double Submit, double First, double Last, int Tokens);
 
-    static async Task<Timing> Time(InferenceEngine engine, int[] prompt, int newTokens, Stopwatch clock)
+    static async Task<Timing> Time(InferenceEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
     {
         var submit = clock.Elapsed.TotalSeconds;
         double first = 0, last = 0;
         var tokens = 0;
-        await foreach (var u in engine.Submit(new EngineRequest(prompt, Sampling(newTokens))).ConfigureAwait(false))
+        await foreach (var u in engine.Submit(new EngineRequest(prompt, sampling)).ConfigureAwait(false))
         {
             if (u.Token is null) continue;
             last = clock.Elapsed.TotalSeconds;

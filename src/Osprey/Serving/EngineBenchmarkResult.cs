@@ -11,5 +11,8 @@ namespace Osprey.Serving;
 /// <param name="DecodeTokensPerSecondPerRequest">Mean over requests of (tokens after the first) / (time after the first).</param>
 /// <param name="MillisecondsPerToken">Mean inter-token time of a request.</param>
 /// <param name="GpuUsedBytes">GPU memory in use at the end (NVML, whole device), or -1 on the CPU.</param>
+/// <param name="ResponseFormat">The grammar every request was decoded under ("json_object" or the schema file), or null for free text.</param>
+/// <param name="GeneratedTokens">All tokens generated in the timed round (with a grammar, rows end when their value does).</param>
 public sealed record EngineBenchmarkResult(int Concurrency, int PromptLength, int NewTokens, double WallSeconds, double TtftMeanSeconds,
-    double TtftMaxSeconds, double ThroughputTokensPerSecond, double DecodeTokensPerSecondPerRequest, double MillisecondsPerToken, long GpuUsedBytes);
+    double TtftMaxSeconds, double ThroughputTokensPerSecond, double DecodeTokensPerSecondPerRequest, double MillisecondsPerToken, long GpuUsedBytes,
+    string? ResponseFormat = null, int GeneratedTokens = 0);

@@ -37,8 +37,10 @@ public sealed partial class InferenceEngine
             }
             masks[j] = mask;
         }
+        var refused = stack(masks);
+        // Every row constrained (a batch of structured requests): no row index to upload, one masked_fill.
+        if (rows.Count == seqs.Count) return logits.masked_fill(refused, double.NegativeInfinity);
         var index = tensor(rows.ToArray(), device: device);
-        var refused = stack(masks).logical_not();
         var constrained = logits.index_select(0, index).masked_fill(refused, double.NegativeInfinity);
         return logits.index_copy(0, index, constrained);
     }
@@ -48,7 +50,27 @@ public sealed partial class InferenceEngine
     /// <summary>Device masks kept per (allowed tokens, may end, stop ids): the per-step work is then a lookup and a stack.</summary>
     const int MaxCachedMasks = 256;
 
-    readonly Dictionary<(ulong[], bool, IReadOnlyList<int>), Tensor> _masks = [];
+    // Keyed by the allowed-token array as the vocabulary caches it (one array per grammar state, so reference
+    // equality is a state's identity) and by the stop ids' contents: requests each carry their own list of the
+    // same ids, and a key per list would upload the same mask once per request and churn the cache in a big batch.
+    readonly Dictionary<(ulong[], bool, IReadOnlyList<int>), Tensor> _masks = new(MaskKeyComparer.Instance);
+
+    sealed class MaskKeyComparer : IEqualityComparer<(ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops)>
+    {
+        public static readonly MaskKeyComparer Instance = new();
+
+        public bool Equals((ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops) x, (ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops) y) =>
+            ReferenceEquals(x.Bits, y.Bits) && x.CanEnd == y.CanEnd && (ReferenceEquals(x.Stops, y.Stops) || x.Stops.SequenceEqual(y.Stops));
+
+        public int GetHashCode((ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops) k)
+        {
+            var h = new HashCode();
+            h.Add(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.Bits));
+            h.Add(k.CanEnd);
+            foreach (var id in k.Stops) h.Add(id);
+            return h.ToHashCode();
+        }
+    }
 
     void DisposeMasks()
     {
@@ -56,7 +78,10 @@ public sealed partial class InferenceEngine
         _masks.Clear();
     }
 
-    /// <summary>A bool [vocab] mask on the device: the allowed tokens, end-of-sequence when the value may end (or when nothing else can come).</summary>
+    /// <summary>
+    /// A bool [vocab] mask on the device, true for the tokens refused: all but the allowed tokens and, when the value
+    /// may end (or when nothing else can come), end-of-sequence. Kept negated so a step needs no logical_not.
+    /// </summary>
     static Tensor MaskTensor(ulong[] bits, bool canEnd, IReadOnlyList<int> stopIds, int vocab, Device device)
     {
         var row = new bool[vocab];
@@ -76,6 +101,7 @@ public sealed partial class InferenceEngine
             foreach (var eos in stopIds)
                 if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
         if (!any) Array.Fill(row, true); // nothing at all can follow: leave the row free rather than pick from nothing
+        for (var i = 0; i < row.Length; i++) row[i] = !row[i];
         return tensor(row, device: device).DetachFromDisposeScope();
     }
 

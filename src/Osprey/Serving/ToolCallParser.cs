@@ -16,6 +16,15 @@ public static class ToolCallParser
     /// <summary>The tag that closes a call.</summary>
     public const string CloseTag = "</tool_call>";
 
+    /// <summary>
+    /// What comes before a call's JSON as the Hermes-style templates write it (Qwen2.5/Qwen3 render an assistant
+    /// call as "&lt;tool_call&gt;\n{...}\n&lt;/tool_call&gt;"): the text a forced call is decoded to start with.
+    /// </summary>
+    public const string CallPrefix = OpenTag + "\n";
+
+    /// <summary>What comes after a call's JSON, as <see cref="CallPrefix"/>.</summary>
+    public const string CallSuffix = "\n" + CloseTag;
+
     /// <summary>Splits <paramref name="output"/> into text and calls.</summary>
     public static ParsedReply Parse(string output)
     {

@@ -118,5 +118,5 @@ internal static class JsonMachine
 
     /// <summary>True when the output may end here: the whole value is complete.</summary>
     public static bool CanEnd(ParseStack s) =>
-        s.Top is RootFrame { Done: true } || (s.Top.Finishable && s.Below is not null && CanEnd(s.Pop()));
+        s.Top is RootFrame { Complete: true } || (s.Top.Finishable && s.Below is not null && CanEnd(s.Pop()));
 }

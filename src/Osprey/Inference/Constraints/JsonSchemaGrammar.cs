@@ -23,15 +23,74 @@ public sealed class JsonSchemaGrammar
 
     static readonly string[] Types = ["object", "array", "string", "number", "integer", "boolean", "null"];
 
-    internal SchemaNode Root { get; }
+    internal SchemaNode Root => Text.Node;
 
-    JsonSchemaGrammar(SchemaNode root) => Root = root;
+    /// <summary>The value and the fixed texts around it.</summary>
+    internal RootText Text { get; }
+
+    JsonSchemaGrammar(SchemaNode root) => Text = new RootText(root, "", "");
+
+    JsonSchemaGrammar(RootText text) => Text = text;
+
+    /// <summary>The fixed text the output starts with before the value ("" unless made by <see cref="Between"/>).</summary>
+    public string Prefix => System.Text.Encoding.UTF8.GetString(System.Text.Encoding.Latin1.GetBytes(Text.Prefix));
+
+    /// <summary>The fixed text the output ends with after the value.</summary>
+    public string Suffix => System.Text.Encoding.UTF8.GetString(System.Text.Encoding.Latin1.GetBytes(Text.Suffix));
 
     /// <summary>OpenAI's json_object mode: any JSON object.</summary>
     public static JsonSchemaGrammar AnyObject { get; } = new(SchemaNode.Any.Object);
 
     /// <summary>Compiles a schema; throws <see cref="JsonSchemaException"/> naming the first unsupported place.</summary>
     public static JsonSchemaGrammar FromSchema(JsonElement schema) => new(Compile(schema, "schema"));
+
+    /// <summary>Compiles a schema whose place in a request is <paramref name="path"/> (the start of <see cref="JsonSchemaException.Path"/>).</summary>
+    public static JsonSchemaGrammar FromSchema(JsonElement schema, string path) => new(Compile(schema, path));
+
+    /// <summary>
+    /// A closed object with exactly these properties, all required (keys in any order, each once): how a tool
+    /// call's {"name": ..., "arguments": {...}} is built from compiled parts without losing their paths.
+    /// </summary>
+    public static JsonSchemaGrammar Object(IReadOnlyList<KeyValuePair<string, JsonSchemaGrammar>> properties)
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        foreach (var p in properties) Plain(p.Value);
+        return new(new ObjectNode(properties.ToDictionary(p => p.Key, p => p.Value.Root, StringComparer.Ordinal), properties.Select(p => p.Key).ToList(), null));
+    }
+
+    /// <summary>A value of any of <paramref name="options"/> (anyOf); one option is that option.</summary>
+    public static JsonSchemaGrammar AnyOf(IReadOnlyList<JsonSchemaGrammar> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Count == 0) throw new ArgumentException("anyOf needs at least one option.", nameof(options));
+        foreach (var o in options) Plain(o);
+        return options.Count == 1 ? options[0] : new(new UnionNode(options.Select(o => o.Root).ToArray()));
+    }
+
+    /// <summary>The output is <paramref name="prefix"/>, this grammar's value, then <paramref name="suffix"/>, both written exactly.</summary>
+    public JsonSchemaGrammar Between(string prefix, string suffix)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        ArgumentNullException.ThrowIfNull(suffix);
+        Plain(this);
+        return new(new RootText(Root, JsonText.Latin1(Encoding.UTF8.GetBytes(prefix)), JsonText.Latin1(Encoding.UTF8.GetBytes(suffix))));
+    }
+
+    /// <summary>True when every value the grammar allows is a JSON object (so a parser that wants an object always gets one).</summary>
+    public bool OnlyObjects => OnlyObjectsAt(Root);
+
+    static bool OnlyObjectsAt(SchemaNode node) => node switch
+    {
+        ObjectNode => true,
+        UnionNode u => u.Options.All(OnlyObjectsAt),
+        LiteralNode l => l.Texts.All(t => t.StartsWith('{')),
+        _ => false,
+    };
+
+    static void Plain(JsonSchemaGrammar g)
+    {
+        if (g.Text.Prefix.Length > 0 || g.Text.Suffix.Length > 0) throw new ArgumentException("A grammar with fixed text around its value cannot be part of another value.");
+    }
 
     /// <summary>Compiles a schema given as JSON text.</summary>
     public static JsonSchemaGrammar FromSchema(string schemaJson)
@@ -40,7 +99,7 @@ public sealed class JsonSchemaGrammar
         return FromSchema(doc.RootElement);
     }
 
-    internal GrammarState Start() => new([new ParseStack(new RootFrame(Root, false, 0), null)]);
+    internal GrammarState Start() => new([new ParseStack(new RootFrame(Text, false, 0, 0), null)]);
 
     /// <summary>True when <paramref name="text"/> is a complete value the schema allows, as the automaton reads it.</summary>
     public bool Accepts(string text) => Start().Step(Encoding.UTF8.GetBytes(text)) is { IsDead: false, CanEnd: true };

@@ -29,21 +29,48 @@ internal sealed record ParseStack(ParseFrame Top, ParseStack? Below)
     public ParseStack Pop() => Below!.WithTop(Below.Top.AfterChild());
 }
 
-/// <summary>The whole output: one value, then nothing (no trailing whitespace, so the end is decided at once).</summary>
-internal sealed record RootFrame(SchemaNode Node, bool Done, int Ws) : ParseFrame
+/// <summary>
+/// The whole output: the fixed <see cref="RootText.Prefix"/>, one value, the fixed <see cref="RootText.Suffix"/>,
+/// then nothing (no trailing whitespace, so the end is decided at once). <see cref="At"/> counts the bytes of the
+/// prefix written before the value (<see cref="Done"/> false) or of the suffix after it (<see cref="Done"/> true).
+/// </summary>
+internal sealed record RootFrame(RootText Text, bool Done, int Ws, int At) : ParseFrame
 {
+    /// <summary>True once the value and the whole suffix are written.</summary>
+    public bool Complete => Done && At == Text.Suffix.Length;
+
     public override void Step(ParseStack self, byte b, List<ParseStack> output)
     {
-        if (Done) return;
+        if (Done)
+        {
+            if (At < Text.Suffix.Length && Text.Suffix[At] == b) output.Add(self.WithTop(this with { At = At + 1 }));
+            return;
+        }
+        if (At < Text.Prefix.Length)
+        {
+            if (Text.Prefix[At] == b) output.Add(self.WithTop(this with { At = At + 1 }));
+            return;
+        }
         if (JsonMachine.IsWhitespace(b))
         {
             if (Ws < JsonMachine.MaxWhitespace) output.Add(self.WithTop(this with { Ws = Ws + 1 }));
             return;
         }
-        JsonMachine.StartValue(Node, self.WithTop(this with { Done = true, Ws = 0 }), b, output);
+        JsonMachine.StartValue(Text.Node, self.WithTop(this with { Done = true, Ws = 0, At = 0 }), b, output);
     }
 
     public override ParseFrame AfterChild() => this;
+}
+
+/// <summary>
+/// What a whole output is: <see cref="Prefix"/>, a value of <see cref="Node"/>, <see cref="Suffix"/> (fixed texts as
+/// UTF-8 bytes, one char per byte). A class compared by reference, as schema nodes are.
+/// </summary>
+internal sealed class RootText(SchemaNode node, string prefix, string suffix)
+{
+    public SchemaNode Node { get; } = node;
+    public string Prefix { get; } = prefix;
+    public string Suffix { get; } = suffix;
 }
 
 internal enum ObjectPhase { Open, Key, AfterKey, BeforeValue, InValue, AfterValue, Comma }

@@ -1,0 +1,50 @@
+using Osprey.Inference.Constraints;
+using Osprey.Models;
+using Osprey.Runtime;
+using Osprey.Serving;
+using Osprey.Tokenization;
+using static TorchSharp.torch;
+
+namespace Osprey.Tests.Serving;
+
+/// <summary>
+/// The serving benchmark with a grammar (what tools/structured_bench.sh times on the GPU): each concurrency gives
+/// a constrained round and then a free-text round of the same rows at the same lengths, so their throughputs
+/// compare like for like; and a bad --response_format names the file and the fix. No timings are asserted.
+/// </summary>
+public sealed class StructuredBenchmarkTests
+{
+    [Fact]
+    public void AConstrainedRoundIsFollowedByFreeTextOfTheSameLengths()
+    {
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        var folder = Path.Combine(TestPaths.Fixtures, "parity", "qwen2");
+        using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
+        var tokenizer = Tokenizer.Load(folder);
+        // A value that completes in a few tokens, so rows end before max_new_tokens and the lengths differ from it.
+        var grammar = JsonSchemaGrammar.FromSchema("""{"enum":["yes","no"]}""");
+        var results = EngineBenchmark.Run(model, tokenizer, [2], promptLength: 4, newTokens: 48, cudaGraphs: false, grammar: grammar, responseFormat: "yn").ToList();
+        Assert.Equal(2, results.Count);
+        Assert.Equal("yn", results[0].ResponseFormat);
+        Assert.Null(results[1].ResponseFormat);
+        // Each of the 2 rows writes at most 16 whitespace bytes before the value (JsonMachine.MaxWhitespace) and
+        // "yes" or "no" in 1 to 5 tokens (quote, letters, quote): at most 21 tokens, short of 48.
+        Assert.InRange(results[0].GeneratedTokens, 2, 42);
+        Assert.Equal(results[0].GeneratedTokens, results[1].GeneratedTokens);
+    }
+
+    [Fact]
+    public void ResponseFormatIsJsonObjectOrASchemaFile()
+    {
+        Assert.Same(JsonSchemaGrammar.AnyObject, EngineBenchmark.ResponseFormat("json_object"));
+        using var dir = new TempDirectory();
+        var bad = Path.Combine(dir.Path, "s.json");
+        File.WriteAllText(bad, "{\"type\": \"object\",\n \"properties\": {\"n\": {\"minimum\": 1}}}");
+        var e = Assert.Throws<OspreyException>(() => EngineBenchmark.ResponseFormat(bad));
+        Assert.Contains(bad, e.Message);
+        Assert.Contains("schema.properties.n.minimum", e.Message);
+        File.WriteAllText(bad, "{\"type\":\n\"object\",,}");
+        Assert.Contains("line 2", Assert.Throws<OspreyException>(() => EngineBenchmark.ResponseFormat(bad)).Message);
+        Assert.Contains("json_object", Assert.Throws<OspreyException>(() => EngineBenchmark.ResponseFormat(Path.Combine(dir.Path, "none.json"))).Message);
+    }
+}
