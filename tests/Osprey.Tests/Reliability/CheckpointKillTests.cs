@@ -32,7 +32,7 @@ public sealed class CheckpointKillTests
         Assert.True(whole.ExitCode == 0, whole.ToString());
 
         // The killed run's model folder is the demo model plus merges.txt as a FIFO. A checkpoint copies merges.txt
-        // after the adapter and tokenizer.json, so the save blocks there, half-written, until this test writes to the
+        // after the adapter and the other tokenizer files, so the save blocks there, half-written, until this test writes to the
         // FIFO: it does so once (checkpoint-1 completes) and never again (checkpoint-2 stays half-written). No hook in
         // Osprey, and a kill that certainly lands mid-save. Nothing reads merges.txt at load time (the tokenizer is
         // tokenizer.json).
@@ -68,6 +68,7 @@ public sealed class CheckpointKillTests
 
         // Only complete checkpoints carry the name; the interrupted save is a .tmp folder beside them.
         Assert.True(Directory.Exists(tmp2), "the kill did not land inside the checkpoint-2 save");
+        Assert.False(File.Exists(Path.Combine(tmp2, "trainer_state.json"))); // written last: the save was cut short
         Assert.False(Directory.Exists(Path.Combine(run, "checkpoint-2")));
         var named = Directory.GetDirectories(run, "checkpoint-*").Where(d => !d.EndsWith(".tmp", StringComparison.Ordinal)).ToArray();
         Assert.Equal([Path.Combine(run, "checkpoint-1")], named);
