@@ -25,6 +25,7 @@ internal static class CheckpointWriter
         var o = session.Options;
         var runDir = session.RunDirectory;
         var final = Path.Combine(runDir, $"checkpoint-{step}");
+        RemoveLeftovers(runDir);
         WriteFolder(final, temp =>
         {
             if (o.TrainType == TrainType.Lora) PeftAdapter.Save(session.Model, o.Lora, temp, session.Run.ModelDirectory, session.Optimizer.Master);
@@ -93,6 +94,25 @@ internal static class CheckpointWriter
                 // The save's own error says more than a failed cleanup would.
             }
             throw new OspreyException($"cannot save the checkpoint {final} ({e.Message.TrimEnd('.')}); free disk space there or pass another --output_dir.", e);
+        }
+    }
+
+    /// <summary>
+    /// Removes checkpoint-N.tmp folders of saves that a kill -9 or power loss cut short (a failed save removes its own):
+    /// a run saves one checkpoint at a time, so any such folder is a leftover, never a checkpoint.
+    /// </summary>
+    static void RemoveLeftovers(string runDir)
+    {
+        foreach (var leftover in Directory.EnumerateDirectories(runDir, "checkpoint-*.tmp"))
+        {
+            try
+            {
+                Directory.Delete(leftover, true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Harmless where it is: the save that follows reports a disk that cannot be written.
+            }
         }
     }
 
