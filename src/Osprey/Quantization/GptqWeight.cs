@@ -47,7 +47,9 @@ internal sealed class GptqWeight : ILinearBase
         }
         var qweight = Int32("qweight");
         var qzeros = Int32("qzeros");
+        if (!checkpoint.Contains(layer + ".scales")) throw new OspreyException($"{file}: the GPTQ layer {layer} has no '{layer}.scales' in the safetensors; the checkpoint is incomplete, so re-download it.");
         using var scalesRead = checkpoint.ReadTensor(layer + ".scales");
+        if (scalesRead.dim() != 2 || !scalesRead.is_floating_point()) throw new OspreyException($"{file}: '{layer}.scales' is {scalesRead.dtype} {Shape(scalesRead)} but GPTQ stores 2-D floating-point scales [groups, out]; the checkpoint does not match its quantization_config.");
         var scales = scalesRead.to(device);
         long inFeatures = qweight.shape[0] * 32 / bits, outFeatures = scales.shape[1], groups = scales.shape[0];
         if (qweight.shape[0] * 32 % bits != 0 || qweight.shape[1] != outFeatures || qzeros.shape[0] != groups || qzeros.shape[1] * 32 != outFeatures * bits)
@@ -59,7 +61,9 @@ internal sealed class GptqWeight : ILinearBase
             using var g = checkpoint.ReadTensor(layer + ".g_idx");
             gIdx = g.to(device);
             groupOf = g.to(ScalarType.Int64, device);
-            if (groupOf.shape.Length != 1 || groupOf.shape[0] != inFeatures || groupOf.min().item<long>() < 0 || groupOf.max().item<long>() >= groups)
+            using var low = groupOf.min();
+            using var high = groupOf.max();
+            if (groupOf.shape.Length != 1 || groupOf.shape[0] != inFeatures || low.item<long>() < 0 || high.item<long>() >= groups)
                 throw new OspreyException($"{file}: '{layer}.g_idx' must hold a group index below {groups} for each of the {inFeatures} inputs; the checkpoint is damaged.");
         }
         else
