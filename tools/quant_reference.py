@@ -9,10 +9,16 @@ one +, -, * or / of float32 operands.
   quant_reference.py check SRC QDIR      quantize SRC's dense linear weights as QDIR's quantization_config says and
                                          compare with QDIR's tensors code for code; prints a JSON summary
   quant_reference.py dequantize QDIR OUT write QDIR's weights dequantized, every tensor float32, as a dense folder
+  quant_reference.py pack METHOD SRC QDIR DENSE [key=value ...]
+                                         pre-quantized checkpoints (GPTQ, AWQ GEMM, FP8): draw random codes, zero points
+                                         and scales for SRC's decoder linear layers, pack them in METHOD's published
+                                         layout into QDIR (with its quantization_config), and write the weights those
+                                         codes stand for, float32, as the dense folder DENSE (see pack_* below)
 """
 import json
 import math
 import os
+import random
 import struct
 import sys
 from array import array
@@ -155,7 +161,7 @@ def dequantize_int8(cb, scb, cols):
 
 # --- safetensors -------------------------------------------------------------------------------------------------
 
-_FMT = {"F32": "f", "U8": "B", "I8": "b", "F16": "e", "I64": "q"}
+_FMT = {"F32": "f", "U8": "B", "I8": "b", "F16": "e", "I64": "q", "I32": "i", "F8_E4M3": "B"}
 
 
 def read_safetensors(folder):
@@ -299,7 +305,185 @@ def dequantize(qdir, out):
     print(json.dumps({"layers": len(layers), "tensors": len(tensors)}))
 
 
+# --- pre-quantized checkpoints: GPTQ, AWQ (GEMM), FP8 ------------------------------------------------------------
+# Written from the published layouts (AutoGPTQ/GPTQModel's QuantLinear pack(), AutoAWQ's WQLinear_GEMM.from_linear(),
+# the FP8 checkpoints' model cards): codes are drawn at random, packed here with Python integers as a bit stream, and
+# the dense weight each layer stands for is computed from the codes themselves, never by unpacking.
+
+def to_i32(u):
+    return u - (1 << 32) if u >= (1 << 31) else u
+
+
+def pack_stream(values, bits):
+    """GPTQ: 32 consecutive values fill `bits` int32 words as one little-endian bit stream (value j at bits
+    bits*j .. bits*j+bits-1), so a 3-bit value may span two words; returns the words."""
+    assert len(values) % 32 == 0
+    words = []
+    for b in range(0, len(values), 32):
+        acc = 0
+        for j, v in enumerate(values[b:b + 32]):
+            acc |= (v & ((1 << bits) - 1)) << (bits * j)
+        words += [to_i32((acc >> (32 * w)) & 0xFFFFFFFF) for w in range(bits)]
+    return words
+
+
+def unpack_stream(words, bits):
+    out = []
+    for b in range(0, len(words), bits):
+        acc = sum((w & 0xFFFFFFFF) << (32 * i) for i, w in enumerate(words[b:b + bits]))
+        out += [(acc >> (bits * j)) & ((1 << bits) - 1) for j in range(32)]
+    return out
+
+
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]  # nibble i of an AWQ GEMM word holds column 8c + AWQ_ORDER[i]
+
+
+def pack_awq(row):
+    return [to_i32(sum((row[8 * c + AWQ_ORDER[i]] & 15) << (4 * i) for i in range(8)) & 0xFFFFFFFF) for c in range(len(row) // 8)]
+
+
+def f16(x):
+    return struct.unpack("<e", struct.pack("<e", x))[0]
+
+
+def e4m3fn(b):
+    """float8_e4m3fn: sign bit 7, exponent bits 6-3 (bias 7), mantissa bits 2-0, no infinities, 0x7F/0xFF NaN."""
+    sign = -1.0 if b & 0x80 else 1.0
+    e, m = (b >> 3) & 15, b & 7
+    if e == 15 and m == 7:
+        return math.nan
+    return sign * (m / 8.0 * 2.0 ** -6 if e == 0 else (1 + m / 8.0) * 2.0 ** (e - 7))
+
+
+def decoder_linears(dense):
+    return sorted(k[:-len(".weight")] for k, (_, shape, _) in dense.items()
+                  if k.startswith("model.layers.") and k.endswith(".weight") and len(shape) == 2)
+
+
+def std_of(vals):
+    return math.sqrt(sum(v * v for v in vals) / len(vals)) or 0.02
+
+
+def pack_gptq(rnd, w, out_f, in_f, opt):
+    bits, gs = int(opt.get("bits", 4)), int(opt.get("group_size", 128))
+    desc, sym, fmt = opt.get("desc_act", "0") == "1", opt.get("sym", "1") == "1", opt.get("format", "gptq")
+    gsz = in_f if gs == -1 else gs
+    groups = in_f // gsz
+    g_idx = [k // gsz for k in range(in_f)]
+    if desc:  # act-order: columns are quantized in a permuted order and get their groups in that order
+        perm = list(range(in_f))
+        rnd.shuffle(perm)
+        for i, k in enumerate(perm):
+            g_idx[k] = i // gsz
+    top = (1 << bits) - 1
+    q = [[rnd.randint(0, top) for _ in range(out_f)] for _ in range(in_f)]              # [in][out]
+    lo = 1 if fmt == "gptq" else 0  # v1 stores zero-1, so a zero of 0 would wrap (AutoGPTQ's known asym flaw)
+    z = [[(1 << (bits - 1)) if sym else rnd.randint(lo, top) for _ in range(out_f)] for _ in range(groups)]
+    s = [[f16(std_of(w) * rnd.uniform(0.5, 1.5) / (1 << (bits - 1))) for _ in range(out_f)] for _ in range(groups)]
+    stored_z = [[v - 1 if fmt == "gptq" else v for v in row] for row in z]
+    qweight = [0] * (in_f * bits // 32 * out_f)
+    for n in range(out_f):
+        col = pack_stream([q[k][n] for k in range(in_f)], bits)
+        assert unpack_stream(col, bits) == [q[k][n] for k in range(in_f)]
+        for r, word in enumerate(col):
+            qweight[r * out_f + n] = word
+    qzeros = [word for row in stored_z for word in pack_stream(row, bits)]
+    deq = [f32((q[k][n] - z[g_idx[k]][n]) * s[g_idx[k]][n]) for n in range(out_f) for k in range(in_f)]
+    tensors = {"qweight": ("I32", [in_f * bits // 32, out_f], qweight),
+               "qzeros": ("I32", [groups, out_f * bits // 32], qzeros),
+               "scales": ("F16", [groups, out_f], [v for row in s for v in row]),
+               "g_idx": ("I32", [in_f], g_idx)}
+    config = {"quant_method": "gptq", "bits": bits, "group_size": gs, "desc_act": desc, "sym": sym,
+              "checkpoint_format": fmt, "damp_percent": 0.01, "true_sequential": True}
+    return tensors, deq, config
+
+
+def pack_awq_layer(rnd, w, out_f, in_f, opt):
+    gs = int(opt.get("group_size", 128))
+    groups = in_f // gs
+    q = [[rnd.randint(0, 15) for _ in range(out_f)] for _ in range(in_f)]
+    z = [[rnd.randint(0, 15) for _ in range(out_f)] for _ in range(groups)]
+    s = [[f16(std_of(w) * rnd.uniform(0.5, 1.5) / 8) for _ in range(out_f)] for _ in range(groups)]
+    deq = [f32((q[k][n] - z[k // gs][n]) * s[k // gs][n]) for n in range(out_f) for k in range(in_f)]
+    tensors = {"qweight": ("I32", [in_f, out_f // 8], [x for row in q for x in pack_awq(row)]),
+               "qzeros": ("I32", [groups, out_f // 8], [x for row in z for x in pack_awq(row)]),
+               "scales": ("F16", [groups, out_f], [v for row in s for v in row])}
+    config = {"quant_method": "awq", "bits": 4, "group_size": gs, "zero_point": True, "version": opt.get("version", "gemm")}
+    return tensors, deq, config
+
+
+def pack_fp8(rnd, w, out_f, in_f, opt):
+    block = [int(v) for v in opt["block"].split("x")] if "block" in opt else None
+
+    def code():  # a spread of normal and subnormal magnitudes around 1, never NaN
+        e = rnd.choice([0, 4, 5, 6, 7, 7, 8, 9])
+        return (rnd.randint(0, 1) << 7) | (e << 3) | rnd.randint(0, 7)
+    codes = [code() for _ in range(out_f * in_f)]
+    if block:
+        br, bc = block
+        sr, sc = -(-out_f // br), -(-in_f // bc)
+        scale = [f32(std_of(w) * rnd.uniform(0.5, 1.5)) for _ in range(sr * sc)]
+        deq = [f32(e4m3fn(codes[r * in_f + c]) * scale[(r // br) * sc + c // bc]) for r in range(out_f) for c in range(in_f)]
+        tensors = {"weight": ("F8_E4M3", [out_f, in_f], codes), "weight_scale_inv": ("F32", [sr, sc], scale)}
+        config = {"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3", "weight_block_size": block}
+    else:
+        scale = f32(std_of(w) * rnd.uniform(0.5, 1.5))
+        deq = [f32(e4m3fn(c) * scale) for c in codes]
+        tensors = {"weight": ("F8_E4M3", [out_f, in_f], codes), "weight_scale": ("F32", [], [scale]),
+                   "input_scale": ("F32", [], [f32(0.5)])}
+        config = {"quant_method": "fp8", "activation_scheme": "static"}
+    return tensors, deq, config
+
+
+def write_typed(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for key in sorted(tensors):
+        dtype, shape, vals = tensors[key]
+        blob = struct.pack("<%d%s" % (len(vals), _FMT[dtype]), *vals)
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header).encode()
+    text += b" " * ((-len(text)) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(path + ".tmp", path)
+
+
+def pack(method, src, qdir, dense_dir, opt):
+    rnd = random.Random(int(opt.get("seed", 17)))
+    packer = {"gptq": pack_gptq, "awq": pack_awq_layer, "fp8": pack_fp8}[method]
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    dense = read_safetensors(src)
+    qt, dt, qc = {}, {}, None
+    layers = decoder_linears(dense)
+    for key, (dtype, shape, vals) in dense.items():
+        if key[:-len(".weight")] not in layers:
+            qt[key] = ("F32", shape, vals)
+            dt[key] = (shape, vals)
+    for layer in layers:
+        _, (out_f, in_f), w = dense[layer + ".weight"]
+        tensors, deq, qc = packer(rnd, w, out_f, in_f, opt)
+        for name, t in tensors.items():
+            qt[layer + "." + name] = t
+        dt[layer + ".weight"] = ([out_f, in_f], deq)
+    for d in (qdir, dense_dir):
+        os.makedirs(d, exist_ok=True)
+    write_typed(os.path.join(qdir, "model.safetensors"), qt)
+    write_safetensors(os.path.join(dense_dir, "model.safetensors"), dt)
+    with open(os.path.join(dense_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    config["quantization_config"] = qc
+    with open(os.path.join(qdir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    print(json.dumps({"layers": len(layers), "quantization_config": qc}))
+
+
 if __name__ == "__main__":
+    if len(sys.argv) >= 6 and sys.argv[1] == "pack":
+        pack(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], dict(a.split("=", 1) for a in sys.argv[6:]))
+        sys.exit(0)
     if len(sys.argv) == 4 and sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "dequantize":

@@ -86,7 +86,7 @@ public sealed record ModelOptions
     /// config.json has a bitsandbytes quantization_config loads quantized whatever the flags say.
     /// </summary>
     public ModelLoadOptions LoadOptions(TextWriter? notice) =>
-        new() { Device = DeviceSpec.Parse(Device), DType = ResolvedDtype(), Notice = notice, Quantization = new BnbLoader(Quantization) };
+        new() { Device = DeviceSpec.Parse(Device), DType = ResolvedDtype(), Notice = notice, Quantization = new PrequantizedLoader(Quantization, new BnbLoader(Quantization)) };
 
     /// <summary>The model's local folder: the demo model (created on first use), a folder, or a hub id from the caches or downloaded.</summary>
     /// <exception cref="OspreyException">No --model, or the id cannot be found or downloaded.</exception>

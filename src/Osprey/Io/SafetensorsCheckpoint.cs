@@ -95,6 +95,9 @@ public sealed class SafetensorsCheckpoint : IDisposable
     /// <exception cref="KeyNotFoundException">No tensor of that name is in the checkpoint.</exception>
     public Tensor ReadTensor(string name) => FileOf(name).ReadTensor(name);
 
+    /// <summary>The raw bytes of a one-byte-dtype tensor (FP8); see <see cref="SafetensorsFile.ReadBytes"/>.</summary>
+    public Tensor ReadBytes(string name) => FileOf(name).ReadBytes(name);
+
     /// <summary>Unmaps every file. Tensors already read stay valid.</summary>
     public void Dispose()
     {

@@ -160,6 +160,30 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return tensor;
     }
 
+    /// <summary>
+    /// Reads a tensor of a one-byte dtype (such as F8_E4M3, which TorchSharp has no type for) as its raw bytes: a new
+    /// uint8 CPU tensor of the stored shape; the caller decodes them.
+    /// </summary>
+    public Tensor ReadBytes(string name)
+    {
+        var entry = this[name];
+        if (SafetensorsDTypes.ElementSize(entry.DType) != 1)
+            throw Bad(Path, $"the tensor '{name}' has dtype {entry.DType}, not a one-byte dtype; the checkpoint does not match its quantization_config");
+        var pointer = _pointer;
+        ObjectDisposedException.ThrowIf(pointer is null, this);
+        var tensor = empty(entry.Shape, ScalarType.Byte);
+        try
+        {
+            TensorBytes.CopyInto(pointer + _dataStart + entry.Begin, entry.ByteLength, tensor);
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
+        }
+        return tensor;
+    }
+
     /// <summary>Unmaps the file. Tensors already read stay valid.</summary>
     public void Dispose()
     {

@@ -1,0 +1,80 @@
+using Osprey.Io;
+using Osprey.Models.Blocks;
+using static TorchSharp.torch;
+
+namespace Osprey.Quantization;
+
+/// <summary>
+/// An AWQ linear weight in AutoAWQ's GEMM packing: <c>qweight</c> int32 [in, out/8] and <c>qzeros</c> int32
+/// [groups, out/8], eight 4-bit values per word in the interleaved order [0, 2, 4, 6, 1, 3, 5, 7], and <c>scales</c>
+/// [groups, out]. W[n, k] = scales[g, n] · (q[k, n] − zero[g, n]) with g = k / group_size.
+/// </summary>
+internal sealed class AwqWeight : ILinearBase
+{
+    readonly Tensor _qweight, _qzeros, _scales, _groups;
+
+    AwqWeight(Tensor qweight, Tensor qzeros, Tensor scales, Tensor groups, ScalarType compute)
+    {
+        (_qweight, _qzeros, _scales, _groups, ComputeDType) = (qweight, qzeros, scales, groups, compute);
+        InFeatures = qweight.shape[0];
+        OutFeatures = scales.shape[1];
+    }
+
+    /// <inheritdoc />
+    public long OutFeatures { get; }
+
+    /// <inheritdoc />
+    public long InFeatures { get; }
+
+    /// <inheritdoc />
+    public ScalarType ComputeDType { get; }
+
+    /// <summary>Reads the layer's tensors.</summary>
+    public static AwqWeight Read(string file, string layer, SafetensorsCheckpoint checkpoint, int groupSize, ScalarType compute, Device device)
+    {
+        Tensor Load(string name)
+        {
+            var full = layer + "." + name;
+            if (!checkpoint.Contains(full)) throw new OspreyException($"{file}: the AWQ layer {layer} has no '{full}' in the safetensors; the checkpoint is incomplete, so re-download it.");
+            using var t = checkpoint.ReadTensor(full);
+            return t.to(device);
+        }
+        var (qweight, qzeros, scales) = (Load("qweight"), Load("qzeros"), Load("scales"));
+        long inFeatures = qweight.shape[0], outFeatures = scales.shape[1];
+        var size = groupSize <= 0 ? inFeatures : groupSize;
+        if (qweight.dtype != ScalarType.Int32 || qzeros.dtype != ScalarType.Int32 || qweight.shape[1] * 8 != outFeatures || qzeros.shape[1] * 8 != outFeatures
+            || scales.shape[0] != qzeros.shape[0] || scales.shape[0] * size != inFeatures)
+            throw new OspreyException($"{file}: {layer} has qweight {qweight.dtype} [{string.Join(", ", qweight.shape)}], qzeros [{string.Join(", ", qzeros.shape)}] and scales [{string.Join(", ", scales.shape)}], which do not fit AWQ GEMM packing with group_size {groupSize} ([in, out/8] int32, [in/group_size, out/8] int32, [in/group_size, out]).");
+        var groups = arange(inFeatures, dtype: ScalarType.Int64, device: device).div(size, rounding_mode: RoundingMode.floor);
+        return new AwqWeight(qweight, qzeros, scales, groups, compute);
+    }
+
+    /// <inheritdoc />
+    public Tensor Dequantize()
+    {
+        using var scope = NewDisposeScope();
+        var codes = PackedInts.UnpackAwq(_qweight);  // [in, out]
+        var zeros = PackedInts.UnpackAwq(_qzeros);   // [groups, out]
+        // A 4-bit difference times an fp16 scale: exact in float32.
+        var w = codes.sub(zeros.index_select(0, _groups)).to_type(ScalarType.Float32)
+            .mul(_scales.to_type(ScalarType.Float32).index_select(0, _groups));
+        return w.t().contiguous().to_type(ComputeDType).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors()
+    {
+        yield return ("qweight", _qweight);
+        yield return ("qzeros", _qzeros);
+        yield return ("scales", _scales);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _qweight.Dispose();
+        _qzeros.Dispose();
+        _scales.Dispose();
+        _groups.Dispose();
+    }
+}

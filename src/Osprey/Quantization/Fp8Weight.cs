@@ -1,0 +1,90 @@
+using Osprey.Io;
+using Osprey.Models.Blocks;
+using static TorchSharp.torch;
+
+namespace Osprey.Quantization;
+
+/// <summary>
+/// An FP8 (float8_e4m3fn) linear weight with its scales: 2-D blocks (<c>weight_scale_inv</c> [⌈out/r⌉, ⌈in/c⌉]
+/// float32 for <c>weight_block_size</c> [r, c], as the official Qwen3-FP8 and DeepSeek-V3 checkpoints ship), one scale
+/// per tensor (<c>weight_scale</c> [] or [1]) or one per output row (<c>weight_scale</c> [out, 1], fbgemm).
+/// W = e4m3(byte) · scale. TorchSharp has no float8 type, so the bytes are decoded with a 256-entry table.
+/// </summary>
+internal sealed class Fp8Weight : ILinearBase
+{
+    readonly Tensor _codes;  // uint8 [out, in]
+    readonly Tensor _scale;  // float32: [rows, cols] blocks, [] / [1] per tensor, [out, 1] per row
+    readonly Tensor _table;  // float32 [256] on the weight's device
+    readonly long[]? _block; // [r, c] for block scales
+
+    Fp8Weight(Tensor codes, Tensor scale, long[]? block, ScalarType compute)
+    {
+        (_codes, _scale, _block, ComputeDType) = (codes, scale, block, compute);
+        _table = tensor(E4M3Table, device: codes.device);
+    }
+
+    /// <summary>float8_e4m3fn: sign bit 7, exponent bits 6–3 with bias 7, mantissa bits 2–0; no infinities, S.1111.111 is NaN.</summary>
+    internal static readonly float[] E4M3Table = Enumerable.Range(0, 256).Select(b =>
+    {
+        int e = (b >> 3) & 15, m = b & 7;
+        var magnitude = e == 15 && m == 7 ? float.NaN : e == 0 ? MathF.ScaleB(m, -9) : MathF.ScaleB(8 + m, e - 10);
+        return (b & 0x80) != 0 ? -magnitude : magnitude;
+    }).ToArray();
+
+    /// <inheritdoc />
+    public long OutFeatures => _codes.shape[0];
+
+    /// <inheritdoc />
+    public long InFeatures => _codes.shape[1];
+
+    /// <inheritdoc />
+    public ScalarType ComputeDType { get; }
+
+    /// <summary>Reads <c>weight</c> and its scale (<c>weight_scale_inv</c> with <paramref name="block"/>, else <c>weight_scale</c>).</summary>
+    public static Fp8Weight Read(string file, string layer, SafetensorsCheckpoint checkpoint, long[]? block, ScalarType compute, Device device)
+    {
+        var weightName = layer + ".weight";
+        var entry = checkpoint.Entry(weightName);
+        if (entry.DType != "F8_E4M3" || entry.Shape.Length != 2)
+            throw new OspreyException($"{file}: '{weightName}' is {entry.DType} [{string.Join(", ", entry.Shape)}] beside FP8 scales, but Osprey reads 2-D float8_e4m3fn (F8_E4M3) weights; the checkpoint does not match its quantization_config.");
+        long rows = entry.Shape[0], cols = entry.Shape[1];
+        var scaleName = layer + (checkpoint.Contains(layer + ".weight_scale_inv") ? ".weight_scale_inv" : ".weight_scale");
+        using var scaleRead = checkpoint.ReadTensor(scaleName);
+        var blocked = scaleName.EndsWith("_inv", StringComparison.Ordinal);
+        if (blocked && block is null)
+            throw new OspreyException($"{file}: '{scaleName}' holds block scales but quantization_config has no weight_block_size; add it (e.g. [128, 128]).");
+        var ok = blocked
+            ? scaleRead.shape is [var r, var c] && r == (rows + block![0] - 1) / block[0] && c == (cols + block[1] - 1) / block[1]
+            : scaleRead.numel() == 1 || (scaleRead.numel() == rows && scaleRead.shape[0] == rows);
+        if (!ok)
+            throw new OspreyException($"{file}: '{scaleName}' is [{string.Join(", ", scaleRead.shape)}], which is neither {(blocked ? $"one scale per {block![0]}×{block[1]} block of the [{rows}, {cols}] weight" : $"one scale for the tensor nor one per each of its {rows} rows")}; the checkpoint does not match its quantization_config.");
+        using var codes = checkpoint.ReadBytes(weightName);
+        var scale = scaleRead.to(ScalarType.Float32, device);
+        if (!blocked && scale.numel() == rows && scale.dim() == 1) scale = scale.unsqueeze(1);
+        return new Fp8Weight(codes.to(device), scale, blocked ? block : null, compute);
+    }
+
+    /// <inheritdoc />
+    public Tensor Dequantize()
+    {
+        using var scope = NewDisposeScope();
+        var values = _table.index_select(0, _codes.flatten().to_type(ScalarType.Int32)).view(_codes.shape);
+        var scale = _block is [var r, var c]
+            ? _scale.repeat_interleave(r, 0).repeat_interleave(c, 1).narrow(0, 0, OutFeatures).narrow(1, 0, InFeatures)
+            : _scale;
+        // One float32 multiply: the correctly rounded product of the decoded value and its scale.
+        return values.mul(scale).to_type(ComputeDType).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors() =>
+        throw new OspreyException("Osprey does not write FP8 checkpoints; export with --merge_lora true (or from the unquantized model) to write a dense folder.");
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _codes.Dispose();
+        _scale.Dispose();
+        _table.Dispose();
+    }
+}

@@ -1,0 +1,110 @@
+using Osprey.Io;
+using Osprey.Models.Blocks;
+using static TorchSharp.torch;
+
+namespace Osprey.Quantization;
+
+/// <summary>
+/// A GPTQ linear weight as AutoGPTQ/GPTQModel store it: <c>qweight</c> int32 [in·bits/32, out] (the codes packed down
+/// the input dimension), <c>qzeros</c> int32 [groups, out·bits/32] (zero points packed along the output dimension),
+/// <c>scales</c> [groups, out] and <c>g_idx</c> int32 [in] (each input column's group; act-order permutes them).
+/// W[n, k] = scales[g, n] · (q[k, n] − zero[g, n]) with g = g_idx[k]; the "gptq" (v1) checkpoint format stores zero − 1,
+/// "gptq_v2" the zero itself. Forward dequantizes the layer into the compute dtype each time.
+/// </summary>
+internal sealed class GptqWeight : ILinearBase
+{
+    readonly Tensor _qweight, _qzeros, _scales;
+    readonly Tensor? _storedGIdx; // as stored, written back on save
+    readonly Tensor _groups;      // int64 [in]: the group of each input column
+    readonly int _bits, _zeroOffset;
+
+    GptqWeight(Tensor qweight, Tensor qzeros, Tensor scales, Tensor? gIdx, Tensor groups, int bits, int zeroOffset, ScalarType compute)
+    {
+        (_qweight, _qzeros, _scales, _storedGIdx, _groups, _bits, _zeroOffset, ComputeDType) = (qweight, qzeros, scales, gIdx, groups, bits, zeroOffset, compute);
+        InFeatures = groups.shape[0];
+        OutFeatures = scales.shape[1];
+    }
+
+    /// <inheritdoc />
+    public long OutFeatures { get; }
+
+    /// <inheritdoc />
+    public long InFeatures { get; }
+
+    /// <inheritdoc />
+    public ScalarType ComputeDType { get; }
+
+    /// <summary>Reads the layer's tensors; <paramref name="groupSize"/> −1 is one group over all inputs.</summary>
+    public static GptqWeight Read(string file, string layer, SafetensorsCheckpoint checkpoint, int bits, int groupSize, int zeroOffset, ScalarType compute, Device device)
+    {
+        Tensor Int32(string name)
+        {
+            var full = layer + "." + name;
+            if (!checkpoint.Contains(full)) throw new OspreyException($"{file}: the GPTQ layer {layer} has no '{full}' in the safetensors; the checkpoint is incomplete, so re-download it.");
+            using var t = checkpoint.ReadTensor(full);
+            if (t.dtype != ScalarType.Int32 || t.dim() != 2) throw new OspreyException($"{file}: '{full}' is {t.dtype} {Shape(t)} but GPTQ packs it as a 2-D int32 tensor; the checkpoint does not match its quantization_config.");
+            return t.to(device);
+        }
+        var qweight = Int32("qweight");
+        var qzeros = Int32("qzeros");
+        if (!checkpoint.Contains(layer + ".scales")) throw new OspreyException($"{file}: the GPTQ layer {layer} has no '{layer}.scales' in the safetensors; the checkpoint is incomplete, so re-download it.");
+        using var scalesRead = checkpoint.ReadTensor(layer + ".scales");
+        if (scalesRead.dim() != 2 || !scalesRead.is_floating_point()) throw new OspreyException($"{file}: '{layer}.scales' is {scalesRead.dtype} {Shape(scalesRead)} but GPTQ stores 2-D floating-point scales [groups, out]; the checkpoint does not match its quantization_config.");
+        var scales = scalesRead.to(device);
+        long inFeatures = qweight.shape[0] * 32 / bits, outFeatures = scales.shape[1], groups = scales.shape[0];
+        if (qweight.shape[0] * 32 % bits != 0 || qweight.shape[1] != outFeatures || qzeros.shape[0] != groups || qzeros.shape[1] * 32 != outFeatures * bits)
+            throw new OspreyException($"{file}: {layer} has qweight {Shape(qweight)}, qzeros {Shape(qzeros)} and scales {Shape(scales)}, which do not fit {bits}-bit GPTQ packing ([in·{bits}/32, out], [groups, out·{bits}/32], [groups, out]); check quantization_config.bits.");
+        Tensor? gIdx = null;
+        Tensor groupOf;
+        if (checkpoint.Contains(layer + ".g_idx"))
+        {
+            using var g = checkpoint.ReadTensor(layer + ".g_idx");
+            gIdx = g.to(device);
+            groupOf = g.to(ScalarType.Int64, device);
+            using var low = groupOf.min();
+            using var high = groupOf.max();
+            if (groupOf.shape.Length != 1 || groupOf.shape[0] != inFeatures || low.item<long>() < 0 || high.item<long>() >= groups)
+                throw new OspreyException($"{file}: '{layer}.g_idx' must hold a group index below {groups} for each of the {inFeatures} inputs; the checkpoint is damaged.");
+        }
+        else
+        {
+            var size = groupSize <= 0 ? inFeatures : groupSize;
+            groupOf = arange(inFeatures, dtype: ScalarType.Int64, device: device).div(size, rounding_mode: RoundingMode.floor);
+        }
+        return new GptqWeight(qweight, qzeros, scales, gIdx, groupOf, bits, zeroOffset, compute);
+    }
+
+    static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+
+    /// <inheritdoc />
+    public Tensor Dequantize()
+    {
+        using var scope = NewDisposeScope();
+        var codes = PackedInts.UnpackGptqRows(_qweight, _bits);                   // [in, out]
+        var zeros = PackedInts.UnpackGptqRows(_qzeros.t(), _bits).t();            // [groups, out]
+        if (_zeroOffset != 0) zeros = zeros.add(_zeroOffset);
+        // (q − z) is a small integer and the scale an fp16 value, so the float32 product is exact.
+        var w = codes.sub(zeros.index_select(0, _groups)).to_type(ScalarType.Float32)
+            .mul(_scales.to_type(ScalarType.Float32).index_select(0, _groups));
+        return w.t().contiguous().to_type(ComputeDType).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors()
+    {
+        yield return ("qweight", _qweight);
+        yield return ("qzeros", _qzeros);
+        yield return ("scales", _scales);
+        if (_storedGIdx is not null) yield return ("g_idx", _storedGIdx);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _qweight.Dispose();
+        _qzeros.Dispose();
+        _scales.Dispose();
+        _storedGIdx?.Dispose();
+        _groups.Dispose();
+    }
+}
