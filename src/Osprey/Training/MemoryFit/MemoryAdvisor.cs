@@ -64,7 +64,8 @@ public static class MemoryAdvisor
     {
         var list = new List<(string, Func<MemoryPlan, MemoryPlan>)>();
         if (plan.TrainType == TrainType.Full) list.Add(("--train_type lora", p => p with { TrainType = TrainType.Lora }));
-        if (plan.QuantBits != 4) list.Add(("--quant_method bnb --quant_bits 4", p => p with { QuantBits = 4, DoubleQuant = true, TrainType = TrainType.Lora }));
+        // A quantized base trains adapters only: offered to LoRA runs (a full run is offered LoRA first).
+        if (plan.QuantBits != 4 && plan.TrainType == TrainType.Lora) list.Add(("--quant_method bnb --quant_bits 4", p => p with { QuantBits = 4, DoubleQuant = true }));
         if (!plan.GradientCheckpointing) list.Add(("--gradient_checkpointing true", p => p with { GradientCheckpointing = true }));
         if (plan.BatchSize > 1) list.Add(("--per_device_train_batch_size 1", p => p with { BatchSize = 1 }));
         return list;
