@@ -57,4 +57,11 @@ public static class Nvml
         if (!Ready() || GetHandle((uint)index, out var h) != 0 || GetMemory(h, out var mem) != 0) return -1;
         return (long)mem.Used;
     }
+
+    /// <summary>Free bytes on GPU <paramref name="index"/> (NVML's physical numbering), or -1 when unknown.</summary>
+    public static long FreeBytes(int index)
+    {
+        if (!Ready() || GetHandle((uint)index, out var h) != 0 || GetMemory(h, out var mem) != 0) return -1;
+        return (long)mem.Free;
+    }
 }

@@ -52,6 +52,7 @@ public static class FineTuning
         var folder = o.Model.ResolveFolder(log);
         options = options with { FineTune = WithModelContext(o, folder) };
         o = options.FineTune;
+        MemoryFit.MemoryAdvisor.CheckBeforeLoading(o, folder, log);
         var tokenizer = LoadTokenizer(folder);
         var loss = options.Loss;
         var kto = loss.RlhfType == RlhfType.Kto;
@@ -88,6 +89,7 @@ public static class FineTuning
         Check(verb, o, preference: false);
         var folder = o.Model.ResolveFolder(log);
         o = WithModelContext(o, folder);
+        MemoryFit.MemoryAdvisor.CheckBeforeLoading(o, folder, log);
         var tokenizer = LoadTokenizer(folder);
         EncodedDatasets data;
         if (o.CachedDatasets.Count > 0)

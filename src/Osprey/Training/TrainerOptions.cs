@@ -161,6 +161,10 @@ public sealed record TrainerOptions
     [Option("gradient_checkpointing", "Recompute layer activations in backward (less memory, more compute).")]
     public bool GradientCheckpointing { get; init; } = true;
 
+    /// <summary>Start on CUDA even when the memory-fit check predicts the run will not fit (MemoryFit.MemoryAdvisor).</summary>
+    [Option("ignore_memory_check", "Start even when the predicted peak GPU memory exceeds what is free (see osprey estimate).")]
+    public bool IgnoreMemoryCheck { get; init; }
+
     /// <summary>Seeds adapter init, data order, dropout and splitting.</summary>
     [Option("seed", "Seed for initialisation, data order, dropout, shuffling, splitting and #N sampling.")]
     public int Seed { get; init; } = 42;
