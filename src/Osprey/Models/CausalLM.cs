@@ -28,12 +28,20 @@ public sealed partial class CausalLM : nn.Module
     public ScalarType DType { get; }
 
     /// <summary>Creates the uninitialised model for <paramref name="spec"/> (weights come from <see cref="LoadWeights"/>).</summary>
-    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : base("CausalLM")
+    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : this(spec, dtype, device, false) { }
+
+    /// <summary>
+    /// The model with, when <paramref name="deferProjections"/>, decoder projection weights that hold no storage (see
+    /// <see cref="LinearLayer.Materialize"/>): they are about to get quantized bases, so the dense model never exists on
+    /// <paramref name="device"/> (a 7B model would otherwise reserve its full bf16 size in the CUDA caching allocator
+    /// before any layer is quantized).
+    /// </summary>
+    CausalLM(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections) : base("CausalLM")
     {
         Spec = spec;
         Device = device;
         DType = dtype;
-        model = new DecoderModel(spec, dtype, device);
+        model = new DecoderModel(spec, dtype, device, deferProjections);
         if (!spec.TieWordEmbeddings) lm_head = new LinearLayer(spec.HiddenSize, spec.VocabSize, false, dtype, device);
         RegisterComponents();
     }
@@ -56,7 +64,7 @@ public sealed partial class CausalLM : nn.Module
         var spec = ModelRegistry.ReadSpec(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         EnsureConfigFitsWeights(spec, checkpoint, directory);
-        var lm = new CausalLM(spec, dtype, device) { SourceDirectory = Path.GetFullPath(directory) };
+        var lm = new CausalLM(spec, dtype, device, quantized is not null) { SourceDirectory = Path.GetFullPath(directory) };
         try
         {
             // A *ForSequenceClassification folder (score.weight, no lm_head): a reward model, see CausalLM.Score.cs.
@@ -123,6 +131,7 @@ public sealed partial class CausalLM : nn.Module
         Quantization = quantized;
         foreach (var (path, layer) in LinearLayers().ToList())
             if (quantized.Load(path, checkpoint) is { } q) layer.UseBase(q);
+            else layer.Materialize(); // a layer left dense gets its storage now, before the dense tensors load
     }
 
     /// <summary>

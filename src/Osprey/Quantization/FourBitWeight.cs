@@ -97,20 +97,46 @@ internal sealed class FourBitWeight : ILinearBase
     {
         using var scope = NewDisposeScope();
         var absmax = BlockAbsmax();
-        var bytes = Packed;
-        var flat = DequantizeWith(bytes, absmax);
+        var flat = DequantizeWith(Packed, absmax);
         var w = flat.view(OutFeatures, InFeatures).to_type(DType);
         if (w.dtype != ComputeDType) w = w.to_type(ComputeDType);
         return w.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// float32 table value × block absmax for every element. Each packed byte indexes a 256-row table of its two values
+    /// (high nibble first), so one int32 gather replaces two shifts, a stack and an int64 index tensor; the block scale is
+    /// a broadcast multiply in place over [blocks, 64] rather than an absmax repeated per element. Same float32 products
+    /// as element-wise code × absmax, so the result is bit-identical to the plain formula.
+    /// </summary>
     Tensor DequantizeWith(Tensor bytes, Tensor absmax)
     {
         var n = OutFeatures * InFeatures;
-        using var codes = stack([bytes.flatten().to_type(ScalarType.Int64).bitwise_right_shift(4), bytes.flatten().to_type(ScalarType.Int64).bitwise_and(15)], 1).flatten().narrow(0, 0, n);
-        using var scale = absmax.repeat_interleave(BlockSize).narrow(0, 0, n);
-        using var values = QuantMap.index(codes);
-        return values * scale;
+        var blocks = absmax.numel();
+        using var pairs = PairTable();
+        using var index = bytes.flatten().to_type(ScalarType.Int32);
+        using var gathered = pairs.index_select(0, index).view(-1);
+        using var padded = gathered.numel() == blocks * BlockSize ? gathered.alias()
+            : nn.functional.pad(gathered.narrow(0, 0, Math.Min(n, gathered.numel())), [0, blocks * BlockSize - Math.Min(n, gathered.numel())]);
+        using var byBlock = padded.view(blocks, BlockSize);
+        using var scale = absmax.to_type(ScalarType.Float32).unsqueeze(1);
+        byBlock.mul_(scale);
+        return padded.narrow(0, 0, n);
+    }
+
+    Tensor? _pairTable; // [256, 2] float32: (map[byte >> 4], map[byte & 15]); built once per weight
+
+    /// <summary>The 256 × 2 table of the two values a packed byte holds.</summary>
+    Tensor PairTable()
+    {
+        if (_pairTable is null)
+        {
+            using var scope = NewDisposeScope();
+            var all = arange(256, dtype: ScalarType.Int64, device: QuantMap.device);
+            var map = QuantMap.to_type(ScalarType.Float32);
+            _pairTable = stack([map.index(all.bitwise_right_shift(4)), map.index(all.bitwise_and(15))], 1).DetachFromDisposeScope(); // owned by this weight, not by the caller's scope
+        }
+        return _pairTable.alias();
     }
 
     /// <summary>The quant state's JSON as bitsandbytes' QuantState.as_dict(packed=True) writes it (json.dumps of the non-tensor fields).</summary>
@@ -185,5 +211,6 @@ internal sealed class FourBitWeight : ILinearBase
         QuantMap.Dispose();
         NestedAbsmax?.Dispose();
         NestedQuantMap?.Dispose();
+        _pairTable?.Dispose();
     }
 }

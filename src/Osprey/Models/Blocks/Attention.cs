@@ -23,7 +23,7 @@ internal sealed class Attention : nn.Module
     readonly FusedProjection? _fused; // q/k/v stacked; not a registered component (its parts are)
 
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
-    public Attention(DecoderSpec spec, ScalarType dtype, Device device) : base("Attention")
+    public Attention(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("Attention")
     {
         _heads = spec.NumHeads;
         _kvHeads = spec.NumKvHeads;
@@ -33,14 +33,14 @@ internal sealed class Attention : nn.Module
         long h = spec.HiddenSize, qOut = (long)_heads * _headDim, kvOut = (long)_kvHeads * _headDim;
         if (spec.FusedQkv)
         {
-            qkv_proj = new LinearLayer(h, qOut + 2 * kvOut, spec.QkvBias, dtype, device);
+            qkv_proj = new LinearLayer(h, qOut + 2 * kvOut, spec.QkvBias, dtype, device, deferProjections);
         }
         else
         {
-            _fused = new FusedProjection(h, [qOut, kvOut, kvOut], spec.QkvBias, dtype, device);
+            _fused = new FusedProjection(h, [qOut, kvOut, kvOut], spec.QkvBias, dtype, device, deferProjections);
             (q_proj, k_proj, v_proj) = (_fused.Parts[0], _fused.Parts[1], _fused.Parts[2]);
         }
-        o_proj = new LinearLayer(qOut, h, spec.OutputBias, dtype, device);
+        o_proj = new LinearLayer(qOut, h, spec.OutputBias, dtype, device, deferProjections);
         if (spec.QkNorm)
         {
             q_norm = new RmsNorm(_headDim, spec.RmsNormEps, spec.OffsetNorm, dtype, device);

@@ -16,11 +16,11 @@ internal sealed class DecoderLayer : nn.Module
     RmsNorm? pre_feedforward_layernorm, post_feedforward_layernorm;
 #pragma warning restore IDE0044
 
-    /// <summary>Creates the layer's uninitialised modules.</summary>
-    public DecoderLayer(DecoderSpec spec, ScalarType dtype, Device device) : base("DecoderLayer")
+    /// <summary>Creates the layer's uninitialised modules (<paramref name="deferProjections"/>: projection weights without storage, see <see cref="LinearLayer"/>).</summary>
+    public DecoderLayer(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("DecoderLayer")
     {
-        self_attn = new Attention(spec, dtype, device);
-        mlp = new Mlp(spec, dtype, device);
+        self_attn = new Attention(spec, dtype, device, deferProjections);
+        mlp = new Mlp(spec, dtype, device, deferProjections);
         input_layernorm = new RmsNorm(spec.HiddenSize, spec.RmsNormEps, spec.OffsetNorm, dtype, device);
         post_attention_layernorm = new RmsNorm(spec.HiddenSize, spec.RmsNormEps, spec.OffsetNorm, dtype, device);
         if (spec.SandwichNorms)

@@ -21,14 +21,14 @@ internal sealed partial class DecoderModel : nn.Module
     readonly int?[] _windowOfLayer;
     readonly ScalarType _dtype;
 
-    /// <summary>Creates the uninitialised modules for <paramref name="spec"/>.</summary>
-    public DecoderModel(DecoderSpec spec, ScalarType dtype, Device device) : base("DecoderModel")
+    /// <summary>Creates the uninitialised modules for <paramref name="spec"/> (<paramref name="deferProjections"/>: projection weights without storage, see <see cref="LinearLayer"/>).</summary>
+    public DecoderModel(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("DecoderModel")
     {
         _spec = spec;
         _dtype = dtype;
         embed_tokens = new Embedding(spec.VocabSize, spec.HiddenSize, dtype, device);
         layers = new ModuleList<DecoderLayer>();
-        for (int i = 0; i < spec.Layers.Count; i++) layers.Add(new DecoderLayer(spec, dtype, device));
+        for (int i = 0; i < spec.Layers.Count; i++) layers.Add(new DecoderLayer(spec, dtype, device, deferProjections));
         norm = new RmsNorm(spec.HiddenSize, spec.RmsNormEps, spec.OffsetNorm, dtype, device);
         var distinct = spec.Layers.Select(l => l.Rope).Distinct().ToList();
         _ropes = distinct.Select(r => new RotaryEmbedding(r, spec.HeadDim, device)).ToArray();

@@ -20,17 +20,22 @@ internal sealed class FusedProjection
     /// <summary>One layer per projection, in stacking order.</summary>
     public IReadOnlyList<LinearLayer> Parts { get; }
 
-    /// <summary>Allocates the buffer for projections of widths <paramref name="outs"/> from <paramref name="inFeatures"/>.</summary>
-    public FusedProjection(long inFeatures, long[] outs, bool hasBias, ScalarType dtype, Device device)
+    /// <summary>
+    /// Allocates the buffer for projections of widths <paramref name="outs"/> from <paramref name="inFeatures"/>. With
+    /// <paramref name="deferred"/> the stacked weight is never allocated (the parts are about to get quantized bases, see
+    /// <see cref="LinearLayer.Materialize"/>); the bias always is.
+    /// </summary>
+    public FusedProjection(long inFeatures, long[] outs, bool hasBias, ScalarType dtype, Device device, bool deferred = false)
     {
         var total = outs.Sum();
-        Weight = empty(total, inFeatures, dtype: dtype, device: device);
+        Weight = deferred ? LinearLayer.Placeholder(total, inFeatures, dtype, device) : empty(total, inFeatures, dtype: dtype, device: device);
+        _released = deferred; // never allocated: the parts own (or quantize) their weights
         Bias = hasBias ? empty(total, dtype: dtype, device: device) : null;
         var parts = new List<LinearLayer>();
         long start = 0;
         foreach (var o in outs)
         {
-            parts.Add(new LinearLayer(Weight.narrow(0, start, o), Bias?.narrow(0, start, o)));
+            parts.Add(new LinearLayer(Weight.narrow(0, start, o), Bias?.narrow(0, start, o), deferred));
             start += o;
         }
         Parts = parts;
@@ -45,8 +50,7 @@ internal sealed class FusedProjection
         if (_released || !Parts.All(p => p.Base is not null)) return;
         _released = true;
         using var _ = no_grad();
-        using var zero = zeros(1, 1, dtype: Weight.dtype, device: Weight.device);
-        using var placeholder = zero.expand(Weight.shape[0], Weight.shape[1]);
+        using var placeholder = LinearLayer.Placeholder(Weight.shape[0], Weight.shape[1], Weight.dtype, Weight.device);
         Weight.set_(placeholder);
     }
 

@@ -20,6 +20,12 @@ internal interface ILinearAdapter
     IEnumerable<(string Name, Parameter Parameter)> LayerParameters { get; }
 
     /// <summary>
+    /// False when <see cref="Forward"/> never reads its weight argument (plain LoRA): a layer with a quantized base then
+    /// passes its storage-free placeholder instead of dequantizing the weight a second time.
+    /// </summary>
+    bool ReadsWeight => true;
+
+    /// <summary>
     /// The layer's output for input <paramref name="x"/>, given its base output <paramref name="baseOutput"/>
     /// (x <paramref name="weight"/>ᵀ + <paramref name="bias"/>) and whether the layer is in training mode.
     /// </summary>

@@ -24,21 +24,30 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     ILinearDelta? _delta;
     ILinearBase? _base;
     Action? _baseChanged; // set by a FusedProjection whose buffer this layer views
+    bool _deferred;       // the weight is a placeholder until UseBase or Materialize
 
-    /// <summary>Creates an uninitialised [out, in] weight (and bias when asked).</summary>
-    public LinearLayer(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base("Linear")
+    /// <summary>
+    /// Creates an uninitialised [out, in] weight (and bias when asked). With <paramref name="deferred"/> the weight has
+    /// its shape but no storage (<see cref="Placeholder"/>): the layer then gets a quantized base (<see cref="UseBase"/>)
+    /// or its storage (<see cref="Materialize"/>) before weights load. (The meta device would say the same, but libtorch
+    /// refuses set_ across devices, and modules here keep their Parameter objects.)
+    /// </summary>
+    public LinearLayer(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device, bool deferred = false) : base("Linear")
     {
-        weight = new Parameter(empty(outFeatures, inFeatures, dtype: dtype, device: device), requires_grad: false);
+        weight = new Parameter(deferred ? Placeholder(outFeatures, inFeatures, dtype, device) : empty(outFeatures, inFeatures, dtype: dtype, device: device), requires_grad: false);
+        _deferred = deferred;
         if (hasBias) bias = new Parameter(empty(outFeatures, dtype: dtype, device: device), requires_grad: false);
         RegisterComponents();
     }
 
     /// <summary>
     /// Wraps existing tensors (typically row slices of one fused buffer, see <see cref="FusedProjection"/>)
-    /// as this layer's parameters; they keep sharing storage with that buffer.
+    /// as this layer's parameters; they keep sharing storage with that buffer (<paramref name="deferred"/>: the buffer is a
+    /// <see cref="Placeholder"/>, and <see cref="Materialize"/> gives this layer storage of its own).
     /// </summary>
-    public LinearLayer(Tensor weightView, Tensor? biasView) : base("Linear")
+    public LinearLayer(Tensor weightView, Tensor? biasView, bool deferred = false) : base("Linear")
     {
+        _deferred = deferred;
         weight = new Parameter(weightView, requires_grad: false);
         if (biasView is not null) bias = new Parameter(biasView, requires_grad: false);
         RegisterComponents();
@@ -65,10 +74,27 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"a quantized base of [{quantized.OutFeatures}, {quantized.InFeatures}] does not fit the weight [{weight.shape[0]}, {weight.shape[1]}]");
         _base = quantized;
         using (no_grad())
-        using (var zero = zeros(1, 1, dtype: weight.dtype, device: weight.device))
-        using (var placeholder = zero.expand(weight.shape[0], weight.shape[1]))
+        using (var placeholder = Placeholder(weight.shape[0], weight.shape[1], weight.dtype, weight.device))
             weight.set_(placeholder);
+        _deferred = false;
         _baseChanged?.Invoke();
+    }
+
+    /// <summary>Gives a weight created deferred its own uninitialised storage (the layer stays dense); no-op otherwise.</summary>
+    public void Materialize()
+    {
+        if (!_deferred) return;
+        using var _ = no_grad();
+        using var storage = empty(weight.shape[0], weight.shape[1], dtype: weight.dtype, device: weight.device);
+        weight.set_(storage);
+        _deferred = false;
+    }
+
+    /// <summary>An [rows, cols] zero that holds one element of memory (an expanded scalar): a weight's shape without its storage.</summary>
+    internal static Tensor Placeholder(long rows, long cols, ScalarType dtype, Device device)
+    {
+        using var zero = zeros(1, 1, dtype: dtype, device: device);
+        return zero.expand(rows, cols);
     }
 
     /// <summary>Turns the quantized base back into a dense weight in the weight's dtype (merging adapters needs one); no-op without a base.</summary>
@@ -145,18 +171,26 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The base dequantized for this call only, in the compute dtype, as bitsandbytes' Linear4bit does (input cast to
-    /// the compute dtype, output cast back). The dense copy lives until autograd no longer needs it (one layer at a time
-    /// under gradient checkpointing).
+    /// the compute dtype, output cast back). The dense copy is released as soon as the product exists: when autograd
+    /// records the call it goes through <see cref="DequantizedLinear"/>, which dequantizes again in backward instead of
+    /// keeping the weight. An adapter that reads the weight (DoRA) gets its own dequantized copy.
     /// </summary>
     Tensor QuantizedForward(Tensor x)
     {
-        var w = _base!.Dequantize();
-        var compute = w.dtype;
+        var quantized = _base!;
+        var compute = quantized.ComputeDType;
         var xc = x.dtype == compute ? x : x.to_type(compute);
         var b = bias is null ? null : bias.dtype == compute ? bias : bias.to_type(compute);
-        var y = nn.functional.linear(xc, w, b);
+        Tensor y;
+        if (is_grad_enabled() && (xc.requires_grad || b is { requires_grad: true }))
+            y = DequantizedLinear.apply(xc, b!, quantized);
+        else
+            using (var w = quantized.Dequantize()) y = nn.functional.linear(xc, w, b);
         if (y.dtype != x.dtype) y = y.to_type(x.dtype);
         if (_delta is { Active: true }) _delta.AddTo(x, y);
-        return _adapter is null ? y : _adapter.Forward(x, y, w, bias, training);
+        if (_adapter is null) return y;
+        if (!_adapter.ReadsWeight) return _adapter.Forward(x, y, weight, bias, training);
+        using var dense = quantized.Dequantize();
+        return _adapter.Forward(x, y, dense, bias, training);
     }
 }

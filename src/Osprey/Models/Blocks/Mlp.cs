@@ -14,19 +14,19 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     readonly FusedProjection? _fused; // gate/up stacked; not a registered component (its parts are)
 
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
-    public Mlp(DecoderSpec spec, ScalarType dtype, Device device) : base("MLP")
+    public Mlp(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("MLP")
     {
         long h = spec.HiddenSize, i = spec.IntermediateSize;
         if (spec.FusedGateUp)
         {
-            gate_up_proj = new LinearLayer(h, 2 * i, spec.MlpBias, dtype, device);
+            gate_up_proj = new LinearLayer(h, 2 * i, spec.MlpBias, dtype, device, deferProjections);
         }
         else
         {
-            _fused = new FusedProjection(h, [i, i], spec.MlpBias, dtype, device);
+            _fused = new FusedProjection(h, [i, i], spec.MlpBias, dtype, device, deferProjections);
             (gate_proj, up_proj) = (_fused.Parts[0], _fused.Parts[1]);
         }
-        down_proj = new LinearLayer(i, h, spec.MlpBias, dtype, device);
+        down_proj = new LinearLayer(i, h, spec.MlpBias, dtype, device, deferProjections);
         _act = spec.Activation;
         if (_act is not ("silu" or "swish" or "gelu" or "gelu_pytorch_tanh" or "gelu_new" or "relu"))
             throw new OspreyException($"activation '{_act}' in config.json is not supported; supported: silu, gelu, gelu_pytorch_tanh, gelu_new, relu.");

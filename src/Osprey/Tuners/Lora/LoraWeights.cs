@@ -71,6 +71,9 @@ internal sealed class LoraWeights : ILinearAdapter
     public IEnumerable<(string Name, nn.Module Module)> Modules => [("lora_A", A), ("lora_B", B)];
 
     /// <inheritdoc />
+    public bool ReadsWeight => Magnitude is not null; // DoRA's norm needs W; LoRA only adds to the base output
+
+    /// <inheritdoc />
     public IEnumerable<(string Name, Parameter Parameter)> LayerParameters => Magnitude is null ? [] : [("lora_magnitude_vector", Magnitude)];
 
     /// <summary>The trainable tensors with their names relative to the layer.</summary>
