@@ -8,3 +8,6 @@ dotnet publish src/Osprey.Cli -c Release -r linux-x64 --self-contained -p:Osprey
 tar -cJf .dist/osprey-gpu.tar.xz -C .dist osprey-gpu
 rm -rf .dist/osprey-gpu  # only the archive travels (the device tool carries at most 64 MiB)
 ls -la .dist/osprey-gpu.tar.xz
+# The publish restored src/Osprey without the CPU libtorch (obj/project.assets.json is shared by all configurations);
+# restore the normal way again so a later `dotnet pack --no-build` (Packaging/OutsideTheRepoTests) lists it.
+dotnet restore Osprey.slnx -v:quiet
