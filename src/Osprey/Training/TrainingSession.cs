@@ -154,8 +154,14 @@ internal sealed class TrainingSession : IDisposable
         return module.Split('.')[^1].Contains("norm", StringComparison.Ordinal);
     }
 
-    /// <summary>Float32 logits of one loss chunk are about 256 MiB.</summary>
-    public long ChunkRows => Math.Max(64L, (256L << 20) / (4L * Model.Spec.VocabSize));
+    /// <summary>Rows of one loss chunk for this model (<see cref="LossChunkRowsFor"/>).</summary>
+    public long ChunkRows => LossChunkRowsFor(Model.Spec.VocabSize);
+
+    /// <summary>
+    /// Rows whose float32 logits make about 256 MiB (at least 64): the loss chunk training uses, and the one
+    /// <see cref="MemoryFit.MemoryEstimate"/> predicts, from this one rule.
+    /// </summary>
+    public static long LossChunkRowsFor(long vocabSize) => Math.Max(64L, (256L << 20) / (4L * vocabSize));
 
     /// <inheritdoc />
     public void Dispose()

@@ -12,9 +12,6 @@ public sealed record MemoryEstimate
     /// <summary>The CUDA context, cuBLAS/cuDNN workspaces and libtorch's kernels (measured ≈0.5 GiB).</summary>
     public const long CudaContextBytes = 512L << 20;
 
-    /// <summary>Float32 logits of one loss chunk are about 256 MiB (TrainingSession.ChunkRows).</summary>
-    public const long LossChunkLogitBytes = 256L << 20;
-
     /// <summary>CUDA context and workspaces.</summary>
     public long CudaContext { get; init; }
 
@@ -116,7 +113,7 @@ public sealed record MemoryEstimate
         // Loss: only ChunkRows labelled rows at a time (TrainingSession.ChunkRows); their logits in the model dtype,
         // in float32, the float32 log-softmax cross_entropy keeps, its float32 gradient and that cast back; plus the
         // final norm's float32 copy and the normed rows with their gradient for the whole batch.
-        long chunkRows = Math.Min(tokens, Math.Max(64L, LossChunkLogitBytes / (4L * v)));
+        long chunkRows = Math.Min(tokens, TrainingSession.LossChunkRowsFor(v));
         long loss = chunkRows * v * (2 * d + 12) + tokens * h * (4 + 2 * d);
 
         return new MemoryEstimate
