@@ -175,6 +175,7 @@ public sealed partial class CausalLM
                     Reseed(options, i);
                     var output = model.Layer(i, x, context);
                     if (output.requires_grad) torch.autograd.backward(output, g);
+                    DequantizedLinear.ReleaseHandedBack(); // the layer's gradients were made on libtorch's CUDA thread
                     if (!needInput) break;
                     var next = x.grad ?? zeros_like(x);
                     g = next.detach().MoveToOuterDisposeScope();
@@ -185,6 +186,7 @@ public sealed partial class CausalLM
                     torch.autograd.backward(e, g);
                 }
             }
+            DequantizedLinear.ReleaseHandedBack();
             PhaseTimer.Mark(Device, checkpoint ? "layers recompute + backward" : "layers backward");
         }
         return new TrainForwardResult(lossSum.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), count)

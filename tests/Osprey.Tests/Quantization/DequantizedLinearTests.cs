@@ -74,7 +74,7 @@ public sealed class DequantizedLinearTests
         public Tensor Dequantize()
         {
             var w = inner.Dequantize();
-            Issued.Add(w.alias()); // a view: it shares the version counter autograd checks for in-place changes
+            Issued.Add(w.alias().DetachFromDisposeScope()); // a view (it shares the version counter autograd checks for in-place changes), kept past backward's scope
             return w;
         }
         public void Dispose() => inner.Dispose();
