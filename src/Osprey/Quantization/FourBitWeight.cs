@@ -95,12 +95,7 @@ internal sealed class FourBitWeight : ILinearBase
     /// <summary>The dequantized weight as bitsandbytes computes it: float32 code × absmax, cast to the stored dtype, then to the compute dtype.</summary>
     public Tensor Dequantize()
     {
-        using var scope = NewDisposeScope();
-        var absmax = BlockAbsmax();
-        var flat = DequantizeWith(Packed, absmax);
-        var w = flat.view(OutFeatures, InFeatures).to_type(DType);
-        if (w.dtype != ComputeDType) w = w.to_type(ComputeDType);
-        return w.MoveToOuterDisposeScope();
+        return FourBitKernels.Unavailable(Packed) is null ? FourBitKernels.Dequantize(this) : DequantizePortable();
     }
 
     /// <summary>
@@ -137,6 +132,20 @@ internal sealed class FourBitWeight : ILinearBase
             _pairTable = stack([map.index(all.bitwise_right_shift(4)), map.index(all.bitwise_and(15))], 1).DetachFromDisposeScope(); // owned by this weight, not by the caller's scope
         }
         return _pairTable.alias();
+    }
+
+    /// <inheritdoc />
+    public Tensor? TryFusedLinear(Tensor x) => FourBitKernels.Unavailable(Packed) is null ? FourBitKernels.TryGemv(this, x) : null;
+
+    /// <summary>Dequantized with tensor operations only (the reference the CUDA kernel is checked against).</summary>
+    public Tensor DequantizePortable()
+    {
+        using var scope = NewDisposeScope();
+        var absmax = BlockAbsmax();
+        var flat = DequantizeWith(Packed, absmax);
+        var w = flat.view(OutFeatures, InFeatures).to_type(DType);
+        if (w.dtype != ComputeDType) w = w.to_type(ComputeDType);
+        return w.MoveToOuterDisposeScope();
     }
 
     /// <summary>The quant state's JSON as bitsandbytes' QuantState.as_dict(packed=True) writes it (json.dumps of the non-tensor fields).</summary>

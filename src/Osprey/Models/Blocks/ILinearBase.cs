@@ -22,6 +22,12 @@ internal interface ILinearBase : IDisposable
     /// <summary>A new dense [out, in] weight in <see cref="ComputeDType"/> on the base's device; the caller owns it.</summary>
     Tensor Dequantize();
 
+    /// <summary>
+    /// x Wᵀ computed without building the dense weight, when this base has a fused kernel for x's shape and device; null
+    /// otherwise (the caller dequantizes). Inference only: it records nothing for autograd.
+    /// </summary>
+    Tensor? TryFusedLinear(Tensor x) => null;
+
     /// <summary>The checkpoint tensors of this weight by name relative to the layer (<c>weight</c>, <c>weight.absmax</c>, <c>SCB</c>, ...).</summary>
     IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors();
 }

@@ -184,6 +184,11 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
         Tensor y;
         if (is_grad_enabled() && (xc.requires_grad || b is { requires_grad: true }))
             y = DequantizedLinear.apply(xc, b!, quantized);
+        else if (quantized.TryFusedLinear(xc) is { } fused)
+        {
+            y = fused;
+            if (b is not null) y.add_(b);
+        }
         else
             using (var w = quantized.Dequantize()) y = nn.functional.linear(xc, w, b);
         if (y.dtype != x.dtype) y = y.to_type(x.dtype);

@@ -5,7 +5,11 @@ namespace Osprey.Training.MemoryFit;
 /// <summary>
 /// Predicted peak GPU memory of a training run, by component, in bytes: the formulas of docs/memory.md applied to a
 /// model's config (no weights are read) and a <see cref="MemoryPlan"/>. Peak = context + weights + adapters +
-/// gradients + optimizer state + max(kept activations + max(layer recompute, loss chunk), optimizer-step workspace).
+/// gradients + optimizer state + max(kept activations + loss chunk + layer recompute, optimizer-step workspace). The loss
+/// chunk and the layer recompute come one after the other, yet both count: libtorch's caching allocator keeps the loss
+/// chunk's blocks reserved and the recompute's differently sized tensors mostly do not fit in them (measured on an H100,
+/// benchmarks/session-bench-h100.md: with their max instead, a 7B QLoRA run came out 19% under its peak; with the sum,
+/// bf16 LoRA and QLoRA land 3% and 9% under).
 /// </summary>
 public sealed record MemoryEstimate
 {
@@ -30,7 +34,7 @@ public sealed record MemoryEstimate
     /// <summary>Activations autograd keeps across the whole forward pass (every layer's, or only each layer's input with checkpointing).</summary>
     public long KeptActivations { get; init; }
 
-    /// <summary>One layer re-run with autograd plus its backward buffers (and its dequantized weights on a quantized base).</summary>
+    /// <summary>One layer re-run with autograd plus its backward buffers (and, on a quantized base, one dequantized weight and the outputs TorchSharp mirrors).</summary>
     public long LayerRecompute { get; init; }
 
     /// <summary>One loss chunk: its logits in the model dtype and float32, log-softmax and gradients, plus the final norm.</summary>
@@ -44,7 +48,7 @@ public sealed record MemoryEstimate
 
     /// <summary>Predicted peak bytes.</summary>
     public long Peak => CudaContext + Weights + Adapters + Gradients + OptimizerState
-        + Math.Max(KeptActivations + Math.Max(LayerRecompute, LossChunk), StepWorkspace);
+        + Math.Max(KeptActivations + LossChunk + LayerRecompute, StepWorkspace);
 
     /// <summary>The estimate for <paramref name="spec"/> trained as <paramref name="plan"/> says.</summary>
     public static MemoryEstimate Compute(DecoderSpec spec, MemoryPlan plan)
@@ -94,7 +98,12 @@ public sealed record MemoryEstimate
         long perToken = 2 * (4 * h + 4) + 4L * spec.NumHeads + d * (2 * h + 5 * q + 4 * inter);
         // LoRA on CUDA: dropout keeps a bool mask and the dropped input per adapted layer; A's output is kept for B.
         foreach (var l in targets) perToken += (plan.LoraDropout > 0 ? l.In * (d + 1) : 0) + d * plan.LoraRank;
-        long layerWeightsDense = plan.QuantBits != 0 ? linearParams * d : 0; // dequantized weights autograd keeps
+        // A quantized base (DequantizedLinear) keeps no dense weight for backward: one is built at a time (quantDense),
+        // but TorchSharp's custom autograd functions allocate an output-sized tensor per recorded call
+        // (Node.SaveOutputsInfo) that lives as long as the layer's graph (quantOutputs).
+        var quantized = plan.QuantBits != 0;
+        long quantDense = quantized ? linears.Max(l => l.In * l.Out) * d : 0;
+        long quantOutputs = quantized ? tokens * linears.Sum(l => l.Out) * d : 0;
         // Backward through one layer: gradients of gate, up and their product, of the layer input and output.
         long backwardWork = tokens * d * (3 * inter + 2 * h);
 
@@ -102,12 +111,12 @@ public sealed record MemoryEstimate
         if (plan.GradientCheckpointing)
         {
             kept = (layers + 1) * tokens * h * d;
-            recompute = tokens * perToken + layerWeightsDense + backwardWork;
+            recompute = tokens * perToken + quantOutputs + quantDense + backwardWork;
         }
         else
         {
-            kept = layers * (tokens * perToken + layerWeightsDense) + tokens * h * d;
-            recompute = backwardWork;
+            kept = layers * (tokens * perToken + quantOutputs) + tokens * h * d;
+            recompute = backwardWork + quantDense;
         }
 
         // Loss: only ChunkRows labelled rows at a time (TrainingSession.ChunkRows); their logits in the model dtype,

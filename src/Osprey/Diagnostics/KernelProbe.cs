@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using Osprey.Quantization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Diagnostics;
+
+/// <summary>
+/// Checks and times the 4-bit CUDA kernels (<see cref="FourBitKernels"/>) on this machine's GPU: the one-pass
+/// dequantization must give the tensor path's values bit for bit for every 4-bit type, double quantization on and off and
+/// each stored/compute dtype; the fused decode product must match a matmul of the dequantized weight to rounding; and
+/// at a 7B model's layer shapes it times the fused product against a bf16 matmul and both dequantizations.
+/// <c>osprey kernel-probe</c> prints what it returns.
+/// </summary>
+public static class KernelProbe
+{
+    /// <summary>Why the kernels can't run here, or null when they can (CUDA device 0).</summary>
+    public static string? Unavailable()
+    {
+        using var probe = zeros(1, device: new Device(DeviceType.CUDA, 0));
+        return FourBitKernels.Unavailable(probe);
+    }
+
+    /// <summary>Every combination on a random 192 × 1024 weight; see <see cref="KernelCheck"/>.</summary>
+    public static IReadOnlyList<KernelCheck> Check()
+    {
+        var device = new Device(DeviceType.CUDA, 0);
+        var results = new List<KernelCheck>();
+        using var g = new Generator(3, CPU); // TorchSharp's generators are CPU ones: draw on the CPU, then move
+        foreach (var type in new[] { FourBitType.Nf4, FourBitType.Fp4 })
+        foreach (var dq in new[] { true, false })
+        foreach (var (stored, compute) in new[] { (ScalarType.BFloat16, ScalarType.BFloat16), (ScalarType.Float16, ScalarType.Float16),
+                     (ScalarType.Float32, ScalarType.Float32), (ScalarType.BFloat16, ScalarType.Float32) })
+        {
+            using var scope = NewDisposeScope();
+            var dense = randn([192, 1024], generator: g).to(device).to_type(stored);
+            using var w = FourBitWeight.Quantize(dense, type, dq, compute);
+            var fast = FourBitKernels.Dequantize(w);
+            var portable = w.DequantizePortable();
+            var mismatched = fast.ne(portable).sum().item<long>();
+            double worstGemv = 0;
+            foreach (var rows in new[] { 1, 3, FourBitKernels.MaxFusedRows })
+            {
+                var x = randn([rows, 1024], generator: g).to(device).to_type(compute);
+                var fused = FourBitKernels.TryGemv(w, x) ?? throw new InvalidOperationException("the fused product refused a shape it takes");
+                var reference = nn.functional.linear(x.to_type(ScalarType.Float32), portable.to_type(ScalarType.Float32));
+                var error = (fused.to_type(ScalarType.Float32) - reference).abs().max().item<float>() / reference.abs().max().item<float>();
+                worstGemv = Math.Max(worstGemv, error);
+            }
+            results.Add(new KernelCheck(FourBitWeight.TypeName(type), dq, Runtime.DTypes.Name(stored), Runtime.DTypes.Name(compute), fast.numel(), mismatched, worstGemv));
+        }
+        return results;
+    }
+
+    /// <summary>Milliseconds per call at one layer shape [out, in] for NF4 + double quantization in bfloat16.</summary>
+    public static KernelTiming Time(long outFeatures, long inFeatures, int rows, int iterations = 50)
+    {
+        var device = new Device(DeviceType.CUDA, 0);
+        using var scope = NewDisposeScope();
+        using var g = new Generator(4, CPU);
+        var dense = randn([outFeatures, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
+        using var w = FourBitWeight.Quantize(dense, FourBitType.Nf4, true, ScalarType.BFloat16);
+        var x = randn([rows, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
+        double Ms(Action a)
+        {
+            for (int i = 0; i < 3; i++) a();
+            cuda.synchronize(device);
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < iterations; i++) a();
+            cuda.synchronize(device);
+            return clock.Elapsed.TotalMilliseconds / iterations;
+        }
+        var matmul = Ms(() => { using var y = nn.functional.linear(x, dense); });
+        var fused = Ms(() => { using var y = FourBitKernels.TryGemv(w, x); });
+        var dequantKernel = Ms(() => { using var y = FourBitKernels.Dequantize(w); });
+        var dequantPortable = Ms(() => { using var y = w.DequantizePortable(); });
+        var dequantMatmul = Ms(() => { using var d = FourBitKernels.Dequantize(w); using var y = nn.functional.linear(x, d); });
+        return new KernelTiming(outFeatures, inFeatures, rows, matmul, fused, dequantKernel, dequantPortable, dequantMatmul);
+    }
+}
