@@ -8,10 +8,11 @@ namespace Osprey.Quantization;
 /// CUDA kernels for bitsandbytes 4-bit weights, compiled at first use with NVRTC: a dequantization that builds the dense
 /// weight in one pass (instead of the dozen tensor operations of <see cref="FourBitWeight.Dequantize"/>'s portable path)
 /// and, for the few rows of a decode step, a fused dequantize-and-multiply that never writes the dense weight: it reads
-/// half a byte per weight where a bf16 matmul reads two. Both give the portable path's values: each weight is
-/// float32(code) × absmax (absmax decoded from its 8-bit nested form with the same float32 multiply and add, FMA
-/// contraction off), rounded to the stored dtype and then to the compute dtype, exactly as the tensor code does. The
-/// fused product accumulates in float32 in its own order, so it matches a bf16 matmul of the same weights to rounding.
+/// half a byte per weight where a bf16 matmul reads two. The dequantization gives the portable path's values bit for
+/// bit: each weight is float32(code) × absmax (absmax decoded from its 8-bit nested form with the same float32 multiply
+/// and add, FMA contraction off), rounded to the stored dtype and then to the compute dtype, as the tensor code does.
+/// The fused product accumulates code × x in float32 and applies each block's absmax once per 32 weights, so it matches
+/// a matmul of the dequantized weight to the compute dtype's rounding (checked by <c>osprey kernel-probe</c>).
 /// Set OSPREY_FUSED_4BIT=0 to use the portable path on CUDA too.
 /// </summary>
 internal static unsafe class FourBitKernels
@@ -41,7 +42,8 @@ template <int DQ> __device__ __forceinline__ float block_absmax(const void* absm
   return d + offset;
 }
 template <int T, int C> __device__ __forceinline__ float weight(const float* q, u32 code, float a) {
-  return round_to<C>(round_to<T>(q[code] * a));
+  float v = round_to<T>(q[code] * a);
+  return T == C ? v : round_to<C>(v);
 }
 
 // Any n and block size: one packed byte (two weights) per thread.
@@ -94,56 +96,73 @@ template <int DQ, int T, int C> __device__ void dequant_vec(const u8* packed, co
   }
 }
 
-// y[m, n] = sum_k x[m, k] w[n, k] for m < M <= 8; one warp per output row; K % 64 == 0, blocks of 64.
+// y[m, n] = sum_k x[m, k] w[n, k] for m < M <= 8; one warp per output row; K % 64 == 0, blocks of 64. Each lane
+// takes two 16-byte chunks (64 weights) per iteration so two loads are in flight; the nested absmax map sits in shared
+// memory so a chunk's scale costs no dependent global load.
+template <int DQ, int T, int C> __device__ __forceinline__ void gemv_chunk(uint4 q, float a, const float* sq, const void* x,
+    int M, int K, int k0, float* acc) {
+  // The chunk's 32 weights share one absmax: sum_k x_k (code_k a) = a sum_k x_k code_k, so the scale is applied once per
+  // chunk instead of per weight (and no weight is rounded to the stored dtype first). The result differs from a matmul
+  // of the dequantized weight by that dtype's rounding only.
+  float w[32];
+  u32 words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      u32 b = (words[i] >> (8 * j)) & 0xffu;
+      w[8 * i + 2 * j] = sq[b >> 4];
+      w[8 * i + 2 * j + 1] = sq[b & 15u];
+    }
+#pragma unroll
+  for (int m = 0; m < 8; m++) {
+    if (m >= M) break;
+    float s = 0;
+    if (C == 0) {
+      const float4* xv = (const float4*)((const float*)x + (long long)m * K + k0);
+#pragma unroll
+      for (int v = 0; v < 8; v++) {
+        float4 f = __ldg(xv + v);
+        s += w[4 * v] * f.x + w[4 * v + 1] * f.y + w[4 * v + 2] * f.z + w[4 * v + 3] * f.w;
+      }
+    } else {
+      const uint4* xv = (const uint4*)((const u16*)x + (long long)m * K + k0);
+#pragma unroll
+      for (int v = 0; v < 4; v++) {
+        uint4 h = __ldg(xv + v);
+        u32 hw[4] = {h.x, h.y, h.z, h.w};
+#pragma unroll
+        for (int t = 0; t < 4; t++)
+          s += w[8 * v + 2 * t] * from16<C>((u16)(hw[t] & 0xffffu)) + w[8 * v + 2 * t + 1] * from16<C>((u16)(hw[t] >> 16));
+      }
+    }
+    acc[m] += a * s;
+  }
+}
+
 template <int DQ, int T, int C> __device__ void gemv(const u8* packed, const void* absmax, const float* nabs,
     const float* nmap, float offset, const float* qmap, const void* x, void* y, int M, int N, int K, int nbs) {
   __shared__ float sq[16];
+  __shared__ float snm[256];
   if (threadIdx.x < 16) sq[threadIdx.x] = qmap[threadIdx.x];
+  if (DQ) for (int i = threadIdx.x; i < 256; i += blockDim.x) snm[i] = nmap[i];
   __syncthreads();
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int n = blockIdx.x * (blockDim.x >> 5) + warp;
   if (n >= N) return;
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   const uint4* row = (const uint4*)(packed + (long long)n * (K / 2));
+  long long firstBlock = (long long)n * (K / 64);
   int chunks = K / 32;
-  for (int c = lane; c < chunks; c += 32) {
-    uint4 q = row[c];
-    int k0 = c * 32;
-    float a = block_absmax<DQ>(absmax, nabs, nmap, offset, ((long long)n * K + k0) / 64, nbs);
-    float w[32];
-    u32 words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        u32 b = (words[i] >> (8 * j)) & 0xffu;
-        w[8 * i + 2 * j] = weight<T, C>(sq, b >> 4, a);
-        w[8 * i + 2 * j + 1] = weight<T, C>(sq, b & 15u, a);
-      }
-#pragma unroll
-    for (int m = 0; m < 8; m++) {
-      if (m >= M) break;
-      float s = 0;
-      if (C == 0) {
-        const float4* xv = (const float4*)((const float*)x + (long long)m * K + k0);
-#pragma unroll
-        for (int v = 0; v < 8; v++) {
-          float4 f = __ldg(xv + v);
-          s += w[4 * v] * f.x + w[4 * v + 1] * f.y + w[4 * v + 2] * f.z + w[4 * v + 3] * f.w;
-        }
-      } else {
-        const uint4* xv = (const uint4*)((const u16*)x + (long long)m * K + k0);
-#pragma unroll
-        for (int v = 0; v < 4; v++) {
-          uint4 h = __ldg(xv + v);
-          u32 hw[4] = {h.x, h.y, h.z, h.w};
-#pragma unroll
-          for (int t = 0; t < 4; t++)
-            s += w[8 * v + 2 * t] * from16<C>((u16)(hw[t] & 0xffffu)) + w[8 * v + 2 * t + 1] * from16<C>((u16)(hw[t] >> 16));
-        }
-      }
-      acc[m] += s;
-    }
+  for (int c = lane; c < chunks; c += 64) {
+    int c1 = c + 32;
+    bool two = c1 < chunks;
+    uint4 q0 = row[c];
+    uint4 q1 = two ? row[c1] : make_uint4(0, 0, 0, 0);
+    float a0 = block_absmax<DQ>(absmax, nabs, snm, offset, firstBlock + c / 2, nbs);
+    float a1 = two ? block_absmax<DQ>(absmax, nabs, snm, offset, firstBlock + c1 / 2, nbs) : 0.f;
+    gemv_chunk<DQ, T, C>(q0, a0, sq, x, M, K, c * 32, acc);
+    if (two) gemv_chunk<DQ, T, C>(q1, a1, sq, x, M, K, c1 * 32, acc);
   }
 #pragma unroll
   for (int m = 0; m < 8; m++) {
@@ -168,7 +187,7 @@ FOR_T(0)
 FOR_T(1)
 """;
 
-    const uint WarpsPerBlock = 4;
+    const uint WarpsPerBlock = 8;
 
     static readonly object Gate = new();
     static readonly Dictionary<int, IReadOnlyDictionary<string, IntPtr>> Modules = [];
