@@ -26,7 +26,7 @@ public static class EvalRunner
     public static async Task<EvalReport> RunAsync(EvalOptions options, Func<IEvalModel> loadModel, TextWriter stdout, TextWriter stderr, CancellationToken cancel = default)
     {
         options.Validate();
-        var subsets = EvalSets.Load(options);
+        var subsets = EvalSets.Load(options, stderr);
         Directory.CreateDirectory(options.OutputDir);
         var path = Path.Combine(options.OutputDir, PredictionsFile);
         var done = ReadRecords(path, stderr);

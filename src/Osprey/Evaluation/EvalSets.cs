@@ -8,7 +8,7 @@ namespace Osprey.Evaluation;
 /// layouts: general_mcq (<c>{subset}_val.csv</c>/<c>.jsonl</c> to score, optional <c>{subset}_dev.*</c> for few-shot;
 /// columns id, question, A, B, … (up to J), answer), general_qa (<c>{subset}.jsonl</c> rows with query and response,
 /// optional system) and gsm8k (<c>test.jsonl</c>, few-shot from <c>train.jsonl</c>; question and answer ending in
-/// <c>#### N</c>).
+/// <c>#### N</c>). Benchmarks named without a folder (mmlu, gsm8k) come from the hubs (<see cref="HubBenchmarks"/>).
 /// </summary>
 public static class EvalSets
 {
@@ -16,23 +16,26 @@ public static class EvalSets
     public static IReadOnlyList<string> Names { get; } = ["general_mcq", "general_qa", "gsm8k"];
 
     /// <summary>Every subset of every set in <paramref name="options"/>, items cut to <c>--eval_limit</c>.</summary>
-    public static IReadOnlyList<EvalSubset> Load(EvalOptions options)
+    public static IReadOnlyList<EvalSubset> Load(EvalOptions options, TextWriter? log = null)
     {
         var subsets = new List<EvalSubset>();
         foreach (var name in options.Datasets)
         {
             var args = options.ArgsFor(name);
             var dir = args["local_path"]?.GetValue<string>();
-            if (!Names.Contains(name))
-                throw new OspreyException($"--eval_dataset {name} is not known here; use one of {string.Join(", ", Names)} with --dataset_args '{{\"{name}\": {{\"local_path\": \"DIR\"}}}}' (downloading benchmarks from the hubs is not built yet).");
-            if (dir is null)
-                throw new OspreyException($"--eval_dataset {name} needs its folder: --dataset_args '{{\"{name}\": {{\"local_path\": \"DIR\"}}}}' (downloading benchmarks from the hubs is not built yet).");
+            if (!Names.Contains(name) && !HubBenchmarks.Ids.ContainsKey(name))
+                throw new OspreyException($"--eval_dataset {name} is not known here; use one of {string.Join(", ", Names.Concat(HubBenchmarks.Ids.Keys).Distinct())}.");
+            if (dir is null && !HubBenchmarks.Ids.ContainsKey(name))
+                throw new OspreyException($"--eval_dataset {name} needs its folder: --dataset_args '{{\"{name}\": {{\"local_path\": \"DIR\"}}}}'.");
+            dir ??= HubBenchmarks.Resolve(name, options.Model.UseHf, log);
             if (!Directory.Exists(dir)) throw new OspreyException($"--dataset_args {name}.local_path {dir} is not a folder; give the folder holding the set's files.");
             var listed = args["subset_list"] is JsonArray list ? list.Select(n => n!.GetValue<string>()).ToList() : null;
             IEnumerable<EvalSubset> found = name switch
             {
                 "general_mcq" => (listed ?? Discover(dir, "_val")).Select(s => Mcq(name, dir, s)),
                 "general_qa" => (listed ?? Discover(dir, "")).Select(s => Qa(name, dir, s)),
+                "mmlu" => HubBenchmarks.Mmlu(name, dir, listed),
+                _ when HubBenchmarks.IsHubLayout(dir) => [HubBenchmarks.Gsm8k(name, dir)],
                 _ => [Gsm8k(name, dir)],
             };
             foreach (var s in found)

@@ -22,7 +22,7 @@ public sealed class UrlEvaluationTests
     static string Mcq => Path.Combine(TestPaths.RepoRoot, "examples", "eval", "mcq");
 
     /// <summary>An OpenAI-shaped chat endpoint answering <paramref name="reply"/>; the first <paramref name="failFirst"/> requests get HTTP 503.</summary>
-    sealed class PatternServer : IDisposable
+    internal sealed class PatternServer : IDisposable
     {
         readonly HttpListener _listener = new();
         int _failures;
