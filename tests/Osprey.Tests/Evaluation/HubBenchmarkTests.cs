@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Osprey.Hub.Download;
 using Osprey.Tests.Cli.Commands;
 using Osprey.Tests.Hub.Download;
+using Osprey.Tests.Hub.ModelScope;
 using Parquet.Serialization;
 
 namespace Osprey.Tests.Evaluation;
@@ -72,5 +73,25 @@ public sealed class HubBenchmarkTests
         Assert.Contains(hub.Requests, r => r.Path.Contains("cais/mmlu", StringComparison.Ordinal));
         var prompts = File.ReadAllLines(Path.Combine(output.Path, "predictions.jsonl")).Select(l => (string)JsonNode.Parse(l)!["prompt"]!).ToList();
         Assert.Contains(prompts, p => p.Contains("q1\n\nA) w\nB) x\nC) y\nD) z", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Gsm8k_ByName_ComesFromModelScopeByDefault_UnderEvalScopesId()
+    {
+        await using var ms = new ModelScopeTestServer();
+        using var file = new MemoryStream();
+        await ParquetSerializer.SerializeAsync(new[] { new MathRow { question = "3 + 4?", answer = "3 + 4 = 7\n#### 7" } }, file);
+        ms.Add(new MsRepo("AI-ModelScope/gsm8k", HubRepoType.Dataset).With("master", ("main/test-00000-of-00001.parquet", file.ToArray())));
+        using var cache = new TempDirectory();
+        using var output = new TempDirectory();
+        using var domain = new EnvironmentVariableScope("MODELSCOPE_DOMAIN", ms.Url);
+        using var msCache = new EnvironmentVariableScope("MODELSCOPE_CACHE", cache.Path);
+        using var useHf = new EnvironmentVariableScope("USE_HF", null);
+        using var offline = new EnvironmentVariableScope("HF_HUB_OFFLINE", null);
+        using var server = new UrlEvaluationTests.PatternServer("7 it is.\nANSWER: 7", failFirst: 0);
+        var run = CliRun.Of("eval", "--eval_url", server.Url, "--model", "m", "--eval_dataset", "gsm8k", "--eval_output_dir", output.Path);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("| m | gsm8k | acc | OVERALL | 1 | 1.0000 |", run.Stdout);
+        Assert.Contains(ms.Requests, r => r.Path.Contains("AI-ModelScope/gsm8k", StringComparison.Ordinal));
     }
 }
