@@ -13,7 +13,7 @@ namespace Osprey.Models;
 [NoEffectFlag("quant_n_samples", Quantization)]
 [NoEffectFlag("quant_batch_size", Quantization)]
 [NoEffectFlag("group_size", Quantization)]
-[NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder")]
+[NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder, or a GGUF from --to_gguf true with FROM ./file.gguf")]
 [NoEffectFlag("seed", "export is deterministic")]
 [NoEffectFlag("max_model_len", "export does not change the model's context")]
 [NoEffectFlag("to_mcore", Megatron)]
