@@ -61,13 +61,9 @@ public sealed class GgufImportTests
         }
         finally
         {
-            // The converted folder lives in the user's cache; the stderr line names it.
-            var line = run.StderrLines.FirstOrDefault(l => l.Contains("to a model folder in ", StringComparison.Ordinal));
-            if (line is not null)
-            {
-                var converted = line[(line.IndexOf(" in ", StringComparison.Ordinal) + 4)..].Replace(" (once)", "", StringComparison.Ordinal);
-                if (Directory.Exists(converted)) Directory.Delete(converted, recursive: true);
-            }
+            // The converted folder lives in the user's cache; with the file unchanged, CachedFolder names it without converting.
+            var converted = GgufImport.CachedFolder(dir.File("llama-f32.gguf"));
+            if (Directory.Exists(converted)) Directory.Delete(converted, recursive: true);
         }
     }
 }
