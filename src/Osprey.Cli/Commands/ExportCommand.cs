@@ -45,7 +45,7 @@ internal sealed class ExportCommand : ICommand
         var shardText = export.MaxShardSize;
         var adapters = export.Adapters;
         if (merge && adapters.Count == 0) throw new UserError("--merge_lora needs --adapters DIR (a LoRA checkpoint).");
-        if (!merge && adapters.Count > 0) throw new UserError("--adapters is given without --merge_lora true; add it to write the merged model.");
+        if (!merge && !export.ToGguf && adapters.Count > 0) throw new UserError("--adapters is given without --merge_lora true; add it to write the merged model.");
         flags = new ModelFlags(AdapterBaseModel.Resolve(adapters, flags.Options, null).Model);
         var output = outputFlag ?? (merge ? Path.TrimEndingDirectorySeparator(adapters[^1]) + "-merged" : throw new UserError("--output_dir is required; pass the folder to write."));
         long shard;
@@ -70,6 +70,7 @@ internal sealed class ExportCommand : ICommand
         // A new folder is written as <output>.tmp and renamed when complete, so a stopped or failed export never
         // leaves a folder under the final name. An existing folder is updated file by file (each renamed into
         // place only after every shard is written), as before.
+        if (export.ToGguf) return WriteGguf(folder, output, export.GgufQuant, load, adapters, stdout, stderr, cancel);
         var fresh = !Directory.Exists(output);
         var target = fresh ? Path.TrimEndingDirectorySeparator(output) + ".tmp" : output;
         try
@@ -93,6 +94,28 @@ internal sealed class ExportCommand : ICommand
         {
             TryDelete(target);
             throw;
+        }
+    }
+
+    /// <summary>--to_gguf: one .gguf file in <paramref name="output"/>, named after the model folder and the quant type.</summary>
+    static int WriteGguf(string folder, string output, string quant, ModelLoadOptions load, IReadOnlyList<string> adapters, TextWriter stdout, TextWriter stderr, CancellationTokenSource cancel)
+    {
+        if (!Gguf.GgufExport.QuantNames.Contains(quant.ToLowerInvariant()))
+            throw new UserError($"--gguf_quant {quant} is not one of {string.Join(", ", Gguf.GgufExport.QuantNames)}.");
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+        var path = Path.Combine(output, $"{name}-{quant.ToLowerInvariant()}.gguf");
+        try
+        {
+            using var model = MergedAdapters.Load(folder, load, adapters, stderr);
+            var types = Gguf.GgufExport.Write(model, folder, path, quant, cancel.Token);
+            var mix = string.Join(", ", types.Values.GroupBy(t => t).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}"));
+            stdout.WriteLine($"osprey: wrote {path} ({types.Count} tensors: {mix})");
+            return 0;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            stderr.WriteLine($"osprey: export stopped; {path} was not written.");
+            return 130;
         }
     }
 

@@ -22,6 +22,8 @@ public static class HubResolver
     {
         ArgumentNullException.ThrowIfNull(model);
         if (Directory.Exists(model)) return model;
+        // A llama.cpp file: converted once into a Hugging Face folder in the cache (docs/export.md).
+        if (Gguf.GgufImport.IsGgufFile(model)) return Gguf.GgufImport.CachedFolder(model, log);
         if (!HubCache.IsRepoId(model))
             throw new OspreyException($"--model {model} is not a folder; pass a Hugging Face model folder or a hub id such as Qwen/Qwen2.5-0.5B-Instruct.");
         var hf = HubCache.HuggingFaceRoots();

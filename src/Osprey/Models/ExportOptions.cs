@@ -13,7 +13,7 @@ namespace Osprey.Models;
 [NoEffectFlag("quant_n_samples", Quantization)]
 [NoEffectFlag("quant_batch_size", Quantization)]
 [NoEffectFlag("group_size", Quantization)]
-[NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder")]
+[NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder, or a GGUF from --to_gguf true with FROM ./file.gguf")]
 [NoEffectFlag("seed", "export is deterministic")]
 [NoEffectFlag("max_model_len", "export does not change the model's context")]
 [NoEffectFlag("to_mcore", Megatron)]
@@ -48,4 +48,12 @@ public sealed record ExportOptions
     /// <summary>--to_cached_dataset: encode datasets into --output_dir (osprey encode's flags) instead of exporting.</summary>
     [Option("to_cached_dataset", "Instead: encode --dataset (and --val_dataset) with the model's tokenizer and template into --output_dir as a cached dataset (train.bin, val.bin) for training. Takes the flags of osprey encode (--template, --max_length, --packing, ...).")]
     public bool ToCachedDataset { get; init; }
+
+    /// <summary>--to_gguf: write one .gguf file for llama.cpp instead of a Hugging Face folder.</summary>
+    [Option("to_gguf", "Instead: write the model (with --adapters merged) as one GGUF file for llama.cpp, Ollama and LLamaSharp: <output_dir>/<name>-<gguf_quant>.gguf with the tokenizer and chat template (docs/export.md).")]
+    public bool ToGguf { get; init; }
+
+    /// <summary>--gguf_quant: the llama.cpp tensor type of the GGUF file.</summary>
+    [Option("gguf_quant", "GGUF weight type: f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m or q6_k (llama.cpp's names; norms stay f32).", Placeholder = "TYPE", DefaultText = "f16")]
+    public string GgufQuant { get; init; } = "f16";
 }

@@ -24,7 +24,7 @@ public sealed class DependencyTests
         ["Tokenization"],
         ["Templates"],
         ["Models"],
-        ["Tuners", "Quantization"],
+        ["Tuners", "Quantization", "Gguf"],
         ["Hub"],
         ["Datasets"],
         ["Inference"],
