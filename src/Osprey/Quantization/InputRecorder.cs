@@ -26,6 +26,7 @@ internal sealed class InputRecorder(bool hessian, long keepRows) : ILinearDelta,
     public bool Active => true;
 
     /// <inheritdoc />
+    // What it keeps is detached from every dispose scope: it outlives the forward passes that record it.
     public void AddTo(Tensor x, Tensor y)
     {
         using var scope = NewDisposeScope();
@@ -34,16 +35,16 @@ internal sealed class InputRecorder(bool hessian, long keepRows) : ILinearDelta,
         Tokens += rows.shape[0];
         if (hessian)
         {
-            if (_xtx is null) _xtx = zeros(rows.shape[1], rows.shape[1], dtype: ScalarType.Float32, device: rows.device).MoveToOuterDisposeScope();
+            if (_xtx is null) _xtx = zeros(rows.shape[1], rows.shape[1], dtype: ScalarType.Float32, device: rows.device).DetachFromDisposeScope();
             _xtx.addmm_(rows.t(), rows);
         }
-        var abs = rows.abs().sum(0);
-        if (_absSum is null) _absSum = abs.MoveToOuterDisposeScope();
+        var abs = rows.abs().sum(dim: 0);
+        if (_absSum is null) _absSum = abs.DetachFromDisposeScope();
         else _absSum.add_(abs);
         if (_kept < keepRows)
         {
             var take = Math.Min(keepRows - _kept, rows.shape[0]);
-            _rows.Add(rows.narrow(0, 0, take).clone().MoveToOuterDisposeScope());
+            _rows.Add(rows.narrow(0, 0, take).clone().DetachFromDisposeScope());
             _kept += take;
         }
     }
