@@ -43,7 +43,7 @@ run() {
   while kill -0 $pid 2>/dev/null; do m=$(used); (( m > peak )) && peak=$m; sleep 0.2; done
   wait $pid; rc=$?
   echo $(( peak > base ? peak - base : 0 )) > "$OUT/$name.peak"
-  echo "$(date +%s.%N) - $start" | bc > "$OUT/$name.secs"
+  python3 -c "print(round($(date +%s.%N) - $start, 1))" > "$OUT/$name.secs"
   echo "$name: rc=$rc, $(cat "$OUT/$name.secs") s, peak +$(cat "$OUT/$name.peak") MiB"
   return $rc
 }

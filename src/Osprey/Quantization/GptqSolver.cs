@@ -23,8 +23,10 @@ internal static class GptqSolver
         int maxq = (1 << s.Bits) - 1;
         var groupSize = s.GroupSize <= 0 ? columns : s.GroupSize;
         if (columns % groupSize != 0) throw new OspreyException($"the layer has {columns} inputs, which is not a multiple of --group_size {groupSize}; pick a group size that divides it (or -1).");
-        var w = weight.to_type(ScalarType.Float64).clone();
-        var h = hessian.to_type(ScalarType.Float64).clone();
+        // float32 as the published implementation computes; a 7B's largest Hessian (18944² for Qwen2.5-7B's down_proj)
+        // is then 1.4 GB a copy, and at most three copies live at once (freed as soon as the next one exists).
+        var w = weight.to_type(ScalarType.Float32).clone();
+        var h = hessian.to_type(ScalarType.Float32).clone();
         // The whole-row grid, used as is when there are no groups (taken before any column changes, as the reference does).
         var (rowScale, rowZero) = Grid(w, maxq, s.Sym);
 
@@ -42,11 +44,17 @@ internal static class GptqSolver
             h = h.index_select(0, perm).index_select(1, perm);
             invPerm = perm.argsort();
         }
-        var damp = s.DampPercent * h.diagonal().mean().item<double>();
+        var damp = s.DampPercent * h.diagonal().mean().item<float>();
         h.diagonal().add_(damp);
         // The upper Cholesky factor of H⁻¹: row i holds what quantizing column i costs the columns after it.
-        var inverse = cholesky_inverse(linalg.cholesky(h));
-        var hinv = linalg.cholesky(inverse).t().contiguous();
+        var lower = linalg.cholesky(h);
+        h.Dispose();
+        var inverse = cholesky_inverse(lower);
+        lower.Dispose();
+        var upper = linalg.cholesky(inverse);
+        inverse.Dispose();
+        var hinv = upper.t().contiguous();
+        upper.Dispose();
 
         var q = zeros_like(w);
         var codes = zeros(rows, columns, dtype: ScalarType.Int64, device: w.device);
@@ -108,7 +116,7 @@ internal static class GptqSolver
 
     /// <summary>
     /// AutoGPTQ's per-row min/max grid over <paramref name="x"/> [out, n]: the range always contains 0; symmetric grids
-    /// are centred at (maxq + 1) / 2. Returns scale [out] (rounded to float16) and zero [out] (whole numbers), float64.
+    /// are centred at (maxq + 1) / 2. Returns scale [out] (rounded to float16) and zero [out] (whole numbers) in x's dtype.
     /// </summary>
     internal static (Tensor Scale, Tensor Zero) Grid(Tensor x, int maxq, bool sym)
     {
@@ -123,7 +131,7 @@ internal static class GptqSolver
         xmin = xmin.masked_fill(empty, -1.0);
         xmax = xmax.masked_fill(empty, 1.0);
         // float16 keeps 2^-24 as its smallest step: a scale below it would be stored as 0.
-        var scale = xmax.sub(xmin).div(maxq).to_type(ScalarType.Float16).to_type(ScalarType.Float64).clamp_min(Math.ScaleB(1.0, -24));
+        var scale = xmax.sub(xmin).div(maxq).to_type(ScalarType.Float16).to_type(x.dtype).clamp_min(Math.ScaleB(1.0, -24));
         var zero = sym
             ? full_like(scale, (maxq + 1) / 2)
             : xmin.neg().div(scale).round().clamp(1, maxq);
@@ -137,7 +145,7 @@ internal static class GptqSolver
     public static Tensor RoundToNearest(Tensor weight, GptqSettings s)
     {
         using var scope = NewDisposeScope();
-        var w = weight.to_type(ScalarType.Float64);
+        var w = weight.to_type(ScalarType.Float32);
         long columns = w.shape[1];
         var size = s.GroupSize <= 0 ? columns : s.GroupSize;
         var maxq = (1 << s.Bits) - 1;

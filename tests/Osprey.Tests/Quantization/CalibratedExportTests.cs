@@ -78,7 +78,7 @@ public sealed class CalibratedExportTests
         if (method != "fp8")
         {
             WriteDataset(temp.File("calib.jsonl"));
-            args.AddRange(["--dataset", temp.File("calib.jsonl"), "--quant_n_samples", "4", "--max_length", "192", "--load_from_cache_file", "false"]);
+            args.AddRange(["--dataset", temp.File("calib.jsonl"), "--quant_n_samples", "2", "--max_length", "160", "--load_from_cache_file", "false"]);
         }
         var run = CliRun.Of([.. args]);
         Assert.True(run.ExitCode == 0, run.ToString());
