@@ -59,7 +59,6 @@ public sealed class CalibratedExportTests
     {
         { "gptq", "qwen3", "--quant_bits 4 --group_size 32 --gptq_desc_act true" },
         { "gptq", "phi3", "--quant_bits 8 --group_size -1 --gptq_sym false" },
-        { "awq", "llama3", "--quant_bits 4 --group_size 32" },
         { "awq", "gemma2", "--quant_bits 4 --group_size 32" },
         { "fp8", "qwen2", "--fp8_scheme tensor" },
         { "fp8", "phi3", "--fp8_scheme channel" },
