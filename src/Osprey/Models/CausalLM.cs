@@ -173,7 +173,12 @@ public sealed partial class CausalLM : nn.Module
         if (IsRewardModel) ApplyRewardConfig(config);
         if (Quantization is not null && QuantizedLayerCount > 0) config["quantization_config"] = Quantization.Config.DeepClone();
         else config.Remove("quantization_config");
-        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes, cancellationToken: cancellationToken));
+        var stored = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (path, layer) in LinearLayers())
+            if (layer.Base is { } q)
+                foreach (var (name, _) in q.CheckpointTensors())
+                    if (q.StoredDType(name) is { } dtype) stored[path + "." + name] = dtype;
+        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes, cancellationToken: cancellationToken, storedDTypes: stored));
         WriteAtomically(Path.Combine(directory, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         written.Add("config.json");
         var generation = Path.Combine(SourceDirectory, "generation_config.json");

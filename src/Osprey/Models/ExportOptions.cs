@@ -10,9 +10,7 @@ namespace Osprey.Models;
 [NoEffectFlagsFrom(typeof(HubUploadFlags))]
 [NoEffectFlag("exist_ok", "an existing --output_dir is updated file by file")]
 [NoEffectFlag("safe_serialization", "weights are always written as safetensors")]
-[NoEffectFlag("quant_n_samples", Quantization)]
 [NoEffectFlag("quant_batch_size", Quantization)]
-[NoEffectFlag("group_size", Quantization)]
 [NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder, or a GGUF from --to_gguf true with FROM ./file.gguf")]
 [NoEffectFlag("seed", "export is deterministic")]
 [NoEffectFlag("max_model_len", "export does not change the model's context")]
@@ -26,7 +24,7 @@ namespace Osprey.Models;
 [NoEffectFlag("test_convert_dtype", Megatron)]
 public sealed record ExportOptions
 {
-    private const string Quantization = "calibration settings are for GPTQ/AWQ export, which Osprey does not write yet; --quant_method bnb needs no calibration";
+    private const string Quantization = "GPTQ/AWQ calibration runs one sample at a time";
     private const string Megatron = "Megatron is not part of Osprey";
 
     /// <summary>--adapters: LoRA adapters merged into the weights (with <see cref="MergeLora"/>).</summary>
@@ -56,4 +54,24 @@ public sealed record ExportOptions
     /// <summary>--gguf_quant: the llama.cpp tensor type of the GGUF file.</summary>
     [Option("gguf_quant", "GGUF weight type: f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m or q6_k (llama.cpp's names; norms stay f32).", Placeholder = "TYPE", DefaultText = "f16")]
     public string GgufQuant { get; init; } = "f16";
+
+    /// <summary>--quant_n_samples: calibration samples for --quant_method gptq/awq.</summary>
+    [Option("quant_n_samples", "GPTQ/AWQ export: calibration samples taken from --dataset (encoded with the template, at most --max_length tokens each, 2048 when unset); an extra eighth is held out to report each layer's error against round-to-nearest.")]
+    public int QuantNSamples { get; init; } = 128;
+
+    /// <summary>--group_size: inputs per quantization group for GPTQ/AWQ (−1: one group per row).</summary>
+    [Option("group_size", "GPTQ/AWQ export: inputs sharing one scale and zero point (-1: a whole row).")]
+    public int GroupSize { get; init; } = 128;
+
+    /// <summary>--gptq_desc_act: GPTQ act-order.</summary>
+    [Option("gptq_desc_act", "GPTQ export: quantize columns in order of decreasing activation energy (act-order; writes a permuted g_idx).")]
+    public bool GptqDescAct { get; init; }
+
+    /// <summary>--gptq_sym: symmetric GPTQ grid.</summary>
+    [Option("gptq_sym", "GPTQ export: symmetric grid (zero point fixed at the middle); false fits each group's min and max.")]
+    public bool GptqSym { get; init; } = true;
+
+    /// <summary>--fp8_scheme: tensor, channel or block.</summary>
+    [Option("fp8_scheme", "FP8 export: tensor (one scale per weight), channel (one per output row, fbgemm_fp8) or block (one per 128x128 block, weight_scale_inv as Qwen3-FP8 ships).", Placeholder = "S")]
+    public string Fp8Scheme { get; init; } = "block";
 }

@@ -49,6 +49,19 @@ internal sealed class AwqWeight : ILinearBase
         return new AwqWeight(qweight, qzeros, scales, groups, compute);
     }
 
+    /// <summary>A weight from AWQ's codes [out, in] and its scales/zeros [groups, out], packed in AutoAWQ's GEMM layout with float16 scales.</summary>
+    public static AwqWeight Pack(Tensor codes, Tensor scales, Tensor zeros, int groupSize, ScalarType compute)
+    {
+        using var codesT = codes.t().contiguous();
+        var qweight = QuantPacking.PackAwq(codesT);
+        var qzeros = QuantPacking.PackAwq(zeros);
+        var inFeatures = codes.shape[1];
+        var size = groupSize <= 0 ? inFeatures : groupSize;
+        var groups = arange(inFeatures, dtype: ScalarType.Int64, device: codes.device).div(size, rounding_mode: RoundingMode.floor);
+        // The weight owns these from now on: a caller's dispose scope must not free them.
+        return new AwqWeight(qweight.DetachFromDisposeScope(), qzeros.DetachFromDisposeScope(), scales.to_type(ScalarType.Float16).DetachFromDisposeScope(), groups.DetachFromDisposeScope(), compute);
+    }
+
     /// <inheritdoc />
     public Tensor Dequantize()
     {

@@ -20,7 +20,7 @@ internal sealed class Fp8Weight : ILinearBase
     Fp8Weight(Tensor codes, Tensor scale, long[]? block, ScalarType compute)
     {
         (_codes, _scale, _block, ComputeDType) = (codes, scale, block, compute);
-        _table = tensor(E4M3Table, device: codes.device);
+        _table = tensor(E4M3Table, device: codes.device).DetachFromDisposeScope();
     }
 
     /// <summary>float8_e4m3fn: sign bit 7, exponent bits 6–3 with bias 7, mantissa bits 2–0; no infinities, S.1111.111 is NaN.</summary>
@@ -64,6 +64,42 @@ internal sealed class Fp8Weight : ILinearBase
         return new Fp8Weight(codes.to(device), scale, blocked ? block : null, compute);
     }
 
+    /// <summary>
+    /// Quantizes w [out, in] to e4m3 with <paramref name="scheme"/>'s scales, each max|w|/448 of its part: one per tensor
+    /// (<c>weight_scale</c> []), one per output row (<c>weight_scale</c> [out, 1]) or one per 128×128 block
+    /// (<c>weight_scale_inv</c>, the Qwen3-FP8/DeepSeek-V3 layout). The scale is what dequantization multiplies by.
+    /// </summary>
+    public static Fp8Weight Quantize(Tensor w, Fp8Scheme scheme, ScalarType compute)
+    {
+        using var scope = NewDisposeScope();
+        var f = w.to_type(ScalarType.Float32);
+        long rows = f.shape[0], cols = f.shape[1];
+        Tensor scale, expanded;
+        long[]? block = null;
+        switch (scheme)
+        {
+            case Fp8Scheme.Tensor:
+                scale = f.abs().max().clamp_min(1e-12).div(Fp8Encoding.Max);
+                expanded = scale;
+                break;
+            case Fp8Scheme.Channel:
+                scale = f.abs().amax([1], keepdim: true).clamp_min(1e-12).div(Fp8Encoding.Max);
+                expanded = scale;
+                break;
+            default:
+                block = [128, 128];
+                long r = (rows + 127) / 128, c = (cols + 127) / 128;
+                // Pad to whole blocks with zeros (they never raise a block's max |w|).
+                var padded = nn.functional.pad(f, [0, c * 128 - cols, 0, r * 128 - rows]);
+                scale = padded.view(r, 128, c, 128).abs().amax([1, 3]).clamp_min(1e-12).div(Fp8Encoding.Max);
+                expanded = scale.repeat_interleave(128, 0).repeat_interleave(128, 1).narrow(0, 0, rows).narrow(1, 0, cols);
+                break;
+        }
+        var codes = Fp8Encoding.Encode(f.div(expanded));
+        // The weight owns these from now on: no dispose scope may free them.
+        return new Fp8Weight(codes.DetachFromDisposeScope(), scale.contiguous().DetachFromDisposeScope(), block, compute);
+    }
+
     /// <inheritdoc />
     public Tensor Dequantize()
     {
@@ -77,8 +113,14 @@ internal sealed class Fp8Weight : ILinearBase
     }
 
     /// <inheritdoc />
-    public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors() =>
-        throw new OspreyException("Osprey does not write FP8 checkpoints; export with --merge_lora true (or from the unquantized model) to write a dense folder.");
+    public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors()
+    {
+        yield return ("weight", _codes);
+        yield return (_block is null ? "weight_scale" : "weight_scale_inv", _scale);
+    }
+
+    /// <inheritdoc />
+    public string? StoredDType(string name) => name == "weight" ? "F8_E4M3" : null;
 
     /// <inheritdoc />
     public void Dispose()

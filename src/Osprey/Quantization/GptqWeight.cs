@@ -74,6 +74,25 @@ internal sealed class GptqWeight : ILinearBase
         return new GptqWeight(qweight, qzeros, scales, gIdx, groupOf, bits, zeroOffset, compute);
     }
 
+    /// <summary>
+    /// A weight from GPTQ's result, packed as the "gptq" (v1) checkpoint format stores it: codes [out, in], float16
+    /// scales and zero points (stored minus one) [groups, out], g_idx [in].
+    /// </summary>
+    public static GptqWeight Pack(GptqResult result, int bits, ScalarType compute)
+    {
+        using var codesT = result.Codes.t().contiguous();
+        var qweight = QuantPacking.PackGptqRows(codesT, bits);
+        using var stored = result.Zeros.sub(1);
+        using var zerosT = stored.t().contiguous();
+        using var packedT = QuantPacking.PackGptqRows(zerosT, bits);
+        var qzeros = packedT.t().contiguous();
+        var scales = result.Scales.to_type(ScalarType.Float16);
+        var gIdx = result.GroupIndex.clone();
+        // The weight owns these from now on: a caller's dispose scope must not free them.
+        return new GptqWeight(qweight.DetachFromDisposeScope(), qzeros.DetachFromDisposeScope(), scales.DetachFromDisposeScope(), gIdx.DetachFromDisposeScope(),
+            gIdx.to_type(ScalarType.Int64).DetachFromDisposeScope(), bits, 1, compute);
+    }
+
     static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 
     /// <inheritdoc />

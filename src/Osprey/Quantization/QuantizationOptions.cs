@@ -10,11 +10,11 @@ namespace Osprey.Quantization;
 public sealed record QuantizationOptions
 {
     /// <summary>bnb, or null for no quantization at load.</summary>
-    [Option("quant_method", "bnb: quantize the linear layers with bitsandbytes' formats at load (QLoRA), or write them quantized with export.", Placeholder = "M")]
+    [Option("quant_method", "bnb: quantize the linear layers with bitsandbytes' formats at load (QLoRA), or write them quantized with export; gptq | awq | fp8 (export only): write a GPTQ, AWQ or FP8 checkpoint, calibrated on --dataset for gptq/awq.", Placeholder = "M")]
     public string? QuantMethod { get; init; }
 
     /// <summary>4 or 8.</summary>
-    [Option("quant_bits", "4 (NF4/FP4 blocks of 64) or 8 (LLM.int8 row-wise) with --quant_method bnb.", Placeholder = "N")]
+    [Option("quant_bits", "4 (NF4/FP4 blocks of 64) or 8 (LLM.int8 row-wise) with --quant_method bnb; 2, 4 or 8 with gptq; 4 with awq; 8 (or unset) with fp8.", Placeholder = "N")]
     public int? QuantBits { get; init; }
 
     /// <summary>nf4 or fp4.</summary>
@@ -44,6 +44,8 @@ public sealed record QuantizationOptions
             if (QuantBits is not null) throw new OspreyException("--quant_bits needs --quant_method bnb; add it to quantize the model.");
             return;
         }
+        if (QuantizedExportSettings.IsExportMethod(QuantMethod))
+            throw new OspreyException($"--quant_method {QuantMethod} writes a quantized checkpoint with osprey export (--output_dir); to load one, pass its folder as --model without --quant_method.");
         if (!string.Equals(QuantMethod, "bnb", StringComparison.OrdinalIgnoreCase))
             throw new OspreyException($"--quant_method '{QuantMethod}' is not supported; Osprey quantizes with bnb (bitsandbytes' NF4/FP4 and LLM.int8 formats).");
         if (QuantBits is not (4 or 8)) throw new OspreyException($"--quant_method bnb needs --quant_bits 4 or 8 (got {(QuantBits is int b ? b.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none")}).");

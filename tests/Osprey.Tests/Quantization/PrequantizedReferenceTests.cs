@@ -83,8 +83,7 @@ public sealed class PrequantizedReferenceTests
             Assert.True(diff <= 1e-5f, $"{method} {family} {options}: max |Δlogit| vs the reference's dequantized float32 weights = {diff:E3}");
         }
 
-        if (method == "fp8") return; // Osprey does not write FP8 folders
-        // GPTQ and AWQ folders save as they were read: the same layers, the same logits.
+        // GPTQ, AWQ and FP8 folders save as they were read: the same layers, the same logits.
         quantized.Save(temp.File("saved"), long.MaxValue);
         using var reloaded = CausalLM.Load(temp.File("saved"), Load());
         Assert.Equal(layers, reloaded.QuantizedLayerCount);

@@ -100,7 +100,8 @@ public sealed class QloraTests
     }
 
     [Theory]
-    [InlineData("--quant_method", "gptq", "--quant_method 'gptq' is not supported")]
+    [InlineData("--quant_method", "gptq", "--quant_method gptq writes a quantized checkpoint with osprey export")]
+    [InlineData("--quant_method", "hqq", "--quant_method 'hqq' is not supported")]
     [InlineData("--quant_bits", "4", "--quant_bits needs --quant_method bnb")]
     [InlineData("--bnb_4bit_quant_type", "int3", "--bnb_4bit_quant_type 'int3' is not supported")]
     public void BadQuantizationFlagsGiveOneClearError(string flag, string value, string message)

@@ -30,4 +30,7 @@ internal interface ILinearBase : IDisposable
 
     /// <summary>The checkpoint tensors of this weight by name relative to the layer (<c>weight</c>, <c>weight.absmax</c>, <c>SCB</c>, ...).</summary>
     IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors();
+
+    /// <summary>The safetensors dtype a checkpoint tensor is stored as when its TorchSharp type cannot say it (float8 held as bytes), else null.</summary>
+    string? StoredDType(string name) => null;
 }
