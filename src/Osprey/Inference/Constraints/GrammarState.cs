@@ -65,6 +65,8 @@ internal sealed class GrammarState : IEquatable<GrammarState>
 
     public override bool Equals(object? obj) => Equals(obj as GrammarState);
 
+    public override string ToString() => string.Join(" | ", _stacks.Select(s => s.ToString()));
+
     public override int GetHashCode()
     {
         if (_hash is { } h) return h;

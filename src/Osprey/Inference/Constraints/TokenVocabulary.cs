@@ -34,6 +34,9 @@ internal sealed class TokenVocabulary
     readonly List<int[]?> _next = [];
     readonly Dictionary<int, LexicalMask> _masks = [];
 
+    /// <summary>Walks of the trie so far (cache misses), for benchmarks.</summary>
+    public int Walks { get; private set; }
+
     /// <summary>Token ids 0 .. Size - 1 have entries (the tokenizer's vocabulary; a model's padded rows are never allowed).</summary>
     public int Size { get; }
 
@@ -132,6 +135,7 @@ internal sealed class TokenVocabulary
             var start = Intern(key);
             if (!_masks.TryGetValue(start, out mask!))
             {
+                Walks++;
                 mask = Walk(start);
                 if (_masks.Count >= MaxMasks) _masks.Clear();
                 _masks[start] = mask;
