@@ -80,6 +80,9 @@ static string Words(Random r, int max)
     return b.ToString();
 }
 
+// Within a maxLength (counted in code points; the words are all in the BMP, so chars are code points).
+static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
+
 static string Key(Random r)
 {
     string[] keys = ["name", "id", "value", "items", "count", "description", "created_at", "tags", "enabled", "score", "parent", "children", "url", "type"];
@@ -121,16 +124,16 @@ static string SchemaDocument(Random r, int target)
     var doc = new System.Text.Json.Nodes.JsonObject
     {
         ["id"] = r.Next(1, 1_000_000),
-        ["title"] = Words(r, 6),
+        ["title"] = Clip(Words(r, 6), 60),
         ["active"] = true,
-        ["owner"] = new System.Text.Json.Nodes.JsonObject { ["name"] = Words(r, 3), ["email"] = "someone@example.org", ["role"] = "admin" },
+        ["owner"] = new System.Text.Json.Nodes.JsonObject { ["name"] = Clip(Words(r, 3), 40), ["email"] = "someone@example.org", ["role"] = "admin" },
         ["items"] = items,
         ["notes"] = null,
     };
     while (doc.ToJsonString().Length < target * 3 && items.Count < 64)
     {
         var tags = new System.Text.Json.Nodes.JsonArray();
-        for (var i = r.Next(0, 4); i > 0; i--) tags.Add(Words(r, 2));
+        for (var i = r.Next(0, 4); i > 0; i--) tags.Add(Clip(Words(r, 2), 20));
         var attributes = new System.Text.Json.Nodes.JsonObject();
         for (var i = r.Next(0, 3); i > 0; i--) attributes[Key(r)] = r.Next(2) == 0 ? Words(r, 2) : r.Next(0, 500);
         items.Add(new System.Text.Json.Nodes.JsonObject
