@@ -1,4 +1,5 @@
 using Osprey.Inference;
+using Osprey.Inference.Constraints;
 using static TorchSharp.torch;
 
 namespace Osprey.Serving;
@@ -25,27 +26,31 @@ public sealed partial class InferenceEngine
         var device = logits.device;
         var masks = new Tensor[rows.Count];
         if (_masks.Count + rows.Count > MaxCachedMasks) DisposeMasks(); // before the loop: never free a mask this step uses
+        List<long>? extra = null; // flat [row * vocab + id] of the candidate tokens the rows' real states refuse
         for (var j = 0; j < rows.Count; j++)
         {
             var seq = seqs[(int)rows[j]];
             var matcher = seq.Matcher!;
-            var bits = matcher.IsDead ? s_noTokens : matcher.Allowed();
-            var key = (bits, matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds);
+            var allowed = matcher.Allowed();
+            if (allowed.IsEmpty) allowed = TokenMask.None;
+            var key = (allowed.Bits, matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds);
             if (!_masks.TryGetValue(key, out var mask))
             {
-                mask = _masks[key] = MaskTensor(bits, matcher.CanEnd, key.EffectiveStopTokenIds, vocab, device);
+                mask = _masks[key] = MaskTensor(allowed.Bits, matcher.CanEnd, key.EffectiveStopTokenIds, vocab, device);
             }
             masks[j] = mask;
+            foreach (var id in allowed.Refused)
+                if (id < vocab) (extra ??= []).Add((long)j * vocab + id);
         }
         var refused = stack(masks);
+        // The few ids a lexical state's mask lets through but the row's whole parse stack refuses: one small upload.
+        if (extra is not null) refused.view(-1).index_fill_(0, tensor(extra.ToArray(), device: device), true);
         // Every row constrained (a batch of structured requests): no row index to upload, one masked_fill.
         if (rows.Count == seqs.Count) return logits.masked_fill(refused, double.NegativeInfinity);
         var index = tensor(rows.ToArray(), device: device);
         var constrained = logits.index_select(0, index).masked_fill(refused, double.NegativeInfinity);
         return logits.index_copy(0, index, constrained);
     }
-
-    static readonly ulong[] s_noTokens = [];
 
     /// <summary>Device masks kept per (allowed tokens, may end, stop ids): the per-step work is then a lookup and a stack.</summary>
     const int MaxCachedMasks = 256;

@@ -231,7 +231,7 @@ public sealed partial class InferenceEngine
         if (!eos) seq.Matcher?.Advance(pick.Token);
         if (eos) (finish, reason) = (FinishReason.Eos, pick.Token);
         // A complete value that no token can extend (no end-of-sequence id to pick, say with ignore_eos) ends here.
-        else if (seq.Matcher is { CanEnd: true } done && done.Allowed().All(w => w == 0)) finish = FinishReason.Eos;
+        else if (seq.Matcher is { CanEnd: true } done && done.Allowed().IsEmpty) finish = FinishReason.Eos;
         else if (state.Text.Stopped is not null) (finish, reason) = (FinishReason.StopString, state.Text.Stopped);
         else if (seq.Generated >= seq.MaxTokens) finish = FinishReason.Length;
         if (finish is not null) delta += state.Text.Finish();

@@ -170,7 +170,7 @@ public sealed class OspreyChatClient : IChatClient
             seed: options?.Seed,
             stop: options?.StopSequences is { Count: > 0 } s ? s.ToArray() : null,
             presencePenalty: options?.PresencePenalty,
-            frequencyPenalty: options?.FrequencyPenalty) with { Grammar = Grammar(options?.ResponseFormat) };
+            frequencyPenalty: options?.FrequencyPenalty) with { Grammar = ToolGrammar(options) ?? Grammar(options?.ResponseFormat) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
     }
@@ -185,6 +185,27 @@ public sealed class OspreyChatClient : IChatClient
         ChatResponseFormatJson => JsonSchemaGrammar.AnyObject,
         _ => null,
     };
+
+    /// <summary>
+    /// <see cref="ChatToolMode.RequireAny"/> and <c>ChatToolMode.RequireSpecific(name)</c> force one call through
+    /// the grammar the HTTP API uses for tool_choice "required" / a named function (<see cref="ToolCallGrammar"/>):
+    /// the reply is one call whose arguments match the function's schema. It takes the place of a response format,
+    /// as a forced call does in the API. Auto or none leave the output free.
+    /// </summary>
+    static JsonSchemaGrammar? ToolGrammar(ChatOptions? options)
+    {
+        if (options?.ToolMode is not RequiredChatToolMode required) return null;
+        var functions = (options.Tools ?? []).OfType<AIFunctionDeclaration>()
+            .Select((f, i) => (Function: f, Path: $"ChatOptions.Tools[{i}].JsonSchema"))
+            .Where(f => required.RequiredFunctionName is not { } name || f.Function.Name == name)
+            .Select(f => (f.Function.Name, f.Function.JsonSchema.ValueKind == JsonValueKind.Undefined ? (JsonElement?)null : f.Function.JsonSchema, f.Path))
+            .ToList();
+        if (functions.Count == 0)
+            throw new ArgumentException(required.RequiredFunctionName is { } missing
+                ? $"ChatOptions.ToolMode requires the function '{missing}', which is not among ChatOptions.Tools; add it to Tools or name one that is there."
+                : "ChatOptions.ToolMode requires a tool call but ChatOptions.Tools declares no function; add one or use ChatToolMode.Auto.", nameof(options));
+        return ToolCallGrammar.For(functions);
+    }
 
     static double? RepetitionPenalty(ChatOptions? options)
     {

@@ -7,7 +7,8 @@ namespace Osprey.Tests.Serving;
 /// <summary>
 /// <see cref="OspreyChatClient"/> with Microsoft.Extensions.AI's <see cref="ChatResponseFormat"/>: ForJsonSchema
 /// replies from the random-weight qwen2 fixture parse and validate against the schema (NJsonSchema), Json
-/// replies are objects.
+/// replies are objects, and ChatToolMode.RequireAny / RequireSpecific force one call whose arguments validate
+/// against the function's schema.
 /// </summary>
 public sealed class ChatClientResponseFormatTests
 {
@@ -46,5 +47,55 @@ public sealed class ChatClientResponseFormatTests
         Assert.StartsWith("{", response.Text.TrimStart());
         if (response.FinishReason == ChatFinishReason.Stop) Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(response.Text).RootElement.ValueKind);
         else Assert.Equal(ChatFinishReason.Length, response.FinishReason);
+    }
+
+    [Fact]
+    public async Task RequiredToolModesForceOneCallWhoseArgumentsValidate()
+    {
+        using var client = new OspreyChatClient(s_qwen2.Value);
+        const string WeatherSchema = """{"type":"object","properties":{"city":{"type":"string","maxLength":8},"unit":{"enum":["c","f"]}},"required":["city","unit"],"additionalProperties":false}""";
+        const string TimeSchema = """{"type":"object","properties":{"zone":{"type":"string","maxLength":5}},"required":["zone"],"additionalProperties":false}""";
+        using var weatherDoc = JsonDocument.Parse(WeatherSchema);
+        using var timeDoc = JsonDocument.Parse(TimeSchema);
+        AITool[] tools =
+        [
+            AIFunctionFactory.CreateDeclaration("get_weather", "Weather for a city.", weatherDoc.RootElement.Clone()),
+            AIFunctionFactory.CreateDeclaration("get_time", "The time in a zone.", timeDoc.RootElement.Clone()),
+        ];
+        var validators = new Dictionary<string, NJsonSchema.JsonSchema>
+        {
+            ["get_weather"] = await NJsonSchema.JsonSchema.FromJsonAsync(WeatherSchema),
+            ["get_time"] = await NJsonSchema.JsonSchema.FromJsonAsync(TimeSchema),
+        };
+        var names = new HashSet<string>();
+        foreach (var (mode, allowed) in new (ChatToolMode, string[])[] { (ChatToolMode.RequireSpecific("get_time"), ["get_time"]), (ChatToolMode.RequireAny, ["get_weather", "get_time"]) })
+            for (var seed = 0; seed < 3; seed++)
+            {
+                // An untrained model prompted for nothing in particular: only the grammar makes it call.
+                var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Hello there.")], new ChatOptions
+                {
+                    Tools = tools, ToolMode = mode, Temperature = 1.0f, Seed = seed, MaxOutputTokens = 200,
+                });
+                Assert.True(response.FinishReason == ChatFinishReason.ToolCalls, $"{mode} seed {seed}: {response.FinishReason}: {response.Text}");
+                var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+                Assert.Contains(call.Name, allowed);
+                names.Add(call.Name);
+                var arguments = JsonSerializer.Serialize(call.Arguments);
+                var errors = validators[call.Name].Validate(arguments);
+                Assert.True(errors.Count == 0, $"{mode} seed {seed}: {call.Name}({arguments}): {string.Join("; ", errors)}");
+            }
+        Assert.Contains("get_time", names);
+    }
+
+    [Fact]
+    public async Task RequiringAFunctionThatIsNotThereSaysWhich()
+    {
+        using var client = new OspreyChatClient(s_qwen2.Value);
+        using var doc = JsonDocument.Parse("""{"type":"object","properties":{}}""");
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.User, "Hi.")], new ChatOptions
+        {
+            Tools = [AIFunctionFactory.CreateDeclaration("a", "A.", doc.RootElement.Clone())], ToolMode = ChatToolMode.RequireSpecific("b"),
+        }));
+        Assert.Contains("'b'", e.Message);
     }
 }

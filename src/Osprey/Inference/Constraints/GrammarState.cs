@@ -17,6 +17,29 @@ internal sealed class GrammarState : IEquatable<GrammarState>
     /// <summary>True when the value is complete and the output may end.</summary>
     public bool CanEnd => _stacks.Any(JsonMachine.CanEnd);
 
+    /// <summary>
+    /// This state as a mask key: each stack cut to its top <paramref name="depth"/> frames (a
+    /// <see cref="ContextFrame"/> below them) and open objects' keys forgotten (<see cref="ObjectFrame.Lexical"/>).
+    /// The keys are few per grammar, so their masks are computed once and reused across steps and requests.
+    /// </summary>
+    public GrammarState Lexical(int depth)
+    {
+        var stacks = new List<ParseStack>(_stacks.Length);
+        foreach (var s in _stacks) stacks.Add(Project(s, depth));
+        return new GrammarState(stacks);
+    }
+
+    static ParseStack Project(ParseStack s, int depth) =>
+        depth == 0 ? ContextFrame.Stack : new ParseStack(KeyFrame(s.Top), s.Below is null ? null : Project(s.Below, depth - 1));
+
+    static ParseFrame KeyFrame(ParseFrame f) => f switch
+    {
+        ObjectFrame o => o.Lexical(),
+        ArrayFrame a => a.Lexical(),
+        StringFrame s => s.Lexical(),
+        _ => f,
+    };
+
     /// <summary>The state after one more byte (dead when the byte fits nowhere).</summary>
     public GrammarState Step(byte b)
     {
@@ -41,6 +64,8 @@ internal sealed class GrammarState : IEquatable<GrammarState>
         other is not null && GetHashCode() == other.GetHashCode() && _stacks.Length == other._stacks.Length && _stacks.All(other._stacks.Contains);
 
     public override bool Equals(object? obj) => Equals(obj as GrammarState);
+
+    public override string ToString() => string.Join(" | ", _stacks.Select(s => s.ToString()));
 
     public override int GetHashCode()
     {

@@ -20,6 +20,13 @@ internal static class JsonMachine
 
     public const int Invalid = 0, SameChar = 1, NewChar = 2, Close = 3;
 
+    /// <summary>
+    /// Set by a step of a projected state (<see cref="GrammarState.Lexical"/>) whose outcome depends on what the
+    /// projection forgot; the mask walk reads it after each step and leaves the tokens past such a step to be
+    /// checked against the real state. Per thread, as steps run on the caller's thread.
+    /// </summary>
+    [ThreadStatic] public static bool Unsure;
+
     public static bool IsWhitespace(byte b) => b is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t';
 
     /// <summary>

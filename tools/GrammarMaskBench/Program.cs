@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Osprey.Inference.Constraints;
+using Osprey.Tokenization;
+
+// Times the token mask of each decode step while a long JSON document, tokenized by a real tokenizer, is fed
+// through a GrammarMatcher: two documents (one pretty-printed, one compact) warm the caches, as the first requests
+// of a server do; two others, different, are measured after warm-up. `walks` counts the trie walks (cache misses). Each token is checked against its mask, so a mask that refuses the
+// document's own next token fails the run. Usage: GrammarMaskBench TOKENIZER_FOLDER [TOKENS_PER_DOCUMENT]
+if (args.Length < 1) { Console.Error.WriteLine("usage: GrammarMaskBench TOKENIZER_FOLDER [TOKENS_PER_DOCUMENT]"); return 2; }
+var tokenizer = Tokenizer.Load(args[0]);
+var target = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2000;
+var build = Stopwatch.StartNew();
+var vocabulary = TokenVocabulary.For(tokenizer);
+Console.WriteLine($"tokenizer {args[0]}: {tokenizer.VocabSize} tokens; per-tokenizer tables built in {build.Elapsed.TotalSeconds:F2} s");
+
+const string Schema = """
+{"type":"object","properties":{
+  "id":{"type":"integer"},"title":{"type":"string","maxLength":60},"active":{"type":"boolean"},
+  "owner":{"type":"object","properties":{"name":{"type":"string","maxLength":40},"email":{"type":"string"},
+    "role":{"enum":["admin","user","guest"]}},"required":["name","role"],"additionalProperties":false},
+  "items":{"type":"array","maxItems":64,"items":{"type":"object","properties":{
+    "sku":{"type":"string","maxLength":16},"qty":{"type":"integer"},"price":{"type":"number"},
+    "tags":{"type":"array","items":{"type":"string","maxLength":20},"maxItems":6},
+    "attributes":{"type":"object","additionalProperties":{"type":["string","number","null"]}}},
+    "required":["sku","qty","price"],"additionalProperties":false}},
+  "notes":{"type":["string","null"]}},
+ "required":["id","title","owner","items"],"additionalProperties":false}
+""";
+var cases = new (string Name, JsonSchemaGrammar Grammar, Func<Random, int, string> Document)[]
+{
+    ("json_object", JsonSchemaGrammar.AnyObject, FreeDocument),
+    ("json_schema (nested)", JsonSchemaGrammar.FromSchema(Schema), SchemaDocument),
+};
+Console.WriteLine($"{"grammar",-22} {"pass",-17} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"total_s",8} {"walks",6}");
+foreach (var (name, grammar, document) in cases)
+{
+    foreach (var (pass, seed) in new[] { ("warm-up pretty", 1), ("warm-up compact", 2), ("measured pretty", 3), ("measured compact", 4) })
+    {
+        var text = Pretty(document(new Random(seed), target), seed);
+        if (!grammar.Accepts(text)) throw new InvalidOperationException($"{name}: the generated document does not fit the grammar.");
+        var ids = tokenizer.EncodeIds(text, addSpecialTokens: false);
+        var matcher = new GrammarMatcher(grammar, vocabulary);
+        var walks = vocabulary.Walks;
+        var times = new double[ids.Length];
+        var clock = new Stopwatch();
+        for (var i = 0; i < ids.Length; i++)
+        {
+            clock.Restart();
+            var mask = matcher.Allowed();
+            times[i] = clock.Elapsed.TotalMilliseconds;
+            if (!mask.Allows(ids[i])) throw new InvalidOperationException($"{name}: step {i} refuses the document's token {ids[i]} ({tokenizer.IdToToken(ids[i])}).");
+            matcher.Advance(ids[i]);
+        }
+        if (!matcher.CanEnd) throw new InvalidOperationException($"{name}: the document is complete but the matcher cannot end.");
+        Array.Sort(times);
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{name,-22} {pass,-17} {ids.Length,6} {times.Average(),9:F3} {times[times.Length / 2],8:F3} {times[(int)(times.Length * 0.99)],8:F3} {times[^1],8:F3} {times.Sum() / 1000,8:F2} {vocabulary.Walks - walks,6}"));
+    }
+}
+return 0;
+
+// Pretty-prints with 2-space indentation on odd seeds and compactly on even ones, as models write both.
+static string Pretty(string json, int seed)
+{
+    using var doc = JsonDocument.Parse(json);
+    var options = new JsonWriterOptions { Indented = seed % 2 == 1, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    using var stream = new MemoryStream();
+    using (var writer = new Utf8JsonWriter(stream, options)) doc.WriteTo(writer);
+    return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+}
+
+static string Words(Random r, int max)
+{
+    string[] words = ["alpha", "river", "stone", "the", "quick", "Zürich", "data", "model", "42", "night", "blue", "open-source", "tokens", "café", "über", "x", "graph", "C#"];
+    var n = r.Next(1, max + 1);
+    var b = new StringBuilder();
+    for (var i = 0; i < n; i++) b.Append(i == 0 ? "" : " ").Append(words[r.Next(words.Length)]);
+    return b.ToString();
+}
+
+// Within a maxLength (counted in code points; the words are all in the BMP, so chars are code points).
+static string Clip(string s, int max) => s.Length <= max ? s : s[..max];
+
+static string Key(Random r)
+{
+    string[] keys = ["name", "id", "value", "items", "count", "description", "created_at", "tags", "enabled", "score", "parent", "children", "url", "type"];
+    return keys[r.Next(keys.Length)] + (r.Next(3) == 0 ? "_" + r.Next(100) : "");
+}
+
+// Any JSON: nested objects and arrays of strings, numbers, booleans and null, about `target` tokens long.
+static string FreeDocument(Random r, int target)
+{
+    var root = new System.Text.Json.Nodes.JsonObject();
+    while (root.ToJsonString().Length < target * 3) root[Key(r) + "_" + root.Count] = FreeValue(r, 0);
+    return root.ToJsonString();
+}
+
+static System.Text.Json.Nodes.JsonNode? FreeValue(Random r, int depth)
+{
+    switch (r.Next(depth >= 4 ? 5 : 7))
+    {
+        case 0: return Words(r, 8);
+        case 1: return r.Next(-1000, 100000);
+        case 2: return Math.Round(r.NextDouble() * 1000, 3);
+        case 3: return r.Next(2) == 0;
+        case 4: return null;
+        case 5:
+            var o = new System.Text.Json.Nodes.JsonObject();
+            for (var i = r.Next(1, 5); i > 0; i--) o[Key(r) + i] = FreeValue(r, depth + 1);
+            return o;
+        default:
+            var a = new System.Text.Json.Nodes.JsonArray();
+            for (var i = r.Next(0, 5); i > 0; i--) a.Add(FreeValue(r, depth + 1));
+            return a;
+    }
+}
+
+// A value of Schema above, its items array long enough for about `target` tokens.
+static string SchemaDocument(Random r, int target)
+{
+    var items = new System.Text.Json.Nodes.JsonArray();
+    var doc = new System.Text.Json.Nodes.JsonObject
+    {
+        ["id"] = r.Next(1, 1_000_000),
+        ["title"] = Clip(Words(r, 6), 60),
+        ["active"] = true,
+        ["owner"] = new System.Text.Json.Nodes.JsonObject { ["name"] = Clip(Words(r, 3), 40), ["email"] = "someone@example.org", ["role"] = "admin" },
+        ["items"] = items,
+        ["notes"] = null,
+    };
+    while (doc.ToJsonString().Length < target * 3 && items.Count < 64)
+    {
+        var tags = new System.Text.Json.Nodes.JsonArray();
+        for (var i = r.Next(0, 4); i > 0; i--) tags.Add(Clip(Words(r, 2), 20));
+        var attributes = new System.Text.Json.Nodes.JsonObject();
+        for (var i = r.Next(0, 3); i > 0; i--) attributes[Key(r)] = r.Next(2) == 0 ? Words(r, 2) : r.Next(0, 500);
+        items.Add(new System.Text.Json.Nodes.JsonObject
+        {
+            ["sku"] = "SKU-" + r.Next(10000, 99999), ["qty"] = r.Next(1, 50), ["price"] = Math.Round(r.NextDouble() * 200, 2),
+            ["tags"] = tags, ["attributes"] = attributes,
+        });
+    }
+    return doc.ToJsonString();
+}
