@@ -25,12 +25,12 @@ for size in 0.5b 7b; do
   s=$(date +%s.%N)
   $OSP eval --model $M --device cuda --torch_dtype bfloat16 --eval_dataset general_mcq --dataset_args "$MCQ_ARGS" \
     --eval_output_dir "$OUT/$size-mcq" > "$OUT/$size-mcq.log" 2>&1
-  osp_mcq=$(rate ${MCQ:-1000} $(echo "$(date +%s.%N) - $s" | bc))
+  osp_mcq=$(rate ${MCQ:-1000} $(awk -v a="$(date +%s.%N)" -v b="$s" 'BEGIN { print a - b }'))
   ref_mcq=$(python3 tools/eval_reference.py loglik --model $M --mcq $D/mcq --dtype bfloat16 2>&1 | tee "$OUT/$size-ref-mcq.log" | sed -n 's/.*= \([0-9.]*\) items\/s/\1/p')
   s=$(date +%s.%N)
   $OSP eval --model $M --device cuda --torch_dtype bfloat16 --eval_dataset gsm8k --dataset_args "{\"gsm8k\": {\"local_path\": \"$D/gsm8k\"}}" \
     --eval_generation_config '{"max_tokens": 256}' --eval_batch_size 32 --eval_output_dir "$OUT/$size-math" > "$OUT/$size-math.log" 2>&1
-  osp_math=$(rate ${MATH:-200} $(echo "$(date +%s.%N) - $s" | bc))
+  osp_math=$(rate ${MATH:-200} $(awk -v a="$(date +%s.%N)" -v b="$s" 'BEGIN { print a - b }'))
   ref_math=$(python3 tools/eval_reference.py generate --model $M --math $D/gsm8k --batch 32 --compare "$OUT/$size-math/predictions.jsonl" 2>&1 | tee "$OUT/$size-ref-math.log" | sed -n 's/.*= \([0-9.]*\) items\/s/\1/p')
   $OSP eval --model $M --device cuda --torch_dtype float32 --eval_dataset general_mcq --dataset_args "$MCQ_ARGS" --eval_limit 100 \
     --eval_output_dir "$OUT/$size-mcq-f32" > "$OUT/$size-mcq-f32.log" 2>&1
@@ -40,3 +40,5 @@ for size in 0.5b 7b; do
   rm -rf $M
 done
 echo "== eval benchmark ($(cat "$OUT/gpu.txt"))"; cat "$OUT/table.txt"
+# The device tool returns at most 8 files: everything but the table travels in one archive.
+(cd "$OUT" && tar -czf /tmp/details.tgz --exclude table.txt . && find . -mindepth 1 ! -name table.txt -delete && mv /tmp/details.tgz details.tgz)
