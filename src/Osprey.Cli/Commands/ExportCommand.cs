@@ -35,8 +35,9 @@ internal sealed class ExportCommand : ICommand
     /// <summary>The export itself; <paramref name="merge"/> means merge --adapters whatever --merge_lora says (osprey merge-lora).</summary>
     internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool merge)
     {
-        var flags = ModelFlags.Read(options);
+        // Export's flags first: --hub_token, ignored by the model flags, is an upload flag here.
         var export = options.Bind<ExportOptions>();
+        var flags = ModelFlags.Read(options);
         options.EnsureNoUnknownFlags();
         // Only osprey merge-lora gets here with it: export took the cached-dataset path before binding.
         if (export.ToCachedDataset) throw new UserError("--to_cached_dataset is a flag of osprey export, not merge-lora; run osprey export --to_cached_dataset true.");
@@ -51,6 +52,7 @@ internal sealed class ExportCommand : ICommand
         long shard;
         try { shard = SafetensorsWriter.ParseSize(shardText); }
         catch (ArgumentException e) { throw new UserError(e.Message, e); }
+        HubUpload.CheckBeforeRun(export.Push, flags.Options.UseHf);
         var folder = flags.RequireFolder();
         if (Path.GetFullPath(folder).TrimEnd('/') == Path.GetFullPath(output).TrimEnd('/'))
             throw new UserError("--output_dir is the --model folder; write the export to a new folder.");
@@ -81,7 +83,7 @@ internal sealed class ExportCommand : ICommand
             written.AddRange(ModelFolder.CopyTokenizerFiles(folder, target));
             if (fresh) Directory.Move(target, output);
             stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");
-            return 0;
+            // The upload runs after the folder is complete (below), outside the clean-up of a half-written export.
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
@@ -94,6 +96,17 @@ internal sealed class ExportCommand : ICommand
             TryDelete(target);
             throw;
         }
+        try
+        {
+            if (HubUpload.Run(output, export.Push, flags.Options.UseHf, stderr, cancel: cancel.Token) is { } pushed)
+                stdout.WriteLine(pushed.Committed ? $"osprey: pushed {output} to {pushed.RepoUrl}" : $"osprey: {pushed.RepoUrl} already has every file of {output}");
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            stderr.WriteLine($"osprey: upload stopped; {output} is written, run the export's --push_to_hub again to finish it (files already sent are skipped).");
+            return 130;
+        }
+        return 0;
     }
 
     static void TryDelete(string directory)
