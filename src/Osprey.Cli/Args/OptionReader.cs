@@ -20,7 +20,6 @@ public sealed class OptionReader
 
     private readonly HashSet<string> _known = new(StringComparer.Ordinal);
     private readonly HashSet<string> _noticed = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _declared = new(StringComparer.Ordinal);
 
     /// <summary>Creates a reader over <paramref name="args"/> for the verb <paramref name="commandName"/>.</summary>
     public OptionReader(ParsedArgs args, string commandName)
@@ -158,14 +157,12 @@ public sealed class OptionReader
         Accept([.. set.NoEffect.Select(flag => flag.Name)]);
         foreach (var given in Args.Options)
         {
-            // A flag one record ignores and another (bound in the same verb) uses is not reported as ignored (--hub_token).
-            if (set.FindNoEffect(given.Name) is { } flag && set.Find(flag.Name) is null && !_declared.Contains(flag.Name) && _noticed.Add(flag.Name))
+            if (set.FindNoEffect(given.Name) is { } flag && _noticed.Add(flag.Name))
             {
                 Notices.WriteLine(flag.Notice(given.WrittenName));
             }
         }
 
-        _declared.UnionWith(set.Options.Select(o => o.Name));
         try
         {
             return set.Bind<T>(spec =>

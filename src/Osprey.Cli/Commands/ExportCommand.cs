@@ -35,9 +35,8 @@ internal sealed class ExportCommand : ICommand
     /// <summary>The export itself; <paramref name="merge"/> means merge --adapters whatever --merge_lora says (osprey merge-lora).</summary>
     internal static int Run(OptionReader options, TextWriter stdout, TextWriter stderr, bool merge)
     {
-        // Export's flags first: --hub_token, ignored by the model flags, is an upload flag here.
-        var export = options.Bind<ExportOptions>();
         var flags = ModelFlags.Read(options);
+        var export = options.Bind<ExportOptions>();
         options.EnsureNoUnknownFlags();
         // Only osprey merge-lora gets here with it: export took the cached-dataset path before binding.
         if (export.ToCachedDataset) throw new UserError("--to_cached_dataset is a flag of osprey export, not merge-lora; run osprey export --to_cached_dataset true.");
@@ -52,7 +51,7 @@ internal sealed class ExportCommand : ICommand
         long shard;
         try { shard = SafetensorsWriter.ParseSize(shardText); }
         catch (ArgumentException e) { throw new UserError(e.Message, e); }
-        HubUpload.CheckBeforeRun(export.Push, flags.Options.UseHf);
+        HubUpload.CheckBeforeRun(export.Push, flags.Options.UseHf, flags.Options.HubToken);
         var folder = flags.RequireFolder();
         if (Path.GetFullPath(folder).TrimEnd('/') == Path.GetFullPath(output).TrimEnd('/'))
             throw new UserError("--output_dir is the --model folder; write the export to a new folder.");
@@ -98,7 +97,7 @@ internal sealed class ExportCommand : ICommand
         }
         try
         {
-            if (HubUpload.Run(output, export.Push, flags.Options.UseHf, stderr, cancel: cancel.Token) is { } pushed)
+            if (HubUpload.Run(output, export.Push, flags.Options.UseHf, flags.Options.HubToken, stderr, cancel: cancel.Token) is { } pushed)
                 stdout.WriteLine(pushed.Committed ? $"osprey: pushed {output} to {pushed.RepoUrl}" : $"osprey: {pushed.RepoUrl} already has every file of {output}");
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)

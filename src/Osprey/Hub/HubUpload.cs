@@ -14,11 +14,11 @@ public static class HubUpload
 {
     /// <summary>
     /// Uploads <paramref name="folder"/> to <see cref="HubPushOptions.HubModelId"/> as one commit, with progress lines on
-    /// <paramref name="log"/>. Files in <paramref name="exclude"/> (relative paths) stay home. Does nothing and returns null
+    /// <paramref name="log"/>, with <paramref name="hubToken"/> (<c>--hub_token</c>) or else the environment's token. Files in <paramref name="exclude"/> (relative paths) stay home. Does nothing and returns null
     /// when <see cref="HubPushOptions.PushToHub"/> is off.
     /// </summary>
     /// <exception cref="OspreyException">A flag is wrong, the token is missing or refused, or the hub kept failing.</exception>
-    public static HubUploadResult? Run(string folder, HubPushOptions push, bool? useHf, TextWriter log, IReadOnlyCollection<string>? exclude = null, CancellationToken cancel = default)
+    public static HubUploadResult? Run(string folder, HubPushOptions push, bool? useHf, string? hubToken, TextWriter log, IReadOnlyCollection<string>? exclude = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(push);
         if (!push.PushToHub) return null;
@@ -32,7 +32,7 @@ public static class HubUpload
             Exclude = exclude ?? [],
             Log = log,
         };
-        var token = string.IsNullOrWhiteSpace(push.HubToken) ? null : push.HubToken.Trim();
+        var token = string.IsNullOrWhiteSpace(hubToken) ? null : hubToken.Trim();
         if (useHf ?? HubDownloaders.UseHfFromEnvironment())
         {
             var env = HubClientOptions.FromEnvironment();
@@ -49,12 +49,12 @@ public static class HubUpload
     /// does not train for hours and then fail on a missing token.
     /// </summary>
     /// <exception cref="OspreyException">A flag is wrong or no token is set.</exception>
-    public static void CheckBeforeRun(HubPushOptions push, bool? useHf)
+    public static void CheckBeforeRun(HubPushOptions push, bool? useHf, string? hubToken)
     {
         ArgumentNullException.ThrowIfNull(push);
         if (!push.PushToHub) return;
         push.Validate();
-        if (!string.IsNullOrWhiteSpace(push.HubToken)) return;
+        if (!string.IsNullOrWhiteSpace(hubToken)) return;
         if (useHf ?? HubDownloaders.UseHfFromEnvironment())
         {
             if (HubClientOptions.FromEnvironment().Token is null)

@@ -26,10 +26,6 @@ public sealed record HubPushOptions
     [Option("commit_message", "Message of the upload commit.", Placeholder = "TEXT", DefaultText = "Upload <folder> with osprey")]
     public string? CommitMessage { get; init; }
 
-    /// <summary>--hub_token: the write token; null reads HF_TOKEN (Hugging Face) or MODELSCOPE_API_TOKEN (ModelScope).</summary>
-    [Option("hub_token", "Access token with write rights for the upload.", Placeholder = "TOKEN", DefaultText = "HF_TOKEN or MODELSCOPE_API_TOKEN")]
-    public string? HubToken { get; init; }
-
     /// <summary>Checks the flags before any work is done, so a long training run does not end in a bad flag.</summary>
     /// <exception cref="OspreyException">--push_to_hub without a valid --hub_model_id.</exception>
     public void Validate()

@@ -135,7 +135,7 @@ public sealed class OptionSet
     /// </summary>
     public static string NoEffectHelp(params OptionSet[] sets)
     {
-        var flags = sets.SelectMany(s => s.NoEffect).DistinctBy(f => f.Name).Where(f => sets.All(s => s.Find(f.Name) is null)).ToList();
+        var flags = sets.SelectMany(s => s.NoEffect).DistinctBy(f => f.Name).ToList();
         if (flags.Count == 0) return "";
         var text = new StringBuilder("\nAccepted for ms-swift scripts, no effect here (a one-line notice says so when given):\n");
         foreach (var group in flags.GroupBy(f => f.Reason))

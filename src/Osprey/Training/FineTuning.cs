@@ -127,7 +127,7 @@ public static class FineTuning
             log.WriteLine($"osprey: training stopped early, so nothing was pushed to {o.Trainer.Push.HubModelId}; resume the run (--resume_from_checkpoint) to finish it and push.");
             return result;
         }
-        HubUpload.Run(result.LastCheckpoint, o.Trainer.Push, o.Model.UseHf, log, TrainingStateFiles, cancel);
+        HubUpload.Run(result.LastCheckpoint, o.Trainer.Push, o.Model.UseHf, o.Model.HubToken, log, TrainingStateFiles, cancel);
         return result;
     }
 
@@ -135,7 +135,7 @@ public static class FineTuning
     static void Check(string verb, SftOptions o, bool preference)
     {
         o.Trainer.Validate();
-        HubUpload.CheckBeforeRun(o.Trainer.Push, o.Model.UseHf);
+        HubUpload.CheckBeforeRun(o.Trainer.Push, o.Model.UseHf, o.Model.HubToken);
         o.Data.Validate();
         o.Encoding.Validate();
         if (o.Data.Streaming) throw new OspreyException("--streaming is not supported for training yet: the trainer needs the sample count up front; drop --streaming.");
