@@ -51,7 +51,7 @@ public sealed record ModelOptions
     public bool? UseHf { get; init; }
 
     /// <summary>--hub_token: the hub token for downloading --model and for --push_to_hub; null reads HF_TOKEN or MODELSCOPE_API_TOKEN.</summary>
-    [Option("hub_token", "Hub access token for downloading --model and for --push_to_hub uploads (a write token for those).", Placeholder = "TOKEN", DefaultText = "HF_TOKEN or MODELSCOPE_API_TOKEN")]
+    [Option("hub_token", "Hub access token for downloading --model and for --push_to_hub uploads (a write token for those).", Placeholder = "TOKEN", DefaultText = "HF_TOKEN or MODELSCOPE_API_TOKEN", Secret = true)]
     public string? HubToken { get; init; }
 
     /// <summary>auto, cpu, cuda or cuda:N.</summary>

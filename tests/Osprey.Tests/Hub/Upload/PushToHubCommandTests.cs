@@ -49,6 +49,17 @@ public sealed class PushToHubCommandTests
     }
 
     [Fact]
+    public void HubToken_IsNeverWrittenToArgsJson()
+    {
+        // args.json is copied into every checkpoint, and a checkpoint is what --push_to_hub uploads.
+        var sft = new Osprey.Training.SftOptions { Model = new() { Model = "demo", HubToken = "hf_secret" }, Trainer = new() { Push = new() { PushToHub = true, HubModelId = "me/x" } } };
+        var json = Osprey.Options.OptionSet.For<Osprey.Training.SftOptions>().ToJson(sft).ToJsonString();
+        Assert.DoesNotContain("hf_secret", json);
+        Assert.DoesNotContain("hub_token", json);
+        Assert.Contains("\"hub_model_id\":\"me/x\"", json);
+    }
+
+    [Fact]
     public void Sft_ChecksThePushFlagsBeforeTraining()
     {
         using var dir = new TempDirectory();
