@@ -69,6 +69,7 @@ internal sealed class ExportCommand : ICommand
         long shard;
         try { shard = SafetensorsWriter.ParseSize(shardText); }
         catch (ArgumentException e) { throw new UserError(e.Message, e); }
+        HubUpload.CheckBeforeRun(export.Push, flags.Options.UseHf, flags.Options.HubToken);
         var folder = flags.RequireFolder();
         if (Path.GetFullPath(folder).TrimEnd('/') == Path.GetFullPath(output).TrimEnd('/'))
             throw new UserError("--output_dir is the --model folder; write the export to a new folder.");
@@ -114,7 +115,7 @@ internal sealed class ExportCommand : ICommand
             written.AddRange(ModelFolder.CopyTokenizerFiles(folder, target));
             if (fresh) Directory.Move(target, output);
             stdout.WriteLine($"osprey: wrote {output} ({Runtime.DTypes.Name(model.DType)}): {string.Join(", ", written)}");
-            return 0;
+            // The upload runs after the folder is complete (below), outside the clean-up of a half-written export.
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
@@ -127,6 +128,17 @@ internal sealed class ExportCommand : ICommand
             TryDelete(target);
             throw;
         }
+        try
+        {
+            if (HubUpload.Run(output, export.Push, flags.Options.UseHf, flags.Options.HubToken, stderr, cancel: cancel.Token) is { } pushed)
+                stdout.WriteLine(pushed.Committed ? $"osprey: pushed {output} to {pushed.RepoUrl}" : $"osprey: {pushed.RepoUrl} already has every file of {output}");
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            stderr.WriteLine($"osprey: upload stopped; {output} is written, run the export's --push_to_hub again to finish it (files already sent are skipped).");
+            return 130;
+        }
+        return 0;
     }
 
     /// <summary>--to_gguf: one .gguf file in <paramref name="output"/>, named after the model folder and the quant type.</summary>

@@ -16,9 +16,10 @@ public static class HubResolver
 
     /// <summary>
     /// The folder of <c>--model <paramref name="model"/></c>: an existing folder, a cached hub id, or a fresh download
-    /// (progress on <paramref name="log"/>). Throws <see cref="OspreyException"/> with a one-line message.
+    /// (progress on <paramref name="log"/>; <paramref name="token"/>, <c>--hub_token</c>, replaces the environment's token).
+    /// Throws <see cref="OspreyException"/> with a one-line message.
     /// </summary>
-    public static async Task<string> ResolveModelAsync(string model, bool? useHf, bool offline, TextWriter? log, CancellationToken cancellationToken = default)
+    public static async Task<string> ResolveModelAsync(string model, bool? useHf, bool offline, TextWriter? log, CancellationToken cancellationToken = default, string? token = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (Directory.Exists(model)) return model;
@@ -34,7 +35,7 @@ public static class HubResolver
             throw new OspreyException($"--model {model} is not in the local hub caches ({string.Join(", ", hf.Concat(ms))}) and offline mode is on (--offline / HF_HUB_OFFLINE); download it first with 'osprey download --model {model}' while online, or pass a folder.");
         try
         {
-            return await DownloadAsync(model, new HubDownloadOptions { RepoType = HubRepoType.Model }, useHf, offline: false, log, cancellationToken).ConfigureAwait(false);
+            return await DownloadAsync(model, new HubDownloadOptions { RepoType = HubRepoType.Model }, useHf, offline: false, log, cancellationToken, token).ConfigureAwait(false);
         }
         catch (OspreyException e)
         {
@@ -59,8 +60,9 @@ public static class HubResolver
     /// Downloads through <see cref="HubDownloaders.Create"/> with a progress line on <paramref name="log"/> (when
     /// given and the options have no progress callback of their own) and returns the snapshot folder. Hub and
     /// network failures become <see cref="OspreyException"/>s; cancellation is an <see cref="OperationCanceledException"/>.
+    /// <paramref name="token"/> (<c>--hub_token</c>) replaces the environment's token.
     /// </summary>
-    public static async Task<string> DownloadAsync(string repoId, HubDownloadOptions options, bool? useHf, bool offline, TextWriter? log, CancellationToken cancellationToken = default)
+    public static async Task<string> DownloadAsync(string repoId, HubDownloadOptions options, bool? useHf, bool offline, TextWriter? log, CancellationToken cancellationToken = default, string? token = null)
     {
         ArgumentNullException.ThrowIfNull(repoId);
         ArgumentNullException.ThrowIfNull(options);
@@ -84,7 +86,7 @@ public static class HubResolver
                 ? $"Looking up {kind} {repoId} (revision {options.Revision}) in the {hub} cache (offline)."
                 : $"Downloading {kind} {repoId} (revision {options.Revision}) from {hub}.");
         }
-        var downloader = HubDownloaders.Create(useHf, offline);
+        var downloader = HubDownloaders.Create(useHf, offline, token);
         try
         {
             var folder = await downloader.DownloadAsync(repoId, options, cancellationToken).ConfigureAwait(false);

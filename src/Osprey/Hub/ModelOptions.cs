@@ -16,7 +16,6 @@ namespace Osprey.Hub;
 [NoEffectFlag("model_kwargs", "multimodal preprocessing settings do not apply to Osprey's text models")]
 [NoEffectFlag("load_args", "Osprey always reads the base model and template from an adapter's args.json when --model is not given")]
 [NoEffectFlag("load_data_args", "Osprey does not read data flags back from args.json; pass --val_dataset")]
-[NoEffectFlag("hub_token", "Osprey reads the token from HF_TOKEN or MODELSCOPE_API_TOKEN")]
 [NoEffectFlag("ddp_timeout", OneDevice)]
 [NoEffectFlag("ddp_backend", OneDevice)]
 [NoEffectFlag("ignore_args_error", Python)]
@@ -50,6 +49,10 @@ public sealed record ModelOptions
     /// <summary>Download hub ids from Hugging Face (true) or ModelScope (false); null follows USE_HF.</summary>
     [Option("use_hf", "Download hub ids from Hugging Face (true) or ModelScope (false).", DefaultText = "USE_HF, else ModelScope")]
     public bool? UseHf { get; init; }
+
+    /// <summary>--hub_token: the hub token for downloading --model and for --push_to_hub; null reads HF_TOKEN or MODELSCOPE_API_TOKEN.</summary>
+    [Option("hub_token", "Hub access token for downloading --model and for --push_to_hub uploads (a write token for those).", Placeholder = "TOKEN", DefaultText = "HF_TOKEN or MODELSCOPE_API_TOKEN", Secret = true)]
+    public string? HubToken { get; init; }
 
     /// <summary>auto, cpu, cuda or cuda:N.</summary>
     [Option("device", "auto | cpu | cuda | cuda:N (auto: CUDA when a CUDA libtorch and a GPU are found).", Placeholder = "D")]
@@ -94,6 +97,6 @@ public sealed record ModelOptions
     {
         if (Model is null) throw new OspreyException("--model is required; pass a Hugging Face model folder or a hub id (org/name).");
         if (Model == "demo" && !Directory.Exists(Model)) return DemoModel.EnsureCreated();
-        return HubResolver.ResolveModelAsync(Model, UseHf, offline: false, log ?? TextWriter.Null).GetAwaiter().GetResult();
+        return HubResolver.ResolveModelAsync(Model, UseHf, offline: false, log ?? TextWriter.Null, token: HubToken).GetAwaiter().GetResult();
     }
 }

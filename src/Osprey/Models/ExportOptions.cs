@@ -43,6 +43,9 @@ public sealed record ExportOptions
     [Option("max_shard_size", "Largest safetensors shard, e.g. 5GB, 500MB, 2GiB.", Placeholder = "SIZE", DefaultText = "5GB")]
     public string MaxShardSize { get; init; } = "5GB";
 
+    /// <summary>--push_to_hub and the other upload flags: upload the written folder (Hub.HubUpload).</summary>
+    [OptionGroup] public HubPushOptions Push { get; init; } = new();
+
     /// <summary>--to_cached_dataset: encode datasets into --output_dir (osprey encode's flags) instead of exporting.</summary>
     [Option("to_cached_dataset", "Instead: encode --dataset (and --val_dataset) with the model's tokenizer and template into --output_dir as a cached dataset (train.bin, val.bin) for training. Takes the flags of osprey encode (--template, --max_length, --packing, ...).")]
     public bool ToCachedDataset { get; init; }

@@ -29,4 +29,7 @@ public sealed class OptionAttribute(string name, string help) : Attribute
 
     /// <summary>Shown among the first fields of a form; the rest are folded.</summary>
     public bool Common { get; init; }
+
+    /// <summary>A credential (<c>--hub_token</c>): never written out by <see cref="OptionSet.ToJson"/> (args.json travels with checkpoints).</summary>
+    public bool Secret { get; init; }
 }

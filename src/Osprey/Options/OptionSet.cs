@@ -155,13 +155,14 @@ public sealed class OptionSet
         return text.ToString();
     }
 
-    /// <summary>Every flag of <paramref name="options"/> with its value, by name (args.json, a saved form).</summary>
+    /// <summary>Every flag of <paramref name="options"/> with its value, by name (args.json, a saved form); secrets (<see cref="OptionAttribute.Secret"/>) are left out.</summary>
     public JsonObject ToJson(object options)
     {
         if (options.GetType() != _type) throw new ArgumentException($"expected {_type.Name}, got {options.GetType().Name}.", nameof(options));
         var json = new JsonObject();
         foreach (var spec in Options)
         {
+            if (spec.Secret) continue;
             var value = spec.Path.Aggregate<PropertyInfo, object?>(options, (target, p) => target is null ? null : p.GetValue(target));
             json[spec.Name] = value switch
             {
@@ -263,6 +264,7 @@ public sealed class OptionSet
                 Converter = converter,
                 Choices = kind == OptionKind.Choice ? Enum.GetValues(valueType).Cast<Enum>().Select(ChoiceText).ToList() : [],
                 Common = attribute.Common,
+                Secret = attribute.Secret,
                 Path = [.. path, property],
             });
         }

@@ -35,6 +35,9 @@ public sealed record OptionSpec
     /// <summary>Shown among the first fields of a form.</summary>
     public bool Common { get; init; }
 
+    /// <summary>A credential, left out of <see cref="OptionSet.ToJson"/>.</summary>
+    public bool Secret { get; init; }
+
     /// <summary>Reads values of a property type the kinds cannot (see <see cref="OptionAttribute.Converter"/>).</summary>
     public IOptionConverter? Converter { get; init; }
 

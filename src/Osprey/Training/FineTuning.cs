@@ -31,11 +31,11 @@ public static class FineTuning
 {
     /// <summary>Supervised fine-tuning: loss on the assistant turns (<c>--loss_scale default</c>).</summary>
     public static TrainingResult Sft(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
-        RunSequences("sft", options, LossScale.Default, log ?? TextWriter.Null, progress, cancel);
+        Pushed(RunSequences("sft", options, LossScale.Default, log ?? TextWriter.Null, progress, cancel), options, log ?? TextWriter.Null, cancel);
 
     /// <summary>Continued pre-training: <see cref="Sft"/> with loss on every token (<c>--loss_scale all</c>).</summary>
     public static TrainingResult Pretrain(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
-        RunSequences("pt", options, LossScale.All, log ?? TextWriter.Null, progress, cancel);
+        Pushed(RunSequences("pt", options, LossScale.All, log ?? TextWriter.Null, progress, cancel), options, log ?? TextWriter.Null, cancel);
 
     /// <summary>Preference training: DPO, SimPO, CPO, ORPO, KTO or a reward model, by <c>--rlhf_type</c>.</summary>
     public static TrainingResult Rlhf(RlhfOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
@@ -75,12 +75,13 @@ public static class FineTuning
         var type = OptionSet.ChoiceText(loss.RlhfType);
         log.WriteLine($"osprey: {data.TrainCount} training {(kto ? "examples" : "pairs")}, {data.ValidationCount} validation; {type} with beta {loss.ResolvedBeta}.");
         var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);
-        return loss.RlhfType switch
+        var result = loss.RlhfType switch
         {
             RlhfType.Kto => KtoRecipe.Run(run, data, cancel),
             RlhfType.RewardModel => RewardModelRecipe.Run(run, data, cancel),
             _ => PairwisePreferenceRecipe.Run(run, data, cancel),
         };
+        return Pushed(result, o, log, cancel);
     }
 
     static TrainingResult RunSequences(string verb, SftOptions options, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
@@ -111,10 +112,30 @@ public static class FineTuning
         return SftRecipe.Run(run, data.Train, data.Validation, cancel);
     }
 
+    /// <summary>A checkpoint's files that only resume training; they stay home when the checkpoint is pushed.</summary>
+    static readonly string[] TrainingStateFiles = [CheckpointWriter.OptimizerFile, "scheduler.json", "rng_state.json"];
+
+    /// <summary>
+    /// ms-swift's <c>--push_to_hub true</c>: when training finished, the last checkpoint (adapters or full weights, tokenizer,
+    /// args.json) goes to <c>--hub_model_id</c>; an interrupted run pushes nothing.
+    /// </summary>
+    static TrainingResult Pushed(TrainingResult result, SftOptions o, TextWriter log, CancellationToken cancel)
+    {
+        if (!o.Trainer.Push.PushToHub) return result;
+        if (result.Interrupted || result.LastCheckpoint is null)
+        {
+            log.WriteLine($"osprey: training stopped early, so nothing was pushed to {o.Trainer.Push.HubModelId}; resume the run (--resume_from_checkpoint) to finish it and push.");
+            return result;
+        }
+        HubUpload.Run(result.LastCheckpoint, o.Trainer.Push, o.Model.UseHf, o.Model.HubToken, log, TrainingStateFiles, cancel);
+        return result;
+    }
+
     /// <summary>The checks every fine-tuning verb makes before loading anything.</summary>
     static void Check(string verb, SftOptions o, bool preference)
     {
         o.Trainer.Validate();
+        HubUpload.CheckBeforeRun(o.Trainer.Push, o.Model.UseHf, o.Model.HubToken);
         o.Data.Validate();
         o.Encoding.Validate();
         if (o.Data.Streaming) throw new OspreyException("--streaming is not supported for training yet: the trainer needs the sample count up front; drop --streaming.");

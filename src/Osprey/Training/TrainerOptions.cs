@@ -89,6 +89,9 @@ public sealed record TrainerOptions
     [OptionGroup]
     public LoraOptions Lora { get; init; } = new();
 
+    /// <summary>--push_to_hub and the other upload flags: upload the last checkpoint when training ends (Hub.HubUpload).</summary>
+    [OptionGroup] public Models.HubPushOptions Push { get; init; } = new();
+
     /// <summary>Full training: parameter-name prefixes kept frozen.</summary>
     [Option("freeze_parameters", "Full training: parameter-name prefixes to keep frozen.", Placeholder = "P...")]
     public IReadOnlyList<string> FreezeParameters { get; init; } = [];

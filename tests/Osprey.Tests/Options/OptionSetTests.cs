@@ -150,7 +150,8 @@ public sealed class OptionSetTests
         Assert.True(run.ExitCode == 0, run.ToString());
         using var args = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.Path, "args.json")));
         var root = args.RootElement;
-        foreach (var spec in OptionSet.For<SftOptions>().Options) Assert.True(root.TryGetProperty(spec.Name, out _), $"args.json lacks {spec.Name}");
+        // Every flag but credentials (--hub_token), which args.json must not carry into checkpoints.
+        foreach (var spec in OptionSet.For<SftOptions>().Options) Assert.True(root.TryGetProperty(spec.Name, out _) != spec.Secret, $"args.json lacks {spec.Name} or holds a secret");
         Assert.Equal("sft", root.GetProperty("command").GetString());
         Assert.Equal("full", root.GetProperty("train_type").GetString());
         // Defaults decided from other flags are recorded as resolved: 1e-5 for full training, ceil(16 / 3) micro-batches.

@@ -14,16 +14,18 @@ public static class HubDownloaders
 
     /// <summary>
     /// A client for the chosen hub: Hugging Face when <paramref name="useHf"/> (null: <c>USE_HF</c>), else ModelScope.
-    /// <paramref name="offline"/> true forces cache-only operation.
+    /// <paramref name="offline"/> true forces cache-only operation; <paramref name="token"/> (<c>--hub_token</c>) replaces the
+    /// environment's token.
     /// </summary>
-    public static IHubDownloader Create(bool? useHf, bool offline = false)
+    public static IHubDownloader Create(bool? useHf, bool offline = false, string? token = null)
     {
+        token = string.IsNullOrWhiteSpace(token) ? null : token.Trim();
         if (useHf ?? UseHfFromEnvironment())
         {
             var o = HubClientOptions.FromEnvironment();
-            return new HfHubClient(offline ? new HubClientOptions { Endpoint = o.Endpoint, Token = o.Token, CacheDir = o.CacheDir, Offline = true } : o);
+            return new HfHubClient(offline || token is not null ? new HubClientOptions { Endpoint = o.Endpoint, Token = token ?? o.Token, CacheDir = o.CacheDir, Offline = offline || o.Offline } : o);
         }
         var m = ModelScopeClientOptions.FromEnvironment();
-        return new ModelScopeClient(offline ? new ModelScopeClientOptions { Endpoint = m.Endpoint, Token = m.Token, CacheDir = m.CacheDir, Offline = true } : m);
+        return new ModelScopeClient(offline || token is not null ? new ModelScopeClientOptions { Endpoint = m.Endpoint, Token = token ?? m.Token, CacheDir = m.CacheDir, Offline = offline || m.Offline } : m);
     }
 }
