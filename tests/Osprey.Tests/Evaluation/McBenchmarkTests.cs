@@ -30,6 +30,7 @@ public sealed class McBenchmarkTests
     public sealed class Targets { public string[] choices { get; set; } = []; public int[] labels { get; set; } = []; }
     public sealed class TruthRow { public string question { get; set; } = ""; public Targets mc1_targets { get; set; } = new(); public Targets mc2_targets { get; set; } = new(); }
     public sealed class TruthGenRow { public string type { get; set; } = ""; public string best_answer { get; set; } = ""; }
+    public sealed class BbhRow { public string input { get; set; } = ""; public string target { get; set; } = ""; }
     public sealed class RaceRow { public string example_id { get; set; } = ""; public string article { get; set; } = ""; public string answer { get; set; } = ""; public string question { get; set; } = ""; public string[] options { get; set; } = []; }
 
     static async Task<FakeFile> Parquet<T>(string path, T[] rows) => new(path, await Bytes(rows), true);
@@ -194,5 +195,42 @@ public sealed class McBenchmarkTests
         Assert.Equal("STEM", BenchmarkCategories.Of("mmlu", "abstract_algebra"));
         Assert.Equal("humanities", BenchmarkCategories.Of("mmlu", "world_religions"));
         Assert.Equal("made_up", BenchmarkCategories.Of("mmlu", "made_up"));
+    }
+
+    [Theory]
+    [InlineData("Step 1 ...\nSo the answer is (B).", "date_understanding", "B")]
+    [InlineData("So the answer is A", "snarks", "A")]
+    [InlineData("Thinking.\nSo the answer is (C). Then more\ntext", "hyperbaton", "C")]
+    [InlineData("So the answer is **valid**.", "formal_fallacies", "valid")]
+    [InlineData("So the answer is 3. No wait. So the answer is 24.", "multistep_arithmetic_two", "24")]   // the last one
+    [InlineData("No marker here.", "web_of_lies", "No marker here")]
+    public void Bbh_ExtractsTheAnswerAfterTheLastMarker(string reply, string task, string expected) =>
+        Assert.Equal(expected, Bbh.Extract(reply, task));
+
+    [Fact]
+    public async Task Bbh_ByName_FromHuggingFace_ExactMatchOfTheTargetWithoutParentheses()
+    {
+        await using var hub = new FakeHubServer();
+        hub.Add(new FakeRepo("lukaemon/bbh", HubRepoType.Dataset, Sha("bbh"),
+        [
+            await Parquet("boolean_expressions/test-00000-of-00001.parquet", new[] { new BbhRow { input = "not True is", target = "False" }, new BbhRow { input = "True or False is", target = "True" } }),
+            await Parquet("date_understanding/test-00000-of-00001.parquet", new[] { new BbhRow { input = "Which date? Options: (A) x (B) y", target = "(A)" }, new BbhRow { input = "Which day? Options: (A) x (B) y", target = "(B)" } }),
+        ]));
+        using var cache = new TempDirectory();
+        using var output = new TempDirectory();
+        using var endpoint = new EnvironmentVariableScope("HF_ENDPOINT", hub.Url);
+        using var hubCache = new EnvironmentVariableScope("HF_HUB_CACHE", Path.Combine(cache.Path, "hub"));
+        using var datasets = new EnvironmentVariableScope("HF_DATASETS_CACHE", Path.Combine(cache.Path, "datasets"));
+        using var offline = new EnvironmentVariableScope("HF_HUB_OFFLINE", null);
+        // "False" matches the first boolean target only; as a multiple-choice answer it has no letter, so both dates miss.
+        using var server = new UrlEvaluationTests.PatternServer("Reasoning.\nSo the answer is False.", failFirst: 0);
+        var run = CliRun.Of("eval", "--eval_url", server.Url, "--model", "m", "--use_hf", "true", "--eval_dataset", "bbh", "--eval_output_dir", output.Path);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("| m | bbh | acc | boolean_expressions | 2 | 0.5000 |", run.Stdout);
+        Assert.Contains("| m | bbh | acc | date_understanding | 2 | 0.0000 |", run.Stdout);
+        Assert.Contains("| m | bbh | acc | [free_form] | 2 | 0.5000 |", run.Stdout);
+        Assert.Contains("| m | bbh | acc | OVERALL | 4 | 0.2500 |", run.Stdout);
+        var prompts = File.ReadAllLines(Path.Combine(output.Path, "predictions.jsonl")).Select(l => (string)JsonNode.Parse(l)!["prompt"]!).ToList();
+        Assert.Contains(prompts, p => p.StartsWith("Q: not True is\nA: Let's think step by step.", StringComparison.Ordinal));
     }
 }
