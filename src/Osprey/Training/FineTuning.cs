@@ -122,7 +122,7 @@ public static class FineTuning
     static void CheckEvaluation(SftOptions o, EvaluationHook? evaluation)
     {
         if (o.Trainer.BenchmarkEvaluation && evaluation is null)
-            throw new OspreyException("--eval_dataset needs an evaluation hook: the osprey CLI makes one; a program passes FineTuning's evaluation argument (Osprey.Evaluation.TrainingEvaluation.Hook).");
+            throw new OspreyException("--eval_dataset needs an evaluation hook: the osprey CLI makes one; a program passes evaluation: new EvaluationHook(e.Names, e.Evaluate) with e an Osprey.Evaluation.TrainingEvaluation.");
     }
 
     /// <summary>The checks every fine-tuning verb makes before loading anything.</summary>
