@@ -17,6 +17,6 @@ internal sealed class PtCommand : ICommand
     {
         var pt = options.Bind<SftOptions>();
         options.EnsureNoUnknownFlags();
-        return TrainingConsole.Run((log, progress, cancel) => FineTuning.Pretrain(pt, log, progress, cancel), stdout, stderr);
+        return TrainingConsole.Run((log, progress, cancel) => FineTuning.Pretrain(pt, log, progress, cancel, TrainingBenchmarks.Hook(pt, log)), stdout, stderr);
     }
 }

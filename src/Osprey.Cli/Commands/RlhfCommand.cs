@@ -24,6 +24,6 @@ internal sealed class RlhfCommand : ICommand
     {
         var rlhf = options.Bind<RlhfOptions>();
         options.EnsureNoUnknownFlags();
-        return TrainingConsole.Run((log, progress, cancel) => FineTuning.Rlhf(rlhf, log, progress, cancel), stdout, stderr);
+        return TrainingConsole.Run((log, progress, cancel) => FineTuning.Rlhf(rlhf, log, progress, cancel, TrainingBenchmarks.Hook(rlhf.FineTune, log)), stdout, stderr);
     }
 }

@@ -20,6 +20,6 @@ internal sealed class SftCommand : ICommand
     {
         var sft = options.Bind<SftOptions>();
         options.EnsureNoUnknownFlags();
-        return TrainingConsole.Run((log, progress, cancel) => FineTuning.Sft(sft, log, progress, cancel), stdout, stderr);
+        return TrainingConsole.Run((log, progress, cancel) => FineTuning.Sft(sft, log, progress, cancel, TrainingBenchmarks.Hook(sft, log)), stdout, stderr);
     }
 }

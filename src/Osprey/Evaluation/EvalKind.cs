@@ -11,4 +11,7 @@ public enum EvalKind
 
     /// <summary>A worked math problem whose final number must equal the gold one (GSM8K): exact match.</summary>
     Math,
+
+    /// <summary>A short answer compared exactly after extraction (BBH's letters and free-form targets): exact match.</summary>
+    ShortAnswer,
 }

@@ -28,7 +28,7 @@ public static class EvalPrompts
         string Block(EvalItem q, bool chinese) => chinese
             ? $"问题:{q.Question.Trim()}\n选项:\n" + string.Join("\n", q.Choices.Select((c, i) => $"{q.Letters[i]}) {c}"))
             : q.Question.Trim() + "\n\n" + string.Join("\n", q.Choices.Select((c, i) => $"{q.Letters[i]}) {c}"));
-        var zh = item.Dataset == "general_mcq";
+        var zh = item.Dataset is "general_mcq" or "ceval" or "cmmlu";
         var examples = string.Concat(shots.Select(s => Block(s, zh) + (zh ? $"\n答案:{s.Gold}\n\n" : $"\nANSWER: {s.Gold}\n\n")));
         var text = zh
             ? $"回答下面的单项选择题,请选出其中的正确答案。你的回答的全部内容应该是这样的格式:\"答案:[LETTER]\"(不带引号),其中 [LETTER] 是 {letters} 中的一个。\n\n{examples}{Block(item, true)}"

@@ -92,6 +92,7 @@ public static class EvalRunner
     {
         EvalKind.MultipleChoice => EvalPrompts.McGeneration(item, Shots(options, subset, item)),
         EvalKind.Math => EvalPrompts.Math(item, Shots(options, subset, item)),
+        EvalKind.ShortAnswer => Bbh.Prompt(item),
         _ => EvalPrompts.OpenQa(item),
     };
 
@@ -152,6 +153,13 @@ public static class EvalRunner
                 var number = AnswerExtraction.FinalNumber(reply);
                 var r = Base(subset, item, "generation", prompt.Text, reply, number);
                 r["scores"] = new JsonObject { ["acc"] = number == item.Gold ? 1.0 : 0.0 };
+                return r;
+            }
+            case EvalKind.ShortAnswer:
+            {
+                var answer = Bbh.Extract(reply, item.Subset);
+                var r = Base(subset, item, "generation", prompt.Text, reply, answer);
+                r["scores"] = new JsonObject { ["acc"] = answer == item.Gold ? 1.0 : 0.0 };
                 return r;
             }
             default:

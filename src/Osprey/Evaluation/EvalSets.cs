@@ -35,6 +35,8 @@ public static class EvalSets
                 "general_mcq" => (listed ?? Discover(dir, "_val")).Select(s => Mcq(name, dir, s)),
                 "general_qa" => (listed ?? Discover(dir, "")).Select(s => Qa(name, dir, s)),
                 "mmlu" => HubBenchmarks.Mmlu(name, dir, listed),
+                "bbh" => Bbh.Read(name, dir, listed),
+                _ when McBenchmarks.Ids.ContainsKey(name) => McBenchmarks.Read(name, dir, listed),
                 _ when HubBenchmarks.IsHubLayout(dir) => [HubBenchmarks.Gsm8k(name, dir)],
                 _ => [Gsm8k(name, dir)],
             };

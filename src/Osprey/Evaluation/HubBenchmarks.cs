@@ -18,7 +18,8 @@ public static class HubBenchmarks
     {
         ["mmlu"] = ("cais/mmlu", "cais/mmlu"),
         ["gsm8k"] = ("AI-ModelScope/gsm8k", "openai/gsm8k"),
-    };
+        ["bbh"] = ("evalscope/bbh", "lukaemon/bbh"),
+    }.Concat(McBenchmarks.Ids).ToDictionary();
 
     /// <summary>The local folder of benchmark <paramref name="name"/>: the cached download, else downloaded now.</summary>
     public static string Resolve(string name, bool? useHf, TextWriter? log, CancellationToken cancel = default)
@@ -44,7 +45,7 @@ public static class HubBenchmarks
             var folder = Path.Combine(dir, subject);
             var test = Split(folder, "test") ?? throw new OspreyException($"{folder} has no test-*.parquet; check the subset name '{subject}'.");
             var dev = Split(folder, "dev");
-            yield return new EvalSubset(dataset, subject, EvalKind.MultipleChoice, McRows(dataset, subject, test), dev is null ? [] : McRows(dataset, subject, dev), subject);
+            yield return new EvalSubset(dataset, subject, EvalKind.MultipleChoice, McRows(dataset, subject, test), dev is null ? [] : McRows(dataset, subject, dev), BenchmarkCategories.Of("mmlu", subject));
         }
     }
 
@@ -60,7 +61,7 @@ public static class HubBenchmarks
     static string? Split(string folder, string split) =>
         Directory.Exists(folder) ? Directory.EnumerateFiles(folder, split + "-*.parquet").Order(StringComparer.Ordinal).FirstOrDefault() : null;
 
-    static List<Dictionary<string, object>> Read(string path)
+    internal static List<Dictionary<string, object>> Read(string path)
     {
         try
         {

@@ -18,15 +18,18 @@ public sealed class LocalEvalModel : IEvalModel
     readonly bool? _chatTemplate;
     readonly SamplingParams _sampling;
     readonly TokenGenerator _generator;
+    readonly bool _ownsModel;
 
     /// <summary>
-    /// Wraps <paramref name="model"/> (owned: disposed with this). <paramref name="chat"/> renders chat prompts (null:
-    /// the model has no template, so prompts are plain text); <paramref name="chatTemplate"/> forces the template on
-    /// or off (null: on for generation, off for log-likelihood).
+    /// Wraps <paramref name="model"/> (disposed with this unless <paramref name="ownsModel"/> is false, as for the
+    /// training model evaluated between steps). <paramref name="chat"/> renders chat prompts (null: the model has no
+    /// template, so prompts are plain text); <paramref name="chatTemplate"/> forces the template on or off (null: on
+    /// for generation, off for log-likelihood).
     /// </summary>
-    public LocalEvalModel(CausalLM model, Tokenizer tokenizer, ChatPrompt? chat, bool? chatTemplate, EvalGeneration generation, int batchSize, string name)
+    public LocalEvalModel(CausalLM model, Tokenizer tokenizer, ChatPrompt? chat, bool? chatTemplate, EvalGeneration generation, int batchSize, string name, bool ownsModel = true)
     {
         _model = model;
+        _ownsModel = ownsModel;
         _model.eval();
         _tokenizer = tokenizer;
         _chat = chat;
@@ -104,5 +107,8 @@ public sealed class LocalEvalModel : IEvalModel
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        if (_ownsModel) _model.Dispose();
+    }
 }

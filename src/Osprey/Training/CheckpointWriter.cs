@@ -19,8 +19,11 @@ internal static class CheckpointWriter
 
     static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    /// <summary>Saves step <paramref name="step"/>'s checkpoint, updates <paramref name="state"/> (best, last) and returns the folder.</summary>
-    public static string Save(TrainingSession session, long step, double epoch, TrainerState state, double? evalLoss, TrainingLog trainingLog)
+    /// <summary>
+    /// Saves step <paramref name="step"/>'s checkpoint, updates <paramref name="state"/> (best by <paramref name="metric"/>,
+    /// the step's --metric_for_best_model value when it was evaluated; last) and returns the folder.
+    /// </summary>
+    public static string Save(TrainingSession session, long step, double epoch, TrainerState state, double? metric, TrainingLog trainingLog)
     {
         var o = session.Options;
         var runDir = session.RunDirectory;
@@ -51,9 +54,10 @@ internal static class CheckpointWriter
                 };
                 File.WriteAllText(Path.Combine(temp, "rng_state.json"), rng.ToJsonString(Indented) + "\n");
             }
-            if (evalLoss is double loss && (state.BestMetric is null || loss < state.BestMetric))
+            // --metric_for_best_model decides the value and --greater_is_better its direction (lowest eval_loss by default).
+            if (metric is double value && (state.BestMetric is not double best || (o.ResolvedGreaterIsBetter ? value > best : value < best)))
             {
-                state.BestMetric = loss;
+                state.BestMetric = value;
                 state.BestCheckpoint = final;
             }
             state.GlobalStep = step;

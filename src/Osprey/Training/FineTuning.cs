@@ -29,16 +29,19 @@ namespace Osprey.Training;
 /// </example>
 public static class FineTuning
 {
-    /// <summary>Supervised fine-tuning: loss on the assistant turns (<c>--loss_scale default</c>).</summary>
-    public static TrainingResult Sft(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
-        Pushed(RunSequences("sft", options, LossScale.Default, log ?? TextWriter.Null, progress, cancel), options, log ?? TextWriter.Null, cancel);
+    /// <summary>
+    /// Supervised fine-tuning: loss on the assistant turns (<c>--loss_scale default</c>). <paramref name="evaluation"/>
+    /// evaluates benchmarks at each evaluation step (needed when <c>--eval_dataset</c> is given; the CLI makes it).
+    /// </summary>
+    public static TrainingResult Sft(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default, EvaluationHook? evaluation = null) =>
+        Pushed(RunSequences("sft", options, LossScale.Default, log ?? TextWriter.Null, progress, cancel, evaluation), options, log ?? TextWriter.Null, cancel);
 
     /// <summary>Continued pre-training: <see cref="Sft"/> with loss on every token (<c>--loss_scale all</c>).</summary>
-    public static TrainingResult Pretrain(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default) =>
-        Pushed(RunSequences("pt", options, LossScale.All, log ?? TextWriter.Null, progress, cancel), options, log ?? TextWriter.Null, cancel);
+    public static TrainingResult Pretrain(SftOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default, EvaluationHook? evaluation = null) =>
+        Pushed(RunSequences("pt", options, LossScale.All, log ?? TextWriter.Null, progress, cancel, evaluation), options, log ?? TextWriter.Null, cancel);
 
     /// <summary>Preference training: DPO, SimPO, CPO, ORPO, KTO or a reward model, by <c>--rlhf_type</c>.</summary>
-    public static TrainingResult Rlhf(RlhfOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    public static TrainingResult Rlhf(RlhfOptions options, TextWriter? log = null, Action<TrainingProgress>? progress = null, CancellationToken cancel = default, EvaluationHook? evaluation = null)
     {
         log ??= TextWriter.Null;
         options = options with
@@ -49,6 +52,9 @@ public static class FineTuning
         var o = options.FineTune;
         options.Validate();
         Check("rlhf", o, preference: true);
+        CheckEvaluation(o, evaluation);
+        if (evaluation is not null && options.Loss.RlhfType == RlhfType.RewardModel)
+            throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");
         var folder = o.Model.ResolveFolder(log);
         options = options with { FineTune = WithModelContext(o, folder) };
         o = options.FineTune;
@@ -74,7 +80,7 @@ public static class FineTuning
         stats.Report(log, o.Encoding.MaxLength);
         var type = OptionSet.ChoiceText(loss.RlhfType);
         log.WriteLine($"osprey: {data.TrainCount} training {(kto ? "examples" : "pairs")}, {data.ValidationCount} validation; {type} with beta {loss.ResolvedBeta}.");
-        var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);
+        var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress) with { Evaluation = evaluation };
         var result = loss.RlhfType switch
         {
             RlhfType.Kto => KtoRecipe.Run(run, data, cancel),
@@ -84,10 +90,11 @@ public static class FineTuning
         return Pushed(result, o, log, cancel);
     }
 
-    static TrainingResult RunSequences(string verb, SftOptions options, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
+    static TrainingResult RunSequences(string verb, SftOptions options, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel, EvaluationHook? evaluation)
     {
         var o = Resolved(options, lossScale);
         Check(verb, o, preference: false);
+        CheckEvaluation(o, evaluation);
         var folder = o.Model.ResolveFolder(log);
         o = WithModelContext(o, folder);
         MemoryFit.MemoryAdvisor.CheckBeforeLoading(o, folder, log);
@@ -108,7 +115,7 @@ public static class FineTuning
             data = DatasetEncoding.LoadOrEncode(encoder, dataOptions, encoding, folder, o.Encoding.LoadFromCacheFile, () => DatasetLoader.Load(dataOptions, log), new EncodingStats(), log);
         }
         log.WriteLine($"osprey: {data.Train.Count} training samples ({data.Train.TokenCount:N0} tokens), {data.Validation.Count} validation samples.");
-        var run = NewRun(verb, OptionSet.For<SftOptions>().ToJson(o), o, folder, log, progress);
+        var run = NewRun(verb, OptionSet.For<SftOptions>().ToJson(o), o, folder, log, progress) with { Evaluation = evaluation };
         return SftRecipe.Run(run, data.Train, data.Validation, cancel);
     }
 
@@ -129,6 +136,12 @@ public static class FineTuning
         }
         HubUpload.Run(result.LastCheckpoint, o.Trainer.Push, o.Model.UseHf, o.Model.HubToken, log, TrainingStateFiles, cancel);
         return result;
+
+    /// <summary>Benchmark flags need a hook that runs them: Training cannot reach Evaluation itself (one layer).</summary>
+    static void CheckEvaluation(SftOptions o, EvaluationHook? evaluation)
+    {
+        if (o.Trainer.BenchmarkEvaluation && evaluation is null)
+            throw new OspreyException("--eval_dataset needs an evaluation hook: the osprey CLI makes one; a program passes evaluation: new EvaluationHook(e.Names, e.Evaluate) with e an Osprey.Evaluation.TrainingEvaluation.");
     }
 
     /// <summary>The checks every fine-tuning verb makes before loading anything.</summary>

@@ -50,8 +50,6 @@ namespace Osprey.Training;
 [NoEffectFlag("early_stop_interval", NotYet)]
 [NoEffectFlag("create_checkpoint_symlink", NotYet)]
 [NoEffectFlag("predict_with_generate", EvalLoss)]
-[NoEffectFlag("metric_for_best_model", EvalLoss)]
-[NoEffectFlag("greater_is_better", EvalLoss)]
 [NoEffectFlag("metric", EvalLoss)]
 [NoEffectFlag("acc_strategy", "Osprey logs token-level accuracy")]
 [NoEffectFlag("max_new_tokens", NoGeneration)]
@@ -64,11 +62,6 @@ namespace Osprey.Training;
 [NoEffectFlag("optimizer", "Osprey trains with AdamW")]
 [NoEffectFlag("check_model", "Osprey checks each weight file as it loads it")]
 [NoEffectFlag("use_flash_ckpt", "checkpoints are written to a temporary folder and renamed")]
-[NoEffectFlag("eval_use_evalscope", EvalScope)]
-[NoEffectFlag("eval_dataset", EvalScope)]
-[NoEffectFlag("eval_dataset_args", EvalScope)]
-[NoEffectFlag("eval_limit", EvalScope)]
-[NoEffectFlag("eval_generation_config", EvalScope)]
 public sealed record TrainerOptions
 {
     private const string OneDevice = "multi-GPU training is not in Osprey yet; training runs on one device";
@@ -77,9 +70,8 @@ public sealed record TrainerOptions
     private const string TextOnly = "Osprey trains text models only";
     private const string Report = "Osprey always writes logging.jsonl, TensorBoard events under <run>/runs and loss plots under <run>/images";
     private const string NotYet = "this training feature is not in Osprey yet";
-    private const string EvalLoss = "evaluation measures loss and token accuracy; the best checkpoint has the lowest eval loss";
+    private const string EvalLoss = "evaluation measures loss and token accuracy (and benchmarks with --eval_dataset); --metric_for_best_model picks the best checkpoint";
     private const string NoGeneration = "training does not generate (no --predict_with_generate, GRPO, PPO or GKD here)";
-    private const string EvalScope = "benchmark evaluation (EvalScope) is not in Osprey yet";
 
     /// <summary>LoRA adapters or full training.</summary>
     [Option("train_type", "lora trains adapters on a frozen base; full trains the weights themselves.", Aliases = ["tuner_type", "sft_type"], Common = true)]
@@ -188,6 +180,44 @@ public sealed record TrainerOptions
     [Option("eval_steps", "Steps between evaluations.", DefaultText = "--save_steps")]
     public int? EvalSteps { get; init; }
 
+    /// <summary>--eval_use_evalscope: benchmark evaluation at every evaluation step (also on when <see cref="EvalDatasets"/> is given).</summary>
+    [Option("eval_use_evalscope", "Evaluate benchmarks (--eval_dataset) on the current weights at every evaluation step, as osprey eval does.", DefaultText = "true with --eval_dataset")]
+    public bool? EvalUseEvalscope { get; init; }
+
+    /// <summary>--eval_dataset: the benchmarks evaluated during training (osprey eval's set names).</summary>
+    [Option("eval_dataset", "Benchmarks evaluated at every evaluation step (osprey eval's names: mmlu, gsm8k, general_mcq, …); scores are logged as eval_<name>.", Placeholder = "NAME...")]
+    public IReadOnlyList<string> EvalDatasets { get; init; } = [];
+
+    /// <summary>--eval_dataset_args: osprey eval's --dataset_args for <see cref="EvalDatasets"/>.</summary>
+    [Option("eval_dataset_args", "Per-benchmark settings as JSON, as osprey eval's --dataset_args: '{\"general_mcq\": {\"local_path\": \"DIR\"}}'.", Placeholder = "JSON")]
+    public string? EvalDatasetArgs { get; init; }
+
+    /// <summary>--eval_limit: items per subset of each benchmark during training.</summary>
+    [Option("eval_limit", "Evaluate at most N items of each benchmark subset during training.", DefaultText = "all")]
+    public int? EvalLimit { get; init; }
+
+    /// <summary>--eval_generation_config: generation settings of generative benchmarks during training.</summary>
+    [Option("eval_generation_config", "Generation settings of the benchmarks as JSON (osprey eval's), e.g. '{\"max_tokens\": 256}'.", Placeholder = "JSON")]
+    public string? EvalGenerationConfig { get; init; }
+
+    /// <summary>--metric_for_best_model: the evaluation value that picks the best checkpoint (null: loss).</summary>
+    [Option("metric_for_best_model", "The evaluation value that picks best_model_checkpoint: loss (eval_loss) or a benchmark name such as mmlu (eval_mmlu).", DefaultText = "loss")]
+    public string? MetricForBestModel { get; init; }
+
+    /// <summary>--greater_is_better: whether a higher <see cref="MetricForBestModel"/> is better (null: false for loss, true otherwise).</summary>
+    [Option("greater_is_better", "Whether a higher --metric_for_best_model value is better.", DefaultText = "false for loss, true otherwise")]
+    public bool? GreaterIsBetter { get; init; }
+
+    /// <summary>True when benchmarks are evaluated during training.</summary>
+    public bool BenchmarkEvaluation => EvalUseEvalscope ?? EvalDatasets.Count > 0;
+
+    /// <summary>The logging.jsonl key that picks the best checkpoint: <c>eval_loss</c>, or <c>eval_</c> + the named metric (as transformers' Trainer).</summary>
+    public string ResolvedMetricForBestModel => MetricForBestModel is null or "loss" or "eval_loss" ? "eval_loss"
+        : MetricForBestModel.StartsWith("eval_", StringComparison.Ordinal) ? MetricForBestModel : "eval_" + MetricForBestModel;
+
+    /// <summary>Whether higher values of <see cref="ResolvedMetricForBestModel"/> are better.</summary>
+    public bool ResolvedGreaterIsBetter => GreaterIsBetter ?? ResolvedMetricForBestModel is not "eval_loss";
+
     /// <summary>Checkpoints kept (the newest ones plus the best); null keeps all.</summary>
     [Option("save_total_limit", "Checkpoints to keep: the newest ones plus the best (default: all).")]
     public int? SaveTotalLimit { get; init; }
@@ -230,5 +260,8 @@ public sealed record TrainerOptions
         if (SaveTotalLimit is < 1) throw new OspreyException($"--save_total_limit must be at least 1 (got {SaveTotalLimit}).");
         if (AdamBeta1 is < 0 or >= 1 || AdamBeta2 is < 0 or >= 1) throw new OspreyException("--adam_beta1 and --adam_beta2 must be in [0, 1).");
         if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
+        if (EvalUseEvalscope == true && EvalDatasets.Count == 0) throw new OspreyException("--eval_use_evalscope true needs --eval_dataset NAME...; name the benchmarks to evaluate (e.g. --eval_dataset mmlu).");
+        if (EvalUseEvalscope == false && EvalDatasets.Count > 0) throw new OspreyException("--eval_dataset names benchmarks but --eval_use_evalscope is false; drop one of the two.");
+        if (EvalLimit is < 1) throw new OspreyException($"--eval_limit must be at least 1 (got {EvalLimit}).");
     }
 }

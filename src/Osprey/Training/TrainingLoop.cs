@@ -26,8 +26,10 @@ internal sealed class TrainingLoop : IDisposable
     readonly TrainingLog _log;
     readonly Stopwatch _clock = Stopwatch.StartNew();
     readonly List<Dictionary<string, double>> _metricsWindow = [];
+    readonly Dictionary<string, double> _stepEvaluation = new(StringComparer.Ordinal);
     Tensor? _lastGradNorm;
     string? _lastCheckpoint;
+    bool _warnedMetric;
     bool _interrupted;
 
     TrainingLoop(TrainingSession session, long stepsPerEpoch, long totalSteps, long startStep, TrainerState state)
@@ -42,6 +44,7 @@ internal sealed class TrainingLoop : IDisposable
         var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
         _schedule = new LearningRateSchedule(o.LrSchedulerType, o.ResolvedLearningRate, warmup, totalSteps);
         _log = new TrainingLog(session.RunDirectory, startStep > 0 ? startStep : null);
+        if (session.Run.Evaluation is { } hook) _log.PlotAlso(hook.Names.Select(n => "eval_" + n));
     }
 
     /// <summary>
@@ -158,9 +161,12 @@ internal sealed class TrainingLoop : IDisposable
         return done;
     }
 
-    /// <summary>True when the validation set is not empty and step <paramref name="done"/> is an evaluation step (every <c>--eval_steps</c>, and the last).</summary>
+    /// <summary>
+    /// True when step <paramref name="done"/> is an evaluation step (every <c>--eval_steps</c>, and the last) and there
+    /// is something to evaluate: a validation set that is not empty, or benchmarks (<see cref="TrainingRun.Evaluation"/>).
+    /// </summary>
     public bool EvaluationDue(long done, int validationCount) =>
-        validationCount > 0 && (done % (_session.Options.EvalSteps ?? _session.Options.SaveSteps) == 0 || done == TotalSteps);
+        (validationCount > 0 || _session.Run.Evaluation is not null) && (done % (_session.Options.EvalSteps ?? _session.Options.SaveSteps) == 0 || done == TotalSteps);
 
     /// <summary>Appends an evaluation record, prints <paramref name="line"/> and remembers the loss for the best checkpoint.</summary>
     public void RecordEvaluation(Dictionary<string, object?> record, double evalLoss, string line)
@@ -168,6 +174,56 @@ internal sealed class TrainingLoop : IDisposable
         _log.Append(record);
         _session.Run.Log.WriteLine(line);
         State.LastEvalLoss = evalLoss;
+        Remember(record);
+    }
+
+    /// <summary>
+    /// Runs the benchmark evaluation hook (if any) on the current weights after step <paramref name="done"/>: evaluation
+    /// mode and no gradients while it runs (no dropout, no autograd graph), training mode again after, even when it
+    /// fails. Its scores go into logging.jsonl (so TensorBoard and the curves) as <c>eval_&lt;name&gt;</c> and can pick
+    /// the best checkpoint; the step's own files go to <c>&lt;run&gt;/eval/step-N</c>.
+    /// </summary>
+    public void RunBenchmarks(long done)
+    {
+        if (_session.Run.Evaluation is not { } hook) return;
+        var model = _session.Model;
+        IReadOnlyDictionary<string, double> scores;
+        model.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            scores = hook.Evaluate(model, done, Path.Combine(_session.RunDirectory, "eval", $"step-{done}"));
+        }
+        finally
+        {
+            model.train();
+        }
+        var record = new Dictionary<string, object?>();
+        foreach (var (name, score) in scores) record["eval_" + name] = score;
+        record["epoch"] = Math.Round(Epoch(done), 4);
+        record["global_step"] = done;
+        _log.Append(record);
+        _session.Run.Log.WriteLine($"osprey: step {done}: " + string.Join(", ", scores.Select(p => $"eval_{p.Key} {p.Value:F4}")) + ".");
+        Remember(record);
+    }
+
+    void Remember(Dictionary<string, object?> record)
+    {
+        foreach (var (key, value) in record)
+            if (key.StartsWith("eval_", StringComparison.Ordinal) && value is double d) _stepEvaluation[key] = d;
+    }
+
+    /// <summary>The value of --metric_for_best_model in this step's evaluation (null, with one warning, when it was not logged).</summary>
+    double? BestModelMetric()
+    {
+        var key = _session.Options.ResolvedMetricForBestModel;
+        if (_stepEvaluation.TryGetValue(key, out var v)) return v;
+        if (!_warnedMetric && _stepEvaluation.Count > 0)
+        {
+            _warnedMetric = true;
+            _session.Run.Log.WriteLine($"osprey: --metric_for_best_model: the evaluation logs no {key} (it logs {string.Join(", ", _stepEvaluation.Keys.Order(StringComparer.Ordinal))}); best_model_checkpoint is not tracked.");
+        }
+        return null;
     }
 
     /// <summary>Saves a checkpoint at every <c>--save_steps</c> and the last step (unless <c>--save_strategy no</c>).</summary>
@@ -175,7 +231,8 @@ internal sealed class TrainingLoop : IDisposable
     {
         var o = _session.Options;
         if (o.SaveStrategy == SaveStrategy.Steps && (done % o.SaveSteps == 0 || done == TotalSteps))
-            _lastCheckpoint = CheckpointWriter.Save(_session, done, Epoch(done), State, evaluated ? State.LastEvalLoss : null, _log);
+            _lastCheckpoint = CheckpointWriter.Save(_session, done, Epoch(done), State, evaluated ? BestModelMetric() : null, _log);
+        if (evaluated) _stepEvaluation.Clear();
     }
 
     /// <summary>

@@ -30,4 +30,7 @@ public sealed record TrainingRun
 
     /// <summary>Called after every optimizer step.</summary>
     public Action<TrainingProgress>? Progress { get; init; }
+
+    /// <summary>Benchmark evaluation run at every evaluation step (null: none); see <see cref="EvaluationHook"/>.</summary>
+    public EvaluationHook? Evaluation { get; init; }
 }

@@ -47,7 +47,7 @@ public static class KtoRecipe
             var done = loop.CompleteStep(step, lossSum, correct, stepTokens: 1, metrics);
 
             var evaluate = loop.EvaluationDue(done, data.KtoValidation.Count);
-            if (evaluate)
+            if (evaluate && data.KtoValidation.Count > 0)
             {
                 // The KL term needs at least two examples per batch.
                 var batches = PreferenceSteps.Sequential(data.KtoValidation.Count, Math.Max(2, o.EvalBatchSize));
@@ -55,6 +55,7 @@ public static class KtoRecipe
                     () => Step(session, reference, data.Loss, data.KtoValidation, batches, 0, backward: false));
                 PreferenceSteps.Record(loop, done, evalLoss, evalMetrics);
             }
+            if (evaluate) loop.RunBenchmarks(done);
             loop.SaveIfDue(done, evaluate);
         }
 

@@ -61,13 +61,14 @@ public static class PairwisePreferenceRecipe
             var done = loop.CompleteStep(step, lossSum, correct, stepTokens: 1, metrics);
 
             var evaluate = loop.EvaluationDue(done, data.Validation.Count);
-            if (evaluate)
+            if (evaluate && data.Validation.Count > 0)
             {
                 var batches = PreferenceSteps.Sequential(data.Validation.Count, o.EvalBatchSize);
                 var (evalLoss, evalMetrics) = PreferenceSteps.Evaluate(model,
                     () => Step(session, reference, data, data.Validation, scores?.Validation, batches, 0, backward: false));
                 PreferenceSteps.Record(loop, done, evalLoss, evalMetrics);
             }
+            if (evaluate) loop.RunBenchmarks(done);
             loop.SaveIfDue(done, evaluate);
         }
 

@@ -66,13 +66,14 @@ public static class SftRecipe
             var done = loop.CompleteStep(step, lossSum, correct, stepTokens, metrics: null);
 
             var evaluate = loop.EvaluationDue(done, validation.Count);
-            if (evaluate)
+            if (evaluate && validation.Count > 0)
             {
                 var (evalLoss, evalAcc) = Evaluate(session, validation);
                 loop.RecordEvaluation(
                     new() { ["eval_loss"] = evalLoss, ["eval_token_acc"] = evalAcc, ["epoch"] = Math.Round(loop.Epoch(done), 4), ["global_step"] = done },
                     evalLoss, $"osprey: step {done}: eval_loss {evalLoss:F4}, eval_token_acc {evalAcc:F4}.");
             }
+            if (evaluate) loop.RunBenchmarks(done);
             loop.SaveIfDue(done, evaluate);
         }
 

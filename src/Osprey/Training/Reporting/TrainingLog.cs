@@ -25,6 +25,7 @@ public sealed class TrainingLog : IDisposable
 
     private readonly object _gate = new();
     private readonly Dictionary<string, List<(double X, double Y)>> _series = new(StringComparer.Ordinal);
+    private readonly List<string> _extraPlotKeys = [];
     private readonly StreamWriter _jsonl;
     private TensorBoardWriter? _tensorBoard;
     private bool _disposed;
@@ -101,6 +102,12 @@ public sealed class TrainingLog : IDisposable
         }
     }
 
+    /// <summary>Adds <paramref name="keys"/> (such as a benchmark's <c>eval_mmlu</c>) to the keys <see cref="WritePlots"/> draws.</summary>
+    public void PlotAlso(IEnumerable<string> keys)
+    {
+        lock (_gate) foreach (var k in keys) if (!PlotKeys.Contains(k) && !_extraPlotKeys.Contains(k)) _extraPlotKeys.Add(k);
+    }
+
     /// <summary>
     /// Writes <c>images/train_&lt;key&gt;.png</c> or <c>images/eval_&lt;key&gt;.png</c> for each of
     /// <see cref="PlotKeys"/> that has at least one logged point (with <see cref="TrainingPlots.WriteCurve"/>;
@@ -111,7 +118,7 @@ public sealed class TrainingLog : IDisposable
         List<(string Key, List<(double X, double Y)> Points, List<(double X, double Y)>? Eval)> todo;
         lock (_gate)
         {
-            todo = PlotKeys.Where(k => _series.TryGetValue(k, out var p) && p.Count >= 1)
+            todo = PlotKeys.Concat(_extraPlotKeys).Where(k => _series.TryGetValue(k, out var p) && p.Count >= 1)
                 .Select(k => (k, _series[k].ToList(),
                     !k.StartsWith("eval_", StringComparison.Ordinal) && _series.TryGetValue("eval_" + k, out var e) ? e.ToList() : null))
                 .ToList();
