@@ -136,6 +136,7 @@ public static class FineTuning
         }
         HubUpload.Run(result.LastCheckpoint, o.Trainer.Push, o.Model.UseHf, o.Model.HubToken, log, TrainingStateFiles, cancel);
         return result;
+    }
 
     /// <summary>Benchmark flags need a hook that runs them: Training cannot reach Evaluation itself (one layer).</summary>
     static void CheckEvaluation(SftOptions o, EvaluationHook? evaluation)
