@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
@@ -15,23 +14,30 @@ namespace Osprey.Models.Blocks;
 /// tensor made there (the grad_output wrapper TorchSharp hands in, the gradients handed back) would hold its GPU memory
 /// until a finalizer ran, which the GC has no reason to schedule — measured as ≈10 GiB more per step on a 7B QLoRA run.
 /// So backward disposes what it made and was given, and the gradients it returns (libtorch copies the reference out of
-/// them as soon as the callback returns) are disposed at the next backward call or by <see cref="ReleaseHandedBack"/>.
+/// them as soon as the callback returns) are disposed at the next backward call on the same thread or by
+/// <see cref="ReleaseHandedBack"/> on it. Per thread, never across threads: another thread's gradient may not have been
+/// handed over yet (its callback may still be running), and freeing it then is a use-after-free inside libtorch.
 /// </remarks>
 internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear>
 {
-    /// <summary>Gradients returned to libtorch by earlier backward calls, whose managed wrappers are ours to free.</summary>
-    static readonly ConcurrentQueue<Tensor> HandedBack = new();
+    /// <summary>Gradients this thread's earlier backward calls returned to libtorch, whose managed wrappers are ours to free.</summary>
+    [ThreadStatic]
+    static List<Tensor>? _handedBack;
 
     /// <inheritdoc />
     public override string Name => nameof(DequantizedLinear);
 
     /// <summary>
-    /// Frees the wrappers of gradients already handed to libtorch. Call after <c>backward()</c> returns (the training step
-    /// does); safe at any time after the backward calls that made them have returned.
+    /// Frees the wrappers of gradients this thread's backward calls already handed to libtorch. The training step calls
+    /// it after <c>backward()</c> returns: on the CPU backward ran on that thread; on CUDA it ran on libtorch's device
+    /// thread, whose last call's gradients wait for its next call.
     /// </summary>
     public static void ReleaseHandedBack()
     {
-        while (HandedBack.TryDequeue(out var t)) t.Dispose();
+        var list = _handedBack;
+        if (list is null) return;
+        foreach (var t in list) t.Dispose();
+        list.Clear();
     }
 
     /// <inheritdoc />
@@ -49,7 +55,7 @@ internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear
     /// <inheritdoc />
     public override List<Tensor> backward(AutogradContext ctx, Tensor grad_output)
     {
-        ReleaseHandedBack(); // the previous call's gradients are libtorch's by now
+        ReleaseHandedBack(); // this thread's previous call has returned: its gradients are libtorch's now
         var quantized = (ILinearBase)ctx.get_data("base");
         Tensor gradInput;
         Tensor? gradBias = null;
@@ -60,8 +66,9 @@ internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear
                 gradBias = grad_output.reshape(-1, grad_output.shape[^1]).sum(0).MoveToOuterDisposeScope();
         }
         grad_output.Dispose(); // TorchSharp's wrapper made for this call; libtorch keeps its own reference
-        HandedBack.Enqueue(gradInput);
-        if (gradBias is not null) HandedBack.Enqueue(gradBias);
+        var handedBack = _handedBack ??= [];
+        handedBack.Add(gradInput);
+        if (gradBias is not null) handedBack.Add(gradBias);
         return [gradInput, gradBias!, null!];
     }
 }
