@@ -90,7 +90,8 @@ internal sealed class ExportCommand : ICommand
         // A new folder is written as <output>.tmp and renamed when complete, so a stopped or failed export never
         // leaves a folder under the final name. An existing folder is updated file by file (each renamed into
         // place only after every shard is written), as before.
-        if (export.ToGguf) return WriteGguf(folder, output, export.GgufQuant, load, adapters, stdout, stderr, cancel);
+        if (export.ToOllama && !export.ToGguf) throw new UserError("--to_ollama true writes a Modelfile for a GGUF; add --to_gguf true.");
+        if (export.ToGguf) return WriteGguf(folder, output, export.GgufQuant, export.ToOllama, load, adapters, stdout, stderr, cancel);
         var fresh = !Directory.Exists(output);
         var target = fresh ? Path.TrimEndingDirectorySeparator(output) + ".tmp" : output;
         try
@@ -142,7 +143,7 @@ internal sealed class ExportCommand : ICommand
     }
 
     /// <summary>--to_gguf: one .gguf file in <paramref name="output"/>, named after the model folder and the quant type.</summary>
-    static int WriteGguf(string folder, string output, string quant, ModelLoadOptions load, IReadOnlyList<string> adapters, TextWriter stdout, TextWriter stderr, CancellationTokenSource cancel)
+    static int WriteGguf(string folder, string output, string quant, bool ollama, ModelLoadOptions load, IReadOnlyList<string> adapters, TextWriter stdout, TextWriter stderr, CancellationTokenSource cancel)
     {
         if (!Gguf.GgufExport.QuantNames.Contains(quant.ToLowerInvariant()))
             throw new UserError($"--gguf_quant {quant} is not one of {string.Join(", ", Gguf.GgufExport.QuantNames)}.");
@@ -154,6 +155,7 @@ internal sealed class ExportCommand : ICommand
             var types = Gguf.GgufExport.Write(model, folder, path, quant, cancel.Token);
             var mix = string.Join(", ", types.Values.GroupBy(t => t).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key}"));
             stdout.WriteLine($"osprey: wrote {path} ({types.Count} tensors: {mix})");
+            if (ollama) stdout.WriteLine($"osprey: wrote {Gguf.OllamaModelfile.Write(folder, path)} (ollama create NAME -f Modelfile)");
             return 0;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)

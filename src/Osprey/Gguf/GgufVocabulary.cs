@@ -20,6 +20,8 @@ internal static class GgufVocabulary
     [
         (@"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+", "llama-bpe"),
         (@"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+", "qwen2"),
+        // DeepSeek V3's three splits; its CJK run split is the one no other family has.
+        ("[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+", "deepseek-v3"),
     ];
 
     /// <summary>Adds the tokenizer metadata of <paramref name="folder"/> for a model of <paramref name="vocabSize"/> embedding rows.</summary>
@@ -69,6 +71,9 @@ internal static class GgufVocabulary
         {
             w.Add("tokenizer.ggml.model", "llama");
             w.Add("tokenizer.ggml.pre", "default");
+            // llama.cpp puts "▁" before the text unless told not to; Hugging Face does only with a Prepend normalizer
+            // (Llama 2) or a prepending Metaspace, not for Gemma's plain space replacement.
+            w.Add("tokenizer.ggml.add_space_prefix", PrependsSpace(root));
         }
         w.AddArray("tokenizer.ggml.tokens", GgufValueType.String, tokens!);
         if (!byteLevel)
@@ -91,6 +96,33 @@ internal static class GgufVocabulary
         w.Add("tokenizer.ggml.add_bos_token", tokenizer.BosToken?.Id is int b && probe.Length > 0 && probe[0] == b);
         w.Add("tokenizer.ggml.add_eos_token", tokenizer.EosToken?.Id is int e && probe.Length > 1 && probe[^1] == e);
         if (tokenizer.ChatTemplateSource is { } template) w.Add("tokenizer.chat_template", template);
+    }
+
+    static bool PrependsSpace(JsonElement root)
+    {
+        static IEnumerable<JsonElement> Parts(JsonElement e)
+        {
+            if (e.ValueKind != JsonValueKind.Object) yield break;
+            yield return e;
+            foreach (var key in new[] { "normalizers", "pretokenizers" })
+                if (e.TryGetProperty(key, out var list))
+                    foreach (var item in list.EnumerateArray())
+                        foreach (var inner in Parts(item)) yield return inner;
+        }
+        var parts = new List<JsonElement>();
+        if (root.TryGetProperty("normalizer", out var n)) parts.AddRange(Parts(n));
+        if (root.TryGetProperty("pre_tokenizer", out var p)) parts.AddRange(Parts(p));
+        foreach (var part in parts)
+        {
+            var type = part.TryGetProperty("type", out var t) ? t.GetString() : null;
+            if (type == "Prepend") return true;
+            if (type == "Metaspace")
+            {
+                if (part.TryGetProperty("prepend_scheme", out var scheme)) return scheme.GetString() != "never";
+                return !part.TryGetProperty("add_prefix_space", out var a) || a.ValueKind != JsonValueKind.False;
+            }
+        }
+        return false;
     }
 
     static bool UsesByteLevel(JsonElement root)

@@ -11,7 +11,6 @@ namespace Osprey.Models;
 [NoEffectFlag("exist_ok", "an existing --output_dir is updated file by file")]
 [NoEffectFlag("safe_serialization", "weights are always written as safetensors")]
 [NoEffectFlag("quant_batch_size", Quantization)]
-[NoEffectFlag("to_ollama", "Ollama Modelfiles are not written; Ollama imports the safetensors folder, or a GGUF from --to_gguf true with FROM ./file.gguf")]
 [NoEffectFlag("seed", "export is deterministic")]
 [NoEffectFlag("max_model_len", "export does not change the model's context")]
 [NoEffectFlag("to_mcore", Megatron)]
@@ -53,6 +52,10 @@ public sealed record ExportOptions
     /// <summary>--to_gguf: write one .gguf file for llama.cpp instead of a Hugging Face folder.</summary>
     [Option("to_gguf", "Instead: write the model (with --adapters merged) as one GGUF file for llama.cpp, Ollama and LLamaSharp: <output_dir>/<name>-<gguf_quant>.gguf with the tokenizer and chat template (docs/export.md).")]
     public bool ToGguf { get; init; }
+
+    /// <summary>--to_ollama: with --to_gguf, also write an Ollama Modelfile beside the .gguf.</summary>
+    [Option("to_ollama", "With --to_gguf true: also write an Ollama Modelfile beside the .gguf (FROM, the chat template translated to Ollama's syntax, stop tokens, generation_config.json's sampling parameters); then `ollama create NAME -f Modelfile`.")]
+    public bool ToOllama { get; init; }
 
     /// <summary>--gguf_quant: the llama.cpp tensor type of the GGUF file.</summary>
     [Option("gguf_quant", "GGUF weight type: f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m or q6_k (llama.cpp's names; norms stay f32).", Placeholder = "TYPE", DefaultText = "f16")]

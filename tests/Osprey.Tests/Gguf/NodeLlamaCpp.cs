@@ -42,6 +42,22 @@ public static class NodeLlamaCpp
         process.stdout.write(JSON.stringify(out));
         """;
 
+    // Vocabulary-only loads (no weights, no context): llama.cpp's own tokenizer, special tokens parsed in the text and
+    // nothing added around it (llama_tokenize with add_special false, parse_special true).
+    private const string TokenizeScript = """
+        import {getLlama} from "./node_modules/node-llama-cpp/dist/index.js";
+        import {readFileSync} from "node:fs";
+        const jobs = JSON.parse(readFileSync(process.argv[2], "utf8"));
+        const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
+        const out = [];
+        for (const job of jobs) {
+          const model = await llama.loadModel({modelPath: job.model, vocabOnly: true});
+          out.push(job.texts.map(t => Array.from(model.tokenize(t, true))));
+          await model.dispose();
+        }
+        process.stdout.write(JSON.stringify(out));
+        """;
+
     /// <summary>One request: a GGUF file, a prompt of token ids, how many tokens to generate, the vocabulary size.</summary>
     public sealed record Job(string Model, int[] Prompt, int N, int Vocab);
 
@@ -72,16 +88,44 @@ public static class NodeLlamaCpp
         }
     }
 
+    /// <summary>Tokenizes each list of texts with the vocabulary of its GGUF file, all in one node process.</summary>
+    public static IReadOnlyList<int[][]> Tokenize(IReadOnlyList<(string Model, string[] Texts)> jobs)
+    {
+        var folder = Folder();
+        var script = WriteScript(folder, "osprey-tokenize.mjs", TokenizeScript);
+        var input = Path.Combine(Path.GetTempPath(), $"osprey-llamacpp-{Guid.NewGuid():N}.json");
+        File.WriteAllText(input, JsonSerializer.Serialize(jobs.Select(j => new { model = j.Model, texts = j.Texts })));
+        try
+        {
+            var stdout = Run("node", [script, input], folder, TimeSpan.FromMinutes(5));
+            using var doc = JsonDocument.Parse(stdout);
+            return doc.RootElement.EnumerateArray()
+                .Select(e => e.EnumerateArray().Select(ids => ids.EnumerateArray().Select(x => x.GetInt32()).ToArray()).ToArray())
+                .ToList();
+        }
+        finally
+        {
+            File.Delete(input);
+        }
+    }
+
+    private static string WriteScript(string folder, string name, string text)
+    {
+        var script = Path.Combine(folder, name);
+        if (!File.Exists(script) || File.ReadAllText(script) != text)
+        {
+            var tmp = script + "." + Guid.NewGuid().ToString("N") + ".tmp";
+            File.WriteAllText(tmp, text);
+            File.Move(tmp, script, overwrite: true);
+        }
+        return script;
+    }
+
     /// <summary>Runs <paramref name="jobs"/> in one node process.</summary>
     public static IReadOnlyList<Result> Evaluate(IReadOnlyList<Job> jobs)
     {
         var folder = Folder();
-        var script = Path.Combine(folder, "osprey-evaluate.mjs");
-        if (!File.Exists(script) || File.ReadAllText(script) != Script)
-        {
-            File.WriteAllText(script + ".tmp", Script);
-            File.Move(script + ".tmp", script, overwrite: true);
-        }
+        var script = WriteScript(folder, "osprey-evaluate.mjs", Script);
         var input = Path.Combine(Path.GetTempPath(), $"osprey-llamacpp-{Guid.NewGuid():N}.json");
         File.WriteAllText(input, JsonSerializer.Serialize(jobs.Select(j => new { model = j.Model, prompt = j.Prompt, n = j.N, vocab = j.Vocab })));
         try
