@@ -79,7 +79,7 @@ internal enum ObjectPhase { Open, Key, AfterKey, BeforeValue, InValue, AfterValu
 /// An object. <see cref="Seen"/> holds the keys written so far ("\0a\0b\0"), <see cref="Key"/> the key being written
 /// (its bytes as written), <see cref="Value"/> the schema of the value that follows it.
 /// </summary>
-internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Seen, string Key, SchemaNode? Value, int Ws, byte Esc, bool Projected = false) : ParseFrame
+internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Seen, string Key, SchemaNode? Value, int Ws, byte Esc, bool Projected = false, bool Others = false) : ParseFrame
 {
     public static ObjectFrame Open(ObjectNode node) => new(node, ObjectPhase.Open, "\0", "", null, 0, 0);
 
@@ -89,6 +89,54 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
     /// Never a real key: keys are stored one char per byte, and this char is above 255.
     /// </summary>
     public const string OtherKey = "\uFFFF";
+
+    // An additional key in a projected frame keeps, after OtherKey's char, the UTF-8 state of its bytes
+    // (KeyStep): whether the text is valid so far, mid-character, or had an escape. With it, and with Others (an
+    // additional key was written before, so a duplicate is possible), closing such a key is decided by the mask
+    // key in the common case (the first additional key, valid UTF-8): before, every token that closes a key was a
+    // candidate, stepped through the real state at each step, and with the real key long (a model writing one
+    // key for hundreds of tokens) each check cost O(key length): 240 candidates x 32 rows made a step 100+ ms.
+    static readonly string[] s_otherKeys = [.. Enumerable.Range(0, 64).Select(i => i == 0 ? OtherKey : OtherKey + (char)i)];
+
+    const int Utf8Invalid = 31, EscapedBit = 32;
+
+    static bool IsOther(string key) => key.Length > 0 && key[0] == OtherKey[0];
+
+    static int KeyState(string otherKey) => otherKey.Length == 1 ? 0 : otherKey[1];
+
+    /// <summary>
+    /// The state of an additional key's text after byte <paramref name="b"/>: UTF-8 well-formedness (0 at a character
+    /// boundary, a pending sequence, or ill-formed for good) and whether a \u escape was begun (<paramref name="unicode"/>:
+    /// it may be a lone surrogate, which only the real key's text can tell).
+    /// </summary>
+    static int KeyStep(int state, byte b, bool unicode) => Utf8Next(state & 31, b) | (state & EscapedBit) | (unicode ? EscapedBit : 0);
+
+    /// <summary>RFC 3629's well-formed sequences, one byte at a time: pending states are remaining bytes * 8 + the next byte's range.</summary>
+    static int Utf8Next(int u, byte b)
+    {
+        if (u == Utf8Invalid) return u;
+        if (u != 0)
+        {
+            var (lo, hi) = (u & 7) switch { 1 => (0xA0, 0xBF), 2 => (0x80, 0x9F), 3 => (0x90, 0xBF), 4 => (0x80, 0x8F), _ => (0x80, 0xBF) };
+            if (b < lo || b > hi) return Utf8Invalid;
+            return ((u >> 3) - 1) << 3;
+        }
+        return b switch
+        {
+            < 0x80 => 0,
+            >= 0xC2 and <= 0xDF => 1 << 3,
+            0xE0 => 2 << 3 | 1,
+            0xED => 2 << 3 | 2,
+            >= 0xE1 and <= 0xEF => 2 << 3,
+            0xF0 => 3 << 3 | 3,
+            >= 0xF1 and <= 0xF3 => 3 << 3,
+            0xF4 => 3 << 3 | 4,
+            _ => Utf8Invalid,
+        };
+    }
+
+    /// <summary>True when every declared name is written as itself (ASCII, unescaped): then a key that is no prefix of a written name is no declared name.</summary>
+    bool PlainNames => Node.WrittenNames.All(w => w.Key == w.Value) && Node.Required.All(Node.WrittenNames.Values.Contains);
 
     /// <summary>
     /// This frame as a mask key (<see cref="GrammarState.Lexical"/>): for an open object, the keys written are
@@ -100,14 +148,21 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
     {
         if (Node.Additional is null || Projected) return this;
         var seen = "\0";
+        var others = false;
         if (Seen.Length > 1)
             foreach (var name in Seen.Split('\0', StringSplitOptions.RemoveEmptyEntries))
                 if (Node.Properties.ContainsKey(name) || Node.Required.Contains(name)) seen += name + "\0";
-        return this with { Seen = seen, Key = Phase == ObjectPhase.Key ? LexicalKey(Key) : Key, Projected = true };
+                else others = true;
+        return this with { Seen = seen, Key = Phase == ObjectPhase.Key ? LexicalKey(Key) : Key, Projected = true, Others = others };
     }
 
-    string LexicalKey(string key) =>
-        key == OtherKey || key.Contains('\\') || Node.WrittenNames.Keys.Any(w => w.StartsWith(key, StringComparison.Ordinal)) ? key : OtherKey;
+    string LexicalKey(string key)
+    {
+        if (IsOther(key) || key.Contains('\\') || Node.WrittenNames.Keys.Any(w => w.StartsWith(key, StringComparison.Ordinal))) return key;
+        var state = 0;
+        foreach (var c in key) state = KeyStep(state, (byte)c, false); // no backslash: a key with one keeps its text
+        return s_otherKeys[state];
+    }
 
     bool Has(string name) => Seen.Contains("\0" + name + "\0", StringComparison.Ordinal);
 
@@ -172,18 +227,28 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
         if (kind == JsonMachine.Invalid) return;
         if (kind == JsonMachine.Close)
         {
-            if (Projected && (Key == OtherKey || JsonText.Unescape(Key) is { } other && !Node.Properties.ContainsKey(other) && !Node.Required.Contains(other)))
+            if (Projected && IsOther(Key))
+            {
+                // The real key's text is refused at its close unless it is well-formed UTF-8; when it is, and no
+                // additional key was written before, and no escape could spell a declared name, the close is sure.
+                var state = KeyState(Key);
+                if ((state & 31) != 0) return;
+                if (Others || (state & EscapedBit) != 0 || !PlainNames) JsonMachine.Unsure = true;
+                output.Add(self.WithTop(this with { Phase = ObjectPhase.AfterKey, Key = "", Esc = 0, Ws = 0, Value = Node.Additional, Others = true }));
+                return;
+            }
+            if (Projected && JsonText.Unescape(Key) is { } other && !Node.Properties.ContainsKey(other) && !Node.Required.Contains(other))
             {
                 // An additional key: its value is Additional whatever the name, but whether the name was written
                 // before is in the part of Seen a projected frame forgets, so the step is left to run time.
                 JsonMachine.Unsure = true;
-                output.Add(self.WithTop(this with { Phase = ObjectPhase.AfterKey, Key = "", Esc = 0, Ws = 0, Value = Node.Additional }));
+                output.Add(self.WithTop(this with { Phase = ObjectPhase.AfterKey, Key = "", Esc = 0, Ws = 0, Value = Node.Additional, Others = true }));
                 return;
             }
             if (JsonText.Unescape(Key) is { } name && !Has(name)) output.Add(self.WithTop(Named(name)));
             return;
         }
-        var key = Projected ? LexicalKey(Key == OtherKey ? Key : Key + (char)b) : Key + (char)b;
+        var key = !Projected ? Key + (char)b : IsOther(Key) ? s_otherKeys[KeyStep(KeyState(Key), b, esc == 14)] : LexicalKey(Key + (char)b);
         output.Add(self.WithTop(this with { Key = key, Esc = esc }));
     }
 

@@ -37,6 +37,11 @@ internal sealed class TokenVocabulary
     /// <summary>Walks of the trie so far (cache misses), for benchmarks.</summary>
     public int Walks { get; private set; }
 
+    /// <summary>Candidate tokens stepped through a real parse state so far (the per-step work after warm-up), for benchmarks and tests.</summary>
+    public long Checks => Interlocked.Read(ref _checks);
+
+    long _checks;
+
     /// <summary>Token ids 0 .. Size - 1 have entries (the tokenizer's vocabulary; a model's padded rows are never allowed).</summary>
     public int Size { get; }
 
@@ -142,6 +147,7 @@ internal sealed class TokenVocabulary
             }
         }
         if (mask.Candidates.Length == 0) return mask.Whole;
+        Interlocked.Add(ref _checks, mask.Candidates.Length);
         List<int>? refused = null;
         foreach (var id in mask.Candidates)
             if (state.Step(_bytes[id]).IsDead) (refused ??= []).Add(id);

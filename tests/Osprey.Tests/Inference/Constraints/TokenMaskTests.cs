@@ -30,6 +30,10 @@ public sealed class TokenMaskTests
         { "json_object", """{"a": [[{"b": "x""" },       // four values deep: "}]]} closes past the key's frames
         { "json_object", """{"a": [[{"b": 12""" },
         { "json_object", """{"a": [1, [true, {"\u00""" },
+        { "json_object", "{\"" + string.Concat(Enumerable.Repeat("Camera ", 200)) }, // a first key hundreds of bytes long
+        { "json_object", "{\"x\": 1, \"" + string.Concat(Enumerable.Repeat("Tig ", 100)) }, // a long second key: a duplicate is possible
+        { "json_object", """{"café""" },
+        { "json_object", """{"a\"b""" },                  // an escape in an additional key
         { """{"type":"string","maxLength":40}""", "\"" + new string('x', 10) },  // in between: one shared key
         { """{"type":"string","maxLength":40}""", "\"" + new string('y', 21) },
         { """{"type":"string","maxLength":40}""", "\"" + new string('z', 37) },  // three code points left
@@ -45,9 +49,40 @@ public sealed class TokenMaskTests
     [MemberData(nameof(Prefixes))]
     public void AMaskAllowsExactlyTheTokensTheAutomatonAccepts(string schema, string prefix)
     {
-        var (_, vocabulary) = s_qwen3.Value;
         var grammar = schema == "json_object" ? JsonSchemaGrammar.AnyObject : JsonSchemaGrammar.FromSchema(schema);
-        var state = grammar.Start().Step(Encoding.UTF8.GetBytes(prefix));
+        AssertExact(grammar, Encoding.UTF8.GetBytes(prefix), prefix);
+    }
+
+    [Fact]
+    public void AKeyEndingInsideACharacterCannotCloseAndTheMaskSaysSo()
+    {
+        // RFC 3629: C3 opens a two-byte sequence, so `"` right after it leaves the key ill-formed; E2 82 needs one
+        // more byte; ED A0 would be a surrogate, never well-formed UTF-8.
+        AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"caf"u8, 0xC3], "{\"caf\\xC3");
+        AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"x"u8, 0xE2, 0x82], "{\"x\\xE2\\x82");
+        AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"x"u8, 0xED, 0xA0], "{\"x\\xED\\xA0");
+    }
+
+    [Fact]
+    public void ALongFirstKeyNeedsNoCandidateChecks()
+    {
+        // A model that writes one key for hundreds of tokens (random weights do): every token that closes the
+        // key used to be a candidate checked against the real state, at O(key length) each, at every step and
+        // row. The first additional key of an object cannot repeat one, so its mask alone decides.
+        var (_, vocabulary) = s_qwen3.Value;
+        var state = JsonSchemaGrammar.AnyObject.Start().Step(Encoding.UTF8.GetBytes("{\"" + string.Concat(Enumerable.Repeat("Camera ", 200))));
+        vocabulary.Allowed(state); // the walk, once
+        var before = vocabulary.Checks;
+        var mask = vocabulary.Allowed(state.Step(Encoding.UTF8.GetBytes(" Camera")));
+        Assert.Equal(0, vocabulary.Checks - before);
+        var close = Enumerable.Range(0, vocabulary.Size).Single(id => Encoding.UTF8.GetString(vocabulary.Bytes(id)) == "\"");
+        Assert.True(mask.Allows(close));
+    }
+
+    static void AssertExact(JsonSchemaGrammar grammar, byte[] prefix, string prefixText)
+    {
+        var (_, vocabulary) = s_qwen3.Value;
+        var state = grammar.Start().Step(prefix);
         Assert.False(state.IsDead);
         var mask = vocabulary.Allowed(state);
         var wrong = new System.Collections.Concurrent.ConcurrentBag<int>();
@@ -57,7 +92,7 @@ public sealed class TokenMaskTests
             var expected = bytes.Length > 0 && !state.Step(bytes).IsDead;
             if (mask.Allows(id) != expected) wrong.Add(id);
         });
-        Assert.True(wrong.IsEmpty, $"{wrong.Count} tokens wrong after {prefix}, e.g. {string.Join(", ", wrong.Take(5).Select(id => Encoding.UTF8.GetString(vocabulary.Bytes(id))))}");
+        Assert.True(wrong.IsEmpty, $"{wrong.Count} tokens wrong after {prefixText}, e.g. {string.Join(", ", wrong.Take(5).Select(id => Encoding.UTF8.GetString(vocabulary.Bytes(id))))}");
     }
 
     [Fact]
@@ -71,7 +106,10 @@ public sealed class TokenMaskTests
         var repeated = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"name": 1, "name""")));
         Assert.True(fresh.Allows(close));
         Assert.False(repeated.Allows(close));
-        Assert.Same(fresh.Bits, repeated.Bits); // one lexical state, one cached mask (so one device tensor)
         Assert.Contains(close, repeated.Refused);
+        // Every key after an object's first additional one shares one lexical state, one cached mask (one device tensor).
+        var third = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"a": 1, "b": 2, "name""")));
+        Assert.Same(repeated.Bits, third.Bits);
+        Assert.True(third.Allows(close));
     }
 }
