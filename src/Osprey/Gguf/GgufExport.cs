@@ -151,9 +151,10 @@ public static partial class GgufExport
 
     /// <summary>
     /// llama.cpp's <c>llama</c> architecture rotates adjacent pairs of each head, Hugging Face's Llama rotates its two
-    /// halves: row (h, j·half + i) moves to (h, 2i + j), as llama.cpp's converter permutes q_proj and k_proj.
+    /// halves: row (h, j·half + i) moves to (h, 2i + j), as llama.cpp's converter permutes q_proj and k_proj;
+    /// <paramref name="inverse"/> moves them back (reading a GGUF).
     /// </summary>
-    static float[] PermuteRotary(float[] values, long rows, int heads)
+    internal static float[] PermuteRotary(float[] values, long rows, int heads, bool inverse = false)
     {
         // Weights are [heads·headDim, in], biases [heads·headDim]: whole rows of `width` values move.
         var width = (int)(values.Length / rows);
@@ -163,7 +164,10 @@ public static partial class GgufExport
         for (int h = 0; h < heads; h++)
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < half; i++)
-                    Array.Copy(values, (h * headDim + j * half + i) * width, result, (h * headDim + 2 * i + j) * width, width);
+                {
+                    long hf = (h * headDim + j * half + i) * width, llama = (h * headDim + 2 * i + j) * width;
+                    Array.Copy(values, inverse ? llama : hf, result, inverse ? hf : llama, width);
+                }
         return result;
     }
 

@@ -104,7 +104,7 @@ public static class GgufImport
                 var hfName = HfName(t.Name, path);
                 var values = file.ReadFloats(t);
                 if (modelType == "llama" && (t.Name.Contains(".attn_q.", StringComparison.Ordinal) || t.Name.Contains(".attn_k.", StringComparison.Ordinal)))
-                    values = UnpermuteRotary(values, t.TorchShape[0], (int)(t.Name.Contains(".attn_q.", StringComparison.Ordinal) ? heads : kvHeads));
+                    values = GgufExport.PermuteRotary(values, t.TorchShape[0], (int)(t.Name.Contains(".attn_q.", StringComparison.Ordinal) ? heads : kvHeads), inverse: true);
                 tensors.Add(new(hfName, torch.tensor(values, t.TorchShape)));
             }
             Io.SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
@@ -115,20 +115,6 @@ public static class GgufImport
         }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         GgufTokenizerJson.Write(file, folder);
-    }
-
-    // The inverse of GgufExport's permutation: row (h, 2i + j) goes back to (h, j·half + i).
-    static float[] UnpermuteRotary(float[] values, long rows, int heads)
-    {
-        var width = (int)(values.Length / rows);
-        var headDim = (int)(rows / heads);
-        var half = headDim / 2;
-        var result = new float[values.Length];
-        for (int h = 0; h < heads; h++)
-            for (int j = 0; j < 2; j++)
-                for (int i = 0; i < half; i++)
-                    Array.Copy(values, (h * headDim + 2 * i + j) * width, result, (h * headDim + j * half + i) * width, width);
-        return result;
     }
 
     static readonly Dictionary<string, string> s_layerParts = new(StringComparer.Ordinal)
