@@ -134,8 +134,9 @@ public sealed class WebUiBrowserTests(ITestOutputHelper log) : IAsyncLifetime
             """))!.AsObject();
         log.WriteLine(reply.ToJsonString());
         Assert.Equal("stopped", (string?)reply["finish"]);
-        // Chunks that arrived in the same network read as the second delta are still rendered before Stop runs.
-        Assert.InRange((int)reply["deltas"]!, 2, 20);
+        // Chunks that arrived in the same network read as the second delta are still rendered before Stop runs (22 were
+        // seen on a fast CI run); the bound only has to show the 60,000-token reply was cut near its start.
+        Assert.InRange((int)reply["deltas"]!, 2, 200);
         Assert.True((bool)reply["stopDisabled"]!);
 
         // The server saw the client go away and the engine ended the request.
