@@ -88,7 +88,7 @@ internal sealed class ChatCompletionsRoute(ServedModel model, CancellationToken 
         }
         catch (EngineException e)
         {
-            await HttpJson.WriteSseError(context, EngineErrors.ToApi(e), token).ConfigureAwait(false);
+            await HttpJson.WriteSseError(context, EngineErrors.ToApi(e), context.RequestAborted).ConfigureAwait(false);
             return;
         }
         if (p.IncludeUsage)

@@ -45,7 +45,7 @@ internal sealed class CompletionsRoute(ServedModel model, CancellationToken stop
             }
             catch (EngineException e)
             {
-                await HttpJson.WriteSseError(context, EngineErrors.ToApi(e), token).ConfigureAwait(false);
+                await HttpJson.WriteSseError(context, EngineErrors.ToApi(e), context.RequestAborted).ConfigureAwait(false);
                 return;
             }
             if (p.IncludeUsage) await HttpJson.WriteChunk(context, Response([], UsageJson.Of(choices)), token).ConfigureAwait(false);

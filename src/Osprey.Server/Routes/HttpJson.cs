@@ -102,8 +102,16 @@ internal static class HttpJson
     }
 
     /// <summary>Sends one event, <c>data: {json}</c>, and flushes it.</summary>
-    public static Task WriteChunk<T>(HttpContext context, T value, CancellationToken token) =>
-        WriteChunk(context, w => JsonSerializer.Serialize(w, value, s_options), token);
+    /// <remarks>
+    /// The write itself is cancelled only by the client leaving: cancelling a pending Kestrel write (as a server stop
+    /// would, through <paramref name="token"/>) aborts the connection with a reset, and the client would never see the
+    /// error event that ends a stream cut by shutdown. A stop is honoured between chunks instead.
+    /// </remarks>
+    public static async Task WriteChunk<T>(HttpContext context, T value, CancellationToken token)
+    {
+        await WriteChunk(context, w => JsonSerializer.Serialize(w, value, s_options), context.RequestAborted).ConfigureAwait(false);
+        token.ThrowIfCancellationRequested();
+    }
 
     static async Task WriteChunk(HttpContext context, Action<Utf8JsonWriter> write, CancellationToken token)
     {
@@ -118,8 +126,9 @@ internal static class HttpJson
     /// <summary>Ends the stream with <c>data: [DONE]</c>.</summary>
     public static async Task WriteDone(HttpContext context, CancellationToken token)
     {
-        await context.Response.Body.WriteAsync(s_done, token).ConfigureAwait(false);
-        await context.Response.Body.FlushAsync(token).ConfigureAwait(false);
+        token.ThrowIfCancellationRequested(); // a stopped server ends with an error event, not [DONE]
+        await context.Response.Body.WriteAsync(s_done, context.RequestAborted).ConfigureAwait(false);
+        await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>An error mid-stream: an error response while nothing was sent yet, an error event after.</summary>
