@@ -9,7 +9,8 @@
 # Random weights make the error table a statement about random matrices, not about a trained model; the timing and
 # memory are what a real 7B costs. Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz (the
 # qwen3 tokenizer files); carry .dist. Writes details to $OUT and prints a short table last. SAMPLES, LEN, PROMPT and
-# NEW override the sizes.
+# NEW override the sizes. STAGES="export" or STAGES="decode" runs one half (a 7B export and decode together can
+# pass the device tool's 600 s per call; on a warm machine the second call finds /tmp/qwen2-7b and /tmp/q-* again).
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
@@ -50,18 +51,23 @@ run() {
 
 CAL=(--dataset /tmp/calib.jsonl --quant_n_samples $SAMPLES --max_length $LEN --truncation_strategy right --load_from_cache_file false)
 EXPORT=(export --model $M --device cuda --torch_dtype bfloat16)
+STAGES=${STAGES:-export decode}
+if [[ $STAGES == *export* ]]; then
 echo "== 1. quantized export, $SAMPLES x $LEN calibration tokens"
 run export-gptq $OSP "${EXPORT[@]}" --quant_method gptq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-gptq
 run export-awq $OSP "${EXPORT[@]}" --quant_method awq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-awq
 run export-fp8 $OSP "${EXPORT[@]}" --quant_method fp8 --fp8_scheme block --output_dir /tmp/q-fp8
+fi
 du -sh $M /tmp/q-gptq /tmp/q-awq /tmp/q-fp8 > "$OUT/sizes.txt" 2>&1
 
+if [[ $STAGES == *decode* ]]; then
 echo "== 2. decode, batch 1 and 32, prompt $PROMPT, $NEW new tokens"
 BENCH=(benchmark --device cuda --torch_dtype bfloat16 --batch_size 1 32 --prompt_length $PROMPT --max_new_tokens $NEW)
 run decode-bf16 $OSP "${BENCH[@]}" --model $M --result_path "$OUT/decode-bf16.jsonl"
 for q in gptq awq fp8; do
   [[ -f /tmp/q-$q/config.json ]] && run decode-$q $OSP "${BENCH[@]}" --model /tmp/q-$q --result_path "$OUT/decode-$q.jsonl"
 done
+fi
 
 echo; echo "== summary"
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
