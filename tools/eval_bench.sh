@@ -5,7 +5,7 @@
 # data): 1,000 MMLU-shaped multiple-choice items scored by log-likelihood and 200 GSM8K-shaped items generated
 # greedily (256 new tokens at most). Per model: items/s of each side, Osprey/reference, and the float32 parity of
 # the log-likelihoods (max |diff|, choices that differ; issue target <= 1e-4 and 0) on the first 100 items.
-# Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
+# SIZES="7b" runs one model. Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
@@ -16,7 +16,7 @@ D=/tmp/evalsets
 python3 tools/eval_reference.py make --out $D --mcq ${MCQ:-1000} --math ${MATH:-200} | tee "$OUT/make.txt"
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.2f", n / s }'; }
 : > "$OUT/table.txt"
-for size in 0.5b 7b; do
+for size in ${SIZES:-0.5b 7b}; do
   M=/tmp/qwen2-$size
   python3 tools/make_bench_model.py --size $size --out $M 2>&1 | grep wrote
   cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json $M/
