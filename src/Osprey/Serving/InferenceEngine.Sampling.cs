@@ -26,12 +26,18 @@ public sealed partial class InferenceEngine
         var device = logits.device;
         var masks = new Tensor[rows.Count];
         if (_masks.Count + rows.Count > MaxCachedMasks) DisposeMasks(); // before the loop: never free a mask this step uses
+        // The host's share of a constrained step is each row's allowed set (a cache lookup plus the few candidate
+        // tokens stepped through the row's own parse state; a first-seen state walks the vocabulary trie). Rows are
+        // independent and TokenVocabulary.Allowed is thread-safe, so a batch of them spreads over the cores while
+        // the GPU is still busy with this step's forward pass (nothing has synchronised with it yet).
+        if (rows.Count >= ParallelMaskRows)
+            Parallel.For(0, rows.Count, j => seqs[(int)rows[j]].Matcher!.Allowed());
         List<long>? extra = null; // flat [row * vocab + id] of the candidate tokens the rows' real states refuse
         for (var j = 0; j < rows.Count; j++)
         {
             var seq = seqs[(int)rows[j]];
             var matcher = seq.Matcher!;
-            var allowed = matcher.Allowed();
+            var allowed = matcher.Allowed(); // computed above for a large batch (GrammarMatcher keeps it per step)
             if (allowed.IsEmpty) allowed = TokenMask.None;
             var key = (allowed.Bits, matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds);
             if (!_masks.TryGetValue(key, out var mask))
@@ -54,6 +60,10 @@ public sealed partial class InferenceEngine
 
     /// <summary>Device masks kept per (allowed tokens, may end, stop ids): the per-step work is then a lookup and a stack.</summary>
     const int MaxCachedMasks = 256;
+
+    /// <summary>From this many constrained rows on, their allowed sets are computed in parallel (below it the
+    /// thread hand-off costs more than the lookups it spreads).</summary>
+    const int ParallelMaskRows = 4;
 
     // Keyed by the allowed-token array as the vocabulary caches it (one array per grammar state, so reference
     // equality is a state's identity) and by the stop ids' contents: requests each carry their own list of the
