@@ -36,6 +36,7 @@ public static class EvalSets
                 "general_qa" => (listed ?? Discover(dir, "")).Select(s => Qa(name, dir, s)),
                 "mmlu" => HubBenchmarks.Mmlu(name, dir, listed),
                 "bbh" => Bbh.Read(name, dir, listed),
+                "ifeval" => [IfEval.Read(name, dir)],
                 _ when McBenchmarks.Ids.ContainsKey(name) => McBenchmarks.Read(name, dir, listed),
                 _ when HubBenchmarks.IsHubLayout(dir) => [HubBenchmarks.Gsm8k(name, dir)],
                 _ => [Gsm8k(name, dir)],
