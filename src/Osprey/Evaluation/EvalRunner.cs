@@ -92,7 +92,7 @@ public static class EvalRunner
     {
         EvalKind.MultipleChoice => EvalPrompts.McGeneration(item, Shots(options, subset, item)),
         EvalKind.Math => EvalPrompts.Math(item, Shots(options, subset, item)),
-        EvalKind.ShortAnswer => Bbh.Prompt(item),
+        EvalKind.ShortAnswer => Bbh.Prompt(item, Shots(options, subset, item)),
         EvalKind.InstructionFollowing => IfEval.Prompt(item),
         _ => EvalPrompts.OpenQa(item),
     };

@@ -35,7 +35,7 @@ public static class EvalSets
                 "general_mcq" => (listed ?? Discover(dir, "_val")).Select(s => Mcq(name, dir, s)),
                 "general_qa" => (listed ?? Discover(dir, "")).Select(s => Qa(name, dir, s)),
                 "mmlu" => HubBenchmarks.Mmlu(name, dir, listed),
-                "bbh" => Bbh.Read(name, dir, listed),
+                "bbh" => Bbh.Read(name, dir, listed, FewShotFor(options, name) > 0, args["cot_prompts_dir"]?.GetValue<string>()),
                 "ifeval" => [IfEval.Read(name, dir)],
                 _ when McBenchmarks.Ids.ContainsKey(name) => McBenchmarks.Read(name, dir, listed),
                 _ when HubBenchmarks.IsHubLayout(dir) => [HubBenchmarks.Gsm8k(name, dir)],
