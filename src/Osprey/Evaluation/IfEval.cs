@@ -81,6 +81,11 @@ public static class IfEval
             {
                 throw new OspreyException($"{where}: {e.Message}");
             }
+            catch (ArgumentException e)
+            {
+                // The reference treats keywords and markers as regular expressions; one that does not parse is bad data.
+                throw new OspreyException($"{where}: instruction {ids[i]} has an argument that is not a valid regular expression ({e.Message}); fix the kwargs.");
+            }
             instructions.Add(instruction);
         }
         return new EvalItem(dataset, "default", index, EvalKind.InstructionFollowing, prompt, [], string.Join(", ", ids), Instructions: instructions);

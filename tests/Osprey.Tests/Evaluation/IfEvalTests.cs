@@ -218,5 +218,9 @@ public sealed class IfEvalTests
         var e = Assert.Throws<OspreyException>(() => IfEval.Read("ifeval", data.Path));
         Assert.Contains("input_data.jsonl:1", e.Message, StringComparison.Ordinal);
         Assert.Contains("keywords:nonsense", e.Message, StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(data.Path, "input_data.jsonl"), """{"key": 1, "prompt": "p", "instruction_id_list": ["keywords:frequency"], "kwargs": [{"keyword": "(", "relation": "at least", "frequency": 1}]}""" + "\n");
+        e = Assert.Throws<OspreyException>(() => IfEval.Read("ifeval", data.Path));
+        Assert.Contains("input_data.jsonl:1", e.Message, StringComparison.Ordinal);
+        Assert.Contains("regular expression", e.Message, StringComparison.Ordinal);
     }
 }
