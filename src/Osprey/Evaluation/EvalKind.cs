@@ -14,4 +14,7 @@ public enum EvalKind
 
     /// <summary>A short answer compared exactly after extraction (BBH's letters and free-form targets): exact match.</summary>
     ShortAnswer,
+
+    /// <summary>A prompt with verifiable instructions (IFEval): prompt- and instruction-level accuracy, strict and loose.</summary>
+    InstructionFollowing,
 }

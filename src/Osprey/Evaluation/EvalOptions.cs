@@ -21,7 +21,7 @@ public sealed record EvalOptions
     public string ModelFolder { get; init; } = "";
 
     /// <summary>--eval_dataset: set names (general_mcq, general_qa, and the benchmarks of <see cref="HubBenchmarks.Ids"/>).</summary>
-    [Option("eval_dataset", "Sets to evaluate: general_mcq (multiple choice), general_qa (open answers; BLEU/ROUGE) from --dataset_args local_path folders; mmlu, ceval, cmmlu, arc, hellaswag, winogrande, truthful_qa, race, bbh and gsm8k from the hubs (EvalScope's ModelScope ids, Hugging Face with --use_hf) or a local_path.", Placeholder = "NAME...")]
+    [Option("eval_dataset", "Sets to evaluate: general_mcq (multiple choice), general_qa (open answers; BLEU/ROUGE) from --dataset_args local_path folders; mmlu, ceval, cmmlu, arc, hellaswag, winogrande, truthful_qa, race, bbh, ifeval and gsm8k from the hubs (EvalScope's ModelScope ids, Hugging Face with --use_hf) or a local_path.", Placeholder = "NAME...")]
     public IReadOnlyList<string> Datasets { get; init; } = [];
 
     /// <summary>--eval_limit: items per subset (null: all).</summary>

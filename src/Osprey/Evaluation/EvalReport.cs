@@ -6,7 +6,8 @@ namespace Osprey.Evaluation;
 
 /// <summary>
 /// The scores of a run: per subset, per category and overall for each set and metric, means over items (so the
-/// overall score weighs every item alike, as EvalScope's weighted average does).
+/// overall score weighs every item alike, as EvalScope's weighted average does); a metric a record gives weights
+/// for (IFEval's instruction level) is pooled over those weights instead.
 /// </summary>
 public sealed record EvalReport(string Model, IReadOnlyList<EvalScoreRow> Rows)
 {
@@ -22,8 +23,11 @@ public sealed record EvalReport(string Model, IReadOnlyList<EvalScoreRow> Rows)
                 foreach (var g in groups.OrderBy(g => g.Key, StringComparer.Ordinal))
                     foreach (var m in metrics)
                     {
-                        var values = g.Select(r => r["scores"]![m]).Where(v => v is not null).Select(v => double.Parse(v!.ToJsonString(), CultureInfo.InvariantCulture)).ToList();
-                        if (values.Count > 0) rows.Add(new EvalScoreRow(set.Key, level, g.Key, m, values.Count, values.Average()));
+                        // A record's weights (IFEval's instruction counts) pool a metric over its parts instead of its items.
+                        var values = g.Where(r => r["scores"]![m] is not null)
+                            .Select(r => (Value: Number(r["scores"]![m]!), Weight: r["weights"]?[m] is { } w ? Number(w) : 1.0)).ToList();
+                        var total = values.Sum(v => v.Weight);
+                        if (values.Count > 0) rows.Add(new EvalScoreRow(set.Key, level, g.Key, m, values.Count, total > 0 ? values.Sum(v => v.Value * v.Weight) / total : 0));
                     }
             }
             Add("subset", set.GroupBy(r => (string)r["subset"]!));
@@ -33,6 +37,8 @@ public sealed record EvalReport(string Model, IReadOnlyList<EvalScoreRow> Rows)
         }
         return new EvalReport(model, rows);
     }
+
+    static double Number(JsonNode node) => double.Parse(node.ToJsonString(), CultureInfo.InvariantCulture);
 
     /// <summary>The overall score of <paramref name="dataset"/> for <paramref name="metric"/> (NaN when absent).</summary>
     public double Overall(string dataset, string metric) =>

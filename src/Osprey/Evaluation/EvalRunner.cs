@@ -92,7 +92,8 @@ public static class EvalRunner
     {
         EvalKind.MultipleChoice => EvalPrompts.McGeneration(item, Shots(options, subset, item)),
         EvalKind.Math => EvalPrompts.Math(item, Shots(options, subset, item)),
-        EvalKind.ShortAnswer => Bbh.Prompt(item),
+        EvalKind.ShortAnswer => Bbh.Prompt(item, Shots(options, subset, item)),
+        EvalKind.InstructionFollowing => IfEval.Prompt(item),
         _ => EvalPrompts.OpenQa(item),
     };
 
@@ -160,6 +161,15 @@ public static class EvalRunner
                 var answer = Bbh.Extract(reply, item.Subset);
                 var r = Base(subset, item, "generation", prompt.Text, reply, answer);
                 r["scores"] = new JsonObject { ["acc"] = answer == item.Gold ? 1.0 : 0.0 };
+                return r;
+            }
+            case EvalKind.InstructionFollowing:
+            {
+                var (scores, weights, detail) = IfEval.Score(item, reply);
+                var r = Base(subset, item, "generation", prompt.Text, reply, reply);
+                r["instructions"] = detail;
+                r["scores"] = scores;
+                r["weights"] = weights;
                 return r;
             }
             default:

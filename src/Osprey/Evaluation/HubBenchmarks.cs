@@ -19,6 +19,7 @@ public static class HubBenchmarks
         ["mmlu"] = ("cais/mmlu", "cais/mmlu"),
         ["gsm8k"] = ("AI-ModelScope/gsm8k", "openai/gsm8k"),
         ["bbh"] = ("evalscope/bbh", "lukaemon/bbh"),
+        ["ifeval"] = ("opencompass/ifeval", "google/IFEval"),
     }.Concat(McBenchmarks.Ids).ToDictionary();
 
     /// <summary>The local folder of benchmark <paramref name="name"/>: the cached download, else downloaded now.</summary>
