@@ -64,7 +64,10 @@ public static class EvalRunner
                 Record(ScoreLogLikelihood(subset, item, context, continuations, ll));
             }
             var generative = pending.Where(p => !(p.Item.Kind == EvalKind.MultipleChoice && method == McMethod.LogLikelihood)).ToList();
-            foreach (var chunk in generative.Chunk(Math.Max(1, model.Concurrency)))
+            // Chunks of four times the model's concurrency: the engine (or the URL client) keeps that many in flight
+            // and starts the next prompt as soon as one ends, so a chunk's slowest reply holds back a quarter of the
+            // slots, not all of them; answers are still recorded (and resumable) chunk by chunk.
+            foreach (var chunk in generative.Chunk(4 * Math.Max(1, model.Concurrency)))
             {
                 cancel.ThrowIfCancellationRequested();
                 var prompts = chunk.Select(p => Prompt(options, p.Subset, p.Item)).ToList();

@@ -1,12 +1,15 @@
 using Osprey.Inference;
 using Osprey.Models;
+using Osprey.Serving;
 using Osprey.Tokenization;
 
 namespace Osprey.Evaluation;
 
 /// <summary>
-/// A model loaded in this process: log-likelihoods through <see cref="OptionScorer"/> and replies through the
-/// <see cref="TokenGenerator"/> in left-padded batches. Tokenization follows lm-evaluation-harness: the context's
+/// A model loaded in this process: log-likelihoods through <see cref="OptionScorer"/>; replies through the serving
+/// engine (continuous batching, CUDA graphs on a GPU) for a model of its own, or through the <see cref="TokenGenerator"/>
+/// in left-padded batches for the training model evaluated between steps (an engine would capture graphs over weights
+/// the next step changes). Tokenization follows lm-evaluation-harness: the context's
 /// trailing spaces move to the continuation, no special tokens are added to raw text, and the option tokens are
 /// those of the encoded context + option past the encoded context's length.
 /// </summary>
@@ -19,6 +22,7 @@ public sealed class LocalEvalModel : IEvalModel
     readonly SamplingParams _sampling;
     readonly TokenGenerator _generator;
     readonly bool _ownsModel;
+    InferenceEngine? _engine;
 
     /// <summary>
     /// Wraps <paramref name="model"/> (disposed with this unless <paramref name="ownsModel"/> is false, as for the
@@ -90,12 +94,38 @@ public sealed class LocalEvalModel : IEvalModel
         var ids = prompts.Select(p => useChat
             ? (IReadOnlyList<int>)_chat!.Encode(Messages(p))
             : _tokenizer.EncodeIds(p.Text)).ToList();
-        var results = _generator.Generate(ids, _sampling, cancel: cancel);
-        IReadOnlyList<string> replies = results.Select(r => _chat is not null
-            ? _chat.DecodeReply(r.Tokens, _sampling.StopTokenIds)
-            : _tokenizer.Decode(r.Tokens.Where(t => !_sampling.StopTokenIds.Contains(t)).ToList(), skipSpecialTokens: true)).ToList();
-        return Task.FromResult(replies);
+        if (!_ownsModel)
+            return Task.FromResult<IReadOnlyList<string>>(ids.Chunk(Math.Max(1, Concurrency))
+                .SelectMany(batch => _generator.Generate(batch, _sampling, cancel: cancel)).Select(r => Reply(r.Tokens)).ToList());
+        return GenerateWithEngineAsync(ids, cancel);
     }
+
+    async Task<IReadOnlyList<string>> GenerateWithEngineAsync(List<IReadOnlyList<int>> ids, CancellationToken cancel)
+    {
+        // No max_tokens: replies may run to the context (the engine's default length, 8,192 at most).
+        var context = _model.Spec.MaxPositionEmbeddings is int m and > 0 ? Math.Min(m, 8192) : 8192;
+        var engine = Engine(_sampling.MaxTokens is int n ? ids.Max(p => p.Count) + n : Math.Max(context, ids.Max(p => p.Count) + 1));
+        var results = await Task.WhenAll(ids.Select(p => engine.GenerateAsync(new EngineRequest(p, _sampling), cancel))).ConfigureAwait(false);
+        return results.Select(r => Reply(r.Tokens.Select(t => t.TokenId).ToList())).ToList();
+    }
+
+    /// <summary>
+    /// The engine, sized for <paramref name="tokens"/> per request (prompt plus reply) and <see cref="Concurrency"/>
+    /// requests at once: its KV cache is allocated up front, so it is made as long as the longest request seen so far
+    /// (rounded up to 256 tokens) and made again only when a longer one comes.
+    /// </summary>
+    InferenceEngine Engine(int tokens)
+    {
+        if (_engine is not null && _engine.MaxModelLen >= tokens) return _engine;
+        _engine?.Dispose();
+        var length = (tokens + 1 + 255) / 256 * 256;
+        if (_model.Spec.MaxPositionEmbeddings is int m and > 0) length = Math.Max(Math.Min(length, m), tokens + 1);
+        return _engine = new InferenceEngine(_model, _tokenizer, new EngineOptions { MaxBatchSize = Math.Max(1, Concurrency), MaxModelLen = length, MaxQueue = Math.Max(256, Concurrency) });
+    }
+
+    string Reply(IReadOnlyList<int> tokens) => _chat is not null
+        ? _chat.DecodeReply(tokens, _sampling.StopTokenIds)
+        : _tokenizer.Decode(tokens.Where(t => !_sampling.StopTokenIds.Contains(t)).ToList(), skipSpecialTokens: true);
 
     /// <summary>The chat messages of a prompt: the system message when there is one, then the user's text.</summary>
     public static List<object?> Messages(EvalPrompt prompt)
@@ -109,6 +139,7 @@ public sealed class LocalEvalModel : IEvalModel
     /// <inheritdoc/>
     public void Dispose()
     {
+        _engine?.Dispose();
         if (_ownsModel) _model.Dispose();
     }
 }
