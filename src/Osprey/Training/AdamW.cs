@@ -1,3 +1,4 @@
+using Osprey.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,6 +20,9 @@ public sealed class AdamW : IDisposable
 {
     readonly List<Slot> _slots = [];
     List<Group>? _groups;
+    ICollectives? _collectives;
+    ZeroStage _stage;
+    bool _offload;
 
     sealed record Slot(string Name, Tensor Parameter, double LrScale, double WeightDecay, bool Relocatable);
 
@@ -34,6 +38,12 @@ public sealed class AdamW : IDisposable
         public required bool[] Relocated { get; init; }
         public Tensor? Compute { get; set; }
         public Tensor? Grad { get; set; }
+
+        /// <summary>ZeRO: how the flat buffer is split over ranks; Master/ExpAvg/ExpAvgSq then hold this rank's shard only.</summary>
+        public Partition? Partition { get; init; }
+
+        /// <summary>ZeRO: the whole master and moments, all-gathered by <see cref="Consolidate"/> for a checkpoint.</summary>
+        public (Tensor Master, Tensor ExpAvg, Tensor ExpAvgSq)? Full { get; set; }
 
         public Tensor View(Tensor flat, int i) => flat.narrow(0, Offsets[i], Slots[i].Parameter.numel()).view(Slots[i].Parameter.shape);
     }
@@ -72,8 +82,25 @@ public sealed class AdamW : IDisposable
         _slots.Add(new Slot(name, parameter, lrScale, weightDecay, relocatable));
     }
 
+    /// <summary>
+    /// Trains over the ranks of <paramref name="collectives"/>: gradients are summed over ranks before clipping; with
+    /// <see cref="ZeroStage.Zero2"/> (or 3) each rank keeps only its shard of the float32 master and moments (in CPU
+    /// memory with <paramref name="offload"/>), gets its shard of the summed gradients by reduce-scatter, updates it and
+    /// all-gathers the new weights. A group of one goes through the same calls, each then the identity.
+    /// </summary>
+    public void Distribute(ICollectives collectives, ZeroStage stage, bool offload)
+    {
+        if (_groups is not null) throw new InvalidOperationException("distribute before the first step");
+        _collectives = collectives;
+        _stage = stage;
+        _offload = offload && stage != ZeroStage.None;
+    }
+
+    bool Sharded => _collectives is not null && _stage != ZeroStage.None;
+
     List<Group> Groups()
     {
+        if (Sharded) return _groups ??= ShardedGroups();
         if (_groups is not null) return _groups;
         using var _ = no_grad();
         _groups = [];
@@ -119,6 +146,90 @@ public sealed class AdamW : IDisposable
         return _groups;
     }
 
+    /// <summary>ZeRO groups: each rank's shard of the float32 master (initialised from the weights) and zero moments.</summary>
+    List<Group> ShardedGroups()
+    {
+        using var _ = no_grad();
+        var comm = _collectives!;
+        var groups = new List<Group>();
+        foreach (var key in _slots.Select(s => (s.WeightDecay, s.LrScale)).Distinct())
+        {
+            using var scope = NewDisposeScope();
+            var slots = _slots.Where(s => (s.WeightDecay, s.LrScale) == key).ToList();
+            var offsets = new long[slots.Count];
+            long total = 0;
+            for (var i = 0; i < slots.Count; i++) { offsets[i] = total; total += slots[i].Parameter.numel(); }
+            var partition = new Partition(total, comm.WorldSize);
+            var device = slots[0].Parameter.device;
+            var stateDevice = _offload ? CPU : device;
+            var flat = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+            for (var i = 0; i < slots.Count; i++) flat.narrow(0, offsets[i], slots[i].Parameter.numel()).copy_(slots[i].Parameter.reshape(-1));
+            var master = flat.narrow(0, partition.Start(comm.Rank), partition.ShardLength).to(stateDevice, copy: true);
+            if (_offload && device.type == DeviceType.CUDA) master = master.pin_memory();
+            groups.Add(new Group
+            {
+                Slots = slots, WeightDecay = key.WeightDecay, LrScale = key.LrScale,
+                Master = master.DetachFromDisposeScope(),
+                ExpAvg = Zeros(partition.ShardLength, stateDevice, device).DetachFromDisposeScope(),
+                ExpAvgSq = Zeros(partition.ShardLength, stateDevice, device).DetachFromDisposeScope(),
+                Offsets = offsets, Relocated = new bool[slots.Count], Partition = partition,
+            });
+        }
+        return groups;
+    }
+
+    /// <summary>Zeros for optimizer state; pinned when offloaded from a GPU, so copies to and from the device are asynchronous DMA.</summary>
+    static Tensor Zeros(long n, Device stateDevice, Device device)
+    {
+        var t = zeros(n, dtype: ScalarType.Float32, device: stateDevice);
+        if (stateDevice.type == DeviceType.CPU && device.type == DeviceType.CUDA)
+        {
+            var pinned = t.pin_memory();
+            t.Dispose();
+            return pinned;
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// The group's gradients as one flat float32 tensor (null when some parameter got no gradient). With several ranks
+    /// a missing gradient counts as zeros, so every rank sums tensors of the same layout.
+    /// </summary>
+    Tensor? GatherGradients(Group g)
+    {
+        if (_collectives is null || (_collectives.WorldSize == 1 && !Sharded)) return Gather(g);
+        var parts = new List<Tensor>(g.Slots.Count);
+        try
+        {
+            foreach (var s in g.Slots)
+                parts.Add(s.Parameter.grad is { } grad ? grad.reshape(-1) : zeros(s.Parameter.numel(), dtype: s.Parameter.dtype, device: s.Parameter.device));
+            var flat = cat(parts, 0);
+            return flat.dtype == ScalarType.Float32 ? flat : flat.to_type(ScalarType.Float32);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>Sums the flat gradient over ranks: all-reduce in buckets (data parallel) or reduce-scatter to this rank's shard (ZeRO).</summary>
+    Tensor Reduce(Group g, Tensor flat)
+    {
+        var comm = _collectives!;
+        if (g.Partition is not { } partition)
+        {
+            var buckets = GradientBuckets.Layout(flat.numel()).Select(b => flat.narrow(0, b.Offset, b.Length)).ToList();
+            comm.AllReduceSum(buckets);
+            foreach (var b in buckets) b.Dispose();
+            return flat;
+        }
+        using var padded = partition.PaddedLength == flat.numel() ? flat.alias() : cat([flat, zeros(partition.PaddedLength - flat.numel(), dtype: flat.dtype, device: flat.device)], 0);
+        var shard = empty(partition.ShardLength, dtype: ScalarType.Float32, device: flat.device);
+        comm.ReduceScatterSum(padded, shard);
+        flat.Dispose();
+        return shard;
+    }
+
     /// <summary>The group's gradients as one flat float32 tensor (null when some parameter got no gradient).</summary>
     static Tensor? Gather(Group g)
     {
@@ -153,13 +264,28 @@ public sealed class AdamW : IDisposable
         foreach (var g in Groups())
         {
             g.Grad?.Dispose();
-            g.Grad = Gather(g)?.DetachFromDisposeScope();
+            var flat = GatherGradients(g);
+            if (flat is not null && _collectives is not null) flat = Reduce(g, flat);
+            g.Grad = flat?.DetachFromDisposeScope();
             if (g.Grad is not null) norms.Add(g.Grad.norm());
             else
                 foreach (var s in g.Slots)
                     if (s.Parameter.grad is { } grad) norms.Add(grad.to_type(ScalarType.Float32).norm());
         }
-        var total = norms.Count == 0 ? zeros(1, dtype: ScalarType.Float32) : stack(norms).norm();
+        Tensor total;
+        if (Sharded)
+        {
+            // Each rank holds a shard: the global norm is √(Σ over ranks of the shards' squared norms).
+            var squares = norms.Count == 0 ? zeros(1, dtype: ScalarType.Float32, device: Groups()[0].Master.device) : stack(norms).square().sum().reshape(1);
+            var device = Groups()[0].Slots[0].Parameter.device;
+            squares = squares.to(device);
+            _collectives!.AllReduceSum([squares]);
+            total = squares.sqrt().reshape(1);
+        }
+        else
+        {
+            total = norms.Count == 0 ? zeros(1, dtype: ScalarType.Float32) : stack(norms).norm();
+        }
         if (maxNorm > 0)
         {
             var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
@@ -184,6 +310,13 @@ public sealed class AdamW : IDisposable
         {
             using var scope = NewDisposeScope();
             var rate = lr * g.LrScale;
+            if (g.Partition is { } partition)
+            {
+                StepShard(g, partition, rate, bc1, bc2Sqrt);
+                g.Grad?.Dispose();
+                g.Grad = null;
+                continue;
+            }
             var grad = g.Grad ?? Gather(g);
             if (grad is not null)
             {
@@ -209,6 +342,68 @@ public sealed class AdamW : IDisposable
             g.Grad = null;
         }
     }
+
+    /// <summary>ZeRO: updates this rank's shard (on the CPU when offloaded) and all-gathers the new weights into every rank's parameters.</summary>
+    void StepShard(Group g, Partition partition, double rate, double bc1, double bc2Sqrt)
+    {
+        var device = g.Slots[0].Parameter.device;
+        var grad = g.Grad ?? throw new InvalidOperationException("ClipGradients must run before Step on sharded groups");
+        var local = g.Master.device.type == grad.device.type ? grad : grad.to(g.Master.device);
+        Update(g.Master, g.ExpAvg, g.ExpAvgSq, local, rate, g.WeightDecay, bc1, bc2Sqrt);
+        var shard = g.Master.device.type == device.type ? g.Master : g.Master.to(device, non_blocking: true);
+        var full = empty(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        _collectives!.AllGather(shard, full);
+        for (var i = 0; i < g.Slots.Count; i++)
+        {
+            var p = g.Slots[i].Parameter;
+            p.copy_(full.narrow(0, g.Offsets[i], p.numel()).view(p.shape));
+        }
+    }
+
+    /// <summary>
+    /// ZeRO: all-gathers the whole float32 master and moments on every rank (a collective: all ranks call it) so that
+    /// <see cref="State"/> and <see cref="Master"/> see the consolidated state a checkpoint needs;
+    /// <see cref="ReleaseConsolidated"/> frees it. Nothing to do without sharding.
+    /// </summary>
+    public void Consolidate()
+    {
+        if (!Sharded) return;
+        using var _ = no_grad();
+        foreach (var g in Groups())
+        {
+            ReleaseFull(g);
+            var device = g.Slots[0].Parameter.device;
+            Tensor All(Tensor shard)
+            {
+                using var onDevice = shard.to(device, copy: true);
+                var full = empty(g.Partition!.PaddedLength, dtype: ScalarType.Float32, device: device);
+                _collectives!.AllGather(onDevice, full);
+                return full.DetachFromDisposeScope();
+            }
+            g.Full = (All(g.Master), All(g.ExpAvg), All(g.ExpAvgSq));
+        }
+    }
+
+    /// <summary>Frees what <see cref="Consolidate"/> gathered.</summary>
+    public void ReleaseConsolidated()
+    {
+        if (_groups is null) return;
+        foreach (var g in _groups) ReleaseFull(g);
+    }
+
+    static void ReleaseFull(Group g)
+    {
+        if (g.Full is not { } full) return;
+        full.Master.Dispose();
+        full.ExpAvg.Dispose();
+        full.ExpAvgSq.Dispose();
+        g.Full = null;
+    }
+
+    /// <summary>The whole master/moments of a group: the buffers themselves, or (ZeRO) the consolidated copies.</summary>
+    static (Tensor Master, Tensor ExpAvg, Tensor ExpAvgSq) Whole(Group g) =>
+        g.Partition is null ? (g.Master, g.ExpAvg, g.ExpAvgSq)
+        : g.Full ?? throw new InvalidOperationException("call Consolidate on every rank before reading a sharded optimizer's state");
 
     void Update(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad, double rate, double decay, double bc1, double bc2Sqrt)
     {
@@ -240,7 +435,7 @@ public sealed class AdamW : IDisposable
     {
         foreach (var g in Groups())
             for (var i = 0; i < g.Slots.Count; i++)
-                if (g.Slots[i].Name == name) return g.View(g.Master, i);
+                if (g.Slots[i].Name == name) return g.View(Whole(g).Master, i);
         throw new ArgumentException($"no parameter named '{name}'", nameof(name));
     }
 
@@ -254,12 +449,13 @@ public sealed class AdamW : IDisposable
         var tensors = new Dictionary<string, Tensor>();
         foreach (var g in Groups())
         {
+            var whole = Whole(g);
             for (var i = 0; i < g.Slots.Count; i++)
             {
                 var name = g.Slots[i].Name;
-                tensors[name + ".exp_avg"] = g.View(g.ExpAvg, i);
-                tensors[name + ".exp_avg_sq"] = g.View(g.ExpAvgSq, i);
-                if (g.Slots[i].Parameter.dtype != ScalarType.Float32) tensors[name + ".master"] = g.View(g.Master, i);
+                tensors[name + ".exp_avg"] = g.View(whole.ExpAvg, i);
+                tensors[name + ".exp_avg_sq"] = g.View(whole.ExpAvgSq, i);
+                if (g.Slots[i].Parameter.dtype != ScalarType.Float32) tensors[name + ".master"] = g.View(whole.Master, i);
             }
         }
         var inv = System.Globalization.CultureInfo.InvariantCulture;
@@ -280,6 +476,11 @@ public sealed class AdamW : IDisposable
         if (!file.Metadata.TryGetValue("step", out var step)) throw new OspreyException($"{file.Path} has no 'step' in its metadata; it is not an Osprey optimizer state.");
         foreach (var g in Groups())
         {
+            if (g.Partition is { } partition)
+            {
+                LoadShard(file, g, partition);
+                continue;
+            }
             for (var i = 0; i < g.Slots.Count; i++)
             {
                 var s = g.Slots[i];
@@ -292,6 +493,29 @@ public sealed class AdamW : IDisposable
             }
         }
         StepCount = long.Parse(step, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>ZeRO: reads the whole (consolidated) state and keeps this rank's shard; the weights take the saved master.</summary>
+    void LoadShard(Io.SafetensorsFile file, Group g, Partition partition)
+    {
+        using var scope = NewDisposeScope();
+        var device = g.Slots[0].Parameter.device;
+        var master = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        var expAvg = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        var expAvgSq = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        for (var i = 0; i < g.Slots.Count; i++)
+        {
+            var s = g.Slots[i];
+            Copy(file, s.Name + ".exp_avg", g.View(expAvg, i));
+            Copy(file, s.Name + ".exp_avg_sq", g.View(expAvgSq, i));
+            if (s.Parameter.dtype != ScalarType.Float32) Copy(file, s.Name + ".master", g.View(master, i));
+            else g.View(master, i).copy_(s.Parameter);
+            s.Parameter.copy_(g.View(master, i));
+        }
+        var start = partition.Start(_collectives!.Rank);
+        g.Master.copy_(master.narrow(0, start, partition.ShardLength));
+        g.ExpAvg.copy_(expAvg.narrow(0, start, partition.ShardLength));
+        g.ExpAvgSq.copy_(expAvgSq.narrow(0, start, partition.ShardLength));
     }
 
     static void Copy(Io.SafetensorsFile file, string name, Tensor target)
@@ -309,6 +533,7 @@ public sealed class AdamW : IDisposable
         foreach (var g in _groups)
         {
             g.Grad?.Dispose();
+            ReleaseFull(g);
             // Relocated parameters live in the master (or compute) buffer: it is freed with them, not here.
             if (!g.Relocated.Any(r => r)) g.Master.Dispose();
             g.ExpAvg.Dispose();
