@@ -271,7 +271,8 @@ public sealed record TrainerOptions
         if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
         if (EvalUseEvalscope == true && EvalDatasets.Count == 0) throw new OspreyException("--eval_use_evalscope true needs --eval_dataset NAME...; name the benchmarks to evaluate (e.g. --eval_dataset mmlu).");
         if (EvalUseEvalscope == false && EvalDatasets.Count > 0) throw new OspreyException("--eval_dataset names benchmarks but --eval_use_evalscope is false; drop one of the two.");
-        _ = Sharding;
+        if (Sharding.Stage == ZeroStage.Zero3)
+            throw new OspreyException("ZeRO-3 (weights sharded and gathered layer by layer) is not in Osprey yet; use --deepspeed zero2 (or zero2_offload), which shards the optimizer state and gradients.");
         if (EvalLimit is < 1) throw new OspreyException($"--eval_limit must be at least 1 (got {EvalLimit}).");
     }
 }

@@ -89,6 +89,9 @@ public sealed record MemoryEstimate
         long adapterParams = layers * targets.Sum(l => (long)plan.LoraRank * (l.In + l.Out));
         long trainable = lora ? adapterParams : allParams;
         long optimizer = trainable * (d == 4 ? 8 : 12);
+        // ZeRO-2: each rank keeps 1/world of the master and moments (none on the GPU when offloaded). The full gradient
+        // still exists once per rank (it is reduce-scattered after backward), so Gradients is not divided.
+        if (plan.ZeroStage != ZeroStage.None) optimizer = plan.OffloadOptimizer ? 0 : (optimizer + plan.WorldSize - 1) / Math.Max(1, plan.WorldSize);
         long gradients = trainable * d;
         long step = trainable * (d == 4 ? 4 : 4 + d);
 
