@@ -60,11 +60,15 @@ public sealed class ProcessGroup : IDisposable
     public DeviceSpec DeviceFor(DeviceSpec requested) =>
         WorldSize == 1 || requested.Kind == DeviceKind.Cpu ? requested : requested with { Index = Environment.LocalRank };
 
-    /// <summary>The collectives on <paramref name="device"/>, made on first use (NCCL for CUDA, TCP for the CPU).</summary>
+    /// <summary>
+    /// The collectives on <paramref name="device"/>, made on first use: NCCL for CUDA in a launched worker (even a world
+    /// of one, so the single-GPU machine tests it), TCP for the CPU, and for a plain process the identity (no NCCL
+    /// needed to train on one GPU).
+    /// </summary>
     public ICollectives Collectives(Device device, TextWriter log)
     {
         if (_collectives is not null) return _collectives;
-        _collectives = device.type == DeviceType.CUDA
+        _collectives = device.type == DeviceType.CUDA && Environment.IsWorker
             ? NcclCollectives.Create(_rendezvous, device.index < 0 ? 0 : device.index, log)
             : new TcpCollectives(_rendezvous);
         return _collectives;

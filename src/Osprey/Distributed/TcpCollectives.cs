@@ -7,7 +7,8 @@ namespace Osprey.Distributed;
 /// Collectives over the rendezvous sockets for CPU tensors (CI and CPU training; NCCL is the GPU path). Rank 0 sums
 /// the ranks' tensors in rank order and sends the result back, so every rank holds the same bits and a sum over two
 /// ranks equals the gradient accumulation of one process bit for bit (a + b is exact to the same rounding either way).
-/// Bandwidth grows with the world size at rank 0: this is for CPU-sized models, not for scaling.
+/// Bandwidth grows with the world size at rank 0: this is for CPU-sized models, not for scaling. With one rank it is
+/// the identity on any device, which is what a plain (not launched) process uses.
 /// </summary>
 internal sealed class TcpCollectives : ICollectives
 {
@@ -102,8 +103,10 @@ internal sealed class TcpCollectives : ICollectives
         }
     }
 
-    static void Check(Tensor t)
+    void Check(Tensor t)
     {
+        // A group of one (a plain process, even on a GPU) moves nothing: any device will do.
+        if (WorldSize == 1) return;
         if (t.device_type != DeviceType.CPU) throw new OspreyException("the TCP backend sums CPU tensors only; training on CUDA uses NCCL.");
         if (!t.is_contiguous()) throw new ArgumentException("collectives need contiguous tensors");
     }
