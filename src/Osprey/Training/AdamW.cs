@@ -1,4 +1,6 @@
+using System.Text.RegularExpressions;
 using Osprey.Distributed;
+using Osprey.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,7 +18,7 @@ namespace Osprey.Training;
 /// ones into one flat buffer of their dtype that a single copy refreshes from the master; others (model weights, which
 /// may share storage with fused buffers) get the master's values copied back one by one after each update. Gradients are gathered into one flat float32 tensor per group per step.
 /// </remarks>
-public sealed class AdamW : IDisposable
+public sealed partial class AdamW : IDisposable, ILayerResidency
 {
     readonly List<Slot> _slots = [];
     List<Group>? _groups;
@@ -36,16 +38,27 @@ public sealed class AdamW : IDisposable
         public required Tensor ExpAvgSq { get; init; }
         public required long[] Offsets { get; init; }
         public required bool[] Relocated { get; init; }
+
+        /// <summary>Each parameter's shape when added (a released ZeRO-3 parameter has none of its own).</summary>
+        public long[][] Shapes { get; init; } = [];
         public Tensor? Compute { get; set; }
         public Tensor? Grad { get; set; }
 
         /// <summary>ZeRO: how the flat buffer is split over ranks; Master/ExpAvg/ExpAvgSq then hold this rank's shard only.</summary>
         public Partition? Partition { get; init; }
 
+        /// <summary>ZeRO-3: the decoder layer whose weights these are (gathered before it runs, released after); −1: always present.</summary>
+        public int Unit { get; init; } = -1;
+
+        /// <summary>ZeRO-3: this rank's shard of the step's summed gradients, accumulated layer by layer during backward.</summary>
+        public Tensor? GradAccum { get; set; }
+
         /// <summary>ZeRO: the whole master and moments, all-gathered by <see cref="Consolidate"/> for a checkpoint.</summary>
         public (Tensor Master, Tensor ExpAvg, Tensor ExpAvgSq)? Full { get; set; }
 
-        public Tensor View(Tensor flat, int i) => flat.narrow(0, Offsets[i], Slots[i].Parameter.numel()).view(Slots[i].Parameter.shape);
+        public Tensor View(Tensor flat, int i) => Shapes.Length > 0
+            ? flat.narrow(0, Offsets[i], Shapes[i].Aggregate(1L, (a, b) => a * b)).view(Shapes[i])
+            : flat.narrow(0, Offsets[i], Slots[i].Parameter.numel()).view(Slots[i].Parameter.shape);
     }
 
     /// <summary>Creates the optimizer with β1, β2, ε.</summary>
@@ -94,7 +107,102 @@ public sealed class AdamW : IDisposable
         _collectives = collectives;
         _stage = stage;
         _offload = offload && stage != ZeroStage.None;
+        if (stage == ZeroStage.Zero3)
+        {
+            // The weights are sharded from the start: build the shards now and let every layer's weights go.
+            _groups = ShardedGroups();
+            foreach (var unit in Units()) Release(unit);
+        }
     }
+
+    /// <summary>The residency hook <see cref="CausalLM.ForwardBackward"/> takes: this optimizer under ZeRO-3, else null.</summary>
+    public ILayerResidency? Residency => _stage == ZeroStage.Zero3 && _collectives is not null ? this : null;
+
+    [GeneratedRegex(@"(?:^|\.)layers\.(\d+)\.")]
+    private static partial Regex LayerPattern();
+
+    /// <summary>ZeRO-3: the decoder layer a parameter belongs to (−1 for embeddings, the final norm and the head).</summary>
+    int UnitOf(string name)
+    {
+        if (_stage != ZeroStage.Zero3) return -1;
+        var m = LayerPattern().Match(name);
+        return m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
+    }
+
+    IEnumerable<int> Units() => (_groups ?? []).Select(g => g.Unit).Where(u => u >= 0).Distinct();
+
+    readonly HashSet<int> _present = [];
+    int _lastLayer = -1;
+
+    /// <inheritdoc />
+    public void BeforeLayer(int layer)
+    {
+        Ensure(layer);
+        // Prefetch the layer that runs next (forward: the one after; the backward recompute: the one before).
+        var next = layer >= _lastLayer ? layer + 1 : layer - 1;
+        if (next >= 0 && Units().Contains(next)) Ensure(next);
+        _lastLayer = layer;
+    }
+
+    /// <inheritdoc />
+    public void AfterLayerForward(int layer) => Release(layer);
+
+    /// <inheritdoc />
+    public void AfterLayerBackward(int layer)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var g in Groups().Where(g => g.Unit == layer))
+        {
+            var shard = Reduce(g, GatherGradients(g)!);
+            if (g.GradAccum is null) g.GradAccum = shard.DetachFromDisposeScope();
+            else g.GradAccum.add_(shard);
+            foreach (var slot in g.Slots)
+            {
+                using var grad = slot.Parameter.grad;
+                if (grad is not null) slot.Parameter.grad = null;
+            }
+        }
+        Release(layer);
+    }
+
+    /// <summary>ZeRO-3: all-gathers layer <paramref name="unit"/>'s weights from the master shards into its parameters.</summary>
+    void Ensure(int unit)
+    {
+        if (!_present.Add(unit)) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var g in Groups().Where(g => g.Unit == unit))
+        {
+            var device = g.Slots[0].Parameter.device;
+            var shard = g.Master.device.type == device.type ? g.Master : g.Master.to(device, non_blocking: true);
+            var full = empty(g.Partition!.PaddedLength, dtype: ScalarType.Float32, device: device);
+            _collectives!.AllGather(shard, full);
+            for (var i = 0; i < g.Slots.Count; i++)
+            {
+                var p = g.Slots[i].Parameter;
+                var shape = ShapeOf(g, i);
+                var buffer = full.narrow(0, g.Offsets[i], shape.Aggregate(1L, (a, b) => a * b)).view(shape).to_type(p.dtype, copy: true);
+                p.set_(buffer);
+            }
+        }
+    }
+
+    /// <summary>ZeRO-3: drops layer <paramref name="unit"/>'s weights (their values live on in the master shards).</summary>
+    void Release(int unit)
+    {
+        _present.Remove(unit);
+        using var _ = no_grad();
+        foreach (var g in (_groups ?? []).Where(g => g.Unit == unit))
+            foreach (var slot in g.Slots)
+            {
+                using var nothing = empty(0, dtype: slot.Parameter.dtype, device: slot.Parameter.device);
+                slot.Parameter.set_(nothing);
+            }
+    }
+
+    /// <summary>A parameter's shape as added (its tensor may be released, and then has none).</summary>
+    static long[] ShapeOf(Group g, int i) => g.Shapes[i];
 
     bool Sharded => _collectives is not null && _stage != ZeroStage.None;
 
@@ -152,10 +260,10 @@ public sealed class AdamW : IDisposable
         using var _ = no_grad();
         var comm = _collectives!;
         var groups = new List<Group>();
-        foreach (var key in _slots.Select(s => (s.WeightDecay, s.LrScale)).Distinct())
+        foreach (var key in _slots.Select(s => (s.WeightDecay, s.LrScale, Unit: UnitOf(s.Name))).Distinct())
         {
             using var scope = NewDisposeScope();
-            var slots = _slots.Where(s => (s.WeightDecay, s.LrScale) == key).ToList();
+            var slots = _slots.Where(s => (s.WeightDecay, s.LrScale, UnitOf(s.Name)) == key).ToList();
             var offsets = new long[slots.Count];
             long total = 0;
             for (var i = 0; i < slots.Count; i++) { offsets[i] = total; total += slots[i].Parameter.numel(); }
@@ -173,6 +281,7 @@ public sealed class AdamW : IDisposable
                 ExpAvg = Zeros(partition.ShardLength, stateDevice, device).DetachFromDisposeScope(),
                 ExpAvgSq = Zeros(partition.ShardLength, stateDevice, device).DetachFromDisposeScope(),
                 Offsets = offsets, Relocated = new bool[slots.Count], Partition = partition,
+                Unit = key.Unit, Shapes = slots.Select(x => x.Parameter.shape).ToArray(),
             });
         }
         return groups;
@@ -202,7 +311,7 @@ public sealed class AdamW : IDisposable
         try
         {
             foreach (var s in g.Slots)
-                parts.Add(s.Parameter.grad is { } grad ? grad.reshape(-1) : zeros(s.Parameter.numel(), dtype: s.Parameter.dtype, device: s.Parameter.device));
+                parts.Add(s.Parameter.grad is { } grad ? grad.reshape(-1) : zeros(g.Shapes.Length > 0 ? g.Shapes[parts.Count].Aggregate(1L, (a, b) => a * b) : s.Parameter.numel(), dtype: s.Parameter.dtype, device: s.Parameter.device));
             var flat = cat(parts, 0);
             return flat.dtype == ScalarType.Float32 ? flat : flat.to_type(ScalarType.Float32);
         }
@@ -264,6 +373,14 @@ public sealed class AdamW : IDisposable
         foreach (var g in Groups())
         {
             g.Grad?.Dispose();
+            if (g.Unit >= 0)
+            {
+                // ZeRO-3: reduce-scattered layer by layer during backward.
+                g.Grad = g.GradAccum ?? zeros(g.Partition!.ShardLength, dtype: ScalarType.Float32, device: g.Slots[0].Parameter.device).DetachFromDisposeScope();
+                g.GradAccum = null;
+                norms.Add(g.Grad.norm());
+                continue;
+            }
             var flat = GatherGradients(g);
             if (flat is not null && _collectives is not null) flat = Reduce(g, flat);
             g.Grad = flat?.DetachFromDisposeScope();
@@ -303,6 +420,7 @@ public sealed class AdamW : IDisposable
     public void Step(double lr)
     {
         StepCount++;
+        foreach (var unit in Units().ToList()) Release(unit);
         using var _ = no_grad();
         var bc1 = 1 - Math.Pow(Beta1, StepCount);
         var bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
@@ -350,6 +468,8 @@ public sealed class AdamW : IDisposable
         var grad = g.Grad ?? throw new InvalidOperationException("ClipGradients must run before Step on sharded groups");
         var local = g.Master.device.type == grad.device.type ? grad : grad.to(g.Master.device);
         Update(g.Master, g.ExpAvg, g.ExpAvgSq, local, rate, g.WeightDecay, bc1, bc2Sqrt);
+        // ZeRO-3: the layer's weights are gathered from the new shards when it next runs.
+        if (g.Unit >= 0) return;
         var shard = g.Master.device.type == device.type ? g.Master : g.Master.to(device, non_blocking: true);
         var full = empty(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
         _collectives!.AllGather(shard, full);
@@ -369,6 +489,8 @@ public sealed class AdamW : IDisposable
     {
         if (!Sharded) return;
         using var _ = no_grad();
+        // ZeRO-3: a checkpoint writes whole weights, so every layer is gathered until ReleaseConsolidated.
+        foreach (var unit in Units().ToList()) Ensure(unit);
         foreach (var g in Groups())
         {
             ReleaseFull(g);
@@ -389,6 +511,7 @@ public sealed class AdamW : IDisposable
     {
         if (_groups is null) return;
         foreach (var g in _groups) ReleaseFull(g);
+        foreach (var unit in Units().ToList()) Release(unit);
     }
 
     static void ReleaseFull(Group g)
@@ -509,8 +632,14 @@ public sealed class AdamW : IDisposable
             Copy(file, s.Name + ".exp_avg", g.View(expAvg, i));
             Copy(file, s.Name + ".exp_avg_sq", g.View(expAvgSq, i));
             if (s.Parameter.dtype != ScalarType.Float32) Copy(file, s.Name + ".master", g.View(master, i));
-            else g.View(master, i).copy_(s.Parameter);
-            s.Parameter.copy_(g.View(master, i));
+            else if (g.Unit < 0) g.View(master, i).copy_(s.Parameter);
+            if (g.Unit < 0) s.Parameter.copy_(g.View(master, i));
+        }
+        // ZeRO-3, float32 weights: released, so their values (loaded from the checkpoint before sharding) are the shards.
+        if (g.Unit >= 0 && g.Slots[0].Parameter.dtype == ScalarType.Float32)
+        {
+            using var shard = g.Master.to(device, copy: true);
+            _collectives!.AllGather(shard, master);
         }
         var start = partition.Start(_collectives!.Rank);
         g.Master.copy_(master.narrow(0, start, partition.ShardLength));
@@ -533,6 +662,7 @@ public sealed class AdamW : IDisposable
         foreach (var g in _groups)
         {
             g.Grad?.Dispose();
+            g.GradAccum?.Dispose();
             ReleaseFull(g);
             // Relocated parameters live in the master (or compute) buffer: it is freed with them, not here.
             if (!g.Relocated.Any(r => r)) g.Master.Dispose();

@@ -55,6 +55,8 @@ public static class FineTuning
         Check("rlhf", o, preference: true);
         if (DistributedEnvironment.Current is { IsWorker: true, WorldSize: > 1 })
             throw new OspreyException("osprey rlhf trains on one device for now (sft and pt run on several); start it without NPROC_PER_NODE or torchrun.");
+        if (o.Trainer.Sharding.Stage != ZeroStage.None)
+            throw new OspreyException("osprey rlhf does not shard yet (sft and pt do); drop --deepspeed/--fsdp.");
         CheckEvaluation(o, evaluation);
         if (evaluation is not null && options.Loss.RlhfType == RlhfType.RewardModel)
             throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");

@@ -271,8 +271,10 @@ public sealed record TrainerOptions
         if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
         if (EvalUseEvalscope == true && EvalDatasets.Count == 0) throw new OspreyException("--eval_use_evalscope true needs --eval_dataset NAME...; name the benchmarks to evaluate (e.g. --eval_dataset mmlu).");
         if (EvalUseEvalscope == false && EvalDatasets.Count > 0) throw new OspreyException("--eval_dataset names benchmarks but --eval_use_evalscope is false; drop one of the two.");
-        if (Sharding.Stage == ZeroStage.Zero3)
-            throw new OspreyException("ZeRO-3 (weights sharded and gathered layer by layer) is not in Osprey yet; use --deepspeed zero2 (or zero2_offload), which shards the optimizer state and gradients.");
+        if (Sharding.Stage == ZeroStage.Zero3 && !GradientCheckpointing)
+            throw new OspreyException("--deepspeed zero3 gathers each layer's weights again for its recompute in the backward pass, so it needs --gradient_checkpointing true.");
+        if (Sharding.Stage == ZeroStage.Zero3 && EvalDatasets.Count > 0)
+            throw new OspreyException("--eval_dataset benchmarks generate with whole weights, which --deepspeed zero3 does not keep; use zero2, or evaluate the checkpoints with osprey eval.");
         if (EvalLimit is < 1) throw new OspreyException($"--eval_limit must be at least 1 (got {EvalLimit}).");
     }
 }

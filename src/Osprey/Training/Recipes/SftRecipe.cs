@@ -63,6 +63,7 @@ public static class SftRecipe
                     GradientCheckpointing = o.GradientCheckpointing,
                     LossChunkRows = session.ChunkRows,
                     DropoutSeed = ((long)o.Seed << 32) ^ (step * 1024 + i),
+                    Residency = session.Optimizer.Residency,
                 });
                 lossSum.add_(result.LossSum);
                 correct.add_(result.Correct);
@@ -104,7 +105,7 @@ public static class SftRecipe
                 var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
                 var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
                 var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
-                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = session.ChunkRows });
+                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = session.ChunkRows, Residency = session.Optimizer.Residency });
                 lossSum.add_(r.LossSum.to_type(ScalarType.Float64));
                 correct.add_(r.Correct);
                 tokens += r.Tokens;
