@@ -141,6 +141,39 @@ public sealed class MultiProcessTrainingTests
         Assert.False(Directory.Exists($"/proc/{rank0}") && !File.ReadAllText($"/proc/{rank0}/stat").Contains(") Z ", StringComparison.Ordinal), "rank 0 outlived the job");
     }
 
+    [Fact]
+    public async Task WorkersOfAKilledLauncher_StopOnTheirOwn()
+    {
+        using var temp = new TempDirectory();
+        var env = new Dictionary<string, string>
+        {
+            ["OMP_NUM_THREADS"] = "1", ["NPROC_PER_NODE"] = "2",
+            ["MASTER_PORT"] = TcpCollectivesTests.FreePort().ToString(CultureInfo.InvariantCulture),
+        };
+        using var launcher = OspreyChild.Start(Common(temp.File("run"), "--max_steps", "100000", "--save_strategy", "no"), env);
+        int[] workers = [];
+        await launcher.WaitUntil(() => (workers = Children(launcher.Pid)).Length == 2, "both workers started");
+        // SIGKILL cannot be caught: the launcher cannot stop its workers, they must notice it is gone.
+        launcher.Signal("KILL");
+        await launcher.Exit();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (workers.Any(Alive) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.False(workers.Any(Alive), "a worker outlived its launcher");
+    }
+
+    static bool Alive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return !stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     static int LauncherPid(OspreyChild child) => child.Pid;
 
     /// <summary>The live processes whose parent is <paramref name="pid"/> (field 4 of /proc/N/stat).</summary>
