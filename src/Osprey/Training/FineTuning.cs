@@ -56,7 +56,12 @@ public static class FineTuning
         if (DistributedEnvironment.Current is { IsWorker: true, WorldSize: > 1 })
             throw new OspreyException("osprey rlhf trains on one device for now (sft and pt run on several); start it without NPROC_PER_NODE or torchrun.");
         if (o.Trainer.Sharding.Stage != ZeroStage.None)
-            throw new OspreyException("osprey rlhf does not shard yet (sft and pt do); drop --deepspeed/--fsdp.");
+        {
+            // One process: there is nothing to shard over, so ms-swift's scripts that pass --deepspeed run as before.
+            log.WriteLine("osprey: --deepspeed/--fsdp has no effect on osprey rlhf, which trains on one device.");
+            options = options with { FineTune = o with { Trainer = o.Trainer with { DeepSpeed = null, Fsdp = null } } };
+            o = options.FineTune;
+        }
         CheckEvaluation(o, evaluation);
         if (evaluation is not null && options.Loss.RlhfType == RlhfType.RewardModel)
             throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");
