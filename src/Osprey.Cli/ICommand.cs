@@ -46,4 +46,10 @@ public interface ICommand
     /// <paramref name="stdin"/>. <see cref="OspreyApp"/> always calls this one.
     /// </summary>
     int Run(OptionReader options, TextReader stdin, TextWriter stdout, TextWriter stderr) => Run(options, stdout, stderr);
+
+    /// <summary>
+    /// True for the training verbs that run on several devices: with NPROC_PER_NODE (or NNODES) set and no RANK,
+    /// <see cref="OspreyApp"/> becomes the launcher and starts this same command once per worker instead.
+    /// </summary>
+    bool RunsOnSeveralDevices => false;
 }

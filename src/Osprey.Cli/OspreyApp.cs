@@ -128,6 +128,12 @@ public static class OspreyApp
             return 0;
         }
 
+        // NPROC_PER_NODE=N osprey sft …: this process becomes the launcher of N workers running the same command.
+        if (command.RunsOnSeveralDevices && Osprey.Distributed.DistributedEnvironment.Current is { IsLaunchRequested: true } launch)
+        {
+            return Osprey.Distributed.WorkerLauncher.Run([.. SelfCommand(), verb, .. rest], launch, stderr);
+        }
+
         if (rest.Length > 0 && command.Actions.Contains(rest[0]))
         {
             rest = ["--" + rest[0], .. rest[1..]];
@@ -144,6 +150,13 @@ public static class OspreyApp
         }
 
         return exitCode;
+    }
+
+    /// <summary>How to start this program again: the apphost itself, or <c>dotnet osprey.dll</c>.</summary>
+    private static string[] SelfCommand()
+    {
+        var host = Environment.ProcessPath ?? throw new InvalidOperationException("the process path is unknown");
+        return Path.GetFileNameWithoutExtension(host) == "dotnet" ? [host, typeof(OspreyApp).Assembly.Location] : [host];
     }
 
     private static ICommand FindCommand(CommandRegistry registry, string verb)

@@ -11,6 +11,8 @@ internal sealed class PtCommand : ICommand
 
     public string Summary => "Continue pre-training on text (loss on every token); same flags and outputs as sft.";
 
+    public bool RunsOnSeveralDevices => true;
+
     public string Usage => OptionSet.For<SftOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<SftOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)

@@ -14,6 +14,8 @@ internal sealed class SftCommand : ICommand
 
     public string Summary => "Fine-tune a model on chat or text data: LoRA/DoRA adapters or full training, with checkpoints and resume.";
 
+    public bool RunsOnSeveralDevices => true;
+
     public string Usage => OptionSet.For<SftOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<SftOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)

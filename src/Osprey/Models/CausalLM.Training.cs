@@ -87,7 +87,10 @@ public sealed partial class CausalLM
                 // One scope per layer: handles to the layer's intermediates go as soon as it returns (autograd keeps
                 // what backward needs), or every layer's activations would stay alive until the step ends.
                 using var layerScope = NewDisposeScope();
+                options.Residency?.BeforeLayer(i);
                 var next = model.Layer(i, h, context).MoveToOuterDisposeScope();
+                // With autograd on and no recompute, backward still needs the layer's weights: they stay.
+                if (checkpoint || !options.Backward) options.Residency?.AfterLayerForward(i);
                 if (!checkpoint && i > 0) h.Dispose();
                 h = next;
             }
@@ -173,8 +176,10 @@ public sealed partial class CausalLM
                     var needInput = i > 0 || embedTrainable;
                     var x = inputs[i].detach().requires_grad_(needInput);
                     Reseed(options, i);
+                    options.Residency?.BeforeLayer(i);
                     var output = model.Layer(i, x, context);
                     if (output.requires_grad) torch.autograd.backward(output, g);
+                    options.Residency?.AfterLayerBackward(i);
                     DequantizedLinear.ReleaseHandedBack(); // the layer's gradients were made on libtorch's CUDA thread
                     if (!needInput) break;
                     var next = x.grad ?? zeros_like(x);

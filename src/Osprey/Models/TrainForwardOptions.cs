@@ -25,6 +25,9 @@ public sealed record TrainForwardOptions
     /// <summary>Also return each row's summed label log-probability and label count (e.g. a reference model's, with <see cref="Backward"/> false).</summary>
     public bool RowLogProbs { get; init; }
 
+    /// <summary>Gathers and releases sharded layer weights around each layer (ZeRO-3); null: the weights stay where they are.</summary>
+    public ILayerResidency? Residency { get; init; }
+
     /// <summary>Seed for dropout draws, re-applied per layer; null leaves the global generator alone.</summary>
     public long? DropoutSeed { get; init; }
 }

@@ -57,6 +57,18 @@ internal static unsafe class CudaDriver
         Check(CtxSetCurrent(primary), "cuCtxSetCurrent");
     }
 
+    /// <summary>
+    /// Makes device <paramref name="ordinal"/>'s primary context current on this thread whatever was current before:
+    /// libraries such as NCCL act on the runtime's current device, which libtorch's device guards leave unchanged.
+    /// </summary>
+    public static void MakeCurrent(int ordinal)
+    {
+        Check(Init(0), "cuInit");
+        Check(DeviceGet(out var device, ordinal), "cuDeviceGet");
+        Check(PrimaryCtxRetain(out var primary, device), "cuDevicePrimaryCtxRetain");
+        Check(CtxSetCurrent(primary), "cuCtxSetCurrent");
+    }
+
     /// <summary>Loads a cubin image into the current context and returns the named kernels.</summary>
     public static IReadOnlyDictionary<string, IntPtr> Load(byte[] image, IEnumerable<string> names)
     {

@@ -57,7 +57,8 @@ public static class TorchRuntime
                     throw new OspreyException($"--device {spec} does not exist: this machine has {info.CudaDeviceCount} CUDA device(s), cuda:0 to cuda:{info.CudaDeviceCount - 1}.");
                 return new torch.Device(DeviceType.CUDA, spec.Index);
             default:
-                return info.CudaDeviceCount > 0 ? new torch.Device(DeviceType.CUDA, 0) : torch.CPU;
+                // auto's index is 0 unless a distributed worker asked for its LOCAL_RANK's GPU.
+                return info.CudaDeviceCount > 0 ? new torch.Device(DeviceType.CUDA, spec.Index % info.CudaDeviceCount) : torch.CPU;
         }
     }
 

@@ -1,3 +1,6 @@
+using System.Text.RegularExpressions;
+using Osprey.Distributed;
+using Osprey.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,10 +18,13 @@ namespace Osprey.Training;
 /// ones into one flat buffer of their dtype that a single copy refreshes from the master; others (model weights, which
 /// may share storage with fused buffers) get the master's values copied back one by one after each update. Gradients are gathered into one flat float32 tensor per group per step.
 /// </remarks>
-public sealed class AdamW : IDisposable
+public sealed partial class AdamW : IDisposable, ILayerResidency
 {
     readonly List<Slot> _slots = [];
     List<Group>? _groups;
+    ICollectives? _collectives;
+    ZeroStage _stage;
+    bool _offload;
 
     sealed record Slot(string Name, Tensor Parameter, double LrScale, double WeightDecay, bool Relocatable);
 
@@ -32,10 +38,27 @@ public sealed class AdamW : IDisposable
         public required Tensor ExpAvgSq { get; init; }
         public required long[] Offsets { get; init; }
         public required bool[] Relocated { get; init; }
+
+        /// <summary>Each parameter's shape when added (a released ZeRO-3 parameter has none of its own).</summary>
+        public long[][] Shapes { get; init; } = [];
         public Tensor? Compute { get; set; }
         public Tensor? Grad { get; set; }
 
-        public Tensor View(Tensor flat, int i) => flat.narrow(0, Offsets[i], Slots[i].Parameter.numel()).view(Slots[i].Parameter.shape);
+        /// <summary>ZeRO: how the flat buffer is split over ranks; Master/ExpAvg/ExpAvgSq then hold this rank's shard only.</summary>
+        public Partition? Partition { get; init; }
+
+        /// <summary>ZeRO-3: the decoder layer whose weights these are (gathered before it runs, released after); −1: always present.</summary>
+        public int Unit { get; init; } = -1;
+
+        /// <summary>ZeRO-3: this rank's shard of the step's summed gradients, accumulated layer by layer during backward.</summary>
+        public Tensor? GradAccum { get; set; }
+
+        /// <summary>ZeRO: the whole master and moments, all-gathered by <see cref="Consolidate"/> for a checkpoint.</summary>
+        public (Tensor Master, Tensor ExpAvg, Tensor ExpAvgSq)? Full { get; set; }
+
+        public Tensor View(Tensor flat, int i) => Shapes.Length > 0
+            ? flat.narrow(0, Offsets[i], Shapes[i].Aggregate(1L, (a, b) => a * b)).view(Shapes[i])
+            : flat.narrow(0, Offsets[i], Slots[i].Parameter.numel()).view(Slots[i].Parameter.shape);
     }
 
     /// <summary>Creates the optimizer with β1, β2, ε.</summary>
@@ -72,8 +95,120 @@ public sealed class AdamW : IDisposable
         _slots.Add(new Slot(name, parameter, lrScale, weightDecay, relocatable));
     }
 
+    /// <summary>
+    /// Trains over the ranks of <paramref name="collectives"/>: gradients are summed over ranks before clipping; with
+    /// <see cref="ZeroStage.Zero2"/> (or 3) each rank keeps only its shard of the float32 master and moments (in CPU
+    /// memory with <paramref name="offload"/>), gets its shard of the summed gradients by reduce-scatter, updates it and
+    /// all-gathers the new weights. A group of one goes through the same calls, each then the identity.
+    /// </summary>
+    public void Distribute(ICollectives collectives, ZeroStage stage, bool offload)
+    {
+        if (_groups is not null) throw new InvalidOperationException("distribute before the first step");
+        _collectives = collectives;
+        _stage = stage;
+        _offload = offload && stage != ZeroStage.None;
+        if (stage == ZeroStage.Zero3)
+        {
+            // The weights are sharded from the start: build the shards now and let every layer's weights go.
+            _groups = ShardedGroups();
+            foreach (var unit in Units()) Release(unit);
+        }
+    }
+
+    /// <summary>The residency hook <see cref="CausalLM.ForwardBackward"/> takes: this optimizer under ZeRO-3, else null.</summary>
+    public ILayerResidency? Residency => _stage == ZeroStage.Zero3 && _collectives is not null ? this : null;
+
+    [GeneratedRegex(@"(?:^|\.)layers\.(\d+)\.")]
+    private static partial Regex LayerPattern();
+
+    /// <summary>ZeRO-3: the decoder layer a parameter belongs to (−1 for embeddings, the final norm and the head).</summary>
+    int UnitOf(string name)
+    {
+        if (_stage != ZeroStage.Zero3) return -1;
+        var m = LayerPattern().Match(name);
+        return m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
+    }
+
+    IEnumerable<int> Units() => (_groups ?? []).Select(g => g.Unit).Where(u => u >= 0).Distinct();
+
+    readonly HashSet<int> _present = [];
+    int _lastLayer = -1;
+
+    /// <inheritdoc />
+    public void BeforeLayer(int layer)
+    {
+        Ensure(layer);
+        // Prefetch the layer that runs next (forward: the one after; the backward recompute: the one before).
+        var next = layer >= _lastLayer ? layer + 1 : layer - 1;
+        if (next >= 0 && Units().Contains(next)) Ensure(next);
+        _lastLayer = layer;
+    }
+
+    /// <inheritdoc />
+    public void AfterLayerForward(int layer) => Release(layer);
+
+    /// <inheritdoc />
+    public void AfterLayerBackward(int layer)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var g in Groups().Where(g => g.Unit == layer))
+        {
+            var shard = Reduce(g, GatherGradients(g)!);
+            if (g.GradAccum is null) g.GradAccum = shard.DetachFromDisposeScope();
+            else g.GradAccum.add_(shard);
+            foreach (var slot in g.Slots)
+            {
+                using var grad = slot.Parameter.grad;
+                if (grad is not null) slot.Parameter.grad = null;
+            }
+        }
+        Release(layer);
+    }
+
+    /// <summary>ZeRO-3: all-gathers layer <paramref name="unit"/>'s weights from the master shards into its parameters.</summary>
+    void Ensure(int unit)
+    {
+        if (!_present.Add(unit)) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var g in Groups().Where(g => g.Unit == unit))
+        {
+            var device = g.Slots[0].Parameter.device;
+            var shard = g.Master.device.type == device.type ? g.Master : g.Master.to(device, non_blocking: true);
+            var full = empty(g.Partition!.PaddedLength, dtype: ScalarType.Float32, device: device);
+            _collectives!.AllGather(shard, full);
+            for (var i = 0; i < g.Slots.Count; i++)
+            {
+                var p = g.Slots[i].Parameter;
+                var shape = ShapeOf(g, i);
+                var buffer = full.narrow(0, g.Offsets[i], shape.Aggregate(1L, (a, b) => a * b)).view(shape).to_type(p.dtype, copy: true);
+                p.set_(buffer);
+            }
+        }
+    }
+
+    /// <summary>ZeRO-3: drops layer <paramref name="unit"/>'s weights (their values live on in the master shards).</summary>
+    void Release(int unit)
+    {
+        _present.Remove(unit);
+        using var _ = no_grad();
+        foreach (var g in (_groups ?? []).Where(g => g.Unit == unit))
+            foreach (var slot in g.Slots)
+            {
+                using var nothing = empty(0, dtype: slot.Parameter.dtype, device: slot.Parameter.device);
+                slot.Parameter.set_(nothing);
+            }
+    }
+
+    /// <summary>A parameter's shape as added (its tensor may be released, and then has none).</summary>
+    static long[] ShapeOf(Group g, int i) => g.Shapes[i];
+
+    bool Sharded => _collectives is not null && _stage != ZeroStage.None;
+
     List<Group> Groups()
     {
+        if (Sharded) return _groups ??= ShardedGroups();
         if (_groups is not null) return _groups;
         using var _ = no_grad();
         _groups = [];
@@ -119,6 +254,91 @@ public sealed class AdamW : IDisposable
         return _groups;
     }
 
+    /// <summary>ZeRO groups: each rank's shard of the float32 master (initialised from the weights) and zero moments.</summary>
+    List<Group> ShardedGroups()
+    {
+        using var _ = no_grad();
+        var comm = _collectives!;
+        var groups = new List<Group>();
+        foreach (var key in _slots.Select(s => (s.WeightDecay, s.LrScale, Unit: UnitOf(s.Name))).Distinct())
+        {
+            using var scope = NewDisposeScope();
+            var slots = _slots.Where(s => (s.WeightDecay, s.LrScale, UnitOf(s.Name)) == key).ToList();
+            var offsets = new long[slots.Count];
+            long total = 0;
+            for (var i = 0; i < slots.Count; i++) { offsets[i] = total; total += slots[i].Parameter.numel(); }
+            var partition = new Partition(total, comm.WorldSize);
+            var device = slots[0].Parameter.device;
+            var stateDevice = _offload ? CPU : device;
+            var flat = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+            for (var i = 0; i < slots.Count; i++) flat.narrow(0, offsets[i], slots[i].Parameter.numel()).copy_(slots[i].Parameter.reshape(-1));
+            var master = flat.narrow(0, partition.Start(comm.Rank), partition.ShardLength).to(stateDevice, copy: true);
+            if (_offload && device.type == DeviceType.CUDA) master = master.pin_memory();
+            groups.Add(new Group
+            {
+                Slots = slots, WeightDecay = key.WeightDecay, LrScale = key.LrScale,
+                Master = master.DetachFromDisposeScope(),
+                ExpAvg = Zeros(partition.ShardLength, stateDevice, device).DetachFromDisposeScope(),
+                ExpAvgSq = Zeros(partition.ShardLength, stateDevice, device).DetachFromDisposeScope(),
+                Offsets = offsets, Relocated = new bool[slots.Count], Partition = partition,
+                Unit = key.Unit, Shapes = slots.Select(x => x.Parameter.shape).ToArray(),
+            });
+        }
+        return groups;
+    }
+
+    /// <summary>Zeros for optimizer state; pinned when offloaded from a GPU, so copies to and from the device are asynchronous DMA.</summary>
+    static Tensor Zeros(long n, Device stateDevice, Device device)
+    {
+        var t = zeros(n, dtype: ScalarType.Float32, device: stateDevice);
+        if (stateDevice.type == DeviceType.CPU && device.type == DeviceType.CUDA)
+        {
+            var pinned = t.pin_memory();
+            t.Dispose();
+            return pinned;
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// The group's gradients as one flat float32 tensor (null when some parameter got no gradient). With several ranks
+    /// a missing gradient counts as zeros, so every rank sums tensors of the same layout.
+    /// </summary>
+    Tensor? GatherGradients(Group g)
+    {
+        if (_collectives is null || (_collectives.WorldSize == 1 && !Sharded)) return Gather(g);
+        var parts = new List<Tensor>(g.Slots.Count);
+        try
+        {
+            foreach (var s in g.Slots)
+                parts.Add(s.Parameter.grad is { } grad ? grad.reshape(-1) : zeros(g.Shapes.Length > 0 ? g.Shapes[parts.Count].Aggregate(1L, (a, b) => a * b) : s.Parameter.numel(), dtype: s.Parameter.dtype, device: s.Parameter.device));
+            var flat = cat(parts, 0);
+            return flat.dtype == ScalarType.Float32 ? flat : flat.to_type(ScalarType.Float32);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>Sums the flat gradient over ranks: all-reduce in buckets (data parallel) or reduce-scatter to this rank's shard (ZeRO).</summary>
+    Tensor Reduce(Group g, Tensor flat)
+    {
+        var comm = _collectives!;
+        if (g.Partition is not { } partition)
+        {
+            var buckets = GradientBuckets.Layout(flat.numel()).Select(b => flat.narrow(0, b.Offset, b.Length)).ToList();
+            comm.AllReduceSum(buckets);
+            foreach (var b in buckets) b.Dispose();
+            return flat;
+        }
+        using var padded = partition.PaddedLength == flat.numel() ? flat.alias() : cat([flat, zeros(partition.PaddedLength - flat.numel(), dtype: flat.dtype, device: flat.device)], 0);
+        var shard = empty(partition.ShardLength, dtype: ScalarType.Float32, device: flat.device);
+        comm.ReduceScatterSum(padded, shard);
+        flat.Dispose();
+        return shard;
+    }
+
     /// <summary>The group's gradients as one flat float32 tensor (null when some parameter got no gradient).</summary>
     static Tensor? Gather(Group g)
     {
@@ -153,13 +373,36 @@ public sealed class AdamW : IDisposable
         foreach (var g in Groups())
         {
             g.Grad?.Dispose();
-            g.Grad = Gather(g)?.DetachFromDisposeScope();
+            if (g.Unit >= 0)
+            {
+                // ZeRO-3: reduce-scattered layer by layer during backward.
+                g.Grad = g.GradAccum ?? zeros(g.Partition!.ShardLength, dtype: ScalarType.Float32, device: g.Slots[0].Parameter.device).DetachFromDisposeScope();
+                g.GradAccum = null;
+                norms.Add(g.Grad.norm());
+                continue;
+            }
+            var flat = GatherGradients(g);
+            if (flat is not null && _collectives is not null) flat = Reduce(g, flat);
+            g.Grad = flat?.DetachFromDisposeScope();
             if (g.Grad is not null) norms.Add(g.Grad.norm());
             else
                 foreach (var s in g.Slots)
                     if (s.Parameter.grad is { } grad) norms.Add(grad.to_type(ScalarType.Float32).norm());
         }
-        var total = norms.Count == 0 ? zeros(1, dtype: ScalarType.Float32) : stack(norms).norm();
+        Tensor total;
+        if (Sharded)
+        {
+            // Each rank holds a shard: the global norm is √(Σ over ranks of the shards' squared norms).
+            var squares = norms.Count == 0 ? zeros(1, dtype: ScalarType.Float32, device: Groups()[0].Master.device) : stack(norms).square().sum().reshape(1);
+            var device = Groups()[0].Slots[0].Parameter.device;
+            squares = squares.to(device);
+            _collectives!.AllReduceSum([squares]);
+            total = squares.sqrt().reshape(1);
+        }
+        else
+        {
+            total = norms.Count == 0 ? zeros(1, dtype: ScalarType.Float32) : stack(norms).norm();
+        }
         if (maxNorm > 0)
         {
             var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
@@ -177,6 +420,7 @@ public sealed class AdamW : IDisposable
     public void Step(double lr)
     {
         StepCount++;
+        foreach (var unit in Units().ToList()) Release(unit);
         using var _ = no_grad();
         var bc1 = 1 - Math.Pow(Beta1, StepCount);
         var bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
@@ -184,6 +428,13 @@ public sealed class AdamW : IDisposable
         {
             using var scope = NewDisposeScope();
             var rate = lr * g.LrScale;
+            if (g.Partition is { } partition)
+            {
+                StepShard(g, partition, rate, bc1, bc2Sqrt);
+                g.Grad?.Dispose();
+                g.Grad = null;
+                continue;
+            }
             var grad = g.Grad ?? Gather(g);
             if (grad is not null)
             {
@@ -209,6 +460,73 @@ public sealed class AdamW : IDisposable
             g.Grad = null;
         }
     }
+
+    /// <summary>ZeRO: updates this rank's shard (on the CPU when offloaded) and all-gathers the new weights into every rank's parameters.</summary>
+    void StepShard(Group g, Partition partition, double rate, double bc1, double bc2Sqrt)
+    {
+        var device = g.Slots[0].Parameter.device;
+        var grad = g.Grad ?? throw new InvalidOperationException("ClipGradients must run before Step on sharded groups");
+        var local = g.Master.device.type == grad.device.type ? grad : grad.to(g.Master.device);
+        Update(g.Master, g.ExpAvg, g.ExpAvgSq, local, rate, g.WeightDecay, bc1, bc2Sqrt);
+        // ZeRO-3: the layer's weights are gathered from the new shards when it next runs.
+        if (g.Unit >= 0) return;
+        var shard = g.Master.device.type == device.type ? g.Master : g.Master.to(device, non_blocking: true);
+        var full = empty(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        _collectives!.AllGather(shard, full);
+        for (var i = 0; i < g.Slots.Count; i++)
+        {
+            var p = g.Slots[i].Parameter;
+            p.copy_(full.narrow(0, g.Offsets[i], p.numel()).view(p.shape));
+        }
+    }
+
+    /// <summary>
+    /// ZeRO: all-gathers the whole float32 master and moments on every rank (a collective: all ranks call it) so that
+    /// <see cref="State"/> and <see cref="Master"/> see the consolidated state a checkpoint needs;
+    /// <see cref="ReleaseConsolidated"/> frees it. Nothing to do without sharding.
+    /// </summary>
+    public void Consolidate()
+    {
+        if (!Sharded) return;
+        using var _ = no_grad();
+        // ZeRO-3: a checkpoint writes whole weights, so every layer is gathered until ReleaseConsolidated.
+        foreach (var unit in Units().ToList()) Ensure(unit);
+        foreach (var g in Groups())
+        {
+            ReleaseFull(g);
+            var device = g.Slots[0].Parameter.device;
+            Tensor All(Tensor shard)
+            {
+                using var onDevice = shard.to(device, copy: true);
+                var full = empty(g.Partition!.PaddedLength, dtype: ScalarType.Float32, device: device);
+                _collectives!.AllGather(onDevice, full);
+                return full.DetachFromDisposeScope();
+            }
+            g.Full = (All(g.Master), All(g.ExpAvg), All(g.ExpAvgSq));
+        }
+    }
+
+    /// <summary>Frees what <see cref="Consolidate"/> gathered.</summary>
+    public void ReleaseConsolidated()
+    {
+        if (_groups is null) return;
+        foreach (var g in _groups) ReleaseFull(g);
+        foreach (var unit in Units().ToList()) Release(unit);
+    }
+
+    static void ReleaseFull(Group g)
+    {
+        if (g.Full is not { } full) return;
+        full.Master.Dispose();
+        full.ExpAvg.Dispose();
+        full.ExpAvgSq.Dispose();
+        g.Full = null;
+    }
+
+    /// <summary>The whole master/moments of a group: the buffers themselves, or (ZeRO) the consolidated copies.</summary>
+    static (Tensor Master, Tensor ExpAvg, Tensor ExpAvgSq) Whole(Group g) =>
+        g.Partition is null ? (g.Master, g.ExpAvg, g.ExpAvgSq)
+        : g.Full ?? throw new InvalidOperationException("call Consolidate on every rank before reading a sharded optimizer's state");
 
     void Update(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad, double rate, double decay, double bc1, double bc2Sqrt)
     {
@@ -240,7 +558,7 @@ public sealed class AdamW : IDisposable
     {
         foreach (var g in Groups())
             for (var i = 0; i < g.Slots.Count; i++)
-                if (g.Slots[i].Name == name) return g.View(g.Master, i);
+                if (g.Slots[i].Name == name) return g.View(Whole(g).Master, i);
         throw new ArgumentException($"no parameter named '{name}'", nameof(name));
     }
 
@@ -254,12 +572,13 @@ public sealed class AdamW : IDisposable
         var tensors = new Dictionary<string, Tensor>();
         foreach (var g in Groups())
         {
+            var whole = Whole(g);
             for (var i = 0; i < g.Slots.Count; i++)
             {
                 var name = g.Slots[i].Name;
-                tensors[name + ".exp_avg"] = g.View(g.ExpAvg, i);
-                tensors[name + ".exp_avg_sq"] = g.View(g.ExpAvgSq, i);
-                if (g.Slots[i].Parameter.dtype != ScalarType.Float32) tensors[name + ".master"] = g.View(g.Master, i);
+                tensors[name + ".exp_avg"] = g.View(whole.ExpAvg, i);
+                tensors[name + ".exp_avg_sq"] = g.View(whole.ExpAvgSq, i);
+                if (g.Slots[i].Parameter.dtype != ScalarType.Float32) tensors[name + ".master"] = g.View(whole.Master, i);
             }
         }
         var inv = System.Globalization.CultureInfo.InvariantCulture;
@@ -280,6 +599,11 @@ public sealed class AdamW : IDisposable
         if (!file.Metadata.TryGetValue("step", out var step)) throw new OspreyException($"{file.Path} has no 'step' in its metadata; it is not an Osprey optimizer state.");
         foreach (var g in Groups())
         {
+            if (g.Partition is { } partition)
+            {
+                LoadShard(file, g, partition);
+                continue;
+            }
             for (var i = 0; i < g.Slots.Count; i++)
             {
                 var s = g.Slots[i];
@@ -292,6 +616,35 @@ public sealed class AdamW : IDisposable
             }
         }
         StepCount = long.Parse(step, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>ZeRO: reads the whole (consolidated) state and keeps this rank's shard; the weights take the saved master.</summary>
+    void LoadShard(Io.SafetensorsFile file, Group g, Partition partition)
+    {
+        using var scope = NewDisposeScope();
+        var device = g.Slots[0].Parameter.device;
+        var master = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        var expAvg = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        var expAvgSq = zeros(partition.PaddedLength, dtype: ScalarType.Float32, device: device);
+        for (var i = 0; i < g.Slots.Count; i++)
+        {
+            var s = g.Slots[i];
+            Copy(file, s.Name + ".exp_avg", g.View(expAvg, i));
+            Copy(file, s.Name + ".exp_avg_sq", g.View(expAvgSq, i));
+            if (s.Parameter.dtype != ScalarType.Float32) Copy(file, s.Name + ".master", g.View(master, i));
+            else if (g.Unit < 0) g.View(master, i).copy_(s.Parameter);
+            if (g.Unit < 0) s.Parameter.copy_(g.View(master, i));
+        }
+        // ZeRO-3, float32 weights: released, so their values (loaded from the checkpoint before sharding) are the shards.
+        if (g.Unit >= 0 && g.Slots[0].Parameter.dtype == ScalarType.Float32)
+        {
+            using var shard = g.Master.to(device, copy: true);
+            _collectives!.AllGather(shard, master);
+        }
+        var start = partition.Start(_collectives!.Rank);
+        g.Master.copy_(master.narrow(0, start, partition.ShardLength));
+        g.ExpAvg.copy_(expAvg.narrow(0, start, partition.ShardLength));
+        g.ExpAvgSq.copy_(expAvgSq.narrow(0, start, partition.ShardLength));
     }
 
     static void Copy(Io.SafetensorsFile file, string name, Tensor target)
@@ -309,6 +662,8 @@ public sealed class AdamW : IDisposable
         foreach (var g in _groups)
         {
             g.Grad?.Dispose();
+            g.GradAccum?.Dispose();
+            ReleaseFull(g);
             // Relocated parameters live in the master (or compute) buffer: it is freed with them, not here.
             if (!g.Relocated.Any(r => r)) g.Master.Dispose();
             g.ExpAvg.Dispose();

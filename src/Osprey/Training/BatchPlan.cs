@@ -49,6 +49,13 @@ internal sealed class BatchPlan
         return result;
     }
 
+    /// <summary>
+    /// Whether micro-batch <paramref name="microBatch"/> of a global step belongs to <paramref name="rank"/> of
+    /// <paramref name="worldSize"/>: round robin, so rank r's k-th micro-batch is the one-device run's (k·world + r)-th
+    /// and every rank gets as many as the others (±1 on an epoch's short last step).
+    /// </summary>
+    public static bool IsOwnedBy(int microBatch, int rank, int worldSize) => microBatch % worldSize == rank;
+
     /// <summary>The samples in their stored order, <paramref name="batch"/> at a time (evaluation).</summary>
     public static IEnumerable<MicroBatch> Sequential(IReadOnlyList<EncodedSample> data, int batch, int padTokenId = 0)
     {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Datasets;
+using Osprey.Distributed;
 using Osprey.Hub;
 using Osprey.Options;
 using Osprey.Templates;
@@ -52,6 +53,15 @@ public static class FineTuning
         var o = options.FineTune;
         options.Validate();
         Check("rlhf", o, preference: true);
+        if (DistributedEnvironment.Current is { IsWorker: true, WorldSize: > 1 })
+            throw new OspreyException("osprey rlhf trains on one device for now (sft and pt run on several); start it without NPROC_PER_NODE or torchrun.");
+        if (o.Trainer.Sharding.Stage != ZeroStage.None)
+        {
+            // One process: there is nothing to shard over, so ms-swift's scripts that pass --deepspeed run as before.
+            log.WriteLine("osprey: --deepspeed/--fsdp has no effect on osprey rlhf, which trains on one device.");
+            options = options with { FineTune = o with { Trainer = o.Trainer with { DeepSpeed = null, Fsdp = null } } };
+            o = options.FineTune;
+        }
         CheckEvaluation(o, evaluation);
         if (evaluation is not null && options.Loss.RlhfType == RlhfType.RewardModel)
             throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");
@@ -92,6 +102,14 @@ public static class FineTuning
 
     static TrainingResult RunSequences(string verb, SftOptions options, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel, EvaluationHook? evaluation)
     {
+        // Launched with RANK/WORLD_SIZE (Osprey's launcher, torchrun, a scheduler): meet the other ranks first. Only
+        // rank 0 talks; the others report errors only.
+        using var group = ProcessGroup.Join(DistributedEnvironment.Current);
+        if (!group.IsMain)
+        {
+            log = TextWriter.Null;
+            progress = null;
+        }
         var o = Resolved(options, lossScale);
         Check(verb, o, preference: false);
         CheckEvaluation(o, evaluation);
@@ -115,7 +133,9 @@ public static class FineTuning
             data = DatasetEncoding.LoadOrEncode(encoder, dataOptions, encoding, folder, o.Encoding.LoadFromCacheFile, () => DatasetLoader.Load(dataOptions, log), new EncodingStats(), log);
         }
         log.WriteLine($"osprey: {data.Train.Count} training samples ({data.Train.TokenCount:N0} tokens), {data.Validation.Count} validation samples.");
-        var run = NewRun(verb, OptionSet.For<SftOptions>().ToJson(o), o, folder, log, progress) with { Evaluation = evaluation };
+        var run = NewRun(verb, OptionSet.For<SftOptions>().ToJson(o), o, folder, log, progress) with { Evaluation = evaluation, Group = group };
+        // Every rank must write into rank 0's run folder (its v{N}-time name depends on when and what it saw).
+        if (group.WorldSize > 1) run = run with { RunDirectory = group.BroadcastText(run.RunDirectory) };
         return SftRecipe.Run(run, data.Train, data.Validation, cancel);
     }
 
@@ -128,7 +148,8 @@ public static class FineTuning
     /// </summary>
     static TrainingResult Pushed(TrainingResult result, SftOptions o, TextWriter log, CancellationToken cancel)
     {
-        if (!o.Trainer.Push.PushToHub) return result;
+        // Rank 0 pushes for the whole job.
+        if (!o.Trainer.Push.PushToHub || DistributedEnvironment.Current.Rank != 0) return result;
         if (result.Interrupted || result.LastCheckpoint is null)
         {
             log.WriteLine($"osprey: training stopped early, so nothing was pushed to {o.Trainer.Push.HubModelId}; resume the run (--resume_from_checkpoint) to finish it and push.");

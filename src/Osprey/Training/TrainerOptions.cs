@@ -10,10 +10,8 @@ namespace Osprey.Training;
 /// </summary>
 [NoEffectFlagsFrom(typeof(Models.HubUploadFlags))]
 // ms-swift's Seq2SeqTrainer and training arguments that do not apply here (docs/ms-swift-compat.md).
-[NoEffectFlag("deepspeed", OneDevice)]
 [NoEffectFlag("zero_hpz_partition_size", OneDevice)]
 [NoEffectFlag("deepspeed_autotp_size", OneDevice)]
-[NoEffectFlag("fsdp", OneDevice)]
 [NoEffectFlag("fsdp_config", OneDevice)]
 [NoEffectFlag("ddp_find_unused_parameters", OneDevice)]
 [NoEffectFlag("save_on_each_node", OneDevice)]
@@ -64,7 +62,7 @@ namespace Osprey.Training;
 [NoEffectFlag("use_flash_ckpt", "checkpoints are written to a temporary folder and renamed")]
 public sealed record TrainerOptions
 {
-    private const string OneDevice = "multi-GPU training is not in Osprey yet; training runs on one device";
+    private const string OneDevice = "Osprey shards with --deepspeed/--fsdp over NPROC_PER_NODE workers (docs/distributed.md); this DeepSpeed/FSDP knob has no counterpart";
     private const string Loader = "Osprey builds batches in-process; there are no data-loader workers";
     private const string Python = "it configures a Python library that Osprey does not use";
     private const string TextOnly = "Osprey trains text models only";
@@ -155,6 +153,17 @@ public sealed record TrainerOptions
     /// <summary>Recompute layer activations in backward instead of keeping them.</summary>
     [Option("gradient_checkpointing", "Recompute layer activations in backward (less memory, more compute).")]
     public bool GradientCheckpointing { get; init; } = true;
+
+    /// <summary>ms-swift's DeepSpeed preset or config file, mapped to Osprey's sharding (<see cref="ShardingPlan"/>).</summary>
+    [Option("deepspeed", "Shard over the NPROC_PER_NODE workers: zero2 (optimizer state and gradients), zero3 (also weights), zero2_offload/zero3_offload (optimizer state in CPU memory), or a DeepSpeed JSON file (its stage is read).", Placeholder = "zero2|zero3|zero3_offload|FILE")]
+    public string? DeepSpeed { get; init; }
+
+    /// <summary>ms-swift's FSDP strategy words, mapped to Osprey's sharding (<see cref="ShardingPlan"/>).</summary>
+    [Option("fsdp", "FSDP strategy: full_shard (as ZeRO-3) or shard_grad_op (as ZeRO-2), optionally with offload.", Placeholder = "STRATEGY")]
+    public string? Fsdp { get; init; }
+
+    /// <summary>The sharding that --deepspeed or --fsdp asks for.</summary>
+    public ShardingPlan Sharding => ShardingPlan.Resolve(DeepSpeed, Fsdp);
 
     /// <summary>Start on CUDA even when the memory-fit check predicts the run will not fit (MemoryFit.MemoryAdvisor).</summary>
     [Option("ignore_memory_check", "Start even when the predicted peak GPU memory exceeds what is free (see osprey estimate).")]
@@ -262,6 +271,10 @@ public sealed record TrainerOptions
         if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
         if (EvalUseEvalscope == true && EvalDatasets.Count == 0) throw new OspreyException("--eval_use_evalscope true needs --eval_dataset NAME...; name the benchmarks to evaluate (e.g. --eval_dataset mmlu).");
         if (EvalUseEvalscope == false && EvalDatasets.Count > 0) throw new OspreyException("--eval_dataset names benchmarks but --eval_use_evalscope is false; drop one of the two.");
+        if (Sharding.Stage == ZeroStage.Zero3 && !GradientCheckpointing)
+            throw new OspreyException("--deepspeed zero3 gathers each layer's weights again for its recompute in the backward pass, so it needs --gradient_checkpointing true.");
+        if (Sharding.Stage == ZeroStage.Zero3 && EvalDatasets.Count > 0)
+            throw new OspreyException("--eval_dataset benchmarks generate with whole weights, which --deepspeed zero3 does not keep; use zero2, or evaluate the checkpoints with osprey eval.");
         if (EvalLimit is < 1) throw new OspreyException($"--eval_limit must be at least 1 (got {EvalLimit}).");
     }
 }

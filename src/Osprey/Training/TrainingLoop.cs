@@ -23,7 +23,7 @@ internal sealed class TrainingLoop : IDisposable
     readonly TrainingSession _session;
     readonly LearningRateSchedule _schedule;
     readonly long _stepsPerEpoch;
-    readonly TrainingLog _log;
+    readonly TrainingLog? _log; // rank 0 only
     readonly Stopwatch _clock = Stopwatch.StartNew();
     readonly List<Dictionary<string, double>> _metricsWindow = [];
     readonly Dictionary<string, double> _stepEvaluation = new(StringComparer.Ordinal);
@@ -43,8 +43,11 @@ internal sealed class TrainingLoop : IDisposable
         _lastCheckpoint = state.LastCheckpoint;
         var warmup = o.WarmupSteps > 0 ? o.WarmupSteps : (long)Math.Ceiling(o.WarmupRatio * totalSteps);
         _schedule = new LearningRateSchedule(o.LrSchedulerType, o.ResolvedLearningRate, warmup, totalSteps);
-        _log = new TrainingLog(session.RunDirectory, startStep > 0 ? startStep : null);
-        if (session.Run.Evaluation is { } hook) _log.PlotAlso(hook.Names.Select(n => "eval_" + n));
+        if (session.Group.IsMain)
+        {
+            _log = new TrainingLog(session.RunDirectory, startStep > 0 ? startStep : null);
+            if (session.Run.Evaluation is { } hook) _log.PlotAlso(hook.Names.Select(n => "eval_" + n));
+        }
     }
 
     /// <summary>
@@ -68,7 +71,7 @@ internal sealed class TrainingLoop : IDisposable
             state = resumeState;
             session.Run.Log.WriteLine($"osprey: resuming {session.RunDirectory} at step {startStep} of {totalSteps}.");
         }
-        WriteArgs(session, totalSteps);
+        if (session.Group.IsMain) WriteArgs(session, totalSteps);
         var loop = new TrainingLoop(session, stepsPerEpoch, totalSteps, startStep, state);
         session.Model.train();
         return loop;
@@ -93,6 +96,13 @@ internal sealed class TrainingLoop : IDisposable
     public bool ShouldStop(CancellationToken cancel)
     {
         if (cancel.IsCancellationRequested) _interrupted = true;
+        if (_session.Group.WorldSize > 1)
+        {
+            // All ranks stop at the same step, or one would wait forever in the next collective.
+            using var flag = tensor(new long[] { _interrupted ? 1 : 0 }, device: _session.Model.Device);
+            _session.Collectives.AllReduceSum([flag]);
+            _interrupted = flag.ToInt64() > 0;
+        }
         return _interrupted;
     }
 
@@ -107,6 +117,8 @@ internal sealed class TrainingLoop : IDisposable
         var o = _session.Options;
         var model = _session.Model;
         var optimizer = _session.Optimizer;
+        // The step's loss and accuracy over every rank's micro-batches (gradients are summed inside ClipGradients).
+        _session.Collectives.AllReduceSum([lossSum, correct]);
         var gradNorm = optimizer.ClipGradients(o.MaxGradNorm);
         PhaseTimer.Mark(model.Device, "gradient norm + clip");
         var lr = _schedule.RateAt(step);
@@ -121,6 +133,12 @@ internal sealed class TrainingLoop : IDisposable
 
         if (done % o.LoggingSteps == 0 || done == TotalSteps)
         {
+            if (_session.Group.WorldSize > 1)
+            {
+                using var tokens = tensor(new[] { Window.Tokens }, device: model.Device);
+                _session.Collectives.AllReduceSum([tokens]);
+                Window.Tokens = tokens.ToInt64();
+            }
             var (loss, acc) = Window.Read();
             var windowMetrics = _metricsWindow.Count == 0 ? null : MeanMetrics(_metricsWindow);
             _metricsWindow.Clear();
@@ -150,7 +168,7 @@ internal sealed class TrainingLoop : IDisposable
                 var steps = done - Math.Max(StartStep, done - o.LoggingSteps);
                 foreach (var (phase, ms) in PhaseTimer.TakeTotals()) _session.Run.Log.WriteLine($"osprey profile: steps {done - steps + 1}-{done}: {phase}: {ms / steps:F1} ms/step");
             }
-            _log.Append(record);
+            _log?.Append(record);
             _session.Run.Progress?.Invoke(new TrainingProgress("Train", done, TotalSteps, loss, speed, MemoryGiB(model.Device), elapsed));
             Window.Reset(elapsed);
         }
@@ -171,7 +189,7 @@ internal sealed class TrainingLoop : IDisposable
     /// <summary>Appends an evaluation record, prints <paramref name="line"/> and remembers the loss for the best checkpoint.</summary>
     public void RecordEvaluation(Dictionary<string, object?> record, double evalLoss, string line)
     {
-        _log.Append(record);
+        _log?.Append(record);
         _session.Run.Log.WriteLine(line);
         State.LastEvalLoss = evalLoss;
         Remember(record);
@@ -185,7 +203,8 @@ internal sealed class TrainingLoop : IDisposable
     /// </summary>
     public void RunBenchmarks(long done)
     {
-        if (_session.Run.Evaluation is not { } hook) return;
+        // Benchmarks generate without collectives: rank 0 scores them, the others go on to the next step's sync.
+        if (_session.Run.Evaluation is not { } hook || !_session.Group.IsMain) return;
         var model = _session.Model;
         IReadOnlyDictionary<string, double> scores;
         model.eval();
@@ -202,7 +221,7 @@ internal sealed class TrainingLoop : IDisposable
         foreach (var (name, score) in scores) record["eval_" + name] = score;
         record["epoch"] = Math.Round(Epoch(done), 4);
         record["global_step"] = done;
-        _log.Append(record);
+        _log?.Append(record);
         _session.Run.Log.WriteLine($"osprey: step {done}: " + string.Join(", ", scores.Select(p => $"eval_{p.Key} {p.Value:F4}")) + ".");
         Remember(record);
     }
@@ -231,7 +250,7 @@ internal sealed class TrainingLoop : IDisposable
     {
         var o = _session.Options;
         if (o.SaveStrategy == SaveStrategy.Steps && (done % o.SaveSteps == 0 || done == TotalSteps))
-            _lastCheckpoint = CheckpointWriter.Save(_session, done, Epoch(done), State, evaluated ? BestModelMetric() : null, _log);
+            _lastCheckpoint = Save(done, evaluated ? BestModelMetric() : null);
         if (evaluated) _stepEvaluation.Clear();
     }
 
@@ -246,10 +265,10 @@ internal sealed class TrainingLoop : IDisposable
         _lastGradNorm = null;
         if (_interrupted && o.SaveStrategy == SaveStrategy.Steps && step > StartStep && (_lastCheckpoint is null || RunDirectories.CheckpointStep(_lastCheckpoint) != step))
         {
-            _lastCheckpoint = CheckpointWriter.Save(_session, step, Epoch(step), State, null, _log);
+            _lastCheckpoint = Save(step, null);
             _session.Run.Log.WriteLine($"osprey: interrupted at step {step}; resume with --resume_from_checkpoint {_lastCheckpoint}");
         }
-        _log.Append(new Dictionary<string, object?>
+        _log?.Append(new Dictionary<string, object?>
         {
             ["last_model_checkpoint"] = _lastCheckpoint,
             ["best_model_checkpoint"] = State.BestCheckpoint,
@@ -257,7 +276,7 @@ internal sealed class TrainingLoop : IDisposable
             ["global_step/max_steps"] = $"{step}/{TotalSteps}",
             ["train_runtime"] = Math.Round(_clock.Elapsed.TotalSeconds, 2),
         });
-        _log.TryWritePlots(_session.Run.Log);
+        _log?.TryWritePlots(_session.Run.Log);
         return new TrainingResult(_session.RunDirectory, _lastCheckpoint, State.BestCheckpoint, State.BestMetric, step, _interrupted);
     }
 
@@ -265,7 +284,28 @@ internal sealed class TrainingLoop : IDisposable
     public void Dispose()
     {
         _lastGradNorm?.Dispose();
-        _log.Dispose();
+        _log?.Dispose();
+    }
+
+    /// <summary>
+    /// Saves step <paramref name="step"/>'s checkpoint: every rank takes part in consolidating a sharded optimizer, rank
+    /// 0 writes the usual consolidated files (nothing in them says how many ranks trained), and all wait for it.
+    /// </summary>
+    string Save(long step, double? metric)
+    {
+        var optimizer = _session.Optimizer;
+        optimizer.Consolidate();
+        try
+        {
+            if (_log is not null) return CheckpointWriter.Save(_session, step, Epoch(step), State, metric, _log);
+            State.GlobalStep = step;
+            return Path.Combine(_session.RunDirectory, $"checkpoint-{step}");
+        }
+        finally
+        {
+            optimizer.ReleaseConsolidated();
+            _session.Group.Barrier();
+        }
     }
 
     static Dictionary<string, double> MeanMetrics(List<Dictionary<string, double>> steps) =>

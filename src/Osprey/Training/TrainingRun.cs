@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Osprey.Distributed;
 using Osprey.Models;
 
 namespace Osprey.Training;
@@ -30,6 +31,12 @@ public sealed record TrainingRun
 
     /// <summary>Called after every optimizer step.</summary>
     public Action<TrainingProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// The ranks this run trains on (<see cref="ProcessGroup.Join"/>; null: a group of one). Each rank passes the same
+    /// data and options; rank 0 writes the logs and checkpoints.
+    /// </summary>
+    public ProcessGroup? Group { get; init; }
 
     /// <summary>Benchmark evaluation run at every evaluation step (null: none); see <see cref="EvaluationHook"/>.</summary>
     public EvaluationHook? Evaluation { get; init; }

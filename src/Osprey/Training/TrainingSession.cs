@@ -1,3 +1,4 @@
+using Osprey.Distributed;
 using Osprey.Io;
 using Osprey.Models;
 using Osprey.Runtime;
@@ -15,8 +16,13 @@ namespace Osprey.Training;
 /// </summary>
 internal sealed class TrainingSession : IDisposable
 {
-    TrainingSession(TrainingRun run, string runDirectory, string? resume, TrainerState? resumeState, CausalLM model, AdamW optimizer)
+    readonly bool _ownsGroup;
+
+    TrainingSession(TrainingRun run, string runDirectory, string? resume, TrainerState? resumeState, CausalLM model, AdamW optimizer, ProcessGroup group, bool ownsGroup, ICollectives collectives)
     {
+        Group = group;
+        _ownsGroup = ownsGroup;
+        Collectives = collectives;
         Run = run;
         RunDirectory = runDirectory;
         Resume = resume;
@@ -46,6 +52,12 @@ internal sealed class TrainingSession : IDisposable
     /// <summary>AdamW over the trainable tensors.</summary>
     public AdamW Optimizer { get; }
 
+    /// <summary>The ranks of the run (a group of one unless distributed).</summary>
+    public ProcessGroup Group { get; }
+
+    /// <summary>The collectives on the model's device; every rank's gradients, losses and metrics are summed through them.</summary>
+    public ICollectives Collectives { get; }
+
     /// <summary>Sets up a run; <paramref name="scoreHead"/> gives the model a scalar head first (reward models).</summary>
     /// <exception cref="OspreyException">The checkpoint to resume is missing or does not fit the train type.</exception>
     public static TrainingSession Open(TrainingRun run, bool scoreHead = false)
@@ -62,10 +74,23 @@ internal sealed class TrainingSession : IDisposable
         var runDir = resume is not null && !o.ResumeOnlyModel ? Path.GetDirectoryName(resume)! : run.RunDirectory;
         Directory.CreateDirectory(runDir);
 
-        var runtime = TorchRuntime.Initialize(run.Load.Device, run.Load.Notice);
+        var ownsGroup = run.Group is null;
+        var group = run.Group ?? ProcessGroup.Single();
+        // With several ranks, cuda (or auto) is cuda:LOCAL_RANK.
+        var load = run.Load with { Device = group.DeviceFor(run.Load.Device) };
+        var runtime = TorchRuntime.Initialize(load.Device, load.Notice);
         random.manual_seed(o.Seed);
         if (runtime.Device.type == DeviceType.CUDA) cuda.manual_seed_all(o.Seed);
-        var model = CausalLM.Load(run.ModelDirectory, run.Load);
+        CausalLM model;
+        try
+        {
+            model = CausalLM.Load(run.ModelDirectory, load);
+        }
+        catch
+        {
+            if (ownsGroup) group.Dispose();
+            throw;
+        }
         try
         {
             // A reward model gets its scalar head before any adapter (transformers' *ForSequenceClassification layout).
@@ -85,11 +110,21 @@ internal sealed class TrainingSession : IDisposable
                 var relocatable = o.TrainType == TrainType.Lora && CausalLM.IsAdapterKey(name);
                 optimizer.Add(name, p, decay, scale, relocatable);
             }
-            return new TrainingSession(run, runDir, resume, resumeState, model, optimizer);
+            var collectives = group.Collectives(model.Device, run.Log);
+            // As DDP does at start: every rank begins from rank 0's trainable weights (seeded alike, but a resumed or
+            // hand-made model must not drift apart). The identity for a group of one.
+            using (no_grad())
+                foreach (var (_, p) in trainable) collectives.Broadcast(p, 0);
+            var sharding = o.Sharding;
+            optimizer.Distribute(collectives, sharding.Stage, sharding.Offload);
+            if (group.WorldSize > 1)
+                run.Log.WriteLine($"osprey: rank {group.Rank} of {group.WorldSize} on {model.Device}; {(sharding.Stage == ZeroStage.None ? "data parallel" : $"ZeRO-{(int)sharding.Stage}")}{(sharding.Offload ? " with optimizer state in CPU memory" : "")}.");
+            return new TrainingSession(run, runDir, resume, resumeState, model, optimizer, group, ownsGroup, collectives);
         }
         catch
         {
             model.Dispose();
+            if (ownsGroup) group.Dispose();
             throw;
         }
     }
@@ -168,5 +203,6 @@ internal sealed class TrainingSession : IDisposable
     {
         Optimizer.Dispose();
         Model.Dispose();
+        if (_ownsGroup) Group.Dispose();
     }
 }

@@ -19,6 +19,7 @@ public sealed class DependencyTests
         [NamespaceDependencies.Root], // OspreyException
         ["Options"], // flag declarations every options record carries
         ["Runtime"],
+        ["Distributed"], // ranks, rendezvous, NCCL and TCP collectives, the worker launcher
         ["Io"],
         ["Reporting"],
         ["Tokenization"],

@@ -31,6 +31,9 @@ internal sealed class OspreyChild : IDisposable
         return new OspreyChild(Process.Start(start)!);
     }
 
+    /// <summary>The child's process id.</summary>
+    public int Pid => _process.Id;
+
     /// <summary>Whether the child has ended.</summary>
     public bool HasExited => _process.HasExited;
 

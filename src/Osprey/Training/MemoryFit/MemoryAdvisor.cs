@@ -81,6 +81,8 @@ public static class MemoryAdvisor
         if (o.Trainer.IgnoreMemoryCheck) return;
         var device = DeviceSpec.Parse(o.Model.Device);
         if (device.Kind == DeviceKind.Cpu) return;
+        // A worker checks its own GPU, cuda:LOCAL_RANK.
+        if (Distributed.DistributedEnvironment.Current is { IsWorker: true, WorldSize: > 1 } env) device = device with { Index = env.LocalRank };
         var runtime = TorchRuntime.Initialize(device, log);
         if (runtime.Device.type != TorchSharp.DeviceType.CUDA) return;
         var index = runtime.Device.index < 0 ? 0 : runtime.Device.index;

@@ -89,7 +89,20 @@ public sealed record MemoryEstimate
         long adapterParams = layers * targets.Sum(l => (long)plan.LoraRank * (l.In + l.Out));
         long trainable = lora ? adapterParams : allParams;
         long optimizer = trainable * (d == 4 ? 8 : 12);
+        // ZeRO-2/3: each rank keeps 1/world of the master and moments (none on the GPU when offloaded). Under ZeRO-2 the
+        // full gradient still exists once per rank (it is reduce-scattered after backward), so Gradients is not divided.
+        if (plan.ZeroStage != ZeroStage.None) optimizer = plan.OffloadOptimizer ? 0 : (optimizer + plan.WorldSize - 1) / Math.Max(1, plan.WorldSize);
         long gradients = trainable * d;
+        if (plan.ZeroStage == ZeroStage.Zero3 && plan.WorldSize > 1)
+        {
+            // ZeRO-3: a layer's trainable weights and gradients exist whole only while it runs (itself and the prefetched
+            // next, so two layers); the rest is this rank's float32 share of the summed gradients.
+            long perLayer = lora ? adapterParams / Math.Max(1, layers) : linearParams + biasParams + normParams;
+            long layerPart = lora ? adapterParams : layers * (linearParams + biasParams + normParams);
+            long resident = Math.Min(layers, 2) * perLayer;
+            if (!lora) weights -= (layerPart - resident) * d;
+            gradients = (trainable - layerPart + resident) * d + 4 * Ceil(layerPart, plan.WorldSize);
+        }
         long step = trainable * (d == 4 ? 4 : 4 + d);
 
         // Per token and layer, what autograd keeps (docs/memory.md): RMSNorm's float32 input copy and 1/rms (×2 norms),

@@ -37,6 +37,15 @@ public sealed record MemoryPlan
     /// <summary>Bytes per element of the model's dtype (2 for bfloat16/float16, 4 for float32).</summary>
     public int DTypeBytes { get; init; } = 2;
 
+    /// <summary>Ranks training together (NPROC_PER_NODE × NNODES, or WORLD_SIZE in a worker).</summary>
+    public int WorldSize { get; init; } = 1;
+
+    /// <summary>--deepspeed/--fsdp's sharding of the optimizer state.</summary>
+    public ZeroStage ZeroStage { get; init; }
+
+    /// <summary>The optimizer state lives in CPU memory (zero2_offload).</summary>
+    public bool OffloadOptimizer { get; init; }
+
     /// <summary>The plan of an sft/pt/rlhf run with these flags; <paramref name="configDtype"/> is config.json's dtype (for --torch_dtype auto).</summary>
     /// <exception cref="OspreyException">--torch_dtype names no dtype.</exception>
     public static MemoryPlan From(SftOptions o, string? configDtype, int maxPositionEmbeddings)
@@ -55,7 +64,17 @@ public sealed record MemoryPlan
             MaxLength = o.Encoding.MaxLength ?? maxPositionEmbeddings,
             GradientCheckpointing = o.Trainer.GradientCheckpointing,
             DTypeBytes = DTypeBytesOf(o.Model.ResolvedDtype(), configDtype),
+            WorldSize = JobWorldSize(),
+            ZeroStage = o.Trainer.Sharding.Stage,
+            OffloadOptimizer = o.Trainer.Sharding.Offload,
         };
+    }
+
+    /// <summary>The world size of this process's job: WORLD_SIZE in a worker, NPROC_PER_NODE × NNODES in a launcher, else 1.</summary>
+    static int JobWorldSize()
+    {
+        var env = Distributed.DistributedEnvironment.Current;
+        return env.IsWorker ? env.WorldSize : (env.ProcessesPerNode ?? 1) * env.Nodes;
     }
 
     /// <summary>Bytes per element of <paramref name="requested"/>, or on a GPU with auto, of the config's dtype (bfloat16 when it names none).</summary>

@@ -31,7 +31,11 @@ public static class SftRecipe
         using var session = TrainingSession.Open(run);
         var o = run.Options;
         var model = session.Model;
-        var plan = new BatchPlan(train, o.BatchSize, o.ResolvedGradientAccumulationSteps, o.Seed);
+        // Data parallel: the global step is the one-device plan with world × accumulation micro-batches, and each rank
+        // takes every world-th of them (BatchPlan.IsOwnedBy), so a step sees the same samples at any world size.
+        var world = session.Collectives.WorldSize;
+        var rank = session.Collectives.Rank;
+        var plan = new BatchPlan(train, o.BatchSize, o.ResolvedGradientAccumulationSteps * world, o.Seed);
         using var loop = TrainingLoop.Start(session, plan.StepsPerEpoch);
 
         // Loop: each step accumulates its micro-batches' token losses, scaled by the step's labelled tokens.
@@ -47,6 +51,7 @@ public static class SftRecipe
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
             for (int i = 0; i < micro.Count; i++)
             {
+                if (!BatchPlan.IsOwnedBy(i, rank, world)) continue;
                 var batch = micro[i];
                 if (batch.LabelledTokens == 0) continue;
                 using var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
@@ -58,6 +63,7 @@ public static class SftRecipe
                     GradientCheckpointing = o.GradientCheckpointing,
                     LossChunkRows = session.ChunkRows,
                     DropoutSeed = ((long)o.Seed << 32) ^ (step * 1024 + i),
+                    Residency = session.Optimizer.Residency,
                 });
                 lossSum.add_(result.LossSum);
                 correct.add_(result.Correct);
@@ -99,7 +105,7 @@ public static class SftRecipe
                 var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
                 var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
                 var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
-                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = session.ChunkRows });
+                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = session.ChunkRows, Residency = session.Optimizer.Residency });
                 lossSum.add_(r.LossSum.to_type(ScalarType.Float64));
                 correct.add_(r.Correct);
                 tokens += r.Tokens;

@@ -74,6 +74,29 @@ public sealed class MemoryEstimateTests : IDisposable
     }
 
     [Fact]
+    public void ShardedOverRanks_DividesTheOptimizerStateAndUnderZero3TheLayers()
+    {
+        var four = Small.Replace("\"num_hidden_layers\":2", "\"num_hidden_layers\":4", StringComparison.Ordinal);
+        var spec = Spec(_dir, four);
+        var full = Lora with { TrainType = TrainType.Full, WorldSize = 4 };
+        // 4 layers: dense 64000 + 64000 + 64 + 4·256 = 129088; all = 129088 + 4·36864 = 276544 parameters.
+        const long all = 276544;
+        var dp = MemoryEstimate.Compute(spec, full);
+        Assert.Equal(all * 12, dp.OptimizerState); // data parallel: every rank holds everything
+        var zero2 = MemoryEstimate.Compute(spec, full with { ZeroStage = ZeroStage.Zero2 });
+        Assert.Equal(all * 12 / 4, zero2.OptimizerState); // 829632
+        Assert.Equal(all * 2, zero2.Gradients);
+        Assert.Equal(0, MemoryEstimate.Compute(spec, full with { ZeroStage = ZeroStage.Zero2, OffloadOptimizer = true }).OptimizerState);
+        // ZeRO-3: a layer is 36864 + 128 bias + 128 norm = 37120 parameters; 2 of the 4 are whole at a time, so
+        // weights lose 2·37120·2 bytes; gradients are the dense ones and 2 layers in bf16 plus a quarter of the
+        // 4 layers' in float32: (129088 + 2·37120)·2 + 4·37120 = 553088.
+        var zero3 = MemoryEstimate.Compute(spec, full with { ZeroStage = ZeroStage.Zero3 });
+        Assert.Equal(all * 2 - 2 * 37120 * 2, zero3.Weights);
+        Assert.Equal(553088, zero3.Gradients);
+        Assert.Equal(all * 12 / 4, zero3.OptimizerState);
+    }
+
+    [Fact]
     public void Full_WithoutCheckpointing_KeepsEveryLayer()
     {
         var e = MemoryEstimate.Compute(Spec(_dir, Small), Lora with { TrainType = TrainType.Full, GradientCheckpointing = false });
