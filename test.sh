@@ -6,6 +6,7 @@
 #   python3     tests/Osprey.Tests/Hub/ReferenceServerTests runs tools/hf_reference_server.py
 #   python3-numpy  tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py (NumPy GPTQ,
 #               round-to-nearest and the GPTQ/AWQ/FP8 unpacker) with Debian's /usr/bin/python3
+#   python3-torch  tests/Osprey.Tests/Training/Grpo/GrpoLossTests runs tools/grpo_loss_reference.py (PyTorch GRPO losses)
 #   chromium    tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless
 # With those already installed, `dotnet test Osprey.slnx` alone does the same.
 set -euo pipefail
@@ -29,6 +30,10 @@ fi
 if ! /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then
     echo "NumPy not found for /usr/bin/python3; installing Debian's python3-numpy (tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py)"
     install --no-install-recommends python3-numpy
+fi
+if ! /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then
+    echo "PyTorch not found for /usr/bin/python3; installing Debian's python3-torch (tests/Osprey.Tests/Training/Grpo/GrpoLossTests runs tools/grpo_loss_reference.py)"
+    install --no-install-recommends python3-torch
 fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "/usr/bin/chromium not found; installing Debian's chromium (tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless)"

@@ -12,12 +12,13 @@ internal sealed class RlhfCommand : ICommand
 {
     public string Name => "rlhf";
 
-    public string Summary => "Preference training: DPO, SimPO, CPO, ORPO and reward models on chosen/rejected pairs, KTO on labelled rows.";
+    public string Summary => "Preference training: DPO, SimPO, CPO, ORPO and reward models on chosen/rejected pairs, KTO on labelled rows; GRPO on prompts with reward functions.";
 
     public string Usage =>
         "Data: rows with chosen and rejected responses (\"prompt\"/\"chosen\"/\"rejected\", or messages plus\n" +
         "\"rejected_response\"); for KTO, messages plus \"label\" true/false (at least 2 per micro-batch). Loss on the\n" +
-        "last response (--loss_scale last_round).\n\n" +
+        "last response (--loss_scale last_round). GRPO (--rlhf_type grpo): prompt rows (messages ending with a user turn;\n" +
+        "other columns such as \"solution\" reach the reward functions), scored by --reward_funcs/--reward_url/--reward_model.\n\n" +
         OptionSet.For<RlhfOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<RlhfOptions>());
 
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)

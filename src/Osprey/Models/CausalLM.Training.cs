@@ -104,16 +104,22 @@ public sealed partial class CausalLM
         var lossSum = zeros(1, dtype: ScalarType.Float32, device: Device);
         var correct = zeros(1, dtype: ScalarType.Int64, device: Device);
         var chunk = Math.Max(1, options.LossChunkRows);
-        Tensor? rowLogProbs = null, rowCounts = null;
-        if (options.SequenceObjective is not null || options.RowLogProbs)
+        Tensor? rowLogProbs = null, rowCounts = null, tokenLogProbs = null, tokenEntropy = null;
+        var tokenLevel = options.TokenObjective is not null || options.TokenLogProbs;
+        if (options.SequenceObjective is not null || options.RowLogProbs || tokenLevel)
         {
-            // Sequence-level objectives (preference losses) depend on each row's summed token log-probability. Pass A
-            // (no autograd) gathers those sums chunk by chunk; the objective's gradient g_r per row then turns pass B
-            // into a weighted token cross-entropy (∂loss/∂CE_t = −g_r for every labelled token t of row r), so the
+            // Sequence-level objectives (preference losses) depend on each row's summed token log-probability, token-level
+            // ones (GRPO) on each token's. Pass A (no autograd) gathers them chunk by chunk; the objective's gradient per
+            // row (g_r) or per token (g_t) then turns pass B into a weighted token cross-entropy (∂loss/∂CE_t = −g), so the
             // float32 logits still exist one chunk at a time.
             var rowOf = picks.div(t - 1, rounding_mode: RoundingMode.floor);
             rowLogProbs = zeros(b, dtype: ScalarType.Float32, device: Device);
             rowCounts = zeros(b, dtype: ScalarType.Float32, device: Device).index_add_(0, rowOf, ones(count, dtype: ScalarType.Float32, device: Device), 1);
+            if (tokenLevel)
+            {
+                tokenLogProbs = zeros(count, dtype: ScalarType.Float32, device: Device);
+                tokenEntropy = zeros(count, dtype: ScalarType.Float32, device: Device);
+            }
             using (no_grad())
             {
                 for (long start = 0; start < count; start += chunk)
@@ -125,9 +131,28 @@ public sealed partial class CausalLM
                     var tokenLogp = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.None).neg();
                     rowLogProbs.index_add_(0, rowOf.narrow(0, start, n), tokenLogp, 1);
                     correct.add_(logits.argmax(-1).eq(target).sum());
+                    if (tokenLevel)
+                    {
+                        tokenLogProbs!.narrow(0, start, n).copy_(tokenLogp);
+                        var logp = nn.functional.log_softmax(logits, -1);
+                        tokenEntropy!.narrow(0, start, n).copy_(logp.exp().mul(logp).sum(-1).neg());
+                    }
                 }
             }
-            if (options.SequenceObjective is { } objective)
+            Tensor? weights = null;
+            if (options.TokenObjective is { } tokenObjective)
+            {
+                var leafTokens = tokenLogProbs!.detach().requires_grad_(true);
+                Tensor objectiveLoss;
+                using (enable_grad()) objectiveLoss = tokenObjective(leafTokens);
+                lossSum.add_(objectiveLoss.detach().reshape(1));
+                if (options.Backward)
+                {
+                    objectiveLoss.backward();
+                    weights = (leafTokens.grad ?? zeros_like(leafTokens)).neg().mul(options.LossScale);
+                }
+            }
+            else if (options.SequenceObjective is { } objective)
             {
                 var rows_ = rowLogProbs.detach().requires_grad_(true);
                 Tensor objectiveLoss;
@@ -136,15 +161,18 @@ public sealed partial class CausalLM
                 if (options.Backward)
                 {
                     objectiveLoss.backward();
-                    var weights = (rows_.grad ?? zeros_like(rows_)).neg().mul(options.LossScale);
-                    for (long start = 0; start < count; start += chunk)
-                    {
-                        using var chunkScope = NewDisposeScope();
-                        var n = Math.Min(chunk, count - start);
-                        var logits = Head(leaf.narrow(0, start, n)).to_type(ScalarType.Float32);
-                        var ce = nn.functional.cross_entropy(logits, targets.narrow(0, start, n), reduction: nn.Reduction.None);
-                        (ce * weights.index_select(0, rowOf.narrow(0, start, n))).sum().backward();
-                    }
+                    weights = (rows_.grad ?? zeros_like(rows_)).neg().mul(options.LossScale).index_select(0, rowOf);
+                }
+            }
+            if (weights is not null)
+            {
+                for (long start = 0; start < count; start += chunk)
+                {
+                    using var chunkScope = NewDisposeScope();
+                    var n = Math.Min(chunk, count - start);
+                    var logits = Head(leaf.narrow(0, start, n)).to_type(ScalarType.Float32);
+                    var ce = nn.functional.cross_entropy(logits, targets.narrow(0, start, n), reduction: nn.Reduction.None);
+                    (ce * weights.narrow(0, start, n)).sum().backward();
                 }
             }
         }
@@ -198,6 +226,8 @@ public sealed partial class CausalLM
         {
             RowLogProbs = rowLogProbs?.detach().MoveToOuterDisposeScope(),
             RowCounts = rowCounts?.MoveToOuterDisposeScope(),
+            TokenLogProbs = tokenLogProbs?.detach().MoveToOuterDisposeScope(),
+            TokenEntropy = tokenEntropy?.MoveToOuterDisposeScope(),
         };
     }
 

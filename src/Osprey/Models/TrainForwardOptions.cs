@@ -28,6 +28,16 @@ public sealed record TrainForwardOptions
     /// <summary>Gathers and releases sharded layer weights around each layer (ZeRO-3); null: the weights stay where they are.</summary>
     public ILayerResidency? Residency { get; init; }
 
+    /// <summary>
+    /// A token-level loss instead of the token cross-entropy (GRPO): called with the log-probability of every labelled
+    /// token [N] (differentiable; row-major order, each row's tokens in sequence order), it returns the micro-batch loss
+    /// (0-dim). Its value is returned as <see cref="TrainForwardResult.LossSum"/>; gradients are scaled by <see cref="LossScale"/>.
+    /// </summary>
+    public Func<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>? TokenObjective { get; init; }
+
+    /// <summary>Also return every labelled token's log-probability and the entropy of its predicted distribution [N] (detached).</summary>
+    public bool TokenLogProbs { get; init; }
+
     /// <summary>Seed for dropout draws, re-applied per layer; null leaves the global generator alone.</summary>
     public long? DropoutSeed { get; init; }
 }

@@ -15,6 +15,12 @@ public sealed record TrainForwardResult(Tensor LossSum, Tensor Correct, long Tok
     /// <summary>Each row's number of labelled tokens [B], as float32.</summary>
     public Tensor? RowCounts { get; init; }
 
+    /// <summary>Every labelled token's log-probability [N] (<see cref="TrainForwardOptions.TokenObjective"/> and <see cref="TrainForwardOptions.TokenLogProbs"/>), detached.</summary>
+    public Tensor? TokenLogProbs { get; init; }
+
+    /// <summary>The entropy of the distribution that predicted each labelled token [N], detached.</summary>
+    public Tensor? TokenEntropy { get; init; }
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -22,5 +28,7 @@ public sealed record TrainForwardResult(Tensor LossSum, Tensor Correct, long Tok
         Correct.Dispose();
         RowLogProbs?.Dispose();
         RowCounts?.Dispose();
+        TokenLogProbs?.Dispose();
+        TokenEntropy?.Dispose();
     }
 }

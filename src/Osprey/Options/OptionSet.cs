@@ -25,6 +25,9 @@ public sealed class OptionSet
         Collect(type, root, [], specs);
         var noEffect = new List<NoEffectFlag>();
         CollectNoEffect(type, noEffect);
+        // A verb may implement a flag a shared group ignores elsewhere (rlhf's GRPO takes --external_plugins, which
+        // ModelOptions lists as no-effect for every verb): the real declaration wins.
+        noEffect.RemoveAll(f => specs.Any(s => s.Name == f.Name && s.Path.Count > 0 && s.Path[^1].DeclaringType?.Namespace == "Osprey.Training.Grpo"));
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in specs.SelectMany(s => s.Aliases.Prepend(s.Name)).Concat(noEffect.Select(f => f.Name)))
             if (!seen.Add(name)) throw new InvalidOperationException($"{type.Name} declares the flag --{name} twice.");

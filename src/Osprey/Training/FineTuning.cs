@@ -66,6 +66,7 @@ public static class FineTuning
         if (evaluation is not null && options.Loss.RlhfType == RlhfType.RewardModel)
             throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");
         var folder = o.Model.ResolveFolder(log);
+        if (options.Loss.RlhfType == RlhfType.Grpo) return Pushed(RunGrpo(options, folder, log, progress, cancel), o, log, cancel);
         options = options with { FineTune = WithModelContext(o, folder) };
         o = options.FineTune;
         MemoryFit.MemoryAdvisor.CheckBeforeLoading(o, folder, log);
@@ -98,6 +99,39 @@ public static class FineTuning
             _ => PairwisePreferenceRecipe.Run(run, data, cancel),
         };
         return Pushed(result, o, log, cancel);
+    }
+
+    /// <summary>
+    /// GRPO: prompts from each --dataset file (messages ending with a user turn, or query rows; every other column is
+    /// kept for the reward functions), encoded with the model's chat template and its generation header.
+    /// </summary>
+    static TrainingResult RunGrpo(RlhfOptions options, string folder, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
+    {
+        var o = options.FineTune;
+        if (o.Trainer.BenchmarkEvaluation) throw new OspreyException("--eval_dataset is not supported with --rlhf_type grpo yet; drop it.");
+        var chat = Inference.ChatPrompt.Create(LoadTokenizer(folder), folder, o.Encoding.Template);
+        var prompts = new List<Grpo.GrpoPrompt>();
+        foreach (var file in o.Data.Datasets)
+        {
+            if (!File.Exists(file)) throw new OspreyException($"--dataset {file} is not a file; GRPO reads local .jsonl/.json files of {{\"messages\": [...]}} rows ending with a user message (other columns, e.g. \"solution\", go to the reward functions).");
+            foreach (var row in Inference.InferenceDataset.Read(file, o.Encoding.System))
+                prompts.Add(new Grpo.GrpoPrompt(Inference.InferenceDataset.Encode(chat, row), row.Messages, row.Record, row.Where));
+        }
+        var maxPrompt = prompts.Count == 0 ? 0 : prompts.Max(p => p.Ids.Length);
+        var sampling = Inference.SamplingParams.FromModel(Models.ModelRegistry.ReadSpec(folder), Inference.GenerationConfigFile.Read(folder));
+        var stopIds = chat.StopIds(sampling.StopTokenIds);
+        var data = new Grpo.GrpoRun
+        {
+            Prompts = prompts,
+            Options = options.Grpo,
+            Loss = options.Loss,
+            Sampling = sampling with { StopTokenIds = stopIds },
+            Decode = ids => chat.DecodeReply(ids, stopIds),
+            ReferenceModel = options.ReferenceModel is null ? null : HubCache.ResolveModel(options.ReferenceModel),
+        };
+        log.WriteLine($"osprey: {prompts.Count} GRPO prompts (longest {maxPrompt} tokens); {options.Grpo.NumGenerations} completions each, up to {options.Grpo.MaxCompletionLength} tokens; loss {options.Loss.ResolvedLossType}, beta {options.Loss.ResolvedBeta}.");
+        var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);
+        return GrpoRecipe.Run(run, data, cancel);
     }
 
     static TrainingResult RunSequences(string verb, SftOptions options, LossScale lossScale, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel, EvaluationHook? evaluation)

@@ -15,13 +15,10 @@ namespace Osprey.Training;
 [NoEffectFlag("ld_alpha", NotYet)]
 [NoEffectFlag("discopop_tau", NotYet)]
 [NoEffectFlag("loss_weights", NotYet)]
-[NoEffectFlag("max_completion_length", OnlinePolicy)]
 [NoEffectFlag("lmbda", OnlinePolicy)]
 [NoEffectFlag("sft_alpha", OnlinePolicy)]
 [NoEffectFlag("seq_kd", OnlinePolicy)]
 [NoEffectFlag("offload_teacher_model", OnlinePolicy)]
-[NoEffectFlag("log_completions", OnlinePolicy)]
-[NoEffectFlag("reward_model", OnlinePolicy)]
 [NoEffectFlag("reward_adapters", OnlinePolicy)]
 [NoEffectFlag("reward_model_type", OnlinePolicy)]
 [NoEffectFlag("reward_model_revision", OnlinePolicy)]
@@ -43,11 +40,7 @@ namespace Osprey.Training;
 [NoEffectFlag("num_sample_generations", OnlinePolicy)]
 [NoEffectFlag("missing_eos_penalty", OnlinePolicy)]
 [NoEffectFlag("generation_batch_size", OnlinePolicy)]
-[NoEffectFlag("steps_per_generation", OnlinePolicy)]
-[NoEffectFlag("num_generations", OnlinePolicy)]
 [NoEffectFlag("ds3_gather_for_generation", OnlinePolicy)]
-[NoEffectFlag("reward_funcs", OnlinePolicy)]
-[NoEffectFlag("reward_weights", OnlinePolicy)]
 [NoEffectFlag("reward_model_plugin", OnlinePolicy)]
 [NoEffectFlag("use_vllm", OnlinePolicy)]
 [NoEffectFlag("vllm_mode", OnlinePolicy)]
@@ -61,19 +54,11 @@ namespace Osprey.Training;
 [NoEffectFlag("offload_optimizer", OnlinePolicy)]
 [NoEffectFlag("offload_model", OnlinePolicy)]
 [NoEffectFlag("completion_length_limit_scope", OnlinePolicy)]
-[NoEffectFlag("num_iterations", OnlinePolicy)]
-[NoEffectFlag("epsilon", OnlinePolicy)]
-[NoEffectFlag("epsilon_high", OnlinePolicy)]
 [NoEffectFlag("tau_pos", OnlinePolicy)]
 [NoEffectFlag("tau_neg", OnlinePolicy)]
-[NoEffectFlag("dynamic_sample", OnlinePolicy)]
-[NoEffectFlag("max_resample_times", OnlinePolicy)]
-[NoEffectFlag("overlong_filter", OnlinePolicy)]
 [NoEffectFlag("delta", OnlinePolicy)]
-[NoEffectFlag("importance_sampling_level", OnlinePolicy)]
 [NoEffectFlag("advantage_estimator", OnlinePolicy)]
 [NoEffectFlag("kl_in_reward", OnlinePolicy)]
-[NoEffectFlag("scale_rewards", OnlinePolicy)]
 [NoEffectFlag("sync_ref_model", OnlinePolicy)]
 [NoEffectFlag("ref_model_mixup_alpha", OnlinePolicy)]
 [NoEffectFlag("ref_model_sync_steps", OnlinePolicy)]
@@ -84,19 +69,10 @@ namespace Osprey.Training;
 [NoEffectFlag("log_entropy", OnlinePolicy)]
 [NoEffectFlag("rollout_importance_sampling_mode", OnlinePolicy)]
 [NoEffectFlag("rollout_importance_sampling_threshold", OnlinePolicy)]
-[NoEffectFlag("cosine_min_len_value_wrong", OnlinePolicy)]
-[NoEffectFlag("cosine_max_len_value_wrong", OnlinePolicy)]
-[NoEffectFlag("cosine_min_len_value_correct", OnlinePolicy)]
-[NoEffectFlag("cosine_max_len_value_correct", OnlinePolicy)]
-[NoEffectFlag("cosine_max_len", OnlinePolicy)]
-[NoEffectFlag("repetition_n_grams", OnlinePolicy)]
-[NoEffectFlag("repetition_max_penalty", OnlinePolicy)]
-[NoEffectFlag("soft_max_length", OnlinePolicy)]
-[NoEffectFlag("soft_cache_length", OnlinePolicy)]
 public sealed record RlhfOptions
 {
     private const string NotYet = "this DPO variant is not in Osprey yet";
-    private const string OnlinePolicy = "it belongs to GRPO, PPO or GKD, which Osprey does not have; --rlhf_type lists what it trains";
+    private const string OnlinePolicy = "it belongs to PPO, GKD or a GRPO feature Osprey does not have; --rlhf_type lists what it trains";
 
     /// <summary>The method (<c>--rlhf_type</c>) and its loss hyperparameters.</summary>
     [OptionGroup]
@@ -114,6 +90,10 @@ public sealed record RlhfOptions
     [Option("precompute_ref_log_probs", "DPO: score all pairs with the reference once before training, then free a separate reference copy.")]
     public bool PrecomputeReferenceLogProbs { get; init; }
 
+    /// <summary>GRPO's rollouts, clipping, rewards and schedule (<c>--rlhf_type grpo</c>).</summary>
+    [OptionGroup]
+    public Grpo.GrpoOptions Grpo { get; init; } = new();
+
     /// <summary>The model, data, training and output options shared with <c>osprey sft</c>.</summary>
     [OptionGroup]
     public SftOptions FineTune { get; init; } = new();
@@ -128,5 +108,6 @@ public sealed record RlhfOptions
         foreach (var a in ReferenceAdapters)
             if (!PeftAdapter.IsAdapter(a)) throw new OspreyException($"--ref_adapters {a} has no adapter_config.json; pass LoRA checkpoint folders or PEFT adapters.");
         Loss.Validate();
+        if (type == RlhfType.Grpo) Grpo.Validate();
     }
 }

@@ -111,7 +111,7 @@ public sealed class OptionSetTests
     {
         var e = Assert.Throws<OspreyException>(() => OptionSet.For<RlhfOptions>().BindStrings<RlhfOptions>(
             new Dictionary<string, IReadOnlyList<string>> { ["rlhf_type"] = ["ppo"] }));
-        Assert.Equal("--rlhf_type 'ppo' is not supported; use dpo, kto, orpo, simpo, cpo or rm.", e.Message);
+        Assert.Equal("--rlhf_type 'ppo' is not supported; use dpo, kto, orpo, simpo, cpo, rm or grpo.", e.Message);
         var unknown = Assert.Throws<OspreyException>(() => OptionSet.For<SftOptions>().BindStrings<SftOptions>(
             new Dictionary<string, IReadOnlyList<string>> { ["lora_rnak"] = ["4"] }));
         Assert.StartsWith("--lora_rnak is not a flag of SftOptions", unknown.Message);
@@ -137,7 +137,7 @@ public sealed class OptionSetTests
             Assert.Contains($"  --{spec.Name} ", run.Stdout);
         Assert.Contains("--lora_rank N", run.Stdout);
         Assert.Contains("Default: 8.", run.Stdout);
-        Assert.Contains("Default: 0.1; SimPO 2.0.", run.Stdout);
+        Assert.Contains("Default: 0.1; SimPO 2.0; GRPO 0.04.", run.Stdout);
     }
 
     [Fact]

@@ -14,12 +14,15 @@ public sealed record PreferenceLossOptions
     public RlhfType RlhfType { get; init; } = RlhfType.Dpo;
 
     /// <summary>β: the inverse temperature of the implicit reward (DPO, KTO, CPO, SimPO) or ORPO's λ; null takes <see cref="ResolvedBeta"/>.</summary>
-    [Option("beta", "Preference strength: the implicit reward's inverse temperature (ORPO: the odds-ratio weight).", DefaultText = "0.1; SimPO 2.0", Common = true)]
+    [Option("beta", "Preference strength: the implicit reward's inverse temperature (ORPO: the odds-ratio weight; GRPO: the KL weight, 0 loads no reference).", DefaultText = "0.1; SimPO 2.0; GRPO 0.04", Common = true)]
     public double? Beta { get; init; }
 
     /// <summary>DPO's loss form: sigmoid, hinge, ipo or robust.</summary>
-    [Option("loss_type", "DPO: sigmoid | hinge | ipo | robust.")]
-    public string LossType { get; init; } = "sigmoid";
+    [Option("loss_type", "DPO: sigmoid | hinge | ipo | robust. GRPO: grpo | bnpo | dr_grpo | dapo (how token losses are averaged).", DefaultText = "sigmoid; GRPO grpo")]
+    public string? LossType { get; init; }
+
+    /// <summary>The loss form as used: <see cref="LossType"/>, else grpo for GRPO and sigmoid otherwise.</summary>
+    public string ResolvedLossType => LossType ?? (RlhfType == RlhfType.Grpo ? "grpo" : "sigmoid");
 
     /// <summary>ε, the assumed rate of flipped preference labels (conservative DPO, robust DPO, CPO/SimPO).</summary>
     [Option("label_smoothing", "DPO/CPO/SimPO: the assumed rate of flipped preference labels.")]
@@ -50,7 +53,7 @@ public sealed record PreferenceLossOptions
     public double CenterRewardsCoefficient { get; init; }
 
     /// <summary>β as used: <see cref="Beta"/>, else 2.0 for SimPO and 0.1 otherwise.</summary>
-    public double ResolvedBeta => Beta ?? (RlhfType == RlhfType.Simpo ? 2.0 : 0.1);
+    public double ResolvedBeta => Beta ?? RlhfType switch { RlhfType.Simpo => 2.0, RlhfType.Grpo => 0.04, _ => 0.1 };
 
     /// <summary>cpo_alpha as used: <see cref="CpoAlpha"/>, else 0 for SimPO and 1.0 otherwise.</summary>
     public double ResolvedCpoAlpha => CpoAlpha ?? (RlhfType == RlhfType.Simpo ? 0 : 1.0);
@@ -59,14 +62,22 @@ public sealed record PreferenceLossOptions
     public bool NeedsReference => RlhfType is RlhfType.Dpo or RlhfType.Kto;
 
     static readonly string[] DpoLossTypes = ["sigmoid", "hinge", "ipo", "robust"];
+    static readonly string[] GrpoLossTypes = ["grpo", "bnpo", "dr_grpo", "dapo"];
 
     /// <summary>Throws when a value is out of range, naming the flag.</summary>
     /// <exception cref="OspreyException">A value is out of range.</exception>
     public void Validate()
     {
-        if (!Enum.IsDefined(RlhfType)) throw new OspreyException($"--rlhf_type must be one of dpo, kto, orpo, simpo, cpo, rm (got '{RlhfType}').");
-        if (!(ResolvedBeta > 0) || double.IsInfinity(ResolvedBeta)) throw new OspreyException($"--beta must be a positive number (got {Beta}).");
-        if (RlhfType == RlhfType.Dpo && !DpoLossTypes.Contains(LossType))
+        if (!Enum.IsDefined(RlhfType)) throw new OspreyException($"--rlhf_type must be one of dpo, kto, orpo, simpo, cpo, rm, grpo (got '{RlhfType}').");
+        if (RlhfType == RlhfType.Grpo)
+        {
+            // GRPO's beta weighs the KL term; 0 is allowed and means no reference model.
+            if (!(ResolvedBeta >= 0) || double.IsInfinity(ResolvedBeta)) throw new OspreyException($"--beta for grpo must be 0 or more (got {Beta}).");
+            if (!GrpoLossTypes.Contains(ResolvedLossType))
+                throw new OspreyException($"--loss_type for grpo must be one of {string.Join(", ", GrpoLossTypes)} (got '{LossType}').");
+        }
+        else if (!(ResolvedBeta > 0) || double.IsInfinity(ResolvedBeta)) throw new OspreyException($"--beta must be a positive number (got {Beta}).");
+        if (RlhfType == RlhfType.Dpo && !DpoLossTypes.Contains(ResolvedLossType))
             throw new OspreyException($"--loss_type for dpo must be one of {string.Join(", ", DpoLossTypes)} (got '{LossType}').");
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 0.5)) throw new OspreyException($"--label_smoothing must be in [0, 0.5) (got {LabelSmoothing}).");
         if (!(RpoAlpha >= 0) || double.IsInfinity(RpoAlpha)) throw new OspreyException($"--rpo_alpha must be 0 or more (got {RpoAlpha}).");

@@ -37,13 +37,13 @@ public static class PreferenceLosses
         var beta = o.ResolvedBeta;
         var eps = o.LabelSmoothing;
         var z = (policyChosen - policyRejected) - (refChosen - refRejected);
-        var losses = o.LossType switch
+        var losses = o.ResolvedLossType switch
         {
             "sigmoid" => -nn.functional.logsigmoid(z * beta) * (1 - eps) - nn.functional.logsigmoid(z * -beta) * eps,
             "robust" => (-nn.functional.logsigmoid(z * beta) * (1 - eps) + nn.functional.logsigmoid(z * -beta) * eps) / (1 - 2 * eps),
             "hinge" => nn.functional.relu(1 - z * beta),
             "ipo" => (z - 1 / (2 * beta)).square(),
-            _ => throw new OspreyException($"--loss_type for dpo must be one of sigmoid, hinge, ipo, robust (got '{o.LossType}')."),
+            _ => throw new OspreyException($"--loss_type for dpo must be one of sigmoid, hinge, ipo, robust (got '{o.ResolvedLossType}')."),
         };
         var loss = losses.mean();
         if (o.RpoAlpha > 0) loss = loss + chosenNll!.mean() * o.RpoAlpha;

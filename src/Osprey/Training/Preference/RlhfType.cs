@@ -23,4 +23,7 @@ public enum RlhfType
     /// <summary>A reward model: a scalar head trained on pairs (reward-model recipe).</summary>
     [OptionValue("rm")]
     RewardModel,
+
+    /// <summary>Group relative policy optimisation on prompts, with rollouts scored by reward functions (GRPO recipe).</summary>
+    Grpo,
 }
