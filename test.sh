@@ -6,6 +6,7 @@
 #   python3     tests/Osprey.Tests/Hub/ReferenceServerTests runs tools/hf_reference_server.py
 #   python3-numpy  tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py (NumPy GPTQ,
 #               round-to-nearest and the GPTQ/AWQ/FP8 unpacker) with Debian's /usr/bin/python3
+#   python3-pil tests/Osprey.Tests/Images/ImagePreprocessingTests runs tools/vl_image_reference.py (PIL's bicubic resize)
 #   chromium    tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless
 # With those already installed, `dotnet test Osprey.slnx` alone does the same.
 set -euo pipefail
@@ -30,6 +31,10 @@ if ! /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then
     echo "NumPy not found for /usr/bin/python3; installing Debian's python3-numpy (tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py)"
     install --no-install-recommends python3-numpy
 fi
+if ! /usr/bin/python3 -c "import PIL" >/dev/null 2>&1; then
+    echo "PIL not found for /usr/bin/python3; installing Debian's python3-pil (tests/Osprey.Tests/Images/ImagePreprocessingTests runs tools/vl_image_reference.py)"
+    install --no-install-recommends python3-pil
+fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "/usr/bin/chromium not found; installing Debian's chromium (tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless)"
     install chromium
@@ -39,5 +44,6 @@ dotnet --version
 npm --version
 python3 --version
 /usr/bin/python3 -c "import numpy; print('numpy', numpy.__version__)"
+/usr/bin/python3 -c "import PIL; print('PIL', PIL.__version__)"
 /usr/bin/chromium --version
 dotnet test Osprey.slnx "$@"

@@ -108,8 +108,8 @@ def image_processor_class():
 
 def smart_resize(h, w, factor=28, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS):
     import math
-    hb = max(factor, round(h / factor) * factor)
-    wb = max(factor, round(w / factor) * factor)
+    hb = round(h / factor) * factor
+    wb = round(w / factor) * factor
     if hb * wb > max_pixels:
         beta = math.sqrt((h * w) / max_pixels)
         hb = max(factor, math.floor(h / beta / factor) * factor)

@@ -21,7 +21,7 @@ public sealed class DependencyTests
         ["Runtime"],
         ["Io"],
         ["Reporting"],
-        ["Tokenization"],
+        ["Tokenization", "Images"],
         ["Templates"],
         ["Models"],
         ["Tuners", "Quantization", "Gguf"],
