@@ -61,8 +61,8 @@ public sealed class Qwen2VlModel : nn.Module
         catch (JsonException) { return false; }
     }
 
-    /// <summary>Loads a model folder strictly (every tensor present, none extra, shapes equal).</summary>
-    public static Qwen2VlModel Load(string directory, Device device, ScalarType dtype)
+    /// <summary>The model <paramref name="directory"/>'s config.json describes, with uninitialised weights.</summary>
+    internal static Qwen2VlModel Create(string directory, Device device, ScalarType dtype)
     {
         var file = Path.Combine(directory, "config.json");
         if (!File.Exists(file)) throw new OspreyException($"{directory} has no config.json; point --model at a Hugging Face model folder.");
@@ -70,7 +70,13 @@ public sealed class Qwen2VlModel : nn.Module
         if (!Qwen2VlFamily.Is(doc)) throw new OspreyException($"{file}: model_type is not qwen2_vl or qwen2_5_vl.");
         var spec = new Qwen2VlFamily().ReadSpec(doc, file);
         var (vision, image, start, end) = Qwen2VlFamily.ReadVision(doc, spec, file);
-        var m = new Qwen2VlModel(spec, vision, (image, start, end), dtype, device);
+        return new Qwen2VlModel(spec, vision, (image, start, end), dtype, device);
+    }
+
+    /// <summary>Loads a model folder strictly (every tensor present, none extra, shapes equal).</summary>
+    public static Qwen2VlModel Load(string directory, Device device, ScalarType dtype)
+    {
+        var m = Create(directory, device, dtype);
         try
         {
             using var checkpoint = SafetensorsCheckpoint.Open(directory);
