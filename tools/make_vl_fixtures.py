@@ -284,7 +284,9 @@ def main():
             mask = torch.ones_like(input_ids)
             kw_img = {}
             if files:
-                kw_img = dict(pixel_values=torch.cat(pvs), image_grid_thw=torch.cat(thws))
+                # transformers 5.17 wants the processor's mm_token_type_ids: 1 at image placeholders, 2 at video ones.
+                mm = (input_ids == 258).long() + 2 * (input_ids == 259).long()
+                kw_img = dict(pixel_values=torch.cat(pvs), image_grid_thw=torch.cat(thws), mm_token_type_ids=mm)
             out_fw = model(input_ids=input_ids, attention_mask=mask, **kw_img)
             golden_t[f"{case}.input_ids"] = input_ids.contiguous()
             golden_t[f"{case}.logits"] = out_fw.logits.float().contiguous()

@@ -1,5 +1,8 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Osprey.Hub;
 using Osprey.Images;
+using Osprey.Inference;
 using Osprey.Io;
 using Osprey.Models.Qwen2Vl;
 using static TorchSharp.torch;
@@ -94,5 +97,40 @@ public sealed class VisionLanguageParityTests
             var theirs = c.GetProperty("greedy_new_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
             Assert.Equal(theirs, greedy);
         }
+    }
+
+    [Fact]
+    public void InferWithImages_AnswersWithTransformersGreedyIds()
+    {
+        if (!Present) return;
+        var dir = Path.Combine(Root, "qwen2_vl");
+        var golden = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "golden.json"))).RootElement;
+        var c = golden.GetProperty("cases").EnumerateArray().First(x => x.GetProperty("name").GetString() == "two_images");
+        using var tmp = new TempDirectory();
+        var files = c.GetProperty("images").EnumerateArray().Select(f => Path.Combine(Root, "images", f.GetString()!)).ToArray();
+        // The case's text with {img} where each image goes, as an ms-swift row with <image> tags.
+        var text = c.GetProperty("text").GetString()!.Replace("{img}", "<image>");
+        var row = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = text }),
+            ["images"] = new JsonArray(files.Select(f => (JsonNode)JsonValue.Create(f)!).ToArray()),
+        };
+        File.WriteAllText(tmp.File("rows.jsonl"), row.ToJsonString() + "\n");
+        var stdout = new StringWriter();
+        var options = new InferOptions
+        {
+            Model = new ModelOptions { Device = "cpu", TorchDtype = "float32" },
+            ModelFolder = dir,
+            ValDatasets = [tmp.File("rows.jsonl")],
+            MaxNewTokens = golden.GetProperty("max_new_tokens").GetInt32(),
+        };
+        Assert.Equal(0, Infer.Run(options, () => throw new InvalidOperationException("not a text model"), new StringReader(""), stdout, new StringWriter()));
+        var response = JsonNode.Parse(stdout.ToString().Trim())!["response"]!.GetValue<string>();
+        var chat = ChatPrompt.Create(ChatPrompt.LoadTokenizer(dir, ""), dir, null);
+        var ids = c.GetProperty("greedy_new_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(c.GetProperty("input_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
+            chat.EncodeRendered(VisionPrompt.Expand(chat.Render(VisionPrompt.Messages([("user", text)])),
+                files.Select(f => Qwen2VlImageProcessor.FromFolder(dir).Process(ImageDecoder.Load(f))).ToList(), 2)));
+        Assert.Equal(chat.DecodeReply(ids, chat.StopIds([2])), response);
     }
 }
