@@ -7,6 +7,7 @@
 #   python3-numpy  tests/Osprey.Tests/Quantization/CalibratedExportTests runs tools/calib_reference.py (NumPy GPTQ,
 #               round-to-nearest and the GPTQ/AWQ/FP8 unpacker) with Debian's /usr/bin/python3
 #   python3-torch  tests/Osprey.Tests/Training/Grpo/GrpoLossTests runs tools/grpo_loss_reference.py (PyTorch GRPO losses)
+#   python3-pil tests/Osprey.Tests/Images/ImagePreprocessingTests runs tools/vl_image_reference.py (PIL's bicubic resize)
 #   chromium    tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless
 # With those already installed, `dotnet test Osprey.slnx` alone does the same.
 set -euo pipefail
@@ -35,6 +36,10 @@ if ! /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then
     echo "PyTorch not found for /usr/bin/python3; installing Debian's python3-torch (tests/Osprey.Tests/Training/Grpo/GrpoLossTests runs tools/grpo_loss_reference.py)"
     install --no-install-recommends python3-torch
 fi
+if ! /usr/bin/python3 -c "import PIL" >/dev/null 2>&1; then
+    echo "PIL not found for /usr/bin/python3; installing Debian's python3-pil (tests/Osprey.Tests/Images/ImagePreprocessingTests runs tools/vl_image_reference.py)"
+    install --no-install-recommends python3-pil
+fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "/usr/bin/chromium not found; installing Debian's chromium (tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless)"
     install chromium
@@ -44,5 +49,6 @@ dotnet --version
 npm --version
 python3 --version
 /usr/bin/python3 -c "import numpy; print('numpy', numpy.__version__)"
+/usr/bin/python3 -c "import PIL; print('PIL', PIL.__version__)"
 /usr/bin/chromium --version
 dotnet test Osprey.slnx "$@"

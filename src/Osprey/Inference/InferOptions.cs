@@ -34,6 +34,14 @@ public sealed record InferOptions
 
     /// <summary>The model folder (resolved: a local folder).</summary>
     public string ModelFolder { get; init; } = "";
+    /// <summary>--images: pictures the first question of the chat is about (vision-language models).</summary>
+    [Option("images", "Image files or data: URLs the first chat question is about (Qwen2-VL / Qwen2.5-VL models).", Placeholder = "FILE...")]
+    public IReadOnlyList<string> Images { get; init; } = [];
+
+    /// <summary>--max_pixels / --min_pixels for vision-language models.</summary>
+    [OptionGroup]
+    public Osprey.Images.ImageOptions ImageSizes { get; init; } = new();
+
     /// <summary>--val_dataset: JSON-lines (or .json array) files whose rows to answer.</summary>
     [Option("val_dataset", "Answer every row of these JSON-lines files ({\"messages\": [...]} or {\"query\": ...}) instead of chatting on stdin.", Placeholder = "FILE...")]
     public IReadOnlyList<string> ValDatasets { get; init; } = [];

@@ -24,6 +24,9 @@ public sealed record RopeSettings
     public double OriginalMaxPositionEmbeddings { get; init; } = 8192;
     /// <summary>Fraction of the head that is rotated.</summary>
     public double PartialRotaryFactor { get; init; } = 1.0;
+    /// <summary>M-RoPE (Qwen2-VL): how many of the rotary frequencies follow the temporal, height and width position
+    /// rows (mrope_section, summing to half the rotary width); null for one position row.</summary>
+    public IReadOnlyList<int>? MropeSection { get; init; }
 
     static readonly string[] Supported = ["default", "linear", "llama3"];
 
@@ -53,6 +56,8 @@ public sealed record RopeSettings
         string type = s.Type;
         if (node.TryGetProperty("rope_type", out var t) && t.ValueKind == JsonValueKind.String) type = t.GetString()!;
         else if (node.TryGetProperty("type", out var t2) && t2.ValueKind == JsonValueKind.String) type = t2.GetString()!;
+        // Qwen2-VL's hub configs say "mrope"; transformers 5 rewrites it to "default" and keeps mrope_section.
+        if (type == "mrope") type = "default";
         if (!Supported.Contains(type))
             throw new OspreyException($"{file}: rope type '{type}' is not supported yet (supported: {string.Join(", ", Supported)}); use a model with one of those.");
         return s with
@@ -64,6 +69,9 @@ public sealed record RopeSettings
             HighFreqFactor = Num(node, "high_freq_factor") ?? s.HighFreqFactor,
             OriginalMaxPositionEmbeddings = Num(node, "original_max_position_embeddings") ?? s.OriginalMaxPositionEmbeddings,
             PartialRotaryFactor = Num(node, "partial_rotary_factor") ?? s.PartialRotaryFactor,
+            MropeSection = node.TryGetProperty("mrope_section", out var ms) && ms.ValueKind == JsonValueKind.Array
+                ? ms.EnumerateArray().Select(e => e.GetInt32()).ToArray()
+                : s.MropeSection,
         };
     }
 

@@ -22,7 +22,7 @@ public sealed class DependencyTests
         ["Distributed"], // ranks, rendezvous, NCCL and TCP collectives, the worker launcher
         ["Io"],
         ["Reporting"],
-        ["Tokenization"],
+        ["Tokenization", "Images"],
         ["Templates"],
         ["Models"],
         ["Tuners", "Quantization", "Gguf"],

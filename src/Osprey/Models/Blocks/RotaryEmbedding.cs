@@ -11,6 +11,7 @@ namespace Osprey.Models.Blocks;
 internal sealed class RotaryEmbedding : IDisposable
 {
     readonly Tensor _invFreq; // [rotary/2], float32
+    readonly Tensor? _mropeRow; // M-RoPE: per frequency, which position row (0 t, 1 h, 2 w) drives it; int64 [rotary/2]
 
     /// <summary>Width of the rotated part of each head.</summary>
     public int RotaryDim { get; }
@@ -41,13 +42,30 @@ internal sealed class RotaryEmbedding : IDisposable
             inv = where(medium, smoothed, scaled);
         }
         _invFreq = inv.contiguous().MoveToOuterDisposeScope();
+        if (rope.MropeSection is { } section)
+        {
+            if (section.Count != 3 || section.Sum() != RotaryDim / 2)
+                throw new OspreyException($"mrope_section [{string.Join(", ", section)}] must be three numbers adding up to half the rotary width ({RotaryDim / 2}); fix rope_parameters in config.json.");
+            var rows = section.SelectMany((n, i) => Enumerable.Repeat((long)i, n)).ToArray();
+            _mropeRow = tensor(rows, dtype: ScalarType.Int64, device: device).MoveToOuterDisposeScope();
+        }
     }
 
-    /// <summary>cos and sin tables [B, 1, T, rotary] in <paramref name="dtype"/> for positions [B, T].</summary>
+    /// <summary>cos and sin tables [B, 1, T, rotary] in <paramref name="dtype"/> for positions [B, T], or, with M-RoPE,
+    /// [3, B, T] (temporal, height, width rows; [B, T] then means the same position in all three).</summary>
     public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var freqs = positions.to_type(ScalarType.Float32).unsqueeze(-1) * _invFreq; // [B, T, rotary/2]
+        Tensor freqs;
+        if (positions.dim() == 3)
+        {
+            if (_mropeRow is null) throw new ArgumentException("three position rows need M-RoPE (mrope_section in config.json)");
+            // As transformers' apply_multimodal_rotary_pos_emb: frequency j takes its angle from row section(j).
+            var all = positions.to_type(ScalarType.Float32).unsqueeze(-1) * _invFreq; // [3, B, T, rotary/2]
+            var pick = _mropeRow.view(1, 1, 1, -1).expand(1, all.shape[1], all.shape[2], -1);
+            freqs = all.gather(0, pick).squeeze(0);
+        }
+        else freqs = positions.to_type(ScalarType.Float32).unsqueeze(-1) * _invFreq; // [B, T, rotary/2]
         var emb = cat([freqs, freqs], -1).unsqueeze(1);
         var cos = emb.cos().to_type(dtype);
         var sin = emb.sin().to_type(dtype);
@@ -82,5 +100,9 @@ internal sealed class RotaryEmbedding : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _invFreq.Dispose();
+    public void Dispose()
+    {
+        _invFreq.Dispose();
+        _mropeRow?.Dispose();
+    }
 }
