@@ -13,7 +13,7 @@ namespace Osprey.Gguf;
 public static partial class GgufExport
 {
     /// <summary>The values --gguf_quant takes (llama.cpp's names).</summary>
-    public static readonly IReadOnlyList<string> QuantNames = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"];
+    public static readonly IReadOnlyList<string> QuantNames = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"];
 
     static readonly Dictionary<string, string> s_architectures = new(StringComparer.Ordinal)
     {
@@ -99,9 +99,9 @@ public static partial class GgufExport
     /// The type a tensor gets for <paramref name="quant"/>, after llama.cpp's rule of thumb (llama_tensor_get_type):
     /// 1-D tensors (norms, biases) stay f32; q4_k_m/q5_k_m use q4_K/q5_K with q6_K for attn_v and ffn_down in the
     /// first and last eighth of the layers and every third layer between, and q6_K for the output matrix (the token
-    /// embedding when it is tied); q4_0 also gives the output matrix q6_K. A k-quant needs rows that are a multiple of
-    /// 256 and falls back to q8_0 (llama.cpp falls back to q5_0/q5_1, which Osprey does not write); q8_0/q4_0 need
-    /// multiples of 32 and fall back to f16.
+    /// embedding when it is tied); q4_0, q4_1, q5_0 and q5_1 also give the output matrix q6_K. A k-quant needs rows
+    /// that are a multiple of 256 and falls back as llama.cpp does (q4_K → q5_0, q5_K → q5_1, q6_K → q8_0); the 32-value
+    /// blocks need multiples of 32 and fall back to f16.
     /// </summary>
     public static GgmlType TypeFor(string name, long[] dims, string quant, int layer, int layerCount, bool hasOutput)
     {
@@ -115,6 +115,9 @@ public static partial class GgufExport
             "bf16" => GgmlType.BF16,
             "q8_0" => GgmlType.Q8_0,
             "q4_0" => isOutput ? GgmlType.Q6_K : GgmlType.Q4_0,
+            "q4_1" => isOutput ? GgmlType.Q6_K : GgmlType.Q4_1,
+            "q5_0" => isOutput ? GgmlType.Q6_K : GgmlType.Q5_0,
+            "q5_1" => isOutput ? GgmlType.Q6_K : GgmlType.Q5_1,
             "q6_k" => GgmlType.Q6_K,
             "q4_k_m" or "q5_k_m" when isOutput => GgmlType.Q6_K,
             "q4_k_m" or "q5_k_m" when moreBits && (name.EndsWith(".attn_v.weight", StringComparison.Ordinal) || name.EndsWith(".ffn_down.weight", StringComparison.Ordinal)) => GgmlType.Q6_K,
@@ -122,8 +125,9 @@ public static partial class GgufExport
             "q5_k_m" => GgmlType.Q5_K,
             _ => throw new OspreyException($"--gguf_quant {quant} is not a GGUF type Osprey writes; use one of {string.Join(", ", QuantNames)}."),
         };
-        if (type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K && dims[0] % 256 != 0) type = GgmlType.Q8_0;
-        if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && dims[0] % 32 != 0) type = GgmlType.F16;
+        if (dims[0] % 256 != 0)
+            type = type switch { GgmlType.Q4_K => GgmlType.Q5_0, GgmlType.Q5_K => GgmlType.Q5_1, GgmlType.Q6_K => GgmlType.Q8_0, _ => type };
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 && dims[0] % 32 != 0) type = GgmlType.F16;
         return type;
     }
 
@@ -133,7 +137,10 @@ public static partial class GgufExport
         "f32" => 0,
         "f16" => 1,
         "q4_0" => 2,
+        "q4_1" => 3,
         "q8_0" => 7,
+        "q5_0" => 8,
+        "q5_1" => 9,
         "q4_k_m" => 15,
         "q5_k_m" => 17,
         "q6_k" => 18,

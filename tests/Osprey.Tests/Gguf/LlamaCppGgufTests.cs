@@ -8,7 +8,7 @@ namespace Osprey.Tests.Gguf;
 /// <summary>
 /// GGUF files written by <c>osprey export --to_gguf true</c>, run by llama.cpp itself (npm node-llama-cpp, pinned):
 /// the f32 export continues each fixture's prompt exactly as transformers does (the fixture's infer_golden.json, made
-/// by transformers), f16 and q8_0 agree on the first token, and the k-quant mixes stay close to the f32 file on a model
+/// by transformers), f16 and q8_0 agree on the first token, and the k-quant mixes and q4_0/q4_1/q5_0/q5_1 stay close to the f32 file on a model
 /// wide enough (rows of 256) for k-quant blocks. All exports run in one llama.cpp process.
 /// </summary>
 public sealed class LlamaCppGgufTests
@@ -49,7 +49,7 @@ public sealed class LlamaCppGgufTests
             }
         }
         var wide = WideModel(dir.File("wide"));
-        var wideQuants = new[] { "f32", "q4_k_m", "q5_k_m", "q6_k", "q4_0" };
+        var wideQuants = new[] { "f32", "q4_k_m", "q5_k_m", "q6_k", "q4_0", "q4_1", "q5_0", "q5_1" };
         foreach (var quant in wideQuants) jobs.Add(new NodeLlamaCpp.Job(Export(wide, quant, dir.Path), [1, 17, 42, 99, 5, 7], 1, 256));
 
         var results = NodeLlamaCpp.Evaluate(jobs);
