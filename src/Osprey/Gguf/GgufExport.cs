@@ -238,7 +238,7 @@ public static partial class GgufExport
         return result;
     }
 
-    static float[] Llama3RopeFactors(RopeSettings rope, int headDim)
+    internal static float[] Llama3RopeFactors(RopeSettings rope, int headDim)
     {
         // Per rotary frequency: 1 for short wavelengths, the factor for long ones, a smooth blend between (Llama 3.1).
         var factors = new float[headDim / 2];

@@ -17,7 +17,7 @@ public sealed class LlamaCppGgufTests
     // architecture has no sliding window (as with llama.cpp's own converter).
     private static readonly string[] Families = ["llama", "llama3", "qwen2", "qwen3"];
 
-    private static string Export(string model, string quant, string output)
+    internal static string Export(string model, string quant, string output)
     {
         var run = CliRun.Of("export", "--model", model, "--to_gguf", "true", "--gguf_quant", quant, "--output_dir", output);
         Assert.True(run.ExitCode == 0, run.ToString());
@@ -126,7 +126,7 @@ public sealed class LlamaCppGgufTests
     /// llama.cpp's pattern (the last of each group full); added layers copy the fixture's layers in turn, scaled so
     /// they are not identical.
     /// </summary>
-    private static string GemmaVariant(string fixture, string folder, int layers)
+    internal static string GemmaVariant(string fixture, string folder, int layers)
     {
         Directory.CreateDirectory(folder);
         foreach (var f in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.EndsWith("config.json", StringComparison.Ordinal)))
