@@ -18,6 +18,9 @@ public static class GgufImport
         ["llama"] = "llama",
         ["qwen2"] = "qwen2",
         ["qwen3"] = "qwen3",
+        ["phi3"] = "phi3",
+        ["gemma2"] = "gemma2",
+        ["gemma3"] = "gemma3_text",
     };
 
     /// <summary>Whether <c>--model</c> names a GGUF file.</summary>
@@ -54,8 +57,6 @@ public static class GgufImport
         var arch = file.RequireString("general.architecture");
         if (!s_modelTypes.TryGetValue(arch, out var modelType))
             throw new OspreyException($"{path}: architecture '{arch}' is not one Osprey loads from GGUF yet ({string.Join(", ", s_modelTypes.Keys)}).");
-        if (file.Tensors.Any(t => t.Name == "rope_freqs.weight"))
-            throw new OspreyException($"{path} has per-frequency rope factors (Llama 3.1 scaling), which Osprey does not load from GGUF yet; load the Hugging Face folder instead.");
         uint U(string key) => Convert.ToUInt32(file.Get($"{arch}.{key}") ?? throw new OspreyException($"{path} lacks metadata '{arch}.{key}'; the file is incomplete."));
         var hidden = U("embedding_length");
         var heads = U("attention.head_count");
@@ -66,7 +67,11 @@ public static class GgufImport
         var vocab = file.Tensor("token_embd.weight").Dims[1];
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(modelType switch { "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", _ => "LlamaForCausalLM" }),
+            ["architectures"] = new JsonArray(modelType switch
+            {
+                "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", "phi3" => "Phi3ForCausalLM",
+                "gemma2" => "Gemma2ForCausalLM", "gemma3_text" => "Gemma3ForCausalLM", _ => "LlamaForCausalLM",
+            }),
             ["model_type"] = modelType,
             ["vocab_size"] = vocab,
             ["hidden_size"] = hidden,
@@ -87,6 +92,12 @@ public static class GgufImport
             config["attention_bias"] = file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias");
             config["mlp_bias"] = file.Tensors.Any(t => t.Name == "blk.0.ffn_gate.bias");
         }
+        var gemma = modelType.StartsWith("gemma", StringComparison.Ordinal);
+        if (gemma) AddGemma(config, file, arch, path, (int)layers, hidden, heads, headDim);
+        if (modelType == "phi3" && file.Get($"{arch}.rope.dimension_count") is { } rotary)
+            config["partial_rotary_factor"] = Convert.ToDouble(rotary) / headDim;
+        if (file.Tensors.FirstOrDefault(t => t.Name == "rope_freqs.weight") is { } freqs)
+            config["rope_scaling"] = Llama3Scaling(file.ReadFloats(freqs), Convert.ToDouble(file.Get($"{arch}.rope.freq_base") ?? 10000f), (int)headDim, path);
         if (file.Get($"{arch}.rope.scaling.type") is string scaling)
         {
             if (scaling != "linear") throw new OspreyException($"{path}: rope scaling '{scaling}' is not one Osprey loads from GGUF yet (linear is).");
@@ -101,8 +112,12 @@ public static class GgufImport
         {
             foreach (var t in file.Tensors)
             {
-                var hfName = HfName(t.Name, path);
+                if (t.Name == "rope_freqs.weight") continue; // became rope_scaling above
+                var hfName = HfName(t.Name, path, gemma, modelType == "phi3");
                 var values = file.ReadFloats(t);
+                // llama.cpp's Gemma norms hold 1 + w (see GgufExport).
+                if (gemma && t.Name.EndsWith("norm.weight", StringComparison.Ordinal))
+                    for (int i = 0; i < values.Length; i++) values[i] -= 1f;
                 if (modelType == "llama" && (t.Name.Contains(".attn_q.", StringComparison.Ordinal) || t.Name.Contains(".attn_k.", StringComparison.Ordinal)))
                     values = GgufExport.PermuteRotary(values, t.TorchShape[0], (int)(t.Name.Contains(".attn_q.", StringComparison.Ordinal) ? heads : kvHeads), inverse: true);
                 tensors.Add(new(hfName, torch.tensor(values, t.TorchShape)));
@@ -115,6 +130,79 @@ public static class GgufImport
         }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         GgufTokenizerJson.Write(file, folder);
+    }
+
+    /// <summary>
+    /// The config.json fields llama.cpp's gemma2/gemma3 take from the file or fix: the attention scale it uses
+    /// (1/sqrt(head_dim), or 1/sqrt(hidden/heads) for its 27B sizes) as query_pre_attn_scalar, soft-capping, the window
+    /// and its layer pattern (every 2nd / 6th layer full), and Gemma 3's local RoPE base 10000.
+    /// </summary>
+    static void AddGemma(JsonObject config, GgufFile file, string arch, string path, int layers, uint hidden, uint heads, uint headDim)
+    {
+        var bigSize = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62);
+        config["hidden_activation"] = "gelu_pytorch_tanh";
+        config["hidden_act"] = "gelu_pytorch_tanh";
+        config["query_pre_attn_scalar"] = bigSize ? hidden / heads : headDim;
+        // llama.cpp's gemma2 soft-caps at 50 and 30 when the file does not say.
+        double? attnCap = arch == "gemma2" ? Convert.ToDouble(file.Get($"{arch}.attn_logit_softcapping") ?? 50f) : null;
+        double? finalCap = file.Get($"{arch}.final_logit_softcapping") is { } cap ? Convert.ToDouble(cap) : arch == "gemma2" ? 30.0 : null;
+        config["attn_logit_softcapping"] = attnCap;
+        config["final_logit_softcapping"] = finalCap;
+        var window = file.Get($"{arch}.attention.sliding_window") ?? (arch == "gemma2" ? 4096u : throw new OspreyException($"{path} lacks metadata '{arch}.attention.sliding_window'; the file is incomplete."));
+        config["sliding_window"] = Convert.ToInt32(window);
+        var period = arch == "gemma2" ? 2 : 6;
+        config["layer_types"] = new JsonArray(Enumerable.Range(0, layers).Select(i => (JsonNode?)((i + 1) % period == 0 ? "full_attention" : "sliding_attention")).ToArray());
+        if (arch == "gemma3") config["rope_local_base_freq"] = 10000.0;
+    }
+
+    /// <summary>
+    /// Llama 3.1 rope scaling from llama.cpp's per-frequency <c>rope_freqs</c>: the factor is the largest entry; the
+    /// wavelength bounds (original_max_position_embeddings / low_freq_factor and / high_freq_factor) follow from the
+    /// blended entries, or are placed between the neighbouring entries where fewer than two are blended (any value
+    /// there gives the same factors). Only the bounds' ratios to original_max_position_embeddings matter, so it is set
+    /// to 8192 (Llama 3.1's). The parameters are checked by recomputing every factor.
+    /// </summary>
+    static JsonObject? Llama3Scaling(float[] f, double theta, int headDim, string path)
+    {
+        var factor = (double)f.Max();
+        if (factor <= 1.0) return null;
+        const double orig = 8192;
+        var wl = Enumerable.Range(0, f.Length).Select(i => 2 * Math.PI * Math.Pow(theta, 2.0 * i / headDim)).ToArray();
+        bool Near(double a, double b) => Math.Abs(a - b) <= 1e-5 * Math.Max(1, Math.Abs(b));
+        var shortWl = Enumerable.Range(0, f.Length).Where(i => Near(f[i], 1)).Select(i => wl[i]).DefaultIfEmpty(wl[0] / 2).Max();
+        var longWl = Enumerable.Range(0, f.Length).Where(i => Near(f[i], factor)).Select(i => wl[i]).DefaultIfEmpty(wl[^1] * 2).Min();
+        var blended = Enumerable.Range(0, f.Length).Where(i => !Near(f[i], 1) && !Near(f[i], factor))
+            .Select(i => (X: orig / wl[i], S: (1 / f[i] - 1 / factor) / (1 - 1 / factor))).ToArray();
+        double low, high; // low_freq_factor, high_freq_factor
+        if (blended.Length >= 2)
+        {
+            // s = (x − low) / (high − low) at the two outermost blended entries.
+            var (a, b) = (blended[0], blended[^1]);
+            var span = (a.X - b.X) / (a.S - b.S);
+            low = a.X - a.S * span;
+            high = low + span;
+        }
+        else if (blended.Length == 1)
+        {
+            high = orig / Math.Sqrt(shortWl * (orig / blended[0].X));
+            low = (blended[0].X - blended[0].S * high) / (1 - blended[0].S);
+        }
+        else
+        {
+            var highWl = Math.Sqrt(shortWl * longWl);
+            high = orig / highWl;
+            low = orig / Math.Sqrt(highWl * longWl);
+        }
+        var rope = new Models.RopeSettings { Theta = theta, Type = "llama3", Factor = factor, LowFreqFactor = low, HighFreqFactor = high, OriginalMaxPositionEmbeddings = orig };
+        var check = GgufExport.Llama3RopeFactors(rope, headDim);
+        for (int i = 0; i < f.Length; i++)
+            if (Math.Abs(check[i] - f[i]) > 1e-4 * Math.Abs(f[i]))
+                throw new OspreyException($"{path}: rope_freqs.weight[{i}] = {f[i]} does not follow Llama 3.1's rope scaling (it would be {check[i]}); Osprey reads only that kind of per-frequency factors.");
+        return new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = factor, ["low_freq_factor"] = low, ["high_freq_factor"] = high,
+            ["original_max_position_embeddings"] = orig,
+        };
     }
 
     static readonly Dictionary<string, string> s_layerParts = new(StringComparer.Ordinal)
@@ -132,7 +220,21 @@ public static class GgufImport
         ["ffn_down"] = "mlp.down_proj",
     };
 
-    static string HfName(string name, string path)
+    // Gemma's sandwich norms and Phi-3's fused projections (the reverse of GgufExport's names).
+    static readonly Dictionary<string, string> s_gemmaParts = new(StringComparer.Ordinal)
+    {
+        ["post_attention_norm"] = "post_attention_layernorm",
+        ["ffn_norm"] = "pre_feedforward_layernorm",
+        ["post_ffw_norm"] = "post_feedforward_layernorm",
+    };
+
+    static readonly Dictionary<string, string> s_phi3Parts = new(StringComparer.Ordinal)
+    {
+        ["attn_qkv"] = "self_attn.qkv_proj",
+        ["ffn_up"] = "mlp.gate_up_proj",
+    };
+
+    static string HfName(string name, string path, bool gemma, bool phi3)
     {
         switch (name)
         {
@@ -141,7 +243,8 @@ public static class GgufImport
             case "output.weight": return "lm_head.weight";
         }
         var parts = name.Split('.');
-        if (parts.Length == 4 && parts[0] == "blk" && s_layerParts.TryGetValue(parts[2], out var hf))
+        if (parts.Length == 4 && parts[0] == "blk"
+            && ((gemma && s_gemmaParts.TryGetValue(parts[2], out var hf)) || (phi3 && s_phi3Parts.TryGetValue(parts[2], out hf)) || s_layerParts.TryGetValue(parts[2], out hf)))
             return $"model.layers.{parts[1]}.{hf}.{parts[3]}";
         throw new OspreyException($"{path}: tensor '{name}' has no Hugging Face counterpart Osprey knows; this GGUF has a part Osprey does not load yet.");
     }

@@ -41,7 +41,7 @@ internal static class GgufTokenizerJson
             vocab[tokens[id]] = id;
         }
         JsonArray merges;
-        JsonNode? pre, decoder;
+        JsonNode? pre, decoder, normalizer = null;
         var byteFallback = types.Contains(6);
         if (kind == "gpt2")
         {
@@ -67,16 +67,24 @@ internal static class GgufTokenizerJson
         else
         {
             merges = MergesFromScores(file, tokens, types);
-            pre = new JsonObject { ["type"] = "Metaspace", ["replacement"] = "▁", ["prepend_scheme"] = "first", ["split"] = false };
-            decoder = new JsonObject
+            // llama.cpp puts "▁" before the text unless add_space_prefix is false (Gemma); then spaces only become "▁"
+            // and decoding strips nothing.
+            // add_space_prefix true: a Metaspace prepending "▁" to the first piece (what the SentencePiece-style
+            // tokenizers Osprey exports do; the file cannot say whether it was Llama 2's Prepend normalizer instead).
+            // false (Gemma): spaces only become "▁", no pre-tokenizer splits.
+            var addSpace = file.Get("tokenizer.ggml.add_space_prefix") is not false;
+            if (addSpace) pre = new JsonObject { ["type"] = "Metaspace", ["replacement"] = "▁", ["prepend_scheme"] = "first", ["split"] = false };
+            else
             {
-                ["type"] = "Sequence",
-                ["decoders"] = new JsonArray(
-                    new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = "▁" }, ["content"] = " " },
-                    new JsonObject { ["type"] = "ByteFallback" },
-                    new JsonObject { ["type"] = "Fuse" },
-                    new JsonObject { ["type"] = "Strip", ["content"] = " ", ["start"] = 1, ["stop"] = 0 }),
-            };
+                normalizer = new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "▁" };
+                pre = null;
+            }
+            var decoders = new JsonArray(
+                new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = "▁" }, ["content"] = " " },
+                new JsonObject { ["type"] = "ByteFallback" },
+                new JsonObject { ["type"] = "Fuse" });
+            if (addSpace) decoders.Add(new JsonObject { ["type"] = "Strip", ["content"] = " ", ["start"] = 1, ["stop"] = 0 });
+            decoder = new JsonObject { ["type"] = "Sequence", ["decoders"] = decoders };
         }
         JsonNode? post = null;
         if (file.Get("tokenizer.ggml.add_bos_token") is true && bos is int b)
@@ -93,7 +101,7 @@ internal static class GgufTokenizerJson
             ["truncation"] = null,
             ["padding"] = null,
             ["added_tokens"] = added,
-            ["normalizer"] = null,
+            ["normalizer"] = normalizer,
             ["pre_tokenizer"] = pre,
             ["post_processor"] = post,
             ["decoder"] = decoder,
@@ -124,11 +132,12 @@ internal static class GgufTokenizerJson
         var scores = file.Get("tokenizer.ggml.scores") is GgufArray sa ? sa.Items.Select(Convert.ToSingle).ToArray() : new float[tokens.Length];
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < tokens.Length; i++)
-            if (types[i] is 1 or 2 or 6 or 0) ids.TryAdd(tokens[i], i);
+            if (types[i] is 1 or 2 or 4 or 6 or 0) ids.TryAdd(tokens[i], i);
         var candidates = new List<(float Score, int Left, int Right, string L, string R)>();
         for (int id = 0; id < tokens.Length; id++)
         {
-            if (types[id] is not (1 or 0)) continue;
+            // User-defined tokens too: Gemma's runs of "▁" are added tokens that BPE also builds from the text.
+            if (types[id] is not (1 or 4 or 0)) continue;
             var piece = tokens[id];
             for (int i = 1; i < piece.Length; i++)
             {

@@ -98,6 +98,21 @@ internal static class GgufVocabulary
         if (tokenizer.ChatTemplateSource is { } template) w.Add("tokenizer.chat_template", template);
     }
 
+    /// <summary>Whether tokenizer.json of <paramref name="folder"/> has every one of <paramref name="tokens"/> (vocabulary or added tokens).</summary>
+    public static bool HasTokens(string folder, IEnumerable<string> tokens)
+    {
+        var path = Path.Combine(folder, "tokenizer.json");
+        if (!File.Exists(path)) return false;
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        var root = doc.RootElement;
+        var all = new HashSet<string>(StringComparer.Ordinal);
+        if (root.TryGetProperty("model", out var model) && model.TryGetProperty("vocab", out var vocab) && vocab.ValueKind == JsonValueKind.Object)
+            foreach (var p in vocab.EnumerateObject()) all.Add(p.Name);
+        if (root.TryGetProperty("added_tokens", out var added))
+            foreach (var a in added.EnumerateArray()) all.Add(a.GetProperty("content").GetString() ?? "");
+        return tokens.All(all.Contains);
+    }
+
     static bool PrependsSpace(JsonElement root)
     {
         static IEnumerable<JsonElement> Parts(JsonElement e)

@@ -58,7 +58,7 @@ public sealed record ExportOptions
     public bool ToOllama { get; init; }
 
     /// <summary>--gguf_quant: the llama.cpp tensor type of the GGUF file.</summary>
-    [Option("gguf_quant", "GGUF weight type: f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m or q6_k (llama.cpp's names; norms stay f32).", Placeholder = "TYPE", DefaultText = "f16")]
+    [Option("gguf_quant", "GGUF weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m or q6_k (llama.cpp's names; norms stay f32).", Placeholder = "TYPE", DefaultText = "f16")]
     public string GgufQuant { get; init; } = "f16";
 
     /// <summary>--quant_n_samples: calibration samples for --quant_method gptq/awq.</summary>

@@ -20,6 +20,9 @@ public sealed class GgufFormatTests
     [InlineData(GgmlType.F16)]
     [InlineData(GgmlType.BF16)]
     [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_1)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q5_1)]
     public void WriteThenRead_GivesTheSameTensorsBitForBit_AndTheMetadata(GgmlType type)
     {
         using var dir = new TempDirectory();
@@ -93,6 +96,93 @@ public sealed class GgufFormatTests
         Assert.Equal([0x00, 0x3C], block[..2]);
         for (int j = 0; j < 16; j++) Assert.Equal((byte)(((int)x[j] + 8) | (((int)x[j + 16] + 8) << 4)), block[2 + j]);
         Assert.Equal(x, GgmlCodec.Decode(GgmlType.Q4_0, block, 32));
+    }
+
+    [Fact]
+    public void Q4_1_HandBuiltBlock_EncodesAndDecodes()
+    {
+        // Values 1.5 + 0.5·k for k = 0..15: min 1.5, max 9, d = 7.5 / 15 = 0.5 (f16 0x3800), m = 1.5 (0x3E00), code = k.
+        var x = Enumerable.Range(0, 32).Select(j => 1.5f + 0.5f * (j * 5 % 16)).ToArray();
+        var block = GgmlCodec.Encode(GgmlType.Q4_1, x);
+        Assert.Equal(20, block.Length);
+        Assert.Equal([0x00, 0x38, 0x00, 0x3E], block[..4]);
+        for (int j = 0; j < 16; j++) Assert.Equal((byte)(j * 5 % 16 | ((j + 16) * 5 % 16) << 4), block[4 + j]);
+        Assert.Equal(x, GgmlCodec.Decode(GgmlType.Q4_1, block, 32));
+    }
+
+    [Fact]
+    public void Q5_0_HandBuiltBlock_EncodesAndDecodes()
+    {
+        // Values −16..15 (value 31 is −16, the one of largest magnitude): d = −16 / −16 = 1, code = value + 16. Low
+        // nibbles as q4_0; the fifth bit of value j is bit j of the little-endian uint32 after d.
+        var x = Enumerable.Range(0, 32).Select(j => (float)((j * 13 + 13) % 32 - 16)).ToArray();
+        Assert.Equal(-16f, x[31]);
+        var block = GgmlCodec.Encode(GgmlType.Q5_0, x);
+        Assert.Equal(22, block.Length);
+        Assert.Equal([0x00, 0x3C], block[..2]);
+        uint qh = 0;
+        for (int j = 0; j < 32; j++) if (((int)x[j] + 16 & 16) != 0) qh |= 1u << j;
+        Assert.Equal(qh, BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(2)));
+        for (int j = 0; j < 16; j++) Assert.Equal((byte)(((int)x[j] + 16 & 15) | (((int)x[j + 16] + 16 & 15) << 4)), block[6 + j]);
+        Assert.Equal(x, GgmlCodec.Decode(GgmlType.Q5_0, block, 32));
+    }
+
+    [Fact]
+    public void Q5_1_HandBuiltBlock_EncodesAndDecodes()
+    {
+        // Values −2 + 0.25·k for k = 0..31 in some order: d = 7.75 / 31 = 0.25 (f16 0x3400), m = −2 (0xC000), code = k.
+        var x = Enumerable.Range(0, 32).Select(j => -2f + 0.25f * ((j * 7 + 3) % 32)).ToArray();
+        var block = GgmlCodec.Encode(GgmlType.Q5_1, x);
+        Assert.Equal(24, block.Length);
+        Assert.Equal([0x00, 0x34, 0x00, 0xC0], block[..4]);
+        uint qh = 0;
+        for (int j = 0; j < 32; j++) if (((j * 7 + 3) % 32 & 16) != 0) qh |= 1u << j;
+        Assert.Equal(qh, BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(4)));
+        Assert.Equal((byte)((3 & 15) | (((16 * 7 + 3) % 32 & 15) << 4)), block[8]);
+        Assert.Equal(x, GgmlCodec.Decode(GgmlType.Q5_1, block, 32));
+    }
+
+    [Fact]
+    public void Q2_K_HandBuiltBlock_DecodesPerThePublishedLayout()
+    {
+        // scales[16] (low nibble scale, high nibble min), qs[64], d, dmin; value = d·scale·q − dmin·min. In each half of
+        // 128 values, sub-block pair j (32 values) takes bits 2j..2j+1 of qs bytes 0..15 (first 16) and 16..31 (next 16).
+        var block = new byte[84];
+        BinaryPrimitives.WriteHalfLittleEndian(block.AsSpan(80), (Half)0.5f);
+        BinaryPrimitives.WriteHalfLittleEndian(block.AsSpan(82), (Half)0.25f);
+        block[0] = 0x23;                 // sub-block 0 (values 0..15): scale 3, min 2
+        block[11] = 0x5F;                // sub-block 11 = half 1, j 1, second 16 (values 176..191): scale 15, min 5
+        block[0 + 16] = 0b11;            // value 0: q = 3
+        block[16 + 32 + 16 + 4] = 0b10 << 2;  // value 128 + 32 + 16 + 4 = 180 (qs byte 32 + 16 + 4): q = 2
+        var y = GgmlCodec.Decode(GgmlType.Q2_K, block, 256);
+        Assert.Equal(0.5f * 3 * 3 - 0.25f * 2, y[0]);
+        Assert.Equal(-0.25f * 2, y[1]);
+        Assert.Equal(0.5f * 15 * 2 - 0.25f * 5, y[180]);
+        Assert.Equal(0f, y[16]);
+    }
+
+    [Fact]
+    public void Q3_K_HandBuiltBlock_DecodesPerThePublishedLayout()
+    {
+        // hmask[32], qs[64], scales[12], d; value = d·(scale − 32)·(q − (high bit set ? 0 : 4)). The 6-bit scale s has
+        // its low nibble in byte s % 8 (high nibble for s ≥ 8) and its top two bits in byte 8 + s % 4 at bits 2·(s / 4).
+        var block = new byte[110];
+        BinaryPrimitives.WriteHalfLittleEndian(block.AsSpan(108), (Half)0.5f);
+        // Scale 0 = 32 + 3 = 35 = 0b10_0011: low nibble 3 in byte 0, top bits 2 in byte 8 bits 0..1.
+        block[32 + 64 + 0] = 0x03;
+        block[32 + 64 + 8] = 0b10;
+        // Scale 13 = 32 − 2 = 30 = 0b01_1110: low nibble 14 in the high nibble of byte 5, top bits 1 in byte 9 bits 6..7.
+        block[32 + 64 + 5] = 0xE0;
+        block[32 + 64 + 9] = 0b01 << 6;
+        block[0] = 1;                     // value 0: high bit set (hmask[0] bit 0)
+        block[32 + 0] = 0b10;             // value 0: low bits 2 → q = 2
+        // Value 128 + 64 + 16 + 3 = 211 (half 1, pair 2, second 16 → scale 8 + 4 + 1 = 13): qs byte 32 + 16 + 3 bits 4..5,
+        // hmask[19] bit 4 + 2 = 6 clear → −4.
+        block[32 + 32 + 16 + 3] = 0b11 << 4;
+        var y = GgmlCodec.Decode(GgmlType.Q3_K, block, 256);
+        Assert.Equal(0.5f * 3 * 2, y[0]);
+        Assert.Equal(0.5f * 3 * -4, y[1]);
+        Assert.Equal(0.5f * -2 * (3 - 4), y[211]);
     }
 
     [Fact]

@@ -8,7 +8,7 @@ namespace Osprey.Tests.Gguf;
 /// <summary>
 /// GGUF files written by <c>osprey export --to_gguf true</c>, run by llama.cpp itself (npm node-llama-cpp, pinned):
 /// the f32 export continues each fixture's prompt exactly as transformers does (the fixture's infer_golden.json, made
-/// by transformers), f16 and q8_0 agree on the first token, and the k-quant mixes stay close to the f32 file on a model
+/// by transformers), f16 and q8_0 agree on the first token, and the k-quant mixes and q4_0/q4_1/q5_0/q5_1 stay close to the f32 file on a model
 /// wide enough (rows of 256) for k-quant blocks. All exports run in one llama.cpp process.
 /// </summary>
 public sealed class LlamaCppGgufTests
@@ -17,7 +17,7 @@ public sealed class LlamaCppGgufTests
     // architecture has no sliding window (as with llama.cpp's own converter).
     private static readonly string[] Families = ["llama", "llama3", "qwen2", "qwen3"];
 
-    private static string Export(string model, string quant, string output)
+    internal static string Export(string model, string quant, string output)
     {
         var run = CliRun.Of("export", "--model", model, "--to_gguf", "true", "--gguf_quant", quant, "--output_dir", output);
         Assert.True(run.ExitCode == 0, run.ToString());
@@ -49,7 +49,7 @@ public sealed class LlamaCppGgufTests
             }
         }
         var wide = WideModel(dir.File("wide"));
-        var wideQuants = new[] { "f32", "q4_k_m", "q5_k_m", "q6_k", "q4_0" };
+        var wideQuants = new[] { "f32", "q4_k_m", "q5_k_m", "q6_k", "q4_0", "q4_1", "q5_0", "q5_1" };
         foreach (var quant in wideQuants) jobs.Add(new NodeLlamaCpp.Job(Export(wide, quant, dir.Path), [1, 17, 42, 99, 5, 7], 1, 256));
 
         var results = NodeLlamaCpp.Evaluate(jobs);
@@ -65,6 +65,93 @@ public sealed class LlamaCppGgufTests
             var cos = Cosine(Centred(f32), Centred(probs));
             Assert.True(cos >= 0.99, $"{wideQuants[q]}: cosine of first-step logits with the f32 file is {cos:F4}");
         }
+    }
+
+    /// <summary>
+    /// phi3 (the fixture as is), gemma2 and gemma3_text: llama.cpp hard-codes Gemma's attention scale 1/sqrt(head_dim)
+    /// and its sliding-window layer pattern (every 2nd / 6th layer full), which the fixtures' configs do not follow, so
+    /// each Gemma fixture is turned into a variant that does (query_pre_attn_scalar = head_dim; Gemma 3 grown to six
+    /// layers from its two). Osprey's Gemma code is parity-checked against transformers, so on a variant llama.cpp must
+    /// give what <c>osprey infer --input_ids</c> gives; on phi3 it must give transformers' own continuation.
+    /// </summary>
+    [Fact]
+    public void LlamaCpp_RunsPhi3AndGemmaExports_AsOspreyAndTransformersDo()
+    {
+        using var dir = new TempDirectory();
+        var (prompt, phi3Ids) = Golden("phi3");
+        var gemma2 = GemmaVariant(CliRun.Fixture("gemma2"), dir.File("gemma2-variant"), layers: 2);
+        var gemma3 = GemmaVariant(CliRun.Fixture("gemma3_text"), dir.File("gemma3-variant"), layers: 6);
+        var expected = new List<(string What, int[] Ids)> { ("phi3", phi3Ids) };
+        foreach (var (what, model) in new[] { ("gemma2 variant", gemma2), ("gemma3_text variant", gemma3) })
+        {
+            var infer = CliRun.Of("infer", "--model", model, "--device", "cpu", "--input_ids", string.Join(' ', prompt), "--max_new_tokens", "16");
+            Assert.True(infer.ExitCode == 0, infer.ToString());
+            expected.Add((what, infer.StdoutLines[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).TakeWhile(t => !t.StartsWith('(')).Select(int.Parse).ToArray()));
+        }
+        var files = new[] { CliRun.Fixture("phi3"), gemma2, gemma3 }.Select(m => Export(m, "f32", dir.Path)).ToArray();
+        // The Gemma norms are stored as 1 + w, as llama.cpp multiplies by the stored weight.
+        var gemmaFile = GgufFile.Open(files[1]);
+        Assert.Equal("gemma2", gemmaFile.RequireString("general.architecture"));
+        Assert.Equal(5f, Convert.ToSingle(gemmaFile.Get("gemma2.attn_logit_softcapping")));
+        Assert.Equal(4u, Convert.ToUInt32(gemmaFile.Get("gemma2.attention.sliding_window")));
+        // A Phi-3 named model whose vocabulary lacks "</s>"/"<s>" carries no general.name (llama.cpp would fail to load it).
+        Assert.Null(GgufFile.Open(files[0]).Get("general.name"));
+
+        var results = NodeLlamaCpp.Evaluate(files.Select(f => new NodeLlamaCpp.Job(f, prompt, 16, 256)).ToList());
+
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(expected[i].Ids.SequenceEqual(results[i].Ids),
+                $"{expected[i].What}: llama.cpp gave [{string.Join(", ", results[i].Ids)}], expected [{string.Join(", ", expected[i].Ids)}]");
+    }
+
+    [Fact]
+    public void GemmaExport_RefusesWhatLlamaCppWouldRunDifferently()
+    {
+        using var dir = new TempDirectory();
+        // The fixture as is: query_pre_attn_scalar 24 with head_dim 16.
+        var run = CliRun.Of("export", "--model", CliRun.Fixture("gemma2"), "--to_gguf", "true", "--gguf_quant", "f32", "--output_dir", dir.Path);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("query_pre_attn_scalar", run.ToString());
+        // The fixture's two layers, sliding then full, with the scale fixed: llama.cpp's gemma3 makes only every sixth layer full.
+        var variant = GemmaVariant(CliRun.Fixture("gemma3_text"), dir.File("gemma3-two"), layers: 2);
+        var config = Path.Combine(variant, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("""["sliding_attention","sliding_attention"]""", """["sliding_attention","full_attention"]""", StringComparison.Ordinal));
+        run = CliRun.Of("export", "--model", variant, "--to_gguf", "true", "--gguf_quant", "f32", "--output_dir", dir.Path);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("layer 1 is full attention", run.ToString());
+    }
+
+    /// <summary>
+    /// A copy of a Gemma fixture with query_pre_attn_scalar = head_dim and <paramref name="layers"/> layers in
+    /// llama.cpp's pattern (the last of each group full); added layers copy the fixture's layers in turn, scaled so
+    /// they are not identical.
+    /// </summary>
+    internal static string GemmaVariant(string fixture, string folder, int layers)
+    {
+        Directory.CreateDirectory(folder);
+        foreach (var f in Directory.GetFiles(fixture).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal) && !f.EndsWith("config.json", StringComparison.Ordinal)))
+            File.Copy(f, Path.Combine(folder, Path.GetFileName(f)));
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "config.json")))!.AsObject();
+        var period = config["model_type"]!.GetValue<string>() == "gemma2" ? 2 : 6;
+        var sourceLayers = config["num_hidden_layers"]!.GetValue<int>();
+        config["query_pre_attn_scalar"] = config["head_dim"]!.GetValue<int>();
+        config["num_hidden_layers"] = layers;
+        config["layer_types"] = new System.Text.Json.Nodes.JsonArray(Enumerable.Range(0, layers)
+            .Select(i => (System.Text.Json.Nodes.JsonNode?)((i + 1) % period == 0 ? "full_attention" : "sliding_attention")).ToArray());
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        using var source = Osprey.Io.SafetensorsCheckpoint.Open(fixture);
+        var tensors = new List<KeyValuePair<string, torch.Tensor>>();
+        foreach (var name in source.Names)
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(name, @"^model\.layers\.(\d+)\.(.+)$");
+            if (!m.Success) { tensors.Add(new(name, source.ReadTensor(name))); continue; }
+            var from = int.Parse(m.Groups[1].Value);
+            for (int i = from; i < layers; i += sourceLayers)
+                tensors.Add(new($"model.layers.{i}.{m.Groups[2].Value}", source.ReadTensor(name) * (1f - 0.05f * (i / sourceLayers))));
+        }
+        Osprey.Io.SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
+        foreach (var (_, t) in tensors) t.Dispose();
+        return folder;
     }
 
     [Fact]
