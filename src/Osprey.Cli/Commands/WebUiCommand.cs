@@ -30,6 +30,7 @@ internal sealed class WebUiCommand : ICommand
             WorkingFolder = Environment.CurrentDirectory,
             Launcher = Launcher(),
             Verbs = [.. CommandRegistry.Default.Commands.Where(c => c.OptionsType is not null).Select(c => new WorkbenchVerb(c.Name, c.Summary, c.OptionsType!))],
+            CheckArguments = Check,
             Log = stderr,
         };
         Microsoft.AspNetCore.Builder.WebApplication app;
@@ -61,6 +62,30 @@ internal sealed class WebUiCommand : ICommand
         }
         stderr.WriteLine("osprey: web UI stopped; jobs still running go on.");
         return 0;
+    }
+
+    /// <summary>
+    /// Parses and binds a job's words (verb, flags) as <see cref="OspreyApp"/> would before running the verb; null when
+    /// they are accepted, else the one-line error the command would print.
+    /// </summary>
+    internal static string? Check(IReadOnlyList<string> argv)
+    {
+        if (argv.Count == 0 || CommandRegistry.Default.Find(argv[0]) is not { OptionsType: { } type } command) return $"'{(argv.Count == 0 ? "" : argv[0])}' is not a verb the web UI runs.";
+        try
+        {
+            var reader = new OptionReader(ParsedArgs.Parse([.. argv.Skip(1)]), command.Name, TextWriter.Null);
+            typeof(OptionReader).GetMethod(nameof(OptionReader.Bind))!.MakeGenericMethod(type).Invoke(reader, null);
+            reader.EnsureNoUnknownFlags();
+            return null;
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is OspreyException inner)
+        {
+            return inner.Message;
+        }
+        catch (OspreyException e)
+        {
+            return e.Message;
+        }
     }
 
     /// <summary>

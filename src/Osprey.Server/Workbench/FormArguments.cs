@@ -43,7 +43,7 @@ public sealed record FormArguments
     /// <paramref name="verb"/> and checks them as the command line would.
     /// </summary>
     /// <exception cref="OspreyException">An unknown flag, a value that does not parse, or a path outside the allowed folders.</exception>
-    public static FormArguments Read(WorkbenchVerb verb, JsonObject values, AllowedPaths allowed)
+    public static FormArguments Read(WorkbenchVerb verb, JsonObject values, AllowedPaths allowed, Func<IReadOnlyList<string>, string?>? check = null)
     {
         ArgumentNullException.ThrowIfNull(verb);
         ArgumentNullException.ThrowIfNull(values);
@@ -55,6 +55,8 @@ public sealed record FormArguments
             var list = Texts(name, node);
             if (list.Count > 0 || node is JsonArray { Count: > 0 }) texts[name] = list;
         }
+        // The command line's own check, when given, speaks first: its messages are the ones people know from the terminal.
+        if (check?.Invoke(Words(verb.Name, texts)) is { } refused) throw new OspreyException(refused);
         var bind = typeof(OptionSet).GetMethod(nameof(OptionSet.BindStrings))!.MakeGenericMethod(verb.OptionsType);
         try
         {
@@ -74,6 +76,9 @@ public sealed record FormArguments
         }
         return new FormArguments { Verb = verb.Name, Values = ordered };
     }
+
+    static IReadOnlyList<string> Words(string verb, Dictionary<string, IReadOnlyList<string>> texts) =>
+        [verb, .. texts.SelectMany(kv => kv.Value.Prepend("--" + kv.Key))];
 
     /// <summary>True for flags whose values name files or folders (their placeholder says DIR, FILE or D...).</summary>
     public static bool IsPathFlag(OptionSpec spec)

@@ -109,7 +109,7 @@ public sealed class JobStore : IDisposable
         var verb = verbs.FirstOrDefault(v => v.Name == job.Verb) ?? throw new OspreyException($"the verb {job.Verb} is no longer offered.");
         var values = new System.Text.Json.Nodes.JsonObject();
         foreach (var (name, texts) in job.Values) values[name] = new System.Text.Json.Nodes.JsonArray([.. texts.Select(t => (System.Text.Json.Nodes.JsonNode?)t)]);
-        var args = FormArguments.Read(verb, values, allowed).With("resume_from_checkpoint", checkpoint);
+        var args = FormArguments.Read(verb, values, allowed, _setup.CheckArguments).With("resume_from_checkpoint", checkpoint);
         return Start(args, resumedFrom: id, runDirectory: job.RunDirectory);
     }
 

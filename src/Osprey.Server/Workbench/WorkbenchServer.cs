@@ -101,11 +101,11 @@ public static class WorkbenchServer
         app.MapGet("/api/verbs/{verb}/schema", (string verb) => Results.Json(VerbSchema.For(Verb(verbs, verb))));
         app.MapPost("/api/command", async (HttpContext context) =>
         {
-            var args = await ReadForm(context, verbs, allowed);
+            var args = await ReadForm(context, verbs, allowed, setup.CheckArguments);
             return Results.Json(new JsonObject { ["argv"] = new JsonArray([.. args.Argv.Select(a => (JsonNode?)a)]), ["command"] = args.CommandLine });
         });
         app.MapGet("/api/jobs", () => Results.Json(jobs.List().Select(Show).ToList()));
-        app.MapPost("/api/jobs", async (HttpContext context) => Results.Json(Show(jobs.Start(await ReadForm(context, verbs, allowed))), statusCode: 201));
+        app.MapPost("/api/jobs", async (HttpContext context) => Results.Json(Show(jobs.Start(await ReadForm(context, verbs, allowed, setup.CheckArguments))), statusCode: 201));
         app.MapGet("/api/jobs/{id}", (string id) => Results.Json(Show(Job(jobs, id))));
         app.MapGet("/api/jobs/{id}/log", (string id, int? lines) => Results.Text(JobStore.Tail(Job(jobs, id), Math.Clamp(lines ?? 200, 1, 5000))));
         app.MapPost("/api/jobs/{id}/stop", (string id) => Results.Json(Show(jobs.Stop(id))));
@@ -153,7 +153,7 @@ public static class WorkbenchServer
 
     static WorkbenchJob Job(JobStore jobs, string id) => jobs.Get(id) ?? throw new OspreyException($"there is no job {id}.");
 
-    static async Task<FormArguments> ReadForm(HttpContext context, Dictionary<string, WorkbenchVerb> verbs, AllowedPaths allowed)
+    static async Task<FormArguments> ReadForm(HttpContext context, Dictionary<string, WorkbenchVerb> verbs, AllowedPaths allowed, Func<IReadOnlyList<string>, string?>? check)
     {
         JsonNode? body;
         try
@@ -166,7 +166,7 @@ public static class WorkbenchServer
         }
         if (body is not JsonObject form || form["verb"]?.GetValue<string>() is not { } verb)
             throw new OspreyException("the request body needs \"verb\" (a verb name) and \"values\" (flag name to value).");
-        return FormArguments.Read(Verb(verbs, verb), form["values"] as JsonObject ?? [], allowed);
+        return FormArguments.Read(Verb(verbs, verb), form["values"] as JsonObject ?? [], allowed, check);
     }
 
     static JsonObject Show(WorkbenchJob job) => new()

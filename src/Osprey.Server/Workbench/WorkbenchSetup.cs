@@ -15,6 +15,13 @@ public sealed record WorkbenchSetup
     /// <summary>Where the job list and the jobs' logs are kept.</summary>
     public string StateFolder => Path.Combine(WorkingFolder, ".osprey-web-ui");
 
+    /// <summary>
+    /// The command line's own check of a job's words (verb and flags): null when they would be accepted, else its
+    /// error message, so a form is refused exactly as the command would refuse it. Without it the flags are bound by
+    /// <see cref="Options.OptionSet.BindStrings{T}"/> only.
+    /// </summary>
+    public Func<IReadOnlyList<string>, string?>? CheckArguments { get; init; }
+
     /// <summary>Where the server's own messages go (stderr when null).</summary>
     public TextWriter? Log { get; init; }
 }
