@@ -38,6 +38,7 @@ public sealed class JobStore : IDisposable
     }
 
     readonly HashSet<string> _children = [];
+    bool _disposed;
 
     /// <summary>Every job, newest first.</summary>
     public IReadOnlyList<WorkbenchJob> List()
@@ -150,7 +151,12 @@ public sealed class JobStore : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _watch.Dispose();
+    public void Dispose()
+    {
+        // A store that is closed no longer writes the list: a new store (a restarted web UI) owns it now.
+        lock (_gate) _disposed = true;
+        _watch.Dispose();
+    }
 
     WorkbenchJob Require(string id) => _jobs.FirstOrDefault(j => j.Id == id) ?? throw new OspreyException($"there is no job {id}.");
 
@@ -199,6 +205,7 @@ public sealed class JobStore : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed) return;
             foreach (var job in _jobs.ToList())
             {
                 if (!job.IsRunning || _children.Contains(job.Id) || PosixSignal.IsJob(job.Pid, job.Id)) continue;
@@ -212,6 +219,7 @@ public sealed class JobStore : IDisposable
 
     void Save()
     {
+        if (_disposed) return;
         var temp = _listPath + ".tmp";
         File.WriteAllText(temp, JsonSerializer.Serialize(_jobs, Json));
         File.Move(temp, _listPath, overwrite: true);

@@ -75,6 +75,12 @@ public static class WorkbenchServer
             {
                 await Error(context, 413, $"the request body is larger than {MaxRequestBodyBytes / 1024} KiB, the most this web UI accepts.");
             }
+            catch (Exception e) when (e is not OperationCanceledException && !context.Response.HasStarted)
+            {
+                // A bug, not a bad request: say so on the page and in the server's log instead of an empty 500.
+                (setup.Log ?? Console.Error).WriteLine($"osprey web-ui: {context.Request.Method} {context.Request.Path}: {e}");
+                await Error(context, 500, $"the web UI failed: {e.Message}");
+            }
         });
 
         foreach (var (name, type) in Files)
@@ -99,13 +105,13 @@ public static class WorkbenchServer
             ["key_required"] = options.ApiKey is { Length: > 0 },
         }));
         app.MapGet("/api/verbs/{verb}/schema", (string verb) => Results.Json(VerbSchema.For(Verb(verbs, verb))));
-        app.MapPost("/api/command", async (HttpContext context) =>
+        app.MapPost("/api/command", async (HttpContext context, CancellationToken _) =>
         {
             var args = await ReadForm(context, verbs, allowed, setup.CheckArguments);
             return Results.Json(new JsonObject { ["argv"] = new JsonArray([.. args.Argv.Select(a => (JsonNode?)a)]), ["command"] = args.CommandLine });
         });
         app.MapGet("/api/jobs", () => Results.Json(jobs.List().Select(Show).ToList()));
-        app.MapPost("/api/jobs", async (HttpContext context) => Results.Json(Show(jobs.Start(await ReadForm(context, verbs, allowed, setup.CheckArguments))), statusCode: 201));
+        app.MapPost("/api/jobs", async (HttpContext context, CancellationToken _) => Results.Json(Show(jobs.Start(await ReadForm(context, verbs, allowed, setup.CheckArguments))), statusCode: 201));
         app.MapGet("/api/jobs/{id}", (string id) => Results.Json(Show(Job(jobs, id))));
         app.MapGet("/api/jobs/{id}/log", (string id, int? lines) => Results.Text(JobStore.Tail(Job(jobs, id), Math.Clamp(lines ?? 200, 1, 5000))));
         app.MapPost("/api/jobs/{id}/stop", (string id) => Results.Json(Show(jobs.Stop(id))));

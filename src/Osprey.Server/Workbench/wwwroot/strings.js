@@ -1,1 +1,42 @@
-
+// The page's words in English and Chinese; flag names and their help stay as the command line declares them.
+"use strict";
+window.OSPREY_STRINGS = {
+  en: {
+    language: "Language", key_needed: "This web UI needs its API key:", save: "Save",
+    tab_train: "Train", tab_rlhf: "RLHF", tab_eval: "Evaluate", tab_export: "Export", tab_deploy: "Deploy",
+    tab_chat: "Chat", tab_hub: "Hub", tab_runs: "Runs",
+    start: "Start", copy: "Copy command", copied: "Copied", load_yaml: "Load --config YAML", save_yaml: "Save as YAML",
+    more_flags: "All other flags ({n})", default_: "default", started: "Started job {id}.",
+    no_gpu: "CPU only (no NVIDIA GPU)", gpu: "GPU {i}",
+    jobs: "Jobs", compare: "Compare", state: "State", verb: "Verb", started_at: "Started", job: "Job",
+    stop: "Stop", resume: "Resume", delete_: "Delete", chat_with: "Chat with this checkpoint", export_merge: "Merge export",
+    no_jobs: "No jobs yet: fill a form and press Start.", pick_job: "Pick a job on the left to see its log and charts.",
+    run_folder: "Run folder", tensorboard: "TensorBoard", checkpoint: "Last checkpoint", command: "Command", log: "Log",
+    charts: "Charts", no_points: "No logged steps yet.",
+    chat_model: "Model (folder or hub id)", chat_adapters: "Adapter or checkpoint (optional)", chat_load: "Load model",
+    chat_side: "Side by side with a second model", chat_both: "Send to both", chat_prompt: "One prompt for both models",
+    chat_loading: "Starting the model server (job {id})…", chat_ready: "Model {id} ready.", chat_unload: "Unload",
+    confirm_delete: "Delete job {id} from the list? Its run folder stays on disk.",
+    state_running: "running", state_stopping: "stopping", state_succeeded: "succeeded", state_stopped: "stopped",
+    state_failed: "failed", state_ended: "ended",
+  },
+  zh: {
+    language: "语言", key_needed: "此网页界面需要 API 密钥：", save: "保存",
+    tab_train: "训练", tab_rlhf: "人类对齐", tab_eval: "评测", tab_export: "导出", tab_deploy: "部署",
+    tab_chat: "对话", tab_hub: "模型库", tab_runs: "运行记录",
+    start: "开始", copy: "复制命令", copied: "已复制", load_yaml: "载入 --config YAML", save_yaml: "另存为 YAML",
+    more_flags: "其他参数（{n} 个）", default_: "默认", started: "已启动任务 {id}。",
+    no_gpu: "仅 CPU（无 NVIDIA GPU）", gpu: "GPU {i}",
+    jobs: "任务", compare: "对比", state: "状态", verb: "命令", started_at: "开始时间", job: "任务",
+    stop: "停止", resume: "继续训练", delete_: "删除", chat_with: "用此检查点对话", export_merge: "合并导出",
+    no_jobs: "还没有任务：填写表单后点击“开始”。", pick_job: "在左侧选择一个任务以查看日志和曲线。",
+    run_folder: "运行目录", tensorboard: "TensorBoard", checkpoint: "最新检查点", command: "命令", log: "日志",
+    charts: "曲线", no_points: "尚无记录的步数。",
+    chat_model: "模型（目录或模型库 ID）", chat_adapters: "适配器或检查点（可选）", chat_load: "加载模型",
+    chat_side: "与第二个模型并排对比", chat_both: "同时发送", chat_prompt: "两个模型共用的提示词",
+    chat_loading: "正在启动模型服务（任务 {id}）…", chat_ready: "模型 {id} 已就绪。", chat_unload: "卸载",
+    confirm_delete: "从列表中删除任务 {id}？运行目录会保留在磁盘上。",
+    state_running: "运行中", state_stopping: "正在停止", state_succeeded: "已完成", state_stopped: "已停止",
+    state_failed: "失败", state_ended: "已结束",
+  },
+};
