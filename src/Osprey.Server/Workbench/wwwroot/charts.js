@@ -13,10 +13,12 @@ window.OspreyCharts = (() => {
     return list;
   }
 
-  function label(v) {
+  // Enough digits that neighbouring ticks (step apart) read differently.
+  function label(v, step) {
     const a = Math.abs(v);
-    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(1);
-    return String(Number(v.toPrecision(4)));
+    const digits = Math.max(1, Math.min(6, Math.floor(Math.log10(a || step)) - Math.floor(Math.log10(step))));
+    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(digits);
+    return String(Number(v.toFixed(Math.max(0, -Math.floor(Math.log10(step))))));
   }
 
   // series: [{name, color, points: [[x, y], ...]}]
@@ -39,9 +41,9 @@ window.OspreyCharts = (() => {
     let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
-    const yt = ticks(y0, y1, 4);
+    const yt = ticks(y0, y1, 4), ystep = yt.length > 1 ? yt[1] - yt[0] : Math.abs(y1 - y0) || 1;
     y0 = Math.min(y0, yt[0]); y1 = Math.max(y1, yt[yt.length - 1]);
-    const left = 8 + Math.max(...yt.map((v) => g.measureText(label(v)).width)) + 6, right = width - 10, top = 24, bottom = height - 22;
+    const left = 8 + Math.max(...yt.map((v) => g.measureText(label(v, ystep)).width)) + 6, right = width - 10, top = 24, bottom = height - 22;
     const sx = (x) => left + (x - x0) / (x1 - x0) * (right - left);
     const sy = (y) => bottom - (y - y0) / (y1 - y0) * (bottom - top);
     g.strokeStyle = "rgba(128,128,128,0.25)";
@@ -49,10 +51,11 @@ window.OspreyCharts = (() => {
     g.textAlign = "right";
     for (const v of yt) {
       g.beginPath(); g.moveTo(left, sy(v)); g.lineTo(right, sy(v)); g.stroke();
-      g.fillText(label(v), left - 4, sy(v) + 4);
+      g.fillText(label(v, ystep), left - 4, sy(v) + 4);
     }
     g.textAlign = "center";
-    for (const v of ticks(x0, x1, 5).filter((v) => Number.isInteger(v) || x1 - x0 < 5)) g.fillText(label(v), sx(v), height - 6);
+    // x is the optimizer step: whole numbers only.
+    for (const v of ticks(x0, x1, 5).filter((v) => Number.isInteger(v))) g.fillText(String(v), sx(v), height - 6);
     g.textAlign = "left";
     series.forEach((s, i) => {
       const points = s.points.filter((p) => Number.isFinite(p[1]));

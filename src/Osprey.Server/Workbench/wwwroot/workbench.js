@@ -110,11 +110,14 @@
     form.fields = {};
     form.options = s.options;
     const ordered = [...s.options.filter((o) => o.common), ...s.options.filter((o) => !o.common)];
+    // A short form, or one that declares no common flags, is shown whole: folding it would hide everything.
+    const unfold = ordered.length <= 12 || !ordered.some((o) => o.common);
     for (const o of ordered) {
       const field = buildField(form.verb, o);
       form.fields[o.name] = field;
-      (o.common || o.name === "model" ? common : rest).append(field.wrap);
+      (o.common || o.name === "model" || unfold ? common : rest).append(field.wrap);
     }
+    $(".more", panel).hidden = rest.children.length === 0;
     // The model flag leads every form that has one, though it sits in a shared group.
     if (form.fields.model) common.prepend(form.fields.model.wrap);
     $(".more > summary", panel).textContent = S("more_flags", { n: rest.children.length });

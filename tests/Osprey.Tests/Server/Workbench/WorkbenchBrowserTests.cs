@@ -47,7 +47,7 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
     {
         await Browser.SendAsync("Page.enable");
         await Browser.SendAsync("Page.navigate", new JsonObject { ["url"] = _host!.Url + "/#" + tab });
-        await Browser.WaitForAsync("document.body.dataset.ready === 'true' && document.body.dataset.jobs !== undefined", TimeSpan.FromSeconds(30));
+        await Browser.WaitForAsync("document.body?.dataset.ready === 'true' && document.body.dataset.jobs !== undefined", TimeSpan.FromSeconds(30));
     }
 
     Task<JsonNode?> Js(string script) => Browser.EvaluateAsync(script);
@@ -56,7 +56,7 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
 
     async Task Fill(string verb, IReadOnlyDictionary<string, string> values)
     {
-        await Wait($"document.getElementById('f-{verb}-model') !== null", 30);
+        await Wait($"document.getElementById('f-{verb}-{values.Keys.First()}') !== null", 30);
         foreach (var (name, value) in values)
         {
             await Js($$"""
@@ -154,7 +154,7 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Wait("!document.querySelector('#panel-runs .chat-with').hidden", 30);
         await Click("#panel-runs .chat-with");
         await Wait("document.querySelector('#panel-chat .chat-side').dataset.ready === 'true'", 120);
-        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models === '1'", 60);
+        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models >= 1", 60);
         await Js("""
             (() => { const doc = document.querySelector('#panel-chat .chat-frame').contentDocument;
               doc.getElementById('max_tokens').value = '8';
