@@ -26,10 +26,10 @@ public interface ICommand
     IReadOnlyCollection<string> Actions => [];
 
     /// <summary>
-    /// The options record this verb binds, whose declared flags <c>osprey web-ui</c> turns into the verb's form; null
+    /// The options records this verb binds, whose declared flags <c>osprey web-ui</c> turns into the verb's form; empty
     /// for verbs the web UI does not run.
     /// </summary>
-    Type? OptionsType => null;
+    IReadOnlyList<Type> OptionsTypes => [];
 
     /// <summary>
     /// The verb's flags for <c>osprey &lt;verb&gt; --help</c>: one flag per line with a one-line doc, e.g.

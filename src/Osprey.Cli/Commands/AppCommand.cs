@@ -8,7 +8,7 @@ internal sealed class AppCommand : ICommand
 {
     public string Name => "app";
 
-    public Type OptionsType => typeof(DeployOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(DeployOptions)];
 
     public string Summary => "Chat with a model in the browser (a web page over the same OpenAI-compatible server as deploy).";
 

@@ -14,7 +14,7 @@ internal sealed class CacheCommand : ICommand
 
     public IReadOnlyCollection<string> Actions => ["list", "rm"];
 
-    public Type OptionsType => typeof(CacheOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(CacheOptions)];
 
     public string Summary => "List the models and datasets in the local hub caches, or remove one.";
 

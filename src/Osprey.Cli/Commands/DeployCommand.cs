@@ -8,7 +8,7 @@ internal sealed class DeployCommand : ICommand
 {
     public string Name => "deploy";
 
-    public Type OptionsType => typeof(DeployOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(DeployOptions)];
 
     public string Summary => "Serve a model over an OpenAI-compatible HTTP API (chat, completions, streaming, LoRA adapters).";
 

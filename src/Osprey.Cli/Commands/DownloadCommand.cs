@@ -12,7 +12,7 @@ internal sealed class DownloadCommand : ICommand
 {
     public string Name => "download";
 
-    public Type OptionsType => typeof(DownloadOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(DownloadOptions)];
 
     public string Summary => "Download a model or dataset from ModelScope or Hugging Face into the local hub cache.";
 

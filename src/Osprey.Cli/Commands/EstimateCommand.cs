@@ -13,7 +13,7 @@ internal sealed class EstimateCommand : ICommand
 {
     public string Name => "estimate";
 
-    public Type OptionsType => typeof(EstimateOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(EstimateOptions)];
 
     public string Summary => "Predict peak GPU memory of sft with these flags, by component (reads config.json only).";
 

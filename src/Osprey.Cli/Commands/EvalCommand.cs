@@ -15,7 +15,7 @@ internal sealed class EvalCommand : ICommand
 {
     public string Name => "eval";
 
-    public Type OptionsType => typeof(EvalOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(EvalOptions)];
 
     public string Summary => "Evaluate a model or an OpenAI-compatible server on multiple-choice, QA and math sets (EvalScope layouts).";
 

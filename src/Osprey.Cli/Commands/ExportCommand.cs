@@ -19,7 +19,7 @@ internal sealed class ExportCommand : ICommand
 
     public string Name => "export";
 
-    public Type OptionsType => typeof(ExportOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(ModelOptions), typeof(ExportOptions)];
 
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 

@@ -18,7 +18,7 @@ internal sealed class InferCommand : ICommand
 {
     public string Name => "infer";
 
-    public Type OptionsType => typeof(InferOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(InferOptions)];
 
     public string Summary => "Chat with a model, answer a dataset, or generate from token ids (without --model: a tiny random demo model).";
 

@@ -9,7 +9,7 @@ internal sealed class PtCommand : ICommand
 {
     public string Name => "pt";
 
-    public Type OptionsType => typeof(SftOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(SftOptions)];
 
     public string Summary => "Continue pre-training on text (loss on every token); same flags and outputs as sft.";
 

@@ -12,7 +12,7 @@ internal sealed class RlhfCommand : ICommand
 {
     public string Name => "rlhf";
 
-    public Type OptionsType => typeof(RlhfOptions);
+    public IReadOnlyList<Type> OptionsTypes => [typeof(RlhfOptions)];
 
     public string Summary => "Preference training: DPO, SimPO, CPO, ORPO and reward models on chosen/rejected pairs, KTO on labelled rows.";
 

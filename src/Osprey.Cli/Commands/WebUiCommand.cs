@@ -7,7 +7,7 @@ namespace Osprey.Cli.Commands;
 
 /// <summary>
 /// <c>osprey web-ui</c>: train, align, evaluate, export, deploy and chat from the browser. Every verb that declares an
-/// options record (<see cref="ICommand.OptionsType"/>) gets a form, and the page's jobs run this same program as child
+/// options records (<see cref="ICommand.OptionsTypes"/>) gets a form, and the page's jobs run this same program as child
 /// processes. Parse → <see cref="WorkbenchServer.Build"/> → serve until Ctrl-C.
 /// </summary>
 internal sealed class WebUiCommand : ICommand
@@ -29,7 +29,7 @@ internal sealed class WebUiCommand : ICommand
         {
             WorkingFolder = Environment.CurrentDirectory,
             Launcher = Launcher(),
-            Verbs = [.. CommandRegistry.Default.Commands.Where(c => c.OptionsType is not null).Select(c => new WorkbenchVerb(c.Name, c.Summary, c.OptionsType!))],
+            Verbs = [.. CommandRegistry.Default.Commands.Where(c => c.OptionsTypes.Count > 0).Select(c => new WorkbenchVerb(c.Name, c.Summary, c.OptionsTypes))],
             CheckArguments = Check,
             Log = stderr,
         };
@@ -70,11 +70,11 @@ internal sealed class WebUiCommand : ICommand
     /// </summary>
     internal static string? Check(IReadOnlyList<string> argv)
     {
-        if (argv.Count == 0 || CommandRegistry.Default.Find(argv[0]) is not { OptionsType: { } type } command) return $"'{(argv.Count == 0 ? "" : argv[0])}' is not a verb the web UI runs.";
+        if (argv.Count == 0 || CommandRegistry.Default.Find(argv[0]) is not { OptionsTypes.Count: > 0 } command) return $"'{(argv.Count == 0 ? "" : argv[0])}' is not a verb the web UI runs.";
         try
         {
             var reader = new OptionReader(ParsedArgs.Parse([.. argv.Skip(1)]), command.Name, TextWriter.Null);
-            typeof(OptionReader).GetMethod(nameof(OptionReader.Bind))!.MakeGenericMethod(type).Invoke(reader, null);
+            foreach (var type in command.OptionsTypes) typeof(OptionReader).GetMethod(nameof(OptionReader.Bind))!.MakeGenericMethod(type).Invoke(reader, null);
             reader.EnsureNoUnknownFlags();
             return null;
         }

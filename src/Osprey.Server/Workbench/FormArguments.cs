@@ -48,7 +48,6 @@ public sealed record FormArguments
         ArgumentNullException.ThrowIfNull(verb);
         ArgumentNullException.ThrowIfNull(values);
         ArgumentNullException.ThrowIfNull(allowed);
-        var set = OptionSet.For(verb.OptionsType);
         var texts = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         foreach (var (name, node) in values)
         {
@@ -57,17 +56,24 @@ public sealed record FormArguments
         }
         // The command line's own check, when given, speaks first: its messages are the ones people know from the terminal.
         if (check?.Invoke(Words(verb.Name, texts)) is { } refused) throw new OspreyException(refused);
-        var bind = typeof(OptionSet).GetMethod(nameof(OptionSet.BindStrings))!.MakeGenericMethod(verb.OptionsType);
-        try
+        foreach (var name in texts.Keys)
+            if (!verb.Options.Any(o => o.Matches(name)) && !verb.OptionsTypes.Any(t => OptionSet.For(t).FindNoEffect(name) is not null))
+                throw new OspreyException($"{verb.Name}: --{name} is not one of its flags; they are {string.Join(", ", verb.Options.Select(o => o.Name))}.");
+        foreach (var type in verb.OptionsTypes)
         {
-            bind.Invoke(set, [texts]);
-        }
-        catch (TargetInvocationException e) when (e.InnerException is OspreyException inner)
-        {
-            throw new OspreyException($"{verb.Name}: {inner.Message}", inner);
+            var set = OptionSet.For(type);
+            var mine = texts.Where(kv => set.Find(kv.Key) is not null || set.FindNoEffect(kv.Key) is not null).ToDictionary(kv => kv.Key, kv => kv.Value);
+            try
+            {
+                typeof(OptionSet).GetMethod(nameof(OptionSet.BindStrings))!.MakeGenericMethod(type).Invoke(set, [mine]);
+            }
+            catch (TargetInvocationException e) when (e.InnerException is OspreyException inner)
+            {
+                throw new OspreyException($"{verb.Name}: {inner.Message}", inner);
+            }
         }
         var ordered = new List<KeyValuePair<string, IReadOnlyList<string>>>();
-        foreach (var spec in set.Options)
+        foreach (var spec in verb.Options)
         {
             var given = texts.FirstOrDefault(kv => spec.Matches(kv.Key));
             if (given.Key is null) continue;

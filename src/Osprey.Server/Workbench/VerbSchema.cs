@@ -16,7 +16,7 @@ public static class VerbSchema
     {
         ArgumentNullException.ThrowIfNull(verb);
         var options = new JsonArray();
-        foreach (var spec in OptionSet.For(verb.OptionsType).Options)
+        foreach (var spec in verb.Options)
         {
             options.Add(new JsonObject
             {

@@ -168,10 +168,10 @@
     if (unknown.length) showFormError(form, `${unknown.map((u) => "--" + u).join(", ")}: not a flag of ${form.verb}.`);
   }
 
-  let previewTimer = null;
+  // Each form has its own timer, so rendering one form does not cancel another's first preview.
   function preview(form) {
-    clearTimeout(previewTimer);
-    previewTimer = setTimeout(async () => {
+    clearTimeout(form.timer);
+    form.timer = setTimeout(async () => {
       try {
         const body = await post("/api/command", { verb: form.verb, values: values(form) });
         $(".command", form.panel).textContent = body.command;

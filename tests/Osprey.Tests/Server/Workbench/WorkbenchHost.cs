@@ -39,7 +39,7 @@ internal sealed class WorkbenchHost : IAsyncDisposable
         {
             WorkingFolder = workingFolder,
             Launcher = [File.Exists(dotnet) ? dotnet : "dotnet", Path.Combine(AppContext.BaseDirectory, "osprey.dll")],
-            Verbs = [.. CommandRegistry.Default.Commands.Where(c => c.OptionsType is not null).Select(c => new WorkbenchVerb(c.Name, c.Summary, c.OptionsType!))],
+            Verbs = [.. CommandRegistry.Default.Commands.Where(c => c.OptionsTypes.Count > 0).Select(c => new WorkbenchVerb(c.Name, c.Summary, c.OptionsTypes))],
             CheckArguments = WebUiCommand.Check,
         };
     }
