@@ -26,6 +26,12 @@ public interface ICommand
     IReadOnlyCollection<string> Actions => [];
 
     /// <summary>
+    /// The options records this verb binds, whose declared flags <c>osprey web-ui</c> turns into the verb's form; empty
+    /// for verbs the web UI does not run.
+    /// </summary>
+    IReadOnlyList<Type> OptionsTypes => [];
+
+    /// <summary>
     /// The verb's flags for <c>osprey &lt;verb&gt; --help</c>: one flag per line with a one-line doc, e.g.
     /// <c>"  --max_new_tokens N   Tokens to generate at most (default 512)."</c>. The usage line, the summary
     /// and the global flags are printed around it, so leave them out.

@@ -1,4 +1,5 @@
 using Osprey.Cli.Args;
+using Osprey.Serving;
 
 namespace Osprey.Cli.Commands;
 
@@ -6,6 +7,8 @@ namespace Osprey.Cli.Commands;
 internal sealed class AppCommand : ICommand
 {
     public string Name => "app";
+
+    public IReadOnlyList<Type> OptionsTypes => [typeof(DeployOptions)];
 
     public string Summary => "Chat with a model in the browser (a web page over the same OpenAI-compatible server as deploy).";
 

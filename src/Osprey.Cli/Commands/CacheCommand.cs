@@ -14,6 +14,8 @@ internal sealed class CacheCommand : ICommand
 
     public IReadOnlyCollection<string> Actions => ["list", "rm"];
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(CacheOptions)];
+
     public string Summary => "List the models and datasets in the local hub caches, or remove one.";
 
     public string Usage => OptionSet.For<CacheOptions>().Help() +

@@ -1,4 +1,5 @@
 using Osprey.Cli.Args;
+using Osprey.Serving;
 
 namespace Osprey.Cli.Commands;
 
@@ -6,6 +7,8 @@ namespace Osprey.Cli.Commands;
 internal sealed class DeployCommand : ICommand
 {
     public string Name => "deploy";
+
+    public IReadOnlyList<Type> OptionsTypes => [typeof(DeployOptions)];
 
     public string Summary => "Serve a model over an OpenAI-compatible HTTP API (chat, completions, streaming, LoRA adapters).";
 

@@ -12,6 +12,8 @@ internal sealed class DownloadCommand : ICommand
 {
     public string Name => "download";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(DownloadOptions)];
+
     public string Summary => "Download a model or dataset from ModelScope or Hugging Face into the local hub cache.";
 
     public string Usage => OptionSet.For<DownloadOptions>().Help();

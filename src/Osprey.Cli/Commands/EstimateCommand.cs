@@ -13,6 +13,8 @@ internal sealed class EstimateCommand : ICommand
 {
     public string Name => "estimate";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(EstimateOptions)];
+
     public string Summary => "Predict peak GPU memory of sft with these flags, by component (reads config.json only).";
 
     public string Usage => OptionSet.For<EstimateOptions>().Help();

@@ -15,6 +15,8 @@ internal sealed class EvalCommand : ICommand
 {
     public string Name => "eval";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(EvalOptions)];
+
     public string Summary => "Evaluate a model or an OpenAI-compatible server on multiple-choice, QA and math sets (EvalScope layouts).";
 
     public string Usage => OptionSet.For<EvalOptions>().Help() +

@@ -19,6 +19,8 @@ internal sealed class ExportCommand : ICommand
 
     public string Name => "export";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(ModelOptions), typeof(ExportOptions)];
+
     public string Summary => "Re-save a model as a Hugging Face folder (dtype, sharding), or encode datasets into a cached-dataset folder.";
 
     public string Usage => ModelFlags.Help + OptionSet.For<ExportOptions>().Help() + OptionSet.NoEffectHelp(OptionSet.For<ModelOptions>(), OptionSet.For<ExportOptions>())

@@ -18,6 +18,8 @@ internal sealed class InferCommand : ICommand
 {
     public string Name => "infer";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(InferOptions)];
+
     public string Summary => "Chat with a model, answer a dataset, or generate from token ids (without --model: a tiny random demo model).";
 
     public string Usage => OptionSet.For<InferOptions>().Help() +

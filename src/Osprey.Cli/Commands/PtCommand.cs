@@ -9,6 +9,8 @@ internal sealed class PtCommand : ICommand
 {
     public string Name => "pt";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(SftOptions)];
+
     public string Summary => "Continue pre-training on text (loss on every token); same flags and outputs as sft.";
 
     public bool RunsOnSeveralDevices => true;

@@ -12,6 +12,8 @@ internal sealed class RlhfCommand : ICommand
 {
     public string Name => "rlhf";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(RlhfOptions)];
+
     public string Summary => "Preference training: DPO, SimPO, CPO, ORPO and reward models on chosen/rejected pairs, KTO on labelled rows; GRPO on prompts with reward functions.";
 
     public string Usage =>

@@ -12,6 +12,8 @@ internal sealed class SftCommand : ICommand
 {
     public string Name => "sft";
 
+    public IReadOnlyList<Type> OptionsTypes => [typeof(SftOptions)];
+
     public string Summary => "Fine-tune a model on chat or text data: LoRA/DoRA adapters or full training, with checkpoints and resume.";
 
     public bool RunsOnSeveralDevices => true;

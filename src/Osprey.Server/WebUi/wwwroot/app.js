@@ -38,7 +38,7 @@
   async function loadModels() {
     status.textContent = "Loading models…";
     try {
-      const response = await fetch("/v1/models", { headers: headers() });
+      const response = await fetch("v1/models", { headers: headers() });
       if (!response.ok) {
         const message = await errorOf(response);
         showError(needKey(response) ? "This server needs an API key: enter it under Settings, then press Enter in the key field. (" + message + ")" : "Could not list models: " + message);
@@ -100,7 +100,7 @@
     busy(true);
     let text = "", finish = null;
     try {
-      const response = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(request), signal: controller.signal });
+      const response = await fetch("v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(request), signal: controller.signal });
       if (!response.ok) {
         const message = await errorOf(response);
         throw new Error(needKey(response) ? "This server needs an API key: enter it under Settings. (" + message + ")" : message);

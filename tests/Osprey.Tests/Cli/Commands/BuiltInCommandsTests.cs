@@ -3,7 +3,7 @@ namespace Osprey.Tests.Cli.Commands;
 /// <summary>The real <c>osprey</c> lists and documents its built-in verbs.</summary>
 public sealed class BuiltInCommandsTests
 {
-    private static readonly string[] Verbs = ["env", "download", "cache", "infer", "export", "benchmark", "tokenize", "dataset", "encode", "sft", "pt", "merge-lora", "rlhf", "deploy", "app", "graph-probe", "kernel-probe", "estimate", "eval"];
+    private static readonly string[] Verbs = ["env", "download", "cache", "infer", "export", "benchmark", "tokenize", "dataset", "encode", "sft", "pt", "merge-lora", "rlhf", "deploy", "app", "graph-probe", "kernel-probe", "estimate", "eval", "web-ui"];
 
     [Fact]
     public void HelpListsEveryVerb()

@@ -1,0 +1,185 @@
+using System.Text.Json.Nodes;
+using Osprey.Server.Workbench;
+using Osprey.Tests.Training;
+using Xunit.Abstractions;
+
+namespace Osprey.Tests.Server.Workbench;
+
+/// <summary>
+/// <c>osprey web-ui</c> in Debian's headless Chromium, driven over the DevTools protocol: the Train form is filled for
+/// the demo model and started, the loss chart gains points, Stop leaves a checkpoint, Resume continues it, a path
+/// outside the allowed folders is refused on the page, a merge export runs, a restarted web UI lists the same jobs, and
+/// the checkpoint answers in the Chat tab. Screenshots of every tab (1280×800, and a narrow window) are saved to
+/// bin/.../web-ui-screenshots. One browser and one flow, to keep the suite fast.
+/// </summary>
+public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetime
+{
+    readonly TempDirectory _dir = new();
+    HeadlessChromium? _browser;
+    WorkbenchHost? _host;
+
+    static string Shots => Path.Combine(AppContext.BaseDirectory, "web-ui-screenshots");
+
+    public async Task InitializeAsync()
+    {
+        File.Copy(Path.Combine(TestPaths.RepoRoot, "examples", "datasets", "memorize.jsonl"), _dir.File("memorize.jsonl"));
+        _browser = await HeadlessChromium.StartAsync(TimeSpan.FromSeconds(60));
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_host is not null)
+        {
+            // Leave no job running behind the test.
+            foreach (var job in JsonNode.Parse(await _host.Http.GetStringAsync("api/jobs"))!.AsArray())
+                if ((string)job!["state"]! == "running") await _host.Http.PostAsync($"api/jobs/{job["id"]}/stop", null);
+            await _host.DisposeAsync();
+        }
+        if (_browser is not null) await _browser.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    HeadlessChromium Browser => _browser!;
+
+    WebUiOptions Options => new() { AllowedPaths = [_dir.Path, TestDemoModel.Folder] };
+
+    async Task Open(string tab)
+    {
+        await Browser.SendAsync("Page.enable");
+        await Browser.SendAsync("Page.navigate", new JsonObject { ["url"] = _host!.Url + "/#" + tab });
+        await Browser.WaitForAsync("document.body?.dataset.ready === 'true' && document.body.dataset.jobs !== undefined", TimeSpan.FromSeconds(30));
+    }
+
+    Task<JsonNode?> Js(string script) => Browser.EvaluateAsync(script);
+
+    Task Wait(string condition, int seconds = 90) => Browser.WaitForAsync(condition, TimeSpan.FromSeconds(seconds));
+
+    async Task Fill(string verb, IReadOnlyDictionary<string, string> values)
+    {
+        await Wait($"document.getElementById('f-{verb}-{values.Keys.First()}') !== null", 30);
+        foreach (var (name, value) in values)
+        {
+            await Js($$"""
+                (() => { const input = document.getElementById('f-{{verb}}-{{name}}');
+                  input.value = {{JsonValue.Create(value)!.ToJsonString()}};
+                  input.dispatchEvent(new Event('input', { bubbles: true })); })()
+                """);
+        }
+    }
+
+    async Task Click(string selector) => await Js($"document.querySelector({JsonValue.Create(selector)!.ToJsonString()}).click()");
+
+    async Task Shot(string name, int width = 1280, int height = 800)
+    {
+        await Browser.SendAsync("Emulation.setDeviceMetricsOverride", new JsonObject { ["width"] = width, ["height"] = height, ["deviceScaleFactor"] = 1, ["mobile"] = false });
+        await Js("new Promise(r => { window.dispatchEvent(new Event('resize')); requestAnimationFrame(() => requestAnimationFrame(r)); })");
+        var shot = await Browser.SendAsync("Page.captureScreenshot", new JsonObject { ["format"] = "png" });
+        Directory.CreateDirectory(Shots);
+        await File.WriteAllBytesAsync(Path.Combine(Shots, name + ".png"), Convert.FromBase64String((string)shot["data"]!));
+    }
+
+    string Selected => "document.querySelector('#panel-runs tbody tr.selected')";
+
+    [Fact]
+    public async Task TrainChartStopResumeRefuseExportRestartAndChatInTheBrowser()
+    {
+        _host = await WorkbenchHost.StartAsync(Options, WorkbenchHost.SetupFor(_dir.Path));
+        await Open("train");
+        var endless = WorkbenchJobTests.EndlessSft(TestDemoModel.Folder).ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
+        await Fill("sft", endless);
+        await Wait("document.querySelector('#panel-train .command').textContent.includes('--save_steps 100000')", 30);
+        var command = (string)(await Js("document.querySelector('#panel-train .command').textContent"))!;
+        Assert.StartsWith($"osprey sft --model {TestDemoModel.Folder} ", command);
+        await Js("document.querySelector('#panel-train details.more').open = true");
+        await Shot("train");
+
+        // Start: the page moves to Runs, and the loss chart gains points while the job runs.
+        await Click("#panel-train .start");
+        await Wait("document.body.dataset.tab === 'runs' && " + Selected + "?.dataset.state === 'running'", 30);
+        await Wait("Number(document.querySelector('#panel-runs canvas[data-key=loss]')?.dataset.points) >= 2");
+        var before = (int)(await Js("Number(document.querySelector('#panel-runs canvas[data-key=loss]').dataset.points)"))!;
+        await Wait($"Number(document.querySelector('#panel-runs canvas[data-key=loss]').dataset.points) > {before}");
+        await Shot("runs");
+
+        // Stop: a checkpoint is saved and shown.
+        await Click("#panel-runs .stop");
+        await Wait(Selected + "?.dataset.state === 'stopped' && document.querySelector('#panel-runs .ckpt').textContent.includes('checkpoint-')");
+        var checkpoint = (string)(await Js("document.querySelector('#panel-runs .ckpt').textContent"))!;
+        Assert.True(File.Exists(Path.Combine(checkpoint, "adapter_model.safetensors")), checkpoint);
+        Assert.StartsWith(Path.Combine(_dir.Path, "out"), checkpoint);
+
+        // Resume: a new job continues the same run from that checkpoint; stop it again after a step.
+        var firstJob = (string)(await Js(Selected + ".dataset.job"))!;
+        await Click("#panel-runs .resume");
+        await Wait(Selected + $"?.dataset.job !== '{firstJob}' && " + Selected + "?.dataset.state === 'running'", 30);
+        await Wait("document.querySelector('#panel-runs pre.log').textContent.includes('resuming')");
+        Assert.Contains($"--resume_from_checkpoint {checkpoint}", (string)(await Js("document.querySelector('#panel-runs .job-command').textContent"))!);
+        await Click("#panel-runs .stop");
+        await Wait(Selected + "?.dataset.state === 'stopped'");
+        var resumedCheckpoint = (string)(await Js("document.querySelector('#panel-runs .ckpt').textContent"))!;
+        Assert.Equal(Path.GetDirectoryName(checkpoint), Path.GetDirectoryName(resumedCheckpoint));
+
+        // A path outside the allowed folders is refused with the reason, and no job starts.
+        await Js("document.getElementById('tab-train').click()");
+        await Fill("sft", new Dictionary<string, string> { ["dataset"] = "/etc/passwd" });
+        await Click("#panel-train .start");
+        await Wait("!document.querySelector('#panel-train .form-error').hidden && document.querySelector('#panel-train .form-error').textContent.includes('outside the folders')", 30);
+        Assert.Equal("2", (string)(await Js("document.body.dataset.jobs"))!);
+        await Shot("train-refused");
+
+        // Merge export of the resumed run's checkpoint, from its Runs page.
+        await Js("document.getElementById('tab-runs').click()");
+        await Click("#panel-runs .merge");
+        await Wait("document.body.dataset.tab === 'export' && document.getElementById('f-export-adapters').value !== ''", 30);
+        await Fill("export", new Dictionary<string, string> { ["output_dir"] = "merged" });
+        await Wait("document.querySelector('#panel-export .command').textContent.includes('--output_dir merged')", 30);
+        await Shot("export");
+        await Click("#panel-export .start");
+        await Wait(Selected + "?.dataset.state === 'succeeded' || " + Selected + "?.dataset.state === 'failed'", 120);
+        Assert.Equal("succeeded", (string)(await Js(Selected + ".dataset.state"))!);
+        Assert.True(File.Exists(_dir.File(Path.Combine("merged", "config.json"))), string.Join(", ", Directory.GetFileSystemEntries(_dir.Path)));
+        Assert.NotEmpty(Directory.GetFiles(_dir.File("merged"), "*.safetensors"));
+
+        // A restarted web UI lists the same three jobs.
+        var ids = (await Js("[...document.querySelectorAll('#panel-runs tbody tr')].map(r => r.dataset.job + ' ' + r.dataset.state).join(',')"))!.ToString();
+        await _host.DisposeAsync();
+        _host = null;
+        _host = await WorkbenchHost.StartAsync(Options, WorkbenchHost.SetupFor(_dir.Path));
+        await Open("runs");
+        await Wait("document.querySelectorAll('#panel-runs tbody tr').length === 3", 30);
+        Assert.Equal(ids, (await Js("[...document.querySelectorAll('#panel-runs tbody tr')].map(r => r.dataset.job + ' ' + r.dataset.state).join(',')"))!.ToString());
+
+        // Chat with the stopped run's checkpoint: the Chat tab starts `osprey app` on it and embeds its page.
+        await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{firstJob}\"]').click()");
+        await Wait("!document.querySelector('#panel-runs .chat-with').hidden", 30);
+        await Click("#panel-runs .chat-with");
+        await Wait("document.querySelector('#panel-chat .chat-side').dataset.ready === 'true'", 120);
+        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models >= 1", 60);
+        await Js("""
+            (() => { const doc = document.querySelector('#panel-chat .chat-frame').contentDocument;
+              doc.getElementById('max_tokens').value = '8';
+              doc.getElementById('input').value = 'Hello';
+              doc.getElementById('composer').requestSubmit(); })()
+            """);
+        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument.querySelector('#log li.assistant')?.dataset.done === 'true'", 60);
+        var reply = (string?)await Js("document.querySelector('#panel-chat .chat-frame').contentDocument.querySelector('#log li.assistant').textContent");
+        Assert.False(string.IsNullOrWhiteSpace(reply));
+        await Shot("chat");
+
+        foreach (var tab in new[] { "rlhf", "eval", "deploy", "hub" })
+        {
+            await Js($"document.getElementById('tab-{tab}').click()");
+            await Wait($"document.querySelector('#panel-{tab} .command').textContent.startsWith('osprey ')", 30);
+            await Shot(tab);
+        }
+        await Js("document.getElementById('tab-runs').click()");
+        await Js("document.getElementById('lang').value = 'zh'; document.getElementById('lang').dispatchEvent(new Event('change'))");
+        await Wait("document.getElementById('tab-train').textContent === '训练'", 10);
+        await Shot("runs-zh");
+        await Shot("runs-narrow", 420, 860);
+        await Js("document.getElementById('tab-train').click()");
+        await Shot("train-narrow", 420, 860);
+        await Js("localStorage.removeItem('osprey-lang')");
+        log.WriteLine($"screenshots in {Shots}");
+    }
+}
