@@ -39,7 +39,7 @@ public sealed record ModelOptions
 {
     private const string Python = "it configures a Python library that Osprey does not use";
     private const string Plugins = "Osprey does not load Python plugins";
-    private const string OneDevice = "Osprey runs on one device, without distributed launchers";
+    private const string OneDevice = "Osprey starts its own workers (NPROC_PER_NODE, docs/distributed.md), not Ray or device groups";
     private const string Hqq = "Osprey quantizes with --quant_method bnb only (HQQ is not supported)";
 
     /// <summary>A model folder, a hub id (org/name) or <c>demo</c>.</summary>

@@ -116,7 +116,7 @@ public sealed class MsSwiftFlagTests
     public void AGivenNoEffectFlagPrintsOneNoticeAndBindsNothing()
     {
         var notices = new StringWriter();
-        var reader = new OptionReader(ParsedArgs.Parse(["--dataloader_num_workers", "4", "--deepspeed", "zero2", "--use-liger-kernel", "true", "--lora_rank", "4"]), "sft", notices);
+        var reader = new OptionReader(ParsedArgs.Parse(["--dataloader_num_workers", "4", "--ddp_find_unused_parameters", "true", "--use-liger-kernel", "true", "--lora_rank", "4"]), "sft", notices);
         var sft = reader.Bind<SftOptions>();
         reader.EnsureNoUnknownFlags();
         // The options are exactly those of the same command line without the no-effect flags.
@@ -127,7 +127,7 @@ public sealed class MsSwiftFlagTests
         var lines = notices.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(3, lines.Length);
         Assert.StartsWith("osprey: --dataloader_num_workers has no effect here: ", lines[0]);
-        Assert.StartsWith("osprey: --deepspeed has no effect here: ", lines[1]);
+        Assert.StartsWith("osprey: --ddp_find_unused_parameters has no effect here: ", lines[1]);
         Assert.StartsWith("osprey: --use-liger-kernel has no effect here: ", lines[2]); // as the user spelt it
         Assert.All(lines, line => Assert.EndsWith(".", line));
     }
