@@ -214,11 +214,9 @@ def main():
         thw = r["image_grid_thw"].long().contiguous()
         pix[f"{name}.pixel_values"] = pv
         pix[f"{name}.image_grid_thw"] = thw
-        rgb = im.convert("RGB") if im.mode != "RGBA" else im
+        # convert_to_rgb is PIL's convert("RGB"): alpha is dropped, not composited (the processor's output shows it).
+        rgb = im.convert("RGB")
         h, w = smart_resize(im.height, im.width)
-        if im.mode == "RGBA":
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            rgb = Image.alpha_composite(bg, im).convert("RGB")
         pix[f"{name}.resized"] = torch.from_numpy(np.asarray(rgb.resize((w, h), Image.BICUBIC)).copy())
         meta.append({"file": name, "width": im.width, "height": im.height, "mode": im.mode, "format": im.format,
                      "smart_resize_hw": [h, w], "image_grid_thw": thw[0].tolist(), "patches": pv.shape[0]})

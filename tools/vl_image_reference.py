@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reference for Osprey's image preprocessing (issue 22), run with Debian's /usr/bin/python3 (python3-pil, python3-numpy).
 
-It implements transformers' Qwen2VLImageProcessor (PIL backend) as published: convert_to_rgb (RGBA composited onto
-white with Image.alpha_composite), smart_resize, PIL Image.resize(BICUBIC), rescale by 1/255 to float32, normalise
+It implements transformers' Qwen2VLImageProcessor (PIL backend) as published: convert_to_rgb (PIL's convert("RGB"),
+which drops alpha and keeps the stored colours; transformers 5.17's processor output on a transparent PNG shows it),
+smart_resize, PIL Image.resize(BICUBIC), rescale by 1/255 to float32, normalise
 with OPENAI_CLIP_MEAN/STD, repeat the frame temporal_patch_size times, and flatten patches with the processor's
 reshape/transpose. No Osprey code is involved.
 
@@ -56,10 +57,8 @@ def draw(folder):
 
 
 def convert_to_rgb(im):
-    if im.mode == "RGB":
-        return im
-    rgba = im.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255)), rgba).convert("RGB")
+    # transformers.image_transforms.convert_to_rgb: no compositing, the alpha channel is simply discarded.
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def smart_resize(h, w, factor, min_pixels, max_pixels):

@@ -4,9 +4,11 @@ namespace Osprey.Images;
 
 /// <summary>
 /// Decodes PNG, JPEG, WebP, GIF (first frame) and BMP with SkiaSharp (Google's Skia: libpng, libjpeg-turbo, libwebp;
-/// MIT; the NoDependencies native build needs nothing from the system). Transparent pixels are composited onto white
-/// with PIL's integer arithmetic, as transformers' <c>convert_to_rgb</c> does, so a transparent PNG gives the numbers
-/// HF gives. No EXIF rotation and no colour-profile conversion: PIL applies neither either.
+/// MIT; the NoDependencies native build needs nothing from the system). The alpha channel is dropped and the stored
+/// colours kept, as transformers' <c>convert_to_rgb</c> does (PIL's <c>convert("RGB")</c>; transformers 5.17's
+/// Qwen2-VL processor on tests/fixtures/vl/images/alpha.png confirms it), so a transparent PNG gives the numbers HF
+/// gives. (qwen-vl-utils composites onto white instead; transformers' processor is the reference here.) No EXIF
+/// rotation and no colour-profile conversion: PIL applies neither either.
 /// </summary>
 public static class ImageDecoder
 {
@@ -31,7 +33,7 @@ public static class ImageDecoder
         }
         if (result != SKCodecResult.Success && result != SKCodecResult.IncompleteInput)
             throw new OspreyException($"{source}: the image could not be decoded ({result}).");
-        return new RgbImage(w, h, CompositeOnWhite(rgba, w * h));
+        return new RgbImage(w, h, DropAlpha(rgba, w * h));
     }
 
     /// <summary>Reads an image file.</summary>
@@ -41,22 +43,15 @@ public static class ImageDecoder
         return Decode(File.ReadAllBytes(path), path);
     }
 
-    // PIL's Image.alpha_composite(white, image) (AlphaComposite.c, PRECISION_BITS 7) with an opaque white destination:
-    // coef1 = a * 128, coef2 = (255 - a) * 128, out = SHIFTFORDIV255(c * coef1 + 255 * coef2 + (0x80 << 7)) >> 7.
-    static byte[] CompositeOnWhite(byte[] rgba, int count)
+    // Unpremultiplied RGBA -> RGB: the colour bytes as stored, whatever the alpha (PIL's RGBA -> RGB conversion).
+    static byte[] DropAlpha(byte[] rgba, int count)
     {
         var rgb = new byte[count * 3];
         for (var i = 0; i < count; i++)
         {
-            var a = (uint)rgba[i * 4 + 3];
-            for (var c = 0; c < 3; c++)
-            {
-                var v = (uint)rgba[i * 4 + c];
-                if (a == 255) { rgb[i * 3 + c] = (byte)v; continue; }
-                if (a == 0) { rgb[i * 3 + c] = 255; continue; }
-                var tmp = v * (a << 7) + 255u * ((255u - a) << 7) + (0x80u << 7);
-                rgb[i * 3 + c] = (byte)((((tmp >> 8) + tmp) >> 8) >> 7);
-            }
+            rgb[i * 3] = rgba[i * 4];
+            rgb[i * 3 + 1] = rgba[i * 4 + 1];
+            rgb[i * 3 + 2] = rgba[i * 4 + 2];
         }
         return rgb;
     }
