@@ -108,6 +108,19 @@ public sealed partial class CausalLM
     }
 
     /// <summary>
+    /// The first label's score at every position, [B, T] float32, for right-padded ids [B, T] (causal attention, so the
+    /// padding after a row's tokens never changes them): PPO's value model reads one value per token this way. Differentiable.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has no score head (<see cref="AttachScoreHead"/>).</exception>
+    public Tensor TokenScores(Tensor ids)
+    {
+        var head = score ?? throw new InvalidOperationException("TokenScores needs a reward model: load a *ForSequenceClassification folder or call AttachScoreHead first.");
+        using var scope = NewDisposeScope();
+        var h = model.Forward(ids, null, null, null);
+        return head.forward(h).select(2, 0).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// True when <paramref name="directory"/>'s config.json names a *ForSequenceClassification architecture (a
     /// reward model that <see cref="Load(string, Device, ScalarType)"/> gives a score head).
     /// </summary>

@@ -66,7 +66,7 @@ public static class FineTuning
         if (evaluation is not null && options.Loss.RlhfType == RlhfType.RewardModel)
             throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");
         var folder = o.Model.ResolveFolder(log);
-        if (options.Loss.RlhfType == RlhfType.Grpo) return Pushed(RunGrpo(options, folder, log, progress, cancel), o, log, cancel);
+        if (options.Loss.RlhfType is RlhfType.Grpo or RlhfType.Ppo) return Pushed(RunGrpo(options, folder, log, progress, cancel), o, log, cancel);
         options = options with { FineTune = WithModelContext(o, folder) };
         o = options.FineTune;
         MemoryFit.MemoryAdvisor.CheckBeforeLoading(o, folder, log);
@@ -108,7 +108,7 @@ public static class FineTuning
     static TrainingResult RunGrpo(RlhfOptions options, string folder, TextWriter log, Action<TrainingProgress>? progress, CancellationToken cancel)
     {
         var o = options.FineTune;
-        if (o.Trainer.BenchmarkEvaluation) throw new OspreyException("--eval_dataset is not supported with --rlhf_type grpo yet; drop it.");
+        if (o.Trainer.BenchmarkEvaluation) throw new OspreyException($"--eval_dataset is not supported with --rlhf_type {OptionSet.ChoiceText(options.Loss.RlhfType)} yet; drop it.");
         var chat = Inference.ChatPrompt.Create(LoadTokenizer(folder), folder, o.Encoding.Template);
         var prompts = new List<Grpo.GrpoPrompt>();
         foreach (var file in o.Data.Datasets)
@@ -129,8 +129,15 @@ public static class FineTuning
             Decode = ids => chat.DecodeReply(ids, stopIds),
             ReferenceModel = options.ReferenceModel is null ? null : HubCache.ResolveModel(options.ReferenceModel),
         };
-        log.WriteLine($"osprey: {prompts.Count} GRPO prompts (longest {maxPrompt} tokens); {options.Grpo.NumGenerations} completions each, up to {options.Grpo.MaxCompletionLength} tokens; loss {options.Loss.ResolvedLossType}, beta {options.Loss.ResolvedBeta}.");
         var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);
+        if (options.Loss.RlhfType == RlhfType.Ppo)
+        {
+            // PPO shares GRPO's prompts, sampling flags and rewards; one completion per prompt.
+            var p = options.Ppo;
+            log.WriteLine($"osprey: {prompts.Count} PPO prompts (longest {maxPrompt} tokens); completions up to {options.Grpo.MaxCompletionLength} tokens; kl_coef {p.KlCoef}, cliprange {p.ClipRange}, vf_coef {p.VfCoef}, gamma {p.Gamma}, lam {p.Lam}.");
+            return PpoRecipe.Run(run, data, p, cancel);
+        }
+        log.WriteLine($"osprey: {prompts.Count} GRPO prompts (longest {maxPrompt} tokens); {options.Grpo.NumGenerations} completions each, up to {options.Grpo.MaxCompletionLength} tokens; loss {options.Loss.ResolvedLossType}, beta {options.Loss.ResolvedBeta}.");
         return GrpoRecipe.Run(run, data, cancel);
     }
 

@@ -27,18 +27,7 @@ namespace Osprey.Training;
 [NoEffectFlag("teacher_model_type", OnlinePolicy)]
 [NoEffectFlag("teacher_model_revision", OnlinePolicy)]
 [NoEffectFlag("teacher_deepspeed", OnlinePolicy)]
-[NoEffectFlag("num_ppo_epochs", OnlinePolicy)]
-[NoEffectFlag("whiten_rewards", OnlinePolicy)]
-[NoEffectFlag("kl_coef", OnlinePolicy)]
-[NoEffectFlag("cliprange", OnlinePolicy)]
-[NoEffectFlag("vf_coef", OnlinePolicy)]
-[NoEffectFlag("cliprange_value", OnlinePolicy)]
-[NoEffectFlag("gamma", OnlinePolicy)]
-[NoEffectFlag("lam", OnlinePolicy)]
-[NoEffectFlag("num_mini_batches", OnlinePolicy)]
-[NoEffectFlag("local_rollout_forward_batch_size", OnlinePolicy)]
 [NoEffectFlag("num_sample_generations", OnlinePolicy)]
-[NoEffectFlag("missing_eos_penalty", OnlinePolicy)]
 [NoEffectFlag("generation_batch_size", OnlinePolicy)]
 [NoEffectFlag("ds3_gather_for_generation", OnlinePolicy)]
 [NoEffectFlag("reward_model_plugin", OnlinePolicy)]
@@ -94,6 +83,10 @@ public sealed record RlhfOptions
     [OptionGroup]
     public Grpo.GrpoOptions Grpo { get; init; } = new();
 
+    /// <summary>PPO's KL penalty, GAE and clipped losses (<c>--rlhf_type ppo</c>).</summary>
+    [OptionGroup]
+    public Ppo.PpoOptions Ppo { get; init; } = new();
+
     /// <summary>The model, data, training and output options shared with <c>osprey sft</c>.</summary>
     [OptionGroup]
     public SftOptions FineTune { get; init; } = new();
@@ -109,5 +102,12 @@ public sealed record RlhfOptions
             if (!PeftAdapter.IsAdapter(a)) throw new OspreyException($"--ref_adapters {a} has no adapter_config.json; pass LoRA checkpoint folders or PEFT adapters.");
         Loss.Validate();
         if (type == RlhfType.Grpo) Grpo.Validate();
+        if (type == RlhfType.Ppo)
+        {
+            if (Grpo.RewardFuncs.Count == 0 && Grpo.RewardModel is null && Grpo.RewardUrl is null)
+                throw new OspreyException("--rlhf_type ppo needs a reward: --reward_model (a *ForSequenceClassification folder, e.g. from --rlhf_type rm), --reward_funcs or --reward_url.");
+            Grpo.Validate();
+            Ppo.Validate();
+        }
     }
 }

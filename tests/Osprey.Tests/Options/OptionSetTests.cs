@@ -110,8 +110,8 @@ public sealed class OptionSetTests
     public void ABadChoiceNamesTheFlagAndTheChoices()
     {
         var e = Assert.Throws<OspreyException>(() => OptionSet.For<RlhfOptions>().BindStrings<RlhfOptions>(
-            new Dictionary<string, IReadOnlyList<string>> { ["rlhf_type"] = ["ppo"] }));
-        Assert.Equal("--rlhf_type 'ppo' is not supported; use dpo, kto, orpo, simpo, cpo, rm or grpo.", e.Message);
+            new Dictionary<string, IReadOnlyList<string>> { ["rlhf_type"] = ["gkd"] }));
+        Assert.Equal("--rlhf_type 'gkd' is not supported; use dpo, kto, orpo, simpo, cpo, rm, grpo or ppo.", e.Message);
         var unknown = Assert.Throws<OspreyException>(() => OptionSet.For<SftOptions>().BindStrings<SftOptions>(
             new Dictionary<string, IReadOnlyList<string>> { ["lora_rnak"] = ["4"] }));
         Assert.StartsWith("--lora_rnak is not a flag of SftOptions", unknown.Message);

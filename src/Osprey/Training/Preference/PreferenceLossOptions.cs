@@ -68,7 +68,7 @@ public sealed record PreferenceLossOptions
     /// <exception cref="OspreyException">A value is out of range.</exception>
     public void Validate()
     {
-        if (!Enum.IsDefined(RlhfType)) throw new OspreyException($"--rlhf_type must be one of dpo, kto, orpo, simpo, cpo, rm, grpo (got '{RlhfType}').");
+        if (!Enum.IsDefined(RlhfType)) throw new OspreyException($"--rlhf_type must be one of dpo, kto, orpo, simpo, cpo, rm, grpo, ppo (got '{RlhfType}').");
         if (RlhfType == RlhfType.Grpo)
         {
             // GRPO's beta weighs the KL term; 0 is allowed and means no reference model.

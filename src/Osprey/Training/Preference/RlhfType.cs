@@ -26,4 +26,7 @@ public enum RlhfType
 
     /// <summary>Group relative policy optimisation on prompts, with rollouts scored by reward functions (GRPO recipe).</summary>
     Grpo,
+
+    /// <summary>Proximal policy optimisation with a value model, GAE and a KL penalty in the rewards (PPO recipe).</summary>
+    Ppo,
 }
