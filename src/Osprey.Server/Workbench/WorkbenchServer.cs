@@ -121,6 +121,7 @@ public static class WorkbenchServer
             jobs.Delete(id);
             return Results.NoContent();
         });
+        app.MapGet("/api/jobs/{id}/eval", (string id) => Results.Text(EvalReportText(Job(jobs, id), allowed.WorkingFolder), "application/json"));
         app.MapGet("/api/jobs/{id}/metrics", (HttpContext context, string id) => MetricStream.Send(context, jobs, id, app.Lifetime.ApplicationStopping));
         app.Map("/api/jobs/{id}/proxy/{**rest}", (HttpContext context, string id, string? rest, IHttpClientFactory clients) =>
             ChatProxy.Forward(context, Job(jobs, id), rest ?? "", clients.CreateClient()));
@@ -152,6 +153,16 @@ public static class WorkbenchServer
             // No NVIDIA driver: no meters, as on a CPU machine.
         }
         return list;
+    }
+
+    /// <summary>An eval job's report.json as written (its --eval_output_dir, relative to the working folder).</summary>
+    static string EvalReportText(WorkbenchJob job, string workingFolder)
+    {
+        if (job.Verb != "eval") throw new OspreyException($"job {job.Id} is {job.Verb}, not eval: only eval jobs have a report.json.");
+        var folder = job.Values.FirstOrDefault(v => v.Key == "eval_output_dir").Value?.FirstOrDefault() ?? "eval_output";
+        var file = Path.Combine(Path.GetFullPath(folder, workingFolder), "report.json");
+        return File.Exists(file) ? File.ReadAllText(file)
+            : throw new OspreyException($"job {job.Id} has no {file} yet; osprey eval writes it when every item is answered.");
     }
 
     static WorkbenchVerb Verb(Dictionary<string, WorkbenchVerb> verbs, string name) =>

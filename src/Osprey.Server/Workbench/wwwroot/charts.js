@@ -79,5 +79,59 @@ window.OspreyCharts = (() => {
     }
   }
 
-  return { draw, COLORS };
+  // Grouped vertical bars: one group per label, one bar per series (a compared run); scores from 0 up, so bars of
+  // runs compare by height. series: [{name, color, values: [number per label]}]
+  function bars(canvas, title, labels, series) {
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 480, height = canvas.clientHeight || 220;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const style = getComputedStyle(canvas);
+    g.font = "12px " + style.fontFamily;
+    g.fillStyle = style.color;
+    g.textAlign = "left";
+    g.fillText(title, 8, 15);
+    const finite = series.flatMap((s) => s.values).filter(Number.isFinite);
+    canvas.dataset.bars = String(finite.length);
+    if (finite.length === 0) return;
+    // Accuracy-like scores sit in [0, 1]; anything larger (BLEU in percent) gets its own round top.
+    const top = Math.max(...finite, 0) <= 1 ? 1 : ticks(0, Math.max(...finite), 4).at(-1);
+    const yt = ticks(0, top, 4), ystep = yt.length > 1 ? yt[1] - yt[0] : top;
+    const left = 8 + Math.max(...yt.map((v) => g.measureText(label(v, ystep)).width)) + 6, right = width - 10, y0 = 24, y1 = height - 34;
+    const sy = (v) => y1 - (v / top) * (y1 - y0);
+    g.strokeStyle = "rgba(128,128,128,0.25)";
+    g.lineWidth = 1;
+    g.textAlign = "right";
+    for (const v of yt) { g.beginPath(); g.moveTo(left, sy(v)); g.lineTo(right, sy(v)); g.stroke(); g.fillText(label(v, ystep), left - 4, sy(v) + 4); }
+    const slot = (right - left) / labels.length, barWidth = Math.max(2, (slot * 0.8) / series.length);
+    g.textAlign = "center";
+    labels.forEach((text, i) => {
+      series.forEach((s, j) => {
+        const v = s.values[i];
+        if (!Number.isFinite(v)) return;
+        g.fillStyle = s.color || COLORS[j % COLORS.length];
+        const x = left + i * slot + slot * 0.1 + j * barWidth;
+        g.fillRect(x, sy(Math.max(0, v)), barWidth - 1, y1 - sy(Math.max(0, v)));
+      });
+      // Labels shortened to their slot, so neighbours do not overlap on a narrow window.
+      g.fillStyle = style.color;
+      let shown = text;
+      while (shown.length > 3 && g.measureText(shown).width > slot - 4) shown = shown.slice(0, -2) + "…";
+      g.fillText(shown, left + (i + 0.5) * slot, y1 + 16);
+    });
+    if (series.length > 1) {
+      let x = right;
+      g.textAlign = "right";
+      for (let i = series.length - 1; i >= 0; i--) {
+        g.fillStyle = series[i].color || COLORS[i % COLORS.length];
+        g.fillText(series[i].name, x, 15);
+        x -= g.measureText(series[i].name).width + 12;
+      }
+    }
+  }
+
+  return { draw, bars, ticks, label, COLORS };
 })();

@@ -19,6 +19,8 @@ window.OSPREY_STRINGS = {
     confirm_delete: "Delete job {id} from the list? Its run folder stays on disk.",
     state_running: "running", state_stopping: "stopping", state_succeeded: "succeeded", state_stopped: "stopped",
     state_failed: "failed", state_ended: "ended",
+    eval_results: "Evaluation results", eval_compare: "{n} evaluation runs compared.", eval_dataset: "Dataset", eval_metric: "Metric",
+    eval_subset: "Subset", eval_num: "Items", overall: "OVERALL",
   },
   zh: {
     language: "语言", key_needed: "此网页界面需要 API 密钥：", save: "保存",
@@ -38,5 +40,7 @@ window.OSPREY_STRINGS = {
     confirm_delete: "从列表中删除任务 {id}？运行目录会保留在磁盘上。",
     state_running: "运行中", state_stopping: "正在停止", state_succeeded: "已完成", state_stopped: "已停止",
     state_failed: "失败", state_ended: "已结束",
+    eval_results: "评测结果", eval_compare: "对比 {n} 次评测。", eval_dataset: "数据集", eval_metric: "指标",
+    eval_subset: "子集", eval_num: "条数", overall: "总体",
   },
 };

@@ -166,6 +166,35 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         Assert.False(string.IsNullOrWhiteSpace(reply));
         await Shot("chat");
 
+        // Two evaluations, of servers that always answer A and always answer C, shown as a table and bars and compared.
+        // Gold letters in examples/eval/mcq, counted by hand: arith A, C, C, D; geo B, C, A.
+        WorkbenchJobTests.CopyMcq(_dir.Path);
+        using var alwaysA = new Osprey.Tests.Evaluation.UrlEvaluationTests.PatternServer("ANSWER: A", 0);
+        using var alwaysC = new Osprey.Tests.Evaluation.UrlEvaluationTests.PatternServer("ANSWER: C", 0);
+        var evalJobs = new List<string>();
+        foreach (var (server, folder) in new[] { (alwaysA, "eval-a"), (alwaysC, "eval-c") })
+        {
+            await Js("document.getElementById('tab-eval').click()");
+            await Fill("eval", WorkbenchJobTests.EvalOf(server.Url, folder).ToDictionary(kv => kv.Key, kv => (string)kv.Value!));
+            await Wait($"document.querySelector('#panel-eval .command').textContent.includes('--eval_output_dir {folder}')", 30);
+            await Click("#panel-eval .start");
+            await Wait("document.body.dataset.tab === 'runs' && " + Selected + $"?.dataset.job && !{JsonValue.Create(evalJobs.ToArray())!.ToJsonString()}.includes(" + Selected + ".dataset.job)", 30);
+            evalJobs.Add((string)(await Js(Selected + ".dataset.job"))!);
+            await Wait(Selected + "?.dataset.state === 'succeeded' || " + Selected + "?.dataset.state === 'failed'", 90);
+            Assert.Equal("succeeded", (string)(await Js(Selected + ".dataset.state"))!);
+        }
+        const string Scores = "[...document.querySelectorAll('#panel-runs .eval-table tr[data-metric=acc]')].map(r => r.dataset.group + '=' + [...r.querySelectorAll('td.score')].map(c => c.textContent).join('/')).join(' ')";
+        await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '1'", 30);
+        Assert.Equal("arith=0.5000 geo=0.3333 OVERALL=0.4286", (string)(await Js(Scores))!);
+        await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
+        await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '2'", 30);
+        // Selected run (always C) first, then the compared one (always A: 1/4, 1/3, 2/7).
+        Assert.Equal("arith=0.5000/0.2500 geo=0.3333/0.3333 OVERALL=0.4286/0.2857", (string)(await Js(Scores))!);
+        Assert.Equal("6", (string)(await Js("document.querySelector('#panel-runs .eval-chart').dataset.bars"))!);
+        await Js("document.querySelector('#panel-runs .eval').scrollIntoView()");
+        await Shot("eval-results");
+        await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
+
         foreach (var tab in new[] { "rlhf", "eval", "deploy", "hub" })
         {
             await Js($"document.getElementById('tab-{tab}').click()");
