@@ -110,6 +110,7 @@ public static class WorkbenchServer
             var args = await ReadForm(context, verbs, allowed, setup.CheckArguments);
             return Results.Json(new JsonObject { ["argv"] = new JsonArray([.. args.Argv.Select(a => (JsonNode?)a)]), ["command"] = args.CommandLine });
         });
+        app.MapPost("/api/estimate", async (HttpContext context, CancellationToken _) => Results.Json(FitEstimate.For(await ReadForm(context, verbs, allowed, setup.CheckArguments))));
         app.MapGet("/api/jobs", () => Results.Json(jobs.List().Select(Show).ToList()));
         app.MapPost("/api/jobs", async (HttpContext context, CancellationToken _) => Results.Json(Show(jobs.Start(await ReadForm(context, verbs, allowed, setup.CheckArguments))), statusCode: 201));
         app.MapGet("/api/jobs/{id}", (string id) => Results.Json(Show(Job(jobs, id))));
@@ -146,7 +147,11 @@ public static class WorkbenchServer
         try
         {
             foreach (var gpu in Nvml.Devices())
-                list.Add(new JsonObject { ["index"] = gpu.Index, ["name"] = gpu.Name, ["total_bytes"] = gpu.TotalBytes, ["used_bytes"] = gpu.UsedBytes });
+                list.Add(new JsonObject
+                {
+                    ["index"] = gpu.Index, ["name"] = gpu.Name, ["total_bytes"] = gpu.TotalBytes, ["used_bytes"] = gpu.UsedBytes,
+                    ["utilization_percent"] = Nvml.UtilizationPercent(gpu.Index) is var busy and >= 0 ? busy : null,
+                });
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
         {

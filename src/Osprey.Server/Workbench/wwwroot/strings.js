@@ -21,6 +21,8 @@ window.OSPREY_STRINGS = {
     state_failed: "failed", state_ended: "ended",
     eval_results: "Evaluation results", eval_compare: "{n} evaluation runs compared.", eval_dataset: "Dataset", eval_metric: "Metric",
     eval_subset: "Subset", eval_num: "Items", overall: "OVERALL",
+    estimate: "Estimated peak GPU memory ≈{peak} GiB ({params} trainable parameters).", estimate_free: "GPU 0 has {free} GiB free.",
+    estimate_none: "No memory estimate: {why}", gpu_busy: "GPU busy (percent of time a kernel ran)",
   },
   zh: {
     language: "语言", key_needed: "此网页界面需要 API 密钥：", save: "保存",
@@ -42,5 +44,7 @@ window.OSPREY_STRINGS = {
     state_failed: "失败", state_ended: "已结束",
     eval_results: "评测结果", eval_compare: "对比 {n} 次评测。", eval_dataset: "数据集", eval_metric: "指标",
     eval_subset: "子集", eval_num: "条数", overall: "总体",
+    estimate: "预计显存峰值 ≈{peak} GiB（可训练参数 {params} 个）。", estimate_free: "GPU 0 空闲 {free} GiB。",
+    estimate_none: "无法估算显存：{why}", gpu_busy: "GPU 利用率（内核运行时间占比）",
   },
 };

@@ -176,10 +176,37 @@
         const body = await post("/api/command", { verb: form.verb, values: values(form) });
         $(".command", form.panel).textContent = body.command;
         showFormError(form, "");
+        estimate(form, body.command);
       } catch (e) {
         showFormError(form, e.message);
       }
     }, 150);
+  }
+
+  // The memory-fit advisor's estimate (osprey estimate, through the library) for a training form, beside Start.
+  // Asked again only when the command changes, since a hub model's config.json may have to be fetched.
+  const ESTIMATED = new Set(["sft", "pt", "rlhf"]);
+  async function estimate(form, command) {
+    const box = $(".estimate", form.panel);
+    if (!ESTIMATED.has(form.verb) || !values(form).model) { box.hidden = true; form.estimated = null; return; }
+    if (form.estimated === command) return;
+    form.estimated = command;
+    try {
+      const e = await post("/api/estimate", { verb: form.verb, values: values(form) });
+      if (form.estimated !== command) return;
+      const gib = (b) => (b / 2 ** 30).toFixed(2);
+      box.textContent = S("estimate", { peak: gib(e.peak_bytes), params: Number(e.trainable_parameters).toLocaleString("en-US") })
+        + (e.free_bytes == null ? "" : " " + S("estimate_free", { free: gib(e.free_bytes) })) + (e.advice ? ` ${e.advice}` : "");
+      box.dataset.peakBytes = String(e.peak_bytes);
+      box.classList.toggle("bad", !!e.advice);
+      box.hidden = false;
+    } catch (err) {
+      if (form.estimated !== command) return;
+      box.textContent = S("estimate_none", { why: err.message });
+      delete box.dataset.peakBytes;
+      box.classList.remove("bad");
+      box.hidden = false;
+    }
   }
 
   function showFormError(form, message) {
@@ -569,7 +596,8 @@
     box.replaceChildren(...(gpus.length === 0 ? [el("span", { className: "cpu" }, S("no_gpu"))] : gpus.map((g) => {
       const used = g.used_bytes / 2 ** 30, total = g.total_bytes / 2 ** 30;
       const meter = el("meter", { min: 0, max: total, value: used, high: total * 0.9 });
-      return el("span", { className: "gpu", title: g.name }, `${S("gpu", { i: g.index })} `, meter, ` ${used.toFixed(1)}/${total.toFixed(0)} GiB`);
+      const busy = g.utilization_percent == null ? [] : [" ", el("meter", { className: "busy", min: 0, max: 100, value: g.utilization_percent, title: S("gpu_busy") }), ` ${g.utilization_percent}%`];
+      return el("span", { className: "gpu", title: g.name }, `${S("gpu", { i: g.index })} `, meter, ` ${used.toFixed(1)}/${total.toFixed(0)} GiB`, ...busy);
     })));
   }
 

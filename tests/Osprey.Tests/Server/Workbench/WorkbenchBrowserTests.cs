@@ -90,6 +90,8 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Wait("document.querySelector('#panel-train .command').textContent.includes('--save_steps 100000')", 30);
         var command = (string)(await Js("document.querySelector('#panel-train .command').textContent"))!;
         Assert.StartsWith($"osprey sft --model {TestDemoModel.Folder} ", command);
+        // The memory-fit advisor's estimate sits beside Start (its numbers are checked against `osprey estimate` in WorkbenchServerTests).
+        await Wait("Number(document.querySelector('#panel-train .estimate').dataset.peakBytes) > 0 && !document.querySelector('#panel-train .estimate').hidden", 30);
         await Js("document.querySelector('#panel-train details.more').open = true");
         await Shot("train");
 
@@ -183,14 +185,15 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
             await Wait(Selected + "?.dataset.state === 'succeeded' || " + Selected + "?.dataset.state === 'failed'", 90);
             Assert.Equal("succeeded", (string)(await Js(Selected + ".dataset.state"))!);
         }
-        const string Scores = "[...document.querySelectorAll('#panel-runs .eval-table tr[data-metric=acc]')].map(r => r.dataset.group + '=' + [...r.querySelectorAll('td.score')].map(c => c.textContent).join('/')).join(' ')";
+        const string Scores = "[...document.querySelectorAll('#panel-runs .eval-table tr:is(.level-subset, .level-overall)[data-metric=acc]')].map(r => r.dataset.group + '=' + [...r.querySelectorAll('td.score')].map(c => c.textContent).join('/')).join(' ')";
         await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '1'", 30);
         Assert.Equal("arith=0.5000 geo=0.3333 OVERALL=0.4286", (string)(await Js(Scores))!);
         await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
         await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '2'", 30);
         // Selected run (always C) first, then the compared one (always A: 1/4, 1/3, 2/7).
         Assert.Equal("arith=0.5000/0.2500 geo=0.3333/0.3333 OVERALL=0.4286/0.2857", (string)(await Js(Scores))!);
-        Assert.Equal("6", (string)(await Js("document.querySelector('#panel-runs .eval-chart').dataset.bars"))!);
+        // Every row of the table is two bars (both runs have every row).
+        Assert.Equal((string)(await Js("String(2 * document.querySelectorAll('#panel-runs .eval-table tbody tr').length)"))!, (string)(await Js("document.querySelector('#panel-runs .eval-chart').dataset.bars"))!);
         await Js("document.querySelector('#panel-runs .eval').scrollIntoView()");
         await Shot("eval-results");
         await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");

@@ -139,4 +139,25 @@ public sealed class WorkbenchServerTests : IDisposable
         using var response = await host.Http.PostAsync("api/command", new StringContent(big, Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
     }
+
+    [Fact]
+    public async Task ATrainingFormsMemoryEstimateIsTheOneOspreyEstimatePrintsForTheSameFlags()
+    {
+        await using var host = await Start(new WebUiOptions { AllowedPaths = [_dir.Path, Osprey.Tests.Training.TestDemoModel.Folder] });
+        var model = Osprey.Tests.Training.TestDemoModel.Folder;
+        foreach (var (verb, extra) in new[] { ("sft", new[] { "lora_rank", "16" }), ("sft", new[] { "per_device_train_batch_size", "4" }), ("rlhf", new[] { "max_length", "512" }) })
+        {
+            // dataset and output_dir are not estimate's flags: the page's estimate leaves them out, as they change no memory.
+            var (status, body) = await Post(host.Http, "api/estimate", Form(verb, new JsonObject { ["model"] = model, ["dataset"] = "d.jsonl", ["output_dir"] = "out", [extra[0]] = extra[1] }));
+            Assert.True(status == HttpStatusCode.OK, body?.ToJsonString());
+            var cli = CliRun.Of("estimate", "--model", model, "--" + extra[0], extra[1]);
+            Assert.True(cli.ExitCode == 0, cli.ToString());
+            var peak = cli.Stdout.Split('\n').Single(l => l.StartsWith("peak ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            Assert.Equal(peak, ((long)body!["peak_bytes"]! / 1073741824.0).ToString("F2", System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Contains(((long)body["trainable_parameters"]!).ToString("N0", System.Globalization.CultureInfo.InvariantCulture), cli.Stdout);
+        }
+        var (refused, error) = await Post(host.Http, "api/estimate", Form("sft", new JsonObject { ["dataset"] = "d.jsonl" }));
+        Assert.Equal(HttpStatusCode.BadRequest, refused);
+        Assert.Contains("--model", (string)error!["error"]!["message"]!);
+    }
 }
