@@ -538,11 +538,21 @@
         if (now.state !== "running") throw new Error((await api(`/api/jobs/${job.id}/log?lines=5`)).toString());
         await new Promise((r) => setTimeout(r, 500));
       }
+      // The server lists the base model first and each adapter with the base as its parent: with an adapter asked
+      // for, the embedded page must talk to the adapter, not to the base.
+      let pick = "";
+      if (adapters) {
+        const listed = await api(`/api/jobs/${job.id}/proxy/v1/models`);
+        const adapter = listed.data.find((m) => m.parent);
+        if (!adapter) throw new Error(S("chat_no_adapter", { id: job.id }));
+        pick = adapter.id;
+      }
+      side.dataset.model = pick;
       const frame = $(".chat-frame", side);
-      frame.src = `/api/jobs/${job.id}/proxy/`;
+      frame.src = `/api/jobs/${job.id}/proxy/` + (pick ? `?model=${encodeURIComponent(pick)}` : "");
       frame.hidden = false;
       $(".chat-unload", side).hidden = false;
-      status.textContent = S("chat_ready", { id: job.id });
+      status.textContent = S("chat_ready", { id: job.id }) + (pick ? " " + S("chat_adapter", { name: pick }) : "");
       side.dataset.ready = "true";
     } catch (e) {
       status.textContent = e.message;

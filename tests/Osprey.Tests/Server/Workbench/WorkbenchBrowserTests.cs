@@ -156,7 +156,12 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Wait("!document.querySelector('#panel-runs .chat-with').hidden", 30);
         await Click("#panel-runs .chat-with");
         await Wait("document.querySelector('#panel-chat .chat-side').dataset.ready === 'true'", 120);
-        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models >= 1", 60);
+        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models >= 2", 60);
+        // The embedded chat talks to the checkpoint's adapter, not to the base model the server lists first.
+        var picked = (string)(await Js("document.querySelector('#panel-chat .chat-frame').contentDocument.getElementById('model').value"))!;
+        var served = JsonNode.Parse(await _host.Http.GetStringAsync($"api/jobs/{await Js("document.querySelector('#panel-chat .chat-side').dataset.job")}/proxy/v1/models"))!["data"]!.AsArray();
+        Assert.Equal((string)served.Single(m => m!["parent"] is not null)!["id"]!, picked);
+        Assert.NotEqual((string)served[0]!["id"]!, picked);
         await Js("""
             (() => { const doc = document.querySelector('#panel-chat .chat-frame').contentDocument;
               doc.getElementById('max_tokens').value = '8';
