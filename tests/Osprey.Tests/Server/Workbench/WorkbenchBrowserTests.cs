@@ -103,6 +103,15 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Wait($"Number(document.querySelector('#panel-runs canvas[data-key=loss]').dataset.points) > {before}");
         await Shot("runs");
 
+        // Tick labels follow the range (hand-written expectations): a learning rate moving by 1e-12 around 1e-4 reads as
+        // offsets from 1e-4 instead of 1.000000e-4 four times; a range of 1e-8 fits in the labels; 1e-4 steps need one digit.
+        Assert.Equal("1.00000000e-4|0 +1.0e-12 +2.0e-12 +3.0e-12", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1e-4, 1e-4 + 1e-12, 1e-4 + 2e-12, 1e-4 + 3e-12], 1e-12))"))!);
+        Assert.Equal("null|1.0001e-4 1.0002e-4 1.0003e-4", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1.0001e-4, 1.0002e-4, 1.0003e-4], 1e-8))"))!);
+        Assert.Equal("null|1.0e-4 2.0e-4 3.0e-4", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1e-4, 2e-4, 3e-4], 1e-4))"))!);
+        // The run's own learning_rate chart: every tick label differs from its neighbours.
+        var lrTicks = ((string?)await Js("document.querySelector('#panel-runs canvas[data-key=learning_rate]')?.dataset.ticks") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(lrTicks.Length, lrTicks.Distinct().Count());
+
         // Stop: a checkpoint is saved and shown.
         await Click("#panel-runs .stop");
         await Wait(Selected + "?.dataset.state === 'stopped' && document.querySelector('#panel-runs .ckpt').textContent.includes('checkpoint-')");
