@@ -151,5 +151,18 @@ window.OspreyCharts = (() => {
     }
   }
 
-  return { draw, bars, ticks, tickLabels, COLORS };
+  // Which keys of logging.jsonl records get a chart, in order: the usual training and DPO keys first, then GRPO's
+  // reward keys (reward, reward_std, kl and every rewards/<function>/mean|std, whatever the reward functions are
+  // called), then any other numeric key alphabetically; bookkeeping keys are not drawn.
+  const CHART_FIRST = ["loss", "learning_rate", "grad_norm", "token_acc", "eval_loss", "eval_token_acc",
+    "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "reward", "reward_std", "kl"];
+  const NOT_CHARTED = new Set(["global_step", "max_steps", "epoch", "tokens_per_second", "memory_gib", "elapsed_seconds", "train_runtime", "best_metric"]);
+  function chartKeys(records) {
+    const keys = new Set();
+    for (const r of records) for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !NOT_CHARTED.has(k)) keys.add(k);
+    const rest = [...keys].filter((k) => !CHART_FIRST.includes(k)).sort();
+    return [...CHART_FIRST.filter((k) => keys.has(k)), ...rest.filter((k) => k.startsWith("rewards/")), ...rest.filter((k) => !k.startsWith("rewards/"))];
+  }
+
+  return { draw, bars, ticks, tickLabels, chartKeys, COLORS };
 })();

@@ -13,10 +13,6 @@
     { id: "hub", verbs: ["download", "cache"] },
     { id: "runs", special: true },
   ];
-  // Chart order: these first, then any other numeric key of logging.jsonl; bookkeeping keys are not drawn.
-  const CHART_FIRST = ["loss", "learning_rate", "grad_norm", "token_acc", "eval_loss", "eval_token_acc",
-    "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"];
-  const NOT_CHARTED = new Set(["global_step", "max_steps", "epoch", "tokens_per_second", "memory_gib", "elapsed_seconds", "train_runtime", "best_metric"]);
 
   const $ = (selector, root = document) => root.querySelector(selector);
   const el = (tag, props = {}, ...children) => {
@@ -424,9 +420,7 @@
     const holder = $("#panel-runs .charts");
     if (!holder || state.tab !== "runs") return;
     const ids = [...new Set([state.selected, ...state.compare].filter(Boolean))];
-    const keys = new Set();
-    for (const id of ids) for (const r of state.metrics[id] || []) for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !NOT_CHARTED.has(k)) keys.add(k);
-    const ordered = [...CHART_FIRST.filter((k) => keys.has(k)), ...[...keys].filter((k) => !CHART_FIRST.includes(k)).sort()];
+    const ordered = window.OspreyCharts.chartKeys(ids.flatMap((id) => state.metrics[id] || []));
     $("#panel-runs .no-points").hidden = ordered.length > 0;
     for (const canvas of [...holder.children]) if (!ordered.includes(canvas.dataset.key)) canvas.remove();
     for (const key of ordered) {

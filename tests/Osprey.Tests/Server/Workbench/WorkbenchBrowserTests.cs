@@ -108,6 +108,9 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         Assert.Equal("1.00000000e-4|0 +1.0e-12 +2.0e-12 +3.0e-12", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1e-4, 1e-4 + 1e-12, 1e-4 + 2e-12, 1e-4 + 3e-12], 1e-12))"))!);
         Assert.Equal("null|1.0001e-4 1.0002e-4 1.0003e-4", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1.0001e-4, 1.0002e-4, 1.0003e-4], 1e-8))"))!);
         Assert.Equal("null|1.0e-4 2.0e-4 3.0e-4", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1e-4, 2e-4, 3e-4], 1e-4))"))!);
+        // GRPO's records (keys as ms-swift's GRPO trainer logs them) get their reward charts, rewards/* before the rest.
+        Assert.Equal("loss reward reward_std kl rewards/accuracy/mean rewards/accuracy/std completions/mean_length",
+            (string)(await Js("OspreyCharts.chartKeys([{ global_step: 1, loss: 0.1, 'completions/mean_length': 12, reward: 0.5, reward_std: 0.1, kl: 0.01, 'rewards/accuracy/mean': 0.5, 'rewards/accuracy/std': 0.2, tokens_per_second: 9 }]).join(' ')"))!);
         // The run's own learning_rate chart: every tick label differs from its neighbours.
         var lrTicks = ((string?)await Js("document.querySelector('#panel-runs canvas[data-key=learning_rate]')?.dataset.ticks") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(lrTicks.Length, lrTicks.Distinct().Count());

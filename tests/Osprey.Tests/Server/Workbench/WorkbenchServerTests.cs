@@ -160,4 +160,24 @@ public sealed class WorkbenchServerTests : IDisposable
         Assert.Equal(HttpStatusCode.BadRequest, refused);
         Assert.Contains("--model", (string)error!["error"]!["message"]!);
     }
+
+    [Fact]
+    public async Task TheRlhfFormOffersGrpoWithItsFlagsAndBuildsItsCommand()
+    {
+        await using var host = await Start();
+        var options = JsonNode.Parse(await host.Http.GetStringAsync("api/verbs/rlhf/schema"))!["options"]!.AsArray();
+        var rlhfType = options.Single(o => (string)o!["name"]! == "rlhf_type")!;
+        // ms-swift's rlhf_type values, grpo among them.
+        Assert.Equal(["dpo", "kto", "orpo", "simpo", "cpo", "rm", "grpo"], rlhfType["choices"]!.AsArray().Select(c => (string)c!).Intersect(["dpo", "kto", "orpo", "simpo", "cpo", "rm", "grpo"]).ToArray());
+        Assert.Contains(options, o => (string)o!["name"]! == "num_generations");
+        Assert.Contains(options, o => (string)o!["name"]! == "reward_funcs");
+        var (status, body) = await Post(host.Http, "api/command", Form("rlhf", new JsonObject
+        {
+            ["rlhf_type"] = "grpo", ["model"] = "Qwen/Qwen2.5-0.5B", ["reward_funcs"] = new JsonArray("accuracy", "format"), ["num_generations"] = "4",
+        }));
+        Assert.True(status == HttpStatusCode.OK, body?.ToJsonString());
+        Assert.Contains("--rlhf_type grpo", (string)body!["command"]!);
+        Assert.Contains("--reward_funcs accuracy format", (string)body["command"]!);
+        Assert.Contains("--num_generations 4", (string)body["command"]!);
+    }
 }
