@@ -9,6 +9,8 @@
 #   python3-torch  tests/Osprey.Tests/Training/Grpo/GrpoLossTests runs tools/grpo_loss_reference.py (PyTorch GRPO losses)
 #   python3-pil tests/Osprey.Tests/Images/ImagePreprocessingTests runs tools/vl_image_reference.py (PIL's bicubic resize)
 #   chromium    tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless
+#   fonts-noto-cjk  Chinese glyphs for Server/Workbench/WorkbenchBrowserTests' runs-zh screenshot (else empty boxes);
+#               about 56 MB to download, 91 MB installed
 # With those already installed, `dotnet test Osprey.slnx` alone does the same.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,6 +45,10 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "/usr/bin/chromium not found; installing Debian's chromium (tests/Osprey.Tests/Server/WebUiBrowserTests drives it headless)"
     install chromium
+fi
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    echo "no Chinese font found; installing Debian's fonts-noto-cjk (~56 MB download, 91 MB installed) for the web UI's Chinese screenshot"
+    install --no-install-recommends fonts-noto-cjk
 fi
 # The versions in use, for reading a failed run's log.
 dotnet --version

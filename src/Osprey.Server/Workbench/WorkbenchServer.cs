@@ -110,6 +110,7 @@ public static class WorkbenchServer
             var args = await ReadForm(context, verbs, allowed, setup.CheckArguments);
             return Results.Json(new JsonObject { ["argv"] = new JsonArray([.. args.Argv.Select(a => (JsonNode?)a)]), ["command"] = args.CommandLine });
         });
+        app.MapPost("/api/estimate", async (HttpContext context, CancellationToken _) => Results.Json(FitEstimate.For(await ReadForm(context, verbs, allowed, setup.CheckArguments))));
         app.MapGet("/api/jobs", () => Results.Json(jobs.List().Select(Show).ToList()));
         app.MapPost("/api/jobs", async (HttpContext context, CancellationToken _) => Results.Json(Show(jobs.Start(await ReadForm(context, verbs, allowed, setup.CheckArguments))), statusCode: 201));
         app.MapGet("/api/jobs/{id}", (string id) => Results.Json(Show(Job(jobs, id))));
@@ -121,6 +122,7 @@ public static class WorkbenchServer
             jobs.Delete(id);
             return Results.NoContent();
         });
+        app.MapGet("/api/jobs/{id}/eval", (string id) => Results.Text(EvalReportText(Job(jobs, id), allowed.WorkingFolder), "application/json"));
         app.MapGet("/api/jobs/{id}/metrics", (HttpContext context, string id) => MetricStream.Send(context, jobs, id, app.Lifetime.ApplicationStopping));
         app.Map("/api/jobs/{id}/proxy/{**rest}", (HttpContext context, string id, string? rest, IHttpClientFactory clients) =>
             ChatProxy.Forward(context, Job(jobs, id), rest ?? "", clients.CreateClient()));
@@ -145,13 +147,27 @@ public static class WorkbenchServer
         try
         {
             foreach (var gpu in Nvml.Devices())
-                list.Add(new JsonObject { ["index"] = gpu.Index, ["name"] = gpu.Name, ["total_bytes"] = gpu.TotalBytes, ["used_bytes"] = gpu.UsedBytes });
+                list.Add(new JsonObject
+                {
+                    ["index"] = gpu.Index, ["name"] = gpu.Name, ["total_bytes"] = gpu.TotalBytes, ["used_bytes"] = gpu.UsedBytes,
+                    ["utilization_percent"] = Nvml.UtilizationPercent(gpu.Index) is var busy and >= 0 ? busy : null,
+                });
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
         {
             // No NVIDIA driver: no meters, as on a CPU machine.
         }
         return list;
+    }
+
+    /// <summary>An eval job's report.json as written (its --eval_output_dir, relative to the working folder).</summary>
+    static string EvalReportText(WorkbenchJob job, string workingFolder)
+    {
+        if (job.Verb != "eval") throw new OspreyException($"job {job.Id} is {job.Verb}, not eval: only eval jobs have a report.json.");
+        var folder = job.Values.FirstOrDefault(v => v.Key == "eval_output_dir").Value?.FirstOrDefault() ?? "eval_output";
+        var file = Path.Combine(Path.GetFullPath(folder, workingFolder), "report.json");
+        return File.Exists(file) ? File.ReadAllText(file)
+            : throw new OspreyException($"job {job.Id} has no {file} yet; osprey eval writes it when every item is answered.");
     }
 
     static WorkbenchVerb Verb(Dictionary<string, WorkbenchVerb> verbs, string name) =>

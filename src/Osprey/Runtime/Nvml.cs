@@ -19,11 +19,21 @@ public static class Nvml
         public ulong Used;
     }
 
+    /// <summary>nvmlUtilization_t: percent of the last sample period a kernel ran, and memory was read or written.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    struct Utilization
+    {
+        public uint Gpu;
+        public uint Memory;
+    }
+
     [DllImport(Lib, EntryPoint = "nvmlInit_v2")] static extern int Init();
     [DllImport(Lib, EntryPoint = "nvmlDeviceGetCount_v2")] static extern int GetCount(out uint count);
     [DllImport(Lib, EntryPoint = "nvmlDeviceGetHandleByIndex_v2")] static extern int GetHandle(uint index, out IntPtr device);
     [DllImport(Lib, EntryPoint = "nvmlDeviceGetName")] static extern int GetName(IntPtr device, byte[] name, uint length);
     [DllImport(Lib, EntryPoint = "nvmlDeviceGetMemoryInfo")] static extern int GetMemory(IntPtr device, out Memory memory);
+
+    [DllImport(Lib, EntryPoint = "nvmlDeviceGetUtilizationRates")] static extern int GetUtilization(IntPtr device, out Utilization utilization);
 
     static bool? _ok;
 
@@ -63,5 +73,22 @@ public static class Nvml
     {
         if (!Ready() || GetHandle((uint)index, out var h) != 0 || GetMemory(h, out var mem) != 0) return -1;
         return (long)mem.Free;
+    }
+
+    /// <summary>
+    /// Percent of the last sample period (1/6 s to 1 s, by product) in which a kernel ran on GPU
+    /// <paramref name="index"/>, or -1 when unknown (no driver, or a GPU that does not report it).
+    /// </summary>
+    public static int UtilizationPercent(int index)
+    {
+        if (!Ready() || GetHandle((uint)index, out var h) != 0) return -1;
+        try
+        {
+            return GetUtilization(h, out var busy) == 0 ? (int)busy.Gpu : -1;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return -1;
+        }
     }
 }

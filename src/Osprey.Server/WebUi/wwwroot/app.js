@@ -47,6 +47,9 @@
       }
       const body = await response.json();
       model.replaceChildren(...body.data.map((m) => new Option(m.id, m.id)));
+      // ?model=NAME picks a served model other than the first (the web UI's Chat tab names the adapter it loaded).
+      const wanted = new URLSearchParams(location.search).get("model");
+      if (wanted && body.data.some((m) => m.id === wanted)) model.value = wanted;
       status.textContent = `${body.data.length} model${body.data.length === 1 ? "" : "s"}`;
       document.body.dataset.models = String(body.data.length);
       showError("");

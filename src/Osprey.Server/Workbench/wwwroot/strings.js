@@ -19,6 +19,11 @@ window.OSPREY_STRINGS = {
     confirm_delete: "Delete job {id} from the list? Its run folder stays on disk.",
     state_running: "running", state_stopping: "stopping", state_succeeded: "succeeded", state_stopped: "stopped",
     state_failed: "failed", state_ended: "ended",
+    eval_results: "Evaluation results", eval_compare: "{n} evaluation runs compared.", eval_dataset: "Dataset", eval_metric: "Metric",
+    eval_subset: "Subset", eval_num: "Items", overall: "OVERALL",
+    estimate: "Estimated peak GPU memory ≈{peak} GiB ({params} trainable parameters).", estimate_free: "GPU 0 has {free} GiB free.",
+    estimate_none: "No memory estimate: {why}", chat_adapter: "Chatting with adapter {name}.",
+    chat_no_adapter: "Job {id}'s server lists no adapter, though one was given: see its log in Runs.", gpu_busy: "GPU busy (percent of time a kernel ran)",
   },
   zh: {
     language: "语言", key_needed: "此网页界面需要 API 密钥：", save: "保存",
@@ -38,5 +43,10 @@ window.OSPREY_STRINGS = {
     confirm_delete: "从列表中删除任务 {id}？运行目录会保留在磁盘上。",
     state_running: "运行中", state_stopping: "正在停止", state_succeeded: "已完成", state_stopped: "已停止",
     state_failed: "失败", state_ended: "已结束",
+    eval_results: "评测结果", eval_compare: "对比 {n} 次评测。", eval_dataset: "数据集", eval_metric: "指标",
+    eval_subset: "子集", eval_num: "条数", overall: "总体",
+    estimate: "预计显存峰值 ≈{peak} GiB（可训练参数 {params} 个）。", estimate_free: "GPU 0 空闲 {free} GiB。",
+    estimate_none: "无法估算显存：{why}", chat_adapter: "正在与适配器 {name} 对话。",
+    chat_no_adapter: "任务 {id} 的服务没有列出适配器：请在运行记录中查看其日志。", gpu_busy: "GPU 利用率（内核运行时间占比）",
   },
 };

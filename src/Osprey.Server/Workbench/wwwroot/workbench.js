@@ -13,10 +13,6 @@
     { id: "hub", verbs: ["download", "cache"] },
     { id: "runs", special: true },
   ];
-  // Chart order: these first, then any other numeric key of logging.jsonl; bookkeeping keys are not drawn.
-  const CHART_FIRST = ["loss", "learning_rate", "grad_norm", "token_acc", "eval_loss", "eval_token_acc",
-    "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"];
-  const NOT_CHARTED = new Set(["global_step", "max_steps", "epoch", "tokens_per_second", "memory_gib", "elapsed_seconds", "train_runtime", "best_metric"]);
 
   const $ = (selector, root = document) => root.querySelector(selector);
   const el = (tag, props = {}, ...children) => {
@@ -39,7 +35,7 @@
   }
   const post = (path, body) => api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
-  const state = { info: null, schemas: {}, panels: {}, jobs: [], selected: null, compare: new Set(), metrics: {}, streams: {}, tab: "train" };
+  const state = { info: null, schemas: {}, panels: {}, jobs: [], selected: null, compare: new Set(), metrics: {}, streams: {}, reports: {}, tab: "train" };
 
   // ---------- tabs ----------
   function buildTabs() {
@@ -67,7 +63,7 @@
     for (const b of document.querySelectorAll("#tabs [role=tab]")) b.setAttribute("aria-selected", String(b.id === "tab-" + id));
     for (const p of document.querySelectorAll("#panels > .panel")) p.hidden = p.id !== "panel-" + id;
     document.body.dataset.tab = id;
-    if (id === "runs") drawCharts();
+    if (id === "runs") { drawCharts(); showEval(); }
     history.replaceState(null, "", "#" + id);
   }
 
@@ -176,10 +172,37 @@
         const body = await post("/api/command", { verb: form.verb, values: values(form) });
         $(".command", form.panel).textContent = body.command;
         showFormError(form, "");
+        estimate(form, body.command);
       } catch (e) {
         showFormError(form, e.message);
       }
     }, 150);
+  }
+
+  // The memory-fit advisor's estimate (osprey estimate, through the library) for a training form, beside Start.
+  // Asked again only when the command changes, since a hub model's config.json may have to be fetched.
+  const ESTIMATED = new Set(["sft", "pt", "rlhf"]);
+  async function estimate(form, command) {
+    const box = $(".estimate", form.panel);
+    if (!ESTIMATED.has(form.verb) || !values(form).model) { box.hidden = true; form.estimated = null; return; }
+    if (form.estimated === command) return;
+    form.estimated = command;
+    try {
+      const e = await post("/api/estimate", { verb: form.verb, values: values(form) });
+      if (form.estimated !== command) return;
+      const gib = (b) => (b / 2 ** 30).toFixed(2);
+      box.textContent = S("estimate", { peak: gib(e.peak_bytes), params: Number(e.trainable_parameters).toLocaleString("en-US") })
+        + (e.free_bytes == null ? "" : " " + S("estimate_free", { free: gib(e.free_bytes) })) + (e.advice ? ` ${e.advice}` : "");
+      box.dataset.peakBytes = String(e.peak_bytes);
+      box.classList.toggle("bad", !!e.advice);
+      box.hidden = false;
+    } catch (err) {
+      if (form.estimated !== command) return;
+      box.textContent = S("estimate_none", { why: err.message });
+      delete box.dataset.peakBytes;
+      box.classList.remove("bad");
+      box.hidden = false;
+    }
   }
 
   function showFormError(form, message) {
@@ -273,6 +296,8 @@
           <dl><dt data-i18n="command"></dt><dd><code class="job-command"></code></dd>
             <dt data-i18n="run_folder"></dt><dd class="run-dir"></dd><dt data-i18n="tensorboard"></dt><dd class="tb"></dd>
             <dt data-i18n="checkpoint"></dt><dd class="ckpt"></dd></dl>
+          <div class="eval" hidden><h3 data-i18n="eval_results"></h3><p class="eval-note"></p>
+            <div class="table-wrap"><table class="eval-table"><thead></thead><tbody></tbody></table></div><canvas class="eval-chart"></canvas></div>
           <h3 data-i18n="charts"></h3><p class="no-points" data-i18n="no_points"></p><div class="charts"></div>
           <h3 data-i18n="log"></h3><pre class="log"></pre>
         </div></div>`;
@@ -293,7 +318,7 @@
     $("#panel-runs .empty").hidden = state.jobs.length > 0;
     body.replaceChildren(...state.jobs.map((job, i) => {
       const box = el("input", { type: "checkbox", checked: state.compare.has(job.id), title: S("compare") });
-      box.addEventListener("change", () => { box.checked ? state.compare.add(job.id) : state.compare.delete(job.id); follow(); drawCharts(); });
+      box.addEventListener("change", () => { box.checked ? state.compare.add(job.id) : state.compare.delete(job.id); follow(); drawCharts(); showEval(); });
       const row = el("tr", {}, el("td", {}, box), el("td", { className: "id" }, job.id), el("td", {}, job.verb), el("td", { className: "state " + job.state }, S("state_" + job.state)));
       row.dataset.job = job.id;
       row.dataset.state = job.state;
@@ -312,6 +337,7 @@
     showJob();
     refreshLog();
     drawCharts();
+    showEval();
   }
 
   function showJob() {
@@ -330,6 +356,8 @@
     $(".resume", panel).disabled = running || !job.last_checkpoint;
     $(".delete", panel).disabled = running;
     $(".chat-with", panel).hidden = $(".merge", panel).hidden = !job.last_checkpoint;
+    // An eval job that has just finished: its report is there now.
+    if (job.verb === "eval" && !state.reports[job.id] && !running) showEval();
   }
 
   async function jobAction(action) {
@@ -392,9 +420,7 @@
     const holder = $("#panel-runs .charts");
     if (!holder || state.tab !== "runs") return;
     const ids = [...new Set([state.selected, ...state.compare].filter(Boolean))];
-    const keys = new Set();
-    for (const id of ids) for (const r of state.metrics[id] || []) for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !NOT_CHARTED.has(k)) keys.add(k);
-    const ordered = [...CHART_FIRST.filter((k) => keys.has(k)), ...[...keys].filter((k) => !CHART_FIRST.includes(k)).sort()];
+    const ordered = window.OspreyCharts.chartKeys(ids.flatMap((id) => state.metrics[id] || []));
     $("#panel-runs .no-points").hidden = ordered.length > 0;
     for (const canvas of [...holder.children]) if (!ordered.includes(canvas.dataset.key)) canvas.remove();
     for (const key of ordered) {
@@ -406,6 +432,52 @@
       }));
       window.OspreyCharts.draw(canvas, key, series);
     }
+  }
+
+  // ---------- evaluation: report.json of eval jobs, as a table and bars; compared runs side by side ----------
+  async function evalReport(job) {
+    // A finished run's report does not change; a running one has none yet.
+    if (state.reports[job.id]) return state.reports[job.id];
+    if (job.state === "running" || job.state === "stopping") return null;
+    try { state.reports[job.id] = await api(`/api/jobs/${job.id}/eval`); } catch (_) { return null; }
+    return state.reports[job.id];
+  }
+
+  async function showEval() {
+    const box = $("#panel-runs .eval");
+    if (!box) return;
+    const ids = [...new Set([state.selected, ...state.compare].filter(Boolean))];
+    const jobs = ids.map((id) => state.jobs.find((j) => j.id === id)).filter((j) => j && j.verb === "eval");
+    const reports = [];
+    for (const job of jobs) { const r = await evalReport(job); if (r && Array.isArray(r.rows)) reports.push({ job, report: r }); }
+    box.hidden = reports.length === 0;
+    box.dataset.runs = String(reports.length);
+    if (reports.length === 0) return;
+    // One row per (dataset, metric, level, group) over all compared reports, in the first report's order.
+    const rowKey = (r) => [r.dataset, r.metric, r.level, r.group].join("\u0000");
+    const rows = new Map();
+    for (const { report } of reports) for (const r of report.rows) if (!rows.has(rowKey(r))) rows.set(rowKey(r), r);
+    const groupText = (r) => (r.level === "overall" ? S("overall") : r.level === "category" ? `[${r.group}]` : r.group);
+    const runName = ({ job, report }) => `${report.model} (${job.id})`;
+    $(".eval-note", box).textContent = reports.length > 1 ? S("eval_compare", { n: reports.length }) : "";
+    $(".eval-table thead", box).replaceChildren(el("tr", {}, ...[S("eval_dataset"), S("eval_metric"), S("eval_subset"), S("eval_num"), ...reports.map(runName)]
+      .map((t, i) => el("th", { className: i >= 3 ? "num" : "" }, t))));
+    $(".eval-table tbody", box).replaceChildren(...[...rows.values()].map((r) => {
+      const cells = reports.map(({ report }) => {
+        const mine = report.rows.find((x) => rowKey(x) === rowKey(r));
+        return el("td", { className: "num score" }, mine ? Number(mine.score).toFixed(4) : "—");
+      });
+      const tr = el("tr", { className: "level-" + r.level }, el("td", {}, r.dataset), el("td", {}, r.metric), el("td", {}, groupText(r)), el("td", { className: "num" }, String(r.num)), ...cells);
+      tr.dataset.group = r.group;
+      tr.dataset.metric = r.metric;
+      return tr;
+    }));
+    const labels = [...rows.values()].map((r) => `${r.metric} ${groupText(r)}`);
+    const series = reports.map((entry, i) => ({
+      name: runName(entry), color: window.OspreyCharts.COLORS[i % 8],
+      values: [...rows.values()].map((r) => { const mine = entry.report.rows.find((x) => rowKey(x) === rowKey(r)); return mine ? Number(mine.score) : NaN; }),
+    }));
+    window.OspreyCharts.bars($(".eval-chart", box), S("eval_results"), labels, series);
   }
 
   // ---------- chat: osprey app jobs behind /api/jobs/ID/proxy/ ----------
@@ -460,11 +532,21 @@
         if (now.state !== "running") throw new Error((await api(`/api/jobs/${job.id}/log?lines=5`)).toString());
         await new Promise((r) => setTimeout(r, 500));
       }
+      // The server lists the base model first and each adapter with the base as its parent: with an adapter asked
+      // for, the embedded page must talk to the adapter, not to the base.
+      let pick = "";
+      if (adapters) {
+        const listed = await api(`/api/jobs/${job.id}/proxy/v1/models`);
+        const adapter = listed.data.find((m) => m.parent);
+        if (!adapter) throw new Error(S("chat_no_adapter", { id: job.id }));
+        pick = adapter.id;
+      }
+      side.dataset.model = pick;
       const frame = $(".chat-frame", side);
-      frame.src = `/api/jobs/${job.id}/proxy/`;
+      frame.src = `/api/jobs/${job.id}/proxy/` + (pick ? `?model=${encodeURIComponent(pick)}` : "");
       frame.hidden = false;
       $(".chat-unload", side).hidden = false;
-      status.textContent = S("chat_ready", { id: job.id });
+      status.textContent = S("chat_ready", { id: job.id }) + (pick ? " " + S("chat_adapter", { name: pick }) : "");
       side.dataset.ready = "true";
     } catch (e) {
       status.textContent = e.message;
@@ -518,7 +600,8 @@
     box.replaceChildren(...(gpus.length === 0 ? [el("span", { className: "cpu" }, S("no_gpu"))] : gpus.map((g) => {
       const used = g.used_bytes / 2 ** 30, total = g.total_bytes / 2 ** 30;
       const meter = el("meter", { min: 0, max: total, value: used, high: total * 0.9 });
-      return el("span", { className: "gpu", title: g.name }, `${S("gpu", { i: g.index })} `, meter, ` ${used.toFixed(1)}/${total.toFixed(0)} GiB`);
+      const busy = g.utilization_percent == null ? [] : [" ", el("meter", { className: "busy", min: 0, max: 100, value: g.utilization_percent, title: S("gpu_busy") }), ` ${g.utilization_percent}%`];
+      return el("span", { className: "gpu", title: g.name }, `${S("gpu", { i: g.index })} `, meter, ` ${used.toFixed(1)}/${total.toFixed(0)} GiB`, ...busy);
     })));
   }
 
@@ -554,7 +637,7 @@
       if (list) list.replaceChildren(...state.jobs.filter((j) => j.last_checkpoint).map((j) => new Option(j.last_checkpoint, j.last_checkpoint)));
     }, 1500);
     setInterval(meters, 5000);
-    window.addEventListener("resize", scheduleDraw);
+    window.addEventListener("resize", () => { scheduleDraw(); showEval(); });
     document.body.dataset.ready = "true";
   }
 

@@ -90,6 +90,8 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Wait("document.querySelector('#panel-train .command').textContent.includes('--save_steps 100000')", 30);
         var command = (string)(await Js("document.querySelector('#panel-train .command').textContent"))!;
         Assert.StartsWith($"osprey sft --model {TestDemoModel.Folder} ", command);
+        // The memory-fit advisor's estimate sits beside Start (its numbers are checked against `osprey estimate` in WorkbenchServerTests).
+        await Wait("Number(document.querySelector('#panel-train .estimate').dataset.peakBytes) > 0 && !document.querySelector('#panel-train .estimate').hidden", 30);
         await Js("document.querySelector('#panel-train details.more').open = true");
         await Shot("train");
 
@@ -100,6 +102,18 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         var before = (int)(await Js("Number(document.querySelector('#panel-runs canvas[data-key=loss]').dataset.points)"))!;
         await Wait($"Number(document.querySelector('#panel-runs canvas[data-key=loss]').dataset.points) > {before}");
         await Shot("runs");
+
+        // Tick labels follow the range (hand-written expectations): a learning rate moving by 1e-12 around 1e-4 reads as
+        // offsets from 1e-4 instead of 1.000000e-4 four times; a range of 1e-8 fits in the labels; 1e-4 steps need one digit.
+        Assert.Equal("1.00000000e-4|0 +1.0e-12 +2.0e-12 +3.0e-12", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1e-4, 1e-4 + 1e-12, 1e-4 + 2e-12, 1e-4 + 3e-12], 1e-12))"))!);
+        Assert.Equal("null|1.0001e-4 1.0002e-4 1.0003e-4", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1.0001e-4, 1.0002e-4, 1.0003e-4], 1e-8))"))!);
+        Assert.Equal("null|1.0e-4 2.0e-4 3.0e-4", (string)(await Js("(t => t.offset + '|' + t.texts.join(' '))(OspreyCharts.tickLabels([1e-4, 2e-4, 3e-4], 1e-4))"))!);
+        // GRPO's records (keys as ms-swift's GRPO trainer logs them) get their reward charts, rewards/* before the rest.
+        Assert.Equal("loss reward reward_std kl rewards/accuracy/mean rewards/accuracy/std completions/mean_length",
+            (string)(await Js("OspreyCharts.chartKeys([{ global_step: 1, loss: 0.1, 'completions/mean_length': 12, reward: 0.5, reward_std: 0.1, kl: 0.01, 'rewards/accuracy/mean': 0.5, 'rewards/accuracy/std': 0.2, tokens_per_second: 9 }]).join(' ')"))!);
+        // The run's own learning_rate chart: every tick label differs from its neighbours.
+        var lrTicks = ((string?)await Js("document.querySelector('#panel-runs canvas[data-key=learning_rate]')?.dataset.ticks") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(lrTicks.Length, lrTicks.Distinct().Count());
 
         // Stop: a checkpoint is saved and shown.
         await Click("#panel-runs .stop");
@@ -154,7 +168,12 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Wait("!document.querySelector('#panel-runs .chat-with').hidden", 30);
         await Click("#panel-runs .chat-with");
         await Wait("document.querySelector('#panel-chat .chat-side').dataset.ready === 'true'", 120);
-        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models >= 1", 60);
+        await Wait("document.querySelector('#panel-chat .chat-frame').contentDocument?.body?.dataset.models >= 2", 60);
+        // The embedded chat talks to the checkpoint's adapter, not to the base model the server lists first.
+        var picked = (string)(await Js("document.querySelector('#panel-chat .chat-frame').contentDocument.getElementById('model').value"))!;
+        var served = JsonNode.Parse(await _host.Http.GetStringAsync($"api/jobs/{await Js("document.querySelector('#panel-chat .chat-side').dataset.job")}/proxy/v1/models"))!["data"]!.AsArray();
+        Assert.Equal((string)served.Single(m => m!["parent"] is not null)!["id"]!, picked);
+        Assert.NotEqual((string)served[0]!["id"]!, picked);
         await Js("""
             (() => { const doc = document.querySelector('#panel-chat .chat-frame').contentDocument;
               doc.getElementById('max_tokens').value = '8';
@@ -165,6 +184,36 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         var reply = (string?)await Js("document.querySelector('#panel-chat .chat-frame').contentDocument.querySelector('#log li.assistant').textContent");
         Assert.False(string.IsNullOrWhiteSpace(reply));
         await Shot("chat");
+
+        // Two evaluations, of servers that always answer A and always answer C, shown as a table and bars and compared.
+        // Gold letters in examples/eval/mcq, counted by hand: arith A, C, C, D; geo B, C, A.
+        WorkbenchJobTests.CopyMcq(_dir.Path);
+        using var alwaysA = new Osprey.Tests.Evaluation.UrlEvaluationTests.PatternServer("ANSWER: A", 0);
+        using var alwaysC = new Osprey.Tests.Evaluation.UrlEvaluationTests.PatternServer("ANSWER: C", 0);
+        var evalJobs = new List<string>();
+        foreach (var (server, folder) in new[] { (alwaysA, "eval-a"), (alwaysC, "eval-c") })
+        {
+            await Js("document.getElementById('tab-eval').click()");
+            await Fill("eval", WorkbenchJobTests.EvalOf(server.Url, folder).ToDictionary(kv => kv.Key, kv => (string)kv.Value!));
+            await Wait($"document.querySelector('#panel-eval .command').textContent.includes('--eval_output_dir {folder}')", 30);
+            await Click("#panel-eval .start");
+            await Wait("document.body.dataset.tab === 'runs' && " + Selected + $"?.dataset.job && !{JsonValue.Create(evalJobs.ToArray())!.ToJsonString()}.includes(" + Selected + ".dataset.job)", 30);
+            evalJobs.Add((string)(await Js(Selected + ".dataset.job"))!);
+            await Wait(Selected + "?.dataset.state === 'succeeded' || " + Selected + "?.dataset.state === 'failed'", 90);
+            Assert.Equal("succeeded", (string)(await Js(Selected + ".dataset.state"))!);
+        }
+        const string Scores = "[...document.querySelectorAll('#panel-runs .eval-table tr:is(.level-subset, .level-overall)[data-metric=acc]')].map(r => r.dataset.group + '=' + [...r.querySelectorAll('td.score')].map(c => c.textContent).join('/')).join(' ')";
+        await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '1'", 30);
+        Assert.Equal("arith=0.5000 geo=0.3333 OVERALL=0.4286", (string)(await Js(Scores))!);
+        await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
+        await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '2'", 30);
+        // Selected run (always C) first, then the compared one (always A: 1/4, 1/3, 2/7).
+        Assert.Equal("arith=0.5000/0.2500 geo=0.3333/0.3333 OVERALL=0.4286/0.2857", (string)(await Js(Scores))!);
+        // Every row of the table is two bars (both runs have every row).
+        Assert.Equal((string)(await Js("String(2 * document.querySelectorAll('#panel-runs .eval-table tbody tr').length)"))!, (string)(await Js("document.querySelector('#panel-runs .eval-chart').dataset.bars"))!);
+        await Js("document.querySelector('#panel-runs .eval').scrollIntoView()");
+        await Shot("eval-results");
+        await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
 
         foreach (var tab in new[] { "rlhf", "eval", "deploy", "hub" })
         {

@@ -104,4 +104,45 @@ public sealed class WorkbenchJobTests : IDisposable
         Assert.Equal((string)again["id"]!, (string)JsonNode.Parse(await second.Http.GetStringAsync("api/jobs"))!.AsArray().Single()!["id"]!);
         Assert.True(Directory.Exists(checkpoint), "deleting a job keeps its run folder");
     }
+
+    /// <summary>The eval form's flags for <c>osprey eval --eval_url</c> on examples/eval/mcq (copied into the working folder).</summary>
+    internal static JsonObject EvalOf(string url, string outputDir) => new()
+    {
+        ["model"] = "served", ["eval_url"] = url, ["eval_dataset"] = "general_mcq", ["eval_output_dir"] = outputDir,
+        ["dataset_args"] = new JsonObject { ["general_mcq"] = new JsonObject { ["local_path"] = "mcq", ["subset_list"] = new JsonArray("arith", "geo") } }.ToJsonString(),
+    };
+
+    internal static void CopyMcq(string workingFolder)
+    {
+        var to = Directory.CreateDirectory(Path.Combine(workingFolder, "mcq")).FullName;
+        foreach (var file in Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "examples", "eval", "mcq"))) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+    }
+
+    [Fact]
+    public async Task AnEvalJobsReportIsServedForThePageAndOtherJobsHaveNone()
+    {
+        CopyMcq(_dir.Path);
+        using var alwaysC = new Osprey.Tests.Evaluation.UrlEvaluationTests.PatternServer("ANSWER: C", 0);
+        await using var host = await WorkbenchHost.StartAsync(new WebUiOptions { AllowedPaths = [_dir.Path] }, WorkbenchHost.SetupFor(_dir.Path));
+        using var started = await host.Http.PostAsJsonAsync("api/jobs", new JsonObject { ["verb"] = "eval", ["values"] = EvalOf(alwaysC.Url, "eval-c") });
+        var id = (string)JsonNode.Parse(await started.Content.ReadAsStringAsync())!["id"]!;
+        using (var early = await host.Http.GetAsync($"api/jobs/{id}/eval"))
+            if (early.StatusCode != HttpStatusCode.OK) Assert.Contains("report.json", await early.Content.ReadAsStringAsync());
+        var ended = await WaitEnded(host.Http, id);
+        Assert.True((string)ended["state"]! == "succeeded", await host.Http.GetStringAsync($"api/jobs/{id}/log"));
+
+        // Gold letters in examples/eval/mcq, counted by hand: arith A, C, C, D; geo B, C, A. Always C: 2/4, 1/3, 3/7.
+        var rows = JsonNode.Parse(await host.Http.GetStringAsync($"api/jobs/{id}/eval"))!["rows"]!.AsArray();
+        double Score(string group) => (double)rows.Single(r => (string)r!["group"]! == group && (string)r["metric"]! == "acc")!["score"]!;
+        Assert.Equal(0.5, Score("arith"));
+        Assert.Equal(Math.Round(1.0 / 3, 4), Score("geo"));
+        Assert.Equal(Math.Round(3.0 / 7, 4), Score("OVERALL"));
+
+        using var notEval = await host.Http.PostAsJsonAsync("api/jobs", new JsonObject { ["verb"] = "cache", ["values"] = new JsonObject() });
+        var other = (string)JsonNode.Parse(await notEval.Content.ReadAsStringAsync())!["id"]!;
+        using var refused = await host.Http.GetAsync($"api/jobs/{other}/eval");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("not eval", await refused.Content.ReadAsStringAsync());
+        await WaitEnded(host.Http, other);
+    }
 }

@@ -139,4 +139,45 @@ public sealed class WorkbenchServerTests : IDisposable
         using var response = await host.Http.PostAsync("api/command", new StringContent(big, Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
     }
+
+    [Fact]
+    public async Task ATrainingFormsMemoryEstimateIsTheOneOspreyEstimatePrintsForTheSameFlags()
+    {
+        await using var host = await Start(new WebUiOptions { AllowedPaths = [_dir.Path, Osprey.Tests.Training.TestDemoModel.Folder] });
+        var model = Osprey.Tests.Training.TestDemoModel.Folder;
+        foreach (var (verb, extra) in new[] { ("sft", new[] { "lora_rank", "16" }), ("sft", new[] { "per_device_train_batch_size", "4" }), ("rlhf", new[] { "max_length", "512" }) })
+        {
+            // dataset and output_dir are not estimate's flags: the page's estimate leaves them out, as they change no memory.
+            var (status, body) = await Post(host.Http, "api/estimate", Form(verb, new JsonObject { ["model"] = model, ["dataset"] = "d.jsonl", ["output_dir"] = "out", [extra[0]] = extra[1] }));
+            Assert.True(status == HttpStatusCode.OK, body?.ToJsonString());
+            var cli = CliRun.Of("estimate", "--model", model, "--" + extra[0], extra[1]);
+            Assert.True(cli.ExitCode == 0, cli.ToString());
+            var peak = cli.Stdout.Split('\n').Single(l => l.StartsWith("peak ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            Assert.Equal(peak, ((long)body!["peak_bytes"]! / 1073741824.0).ToString("F2", System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Contains(((long)body["trainable_parameters"]!).ToString("N0", System.Globalization.CultureInfo.InvariantCulture), cli.Stdout);
+        }
+        var (refused, error) = await Post(host.Http, "api/estimate", Form("sft", new JsonObject { ["dataset"] = "d.jsonl" }));
+        Assert.Equal(HttpStatusCode.BadRequest, refused);
+        Assert.Contains("--model", (string)error!["error"]!["message"]!);
+    }
+
+    [Fact]
+    public async Task TheRlhfFormOffersGrpoWithItsFlagsAndBuildsItsCommand()
+    {
+        await using var host = await Start();
+        var options = JsonNode.Parse(await host.Http.GetStringAsync("api/verbs/rlhf/schema"))!["options"]!.AsArray();
+        var rlhfType = options.Single(o => (string)o!["name"]! == "rlhf_type")!;
+        // ms-swift's rlhf_type values, grpo among them.
+        Assert.Equal(["dpo", "kto", "orpo", "simpo", "cpo", "rm", "grpo"], rlhfType["choices"]!.AsArray().Select(c => (string)c!).Intersect(["dpo", "kto", "orpo", "simpo", "cpo", "rm", "grpo"]).ToArray());
+        Assert.Contains(options, o => (string)o!["name"]! == "num_generations");
+        Assert.Contains(options, o => (string)o!["name"]! == "reward_funcs");
+        var (status, body) = await Post(host.Http, "api/command", Form("rlhf", new JsonObject
+        {
+            ["rlhf_type"] = "grpo", ["model"] = "Qwen/Qwen2.5-0.5B", ["reward_funcs"] = new JsonArray("accuracy", "format"), ["num_generations"] = "4",
+        }));
+        Assert.True(status == HttpStatusCode.OK, body?.ToJsonString());
+        Assert.Contains("--rlhf_type grpo", (string)body!["command"]!);
+        Assert.Contains("--reward_funcs accuracy format", (string)body["command"]!);
+        Assert.Contains("--num_generations 4", (string)body["command"]!);
+    }
 }
