@@ -16,4 +16,6 @@ if [[ -z $TOKENIZER ]]; then
     rm -rf "$tmp"
   fi
 fi
-dotnet run -c Release --project tools/GrammarMaskBench -- "$TOKENIZER" "${TOKENS:-2000}"
+# CONCURRENT="ROWS STEPS ROUNDS" (e.g. "32 64 6"): ROWS matchers at once, each fed random tokens from its own mask.
+# shellcheck disable=SC2086
+dotnet run -c Release --project tools/GrammarMaskBench -- "$TOKENIZER" "${TOKENS:-2000}" ${CONCURRENT:+concurrent $CONCURRENT}

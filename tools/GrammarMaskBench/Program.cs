@@ -33,6 +33,50 @@ var cases = new (string Name, JsonSchemaGrammar Grammar, Func<Random, int, strin
     ("json_object", JsonSchemaGrammar.AnyObject, FreeDocument),
     ("json_schema (nested)", JsonSchemaGrammar.FromSchema(Schema), SchemaDocument),
 };
+if (args.Length > 2 && args[2] == "concurrent")
+{
+    // As `osprey benchmark --concurrency ROWS --response_format json_object` on a random-weight model: each step,
+    // every row's mask is computed (in parallel, as the engine's Constrain does), then each row takes a token
+    // drawn uniformly from its own mask (a random model's choice among the allowed tokens; not timed, the GPU's
+    // part). A row that is complete or has taken STEPS tokens is replaced by a new request.
+    var rows = args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 32;
+    var steps = args.Length > 4 ? int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 64;
+    var rounds = args.Length > 5 ? int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 6;
+    Console.WriteLine($"{"grammar",-12} {"round",5} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"walks",6} {"clears",6} {"checks",8} {"masks",6}");
+    foreach (var (name, grammar) in new[] { ("json_object", JsonSchemaGrammar.AnyObject), ("json_schema", JsonSchemaGrammar.FromSchema(Schema)) })
+    {
+        var rng = new Random(7);
+        for (var round = 1; round <= rounds; round++)
+        {
+            var matchers = Enumerable.Range(0, rows).Select(_ => new GrammarMatcher(grammar, vocabulary)).ToArray();
+            var (walks, clears, checks) = (vocabulary.Walks, vocabulary.Clears, vocabulary.Checks);
+            var times = new double[steps];
+            var distinct = new HashSet<ulong[]>(ReferenceEqualityComparer.Instance);
+            var clock = new Stopwatch();
+            for (var step = 0; step < steps; step++)
+            {
+                clock.Restart();
+                Parallel.For(0, rows, j => matchers[j].Allowed());
+                times[step] = clock.Elapsed.TotalMilliseconds;
+                if (Environment.GetEnvironmentVariable("BENCH_VERBOSE") is not null)
+                    Console.Error.WriteLine($"step {step}: {times[step]:F1} ms, walks {vocabulary.Walks - walks}, checks {vocabulary.Checks - checks}, clears {vocabulary.Clears - clears}");
+                for (var j = 0; j < rows; j++)
+                {
+                    var mask = matchers[j].Allowed();
+                    distinct.Add(mask.Bits);
+                    var id = mask.IsEmpty ? -1 : Draw(mask, rng);
+                    if (id < 0) { matchers[j] = new GrammarMatcher(grammar, vocabulary); continue; } // ended: a new request
+                    matchers[j].Advance(id);
+                }
+            }
+            Array.Sort(times);
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{name,-12} {round,5} {steps,6} {times.Average(),9:F3} {times[times.Length / 2],8:F3} {times[(int)(times.Length * 0.99)],8:F3} {times[^1],8:F3} {vocabulary.Walks - walks,6} {vocabulary.Clears - clears,6} {vocabulary.Checks - checks,8} {distinct.Count,6}"));
+        }
+    }
+    return 0;
+}
+
 Console.WriteLine($"{"grammar",-22} {"pass",-17} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"total_s",8} {"walks",6}");
 foreach (var (name, grammar, document) in cases)
 {
@@ -60,6 +104,27 @@ foreach (var (name, grammar, document) in cases)
     }
 }
 return 0;
+
+// A token drawn uniformly from the mask's allowed ids (its bits less the refused ones).
+static int Draw(TokenMask mask, Random rng)
+{
+    while (true)
+    {
+        var total = 0;
+        foreach (var w in mask.Bits) total += System.Numerics.BitOperations.PopCount(w);
+        var k = rng.Next(total);
+        for (var w = 0; w < mask.Bits.Length; w++)
+        {
+            var c = System.Numerics.BitOperations.PopCount(mask.Bits[w]);
+            if (k >= c) { k -= c; continue; }
+            var word = mask.Bits[w];
+            for (; k > 0; k--) word &= word - 1;
+            var id = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(word);
+            if (mask.Allows(id)) return id;
+            break;
+        }
+    }
+}
 
 // Pretty-prints with 2-space indentation on odd seeds and compactly on even ones, as models write both.
 static string Pretty(string json, int seed)

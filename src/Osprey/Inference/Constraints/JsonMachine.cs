@@ -27,6 +27,15 @@ internal static class JsonMachine
     /// </summary>
     [ThreadStatic] public static bool Unsure;
 
+    /// <summary>
+    /// Set while a mask walk steps a projected state (<see cref="TokenVocabulary"/>): an object a token opens is
+    /// then opened projected too (<see cref="ObjectFrame.Lexical"/>), as a mask key would hold it. Without this,
+    /// every trie path through a key of an object opened inside a token (<c>{"</c>, <c>[{"</c>) kept its exact
+    /// text, so a walk interned one state per trie node below it, filled the tables and cleared them (and, with
+    /// them, every cached mask) every few steps: 32 random-weight rows took seconds per step.
+    /// </summary>
+    [ThreadStatic] public static bool Projecting;
+
     public static bool IsWhitespace(byte b) => b is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t';
 
     /// <summary>
@@ -98,7 +107,7 @@ internal static class JsonMachine
                 if (part is not null) StartValue(part, parent, b, output);
                 break;
             case ObjectNode o:
-                if (b == '{') output.Add(new ParseStack(ObjectFrame.Open(o), parent));
+                if (b == '{') output.Add(new ParseStack(Projecting ? ObjectFrame.Open(o).Lexical() : ObjectFrame.Open(o), parent));
                 break;
             case ArrayNode a:
                 if (b == '[') output.Add(new ParseStack(new ArrayFrame(a, ArrayPhase.Open, 0, 0), parent));

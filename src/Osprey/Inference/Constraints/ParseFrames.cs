@@ -158,9 +158,15 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
 
     string LexicalKey(string key)
     {
-        if (IsOther(key) || key.Contains('\\') || Node.WrittenNames.Keys.Any(w => w.StartsWith(key, StringComparison.Ordinal))) return key;
-        var state = 0;
-        foreach (var c in key) state = KeyStep(state, (byte)c, false); // no backslash: a key with one keeps its text
+        if (IsOther(key) || Node.WrittenNames.Keys.Any(w => w.StartsWith(key, StringComparison.Ordinal))) return key;
+        // A key with an escape keeps its text where an escape could spell a declared or required name. Where there
+        // are none (json_object, a free map) it becomes an additional key marked escaped, whose close is left to the
+        // real state: kept as text, each trie path below it was its own state (a walk of ~1 s that filled the
+        // tables), and a random-weight model writes backslashes in its keys all the time.
+        var escaped = key.Contains('\\');
+        if (escaped && (Node.Properties.Count > 0 || Node.Required.Count > 0)) return key;
+        var state = escaped ? EscapedBit : 0;
+        foreach (var c in key) state = KeyStep(state, (byte)c, false);
         return s_otherKeys[state];
     }
 

@@ -32,10 +32,15 @@ internal sealed class TokenVocabulary
     readonly Dictionary<GrammarState, int> _ids = [];
     readonly List<GrammarState> _states = [];
     readonly List<int[]?> _next = [];
-    readonly Dictionary<int, LexicalMask> _masks = [];
+    // Keyed by the lexical state itself, not its interned number, so the masks outlive a restart of the transition
+    // tables (before, a full state table cleared every mask too, and 32 rows then re-walked theirs each step).
+    readonly Dictionary<GrammarState, LexicalMask> _masks = [];
 
     /// <summary>Walks of the trie so far (cache misses), for benchmarks.</summary>
     public int Walks { get; private set; }
+
+    /// <summary>Times the tables were full and started again, for benchmarks.</summary>
+    public int Clears { get; private set; }
 
     /// <summary>Candidate tokens stepped through a real parse state so far (the per-step work after warm-up), for benchmarks and tests.</summary>
     public long Checks => Interlocked.Read(ref _checks);
@@ -129,21 +134,24 @@ internal sealed class TokenVocabulary
         LexicalMask mask;
         lock (_lock)
         {
-            if (_states.Count >= MaxStates)
+            if (!_masks.TryGetValue(key, out mask!))
             {
-                // Start the tables again between walks (never during one, whose numbers would go stale).
-                _ids.Clear();
-                _states.Clear();
-                _next.Clear();
-                _masks.Clear();
-            }
-            var start = Intern(key);
-            if (!_masks.TryGetValue(start, out mask!))
-            {
+                if (_states.Count >= MaxStates)
+                {
+                    // Start the transition tables again between walks (never during one, whose numbers would go stale).
+                    Clears++;
+                    _ids.Clear();
+                    _states.Clear();
+                    _next.Clear();
+                }
                 Walks++;
-                mask = Walk(start);
-                if (_masks.Count >= MaxMasks) _masks.Clear();
-                _masks[start] = mask;
+                mask = Walk(Intern(key));
+                if (_masks.Count >= MaxMasks)
+                {
+                    Clears++;
+                    _masks.Clear();
+                }
+                _masks[key] = mask;
             }
         }
         if (mask.Candidates.Length == 0) return mask.Whole;
@@ -221,7 +229,9 @@ internal sealed class TokenVocabulary
         var n = row[b];
         if (n != -2) return n;
         JsonMachine.Unsure = false;
+        JsonMachine.Projecting = true;
         var state = _states[s].Step(b);
+        JsonMachine.Projecting = false;
         if (state.IsDead) n = -1;
         else n = Intern(state) | (JsonMachine.Unsure ? UnsureBit : 0);
         row[b] = n;

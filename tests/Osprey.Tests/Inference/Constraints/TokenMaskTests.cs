@@ -34,6 +34,10 @@ public sealed class TokenMaskTests
         { "json_object", "{\"x\": 1, \"" + string.Concat(Enumerable.Repeat("Tig ", 100)) }, // a long second key: a duplicate is possible
         { "json_object", """{"café""" },
         { "json_object", """{"a\"b""" },                  // an escape in an additional key
+        { "json_object", """{"\n\t x""" },                // a key that starts with escapes
+        { "json_object", """{"k": 1, "\u00e9\ud83d""" },  // a second key, mid surrogate pair: a duplicate is possible
+        { "json_object", """{"a": [{"\\""" },              // an escaped key in an object opened deeper
+        { """{"additionalProperties":{"type":"integer"}}""", """{"\"q""" }, // a free map, no declared names
         { """{"type":"string","maxLength":40}""", "\"" + new string('x', 10) },  // in between: one shared key
         { """{"type":"string","maxLength":40}""", "\"" + new string('y', 21) },
         { """{"type":"string","maxLength":40}""", "\"" + new string('z', 37) },  // three code points left
@@ -77,6 +81,20 @@ public sealed class TokenMaskTests
         Assert.Equal(0, vocabulary.Checks - before);
         var close = Enumerable.Range(0, vocabulary.Size).Single(id => Encoding.UTF8.GetString(vocabulary.Bytes(id)) == "\"");
         Assert.True(mask.Allows(close));
+    }
+
+    [Fact]
+    public void EscapedKeysOfAFreeObjectShareOneMask()
+    {
+        // A random-weight model writes backslashes in its keys all the time; a key with an escape used to keep its
+        // text in the mask key, so each such key (and each trie path below it in a walk) was a state of its own:
+        // 32 rows filled and cleared the tables every step. Without declared names the text cannot matter to the
+        // mask, only to the closing quote, which the real state decides (checked exactly above).
+        var (_, vocabulary) = s_qwen3.Value;
+        var start = JsonSchemaGrammar.AnyObject.Start();
+        var one = vocabulary.Allowed(start.Step(Encoding.UTF8.GetBytes("""{"\n tab""")));
+        var two = vocabulary.Allowed(start.Step(Encoding.UTF8.GetBytes("""{"\"quoted word""")));
+        Assert.Same(one.Bits, two.Bits);
     }
 
     static void AssertExact(JsonSchemaGrammar grammar, byte[] prefix, string prefixText)
