@@ -120,7 +120,7 @@ public sealed class LocalEvalModel : IEvalModel
         _engine?.Dispose();
         var length = (tokens + 1 + 255) / 256 * 256;
         if (_model.Spec.MaxPositionEmbeddings is int m and > 0) length = Math.Max(Math.Min(length, m), tokens + 1);
-        return _engine = new InferenceEngine(_model, _tokenizer, new EngineOptions { MaxBatchSize = Math.Max(1, Concurrency), MaxModelLen = length, MaxQueue = Math.Max(256, Concurrency) });
+        return _engine = new InferenceEngine(_model, _tokenizer, new EngineOptions { MaxBatchSize = Math.Max(1, Concurrency), MaxModelLen = length, MaxQueue = Math.Max(256, 4 * Math.Max(1, Concurrency)) }); // EvalRunner submits chunks of 4x concurrency
     }
 
     string Reply(IReadOnlyList<int> tokens) => _chat is not null
