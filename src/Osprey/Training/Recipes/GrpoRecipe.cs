@@ -198,14 +198,16 @@ public static class GrpoRecipe
 
     /// <summary>
     /// Prompt + completion rows, right-padded, labels on the completion tokens only, and the map from the forward pass's
-    /// labelled-token order (row-major) to the padded completion grid [B, T] the loss works on.
+    /// labelled-token order (row-major) and a value model's positions to the padded completion grid [B, T] the loss
+    /// works on (PPO uses it too).
     /// </summary>
-    sealed class Layout
+    internal sealed class Layout
     {
         public required Tensor Ids { get; init; }
         public required Tensor Labels { get; init; }
         public required Tensor Mask { get; init; }
         public required Tensor Index { get; init; }
+        public required Tensor ValuePositions { get; init; }
         public required int Rows { get; init; }
         public required int Width { get; init; }
 
@@ -216,6 +218,7 @@ public static class GrpoRecipe
             var ids = new long[rows.Count * columns];
             var labels = new long[rows.Count * columns];
             var mask = new float[rows.Count * width];
+            var positions = new long[rows.Count * width];
             var index = new List<long>();
             for (var i = 0; i < rows.Count; i++)
             {
@@ -229,6 +232,8 @@ public static class GrpoRecipe
                     labels[at] = r.Completion[j];
                     mask[i * width + j] = overlongFilter && r.Truncated ? 0 : 1;
                     index.Add(i * width + j);
+                    // A token's value is read where its log-prob is: at the position before it.
+                    positions[i * width + j] = at - 1;
                 }
             }
             return new Layout
@@ -237,6 +242,7 @@ public static class GrpoRecipe
                 Labels = tensor(labels, [rows.Count, columns], device: device),
                 Mask = tensor(mask, [rows.Count, width], device: device),
                 Index = tensor(index.ToArray(), device: device),
+                ValuePositions = tensor(positions, device: device),
                 Rows = rows.Count,
                 Width = width,
             };
@@ -247,6 +253,9 @@ public static class GrpoRecipe
 
         /// <summary>Per-completion values → [B, T].</summary>
         public Tensor Padded(IEnumerable<float[]> values) => Scatter(tensor(values.SelectMany(v => v).ToArray(), device: Ids.device));
+
+        /// <summary>A value model's per-position scores [B, columns] → each completion token's value [B, T] (0 in the padding); differentiable.</summary>
+        public Tensor Values(Tensor scores) => scores.reshape(-1).index_select(0, ValuePositions).reshape(Rows, Width) * Mask;
     }
 
     /// <summary>Makes generation batches: prompts from the stream, rollouts on the live policy, rewards, advantages, log-probs.</summary>

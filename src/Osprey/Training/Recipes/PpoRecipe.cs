@@ -171,7 +171,7 @@ public static class PpoRecipe
     {
         using var scope = NewDisposeScope();
         var model = session.Model;
-        var grid = Grid.Of(rows.Select(r => r.Rollout).ToList(), model.Device);
+        var grid = GrpoRecipe.Layout.Of(rows.Select(r => r.Rollout).ToList(), model.Device, overlongFilter: false);
         var old = grid.Padded(rows.Select(r => r.Logps));
         var advantages = grid.Padded(rows.Select(r => r.Advantages));
         Dictionary<string, double>? values = null;
@@ -206,67 +206,6 @@ public static class PpoRecipe
         values["val/clipfrac_avg"] = v.ClipFrac.ToDouble();
         var total = policyLoss!.to_type(ScalarType.Float32).reshape(1) + ppo.VfCoef * v.Loss.detach().reshape(1);
         return (total.MoveToOuterDisposeScope(), values);
-    }
-
-    /// <summary>
-    /// Prompt + completion rows, right-padded, labels on the completion tokens; maps the forward pass's labelled-token
-    /// order and the value model's positions onto the padded completion grid [B, T].
-    /// </summary>
-    sealed class Grid
-    {
-        public required Tensor Ids { get; init; }
-        public required Tensor Labels { get; init; }
-        public required Tensor Mask { get; init; }
-        public required Tensor Index { get; init; }
-        public required Tensor ValuePositions { get; init; }
-        public required int Rows { get; init; }
-        public required int Width { get; init; }
-
-        public static Grid Of(List<Rollout> rows, Device device)
-        {
-            var columns = rows.Max(r => r.PromptIds.Length + r.Completion.Length);
-            var width = Math.Max(1, rows.Max(r => r.Completion.Length));
-            var ids = new long[rows.Count * columns];
-            var labels = new long[rows.Count * columns];
-            var mask = new float[rows.Count * width];
-            var positions = new long[rows.Count * width];
-            var index = new List<long>();
-            for (var i = 0; i < rows.Count; i++)
-            {
-                var r = rows[i];
-                Array.Fill(labels, -100, i * columns, columns);
-                for (var j = 0; j < r.PromptIds.Length; j++) ids[i * columns + j] = r.PromptIds[j];
-                for (var j = 0; j < r.Completion.Length; j++)
-                {
-                    var at = i * columns + r.PromptIds.Length + j;
-                    ids[at] = r.Completion[j];
-                    labels[at] = r.Completion[j];
-                    mask[i * width + j] = 1;
-                    index.Add(i * width + j);
-                    // A token's value is read where its log-prob is: at the position before it.
-                    positions[i * width + j] = at - 1;
-                }
-            }
-            return new Grid
-            {
-                Ids = tensor(ids, [rows.Count, columns], device: device),
-                Labels = tensor(labels, [rows.Count, columns], device: device),
-                Mask = tensor(mask, [rows.Count, width], device: device),
-                Index = tensor(index.ToArray(), device: device),
-                ValuePositions = tensor(positions, device: device),
-                Rows = rows.Count,
-                Width = width,
-            };
-        }
-
-        /// <summary>Token values [N] in the forward pass's order → [B, T] (0 in the padding); differentiable.</summary>
-        public Tensor Scatter(Tensor tokens) => zeros(Rows * Width, dtype: tokens.dtype, device: tokens.device).index_add(0, Index, tokens, 1).reshape(Rows, Width);
-
-        /// <summary>Per-completion values → [B, T].</summary>
-        public Tensor Padded(IEnumerable<float[]> values) => Scatter(tensor(values.SelectMany(v => v).ToArray(), device: Ids.device));
-
-        /// <summary>The value model's per-position scores [B, columns] → each completion token's value [B, T] (0 in the padding); differentiable.</summary>
-        public Tensor Values(Tensor scores) => scores.reshape(-1).index_select(0, ValuePositions).reshape(Rows, Width) * Mask;
     }
 
     /// <summary>Makes rollout batches: prompts from the stream, one completion each on the live policy, scores, log-probs, values, GAE.</summary>
@@ -336,7 +275,7 @@ public static class PpoRecipe
                     {
                         using var scope = NewDisposeScope();
                         var part = batch.Skip(start).Take(forwardRows).ToList();
-                        var grid = Grid.Of(part, value.Device);
+                        var grid = GrpoRecipe.Layout.Of(part, value.Device, overlongFilter: false);
                         var v = grid.Values(value.TokenScores(grid.Ids)).cpu().data<float>().ToArray();
                         for (var i = 0; i < part.Count; i++) values.Add(v.AsSpan(i * grid.Width, part[i].Completion.Length).ToArray());
                     }
@@ -354,7 +293,7 @@ public static class PpoRecipe
             var scores = batch.Select((r, i) => totals[i] - (r.Truncated ? ppo.MissingEosPenalty ?? 0 : 0)).ToArray();
 
             using var mathScope = NewDisposeScope();
-            var cpuGrid = Grid.Of(batch, CPU);
+            var cpuGrid = GrpoRecipe.Layout.Of(batch, CPU, overlongFilter: false);
             var mask = cpuGrid.Mask;
             var logpGrid = cpuGrid.Padded(logps);
             var refGrid = cpuGrid.Padded(refs);
