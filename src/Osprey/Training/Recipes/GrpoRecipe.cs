@@ -196,6 +196,19 @@ public static class GrpoRecipe
         log.Flush();
     }
 
+    /// <summary>0..n-1 in a Fisher–Yates order drawn from <paramref name="seed"/> (prompt epochs here, PPO's mini-batches).</summary>
+    internal static int[] Shuffled(int n, int seed)
+    {
+        var order = Enumerable.Range(0, n).ToArray();
+        var rng = new Random(seed);
+        for (var i = n - 1; i > 0; i--)
+        {
+            var j = rng.Next(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        return order;
+    }
+
     /// <summary>
     /// Prompt + completion rows, right-padded, labels on the completion tokens only, and the map from the forward pass's
     /// labelled-token order (row-major) and a value model's positions to the padded completion grid [B, T] the loss
@@ -270,13 +283,7 @@ public static class GrpoRecipe
             if (!_orders.TryGetValue(epoch, out var order))
             {
                 // Seeded by (seed, epoch), so a resumed run walks the same order.
-                order = Enumerable.Range(0, n).ToArray();
-                var rng = new Random(unchecked(session.Options.Seed * 7919 + (int)epoch));
-                for (var i = n - 1; i > 0; i--)
-                {
-                    var j = rng.Next(i + 1);
-                    (order[i], order[j]) = (order[j], order[i]);
-                }
+                order = Shuffled(n, unchecked(session.Options.Seed * 7919 + (int)epoch));
                 _orders[epoch] = order;
             }
             return order[(int)(position % n)];

@@ -81,7 +81,7 @@ public static class PpoRecipe
             }
             var batch = state.Batch!;
             // Each pass over the batch shuffles it (seeded by run seed, batch and pass, so a resumed run sees the same order).
-            var order = Shuffled(batch.Count, unchecked(o.Seed * 7919 + (int)state.Generations * 131 + state.NextStep / ppo.NumMiniBatches));
+            var order = GrpoRecipe.Shuffled(batch.Count, unchecked(o.Seed * 7919 + (int)state.Generations * 131 + state.NextStep / ppo.NumMiniBatches));
             var mini = order.Skip(state.NextStep % ppo.NumMiniBatches * miniBatch).Take(miniBatch).Select(i => batch[i]).ToList();
             var lossSum = zeros(1, dtype: ScalarType.Float32, device: model.Device);
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
@@ -154,18 +154,6 @@ public static class PpoRecipe
         return value;
     }
 
-    static int[] Shuffled(int n, int seed)
-    {
-        var order = Enumerable.Range(0, n).ToArray();
-        var rng = new Random(seed);
-        for (var i = n - 1; i > 0; i--)
-        {
-            var j = rng.Next(i + 1);
-            (order[i], order[j]) = (order[j], order[i]);
-        }
-        return order;
-    }
-
     /// <summary>One micro-batch: the clipped policy loss through the policy's forward/backward, vf_coef × the clipped value loss on the value model.</summary>
     static (Tensor Loss, Dictionary<string, double> Metrics) Update(TrainingSession session, CausalLM value, List<PpoSample> rows, PpoOptions ppo, long step, int micro, double scale)
     {
@@ -219,7 +207,7 @@ public static class PpoRecipe
             var epoch = position / n;
             if (!_orders.TryGetValue(epoch, out var order))
             {
-                order = Shuffled(n, unchecked(session.Options.Seed * 7919 + (int)epoch));
+                order = GrpoRecipe.Shuffled(n, unchecked(session.Options.Seed * 7919 + (int)epoch));
                 _orders[epoch] = order;
             }
             return order[(int)(position % n)];
