@@ -14,7 +14,7 @@ internal sealed class KernelProbeCommand : ICommand
 {
     public string Name => "kernel-probe";
 
-    public string Summary => "Diagnostic: check the 4-bit CUDA kernels against the tensor path and time them at 7B layer shapes.";
+    public string Summary => "Diagnostic: check the 4-bit (or, with --fused, the fused RMSNorm/RoPE/SwiGLU) CUDA kernels against the tensor path and time them at 7B layer shapes.";
 
     public string Usage => OptionSet.For<KernelProbeOptions>().Help();
 
@@ -23,6 +23,7 @@ internal sealed class KernelProbeCommand : ICommand
         var o = options.Bind<KernelProbeOptions>();
         options.EnsureNoUnknownFlags();
         TorchRuntime.Initialize(DeviceSpec.Parse("cuda"), stderr);
+        if (o.Fused) return RunFused(o, stdout);
         if (KernelProbe.Unavailable() is { } why)
         {
             stdout.WriteLine($"4-bit CUDA kernels unavailable: {why}");
@@ -46,6 +47,33 @@ internal sealed class KernelProbeCommand : ICommand
             stdout.Flush();
         }
         stdout.WriteLine(failed ? "FAILED: a kernel disagrees with the tensor path" : "all checks passed");
+        return failed ? 1 : 0;
+    }
+
+    static int RunFused(KernelProbeOptions o, TextWriter stdout)
+    {
+        if (FusedKernelProbe.Unavailable() is { } why)
+        {
+            stdout.WriteLine($"fused CUDA kernels unavailable: {why}");
+            return 2;
+        }
+        var failed = false;
+        stdout.WriteLine("kernel                            dtype     elements  mismatched  rel_err     limit     result");
+        foreach (var c in FusedKernelProbe.Check())
+        {
+            failed |= !c.Passed;
+            stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-33} {1,-9} {2,8} {3,11} {4,-11:G3} {5,-9:G3} {6}",
+                c.Kernel, c.DType, c.Elements, c.Mismatched, c.RelativeError, c.Limit, c.Passed ? "ok" : "FAILED"));
+        }
+        stdout.WriteLine("kernel (bf16, 7B shapes)          rows   tensor_ops_ms  fused_ms  speed-up");
+        foreach (var rows in o.BatchSizes)
+        foreach (var t in FusedKernelProbe.Time(rows))
+        {
+            stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-33} {1,5} {2,15:F4} {3,9:F4} {4,9:F2}",
+                t.Kernel, t.Rows, t.TensorOpsMs, t.FusedMs, t.TensorOpsMs / t.FusedMs));
+            stdout.Flush();
+        }
+        stdout.WriteLine(failed ? "FAILED: a fused kernel disagrees with the tensor path" : "all checks passed");
         return failed ? 1 : 0;
     }
 }

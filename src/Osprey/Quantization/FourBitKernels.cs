@@ -228,7 +228,7 @@ FOR_T(1)
             if (Modules.TryGetValue(device, out var k)) return k;
             CudaDriver.EnsureContext(device);
             var (major, minor) = CudaDriver.ComputeCapability(device);
-            var cubin = Nvrtc.CompileCubin(Source, "osprey_4bit.cu", major, minor, ["--fmad=false", "-default-device"]);
+            var cubin = KernelCache.CompileCubin(Source, "osprey_4bit", major, minor, ["--fmad=false", "-default-device"]);
             var names = from dq in new[] { 0, 1 } from t in new[] { 0, 1, 2 } from c in new[] { 0, 1, 2 } from kind in new[] { "dequant_any", "dequant_vec", "gemv" }
                         select $"{kind}_{dq}{t}{c}";
             k = CudaDriver.Load(cubin, names);

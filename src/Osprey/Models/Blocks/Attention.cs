@@ -62,12 +62,13 @@ internal sealed class Attention : nn.Module
         {
             // One RoPE pass over the query and key heads together, straight from the fused projection.
             ForwardTrace.Mark(t, "attn: qkv proj");
-            var heads = fusedOut.view(b, t, _heads + 2 * _kvHeads, _headDim).transpose(1, 2);
-            var qk = RotaryEmbedding.Apply(heads.narrow(1, 0, _heads + _kvHeads), cos, sin);
+            // On CUDA at inference the fused kernel rotates the query and key heads in place in the projection's output.
+            var heads = fusedOut.view(b, t, _heads + 2 * _kvHeads, _headDim);
+            var qk = RotaryEmbedding.ApplyHeadsLast(heads.narrow(2, 0, _heads + _kvHeads), cos, sin, mayOverwrite: true);
             ForwardTrace.Mark(t, "attn: rope");
             q = qk.narrow(1, 0, _heads);
             k = qk.narrow(1, _heads, _kvHeads);
-            v = heads.narrow(1, _heads + _kvHeads, _kvHeads);
+            v = heads.narrow(2, _heads + _kvHeads, _kvHeads).transpose(1, 2);
             if (cache is not null) (k, v) = cache.Append(layer, k, v);
             ForwardTrace.Mark(t, "attn: cache write");
             var fo = _softcap is null ? Sdpa(q, k, v, mask, b, t) : Eager(q, k, v, mask, b, t);
@@ -96,8 +97,8 @@ internal sealed class Attention : nn.Module
             q = q_norm.forward(q);
             k = k_norm!.forward(k);
         }
-        q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);
-        k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);
+        q = RotaryEmbedding.ApplyHeadsLast(q, cos, sin, mayOverwrite: false);
+        k = RotaryEmbedding.ApplyHeadsLast(k, cos, sin, mayOverwrite: false);
         v = v.transpose(1, 2);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
 

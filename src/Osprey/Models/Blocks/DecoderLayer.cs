@@ -44,25 +44,24 @@ internal sealed class DecoderLayer : nn.Module
             a = self_attn.Forward(x, cos, sin, mask, cache, layer);
         }
         ForwardTrace.Mark(tokens, "attention (all)");
-        Tensor mid;
+        Tensor mid, x2;
         using (a)
         {
             if (pre_feedforward_layernorm is null)
             {
-                mid = h + a;
+                // The residual add and the norm after it: one fused kernel on CUDA at inference.
+                (x2, mid) = post_attention_layernorm.ForwardWithResidual(h, a);
             }
             else
             {
-                using var normed = post_attention_layernorm.forward(a);
-                mid = h + normed;
+                using (var normed = post_attention_layernorm.forward(a)) mid = h + normed;
+                x2 = pre_feedforward_layernorm.forward(mid);
             }
         }
         using (mid)
         {
-            ForwardTrace.Mark(tokens, "residual add");
-            var pre = pre_feedforward_layernorm ?? post_attention_layernorm;
-            using var x = pre.forward(mid);
-            ForwardTrace.Mark(tokens, "norm (post-attn)");
+            ForwardTrace.Mark(tokens, "residual add + norm (post-attn)");
+            using var x = x2;
             using var m = mlp.forward(x);
             ForwardTrace.Mark(tokens, "mlp");
             if (post_feedforward_layernorm is null) return mid + m;

@@ -20,25 +20,16 @@ namespace Osprey.Models.Blocks;
 /// </remarks>
 internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear>
 {
-    /// <summary>Gradients this thread's earlier backward calls returned to libtorch, whose managed wrappers are ours to free.</summary>
-    [ThreadStatic]
-    static List<Tensor>? _handedBack;
-
     /// <inheritdoc />
     public override string Name => nameof(DequantizedLinear);
 
     /// <summary>
-    /// Frees the wrappers of gradients this thread's backward calls already handed to libtorch. The training step calls
-    /// it after <c>backward()</c> returns: on the CPU backward ran on that thread; on CUDA it ran on libtorch's device
-    /// thread, whose last call's gradients wait for its next call.
+    /// Frees the wrappers of gradients this thread's backward calls (of every custom autograd function, see
+    /// <see cref="HandedBack"/>) already handed to libtorch. The training step calls it after <c>backward()</c> returns: on
+    /// the CPU backward ran on that thread; on CUDA it ran on libtorch's device thread, whose last call's gradients wait for
+    /// its next call.
     /// </summary>
-    public static void ReleaseHandedBack()
-    {
-        var list = _handedBack;
-        if (list is null) return;
-        foreach (var t in list) t.Dispose();
-        list.Clear();
-    }
+    public static void ReleaseHandedBack() => HandedBack.Release();
 
     /// <inheritdoc />
     public override Tensor forward(AutogradContext ctx, params object[] vars)
@@ -55,7 +46,7 @@ internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear
     /// <inheritdoc />
     public override List<Tensor> backward(AutogradContext ctx, Tensor grad_output)
     {
-        ReleaseHandedBack(); // this thread's previous call has returned: its gradients are libtorch's now
+        HandedBack.Release(); // this thread's previous call has returned: its gradients are libtorch's now
         var quantized = (ILinearBase)ctx.get_data("base");
         Tensor gradInput;
         Tensor? gradBias = null;
@@ -66,9 +57,7 @@ internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear
                 gradBias = grad_output.reshape(-1, grad_output.shape[^1]).sum(0).MoveToOuterDisposeScope();
         }
         grad_output.Dispose(); // TorchSharp's wrapper made for this call; libtorch keeps its own reference
-        var handedBack = _handedBack ??= [];
-        handedBack.Add(gradInput);
-        if (gradBias is not null) handedBack.Add(gradBias);
+        HandedBack.Add(gradInput, gradBias);
         return [gradInput, gradBias!, null!];
     }
 }

@@ -1,3 +1,4 @@
+using Osprey.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -114,17 +115,11 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
             using var wu = stacked.narrow(0, half, half);
             using var bg = bias?.narrow(0, 0, half);
             using var bu = bias?.narrow(0, half, half);
-            Tensor act;
-            using (var gate = nn.functional.linear(x, wg, bg))
-            {
-                gate_proj?.AddDelta(x, gate);
-                act = Activate(gate);
-            }
-            using (var up = nn.functional.linear(x, wu, bu))
-            {
-                up_proj?.AddDelta(x, up);
-                hidden = act.mul_(up);
-            } // in place: inference only (no weight requires grad here)
+            using var gate = nn.functional.linear(x, wg, bg);
+            gate_proj?.AddDelta(x, gate);
+            using var up = nn.functional.linear(x, wu, bu);
+            up_proj?.AddDelta(x, up);
+            hidden = Gated(gate, up, null, inPlace: true); // in place: inference only (no weight requires grad here)
         }
         else if (gate_up_proj is not null || _fused is { Usable: true })
         {
@@ -133,18 +128,35 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
             using (fusedOut)
             using (var gate = fusedOut.narrow(-1, 0, half))
             using (var up = fusedOut.narrow(-1, half, half))
-            using (var act = Activate(gate))
-                hidden = act * up;
+                hidden = Gated(gate, up, fusedOut, inPlace: false);
         }
         else
         {
             using var gate = gate_proj!.forward(x);
             using var up = up_proj!.forward(x);
-            using var act = Activate(gate);
-            hidden = act * up;
+            hidden = Gated(gate, up, null, inPlace: false);
         }
         using (hidden)
             return down_proj.forward(hidden);
+    }
+
+    /// <summary>
+    /// act(gate) * up. SiLU on CUDA is one fused kernel (<see cref="FusedKernels.SwiGlu"/>; with autograd when training, handed
+    /// the stacked projection output when there is one so its gradient comes back stacked). Elsewhere two tensor ops, the
+    /// product in place when <paramref name="inPlace"/> (nothing needs gradients).
+    /// </summary>
+    Tensor Gated(Tensor gate, Tensor up, Tensor? stacked, bool inPlace)
+    {
+        if (_act is "silu" or "swish" && gate.dtype == up.dtype && FusedKernels.Usable(gate)
+            && FusedKernels.RowsEvenlyStrided(gate) && FusedKernels.RowsEvenlyStrided(up))
+        {
+            if (!(is_grad_enabled() && (gate.requires_grad || up.requires_grad)))
+                return inPlace && gate.is_contiguous() ? FusedKernels.SwiGlu(gate, up, into: gate).alias() : FusedKernels.SwiGlu(gate, up);
+            return stacked is not null && stacked.is_contiguous() ? FusedSwiGluFunction.apply(stacked, null!) : FusedSwiGluFunction.apply(gate, up);
+        }
+        var act = Activate(gate);
+        if (inPlace) return act.mul_(up);
+        using (act) return act * up;
     }
 
     Tensor Activate(Tensor x) => _act switch

@@ -1,3 +1,4 @@
+using Osprey.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,9 +27,33 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>True when the fused CUDA kernels take <paramref name="x"/> (<see cref="FusedKernels"/>).</summary>
+    bool Fused(Tensor x) => x.dtype == weight.dtype && FusedKernels.Usable(x) && x.is_contiguous();
+
+    bool NeedsGrad(Tensor x) => is_grad_enabled() && (x.requires_grad || weight.requires_grad);
+
+    /// <summary>
+    /// norm(h + a) and the sum h + a itself (the residual stream), in one fused kernel when nothing needs gradients.
+    /// </summary>
+    public (Tensor Normed, Tensor Sum) ForwardWithResidual(Tensor h, Tensor a)
+    {
+        if (Fused(h) && a.dtype == h.dtype && a.is_contiguous() && !NeedsGrad(h) && !NeedsGrad(a))
+        {
+            var (y, sum, _) = FusedKernels.RmsNorm(h, a, weight, _eps, _offset, keepInv: false);
+            return (y, sum!);
+        }
+        var s = h + a;
+        return (forward(s), s);
+    }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
+        if (Fused(x))
+        {
+            if (!NeedsGrad(x)) return FusedKernels.RmsNorm(x, null, weight, _eps, _offset, keepInv: false).Y;
+            return FusedRmsNormFunction.apply(x, weight, _eps, _offset);
+        }
         // Each temporary is disposed as soon as it is used, so peak memory is about two float32 copies of x
         // rather than every intermediate at once (disposing a handle never disturbs autograd).
         var dtype = x.dtype;

@@ -1,4 +1,5 @@
 using TorchSharp;
+using Osprey.Runtime;
 using static TorchSharp.torch;
 
 namespace Osprey.Models.Blocks;
@@ -70,6 +71,33 @@ internal sealed class RotaryEmbedding : IDisposable
         var cos = emb.cos().to_type(dtype);
         var sin = emb.sin().to_type(dtype);
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Rotates x [B, T, heads, D] (unit stride over D) and returns it as [B, heads, T, D]. On CUDA one fused kernel does it
+    /// (with autograd when x needs gradients); <paramref name="mayOverwrite"/> lets it rotate x in place when nothing needs
+    /// gradients, so the result is then a view of x. Elsewhere <see cref="Apply"/> runs on the transposed view.
+    /// </summary>
+    public static Tensor ApplyHeadsLast(Tensor x, Tensor cos, Tensor sin, bool mayOverwrite)
+    {
+        if (FusedKernels.Usable(x) && FusedKernels.RopeFits(x, cos, sin))
+        {
+            if (is_grad_enabled() && x.requires_grad)
+            {
+                using var r = FusedRopeFunction.apply(x, cos, sin);
+                return r.transpose(1, 2);
+            }
+            if (mayOverwrite)
+            {
+                FusedKernels.Rope(x, x, cos, sin, inverse: false);
+                return x.transpose(1, 2);
+            }
+            using var output = empty([.. x.shape], dtype: x.dtype, device: x.device);
+            FusedKernels.Rope(x, output, cos, sin, inverse: false);
+            return output.transpose(1, 2);
+        }
+        using var t = x.transpose(1, 2);
+        return Apply(t, cos, sin);
     }
 
     /// <summary>Rotates [B, H, T, D] by the tables (only the first <see cref="RotaryDim"/> dims when partial).</summary>

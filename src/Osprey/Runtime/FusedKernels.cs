@@ -1,0 +1,361 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Runtime;
+
+/// <summary>
+/// Fused CUDA kernels for the elementwise work of a decoder layer: RMSNorm (optionally with the residual add before it),
+/// RoPE applied to query and key heads in place, and SwiGLU, each with the backward pass training needs. Compiled at run
+/// time with NVRTC (<see cref="KernelCache"/>), launched on libtorch's current stream so CUDA graphs capture them.
+/// </summary>
+/// <remarks>
+/// Each forward kernel rounds where the tensor-op path it replaces rounds (float32 math, one rounding to the storage
+/// dtype per op of that path; no fused multiply-add), so RoPE and SwiGLU give the tensor path's bits and RMSNorm differs
+/// only by the order of its sum of squares. <c>osprey kernel-probe --fused</c> checks every kernel, forward and backward,
+/// against the tensor path on the GPU. <c>OSPREY_FUSED_KERNELS=0</c> turns them off; on the CPU the tensor path runs.
+/// </remarks>
+internal static unsafe class FusedKernels
+{
+    const string Source = """
+typedef unsigned short u16; typedef unsigned int u32;
+__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
+__device__ __forceinline__ u16 f2bf(float f) {
+  u32 u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (u16)(u >> 16);
+}
+__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// dtype codes: 0 float32, 1 float16, 2 bfloat16.
+template <int C> __device__ __forceinline__ float ld(const void* p, long long i) {
+  return C == 0 ? ((const float*)p)[i] : C == 2 ? bf2f(((const u16*)p)[i]) : h2f(((const u16*)p)[i]);
+}
+template <int C> __device__ __forceinline__ void st(void* p, long long i, float v) {
+  if (C == 0) ((float*)p)[i] = v; else ((u16*)p)[i] = C == 2 ? f2bf(v) : f2h(v);
+}
+template <int C> __device__ __forceinline__ float rnd(float v) { return C == 2 ? bf2f(f2bf(v)) : C == 1 ? h2f(f2h(v)) : v; }
+
+// Sum over the block (blockDim.x a multiple of 32); every thread gets the total.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// One block per row of `dim` contiguous elements. R: h = round(x + res) is written to `sum` and normed. O: Gemma's
+// (1 + w) scale applied before the rounding; else w * round(normed) as Llama. inv (float32, per row) is kept when asked.
+template <int C, int O, int R> __device__ void rms_fwd(const void* x, const void* res, void* sum, const void* w, void* y,
+                                                      float* inv_out, int dim, float eps) {
+  long long base = (long long)blockIdx.x * dim;
+  float ss = 0.f;
+  for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+    float h = ld<C>(x, base + j);
+    if (R) { h = rnd<C>(h + ld<C>(res, base + j)); st<C>(sum, base + j, h); }
+    ss += h * h;
+  }
+  ss = block_sum(ss);
+  float inv = rsqrtf(ss * (1.f / (float)dim) + eps);
+  if (inv_out != 0 && threadIdx.x == 0) inv_out[blockIdx.x] = inv;
+  for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+    float h = R ? ld<C>(sum, base + j) : ld<C>(x, base + j);
+    float n = h * inv;
+    st<C>(y, base + j, O ? n * (ld<C>(w, j) + 1.f) : ld<C>(w, j) * rnd<C>(n));
+  }
+}
+
+// dx = inv (g - n mean(g n)) with g = dy * scale and n = h inv: the gradient of the norm (the roundings taken as identity).
+template <int C, int O> __device__ void rms_bwd(const void* dy, const void* h, const void* w, const float* inv, void* dx, int dim) {
+  long long base = (long long)blockIdx.x * dim;
+  float iv = inv[blockIdx.x], dot = 0.f;
+  for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+    float scale = O ? ld<C>(w, j) + 1.f : ld<C>(w, j);
+    dot += ld<C>(dy, base + j) * scale * (ld<C>(h, base + j) * iv);
+  }
+  dot = block_sum(dot) * (1.f / (float)dim);
+  for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+    float scale = O ? ld<C>(w, j) + 1.f : ld<C>(w, j);
+    float g = ld<C>(dy, base + j) * scale, n = ld<C>(h, base + j) * iv;
+    st<C>(dx, base + j, iv * (g - n * dot));
+  }
+}
+
+// x [B, T, heads, D] (strides sb, st, sh; D contiguous), rotary tables [B or 1, 1, T, rot] (strides cb, ct). One block
+// per (b, t). Forward: (x1, x2) -> (x1 c1 - x2 s1, x2 c2 + x1 s2) rounded as x*cos + rotate_half(x)*sin; INV: the
+// transpose (the backward pass). Dims past rot are copied when out is not x.
+template <int C, int INV> __device__ void rope(const void* x, void* out, const void* cs, const void* sn, int T, int heads,
+    int D, int rot, long long sb, long long st_, long long sh, long long ob, long long ot, long long oh, long long cb, long long ct) {
+  int b = blockIdx.x / T, t = blockIdx.x % T, half = rot / 2;
+  long long xo = b * sb + t * st_, oo = b * ob + t * ot, co = b * cb + t * ct;
+  for (int i = threadIdx.x; i < heads * half; i += blockDim.x) {
+    int hd = i / half, j = i % half;
+    long long xi = xo + hd * sh + j, oi = oo + hd * oh + j;
+    float x1 = ld<C>(x, xi), x2 = ld<C>(x, xi + half);
+    float c1 = ld<C>(cs, co + j), c2 = ld<C>(cs, co + j + half), s1 = ld<C>(sn, co + j), s2 = ld<C>(sn, co + j + half);
+    float o1, o2;
+    if (!INV) { o1 = rnd<C>(x1 * c1) + rnd<C>(-x2 * s1); o2 = rnd<C>(x2 * c2) + rnd<C>(x1 * s2); }
+    else { o1 = rnd<C>(x1 * c1) + rnd<C>(x2 * s2); o2 = rnd<C>(x2 * c2) + rnd<C>(-x1 * s1); }
+    st<C>(out, oi, o1);
+    st<C>(out, oi + half, o2);
+  }
+  if (x != out && rot < D)
+    for (int i = threadIdx.x; i < heads * (D - rot); i += blockDim.x) {
+      int hd = i / (D - rot), j = rot + i % (D - rot);
+      st<C>(out, oo + hd * oh + j, ld<C>(x, xo + hd * sh + j));
+    }
+}
+
+// y = round(silu(g)) * u over rows x n (row strides gs, us for g and u; y contiguous), as the tensor path rounds.
+template <int C> __device__ void swiglu(const void* g, const void* u, void* y, long long rows, int n, long long gs, long long us) {
+  long long total = rows * n;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    long long r = i / n; int j = (int)(i % n);
+    float gv = ld<C>(g, r * gs + j), uv = ld<C>(u, r * us + j);
+    float act = rnd<C>(gv / (1.f + expf(-gv)));
+    st<C>(y, i, act * uv);
+  }
+}
+
+// The backward of swiglu: du = dy silu(g), dg = (dy u) sigmoid(g) (1 + g (1 - sigmoid(g))); dg and du have the layout of
+// g and u (row strides gs, us), dy is contiguous.
+template <int C> __device__ void swiglu_bwd(const void* dy, const void* g, const void* u, void* dg, void* du, long long rows, int n,
+    long long gs, long long us) {
+  long long total = rows * n;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    long long r = i / n; int j = (int)(i % n);
+    float gv = ld<C>(g, r * gs + j), uv = ld<C>(u, r * us + j), d = ld<C>(dy, i);
+    float sig = 1.f / (1.f + expf(-gv));
+    float act = rnd<C>(gv / (1.f + expf(-gv)));
+    float dact = rnd<C>(d * uv);
+    st<C>(du, r * us + j, d * act);
+    st<C>(dg, r * gs + j, dact * sig * (1.f + gv * (1.f - sig)));
+  }
+}
+
+#define RMS(C, O, R) extern "C" __global__ void rms_fwd_##C##O##R(const void* x, const void* res, void* sum, const void* w, void* y, \
+    float* inv, int dim, float eps) { rms_fwd<C, O, R>(x, res, sum, w, y, inv, dim, eps); }
+#define RMSB(C, O) extern "C" __global__ void rms_bwd_##C##O(const void* dy, const void* h, const void* w, const float* inv, void* dx, \
+    int dim) { rms_bwd<C, O>(dy, h, w, inv, dx, dim); }
+#define ROPE(C, I) extern "C" __global__ void rope_##C##I(const void* x, void* out, const void* cs, const void* sn, int T, int heads, \
+    int D, int rot, long long sb, long long st_, long long sh, long long ob, long long ot, long long oh, long long cb, long long ct) { \
+    rope<C, I>(x, out, cs, sn, T, heads, D, rot, sb, st_, sh, ob, ot, oh, cb, ct); }
+#define SWI(C) extern "C" __global__ void swiglu_##C(const void* g, const void* u, void* y, long long rows, int n, long long gs, \
+    long long us) { swiglu<C>(g, u, y, rows, n, gs, us); } \
+  extern "C" __global__ void swiglu_bwd_##C(const void* dy, const void* g, const void* u, void* dg, void* du, long long rows, int n, \
+    long long gs, long long us) { swiglu_bwd<C>(dy, g, u, dg, du, rows, n, gs, us); }
+#define ALL(C) RMS(C, 0, 0) RMS(C, 0, 1) RMS(C, 1, 0) RMS(C, 1, 1) RMSB(C, 0) RMSB(C, 1) ROPE(C, 0) ROPE(C, 1) SWI(C)
+ALL(0)
+ALL(1)
+ALL(2)
+""";
+
+    static readonly object Gate = new();
+
+    /// <summary>Makes this thread take the tensor-op path (the probe's reference) while set.</summary>
+    [ThreadStatic]
+    internal static bool TensorPathOnThisThread;
+    static readonly Dictionary<int, IReadOnlyDictionary<string, IntPtr>> Modules = [];
+    static string? _unavailable;
+
+    /// <summary>Kernel names in the module (every dtype code 0-2).</summary>
+    static IEnumerable<string> Names() =>
+        from c in new[] { 0, 1, 2 }
+        from n in new[] { "rms_fwd_{0}00", "rms_fwd_{0}01", "rms_fwd_{0}10", "rms_fwd_{0}11", "rms_bwd_{0}0", "rms_bwd_{0}1", "rope_{0}0", "rope_{0}1", "swiglu_{0}", "swiglu_bwd_{0}" }
+        select string.Format(System.Globalization.CultureInfo.InvariantCulture, n, c);
+
+    /// <summary>
+    /// True when <paramref name="t"/> is a CUDA tensor of a dtype the kernels take and the kernels loaded (checked once per
+    /// process; the reason they did not is printed once).
+    /// </summary>
+    public static bool Usable(Tensor t)
+    {
+        if (t.device_type != DeviceType.CUDA || TensorPathOnThisThread) return false;
+        if (t.dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16)) return false;
+        return Unavailable(t.device_index) is null;
+    }
+
+    /// <summary>Why the kernels are not used on CUDA device <paramref name="device"/>, or null when they are.</summary>
+    public static string? Unavailable(int device)
+    {
+        lock (Gate)
+        {
+            if (_unavailable is not null) return _unavailable.Length == 0 ? null : _unavailable;
+            if (Environment.GetEnvironmentVariable("OSPREY_FUSED_KERNELS") == "0") _unavailable = "OSPREY_FUSED_KERNELS=0";
+            else if (!CudaStreams.TryBind(out var why)) _unavailable = why;
+            else if (!Nvrtc.TryLoad(out var where)) _unavailable = where;
+            else
+            {
+                try
+                {
+                    Kernels(device);
+                    _unavailable = "";
+                }
+                catch (OspreyException e)
+                {
+                    _unavailable = e.Message;
+                }
+            }
+            if (_unavailable.Length > 0 && _unavailable != "OSPREY_FUSED_KERNELS=0")
+                Console.Error.WriteLine($"note: fused CUDA kernels unavailable ({_unavailable}); using tensor operations instead.");
+            return _unavailable.Length == 0 ? null : _unavailable;
+        }
+    }
+
+    static IReadOnlyDictionary<string, IntPtr> Kernels(int device)
+    {
+        lock (Gate)
+        {
+            if (Modules.TryGetValue(device, out var k)) return k;
+            CudaDriver.EnsureContext(device);
+            var (major, minor) = CudaDriver.ComputeCapability(device);
+            var cubin = KernelCache.CompileCubin(Source, "osprey_fused", major, minor, ["--fmad=false", "-default-device"]);
+            k = CudaDriver.Load(cubin, Names());
+            Modules[device] = k;
+            return k;
+        }
+    }
+
+    static int Code(ScalarType t) => t switch
+    {
+        ScalarType.Float32 => 0,
+        ScalarType.Float16 => 1,
+        ScalarType.BFloat16 => 2,
+        _ => throw new ArgumentException($"fused kernels take float32, float16 or bfloat16, not {t}"),
+    };
+
+    static long Ptr(Tensor? t) => t is null ? 0 : (long)CudaStreams.Address(t);
+
+    static void Launch(Tensor onDevice, string name, uint grid, uint block, void** args)
+    {
+        var device = onDevice.device_index;
+        var kernels = Kernels(device);
+        var stream = CudaStreams.Current(device);
+        CudaDriver.EnsureContext(device);
+        CudaDriver.Launch(kernels[name], (grid, 1), block, stream, args, name);
+    }
+
+    static uint RowThreads(long dim) => (uint)Math.Clamp((dim / 4 + 31) / 32 * 32, 32, 1024);
+
+    /// <summary>
+    /// RMSNorm over the last dimension of contiguous <paramref name="x"/>: y, the float32 1/rms per row when
+    /// <paramref name="keepInv"/>, and, with <paramref name="residual"/>, the rounded sum x + residual that was normed.
+    /// </summary>
+    public static (Tensor Y, Tensor? Sum, Tensor? Inv) RmsNorm(Tensor x, Tensor? residual, Tensor weight, double eps, bool offset, bool keepInv)
+    {
+        var dim = x.shape[^1];
+        var rows = x.numel() / dim;
+        var y = empty_like(x);
+        var sum = residual is null ? null : empty_like(x);
+        var inv = keepInv ? empty([.. x.shape.SkipLast(1)], dtype: ScalarType.Float32, device: x.device) : null;
+        if (rows == 0) return (y, sum, inv);
+        long px = Ptr(x), pr = Ptr(residual), ps = Ptr(sum), pw = Ptr(weight), py = Ptr(y), pi = Ptr(inv);
+        int d = (int)dim;
+        float e = (float)eps;
+        void** args = stackalloc void*[] { &px, &pr, &ps, &pw, &py, &pi, &d, &e };
+        Launch(x, $"rms_fwd_{Code(x.dtype)}{(offset ? 1 : 0)}{(residual is null ? 0 : 1)}", (uint)rows, RowThreads(dim), args);
+        return (y, sum, inv);
+    }
+
+    /// <summary>The gradient of <see cref="RmsNorm"/> with respect to its (contiguous) input <paramref name="h"/>.</summary>
+    public static Tensor RmsNormBackward(Tensor dy, Tensor h, Tensor weight, Tensor inv, bool offset)
+    {
+        var dim = h.shape[^1];
+        var rows = h.numel() / dim;
+        var dx = empty_like(h);
+        if (rows == 0) return dx;
+        using var dyc = dy.contiguous();
+        long pdy = Ptr(dyc), ph = Ptr(h), pw = Ptr(weight), pi = Ptr(inv), pdx = Ptr(dx);
+        int d = (int)dim;
+        void** args = stackalloc void*[] { &pdy, &ph, &pw, &pi, &pdx, &d };
+        Launch(h, $"rms_bwd_{Code(h.dtype)}{(offset ? 1 : 0)}", (uint)rows, RowThreads(dim), args);
+        return dx;
+    }
+
+    /// <summary>
+    /// Whether <see cref="Rope"/> takes <paramref name="x"/> [B, T, heads, D] (unit stride over D) with tables
+    /// [B or 1, 1, T, rot] of its dtype (unit stride over rot).
+    /// </summary>
+    public static bool RopeFits(Tensor x, Tensor cos, Tensor sin) =>
+        x.dim() == 4 && x.stride(3) == 1 && cos.dim() == 4 && cos.dtype == x.dtype && sin.dtype == x.dtype
+        && cos.stride(3) == 1 && sin.stride(3) == 1 && cos.stride(0) == sin.stride(0) && cos.stride(2) == sin.stride(2)
+        && cos.shape[2] == x.shape[1] && (cos.shape[0] == x.shape[0] || cos.shape[0] == 1) && cos.shape[3] % 2 == 0 && cos.shape[3] <= x.shape[3]
+        && x.shape[1] * x.shape[0] <= int.MaxValue;
+
+    /// <summary>
+    /// RoPE over x [B, T, heads, D] (see <see cref="RopeFits"/>), written to <paramref name="output"/> (same shape, unit
+    /// stride over D; x itself rotates it in place). <paramref name="inverse"/> applies the transpose: the backward pass.
+    /// </summary>
+    public static void Rope(Tensor x, Tensor output, Tensor cos, Tensor sin, bool inverse)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        if (b * t == 0) return;
+        long px = Ptr(x), po = Ptr(output), pc = Ptr(cos), ps = Ptr(sin);
+        int tt = (int)t, heads = (int)x.shape[2], d = (int)x.shape[3], rot = (int)cos.shape[3];
+        long sb = x.stride(0), st = x.stride(1), sh = x.stride(2), ob = output.stride(0), ot = output.stride(1), oh = output.stride(2);
+        long cb = cos.shape[0] == 1 ? 0 : cos.stride(0), ct = cos.stride(2);
+        void** args = stackalloc void*[] { &px, &po, &pc, &ps, &tt, &heads, &d, &rot, &sb, &st, &sh, &ob, &ot, &oh, &cb, &ct };
+        var threads = (uint)Math.Clamp((heads * (rot / 2) + 31) / 32 * 32, 32, 512);
+        Launch(x, $"rope_{Code(x.dtype)}{(inverse ? 1 : 0)}", (uint)(b * t), threads, args);
+    }
+
+    static uint ElementwiseGrid(long total) => (uint)Math.Clamp((total + 255) / 256, 1, 65536);
+
+    /// <summary>
+    /// silu(g) * u for g, u [.., n] whose rows may be strided (the halves of a stacked gate/up output); y is a new contiguous
+    /// tensor, or <paramref name="into"/> when given (contiguous, g's shape; g itself may be it: each element is read
+    /// before it is written, by the same thread).
+    /// </summary>
+    public static Tensor SwiGlu(Tensor g, Tensor u, Tensor? into = null)
+    {
+        var n = g.shape[^1];
+        var rows = g.numel() / n;
+        var y = into ?? empty([.. g.shape], dtype: g.dtype, device: g.device);
+        if (rows == 0) return y;
+        long pg = Ptr(g), pu = Ptr(u), py = Ptr(y), r = rows, gs = RowStride(g), us = RowStride(u);
+        int nn = (int)n;
+        void** args = stackalloc void*[] { &pg, &pu, &py, &r, &nn, &gs, &us };
+        Launch(g, $"swiglu_{Code(g.dtype)}", ElementwiseGrid(rows * n), 256, args);
+        return y;
+    }
+
+    /// <summary>
+    /// Writes the gradients of <see cref="SwiGlu"/> for g and u into <paramref name="dg"/> and <paramref name="du"/> (laid out
+    /// as g and u: the halves of one stacked gradient when g and u are the halves of one stacked output).
+    /// </summary>
+    public static void SwiGluBackward(Tensor dy, Tensor g, Tensor u, Tensor dg, Tensor du)
+    {
+        var n = g.shape[^1];
+        var rows = g.numel() / n;
+        if (rows == 0) return;
+        using var dyc = dy.contiguous();
+        long pdy = Ptr(dyc), pg = Ptr(g), pu = Ptr(u), pdg = Ptr(dg), pdu = Ptr(du), r = rows, gs = RowStride(g), us = RowStride(u);
+        if (RowStride(dg) != gs || RowStride(du) != us) throw new ArgumentException("gradients must be laid out as their inputs");
+        int nn = (int)n;
+        void** args = stackalloc void*[] { &pdy, &pg, &pu, &pdg, &pdu, &r, &nn, &gs, &us };
+        Launch(g, $"swiglu_bwd_{Code(g.dtype)}", ElementwiseGrid(rows * n), 256, args);
+    }
+
+    /// <summary>
+    /// Whether rows of <paramref name="t"/> [.., n] are evenly strided with unit stride inside a row (a contiguous tensor
+    /// or a last-dimension slice of one), which <see cref="SwiGlu"/> needs.
+    /// </summary>
+    public static bool RowsEvenlyStrided(Tensor t)
+    {
+        if (t.stride(-1) != 1) return false;
+        var rowStride = t.dim() >= 2 ? t.stride(-2) : t.shape[^1];
+        var expected = rowStride;
+        for (var i = (int)t.dim() - 2; i >= 0; i--)
+        {
+            if (t.shape[i] != 1 && t.stride(i) != expected) return false;
+            expected *= t.shape[i];
+        }
+        return true;
+    }
+
+    static long RowStride(Tensor t) => t.dim() >= 2 ? t.stride(-2) : t.shape[^1];
+}
