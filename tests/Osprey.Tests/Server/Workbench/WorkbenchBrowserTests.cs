@@ -9,7 +9,8 @@ namespace Osprey.Tests.Server.Workbench;
 /// <c>osprey web-ui</c> in Debian's headless Chromium, driven over the DevTools protocol: the Train form is filled for
 /// the demo model and started, the loss chart gains points, Stop leaves a checkpoint, Resume continues it, a path
 /// outside the allowed folders is refused on the page, a merge export runs, a restarted web UI lists the same jobs, and
-/// the checkpoint answers in the Chat tab. Screenshots of every tab (1280×800, and a narrow window) are saved to
+/// the checkpoint answers in the Chat tab, eval results replace the charts of eval jobs, and a GRPO run from the RLHF
+/// form draws its reward series. Screenshots of every tab (1280×800, and a narrow window) are saved to
 /// bin/.../web-ui-screenshots. One browser and one flow, to keep the suite fast.
 /// </summary>
 public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetime
@@ -245,6 +246,8 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         // Two logged steps: two points in each chart.
         await Wait($"{pointsJs} === '{JsonValue.Create(rewardKeys.Select(_ => "2").ToArray())!.ToJsonString()}'", 30);
         Assert.False((bool)(await Js("document.querySelector('#panel-runs .chart-box').hidden"))!);
+        // Both steps are labelled on the x axis (the tick sum 1 + 5 x 0.2 falls short of 2 in floating point).
+        Assert.Equal("1 2", (string)(await Js("document.querySelector('#panel-runs canvas[data-key=reward]').dataset.xticks"))!);
         await Shot("runs-grpo");
 
         foreach (var tab in new[] { "rlhf", "eval", "deploy", "hub" })
