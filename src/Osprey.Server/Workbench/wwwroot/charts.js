@@ -72,8 +72,11 @@ window.OspreyCharts = (() => {
       g.fillText(ylabels.texts[i], left - 4, sy(v) + 4);
     });
     g.textAlign = "center";
-    // x is the optimizer step: whole numbers only.
-    for (const v of ticks(x0, x1, 5).filter((v) => Number.isInteger(v))) g.fillText(String(v), sx(v), height - 6);
+    // x is the optimizer step: whole numbers only. Ticks are summed steps (1 + 5 x 0.2 is 1.9999999999999998), so
+    // "whole" is up to rounding, else a two-step run would show no label for its last step.
+    const xt = [...new Set(ticks(x0, x1, 5).filter((v) => Math.abs(v - Math.round(v)) < 1e-6).map(Math.round))];
+    canvas.dataset.xticks = xt.join(" ");
+    for (const v of xt) g.fillText(String(v), sx(v), height - 6);
     g.textAlign = "left";
     series.forEach((s, i) => {
       const points = s.points.filter((p) => Number.isFinite(p[1]));

@@ -294,11 +294,11 @@
             <button type="button" class="delete" data-i18n="delete_"></button></div>
           <p class="job-error" role="alert" hidden></p>
           <dl><dt data-i18n="command"></dt><dd><code class="job-command"></code></dd>
-            <dt data-i18n="run_folder"></dt><dd class="run-dir"></dd><dt data-i18n="tensorboard"></dt><dd class="tb"></dd>
-            <dt data-i18n="checkpoint"></dt><dd class="ckpt"></dd></dl>
+            <dt class="train-only" data-i18n="run_folder"></dt><dd class="train-only run-dir"></dd><dt class="train-only" data-i18n="tensorboard"></dt><dd class="train-only tb"></dd>
+            <dt class="train-only" data-i18n="checkpoint"></dt><dd class="train-only ckpt"></dd></dl>
           <div class="eval" hidden><h3 data-i18n="eval_results"></h3><p class="eval-note"></p>
             <div class="table-wrap"><table class="eval-table"><thead></thead><tbody></tbody></table></div><canvas class="eval-chart"></canvas></div>
-          <h3 data-i18n="charts"></h3><p class="no-points" data-i18n="no_points"></p><div class="charts"></div>
+          <div class="chart-box"><h3 data-i18n="charts"></h3><p class="no-points" data-i18n="no_points"></p><div class="charts"></div></div>
           <h3 data-i18n="log"></h3><pre class="log"></pre>
         </div></div>`;
     $(".stop", panel).addEventListener("click", () => jobAction("stop"));
@@ -310,6 +310,9 @@
   }
 
   const selectedJob = () => state.jobs.find((j) => j.id === state.selected);
+  // Jobs of these verbs write logging.jsonl in a run folder; the others (eval, export, deploy, app, download, cache) never do.
+  const TRAINING = new Set(["sft", "pt", "rlhf", "grpo"]);
+  const trains = (job) => TRAINING.has(job.verb) || !!job.run_directory;
 
   async function refreshJobs() {
     try { state.jobs = await api("/api/jobs"); } catch (_) { return; }
@@ -351,6 +354,8 @@
     $(".run-dir", panel).textContent = job.run_directory || "—";
     $(".tb", panel).textContent = job.tensorboard ? `tensorboard --logdir ${job.tensorboard}` : "—";
     $(".ckpt", panel).textContent = job.last_checkpoint || "—";
+    // Eval, export, deploy, chat and hub jobs have no run folder: their empty rows are left out.
+    for (const node of panel.querySelectorAll(".train-only")) node.hidden = !trains(job);
     const running = job.state === "running" || job.state === "stopping";
     $(".stop", panel).disabled = job.state !== "running";
     $(".resume", panel).disabled = running || !job.last_checkpoint;
@@ -422,6 +427,10 @@
     const ids = [...new Set([state.selected, ...state.compare].filter(Boolean))];
     const ordered = window.OspreyCharts.chartKeys(ids.flatMap((id) => state.metrics[id] || []));
     $("#panel-runs .no-points").hidden = ordered.length > 0;
+    // The charts section is for runs that log steps: a job that never will (an evaluation, an export) shows none,
+    // rather than an empty "no logged steps" area under its results. A compared training run brings it back.
+    const job = selectedJob();
+    $("#panel-runs .chart-box").hidden = ordered.length === 0 && !(job && trains(job));
     for (const canvas of [...holder.children]) if (!ordered.includes(canvas.dataset.key)) canvas.remove();
     for (const key of ordered) {
       let canvas = holder.querySelector(`canvas[data-key="${CSS.escape(key)}"]`);

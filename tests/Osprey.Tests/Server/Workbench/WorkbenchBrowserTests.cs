@@ -9,7 +9,8 @@ namespace Osprey.Tests.Server.Workbench;
 /// <c>osprey web-ui</c> in Debian's headless Chromium, driven over the DevTools protocol: the Train form is filled for
 /// the demo model and started, the loss chart gains points, Stop leaves a checkpoint, Resume continues it, a path
 /// outside the allowed folders is refused on the page, a merge export runs, a restarted web UI lists the same jobs, and
-/// the checkpoint answers in the Chat tab. Screenshots of every tab (1280×800, and a narrow window) are saved to
+/// the checkpoint answers in the Chat tab, eval results replace the charts of eval jobs, and a GRPO run from the RLHF
+/// form draws its reward series. Screenshots of every tab (1280×800, and a narrow window) are saved to
 /// bin/.../web-ui-screenshots. One browser and one flow, to keep the suite fast.
 /// </summary>
 public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetime
@@ -23,6 +24,8 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
     public async Task InitializeAsync()
     {
         File.Copy(Path.Combine(TestPaths.RepoRoot, "examples", "datasets", "memorize.jsonl"), _dir.File("memorize.jsonl"));
+        // GRPO prompts (one per generation batch of 2 completions).
+        File.WriteAllLines(_dir.File("prompts.jsonl"), ["""{"messages":[{"role":"user","content":"Count to three."}]}""", """{"messages":[{"role":"user","content":"Name a colour."}]}"""]);
         _browser = await HeadlessChromium.StartAsync(TimeSpan.FromSeconds(60));
     }
 
@@ -151,6 +154,8 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Click("#panel-export .start");
         await Wait(Selected + "?.dataset.state === 'succeeded' || " + Selected + "?.dataset.state === 'failed'", 120);
         Assert.Equal("succeeded", (string)(await Js(Selected + ".dataset.state"))!);
+        // An export logs no steps and has no run folder: no empty charts section, no rows of dashes.
+        Assert.Equal("true|true", (string)(await Js("document.querySelector('#panel-runs .chart-box').hidden + '|' + document.querySelector('#panel-runs .run-dir').hidden"))!);
         Assert.True(File.Exists(_dir.File(Path.Combine("merged", "config.json"))), string.Join(", ", Directory.GetFileSystemEntries(_dir.Path)));
         Assert.NotEmpty(Directory.GetFiles(_dir.File("merged"), "*.safetensors"));
 
@@ -205,6 +210,8 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         const string Scores = "[...document.querySelectorAll('#panel-runs .eval-table tr:is(.level-subset, .level-overall)[data-metric=acc]')].map(r => r.dataset.group + '=' + [...r.querySelectorAll('td.score')].map(c => c.textContent).join('/')).join(' ')";
         await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '1'", 30);
         Assert.Equal("arith=0.5000 geo=0.3333 OVERALL=0.4286", (string)(await Js(Scores))!);
+        // An evaluation has results, not a loss curve: the charts section is left out, not shown empty.
+        Assert.True((bool)(await Js("document.querySelector('#panel-runs .chart-box').hidden"))!);
         await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
         await Wait("document.querySelector('#panel-runs .eval').dataset.runs === '2'", 30);
         // Selected run (always C) first, then the compared one (always A: 1/4, 1/3, 2/7).
@@ -214,6 +221,34 @@ public sealed class WorkbenchBrowserTests(ITestOutputHelper log) : IAsyncLifetim
         await Js("document.querySelector('#panel-runs .eval').scrollIntoView()");
         await Shot("eval-results");
         await Js($"document.querySelector('#panel-runs tbody tr[data-job=\"{evalJobs[0]}\"] input[type=checkbox]').click()");
+
+        // GRPO from the RLHF form: two steps of the demo model with the built-in repetition and soft overlong rewards;
+        // the reward series of its logging.jsonl are drawn, one point per logged step.
+        await Js("document.getElementById('tab-rlhf').click()");
+        await Fill("rlhf", new Dictionary<string, string>
+        {
+            ["model"] = TestDemoModel.Folder, ["rlhf_type"] = "grpo", ["dataset"] = "prompts.jsonl", ["reward_funcs"] = "repetition soft_overlong", ["soft_cache_length"] = "3", ["num_generations"] = "2",
+            ["max_completion_length"] = "4", ["per_device_train_batch_size"] = "2", ["gradient_accumulation_steps"] = "1", ["max_steps"] = "2",
+            ["logging_steps"] = "1", ["save_steps"] = "100", ["device"] = "cpu", ["load_from_cache_file"] = "false", ["output_dir"] = "grpo",
+        });
+        await Wait("document.querySelector('#panel-rlhf .command').textContent.includes('--output_dir grpo')", 30);
+        Assert.Contains("--rlhf_type grpo", (string)(await Js("document.querySelector('#panel-rlhf .command').textContent"))!);
+        await Click("#panel-rlhf .start");
+        await Wait("document.body.dataset.tab === 'runs' && " + Selected + "?.dataset.job && document.querySelector('#panel-runs .job-command').textContent.includes('--rlhf_type grpo')", 30);
+        await Wait(Selected + "?.dataset.state === 'succeeded' || " + Selected + "?.dataset.state === 'failed'", 120);
+        Assert.True("succeeded" == (string)(await Js(Selected + ".dataset.state"))!, (string?)await Js("document.querySelector('#panel-runs pre.log').textContent"));
+        var grpoRun = (string)(await Js("document.querySelector('#panel-runs .run-dir').textContent"))!;
+        var grpoSteps = File.ReadAllLines(Path.Combine(grpoRun, "logging.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(r => r.ContainsKey("reward")).ToList();
+        Assert.Equal(2, grpoSteps.Count);
+        string[] rewardKeys = ["reward", "reward_std", "kl", "rewards/repetition/mean", "rewards/repetition/std", "rewards/soft_overlong/mean"];
+        Assert.All(rewardKeys, k => Assert.All(grpoSteps, r => Assert.True(r.ContainsKey(k), k)));
+        var pointsJs = "JSON.stringify(" + JsonValue.Create(rewardKeys)!.ToJsonString() + ".map(k => document.querySelector(`#panel-runs canvas[data-key=\"${k}\"]`)?.dataset.points ?? 'none'))";
+        // Two logged steps: two points in each chart.
+        await Wait($"{pointsJs} === '{JsonValue.Create(rewardKeys.Select(_ => "2").ToArray())!.ToJsonString()}'", 30);
+        Assert.False((bool)(await Js("document.querySelector('#panel-runs .chart-box').hidden"))!);
+        // Both steps are labelled on the x axis (the tick sum 1 + 5 x 0.2 falls short of 2 in floating point).
+        Assert.Equal("1 2", (string)(await Js("document.querySelector('#panel-runs canvas[data-key=reward]').dataset.xticks"))!);
+        await Shot("runs-grpo");
 
         foreach (var tab in new[] { "rlhf", "eval", "deploy", "hub" })
         {
