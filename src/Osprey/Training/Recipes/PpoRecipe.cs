@@ -215,7 +215,11 @@ public static class PpoRecipe
             try
             {
                 var rolloutSeconds = clock.Elapsed.TotalSeconds;
-                state.BatchMetrics = new Dictionary<string, double> { ["time/rollout_seconds"] = rolloutSeconds };
+                state.BatchMetrics = new Dictionary<string, double>
+                {
+                    ["time/rollout_seconds"] = rolloutSeconds,
+                    ["rollout_tokens_per_second"] = batch.Sum(r => r.Completion.Length) / Math.Max(1e-9, rolloutSeconds),
+                };
                 var forwardRows = ppo.LocalRolloutForwardBatchSize;
                 logps = GrpoRecipe.TokenLogProbs(model, batch, session.ChunkRows, forwardRows);
                 if (reference is null) model.SetAdaptersEnabled(false);
