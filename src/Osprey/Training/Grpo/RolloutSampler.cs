@@ -53,6 +53,8 @@ internal sealed class RolloutSampler : IDisposable
         var slots = Math.Max(1, maxRequests);
         if (model.Device.type == DeviceType.CUDA && Nvml.Devices() is { Count: > 0 } gpus)
         {
+            // NVML numbers GPUs physically, CUDA after CUDA_VISIBLE_DEVICES: the cards of one host are alike in practice,
+            // and the figure only caps the cache.
             var total = gpus[Math.Clamp(model.Device.index, 0, gpus.Count - 1)].TotalBytes;
             // The engine keeps one staging row beyond its running rows.
             var fit = (long)(memoryFraction * total) / (bytesPerToken * maxModelLen) - 1;
