@@ -7,7 +7,9 @@
 #     (logging.jsonl's time/rollout_seconds, time/scoring_seconds, time/update_seconds, mean of steps 2-5);
 #   - rollout tokens/s (rollout_tokens_per_second) against the serving engine's own throughput at the same
 #     concurrency and lengths (`osprey benchmark --concurrency 32 --prompt_length 64 --max_new_tokens 512`);
-#     the target is >= 0.8x. Rollouts use TokenGenerator on the training model, not the engine (docs/grpo.md);
+#     the target is >= 0.8x. Rollouts run on that same engine over the live policy (LoRA adapters on, CUDA
+#     graphs on; docs/grpo.md), so the ratio is the cost of the adapters and of sharing the process with training;
+#   - which sampler ran (the run's "osprey: rollouts run on ..." line: slots, KV cache, CUDA graphs);
 #   - peak memory (nvidia-smi sampled every 0.5 s while the run lasts).
 # Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
 set -uo pipefail
@@ -40,9 +42,13 @@ for size in 0.5b 7b; do
   L="$OUT/$size-grpo/logging.jsonl"
   peak=$(sort -n "$OUT/$size-mem.txt" | tail -1)
   $OSP benchmark --model $M --device cuda --torch_dtype bfloat16 --concurrency 32 --prompt_length 64 --max_new_tokens 512 \
-    > "$OUT/$size-engine.txt" 2>&1
+    --result_path "$OUT/$size-engine.jsonl" > "$OUT/$size-engine.txt" 2>&1
+  rollout=$(mean $L rollout_tokens_per_second)
+  engine=$(python3 -c "import json,sys; print('%.1f' % json.loads(open(sys.argv[1]).readlines()[-1])['result']['ThroughputTokensPerSecond'])" "$OUT/$size-engine.jsonl" 2>/dev/null || echo nan)
+  ratio=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$rollout" "$engine" 2>/dev/null || echo nan)
   echo "$size | step s: rollout $(mean $L time/rollout_seconds) scoring $(mean $L time/scoring_seconds) update $(mean $L time/update_seconds)" \
-    "| rollout tok/s $(mean $L rollout_tokens_per_second) vs engine (see $size-engine.txt) | peak GPU MiB $peak" | tee -a "$OUT/table.txt"
+    "| rollout tok/s $rollout vs engine serving $engine = ${ratio}x (target >= 0.8) | peak GPU MiB $peak" | tee -a "$OUT/table.txt"
+  grep -h "osprey: rollouts run on" "$OUT/$size-grpo.log" | tee -a "$OUT/table.txt"
   rm -rf $M
 done
 echo; cat "$OUT/table.txt"

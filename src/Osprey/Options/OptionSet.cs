@@ -27,7 +27,8 @@ public sealed class OptionSet
         CollectNoEffect(type, noEffect);
         // A verb may implement a flag a shared group ignores elsewhere (rlhf's GRPO takes --external_plugins, which
         // ModelOptions lists as no-effect for every verb): the real declaration wins.
-        noEffect.RemoveAll(f => specs.Any(s => s.Name == f.Name && s.Path.Count > 0 && s.Path[^1].DeclaringType?.Namespace == "Osprey.Training.Grpo"));
+        // So may an alias (rlhf maps --vllm_gpu_memory_utilization onto --rollout_memory_fraction).
+        noEffect.RemoveAll(f => specs.Any(s => (s.Name == f.Name || s.Aliases.Contains(f.Name)) && s.Path.Count > 0 && s.Path[^1].DeclaringType?.Namespace == "Osprey.Training.Grpo"));
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in specs.SelectMany(s => s.Aliases.Prepend(s.Name)).Concat(noEffect.Select(f => f.Name)))
             if (!seen.Add(name)) throw new InvalidOperationException($"{type.Name} declares the flag --{name} twice.");

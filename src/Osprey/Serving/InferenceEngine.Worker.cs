@@ -108,7 +108,8 @@ public sealed partial class InferenceEngine
     {
         while (!_stop.IsCancellationRequested)
         {
-            while (_queue.Reader.TryRead(out var state)) _pending.Enqueue(state);
+            lock (_submitGate)
+                while (_queue.Reader.TryRead(out var state)) _pending.Enqueue(state);
             DropCancelled();
             var worked = RunEmbeds();
             try

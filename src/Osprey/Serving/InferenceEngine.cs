@@ -19,6 +19,7 @@ public sealed partial class InferenceEngine : IDisposable
     readonly Thread _worker;
     readonly CancellationTokenSource _stop = new();
     readonly Func<IReadOnlyList<int>, string> _decode;
+    readonly object _submitGate = new(); // held while a batch is queued and while the worker takes the queue
     int _waiting;
     long _completed, _cancelled, _generated;
     volatile Exception? _failure; // set when the worker dies; every later request is refused with it
@@ -78,12 +79,49 @@ public sealed partial class InferenceEngine : IDisposable
     }
 
     /// <summary>Runs a request to the end and returns its text and tokens.</summary>
-    public async Task<EngineResult> GenerateAsync(EngineRequest request, CancellationToken cancel = default)
+    public Task<EngineResult> GenerateAsync(EngineRequest request, CancellationToken cancel = default) => Collect(request, Submit(request, cancel));
+
+    /// <summary>
+    /// Runs a batch of requests to the end, all queued at once: the worker sees the whole batch in one go, so the same
+    /// batch is always scheduled (grouped into prefills, decoded together) the same way and, with seeded sampling,
+    /// gives the same tokens every time (GRPO and PPO rollouts rely on it to resume bit-identically). Results come in
+    /// request order. Throws like <see cref="Submit"/>; a batch that cannot be queued whole is not run at all.
+    /// </summary>
+    public async Task<IReadOnlyList<EngineResult>> GenerateAllAsync(IReadOnlyList<EngineRequest> requests, CancellationToken cancel = default)
+    {
+        var states = new List<RequestState>(requests.Count);
+        lock (_submitGate)
+        {
+            try
+            {
+                foreach (var r in requests) states.Add(Enqueue(r, cancel));
+            }
+            catch
+            {
+                foreach (var s in states) s.Cancel();
+                throw;
+            }
+        }
+        var results = new EngineResult[requests.Count];
+        try
+        {
+            for (var i = 0; i < requests.Count; i++) results[i] = await Collect(requests[i], Read(states[i], cancel)).ConfigureAwait(false);
+        }
+        catch
+        {
+            // One request failed or the caller gave up: the rest of the batch must not keep its rows.
+            foreach (var s in states) s.Cancel();
+            throw;
+        }
+        return results;
+    }
+
+    static async Task<EngineResult> Collect(EngineRequest request, IAsyncEnumerable<EngineUpdate> updates)
     {
         var tokens = new List<GeneratedToken>();
         var text = new System.Text.StringBuilder();
         EngineUpdate? last = null;
-        await foreach (var u in Submit(request, cancel).ConfigureAwait(false))
+        await foreach (var u in updates.ConfigureAwait(false))
         {
             text.Append(u.TextDelta);
             if (u.Token is not null) tokens.Add(u.Token);

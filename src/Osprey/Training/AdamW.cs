@@ -206,6 +206,14 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
 
     bool Sharded => _collectives is not null && _stage != ZeroStage.None;
 
+    /// <summary>
+    /// Builds the float32 masters and flat buffers now rather than at the first step. Relocatable parameters (LoRA
+    /// matrices) move into those buffers here, once, and every later step updates them in place; code that captures a
+    /// parameter's storage (the rollout engine's CUDA graphs) must start after this, or it would keep reading the storage
+    /// the parameter left. The values are unchanged, so calling it early changes no result.
+    /// </summary>
+    public void Prepare() => _ = Groups();
+
     List<Group> Groups()
     {
         if (Sharded) return _groups ??= ShardedGroups();

@@ -127,6 +127,7 @@ public static class FineTuning
             Loss = options.Loss,
             Sampling = sampling with { StopTokenIds = stopIds },
             Decode = ids => chat.DecodeReply(ids, stopIds),
+            Tokenizer = chat.Tokenizer,
             ReferenceModel = options.ReferenceModel is null ? null : HubCache.ResolveModel(options.ReferenceModel),
         };
         var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress);

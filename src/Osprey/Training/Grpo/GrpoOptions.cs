@@ -35,6 +35,11 @@ public sealed record GrpoOptions
     [Option("repetition_penalty", "GRPO: rollout repetition penalty (1 = off).")]
     public double RepetitionPenalty { get; init; } = 1.0;
 
+    /// <summary>Share of the GPU's memory the rollout engine's KV cache may take (it shares the policy's weights, so needs nothing else).</summary>
+    [Option("rollout_memory_fraction", "GRPO/PPO: share of the GPU's memory the in-process rollout engine's KV cache may take (it shares the policy's weights); it never takes more than the generation batch needs. ms-swift's --vllm_gpu_memory_utilization sets it too.",
+        Aliases = ["vllm_gpu_memory_utilization"])]
+    public double RolloutMemoryFraction { get; init; } = 0.3;
+
     /// <summary>ε: the lower clip of the importance ratio (and the upper one unless <see cref="EpsilonHigh"/>).</summary>
     [Option("epsilon", "GRPO: clip the importance ratio to [1 - epsilon, 1 + epsilon_high].")]
     public double Epsilon { get; init; } = 0.2;
@@ -149,6 +154,7 @@ public sealed record GrpoOptions
         if (TopP is <= 0 or > 1) throw new OspreyException($"--top_p must be in (0, 1] (got {TopP}).");
         if (TopK < 0) throw new OspreyException($"--top_k must be 0 (off) or more (got {TopK}).");
         if (!(RepetitionPenalty > 0)) throw new OspreyException($"--repetition_penalty must be positive (got {RepetitionPenalty}).");
+        if (!(RolloutMemoryFraction > 0 && RolloutMemoryFraction <= 1)) throw new OspreyException($"--rollout_memory_fraction must be in (0, 1] (got {RolloutMemoryFraction}); it is the share of the GPU's memory for the rollout engine's KV cache, e.g. 0.3.");
         if (!(Epsilon > 0 && Epsilon < 1)) throw new OspreyException($"--epsilon must be in (0, 1) (got {Epsilon}).");
         if (!(ResolvedEpsilonHigh > 0) || !double.IsFinite(ResolvedEpsilonHigh)) throw new OspreyException($"--epsilon_high must be positive (got {EpsilonHigh}).");
         if (NumIterations < 1) throw new OspreyException($"--num_iterations must be 1 or more (got {NumIterations}).");

@@ -21,6 +21,9 @@ public sealed record GrpoRun
     /// <summary>Turns generated ids into reply text (stop ids removed).</summary>
     public required Func<IReadOnlyList<int>, string> Decode { get; init; }
 
+    /// <summary>The model's tokenizer, which the rollout engine needs; null samples rollouts with <see cref="TokenGenerator"/> instead.</summary>
+    public Tokenization.Tokenizer? Tokenizer { get; init; }
+
     /// <summary>A separate reference model folder (<c>--ref_model</c>); null: the adapter-off base (LoRA) or the base loaded again (full).</summary>
     public string? ReferenceModel { get; init; }
 }

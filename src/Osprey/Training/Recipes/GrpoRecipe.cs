@@ -20,8 +20,9 @@ namespace Osprey.Training.Recipes;
 /// num_iterations times; every optimizer step takes gradient_accumulation_steps micro-batches from it.
 /// </summary>
 /// <remarks>
-/// Rollouts are sampled with <see cref="TokenGenerator"/> on the training model itself (adapters on, evaluation mode), so
-/// they always see the current weights with nothing copied; the in-process continuous-batching engine is not used yet.
+/// Rollouts are sampled by <see cref="RolloutSampler"/>: the in-process continuous-batching engine over the training
+/// model itself (adapters on, evaluation mode), so they always see the current weights with nothing copied, and
+/// <see cref="TokenGenerator"/> on the same model where the engine cannot run.
 /// </remarks>
 public static class GrpoRecipe
 {
@@ -59,7 +60,8 @@ public static class GrpoRecipe
             var micro = start * gradAcc;
             return new GrpoState { Generations = micro / microPerGeneration, Cursor = micro / microPerGeneration * promptsPerGeneration };
         }
-        var generation = new Generation(session, data, rewards, reference, promptsPerGeneration, stepsPerGeneration);
+        using var sampler = RolloutSampler.For(session, data, promptsPerGeneration * g.NumGenerations);
+        var generation = new Generation(session, data, rewards, reference, sampler, promptsPerGeneration, stepsPerGeneration);
         using var completionsLog = g.LogCompletions ? new StreamWriter(Path.Combine(session.RunDirectory, "completions.jsonl"), append: true) : null;
         var settings = new GrpoLossSettings(data.Loss.ResolvedLossType, g.ImportanceSamplingLevel, g.Epsilon, g.ResolvedEpsilonHigh, beta, g.MaxCompletionLength, 0);
 
@@ -196,19 +198,6 @@ public static class GrpoRecipe
         log.Flush();
     }
 
-    /// <summary>0..n-1 in a Fisher–Yates order drawn from <paramref name="seed"/> (prompt epochs here, PPO's mini-batches).</summary>
-    internal static int[] Shuffled(int n, int seed)
-    {
-        var order = Enumerable.Range(0, n).ToArray();
-        var rng = new Random(seed);
-        for (var i = n - 1; i > 0; i--)
-        {
-            var j = rng.Next(i + 1);
-            (order[i], order[j]) = (order[j], order[i]);
-        }
-        return order;
-    }
-
     /// <summary>
     /// Prompt + completion rows, right-padded, labels on the completion tokens only, and the map from the forward pass's
     /// labelled-token order (row-major) and a value model's positions to the padded completion grid [B, T] the loss
@@ -272,22 +261,9 @@ public static class GrpoRecipe
     }
 
     /// <summary>Makes generation batches: prompts from the stream, rollouts on the live policy, rewards, advantages, log-probs.</summary>
-    sealed class Generation(TrainingSession session, GrpoRun data, RewardSet rewards, CausalLM? reference, int promptsPerGeneration, int stepsPerGeneration)
+    sealed class Generation(TrainingSession session, GrpoRun data, RewardSet rewards, CausalLM? reference, RolloutSampler sampler, int promptsPerGeneration, int stepsPerGeneration)
     {
-        readonly Dictionary<long, int[]> _orders = [];
-
-        int PromptAt(long position)
-        {
-            var n = data.Prompts.Count;
-            var epoch = position / n;
-            if (!_orders.TryGetValue(epoch, out var order))
-            {
-                // Seeded by (seed, epoch), so a resumed run walks the same order.
-                order = Shuffled(n, unchecked(session.Options.Seed * 7919 + (int)epoch));
-                _orders[epoch] = order;
-            }
-            return order[(int)(position % n)];
-        }
+        readonly PromptOrder _order = new(data.Prompts.Count, session.Options.Seed);
 
         public void Make(GrpoState state, long step)
         {
@@ -302,9 +278,10 @@ public static class GrpoRecipe
             for (var round = 0; ; round++)
             {
                 var want = promptsPerGeneration - kept.Count;
-                var prompts = Enumerable.Range(0, want).Select(_ => PromptAt(state.Cursor++)).ToList();
+                var prompts = _order.Take(state.Cursor, want);
+                state.Cursor += want;
                 var t0 = clock.Elapsed.TotalSeconds;
-                var rollouts = Sample(prompts, state.Generations, round);
+                var rollouts = sampler.Sample(data, prompts, g.NumGenerations, session.Options.Seed, state.Generations, round);
                 rolloutSeconds += clock.Elapsed.TotalSeconds - t0;
                 generatedTokens += rollouts.Sum(r => r.Completion.Length);
                 t0 = clock.Elapsed.TotalSeconds;
@@ -388,42 +365,6 @@ public static class GrpoRecipe
             state.Batch = batch;
             state.BatchMetrics = m;
             state.NextMicro = 0;
-        }
-
-        List<Rollout> Sample(List<int> prompts, long generation, int round)
-        {
-            var g = data.Options;
-            var model = session.Model;
-            var sampling = data.Sampling with
-            {
-                MaxTokens = g.MaxCompletionLength,
-                DoSample = true,
-                Temperature = g.Temperature,
-                TopP = g.TopP,
-                TopK = g.TopK,
-                RepetitionPenalty = g.RepetitionPenalty,
-                // One stream per (seed, generation batch, resampling round): a resumed run samples the same tokens.
-                Seed = unchecked(session.Options.Seed * 1_000_003L + generation * 131 + round),
-            };
-            var ids = prompts.SelectMany(p => Enumerable.Repeat((IReadOnlyList<int>)data.Prompts[p].Ids, g.NumGenerations)).ToList();
-            model.eval();
-            IReadOnlyList<GenerationResult> results;
-            try
-            {
-                results = new TokenGenerator(model).Generate(ids, sampling);
-            }
-            finally
-            {
-                model.train();
-            }
-            return results.Select((r, i) => new Rollout
-            {
-                Prompt = prompts[i / g.NumGenerations],
-                PromptIds = data.Prompts[prompts[i / g.NumGenerations]].Ids,
-                Completion = r.Tokens.ToArray(),
-                Text = data.Decode(r.Tokens),
-                Truncated = r.Reason == FinishReason.Length,
-            }).ToList();
         }
     }
 }

@@ -63,7 +63,8 @@ public static class PpoRecipe
         var state = session.Resume is { } resume && !o.ResumeOnlyModel
             ? PpoState.Load(resume) ?? new PpoState { Generations = loop.StartStep / stepsPerBatch, Cursor = loop.StartStep / stepsPerBatch * rolloutSize }
             : new PpoState();
-        var rollouts = new Rollouts(session, data, ppo, rewards, reference, value);
+        using var sampler = RolloutSampler.For(session, data, rolloutSize);
+        var rollouts = new Rollouts(session, data, ppo, rewards, reference, value, sampler);
 
         // Loop.
         var step = loop.StartStep;
@@ -81,7 +82,7 @@ public static class PpoRecipe
             }
             var batch = state.Batch!;
             // Each pass over the batch shuffles it (seeded by run seed, batch and pass, so a resumed run sees the same order).
-            var order = GrpoRecipe.Shuffled(batch.Count, unchecked(o.Seed * 7919 + (int)state.Generations * 131 + state.NextStep / ppo.NumMiniBatches));
+            var order = PromptOrder.Shuffled(batch.Count, unchecked(o.Seed * 7919 + (int)state.Generations * 131 + state.NextStep / ppo.NumMiniBatches));
             var mini = order.Skip(state.NextStep % ppo.NumMiniBatches * miniBatch).Take(miniBatch).Select(i => batch[i]).ToList();
             var lossSum = zeros(1, dtype: ScalarType.Float32, device: model.Device);
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
@@ -197,54 +198,28 @@ public static class PpoRecipe
     }
 
     /// <summary>Makes rollout batches: prompts from the stream, one completion each on the live policy, scores, log-probs, values, GAE.</summary>
-    sealed class Rollouts(TrainingSession session, GrpoRun data, PpoOptions ppo, RewardSet rewards, CausalLM? reference, CausalLM value)
+    sealed class Rollouts(TrainingSession session, GrpoRun data, PpoOptions ppo, RewardSet rewards, CausalLM? reference, CausalLM value, RolloutSampler sampler)
     {
-        readonly Dictionary<long, int[]> _orders = [];
-
-        int PromptAt(long position)
-        {
-            var n = data.Prompts.Count;
-            var epoch = position / n;
-            if (!_orders.TryGetValue(epoch, out var order))
-            {
-                order = GrpoRecipe.Shuffled(n, unchecked(session.Options.Seed * 7919 + (int)epoch));
-                _orders[epoch] = order;
-            }
-            return order[(int)(position % n)];
-        }
+        readonly PromptOrder _order = new(data.Prompts.Count, session.Options.Seed);
 
         public void Make(PpoState state, int size)
         {
             var g = data.Options;
             var model = session.Model;
             var clock = Stopwatch.StartNew();
-            var prompts = Enumerable.Range(0, size).Select(_ => PromptAt(state.Cursor++)).ToList();
-            var sampling = data.Sampling with
-            {
-                MaxTokens = g.MaxCompletionLength,
-                DoSample = true,
-                Temperature = g.Temperature,
-                TopP = g.TopP,
-                TopK = g.TopK,
-                RepetitionPenalty = g.RepetitionPenalty,
-                Seed = unchecked(session.Options.Seed * 1_000_003L + state.Generations * 131),
-            };
-            List<Rollout> batch;
+            var prompts = _order.Take(state.Cursor, size);
+            state.Cursor += size;
+            var batch = sampler.Sample(data, prompts, 1, session.Options.Seed, state.Generations);
             List<float[]> logps, refs, values;
             model.eval();
             try
             {
-                var results = new TokenGenerator(model).Generate(prompts.Select(p => (IReadOnlyList<int>)data.Prompts[p].Ids).ToList(), sampling);
-                batch = results.Select((r, i) => new Rollout
-                {
-                    Prompt = prompts[i],
-                    PromptIds = data.Prompts[prompts[i]].Ids,
-                    Completion = r.Tokens.ToArray(),
-                    Text = data.Decode(r.Tokens),
-                    Truncated = r.Reason == FinishReason.Length,
-                }).ToList();
                 var rolloutSeconds = clock.Elapsed.TotalSeconds;
-                state.BatchMetrics = new Dictionary<string, double> { ["time/rollout_seconds"] = rolloutSeconds };
+                state.BatchMetrics = new Dictionary<string, double>
+                {
+                    ["time/rollout_seconds"] = rolloutSeconds,
+                    ["rollout_tokens_per_second"] = batch.Sum(r => r.Completion.Length) / Math.Max(1e-9, rolloutSeconds),
+                };
                 var forwardRows = ppo.LocalRolloutForwardBatchSize;
                 logps = GrpoRecipe.TokenLogProbs(model, batch, session.ChunkRows, forwardRows);
                 if (reference is null) model.SetAdaptersEnabled(false);

@@ -43,6 +43,7 @@ public sealed class GrpoCommandTests
             "--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "1", "--max_steps", "24", "--learning_rate", "3e-2", "--lora_rank", "16",
             "--logging_steps", "1", "--save_steps", "100", "--log_completions", "true", "--output_dir", temp.File("run"));
         Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("rollouts run on the in-process serving engine", run.Stderr);
         var steps = TrainingLog.ReadJsonl(temp.File("run/logging.jsonl")).Where(r => r.ContainsKey("loss")).ToList();
         Assert.Equal(24, steps.Count);
         foreach (var key in new[] { "reward", "reward_std", "rewards/lowercase/mean", "rewards/lowercase/std", "kl", "entropy", "clip_ratio/region_mean",
@@ -144,6 +145,7 @@ public sealed class GrpoCommandTests
     [InlineData(new string[0], "needs a reward")]
     [InlineData(new[] { "--reward_funcs", "format", "--loss_type", "sigmoid" }, "--loss_type for grpo must be one of")]
     [InlineData(new[] { "--reward_funcs", "format", "--reward_weights", "1", "2" }, "--reward_weights has 2 values for 1 rewards")]
+    [InlineData(new[] { "--reward_funcs", "format", "--vllm_gpu_memory_utilization", "1.5" }, "--rollout_memory_fraction must be in (0, 1] (got 1.5)")]
     public void BadSettingsGiveOneClearError(string[] flags, string message)
     {
         using var temp = new TempDirectory();

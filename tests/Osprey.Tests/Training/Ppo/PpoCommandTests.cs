@@ -39,6 +39,7 @@ public sealed class PpoCommandTests
             "--logging_steps", "1", "--save_steps", "4", "--output_dir", temp.File("run"));
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("value model (from the reward model)", run.Stderr);
+        Assert.Contains("rollouts run on the in-process serving engine", run.Stderr);
         var steps = TrainingLog.ReadJsonl(temp.File("run/logging.jsonl")).Where(r => r.ContainsKey("loss")).ToList();
         Assert.Equal(4, steps.Count);
         foreach (var key in new[] { "loss", "reward", "kl", "objective/kl", "objective/entropy", "objective/non_score_reward", "objective/rlhf_reward",
