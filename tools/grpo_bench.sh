@@ -11,7 +11,7 @@
 #     graphs on; docs/grpo.md), so the ratio is the cost of the adapters and of sharing the process with training;
 #   - which sampler ran (the run's "osprey: rollouts run on ..." line: slots, KV cache, CUDA graphs);
 #   - peak memory (nvidia-smi sampled every 0.5 s while the run lasts).
-# Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
+# Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. SIZES="0.5b" runs one model. Table comes last.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
@@ -28,7 +28,7 @@ with open(sys.argv[1], "w") as f:
 PY
 mean() { python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if '\"loss\"' in l][1:]; print('%.2f' % (sum(x[sys.argv[2]] for x in r)/max(1,len(r))))" "$@"; }
 : > "$OUT/table.txt"
-for size in 0.5b 7b; do
+for size in ${SIZES:-0.5b 7b}; do
   M=/tmp/qwen2-$size
   python3 tools/make_bench_model.py --size $size --out $M 2>&1 | grep wrote
   cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json $M/

@@ -22,9 +22,10 @@ internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFu
         var weight = (Tensor)vars[1];
         var offset = (bool)vars[3];
         var (y, _, inv) = FusedKernels.RmsNorm(x, null, weight, (double)vars[2], offset, keepInv: true);
+        // TorchSharp keeps the list and saves the tensors after forward returns: inv must stay valid until then (the
+        // caller's dispose scope, if any, frees its wrapper later; the saved variable holds its own reference).
         ctx.save_for_backward([x, weight, inv!]);
         ctx.save_data("offset", offset);
-        inv!.Dispose(); // the context holds its own reference
         return y;
     }
 
