@@ -117,6 +117,32 @@ public static class FusedKernelProbe
                 DequantizedLinear.ReleaseHandedBack();
             }
 
+            foreach (var rot in new[] { 64, 32 })
+            {
+                // A serving slot step: 3 rows of [1 position, 4 query + 2 key + 2 value heads of 64], caches of 5 rows x 7 slots.
+                using var scope = NewDisposeScope();
+                using var _ = no_grad();
+                var label = rot == 64 ? "rope + kv-cache write" : "rope + kv-cache write (partial)";
+                var stacked = Rand(3, 1, 8, 64).to_type(dtype);
+                var angles = Rand(3, 1, 1, rot / 2) * 3;
+                var emb = cat([angles, angles], -1);
+                var (cos, sin) = (emb.cos().to_type(dtype), emb.sin().to_type(dtype));
+                var keys = Rand(5, 2, 7, 64).to_type(dtype);
+                var values = Rand(5, 2, 7, 64).to_type(dtype);
+                var positions = tensor(new long[] { 4, 0, 6 }, device: device);
+                var index = positions.view(3, 1, 1, 1).expand(3, 2, 1, 64).contiguous();
+                // The tensor path: RoPE on the query and key heads, then the two scatters KvCache.Append does.
+                var rotated = OnTensorPath(() => RotaryEmbedding.ApplyHeadsLast(stacked.narrow(2, 0, 6), cos, sin, mayOverwrite: false));
+                var (refKeys, refValues) = (keys.clone(), values.clone());
+                refKeys.narrow(0, 0, 3).scatter_(2, index, rotated.narrow(1, 4, 2));
+                refValues.narrow(0, 0, 3).scatter_(2, index, stacked.narrow(2, 6, 2).transpose(1, 2));
+                var heads = stacked.clone();
+                FusedKernels.RopeIntoCache(heads, 4, cos, sin, keys.narrow(0, 0, 3), values.narrow(0, 0, 3), index);
+                Add(label + " (q)", Compare(heads.narrow(2, 0, 4).transpose(1, 2), rotated.narrow(1, 0, 4)), 0);
+                Add(label + " (k cache)", Compare(keys, refKeys), 0);
+                Add(label + " (v cache)", Compare(values, refValues), 0);
+            }
+
             {
                 using var scope = NewDisposeScope();
                 var stacked = (Rand(3, 5, 256) * 3).to_type(dtype);

@@ -137,6 +137,36 @@ template <int C> __device__ void swiglu_bwd(const void* dy, const void* g, const
   }
 }
 
+// One decode step (one new position per row) of the serving engine's slots: the query heads of x [B, 1, hq + 2 hkv, D]
+// (strides sb, sh) are rotated in place; the key heads are rotated straight into the key cache and the value heads copied
+// into the value cache ([B, hkv, capacity, D], strides kb, kh, kt) at each row's position pos[b * pb]. Rounds as rope.
+template <int C> __device__ void rope_kv(void* x, const void* cs, const void* sn, int hq, int hkv, int D, int rot,
+    long long sb, long long sh, long long cb, void* kc, void* vc, long long kb, long long kh, long long kt,
+    const long long* pos, long long pb) {
+  int b = blockIdx.x, half = rot / 2;
+  long long xo = b * sb, co = b * cb, p = pos[b * pb];
+  for (int i = threadIdx.x; i < (hq + hkv) * half; i += blockDim.x) {
+    int hd = i / half, j = i % half;
+    long long xi = xo + hd * sh + j;
+    float x1 = ld<C>(x, xi), x2 = ld<C>(x, xi + half);
+    float c1 = ld<C>(cs, co + j), c2 = ld<C>(cs, co + j + half), s1 = ld<C>(sn, co + j), s2 = ld<C>(sn, co + j + half);
+    float o1 = rnd<C>(x1 * c1) + rnd<C>(-x2 * s1), o2 = rnd<C>(x2 * c2) + rnd<C>(x1 * s2);
+    if (hd < hq) { st<C>(x, xi, o1); st<C>(x, xi + half, o2); }
+    else {
+      long long ki = b * kb + (hd - hq) * kh + p * kt + j;
+      st<C>(kc, ki, o1); st<C>(kc, ki + half, o2);
+    }
+  }
+  for (int i = threadIdx.x; i < hkv * (D - rot); i += blockDim.x) {
+    int hd = i / (D - rot), j = rot + i % (D - rot);
+    st<C>(kc, b * kb + hd * kh + p * kt + j, ld<C>(x, xo + (hq + hd) * sh + j));
+  }
+  for (int i = threadIdx.x; i < hkv * D; i += blockDim.x) {
+    int hd = i / D, j = i % D;
+    st<C>(vc, b * kb + hd * kh + p * kt + j, ld<C>(x, xo + (hq + hkv + hd) * sh + j));
+  }
+}
+
 #define RMS(C, O, R) extern "C" __global__ void rms_fwd_##C##O##R(const void* x, const void* res, void* sum, const void* w, void* y, \
     float* inv, int dim, float eps) { rms_fwd<C, O, R>(x, res, sum, w, y, inv, dim, eps); }
 #define RMSB(C, O) extern "C" __global__ void rms_bwd_##C##O(const void* dy, const void* h, const void* w, const float* inv, void* dx, \
@@ -148,7 +178,10 @@ template <int C> __device__ void swiglu_bwd(const void* dy, const void* g, const
     long long us) { swiglu<C>(g, u, y, rows, n, gs, us); } \
   extern "C" __global__ void swiglu_bwd_##C(const void* dy, const void* g, const void* u, void* dg, void* du, long long rows, int n, \
     long long gs, long long us) { swiglu_bwd<C>(dy, g, u, dg, du, rows, n, gs, us); }
-#define ALL(C) RMS(C, 0, 0) RMS(C, 0, 1) RMS(C, 1, 0) RMS(C, 1, 1) RMSB(C, 0) RMSB(C, 1) ROPE(C, 0) ROPE(C, 1) SWI(C)
+#define RKV(C) extern "C" __global__ void rope_kv_##C(void* x, const void* cs, const void* sn, int hq, int hkv, int D, int rot, \
+    long long sb, long long sh, long long cb, void* kc, void* vc, long long kb, long long kh, long long kt, const long long* pos, \
+    long long pb) { rope_kv<C>(x, cs, sn, hq, hkv, D, rot, sb, sh, cb, kc, vc, kb, kh, kt, pos, pb); }
+#define ALL(C) RMS(C, 0, 0) RMS(C, 0, 1) RMS(C, 1, 0) RMS(C, 1, 1) RMSB(C, 0) RMSB(C, 1) ROPE(C, 0) ROPE(C, 1) SWI(C) RKV(C)
 ALL(0)
 ALL(1)
 ALL(2)
@@ -165,7 +198,7 @@ ALL(2)
     /// <summary>Kernel names in the module (every dtype code 0-2).</summary>
     static IEnumerable<string> Names() =>
         from c in new[] { 0, 1, 2 }
-        from n in new[] { "rms_fwd_{0}00", "rms_fwd_{0}01", "rms_fwd_{0}10", "rms_fwd_{0}11", "rms_bwd_{0}0", "rms_bwd_{0}1", "rope_{0}0", "rope_{0}1", "swiglu_{0}", "swiglu_bwd_{0}" }
+        from n in new[] { "rms_fwd_{0}00", "rms_fwd_{0}01", "rms_fwd_{0}10", "rms_fwd_{0}11", "rms_bwd_{0}0", "rms_bwd_{0}1", "rope_{0}0", "rope_{0}1", "swiglu_{0}", "swiglu_bwd_{0}", "rope_kv_{0}" }
         select string.Format(System.Globalization.CultureInfo.InvariantCulture, n, c);
 
     /// <summary>
@@ -301,6 +334,29 @@ ALL(2)
         void** args = stackalloc void*[] { &px, &po, &pc, &ps, &tt, &heads, &d, &rot, &sb, &st, &sh, &ob, &ot, &oh, &cb, &ct };
         var threads = (uint)Math.Clamp((heads * (rot / 2) + 31) / 32 * 32, 32, 512);
         Launch(x, $"rope_{Code(x.dtype)}{(inverse ? 1 : 0)}", (uint)(b * t), threads, args);
+    }
+
+    /// <summary>
+    /// One slot decode step: rotates the query heads of <paramref name="heads"/> [B, 1, qHeads + 2 kvHeads, D] in place
+    /// and writes the rotated key heads and the value heads into <paramref name="keyCache"/> / <paramref name="valueCache"/>
+    /// ([B', kvHeads, capacity, D], same strides, B' ≥ B) at row b's position <paramref name="positions"/>[b · stride(0)]
+    /// (int64). Tables as <see cref="RopeFits"/> takes them. Replaces a RoPE pass and two scatters.
+    /// </summary>
+    public static void RopeIntoCache(Tensor heads, int qHeads, Tensor cos, Tensor sin, Tensor keyCache, Tensor valueCache, Tensor positions)
+    {
+        long b = heads.shape[0];
+        if (b == 0) return;
+        var kvHeads = (int)keyCache.shape[1];
+        if (heads.shape[1] != 1 || heads.shape[2] != qHeads + 2L * kvHeads || heads.stride(3) != 1 || keyCache.stride(3) != 1
+            || !keyCache.stride().SequenceEqual(valueCache.stride()) || positions.dtype != ScalarType.Int64 || keyCache.dtype != heads.dtype)
+            throw new ArgumentException("RopeIntoCache: heads, caches or positions are not laid out as the kernel needs");
+        long px = Ptr(heads), pc = Ptr(cos), ps = Ptr(sin), pk = Ptr(keyCache), pv = Ptr(valueCache), pp = Ptr(positions);
+        int hq = qHeads, hkv = kvHeads, d = (int)heads.shape[3], rot = (int)cos.shape[3];
+        long sb = heads.stride(0), sh = heads.stride(2), cb = cos.shape[0] == 1 ? 0 : cos.stride(0);
+        long kb = keyCache.stride(0), kh = keyCache.stride(1), kt = keyCache.stride(2), pb = positions.stride(0);
+        void** args = stackalloc void*[] { &px, &pc, &ps, &hq, &hkv, &d, &rot, &sb, &sh, &cb, &pk, &pv, &kb, &kh, &kt, &pp, &pb };
+        var threads = (uint)Math.Clamp(((hq + hkv) * (rot / 2) + 31) / 32 * 32, 32, 512);
+        Launch(heads, $"rope_kv_{Code(heads.dtype)}", (uint)b, threads, args);
     }
 
     static uint ElementwiseGrid(long total) => (uint)Math.Clamp((total + 255) / 256, 1, 65536);

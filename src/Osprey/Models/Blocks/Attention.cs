@@ -62,14 +62,23 @@ internal sealed class Attention : nn.Module
         {
             // One RoPE pass over the query and key heads together, straight from the fused projection.
             ForwardTrace.Mark(t, "attn: qkv proj");
-            // On CUDA at inference the fused kernel rotates the query and key heads in place in the projection's output.
+            // On CUDA at inference the fused kernel rotates the query and key heads in place in the projection's output;
+            // in a serving slot step it also writes the keys and values into the cache in the same kernel.
             var heads = fusedOut.view(b, t, _heads + 2 * _kvHeads, _headDim);
-            var qk = RotaryEmbedding.ApplyHeadsLast(heads.narrow(2, 0, _heads + _kvHeads), cos, sin, mayOverwrite: true);
-            ForwardTrace.Mark(t, "attn: rope");
-            q = qk.narrow(1, 0, _heads);
-            k = qk.narrow(1, _heads, _kvHeads);
-            v = heads.narrow(2, _heads + _kvHeads, _kvHeads).transpose(1, 2);
-            if (cache is not null) (k, v) = cache.Append(layer, k, v);
+            if (cache?.TryAppendRotated(layer, heads, _heads, cos, sin) is { } written)
+            {
+                q = heads.narrow(2, 0, _heads).transpose(1, 2);
+                (k, v) = written;
+            }
+            else
+            {
+                var qk = RotaryEmbedding.ApplyHeadsLast(heads.narrow(2, 0, _heads + _kvHeads), cos, sin, mayOverwrite: true);
+                ForwardTrace.Mark(t, "attn: rope");
+                q = qk.narrow(1, 0, _heads);
+                k = qk.narrow(1, _heads, _kvHeads);
+                v = heads.narrow(2, _heads + _kvHeads, _kvHeads).transpose(1, 2);
+                if (cache is not null) (k, v) = cache.Append(layer, k, v);
+            }
             ForwardTrace.Mark(t, "attn: cache write");
             var fo = _softcap is null ? Sdpa(q, k, v, mask, b, t) : Eager(q, k, v, mask, b, t);
             ForwardTrace.Mark(t, "attn: sdpa");

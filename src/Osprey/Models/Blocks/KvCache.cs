@@ -122,6 +122,24 @@ public sealed partial class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
     }
 
+    /// <summary>
+    /// During a slot step of one new position per row on CUDA: rotates the query heads of <paramref name="heads"/>
+    /// [rows, 1, qHeads + 2 kvHeads, D] (a view of the q/k/v projection output) in place and writes the rotated keys and
+    /// the values straight into this layer's cache, in one fused kernel (<see cref="Runtime.FusedKernels.RopeIntoCache"/>);
+    /// returns the keys and values attention reads, as <see cref="Append"/> would. Null when the fused path does not apply
+    /// (not a slot step, several positions, no kernels, a layout it does not take): the caller then rotates and appends.
+    /// </summary>
+    public (Tensor Keys, Tensor Values)? TryAppendRotated(int layer, Tensor heads, int qHeads, Tensor cos, Tensor sin)
+    {
+        if (_slotIndex is null || heads.shape[1] != 1 || heads.shape[0] != _slotRows || heads.requires_grad) return null;
+        if (!Runtime.FusedKernels.Usable(heads) || !Runtime.FusedKernels.RopeFits(heads, cos, sin)) return null;
+        var kRows = _keys[layer].narrow(0, 0, _slotRows);
+        var vRows = _values[layer].narrow(0, 0, _slotRows);
+        if (heads.shape[2] != qHeads + 2 * kRows.shape[1] || kRows.dtype != heads.dtype || heads.stride(3) != 1) return null;
+        Runtime.FusedKernels.RopeIntoCache(heads, qHeads, cos, sin, kRows, vRows, _slotIndex);
+        return (kRows.narrow(2, 0, _slotKeys), vRows.narrow(2, 0, _slotKeys));
+    }
+
     /// <summary>Marks <paramref name="count"/> more slots filled (after all layers have appended).</summary>
     public void Advance(long count)
     {
