@@ -28,19 +28,20 @@ internal sealed class ChatCompletionsRoute(ServedModel model, CancellationToken 
             var vision = model.Vision!;
             if (images.Count > vision.Limits.MaxImages)
                 throw ApiException.Bad($"The request has {images.Count} images; this server takes at most {vision.Limits.MaxImages} per request (--max_images_per_request).", images[vision.Limits.MaxImages].Where);
-            var data = new List<(byte[] Data, string Where)>();
+            patches = [];
             foreach (var (url, where) in images)
             {
-                try { data.Add((await vision.ReadAsync(url, where + ".image_url.url", token).ConfigureAwait(false), where)); }
-                catch (OspreyException e) when (e is not EngineException) { throw ApiException.Bad(e.Message, where + ".image_url.url"); }
+                var at = where + ".image_url.url";
+                try { patches.Add(vision.Prepare(await vision.ReadAsync(url, at, token).ConfigureAwait(false), at)); }
+                catch (OspreyException e) when (e is not EngineException) { throw ApiException.Bad(e.Message, at); }
             }
             try
             {
-                (prompt, patches) = model.EncodeChat(turns, tools, data);
+                prompt = model.EncodeChat(turns, tools, patches);
             }
             catch (OspreyException e) when (e is not EngineException)
             {
-                throw ApiException.Bad($"The messages and images could not be prepared: {e.Message}", "messages");
+                throw ApiException.Bad($"The messages could not be rendered with the chat template: {e.Message}", "messages");
             }
         }
         else

@@ -165,7 +165,11 @@ public sealed class OspreyChatClient : IChatClient
         if (!string.IsNullOrWhiteSpace(options?.Instructions)) turns = ChatMessageConversion.WithInstructions(turns, options.Instructions);
         int[] prompt;
         List<Images.ImagePatches>? patches = null;
-        if (images is { Count: > 0 }) (prompt, patches) = Model.EncodeChat(turns, tools, images);
+        if (images is { Count: > 0 })
+        {
+            patches = images.Select(i => Model.Vision!.Prepare(i.Data, i.Where)).ToList();
+            prompt = Model.EncodeChat(turns, tools, patches);
+        }
         else prompt = Model.EncodeChat(turns, tools);
         var sampling = Model.Sampling(
             maxTokens: options?.MaxOutputTokens,

@@ -140,23 +140,21 @@ public sealed class ServedModel : IDisposable
     }
 
     /// <summary>
-    /// Prompt ids and processed images of a conversation with images: each image's place in a turn's text is marked
-    /// with <see cref="ImagePlaceholder"/>, and <paramref name="images"/> (encoded bytes and where each came from, for
-    /// errors) are in the order of those marks. Each mark becomes as many image tokens as its image has (as
-    /// Qwen2VLProcessor expands them). Throws an <see cref="OspreyException"/> for a text model or a bad image.
+    /// Prompt ids of a conversation with images: each image's place in a turn's text is marked with
+    /// <see cref="ImagePlaceholder"/>, and <paramref name="images"/> (from <see cref="ServedVision.Prepare"/>) are in
+    /// the order of those marks. Each mark becomes as many image tokens as its image has (as Qwen2VLProcessor expands
+    /// them). Throws an <see cref="OspreyException"/> for a text model or when the marks and images do not match.
     /// </summary>
-    public (int[] Prompt, List<Images.ImagePatches> Images) EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools,
-        IReadOnlyList<(byte[] Data, string Where)> images)
+    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools, IReadOnlyList<Images.ImagePatches> images)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (Vision is null) throw new OspreyException($"{Name} is a text model; serve a Qwen2-VL or Qwen2.5-VL model to send images.");
-        var patches = Vision.Prepare(images);
         var rendered = Chat.Render(ChatMessageConversion.TemplateMessages(turns), ChatMessageConversion.TemplateTools(tools));
         CheckPromptChars(rendered.Length);
-        return (Chat.EncodeRendered(VisionPrompt.Expand(rendered, patches, Engine.Model.ImageMergeSize)), patches);
+        return Chat.EncodeRendered(VisionPrompt.Expand(rendered, images, Engine.Model.ImageMergeSize));
     }
 
-    /// <summary>What marks an image's place in a turn's text for <see cref="EncodeChat(IReadOnlyList{ChatTurn}, IReadOnlyList{JsonElement}?, IReadOnlyList{ValueTuple{byte[], string}})"/>: Qwen2-VL's
+    /// <summary>What marks an image's place in a turn's text for <see cref="EncodeChat(IReadOnlyList{ChatTurn}, IReadOnlyList{JsonElement}?, IReadOnlyList{Images.ImagePatches})"/>: Qwen2-VL's
     /// vision start, one image pad and vision end tokens, as ms-swift writes an <c>&lt;image&gt;</c> tag for this family.</summary>
     public const string ImagePlaceholder = VisionPrompt.ImageBlock;
 

@@ -94,10 +94,6 @@ public sealed class ServedVision
         }
     }
 
-    /// <summary>The images decoded and processed for the vision tower, in order; <c>Where</c> names each in errors.</summary>
-    public List<ImagePatches> Prepare(IReadOnlyList<(byte[] Data, string Where)> images)
-    {
-        ArgumentNullException.ThrowIfNull(images);
-        return images.Select(i => Processor.Process(ImageDecoder.Decode(i.Data, i.Where))).ToList();
-    }
+    /// <summary>An image decoded and processed for the vision tower; <paramref name="where"/> names it in errors.</summary>
+    public ImagePatches Prepare(byte[] data, string where) => Processor.Process(ImageDecoder.Decode(data, where));
 }

@@ -125,8 +125,8 @@ public sealed class VisionServingTests
         Assert.Equal("messages[0].content[1].image_url.url", await Param("http://127.0.0.1:9/tall.jpg"));
         Assert.Equal("messages[0].content[1].image_url.url", await Param("/etc/hostname"));
         Assert.Equal("messages[0].content[1].image_url.url", await Param("data:image/png;base64,@@@"));
-        // Valid base64 that is no image: the decoder's error, still a 400.
-        Assert.Equal("messages", await Param("data:image/png;base64," + Convert.ToBase64String("not an image"u8.ToArray())));
+        // Valid base64 that is no image: the decoder's error, naming the part.
+        Assert.Equal("messages[0].content[1].image_url.url", await Param("data:image/png;base64," + Convert.ToBase64String("not an image"u8.ToArray())));
         // The server still answers after the refusals.
         ChatCompletion ok = await server.Chat().CompleteChatAsync([Message(c, DataUrl)], Greedy8);
         Assert.Equal(c.Expected, ok.Content[0].Text);
