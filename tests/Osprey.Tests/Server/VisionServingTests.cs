@@ -95,6 +95,39 @@ public sealed class VisionServingTests
     }
 
     [Fact]
+    public async Task ImageRequest_JoiningARunningTextRequest_LeavesBothRepliesAsAlone()
+    {
+        if (!Present) return;
+        var cases = Cases("qwen2_vl");
+        var c = cases.First(x => x.Name == "one_image");
+        var textCase = cases.First(x => x.Files.Length == 0);
+        await using var server = await TestServer.StartAsync(folder: Path.Combine(Root, "qwen2_vl"));
+        var model = server.Model;
+        // A long text reply (ignore_eos: it runs 400 steps) alone, as the reference for itself.
+        var textPrompt = model.EncodeChat([new ChatTurn { Role = "user", Content = textCase.Text }], null);
+        var longText = model.Sampling(maxTokens: 400, ignoreEos: true);
+        var alone = await model.Engine.GenerateAsync(new EngineRequest(textPrompt, longText));
+        Assert.Equal(400, alone.Tokens.Count);
+
+        // Again, and once its first token is out (its row is decoding), an image request joins the batch.
+        var text = new System.Text.StringBuilder();
+        await using var running = model.Engine.Submit(new EngineRequest(textPrompt, longText)).GetAsyncEnumerator();
+        Assert.True(await running.MoveNextAsync());
+        text.Append(running.Current.TextDelta);
+        var vision = model.Vision!;
+        var images = c.Files.Select(f => vision.Prepare(File.ReadAllBytes(f), f)).ToList();
+        var imagePrompt = model.EncodeChat([new ChatTurn { Role = "user", Content = c.Text.Replace("{img}", ServedModel.ImagePlaceholder, StringComparison.Ordinal) }], null, images);
+        Assert.Equal(c.PromptTokens, imagePrompt.Length);
+        var withImage = await model.Engine.GenerateAsync(new EngineRequest(imagePrompt, model.Sampling(maxTokens: 8), null, images));
+        // The image reply came while the text request was still running (it had not made all its 400 tokens), so the
+        // two rows shared decode steps.
+        Assert.True(model.Engine.Stats.GeneratedTokens < 400 + 400 + 8, $"{model.Engine.Stats.GeneratedTokens} tokens generated");
+        Assert.Equal(c.Expected, withImage.Text);
+        while (await running.MoveNextAsync()) text.Append(running.Current.TextDelta);
+        Assert.Equal(alone.Text, text.ToString());
+    }
+
+    [Fact]
     public async Task RemoteUrls_AreRefusedWithoutTheFlag_AndBadImagesAre400sNamingThePart()
     {
         if (!Present) return;
