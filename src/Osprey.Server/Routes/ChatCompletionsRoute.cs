@@ -15,21 +15,49 @@ internal sealed class ChatCompletionsRoute(ServedModel model, CancellationToken 
         if (f.Get("messages") is not { ValueKind: JsonValueKind.Array } messagesJson || messagesJson.GetArrayLength() == 0)
             throw ApiException.Bad("'messages' must be a non-empty list of messages.", "messages");
         var p = GenerationRequest.Read(f, model, chat: true);
-        var turns = ChatInput.Turns(messagesJson);
+        var images = model.Vision is null ? null : new List<(string Url, string Where)>();
+        var turns = ChatInput.Turns(messagesJson, images);
         var tools = ChatInput.Tools(f);
+        var token = HttpJson.Token(context, stopping, out var linked);
+        using var _ = linked;
         int[] prompt;
-        try
+        List<Osprey.Images.ImagePatches>? patches = null;
+        if (images is { Count: > 0 })
         {
-            prompt = model.EncodeChat(turns, tools);
+            // Images are read (and fetched, when allowed) here on the request's thread; the engine gets their patches.
+            var vision = model.Vision!;
+            if (images.Count > vision.Limits.MaxImages)
+                throw ApiException.Bad($"The request has {images.Count} images; this server takes at most {vision.Limits.MaxImages} per request (--max_images_per_request).", images[vision.Limits.MaxImages].Where);
+            patches = [];
+            foreach (var (url, where) in images)
+            {
+                var at = where + ".image_url.url";
+                try { patches.Add(vision.Prepare(await vision.ReadAsync(url, at, token).ConfigureAwait(false), at)); }
+                catch (OspreyException e) when (e is not EngineException) { throw ApiException.Bad(e.Message, at); }
+            }
+            try
+            {
+                prompt = model.EncodeChat(turns, tools, patches);
+            }
+            catch (OspreyException e) when (e is not EngineException)
+            {
+                throw ApiException.Bad($"The messages could not be rendered with the chat template: {e.Message}", "messages");
+            }
         }
-        catch (OspreyException e) when (e is not EngineException)
+        else
         {
-            throw ApiException.Bad($"The messages could not be rendered with the chat template: {e.Message}", "messages");
+            try
+            {
+                prompt = model.EncodeChat(turns, tools);
+            }
+            catch (OspreyException e) when (e is not EngineException)
+            {
+                throw ApiException.Bad($"The messages could not be rendered with the chat template: {e.Message}", "messages");
+            }
         }
         p.CheckFits([prompt], model.Engine.MaxModelLen, "messages");
         var requests = p.EngineRequests([prompt]);
-        var token = HttpJson.Token(context, stopping, out var linked);
-        using var _ = linked;
+        if (patches is not null) requests = requests.Select(r => r with { Images = patches }).ToList();
         await using var group = RequestGroup.Submit(model.Engine, requests, token);
         var choices = requests.Select((r, i) => new ChoiceState(i, prompt.Length) { Tools = tools is null ? null : new ToolCallStream() }).ToArray();
         var id = RequestIds.New(context, "chatcmpl-");

@@ -16,8 +16,10 @@ internal static class ChatInput
     /// <summary>OpenAI's message roles ("function" is its older name for tool results).</summary>
     static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
 
-    /// <summary>The messages; content-part lists become their joined text.</summary>
-    public static List<ChatTurn> Turns(JsonElement array)
+    /// <summary>The messages; content-part lists become their joined text. With <paramref name="images"/> (a
+    /// vision-language model), each <c>image_url</c> part becomes <see cref="ServedModel.ImagePlaceholder"/> in the text and its URL
+    /// and JSON path are added to the list; without it an image part is a 400.</summary>
+    public static List<ChatTurn> Turns(JsonElement array, List<(string Url, string Where)>? images = null)
     {
         var list = new List<ChatTurn>();
         var i = 0;
@@ -33,7 +35,7 @@ internal static class ChatInput
             if (m.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Array)
             {
                 var node = JsonNode.Parse(m.GetRawText())!.AsObject();
-                node["content"] = JoinedText(content, param);
+                node["content"] = JoinedText(content, param, images);
                 list.Add(Turn(() => node.Deserialize<ChatTurn>(), param));
             }
             else if (m.TryGetProperty("content", out content) && content.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
@@ -52,7 +54,7 @@ internal static class ChatInput
         return list;
     }
 
-    static string JoinedText(JsonElement content, string param)
+    static string JoinedText(JsonElement content, string param, List<(string Url, string Where)>? images)
     {
         var text = new StringBuilder();
         var i = 0;
@@ -63,8 +65,20 @@ internal static class ChatInput
                 throw ApiException.Bad($"'{at}' must be a content part object with a \"type\".", at);
             if (!part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
                 throw ApiException.Bad($"'{at}.type' must be a string such as \"text\".", at + ".type");
+            if (type.GetString() == "image_url" && images is not null)
+            {
+                // OpenAI's shape: {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}.
+                if (!part.TryGetProperty("image_url", out var iu) || iu.ValueKind != JsonValueKind.Object
+                    || !iu.TryGetProperty("url", out var url) || url.ValueKind != JsonValueKind.String)
+                    throw ApiException.Bad($"'{at}.image_url.url' must be a string (a data:image/...;base64 URL).", at + ".image_url.url");
+                images.Add((url.GetString()!, at));
+                text.Append(ServedModel.ImagePlaceholder);
+                continue;
+            }
             if (type.GetString() != "text")
-                throw ApiException.Bad($"'{at}.type' is '{type.GetString()}'; this server takes text parts only.", at + ".type");
+                throw ApiException.Bad(type.GetString() == "image_url"
+                    ? $"'{at}' is an image; this server's model takes text only (serve a Qwen2-VL or Qwen2.5-VL model for images)."
+                    : $"'{at}.type' is '{type.GetString()}'; this server takes text{(images is null ? "" : " and image_url")} parts only.", at + ".type");
             if (!part.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
                 throw ApiException.Bad($"'{at}.text' must be a string.", at + ".text");
             text.Append(t.GetString());

@@ -14,16 +14,18 @@ public sealed partial class CausalLM
     /// </summary>
     /// <remarks>
     /// <paramref name="uniform"/> promises that every row sits at position <paramref name="keys"/> − 1 (one request
-    /// alone, or rows of equal length): attention then needs no mask.
+    /// alone, or rows of equal length): attention then needs no mask. <paramref name="ropePositions"/> (int64 [B])
+    /// gives the rotary position of each row when it differs from the cache position: a vision-language row after
+    /// its images (<see cref="PrefillWithImages"/>'s delta added).
     /// </remarks>
-    public Tensor DecodeSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false)
+    public Tensor DecodeSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false, Tensor? ropePositions = null)
     {
         if (IsRewardModel) throw RewardForwardError();
         long rows = ids.shape[0];
         cache.BeginSlotStep(rows, positions, keys);
         try
         {
-            var h = model.ForwardSlots(ids, positions, cache, keys, uniform);
+            var h = model.ForwardSlots(ids, positions, cache, keys, uniform, ropePositions);
             var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
             if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
             return logits.squeeze(1);

@@ -16,6 +16,7 @@ public sealed partial class CausalLM : nn.Module
 #pragma warning disable IDE0044
     DecoderModel model;
     LinearLayer? lm_head;
+    Qwen2Vl.VisionTower? visual; // a vision-language model's image encoder (CausalLM.Vision.cs); null for text models
 #pragma warning restore IDE0044
 
     /// <summary>What the model is.</summary>
@@ -28,7 +29,7 @@ public sealed partial class CausalLM : nn.Module
     public ScalarType DType { get; }
 
     /// <summary>Creates the uninitialised model for <paramref name="spec"/> (weights come from <see cref="LoadWeights"/>).</summary>
-    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : this(spec, dtype, device, false) { }
+    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : this(spec, dtype, device, false, null) { }
 
     /// <summary>
     /// The model with, when <paramref name="deferProjections"/>, decoder projection weights that hold no storage (see
@@ -36,13 +37,18 @@ public sealed partial class CausalLM : nn.Module
     /// <paramref name="device"/> (a 7B model would otherwise reserve its full bf16 size in the CUDA caching allocator
     /// before any layer is quantized).
     /// </summary>
-    CausalLM(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections) : base("CausalLM")
+    CausalLM(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections, Qwen2Vl.VisionParts? vision) : base("CausalLM")
     {
         Spec = spec;
         Device = device;
         DType = dtype;
         model = new DecoderModel(spec, dtype, device, deferProjections);
         if (!spec.TieWordEmbeddings) lm_head = new LinearLayer(spec.HiddenSize, spec.VocabSize, false, dtype, device);
+        if (vision is not null)
+        {
+            Vision = vision;
+            visual = new Qwen2Vl.VisionTower(vision.Spec, dtype, device);
+        }
         RegisterComponents();
     }
 
@@ -64,7 +70,7 @@ public sealed partial class CausalLM : nn.Module
         var spec = ModelRegistry.ReadSpec(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         EnsureConfigFitsWeights(spec, checkpoint, directory);
-        var lm = new CausalLM(spec, dtype, device, quantized is not null) { SourceDirectory = Path.GetFullPath(directory) };
+        var lm = new CausalLM(spec, dtype, device, quantized is not null, Qwen2Vl.VisionParts.Read(directory, spec)) { SourceDirectory = Path.GetFullPath(directory) };
         try
         {
             // A *ForSequenceClassification folder (score.weight, no lm_head): a reward model, see CausalLM.Score.cs.
@@ -229,25 +235,28 @@ public sealed partial class CausalLM : nn.Module
         var expected = DenseCheckpointTensors();
         var based = LinearLayers().Where(l => l.Layer.Base is not null).Select(l => l.Path + ".weight").ToHashSet(StringComparer.Ordinal);
         var file = string.Join(", ", checkpoint.Files.Select(Path.GetFileName));
-        foreach (var name in checkpoint.Names)
+        // A vision-language checkpoint in transformers 5's layout nests its parts ("model.language_model.",
+        // "model.visual."); each tensor is looked up by the name the hub layout (and this model) gives it.
+        var stored = checkpoint.Names.ToDictionary(n => visual is null ? n : Qwen2Vl.Qwen2VlModel.Canonical(n), n => n, StringComparer.Ordinal);
+        foreach (var (name, storedName) in stored)
         {
-            if (expected.ContainsKey(name) || based.Contains(name) || Quantization?.IsCompanion(name) == true) continue;
+            if (expected.ContainsKey(name) || based.Contains(name) || Quantization?.IsCompanion(storedName) == true) continue;
             // transformers drops a tied lm_head when saving, but older exports keep it: accept that copy.
             if (Spec.TieWordEmbeddings && name == "lm_head.weight") continue;
-            throw new OspreyException($"{file} holds tensor '{name}', which a {Spec.ModelType} model with this config.json does not have; the checkpoint and config do not match.");
+            throw new OspreyException($"{file} holds tensor '{storedName}', which a {Spec.ModelType} model with this config.json does not have; the checkpoint and config do not match.");
         }
         foreach (var (name, target) in expected)
         {
-            if (!checkpoint.Contains(name))
+            if (!stored.ContainsKey(name))
                 throw new OspreyException($"{file} lacks tensor '{name}' that this {Spec.ModelType} config needs; the checkpoint is incomplete or does not match config.json.");
-            var entry = checkpoint.Entry(name);
+            var entry = checkpoint.Entry(stored[name]);
             if (!entry.Shape.SequenceEqual(target.shape))
-                throw new OspreyException($"{file}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}] but the config implies [{string.Join(", ", target.shape)}]; the checkpoint and config.json do not match.");
+                throw new OspreyException($"{file}: tensor '{stored[name]}' has shape [{string.Join(", ", entry.Shape)}] but the config implies [{string.Join(", ", target.shape)}]; the checkpoint and config.json do not match.");
         }
         using var _ = no_grad();
         foreach (var (name, target) in expected)
         {
-            using var source = checkpoint.ReadTensor(name);
+            using var source = checkpoint.ReadTensor(stored[name]);
             target.copy_(source);
         }
     }

@@ -5,6 +5,7 @@ using Osprey.Models.Llama;
 using Osprey.Models.Mistral;
 using Osprey.Models.Phi3;
 using Osprey.Models.Qwen2;
+using Osprey.Models.Qwen2Vl;
 using Osprey.Models.Qwen3;
 
 namespace Osprey.Models;
@@ -15,7 +16,7 @@ public static class ModelRegistry
     static readonly IModelFamily[] Families =
     [
         new LlamaFamily(), new Qwen2Family(), new Qwen3Family(), new MistralFamily(), new Phi3Family(),
-        new Gemma2Family(), new Gemma3Family(),
+        new Gemma2Family(), new Gemma3Family(), new Qwen2VlFamily(),
     ];
 
     /// <summary>Every supported model_type.</summary>

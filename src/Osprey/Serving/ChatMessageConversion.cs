@@ -47,17 +47,30 @@ public static class ChatMessageConversion
     /// <c>tool_calls</c>, and each function result as its own "tool" message. Text only: images and other
     /// data are refused with <see cref="NotSupportedException"/>.
     /// </summary>
-    public static List<ChatTurn> FromChatMessages(IEnumerable<ChatMessage> messages)
+    public static List<ChatTurn> FromChatMessages(IEnumerable<ChatMessage> messages) => FromChatMessages(messages, null);
+
+    /// <summary>
+    /// As <see cref="FromChatMessages(IEnumerable{ChatMessage})"/>; with <paramref name="images"/> (a vision-language
+    /// model) each image <see cref="DataContent"/> (image/png, image/jpeg, ...) becomes
+    /// <see cref="ServedModel.ImagePlaceholder"/> in its message's text and its bytes are added to the list, in order.
+    /// Other data, and images given by <see cref="UriContent"/> (nothing is downloaded in-process), are refused with
+    /// <see cref="NotSupportedException"/>.
+    /// </summary>
+    public static List<ChatTurn> FromChatMessages(IEnumerable<ChatMessage> messages, List<(byte[] Data, string Where)>? images)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var list = new List<ChatTurn>();
+        var index = 0;
         foreach (var m in messages)
         {
+            var part = 0;
+            index++;
             var text = new StringBuilder();
             var calls = new List<ChatTurnToolCall>();
             var results = new List<FunctionResultContent>();
             foreach (var c in m.Contents)
             {
+                part++;
                 switch (c)
                 {
                     case TextContent t:
@@ -74,8 +87,14 @@ public static class ChatMessageConversion
                     case FunctionResultContent r:
                         results.Add(r);
                         break;
+                    case DataContent d when images is not null && d.HasTopLevelMediaType("image"):
+                        text.Append(ServedModel.ImagePlaceholder);
+                        images.Add((d.Data.ToArray(), $"message {index}, content {part} ({d.MediaType})"));
+                        break;
+                    case DataContent or UriContent when images is not null:
+                        throw new NotSupportedException($"message {index}, content {part}: OspreyChatClient takes text and images given as DataContent (image/png, image/jpeg, ...); this {c.GetType().Name} is {(c is DataContent d2 ? d2.MediaType : "a link, which it does not download")}.");
                     case DataContent or UriContent:
-                        throw new NotSupportedException($"OspreyChatClient takes text only; a {m.Role} message holds {c.GetType().Name}.");
+                        throw new NotSupportedException($"OspreyChatClient takes text only for this model (serve a Qwen2-VL or Qwen2.5-VL model for images); a {m.Role} message holds {c.GetType().Name}.");
                 }
             }
             // A message of function results becomes one OpenAI "tool" message per result.

@@ -41,7 +41,7 @@ namespace Osprey.Serving;
 [NoEffectFlag("lang", "the chat page is in English")]
 [NoEffectFlag("base_url", "the app serves the model it loads")]
 [NoEffectFlag("studio_title", "the chat page shows the served model's name")]
-[NoEffectFlag("is_multimodal", "Osprey serves text models only")]
+[NoEffectFlag("is_multimodal", "a Qwen2-VL or Qwen2.5-VL model folder takes images by itself")]
 public sealed record DeployOptions
 {
     private const string PerRequest = "each request carries its own sampling settings; unset ones come from generation_config.json";
@@ -98,6 +98,22 @@ public sealed record DeployOptions
     [Option("infer_backend", "Inference engine: Osprey's own 'pt'; vllm, sglang and lmdeploy run it too, with a notice.", Placeholder = "pt")]
     public string InferBackend { get; init; } = "pt";
 
+    /// <summary>Fetch http(s) <c>image_url</c>s of a vision-language model's requests (off: data URLs only).</summary>
+    [Option("allow_remote_images", "For a vision-language model: also fetch http(s) image_url parts (default: data URLs only).")]
+    public bool AllowRemoteImages { get; init; }
+
+    /// <summary>Images per request at most.</summary>
+    [Option("max_images_per_request", "For a vision-language model: images per request at most.", DefaultText = "8")]
+    public int? MaxImagesPerRequest { get; init; }
+
+    /// <summary>Encoded bytes per image at most.</summary>
+    [Option("max_image_bytes", "For a vision-language model: encoded bytes per image at most (data URL or download).", DefaultText = "20971520 (20 MiB)")]
+    public long? MaxImageBytes { get; init; }
+
+    /// <summary>--max_pixels / --min_pixels for a vision-language model's request images.</summary>
+    [OptionGroup]
+    public Osprey.Images.ImageOptions ImageSizes { get; init; } = new();
+
     /// <summary>The port to listen on: --port, else the verb's default.</summary>
     public int PortFor(bool webUi) => Port ?? (webUi ? AppPort : DeployPort);
 
@@ -114,6 +130,8 @@ public sealed record DeployOptions
         if (ServedModelName is not null && ServedModelName.Trim().Length == 0) throw new OspreyException("--served_model_name is empty; pass a name or drop the flag.");
         if (MaxBatchSize is < 1) throw new OspreyException($"--max_batch_size must be 1 or more, got {MaxBatchSize}.");
         if (MaxModelLen is < 2) throw new OspreyException($"--max_model_len must be 2 or more, got {MaxModelLen}.");
+        if (MaxImagesPerRequest is < 1) throw new OspreyException($"--max_images_per_request must be 1 or more, got {MaxImagesPerRequest}.");
+        if (MaxImageBytes is < 1) throw new OspreyException($"--max_image_bytes must be 1 or more, got {MaxImageBytes}.");
 
         var adapters = new List<(string Name, string Path)>();
         foreach (var a in Adapters)
@@ -141,6 +159,13 @@ public sealed record DeployOptions
             Template = Template,
             Adapters = adapters.ToDictionary(a => a.Name, a => a.Path),
             Engine = engine with { MaxBatchSize = MaxBatchSize ?? engine.MaxBatchSize, MaxModelLen = MaxModelLen, CudaGraphs = !EnforceEager },
+            Images = new ImageRequestOptions
+            {
+                AllowRemote = AllowRemoteImages,
+                MaxImages = MaxImagesPerRequest ?? new ImageRequestOptions().MaxImages,
+                MaxImageBytes = MaxImageBytes ?? new ImageRequestOptions().MaxImageBytes,
+                Sizes = ImageSizes,
+            },
         };
     }
 }

@@ -21,13 +21,16 @@ public sealed partial class InferenceEngine
         var hostPositions = _active.Select(s => (long)s.Length).ToArray();
         Tensor ids() => tensor(hostIds, [n, 1], device: device);
         Tensor positions() => tensor(hostPositions, [n], device: device);
+        // Rows after images (vision-language models) take rotary positions shifted by their M-RoPE delta.
+        var hostRope = Model.IsVisionLanguage ? _active.Select(s => s.Length + s.RopeDelta).ToArray() : null;
         var longest = _active.Max(s => s.Length) + 1;
         // Rows of one length (always so for a request alone) attend to exactly their positions without a mask;
         // otherwise every row reads a common length, rounded up so the shapes change rarely, under a mask.
         var uniform = _active.All(s => s.Length == _active[0].Length);
         var keys = uniform ? longest : Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
         SelectAdapters(_active.Select(s => s.Adapter).ToArray());
-        var logits = DecodeByGraph(hostIds, hostPositions, n, longest) ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform);
+        var logits = DecodeByGraph(hostIds, hostPositions, hostRope, n, longest)
+            ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform, hostRope is null ? null : tensor(hostRope, [n], device: device));
         PhaseTimer.Mark(device, "decode step on the device");
         foreach (var s in _active) s.Length++;
         var picks = Pick(logits, _active, 0);

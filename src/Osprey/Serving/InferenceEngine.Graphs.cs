@@ -64,7 +64,7 @@ public sealed partial class InferenceEngine
     /// Runs the decode step of rows [0, n) through a CUDA graph when graphs are on and one fits; returns logits
     /// [n, vocab] (a view of the graph's output, valid until the next step), or null to run the step eagerly.
     /// </summary>
-    Tensor? DecodeByGraph(long[] ids, long[] positions, int n, int keysNeeded)
+    Tensor? DecodeByGraph(long[] ids, long[] positions, long[]? rope, int n, int keysNeeded)
     {
         if (!_graphsOn) return null;
         var key = (RowBucket(n), KeyBucket(keysNeeded));
@@ -77,8 +77,8 @@ public sealed partial class InferenceEngine
         if (graph is null)
         {
             if (_graphs.Count >= MaxGraphs) return null;
-            graph = new DecodeGraph(key.Item1, key.Item2, Model.Device);
-            Fill(graph, ids, positions, n);
+            graph = new DecodeGraph(key.Item1, key.Item2, Model.Device, Model.IsVisionLanguage);
+            Fill(graph, ids, positions, rope, n);
             try
             {
                 graph.Graph = new CudaGraph(Math.Max(Model.Device.index, 0));
@@ -93,7 +93,7 @@ public sealed partial class InferenceEngine
             }
             _graphs[key] = graph;
         }
-        Fill(graph, ids, positions, n);
+        Fill(graph, ids, positions, rope, n);
         PhaseTimer.Mark(Model.Device, "inputs to the device");
         graph.Graph!.Replay();
         return graph.Logits!.narrow(0, 0, n);
@@ -103,12 +103,12 @@ public sealed partial class InferenceEngine
     void Step(DecodeGraph g)
     {
         using var scope = NewDisposeScope();
-        var logits = Model.DecodeSlots(g.Ids, g.Positions, _pool, g.Keys).DetachFromDisposeScope();
+        var logits = Model.DecodeSlots(g.Ids, g.Positions, _pool, g.Keys, ropePositions: g.Rope).DetachFromDisposeScope();
         g.Logits?.Dispose();
         g.Logits = logits;
     }
 
-    static void Fill(DecodeGraph g, long[] ids, long[] positions, int n)
+    static void Fill(DecodeGraph g, long[] ids, long[] positions, long[]? rope, int n)
     {
         // Padding rows decode token 0 at position 0 of their (free) cache row.
         Array.Copy(ids, g.HostIds, n);
@@ -118,10 +118,14 @@ public sealed partial class InferenceEngine
         using var scope = NewDisposeScope();
         g.Ids.copy_(tensor(g.HostIds, [g.Rows, 1]));
         g.Positions.copy_(tensor(g.HostPositions, [g.Rows]));
+        if (g.Rope is null || rope is null) return;
+        // A vision-language model's graphs read rotary positions from their own input (padding rows at 0).
+        Array.Copy(rope, g.HostPositions, n);
+        g.Rope.copy_(tensor(g.HostPositions, [g.Rows]));
     }
 
     /// <summary>One captured decode step and its static tensors.</summary>
-    sealed class DecodeGraph(int rows, int keys, Device device) : IDisposable
+    sealed class DecodeGraph(int rows, int keys, Device device, bool rope) : IDisposable
     {
         public int Rows { get; } = rows;
         public int Keys { get; } = keys;
@@ -129,6 +133,8 @@ public sealed partial class InferenceEngine
         public long[] HostPositions { get; } = new long[rows];
         public Tensor Ids { get; } = zeros(rows, 1, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
         public Tensor Positions { get; } = zeros(rows, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
+        /// <summary>Rotary positions (vision-language models only; text models rotate by <see cref="Positions"/>).</summary>
+        public Tensor? Rope { get; } = rope ? zeros(rows, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope() : null;
         public Tensor? Logits { get; set; }
         public CudaGraph? Graph { get; set; }
 
@@ -138,6 +144,7 @@ public sealed partial class InferenceEngine
             Logits?.Dispose();
             Ids.Dispose();
             Positions.Dispose();
+            Rope?.Dispose();
         }
     }
 }

@@ -26,6 +26,7 @@ public sealed partial class InferenceEngine
         {
             var len = next.Request.PromptIds.Count;
             if (len > Options.PrefillChunk) break; // goes through the staging row in chunks
+            if (next.Request.Images is { Count: > 0 }) break; // prefills on its own (PrefillWithImages)
             if ((group.Count + 1) * Math.Max(longest, len) > budget) break;
             group.Add(_pending.Dequeue());
             longest = Math.Max(longest, len);
@@ -72,6 +73,35 @@ public sealed partial class InferenceEngine
         for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
         PhaseTimer.Mark(Model.Device, "prefill (batched prompts, first tokens)");
         return k * width;
+    }
+
+    /// <summary>
+    /// Prefills a prompt with images, whole, straight into the free row after the running ones: the vision tower's
+    /// features replace its placeholders and M-RoPE positions place them; the row then decodes with the others,
+    /// its rotary positions shifted by the delta. Returns the prompt's token count.
+    /// </summary>
+    int PrefillWithImages(RequestState state)
+    {
+        using var scope = NewDisposeScope();
+        PhaseTimer.Mark(Model.Device, "scheduler between steps (queue, cancels, prefill checks)");
+        var seq = NewSequence(state);
+        var row = _active.Count;
+        var ids = tensor(seq.Prompt.Select(i => (long)i).ToArray(), [1, seq.Prompt.Length], device: Model.Device);
+        Tensor logits;
+        using (var cache = _pool.Rows(row, 1))
+        {
+            SelectAdapters([seq.Adapter]);
+            (logits, seq.RopeDelta) = Model.PrefillWithImages(ids, state.Request.Images!, cache);
+        }
+        seq.Prefilled = seq.Length = seq.Prompt.Length;
+        if (seq.State.Request.Sampling.RepetitionPenalty != 1.0) MarkSeen(row, seq.Prompt);
+        if (seq.State.Request.Sampling.CountsOutput) Counts()[row].zero_();
+        _active.Add(seq);
+        Interlocked.Decrement(ref _waiting);
+        var picks = Pick(logits, [seq], row);
+        if (Emit(seq, picks[0])) Remove(row);
+        PhaseTimer.Mark(Model.Device, "prefill (a prompt with images, first token)");
+        return seq.Prompt.Length;
     }
 
     void MarkSeen(int row, int[] prompt)

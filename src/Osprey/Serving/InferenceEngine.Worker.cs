@@ -119,6 +119,13 @@ public sealed partial class InferenceEngine
                 {
                     int used;
                     if (_prefilling is not null) used = PrefillChunk(budget);
+                    else if (_pending.TryPeek(out var head) && head.Request.Images is { Count: > 0 })
+                    {
+                        // A prompt with images prefills whole (its image features cannot be split across chunks); a
+                        // long one waits for an iteration of its own rather than stall this one's decode step further.
+                        if (budget < Options.PrefillChunk && head.Request.PromptIds.Count > budget) break;
+                        used = PrefillWithImages(_pending.Dequeue());
+                    }
                     else if (TakeGroup(budget) is { Count: > 0 } group) used = PrefillGroup(group);
                     else if (_pending.TryPeek(out var next) && next.Request.PromptIds.Count > Options.PrefillChunk && StartPrefill()) used = PrefillChunk(budget);
                     else break;
@@ -287,6 +294,8 @@ public sealed partial class InferenceEngine
         public int Prefilled { get; set; }
         /// <summary>Positions of this request in the cache (its last token is not yet among them).</summary>
         public int Length { get; set; }
+        /// <summary>Rotary position minus cache position of the next token: nonzero after images (M-RoPE's delta).</summary>
+        public long RopeDelta { get; set; }
         public int Last { get; set; }
         public int Generated { get; set; }
     }

@@ -144,6 +144,7 @@ public sealed partial class InferenceEngine : IDisposable
             if (token < 0 || token >= vocab) throw new EngineException(EngineErrorKind.InvalidRequest, $"logit_bias names token id {token}, outside the model's vocabulary of {vocab}.");
         if (prompt.Count >= MaxModelLen)
             throw new EngineException(EngineErrorKind.PromptTooLong, $"the prompt has {prompt.Count} tokens, but this server's max_model_len is {MaxModelLen} (prompt plus output); shorten the prompt.");
+        CheckImages(request);
         if (request.Adapter is not null && !AdapterNames.Contains(request.Adapter))
             throw new EngineException(EngineErrorKind.UnknownModel, $"no adapter named '{request.Adapter}'; this engine has {(AdapterNames.Count == 0 ? "none" : string.Join(", ", AdapterNames))}.");
         if (Interlocked.Increment(ref _waiting) > Options.MaxQueue + Options.MaxBatchSize - RunningCount)
@@ -159,6 +160,25 @@ public sealed partial class InferenceEngine : IDisposable
         }
         _wake.Set();
         return state;
+    }
+
+    /// <summary>
+    /// Refuses images for a text model, and a prompt whose image placeholders do not match its images' token counts
+    /// (checked here so the worker's prefill cannot fail on it).
+    /// </summary>
+    void CheckImages(EngineRequest request)
+    {
+        var images = request.Images ?? [];
+        if (images.Count > 0 && !Model.IsVisionLanguage)
+            throw new EngineException(EngineErrorKind.InvalidRequest, $"this {Model.Spec.ModelType} model takes text only; serve a Qwen2-VL or Qwen2.5-VL model for images.");
+        if (!Model.IsVisionLanguage) return;
+        var placeholders = request.PromptIds.Count(id => id == Model.ImageTokenId);
+        var needed = images.Sum(i => i.TokenCount(Model.ImageMergeSize));
+        if (placeholders != needed)
+            throw new EngineException(EngineErrorKind.InvalidRequest, $"the prompt holds {placeholders} image placeholder tokens but its {images.Count} image(s) need {needed}; put each image's tokens where it goes (VisionPrompt.Expand does).");
+        var width = images.Count > 0 ? images[0].PatchDim : 0;
+        if (images.Any(i => i.PatchDim != width || i.GridH % Model.ImageMergeSize != 0 || i.GridW % Model.ImageMergeSize != 0))
+            throw new EngineException(EngineErrorKind.InvalidRequest, "the images were not processed for this model (patch size or merge size differ); use the model folder's preprocessor.");
     }
 
     static async IAsyncEnumerable<EngineUpdate> Read(RequestState state, [EnumeratorCancellation] CancellationToken cancel = default)

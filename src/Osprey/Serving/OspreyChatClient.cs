@@ -24,7 +24,9 @@ namespace Osprey.Serving;
 /// into the chat template as OpenAI tools), <see cref="ChatOptions.ResponseFormat"/> (JSON or a JSON schema, held
 /// to by constrained decoding; see <see cref="JsonSchemaGrammar"/>) and the additional property <c>repetition_penalty</c>. Fields left out
 /// come from the model's generation_config.json. When tools are given, Hermes <c>&lt;tool_call&gt;</c> blocks in
-/// the reply come back as <see cref="FunctionCallContent"/> (see <see cref="ToolCallParser"/>).
+/// the reply come back as <see cref="FunctionCallContent"/> (see <see cref="ToolCallParser"/>). For a Qwen2-VL or
+/// Qwen2.5-VL model, image <see cref="DataContent"/> (image/png, image/jpeg, image/webp, image/gif) in a message is
+/// seen by the model where it stands among the message's text.
 /// </remarks>
 public sealed class OspreyChatClient : IChatClient
 {
@@ -157,10 +159,18 @@ public sealed class OspreyChatClient : IChatClient
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var adapter = Model.AdapterFor(options?.ModelId);
         var tools = ChatMessageConversion.FromAITools(options?.Tools);
-        var turns = ChatMessageConversion.FromChatMessages(messages);
+        var images = Model.Vision is null ? null : new List<(byte[] Data, string Where)>();
+        var turns = ChatMessageConversion.FromChatMessages(messages, images);
         // ChatOptions.Instructions join the first system message, or become one.
         if (!string.IsNullOrWhiteSpace(options?.Instructions)) turns = ChatMessageConversion.WithInstructions(turns, options.Instructions);
-        var prompt = Model.EncodeChat(turns, tools);
+        int[] prompt;
+        List<Images.ImagePatches>? patches = null;
+        if (images is { Count: > 0 })
+        {
+            patches = images.Select(i => Model.Vision!.Prepare(i.Data, i.Where)).ToList();
+            prompt = Model.EncodeChat(turns, tools, patches);
+        }
+        else prompt = Model.EncodeChat(turns, tools);
         var sampling = Model.Sampling(
             maxTokens: options?.MaxOutputTokens,
             temperature: options?.Temperature,
@@ -172,7 +182,7 @@ public sealed class OspreyChatClient : IChatClient
             presencePenalty: options?.PresencePenalty,
             frequencyPenalty: options?.FrequencyPenalty) with { Grammar = ToolGrammar(options) ?? Grammar(options?.ResponseFormat) };
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
-        return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter), tools is not null);
+        return new Call(id, adapter ?? Model.Name, DateTimeOffset.UtcNow, new EngineRequest(prompt, sampling, adapter, patches), tools is not null);
     }
 
     /// <summary>

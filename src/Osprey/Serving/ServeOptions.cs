@@ -11,4 +11,6 @@ public sealed record ServeOptions
     public IReadOnlyDictionary<string, string> Adapters { get; init; } = new Dictionary<string, string>();
     /// <summary>Engine limits (--max_batch_size, --max_model_len, queue).</summary>
     public EngineOptions Engine { get; init; } = new();
+    /// <summary>Image limits of a vision-language model's requests (--allow_remote_images, --max_images_per_request, --max_image_bytes).</summary>
+    public ImageRequestOptions Images { get; init; } = new();
 }

@@ -44,7 +44,9 @@ public sealed class ServedModel : IDisposable
             if (serve.Adapters.ContainsKey(name)) throw new OspreyException($"adapter name '{name}' is also the served model name; rename one of them.");
             var defaults = SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder));
             defaults = defaults with { StopTokenIds = chat.StopIds(defaults.StopTokenIds) };
-            return new ServedModel(engine, chat, name, defaults) { _ownsModel = true };
+            // A vision-language model (its vision tower loaded with the language model) also takes images.
+            var vision = model.IsVisionLanguage ? ServedVision.Create(folder, serve.Images) : null;
+            return new ServedModel(engine, chat, name, defaults) { _ownsModel = true, Vision = vision };
         }
         catch
         {
@@ -54,6 +56,9 @@ public sealed class ServedModel : IDisposable
     }
 
     bool _ownsModel;
+
+    /// <summary>The image path of a vision-language model (Qwen2-VL, Qwen2.5-VL); null for a text model.</summary>
+    public ServedVision? Vision { get; init; }
 
     /// <summary>The engine.</summary>
     public InferenceEngine Engine { get; }
@@ -133,6 +138,25 @@ public sealed class ServedModel : IDisposable
         if (chars > MaxPromptChars) CheckPromptChars(Chat.Render(messages, templateTools).Length);
         return Chat.Encode(messages, templateTools);
     }
+
+    /// <summary>
+    /// Prompt ids of a conversation with images: each image's place in a turn's text is marked with
+    /// <see cref="ImagePlaceholder"/>, and <paramref name="images"/> (from <see cref="ServedVision.Prepare"/>) are in
+    /// the order of those marks. Each mark becomes as many image tokens as its image has (as Qwen2VLProcessor expands
+    /// them). Throws an <see cref="OspreyException"/> for a text model or when the marks and images do not match.
+    /// </summary>
+    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools, IReadOnlyList<Images.ImagePatches> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (Vision is null) throw new OspreyException($"{Name} is a text model; serve a Qwen2-VL or Qwen2.5-VL model to send images.");
+        var rendered = Chat.Render(ChatMessageConversion.TemplateMessages(turns), ChatMessageConversion.TemplateTools(tools));
+        CheckPromptChars(rendered.Length);
+        return Chat.EncodeRendered(VisionPrompt.Expand(rendered, images, Engine.Model.ImageMergeSize));
+    }
+
+    /// <summary>What marks an image's place in a turn's text for <see cref="EncodeChat(IReadOnlyList{ChatTurn}, IReadOnlyList{JsonElement}?, IReadOnlyList{Images.ImagePatches})"/>: Qwen2-VL's
+    /// vision start, one image pad and vision end tokens, as ms-swift writes an <c>&lt;image&gt;</c> tag for this family.</summary>
+    public const string ImagePlaceholder = VisionPrompt.ImageBlock;
 
     /// <summary>Prompt ids of a raw text prompt (/v1/completions): the tokenizer's special tokens added as it adds them by default.</summary>
     /// <exception cref="EngineException">Of kind PromptTooLong when the text is longer than <see cref="MaxPromptChars"/>.</exception>

@@ -144,4 +144,32 @@ public sealed class VisionLanguageParityTests
                 files.Select(f => Qwen2VlImageProcessor.FromFolder(dir).Process(ImageDecoder.Load(f))).ToList(), 2)));
         Assert.Equal(chat.DecodeReply(ids, chat.StopIds([2])), response);
     }
+
+    [Fact]
+    public void InteractiveChat_AsksForEachImageTag_AndAnswersWithTransformersGreedyIds()
+    {
+        if (!Present) return;
+        var dir = Path.Combine(Root, "qwen2_vl");
+        var golden = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "golden.json"))).RootElement;
+        var c = golden.GetProperty("cases").EnumerateArray().First(x => x.GetProperty("name").GetString() == "two_images");
+        var files = c.GetProperty("images").EnumerateArray().Select(f => Path.Combine(Root, "images", f.GetString()!)).ToArray();
+        // ms-swift's way: the question with its <image> tags, then one image per tag on the following lines; a
+        // missing file first (reported, the question dropped, the chat going on).
+        var question = c.GetProperty("text").GetString()!.Replace("{img}", "<image>");
+        var stdin = string.Join("\n", question, "/no/such/image.png", question, files[0], files[1], "exit") + "\n";
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var options = new InferOptions
+        {
+            Model = new ModelOptions { Device = "cpu", TorchDtype = "float32" },
+            ModelFolder = dir,
+            MaxNewTokens = golden.GetProperty("max_new_tokens").GetInt32(),
+        };
+        Assert.Equal(0, Infer.Run(options, () => throw new InvalidOperationException("not a text model"), new StringReader(stdin), stdout, stderr));
+        var chat = ChatPrompt.Create(ChatPrompt.LoadTokenizer(dir, ""), dir, null);
+        var ids = c.GetProperty("greedy_new_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(chat.DecodeReply(ids, chat.StopIds([2])) + Environment.NewLine, stdout.ToString());
+        Assert.Contains("Input an image path or URL <<< ", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("/no/such/image.png", stderr.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -39,11 +39,11 @@ public sealed class TestServer : IAsyncDisposable
     public static string Fixture(string family) => Path.Combine(TestPaths.Fixtures, "parity", family);
 
     /// <summary>Serves the parity fixture <paramref name="family"/>, or the model in <paramref name="folder"/> when given.</summary>
-    public static async Task<TestServer> StartAsync(string family = "qwen2", EngineOptions? engine = null, string? apiKey = null, long? maxBody = null, string? template = null, string? folder = null)
+    public static async Task<TestServer> StartAsync(string family = "qwen2", EngineOptions? engine = null, string? apiKey = null, long? maxBody = null, string? template = null, string? folder = null, ImageRequestOptions? images = null)
     {
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         var model = ServedModel.Load(folder ?? Fixture(family), new ModelLoadOptions { Device = DeviceSpec.Cpu, DType = "float32" },
-            new ServeOptions { Engine = engine ?? new EngineOptions(), Template = template });
+            new ServeOptions { Engine = engine ?? new EngineOptions(), Template = template, Images = images ?? new ImageRequestOptions() });
         var log = new StringWriter();
         var options = new ServerOptions { Host = "127.0.0.1", Port = 0, ApiKey = apiKey, Log = TextWriter.Synchronized(log) };
         if (maxBody is not null) options = options with { MaxRequestBodyBytes = maxBody.Value };

@@ -68,11 +68,14 @@ internal sealed partial class DecoderModel : nn.Module
     /// <remarks>
     /// With <paramref name="uniform"/> every row sits at position keys − 1, so each row sees all
     /// <paramref name="keys"/> positions and layers without a window that cuts run unmasked attention.
+    /// <paramref name="ropePositions"/> (int64 [B]), when given, are the rotary positions (a vision-language row's
+    /// differ from its cache positions); masks and cache writes still follow <paramref name="positions"/>.
     /// </remarks>
-    public Tensor ForwardSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false)
+    public Tensor ForwardSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false, Tensor? ropePositions = null)
     {
         var device = ids.device;
-        var pos2 = positions.view(positions.shape[0], 1);
+        var rope = ropePositions ?? positions;
+        var pos2 = rope.view(rope.shape[0], 1);
         var tables = _ropes.Select(r => r.Tables(pos2, _dtype)).ToArray();
         var groups = _spec.NumHeads / _spec.NumKvHeads;
         var masks = new Dictionary<int, AttentionMask>();

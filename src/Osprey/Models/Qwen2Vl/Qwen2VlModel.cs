@@ -91,7 +91,7 @@ public sealed class Qwen2VlModel : nn.Module
     }
 
     /// <summary>transformers 5 nests the two parts under "model."; the hub checkpoints do not.</summary>
-    static string Canonical(string name) =>
+    internal static string Canonical(string name) =>
         name.StartsWith("model.visual.", StringComparison.Ordinal) ? name["model.".Length..]
         : name.StartsWith("model.language_model.", StringComparison.Ordinal) ? "model." + name["model.language_model.".Length..]
         : name;
@@ -121,21 +121,7 @@ public sealed class Qwen2VlModel : nn.Module
     }
 
     /// <summary>The vision tower's features [tokens, hidden] for <paramref name="images"/>, in order.</summary>
-    public Tensor ImageFeatures(IReadOnlyList<ImagePatches> images)
-    {
-        using var scope = NewDisposeScope();
-        var dim = images[0].PatchDim;
-        var all = new float[images.Sum(i => i.PixelValues.Length)];
-        var o = 0;
-        foreach (var i in images)
-        {
-            if (i.PatchDim != dim) throw new ArgumentException("images of different patch sizes");
-            Array.Copy(i.PixelValues, 0, all, o, i.PixelValues.Length);
-            o += i.PixelValues.Length;
-        }
-        var pixels = tensor(all, [all.Length / dim, dim], dtype: ScalarType.Float32, device: Device).to_type(DType);
-        return visual.Forward(pixels, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList()).MoveToOuterDisposeScope();
-    }
+    public Tensor ImageFeatures(IReadOnlyList<ImagePatches> images) => visual.Encode(images, Device, DType);
 
     /// <summary>M-RoPE positions [3, B, T] and per-row decode deltas for ids [B, T] and the images in order.</summary>
     public (Tensor Positions, long[] Deltas) Positions(Tensor ids, IReadOnlyList<ImagePatches> images, Tensor? keyValid = null)

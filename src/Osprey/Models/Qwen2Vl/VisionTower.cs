@@ -31,6 +31,24 @@ internal sealed class VisionTower : nn.Module
 
     public VisionSpec Spec => _s;
 
+    /// <summary>The features [tokens, out] of <paramref name="images"/> in order: their pixel values stacked and sent
+    /// through <see cref="Forward"/> in <paramref name="dtype"/> on <paramref name="device"/>.</summary>
+    public Tensor Encode(IReadOnlyList<Osprey.Images.ImagePatches> images, Device device, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var dim = images[0].PatchDim;
+        var all = new float[images.Sum(i => i.PixelValues.Length)];
+        var o = 0;
+        foreach (var i in images)
+        {
+            if (i.PatchDim != dim) throw new ArgumentException("images of different patch sizes");
+            Array.Copy(i.PixelValues, 0, all, o, i.PixelValues.Length);
+            o += i.PixelValues.Length;
+        }
+        var pixels = tensor(all, [all.Length / dim, dim], dtype: ScalarType.Float32, device: device).to_type(dtype);
+        return Forward(pixels, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList()).MoveToOuterDisposeScope();
+    }
+
     /// <summary>pixel_values [N, patch dim] of images with grids (t, h, w) in patches → features [N / merge², out].</summary>
     public Tensor Forward(Tensor pixelValues, IReadOnlyList<(int T, int H, int W)> grids)
     {

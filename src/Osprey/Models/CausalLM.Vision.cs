@@ -1,0 +1,61 @@
+using Osprey.Images;
+using Osprey.Models.Qwen2Vl;
+using static TorchSharp.torch;
+
+namespace Osprey.Models;
+
+// A vision-language model (Qwen2-VL, Qwen2.5-VL) loaded through the same path as every text model: the vision tower
+// sits beside the language model under its hub name ("visual."), so the serving engine, adapters and saving see one
+// model. Text-only prompts run exactly as for a text model (M-RoPE with three equal rows is ordinary RoPE).
+public sealed partial class CausalLM
+{
+    /// <summary>The vision part of the config (tower shape, image token ids); null for a text model.</summary>
+    internal VisionParts? Vision { get; }
+
+    /// <summary>Whether the model takes images (its folder is a Qwen2-VL or Qwen2.5-VL model).</summary>
+    public bool IsVisionLanguage => visual is not null;
+
+    /// <summary>The placeholder token id each image token of a prompt stands in for (image_token_id); -1 for a text model.</summary>
+    public int ImageTokenId => Vision?.ImageTokenId ?? -1;
+
+    /// <summary>Patches merged per side into one image token (1 for a text model).</summary>
+    public int ImageMergeSize => Vision?.Spec.MergeSize ?? 1;
+
+    /// <summary>
+    /// Prefill of one prompt with images into an empty one-row cache (<see cref="Blocks.KvCache.Rows"/> of a slot pool):
+    /// ids [1, T] whose image placeholders are replaced, in order, by the vision tower's features of
+    /// <paramref name="images"/>, at M-RoPE positions. Returns the logits [1, vocab] of the last token and the row's
+    /// position delta: a later token at cache position p takes rotary position p + delta (an image of h×w tokens
+    /// spans max(h, w) positions, not h·w).
+    /// </summary>
+    public (Tensor Logits, long RopeDelta) PrefillWithImages(Tensor ids, IReadOnlyList<ImagePatches> images, Blocks.KvCache cache)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        ArgumentNullException.ThrowIfNull(images);
+        if (visual is null || Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
+        if (ids.shape[0] != 1) throw new ArgumentException("one prompt at a time", nameof(ids));
+        using var scope = NewDisposeScope();
+        long t = ids.shape[1];
+        var h = model.Embed(ids);
+        if (images.Count > 0)
+        {
+            var features = visual.Encode(images, Device, DType).to_type(h.dtype);
+            var where = ids.reshape(-1).eq(Vision.ImageTokenId).nonzero().squeeze(-1);
+            if (where.shape[0] != features.shape[0])
+                throw new ArgumentException($"the prompt has {where.shape[0]} image placeholder tokens but the images give {features.shape[0]} features");
+            h = h.reshape(-1, h.shape[^1]).index_copy(0, where, features).view(h.shape);
+        }
+        var host = ids.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
+        var grid = new long[1, t];
+        for (var j = 0; j < t; j++) grid[0, j] = host[j];
+        var (pos, deltas) = MropeIndex.Compute(grid, null, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList(), Vision.ImageTokenId, Vision.Spec.MergeSize);
+        var flat = new long[3 * t];
+        Buffer.BlockCopy(pos, 0, flat, 0, flat.Length * sizeof(long));
+        var positions = tensor(flat, [3, 1, t], dtype: ScalarType.Int64, device: Device);
+        var hidden = model.ForwardEmbeds(h, positions, null, cache);
+        var last = hidden.narrow(1, t - 1, 1);
+        var logits = lm_head is not null ? lm_head.forward(last) : nn.functional.linear(last, model.EmbedTokens.Weight);
+        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        return (logits.squeeze(1).MoveToOuterDisposeScope(), deltas[0]);
+    }
+}
