@@ -31,6 +31,9 @@ get "$URL/api/gpus" | tee "$OUT/gpus-idle.json"
 python3 - > "$OUT/load.log" 2>&1 <<'PY' &
 import time, torch
 a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+b = a @ a
+torch.cuda.synchronize()
+print("load started", flush=True)  # importing torch and starting CUDA take seconds: sampling waits for this line
 end = time.time() + 6
 while time.time() < end:
     for _ in range(20):
@@ -39,7 +42,8 @@ while time.time() < end:
 print("load done")
 PY
 LOAD=$!
-sleep 2
+for _ in $(seq 60); do grep -q "load started" "$OUT/load.log" && break; sleep 0.5; done
+sleep 1
 for i in 1 2 3 4; do
   echo "== under load, $i"
   get "$URL/api/gpus" | tee "$OUT/gpus-load-$i.json"

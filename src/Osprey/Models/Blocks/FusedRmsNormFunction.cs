@@ -26,6 +26,8 @@ internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFu
         // caller's dispose scope, if any, frees its wrapper later; the saved variable holds its own reference).
         ctx.save_for_backward([x, weight, inv!]);
         ctx.save_data("offset", offset);
+        // Whether the weight trains, read here: the unpacked saved copy in backward does not say (seen on the H100).
+        ctx.save_data("weight_grad", weight.requires_grad);
         return y;
     }
 
@@ -41,7 +43,7 @@ internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFu
         using (var scope = NewDisposeScope())
         {
             dx = FusedKernels.RmsNormBackward(grad_output, x, weight, inv, offset).MoveToOuterDisposeScope();
-            if (weight.requires_grad)
+            if ((bool)ctx.get_data("weight_grad"))
             {
                 // As the tensor path differentiates it: Llama's weight multiplies round(normed), Gemma's scale the float32 normed.
                 var normed = x.to_type(ScalarType.Float32) * inv.unsqueeze(-1);

@@ -114,7 +114,9 @@ internal static partial class MathAnswer
     [GeneratedRegex(@"<answer>(.*?)</answer>", RegexOptions.Singleline)]
     private static partial Regex AnswerTag();
 
-    [GeneratedRegex(@"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")]
+    // ASCII digits only: .NET's \d also matches other scripts' digits, which BigInteger.Parse refuses (a random-weight
+    // model on the H100 wrote one and the accuracy reward crashed the run).
+    [GeneratedRegex(@"-?[0-9][0-9,]*(?:\.[0-9]+)?(?:/[0-9]+)?")]
     private static partial Regex NumberPattern();
 
     [GeneratedRegex(@"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")]
@@ -126,12 +128,12 @@ internal static partial class MathAnswer
     [GeneratedRegex(@"^[a-zA-Z]\w*=(?=.)")]
     private static partial Regex Assignment();
 
-    [GeneratedRegex(@"^-?\d{1,3}(,\d{3})+(\.\d+)?$")]
+    [GeneratedRegex(@"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")]
     private static partial Regex Thousands();
 
-    [GeneratedRegex(@"^\\frac(?:\{(-?[\d.]+)\}|(\d))(?:\{(-?[\d.]+)\}|(\d))$")]
+    [GeneratedRegex(@"^\\frac(?:\{(-?[0-9.]+)\}|([0-9]))(?:\{(-?[0-9.]+)\}|([0-9]))$")]
     private static partial Regex Frac();
 
-    [GeneratedRegex(@"^(\d+\.?\d*|\.\d+)$")]
+    [GeneratedRegex(@"^([0-9]+\.?[0-9]*|\.[0-9]+)$")]
     private static partial Regex DecimalPattern();
 }

@@ -37,6 +37,10 @@ public sealed class GrpoRewardTests
     [InlineData("\\boxed{\\sqrt{2}}", "\\sqrt{3}", 0)]
     [InlineData("first \\boxed{1} then \\boxed{2}", "2", 1)]
     [InlineData("no number at all", "7", 0)]
+    // Digits of other scripts are not numbers here (a random model's completion once crashed the reward with one).
+    [InlineData("\\boxed{\u0663}", "3", 0)]
+    [InlineData("so \u0664\u0662 then", "42", 0)]
+    [InlineData("\\boxed{\\frac{\u0661}{2}}", "0.5", 0)]
     public void AccuracyNormalisesAnswers(string completion, string solution, double expected) =>
         Assert.Equal(expected, One("accuracy", Input(completion, solution)));
 
