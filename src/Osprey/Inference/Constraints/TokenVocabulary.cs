@@ -37,11 +37,11 @@ internal sealed class TokenVocabulary
     public static TokenVocabulary For(Tokenizer tokenizer) => s_byTokenizer.GetValue(tokenizer, t => new TokenVocabulary(t));
 
     /// <summary>
-    /// Most interned automaton states per thread (about 1 KB of transition row each) and masks kept (about 19 KB
-    /// each with a 150k vocabulary); past these, a thread's tables start again and the least recently used masks
-    /// go (bounds on memory, not on correctness).
+    /// Most interned automaton states per thread (about 1 KB of transition row each, so at most ~8 MB a thread that
+    /// walks) and masks kept (about 19 KB each with a 150k vocabulary, ~78 MB); past these, a thread's tables start
+    /// again and the least recently used masks go (bounds on memory, not on correctness).
     /// </summary>
-    const int MaxStates = 16_384, DefaultMaxMasks = 4096;
+    const int MaxStates = 8192, DefaultMaxMasks = 4096;
 
     readonly int _maxMasks;
     readonly byte[]?[] _bytes;
