@@ -27,7 +27,8 @@ namespace Osprey.Inference.Constraints;
 /// Eviction (past the bound) runs under <see cref="_evictLock"/>, one thread at a time, and drops the least
 /// recently used quarter; last-use stamps are written with Volatile, so a stale stamp only makes the choice
 /// approximate. A caller still holding an evicted entry keeps a valid mask (entries are immutable), and a later
-/// caller just walks again. Counters are Interlocked.
+/// caller just walks again. Counters are Interlocked. A key's lazily cached hash (<see cref="GrammarState.GetHashCode"/>)
+/// is computed by the dictionary before the key is published in it, so no other thread sees it being written.
 /// </remarks>
 internal sealed class TokenVocabulary
 {
