@@ -21,24 +21,34 @@ internal sealed class GrammarState : IEquatable<GrammarState>
     /// This state as a mask key: each stack cut to its top <paramref name="depth"/> frames (a
     /// <see cref="ContextFrame"/> below them) and open objects' keys forgotten (<see cref="ObjectFrame.Lexical"/>).
     /// The keys are few per grammar, so their masks are computed once and reused across steps and requests.
+    /// <paramref name="stringBudget"/>: the most code points one token of the vocabulary adds to a string
+    /// (<see cref="StringFrame.Lexical"/>).
     /// </summary>
-    public GrammarState Lexical(int depth)
+    public GrammarState Lexical(int depth, int stringBudget)
     {
         var stacks = new List<ParseStack>(_stacks.Length);
-        foreach (var s in _stacks) stacks.Add(Project(s, depth));
+        foreach (var s in _stacks) stacks.Add(Project(s, depth, stringBudget));
         return new GrammarState(stacks);
     }
 
-    static ParseStack Project(ParseStack s, int depth) =>
-        depth == 0 ? ContextFrame.Stack : new ParseStack(KeyFrame(s.Top), s.Below is null ? null : Project(s.Below, depth - 1));
+    static ParseStack Project(ParseStack s, int depth, int budget) =>
+        depth == 0 ? ContextFrame.Stack : new ParseStack(KeyFrame(s.Top, budget), s.Below is null ? null : Project(s.Below, depth - 1, budget));
 
-    static ParseFrame KeyFrame(ParseFrame f) => f switch
+    static ParseFrame KeyFrame(ParseFrame f, int budget) => f switch
     {
         ObjectFrame o => o.Lexical(),
         ArrayFrame a => a.Lexical(),
-        StringFrame s => s.Lexical(),
+        StringFrame s => s.Lexical(budget),
         _ => f,
     };
+
+    /// <summary>
+    /// For a mask key inside a string (one stack, a <see cref="StringFrame"/> on top of real frames), the same string
+    /// above a <see cref="ContextFrame"/> only: the key whose mask is a walk of the whole vocabulary shared by every
+    /// place that string can be. Null for any other key.
+    /// </summary>
+    public GrammarState? StringBase() =>
+        _stacks is [{ Top: StringFrame top, Below: { Top: not ContextFrame } }] ? new([new ParseStack(top, ContextFrame.Stack)]) : null;
 
     /// <summary>The state after one more byte (dead when the byte fits nowhere).</summary>
     public GrammarState Step(byte b)

@@ -32,6 +32,8 @@ internal sealed class ObjectNode(IReadOnlyDictionary<string, SchemaNode> propert
     public IReadOnlyDictionary<string, SchemaNode> Properties { get; } = properties;
     public IReadOnlyList<string> Required { get; } = required;
     public SchemaNode? Additional { get; } = additional;
+    /// <summary>True when no declared or required name holds U+0000, the separator of <see cref="ObjectFrame.Seen"/>: then its names can be sorted there.</summary>
+    public bool SortableNames { get; } = !properties.Keys.Concat(required).Any(k => k.Contains('\0'));
     /// <summary>Each property name as it is written between the quotes (UTF-8 bytes, one char per byte), for closed objects.</summary>
     public IReadOnlyDictionary<string, string> WrittenNames { get; } =
         properties.Keys.ToDictionary(k => JsonText.Latin1(JsonText.EscapeContent(k)), k => k, StringComparer.Ordinal);
@@ -50,6 +52,20 @@ internal sealed class StringNode(int minLength, int? maxLength) : SchemaNode
 {
     public int MinLength { get; } = minLength;
     public int? MaxLength { get; } = maxLength;
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<(int, int?), StringNode> s_shared = new();
+
+    /// <summary>Most shared bounds kept; past this <see cref="Shared"/> makes a new node (a bound on memory only: a key then just repeats a walk).</summary>
+    const int MaxShared = 4096;
+
+    /// <summary>
+    /// One node per pair of bounds, for mask keys (<see cref="StringFrame.Lexical"/>): strings of every schema that
+    /// have the same bounds left then share a key, so their masks are walked once per tokenizer.
+    /// </summary>
+    public static StringNode Shared(int minLength, int? maxLength) =>
+        s_shared.TryGetValue((minLength, maxLength), out var node) ? node
+        : s_shared.Count >= MaxShared ? new StringNode(minLength, maxLength)
+        : s_shared.GetOrAdd((minLength, maxLength), k => new StringNode(k.Item1, k.Item2));
 }
 
 /// <summary>A JSON number; an integer when <see cref="Integer"/> (a fraction of zeros, as in 1.0, is still one).</summary>

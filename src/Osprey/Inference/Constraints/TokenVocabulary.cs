@@ -1,17 +1,35 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Osprey.Tokenization;
 
 namespace Osprey.Inference.Constraints;
 
 /// <summary>
-/// What constrained decoding precomputes once per tokenizer: each token's output bytes, a trie over them, the
-/// automaton's lexical states (<see cref="GrammarState.Lexical"/>) interned to numbers with a byte transition
-/// table, and a cache of allowed-token masks per lexical state. A mask walks the trie once, stepping the
-/// automaton once per trie node (not once per token), and a subtree is skipped as soon as its prefix is refused.
-/// Lexical states are few per grammar, so after the first steps of the first requests every mask is a cache hit
-/// plus a check of a few candidate tokens against the real state.
-/// Shared by every engine over the same tokenizer, so access is serialized.
+/// What constrained decoding precomputes once per tokenizer: each token's output bytes, a trie over them, and a
+/// cache of allowed-token masks per lexical state (<see cref="GrammarState.Lexical"/>). A mask walks the trie
+/// once, stepping the automaton once per trie node (not once per token) through a byte transition table of
+/// interned states, and a subtree is skipped as soon as its prefix is refused. Lexical states are few per
+/// grammar, so after the first steps of the first requests every mask is a cache hit plus a check of a few
+/// candidate tokens against the real state. Inside a string, where nearly the whole vocabulary is allowed and a
+/// walk is the most expensive, the walk is shared by every place the string can stand (<see cref="GrammarState.StringBase"/>)
+/// and only the tokens that leave the string are stepped for the real place (<see cref="Compose"/>).
 /// </summary>
+/// <remarks>
+/// Thread safety (many engines and a batch's rows, in parallel, share one vocabulary):
+/// the token bytes and the trie are written only in the constructor and read-only after it.
+/// The transition tables (interned states and their byte rows) are per thread (<see cref="_tables"/>), never
+/// shared, so walks on different threads run at once with no lock and no shared writes; a thread starts its
+/// tables again between its own walks when they are full.
+/// The mask cache is a <see cref="ConcurrentDictionary{TKey,TValue}"/> of entries each holding a
+/// <see cref="Lazy{T}"/> in ExecutionAndPublication mode: the first caller of a key walks, later callers of the
+/// same key wait for that walk (no double work), callers of other keys are not held. A computed
+/// <see cref="LexicalMask"/> is never written again, and Lazy publishes it with the needed barrier.
+/// Eviction (past the bound) runs under <see cref="_evictLock"/>, one thread at a time, and drops the least
+/// recently used quarter; last-use stamps are written with Volatile, so a stale stamp only makes the choice
+/// approximate. A caller still holding an evicted entry keeps a valid mask (entries are immutable), and a later
+/// caller just walks again. Counters are Interlocked. A key's lazily cached hash (<see cref="GrammarState.GetHashCode"/>)
+/// is computed by the dictionary before the key is published in it, so no other thread sees it being written.
+/// </remarks>
 internal sealed class TokenVocabulary
 {
     static readonly ConditionalWeakTable<Tokenizer, TokenVocabulary> s_byTokenizer = [];
@@ -19,42 +37,57 @@ internal sealed class TokenVocabulary
     /// <summary>The vocabulary of <paramref name="tokenizer"/>, built on first use.</summary>
     public static TokenVocabulary For(Tokenizer tokenizer) => s_byTokenizer.GetValue(tokenizer, t => new TokenVocabulary(t));
 
-    /// <summary>Most automaton states and masks kept; past this the tables start again (a bound on memory, not on correctness).</summary>
-    const int MaxStates = 50_000, MaxMasks = 1024;
+    /// <summary>
+    /// Most interned automaton states per thread (about 1 KB of transition row each, so at most ~8 MB a thread that
+    /// walks) and masks kept (about 19 KB each with a 150k vocabulary, ~78 MB); past these, a thread's tables start
+    /// again and the least recently used masks go (bounds on memory, not on correctness).
+    /// </summary>
+    const int MaxStates = 8192, DefaultMaxMasks = 4096;
 
-    readonly object _lock = new();
+    readonly int _maxMasks;
     readonly byte[]?[] _bytes;
     // The trie, flattened: node n's edges are _edgeLabel/_edgeTarget[_edgeStart[n] .. _edgeStart[n + 1]);
     // the tokens ending at node n are _ends[_endStart[n] .. _endStart[n + 1]).
     readonly int[] _edgeStart, _edgeTarget, _endStart, _ends;
     readonly byte[] _edgeLabel;
 
-    readonly Dictionary<GrammarState, int> _ids = [];
-    readonly List<GrammarState> _states = [];
-    readonly List<int[]?> _next = [];
-    // Keyed by the lexical state itself, not its interned number, so the masks outlive a restart of the transition
-    // tables (before, a full state table cleared every mask too, and 32 rows then re-walked theirs each step).
-    readonly Dictionary<GrammarState, LexicalMask> _masks = [];
+    readonly ThreadLocal<WalkTables> _tables;
+    // Keyed by the lexical state itself, not an interned number, so masks outlive a restart of the transition tables.
+    readonly ConcurrentDictionary<GrammarState, MaskEntry> _masks = new();
+    readonly Lock _evictLock = new();
+    long _clock, _walks, _clears, _checks;
 
     /// <summary>Walks of the trie so far (cache misses), for benchmarks.</summary>
-    public int Walks { get; private set; }
+    public int Walks => (int)Interlocked.Read(ref _walks);
 
-    /// <summary>Times the tables were full and started again, for benchmarks.</summary>
-    public int Clears { get; private set; }
+    /// <summary>Times a thread's transition tables were full and started again, or masks were evicted, for benchmarks.</summary>
+    public int Clears => (int)Interlocked.Read(ref _clears);
 
     /// <summary>Candidate tokens stepped through a real parse state so far (the per-step work after warm-up), for benchmarks and tests.</summary>
     public long Checks => Interlocked.Read(ref _checks);
 
-    long _checks;
+    /// <summary>Masks in the cache now, for tests.</summary>
+    public int Cached => _masks.Count;
+
+    /// <summary>
+    /// The most code points one token adds inside a string (its bytes less UTF-8 continuation bytes, an upper
+    /// bound: an escape is several bytes for one code point), capped so a freak token cannot make every bounded
+    /// string exact: strings with more room than this share one mask key (<see cref="StringFrame.Lexical"/>).
+    /// </summary>
+    readonly int _stringBudget;
 
     /// <summary>Token ids 0 .. Size - 1 have entries (the tokenizer's vocabulary; a model's padded rows are never allowed).</summary>
     public int Size { get; }
 
-    TokenVocabulary(Tokenizer tokenizer)
+    /// <summary>A vocabulary of its own (not the shared one of <see cref="For"/>), keeping at most <paramref name="maxMasks"/> masks: for tests.</summary>
+    internal TokenVocabulary(Tokenizer tokenizer, int maxMasks = DefaultMaxMasks)
     {
+        _maxMasks = maxMasks;
+        _tables = new(() => new WalkTables());
         Size = tokenizer.VocabSize;
         _bytes = new byte[]?[Size];
         for (var id = 0; id < Size; id++) _bytes[id] = BytesOf(tokenizer, id);
+        _stringBudget = Math.Min(_bytes.Max(b => b is null ? 0 : b.Count(x => x is < 0x80 or >= 0xC0)), 256);
         var children = new List<Dictionary<byte, int>> { new() };
         var ends = new List<List<int>?> { null };
         for (var id = 0; id < Size; id++)
@@ -124,42 +157,63 @@ internal sealed class TokenVocabulary
     /// <summary>
     /// The tokens allowed after <paramref name="state"/>: those whose bytes keep the output a prefix of a valid
     /// value. End-of-sequence is the caller's to add (when the state can end). The mask comes from the state's
-    /// lexical key (<see cref="GrammarState.Lexical"/>), computed once by a walk of the trie and then shared; only
-    /// the key's few candidate tokens (those whose bytes reach past what the key knows) are stepped through the
-    /// real state, and the ones it refuses are listed in <see cref="TokenMask.Refused"/>.
+    /// lexical key (<see cref="GrammarState.Lexical"/>), computed once and then shared; only the key's few
+    /// candidate tokens (those whose bytes reach past what the key knows) are stepped through the real state, and
+    /// the ones it refuses are listed in <see cref="TokenMask.Refused"/>. Safe to call from many threads at once.
     /// </summary>
     public TokenMask Allowed(GrammarState state)
     {
-        var key = state.Lexical(Depth);
-        LexicalMask mask;
-        lock (_lock)
-        {
-            if (!_masks.TryGetValue(key, out mask!))
-            {
-                if (_states.Count >= MaxStates)
-                {
-                    // Start the transition tables again between walks (never during one, whose numbers would go stale).
-                    Clears++;
-                    _ids.Clear();
-                    _states.Clear();
-                    _next.Clear();
-                }
-                Walks++;
-                mask = Walk(Intern(key));
-                if (_masks.Count >= MaxMasks)
-                {
-                    Clears++;
-                    _masks.Clear();
-                }
-                _masks[key] = mask;
-            }
-        }
+        var mask = MaskOf(state.Lexical(Depth, _stringBudget));
         if (mask.Candidates.Length == 0) return mask.Whole;
         Interlocked.Add(ref _checks, mask.Candidates.Length);
         List<int>? refused = null;
         foreach (var id in mask.Candidates)
             if (state.Step(_bytes[id]).IsDead) (refused ??= []).Add(id);
         return refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
+    }
+
+    /// <summary>The cached mask of lexical state <paramref name="key"/>, computed by this thread or awaited from the one computing it.</summary>
+    LexicalMask MaskOf(GrammarState key)
+    {
+        var now = Interlocked.Increment(ref _clock);
+        if (!_masks.TryGetValue(key, out var entry))
+        {
+            var made = new MaskEntry(new Lazy<LexicalMask>(() => Compute(key), LazyThreadSafetyMode.ExecutionAndPublication));
+            entry = _masks.GetOrAdd(key, made);
+            if (ReferenceEquals(entry, made) && _masks.Count > _maxMasks) Evict();
+        }
+        Volatile.Write(ref entry.LastUse, now);
+        return entry.Mask.Value;
+    }
+
+    /// <summary>Drops the least recently used quarter of the masks (an LRU by stamps: before, reaching the bound dropped them all, and every row walked again).</summary>
+    void Evict()
+    {
+        lock (_evictLock)
+        {
+            if (_masks.Count <= _maxMasks) return; // another thread just did
+            Interlocked.Increment(ref _clears);
+            var stamps = _masks.Select(e => (e.Key, Stamp: Volatile.Read(ref e.Value.LastUse))).ToArray();
+            Array.Sort(stamps, (a, b) => a.Stamp.CompareTo(b.Stamp));
+            foreach (var (key, _) in stamps.AsSpan(0, Math.Max(stamps.Length - _maxMasks * 3 / 4, 1))) _masks.TryRemove(key, out _);
+        }
+    }
+
+    LexicalMask Compute(GrammarState key)
+    {
+        // The shared part first: it may walk on this thread, and starting the tables again must come before this
+        // key is interned in them.
+        var shared = key.StringBase() is { } baseKey ? MaskOf(baseKey) : null;
+        var tables = _tables.Value!;
+        if (tables.Count >= MaxStates)
+        {
+            Interlocked.Increment(ref _clears);
+            tables.Clear(); // between walks only (never during one, whose numbers would go stale)
+        }
+        var start = tables.Intern(key);
+        if (shared is not null) return Compose(shared, tables, start);
+        Interlocked.Increment(ref _walks);
+        return Walk(tables, start);
     }
 
     /// <summary>
@@ -174,12 +228,19 @@ internal sealed class TokenVocabulary
         public TokenMask Whole { get; } = new(Bits, Count, []);
     }
 
+    /// <summary>A cache entry: the mask (computed once) and when it was last asked for (the eviction order).</summary>
+    sealed class MaskEntry(Lazy<LexicalMask> mask)
+    {
+        public readonly Lazy<LexicalMask> Mask = mask;
+        public long LastUse;
+    }
+
     /// <summary>
     /// One walk of the trie from interned state <paramref name="start"/>, stepping the automaton once per trie node
     /// and skipping a subtree as soon as its prefix is refused. A path that went through an unsure step (one that
     /// depends on what the key forgot) makes the tokens below it candidates.
     /// </summary>
-    LexicalMask Walk(int start)
+    LexicalMask Walk(WalkTables tables, int start)
     {
         var bits = new ulong[(Size + 63) / 64];
         var count = 0;
@@ -191,7 +252,7 @@ internal sealed class TokenVocabulary
             var (node, s, unsure) = stack.Pop();
             for (var e = _edgeStart[node]; e < _edgeStart[node + 1]; e++)
             {
-                var next = Next(s, _edgeLabel[e]);
+                var next = tables.Next(s, _edgeLabel[e]);
                 if (next < 0) continue;
                 var sure = (next & UnsureBit) == 0 && !unsure;
                 next &= ~UnsureBit;
@@ -209,39 +270,90 @@ internal sealed class TokenVocabulary
         return new LexicalMask(bits, count, [.. candidates]);
     }
 
+    /// <summary>
+    /// The mask of a key inside a string from the string's shared mask (<see cref="GrammarState.StringBase"/>): what
+    /// a walk from <paramref name="start"/> would give, at the cost of stepping the shared mask's candidates only.
+    /// Exact because a token that the shared walk decided surely never read a byte below the string (that is what
+    /// the <see cref="ContextFrame"/> there marks unsure), and a string's steps do not depend on what is below it:
+    /// such a token has the same verdict here. Every other token is a candidate there, and is stepped here byte by
+    /// byte as the walk would step its trie path (refused: dropped; unsure on the way: a candidate of this key).
+    /// </summary>
+    LexicalMask Compose(LexicalMask shared, WalkTables tables, int start)
+    {
+        var bits = (ulong[])shared.Bits.Clone();
+        var count = shared.Count;
+        var candidates = new List<int>();
+        foreach (var id in shared.Candidates)
+        {
+            var s = start;
+            var sure = true;
+            foreach (var b in _bytes[id]!)
+            {
+                var next = tables.Next(s, b);
+                if (next < 0) { s = -1; break; }
+                if ((next & UnsureBit) != 0) sure = false;
+                s = next & ~UnsureBit;
+            }
+            if (s < 0)
+            {
+                bits[id >> 6] &= ~(1UL << (id & 63));
+                count--;
+            }
+            else if (!sure) candidates.Add(id);
+        }
+        return new LexicalMask(bits, count, [.. candidates]);
+    }
+
     /// <summary>Marks a transition whose step was unsure (<see cref="JsonMachine.Unsure"/>) in the byte table.</summary>
     const int UnsureBit = 1 << 30;
 
-    int Intern(GrammarState state)
+    /// <summary>One thread's interned automaton states and their byte transition rows (filled lazily), reused across its walks.</summary>
+    sealed class WalkTables
     {
-        if (_ids.TryGetValue(state, out var id)) return id;
-        id = _states.Count;
-        _ids[state] = id;
-        _states.Add(state);
-        _next.Add(null);
-        return id;
-    }
+        readonly Dictionary<GrammarState, int> _ids = [];
+        readonly List<GrammarState> _states = [];
+        readonly List<int[]?> _next = [];
 
-    /// <summary>The interned state after byte <paramref name="b"/> (with <see cref="UnsureBit"/> when that step was unsure), or -1 when the byte is refused.</summary>
-    int Next(int s, byte b)
-    {
-        var row = _next[s] ??= Filled();
-        var n = row[b];
-        if (n != -2) return n;
-        JsonMachine.Unsure = false;
-        JsonMachine.Projecting = true;
-        var state = _states[s].Step(b);
-        JsonMachine.Projecting = false;
-        if (state.IsDead) n = -1;
-        else n = Intern(state) | (JsonMachine.Unsure ? UnsureBit : 0);
-        row[b] = n;
-        return n;
-    }
+        public int Count => _states.Count;
 
-    static int[] Filled()
-    {
-        var row = new int[256];
-        Array.Fill(row, -2);
-        return row;
+        public void Clear()
+        {
+            _ids.Clear();
+            _states.Clear();
+            _next.Clear();
+        }
+
+        public int Intern(GrammarState state)
+        {
+            if (_ids.TryGetValue(state, out var id)) return id;
+            id = _states.Count;
+            _ids[state] = id;
+            _states.Add(state);
+            _next.Add(null);
+            return id;
+        }
+
+        /// <summary>The interned state after byte <paramref name="b"/> (with <see cref="UnsureBit"/> when that step was unsure), or -1 when the byte is refused.</summary>
+        public int Next(int s, byte b)
+        {
+            var row = _next[s] ??= Filled();
+            var n = row[b];
+            if (n != -2) return n;
+            JsonMachine.Unsure = false;
+            JsonMachine.Projecting = true;
+            var state = _states[s].Step(b);
+            JsonMachine.Projecting = false;
+            if (state.IsDead) n = -1;
+            else n = Intern(state) | (JsonMachine.Unsure ? UnsureBit : 0);
+            row[b] = n;
+            return n;
+        }
+
+        static int[] Filled()
+        {
+            var row = new int[256];
+            Array.Fill(row, -2);
+            return row;
+        }
     }
 }

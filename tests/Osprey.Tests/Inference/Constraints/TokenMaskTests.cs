@@ -47,7 +47,19 @@ public sealed class TokenMaskTests
         { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"\u0061b": """ },
         { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"q": 1, "zz": 2""" },
         { """{"properties":{"ab":{"type":"string"}},"additionalProperties":{"type":"integer"},"required":["zz"]}""", """{"q": 1""" },
+        // Strings below real frames: their masks are the string's shared walk with the tokens that leave it re-stepped.
+        { Closed, """{"b": "xy""" },                                  // `",` `"}` `" ,"a` depend on the object
+        { Closed, "{\"a\": \"" + new string('x', 35) },              // five code points left, then the object
+        { Closed, """{"a": "hello", "b": "wor""" },                   // "a" written: `"}` may close the object now
+        { Closed, """{"b": "1", "a": "x""" },
+        { """{"type":"string","maxLength":400}""", "\"" + new string('x', 10) },   // more room than any token: one key
+        { """{"type":"string","maxLength":400}""", "\"" + new string('x', 300) },  // 100 left: an exact key
+        { """{"type":"string","minLength":3,"maxLength":5}""", "\"x" },            // below minLength: `"` refused
+        { "json_object", """{"a": ["b", {"c": "d""" },
     };
+
+    /// <summary>A closed object: a bounded required string, a free string, an integer.</summary>
+    const string Closed = """{"type":"object","properties":{"a":{"type":"string","maxLength":40},"b":{"type":"string"},"c":{"type":"integer"}},"required":["a"],"additionalProperties":false}""";
 
     [Theory]
     [MemberData(nameof(Prefixes))]
@@ -96,6 +108,63 @@ public sealed class TokenMaskTests
         var two = vocabulary.Allowed(start.Step(Encoding.UTF8.GetBytes("""{"\"quoted word""")));
         Assert.Same(one.Bits, two.Bits);
     }
+
+    [Fact]
+    public void KeysWrittenInAnotherOrderShareOneMask()
+    {
+        // Only which names a closed object has seen matters, so the order they came in must not make a key (and a
+        // walk of the vocabulary) of its own; the shared mask is still exact for both.
+        var (_, vocabulary) = s_qwen3.Value;
+        var grammar = JsonSchemaGrammar.FromSchema(Closed);
+        var one = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"a": "x", "c": 1, """)));
+        var two = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"c": 1, "a": "x", """)));
+        Assert.Same(one.Bits, two.Bits);
+        AssertExact(grammar, Encoding.UTF8.GetBytes("""{"c": 1, "a": "x", """), "c then a");
+    }
+
+    [Fact]
+    public void StringsOfEverySchemaWithTheSameRoomLeftShareAWalk()
+    {
+        // A string of 30 code points under maxLength 40 and an empty one under maxLength 10 accept the same tokens
+        // (10 code points more, then the quote): one walk of the vocabulary serves both.
+        var (tokenizer, _) = s_qwen3.Value;
+        var vocabulary = new TokenVocabulary(tokenizer);
+        var a = vocabulary.Allowed(JsonSchemaGrammar.FromSchema("""{"type":"string","maxLength":40}""").Start().Step(Encoding.UTF8.GetBytes("\"" + new string('q', 30))));
+        var walks = vocabulary.Walks;
+        var b = vocabulary.Allowed(JsonSchemaGrammar.FromSchema("""{"type":"string","maxLength":10}""").Start().Step("\""u8));
+        Assert.Equal(1, walks);
+        Assert.Equal(walks, vocabulary.Walks); // the second only re-steps the tokens that close the string
+        Assert.Equal(AllowedIds(a, vocabulary.Size), AllowedIds(b, vocabulary.Size));
+    }
+
+    [Fact]
+    public void ConcurrentCallersGetTheMasksOfSerialOnesAndWalkEachKeyOnce()
+    {
+        // A fresh vocabulary asked for every prefix above from many threads at once (each prefix several times, in
+        // a shuffled order, with room for only 16 masks so eviction runs during the walks) must give, prefix by
+        // prefix, the allowed set the shared vocabulary gives when asked one at a time (itself checked exact above).
+        var (tokenizer, serial) = s_qwen3.Value;
+        var rows = Prefixes().Select(row => ((string)row[0], (string)row[1])).ToArray();
+        var states = rows.Select(r => (r.Item1 == "json_object" ? JsonSchemaGrammar.AnyObject : JsonSchemaGrammar.FromSchema(r.Item1)).Start().Step(Encoding.UTF8.GetBytes(r.Item2))).ToArray();
+        var expected = states.Select(s => AllowedIds(serial.Allowed(s), serial.Size)).ToArray();
+        var concurrent = new TokenVocabulary(tokenizer, maxMasks: 16);
+        var order = Enumerable.Range(0, states.Length * 4).Select(i => i % states.Length).OrderBy(i => i * 7919 % 31).ToArray();
+        var got = new int[order.Length][];
+        Parallel.For(0, order.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, k => got[k] = AllowedIds(concurrent.Allowed(states[order[k]]), concurrent.Size));
+        for (var k = 0; k < order.Length; k++)
+            Assert.True(expected[order[k]].SequenceEqual(got[k]), $"after {rows[order[k]].Item2}: {got[k].Length} tokens allowed concurrently, {expected[order[k]].Length} serially");
+        Assert.InRange(concurrent.Cached, 1, 16);
+
+        // The same new key asked by 8 threads at once is walked by one of them; the others wait for its mask.
+        var fresh = new TokenVocabulary(tokenizer);
+        var state = JsonSchemaGrammar.AnyObject.Start().Step(Encoding.UTF8.GetBytes("""{"k": [true, """));
+        var masks = new TokenMask[8];
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, j => masks[j] = fresh.Allowed(state));
+        Assert.Equal(1, fresh.Walks);
+        Assert.All(masks, m => Assert.Same(masks[0].Bits, m.Bits));
+    }
+
+    static int[] AllowedIds(TokenMask mask, int size) => Enumerable.Range(0, size).Where(mask.Allows).ToArray();
 
     static void AssertExact(JsonSchemaGrammar grammar, byte[] prefix, string prefixText)
     {
