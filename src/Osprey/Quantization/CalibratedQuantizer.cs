@@ -95,6 +95,7 @@ public static class CalibratedQuantizer
                 using var h = _decoder.Embed(ids);
                 _hidden.Add(h.to(CPU).DetachFromDisposeScope());
             }
+            PlanMemory();
             var started = DateTime.UtcNow;
             try
             {
@@ -115,6 +116,27 @@ public static class CalibratedQuantizer
                 foreach (var h in _hidden) h.Dispose();
                 foreach (var t in _ids) t.Dispose();
             }
+        }
+
+        /// <summary>
+        /// Logs the device memory the run plans to take: the model (it stays on the device), the costliest group of
+        /// projections (<see cref="CalibrationMemory"/>), and one sample's forward through a layer.
+        /// </summary>
+        void PlanMemory()
+        {
+            if (model.Device.type == TorchSharp.DeviceType.CPU) return;
+            const double GiB = 1 << 30;
+            var modelBytes = model.parameters().Sum(p => p.numel() * p.ElementSize);
+            var (groupBytes, groupName) = Groups(0).Select(g =>
+            {
+                long rows = g.Linears.Sum(l => l.Weight.shape[0]), width = g.Linears[0].Weight.shape[1];
+                var bytes = settings.Method == "gptq" ? CalibrationMemory.GptqGroupBytes(rows, width, KeptRows) : CalibrationMemory.AwqGroupBytes(rows, width, KeptRows);
+                return (bytes, string.Join("+", g.Names.Select(n => n[(n.LastIndexOf('.') + 1)..])));
+            }).MaxBy(t => t.bytes);
+            var spec = model.Spec;
+            var forward = CalibrationMemory.ForwardBytes(samples.Max(s => s.Length), spec.HiddenSize, spec.IntermediateSize, model.Decoder.parameters().First().ElementSize);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"osprey: planned device memory for {settings.Method}: model {modelBytes / GiB:F1} GiB + {groupName} step {groupBytes / GiB:F1} GiB + one sample's layer forward {forward / GiB:F1} GiB ≈ {(modelBytes + groupBytes + forward) / GiB:F1} GiB (hidden states wait in host memory)."));
         }
 
         /// <summary>Decoder layer <paramref name="layer"/> on sample <paramref name="k"/>'s hidden state; the output goes to host memory.</summary>
@@ -205,7 +227,7 @@ public static class CalibratedQuantizer
                 if (heldOut > 0) Record(i, [(g, heldOutRecorder)], heldOutSamples: true);
                 using var scope = NewDisposeScope();
                 var w = Stacked(g);
-                var h = recorder.Hessian();
+                using var h = recorder.TakeHessian();
                 using var result = GptqSolver.Solve(w, h, gptq);
                 if (heldOutRecorder.Rows() is { } x)
                 {
