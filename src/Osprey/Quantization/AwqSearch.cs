@@ -60,6 +60,7 @@ internal static class AwqSearch
     /// The per-input-channel scales [in] for the weight <paramref name="w"/> [out, in] (the group's linears stacked by
     /// rows) given calibration inputs <paramref name="x"/> [n, in] and the mean |x| per channel over all calibration
     /// tokens. α = 0 (all ones, plain round-to-nearest) is on the grid, so the result is never worse on <paramref name="x"/>.
+    /// The loss (mean squared error, summed in float64) is taken <paramref name="chunkRows"/> tokens at a time.
     /// </summary>
     public static Tensor SearchScales(Tensor w, Tensor x, Tensor xMean, int groupSize, long chunkRows = ChunkRows)
     {
@@ -108,7 +109,8 @@ internal static class AwqSearch
     /// <summary>
     /// The clipping bound [out, groups] for each group of <paramref name="w"/> [out, in]: max|w| of the group shrunk by
     /// 0 … 9/20, whichever gives the smallest mean squared error of that group's partial output x_g·w_g on
-    /// <paramref name="x"/> [n, in] (up to 512 evenly spaced tokens are used, as AutoAWQ does).
+    /// <paramref name="x"/> [n, in] (up to 512 evenly spaced tokens are used, as AutoAWQ does), <paramref name="rowBatch"/>
+    /// output rows at a time (0: as many as fit <see cref="ClipBatchBytes"/>, at most 64).
     /// </summary>
     public static Tensor SearchClip(Tensor w, Tensor x, int groupSize, long rowBatch = 0)
     {
