@@ -11,7 +11,7 @@ namespace Osprey.Tests.Quantization;
 /// statistics, AWQ's scale loss) and output rows a batch at a time (AWQ's clipping search). Here the chunks are made a
 /// few rows small so many run, and the result must be what one chunk gives: the Hessian equals 2·XᵀX/n computed in
 /// float64 by libtorch's matmul, AWQ picks the same scales and clipping bounds, and a whole GPTQ or AWQ quantization of a
-/// tiny model packs the same weights.
+/// tiny model packs the same weights (but for rounding ties).
 /// </summary>
 public sealed class ChunkedCalibrationTests
 {
@@ -88,10 +88,12 @@ public sealed class ChunkedCalibrationTests
         {
             Assert.NotEmpty(one);
             Assert.Equal(one.Keys.Order(), small.Keys.Order());
+            // Sums taken in another order round differently in the last bit, which may move a weight that sits on a
+            // rounding boundary to the next code (none did here); a chunking mistake changes far more than that.
             foreach (var (path, w) in one)
             {
-                var diff = (w - small[path]).abs().max().item<float>();
-                Assert.True(diff == 0, $"{method} {family}: {path} packs other weights in chunks (max |Δ| {diff:E3})");
+                var same = w.eq(small[path]).to_type(ScalarType.Float32).mean().item<float>();
+                Assert.True(same >= 0.995f, $"{method} {family}: {path} packs other weights in chunks (only {same:P2} equal)");
             }
         }
         finally
