@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 18 benchmark (calibrated export), one device call on the GPU machine (H100, no network): a Qwen2.5-7B-shaped
 # model with random bf16 weights (tools/make_bench_model.py --size 7b, PyTorch + transformers on that machine),
-#   1. osprey export --quant_method gptq --quant_bits 4 --group_size 128 and --quant_method awq --quant_bits 4, each
+#   1. osprey export --quant_method gptq --quant_bits 4 --group_size 128 and --quant_method awq --quant_bits 4, each (its
+#      "planned device memory" line goes into the summary beside the measured peak),
 #      calibrated on 128 samples x 2048 tokens (--quant_n_samples 128 --max_length 2048; 16 more are held out for the
 #      per-projection error table against round-to-nearest that export prints), plus FP8 (block scales, no calibration):
 #      wall time and peak GPU memory (polled with nvidia-smi every 0.2 s, minus what was used before the command);
@@ -84,7 +85,7 @@ print(open(os.path.join(out, "sizes.txt")).read().strip())
 for q in ("gptq", "awq"):
     p = os.path.join(out, "export-" + q + ".txt")
     if os.path.exists(p):
-        lines = [l.rstrip() for l in open(p) if "layers below" in l or "held-out output error" in l]
+        lines = [l.rstrip() for l in open(p) if "layers below" in l or "held-out output error" in l or "planned device memory" in l]
         print("\n".join(lines))
 print(f"{'decode':<16}{'peak GiB (poll)':>16}{'batch':>7}{'decode tok/s':>14}{'ms/step':>9}")
 for name in ("bf16", "gptq", "awq", "fp8"):

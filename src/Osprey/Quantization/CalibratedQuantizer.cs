@@ -24,7 +24,15 @@ public static class CalibratedQuantizer
     /// <paramref name="samples"/> (token ids; the last <paramref name="heldOut"/> are used only to measure each layer's
     /// output error against round-to-nearest). Returns those errors (empty for FP8 or without held-out samples).
     /// </summary>
-    public static IReadOnlyList<QuantizationErrorRow> Quantize(CausalLM model, IReadOnlyList<int[]> samples, int heldOut, QuantizedExportSettings settings, TextWriter log)
+    public static IReadOnlyList<QuantizationErrorRow> Quantize(CausalLM model, IReadOnlyList<int[]> samples, int heldOut, QuantizedExportSettings settings, TextWriter log) =>
+        Quantize(model, samples, heldOut, settings, log, chunkRows: 0);
+
+    /// <summary>
+    /// <see cref="Quantize(CausalLM, IReadOnlyList{int[]}, int, QuantizedExportSettings, TextWriter)"/> with every
+    /// chunked step (the recorders' float32 chunks, AWQ's loss chunks and clipping row batches) taking
+    /// <paramref name="chunkRows"/> rows at a time instead of its default (0): tests make them small so several chunks run.
+    /// </summary>
+    internal static IReadOnlyList<QuantizationErrorRow> Quantize(CausalLM model, IReadOnlyList<int[]> samples, int heldOut, QuantizedExportSettings settings, TextWriter log, long chunkRows)
     {
         if (model.QuantizedLayerCount > 0) throw new OspreyException("the model is already quantized; export a GPTQ/AWQ/FP8 checkpoint from an unquantized folder.");
         var compute = model.DType;
@@ -43,7 +51,7 @@ public static class CalibratedQuantizer
             else
             {
                 if (samples.Count - heldOut <= 0) throw new OspreyException("no calibration samples; pass --dataset with at least one row.");
-                new Run(model, samples, heldOut, settings, log, report, bases).All();
+                new Run(model, samples, heldOut, settings, log, report, bases, chunkRows).All();
             }
         }
         foreach (var (layer, b) in bases) layer.UseBase(b);
@@ -75,8 +83,10 @@ public static class CalibratedQuantizer
 
     /// <summary>One layer-by-layer pass over the model.</summary>
     sealed class Run(CausalLM model, IReadOnlyList<int[]> samples, int heldOut, QuantizedExportSettings settings, TextWriter log,
-        List<QuantizationErrorRow> report, List<(LinearLayer, ILinearBase)> bases)
+        List<QuantizationErrorRow> report, List<(LinearLayer, ILinearBase)> bases, long chunkRows)
     {
+        InputRecorder Recorder(bool hessian, long keepRows) => new(hessian, keepRows, chunkRows > 0 ? chunkRows : InputRecorder.DefaultChunkRows);
+
         readonly DecoderModel _decoder = model.Decoder;
         readonly Dictionary<string, LinearLayer> _linears = model.LinearLayers().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
         readonly Dictionary<string, Parameter> _parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
@@ -95,6 +105,7 @@ public static class CalibratedQuantizer
                 using var h = _decoder.Embed(ids);
                 _hidden.Add(h.to(CPU).DetachFromDisposeScope());
             }
+            PlanMemory();
             var started = DateTime.UtcNow;
             try
             {
@@ -115,6 +126,27 @@ public static class CalibratedQuantizer
                 foreach (var h in _hidden) h.Dispose();
                 foreach (var t in _ids) t.Dispose();
             }
+        }
+
+        /// <summary>
+        /// Logs the device memory the run plans to take: the model (it stays on the device), the costliest group of
+        /// projections (<see cref="CalibrationMemory"/>), and one sample's forward through a layer.
+        /// </summary>
+        void PlanMemory()
+        {
+            if (model.Device.type == TorchSharp.DeviceType.CPU) return;
+            const double GiB = 1 << 30;
+            var modelBytes = model.parameters().Sum(p => p.numel() * p.ElementSize);
+            var (groupBytes, groupName) = Groups(0).Select(g =>
+            {
+                long rows = g.Linears.Sum(l => l.Weight.shape[0]), width = g.Linears[0].Weight.shape[1];
+                var bytes = settings.Method == "gptq" ? CalibrationMemory.GptqGroupBytes(rows, width, KeptRows) : CalibrationMemory.AwqGroupBytes(rows, width, KeptRows);
+                return (bytes, string.Join("+", g.Names.Select(n => n[(n.LastIndexOf('.') + 1)..])));
+            }).MaxBy(t => t.bytes);
+            var spec = model.Spec;
+            var forward = CalibrationMemory.ForwardBytes(samples.Max(s => s.Length), spec.HiddenSize, spec.IntermediateSize, model.Decoder.parameters().First().ElementSize);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"osprey: planned device memory for {settings.Method}: model {modelBytes / GiB:F1} GiB + {groupName} step {groupBytes / GiB:F1} GiB + one sample's layer forward {forward / GiB:F1} GiB ≈ {(modelBytes + groupBytes + forward) / GiB:F1} GiB (hidden states wait in host memory)."));
         }
 
         /// <summary>Decoder layer <paramref name="layer"/> on sample <paramref name="k"/>'s hidden state; the output goes to host memory.</summary>
@@ -199,13 +231,13 @@ public static class CalibratedQuantizer
             var gptq = new GptqSettings(settings.Bits, settings.GroupSize, settings.Sym, settings.DescAct);
             foreach (var g in groups)
             {
-                using var recorder = new InputRecorder(hessian: true, keepRows: 0);
+                using var recorder = Recorder(hessian: true, keepRows: 0);
                 Record(i, [(g, recorder)], heldOutSamples: false);
-                using var heldOutRecorder = new InputRecorder(hessian: false, keepRows: KeptRows);
+                using var heldOutRecorder = Recorder(hessian: false, keepRows: KeptRows);
                 if (heldOut > 0) Record(i, [(g, heldOutRecorder)], heldOutSamples: true);
                 using var scope = NewDisposeScope();
                 var w = Stacked(g);
-                var h = recorder.Hessian();
+                using var h = recorder.TakeHessian();
                 using var result = GptqSolver.Solve(w, h, gptq);
                 if (heldOutRecorder.Rows() is { } x)
                 {
@@ -240,17 +272,17 @@ public static class CalibratedQuantizer
             {
                 var canScale = g.PreviousNorm is not null || g.PreviousLinear is not null;
                 if (!canScale) continue;
-                using var recorder = new InputRecorder(hessian: false, keepRows: KeptRows);
+                using var recorder = Recorder(hessian: false, keepRows: KeptRows);
                 Record(i, [(g, recorder)], heldOutSamples: false);
                 using var scope = NewDisposeScope();
                 var w = Stacked(g);
-                var s = AwqSearch.SearchScales(w, recorder.Rows()!, recorder.AbsMean(), settings.GroupSize);
+                var s = AwqSearch.SearchScales(w, recorder.Rows()!, recorder.AbsMean(), settings.GroupSize, chunkRows > 0 ? chunkRows : AwqSearch.ChunkRows);
                 ApplyScales(g, s);
                 scales[g] = s.MoveToOuterDisposeScope();
             }
             // 2. Clipping and quantization with one pass of inputs for all groups.
-            var recorders = groups.Select(g => (g, new InputRecorder(hessian: false, keepRows: KeptRows))).ToList();
-            var heldOutRecorders = groups.Select(g => (g, new InputRecorder(hessian: false, keepRows: KeptRows))).ToList();
+            var recorders = groups.Select(g => (g, Recorder(hessian: false, keepRows: KeptRows))).ToList();
+            var heldOutRecorders = groups.Select(g => (g, Recorder(hessian: false, keepRows: KeptRows))).ToList();
             try
             {
                 Record(i, recorders, heldOutSamples: false);
@@ -269,7 +301,7 @@ public static class CalibratedQuantizer
                         var w = dense.to_type(ScalarType.Float32);
                         // AutoAWQ leaves q and k unclipped: their errors pass through the softmax, not the output.
                         var clipped = name is "self_attn.q_proj" or "self_attn.k_proj" or "self_attn.qkv_proj"
-                            ? w : AwqSearch.Clip(w, AwqSearch.SearchClip(w, x, settings.GroupSize), settings.GroupSize);
+                            ? w : AwqSearch.Clip(w, AwqSearch.SearchClip(w, x, settings.GroupSize, rowBatch: chunkRows), settings.GroupSize);
                         var (codes, sc, zeros, dq) = AwqSearch.Quantize(clipped, settings.GroupSize);
                         bases.Add((l, AwqWeight.Pack(codes, sc, zeros, settings.GroupSize, model.DType)));
                         quantized.Add(dq);

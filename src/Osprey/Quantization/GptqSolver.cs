@@ -57,13 +57,19 @@ internal static class GptqSolver
         upper.Dispose();
 
         var q = zeros_like(w);
-        var codes = zeros(rows, columns, dtype: ScalarType.Int64, device: w.device);
+        // int32 from the start (codes are whole numbers 0 … maxq, so the copy is exact): an int64 matrix would be twice
+        // the weight's float32 size on the device for nothing.
+        var codes = zeros(rows, columns, dtype: ScalarType.Int32, device: w.device);
         var groups = columns / groupSize;
         var scales = new Tensor[groups];
         var zeroPoints = new Tensor[groups];
         Tensor scale = rowScale, zero = rowZero;
         for (long i1 = 0; i1 < columns; i1 += s.BlockSize)
         {
+            // Every block, and every column inside it, frees its temporaries at once: left to the scope of Solve they
+            // were an [out, block] product per column and an [out, in] update per block, tens of GB on a 7B's
+            // gate/up (37888 rows) and down_proj (18944 columns) before Solve returned.
+            using var blockScope = NewDisposeScope();
             var i2 = Math.Min(i1 + s.BlockSize, columns);
             var count = i2 - i1;
             var w1 = w.narrow(1, i1, count).clone();
@@ -76,9 +82,11 @@ internal static class GptqSolver
                 {
                     // The reference takes the group's grid from W as updated up to the current block (not W1).
                     (scale, zero) = Grid(w.narrow(1, column, groupSize), maxq, s.Sym);
-                    scales[column / groupSize] = scale;
-                    zeroPoints[column / groupSize] = zero;
+                    // Kept past the block: they are the group's stored scales and zero points.
+                    scales[column / groupSize] = scale.MoveToOuterDisposeScope();
+                    zeroPoints[column / groupSize] = zero.MoveToOuterDisposeScope();
                 }
+                using var columnScope = NewDisposeScope();
                 var wi = w1.select(1, i);
                 var d = hinv1[i, i];
                 var code = wi.div(scale).round().add(zero).clamp(0, maxq);
