@@ -189,6 +189,13 @@ ALL(2)
 
     static readonly object Gate = new();
 
+    /// <summary>
+    /// Whether training (autograd) uses the fused kernels too: off unless <c>OSPREY_FUSED_TRAINING=1</c>, until their
+    /// backward passes have passed <c>osprey kernel-probe --fused</c> on a GPU and their speed is measured. Inference
+    /// always uses them on CUDA.
+    /// </summary>
+    internal static bool Autograd { get; set; } = Environment.GetEnvironmentVariable("OSPREY_FUSED_TRAINING") == "1";
+
     /// <summary>Makes this thread take the tensor-op path (the probe's reference) while set.</summary>
     [ThreadStatic]
     internal static bool TensorPathOnThisThread;

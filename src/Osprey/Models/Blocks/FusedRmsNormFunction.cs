@@ -8,7 +8,8 @@ namespace Osprey.Models.Blocks;
 /// <summary>
 /// RMSNorm through the fused CUDA kernels with autograd: forward keeps x and the float32 1/rms per row, backward runs the
 /// fused gradient kernel for x and, when the weight trains (full fine-tuning), reduces its gradient with tensor ops.
-/// Called as <c>FusedRmsNormFunction.apply(x, weight, eps, offset)</c> with x contiguous.
+/// Called as <c>FusedRmsNormFunction.apply(x, weight, eps, offset, weightTrains)</c> with x contiguous; the caller says
+/// whether the weight trains (inside forward the inputs TorchSharp hands over do not say: seen on the H100).
 /// </summary>
 internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFunction>
 {
@@ -26,8 +27,7 @@ internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFu
         // caller's dispose scope, if any, frees its wrapper later; the saved variable holds its own reference).
         ctx.save_for_backward([x, weight, inv!]);
         ctx.save_data("offset", offset);
-        // Whether the weight trains, read here: the unpacked saved copy in backward does not say (seen on the H100).
-        ctx.save_data("weight_grad", weight.requires_grad);
+        ctx.save_data("weight_grad", (bool)vars[4]);
         return y;
     }
 
@@ -55,6 +55,6 @@ internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFu
         foreach (var t in saved) t.Dispose();
         grad_output.Dispose();
         HandedBack.Add(dx, dw);
-        return [dx, dw!, null!, null!];
+        return [dx, dw!, null!, null!, null!];
     }
 }

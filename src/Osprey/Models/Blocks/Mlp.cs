@@ -152,7 +152,8 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
         {
             if (!(is_grad_enabled() && (gate.requires_grad || up.requires_grad)))
                 return inPlace && gate.is_contiguous() ? FusedKernels.SwiGlu(gate, up, into: gate).alias() : FusedKernels.SwiGlu(gate, up);
-            return stacked is not null && stacked.is_contiguous() ? FusedSwiGluFunction.apply(stacked, null!) : FusedSwiGluFunction.apply(gate, up);
+            if (FusedKernels.Autograd)
+                return stacked is not null && stacked.is_contiguous() ? FusedSwiGluFunction.apply(stacked, null!) : FusedSwiGluFunction.apply(gate, up);
         }
         var act = Activate(gate);
         if (inPlace) return act.mul_(up);

@@ -52,7 +52,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         if (Fused(x))
         {
             if (!NeedsGrad(x)) return FusedKernels.RmsNorm(x, null, weight, _eps, _offset, keepInv: false).Y;
-            return FusedRmsNormFunction.apply(x, weight, _eps, _offset);
+            if (FusedKernels.Autograd) return FusedRmsNormFunction.apply(x, weight, _eps, _offset, weight.requires_grad);
         }
         // Each temporary is disposed as soon as it is used, so peak memory is about two float32 copies of x
         // rather than every intermediate at once (disposing a handle never disturbs autograd).

@@ -80,9 +80,10 @@ internal sealed class RotaryEmbedding : IDisposable
     /// </summary>
     public static Tensor ApplyHeadsLast(Tensor x, Tensor cos, Tensor sin, bool mayOverwrite)
     {
-        if (FusedKernels.Usable(x) && FusedKernels.RopeFits(x, cos, sin))
+        var training = is_grad_enabled() && x.requires_grad;
+        if (FusedKernels.Usable(x) && FusedKernels.RopeFits(x, cos, sin) && (!training || FusedKernels.Autograd))
         {
-            if (is_grad_enabled() && x.requires_grad)
+            if (training)
             {
                 using var r = FusedRopeFunction.apply(x, cos, sin);
                 return r.transpose(1, 2);
