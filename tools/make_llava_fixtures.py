@@ -48,10 +48,12 @@ IMAGE_TOKEN_ID = 256
 VOCAB = 264
 MAX_NEW = 8
 
+# Image parts render as the bare <image> token, so a message given as content parts (image, text, ...) renders exactly
+# like the same message as one string with <image> where each image goes (Osprey passes parts).
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'].upper() + ': ' }}"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ '<image>\\n' }}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ '<image>' }}"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}{{ ' ' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
