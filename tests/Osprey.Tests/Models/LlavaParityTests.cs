@@ -210,7 +210,7 @@ public sealed class LlavaParityTests
         Assert.Equal(0, Infer.Run(options, () => throw new InvalidOperationException("not a text model"), stdin, stdout, new StringWriter()));
         var chat = ChatPrompt.Create(ChatPrompt.LoadTokenizer(dir, ""), dir, null);
         var ids = c.GetProperty("greedy_new_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        Assert.Equal(chat.DecodeReply(ids, chat.StopIds([2])), stdout.ToString().TrimEnd('\n', '\r'));
+        Assert.Equal(chat.DecodeReply(ids, chat.StopIds([2])) + Environment.NewLine, stdout.ToString());
     }
 
     [Fact]
