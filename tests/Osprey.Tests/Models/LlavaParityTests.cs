@@ -147,28 +147,35 @@ public sealed class LlavaParityTests
     }
 
     [Theory]
-    [InlineData("llava_clip")]
-    [InlineData("llava_next")]
-    public void HubWeightNames_LoadTheSameModel(string family)
+    [InlineData("llava_clip", "hub")]
+    [InlineData("llava_next", "hub")]
+    [InlineData("llava_siglip", "nested")]
+    [InlineData("llava_next", "nested")]
+    public void OtherWeightLayouts_LoadTheSameModel(string family, string layout)
     {
         if (!Present) return;
         var dir = Path.Combine(Root, family);
         using var tmp = new TempDirectory();
         foreach (var f in Directory.GetFiles(dir).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
             File.Copy(f, tmp.File(Path.GetFileName(f)));
-        // The hub checkpoints (llava-hf/llava-1.5-7b-hf, llava-hf/llava-v1.6-mistral-7b-hf) predate transformers 5's
-        // "model." nesting: vision_tower.*, multi_modal_projector.*, language_model.model.*, language_model.lm_head.*,
-        // image_newline.
-        static string Hub(string n) =>
-            n.StartsWith("model.language_model.", StringComparison.Ordinal) ? "language_model.model." + n["model.language_model.".Length..]
-            : n.StartsWith("lm_head.", StringComparison.Ordinal) ? "language_model." + n
-            : n.StartsWith("model.", StringComparison.Ordinal) ? n["model.".Length..]
-            : n;
+        // transformers 5.17 saves vision_tower.embeddings.*, language_model.model.*, language_model.lm_head.*. The hub
+        // checkpoints (llava-hf/llava-1.5-7b-hf, llava-hf/llava-v1.6-mistral-7b-hf) nest the tower as
+        // vision_tower.vision_model.*; transformers 5's module tree (its state_dict, golden.json) nests all under "model.".
+        string Rename(string n) => layout == "hub"
+            ? (n.StartsWith("vision_tower.", StringComparison.Ordinal) ? "vision_tower.vision_model." + n["vision_tower.".Length..] : n)
+            : n.StartsWith("language_model.model.", StringComparison.Ordinal) ? "model.language_model." + n["language_model.model.".Length..]
+            : n.StartsWith("language_model.lm_head.", StringComparison.Ordinal) ? n["language_model.".Length..]
+            : "model." + n;
         using (var src = SafetensorsFile.Open(Path.Combine(dir, "model.safetensors")))
         {
             var names = src.Entries.Select(e => e.Name).ToList();
-            Assert.Contains(names, n => n.StartsWith("model.language_model.", StringComparison.Ordinal));
-            var tensors = names.Select(n => new KeyValuePair<string, Tensor>(Hub(n), src.ReadTensor(n))).ToList();
+            Assert.Contains(names, n => n.StartsWith("vision_tower.embeddings.", StringComparison.Ordinal));
+            var tensors = names.Select(n => new KeyValuePair<string, Tensor>(Rename(n), src.ReadTensor(n))).ToList();
+            if (layout == "nested")
+            {
+                var want = GoldenOf(dir).GetProperty("state_dict").EnumerateArray().Select(e => e[0].GetString()!).ToHashSet();
+                Assert.All(tensors, t => Assert.Contains(t.Key, want));
+            }
             SafetensorsWriter.Write(tmp.File("model.safetensors"), tensors);
             foreach (var t in tensors) t.Value.Dispose();
         }
@@ -184,6 +191,8 @@ public sealed class LlavaParityTests
         using var theirLogits = Read(Path.Combine(dir, "golden.safetensors"), c.GetProperty("name").GetString()! + ".logits");
         Assert.True(MaxDiff(logits, theirLogits) <= 1e-4);
     }
+
+    static JsonElement GoldenOf(string dir) => JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "golden.json"))).RootElement;
 
     [Theory]
     [InlineData("llava_siglip")]

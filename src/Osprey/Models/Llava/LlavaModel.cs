@@ -11,8 +11,9 @@ namespace Osprey.Models.Llava;
 /// <summary>
 /// LLaVA (LlavaForConditionalGeneration) and LLaVA-NeXT (LlavaNextForConditionalGeneration): "vision_tower" (CLIP or
 /// SigLIP), "multi_modal_projector", the language model ("language_model", any supported text family) and "lm_head";
-/// LLaVA-NeXT adds "image_newline". Loads transformers 5's layout ("model.vision_tower.", "model.language_model.",
-/// "lm_head.") and the hub checkpoints' ("vision_tower.", "language_model.model.", "language_model.lm_head.").
+/// LLaVA-NeXT adds "image_newline". Loads transformers 5's in-memory layout ("model.vision_tower.", "model.language_model.",
+/// "lm_head."), what transformers 5.17 saves ("vision_tower.embeddings.", "language_model.model.",
+/// "language_model.lm_head.", "image_newline") and the hub checkpoints' ("vision_tower.vision_model.", ...).
 /// Each image placeholder token (image_token_index) is replaced by the next image feature row; positions are the
 /// language model's ordinary ones.
 /// </summary>
@@ -121,6 +122,10 @@ public sealed class LlavaModel : nn.Module
         foreach (var p in prefixes)
             if (name.StartsWith(p[0], StringComparison.Ordinal)) { name = p[1] + name[p[0].Length..]; break; }
         if (name == "model.image_newline") name = "image_newline";
+        // transformers 5.17 keeps the CLIP/SigLIP transformer itself as the tower and saves "vision_tower.embeddings…";
+        // the hub checkpoints nest it as "vision_tower.vision_model.embeddings…".
+        if (name.StartsWith("vision_tower.", StringComparison.Ordinal) && !name.StartsWith("vision_tower.vision_model.", StringComparison.Ordinal))
+            name = "vision_tower.vision_model." + name["vision_tower.".Length..];
         // SigLIP's pooling head, and the position_ids buffer older CLIP checkpoints saved: not part of LLaVA's path.
         if (name.StartsWith("vision_tower.vision_model.head.", StringComparison.Ordinal) || name == "vision_tower.vision_model.embeddings.position_ids")
             return null;
