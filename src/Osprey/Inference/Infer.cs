@@ -20,7 +20,8 @@ public static class Infer
         var mode = options.Mode;
         // Vision-language models (Qwen2-VL, Qwen2.5-VL) have their own path: images, M-RoPE, greedy decoding.
         if (Osprey.Models.Qwen2Vl.Qwen2VlModel.IsVisionLanguage(folder)) return VisionInference.Run(options, stdin, stdout, stderr);
-        if (options.Images.Count > 0) throw new OspreyException($"--images: {folder} is not a vision-language model (Qwen2-VL or Qwen2.5-VL); drop --images.");
+        if (Osprey.Models.Llava.LlavaModel.IsLlava(folder)) return LlavaInference.Run(options, stdin, stdout, stderr);
+        if (options.Images.Count > 0) throw new OspreyException($"--images: {folder} is not a vision-language model (Qwen2-VL, Qwen2.5-VL, LLaVA or LLaVA-NeXT); drop --images.");
         if (options.RewardModel)
         {
             if (mode == InferMode.Chat) throw new OspreyException($"{folder} is a reward model (it scores, it does not chat); give --val_dataset FILE or --input_ids IDS.");

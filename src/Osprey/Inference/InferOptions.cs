@@ -35,7 +35,7 @@ public sealed record InferOptions
     /// <summary>The model folder (resolved: a local folder).</summary>
     public string ModelFolder { get; init; } = "";
     /// <summary>--images: pictures the first question of the chat is about (vision-language models).</summary>
-    [Option("images", "Image files or data: URLs the first chat question is about (Qwen2-VL / Qwen2.5-VL models).", Placeholder = "FILE...")]
+    [Option("images", "Image files or data: URLs the first chat question is about (Qwen2-VL, Qwen2.5-VL, LLaVA, LLaVA-NeXT).", Placeholder = "FILE...")]
     public IReadOnlyList<string> Images { get; init; } = [];
 
     /// <summary>--max_pixels / --min_pixels for vision-language models.</summary>

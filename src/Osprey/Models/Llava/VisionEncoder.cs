@@ -1,0 +1,25 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Osprey.Models.Llava;
+
+/// <summary>The "vision_tower": transformers' CLIPVisionModel or SiglipVisionModel, whose only child is "vision_model".
+/// SigLIP's attention-pooling "head" is not built: LLaVA never uses it, and its tensors are skipped when loading.</summary>
+internal sealed class VisionEncoder : nn.Module
+{
+#pragma warning disable IDE0044
+    VisionTransformer vision_model;
+#pragma warning restore IDE0044
+
+    public VisionEncoder(EncoderSpec s, ScalarType dtype, Device device) : base("VisionEncoder")
+    {
+        Spec = s;
+        vision_model = new VisionTransformer(s, dtype, device);
+        RegisterComponents();
+    }
+
+    public EncoderSpec Spec { get; }
+
+    /// <summary>See <see cref="VisionTransformer.HiddenStates"/>.</summary>
+    public List<Tensor> HiddenStates(Tensor pixels, int upTo) => vision_model.HiddenStates(pixels, upTo);
+}
