@@ -187,6 +187,19 @@ public sealed class VisionFineTuningTests
     }
 
     [Fact]
+    public void VitAndAlignerLearningRates_AreMultipliersOfTheBaseRate()
+    {
+        // Hand-computed: 2e-5 / 1e-4 = 0.2 and 5e-4 / 1e-4 = 5; the language model keeps the base rate.
+        var o = new TrainerOptions { LearningRate = 1e-4, VitLr = 2e-5, AlignerLr = 5e-4 };
+        Assert.Equal(0.2, VisionFreezing.LrScale(o, "visual.blocks.0.attn.qkv.weight"), 12);
+        Assert.Equal(0.2, VisionFreezing.LrScale(o, "visual.patch_embed.proj.weight"), 12);
+        Assert.Equal(5.0, VisionFreezing.LrScale(o, "visual.merger.mlp.0.weight"), 12);
+        Assert.Equal(1.0, VisionFreezing.LrScale(o, "model.layers.0.self_attn.q_proj.lora_A.weight"), 12);
+        Assert.Equal(1.0, VisionFreezing.LrScale(o with { VitLr = null }, "visual.blocks.0.attn.qkv.weight"), 12);
+        Assert.Throws<OspreyException>(() => (o with { VitLr = 0 }).Validate());
+    }
+
+    [Fact]
     public void ImageTagsThatDoNotMatchTheImages_AreAClearError()
     {
         using var temp = new TempDirectory();
