@@ -15,6 +15,8 @@ public sealed class EncodedDataset : IReadOnlyList<EncodedSample>
     private readonly int[] _ids;
     private readonly int[] _labels;
     private readonly int[]? _positions;
+    // A vision-language dataset's images per sample (pixel values stay in memory; the binary cache holds tokens only).
+    private IReadOnlyList<Osprey.Images.ImagePatches>?[]? _images;
 
     private EncodedDataset(long[] offsets, int[] ids, int[] labels, int[]? positions)
     {
@@ -45,7 +47,7 @@ public sealed class EncodedDataset : IReadOnlyList<EncodedSample>
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
             var start = (int)_offsets[index];
             var end = (int)_offsets[index + 1];
-            return new EncodedSample(_ids[start..end], _labels[start..end], _positions?[start..end]);
+            return new EncodedSample(_ids[start..end], _labels[start..end], _positions?[start..end]) { Images = _images?[index] };
         }
     }
 
@@ -77,7 +79,9 @@ public sealed class EncodedDataset : IReadOnlyList<EncodedSample>
             s.Labels.CopyTo(labels, offsets[i]);
             s.PositionIds?.CopyTo(positions!, offsets[i]);
         }
-        return new EncodedDataset(offsets, ids, labels, positions);
+        var dataset = new EncodedDataset(offsets, ids, labels, positions);
+        if (list.Any(s => s.Images is not null)) dataset._images = list.Select(s => s.Images).ToArray();
+        return dataset;
     }
 
     /// <summary>

@@ -61,8 +61,12 @@ public sealed partial class CausalLM
         using var scope = NewDisposeScope();
         using var grad = options.Backward ? enable_grad() : no_grad();
         PhaseTimer.Mark(Device, "batch to device");
+        // Images: their features replace the placeholder tokens and positions are M-RoPE's three rows, exactly as in
+        // inference (PrefillWithImages). Packed rows (per-sample position restarts) do not take images yet.
+        var images = options.Images is { Count: > 0 } given ? given : null;
+        if (images is not null && positionIds is not null) throw new OspreyException("packed rows cannot carry images yet; drop --packing for image data.");
         var segments = positionIds is null ? null : SegmentIds(positionIds);
-        var context = model.Prepare(inputIds, positionIds, null, null, segments);
+        var context = model.Prepare(inputIds, images is null ? positionIds : ImagePositions(inputIds, images).Positions, null, null, segments);
 
         // Rows of the flattened hidden states that predict a label: position p predicts labels[p + 1].
         var shifted = labels.narrow(1, 1, t - 1);
@@ -72,14 +76,16 @@ public sealed partial class CausalLM
         var rowsIndex = picks.div(t - 1, rounding_mode: RoundingMode.floor) * t + picks.remainder(t - 1);
         var targets = shifted.reshape(-1).index_select(0, picks);
 
-        var embedTrainable = model.EmbedTokens.Weight.requires_grad;
+        // The vision tower trains (--freeze_vit/--freeze_aligner false): the gradient must reach the embeddings' input.
+        var visionTrainable = images is not null && visual is not null && visual.parameters().Any(p => p.requires_grad);
+        var embedTrainable = model.EmbedTokens.Weight.requires_grad || visionTrainable;
         var checkpoint = options.GradientCheckpointing && options.Backward;
         var inputs = new List<Tensor>();
         Tensor last;
         Tensor h;
         using (checkpoint ? no_grad() : enable_grad(options.Backward))
         {
-            h = model.Embed(inputIds);
+            h = EmbedWithImages(inputIds, images);
             for (int i = 0; i < model.LayerCount; i++)
             {
                 if (checkpoint) inputs.Add(h);
@@ -215,7 +221,7 @@ public sealed partial class CausalLM
                 }
                 if (embedTrainable)
                 {
-                    var e = model.Embed(inputIds);
+                    var e = EmbedWithImages(inputIds, images);
                     torch.autograd.backward(e, g);
                 }
             }

@@ -36,26 +36,43 @@ public sealed partial class CausalLM
         if (ids.shape[0] != 1) throw new ArgumentException("one prompt at a time", nameof(ids));
         using var scope = NewDisposeScope();
         long t = ids.shape[1];
-        var h = model.Embed(ids);
-        if (images.Count > 0)
-        {
-            var features = visual.Encode(images, Device, DType).to_type(h.dtype);
-            var where = ids.reshape(-1).eq(Vision.ImageTokenId).nonzero().squeeze(-1);
-            if (where.shape[0] != features.shape[0])
-                throw new ArgumentException($"the prompt has {where.shape[0]} image placeholder tokens but the images give {features.shape[0]} features");
-            h = h.reshape(-1, h.shape[^1]).index_copy(0, where, features).view(h.shape);
-        }
-        var host = ids.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
-        var grid = new long[1, t];
-        for (var j = 0; j < t; j++) grid[0, j] = host[j];
-        var (pos, deltas) = MropeIndex.Compute(grid, null, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList(), Vision.ImageTokenId, Vision.Spec.MergeSize);
-        var flat = new long[3 * t];
-        Buffer.BlockCopy(pos, 0, flat, 0, flat.Length * sizeof(long));
-        var positions = tensor(flat, [3, 1, t], dtype: ScalarType.Int64, device: Device);
+        var h = EmbedWithImages(ids, images);
+        var (positions, deltas) = ImagePositions(ids, images);
         var hidden = model.ForwardEmbeds(h, positions, null, cache);
         var last = hidden.narrow(1, t - 1, 1);
         var logits = lm_head is not null ? lm_head.forward(last) : nn.functional.linear(last, model.EmbedTokens.Weight);
         if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return (logits.squeeze(1).MoveToOuterDisposeScope(), deltas[0]);
+    }
+
+    /// <summary>
+    /// Token embeddings [B, T, hidden] of ids [B, T] with the image placeholder rows replaced, in order, by the vision
+    /// tower's features of <paramref name="images"/> (shared by inference and training: gradients reach the tower
+    /// when its weights train).
+    /// </summary>
+    Tensor EmbedWithImages(Tensor ids, IReadOnlyList<ImagePatches>? images)
+    {
+        var h = model.Embed(ids);
+        if (images is not { Count: > 0 }) return h;
+        if (visual is null || Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
+        var features = visual.Encode(images, Device, DType).to_type(h.dtype);
+        var where = ids.reshape(-1).eq(Vision.ImageTokenId).nonzero().squeeze(-1);
+        if (where.shape[0] != features.shape[0])
+            throw new OspreyException($"the input has {where.shape[0]} image placeholder tokens but the images give {features.shape[0]} features; each image needs exactly its grid's tokens (t*h*w/{Vision.Spec.MergeSize * Vision.Spec.MergeSize}).");
+        return h.reshape(-1, h.shape[^1]).index_copy(0, where, features).view(h.shape);
+    }
+
+    /// <summary>M-RoPE positions [3, B, T] of ids [B, T] (right padding continues as text) and each row's decode delta.</summary>
+    (Tensor Positions, long[] Deltas) ImagePositions(Tensor ids, IReadOnlyList<ImagePatches> images)
+    {
+        if (Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
+        long b = ids.shape[0], t = ids.shape[1];
+        var host = ids.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
+        var grid = new long[b, t];
+        for (var i = 0; i < host.Length; i++) grid[i / t, i % t] = host[i];
+        var (pos, deltas) = MropeIndex.Compute(grid, null, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList(), Vision.ImageTokenId, Vision.Spec.MergeSize);
+        var flat = new long[3 * b * t];
+        Buffer.BlockCopy(pos, 0, flat, 0, flat.Length * sizeof(long));
+        return (tensor(flat, [3, b, t], dtype: ScalarType.Int64, device: Device), deltas);
     }
 }

@@ -50,6 +50,10 @@ public sealed partial class CausalLM : nn.Module
             visual = new Qwen2Vl.VisionTower(vision.Spec, dtype, device);
         }
         RegisterComponents();
+        // TorchSharp's own modules in the tower (patch conv, norms) start with requires_grad; like every base weight here
+        // they start frozen, so a frozen tower records no autograd graph and training unfreezes only what it trains.
+        if (visual is not null)
+            foreach (var p in visual.parameters()) p.requires_grad_(false);
     }
 
     /// <summary>

@@ -40,4 +40,10 @@ public sealed record TrainForwardOptions
 
     /// <summary>Seed for dropout draws, re-applied per layer; null leaves the global generator alone.</summary>
     public long? DropoutSeed { get; init; }
+
+    /// <summary>
+    /// A vision-language model's images for this micro-batch, in placeholder order (row by row): their tower features
+    /// replace the image placeholder tokens and positions are M-RoPE's, as in inference. Null or empty: text only.
+    /// </summary>
+    public IReadOnlyList<Osprey.Images.ImagePatches>? Images { get; init; }
 }

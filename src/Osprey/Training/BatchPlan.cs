@@ -115,6 +115,8 @@ internal sealed class BatchPlan
             }
             tokens += s.Length;
         }
-        return new MicroBatch(rows, columns, ids, labels, positions, labelled, tokens);
+        // Images in row order: the model replaces placeholder tokens row-major, so this order matches them.
+        var images = samples.Any(s => s.Images is not null) ? samples.SelectMany(s => s.Images ?? []).ToList() : null;
+        return new MicroBatch(rows, columns, ids, labels, positions, labelled, tokens, images);
     }
 }

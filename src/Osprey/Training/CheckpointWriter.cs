@@ -31,7 +31,7 @@ internal static class CheckpointWriter
         RemoveLeftovers(runDir);
         WriteFolder(final, temp =>
         {
-            if (o.TrainType == TrainType.Lora) PeftAdapter.Save(session.Model, o.Lora, temp, session.Run.ModelDirectory, session.Optimizer.Master);
+            if (o.TrainType == TrainType.Lora) PeftAdapter.Save(session.Model, VisionFreezing.LoraFor(session.Model, o), temp, session.Run.ModelDirectory, session.Optimizer.Master);
             else session.Model.Save(temp, 5L << 30);
             ModelFolder.CopyTokenizerFiles(session.Run.ModelDirectory, temp);
             File.Copy(Path.Combine(runDir, "args.json"), Path.Combine(temp, "args.json"), overwrite: true);

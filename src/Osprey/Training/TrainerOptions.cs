@@ -26,9 +26,7 @@ namespace Osprey.Training;
 [NoEffectFlag("gradient_checkpointing_kwargs", Python)]
 [NoEffectFlag("label_names", Python)]
 [NoEffectFlag("use_logits_to_keep", Python)]
-[NoEffectFlag("vit_gradient_checkpointing", TextOnly)]
-[NoEffectFlag("vit_lr", TextOnly)]
-[NoEffectFlag("aligner_lr", TextOnly)]
+[NoEffectFlag("vit_gradient_checkpointing", "the vision tower keeps its activations; --gradient_checkpointing covers the language model")]
 [NoEffectFlag("lr_scheduler_kwargs", "Osprey's schedules take no extra arguments (cosine decays to 0)")]
 [NoEffectFlag("full_determinism", "Osprey has no switch for deterministic kernels")]
 [NoEffectFlag("report_to", Report)]
@@ -65,7 +63,6 @@ public sealed record TrainerOptions
     private const string OneDevice = "Osprey shards with --deepspeed/--fsdp over NPROC_PER_NODE workers (docs/distributed.md); this DeepSpeed/FSDP knob has no counterpart";
     private const string Loader = "Osprey builds batches in-process; there are no data-loader workers";
     private const string Python = "it configures a Python library that Osprey does not use";
-    private const string TextOnly = "Osprey trains text models only";
     private const string Report = "Osprey always writes logging.jsonl, TensorBoard events under <run>/runs and loss plots under <run>/images";
     private const string NotYet = "this training feature is not in Osprey yet";
     private const string EvalLoss = "evaluation measures loss and token accuracy (and benchmarks with --eval_dataset); --metric_for_best_model picks the best checkpoint";
@@ -149,6 +146,26 @@ public sealed record TrainerOptions
     /// <summary>LoRA+: B matrices learn this many times faster (null: off).</summary>
     [Option("lorap_lr_ratio", "LoRA+: the B matrices' learning rate is this many times the A matrices'.")]
     public double? LoraPlusLrRatio { get; init; }
+
+    /// <summary>Vision-language models: keep the vision tower (ViT) frozen (ms-swift's --freeze_vit).</summary>
+    [Option("freeze_vit", "Vision-language models: keep the vision tower frozen; false trains it (full training, or LoRA on its linear layers with --target_modules all-linear).")]
+    public bool FreezeVit { get; init; } = true;
+
+    /// <summary>Vision-language models: keep the aligner (Qwen2-VL's patch merger) frozen.</summary>
+    [Option("freeze_aligner", "Vision-language models: keep the aligner (the patch merger) frozen; false trains it as --freeze_vit false does the tower.")]
+    public bool FreezeAligner { get; init; } = true;
+
+    /// <summary>Vision-language models: keep the language model frozen.</summary>
+    [Option("freeze_llm", "Vision-language models: keep the language model frozen (full training freezes its weights; LoRA with all-linear adds no adapters to it).")]
+    public bool FreezeLlm { get; init; }
+
+    /// <summary>Vision-language models: the vision tower's learning rate when it trains (null: --learning_rate).</summary>
+    [Option("vit_lr", "Vision-language models: learning rate of the vision tower when --freeze_vit false.", DefaultText = "--learning_rate")]
+    public double? VitLr { get; init; }
+
+    /// <summary>Vision-language models: the aligner's learning rate when it trains (null: --learning_rate).</summary>
+    [Option("aligner_lr", "Vision-language models: learning rate of the aligner when --freeze_aligner false.", DefaultText = "--learning_rate")]
+    public double? AlignerLr { get; init; }
 
     /// <summary>Recompute layer activations in backward instead of keeping them.</summary>
     [Option("gradient_checkpointing", "Recompute layer activations in backward (less memory, more compute).")]
@@ -268,6 +285,7 @@ public sealed record TrainerOptions
         if (EvalSteps is < 1) throw new OspreyException($"--eval_steps must be at least 1 (got {EvalSteps}).");
         if (SaveTotalLimit is < 1) throw new OspreyException($"--save_total_limit must be at least 1 (got {SaveTotalLimit}).");
         if (AdamBeta1 is < 0 or >= 1 || AdamBeta2 is < 0 or >= 1) throw new OspreyException("--adam_beta1 and --adam_beta2 must be in [0, 1).");
+        if (VitLr is <= 0 || AlignerLr is <= 0) throw new OspreyException($"--vit_lr and --aligner_lr must be positive (got {VitLr}, {AlignerLr}).");
         if (LoraPlusLrRatio is <= 0) throw new OspreyException($"--lorap_lr_ratio must be positive (got {LoraPlusLrRatio}).");
         if (EvalUseEvalscope == true && EvalDatasets.Count == 0) throw new OspreyException("--eval_use_evalscope true needs --eval_dataset NAME...; name the benchmarks to evaluate (e.g. --eval_dataset mmlu).");
         if (EvalUseEvalscope == false && EvalDatasets.Count > 0) throw new OspreyException("--eval_dataset names benchmarks but --eval_use_evalscope is false; drop one of the two.");

@@ -106,6 +106,7 @@ internal sealed class TrainingSession : IDisposable
             {
                 var decay = NoDecay(name) ? 0 : o.WeightDecay;
                 var scale = o.LoraPlusLrRatio is double ratio && name.Contains(".lora_B.", StringComparison.Ordinal) ? ratio : 1.0;
+                if (model.IsVisionLanguage) scale *= VisionFreezing.LrScale(o, name);
                 // LoRA matrices share storage with nothing: the optimizer may move them into its flat master buffer.
                 var relocatable = o.TrainType == TrainType.Lora && CausalLM.IsAdapterKey(name);
                 optimizer.Add(name, p, decay, scale, relocatable);
@@ -130,15 +131,17 @@ internal sealed class TrainingSession : IDisposable
     }
 
     /// <summary>The trainable tensors by name: LoRA A/B (and DoRA magnitudes) plus modules_to_save, or the unfrozen base weights.</summary>
-    static List<(string Name, Parameter Tensor)> SetUpTrainable(CausalLM model, TrainerOptions o, TextWriter log)
+    internal static List<(string Name, Parameter Tensor)> SetUpTrainable(CausalLM model, TrainerOptions o, TextWriter log)
     {
         var list = new List<(string, Parameter)>();
         if (o.TrainType == TrainType.Lora)
         {
-            var adapted = model.AttachLora(o.Lora, o.Seed);
-            log.WriteLine($"osprey: LoRA r={o.Lora.Rank} alpha={o.Lora.Alpha} on {adapted.Count} layers ({string.Join(", ", adapted.Select(a => a.Split('.')[^1]).Distinct())}).");
+            // A vision-language model: all-linear covers the unfrozen parts only (--freeze_vit/--freeze_aligner/--freeze_llm).
+            var lora = VisionFreezing.LoraFor(model, o);
+            var adapted = model.AttachLora(lora, o.Seed);
+            log.WriteLine($"osprey: LoRA r={lora.Rank} alpha={lora.Alpha} on {adapted.Count} layers ({string.Join(", ", adapted.Select(a => a.Split('.')[^1]).Distinct())}).");
             list.AddRange(model.LoraParameters());
-            foreach (var (name, p) in PeftAdapter.ModulesToSaveParameters(model, o.Lora))
+            foreach (var (name, p) in PeftAdapter.ModulesToSaveParameters(model, lora))
             {
                 p.requires_grad_(true);
                 list.Add((name, p));
@@ -157,11 +160,12 @@ internal sealed class TrainingSession : IDisposable
         {
             var frozen = o.FreezeParameters.Any(f => name.StartsWith(f, StringComparison.Ordinal))
                 && !o.TrainableParameters.Any(t => name.StartsWith(t, StringComparison.Ordinal));
-            if (frozen) continue;
+            // A vision-language model's frozen parts (--freeze_vit, --freeze_aligner, --freeze_llm) keep requires_grad false.
+            if (frozen || (model.IsVisionLanguage && !VisionFreezing.Trains(o, name))) continue;
             p.requires_grad_(true);
             list.Add((name, p));
         }
-        if (list.Count == 0) throw new OspreyException("--freeze_parameters freezes every parameter; nothing is left to train.");
+        if (list.Count == 0) throw new OspreyException("--freeze_parameters (or --freeze_llm/--freeze_vit/--freeze_aligner) freezes every parameter; nothing is left to train.");
         return list;
     }
 

@@ -20,9 +20,9 @@ internal sealed class PatchMerger : nn.Module<Tensor, Tensor>
         _merged = (long)s.EmbedDim * s.MergeSize * s.MergeSize;
         ln_q = VisionBlock.Norm(s, dtype, device);
         mlp = nn.Sequential(
-            ("0", nn.Linear(_merged, _merged, true, device, dtype)),
+            ("0", new LinearLayer(_merged, _merged, true, dtype, device)),
             ("1", nn.GELU()),
-            ("2", nn.Linear(_merged, s.OutHidden, true, device, dtype)));
+            ("2", new LinearLayer(_merged, s.OutHidden, true, dtype, device)));
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using Osprey.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,7 +10,7 @@ namespace Osprey.Models.Qwen2Vl;
 internal sealed class VisionAttention : nn.Module
 {
 #pragma warning disable IDE0044
-    Linear qkv, proj;
+    LinearLayer qkv, proj;
 #pragma warning restore IDE0044
     readonly int _heads, _headDim;
 
@@ -17,8 +18,8 @@ internal sealed class VisionAttention : nn.Module
     {
         _heads = s.NumHeads;
         _headDim = s.HeadDim;
-        qkv = nn.Linear(s.EmbedDim, 3L * s.EmbedDim, true, device, dtype);
-        proj = nn.Linear(s.EmbedDim, s.EmbedDim, true, device, dtype);
+        qkv = new LinearLayer(s.EmbedDim, 3L * s.EmbedDim, true, dtype, device);
+        proj = new LinearLayer(s.EmbedDim, s.EmbedDim, true, dtype, device);
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using Osprey.Models.Blocks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,7 +9,7 @@ namespace Osprey.Models.Qwen2Vl;
 internal sealed class VisionMlp : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE0044
-    Linear? fc1, fc2, gate_proj, up_proj, down_proj;
+    LinearLayer? fc1, fc2, gate_proj, up_proj, down_proj;
 #pragma warning restore IDE0044
     readonly string _act;
 
@@ -17,14 +18,14 @@ internal sealed class VisionMlp : nn.Module<Tensor, Tensor>
         _act = s.Activation;
         if (s.Windowed)
         {
-            gate_proj = nn.Linear(s.EmbedDim, s.MlpHidden, true, device, dtype);
-            up_proj = nn.Linear(s.EmbedDim, s.MlpHidden, true, device, dtype);
-            down_proj = nn.Linear(s.MlpHidden, s.EmbedDim, true, device, dtype);
+            gate_proj = new LinearLayer(s.EmbedDim, s.MlpHidden, true, dtype, device);
+            up_proj = new LinearLayer(s.EmbedDim, s.MlpHidden, true, dtype, device);
+            down_proj = new LinearLayer(s.MlpHidden, s.EmbedDim, true, dtype, device);
         }
         else
         {
-            fc1 = nn.Linear(s.EmbedDim, s.MlpHidden, true, device, dtype);
-            fc2 = nn.Linear(s.MlpHidden, s.EmbedDim, true, device, dtype);
+            fc1 = new LinearLayer(s.EmbedDim, s.MlpHidden, true, dtype, device);
+            fc2 = new LinearLayer(s.MlpHidden, s.EmbedDim, true, dtype, device);
         }
         RegisterComponents();
     }

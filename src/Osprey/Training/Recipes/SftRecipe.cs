@@ -64,6 +64,7 @@ public static class SftRecipe
                     LossChunkRows = session.ChunkRows,
                     DropoutSeed = ((long)o.Seed << 32) ^ (step * 1024 + i),
                     Residency = session.Optimizer.Residency,
+                    Images = batch.Images,
                 });
                 lossSum.add_(result.LossSum);
                 correct.add_(result.Correct);
@@ -105,7 +106,7 @@ public static class SftRecipe
                 var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
                 var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
                 var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
-                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = session.ChunkRows, Residency = session.Optimizer.Residency });
+                using var r = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions { Backward = false, LossChunkRows = session.ChunkRows, Residency = session.Optimizer.Residency, Images = batch.Images });
                 lossSum.add_(r.LossSum.to_type(ScalarType.Float64));
                 correct.add_(r.Correct);
                 tokens += r.Tokens;

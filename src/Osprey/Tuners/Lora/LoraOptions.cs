@@ -11,9 +11,6 @@ namespace Osprey.Tuners.Lora;
 [NoEffectFlag("lora_dtype", "adapters train in the model's dtype")]
 [NoEffectFlag("init_weights", "LoRA B starts at zero and A uniform, as PEFT's default")]
 [NoEffectFlag("target_parameters", "use --target_modules or --target_regex")]
-[NoEffectFlag("freeze_llm", TextOnly)]
-[NoEffectFlag("freeze_vit", TextOnly)]
-[NoEffectFlag("freeze_aligner", TextOnly)]
 [NoEffectFlag("freeze_parameters_regex", "use --freeze_parameters with name prefixes")]
 [NoEffectFlag("freeze_parameters_ratio", "use --freeze_parameters with name prefixes")]
 [NoEffectFlag("trainable_parameters_regex", "use --trainable_parameters with name prefixes")]
@@ -66,7 +63,6 @@ namespace Osprey.Tuners.Lora;
 public sealed record LoraOptions
 {
     private const string LoraShape = "Osprey's LoRA layers have no bias";
-    private const string TextOnly = "Osprey trains text models only";
     private const string OtherTuner = "Osprey's tuners are LoRA, DoRA, rsLoRA, LoRA+ and full training; this one is not here";
 
     /// <summary>Rank r of A [r, in] and B [out, r] (<c>--lora_rank</c>, PEFT <c>r</c>).</summary>
