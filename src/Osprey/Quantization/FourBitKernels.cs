@@ -20,17 +20,7 @@ internal static unsafe class FourBitKernels
     /// <summary>Rows (tokens) up to which the fused product is used; above it a dequantized matmul is faster (kernel-probe on an H100: 8 rows took 0.17-0.19 ms against 0.14 ms at 7B MLP shapes).</summary>
     public const int MaxFusedRows = 4;
 
-    const string Source = """
-typedef unsigned char u8; typedef unsigned short u16; typedef unsigned int u32;
-__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
-__device__ __forceinline__ u16 f2bf(float f) {
-  u32 u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (u16)(u >> 16);
-}
-__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+    const string Source = KernelModule.DTypeHelpers + """
 // dtype codes: 0 float32, 1 float16, 2 bfloat16. T = the stored dtype, C = the compute dtype (compile-time).
 template <int T> __device__ __forceinline__ float round_to(float v) { return T == 2 ? bf2f(f2bf(v)) : T == 1 ? h2f(f2h(v)) : v; }
 template <int C> __device__ __forceinline__ u16 to16(float v) { return C == 2 ? f2bf(v) : f2h(v); }
@@ -189,52 +179,17 @@ FOR_T(1)
 
     const uint WarpsPerBlock = 8;
 
-    static readonly object Gate = new();
-    static readonly Dictionary<int, IReadOnlyDictionary<string, IntPtr>> Modules = [];
-    static string? _unavailable;
+    static readonly KernelModule Module = new("osprey_4bit", Source,
+        (from dq in new[] { 0, 1 } from t in new[] { 0, 1, 2 } from c in new[] { 0, 1, 2 } from kind in new[] { "dequant_any", "dequant_vec", "gemv" }
+         select $"{kind}_{dq}{t}{c}").ToList(),
+        "4-bit CUDA kernels", "dequantizing with tensor operations instead");
 
     /// <summary>Why the kernels are not used here, or null when they are (checked once per process).</summary>
     public static string? Unavailable(Tensor onDevice)
     {
         if (onDevice.device_type != DeviceType.CUDA) return "not on CUDA";
         if (Environment.GetEnvironmentVariable("OSPREY_FUSED_4BIT") == "0") return "OSPREY_FUSED_4BIT=0";
-        lock (Gate)
-        {
-            if (_unavailable is not null) return _unavailable.Length == 0 ? null : _unavailable;
-            if (!CudaStreams.TryBind(out var why)) _unavailable = why;
-            else if (!Nvrtc.TryLoad(out var where)) _unavailable = where;
-            else
-            {
-                try
-                {
-                    Kernels(onDevice.device_index);
-                    _unavailable = "";
-                }
-                catch (OspreyException e)
-                {
-                    _unavailable = e.Message;
-                }
-            }
-            if (_unavailable.Length > 0)
-                Console.Error.WriteLine($"note: 4-bit CUDA kernels unavailable ({_unavailable}); dequantizing with tensor operations instead.");
-            return _unavailable.Length == 0 ? null : _unavailable;
-        }
-    }
-
-    static IReadOnlyDictionary<string, IntPtr> Kernels(int device)
-    {
-        lock (Gate)
-        {
-            if (Modules.TryGetValue(device, out var k)) return k;
-            CudaDriver.EnsureContext(device);
-            var (major, minor) = CudaDriver.ComputeCapability(device);
-            var cubin = KernelCache.CompileCubin(Source, "osprey_4bit", major, minor, ["--fmad=false", "-default-device"]);
-            var names = from dq in new[] { 0, 1 } from t in new[] { 0, 1, 2 } from c in new[] { 0, 1, 2 } from kind in new[] { "dequant_any", "dequant_vec", "gemv" }
-                        select $"{kind}_{dq}{t}{c}";
-            k = CudaDriver.Load(cubin, names);
-            Modules[device] = k;
-            return k;
-        }
+        return Module.Unavailable(onDevice.device_index);
     }
 
     static int Code(ScalarType t) => t switch
@@ -249,24 +204,21 @@ FOR_T(1)
     public static Tensor Dequantize(FourBitWeight w)
     {
         var device = w.Packed.device_index;
-        var kernels = Kernels(device);
         var n = w.OutFeatures * w.InFeatures;
         var output = empty([w.OutFeatures, w.InFeatures], dtype: w.ComputeDType, device: w.Packed.device);
         var (packed, absmax, nabs, nmap, qmap, outPtr) = (Ptr(w.Packed), Ptr(w.Absmax), Ptr(w.NestedAbsmax), Ptr(w.NestedQuantMap), Ptr(w.QuantMap), Ptr(output));
         var offset = w.NestedOffset;
         int bs = w.BlockSize, nbs = Math.Max(1, w.NestedBlockSize);
         var suffix = Suffix(w);
-        var stream = CudaStreams.Current(device);
-        CudaDriver.EnsureContext(device);
         if (n % 16 == 0 && bs == 64 && packed % 8 == 0 && outPtr % 16 == 0)
         {
             void** args = stackalloc void*[] { &packed, &absmax, &nabs, &nmap, &offset, &qmap, &n, &nbs, &outPtr };
-            CudaDriver.Launch(kernels["dequant_vec_" + suffix], (Grid(n / 16), 1), 256, stream, args, "dequant_vec");
+            Module.Launch(device, "dequant_vec_" + suffix, (Grid(n / 16), 1), 256, args);
         }
         else
         {
             void** args = stackalloc void*[] { &packed, &absmax, &nabs, &nmap, &offset, &qmap, &n, &bs, &nbs, &outPtr };
-            CudaDriver.Launch(kernels["dequant_any_" + suffix], (Grid((n + 1) / 2), 1), 256, stream, args, "dequant_any");
+            Module.Launch(device, "dequant_any_" + suffix, (Grid((n + 1) / 2), 1), 256, args);
         }
         return output;
     }
@@ -290,7 +242,6 @@ FOR_T(1)
         var xPtr = Ptr(x2);
         if ((xPtr % 16) != 0 || (Ptr(w.Packed) % 16) != 0) return null;
         var device = w.Packed.device_index;
-        var kernels = Kernels(device);
         var shape = x.shape.ToArray();
         shape[^1] = w.OutFeatures;
         var y = empty(shape, dtype: w.ComputeDType, device: x.device);
@@ -298,9 +249,7 @@ FOR_T(1)
         var offset = w.NestedOffset;
         int m = (int)rows, n = (int)w.OutFeatures, kk = (int)k, nbs = Math.Max(1, w.NestedBlockSize);
         void** args = stackalloc void*[] { &packed, &absmax, &nabs, &nmap, &offset, &qmap, &xPtr, &yPtr, &m, &n, &kk, &nbs };
-        var stream = CudaStreams.Current(device);
-        CudaDriver.EnsureContext(device);
-        CudaDriver.Launch(kernels["gemv_" + Suffix(w)], ((uint)((n + WarpsPerBlock - 1) / WarpsPerBlock), 1), WarpsPerBlock * 32, stream, args, "gemv");
+        Module.Launch(device, "gemv_" + Suffix(w), ((uint)((n + WarpsPerBlock - 1) / WarpsPerBlock), 1), WarpsPerBlock * 32, args);
         return y;
     }
 

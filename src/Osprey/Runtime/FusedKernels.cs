@@ -16,17 +16,7 @@ namespace Osprey.Runtime;
 /// </remarks>
 internal static unsafe class FusedKernels
 {
-    const string Source = """
-typedef unsigned short u16; typedef unsigned int u32;
-__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
-__device__ __forceinline__ u16 f2bf(float f) {
-  u32 u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (u16)(u >> 16);
-}
-__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+    const string Source = KernelModule.DTypeHelpers + """
 // dtype codes: 0 float32, 1 float16, 2 bfloat16.
 template <int C> __device__ __forceinline__ float ld(const void* p, long long i) {
   return C == 0 ? ((const float*)p)[i] : C == 2 ? bf2f(((const u16*)p)[i]) : h2f(((const u16*)p)[i]);
@@ -187,7 +177,7 @@ ALL(1)
 ALL(2)
 """;
 
-    static readonly object Gate = new();
+    static readonly KernelModule Module = new("osprey_fused", Source, Names().ToList(), "fused CUDA kernels", "using tensor operations instead");
 
     /// <summary>
     /// Whether training (autograd) uses the fused kernels too: off unless <c>OSPREY_FUSED_TRAINING=1</c>, until their
@@ -199,8 +189,6 @@ ALL(2)
     /// <summary>Makes this thread take the tensor-op path (the probe's reference) while set.</summary>
     [ThreadStatic]
     internal static bool TensorPathOnThisThread;
-    static readonly Dictionary<int, IReadOnlyDictionary<string, IntPtr>> Modules = [];
-    static string? _unavailable;
 
     /// <summary>Kernel names in the module (every dtype code 0-2).</summary>
     static IEnumerable<string> Names() =>
@@ -220,45 +208,8 @@ ALL(2)
     }
 
     /// <summary>Why the kernels are not used on CUDA device <paramref name="device"/>, or null when they are.</summary>
-    public static string? Unavailable(int device)
-    {
-        lock (Gate)
-        {
-            if (_unavailable is not null) return _unavailable.Length == 0 ? null : _unavailable;
-            if (Environment.GetEnvironmentVariable("OSPREY_FUSED_KERNELS") == "0") _unavailable = "OSPREY_FUSED_KERNELS=0";
-            else if (!CudaStreams.TryBind(out var why)) _unavailable = why;
-            else if (!Nvrtc.TryLoad(out var where)) _unavailable = where;
-            else
-            {
-                try
-                {
-                    Kernels(device);
-                    _unavailable = "";
-                }
-                catch (OspreyException e)
-                {
-                    _unavailable = e.Message;
-                }
-            }
-            if (_unavailable.Length > 0 && _unavailable != "OSPREY_FUSED_KERNELS=0")
-                Console.Error.WriteLine($"note: fused CUDA kernels unavailable ({_unavailable}); using tensor operations instead.");
-            return _unavailable.Length == 0 ? null : _unavailable;
-        }
-    }
-
-    static IReadOnlyDictionary<string, IntPtr> Kernels(int device)
-    {
-        lock (Gate)
-        {
-            if (Modules.TryGetValue(device, out var k)) return k;
-            CudaDriver.EnsureContext(device);
-            var (major, minor) = CudaDriver.ComputeCapability(device);
-            var cubin = KernelCache.CompileCubin(Source, "osprey_fused", major, minor, ["--fmad=false", "-default-device"]);
-            k = CudaDriver.Load(cubin, Names());
-            Modules[device] = k;
-            return k;
-        }
-    }
+    public static string? Unavailable(int device) =>
+        Environment.GetEnvironmentVariable("OSPREY_FUSED_KERNELS") == "0" ? "OSPREY_FUSED_KERNELS=0" : Module.Unavailable(device);
 
     static int Code(ScalarType t) => t switch
     {
@@ -270,14 +221,8 @@ ALL(2)
 
     static long Ptr(Tensor? t) => t is null ? 0 : (long)CudaStreams.Address(t);
 
-    static void Launch(Tensor onDevice, string name, uint grid, uint block, void** args)
-    {
-        var device = onDevice.device_index;
-        var kernels = Kernels(device);
-        var stream = CudaStreams.Current(device);
-        CudaDriver.EnsureContext(device);
-        CudaDriver.Launch(kernels[name], (grid, 1), block, stream, args, name);
-    }
+    static void Launch(Tensor onDevice, string name, uint grid, uint block, void** args) =>
+        Module.Launch(onDevice.device_index, name, (grid, 1), block, args);
 
     static uint RowThreads(long dim) => (uint)Math.Clamp((dim / 4 + 31) / 32 * 32, 32, 1024);
 
