@@ -1,4 +1,4 @@
-
+using Osprey.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,13 +37,13 @@ internal static class TokenSampler
         {
             // CTRL's penalty: a seen token's logit is divided by the penalty when positive, multiplied when negative.
             var penalty = tensor(rows.Select(s => (float)s.RepetitionPenalty).ToArray(), [n, 1], device: device);
-            x = where(seen, where(x < 0, x * penalty, x / penalty), x);
+            x = where(seen, where(x.lt(Scalars.Zero), x * penalty, x / penalty), x);
         }
         if (counts is not null && rows.Any(s => s.CountsOutput))
         {
             var frequency = tensor(rows.Select(s => (float)s.FrequencyPenalty).ToArray(), [n, 1], device: device);
             var presence = tensor(rows.Select(s => (float)s.PresencePenalty).ToArray(), [n, 1], device: device);
-            x = x - counts * frequency - counts.gt(0).to_type(ScalarType.Float32) * presence;
+            x = x - counts * frequency - counts.gt(Scalars.Zero).to_type(ScalarType.Float32) * presence;
         }
         var next = x.argmax(-1);
         if (rows.All(s => s.IsGreedy)) return next;
@@ -56,7 +56,7 @@ internal static class TokenSampler
             var top = y.topk(ks.Max(), -1, true, true).values;
             var kth = top.gather(1, tensor(ks.Select(k => (long)Math.Max(k, 1) - 1).ToArray(), [n, 1], device: device));
             var limited = tensor(ks.Select(k => k > 0).ToArray(), [n, 1], device: device);
-            y = y.masked_fill(limited.logical_and(y < kth), double.NegativeInfinity);
+            y = y.masked_fill(limited.logical_and(y < kth), Scalars.NegativeInfinity);
         }
         var ps = rows.Select(s => s.IsGreedy || s.TopP >= 1.0 ? 2f : (float)s.TopP).ToArray();
         if (ps.Any(p => p < 1f))
@@ -67,14 +67,15 @@ internal static class TokenSampler
             var probs = sorted.softmax(-1);
             var before = probs.cumsum(-1) - probs;
             var remove = before >= tensor(ps, [n, 1], device: device);
-            remove.narrow(-1, 0, 1).fill_(false);
-            y = y.masked_fill(remove.scatter(-1, order, remove), double.NegativeInfinity);
+            remove.narrow(-1, 0, 1).fill_(Scalars.False);
+            y = y.masked_fill(remove.scatter(-1, order, remove), Scalars.NegativeInfinity);
         }
         // Inverse-CDF sampling: the token whose cumulative-probability interval holds u·total, u in (0, 1].
         // Tokens removed above have zero-width intervals and can never be picked.
         var cdf = y.softmax(-1).cumsum(-1);
         var draw = uniforms().to(device) * cdf.narrow(-1, vocab - 1, 1);
-        var sampled = (cdf < draw).sum(-1).clamp_max(vocab - 1);
+        using var last = ((long)vocab - 1).ToScalar();
+        var sampled = (cdf < draw).sum(-1).clamp_max(last);
         var isSampled = tensor(rows.Select(s => !s.IsGreedy).ToArray(), device: device);
         return where(isSampled, sampled, next);
     }

@@ -1,3 +1,4 @@
+using Osprey.Runtime;
 using Osprey.Inference;
 using Osprey.Inference.Constraints;
 using static TorchSharp.torch;
@@ -52,9 +53,9 @@ public sealed partial class InferenceEngine
         // The few ids a lexical state's mask lets through but the row's whole parse stack refuses: one small upload.
         if (extra is not null) refused.view(-1).index_fill_(0, tensor(extra.ToArray(), device: device), true);
         // Every row constrained (a batch of structured requests): no row index to upload, one masked_fill.
-        if (rows.Count == seqs.Count) return logits.masked_fill(refused, double.NegativeInfinity);
+        if (rows.Count == seqs.Count) return logits.masked_fill(refused, Scalars.NegativeInfinity);
         var index = tensor(rows.ToArray(), device: device);
-        var constrained = logits.index_select(0, index).masked_fill(refused, double.NegativeInfinity);
+        var constrained = logits.index_select(0, index).masked_fill(refused, Scalars.NegativeInfinity);
         return logits.index_copy(0, index, constrained);
     }
 

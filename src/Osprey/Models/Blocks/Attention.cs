@@ -1,3 +1,4 @@
+using Osprey.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -154,7 +155,7 @@ internal sealed class Attention : nn.Module
         var scores = qf.matmul(k.transpose(2, 3)) * _scale;
         var cap = _softcap!.Value;
         scores = (scores / cap).tanh() * cap;
-        scores = scores.masked_fill(m.logical_not(), double.NegativeInfinity);
+        scores = scores.masked_fill(m.logical_not(), Scalars.NegativeInfinity);
         var p = nn.functional.softmax(scores, -1, ScalarType.Float32).to_type(q.dtype);
         var o = p.matmul(v);
         return o.reshape(b, _heads, t, _headDim).transpose(1, 2).reshape(b, t, _heads * _headDim);

@@ -1,3 +1,4 @@
+using Osprey.Runtime;
 using static TorchSharp.torch;
 
 namespace Osprey.Models.Blocks;
@@ -75,7 +76,7 @@ internal sealed partial class AttentionMask
         if (window is int w) allowed = allowed.logical_and((q - k) < w);
         var m = allowed.view(batch, 1, 1, keys);
         var folded = m.expand(batch, 1, groups, keys);
-        var bias = zeros(batch, 1, groups, keys, dtype: dtype, device: device).masked_fill_(folded.logical_not(), double.NegativeInfinity);
+        var bias = zeros(batch, 1, groups, keys, dtype: dtype, device: device).masked_fill_(folded.logical_not(), Scalars.NegativeInfinity);
         return new AttentionMask(m, groups > 1 ? folded : null, false) { AdditiveFolded = bias };
     }
 
