@@ -14,6 +14,13 @@ var target = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureIn
 var build = Stopwatch.StartNew();
 var vocabulary = TokenVocabulary.For(tokenizer);
 Console.WriteLine($"tokenizer {args[0]}: {tokenizer.VocabSize} tokens; per-tokenizer tables built in {build.Elapsed.TotalSeconds:F2} s");
+if (Environment.GetEnvironmentVariable("BENCH_PREWARM") == "1")
+{
+    // As the serving engine does when it starts on a GPU (in the background there).
+    var (walks0, prewarm) = (vocabulary.Walks, Stopwatch.StartNew());
+    var keys = vocabulary.PrewarmStrings();
+    Console.WriteLine($"prewarmed {keys} masks ({vocabulary.Walks - walks0} walks) in {prewarm.Elapsed.TotalSeconds:F2} s");
+}
 
 const string Schema = """
 {"type":"object","properties":{
@@ -43,7 +50,9 @@ if (args.Length > 2 && args[2] == "concurrent")
     var steps = args.Length > 4 ? int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 64;
     var rounds = args.Length > 5 ? int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 6;
     Console.WriteLine($"{"grammar",-12} {"round",5} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"walks",6} {"clears",6} {"checks",8} {"masks",6}");
-    foreach (var (name, grammar) in new[] { ("json_object", JsonSchemaGrammar.AnyObject), ("json_schema", JsonSchemaGrammar.FromSchema(Schema)) })
+    // BENCH_SCHEMA=FILE: that schema instead of the built-in nested one (tools/structured_bench.sh's person schema, say).
+    var schema = Environment.GetEnvironmentVariable("BENCH_SCHEMA") is { Length: > 0 } file ? File.ReadAllText(file) : Schema;
+    foreach (var (name, grammar) in new[] { ("json_object", JsonSchemaGrammar.AnyObject), ("json_schema", JsonSchemaGrammar.FromSchema(schema)) })
     {
         var rng = new Random(7);
         for (var round = 1; round <= rounds; round++)

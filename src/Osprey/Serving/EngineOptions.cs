@@ -14,4 +14,10 @@ public sealed record EngineOptions
     public int PrefillChunk { get; init; } = 2048;
     /// <summary>On a CUDA device, replay decode steps as CUDA graphs (false: --enforce_eager, every kernel launched one by one).</summary>
     public bool CudaGraphs { get; init; } = true;
+    /// <summary>
+    /// Build the tokenizer's structured-output tables and its most used whole-vocabulary masks (strings near their
+    /// maxLength, json_object's keys) on a background thread as the engine starts (about 1-3 s of one core), so the
+    /// first structured requests do not pay for them mid-decode; null: on when the model is on a CUDA device.
+    /// </summary>
+    public bool? PrewarmStructuredOutputs { get; init; }
 }

@@ -17,6 +17,14 @@ public sealed partial class InferenceEngine
     /// untouched, and with no such row nothing is done). End-of-sequence is allowed only once the value is
     /// complete. A row whose grammar allows nothing (the tokenizer cannot write what comes next) may only end.
     /// </summary>
+    /// <remarks>
+    /// The host's share is each row's allowed set (a cache lookup plus the few candidate tokens stepped through the
+    /// row's own parse state; a first-seen state walks the vocabulary trie) and then one bit per token: the rows'
+    /// sets, packed, go to the device in one copy (19 KB a row for a 150k vocabulary; from a pinned buffer without
+    /// waiting on CUDA, so the host is not held until the step's forward pass ends) and are unpacked there. This
+    /// replaced a device mask per lexical state, built as a bool per token on the host and uploaded with a wait:
+    /// with the many new states of a varied schema that was most of a constrained step's cost.
+    /// </remarks>
     Tensor Constrain(Tensor logits, IReadOnlyList<Sequence> seqs)
     {
         var rows = new List<long>();
@@ -25,100 +33,108 @@ public sealed partial class InferenceEngine
         if (rows.Count == 0) return logits;
         var vocab = (int)logits.shape[^1];
         var device = logits.device;
-        var masks = new Tensor[rows.Count];
-        if (_masks.Count + rows.Count > MaxCachedMasks) DisposeMasks(); // before the loop: never free a mask this step uses
-        // The host's share of a constrained step is each row's allowed set (a cache lookup plus the few candidate
-        // tokens stepped through the row's own parse state; a first-seen state walks the vocabulary trie). Rows are
-        // independent and TokenVocabulary.Allowed is thread-safe, so a batch of them spreads over the cores while
-        // the GPU is still busy with this step's forward pass (nothing has synchronised with it yet).
+        // Rows are independent and TokenVocabulary.Allowed is thread-safe, so a batch of them spreads over the cores
+        // while the device is still busy with this step's forward pass (nothing has synchronised with it yet).
         if (rows.Count >= ParallelMaskRows)
             Parallel.For(0, rows.Count, j => seqs[(int)rows[j]].Matcher!.Allowed());
-        List<long>? extra = null; // flat [row * vocab + id] of the candidate tokens the rows' real states refuse
+        else
+            foreach (var r in rows) seqs[(int)r].Matcher!.Allowed();
+        PhaseTimer.Mark(device, "constraint: allowed tokens on the host");
+
+        var words = (vocab + 63) / 64;
+        if (_maskBytes.Length < rows.Count * words * 8) _maskBytes = new byte[Math.Max(rows.Count, Options.MaxBatchSize) * words * 8];
+        var packed = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(_maskBytes.AsSpan());
         for (var j = 0; j < rows.Count; j++)
         {
             var seq = seqs[(int)rows[j]];
             var matcher = seq.Matcher!;
-            var allowed = matcher.Allowed(); // computed above for a large batch (GrammarMatcher keeps it per step)
-            if (allowed.IsEmpty) allowed = TokenMask.None;
-            var key = (allowed.Bits, matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds);
-            if (!_masks.TryGetValue(key, out var mask))
-            {
-                mask = _masks[key] = MaskTensor(allowed.Bits, matcher.CanEnd, key.EffectiveStopTokenIds, vocab, device);
-            }
-            masks[j] = mask;
-            foreach (var id in allowed.Refused)
-                if (id < vocab) (extra ??= []).Add((long)j * vocab + id);
+            AllowedWords(matcher.Allowed(), matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds, vocab, packed.Slice(j * words, words));
         }
-        var refused = stack(masks);
-        // The few ids a lexical state's mask lets through but the row's whole parse stack refuses: one small upload.
-        if (extra is not null) refused.view(-1).index_fill_(0, tensor(extra.ToArray(), device: device), true);
+        var refused = RefusedOnDevice(rows.Count, words, vocab, device);
+        PhaseTimer.Mark(device, "constraint: masks to the device");
+        Tensor result;
         // Every row constrained (a batch of structured requests): no row index to upload, one masked_fill.
-        if (rows.Count == seqs.Count) return logits.masked_fill(refused, Scalars.NegativeInfinity);
-        var index = tensor(rows.ToArray(), device: device);
-        var constrained = logits.index_select(0, index).masked_fill(refused, Scalars.NegativeInfinity);
-        return logits.index_copy(0, index, constrained);
+        if (rows.Count == seqs.Count) result = logits.masked_fill(refused, Scalars.NegativeInfinity);
+        else
+        {
+            var index = tensor(rows.ToArray(), device: device);
+            var constrained = logits.index_select(0, index).masked_fill(refused, Scalars.NegativeInfinity);
+            result = logits.index_copy(0, index, constrained);
+        }
+        PhaseTimer.Mark(device, "constraint: logits masked");
+        return result;
     }
-
-    /// <summary>Device masks kept per (allowed tokens, may end, stop ids): the per-step work is then a lookup and a stack.</summary>
-    const int MaxCachedMasks = 256;
 
     /// <summary>From this many constrained rows on, their allowed sets are computed in parallel (below it the
     /// thread hand-off costs more than the lookups it spreads).</summary>
     const int ParallelMaskRows = 4;
 
-    // Keyed by the allowed-token array as the vocabulary caches it (one array per grammar state, so reference
-    // equality is a state's identity) and by the stop ids' contents: requests each carry their own list of the
-    // same ids, and a key per list would upload the same mask once per request and churn the cache in a big batch.
-    readonly Dictionary<(ulong[], bool, IReadOnlyList<int>), Tensor> _masks = new(MaskKeyComparer.Instance);
+    // The worker's buffers for the packed masks: host words (reused every step) and, on CUDA, a pinned staging copy
+    // of them and the bit values 1, 2, .., 128 on the device.
+    byte[] _maskBytes = [];
+    Tensor? _maskStaging, _maskBitValues;
 
-    sealed class MaskKeyComparer : IEqualityComparer<(ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops)>
+    /// <summary>
+    /// One row's allowed tokens as bits (id i is bit i % 64 of word i / 64) into <paramref name="row"/>: the lexical
+    /// state's bits less the ids the real state refuses, with end-of-sequence when the value may end (or when
+    /// nothing else can come). A row with nothing allowed at all is left free rather than made to pick from nothing.
+    /// </summary>
+    internal static void AllowedWords(TokenMask mask, bool canEnd, IReadOnlyList<int> stopIds, int vocab, Span<ulong> row)
     {
-        public static readonly MaskKeyComparer Instance = new();
-
-        public bool Equals((ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops) x, (ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops) y) =>
-            ReferenceEquals(x.Bits, y.Bits) && x.CanEnd == y.CanEnd && (ReferenceEquals(x.Stops, y.Stops) || x.Stops.SequenceEqual(y.Stops));
-
-        public int GetHashCode((ulong[] Bits, bool CanEnd, IReadOnlyList<int> Stops) k)
+        row.Clear();
+        var empty = mask.IsEmpty;
+        if (!empty)
         {
-            var h = new HashCode();
-            h.Add(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(k.Bits));
-            h.Add(k.CanEnd);
-            foreach (var id in k.Stops) h.Add(id);
-            return h.ToHashCode();
+            var bits = mask.Bits.AsSpan(0, Math.Min(mask.Bits.Length, row.Length));
+            bits.CopyTo(row);
+            foreach (var id in mask.Refused) row[id >> 6] &= ~(1UL << (id & 63));
         }
-    }
-
-    void DisposeMasks()
-    {
-        foreach (var m in _masks.Values) m.Dispose();
-        _masks.Clear();
+        if (canEnd || empty)
+            foreach (var eos in stopIds)
+                if (eos >= 0 && eos < vocab) { row[eos >> 6] |= 1UL << (eos & 63); empty = false; }
+        if (empty) row.Fill(ulong.MaxValue);
     }
 
     /// <summary>
-    /// A bool [vocab] mask on the device, true for the tokens refused: all but the allowed tokens and, when the value
-    /// may end (or when nothing else can come), end-of-sequence. Kept negated so a step needs no logical_not.
+    /// The packed rows in <see cref="_maskBytes"/> (<paramref name="words"/> words each) to a bool [rows, vocab] tensor on <paramref name="device"/>,
+    /// true for the tokens refused: one copy of the bytes (pinned and not waited on, on CUDA) and an unpack there.
     /// </summary>
-    static Tensor MaskTensor(ulong[] bits, bool canEnd, IReadOnlyList<int> stopIds, int vocab, Device device)
+    Tensor RefusedOnDevice(int rows, int words, int vocab, Device device)
     {
-        var row = new bool[vocab];
-        var any = false;
-        var limit = Math.Min(vocab, bits.Length * 64);
-        for (var w = 0; w < bits.Length; w++)
+        var cuda = device.type == TorchSharp.DeviceType.CUDA;
+        if (_maskStaging is null || _maskStaging.shape[0] < rows || _maskStaging.shape[1] != words * 8L)
         {
-            var word = bits[w];
-            while (word != 0)
-            {
-                var id = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(word);
-                word &= word - 1;
-                if (id < limit) { row[id] = true; any = true; }
-            }
+            _maskStaging?.Dispose();
+            using var plain = empty(Math.Max(rows, Options.MaxBatchSize), words * 8L, dtype: ScalarType.Byte);
+            _maskStaging = (cuda ? plain.pin_memory() : plain.alias()).DetachFromDisposeScope();
         }
-        if (canEnd || !any)
-            foreach (var eos in stopIds)
-                if (eos >= 0 && eos < vocab) { row[eos] = true; any = true; }
-        if (!any) Array.Fill(row, true); // nothing at all can follow: leave the row free rather than pick from nothing
-        for (var i = 0; i < row.Length; i++) row[i] = !row[i];
-        return tensor(row, device: device).DetachFromDisposeScope();
+        // On CUDA the previous step's copy out of the staging buffer is done: its tokens were read back since.
+        _maskStaging.data<byte>().CopyFrom(new ReadOnlySpan<byte>(_maskBytes, 0, rows * words * 8), 0, 0);
+        var onDevice = cuda ? _maskStaging.narrow(0, 0, rows).to(device, non_blocking: true) : _maskStaging.narrow(0, 0, rows);
+        if (_maskBitValues is null || _maskBitValues.device != device)
+        {
+            _maskBitValues?.Dispose();
+            _maskBitValues = BitValues(device).DetachFromDisposeScope();
+        }
+        return RefusedFromPacked(onDevice, _maskBitValues, vocab);
+    }
+
+    /// <summary>The byte values 1, 2, 4, .., 128 on <paramref name="device"/> (what <see cref="RefusedFromPacked"/> tests each byte against).</summary>
+    internal static Tensor BitValues(Device device) => tensor(new byte[] { 1, 2, 4, 8, 16, 32, 64, 128 }, device: device);
+
+    /// <summary>
+    /// Packed allowed-token rows (uint8 [rows, bytes], the little-endian bytes of <see cref="AllowedWords"/>' words: byte
+    /// k holds ids 8k .. 8k + 7, lowest bit first) to bool [rows, vocab], true for the ids whose bit is clear.
+    /// TorchSharp 0.107 has no bitwise_and with a scalar, so each byte is tested against the 8 <paramref name="bitValues"/>.
+    /// </summary>
+    internal static Tensor RefusedFromPacked(Tensor packed, Tensor bitValues, int vocab) =>
+        packed.unsqueeze(-1).bitwise_and(bitValues).eq(Scalars.Zero).view(packed.shape[0], packed.shape[1] * 8).narrow(1, 0, vocab);
+
+    void DisposeMasks()
+    {
+        _maskStaging?.Dispose();
+        _maskBitValues?.Dispose();
+        (_maskStaging, _maskBitValues) = (null, null);
     }
 
     readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);

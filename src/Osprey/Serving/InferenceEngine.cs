@@ -46,6 +46,15 @@ public sealed partial class InferenceEngine : IDisposable
         _queue = Channel.CreateUnbounded<RequestState>(new UnboundedChannelOptions { SingleReader = true });
         _worker = new Thread(WorkerMain) { IsBackground = true, Name = "osprey-engine" };
         _worker.Start();
+        if (Options.PrewarmStructuredOutputs ?? model.Device.type == TorchSharp.DeviceType.CUDA)
+        {
+            var stop = _stop.Token;
+            new Thread(() =>
+            {
+                try { Inference.Constraints.TokenVocabulary.For(tokenizer).PrewarmStrings(stop); }
+                catch (Exception) { /* only a head start: a request computes what it needs anyway */ }
+            }) { IsBackground = true, Priority = ThreadPriority.BelowNormal, Name = "osprey-grammar-prewarm" }.Start();
+        }
     }
 
     /// <summary>The model the engine runs.</summary>

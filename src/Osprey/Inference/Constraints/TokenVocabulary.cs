@@ -172,6 +172,55 @@ internal sealed class TokenVocabulary
         return refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
     }
 
+    /// <summary>
+    /// Computes now the masks of the string keys that schemas reach most: an empty string with 0 .. budget code
+    /// points of room (<see cref="StringFrame.Lexical"/>: every bounded string near its maxLength), the free string
+    /// and the "in between" one. Each is a walk of the whole vocabulary (nearly every token can go inside a string;
+    /// tens of milliseconds each on a busy CPU) and is shared afterwards by every schema and place, so a request that
+    /// reaches one first no longer pays it in the middle of its decode. The serving engine calls this on a
+    /// background thread when it starts on a GPU. Then the same for json_object's states along a few small documents.
+    /// Returns how many masks it asked for (those already cached included).
+    /// </summary>
+    public int PrewarmStrings(CancellationToken cancel = default)
+    {
+        var frames = new List<StringFrame>
+        {
+            new(StringNode.Shared(0, null), -1, 0, _stringBudget),
+            new(StringNode.Shared(0, null), 0, 0),
+        };
+        for (var room = _stringBudget; room >= 0; room--) frames.Add(new(StringNode.Shared(0, room), 0, 0));
+        var done = 0;
+        foreach (var frame in frames)
+        {
+            if (cancel.IsCancellationRequested) return done;
+            MaskOf(new GrammarState([new ParseStack(frame, ContextFrame.Stack)]));
+            done++;
+        }
+        // json_object's states: its keys are free text, so the places in a key are whole-vocabulary walks too.
+        foreach (var document in s_anyObjectSamples)
+        {
+            var state = JsonSchemaGrammar.AnyObject.Start();
+            foreach (var b in System.Text.Encoding.UTF8.GetBytes(document))
+            {
+                if (cancel.IsCancellationRequested || state.IsDead) return done;
+                Allowed(state);
+                done++;
+                state = state.Step(b);
+            }
+        }
+        return done;
+    }
+
+    /// <summary>Small documents whose every prefix <see cref="PrewarmStrings"/> asks json_object's masks for: first and later keys, nested ones, escapes, each kind of value.</summary>
+    static readonly string[] s_anyObjectSamples =
+    [
+        "{\"name\": \"Ada\", \"age\": 36, \"tags\": [\"x\", 1.5e3, true, null], \"meta\": {\"k\\n\": -2, \"e\": {}}}",
+        "{\n  \"id\": 7,\n  \"ok\": false,\n  \"items\": [\n    {\"a\": \"b\"}\n  ]\n}",
+    ];
+
+    /// <summary>The most code points one token adds inside a string (the room past which string keys are shared), for tests and benchmarks.</summary>
+    internal int StringBudget => _stringBudget;
+
     /// <summary>The cached mask of lexical state <paramref name="key"/>, computed by this thread or awaited from the one computing it.</summary>
     LexicalMask MaskOf(GrammarState key)
     {
