@@ -23,6 +23,9 @@ internal sealed class Attention : nn.Module
     readonly double? _softcap;
     readonly FusedProjection? _fused; // q/k/v stacked; not a registered component (its parts are)
 
+    /// <summary>The stacked q/k/v projection, where this block has one.</summary>
+    internal FusedProjection? Fused => _fused;
+
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
     public Attention(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("Attention")
     {

@@ -54,8 +54,25 @@ internal sealed class FusedProjection
         Weight.set_(placeholder);
     }
 
-    /// <summary>True when the fused buffer may be used (no part is being trained, carries an adapter that wraps its output or has a quantized base).</summary>
-    public bool Usable => !_released && Parts.All(p => !p.Weight.requires_grad && p.Adapter is null && p.Base is null);
+    /// <summary>
+    /// True when the fused buffer may be used: a merged copy is in use (<see cref="UseMerged"/>), or no part is being
+    /// trained, carries an adapter that wraps its output or has a quantized base.
+    /// </summary>
+    public bool Usable => _merged is not null || (!_released && Parts.All(p => !p.Weight.requires_grad && p.Adapter is null && p.Base is null));
+
+    Tensor? _merged;
+
+    /// <summary>
+    /// The stacked weight inference multiplies by: the merged copy while one is in use, else <see cref="Weight"/>.
+    /// </summary>
+    public Tensor Current => _merged ?? Weight;
+
+    /// <summary>
+    /// Until called again with null, forward passes multiply by <paramref name="merged"/> (a [sum(out), in] copy of the
+    /// stacked weight with the parts' adapters folded in, owned by the caller) instead of the parts and their adapters:
+    /// one matrix multiply again for a model whose projections carry LoRA adapters (rollouts read the live policy so).
+    /// </summary>
+    internal void UseMerged(Tensor? merged) => _merged = merged;
 
     /// <summary>
     /// All projections of x at once: [..., sum(out)]. Output deltas of the parts (serving adapters, inference only)
@@ -63,7 +80,7 @@ internal sealed class FusedProjection
     /// </summary>
     public Tensor Forward(Tensor x)
     {
-        var y = TorchSharp.torch.nn.functional.linear(x, Weight, Bias);
+        var y = TorchSharp.torch.nn.functional.linear(x, Current, Bias);
         long start = 0;
         foreach (var part in Parts)
         {

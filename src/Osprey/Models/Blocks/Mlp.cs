@@ -14,6 +14,9 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     readonly string _act;
     readonly FusedProjection? _fused; // gate/up stacked; not a registered component (its parts are)
 
+    /// <summary>The stacked gate/up projection, where this block has one.</summary>
+    internal FusedProjection? Fused => _fused;
+
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
     public Mlp(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("MLP")
     {
@@ -104,7 +107,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var rows = x.numel() / x.shape[^1];
-        var stacked = gate_up_proj is { Adapter: null, DeltaActive: false, Base: null } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Weight : null;
+        var stacked = gate_up_proj is { Adapter: null, DeltaActive: false, Base: null } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Current : null;
         Tensor hidden;
         // The split path multiplies in place, which autograd cannot differentiate: only when nothing needs gradients.
         if (stacked is not null && !stacked.requires_grad && !x.requires_grad && rows >= SplitRows)

@@ -40,6 +40,10 @@ public sealed record GrpoOptions
         Aliases = ["vllm_gpu_memory_utilization"])]
     public double RolloutMemoryFraction { get; init; } = 0.3;
 
+    /// <summary>With LoRA, rollouts read a merged copy of the adapted weights (false: the engine applies the adapters unmerged).</summary>
+    [Option("rollout_merge_lora", "GRPO/PPO with LoRA: the rollout engine reads a copy of the adapted weights with the adapters merged in, recomputed in place before each generation batch (one stacked matrix multiply per projection again; costs the adapted weights' memory once); false applies the adapters unmerged. DoRA and QLoRA always run unmerged.")]
+    public bool RolloutMergeLora { get; init; } = true;
+
     /// <summary>ε: the lower clip of the importance ratio (and the upper one unless <see cref="EpsilonHigh"/>).</summary>
     [Option("epsilon", "GRPO: clip the importance ratio to [1 - epsilon, 1 + epsilon_high].")]
     public double Epsilon { get; init; } = 0.2;

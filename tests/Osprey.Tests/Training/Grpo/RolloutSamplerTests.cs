@@ -13,8 +13,9 @@ namespace Osprey.Tests.Training.Grpo;
 /// GRPO and PPO rollouts run on the in-process serving engine over the training model. The reference is
 /// <see cref="TokenGenerator"/> on the same model, one prompt at a time: greedy rollouts from the engine equal its tokens
 /// for the tiny demo model and the Phi-3 fixture (whose q/k/v and gate/up projections are views of one fused buffer), with
-/// LoRA and with full training, before and after real AdamW steps. The steps must change the greedy tokens, so an
-/// engine that had copied the weights (or merged the adapter) when it started would answer with the old tokens and fail.
+/// LoRA (read through the merged copy of the adapted weights, the default, and unmerged) and with full training, before
+/// and after real AdamW steps. The steps must change the greedy tokens, so an engine that had copied the weights (or
+/// merged the adapter once, when it started) would answer with the old tokens and fail.
 /// </summary>
 public sealed class RolloutSamplerTests
 {
@@ -22,8 +23,10 @@ public sealed class RolloutSamplerTests
 
     [Theory]
     [InlineData("demo", "lora")]
+    [InlineData("demo", "lora-unmerged")]
     [InlineData("demo", "full")]
     [InlineData("phi3", "lora")]
+    [InlineData("phi3", "lora-unmerged")]
     [InlineData("phi3", "full")]
     public void GreedyEngineRolloutsEqualTheGeneratorsOnTheLiveWeights(string fixture, string trainType)
     {
@@ -32,7 +35,8 @@ public sealed class RolloutSamplerTests
         using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
         var tokenizer = Tokenizer.Load(folder);
         using var optimizer = new AdamW(0.9, 0.999, 1e-8);
-        if (trainType == "lora")
+        var lora = trainType.StartsWith("lora", StringComparison.Ordinal);
+        if (lora)
         {
             // Dropout on, so the test also sees that rollouts run in evaluation mode.
             model.AttachLora(new LoraOptions { Rank = 8, Alpha = 16, Dropout = 0.5 }, seed: 3);
@@ -52,8 +56,10 @@ public sealed class RolloutSamplerTests
         prompts = prompts.Select(p => (IReadOnlyList<int>)p.Select(id => id % vocab).ToArray()).ToArray();
 
         optimizer.Prepare();
-        using var sampler = RolloutSampler.Create(model, tokenizer, prompts.Length, prompts.Max(p => p.Count) + s_greedy.MaxTokens!.Value, 0.3);
+        using var sampler = RolloutSampler.Create(model, tokenizer, prompts.Length, prompts.Max(p => p.Count) + s_greedy.MaxTokens!.Value, 0.3,
+            mergeLora: trainType != "lora-unmerged");
         Assert.True(sampler.Engine is not null, sampler.Description);
+        Assert.Equal(trainType == "lora", sampler.Merged);
 
         var before = Tokens(sampler.Generate(prompts, s_greedy));
         Assert.True(model.training, "the sampler must hand the model back in training mode");
@@ -72,7 +78,7 @@ public sealed class RolloutSamplerTests
                 using var r = model.ForwardBackward(tensor(ids, [1, ids.Length]), tensor(labels, [1, labels.Length]), null, new TrainForwardOptions { Backward = true });
             }
             optimizer.ClipGradients(0);
-            optimizer.Step(trainType == "lora" ? 5e-2 : 1e-2);
+            optimizer.Step(lora ? 5e-2 : 1e-2);
             optimizer.ZeroGrad();
         }
 
