@@ -167,11 +167,12 @@ public static class FineTuning
             if (o.Encoding.Packing) throw new OspreyException("--packing is not supported for a vision-language model yet (each image's M-RoPE positions follow its row); drop --packing.");
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict));
-            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder);
+            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder, o.Encoding.ImageSizes);
+            var norm = o.Encoding.NormBbox ?? VisionDatasetEncoding.DefaultNormBbox(folder);
             var stats = new EncodingStats();
             data = new EncodedDatasets(
-                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats)),
-                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.ValDatasets)));
+                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats, norm)),
+                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.ValDatasets, norm: norm)));
             stats.Report(log, o.Encoding.MaxLength);
         }
         else if (o.CachedDatasets.Count > 0)
