@@ -51,6 +51,20 @@ internal static class VisionDatasetEncoding
     }
 
     /// <summary>
+    /// ms-swift's --packing for image rows: the samples go into rows of at most <paramref name="maxLength"/> tokens
+    /// exactly as text samples do (<see cref="SequencePacker.Pack"/>: position ids restart at 0 per sample, no loss
+    /// across a boundary), and each pack carries its samples' images in the order their placeholders now appear; the
+    /// model gives each sample its own M-RoPE positions (CausalLM.PackedImagePositions).
+    /// </summary>
+    public static IReadOnlyList<EncodedSample> Pack(IReadOnlyList<EncodedSample> samples, int maxLength) =>
+        SequencePacker.Pack(samples.Select(s => (s.InputIds, s.Labels)).ToList(), maxLength)
+            .Select(p => new EncodedSample(p.InputIds, p.Labels, p.PositionIds)
+            {
+                Images = p.SampleIndices.SelectMany(i => samples[i].Images ?? []).ToList(),
+            })
+            .ToList();
+
+    /// <summary>
     /// ms-swift's --norm_bbox default for the model folder: <c>none</c> (pixels of the resized image) for Qwen2.5-VL,
     /// whose grounding data is in absolute coordinates, and <c>norm1000</c> for Qwen2-VL (Custom-dataset.md,
     /// "Grounding"; ms-swift's Qwen2_5VLTemplate sets norm_bbox = 'none', the base template 'norm1000').
