@@ -4,7 +4,7 @@ namespace Osprey.Images;
 
 /// <summary>
 /// Image-size flags as ms-swift spells them, with the MAX_PIXELS / MIN_PIXELS environment variables (ms-swift's
-/// users' usual out-of-memory fix; <see cref="Limits"/> says which wins) over the model folder's preprocessor_config.json.
+/// users' usual out-of-memory fix; <see cref="Limits(ImageOptions?)"/> says which wins) over the model folder's preprocessor_config.json.
 /// </summary>
 public sealed record ImageOptions
 {
@@ -24,21 +24,23 @@ public sealed record ImageOptions
     /// can land one 28-pixel step away). ms-swift has no --min_pixels, only MIN_PIXELS: the flag, when given, wins.
     /// </summary>
     /// <exception cref="OspreyException">A flag is not positive, or an environment variable is not a positive whole number.</exception>
-    public static (long? MaxPixels, long? MinPixels) Limits(ImageOptions? options)
+    public static (long? MaxPixels, long? MinPixels) Limits(ImageOptions? options) => Limits(options, Environment.GetEnvironmentVariable);
+
+    /// <summary><see cref="Limits(ImageOptions?)"/> with the environment read through <paramref name="environment"/>.</summary>
+    internal static (long? MaxPixels, long? MinPixels) Limits(ImageOptions? options, Func<string, string?> environment)
     {
         if (options?.MaxPixels is <= 0) throw new OspreyException($"--max_pixels {options.MaxPixels}: give a positive number of pixels, e.g. --max_pixels 1003520 (1280 tokens of 28x28).");
         if (options?.MinPixels is <= 0) throw new OspreyException($"--min_pixels {options.MinPixels}: give a positive number of pixels, e.g. --min_pixels 3136 (56x56).");
-        var env = Resolve(null, "MAX_PIXELS");
+        var env = FromEnvironment("MAX_PIXELS", environment);
         var flag = options?.MaxPixels;
         long? max = flag is null ? env : env is null ? flag : Math.Min(flag.Value, env.Value);
-        return (max, Resolve(options?.MinPixels, "MIN_PIXELS"));
+        return (max, options?.MinPixels ?? FromEnvironment("MIN_PIXELS", environment));
     }
 
-    /// <summary>The flag, else the environment variable <paramref name="variable"/>, else null.</summary>
-    internal static long? Resolve(long? flag, string variable)
+    /// <summary>The environment variable <paramref name="variable"/> as a pixel count, or null when unset.</summary>
+    static long? FromEnvironment(string variable, Func<string, string?> environment)
     {
-        if (flag is not null) return flag;
-        var env = Environment.GetEnvironmentVariable(variable);
+        var env = environment(variable);
         if (string.IsNullOrWhiteSpace(env)) return null;
         return long.TryParse(env.Trim(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v) && v > 0
             ? v

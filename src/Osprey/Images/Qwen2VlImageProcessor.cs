@@ -41,7 +41,7 @@ public sealed record Qwen2VlImageProcessor
     public int PatchDim => 3 * TemporalPatchSize * PatchSize * PatchSize;
 
     /// <summary>Reads the processor settings of <paramref name="modelFolder"/> (defaults where absent) and applies
-    /// <paramref name="options"/> and the MAX_PIXELS/MIN_PIXELS environment variables (<see cref="ImageOptions.Limits"/>).</summary>
+    /// <paramref name="options"/> and the MAX_PIXELS/MIN_PIXELS environment variables (<see cref="ImageOptions.Limits(ImageOptions?)"/>).</summary>
     public static Qwen2VlImageProcessor FromFolder(string modelFolder, ImageOptions? options = null)
     {
         var p = new Qwen2VlImageProcessor();
