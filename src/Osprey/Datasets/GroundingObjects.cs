@@ -87,6 +87,25 @@ public sealed record GroundingObjects(IReadOnlyList<string> Refs, IReadOnlyList<
         return new GroundingObjects(refs, boxes, normalised, ids);
     }
 
+    /// <summary>
+    /// ms-swift's --norm_bbox default for the model folder: <see cref="NormBbox.None"/> (pixels of the resized image) for
+    /// Qwen2.5-VL, whose grounding data is in absolute coordinates, and <see cref="NormBbox.Norm1000"/> otherwise
+    /// (Qwen2-VL; Custom-dataset.md, "Grounding"; ms-swift's Qwen2_5VLTemplate sets norm_bbox = 'none', the base
+    /// template 'norm1000').
+    /// </summary>
+    public static NormBbox DefaultNormBbox(string modelFolder)
+    {
+        var file = Path.Combine(modelFolder, "config.json");
+        if (!File.Exists(file)) return NormBbox.Norm1000;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("model_type", out var t)
+                && t.ValueKind == JsonValueKind.String && t.GetString() == "qwen2_5_vl" ? NormBbox.None : NormBbox.Norm1000;
+        }
+        catch (JsonException e) { throw new OspreyException($"{file}: not valid JSON ({e.Message}); restore the file from the model's repository."); }
+    }
+
     /// <summary>How many times <paramref name="tag"/> occurs in <paramref name="text"/>.</summary>
     public static int Count(string text, string tag)
     {

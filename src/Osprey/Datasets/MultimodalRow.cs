@@ -88,6 +88,20 @@ public sealed record MultimodalRow(IReadOnlyList<(string Role, string Text)> Mes
         return new MultimodalRow(list, images) { Objects = objects };
     }
 
+    /// <summary>
+    /// This row with its <c>&lt;ref-object&gt;</c>/<c>&lt;bbox&gt;</c> tags written as Qwen-VL grounding text
+    /// (<see cref="GroundingObjects.Render"/>), boxes scaled from the <paramref name="original"/> image sizes to what
+    /// <paramref name="norm"/> asks (<paramref name="resized"/>: the sizes after smart_resize); the row itself when it
+    /// has no objects. <paramref name="where"/> (file and line) names the row in errors.
+    /// </summary>
+    public MultimodalRow Grounded(IReadOnlyList<(int Width, int Height)> original, IReadOnlyList<(int Width, int Height)> resized, NormBbox norm, string where)
+    {
+        if (Objects is not { } objects) return this;
+        var scaled = objects.Scaled(original, resized, norm, where);
+        var texts = objects.Render(Messages.Select(m => m.Text).ToList(), scaled);
+        return new MultimodalRow(Messages.Select((m, i) => (m.Role, texts[i])).ToList(), Images);
+    }
+
     /// <summary>How many <see cref="ImageTag"/>s <paramref name="text"/> holds.</summary>
     public static int Count(string text)
     {

@@ -167,7 +167,7 @@ public static class FineTuning
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict));
             var processor = Images.Qwen2VlImageProcessor.FromFolder(folder, o.Encoding.ImageSizes);
-            var norm = o.Encoding.NormBbox ?? VisionDatasetEncoding.DefaultNormBbox(folder);
+            var norm = o.Encoding.NormBbox ?? GroundingObjects.DefaultNormBbox(folder);
             var stats = new EncodingStats();
             var train = VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats, norm);
             // --packing: each sample keeps its images and gets its own M-RoPE positions (VisionDatasetEncoding.Pack).

@@ -17,7 +17,7 @@ namespace Osprey.Training;
 internal static class VisionDatasetEncoding
 {
     /// <summary>The samples of every row of <paramref name="files"/> (local .jsonl files), in file and line order;
-    /// grounding rows' boxes are written as <paramref name="norm"/> says (<see cref="DefaultNormBbox"/>).</summary>
+    /// grounding rows' boxes are written as <paramref name="norm"/> says (<see cref="GroundingObjects.DefaultNormBbox"/>).</summary>
     public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, Qwen2VlImageProcessor processor, IEnumerable<string> files, EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000)
     {
         var samples = new List<EncodedSample>();
@@ -42,7 +42,7 @@ internal static class VisionDatasetEncoding
                 var decoded = row.Images.Select(r => ImageSource.Load(r, dir, where)).ToList();
                 var images = decoded.Select(processor.Process).ToList();
                 if (row.Objects is not null)
-                    row = Grounded(row, decoded.Select(d => (d.Width, d.Height)).ToList(),
+                    row = row.Grounded(decoded.Select(d => (d.Width, d.Height)).ToList(),
                         images.Select(p => (p.GridW * processor.PatchSize, p.GridH * processor.PatchSize)).ToList(), norm, where);
                 if (EncodeRow(encoder, row, images, processor.MergeSize, file, lineNo, stats) is { } sample) samples.Add(sample);
             }
@@ -63,33 +63,6 @@ internal static class VisionDatasetEncoding
                 Images = p.SampleIndices.SelectMany(i => samples[i].Images ?? []).ToList(),
             })
             .ToList();
-
-    /// <summary>
-    /// ms-swift's --norm_bbox default for the model folder: <c>none</c> (pixels of the resized image) for Qwen2.5-VL,
-    /// whose grounding data is in absolute coordinates, and <c>norm1000</c> for Qwen2-VL (Custom-dataset.md,
-    /// "Grounding"; ms-swift's Qwen2_5VLTemplate sets norm_bbox = 'none', the base template 'norm1000').
-    /// </summary>
-    public static NormBbox DefaultNormBbox(string modelFolder)
-    {
-        var file = Path.Combine(modelFolder, "config.json");
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
-        return doc.RootElement.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "qwen2_5_vl"
-            ? NormBbox.None
-            : NormBbox.Norm1000;
-    }
-
-    /// <summary>
-    /// <paramref name="row"/> with its <c>&lt;ref-object&gt;</c>/<c>&lt;bbox&gt;</c> tags written as Qwen-VL grounding text
-    /// (<see cref="GroundingObjects.Render"/>), boxes scaled from the <paramref name="original"/> image sizes to what
-    /// <paramref name="norm"/> asks (<paramref name="resized"/>: the sizes after smart_resize).
-    /// </summary>
-    public static MultimodalRow Grounded(MultimodalRow row, IReadOnlyList<(int Width, int Height)> original, IReadOnlyList<(int Width, int Height)> resized, NormBbox norm, string where)
-    {
-        if (row.Objects is not { } objects) return row;
-        var scaled = objects.Scaled(original, resized, norm, where);
-        var texts = objects.Render(row.Messages.Select(m => m.Text).ToList(), scaled);
-        return new MultimodalRow(row.Messages.Select((m, i) => (m.Role, texts[i])).ToList(), row.Images);
-    }
 
     /// <summary>One row with its preprocessed images (<paramref name="mergeSize"/>: patches merged per side into one
     /// token, the processor's and the model's); null when --truncation_strategy delete dropped it.</summary>

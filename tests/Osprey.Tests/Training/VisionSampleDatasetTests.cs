@@ -47,7 +47,7 @@ public sealed partial class VisionSampleDatasetTests
     {
         var file = Sample(name);
         var encoder = new DatasetEncoder(Tokenizer.Load(Model));
-        var samples = VisionDatasetEncoding.Encode(encoder, Qwen2VlImageProcessor.FromFolder(Model), [file], norm: VisionDatasetEncoding.DefaultNormBbox(Model));
+        var samples = VisionDatasetEncoding.Encode(encoder, Qwen2VlImageProcessor.FromFolder(Model), [file], norm: GroundingObjects.DefaultNormBbox(Model));
         var (pad, start, end) = VisionIds();
         Assert.Equal(File.ReadLines(file).Count(l => l.Length > 0), samples.Count);
         Assert.Equal(ImageCount(file) * TokensPerImage, samples.Sum(s => s.InputIds.Count(i => i == pad)));
