@@ -8,11 +8,16 @@ namespace Osprey.Datasets;
 /// "&lt;image&gt;What is this?"}, …], "images": ["a.png", "data:image/png;base64,…"]}</c>, each <c>&lt;image&gt;</c> tag
 /// standing for the next image; or with OpenAI content parts (<c>{"type": "image_url", "image_url": {"url": …}}</c>,
 /// <c>{"type": "image", "image": …}</c>, <c>{"type": "text", "text": …}</c>), which become tags in place.
+/// Grounding rows add ms-swift's <c>"objects"</c> (<see cref="GroundingObjects"/>), whose names and boxes fill the
+/// <c>&lt;ref-object&gt;</c> and <c>&lt;bbox&gt;</c> tags.
 /// </summary>
 /// <param name="Messages">(role, text) with one <see cref="ImageTag"/> where each image goes.</param>
 /// <param name="Images">The image references in tag order (paths, data URLs).</param>
 public sealed record MultimodalRow(IReadOnlyList<(string Role, string Text)> Messages, IReadOnlyList<string> Images)
 {
+    /// <summary>A grounding row's objects (names and boxes for its tags); null when the row has none.</summary>
+    public GroundingObjects? Objects { get; init; }
+
     /// <summary>The tag ms-swift uses for an image in message text.</summary>
     public const string ImageTag = "<image>";
 
@@ -73,7 +78,28 @@ public sealed record MultimodalRow(IReadOnlyList<(string Role, string Text)> Mes
         var tags = list.Sum(m => Count(m.Item2));
         if (tags != images.Count)
             throw new OspreyException($"{where}: the messages have {tags} {ImageTag} tag(s) but \"images\" lists {images.Count}; put one {ImageTag} where each image belongs.");
-        return new MultimodalRow(list, images);
+        GroundingObjects? objects = null;
+        // Without "objects", ms-swift leaves <ref-object>/<bbox> as literal text; so does this.
+        if (row.TryGetProperty("objects", out var obj) && obj.ValueKind != JsonValueKind.Null)
+        {
+            objects = GroundingObjects.Parse(obj, where, images.Count);
+            objects.CheckTags(list.Select(m => m.Item2), where);
+        }
+        return new MultimodalRow(list, images) { Objects = objects };
+    }
+
+    /// <summary>
+    /// This row with its <c>&lt;ref-object&gt;</c>/<c>&lt;bbox&gt;</c> tags written as Qwen-VL grounding text
+    /// (<see cref="GroundingObjects.Render"/>), boxes scaled from the <paramref name="original"/> image sizes to what
+    /// <paramref name="norm"/> asks (<paramref name="resized"/>: the sizes after smart_resize); the row itself when it
+    /// has no objects. <paramref name="where"/> (file and line) names the row in errors.
+    /// </summary>
+    public MultimodalRow Grounded(IReadOnlyList<(int Width, int Height)> original, IReadOnlyList<(int Width, int Height)> resized, NormBbox norm, string where)
+    {
+        if (Objects is not { } objects) return this;
+        var scaled = objects.Scaled(original, resized, norm, where);
+        var texts = objects.Render(Messages.Select(m => m.Text).ToList(), scaled);
+        return new MultimodalRow(Messages.Select((m, i) => (m.Role, texts[i])).ToList(), Images);
     }
 
     /// <summary>How many <see cref="ImageTag"/>s <paramref name="text"/> holds.</summary>

@@ -9,8 +9,6 @@ namespace Osprey.Datasets;
 /// <c>osprey encode</c>.
 /// </summary>
 // ms-swift's template arguments that do not apply here (docs/ms-swift-compat.md).
-[NoEffectFlag("max_pixels", TextOnly)]
-[NoEffectFlag("norm_bbox", TextOnly)]
 [NoEffectFlag("agent_template", "tools are rendered by the chat template itself")]
 [NoEffectFlag("use_chat_template", "sft uses the chat template; osprey pt trains on plain text")]
 [NoEffectFlag("padding_free", "Osprey pads each micro-batch to its longest sample; --packing packs rows without cross-attention")]
@@ -19,8 +17,6 @@ namespace Osprey.Datasets;
 [NoEffectFlag("template_backend", "Osprey renders chat templates with its own Jinja engine")]
 public sealed record TemplateEncodingOptions
 {
-    private const string TextOnly = "Osprey works with text models only";
-
     /// <summary>A chat template name or file instead of the model's own.</summary>
     [Option("template", "Chat template: a Jinja file, a tokenizer's named template or an ms-swift name.", DefaultText = "the model's own chat_template", Placeholder = "NAME")]
     public string? Template { get; init; }
@@ -44,6 +40,14 @@ public sealed record TemplateEncodingOptions
     /// <summary>Pack samples into --max_length rows (attention stays within each sample).</summary>
     [Option("packing", "Pack samples into --max_length rows (attention stays within each sample).")]
     public bool Packing { get; init; }
+
+    /// <summary>--norm_bbox: how grounding rows' boxes are written (null: the model's way, as ms-swift chooses).</summary>
+    [Option("norm_bbox", "How grounding rows' objects.bbox are written: norm1000 (0-1000 grid) or none (pixels of the resized image).", DefaultText = "norm1000 for Qwen2-VL, none for Qwen2.5-VL")]
+    public NormBbox? NormBbox { get; init; }
+
+    /// <summary>--max_pixels / --min_pixels for vision-language rows (ms-swift's template arguments).</summary>
+    [OptionGroup]
+    public Osprey.Images.ImageOptions ImageSizes { get; init; } = new();
 
     /// <summary>Encoding threads (0: all cores).</summary>
     [Option("dataset_num_proc", "Encoding threads (0: all cores).")]

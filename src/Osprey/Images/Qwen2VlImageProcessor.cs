@@ -41,7 +41,7 @@ public sealed record Qwen2VlImageProcessor
     public int PatchDim => 3 * TemporalPatchSize * PatchSize * PatchSize;
 
     /// <summary>Reads the processor settings of <paramref name="modelFolder"/> (defaults where absent) and applies
-    /// <paramref name="options"/> and the MAX_PIXELS/MIN_PIXELS environment variables.</summary>
+    /// <paramref name="options"/> and the MAX_PIXELS/MIN_PIXELS environment variables (<see cref="ImageOptions.Limits(ImageOptions?)"/>).</summary>
     public static Qwen2VlImageProcessor FromFolder(string modelFolder, ImageOptions? options = null)
     {
         var p = new Qwen2VlImageProcessor();
@@ -49,8 +49,7 @@ public sealed record Qwen2VlImageProcessor
         var proc = Path.Combine(modelFolder, "processor_config.json");
         if (File.Exists(pre)) p = Read(p, File.ReadAllText(pre), pre, nested: false);
         else if (File.Exists(proc)) p = Read(p, File.ReadAllText(proc), proc, nested: true);
-        var max = ImageOptions.Resolve(options?.MaxPixels, "MAX_PIXELS");
-        var min = ImageOptions.Resolve(options?.MinPixels, "MIN_PIXELS");
+        var (max, min) = ImageOptions.Limits(options);
         p = p with { MaxPixels = max ?? p.MaxPixels, MinPixels = min ?? p.MinPixels };
         if (p.MinPixels > p.MaxPixels)
             throw new OspreyException($"min_pixels {p.MinPixels} is larger than max_pixels {p.MaxPixels}; lower --min_pixels (MIN_PIXELS) or raise --max_pixels (MAX_PIXELS).");

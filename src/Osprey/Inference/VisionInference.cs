@@ -40,7 +40,12 @@ public static class VisionInference
                 using var doc = JsonDocument.Parse(line);
                 var parsed = MultimodalRow.Parse(doc.RootElement, where);
                 var dir = Path.GetDirectoryName(Path.GetFullPath(file));
-                var imgs = parsed.Images.Select(r => processor.Process(ImageSource.Load(r, dir, where))).ToList();
+                var decoded = parsed.Images.Select(r => ImageSource.Load(r, dir, where)).ToList();
+                var imgs = decoded.Select(processor.Process).ToList();
+                // Grounding rows: names and boxes written as the model reads them (ms-swift's --norm_bbox default).
+                if (parsed.Objects is not null)
+                    parsed = parsed.Grounded(decoded.Select(d => (d.Width, d.Height)).ToList(),
+                        imgs.Select(p => (p.GridW * processor.PatchSize, p.GridH * processor.PatchSize)).ToList(), GroundingObjects.DefaultNormBbox(folder), where);
                 rows.Add((node!.AsObject(), parsed, imgs));
             }
         }

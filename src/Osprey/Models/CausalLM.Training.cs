@@ -62,11 +62,14 @@ public sealed partial class CausalLM
         using var grad = options.Backward ? enable_grad() : no_grad();
         PhaseTimer.Mark(Device, "batch to device");
         // Images: their features replace the placeholder tokens and positions are M-RoPE's three rows, exactly as in
-        // inference (PrefillWithImages). Packed rows (per-sample position restarts) do not take images yet.
+        // inference (PrefillWithImages). In packed rows each sample's M-RoPE positions start again from 0, as if it
+        // were alone (PackedImagePositions); attention stays within the sample (segments).
         var images = options.Images is { Count: > 0 } given ? given : null;
-        if (images is not null && positionIds is not null) throw new OspreyException("packed rows cannot carry images yet; drop --packing for image data.");
         var segments = positionIds is null ? null : SegmentIds(positionIds);
-        var context = model.Prepare(inputIds, images is null ? positionIds : ImagePositions(inputIds, images).Positions, null, null, segments);
+        var ropePositions = images is null ? positionIds
+            : positionIds is null ? ImagePositions(inputIds, images).Positions
+            : PackedImagePositions(inputIds, positionIds, images);
+        var context = model.Prepare(inputIds, ropePositions, null, null, segments);
 
         // Rows of the flattened hidden states that predict a label: position p predicts labels[p + 1].
         var shifted = labels.narrow(1, 1, t - 1);

@@ -62,6 +62,58 @@ public sealed partial class CausalLM
         return h.reshape(-1, h.shape[^1]).index_copy(0, where, features).view(h.shape);
     }
 
+    /// <summary>
+    /// M-RoPE positions [3, B, T] of packed rows: <paramref name="positionIds"/> [B, T] restart at 0 where each packed
+    /// sample (or the padding after the last) begins, and each such segment gets the positions transformers'
+    /// get_rope_index gives it alone, with its own images (<paramref name="images"/> hold every row's, in
+    /// placeholder order). ms-swift's packing of Qwen2-VL rows does the same: each sample's position_ids are
+    /// computed before the samples are concatenated.
+    /// </summary>
+    Tensor PackedImagePositions(Tensor ids, Tensor positionIds, IReadOnlyList<ImagePatches> images)
+    {
+        if (Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
+        long b = ids.shape[0], t = ids.shape[1];
+        var hostIds = ids.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
+        var hostPos = positionIds.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
+        var merge = Vision.Spec.MergeSize;
+        var flat = new long[3 * b * t];
+        var next = 0;
+        for (var r = 0; r < b; r++)
+        {
+            var start = 0;
+            while (start < t)
+            {
+                var end = start + 1;
+                while (end < t && hostPos[r * t + end] != 0) end++;
+                var len = end - start;
+                var segment = new long[1, len];
+                var placeholders = 0;
+                for (var j = 0; j < len; j++)
+                {
+                    segment[0, j] = hostIds[r * t + start + j];
+                    if (segment[0, j] == Vision.ImageTokenId) placeholders++;
+                }
+                // This segment's images: the next ones whose token counts add up to its placeholders.
+                var grids = new List<(int T, int H, int W)>();
+                while (placeholders > 0 && next < images.Count)
+                {
+                    var im = images[next++];
+                    grids.Add((im.GridT, im.GridH, im.GridW));
+                    placeholders -= im.TokenCount(merge);
+                }
+                if (placeholders != 0)
+                    throw new OspreyException($"packed row {r}: a sample's image placeholder tokens do not match its images' grids (t*h*w/{merge * merge} tokens each); re-encode the dataset.");
+                var (pos, _) = MropeIndex.Compute(segment, null, grids, Vision.ImageTokenId, merge);
+                for (var a = 0; a < 3; a++)
+                    for (var j = 0; j < len; j++) flat[(a * b + r) * t + start + j] = pos[a, 0, j];
+                start = end;
+            }
+        }
+        if (next != images.Count)
+            throw new OspreyException($"the packed rows have placeholders for {next} image(s) but {images.Count} were given.");
+        return tensor(flat, [3, b, t], dtype: ScalarType.Int64, device: Device);
+    }
+
     /// <summary>M-RoPE positions [3, B, T] of ids [B, T] (right padding continues as text) and each row's decode delta.</summary>
     (Tensor Positions, long[] Deltas) ImagePositions(Tensor ids, IReadOnlyList<ImagePatches> images)
     {

@@ -164,14 +164,17 @@ public static class FineTuning
         {
             // A vision-language model on local .jsonl rows: ms-swift's multimodal rows, images preprocessed up front
             // (VisionDatasetEncoding); the encoding cache holds tokens only, so these are encoded each run.
-            if (o.Encoding.Packing) throw new OspreyException("--packing is not supported for a vision-language model yet (each image's M-RoPE positions follow its row); drop --packing.");
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict));
-            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder);
+            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder, o.Encoding.ImageSizes);
+            var norm = o.Encoding.NormBbox ?? GroundingObjects.DefaultNormBbox(folder);
             var stats = new EncodingStats();
+            var train = VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats, norm);
+            // --packing: each sample keeps its images and gets its own M-RoPE positions (VisionDatasetEncoding.Pack).
+            if (o.Encoding.Packing) train = VisionDatasetEncoding.Pack(train, o.Encoding.MaxLength!.Value);
             data = new EncodedDatasets(
-                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats)),
-                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.ValDatasets)));
+                EncodedDataset.FromSamples(train),
+                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.ValDatasets, norm: norm)));
             stats.Report(log, o.Encoding.MaxLength);
         }
         else if (o.CachedDatasets.Count > 0)

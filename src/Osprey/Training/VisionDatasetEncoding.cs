@@ -16,8 +16,9 @@ namespace Osprey.Training;
 /// </summary>
 internal static class VisionDatasetEncoding
 {
-    /// <summary>The samples of every row of <paramref name="files"/> (local .jsonl files), in file and line order.</summary>
-    public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, Qwen2VlImageProcessor processor, IEnumerable<string> files, EncodingStats? stats = null)
+    /// <summary>The samples of every row of <paramref name="files"/> (local .jsonl files), in file and line order;
+    /// grounding rows' boxes are written as <paramref name="norm"/> says (<see cref="GroundingObjects.DefaultNormBbox"/>).</summary>
+    public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, Qwen2VlImageProcessor processor, IEnumerable<string> files, EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000)
     {
         var samples = new List<EncodedSample>();
         foreach (var file in files)
@@ -38,12 +39,30 @@ internal static class VisionDatasetEncoding
                     row = MultimodalRow.Parse(doc.RootElement, where);
                 }
                 catch (JsonException e) { throw new OspreyException($"{where}: not valid JSON ({e.Message})."); }
-                var images = row.Images.Select(r => processor.Process(ImageSource.Load(r, dir, where))).ToList();
+                var decoded = row.Images.Select(r => ImageSource.Load(r, dir, where)).ToList();
+                var images = decoded.Select(processor.Process).ToList();
+                if (row.Objects is not null)
+                    row = row.Grounded(decoded.Select(d => (d.Width, d.Height)).ToList(),
+                        images.Select(p => (p.GridW * processor.PatchSize, p.GridH * processor.PatchSize)).ToList(), norm, where);
                 if (EncodeRow(encoder, row, images, processor.MergeSize, file, lineNo, stats) is { } sample) samples.Add(sample);
             }
         }
         return samples;
     }
+
+    /// <summary>
+    /// ms-swift's --packing for image rows: the samples go into rows of at most <paramref name="maxLength"/> tokens
+    /// exactly as text samples do (<see cref="SequencePacker.Pack"/>: position ids restart at 0 per sample, no loss
+    /// across a boundary), and each pack carries its samples' images in the order their placeholders now appear; the
+    /// model gives each sample its own M-RoPE positions (CausalLM.PackedImagePositions).
+    /// </summary>
+    public static IReadOnlyList<EncodedSample> Pack(IReadOnlyList<EncodedSample> samples, int maxLength) =>
+        SequencePacker.Pack(samples.Select(s => (s.InputIds, s.Labels)).ToList(), maxLength)
+            .Select(p => new EncodedSample(p.InputIds, p.Labels, p.PositionIds)
+            {
+                Images = p.SampleIndices.SelectMany(i => samples[i].Images ?? []).ToList(),
+            })
+            .ToList();
 
     /// <summary>One row with its preprocessed images (<paramref name="mergeSize"/>: patches merged per side into one
     /// token, the processor's and the model's); null when --truncation_strategy delete dropped it.</summary>
