@@ -38,7 +38,7 @@ internal sealed class VisionFeatureCache : IDisposable
     /// <summary>The most bytes of features held at once.</summary>
     public long BudgetBytes { get; }
 
-    /// <summary>Images whose features came from the cache.</summary>
+    /// <summary>Image uses served without a tower pass (found in the cache, or repeated within one call).</summary>
     public long Hits { get; private set; }
 
     /// <summary>Images sent through the tower (not found, or evicted since).</summary>
@@ -85,9 +85,8 @@ internal sealed class VisionFeatureCache : IDisposable
                 if (offset != encoded.shape[0])
                     throw new InvalidOperationException($"the vision tower gave {encoded.shape[0]} features for images of {offset} tokens");
             }
-            foreach (var key in keys)
-                if (fresh.ContainsKey(key)) Misses++;
-                else Hits++;
+            Misses += missing.Count;
+            Hits += keys.Length - missing.Count;
             // Every image's rows, in order, as one new tensor on the device (the cached ones stay where they are).
             var result = cat(keys.Select(k => fresh.TryGetValue(k, out var f) ? f : found[k].to(device)).ToList(), 0);
             foreach (var (key, features) in fresh) Store(key, features);
