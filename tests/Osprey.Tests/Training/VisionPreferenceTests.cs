@@ -209,6 +209,19 @@ public sealed class VisionPreferenceTests
     }
 
     [Fact]
+    public void Sft_WithAFrozenTower_EncodesEachImageOnceAcrossEpochs()
+    {
+        using var temp = new TempDirectory();
+        var rows = temp.File("rows.jsonl");
+        File.WriteAllLines(rows, Pairs.Take(2).Select(p => SftRow(p.User, p.Chosen, Image(p.Image))));
+        // 3 epochs, both rows in each step: 6 image uses, 2 distinct images.
+        var run = CliRun.Of(["sft", "--device", "cpu", "--model", Model, "--dataset", rows, "--num_train_epochs", "3", "--per_device_train_batch_size", "2",
+            "--gradient_accumulation_steps", "1", "--load_from_cache_file", "false", "--add_version", "false", "--output_dir", temp.File("out")]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(2, TowerPasses(run));
+    }
+
+    [Fact]
     public void ImageTagCountMismatch_IsAnErrorNamingTheRow()
     {
         using var temp = new TempDirectory();
