@@ -22,6 +22,15 @@ public sealed partial class CausalLM
     public int ImageMergeSize => Vision?.Spec.MergeSize ?? 1;
 
     /// <summary>
+    /// Where image features come from while the tower and aligner cannot change (a training recipe attaches it when they
+    /// are frozen and carry no adapters; its owner disposes it); null: every image goes through the tower.
+    /// </summary>
+    internal VisionFeatureCache? FeatureCache { get; set; }
+
+    /// <summary>Images the vision tower has encoded since the model was loaded (counted by the tower itself).</summary>
+    internal long VisionTowerImages => visual?.ImagesEncoded ?? 0;
+
+    /// <summary>
     /// Prefill of one prompt with images into an empty one-row cache (<see cref="Blocks.KvCache.Rows"/> of a slot pool):
     /// ids [1, T] whose image placeholders are replaced, in order, by the vision tower's features of
     /// <paramref name="images"/>, at M-RoPE positions. Returns the logits [1, vocab] of the last token and the row's
@@ -55,7 +64,10 @@ public sealed partial class CausalLM
         var h = model.Embed(ids);
         if (images is not { Count: > 0 }) return h;
         if (visual is null || Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
-        var features = visual.Encode(images, Device, DType).to_type(h.dtype);
+        var tower = visual;
+        var features = (FeatureCache is { } cache
+            ? cache.Features(images, Vision.Spec.MergeSize, Device, misses => tower.Encode(misses, Device, DType))
+            : tower.Encode(images, Device, DType)).to_type(h.dtype);
         var where = ids.reshape(-1).eq(Vision.ImageTokenId).nonzero().squeeze(-1);
         if (where.shape[0] != features.shape[0])
             throw new OspreyException($"the input has {where.shape[0]} image placeholder tokens but the images give {features.shape[0]} features; each image needs exactly its grid's tokens (t*h*w/{Vision.Spec.MergeSize * Vision.Spec.MergeSize}).");

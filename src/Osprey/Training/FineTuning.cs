@@ -75,14 +75,30 @@ public static class FineTuning
         var kto = loss.RlhfType == RlhfType.Kto;
         if (kto && o.Trainer.BatchSize < 2) throw new OspreyException("--rlhf_type kto needs --per_device_train_batch_size 2 or more: its KL estimate pairs each prompt with another example's response.");
         var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict, packing: false));
-        var loaded = DatasetLoader.Load(DataOptions(o), log);
         var stats = new EncodingStats();
+        IReadOnlyList<PreferencePair> train = [], validation = [];
+        IReadOnlyList<KtoExample> ktoTrain = [], ktoValidation = [];
+        if (UsesImageRows(o, folder))
+        {
+            // A vision-language model on local .jsonl rows: ms-swift's multimodal preference rows, images preprocessed up front.
+            if (loss.RlhfType == RlhfType.RewardModel) throw new OspreyException("--rlhf_type rm with image rows is not supported yet (the reward head takes text only); use dpo, simpo, cpo, orpo or kto.");
+            if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
+            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder);
+            if (kto) (ktoTrain, ktoValidation) = (VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.ValDatasets));
+            else (train, validation) = (VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.ValDatasets));
+        }
+        else
+        {
+            var loaded = DatasetLoader.Load(DataOptions(o), log);
+            if (kto) (ktoTrain, ktoValidation) = (PreferenceEncoding.EncodeKto(encoder, loaded.Train, stats), PreferenceEncoding.EncodeKto(encoder, loaded.Validation));
+            else (train, validation) = (PreferenceEncoding.EncodePairs(encoder, loaded.Train, stats), PreferenceEncoding.EncodePairs(encoder, loaded.Validation));
+        }
         var data = new PreferenceRun
         {
-            Train = kto ? [] : PreferenceEncoding.EncodePairs(encoder, loaded.Train, stats),
-            Validation = kto ? [] : PreferenceEncoding.EncodePairs(encoder, loaded.Validation),
-            KtoTrain = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Train, stats) : [],
-            KtoValidation = kto ? PreferenceEncoding.EncodeKto(encoder, loaded.Validation) : [],
+            Train = train,
+            Validation = validation,
+            KtoTrain = ktoTrain,
+            KtoValidation = ktoValidation,
             Loss = loss,
             ReferenceModel = options.ReferenceModel is null ? null : HubCache.ResolveModel(options.ReferenceModel),
             ReferenceAdapters = options.ReferenceAdapters,

@@ -31,11 +31,17 @@ internal sealed class VisionTower : nn.Module
 
     public VisionSpec Spec => _s;
 
+    /// <summary>Images sent through <see cref="Encode"/> so far (tests and the training log count tower passes with it).</summary>
+    public long ImagesEncoded => Interlocked.Read(ref _imagesEncoded);
+
+    long _imagesEncoded;
+
     /// <summary>The features [tokens, out] of <paramref name="images"/> in order: their pixel values stacked and sent
     /// through <see cref="Forward"/> in <paramref name="dtype"/> on <paramref name="device"/>.</summary>
     public Tensor Encode(IReadOnlyList<Osprey.Images.ImagePatches> images, Device device, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
+        Interlocked.Add(ref _imagesEncoded, images.Count);
         var dim = images[0].PatchDim;
         var all = new float[images.Sum(i => i.PixelValues.Length)];
         var o = 0;

@@ -57,6 +57,7 @@ internal static class PreferenceSteps
             GradientCheckpointing = session.Options.GradientCheckpointing && backward,
             LossChunkRows = session.ChunkRows,
             DropoutSeed = backward ? DropoutSeed(session.Options.Seed, step, micro) : null,
+            Images = batch.Images,
             SequenceObjective = (logps, counts) =>
             {
                 var result = objective(logps, counts);
@@ -68,7 +69,8 @@ internal static class PreferenceSteps
         return (forward.LossSum.clone(), values!);
     }
 
-    /// <summary>Each row's summed label log-probability under the reference: the frozen copy, or the same weights with adapters off.</summary>
+    /// <summary>Each row's summed label log-probability under the reference: the frozen copy, or the same weights with
+    /// adapters off. A vision-language batch's images go with it, so the reference scores the rows as the policy sees them.</summary>
     public static Tensor ReferenceLogProbs(CausalLM model, CausalLM? reference, MicroBatch batch, long chunkRows)
     {
         var frozen = reference ?? model;
@@ -92,7 +94,7 @@ internal static class PreferenceSteps
         using var scope = NewDisposeScope();
         var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
         var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
-        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows, DropoutSeed = dropoutSeed });
+        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows, DropoutSeed = dropoutSeed, Images = batch.Images });
         return r.RowLogProbs!.clone().MoveToOuterDisposeScope();
     }
 
@@ -122,6 +124,13 @@ internal static class PreferenceSteps
         run.Log.WriteLine($"osprey: reference model loaded from {preference.ReferenceModel ?? run.ModelDirectory}{adapters}.");
         return reference;
     }
+
+    /// <summary>
+    /// Attaches vision feature caches to the policy and <paramref name="reference"/> where their towers are frozen
+    /// (<see cref="VisionFeatureCaching"/>); a reference loaded from the policy's folder, nothing merged, shares the policy's.
+    /// </summary>
+    public static VisionFeatureCaching CacheVisionFeatures(TrainingSession session, CausalLM? reference, PreferenceRun preference) =>
+        VisionFeatureCaching.Attach(session.Model, reference, preference.ReferenceModel is null && preference.ReferenceAdapters.Count == 0, session.Run.Log);
 
     /// <summary>Consecutive batches of <paramref name="size"/> item indices over <paramref name="count"/> items (evaluation).</summary>
     public static List<int[]> Sequential(int count, int size) =>

@@ -30,6 +30,7 @@ public static class KtoRecipe
         var model = session.Model;
         var plan = new BatchPlan(data.KtoTrain.Select(k => k.Sample).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps, o.Seed);
         using var reference = PreferenceSteps.LoadReference(session, data);
+        using var caching = PreferenceSteps.CacheVisionFeatures(session, reference, data);
         using var loop = TrainingLoop.Start(session, plan.StepsPerEpoch);
 
         // Loop.
@@ -60,6 +61,7 @@ public static class KtoRecipe
         }
 
         // Finish.
+        caching.Report(model, model.VisionTowerImages + (reference?.VisionTowerImages ?? 0), run.Log);
         return loop.Finish(step);
     }
 
@@ -70,7 +72,7 @@ public static class KtoRecipe
             var model = session.Model;
             if (idx.Length < 2) throw new OspreyException("KTO needs at least two examples per micro-batch for its KL estimate; raise --per_device_train_batch_size (and --per_device_eval_batch_size) to 2 or more.");
             var batch = BatchPlan.Collate(idx.Select(j => examples[j].Sample).ToList(), 0);
-            var mismatched = BatchPlan.Collate(idx.Select((j, k) => examples[j].MismatchedWith(examples[idx[(k + 1) % idx.Length]])).ToList(), 0);
+            var mismatched = BatchPlan.Collate(idx.Select((j, k) => Mismatched(model, examples[j], examples[idx[(k + 1) % idx.Length]])).ToList(), 0);
             var desirable = tensor(idx.Select(j => examples[j].Desirable).ToArray(), device: model.Device);
             var referenceLogps = PreferenceSteps.ReferenceLogProbs(model, reference, batch, session.ChunkRows);
             var referenceKl = PreferenceSteps.ReferenceLogProbs(model, reference, mismatched, session.ChunkRows);
@@ -81,4 +83,34 @@ public static class KtoRecipe
                 (logps, counts) => PreferenceLosses.Kto(logps, referenceLogps, desirable, policyKl, referenceKl, loss));
             return (value, metrics, batch.Tokens + mismatched.Tokens);
         });
+
+    /// <summary>
+    /// <paramref name="a"/>'s prompt with <paramref name="b"/>'s response (<see cref="KtoExample.MismatchedWith"/>), with
+    /// the images whose placeholder tokens it keeps: <paramref name="a"/>'s in its prompt, <paramref name="b"/>'s in its
+    /// response, in order (each image's placeholders are consecutive, so counting them finds where each image sits).
+    /// </summary>
+    static EncodedSample Mismatched(CausalLM model, KtoExample a, KtoExample b)
+    {
+        var sample = a.MismatchedWith(b);
+        if (a.Sample.Images is null && b.Sample.Images is null) return sample;
+        var pad = model.ImageTokenId;
+        var merge = model.ImageMergeSize;
+        var images = new List<Osprey.Images.ImagePatches>();
+        var promptPads = a.Sample.InputIds.Take(a.PromptLength).Count(id => id == pad);
+        var seen = 0;
+        foreach (var image in a.Sample.Images ?? [])
+        {
+            if (seen + image.TokenCount(merge) > promptPads) break;
+            images.Add(image);
+            seen += image.TokenCount(merge);
+        }
+        var skip = b.Sample.InputIds.Take(b.PromptLength).Count(id => id == pad);
+        seen = 0;
+        foreach (var image in b.Sample.Images ?? [])
+        {
+            if (seen >= skip) images.Add(image);
+            seen += image.TokenCount(merge);
+        }
+        return sample with { Images = images.Count == 0 ? null : images };
+    }
 }

@@ -32,12 +32,15 @@ public static class PairwisePreferenceRecipe
         var model = session.Model;
         var plan = new BatchPlan(data.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps, o.Seed);
         var reference = PreferenceSteps.LoadReference(session, data);
+        using var caching = PreferenceSteps.CacheVisionFeatures(session, reference, data);
+        long referencePasses = 0;
         ReferenceScores? scores = null;
         if (data.PrecomputeReferenceLogProbs && data.Loss.RlhfType == RlhfType.Dpo)
         {
             // Every pair's reference scores now, in evaluation mode; the frozen copy is not needed afterwards.
             var clock = Stopwatch.StartNew();
             scores = new ReferenceScores(Precompute(session, reference, data.Train), Precompute(session, reference, data.Validation));
+            referencePasses = reference?.VisionTowerImages ?? 0;
             reference?.Dispose();
             reference = null;
             run.Log.WriteLine($"osprey: reference log-probs of {data.Train.Count + data.Validation.Count} pairs precomputed in {clock.Elapsed.TotalSeconds:F1} s.");
@@ -73,6 +76,7 @@ public static class PairwisePreferenceRecipe
         }
 
         // Finish.
+        caching.Report(model, model.VisionTowerImages + referencePasses + (reference?.VisionTowerImages ?? 0), run.Log);
         return loop.Finish(step);
     }
 

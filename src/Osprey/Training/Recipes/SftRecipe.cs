@@ -36,6 +36,8 @@ public static class SftRecipe
         var world = session.Collectives.WorldSize;
         var rank = session.Collectives.Rank;
         var plan = new BatchPlan(train, o.BatchSize, o.ResolvedGradientAccumulationSteps * world, o.Seed);
+        // A frozen vision tower and aligner: each image's features are computed once and reused in later epochs.
+        using var caching = VisionFeatureCaching.Attach(model, null, false, run.Log);
         using var loop = TrainingLoop.Start(session, plan.StepsPerEpoch);
 
         // Loop: each step accumulates its micro-batches' token losses, scaled by the step's labelled tokens.
@@ -85,6 +87,7 @@ public static class SftRecipe
         }
 
         // Finish.
+        caching.Report(model, model.VisionTowerImages, run.Log);
         return loop.Finish(step);
     }
 
