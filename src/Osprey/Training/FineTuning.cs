@@ -167,7 +167,7 @@ public static class FineTuning
             if (o.Encoding.Packing) throw new OspreyException("--packing is not supported for a vision-language model yet (each image's M-RoPE positions follow its row); drop --packing.");
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict));
-            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder);
+            var processor = Models.VisionInput.Read(folder)!;
             var stats = new EncodingStats();
             data = new EncodedDatasets(
                 EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats)),
@@ -196,13 +196,13 @@ public static class FineTuning
     }
 
     /// <summary>
-    /// Whether the run trains a vision-language model on ms-swift's multimodal rows: the model folder is Qwen2-VL /
-    /// Qwen2.5-VL and every --dataset is a local .jsonl file (hub datasets and other formats go through the text path).
+    /// Whether the run trains a vision-language model on ms-swift's multimodal rows: the model folder is Qwen2-VL,
+    /// Qwen2.5-VL, LLaVA or LLaVA-NeXT and every --dataset is a local .jsonl file (hub datasets and other formats go through the text path).
     /// </summary>
     static bool UsesImageRows(SftOptions o, string folder) =>
         o.CachedDatasets.Count == 0 && o.Data.Datasets.Count > 0
         && o.Data.Datasets.Concat(o.Data.ValDatasets).All(f => f.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && File.Exists(f))
-        && Models.Qwen2Vl.Qwen2VlModel.IsVisionLanguage(folder);
+        && Models.VisionInput.IsVisionLanguage(folder);
 
     /// <summary>A checkpoint's files that only resume training; they stay home when the checkpoint is pushed.</summary>
     static readonly string[] TrainingStateFiles = [CheckpointWriter.OptimizerFile, "scheduler.json", "rng_state.json"];
