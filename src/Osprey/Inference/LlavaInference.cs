@@ -24,6 +24,8 @@ public static class LlavaInference
         var folder = options.ModelFolder;
         if (options.DoSample == true) throw new OspreyException("--do_sample: image chats decode greedily for now; drop --do_sample.");
         if (options.InputIds is not null) throw new OspreyException("--input_ids: a vision-language model takes text and --images; drop --input_ids.");
+        // This path loads the base weights only; a silently ignored adapter would answer as the base model.
+        if (options.Adapters.Count > 0) throw new OspreyException("--adapters: osprey infer with images runs the base model only; serve the adapter with osprey deploy --adapters NAME=PATH, or merge it first (osprey export --merge_lora true).");
         if (options.ImageSizes.MaxPixels is not null || options.ImageSizes.MinPixels is not null)
             throw new OspreyException("--max_pixels/--min_pixels: LLaVA crops every image to the vision tower's fixed size (preprocessor_config.json); drop them.");
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
