@@ -21,7 +21,7 @@ internal sealed class ChatCompletionsRoute(ServedModel model, CancellationToken 
         var token = HttpJson.Token(context, stopping, out var linked);
         using var _ = linked;
         int[] prompt;
-        List<Osprey.Images.ImagePatches>? patches = null;
+        List<Osprey.Images.ProcessedImage>? patches = null;
         if (images is { Count: > 0 })
         {
             // Images are read (and fetched, when allowed) here on the request's thread; the engine gets their patches.

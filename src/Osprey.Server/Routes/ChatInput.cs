@@ -77,7 +77,7 @@ internal static class ChatInput
             }
             if (type.GetString() != "text")
                 throw ApiException.Bad(type.GetString() == "image_url"
-                    ? $"'{at}' is an image; this server's model takes text only (serve a Qwen2-VL or Qwen2.5-VL model for images)."
+                    ? $"'{at}' is an image; this server's model takes text only (serve a vision-language model such as Qwen2-VL or LLaVA for images)."
                     : $"'{at}.type' is '{type.GetString()}'; this server takes text{(images is null ? "" : " and image_url")} parts only.", at + ".type");
             if (!part.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
                 throw ApiException.Bad($"'{at}.text' must be a string.", at + ".text");

@@ -16,7 +16,7 @@ public sealed class EncodedDataset : IReadOnlyList<EncodedSample>
     private readonly int[] _labels;
     private readonly int[]? _positions;
     // A vision-language dataset's images per sample (pixel values stay in memory; the binary cache holds tokens only).
-    private IReadOnlyList<Osprey.Images.ImagePatches>?[]? _images;
+    private IReadOnlyList<Osprey.Images.ProcessedImage>?[]? _images;
 
     private EncodedDataset(long[] offsets, int[] ids, int[] labels, int[]? positions)
     {

@@ -9,7 +9,7 @@ namespace Osprey.Datasets;
 public sealed record EncodedSample(int[] InputIds, int[] Labels, int[]? PositionIds = null)
 {
     /// <summary>A vision-language sample's images, in the order of its image placeholder tokens; null for text.</summary>
-    public IReadOnlyList<Osprey.Images.ImagePatches>? Images { get; init; }
+    public IReadOnlyList<Osprey.Images.ProcessedImage>? Images { get; init; }
 
     /// <summary>The label of a token without loss.</summary>
     public const int IgnoreIndex = EncodedConversation.IgnoreIndex;

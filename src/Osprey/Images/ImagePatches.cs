@@ -10,7 +10,7 @@ namespace Osprey.Images;
 /// <param name="GridH">Patch rows.</param>
 /// <param name="GridW">Patch columns.</param>
 /// <param name="PatchDim">channels * temporal_patch_size * patch_size^2.</param>
-public sealed record ImagePatches(float[] PixelValues, int GridT, int GridH, int GridW, int PatchDim)
+public sealed record ImagePatches(float[] PixelValues, int GridT, int GridH, int GridW, int PatchDim) : ProcessedImage
 {
     /// <summary>Patches in <see cref="PixelValues"/>.</summary>
     public int Rows => GridT * GridH * GridW;

@@ -12,4 +12,4 @@ namespace Osprey.Images;
 /// <param name="Width">Columns of one crop.</param>
 /// <param name="OriginalHeight">The decoded image's height.</param>
 /// <param name="OriginalWidth">The decoded image's width.</param>
-public sealed record ImageTiles(float[] PixelValues, int Tiles, int Height, int Width, int OriginalHeight, int OriginalWidth);
+public sealed record ImageTiles(float[] PixelValues, int Tiles, int Height, int Width, int OriginalHeight, int OriginalWidth) : ProcessedImage;

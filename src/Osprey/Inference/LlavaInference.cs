@@ -8,7 +8,8 @@ using Osprey.Runtime;
 namespace Osprey.Inference;
 
 /// <summary>
-/// <c>osprey infer</c> for LLaVA and LLaVA-NeXT: a chat on stdin whose first question is about <c>--images</c>, or
+/// <c>osprey infer</c> for LLaVA and LLaVA-NeXT: a chat on stdin whose first question is about <c>--images</c> and where
+/// each <c>&lt;image&gt;</c> tag of a question asks for an image on the next line (<see cref="ImageChat"/>), or
 /// answers to a dataset of multimodal rows (<see cref="MultimodalRow"/>). Each user message goes to the chat template
 /// as content parts (text, image, text, ...) split at its <c>&lt;image&gt;</c> tags, as transformers' processor
 /// receives them, so the checkpoint's own template decides where the image token goes; the k-th image token of the
@@ -23,6 +24,8 @@ public static class LlavaInference
         var folder = options.ModelFolder;
         if (options.DoSample == true) throw new OspreyException("--do_sample: image chats decode greedily for now; drop --do_sample.");
         if (options.InputIds is not null) throw new OspreyException("--input_ids: a vision-language model takes text and --images; drop --input_ids.");
+        // This path loads the base weights only; a silently ignored adapter would answer as the base model.
+        if (options.Adapters.Count > 0) throw new OspreyException("--adapters: osprey infer with images runs the base model only; serve the adapter with osprey deploy --adapters NAME=PATH, or merge it first (osprey export --merge_lora true).");
         if (options.ImageSizes.MaxPixels is not null || options.ImageSizes.MinPixels is not null)
             throw new OspreyException("--max_pixels/--min_pixels: LLaVA crops every image to the vision tower's fixed size (preprocessor_config.json); drop them.");
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
@@ -83,22 +86,9 @@ public static class LlavaInference
             return 0;
         }
 
-        var history = new List<(string Role, string Text)>();
-        var first = true;
-        while (stdin.ReadLine() is { } line)
-        {
-            var q = line.Trim();
-            if (q is "exit" or "quit") break;
-            if (q.Length == 0) continue;
-            if (q == "clear") { history.Clear(); first = true; continue; }
-            // The --images belong to the first question, as ms-swift's infer puts them.
-            if (first) q = string.Concat(Enumerable.Repeat(MultimodalRow.ImageTag, given.Count)) + q;
-            history.Add(("user", q));
-            var reply = Answer(history, given);
-            first = false;
-            history.Add(("assistant", reply));
-            stdout.WriteLine(reply);
-        }
+        // The chat (ImageChat, as for Qwen2-VL): each <image> tag of a question asks for its image on the next input line.
+        ImageChat.Run(stdin, stdout, stderr, given, (reference, where) => process(ImageSource.Load(reference, cwd, where)),
+            (history, images) => Answer(history, images.Cast<ImageTiles>().ToList()));
         return 0;
     }
 

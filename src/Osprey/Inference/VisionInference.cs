@@ -20,6 +20,8 @@ public static class VisionInference
         var folder = options.ModelFolder;
         if (options.DoSample == true) throw new OspreyException("--do_sample: image chats decode greedily for now; drop --do_sample.");
         if (options.InputIds is not null) throw new OspreyException("--input_ids: a vision-language model takes text and --images; drop --input_ids.");
+        // This path loads the base weights only; a silently ignored adapter would answer as the base model.
+        if (options.Adapters.Count > 0) throw new OspreyException("--adapters: osprey infer with images runs the base model only; serve the adapter with osprey deploy --adapters NAME=PATH, or merge it first (osprey export --merge_lora true).");
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
         var chat = ChatPrompt.Create(tokenizer, folder, options.Template);
         var processor = Qwen2VlImageProcessor.FromFolder(folder, options.ImageSizes);
@@ -83,49 +85,9 @@ public static class VisionInference
             return 0;
         }
 
-        // The chat: as ms-swift's infer, each <image> tag of a question asks for its image on the next input line
-        // ("Input an image path or URL <<< "; here a path or a data: URL). --images belong to the first question.
-        var history = new List<(string Role, string Text)>();
-        var images = new List<ImagePatches>();
-        var first = true;
-        var asked = 0;
-        while (stdin.ReadLine() is { } line)
-        {
-            var q = line.Trim();
-            if (q is "exit" or "quit") break;
-            if (q.Length == 0) continue;
-            if (q == "clear") { history.Clear(); images.Clear(); first = true; continue; }
-            asked++;
-            var tags = q.Split(MultimodalRow.ImageTag).Length - 1;
-            if (first && tags == 0) (q, tags) = (string.Concat(Enumerable.Repeat(MultimodalRow.ImageTag, given.Count)) + q, given.Count);
-            var fromFlag = first ? given.Count : 0;
-            var added = new List<ImagePatches>();
-            try
-            {
-                if (fromFlag > tags)
-                    throw new OspreyException($"question {asked} has {tags} {MultimodalRow.ImageTag} tag(s) but --images gives {fromFlag}; put one tag where each image goes, or none to have them all first.");
-                added.AddRange(given.Take(fromFlag));
-                for (var k = fromFlag; k < tags; k++)
-                {
-                    stderr.Write("Input an image path or URL <<< ");
-                    var reference = stdin.ReadLine()?.Trim();
-                    if (string.IsNullOrEmpty(reference)) throw new OspreyException($"question {asked}: no image given for {MultimodalRow.ImageTag} tag {k + 1}; type a file path or a data: URL after the question.");
-                    added.Add(processor.Process(ImageSource.Load(reference, cwd, $"question {asked}, image {k + 1}")));
-                }
-            }
-            catch (OspreyException e)
-            {
-                // A bad image drops this question only; the chat goes on.
-                stderr.WriteLine(e.Message);
-                continue;
-            }
-            images.AddRange(added);
-            history.Add(("user", q));
-            var reply = Answer(history, images);
-            first = false;
-            history.Add(("assistant", reply));
-            stdout.WriteLine(reply);
-        }
+        // The chat (ImageChat): each <image> tag of a question asks for its image on the next input line.
+        ImageChat.Run(stdin, stdout, stderr, given, (reference, where) => processor.Process(ImageSource.Load(reference, cwd, where)),
+            (history, images) => Answer(history, images.Cast<ImagePatches>().ToList()));
         return 0;
     }
 }

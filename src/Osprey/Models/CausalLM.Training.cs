@@ -68,6 +68,7 @@ public sealed partial class CausalLM
         var segments = positionIds is null ? null : SegmentIds(positionIds);
         var ropePositions = images is null ? positionIds
             : positionIds is null ? ImagePositions(inputIds, images).Positions
+            : Vision is null ? positionIds // LLaVA: the language model's ordinary positions, restarting per sample
             : PackedImagePositions(inputIds, positionIds, images);
         var context = model.Prepare(inputIds, ropePositions, null, null, segments);
 
@@ -80,7 +81,7 @@ public sealed partial class CausalLM
         var targets = shifted.reshape(-1).index_select(0, picks);
 
         // The vision tower trains (--freeze_vit/--freeze_aligner false): the gradient must reach the embeddings' input.
-        var visionTrainable = images is not null && visual is not null && visual.parameters().Any(p => p.requires_grad);
+        var visionTrainable = images is not null && VisionParameters().Any(p => p.requires_grad);
         var embedTrainable = model.EmbedTokens.Weight.requires_grad || visionTrainable;
         var checkpoint = options.GradientCheckpointing && options.Backward;
         var inputs = new List<Tensor>();

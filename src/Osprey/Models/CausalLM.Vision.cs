@@ -4,22 +4,38 @@ using static TorchSharp.torch;
 
 namespace Osprey.Models;
 
-// A vision-language model (Qwen2-VL, Qwen2.5-VL) loaded through the same path as every text model: the vision tower
-// sits beside the language model under its hub name ("visual."), so the serving engine, adapters and saving see one
-// model. Text-only prompts run exactly as for a text model (M-RoPE with three equal rows is ordinary RoPE).
+// A vision-language model loaded through the same path as every text model: Qwen2-VL / Qwen2.5-VL's tower sits beside
+// the language model under its hub name ("visual."), a LLaVA's under transformers' names ("vision_tower.",
+// "multi_modal_projector.", "image_newline"), so the serving engine, adapters and saving see one model. Text-only
+// prompts run exactly as for a text model (M-RoPE with three equal rows is ordinary RoPE). What differs between the
+// families is confined to this file (features, positions) and to VisionInput (prompt tokens, preprocessing, names).
 public sealed partial class CausalLM
 {
-    /// <summary>The vision part of the config (tower shape, image token ids); null for a text model.</summary>
+    /// <summary>The Qwen2-VL part of the config (tower shape, image token ids); null for other models.</summary>
     internal VisionParts? Vision { get; }
 
-    /// <summary>Whether the model takes images (its folder is a Qwen2-VL or Qwen2.5-VL model).</summary>
-    public bool IsVisionLanguage => visual is not null;
+    // A LLaVA's config side (feature layers, projector, anyres pinpoints); null for other models.
+    readonly Llava.LlavaSpec? _llava;
+    // A LLaVA's checkpoint name of each loaded tensor, so Save writes the layout it read.
+    readonly Dictionary<string, string> _storedNames = new(StringComparer.Ordinal);
+    VisionInput? _imageInput;
 
-    /// <summary>The placeholder token id each image token of a prompt stands in for (image_token_id); -1 for a text model.</summary>
-    public int ImageTokenId => Vision?.ImageTokenId ?? -1;
+    /// <summary>Whether the model takes images (Qwen2-VL, Qwen2.5-VL, LLaVA or LLaVA-NeXT).</summary>
+    public bool IsVisionLanguage => visual is not null || vision_tower is not null;
 
-    /// <summary>Patches merged per side into one image token (1 for a text model).</summary>
-    public int ImageMergeSize => Vision?.Spec.MergeSize ?? 1;
+    /// <summary>The placeholder token id each image token of a prompt stands in for; -1 for a text model.</summary>
+    public int ImageTokenId => Vision?.ImageTokenId ?? _llava?.ImageTokenId ?? -1;
+
+    /// <summary>
+    /// The model folder's image side (preprocessing, token counts, prompt tokens, tower and aligner names), read on first
+    /// use; null for a text model or one not loaded from a folder.
+    /// </summary>
+    public VisionInput? ImageInput => !IsVisionLanguage || SourceDirectory is null ? null : _imageInput ??= VisionInput.Read(SourceDirectory);
+
+    /// <summary>The parameters of the vision tower and aligner (none for a text model).</summary>
+    IEnumerable<TorchSharp.Modules.Parameter> VisionParameters() =>
+        new nn.Module?[] { visual, vision_tower, multi_modal_projector }.Where(m => m is not null).SelectMany(m => m!.parameters())
+            .Concat(image_newline is null ? [] : [image_newline]);
 
     /// <summary>
     /// Where image features come from while the tower and aligner cannot change (a training recipe attaches it when they
@@ -32,16 +48,16 @@ public sealed partial class CausalLM
 
     /// <summary>
     /// Prefill of one prompt with images into an empty one-row cache (<see cref="Blocks.KvCache.Rows"/> of a slot pool):
-    /// ids [1, T] whose image placeholders are replaced, in order, by the vision tower's features of
-    /// <paramref name="images"/>, at M-RoPE positions. Returns the logits [1, vocab] of the last token and the row's
-    /// position delta: a later token at cache position p takes rotary position p + delta (an image of h×w tokens
-    /// spans max(h, w) positions, not h·w).
+    /// ids [1, T] whose image placeholders are replaced, in order, by the image features of <paramref name="images"/>
+    /// (at M-RoPE positions for Qwen2-VL). Returns the logits [1, vocab] of the last token and the row's position delta:
+    /// a later token at cache position p takes rotary position p + delta (Qwen2-VL: an image of h×w tokens spans
+    /// max(h, w) positions, not h·w; 0 for LLaVA, whose positions are the language model's ordinary ones).
     /// </summary>
-    public (Tensor Logits, long RopeDelta) PrefillWithImages(Tensor ids, IReadOnlyList<ImagePatches> images, Blocks.KvCache cache)
+    public (Tensor Logits, long RopeDelta) PrefillWithImages(Tensor ids, IReadOnlyList<ProcessedImage> images, Blocks.KvCache cache)
     {
         ArgumentNullException.ThrowIfNull(ids);
         ArgumentNullException.ThrowIfNull(images);
-        if (visual is null || Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
+        if (!IsVisionLanguage) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
         if (ids.shape[0] != 1) throw new ArgumentException("one prompt at a time", nameof(ids));
         using var scope = NewDisposeScope();
         long t = ids.shape[1];
@@ -54,23 +70,37 @@ public sealed partial class CausalLM
         return (logits.squeeze(1).MoveToOuterDisposeScope(), deltas[0]);
     }
 
+    /// <summary>The image feature rows [rows, hidden] of <paramref name="images"/>, in order.</summary>
+    Tensor ImageFeatures(IReadOnlyList<ProcessedImage> images)
+    {
+        static T As<T>(ProcessedImage i) where T : ProcessedImage =>
+            i as T ?? throw new OspreyException("the images were not processed for this model; use the model folder's image processor.");
+        if (visual is not null)
+        {
+            var patches = images.Select(As<ImagePatches>).ToList();
+            var tower = visual;
+            return FeatureCache is { } cache && Vision is not null
+                ? cache.Features(patches, Vision.Spec.MergeSize, Device, misses => tower.Encode(misses, Device, DType))
+                : tower.Encode(patches, Device, DType);
+        }
+        if (_llava is not null)
+            return Llava.LlavaImages.Features(_llava, vision_tower!, multi_modal_projector!, image_newline, images.Select(As<ImageTiles>).ToList(), Device, DType);
+        throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
+    }
+
     /// <summary>
-    /// Token embeddings [B, T, hidden] of ids [B, T] with the image placeholder rows replaced, in order, by the vision
-    /// tower's features of <paramref name="images"/> (shared by inference and training: gradients reach the tower
-    /// when its weights train).
+    /// Token embeddings [B, T, hidden] of ids [B, T] with the image placeholder rows replaced, in order, by the image
+    /// features of <paramref name="images"/> (shared by inference and training: gradients reach the tower and aligner
+    /// when their weights train).
     /// </summary>
-    Tensor EmbedWithImages(Tensor ids, IReadOnlyList<ImagePatches>? images)
+    Tensor EmbedWithImages(Tensor ids, IReadOnlyList<ProcessedImage>? images)
     {
         var h = model.Embed(ids);
         if (images is not { Count: > 0 }) return h;
-        if (visual is null || Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
-        var tower = visual;
-        var features = (FeatureCache is { } cache
-            ? cache.Features(images, Vision.Spec.MergeSize, Device, misses => tower.Encode(misses, Device, DType))
-            : tower.Encode(images, Device, DType)).to_type(h.dtype);
-        var where = ids.reshape(-1).eq(Vision.ImageTokenId).nonzero().squeeze(-1);
+        var features = ImageFeatures(images).to_type(h.dtype);
+        var where = ids.reshape(-1).eq(ImageTokenId).nonzero().squeeze(-1);
         if (where.shape[0] != features.shape[0])
-            throw new OspreyException($"the input has {where.shape[0]} image placeholder tokens but the images give {features.shape[0]} features; each image needs exactly its grid's tokens (t*h*w/{Vision.Spec.MergeSize * Vision.Spec.MergeSize}).");
+            throw new OspreyException($"the input has {where.shape[0]} image placeholder tokens but the images give {features.shape[0]} features; each image needs exactly its own count of image tokens.");
         return h.reshape(-1, h.shape[^1]).index_copy(0, where, features).view(h.shape);
     }
 
@@ -81,7 +111,7 @@ public sealed partial class CausalLM
     /// placeholder order). ms-swift's packing of Qwen2-VL rows does the same: each sample's position_ids are
     /// computed before the samples are concatenated.
     /// </summary>
-    Tensor PackedImagePositions(Tensor ids, Tensor positionIds, IReadOnlyList<ImagePatches> images)
+    Tensor PackedImagePositions(Tensor ids, Tensor positionIds, IReadOnlyList<ProcessedImage> images)
     {
         if (Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
         long b = ids.shape[0], t = ids.shape[1];
@@ -109,7 +139,7 @@ public sealed partial class CausalLM
                 var grids = new List<(int T, int H, int W)>();
                 while (placeholders > 0 && next < images.Count)
                 {
-                    var im = images[next++];
+                    var im = images[next++] as ImagePatches ?? throw new OspreyException("the images were not processed for this model; use the model folder's image processor.");
                     grids.Add((im.GridT, im.GridH, im.GridW));
                     placeholders -= im.TokenCount(merge);
                 }
@@ -126,15 +156,19 @@ public sealed partial class CausalLM
         return tensor(flat, [3, b, t], dtype: ScalarType.Int64, device: Device);
     }
 
-    /// <summary>M-RoPE positions [3, B, T] of ids [B, T] (right padding continues as text) and each row's decode delta.</summary>
-    (Tensor Positions, long[] Deltas) ImagePositions(Tensor ids, IReadOnlyList<ImagePatches> images)
+    /// <summary>
+    /// Qwen2-VL: M-RoPE positions [3, B, T] of ids [B, T] (right padding continues as text) and each row's decode delta.
+    /// LLaVA: no positions (null: the ordinary ones) and zero deltas.
+    /// </summary>
+    (Tensor? Positions, long[] Deltas) ImagePositions(Tensor ids, IReadOnlyList<ProcessedImage> images)
     {
-        if (Vision is null) throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
         long b = ids.shape[0], t = ids.shape[1];
+        if (Vision is null) return (null, new long[b]);
         var host = ids.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
         var grid = new long[b, t];
         for (var i = 0; i < host.Length; i++) grid[i / t, i % t] = host[i];
-        var (pos, deltas) = MropeIndex.Compute(grid, null, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList(), Vision.ImageTokenId, Vision.Spec.MergeSize);
+        var patches = images.Cast<ImagePatches>().ToList();
+        var (pos, deltas) = MropeIndex.Compute(grid, null, patches.Select(i => (i.GridT, i.GridH, i.GridW)).ToList(), Vision.ImageTokenId, Vision.Spec.MergeSize);
         var flat = new long[3 * b * t];
         Buffer.BlockCopy(pos, 0, flat, 0, flat.Length * sizeof(long));
         return (tensor(flat, [3, b, t], dtype: ScalarType.Int64, device: Device), deltas);

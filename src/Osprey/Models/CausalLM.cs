@@ -17,6 +17,10 @@ public sealed partial class CausalLM : nn.Module
     DecoderModel model;
     LinearLayer? lm_head;
     Qwen2Vl.VisionTower? visual; // a vision-language model's image encoder (CausalLM.Vision.cs); null for text models
+    // A LLaVA's image side (CausalLM.Vision.cs), under transformers' names; null otherwise.
+    Llava.VisionEncoder? vision_tower;
+    Llava.MultiModalProjector? multi_modal_projector;
+    TorchSharp.Modules.Parameter? image_newline;
 #pragma warning restore IDE0044
 
     /// <summary>What the model is.</summary>
@@ -29,7 +33,7 @@ public sealed partial class CausalLM : nn.Module
     public ScalarType DType { get; }
 
     /// <summary>Creates the uninitialised model for <paramref name="spec"/> (weights come from <see cref="LoadWeights"/>).</summary>
-    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : this(spec, dtype, device, false, null) { }
+    public CausalLM(DecoderSpec spec, ScalarType dtype, Device device) : this(spec, dtype, device, false, null, null) { }
 
     /// <summary>
     /// The model with, when <paramref name="deferProjections"/>, decoder projection weights that hold no storage (see
@@ -37,7 +41,7 @@ public sealed partial class CausalLM : nn.Module
     /// <paramref name="device"/> (a 7B model would otherwise reserve its full bf16 size in the CUDA caching allocator
     /// before any layer is quantized).
     /// </summary>
-    CausalLM(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections, Qwen2Vl.VisionParts? vision) : base("CausalLM")
+    CausalLM(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections, Qwen2Vl.VisionParts? vision, Llava.LlavaSpec? llava) : base("CausalLM")
     {
         Spec = spec;
         Device = device;
@@ -49,11 +53,22 @@ public sealed partial class CausalLM : nn.Module
             Vision = vision;
             visual = new Qwen2Vl.VisionTower(vision.Spec, dtype, device);
         }
+        if (llava is not null)
+        {
+            _llava = llava;
+            vision_tower = new Llava.VisionEncoder(llava.Vision, dtype, device);
+            multi_modal_projector = new Llava.MultiModalProjector((long)llava.Vision.Hidden * llava.FeatureLayers.Count, spec.HiddenSize,
+                llava.ProjectorBias, llava.ProjectorActivation, dtype, device);
+            if (llava.Next) image_newline = new TorchSharp.Modules.Parameter(empty(spec.HiddenSize, dtype: dtype, device: device), requires_grad: false);
+        }
         RegisterComponents();
         // TorchSharp's own modules in the tower (patch conv, norms) start with requires_grad; like every base weight here
         // they start frozen, so a frozen tower records no autograd graph and training unfreezes only what it trains.
         if (visual is not null)
             foreach (var p in visual.parameters()) p.requires_grad_(false);
+        foreach (var m in new nn.Module?[] { vision_tower, multi_modal_projector })
+            if (m is not null)
+                foreach (var p in m.parameters()) p.requires_grad_(false);
     }
 
     /// <summary>
@@ -74,7 +89,7 @@ public sealed partial class CausalLM : nn.Module
         var spec = ModelRegistry.ReadSpec(directory);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         EnsureConfigFitsWeights(spec, checkpoint, directory);
-        var lm = new CausalLM(spec, dtype, device, quantized is not null, Qwen2Vl.VisionParts.Read(directory, spec)) { SourceDirectory = Path.GetFullPath(directory) };
+        var lm = new CausalLM(spec, dtype, device, quantized is not null, Qwen2Vl.VisionParts.Read(directory, spec), Llava.LlavaFamily.ReadVision(directory)) { SourceDirectory = Path.GetFullPath(directory) };
         try
         {
             // A *ForSequenceClassification folder (score.weight, no lm_head): a reward model, see CausalLM.Score.cs.
@@ -188,7 +203,15 @@ public sealed partial class CausalLM : nn.Module
             if (layer.Base is { } q)
                 foreach (var (name, _) in q.CheckpointTensors())
                     if (q.StoredDType(name) is { } dtype) stored[path + "." + name] = dtype;
-        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, CheckpointTensors(), maxShardBytes, cancellationToken: cancellationToken, storedDTypes: stored));
+        var tensors = CheckpointTensors();
+        // A LLaVA's tensors go back under the names its checkpoint used (the language model sits at "model." here).
+        if (_llava is not null)
+        {
+            string Saved(string name) => _storedNames.GetValueOrDefault(name) ?? Llava.LlavaNames.ToCheckpoint(name);
+            tensors = tensors.ToDictionary(kv => Saved(kv.Key), kv => kv.Value);
+            stored = stored.ToDictionary(kv => Saved(kv.Key), kv => kv.Value);
+        }
+        var written = new List<string>(SafetensorsWriter.WriteSharded(directory, tensors, maxShardBytes, cancellationToken: cancellationToken, storedDTypes: stored));
         WriteAtomically(Path.Combine(directory, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         written.Add("config.json");
         var generation = Path.Combine(SourceDirectory, "generation_config.json");
@@ -241,7 +264,15 @@ public sealed partial class CausalLM : nn.Module
         var file = string.Join(", ", checkpoint.Files.Select(Path.GetFileName));
         // A vision-language checkpoint in transformers 5's layout nests its parts ("model.language_model.",
         // "model.visual."); each tensor is looked up by the name the hub layout (and this model) gives it.
-        var stored = checkpoint.Names.ToDictionary(n => visual is null ? n : Qwen2Vl.Qwen2VlModel.Canonical(n), n => n, StringComparer.Ordinal);
+        // A LLaVA's names are mapped the same way (Llava.LlavaNames); tensors it never uses are skipped.
+        var stored = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var n in checkpoint.Names)
+        {
+            var canonical = _llava is not null ? Llava.LlavaNames.ToModel(n) : visual is null ? n : Qwen2Vl.Qwen2VlModel.Canonical(n);
+            if (canonical is not null) stored[canonical] = n;
+        }
+        if (_llava is not null)
+            foreach (var (name, storedName) in stored) _storedNames[name] = storedName;
         foreach (var (name, storedName) in stored)
         {
             if (expected.ContainsKey(name) || based.Contains(name) || Quantization?.IsCompanion(storedName) == true) continue;

@@ -16,7 +16,7 @@ public static class ModelRegistry
     static readonly IModelFamily[] Families =
     [
         new LlamaFamily(), new Qwen2Family(), new Qwen3Family(), new MistralFamily(), new Phi3Family(),
-        new Gemma2Family(), new Gemma3Family(), new Qwen2VlFamily(),
+        new Gemma2Family(), new Gemma3Family(), new Qwen2VlFamily(), new Llava.LlavaFamily(),
     ];
 
     /// <summary>Every supported model_type.</summary>

@@ -45,5 +45,5 @@ public sealed record TrainForwardOptions
     /// A vision-language model's images for this micro-batch, in placeholder order (row by row): their tower features
     /// replace the image placeholder tokens and positions are M-RoPE's, as in inference. Null or empty: text only.
     /// </summary>
-    public IReadOnlyList<Osprey.Images.ImagePatches>? Images { get; init; }
+    public IReadOnlyList<Osprey.Images.ProcessedImage>? Images { get; init; }
 }

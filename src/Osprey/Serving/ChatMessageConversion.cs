@@ -94,7 +94,7 @@ public static class ChatMessageConversion
                     case DataContent or UriContent when images is not null:
                         throw new NotSupportedException($"message {index}, content {part}: OspreyChatClient takes text and images given as DataContent (image/png, image/jpeg, ...); this {c.GetType().Name} is {(c is DataContent d2 ? d2.MediaType : "a link, which it does not download")}.");
                     case DataContent or UriContent:
-                        throw new NotSupportedException($"OspreyChatClient takes text only for this model (serve a Qwen2-VL or Qwen2.5-VL model for images); a {m.Role} message holds {c.GetType().Name}.");
+                        throw new NotSupportedException($"OspreyChatClient takes text only for this model (serve a vision-language model such as Qwen2-VL or LLaVA for images); a {m.Role} message holds {c.GetType().Name}.");
                 }
             }
             // A message of function results becomes one OpenAI "tool" message per result.

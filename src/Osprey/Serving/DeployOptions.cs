@@ -41,7 +41,7 @@ namespace Osprey.Serving;
 [NoEffectFlag("lang", "the chat page is in English")]
 [NoEffectFlag("base_url", "the app serves the model it loads")]
 [NoEffectFlag("studio_title", "the chat page shows the served model's name")]
-[NoEffectFlag("is_multimodal", "a Qwen2-VL or Qwen2.5-VL model folder takes images by itself")]
+[NoEffectFlag("is_multimodal", "a Qwen2-VL, Qwen2.5-VL, LLaVA or LLaVA-NeXT model folder takes images by itself")]
 public sealed record DeployOptions
 {
     private const string PerRequest = "each request carries its own sampling settings; unset ones come from generation_config.json";

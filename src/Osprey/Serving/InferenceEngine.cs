@@ -179,15 +179,19 @@ public sealed partial class InferenceEngine : IDisposable
     {
         var images = request.Images ?? [];
         if (images.Count > 0 && !Model.IsVisionLanguage)
-            throw new EngineException(EngineErrorKind.InvalidRequest, $"this {Model.Spec.ModelType} model takes text only; serve a Qwen2-VL or Qwen2.5-VL model for images.");
+            throw new EngineException(EngineErrorKind.InvalidRequest, $"this {Model.Spec.ModelType} model takes text only; serve a vision-language model (Qwen2-VL, Qwen2.5-VL, LLaVA, LLaVA-NeXT) for images.");
         if (!Model.IsVisionLanguage) return;
         var placeholders = request.PromptIds.Count(id => id == Model.ImageTokenId);
-        var needed = images.Sum(i => i.TokenCount(Model.ImageMergeSize));
+        int needed;
+        try
+        {
+            // The model counts its own images' tokens (Qwen2-VL: patches over merge_size²; LLaVA: feature rows).
+            var input = Model.ImageInput ?? throw new OspreyException("this model was not loaded from a folder, so its image processor is unknown; load it with CausalLM.Load.");
+            needed = images.Sum(input.TokenCount);
+        }
+        catch (OspreyException e) { throw new EngineException(EngineErrorKind.InvalidRequest, e.Message); }
         if (placeholders != needed)
-            throw new EngineException(EngineErrorKind.InvalidRequest, $"the prompt holds {placeholders} image placeholder tokens but its {images.Count} image(s) need {needed}; put each image's tokens where it goes (VisionPrompt.Expand does).");
-        var width = images.Count > 0 ? images[0].PatchDim : 0;
-        if (images.Any(i => i.PatchDim != width || i.GridH % Model.ImageMergeSize != 0 || i.GridW % Model.ImageMergeSize != 0))
-            throw new EngineException(EngineErrorKind.InvalidRequest, "the images were not processed for this model (patch size or merge size differ); use the model folder's preprocessor.");
+            throw new EngineException(EngineErrorKind.InvalidRequest, $"the prompt holds {placeholders} image placeholder tokens but its {images.Count} image(s) need {needed}; put each image's tokens where it goes (ImagePrompt.Expand does).");
     }
 
     static async IAsyncEnumerable<EngineUpdate> Read(RequestState state, [EnumeratorCancellation] CancellationToken cancel = default)

@@ -164,7 +164,7 @@ public sealed class OspreyChatClient : IChatClient
         // ChatOptions.Instructions join the first system message, or become one.
         if (!string.IsNullOrWhiteSpace(options?.Instructions)) turns = ChatMessageConversion.WithInstructions(turns, options.Instructions);
         int[] prompt;
-        List<Images.ImagePatches>? patches = null;
+        List<Images.ProcessedImage>? patches = null;
         if (images is { Count: > 0 })
         {
             patches = images.Select(i => Model.Vision!.Prepare(i.Data, i.Where)).ToList();

@@ -142,20 +142,33 @@ public sealed class ServedModel : IDisposable
     /// <summary>
     /// Prompt ids of a conversation with images: each image's place in a turn's text is marked with
     /// <see cref="ImagePlaceholder"/>, and <paramref name="images"/> (from <see cref="ServedVision.Prepare"/>) are in
-    /// the order of those marks. Each mark becomes as many image tokens as its image has (as Qwen2VLProcessor expands
-    /// them). Throws an <see cref="OspreyException"/> for a text model or when the marks and images do not match.
+    /// the order of those marks. Each mark reaches the chat template as the model takes an image (a content part for
+    /// LLaVA, the vision tokens in the text for Qwen2-VL) and becomes as many image tokens as its image has, as the
+    /// model's transformers processor expands them (<see cref="ImagePrompt"/>). Throws an <see cref="OspreyException"/>
+    /// for a text model or when the marks and images do not match.
     /// </summary>
-    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools, IReadOnlyList<Images.ImagePatches> images)
+    public int[] EncodeChat(IReadOnlyList<ChatTurn> turns, IReadOnlyList<JsonElement>? tools, IReadOnlyList<Images.ProcessedImage> images)
     {
         ArgumentNullException.ThrowIfNull(images);
-        if (Vision is null) throw new OspreyException($"{Name} is a text model; serve a Qwen2-VL or Qwen2.5-VL model to send images.");
-        var rendered = Chat.Render(ChatMessageConversion.TemplateMessages(turns), ChatMessageConversion.TemplateTools(tools));
+        if (Vision is null) throw new OspreyException($"{Name} is a text model; serve a vision-language model (Qwen2-VL, Qwen2.5-VL, LLaVA, LLaVA-NeXT) to send images.");
+        var input = Vision.Input;
+        var messages = ChatMessageConversion.TemplateMessages(turns).Select((m, i) =>
+        {
+            var content = turns[i].Content;
+            if (content is null || !content.Contains(ImagePlaceholder, StringComparison.Ordinal)) return m;
+            var node = JsonSerializer.SerializeToNode(m)!.AsObject();
+            node["content"] = JsonSerializer.SerializeToNode(ImagePrompt.Content(content, input, Tokenizer, ImagePlaceholder));
+            return (object?)JsonSerializer.SerializeToElement(node);
+        }).ToList();
+        var rendered = Chat.Render(messages, ChatMessageConversion.TemplateTools(tools));
         CheckPromptChars(rendered.Length);
-        return Chat.EncodeRendered(VisionPrompt.Expand(rendered, images, Engine.Model.ImageMergeSize));
+        return ImagePrompt.Encode(Chat, input, rendered, images);
     }
 
-    /// <summary>What marks an image's place in a turn's text for <see cref="EncodeChat(IReadOnlyList{ChatTurn}, IReadOnlyList{JsonElement}?, IReadOnlyList{Images.ImagePatches})"/>: Qwen2-VL's
-    /// vision start, one image pad and vision end tokens, as ms-swift writes an <c>&lt;image&gt;</c> tag for this family.</summary>
+    /// <summary>What marks an image's place in a turn's text for <see cref="EncodeChat(IReadOnlyList{ChatTurn}, IReadOnlyList{JsonElement}?, IReadOnlyList{Images.ProcessedImage})"/>
+    /// (the server and <see cref="OspreyChatClient"/> write it for each image part). Its text is Qwen2-VL's vision start,
+    /// image pad and vision end tokens, as ms-swift writes an <c>&lt;image&gt;</c> tag for that family; for every model
+    /// it is only a mark, replaced as the model takes an image.</summary>
     public const string ImagePlaceholder = VisionPrompt.ImageBlock;
 
     /// <summary>Prompt ids of a raw text prompt (/v1/completions): the tokenizer's special tokens added as it adds them by default.</summary>

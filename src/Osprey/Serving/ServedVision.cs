@@ -1,27 +1,28 @@
 using Osprey.Images;
+using Osprey.Models;
 
 namespace Osprey.Serving;
 
 /// <summary>
-/// The image intake of a served Qwen2-VL / Qwen2.5-VL model: reads a request's image URLs (data URLs, or http(s) when
-/// <see cref="ImageRequestOptions.AllowRemote"/>) within the size limits, and turns the bytes into the vision tower's
-/// patches with the model folder's image processor. The engine then runs the request with the text ones.
+/// The image intake of a served vision-language model (Qwen2-VL, Qwen2.5-VL, LLaVA, LLaVA-NeXT): reads a request's image
+/// URLs (data URLs, or http(s) when <see cref="ImageRequestOptions.AllowRemote"/>) within the size limits, and turns the
+/// bytes into what the vision tower takes with the model folder's image processor (<see cref="VisionInput"/>). The engine then runs the request with the text ones.
 /// </summary>
 public sealed class ServedVision
 {
     static readonly HttpClient Web = new() { Timeout = Timeout.InfiniteTimeSpan };
 
-    ServedVision(Qwen2VlImageProcessor processor, ImageRequestOptions limits)
+    ServedVision(VisionInput input, ImageRequestOptions limits)
     {
-        Processor = processor;
+        Input = input;
         Limits = limits;
     }
 
     /// <summary>The request limits.</summary>
     public ImageRequestOptions Limits { get; }
 
-    /// <summary>The image processor read from the model folder.</summary>
-    public Qwen2VlImageProcessor Processor { get; }
+    /// <summary>The model folder's image side: its image processor, token counts and prompt tokens.</summary>
+    public VisionInput Input { get; }
 
     /// <summary>The intake for the model in <paramref name="folder"/> (its preprocessor_config.json) with <paramref name="limits"/>.</summary>
     public static ServedVision Create(string folder, ImageRequestOptions limits)
@@ -29,7 +30,8 @@ public sealed class ServedVision
         ArgumentNullException.ThrowIfNull(limits);
         if (limits.MaxImages < 1) throw new OspreyException($"--max_images_per_request must be at least 1 (got {limits.MaxImages}).");
         if (limits.MaxImageBytes < 1) throw new OspreyException($"--max_image_bytes must be positive (got {limits.MaxImageBytes}).");
-        return new ServedVision(Qwen2VlImageProcessor.FromFolder(folder, limits.Sizes), limits);
+        var input = VisionInput.Read(folder, limits.Sizes) ?? throw new OspreyException($"{folder} is not a vision-language model; it takes no images.");
+        return new ServedVision(input, limits);
     }
 
     /// <summary>The encoded bytes of an image URL; <paramref name="where"/> names it (messages[0].content[1]) in errors.</summary>
@@ -95,5 +97,5 @@ public sealed class ServedVision
     }
 
     /// <summary>An image decoded and processed for the vision tower; <paramref name="where"/> names it in errors.</summary>
-    public ImagePatches Prepare(byte[] data, string where) => Processor.Process(ImageDecoder.Decode(data, where));
+    public ProcessedImage Prepare(byte[] data, string where) => Input.Process(ImageDecoder.Decode(data, where));
 }

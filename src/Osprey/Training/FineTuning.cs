@@ -83,7 +83,7 @@ public static class FineTuning
             // A vision-language model on local .jsonl rows: ms-swift's multimodal preference rows, images preprocessed up front.
             if (loss.RlhfType == RlhfType.RewardModel) throw new OspreyException("--rlhf_type rm with image rows is not supported yet (the reward head takes text only); use dpo, simpo, cpo, orpo or kto.");
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
-            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder);
+            var processor = Models.VisionInput.Read(folder, o.Encoding.ImageSizes)!;
             if (kto) (ktoTrain, ktoValidation) = (VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.ValDatasets));
             else (train, validation) = (VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.ValDatasets));
         }
@@ -182,7 +182,7 @@ public static class FineTuning
             // (VisionDatasetEncoding); the encoding cache holds tokens only, so these are encoded each run.
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict));
-            var processor = Images.Qwen2VlImageProcessor.FromFolder(folder, o.Encoding.ImageSizes);
+            var processor = Models.VisionInput.Read(folder, o.Encoding.ImageSizes)!;
             var norm = o.Encoding.NormBbox ?? GroundingObjects.DefaultNormBbox(folder);
             var stats = new EncodingStats();
             var train = VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats, norm);
@@ -215,13 +215,13 @@ public static class FineTuning
     }
 
     /// <summary>
-    /// Whether the run trains a vision-language model on ms-swift's multimodal rows: the model folder is Qwen2-VL /
-    /// Qwen2.5-VL and every --dataset is a local .jsonl file (hub datasets and other formats go through the text path).
+    /// Whether the run trains a vision-language model on ms-swift's multimodal rows: the model folder is Qwen2-VL,
+    /// Qwen2.5-VL, LLaVA or LLaVA-NeXT and every --dataset is a local .jsonl file (hub datasets and other formats go through the text path).
     /// </summary>
     static bool UsesImageRows(SftOptions o, string folder) =>
         o.CachedDatasets.Count == 0 && o.Data.Datasets.Count > 0
         && o.Data.Datasets.Concat(o.Data.ValDatasets).All(f => f.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && File.Exists(f))
-        && Models.Qwen2Vl.Qwen2VlModel.IsVisionLanguage(folder);
+        && Models.VisionInput.IsVisionLanguage(folder);
 
     /// <summary>A checkpoint's files that only resume training; they stay home when the checkpoint is pushed.</summary>
     static readonly string[] TrainingStateFiles = [CheckpointWriter.OptimizerFile, "scheduler.json", "rng_state.json"];

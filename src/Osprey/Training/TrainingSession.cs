@@ -106,7 +106,7 @@ internal sealed class TrainingSession : IDisposable
             {
                 var decay = NoDecay(name) ? 0 : o.WeightDecay;
                 var scale = o.LoraPlusLrRatio is double ratio && name.Contains(".lora_B.", StringComparison.Ordinal) ? ratio : 1.0;
-                if (model.IsVisionLanguage) scale *= VisionFreezing.LrScale(o, name);
+                if (model.ImageInput is { } vision) scale *= VisionFreezing.LrScale(o, vision, name);
                 // LoRA matrices share storage with nothing: the optimizer may move them into its flat master buffer.
                 var relocatable = o.TrainType == TrainType.Lora && CausalLM.IsAdapterKey(name);
                 optimizer.Add(name, p, decay, scale, relocatable);
@@ -161,7 +161,7 @@ internal sealed class TrainingSession : IDisposable
             var frozen = o.FreezeParameters.Any(f => name.StartsWith(f, StringComparison.Ordinal))
                 && !o.TrainableParameters.Any(t => name.StartsWith(t, StringComparison.Ordinal));
             // A vision-language model's frozen parts (--freeze_vit, --freeze_aligner, --freeze_llm) keep requires_grad false.
-            if (frozen || (model.IsVisionLanguage && !VisionFreezing.Trains(o, name))) continue;
+            if (frozen || (model.ImageInput is { } vision && !VisionFreezing.Trains(o, vision, name))) continue;
             p.requires_grad_(true);
             list.Add((name, p));
         }

@@ -2,23 +2,25 @@ using System.Text.Json;
 using Osprey.Datasets;
 using Osprey.Images;
 using Osprey.Inference;
+using Osprey.Models;
 using Osprey.Templates;
 
 namespace Osprey.Training;
 
 /// <summary>
-/// Training samples from ms-swift's multimodal rows (<see cref="MultimodalRow"/>) for a Qwen2-VL / Qwen2.5-VL model:
-/// each image is preprocessed as for inference, each <c>&lt;image&gt;</c> tag becomes
-/// <c>&lt;|vision_start|&gt;</c>, one <c>&lt;|image_pad|&gt;</c> per image token (patches over merge_size²) and
-/// <c>&lt;|vision_end|&gt;</c>, and the conversation is encoded with the chat template exactly as a text row is (loss
-/// on the assistant turns). Image tokens never carry loss: their labels are -100 even where a tag sits in an
-/// assistant message, since the model cannot be asked to predict pixels.
+/// Training samples from ms-swift's multimodal rows (<see cref="MultimodalRow"/>) for a vision-language model: each
+/// image is preprocessed as for inference and the conversation is encoded with the chat template exactly as a text row
+/// is (loss on the assistant turns). Qwen2-VL: each <c>&lt;image&gt;</c> tag becomes <c>&lt;|vision_start|&gt;</c>, one
+/// <c>&lt;|image_pad|&gt;</c> per image token and <c>&lt;|vision_end|&gt;</c> in the text. LLaVA: each tag becomes an
+/// image content part, the template renders one image token for it, and that token is then repeated once per feature
+/// row of its image, as LlavaProcessor expands the rendered prompt. Image tokens never carry loss: their labels are
+/// -100 even where a tag sits in an assistant message, since the model cannot be asked to predict pixels.
 /// </summary>
 internal static class VisionDatasetEncoding
 {
     /// <summary>The samples of every row of <paramref name="files"/> (local .jsonl files), in file and line order;
     /// grounding rows' boxes are written as <paramref name="norm"/> says (<see cref="GroundingObjects.DefaultNormBbox"/>).</summary>
-    public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, Qwen2VlImageProcessor processor, IEnumerable<string> files, EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000)
+    public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, VisionInput input, IEnumerable<string> files, EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000)
     {
         var samples = new List<EncodedSample>();
         foreach (var file in files)
@@ -40,11 +42,13 @@ internal static class VisionDatasetEncoding
                 }
                 catch (JsonException e) { throw new OspreyException($"{where}: not valid JSON ({e.Message})."); }
                 var decoded = row.Images.Select(r => ImageSource.Load(r, dir, where)).ToList();
-                var images = decoded.Select(processor.Process).ToList();
+                var images = decoded.Select(input.Process).ToList();
                 if (row.Objects is not null)
                     row = row.Grounded(decoded.Select(d => (d.Width, d.Height)).ToList(),
-                        images.Select(p => (p.GridW * processor.PatchSize, p.GridH * processor.PatchSize)).ToList(), norm, where);
-                if (EncodeRow(encoder, row, images, processor.MergeSize, file, lineNo, stats) is { } sample) samples.Add(sample);
+                        images.Select(p => input.ResizedSize(p) ?? throw new OspreyException(
+                            $"{where}: grounding rows (\"objects\") are written in Qwen-VL's box format, which this model's images have no place for; train them on a Qwen2-VL or Qwen2.5-VL model, or drop \"objects\".")).ToList(),
+                        norm, where);
+                if (EncodeRow(encoder, row, images, input, file, lineNo, stats) is { } sample) samples.Add(sample);
             }
         }
         return samples;
@@ -64,25 +68,30 @@ internal static class VisionDatasetEncoding
             })
             .ToList();
 
-    /// <summary>One row with its preprocessed images (<paramref name="mergeSize"/>: patches merged per side into one
-    /// token, the processor's and the model's); null when --truncation_strategy delete dropped it.</summary>
-    public static EncodedSample? EncodeRow(DatasetEncoder encoder, MultimodalRow row, IReadOnlyList<ImagePatches> images, int mergeSize, string file, long line, EncodingStats? stats = null)
+    /// <summary>One row with its preprocessed images; null when --truncation_strategy delete dropped it.</summary>
+    public static EncodedSample? EncodeRow(DatasetEncoder encoder, MultimodalRow row, IReadOnlyList<ProcessedImage> images, VisionInput input, string file, long line, EncodingStats? stats = null)
     {
         var tokenizer = encoder.Tokenizer;
-        int Id(string token) => tokenizer.TokenToId(token) ?? throw new OspreyException($"the tokenizer has no {token} token, which Qwen2-VL prompts need; use the model's own tokenizer files.");
-        int pad = Id(VisionPrompt.ImagePad), start = Id("<|vision_start|>"), end = Id("<|vision_end|>");
+        var counts = images.Select(input.TokenCount).ToList();
+        var pad = input.ImageTokenId;
+        var pre = !input.ImagesAsContentParts;
+        var padText = ImagePrompt.PadToken(input, tokenizer);
         var next = 0;
         var messages = new List<object?>();
         foreach (var (role, text) in row.Messages)
         {
+            if (!pre)
+            {
+                messages.Add(InferenceDataset.Message(role, ImagePrompt.Content(text, input, tokenizer)));
+                continue;
+            }
             // Each tag takes the next image's token count; MultimodalRow.Parse has checked tags and images agree.
             var parts = text.Split(MultimodalRow.ImageTag);
             var sb = new System.Text.StringBuilder(parts[0]);
             for (var k = 1; k < parts.Length; k++)
             {
-                sb.Append("<|vision_start|>");
-                for (var i = 0; i < images[next].TokenCount(mergeSize); i++) sb.Append(VisionPrompt.ImagePad);
-                sb.Append("<|vision_end|>").Append(parts[k]);
+                var block = ImagePrompt.Block(input, tokenizer);
+                sb.Append(block.Replace(padText, string.Concat(Enumerable.Repeat(padText, counts[next])), StringComparison.Ordinal)).Append(parts[k]);
                 next++;
             }
             messages.Add(InferenceDataset.Message(role, sb.ToString()));
@@ -90,17 +99,34 @@ internal static class VisionDatasetEncoding
         var where = $"{file} {DatasetRow.UnitOf(file)} {line}";
         var sample = encoder.Encode(new DatasetRow(file, line, DatasetFormat.Messages, new Conversation(messages), null), stats);
         if (sample is null) return null;
-        var labels = (int[])sample.Labels.Clone();
+        var ids = new List<int>(sample.InputIds.Length);
+        var labels = new List<int>(sample.InputIds.Length);
         var placeholders = 0;
+        var seen = 0;
+        var frame = new HashSet<int>();
+        if (input.StartTokenId is int st) frame.Add(st);
+        if (input.EndTokenId is int en) frame.Add(en);
         for (var i = 0; i < sample.InputIds.Length; i++)
         {
             var id = sample.InputIds[i];
-            if (id == pad) placeholders++;
-            if (id == pad || id == start || id == end) labels[i] = EncodedSample.IgnoreIndex;
+            // Post-expansion (LLaVA): the template's one image token per image becomes the image's count of them.
+            var repeat = id == pad && !pre && seen < counts.Count ? counts[seen++] : 1;
+            for (var r = 0; r < repeat; r++)
+            {
+                ids.Add(id);
+                labels.Add(id == pad || frame.Contains(id) ? EncodedSample.IgnoreIndex : sample.Labels[i]);
+                if (id == pad) placeholders++;
+            }
         }
-        var expected = images.Sum(im => im.TokenCount(mergeSize));
+        var expected = counts.Sum();
         if (placeholders != expected)
-            throw new OspreyException($"{where}: the encoded row keeps {placeholders} of its {expected} image tokens, so --max_length cut into an image; raise --max_length, lower --max_pixels, or use --truncation_strategy delete.");
-        return new EncodedSample(sample.InputIds, labels) { Images = images };
+            throw new OspreyException($"{where}: the encoded row keeps {placeholders} of its {expected} image tokens, so --max_length cut into an image (or the chat template dropped an image); raise --max_length, lower --max_pixels, or use --truncation_strategy delete.");
+        if (!pre && encoder.Options.MaxLength is int max && ids.Count > max)
+        {
+            // The images' tokens came after the encoder's length check: apply it to the expanded row.
+            if (encoder.Options.Truncation == TruncationStrategy.Delete) return null;
+            throw new OspreyException($"{where}: with its images' {expected} tokens the row has {ids.Count} tokens, more than --max_length {max}; raise --max_length or use --truncation_strategy delete.");
+        }
+        return new EncodedSample(ids.ToArray(), labels.ToArray()) { Images = images };
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Datasets;
 using Osprey.Images;
+using Osprey.Models;
 
 namespace Osprey.Training;
 
@@ -17,15 +18,15 @@ namespace Osprey.Training;
 internal static class VisionPreferenceEncoding
 {
     /// <summary>Chosen/rejected pairs of every row of <paramref name="files"/>; a pair is dropped when --max_length drops either side.</summary>
-    public static IReadOnlyList<PreferencePair> EncodePairs(DatasetEncoder encoder, Qwen2VlImageProcessor processor, IEnumerable<string> files, EncodingStats? stats = null)
+    public static IReadOnlyList<PreferencePair> EncodePairs(DatasetEncoder encoder, VisionInput input, IEnumerable<string> files, EncodingStats? stats = null)
     {
         var pairs = new List<PreferencePair>();
-        foreach (var (file, line, where, row, images) in Rows(processor, files))
+        foreach (var (file, line, where, row, images) in Rows(input, files))
         {
             var chosen = MultimodalRow.Parse(row, where);
             var rejected = Rejected(row, chosen, where);
-            var chosenSample = VisionDatasetEncoding.EncodeRow(encoder, chosen, chosen.Images.Select(images).ToList(), processor.MergeSize, file, line, stats);
-            var rejectedSample = VisionDatasetEncoding.EncodeRow(encoder, rejected, rejected.Images.Select(images).ToList(), processor.MergeSize, file, line);
+            var chosenSample = VisionDatasetEncoding.EncodeRow(encoder, chosen, chosen.Images.Select(images).ToList(), input, file, line, stats);
+            var rejectedSample = VisionDatasetEncoding.EncodeRow(encoder, rejected, rejected.Images.Select(images).ToList(), input, file, line);
             if (chosenSample is null || rejectedSample is null) continue;
             pairs.Add(new PreferencePair(chosenSample, rejectedSample));
         }
@@ -33,21 +34,21 @@ internal static class VisionPreferenceEncoding
     }
 
     /// <summary>KTO examples of every row of <paramref name="files"/>; rows --max_length drops are skipped.</summary>
-    public static IReadOnlyList<KtoExample> EncodeKto(DatasetEncoder encoder, Qwen2VlImageProcessor processor, IEnumerable<string> files, EncodingStats? stats = null)
+    public static IReadOnlyList<KtoExample> EncodeKto(DatasetEncoder encoder, VisionInput input, IEnumerable<string> files, EncodingStats? stats = null)
     {
         var examples = new List<KtoExample>();
-        foreach (var (file, line, where, row, images) in Rows(processor, files))
+        foreach (var (file, line, where, row, images) in Rows(input, files))
         {
             var parsed = MultimodalRow.Parse(row, where);
             var desirable = Label(row, where);
-            if (VisionDatasetEncoding.EncodeRow(encoder, parsed, parsed.Images.Select(images).ToList(), processor.MergeSize, file, line, stats) is { } sample)
+            if (VisionDatasetEncoding.EncodeRow(encoder, parsed, parsed.Images.Select(images).ToList(), input, file, line, stats) is { } sample)
                 examples.Add(new KtoExample(sample, desirable));
         }
         return examples;
     }
 
     /// <summary>Each non-blank line of each file as a JSON object, with a lookup that preprocesses each image reference of the row once.</summary>
-    static IEnumerable<(string File, long Line, string Where, JsonElement Row, Func<string, ImagePatches> Images)> Rows(Qwen2VlImageProcessor processor, IEnumerable<string> files)
+    static IEnumerable<(string File, long Line, string Where, JsonElement Row, Func<string, ProcessedImage> Images)> Rows(VisionInput input, IEnumerable<string> files)
     {
         foreach (var file in files)
         {
@@ -66,9 +67,9 @@ internal static class VisionPreferenceEncoding
                 using (doc)
                 {
                     if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new OspreyException($"{where}: a row must be a JSON object with \"messages\".");
-                    var seen = new Dictionary<string, ImagePatches>(StringComparer.Ordinal);
-                    ImagePatches Image(string reference) =>
-                        seen.TryGetValue(reference, out var done) ? done : seen[reference] = processor.Process(ImageSource.Load(reference, dir, where));
+                    var seen = new Dictionary<string, ProcessedImage>(StringComparer.Ordinal);
+                    ProcessedImage Image(string reference) =>
+                        seen.TryGetValue(reference, out var done) ? done : seen[reference] = input.Process(ImageSource.Load(reference, dir, where));
                     yield return (file, lineNo, where, doc.RootElement, Image);
                 }
             }

@@ -127,7 +127,7 @@ public sealed class GroundingRowTests
         }) + "\n");
         var model = Vl("qwen2_5_vl");
         var encoder = new DatasetEncoder(Tokenizer.Load(model));
-        var processor = Qwen2VlImageProcessor.FromFolder(model);
+        var processor = Osprey.Models.VisionInput.Read(model)!;
         var a = VisionDatasetEncoding.Encode(encoder, processor, [grounding], norm: GroundingObjects.DefaultNormBbox(model)).Single();
         var b = VisionDatasetEncoding.Encode(encoder, processor, [literal]).Single();
         Assert.Equal(b.InputIds, a.InputIds);

@@ -78,7 +78,7 @@ public sealed class VisionFineTuningTests
         File.WriteAllLines(file, [Row("<image>What is this?", "A wide picture.", Image("wide.png")), Row("Draw.", "Here <image> it is.", Image("small_gray.png"))]);
         var tokenizer = Tokenizer.Load(Model);
         var encoder = new DatasetEncoder(tokenizer);
-        var samples = VisionDatasetEncoding.Encode(encoder, Qwen2VlImageProcessor.FromFolder(Model), [file]);
+        var samples = VisionDatasetEncoding.Encode(encoder, Osprey.Models.VisionInput.Read(Model)!, [file]);
         var (pad, start, end) = VisionIds();
 
         var first = samples[0];
@@ -191,11 +191,11 @@ public sealed class VisionFineTuningTests
     {
         // Hand-computed: 2e-5 / 1e-4 = 0.2 and 5e-4 / 1e-4 = 5; the language model keeps the base rate.
         var o = new TrainerOptions { LearningRate = 1e-4, VitLr = 2e-5, AlignerLr = 5e-4 };
-        Assert.Equal(0.2, VisionFreezing.LrScale(o, "visual.blocks.0.attn.qkv.weight"), 12);
-        Assert.Equal(0.2, VisionFreezing.LrScale(o, "visual.patch_embed.proj.weight"), 12);
-        Assert.Equal(5.0, VisionFreezing.LrScale(o, "visual.merger.mlp.0.weight"), 12);
-        Assert.Equal(1.0, VisionFreezing.LrScale(o, "model.layers.0.self_attn.q_proj.lora_A.weight"), 12);
-        Assert.Equal(1.0, VisionFreezing.LrScale(o with { VitLr = null }, "visual.blocks.0.attn.qkv.weight"), 12);
+        Assert.Equal(0.2, VisionFreezing.LrScale(o, Osprey.Models.VisionInput.Read(Model)!, "visual.blocks.0.attn.qkv.weight"), 12);
+        Assert.Equal(0.2, VisionFreezing.LrScale(o, Osprey.Models.VisionInput.Read(Model)!, "visual.patch_embed.proj.weight"), 12);
+        Assert.Equal(5.0, VisionFreezing.LrScale(o, Osprey.Models.VisionInput.Read(Model)!, "visual.merger.mlp.0.weight"), 12);
+        Assert.Equal(1.0, VisionFreezing.LrScale(o, Osprey.Models.VisionInput.Read(Model)!, "model.layers.0.self_attn.q_proj.lora_A.weight"), 12);
+        Assert.Equal(1.0, VisionFreezing.LrScale(o with { VitLr = null }, Osprey.Models.VisionInput.Read(Model)!, "visual.blocks.0.attn.qkv.weight"), 12);
         Assert.Throws<OspreyException>(() => (o with { VitLr = 0 }).Validate());
     }
 

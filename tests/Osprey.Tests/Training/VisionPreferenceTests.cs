@@ -50,7 +50,7 @@ public sealed class VisionPreferenceTests
         File.WriteAllLines(chosenFile, Pairs.Take(count).Select(p => SftRow(p.User, p.Chosen, Image(p.Image))));
         File.WriteAllLines(rejectedFile, Pairs.Take(count).Select(p => SftRow(p.User, p.Rejected, Image(p.Image))));
         var encoder = new DatasetEncoder(Tokenizer.Load(Model));
-        var processor = Qwen2VlImageProcessor.FromFolder(Model);
+        var processor = Osprey.Models.VisionInput.Read(Model)!;
         var chosen = VisionDatasetEncoding.Encode(encoder, processor, [chosenFile]);
         var rejected = VisionDatasetEncoding.Encode(encoder, processor, [rejectedFile]);
         return chosen.Zip(rejected).ToArray();
@@ -59,12 +59,12 @@ public sealed class VisionPreferenceTests
     /// <summary>Σ log p(label) over the labelled positions, from the full-sequence logits of the model's plain forward.</summary>
     static double SequenceLogProb(Qwen2VlModel model, EncodedSample s) => SequenceLogProb(model, s.InputIds, s.Labels, s.Images ?? []);
 
-    static double SequenceLogProb(Qwen2VlModel model, int[] ids, int[] labels, IReadOnlyList<ImagePatches> images)
+    static double SequenceLogProb(Qwen2VlModel model, int[] ids, int[] labels, IReadOnlyList<ProcessedImage> images)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var input = tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Length], dtype: ScalarType.Int64);
-        var logp = model.Forward(input, images).to_type(ScalarType.Float64).log_softmax(-1)[0];
+        var logp = model.Forward(input, images.Cast<ImagePatches>().ToList()).to_type(ScalarType.Float64).log_softmax(-1)[0];
         var sum = 0.0;
         for (var p = 0; p + 1 < ids.Length; p++)
             if (labels[p + 1] != EncodedSample.IgnoreIndex) sum += logp[p, labels[p + 1]].item<double>();
@@ -158,7 +158,7 @@ public sealed class VisionPreferenceTests
         var desirable = new[] { true, false };
         static int PromptLength(EncodedSample s) => Array.FindIndex(s.Labels, l => l != EncodedSample.IgnoreIndex);
         // TRL's KL rows: example i's prompt (with its image) followed by example i+1's response.
-        (int[] Ids, int[] Labels, IReadOnlyList<ImagePatches> Images) Mismatched(EncodedSample a, EncodedSample b)
+        (int[] Ids, int[] Labels, IReadOnlyList<ProcessedImage> Images) Mismatched(EncodedSample a, EncodedSample b)
         {
             int p = PromptLength(a), q = PromptLength(b);
             return ([.. a.InputIds[..p], .. b.InputIds[q..]], [.. Enumerable.Repeat(EncodedSample.IgnoreIndex, p), .. b.Labels[q..]], a.Images!);

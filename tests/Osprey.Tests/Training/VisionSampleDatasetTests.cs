@@ -47,7 +47,7 @@ public sealed partial class VisionSampleDatasetTests
     {
         var file = Sample(name);
         var encoder = new DatasetEncoder(Tokenizer.Load(Model));
-        var samples = VisionDatasetEncoding.Encode(encoder, Qwen2VlImageProcessor.FromFolder(Model), [file], norm: GroundingObjects.DefaultNormBbox(Model));
+        var samples = VisionDatasetEncoding.Encode(encoder, Osprey.Models.VisionInput.Read(Model)!, [file], norm: GroundingObjects.DefaultNormBbox(Model));
         var (pad, start, end) = VisionIds();
         Assert.Equal(File.ReadLines(file).Count(l => l.Length > 0), samples.Count);
         Assert.Equal(ImageCount(file) * TokensPerImage, samples.Sum(s => s.InputIds.Count(i => i == pad)));
@@ -98,7 +98,7 @@ public sealed partial class VisionSampleDatasetTests
         // Packing must not change what a sample sees: its own images, M-RoPE positions from 0, attention within itself.
         // The reference is each sample's unpacked forward (parity-tested against transformers in VisionLanguageParityTests).
         var encoder = new DatasetEncoder(Tokenizer.Load(Model));
-        var samples = VisionDatasetEncoding.Encode(encoder, Qwen2VlImageProcessor.FromFolder(Model), [Sample("vl_vqa.jsonl")]);
+        var samples = VisionDatasetEncoding.Encode(encoder, Osprey.Models.VisionInput.Read(Model)!, [Sample("vl_vqa.jsonl")]);
         var packs = VisionDatasetEncoding.Pack(samples, samples.Sum(s => s.Length));
         var pack = Assert.Single(packs);
         Assert.Equal(samples.Sum(s => s.Images!.Count), pack.Images!.Count);

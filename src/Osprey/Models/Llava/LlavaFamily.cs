@@ -9,10 +9,18 @@ namespace Osprey.Models.Llava;
 /// that family's own reader. Fields a config leaves out take transformers' defaults (the hub's llava-1.5 and
 /// llava-v1.6 configs list only what differs from them).
 /// </summary>
-internal static class LlavaFamily
+internal sealed class LlavaFamily : IModelFamily
 {
     /// <summary>The two model types.</summary>
-    public static readonly string[] ModelTypes = ["llava", "llava_next"];
+    public static readonly string[] Types = ["llava", "llava_next"];
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> ModelTypes => Types;
+    /// <inheritdoc />
+    public IReadOnlyList<string> Architectures { get; } = ["LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"];
+
+    /// <summary>The language model's spec (see <see cref="ReadText"/>): what a LLaVA folder loads as a <see cref="CausalLM"/>.</summary>
+    public DecoderSpec ReadSpec(JsonDocument config, string file) => ReadText(config, file);
 
     // transformers' config defaults for the required widths, by text model_type (the hub's LLaVA configs omit them).
     static readonly Dictionary<string, (int Vocab, int Hidden, int Intermediate, int Layers, int Heads)> TextDefaults = new()
@@ -25,7 +33,7 @@ internal static class LlavaFamily
     /// <summary>Whether config.json's model_type is llava or llava_next.</summary>
     public static bool Is(JsonDocument config) =>
         config.RootElement.ValueKind == JsonValueKind.Object && config.RootElement.TryGetProperty("model_type", out var t)
-        && t.ValueKind == JsonValueKind.String && ModelTypes.Contains(t.GetString());
+        && t.ValueKind == JsonValueKind.String && Types.Contains(t.GetString());
 
     /// <summary>The language model's spec, from text_config (default: llama) through its family.</summary>
     public static DecoderSpec ReadText(JsonDocument config, string file)
@@ -34,7 +42,7 @@ internal static class LlavaFamily
         var text = root["text_config"] is JsonObject tc ? (JsonObject)tc.DeepClone() : new JsonObject();
         text["model_type"] ??= "llama";
         var type = text["model_type"]!.GetValue<string>();
-        if (LlavaFamily.ModelTypes.Contains(type))
+        if (Types.Contains(type))
             throw new OspreyException($"{file}: text_config model_type '{type}' is not a text model; it must name the language model (llama, mistral, qwen2, ...).");
         if (TextDefaults.TryGetValue(type, out var d))
         {
@@ -51,6 +59,14 @@ internal static class LlavaFamily
         using var doc = JsonDocument.Parse(text.ToJsonString());
         var family = ModelRegistry.Find(doc, file + " (text_config)");
         return family.ReadSpec(doc, file + " (text_config)");
+    }
+
+    /// <summary>The LLaVA side of <paramref name="directory"/>'s config.json; null when it is not a llava or llava_next model.</summary>
+    public static LlavaSpec? ReadVision(string directory)
+    {
+        var file = Path.Combine(directory, "config.json");
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+        return Is(doc) ? ReadVision(doc, file) : null;
     }
 
     /// <summary>The vision side, the feature selection, the projector and the image placeholder id.</summary>

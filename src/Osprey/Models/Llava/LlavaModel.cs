@@ -158,73 +158,12 @@ public sealed class LlavaModel : nn.Module
     }
 
     /// <summary>The language-model tokens <paramref name="image"/> takes (its feature rows).</summary>
-    public int TokenCount(ImageTiles image)
-    {
-        ArgumentNullException.ThrowIfNull(image);
-        var perCrop = _llava.RowsPerCrop;
-        if (!_llava.Next) return perCrop;
-        var (rows, cols, _, _) = Grid(image);
-        var (_, r, _, c) = AnyRes.Unpadded(image.OriginalHeight, image.OriginalWidth, rows, cols);
-        return perCrop + r * (c + 1);
-    }
-
-    /// <summary>LLaVA-NeXT: the feature grid's rows and columns over the tiles, and the tiles per column and row.</summary>
-    (int Rows, int Cols, int TilesHigh, int TilesWide) Grid(ImageTiles image)
-    {
-        var size = _llava.Vision.ImageSize;
-        var best = AnyRes.SelectBestResolution(image.OriginalHeight, image.OriginalWidth, _llava.Pinpoints);
-        int th = best.Height / size, tw = best.Width / size, side = _llava.Vision.PatchesPerSide;
-        if (image.Tiles != 1 + th * tw)
-            throw new OspreyException($"an image of {image.OriginalWidth}x{image.OriginalHeight} needs 1 + {th}x{tw} crops for config.json's image_grid_pinpoints but the processor gave {image.Tiles}; preprocessor_config.json and config.json must list the same pinpoints.");
-        return (th * side, tw * side, th, tw);
-    }
+    public int TokenCount(ImageTiles image) => LlavaImages.TokenCount(_llava, image);
 
     /// <summary>The projected image features [rows, hidden] of <paramref name="images"/>, image after image (LLaVA-NeXT:
     /// base image, then the unpadded tile grid with image_newline closing each row).</summary>
-    public Tensor ImageFeatures(IReadOnlyList<ImageTiles> images)
-    {
-        ArgumentNullException.ThrowIfNull(images);
-        using var scope = NewDisposeScope();
-        var s = _llava.Vision;
-        foreach (var i in images)
-            if (i.Height != s.ImageSize || i.Width != s.ImageSize)
-                throw new OspreyException($"the image processor gives {i.Width}x{i.Height} crops but the vision tower takes {s.ImageSize}x{s.ImageSize}; preprocessor_config.json does not match config.json.");
-        var all = new float[images.Sum(i => i.PixelValues.Length)];
-        var o = 0;
-        foreach (var i in images)
-        {
-            Array.Copy(i.PixelValues, 0, all, o, i.PixelValues.Length);
-            o += i.PixelValues.Length;
-        }
-        var pixels = tensor(all, [images.Sum(i => (long)i.Tiles), s.Channels, s.ImageSize, s.ImageSize], dtype: ScalarType.Float32, device: Device).to_type(DType);
-        var states = vision_tower.HiddenStates(pixels, _llava.FeatureLayers.Max());
-        var selected = _llava.FeatureLayers.Select(l => _llava.DropFirst ? states[l].narrow(1, 1, states[l].shape[1] - 1) : states[l]).ToList();
-        var features = multi_modal_projector.forward(selected.Count == 1 ? selected[0] : cat(selected, -1)); // [crops, rows, hidden]
-        if (!_llava.Next) return features.reshape(-1, features.shape[^1]).MoveToOuterDisposeScope();
-        var parts = new List<Tensor>();
-        long at = 0;
-        var side = s.PatchesPerSide;
-        foreach (var image in images)
-        {
-            var f = features.narrow(0, at, image.Tiles);
-            at += image.Tiles;
-            parts.Add(f[0]);
-            var hidden = f.shape[^1];
-            if (image.Tiles == 1)
-            {
-                parts.Add(image_newline!.view(1, -1));
-                continue;
-            }
-            var (rows, cols, th, tw) = Grid(image);
-            // Tiles row by row, each side x side: to one [hidden, rows, cols] map of the padded picture.
-            var grid = f.narrow(0, 1, image.Tiles - 1).view(th, tw, side, side, hidden).permute(4, 0, 2, 1, 3).reshape(hidden, rows, cols);
-            var (top, r, left, c) = AnyRes.Unpadded(image.OriginalHeight, image.OriginalWidth, rows, cols);
-            grid = grid.narrow(1, top, r).narrow(2, left, c);
-            var newline = image_newline!.view(hidden, 1, 1).expand(hidden, r, 1).to_type(grid.dtype);
-            parts.Add(cat([grid, newline], 2).reshape(hidden, -1).transpose(0, 1));
-        }
-        return cat(parts, 0).MoveToOuterDisposeScope();
-    }
+    public Tensor ImageFeatures(IReadOnlyList<ImageTiles> images) =>
+        LlavaImages.Features(_llava, vision_tower, multi_modal_projector, image_newline, images, Device, DType);
 
     /// <summary>Input embeddings with every image placeholder row replaced by the next image feature row.</summary>
     public Tensor Embed(Tensor ids, IReadOnlyList<ImageTiles> images)

@@ -94,22 +94,22 @@ public static class KtoRecipe
         var sample = a.MismatchedWith(b);
         if (a.Sample.Images is null && b.Sample.Images is null) return sample;
         var pad = model.ImageTokenId;
-        var merge = model.ImageMergeSize;
-        var images = new List<Osprey.Images.ImagePatches>();
+        var input = model.ImageInput ?? throw new InvalidOperationException("KTO rows with images need a vision-language model loaded from its folder");
+        var images = new List<Osprey.Images.ProcessedImage>();
         var promptPads = a.Sample.InputIds.Take(a.PromptLength).Count(id => id == pad);
         var seen = 0;
         foreach (var image in a.Sample.Images ?? [])
         {
-            if (seen + image.TokenCount(merge) > promptPads) break;
+            if (seen + input.TokenCount(image) > promptPads) break;
             images.Add(image);
-            seen += image.TokenCount(merge);
+            seen += input.TokenCount(image);
         }
         var skip = b.Sample.InputIds.Take(b.PromptLength).Count(id => id == pad);
         seen = 0;
         foreach (var image in b.Sample.Images ?? [])
         {
             if (seen >= skip) images.Add(image);
-            seen += image.TokenCount(merge);
+            seen += input.TokenCount(image);
         }
         return sample with { Images = images.Count == 0 ? null : images };
     }
