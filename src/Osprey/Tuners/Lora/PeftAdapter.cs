@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Io;
 using Osprey.Models;
+using Osprey.Models.Blocks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -142,13 +143,21 @@ public static class PeftAdapter
         // A regex was written against Osprey's names and only ever meets linear layers here; PEFT matches it against every
         // module path of the transformers model, so a vision-language model's regex is rewritten to select exactly the
         // adapted layers by their transformers 5 paths.
-        if (layout != PeftModulePaths.Layout.Text && options.TargetRegex is not null && model.FindState<LoraState>() is { Layers.Count: > 0 } state)
-            options = options with
-            {
-                TargetRegex = PeftModulePaths.TargetRegex(
-                    state.Layers.Keys.Select(k => PeftModulePaths.ToPeft(layout, k)).ToList(),
-                    model.LinearLayers().Select(l => PeftModulePaths.ToPeft(layout, l.Path)).ToList()),
-            };
+        // Short names are kept unless PEFT would also find them in layers Osprey does not adapt (a LLaVA tower's
+        // q_proj, which Osprey runs without the adapter seam): then too the adapted layers are named exactly, so PEFT
+        // builds no adapter the file lacks.
+        if (layout != PeftModulePaths.Layout.Text && model.FindState<LoraState>() is { Layers.Count: > 0 } state)
+        {
+            var linear = model.named_modules().Where(m => m.module is LinearLayer or TorchSharp.Modules.Linear).Select(m => m.name).ToList();
+            var adapted = state.Layers.Keys.ToHashSet(StringComparer.Ordinal);
+            if (options.TargetRegex is not null || linear.Any(p => !adapted.Contains(p) && LoraTargets.IsTarget(options, p)))
+                options = options with
+                {
+                    TargetRegex = PeftModulePaths.TargetRegex(adapted.Select(k => PeftModulePaths.ToPeft(layout, k)).ToList(),
+                        linear.Select(p => PeftModulePaths.ToPeft(layout, p)).ToList()),
+                    TargetModules = [],
+                };
+        }
         var config = new JsonObject
         {
             ["peft_type"] = "LORA",
