@@ -265,4 +265,68 @@ public sealed class VisionPeftAdapterTests
         Assert.NotEqual(baseReply, adapted);
         Assert.Equal(InferReply(merged, temp.File("rows.jsonl"), []), adapted);
     }
+
+    /// <summary>
+    /// Not a check by itself: with OSPREY_VL_PEFT_OUT set, writes what tools/check_vl_peft.py compares with transformers 5
+    /// + PEFT on the GPU machine: per family an Osprey-saved adapter (adapter/) and osprey.safetensors with Osprey's float32
+    /// logits, adapter merged, for the fixture's text_only and one_image prompts (transformers' own input_ids from
+    /// golden.safetensors) and the pixel values Osprey fed the tower, so both sides see the same image tensors.
+    /// tests/fixtures/vl_peft/ holds its output (OSPREY_VL_PEFT_OUT=$PWD/tests/fixtures/vl_peft dotnet test --filter ...).
+    /// </summary>
+    [Fact]
+    public void WritesTheArtifactsOfCheckVlPeft()
+    {
+        var outRoot = Environment.GetEnvironmentVariable("OSPREY_VL_PEFT_OUT");
+        if (string.IsNullOrEmpty(outRoot)) return;
+        foreach (var family in new[] { "qwen2_vl", "qwen2_5_vl", "llava_clip", "llava_siglip", "llava_next" })
+        {
+            var dir = Path.Combine(Root, family);
+            var outDir = Path.Combine(outRoot, family);
+            if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+            var adapter = Path.Combine(outDir, "adapter");
+            SaveAdapter(family, new LoraOptions { TargetModules = [.. Targets], Dropout = 0 }, adapter);
+            using var golden = SafetensorsFile.Open(Path.Combine(dir, "golden.safetensors"));
+            var cases = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "golden.json"))).RootElement.GetProperty("cases");
+            var image = cases.EnumerateArray().First(c => c.GetProperty("name").GetString() == "one_image").GetProperty("images")[0].GetString()!;
+            var qwen = family.StartsWith("qwen", StringComparison.Ordinal);
+            var decoded = Osprey.Images.ImageDecoder.Load(Path.Combine(Root, qwen ? "images" : "llava_images", image));
+            var tensors = new List<KeyValuePair<string, Tensor>>();
+            using var _ = no_grad();
+            foreach (var adapted in new[] { false, true })
+            {
+                var tag = adapted ? "" : "base_";
+                if (qwen)
+                {
+                    using var model = Osprey.Models.Qwen2Vl.Qwen2VlModel.Load(dir, CPU, ScalarType.Float32);
+                    if (adapted) PeftAdapter.MergeInto(model, adapter);
+                    var img = Osprey.Images.Qwen2VlImageProcessor.FromFolder(dir).Process(decoded);
+                    tensors.Add(new(tag + "text.logits", model.Forward(golden.ReadTensor("text_only.input_ids"), []).detach().clone()));
+                    tensors.Add(new(tag + "image.logits", model.Forward(golden.ReadTensor("one_image.input_ids"), [img]).detach().clone()));
+                    if (adapted)
+                    {
+                        tensors.Add(new("image.pixel_values", tensor(img.PixelValues).reshape(img.Rows, img.PatchDim)));
+                        tensors.Add(new("image.image_grid_thw", tensor(new long[] { img.GridT, img.GridH, img.GridW }).reshape(1, 3)));
+                    }
+                }
+                else
+                {
+                    using var model = Osprey.Models.Llava.LlavaModel.Load(dir, CPU, ScalarType.Float32);
+                    if (adapted) PeftAdapter.MergeInto(model, adapter);
+                    var img = Osprey.Models.Llava.LlavaModel.ImageProcessor(dir)(decoded);
+                    tensors.Add(new(tag + "text.logits", model.Forward(golden.ReadTensor("text_only.input_ids"), []).detach().clone()));
+                    tensors.Add(new(tag + "image.logits", model.Forward(golden.ReadTensor("one_image.input_ids"), [img]).detach().clone()));
+                    if (adapted)
+                    {
+                        var pixels = tensor(img.PixelValues).reshape(img.Tiles, 3, img.Height, img.Width);
+                        tensors.Add(new("image.pixel_values", model.IsNext ? pixels.unsqueeze(0) : pixels));
+                        if (model.IsNext) tensors.Add(new("image.image_sizes", tensor(new long[] { img.OriginalHeight, img.OriginalWidth }).reshape(1, 2)));
+                    }
+                }
+            }
+            tensors.Add(new("text.input_ids", golden.ReadTensor("text_only.input_ids")));
+            tensors.Add(new("image.input_ids", golden.ReadTensor("one_image.input_ids")));
+            SafetensorsWriter.Write(Path.Combine(outDir, "osprey.safetensors"), tensors);
+            foreach (var t in tensors) t.Value.Dispose();
+        }
+    }
 }
