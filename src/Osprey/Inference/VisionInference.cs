@@ -20,8 +20,6 @@ public static class VisionInference
         var folder = options.ModelFolder;
         if (options.DoSample == true) throw new OspreyException("--do_sample: image chats decode greedily for now; drop --do_sample.");
         if (options.InputIds is not null) throw new OspreyException("--input_ids: a vision-language model takes text and --images; drop --input_ids.");
-        // This path loads the base weights only; a silently ignored adapter would answer as the base model.
-        if (options.Adapters.Count > 0) throw new OspreyException("--adapters: osprey infer with images runs the base model only; serve the adapter with osprey deploy --adapters NAME=PATH, or merge it first (osprey export --merge_lora true).");
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
         var chat = ChatPrompt.Create(tokenizer, folder, options.Template);
         var processor = Qwen2VlImageProcessor.FromFolder(folder, options.ImageSizes);
@@ -54,6 +52,9 @@ public static class VisionInference
 
         var runtime = TorchRuntime.Initialize(DeviceSpec.Parse(options.Model.Device), stderr);
         using var model = Qwen2VlModel.Load(folder, runtime.Device, DTypes.Resolve(options.Model.ResolvedDtype(), null, runtime.Device));
+        // --adapters are merged into the weights in order, as the text path (MergedAdapters) does.
+        foreach (var adapter in options.Adapters)
+            stderr.WriteLine($"osprey: merged adapter {adapter} ({Tuners.Lora.PeftAdapter.MergeInto(model, adapter)} layers).");
         var maxNew = options.MaxNewTokens ?? GenerationConfigFile.Read(folder)?.MaxNewTokens ?? SamplingParams.TransformersMaxNewTokens;
         var stops = options.IgnoreEos ? [] : chat.StopIds(model.Spec.EosTokenIds);
 

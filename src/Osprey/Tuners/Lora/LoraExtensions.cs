@@ -27,6 +27,10 @@ public static class LoraExtensions
             if (model.HasServingAdapters) throw new OspreyException("the model has serving adapters (AddServingAdapter); serving adapters and a training LoRA adapter are mutually exclusive, so load a fresh model to train.");
             var all = model.LinearLayers().ToList();
             var targets = all.Where(l => LoraTargets.IsTarget(options, l.Path)).ToList();
+            // A regex that names none of Osprey's paths may name transformers 5's module paths of a vision-language model
+            // (an adapter_config.json Osprey or PEFT wrote, or ms-swift style --target_regex): PeftModulePaths.
+            if (targets.Count == 0 && options.TargetRegex is not null && PeftModulePaths.Of(model) is var layout and not PeftModulePaths.Layout.Text)
+                targets = all.Where(l => LoraTargets.IsTarget(options, PeftModulePaths.ToPeft(layout, l.Path))).ToList();
             if (targets.Count == 0)
             {
                 var names = string.Join(", ", all.Select(l => l.Path.Split('.')[^1]).Distinct());

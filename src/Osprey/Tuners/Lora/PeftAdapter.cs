@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Osprey.Io;
 using Osprey.Models;
+using Osprey.Models.Blocks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -110,9 +111,13 @@ public static class PeftAdapter
     /// Refuses an adapter whose tensors adapt <paramref name="path"/> while its adapter_config.json's target_modules do
     /// not name it: the config and the weights disagree (PEFT refuses such a folder too), so neither can be trusted.
     /// </summary>
-    internal static void EnsureTarget(LoraOptions options, string path, string directory)
+    internal static void EnsureTarget(CausalLM model, LoraOptions options, string path, string directory) =>
+        EnsureTarget(PeftModulePaths.Of(model), options, path, directory);
+
+    static void EnsureTarget(PeftModulePaths.Layout layout, LoraOptions options, string path, string directory)
     {
-        if (LoraTargets.IsTarget(options, path)) return;
+        // A regex may be over Osprey's names (adapters saved before) or transformers 5's module paths (saved now, and PEFT's).
+        if (LoraTargets.IsTarget(options, path) || LoraTargets.IsTarget(options, PeftModulePaths.ToPeft(layout, path))) return;
         var targets = options.TargetRegex is { } regex ? $"'{regex}'" : string.Join(", ", options.TargetModules);
         throw new OspreyException($"{Path.Combine(directory, WeightsFile)} adapts '{path}', which target_modules ({targets}) in {Path.Combine(directory, ConfigFile)} does not name; fix target_modules or save the adapter again.");
     }
@@ -129,10 +134,30 @@ public static class PeftAdapter
     {
         Directory.CreateDirectory(directory);
         if (model.IsRewardModel && !options.ModulesToSave.Contains(ScoreModule)) options = options with { ModulesToSave = [.. options.ModulesToSave, ScoreModule] };
+        // A vision-language model's keys name transformers 5's module paths (PeftModulePaths), which PEFT looks up.
+        var layout = PeftModulePaths.Of(model);
         var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (name, p) in model.LoraParameters()) tensors.Add(new(Prefix + name, masters?.Invoke(name) ?? p));
-        foreach (var (name, p) in ModulesToSaveParameters(model, options)) tensors.Add(new(Prefix + name, masters?.Invoke(name) ?? p));
+        foreach (var (name, p) in model.LoraParameters()) tensors.Add(new(Prefix + PeftModulePaths.ToPeft(layout, name), masters?.Invoke(name) ?? p));
+        foreach (var (name, p) in ModulesToSaveParameters(model, options)) tensors.Add(new(Prefix + PeftModulePaths.ToPeft(layout, name), masters?.Invoke(name) ?? p));
         SafetensorsWriter.Write(Path.Combine(directory, WeightsFile), tensors);
+        // A regex was written against Osprey's names and only ever meets linear layers here; PEFT matches it against every
+        // module path of the transformers model, so a vision-language model's regex is rewritten to select exactly the
+        // adapted layers by their transformers 5 paths.
+        // Short names are kept unless PEFT would also find them in layers Osprey does not adapt (a LLaVA tower's
+        // q_proj, which Osprey runs without the adapter seam): then too the adapted layers are named exactly, so PEFT
+        // builds no adapter the file lacks.
+        if (layout != PeftModulePaths.Layout.Text && model.FindState<LoraState>() is { Layers.Count: > 0 } state)
+        {
+            var linear = model.named_modules().Where(m => m.module is LinearLayer or TorchSharp.Modules.Linear).Select(m => m.name).ToList();
+            var adapted = state.Layers.Keys.ToHashSet(StringComparer.Ordinal);
+            if (options.TargetRegex is not null || linear.Any(p => !adapted.Contains(p) && LoraTargets.IsTarget(options, p)))
+                options = options with
+                {
+                    TargetRegex = PeftModulePaths.TargetRegex(adapted.Select(k => PeftModulePaths.ToPeft(layout, k)).ToList(),
+                        linear.Select(p => PeftModulePaths.ToPeft(layout, p)).ToList()),
+                    TargetModules = [],
+                };
+        }
         var config = new JsonObject
         {
             ["peft_type"] = "LORA",
@@ -196,18 +221,19 @@ public static class PeftAdapter
         using var _ = no_grad();
         foreach (var entry in file.Entries)
         {
-            var name = Normalize(entry.Name);
+            var name = Normalize(model, entry.Name);
             if (!targets.TryGetValue(name, out var target))
                 throw new OspreyException($"{file.Path} holds '{entry.Name}', which has no place in this model with this adapter_config.json; the adapter was trained for a different model.");
             if (!entry.Shape.SequenceEqual(target.shape))
                 throw new OspreyException($"{file.Path}: '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but the model expects [{string.Join(", ", target.shape)}]; the adapter was trained for a different model.");
+            if (!seen.Add(name))
+                throw new OspreyException($"{file.Path} holds '{entry.Name}' and another key naming the same tensor ('{Prefix}{name}'); keep one.");
             using var t = file.ReadTensor(entry.Name);
             target.copy_(t);
-            seen.Add(name);
         }
         var missing = targets.Keys.Where(k => !seen.Contains(k)).ToList();
         if (missing.Count > 0)
-            throw new OspreyException($"{file.Path} lacks '{Prefix}{missing[0]}' ({missing.Count} tensors missing); the adapter file is incomplete or adapter_config.json does not match it.");
+            throw new OspreyException($"{file.Path} lacks '{Prefix}{PeftModulePaths.ToPeft(PeftModulePaths.Of(model), missing[0])}' ({missing.Count} tensors missing); the adapter file is incomplete or adapter_config.json does not match it.");
     }
 
     /// <summary>
@@ -220,9 +246,45 @@ public static class PeftAdapter
         var (options, _) = ReadConfig(directory);
         using var file = OpenWeights(directory);
         EnsureScoreHead(model, directory, file);
-        var byName = file.Entries.ToDictionary(e => Normalize(e.Name), e => e.Name, StringComparer.Ordinal);
-        var layers = model.LinearLayers().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
+        var layers = model.LinearLayers().ToDictionary(l => l.Path, l => l.Layer.Weight, StringComparer.Ordinal);
         var baseParams = model.BaseParameters().ToDictionary(p => p.Name, p => (Tensor)p.Tensor, StringComparer.Ordinal);
+        return Merge(file, options, model.Spec.ModelType, n => Normalize(model, n), layers.GetValueOrDefault, baseParams.GetValueOrDefault,
+            path => EnsureTarget(model, options, path, directory));
+    }
+
+    /// <summary>
+    /// Merges the adapter in <paramref name="directory"/> into the Qwen2-VL / Qwen2.5-VL model <c>osprey infer</c> runs
+    /// with images (its tensors carry Osprey's names), as <see cref="MergeInto(CausalLM, string)"/> does.
+    /// </summary>
+    internal static int MergeInto(Models.Qwen2Vl.Qwen2VlModel model, string directory) =>
+        MergeInto(model, model.Spec.ModelType, PeftModulePaths.Layout.Qwen2Vl, name => name, directory);
+
+    /// <summary>
+    /// Merges the adapter in <paramref name="directory"/> into the LLaVA / LLaVA-NeXT model <c>osprey infer</c> runs
+    /// with images, whose language model is its <c>language_model.</c> (Osprey's <c>model.</c>).
+    /// </summary>
+    internal static int MergeInto(Models.Llava.LlavaModel model, string directory) =>
+        MergeInto(model, model.IsNext ? "llava_next" : "llava", PeftModulePaths.Layout.Llava,
+            name => name.StartsWith("model.", StringComparison.Ordinal) ? "language_model." + name["model.".Length..] : name, directory);
+
+    static int MergeInto(TorchSharp.torch.nn.Module module, string modelType, PeftModulePaths.Layout layout, Func<string, string> tensorName, string directory)
+    {
+        if (IsSequenceClassification(directory))
+            throw new OspreyException($"{directory} is a SEQ_CLS (reward model) adapter, which a {modelType} model cannot apply for generation.");
+        var (options, _) = ReadConfig(directory);
+        using var file = OpenWeights(directory);
+        var state = module.state_dict();
+        return Merge(file, options, modelType, n => PeftModulePaths.ToModel(layout, Normalize(n)),
+            path => state.GetValueOrDefault(tensorName(path + ".weight")), name => state.GetValueOrDefault(tensorName(name)),
+            path => EnsureTarget(layout, options, path, directory));
+    }
+
+    // The merge itself, over the model's names: linearWeight gives the weight of an adapted layer's path, baseParam a
+    // modules_to_save tensor by name.
+    static int Merge(SafetensorsFile file, LoraOptions options, string modelType, Func<string, string> modelName,
+        Func<string, Tensor?> linearWeight, Func<string, Tensor?> baseParam, Action<string> ensureTarget)
+    {
+        var byName = ByModelName(file, modelName);
         var used = new HashSet<string>(StringComparer.Ordinal);
         var merged = 0;
         using var _ = no_grad();
@@ -230,17 +292,16 @@ public static class PeftAdapter
         {
             if (!name.EndsWith(".lora_A.weight", StringComparison.Ordinal)) continue;
             var path = name[..^".lora_A.weight".Length];
-            if (!layers.TryGetValue(path, out var layer))
-                throw new OspreyException($"{file.Path} adapts '{path}', which this {model.Spec.ModelType} model does not have; the adapter was trained for a different model.");
-            EnsureTarget(options, path, directory);
+            if (linearWeight(path) is not { } w)
+                throw new OspreyException($"{file.Path} adapts '{path}', which this {modelType} model does not have; the adapter was trained for a different model.");
+            ensureTarget(path);
             var bName = path + ".lora_B.weight";
-            if (!byName.TryGetValue(bName, out var bStored)) throw new OspreyException($"{file.Path} has '{stored}' but no '{Prefix}{bName}'.");
+            if (!byName.TryGetValue(bName, out var bStored)) throw new OspreyException($"{file.Path} has '{stored}' but no lora_B for it.");
             byName.TryGetValue(path + ".lora_magnitude_vector", out var mStored);
-            if (options.UseDora && mStored is null) throw new OspreyException($"{file.Path} is a DoRA adapter but lacks '{Prefix}{path}.lora_magnitude_vector'.");
+            if (options.UseDora && mStored is null) throw new OspreyException($"{file.Path} is a DoRA adapter but lacks the lora_magnitude_vector of '{path}'.");
             using var a = file.ReadTensor(stored);
             using var b = file.ReadTensor(bStored);
             using var m = mStored is null ? null : file.ReadTensor(mStored);
-            var w = layer.Weight;
             if (a.shape[1] != w.shape[1] || b.shape[0] != w.shape[0] || a.shape[0] != b.shape[1])
                 throw new OspreyException($"{file.Path}: the adapter of '{path}' (A [{string.Join(", ", a.shape)}], B [{string.Join(", ", b.shape)}]) does not fit its weight [{string.Join(", ", w.shape)}]; the adapter was trained for a different model.");
             var (_, scaling) = options.For(path);
@@ -257,8 +318,8 @@ public static class PeftAdapter
         foreach (var (name, stored) in byName)
         {
             if (used.Contains(name)) continue;
-            if (!baseParams.TryGetValue(name, out var target))
-                throw new OspreyException($"{file.Path} holds '{stored}', which this {model.Spec.ModelType} model has no place for; the adapter was trained for a different model.");
+            if (baseParam(name) is not { } target)
+                throw new OspreyException($"{file.Path} holds '{stored}', which this {modelType} model has no place for; the adapter was trained for a different model.");
             using var t = file.ReadTensor(stored);
             if (!t.shape.SequenceEqual(target.shape))
                 throw new OspreyException($"{file.Path}: '{stored}' has shape [{string.Join(", ", t.shape)}] but the model's is [{string.Join(", ", target.shape)}].");
@@ -303,6 +364,22 @@ public static class PeftAdapter
         if (File.Exists(Path.Combine(directory, "adapter_model.bin")))
             throw new OspreyException($"{directory} holds adapter_model.bin (a pickle); Osprey reads safetensors only: re-save it with PEFT's save_pretrained(safe_serialization=True).");
         throw new OspreyException($"{directory} has adapter_config.json but no {WeightsFile}.");
+    }
+
+    /// <summary>
+    /// A saved key as the model's own name: <see cref="Normalize(string)"/>, then a vision-language model's module path in
+    /// any layout its adapters were saved in (<see cref="PeftModulePaths.ToModel"/>).
+    /// </summary>
+    internal static string Normalize(CausalLM model, string key) => PeftModulePaths.ToModel(PeftModulePaths.Of(model), Normalize(key));
+
+    // One tensor per model name: an adapter holding the same layer under two layouts is ambiguous, not silently half-used.
+    static Dictionary<string, string> ByModelName(SafetensorsFile file, Func<string, string> name)
+    {
+        var byName = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var e in file.Entries)
+            if (!byName.TryAdd(name(e.Name), e.Name))
+                throw new OspreyException($"{file.Path} holds both '{byName[name(e.Name)]}' and '{e.Name}', which name the same tensor; keep one.");
+        return byName;
     }
 
     /// <summary>A saved key without PEFT's prefix and adapter name: <c>base_model.model.x.lora_A.default.weight</c> → <c>x.lora_A.weight</c>.</summary>

@@ -49,7 +49,7 @@ public static class ServingLoraExtensions
             var byName = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var entry in file.Entries)
             {
-                var key = PeftAdapter.Normalize(entry.Name);
+                var key = PeftAdapter.Normalize(model, entry.Name);
                 if (!key.EndsWith(".lora_A.weight", StringComparison.Ordinal) && !key.EndsWith(".lora_B.weight", StringComparison.Ordinal))
                     throw new OspreyException($"{directory} holds '{entry.Name}', which is not a LoRA A or B matrix; {merge}.");
                 byName[key] = entry.Name;
@@ -64,7 +64,7 @@ public static class ServingLoraExtensions
                     var path = key[..^".lora_A.weight".Length];
                     if (!layers.TryGetValue(path, out var layer))
                         throw new OspreyException($"{directory} adapts '{path}', which this {model.Spec.ModelType} model does not have, so the adapter was trained for a different model.");
-                    PeftAdapter.EnsureTarget(options, path, directory);
+                    PeftAdapter.EnsureTarget(model, options, path, directory);
                     if (!byName.TryGetValue(path + ".lora_B.weight", out var bStored))
                         throw new OspreyException($"{directory} has the lora_A of '{path}' but no lora_B, so the adapter file is incomplete.");
                     var a = file.Entries.First(e => e.Name == stored).Shape;
