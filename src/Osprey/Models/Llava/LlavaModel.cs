@@ -108,29 +108,12 @@ public sealed class LlavaModel : nn.Module
         return m;
     }
 
-    /// <summary>The module path a checkpoint name loads into (null: a tensor LLaVA has but never uses).</summary>
-    static string? Canonical(string name)
-    {
-        string[][] prefixes =
-        [
-            ["model.vision_tower.", "vision_tower."],
-            ["model.multi_modal_projector.", "multi_modal_projector."],
-            ["model.language_model.", "language_model."],
-            ["language_model.model.", "language_model."],
-            ["language_model.lm_head.", "lm_head."],
-        ];
-        foreach (var p in prefixes)
-            if (name.StartsWith(p[0], StringComparison.Ordinal)) { name = p[1] + name[p[0].Length..]; break; }
-        if (name == "model.image_newline") name = "image_newline";
-        // transformers 5.17 keeps the CLIP/SigLIP transformer itself as the tower and saves "vision_tower.embeddings…";
-        // the hub checkpoints nest it as "vision_tower.vision_model.embeddings…".
-        if (name.StartsWith("vision_tower.", StringComparison.Ordinal) && !name.StartsWith("vision_tower.vision_model.", StringComparison.Ordinal))
-            name = "vision_tower.vision_model." + name["vision_tower.".Length..];
-        // SigLIP's pooling head, and the position_ids buffer older CLIP checkpoints saved: not part of LLaVA's path.
-        if (name.StartsWith("vision_tower.vision_model.head.", StringComparison.Ordinal) || name == "vision_tower.vision_model.embeddings.position_ids")
-            return null;
-        return name;
-    }
+    /// <summary>
+    /// The module path a checkpoint name loads into (null: a tensor LLaVA has but never uses): the name
+    /// <see cref="LlavaNames.ToModel"/> gives the CausalLM, with the language model under this class's "language_model.".
+    /// </summary>
+    static string? Canonical(string name) =>
+        LlavaNames.ToModel(name) is not { } n ? null : n.StartsWith("model.", StringComparison.Ordinal) ? "language_model." + n["model.".Length..] : n;
 
     void LoadWeights(SafetensorsCheckpoint checkpoint)
     {
