@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .dist/osprey-gpu; mkdir -p .dist
 dotnet publish src/Osprey.Cli -c Release -r linux-x64 --self-contained -p:OspreyCpuLibTorch=false -o .dist/osprey-gpu -nologo -v:quiet
-tar -cJf .dist/osprey-gpu.tar.xz -C .dist osprey-gpu
+# Debugger libraries, symbols and XML docs are not needed to run and would push the device tool's 64 MiB carry over.
+rm -f .dist/osprey-gpu/*.pdb .dist/osprey-gpu/*.xml .dist/osprey-gpu/libmscordaccore.so .dist/osprey-gpu/libmscordbi.so .dist/osprey-gpu/createdump
+XZ_OPT=-9e tar -cJf .dist/osprey-gpu.tar.xz -C .dist osprey-gpu
 rm -rf .dist/osprey-gpu  # only the archive travels (the device tool carries at most 64 MiB)
 ls -la .dist/osprey-gpu.tar.xz
 # The publish restored src/Osprey without the CPU libtorch (obj/project.assets.json is shared by all configurations);
