@@ -10,7 +10,7 @@
 # Random weights make the error table a statement about random matrices, not about a trained model; the timing and
 # memory are what a real 7B costs. Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz (the
 # qwen3 tokenizer files); carry .dist. Writes details to $OUT and prints a short table last. SAMPLES, LEN, PROMPT and
-# NEW override the sizes. STAGES="export" or STAGES="decode" runs one half (a 7B export and decode together can
+# NEW override the sizes; METHODS="gptq fp8" exports a subset. STAGES="export" or STAGES="decode" runs one half (a 7B export and decode together can
 # pass the device tool's 600 s per call; on a warm machine the second call finds /tmp/qwen2-7b and /tmp/q-* again).
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
@@ -55,9 +55,10 @@ EXPORT=(export --model $M --device cuda --torch_dtype bfloat16)
 STAGES=${STAGES:-export decode}
 if [[ $STAGES == *export* ]]; then
 echo "== 1. quantized export, $SAMPLES x $LEN calibration tokens"
-run export-gptq $OSP "${EXPORT[@]}" --quant_method gptq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-gptq
-run export-awq $OSP "${EXPORT[@]}" --quant_method awq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-awq
-run export-fp8 $OSP "${EXPORT[@]}" --quant_method fp8 --fp8_scheme block --output_dir /tmp/q-fp8
+METHODS=${METHODS:-gptq awq fp8}
+[[ $METHODS == *gptq* ]] && run export-gptq $OSP "${EXPORT[@]}" --quant_method gptq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-gptq
+[[ $METHODS == *awq* ]] && run export-awq $OSP "${EXPORT[@]}" --quant_method awq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-awq
+[[ $METHODS == *fp8* ]] && run export-fp8 $OSP "${EXPORT[@]}" --quant_method fp8 --fp8_scheme block --output_dir /tmp/q-fp8
 fi
 du -sh $M /tmp/q-gptq /tmp/q-awq /tmp/q-fp8 > "$OUT/sizes.txt" 2>&1
 
