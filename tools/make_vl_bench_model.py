@@ -131,6 +131,9 @@ def main():
                                        tokenize=False, add_generation_prompt=True)
     if "<|vision_start|><|image_pad|><|vision_end|>hi" not in rendered:
         raise SystemExit(f"the chat template did not render the image part: {rendered!r}")
+    # tools/vl_bench.sh reuses a folder only when this marker says every step above succeeded.
+    with open(os.path.join(args.out, ".complete"), "w") as f:
+        f.write("ok\n")
     print(f"wrote {args.out}: {n / 1e9:.2f}B parameters, vision tokens "
           + ", ".join(f"{k}={ids[k]}" for k in VISION_TOKENS))
 

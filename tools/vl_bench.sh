@@ -29,10 +29,12 @@ D=/tmp/vlb-data
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$OUT/gpu.txt"
 
-if [[ ! -f $M/config.json ]]; then
+if [[ ! -f $M/.complete ]]; then
   echo "== building $M"
-  python3 tools/make_vl_bench_model.py --tokenizer /tmp/t/tokenizers/qwen3 --out $M $SHAPE 2>&1 | grep -v -i "warn" | tail -3
-  [[ -f $M/config.json ]] || { echo "model build failed"; exit 1; }
+  rm -rf $M
+  python3 tools/make_vl_bench_model.py --tokenizer /tmp/t/tokenizers/qwen3 --out $M $SHAPE > "$OUT/model-build.txt" 2>&1
+  tail -3 "$OUT/model-build.txt"
+  [[ -f $M/.complete ]] || { echo "model build failed (see model-build.txt)"; exit 1; }
 fi
 [[ -f $D/train.jsonl ]] || python3 tools/make_vl_bench_data.py --out $D --rows 48
 cp $M/config.json "$OUT/model-config.json"
