@@ -14,7 +14,8 @@ namespace Osprey.Inference;
 /// as content parts (text, image, text, ...) split at its <c>&lt;image&gt;</c> tags, as transformers' processor
 /// receives them, so the checkpoint's own template decides where the image token goes; the k-th image token of the
 /// rendered prompt is then repeated once per feature row of image k, as LlavaProcessor / LlavaNextProcessor do.
-/// Greedy decoding.
+/// Greedy decoding, or sampled with the text chat's settings (<see cref="InferOptions.Sampling"/>,
+/// <see cref="ImageReplySampler"/>).
 /// </summary>
 public static class LlavaInference
 {
@@ -22,7 +23,6 @@ public static class LlavaInference
     public static int Run(InferOptions options, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var folder = options.ModelFolder;
-        if (options.DoSample == true) throw new OspreyException("--do_sample: image chats decode greedily for now; drop --do_sample.");
         if (options.InputIds is not null) throw new OspreyException("--input_ids: a vision-language model takes text and --images; drop --input_ids.");
         if (options.ImageSizes.MaxPixels is not null || options.ImageSizes.MinPixels is not null)
             throw new OspreyException("--max_pixels/--min_pixels: LLaVA crops every image to the vision tower's fixed size (preprocessor_config.json); drop them.");
@@ -57,7 +57,8 @@ public static class LlavaInference
             stderr.WriteLine($"osprey: merged adapter {adapter} ({Tuners.Lora.PeftAdapter.MergeInto(model, adapter)} layers).");
         var imageToken = tokenizer.IdToToken(model.ImageTokenId)
             ?? throw new OspreyException($"{folder}: the tokenizer has no token for config.json's image token id {model.ImageTokenId}; the tokenizer and config do not match.");
-        var maxNew = options.MaxNewTokens ?? GenerationConfigFile.Read(folder)?.MaxNewTokens ?? SamplingParams.TransformersMaxNewTokens;
+        var sampling = options.Sampling(SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder)));
+        var maxNew = sampling.MaxTokens ?? SamplingParams.TransformersMaxNewTokens;
         var stops = options.IgnoreEos ? [] : chat.StopIds(model.Spec.EosTokenIds);
 
         string Answer(IEnumerable<(string Role, string Text)> messages, List<ImageTiles> images)
@@ -65,7 +66,9 @@ public static class LlavaInference
             var list = messages.ToList();
             if (options.System is not null && list.All(m => m.Role != "system")) list.Insert(0, ("system", options.System));
             var rendered = Expand(chat.Render(Messages(list)), imageToken, images.Select(model.TokenCount).ToList());
-            var reply = model.GenerateGreedy(chat.EncodeRendered(rendered), images, maxNew, options.IgnoreEos ? null : stops.ToArray());
+            var ids = chat.EncodeRendered(rendered);
+            using var sampler = ImageReplySampler.For(sampling, ids, model.Spec.VocabSize, model.Device);
+            var reply = model.Generate(ids, images, maxNew, options.IgnoreEos ? null : stops.ToArray(), sampler is null ? null : sampler.Pick);
             return chat.DecodeReply(reply, stops);
         }
 

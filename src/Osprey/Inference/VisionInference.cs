@@ -10,7 +10,8 @@ namespace Osprey.Inference;
 /// <summary>
 /// <c>osprey infer</c> for a vision-language model (Qwen2-VL, Qwen2.5-VL): a chat on stdin whose first question is
 /// about <c>--images</c> and where each <c>&lt;image&gt;</c> tag of a question asks for an image path on the next line
-/// (as ms-swift's infer does), or answers to a dataset of multimodal rows (<see cref="MultimodalRow"/>). Greedy decoding.
+/// (as ms-swift's infer does), or answers to a dataset of multimodal rows (<see cref="MultimodalRow"/>). Greedy decoding, or
+/// sampled with the text chat's settings (<see cref="InferOptions.Sampling"/>, <see cref="ImageReplySampler"/>).
 /// </summary>
 public static class VisionInference
 {
@@ -18,7 +19,6 @@ public static class VisionInference
     public static int Run(InferOptions options, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var folder = options.ModelFolder;
-        if (options.DoSample == true) throw new OspreyException("--do_sample: image chats decode greedily for now; drop --do_sample.");
         if (options.InputIds is not null) throw new OspreyException("--input_ids: a vision-language model takes text and --images; drop --input_ids.");
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
         var chat = ChatPrompt.Create(tokenizer, folder, options.Template);
@@ -55,7 +55,8 @@ public static class VisionInference
         // --adapters are merged into the weights in order, as the text path (MergedAdapters) does.
         foreach (var adapter in options.Adapters)
             stderr.WriteLine($"osprey: merged adapter {adapter} ({Tuners.Lora.PeftAdapter.MergeInto(model, adapter)} layers).");
-        var maxNew = options.MaxNewTokens ?? GenerationConfigFile.Read(folder)?.MaxNewTokens ?? SamplingParams.TransformersMaxNewTokens;
+        var sampling = options.Sampling(SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder)));
+        var maxNew = sampling.MaxTokens ?? SamplingParams.TransformersMaxNewTokens;
         var stops = options.IgnoreEos ? [] : chat.StopIds(model.Spec.EosTokenIds);
 
         string Answer(IEnumerable<(string Role, string Text)> messages, List<ImagePatches> images)
@@ -64,7 +65,8 @@ public static class VisionInference
             if (options.System is not null && list.All(m => m.Role != "system")) list.Insert(0, ("system", options.System));
             var rendered = VisionPrompt.Expand(chat.Render(VisionPrompt.Messages(list)), images, model.MergeSize);
             var ids = chat.EncodeRendered(rendered);
-            var reply = model.GenerateGreedy(ids, images, maxNew, options.IgnoreEos ? null : stops.ToArray());
+            using var sampler = ImageReplySampler.For(sampling, ids, model.Spec.VocabSize, model.Device);
+            var reply = model.Generate(ids, images, maxNew, options.IgnoreEos ? null : stops.ToArray(), sampler is null ? null : sampler.Pick);
             return chat.DecodeReply(reply, stops);
         }
 

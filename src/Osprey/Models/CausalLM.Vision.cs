@@ -18,6 +18,12 @@ public sealed partial class CausalLM
     readonly Llava.LlavaSpec? _llava;
     // A LLaVA's checkpoint name of each loaded tensor, so Save writes the layout it read.
     readonly Dictionary<string, string> _storedNames = new(StringComparer.Ordinal);
+
+    readonly List<string> _unusedLinear = [];
+
+    /// <summary>Linear layers of the checkpoint that the model never runs and so does not hold (a LLaVA's SigLIP pooling
+    /// head: <see cref="Llava.LlavaNames.UnusedLinear"/>), in the model's names; PEFT's target matching still sees them.</summary>
+    internal IReadOnlyList<string> UnusedLinearModules => _unusedLinear;
     VisionInput? _imageInput;
 
     /// <summary>Whether the model takes images (Qwen2-VL, Qwen2.5-VL, LLaVA or LLaVA-NeXT).</summary>

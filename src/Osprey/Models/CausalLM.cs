@@ -270,6 +270,7 @@ public sealed partial class CausalLM : nn.Module
         {
             var canonical = _llava is not null ? Llava.LlavaNames.ToModel(n) : visual is null ? n : Qwen2Vl.Qwen2VlModel.Canonical(n);
             if (canonical is not null) stored[canonical] = n;
+            else if (_llava is not null && Llava.LlavaNames.UnusedLinear(n, checkpoint.Entry(n).Shape) is { } unused && !_unusedLinear.Contains(unused)) _unusedLinear.Add(unused);
         }
         if (_llava is not null)
             foreach (var (name, storedName) in stored) _storedNames[name] = storedName;

@@ -30,7 +30,8 @@ internal sealed class VisionFeatureCaching : IDisposable
     public static VisionFeatureCaching Attach(CausalLM model, CausalLM? reference, bool referenceIsBase, TextWriter log)
     {
         var caching = new VisionFeatureCaching();
-        if (!model.IsVisionLanguage) return caching;
+        // Only Qwen2-VL's tower reads the cache (model.Vision); a LLaVA's features are computed at every step, so it gets none.
+        if (!model.IsVisionLanguage || model.Vision is null) return caching;
         VisionFeatureCache? policyCache = null;
         if (Fixed(model))
         {
@@ -61,7 +62,7 @@ internal sealed class VisionFeatureCaching : IDisposable
     /// </summary>
     public void Report(CausalLM model, long passes, TextWriter log)
     {
-        if (!model.IsVisionLanguage) return;
+        if (!model.IsVisionLanguage || model.Vision is null) return; // LLaVA's towers count no passes (and take no cache)
         log.WriteLine($"osprey: vision tower: {passes} image passes, {_caches.Sum(c => c.Hits)} images served from the feature cache.");
     }
 

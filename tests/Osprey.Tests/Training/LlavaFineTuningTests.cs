@@ -112,5 +112,16 @@ public sealed class LlavaFineTuningTests
         }
         // The tower's layer used for the features (vision_feature_layer -2 of 3 layers: layers 0 and 1) moves.
         Assert.Contains(original, kv => kv.Key.Contains(".encoder.layers.0.", StringComparison.Ordinal) && !kv.Value.AsSpan().SequenceEqual(afterOpen[kv.Key]));
+
+        // LoRA with --freeze_vit false --freeze_aligner false: all-linear adapts the tower and projector too, and their
+        // adapters train (B starts at zero, so a nonzero B got gradients through the image features).
+        var towerLora = Sft([.. common, "--freeze_vit", "false", "--freeze_aligner", "false", "--learning_rate", "1e-2", "--output_dir", temp.File("tower")]);
+        Assert.True(towerLora.ExitCode == 0, towerLora.ToString());
+        var towerAdapter = Tensors(temp.File("tower/checkpoint-4/adapter_model.safetensors"), _ => true);
+        foreach (var module in new[] { "model.vision_tower.encoder.layers.0.self_attn.q_proj", "model.vision_tower.encoder.layers.0.mlp.fc2", "model.multi_modal_projector.linear_1" })
+        {
+            var b = towerAdapter[$"base_model.model.{module}.lora_B.weight"];
+            Assert.Contains(b, x => x != 0);
+        }
     }
 }

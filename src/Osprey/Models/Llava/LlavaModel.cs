@@ -177,6 +177,11 @@ public sealed class LlavaModel : nn.Module
     /// <summary>Greedy decoding of one prompt: up to <paramref name="maxNewTokens"/> new ids, stopping after an
     /// end-of-sequence id from config.json or <paramref name="stopIds"/>.</summary>
     public IReadOnlyList<int> GenerateGreedy(IReadOnlyList<int> prompt, IReadOnlyList<ImageTiles> images, int maxNewTokens, IReadOnlyCollection<int>? stopIds = null)
+        => Generate(prompt, images, maxNewTokens, stopIds, null);
+
+    /// <summary>Decoding of one prompt as <see cref="GenerateGreedy"/>, with <paramref name="pick"/> choosing each next
+    /// id from the step's float32 logits [1, vocab] (the sampler of <c>osprey infer</c>); null picks the argmax.</summary>
+    public IReadOnlyList<int> Generate(IReadOnlyList<int> prompt, IReadOnlyList<ImageTiles> images, int maxNewTokens, IReadOnlyCollection<int>? stopIds, Func<Tensor, int>? pick)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
@@ -188,7 +193,8 @@ public sealed class LlavaModel : nn.Module
         var outIds = new List<int>();
         for (var step = 0; step < maxNewTokens; step++)
         {
-            var next = (int)Head(h.narrow(1, h.shape[1] - 1, 1)).argmax(-1).item<long>();
+            var logits = Head(h.narrow(1, h.shape[1] - 1, 1));
+            var next = pick is null ? (int)logits.argmax(-1).item<long>() : pick(logits.reshape(1, -1).to_type(ScalarType.Float32));
             outIds.Add(next);
             if (stops.Contains(next) || step == maxNewTokens - 1) break;
             var nextIds = tensor(new long[] { next }, [1, 1], dtype: ScalarType.Int64, device: Device);

@@ -1,24 +1,24 @@
 using Osprey.Models.Blocks;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Osprey.Models.Llava;
 
 /// <summary>LLaVA's "multi_modal_projector": linear_2(act(linear_1(features))), from the selected vision features
-/// (hidden size times the number of feature layers) to the language model's width.</summary>
+/// (hidden size times the number of feature layers) to the language model's width. Its layers are
+/// <see cref="LinearLayer"/>s, which LoRA can adapt (--freeze_aligner false).</summary>
 internal sealed class MultiModalProjector : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE0044
-    Linear linear_1, linear_2;
+    LinearLayer linear_1, linear_2;
 #pragma warning restore IDE0044
     readonly string _act;
 
     public MultiModalProjector(long inFeatures, long hidden, bool bias, string act, ScalarType dtype, Device device) : base("MultiModalProjector")
     {
         _act = act;
-        linear_1 = nn.Linear(inFeatures, hidden, bias, device, dtype);
-        linear_2 = nn.Linear(hidden, hidden, bias, device, dtype);
+        linear_1 = new LinearLayer(inFeatures, hidden, bias, dtype, device);
+        linear_2 = new LinearLayer(hidden, hidden, bias, dtype, device);
         RegisterComponents();
     }
 

@@ -143,12 +143,13 @@ public static class PeftAdapter
         // A regex was written against Osprey's names and only ever meets linear layers here; PEFT matches it against every
         // module path of the transformers model, so a vision-language model's regex is rewritten to select exactly the
         // adapted layers by their transformers 5 paths.
-        // Short names are kept unless PEFT would also find them in layers Osprey does not adapt (a LLaVA tower's
-        // q_proj, which Osprey runs without the adapter seam): then too the adapted layers are named exactly, so PEFT
-        // builds no adapter the file lacks.
+        // Short names are kept unless PEFT would also find them in layers Osprey does not adapt (the tower's q_proj when
+        // the user's regex or freezing left it out, a SigLIP pooling head's fc1 that LLaVA never runs): then too the
+        // adapted layers are named exactly, so PEFT builds no adapter the file lacks.
         if (layout != PeftModulePaths.Layout.Text && model.FindState<LoraState>() is { Layers.Count: > 0 } state)
         {
-            var linear = model.named_modules().Where(m => m.module is LinearLayer or TorchSharp.Modules.Linear).Select(m => m.name).ToList();
+            // The checkpoint's linear layers the model does not hold (a SigLIP pooling head) are modules of PEFT's model too.
+            var linear = model.named_modules().Where(m => m.module is LinearLayer or TorchSharp.Modules.Linear).Select(m => m.name).Concat(model.UnusedLinearModules).ToList();
             var adapted = state.Layers.Keys.ToHashSet(StringComparer.Ordinal);
             if (options.TargetRegex is not null || linear.Any(p => !adapted.Contains(p) && LoraTargets.IsTarget(options, p)))
                 options = options with

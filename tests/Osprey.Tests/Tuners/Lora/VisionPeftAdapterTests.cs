@@ -83,21 +83,26 @@ public sealed class VisionPeftAdapterTests
         using var temp = new TempDirectory();
         SaveAdapter(family, new LoraOptions { TargetModules = [.. Targets] }, temp.Path);
         var qwen = family.StartsWith("qwen", StringComparison.Ordinal);
-        // Every 2-D weight of a targeted module: for Qwen2-VL tower included (a short name adapts it wherever it is, as in
-        // PEFT); a LLaVA's tower and projector run without Osprey's adapter seam, so there only the language model's.
+        // Every 2-D weight of a targeted module, the vision tower's and the aligner's included: a short name adapts the
+        // layer wherever it is, as in PEFT (Qwen2-VL's qkv and fc1, a LLaVA tower's q_proj/k_proj/v_proj/fc1, its
+        // projector's linear_1). Not SigLIP's pooling head (model.vision_tower.head.mlp.fc1): LLaVA never runs it.
         var expected = StateDict(family)
             .Where(kv => kv.Value == 2 && kv.Key.EndsWith(".weight", StringComparison.Ordinal))
             .Select(kv => kv.Key[..^".weight".Length])
-            .Where(m => Targets.Contains(m.Split('.')[^1]) && (qwen || m.StartsWith("model.language_model.", StringComparison.Ordinal)))
+            .Where(m => Targets.Contains(m.Split('.')[^1]) && !m.StartsWith("model.vision_tower.head.", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal).ToList();
+        var siglipHead = StateDict(family).Keys.Any(k => k.StartsWith("model.vision_tower.head.mlp.fc1", StringComparison.Ordinal));
+        Assert.Equal(family == "llava_siglip", siglipHead);
         Assert.Contains(expected, k => k.StartsWith("model.language_model.layers.", StringComparison.Ordinal));
-        if (qwen) Assert.Contains(expected, k => k.StartsWith("model.visual.", StringComparison.Ordinal));
+        Assert.Contains(expected, k => k.StartsWith(qwen ? "model.visual.blocks." : "model.vision_tower.encoder.layers.", StringComparison.Ordinal));
+        if (!qwen) Assert.Contains("model.multi_modal_projector.linear_1", expected);
         Assert.Equal(KeysOf(expected), Keys(temp.Path));
         // PEFT builds exactly the adapters the file holds: target_modules stay the short names where they select just
-        // those layers (Qwen2-VL), else name them (LLaVA, whose tower also has q_proj).
+        // those layers, else name them (a SigLIP tower, whose unused pooling head also has an fc1).
         Assert.Equal(expected, PeftSelects(family, temp.Path));
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(temp.Path, PeftAdapter.ConfigFile)))!;
-        if (qwen) Assert.Equal(Targets, config["target_modules"]!.AsArray().Select(n => n!.GetValue<string>()));
+        if (siglipHead) Assert.IsAssignableFrom<JsonValue>(config["target_modules"]);
+        else Assert.Equal(Targets, config["target_modules"]!.AsArray().Select(n => n!.GetValue<string>()));
     }
 
     [Theory]
@@ -116,6 +121,33 @@ public sealed class VisionPeftAdapterTests
         Assert.Equal(KeysOf(expected), Keys(temp.Path));
 
         // Osprey reads it back: the adapter merges (its regex names these layers) and changes the model.
+        using var model = CausalLM.Load(Path.Combine(Root, family), CPU, ScalarType.Float32);
+        Assert.Equal(expected.Count, PeftAdapter.MergeInto(model, temp.Path));
+    }
+
+    [Theory]
+    [InlineData("llava_clip")]
+    [InlineData("llava_siglip")]
+    [InlineData("llava_next")]
+    public void AllLinear_WithTowerAndAlignerUnfrozen_AdaptsEveryLinearLayerTransformersRunsForLlava(string family)
+    {
+        using var temp = new TempDirectory();
+        var options = SaveAdapter(family, new LoraOptions { TargetModules = ["all-linear"] }, temp.Path,
+            m => VisionFreezing.LoraFor(m, new TrainerOptions { TrainType = TrainType.Lora, FreezeVit = false, FreezeAligner = false }));
+        Assert.NotNull(options.TargetRegex);
+        // transformers' linear layers: the 2-D weights that are no embedding table and no output head (PEFT's all-linear
+        // leaves lm_head out too), without SigLIP's pooling head, which LLaVA never runs.
+        var expected = StateDict(family).Where(kv => kv.Value == 2 && kv.Key.EndsWith(".weight", StringComparison.Ordinal))
+            .Select(kv => kv.Key[..^".weight".Length])
+            .Where(m => m != "lm_head" && !m.EndsWith("embed_tokens", StringComparison.Ordinal) && !m.EndsWith("position_embedding", StringComparison.Ordinal)
+                && !m.StartsWith("model.vision_tower.head.", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.Contains(expected, m => m.StartsWith("model.vision_tower.encoder.layers.", StringComparison.Ordinal) && m.EndsWith(".self_attn.out_proj", StringComparison.Ordinal));
+        Assert.Contains("model.multi_modal_projector.linear_2", expected);
+        Assert.Equal(KeysOf(expected), Keys(temp.Path));
+        Assert.Equal(expected, PeftSelects(family, temp.Path));
+
+        // The adapter merges back into the tower and projector and changes the model's logits there.
         using var model = CausalLM.Load(Path.Combine(Root, family), CPU, ScalarType.Float32);
         Assert.Equal(expected.Count, PeftAdapter.MergeInto(model, temp.Path));
     }
