@@ -79,7 +79,7 @@ public sealed class TensorParallelGroup : IDisposable
                 workers.Add((rank, Process.Start(start) ?? throw new OspreyException($"could not start tensor-parallel rank {rank} ({workerCommand[0]}).")));
             }
             var environment = new DistributedEnvironment { IsWorker = true, Rank = 0, LocalRank = 0, WorldSize = size, LocalWorldSize = size, MasterAddress = "127.0.0.1", MasterPort = port };
-            var group = ProcessGroup.Join(environment);
+            var group = JoinWatching(environment, workers);
             var pids = string.Join(", ", workers.Select(w => $"rank {w.Rank} pid {w.Process.Id}"));
             log.WriteLine($"osprey: tensor parallel over {size} ranks on {(cuda ? $"cuda:0 … cuda:{size - 1}" : "the CPU")}; this process is rank 0 and serves ({pids}).");
             return new TensorParallelGroup(group, cuda ? new Device(DeviceType.CUDA, 0) : device, workers, onWorkerLost, log);
@@ -89,6 +89,24 @@ public sealed class TensorParallelGroup : IDisposable
             Kill(workers);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Rank 0's rendezvous, given up as soon as a worker ends before joining (it could not start or load: its own
+    /// error is above in the log) instead of waiting out the rendezvous timeout.
+    /// </summary>
+    static ProcessGroup JoinWatching(DistributedEnvironment environment, List<(int Rank, Process Process)> workers)
+    {
+        var join = Task.Run(() => ProcessGroup.Join(environment));
+        while (!join.Wait(200))
+            foreach (var (rank, p) in workers)
+                if (p.HasExited)
+                {
+                    // The rendezvous stops listening when it times out; its result is dropped whenever it comes.
+                    _ = join.ContinueWith(t => t.Result.Dispose(), TaskContinuationOptions.OnlyOnRanToCompletion);
+                    throw new OspreyException($"tensor-parallel rank {rank} (pid {p.Id}) exited with code {p.ExitCode} before joining rank 0; its error is printed above.");
+                }
+        return join.GetAwaiter().GetResult();
     }
 
     /// <summary>A worker (<see cref="IsWorkerProcess"/>): joins rank 0's group on cuda:RANK (CUDA) or the CPU.</summary>

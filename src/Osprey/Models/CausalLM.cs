@@ -191,6 +191,7 @@ public sealed partial class CausalLM : nn.Module
     public IReadOnlyList<string> Save(string directory, long maxShardBytes, CancellationToken cancellationToken = default)
     {
         if (SourceDirectory is null) throw new InvalidOperationException("Save needs a model loaded from a folder (its config.json is copied).");
+        if (Shard is not null) throw new InvalidOperationException("this is one tensor-parallel rank's shard; save the model loaded whole.");
         Directory.CreateDirectory(directory);
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(SourceDirectory, "config.json")))!.AsObject();
         var dtypeName = DTypes.Name(DType);

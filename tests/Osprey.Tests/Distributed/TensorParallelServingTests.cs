@@ -88,6 +88,15 @@ public sealed partial class TensorParallelServingTests
         Assert.Contains("--tensor_parallel_size must be 1 or more, got 0.", zero.Stderr);
     }
 
+    [Fact]
+    public void AWorkerThatEndsBeforeJoiningEndsTheStartNamingItsRank()
+    {
+        // The worker command fails at once (an unknown verb), as a worker that cannot load its GPU would.
+        string[] command = [Dotnet, Path.Combine(AppContext.BaseDirectory, "osprey.dll"), "no-such-verb"];
+        var e = Assert.Throws<OspreyException>(() => TensorParallelGroup.Start(2, command, CPU, TextWriter.Null));
+        Assert.Matches(@"^tensor-parallel rank 1 \(pid \d+\) exited with code [1-9]\d* before joining rank 0; its error is printed above\.$", e.Message);
+    }
+
     [GeneratedRegex(@"at (http://127\.0\.0\.1:\d+)/")]
     private static partial Regex UrlPattern();
 
