@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The multi-GPU checks of issue 25 (code: issue 24), run from the repository root on a machine with 2, 4 or 8 GPUs:
 #   bash tools/multi_gpu_check.sh                 # every part, on 2 and (where present) 4 and 8 GPUs
-#   PART=correct|resume|scale GPUS="2 4" SIZES="0.5b 7b" bash tools/multi_gpu_check.sh
+#   PART=correct|resume|scale|tp GPUS="2 4" SIZES="0.5b 7b" bash tools/multi_gpu_check.sh
 # correct: float32, tiny qwen2 fixture: N ranks × batch 1 against 1 GPU × batch 1 × N accumulated micro-batches (the
 #          same global batch and micro-batch shapes) for DP, ZeRO-2 and ZeRO-3. N = 2 should be bit-identical for DP
 #          (NCCL sums two values once, as autograd accumulates); ZeRO-2/3 and N > 2 round differently (sharded grad
@@ -11,6 +11,10 @@
 #          full, DP / ZeRO-2 / ZeRO-3 / ZeRO-3 with optimizer offload, on 1 and N GPUs at the same per-GPU batch: tokens/s (all
 #          ranks together, steps 6-25) and peak memory per GPU (nvidia-smi, the largest GPU). Target: DP ≥ 1.8× on 2
 #          GPUs at 7B. Runs that do not fit print "failed" (e.g. 7B full DP: 16 bytes/parameter per GPU).
+# tp:      tensor-parallel serving (osprey deploy/benchmark --tensor_parallel_size N): greedy replies of N GPUs against 1
+#          GPU through the HTTP API (float32: the tiny fixture and the 0.5B/7B-shaped models; "equal" or where they first
+#          differ), then bf16 decode speed of `osprey benchmark --concurrency 1 32` on 1 GPU (CUDA graphs on, and eager as
+#          TP runs) and N GPUs; sizes whose KV heads N does not divide print the refusal. Also: more ranks than visible GPUs.
 # Prints one table per part and writes them to $OUT/multi-gpu-*.txt (copy them into benchmarks/ with the machine).
 # Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz (a real 151k vocabulary).
 set -uo pipefail
@@ -124,5 +128,60 @@ print(round(sum(s)/len(s)) if s else "failed")' $d/logging.jsonl 2>/dev/null || 
       done
     done
   done
+fi
+if [[ $PART == all || $PART == tp ]]; then
+  # Greedy replies over HTTP: $1 model dir, $2 dtype, $3 tp size, $4 output file (one JSON reply text per line).
+  tp_replies() {
+    local log=/tmp/mg-tp-deploy.log url=""
+    $OSP deploy --model $1 --device cuda --torch_dtype $2 --port 0 --max_model_len 512 --tensor_parallel_size $3 > $log 2>&1 & local pid=$!
+    for _ in $(seq 600); do url=$(grep -o -m1 "http://127.0.0.1:[0-9]*" $log) && break; kill -0 $pid 2>/dev/null || break; sleep 0.5; done
+    python3 - "$url" $4 <<'PY'
+import json, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+url, out = sys.argv[1], sys.argv[2]
+prompts = [f"Question {i}: tell me about the number {i * 7}." for i in range(12)]
+def ask(p):
+    body = json.dumps({"prompt": p, "max_tokens": 48, "temperature": 0, "ignore_eos": True}).encode()
+    req = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
+    try: return json.load(urllib.request.urlopen(req, timeout=600))["choices"][0]["text"]
+    except Exception as e: return f"ERROR {e}"
+with ThreadPoolExecutor(12) as pool: replies = list(pool.map(ask, prompts))  # at once: rows of several lengths batched
+open(out, "w").write("".join(json.dumps(r) + "\n" for r in replies))
+PY
+    kill -TERM $pid; wait $pid 2>/dev/null
+    grep -m1 "does not divide\|needs .* GPUs\|rank .* exited\|killed" $log
+  }
+  same() { python3 -c 'import json,sys
+a=[json.loads(l) for l in open(sys.argv[1])]; b=[json.loads(l) for l in open(sys.argv[2])]
+bad=[i for i,(x,y) in enumerate(zip(a,b)) if x!=y]
+print("failed" if not a or len(a)!=len(b) or any(t.startswith("ERROR") for t in a+b) else "equal" if not bad else f"{len(bad)} of {len(a)} replies differ (first: request {bad[0]})")' "$1" "$2"; }
+  T="$OUT/multi-gpu-tp.txt"; printf "%-7s %-5s %s\n" model GPUs "greedy replies vs 1 GPU (float32)" | tee "$T"
+  for size in tiny $SIZES; do
+    if [[ $size == tiny ]]; then m=tests/fixtures/parity/qwen2; else
+      m=/tmp/mg-q$size; [[ -d $m ]] || python3 tools/make_bench_model.py --out $m --size $size 2>&1 | grep wrote
+      cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json $m/; fi
+    tp_replies $m float32 1 /tmp/mg-tp-1.jsonl > /dev/null
+    for n in $GPUS; do
+      (( n > HAVE )) && continue
+      why=$(tp_replies $m float32 $n /tmp/mg-tp-$n.jsonl)
+      r=$(same /tmp/mg-tp-1.jsonl /tmp/mg-tp-$n.jsonl); [[ $r == failed ]] && r="failed: $why"
+      printf "%-7s %-5s %s\n" $size $n "$r" | tee -a "$T"
+    done
+  done
+  printf "\n%-5s %-5s %-6s %-9s %16s %17s\n" size GPUs graphs requests throughput_tok/s per_request_tok/s | tee -a "$T"
+  for size in $SIZES; do
+    m=/tmp/mg-q$size
+    for n in 1 1e $GPUS; do
+      [[ $n != 1* ]] && (( n > HAVE )) && continue
+      tp=${n%e}; flags=""; graphs=on; [[ $n == 1e ]] && { flags="--enforce_eager"; graphs=off; }; (( tp > 1 )) && graphs=off
+      $OSP benchmark --model $m --device cuda --torch_dtype bfloat16 --concurrency 1 32 --prompt_length 128 --max_new_tokens 128 \
+        --tensor_parallel_size $tp $flags > /tmp/mg-tp-bench.log 2>&1
+      rows=$(awk '$1 ~ /^[0-9]+$/ && NF >= 9 { print $1, $7, $8 }' /tmp/mg-tp-bench.log)
+      [[ -z $rows ]] && { printf "%-5s %-5s %-6s %s\n" $size $tp $graphs "failed: $(grep -m1 'osprey:.*\(not\|divide\|exited\)\|rror' /tmp/mg-tp-bench.log)" | tee -a "$T"; continue; }
+      while read -r c thr per; do printf "%-5s %-5s %-6s %-9s %16s %17s\n" $size $tp $graphs $c $thr $per | tee -a "$T"; done <<< "$rows"
+    done
+  done
+  # More ranks than visible GPUs: refused before anything starts.
+  echo "one visible GPU, --tensor_parallel_size 2: $(CUDA_VISIBLE_DEVICES=0 $OSP deploy --model tests/fixtures/parity/qwen2 --device cuda --port 0 --tensor_parallel_size 2 2>&1 | grep -m1 'needs 2 GPUs')" | tee -a "$T"
 fi
 echo "== tables in $OUT/multi-gpu-*.txt"

@@ -134,6 +134,8 @@ public static class OspreyApp
             return Osprey.Distributed.WorkerLauncher.Run([.. SelfCommand(), verb, .. rest], launch, stderr);
         }
 
+        // A tensor-parallel server starts its workers as this same command (docs/distributed.md).
+        WorkerCommand = [.. SelfCommand(), verb, .. rest];
         if (rest.Length > 0 && command.Actions.Contains(rest[0]))
         {
             rest = ["--" + rest[0], .. rest[1..]];
@@ -151,6 +153,9 @@ public static class OspreyApp
 
         return exitCode;
     }
+
+    /// <summary>The command line that runs the current verb again: this program, the verb and its arguments.</summary>
+    internal static IReadOnlyList<string> WorkerCommand { get; private set; } = [];
 
     /// <summary>How to start this program again: the apphost itself, or <c>dotnet osprey.dll</c>.</summary>
     private static string[] SelfCommand()

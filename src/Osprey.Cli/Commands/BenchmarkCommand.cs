@@ -24,10 +24,17 @@ internal sealed class BenchmarkCommand : ICommand
         if (o.ResponseFormat is not null && o.Concurrency.Count == 0)
             throw new UserError("--response_format needs --concurrency N: structured decoding is timed through the serving engine.");
         var (batches, prompt, newTokens, warmup, resultPath, concurrency, eager) = (o.BatchSizes, o.PromptLength, o.MaxNewTokens, o.Warmup, o.ResultPath, o.Concurrency, o.EnforceEager);
+        o.TensorParallel.Validate();
+        if (o.TensorParallel.Size > 1 && concurrency.Count == 0)
+            throw new UserError("--tensor_parallel_size needs --concurrency N: the tensor-parallel model runs in the serving engine.");
         var flags = new ModelFlags(o.Model);
-        Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
+        var runtime = Runtime.TorchRuntime.Initialize(flags.Device, stderr); // before the demo model touches TorchSharp
         var folder = flags.Model is null ? DemoModel.EnsureCreated() : flags.RequireFolder();
-        using var model = CausalLM.Load(folder, flags.LoadOptions(stderr));
+        // A tensor-parallel worker started by rank 0 below repeats rank 0's model steps on its shard.
+        if (TensorParallelWorker.IsWorkerProcess) return TensorParallelWorker.Run(folder, flags.LoadOptions(stderr), stderr);
+        if (o.TensorParallel.Size > 1) TensorParallelShard.CheckFolder(folder, o.TensorParallel.Size);
+        using var group = o.TensorParallel.Size > 1 ? Osprey.Distributed.TensorParallelGroup.Start(o.TensorParallel.Size, OspreyApp.WorkerCommand, runtime.Device, stderr) : null;
+        using var model = CausalLM.Load(folder, flags.LoadOptions(stderr) with { TensorParallel = group });
         stdout.WriteLine($"model {folder} on {model.Device} in {Runtime.DTypes.Name(model.DType)}");
         if (concurrency.Count > 0)
         {

@@ -40,20 +40,32 @@ internal static class ServeRunner
     private static int Serve(ModelFlags model, DeployOptions deploy, IReadOnlyList<(string Name, string Path)> adapterList, bool webUi,
         TextWriter stdout, TextWriter stderr, CancellationToken stop)
     {
-        Runtime.TorchRuntime.Initialize(model.Device, stderr);
+        var runtime = Runtime.TorchRuntime.Initialize(model.Device, stderr);
         var folder = model.RequireFolder(stderr);
+        // A tensor-parallel worker started by rank 0 below: it repeats rank 0's model steps on its shard, no server.
+        if (TensorParallelWorker.IsWorkerProcess) return TensorParallelWorker.Run(folder, model.LoadOptions(stderr), stderr);
         var host = deploy.Host;
         var port = deploy.PortFor(webUi);
+        if (deploy.TensorParallel.Size > 1) Models.TensorParallelShard.CheckFolder(folder, deploy.TensorParallel.Size);
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        using var group = deploy.TensorParallel.Size > 1
+            ? Osprey.Distributed.TensorParallelGroup.Start(deploy.TensorParallel.Size, OspreyApp.WorkerCommand, runtime.Device, stderr, lost =>
+            {
+                stderr.WriteLine($"osprey: {lost}.");
+                stopping.Cancel();
+            })
+            : null;
         ServedModel served;
         try
         {
-            served = ServedModel.Load(folder, model.LoadOptions(stderr), deploy.ToServeOptions(adapterList));
+            served = ServedModel.Load(folder, model.LoadOptions(stderr) with { TensorParallel = group }, deploy.ToServeOptions(adapterList));
         }
         catch (OspreyException e) when (e is not UserError)
         {
             // The loader's messages may lack the final period that a one-line error ends with.
             throw new UserError(e.Message.TrimEnd('.') + ".", e);
         }
+        stop = stopping.Token;
         using (served)
         {
             var app = OpenAiServer.Build(served, new ServerOptions { Host = host, Port = port, ApiKey = deploy.ApiKey, WebUi = webUi, Log = stderr });
@@ -83,6 +95,6 @@ internal static class ServeRunner
             }
             stderr.WriteLine("osprey: server stopped.");
         }
-        return 0;
+        return group?.Lost is null ? 0 : 1;
     }
 }

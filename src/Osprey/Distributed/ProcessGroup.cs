@@ -77,6 +77,9 @@ public sealed class ProcessGroup : IDisposable
     /// <summary>Rank 0's <paramref name="value"/> on every rank (others pass anything).</summary>
     public string BroadcastText(string value) => Encoding.UTF8.GetString(_rendezvous.Broadcast(IsMain ? Encoding.UTF8.GetBytes(value) : null));
 
+    /// <summary>Rank 0's <paramref name="value"/> on every rank (others pass null), over the rendezvous sockets.</summary>
+    public byte[] BroadcastBytes(byte[]? value) => _rendezvous.Broadcast(IsMain ? value : null);
+
     /// <summary>Returns when every rank has called it.</summary>
     public void Barrier() => _rendezvous.Barrier();
 

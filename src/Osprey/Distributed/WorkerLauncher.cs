@@ -48,19 +48,7 @@ public static class WorkerLauncher
             for (var local = 0; local < perNode; local++)
             {
                 var rank = environment.NodeRank * perNode + local;
-                var start = new ProcessStartInfo(command[0]) { UseShellExecute = false };
-                foreach (var a in command.Skip(1)) start.ArgumentList.Add(a);
-                var env = start.Environment;
-                env["RANK"] = rank.ToString(CultureInfo.InvariantCulture);
-                env["LOCAL_RANK"] = local.ToString(CultureInfo.InvariantCulture);
-                env["WORLD_SIZE"] = world.ToString(CultureInfo.InvariantCulture);
-                env["LOCAL_WORLD_SIZE"] = perNode.ToString(CultureInfo.InvariantCulture);
-                env["GROUP_RANK"] = environment.NodeRank.ToString(CultureInfo.InvariantCulture);
-                env["MASTER_ADDR"] = environment.MasterAddress;
-                env["MASTER_PORT"] = environment.MasterPort.ToString(CultureInfo.InvariantCulture);
-                env[ProcessGroup.LauncherPidVariable] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-                // torchrun's default: N workers each with all cores' threads would oversubscribe the CPU.
-                if (perNode > 1 && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"))) env["OMP_NUM_THREADS"] = "1";
+                var start = WorkerStart(command, rank, local, world, perNode, environment.NodeRank, environment.MasterAddress, environment.MasterPort);
                 lock (workers) workers.Add((rank, Process.Start(start) ?? throw new OspreyException($"could not start worker {rank} ({command[0]}).")));
             }
             while (true)
@@ -90,6 +78,29 @@ public static class WorkerLauncher
             lock (workers) StopAll(workers);
             foreach (var (_, p) in workers) p.Dispose();
         }
+    }
+
+    /// <summary>
+    /// How one worker of <paramref name="command"/> starts: torchrun's variables for <paramref name="rank"/> (of
+    /// <paramref name="world"/>, <paramref name="perNode"/> on this node), the launcher's pid, and OMP_NUM_THREADS=1
+    /// unless set when several share the node. Tensor-parallel serving starts its workers the same way.
+    /// </summary>
+    internal static ProcessStartInfo WorkerStart(IReadOnlyList<string> command, int rank, int local, int world, int perNode, int nodeRank, string masterAddress, int masterPort)
+    {
+        var start = new ProcessStartInfo(command[0]) { UseShellExecute = false };
+        foreach (var a in command.Skip(1)) start.ArgumentList.Add(a);
+        var env = start.Environment;
+        env["RANK"] = rank.ToString(CultureInfo.InvariantCulture);
+        env["LOCAL_RANK"] = local.ToString(CultureInfo.InvariantCulture);
+        env["WORLD_SIZE"] = world.ToString(CultureInfo.InvariantCulture);
+        env["LOCAL_WORLD_SIZE"] = perNode.ToString(CultureInfo.InvariantCulture);
+        env["GROUP_RANK"] = nodeRank.ToString(CultureInfo.InvariantCulture);
+        env["MASTER_ADDR"] = masterAddress;
+        env["MASTER_PORT"] = masterPort.ToString(CultureInfo.InvariantCulture);
+        env[ProcessGroup.LauncherPidVariable] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        // torchrun's default: N workers each with all cores' threads would oversubscribe the CPU.
+        if (perNode > 1 && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"))) env["OMP_NUM_THREADS"] = "1";
+        return start;
     }
 
     static void StopAll(IEnumerable<(int Rank, Process Process)> workers)

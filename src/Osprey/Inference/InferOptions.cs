@@ -10,6 +10,7 @@ namespace Osprey.Inference;
 /// </summary>
 // ms-swift's generation, merge and inference arguments that do not apply here (docs/ms-swift-compat.md).
 [NoEffectFlagsFrom(typeof(InferenceEngineFlags))]
+[NoEffectFlagsFrom(typeof(OneProcessEngineFlags))]
 [NoEffectFlag("num_beams", "Osprey decodes one sequence per prompt (no beam search)")]
 [NoEffectFlag("stop_words", "infer stops at the model's end-of-sequence tokens; the deploy API takes stop strings")]
 [NoEffectFlag("logprobs", Logprobs)]

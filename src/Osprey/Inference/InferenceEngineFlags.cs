@@ -28,7 +28,6 @@ namespace Osprey.Inference;
 [NoEffectFlag("vllm_engine_kwargs", Engines)]
 [NoEffectFlag("vllm_enable_lora", Engines)]
 [NoEffectFlag("gpu_memory_utilization", Engines)]
-[NoEffectFlag("tensor_parallel_size", Engines)]
 [NoEffectFlag("pipeline_parallel_size", Engines)]
 [NoEffectFlag("max_num_seqs", Engines)]
 [NoEffectFlag("enable_prefix_caching", Engines)]

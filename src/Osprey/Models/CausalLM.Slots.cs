@@ -26,6 +26,7 @@ public sealed partial class CausalLM
         try
         {
             var h = model.ForwardSlots(ids, positions, cache, keys, uniform, ropePositions);
+            if (SkipsLogits) return h;
             var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
             if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
             return logits.squeeze(1);
@@ -48,6 +49,7 @@ public sealed partial class CausalLM
         var h = model.Forward(ids, null, null, cache);
         var hidden = h.shape[2];
         var last = h.gather(1, lastIndex.view(-1, 1, 1).expand(-1, 1, hidden));
+        if (SkipsLogits) return last;
         var logits = lm_head is not null ? lm_head.forward(last) : nn.functional.linear(last, model.EmbedTokens.Weight);
         if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return logits.squeeze(1);

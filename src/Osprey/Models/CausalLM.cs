@@ -138,6 +138,7 @@ public sealed partial class CausalLM : nn.Module
         var runtime = TorchRuntime.Initialize(options.Device, options.Notice);
         var spec = ModelRegistry.ReadSpec(directory);
         var dtype = DTypes.Resolve(options.DType, spec.SavedDType, runtime.Device);
+        if (options.TensorParallel is { } tp) return LoadShard(directory, tp, dtype, options);
         var quantized = options.Quantization?.Open(directory, dtype, runtime.Device);
         var model = Load(directory, runtime.Device, dtype, quantized);
         if (quantized is not null) (options.Notice ?? Console.Error).WriteLine(quantized.Describe(model.QuantizedLayerCount));
@@ -190,6 +191,7 @@ public sealed partial class CausalLM : nn.Module
     public IReadOnlyList<string> Save(string directory, long maxShardBytes, CancellationToken cancellationToken = default)
     {
         if (SourceDirectory is null) throw new InvalidOperationException("Save needs a model loaded from a folder (its config.json is copied).");
+        if (Shard is not null) throw new InvalidOperationException("this is one tensor-parallel rank's shard; save the model loaded whole.");
         Directory.CreateDirectory(directory);
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(SourceDirectory, "config.json")))!.AsObject();
         var dtypeName = DTypes.Name(DType);
@@ -286,13 +288,21 @@ public sealed partial class CausalLM : nn.Module
             if (!stored.ContainsKey(name))
                 throw new OspreyException($"{file} lacks tensor '{name}' that this {Spec.ModelType} config needs; the checkpoint is incomplete or does not match config.json.");
             var entry = checkpoint.Entry(stored[name]);
-            if (!entry.Shape.SequenceEqual(target.shape))
+            // A tensor-parallel rank holds its slice of the projections (CausalLM.TensorParallel.cs).
+            var wanted = Shard is { } shard && shard.SliceOf(name, FullSpec) is { } slice ? slice.ShapeOf(entry.Shape) : entry.Shape;
+            if (!wanted.SequenceEqual(target.shape))
                 throw new OspreyException($"{file}: tensor '{stored[name]}' has shape [{string.Join(", ", entry.Shape)}] but the config implies [{string.Join(", ", target.shape)}]; the checkpoint and config.json do not match.");
         }
         using var _ = no_grad();
         foreach (var (name, target) in expected)
         {
             using var source = checkpoint.ReadTensor(stored[name]);
+            if (Shard is { } shard && shard.SliceOf(name, FullSpec) is { } slice)
+            {
+                using var part = slice.Take(source, shard.Rank);
+                target.copy_(part);
+                continue;
+            }
             target.copy_(source);
         }
     }
@@ -307,6 +317,7 @@ public sealed partial class CausalLM : nn.Module
         if (IsRewardModel) throw RewardForwardError();
         var h = model.Forward(ids, positions, keyValid, cache);
         if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        if (SkipsLogits) return h;
         var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
         if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return logits;

@@ -16,4 +16,9 @@ public sealed record ModelLoadOptions
 
     /// <summary>Which folders load with quantized linear layers (quantization_config, or --quant_method at load); null: none.</summary>
     internal IQuantizedLoader? Quantization { get; init; }
+    /// <summary>
+    /// Load this rank's shard of a tensor-parallel model on the group's device (--tensor_parallel_size; see
+    /// <see cref="TensorParallelShard"/>); null: the whole model on <see cref="Device"/>. The caller keeps the group.
+    /// </summary>
+    public Osprey.Distributed.TensorParallelGroup? TensorParallel { get; init; }
 }

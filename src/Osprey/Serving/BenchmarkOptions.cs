@@ -34,6 +34,10 @@ public sealed record BenchmarkOptions
     [Option("concurrency", "Instead of one static batch: N requests at once through the serving engine (continuous batching, as osprey deploy runs them); reports time to first token, per-request decode speed and throughput. Needs the model's tokenizer.", Placeholder = "N...", Converter = typeof(PositiveIntegersConverter))]
     public IReadOnlyList<int> Concurrency { get; init; } = [];
 
+    /// <summary>With concurrency: --tensor_parallel_size, the engine split over N GPUs.</summary>
+    [OptionGroup]
+    public TensorParallelOptions TensorParallel { get; init; } = new();
+
     /// <summary>With concurrency: launch every kernel instead of replaying CUDA graphs.</summary>
     [Option("enforce_eager", "With --concurrency: no CUDA graphs.")]
     public bool EnforceEager { get; init; }

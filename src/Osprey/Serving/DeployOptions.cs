@@ -86,6 +86,10 @@ public sealed record DeployOptions
     [Option("max_model_len", "Prompt plus output tokens per request at most (default: the model's context, at most 8192).")]
     public int? MaxModelLen { get; init; }
 
+    /// <summary>--tensor_parallel_size.</summary>
+    [OptionGroup]
+    public TensorParallelOptions TensorParallel { get; init; } = new();
+
     /// <summary>--enforce_eager: no CUDA graphs.</summary>
     [Option("enforce_eager", "On CUDA, launch every kernel of a decode step instead of replaying CUDA graphs (default false; graphs make small batches several times faster).")]
     public bool EnforceEager { get; init; }
@@ -129,6 +133,7 @@ public sealed record DeployOptions
         if (ApiKey is not null && ApiKey.Trim().Length == 0) throw new OspreyException("--api_key is empty; pass a non-empty key or drop the flag.");
         if (ServedModelName is not null && ServedModelName.Trim().Length == 0) throw new OspreyException("--served_model_name is empty; pass a name or drop the flag.");
         if (MaxBatchSize is < 1) throw new OspreyException($"--max_batch_size must be 1 or more, got {MaxBatchSize}.");
+        TensorParallel.Validate();
         if (MaxModelLen is < 2) throw new OspreyException($"--max_model_len must be 2 or more, got {MaxModelLen}.");
         if (MaxImagesPerRequest is < 1) throw new OspreyException($"--max_images_per_request must be 1 or more, got {MaxImagesPerRequest}.");
         if (MaxImageBytes is < 1) throw new OspreyException($"--max_image_bytes must be 1 or more, got {MaxImageBytes}.");

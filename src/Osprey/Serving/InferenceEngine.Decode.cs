@@ -29,6 +29,8 @@ public sealed partial class InferenceEngine
         var uniform = _active.All(s => s.Length == _active[0].Length);
         var keys = uniform ? longest : Math.Min(MaxModelLen, (longest + KeyBlock - 1) / KeyBlock * KeyBlock);
         SelectAdapters(_active.Select(s => s.Adapter).ToArray());
+        // Graphs are off under tensor parallelism, so this step runs eagerly below on every rank.
+        Mirror(TensorParallelStep.Decode(hostIds, hostPositions, keys, uniform));
         var logits = DecodeByGraph(hostIds, hostPositions, hostRope, n, longest)
             ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform, hostRope is null ? null : tensor(hostRope, [n], device: device));
         PhaseTimer.Mark(device, "decode step on the device");

@@ -27,6 +27,8 @@ public sealed partial class InferenceEngine
     {
         if (Model.Device.type != DeviceType.CUDA) GraphsOffReason = "the model is not on a CUDA device";
         else if (!Options.CudaGraphs) GraphsOffReason = "turned off (--enforce_eager)";
+        // Every rank would have to capture and replay the same graphs in lockstep, NCCL calls included: not done yet.
+        else if (Model.TensorParallel is not null) GraphsOffReason = "tensor-parallel ranks run their decode steps eagerly (graphs are not captured across ranks yet)";
         else if (Model.HasServingAdapters) GraphsOffReason = "LoRA adapters choose rows per step, which a captured graph cannot";
         else if (!CudaGraph.IsSupported(out var why)) GraphsOffReason = why;
         _graphsOn = GraphsOffReason is null;

@@ -55,8 +55,9 @@ public sealed partial class InferenceEngine
         var device = Model.Device;
         using var rows = _pool.Rows(first, k);
         SelectAdapters(seqs.Select(q => q.Adapter).ToArray());
-        var logits = Model.PrefillLast(tensor(ids, [k, width], device: device), rows,
-            tensor(seqs.Select(q => (long)q.Prompt.Length - 1).ToArray(), device: device));
+        var lastIndex = seqs.Select(q => (long)q.Prompt.Length - 1).ToArray();
+        Mirror(TensorParallelStep.Prefill(ids, lastIndex, first, width));
+        var logits = Model.PrefillLast(tensor(ids, [k, width], device: device), rows, tensor(lastIndex, device: device));
         for (var r = 0; r < k; r++)
         {
             var seq = seqs[r];
@@ -118,9 +119,11 @@ public sealed partial class InferenceEngine
         var start = seq.Prefilled;
         var n = Math.Min(budget, seq.Prompt.Length - start);
         using var scope = NewDisposeScope();
-        var ids = tensor(seq.Prompt.AsSpan(start, n).ToArray().Select(i => (long)i).ToArray(), [1, n], device: Model.Device);
+        var hostIds = seq.Prompt.AsSpan(start, n).ToArray().Select(i => (long)i).ToArray();
+        var ids = tensor(hostIds, [1, n], device: Model.Device);
         using var row = _pool.Row(_stagingRow, start);
         SelectAdapters([seq.Adapter]);
+        Mirror(TensorParallelStep.Chunk(hostIds, _stagingRow, start));
         var logits = Model.Forward(ids, null, null, row, lastOnly: true);
         seq.Prefilled += n;
         if (seq.Prefilled < seq.Prompt.Length) return n;
@@ -131,6 +134,7 @@ public sealed partial class InferenceEngine
         if (seq.State.Request.Sampling.CountsOutput) Counts()[_stagingRow].zero_();
         var picks = Pick(logits.view(1, -1), [seq], _stagingRow);
         var target = _active.Count;
+        Mirror(TensorParallelStep.CopyRow(_stagingRow, target, seq.Length));
         _pool.CopyRow(_stagingRow, target, seq.Length);
         _seen?[target].copy_(_seen[_stagingRow]);
         _counts?[target].copy_(_counts[_stagingRow]);

@@ -38,12 +38,15 @@ public sealed partial class InferenceEngine
 
     void InitializeWorker(IReadOnlyDictionary<string, string> adapters)
     {
+        if (Model.TensorParallel is not null && adapters.Count > 0)
+            throw new OspreyException("LoRA adapters are not served with --tensor_parallel_size yet; merge the adapter (osprey export --merge_lora true) and serve the merged model, or serve on one GPU.");
         foreach (var (name, path) in adapters) _adapterIndex[name] = Model.AddServingAdapter(name, path);
         InitializeGraphs();
         _stagingRow = Options.MaxBatchSize;
         try
         {
             _pool = Model.NewCache(Options.MaxBatchSize + 1, MaxModelLen);
+            Mirror(TensorParallelStep.NewCache(Options.MaxBatchSize + 1, MaxModelLen));
         }
         catch (Exception e) when (e is ExternalException or OutOfMemoryException)
         {
@@ -55,6 +58,14 @@ public sealed partial class InferenceEngine
 
     void DisposeWorker()
     {
+        try
+        {
+            Mirror(TensorParallelStep.EndEngine());
+        }
+        catch (OspreyException)
+        {
+            // A worker is gone; the group reports it and stops it.
+        }
         DisposeGraphs();
         _pool.Dispose();
         _seen?.Dispose();
@@ -79,6 +90,9 @@ public sealed partial class InferenceEngine
         _wake.Set();
         return job.Result.Task.WaitAsync(cancel);
     }
+
+    /// <summary>Under tensor parallelism, tells the workers the step this rank is about to run on the model or its cache.</summary>
+    void Mirror(TensorParallelStep step) => Model.TensorParallel?.SendStep(step.Encode());
 
     sealed record EmbedJob(int[] Ids, TaskCompletionSource<float[]> Result, CancellationToken Cancel);
 
@@ -140,6 +154,9 @@ public sealed partial class InferenceEngine
             }
             catch (Exception e) when (e is ExternalException or InvalidOperationException or ArgumentException)
             {
+                // Under tensor parallelism the workers ran (or wait in) a step this rank did not finish: out of step for good.
+                if (Model.TensorParallel is not null)
+                    throw new OspreyException($"a tensor-parallel step failed on rank 0 ({e.Message}); the ranks are out of step, so the engine stops.", e);
                 // A step failed (out of GPU memory, say): fail the requests involved, keep serving the rest.
                 var error = new EngineException(EngineErrorKind.Unavailable, $"generation failed: {e.Message}", e);
                 foreach (var s in _active) Finish(s, error);
@@ -175,6 +192,7 @@ public sealed partial class InferenceEngine
                 using var scope = NewDisposeScope();
                 var ids = tensor(job.Ids.Select(i => (long)i).ToArray(), [1, job.Ids.Length], device: Model.Device);
                 SelectAdapters([0]); // embeddings come from the base model, whatever the last step's rows used
+                Mirror(TensorParallelStep.Hidden([.. job.Ids.Select(i => (long)i)]));
                 var mean = Model.HiddenStates(ids).to_type(ScalarType.Float32).mean([1]).squeeze(0).cpu();
                 job.Result.TrySetResult(mean.data<float>().ToArray());
             }
@@ -273,6 +291,7 @@ public sealed partial class InferenceEngine
         if (row != last)
         {
             var moved = _active[last];
+            Mirror(TensorParallelStep.CopyRow(last, row, moved.Length));
             _pool.CopyRow(last, row, moved.Length);
             _seen?[row].copy_(_seen[last]);
             _counts?[row].copy_(_counts[last]);

@@ -10,6 +10,7 @@ namespace Osprey.Training;
 /// </summary>
 // ms-swift's RLHF arguments for methods or variants Osprey does not have (docs/ms-swift-compat.md).
 [NoEffectFlagsFrom(typeof(Inference.InferenceEngineFlags))]
+[NoEffectFlagsFrom(typeof(Inference.OneProcessEngineFlags))]
 [NoEffectFlag("ref_model_type", "Osprey reads the reference's architecture from its config.json")]
 [NoEffectFlag("ref_model_revision", "Osprey loads the revision found in the cache or downloaded from the default branch")]
 [NoEffectFlag("ld_alpha", NotYet)]

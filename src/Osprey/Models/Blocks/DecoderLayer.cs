@@ -31,6 +31,12 @@ internal sealed class DecoderLayer : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Under tensor parallelism: sums a row-parallel output (o_proj's, down_proj's partial products) over the ranks, in
+    /// place, before anything reads it; null on one device.
+    /// </summary>
+    internal Action<Tensor>? AllReduce { get; set; }
+
     /// <summary>h [B, T, hidden] → [B, T, hidden].</summary>
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
     {
@@ -42,6 +48,7 @@ internal sealed class DecoderLayer : nn.Module
         {
             ForwardTrace.Mark(tokens, "norm (input)");
             a = self_attn.Forward(x, cos, sin, mask, cache, layer);
+            AllReduce?.Invoke(a);
         }
         ForwardTrace.Mark(tokens, "attention (all)");
         Tensor mid, x2;
@@ -63,6 +70,7 @@ internal sealed class DecoderLayer : nn.Module
             ForwardTrace.Mark(tokens, "residual add + norm (post-attn)");
             using var x = x2;
             using var m = mlp.forward(x);
+            AllReduce?.Invoke(m);
             ForwardTrace.Mark(tokens, "mlp");
             if (post_feedforward_layernorm is null) return mid + m;
             using var post = post_feedforward_layernorm.forward(m);

@@ -104,6 +104,12 @@ internal sealed partial class DecoderModel : nn.Module
         return h;
     }
 
+    /// <summary>Makes every layer sum its row-parallel outputs over the tensor-parallel ranks with <paramref name="reduce"/>.</summary>
+    public void UseAllReduce(Action<Tensor> reduce)
+    {
+        foreach (var layer in layers) layer.AllReduce = reduce;
+    }
+
     /// <summary>The number of decoder layers.</summary>
     public int LayerCount => layers.Count;
 
