@@ -42,6 +42,19 @@ for type in ${TYPES:-lora full}; do
     cp /tmp/bench/logging.jsonl "$OUT/osprey-$type-fused$fused.jsonl"
   done
 done
+# LoRA's shared A-product (docs/kernels.md) applies with --lora_dropout 0: that LoRA row with the groups off and on
+# (OSPREY_FUSED_LORA), and transformers+PEFT at the same dropout.
+if [[ " ${TYPES:-lora full} " == *" lora "* ]]; then
+  peak hf-lora-d0 python3 tools/bench_sft_reference.py --model $M --train_type lora --lora_dropout 0 --batch 4 --seq 2048 --steps 20 --warmup 5 --out "$OUT/hf-lora-d0.json"
+  for shared in 0 1; do
+    rm -rf /tmp/bench
+    OSPREY_FUSED_LORA=$shared peak osprey-lora-d0-shared$shared $OSP pt --model $M --dataset /tmp/rand.jsonl --max_length 2048 \
+      --truncation_strategy right --max_steps 25 --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 \
+      --output_dir /tmp/bench --add_version false --gradient_accumulation_steps 1 --lr_scheduler_type constant \
+      --per_device_train_batch_size 4 --gradient_checkpointing false --train_type lora --lora_dropout 0
+    cp /tmp/bench/logging.jsonl "$OUT/osprey-lora-d0-shared$shared.jsonl"
+  done
+fi
 echo; echo "== summary"
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, os, sys
@@ -66,5 +79,12 @@ for t in ("lora", "full"):
     for fused in (0, 1):
         tps, loss = osprey(f"osprey-{t}-fused{fused}")
         print(f"{'osprey ' + t + (' fused' if fused else ' tensor ops'):<26}{tps:>10.0f}{tps / hf_tps:>8.2f}{peak(f'osprey-{t}-fused{fused}'):>10.2f}{loss:>11.4f}")
+p = os.path.join(out, "hf-lora-d0.json")
+if os.path.exists(p):
+    hf_tps = json.load(open(p))["tokens_per_s"]
+    print(f"{'HF+PEFT lora dropout 0':<26}{hf_tps:>10.0f}{1:>8.2f}{peak('hf-lora-d0'):>10.2f}{'':>11}")
+    for shared in (0, 1):
+        tps, loss = osprey(f"osprey-lora-d0-shared{shared}")
+        print(f"{'osprey lora-d0 ' + ('shared A' if shared else 'per-module A'):<26}{tps:>10.0f}{tps / hf_tps:>8.2f}{peak(f'osprey-lora-d0-shared{shared}'):>10.2f}{loss:>11.4f}")
 PY
 (cd "$OUT" && tar -czf /tmp/details.tgz --exclude summary.txt . && find . -mindepth 1 ! -name summary.txt -delete && mv /tmp/details.tgz details.tgz)

@@ -43,6 +43,12 @@ public static class LoraExtensions
                 var (rank, scaling) = options.For(path);
                 state.Layers[path] = LoraWeights.AttachTo(layer, new LoraLayerSettings(rank, scaling, options.Dropout, options.UseDora), init, () => model.DropoutGenerator);
             }
+            // Adapted parts of one stacked projection read the same input: their down-projections become one product.
+            foreach (var group in LoraMergedCopy.FusedGroups(model))
+            {
+                var members = group.Parts.Select(p => p.Adapter).OfType<LoraWeights>().ToList();
+                if (members.Count > 1) state.SharedInputs.Add(new LoraSharedInput(members));
+            }
             return targets.Select(t => t.Path).ToList();
         }
 

@@ -61,7 +61,8 @@ internal sealed class LoraMergedCopy : IDisposable
         return copy;
     }
 
-    static IEnumerable<FusedProjection> FusedGroups(CausalLM model)
+    /// <summary>The model's stacked projections (q/k/v, gate/up): each one's parts read the same input.</summary>
+    internal static IEnumerable<FusedProjection> FusedGroups(CausalLM model)
     {
         foreach (var (_, module) in model.named_modules())
             if (module is Attention { Fused: { } a }) yield return a;

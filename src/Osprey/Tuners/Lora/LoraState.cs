@@ -5,4 +5,7 @@ internal sealed class LoraState
 {
     /// <summary>The adapter of each adapted layer, by Hugging Face module path, in attach order.</summary>
     public Dictionary<string, LoraWeights> Layers { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The adapters that share one A-product because their projections read the same input (q/k/v, gate/up).</summary>
+    public List<LoraSharedInput> SharedInputs { get; } = [];
 }

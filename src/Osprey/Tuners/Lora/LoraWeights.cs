@@ -64,6 +64,19 @@ internal sealed class LoraWeights : ILinearAdapter
     /// <summary>DoRA's per-row magnitude (lora_magnitude_vector), or null.</summary>
     public Parameter? Magnitude { get; }
 
+    LoraSharedInput? _group; // the adapters of projections reading the same input, sharing one A-product
+    int _groupIndex;
+
+    /// <summary>The group this adapter's down-projection is computed with, if any.</summary>
+    public LoraSharedInput? Group => _group;
+
+    /// <summary>Called by <paramref name="group"/>: this adapter is its member <paramref name="index"/>.</summary>
+    internal void JoinGroup(LoraSharedInput group, int index)
+    {
+        if (_group is not null) throw new InvalidOperationException("this adapter already shares its input with a group");
+        (_group, _groupIndex) = (group, index);
+    }
+
     /// <summary>True while the adapter is switched off (the layer is then its base weight alone).</summary>
     public bool Disabled { get; set; }
 
@@ -94,15 +107,17 @@ internal sealed class LoraWeights : ILinearAdapter
         var xd = dropped ? Dropout(x) : x;
         var a = Cast(A.Weight, dt);
         var b = Cast(B.Weight, dt);
+        // x Aᵀ from the group's one product over the stacked A's, [rows, r]; null where it would not be exact (dropout).
+        var down = _group?.Down(_groupIndex, x, training);
         if (Magnitude is null)
         {
             // base + s · (x Aᵀ) Bᵀ with the up-projection, scale and sum in one addmm kernel.
-            var t = nn.functional.linear(xd, a);
+            var t = down ?? nn.functional.linear(xd, a);
             var outFeatures = baseOut.shape[^1];
             var sum = addmm(baseOut.reshape(-1, outFeatures), t.reshape(-1, t.shape[^1]), b.t(), 1f, (float)s);
             return sum.view(baseOut.shape);
         }
-        var delta = nn.functional.linear(nn.functional.linear(xd, a), b);
+        var delta = down is null ? nn.functional.linear(nn.functional.linear(xd, a), b) : nn.functional.linear(down, b).view(baseOut.shape);
         Tensor norm;
         using (no_grad())
         {
