@@ -30,7 +30,7 @@ fi
 model="$work/model"
 [ -f "$model/model.safetensors" ] || "$py" "$root/tools/make_cpu_bench_model.py" "$model" "$tok"
 gptq="$work/model-gptq-int4"
-[ -f "$gptq/model.safetensors" ] || "$py" "$root/tools/make_cpu_bench_model.py" "$gptq" "$tok" 24 --gptq "$model/model.safetensors"
+[ -f "$gptq/model.safetensors" ] || "$py" "$root/tools/make_cpu_bench_model.py" "$gptq" "$tok" 24 --gptq
 
 # llama.cpp through node-llama-cpp, installed once beside the test cache's copy (same pinned version).
 nlc="${OSPREY_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/osprey-tests}/npm/node-llama-cpp-3.21.1"
