@@ -15,7 +15,7 @@ work="${1:-/tmp/osprey-cpu-bench}"
 repeats="${2:-3}"
 prompt="${PROMPT:-64}"
 new="${NEW:-128}"
-threads="${THREADS:-$(nproc)}"
+threads="${THREADS:-$(nproc --all)}"
 widths="${WIDTHS:-f32 bf16 int8 int4}"
 py=/usr/bin/python3
 mkdir -p "$work"
@@ -71,7 +71,7 @@ for w in $widths; do
     esac
 done
 
-echo "$(lscpu | grep 'Model name' | sed 's/  */ /g'), $(nproc) cores, $threads threads; prompt $prompt, $new new tokens, best of $repeats"
+echo "$(lscpu | grep "Model name" | sed "s/  */ /g"), $(nproc --all) cores, $threads threads; prompt $prompt, $new new tokens, best of $repeats"
 "$py" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
