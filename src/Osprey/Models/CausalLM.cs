@@ -126,7 +126,13 @@ public sealed partial class CausalLM : nn.Module
         var perLayer = h * d * (2 * heads + 2 * kv) + 3 * h * spec.IntermediateSize;
         var implied = spec.VocabSize * h * (spec.TieWordEmbeddings ? 1 : 2) + perLayer * spec.Layers.Count;
         long stored = 0;
-        foreach (var name in checkpoint.Names) stored += checkpoint.Entry(name).Shape.Aggregate(1L, (a, b) => a * b);
+        foreach (var name in checkpoint.Names)
+        {
+            var entry = checkpoint.Entry(name);
+            // Packed low-bit weights: a GPTQ/AWQ int32 holds 8 four-bit codes (16 two-bit), a bitsandbytes uint8 two.
+            var per = entry.DType switch { "I32" => 8, "U8" => 2, _ => 1 };
+            stored += entry.Shape.Aggregate(1L, (a, b) => a * b) * per;
+        }
         // Twice the stored count plus a margin: families differ in what the estimate leaves out, never by this much.
         if (implied > 2 * stored + (1L << 20))
             throw new OspreyException($"{file} describes about {implied:N0} parameters but the safetensors hold {stored:N0} values; check hidden_size, intermediate_size, num_attention_heads, head_dim and num_hidden_layers, or re-download the model.");

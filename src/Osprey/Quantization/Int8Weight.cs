@@ -1,4 +1,6 @@
 using Osprey.Models.Blocks;
+using Osprey.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Osprey.Quantization;
@@ -45,6 +47,34 @@ internal sealed class Int8Weight : ILinearBase
         using (w) return w.to_type(ComputeDType);
     }
 
+    Tensor? _rowScales; // SCB / 127 in the compute dtype, for the CPU product
+    Tensor? _alignedCodes; // CB, or its 64-byte-aligned copy when CB sits on memory libtorch did not allocate
+
+    /// <summary>
+    /// On the CPU, x Wᵀ straight from the int8 codes (libtorch's <c>_weight_int8pack_mm</c>: Σₖ x·code in float32, times
+    /// the row's scale SCB/127 held in the compute dtype), reading 1 byte per weight instead of building the dense copy.
+    /// The result differs from the dequantized product only by where the compute dtype rounds (the scale, not each weight).
+    /// </summary>
+    public Tensor? TryFusedLinear(Tensor x)
+    {
+        if (x.device_type != DeviceType.CPU || CB.device_type != DeviceType.CPU || x.dtype != ComputeDType || CpuPackedMatmul.Unavailable() is not null) return null;
+        // Kept across calls, so out of the caller's dispose scope.
+        if (_rowScales is null)
+            using (no_grad())
+            {
+                _rowScales = SCB.div(127f).to_type(ComputeDType).contiguous().DetachFromDisposeScope();
+                var aligned = CpuPackedMatmul.Aligned(CB);
+                _alignedCodes = ReferenceEquals(aligned, CB) ? CB : aligned.DetachFromDisposeScope();
+            }
+        using var flat = x.reshape(-1, InFeatures);
+        var y = CpuPackedMatmul.Int8Mm(flat, _alignedCodes!, _rowScales);
+        if (y is null) return null;
+        if (x.dim() == 2) return y;
+        var shape = x.shape.ToArray();
+        shape[^1] = OutFeatures;
+        using (y) return y.reshape(shape);
+    }
+
     /// <inheritdoc />
     public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors()
     {
@@ -59,5 +89,7 @@ internal sealed class Int8Weight : ILinearBase
     {
         CB.Dispose();
         SCB.Dispose();
+        _rowScales?.Dispose();
+        if (!ReferenceEquals(_alignedCodes, CB)) _alignedCodes?.Dispose();
     }
 }
