@@ -106,6 +106,9 @@ internal sealed class PrequantizedFolder : IQuantizedFolder
             "awq" => "AWQ 4-bit",
             _ => _block is [var r, var c] ? $"FP8 ({r}×{c} block scales)" : "FP8",
         };
-        return $"osprey: loaded {layers} {what} layers from {Path.GetDirectoryName(_file)} (dequantized per layer to {DTypes.Name(_compute)}).";
+        // GptqWeight takes libtorch's packed int4 CPU product in bfloat16 where the group layout allows (no act-order, groups of 32-256).
+        var packed = _method == "gptq" && _bits == 4 && _device.type == TorchSharp.DeviceType.CPU && _compute == ScalarType.BFloat16 && CpuPackedMatmul.Unavailable() is null;
+        var how = packed ? "multiplied from the packed codes on the CPU where the group layout allows, else dequantized per layer to bfloat16" : $"dequantized per layer to {DTypes.Name(_compute)}";
+        return $"osprey: loaded {layers} {what} layers from {Path.GetDirectoryName(_file)} ({how}).";
     }
 }
