@@ -27,18 +27,6 @@ public sealed class LlavaFineTuningTests
     static string Row(string user, string assistant, params string[] images) =>
         JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = user }, new { role = "assistant", content = assistant } }, images });
 
-    static Dictionary<string, byte[]> Tensors(string file, Func<string, bool> which)
-    {
-        using var f = SafetensorsFile.Open(file);
-        var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var e in f.Entries.Where(e => which(e.Name)))
-        {
-            using var t = f.ReadTensor(e.Name);
-            result[e.Name] = t.contiguous().bytes.ToArray();
-        }
-        return result;
-    }
-
     [Fact]
     public void EncodedRows_ExpandEachImageAsTransformersProcessor_AndMaskItsTokens()
     {
@@ -80,21 +68,21 @@ public sealed class LlavaFineTuningTests
         var losses = TrainingLog.ReadJsonl(temp.File("lora/logging.jsonl")).Where(r => r.ContainsKey("loss")).Select(r => r["loss"].GetDouble()).ToArray();
         Assert.True(losses[^1] < losses[0], $"loss should fall: {string.Join(", ", losses)}");
         // all-linear with the default flags adapts the language model's linear layers only.
-        var adapter = Tensors(temp.File("lora/checkpoint-4/adapter_model.safetensors"), _ => true);
+        var adapter = SafetensorsBytes.Read(temp.File("lora/checkpoint-4/adapter_model.safetensors"), _ => true);
         Assert.Contains(adapter.Keys, k => k.Contains(".layers.0.self_attn.q_proj.lora_A", StringComparison.Ordinal));
         Assert.DoesNotContain(adapter.Keys, k => k.Contains("vision_tower", StringComparison.Ordinal) || k.Contains("multi_modal_projector", StringComparison.Ordinal));
 
         static bool Tower(string n) => n.StartsWith("vision_tower.", StringComparison.Ordinal);
         static bool Aligner(string n) => n.StartsWith("multi_modal_projector.", StringComparison.Ordinal);
         static bool Llm(string n) => n.StartsWith("language_model.", StringComparison.Ordinal);
-        var original = Tensors(Path.Combine(model, "model.safetensors"), _ => true);
+        var original = SafetensorsBytes.Read(Path.Combine(model, "model.safetensors"), _ => true);
         Assert.Contains(original.Keys, Tower);
         Assert.Contains(original.Keys, Aligner);
 
         // Default flags: the language model trains, the tower and projector stay as they were, bit for bit.
         var full = Sft([.. common, "--train_type", "full", "--learning_rate", "1e-3", "--output_dir", temp.File("full")]);
         Assert.True(full.ExitCode == 0, full.ToString());
-        var afterFull = Tensors(temp.File("full/checkpoint-4/model.safetensors"), _ => true);
+        var afterFull = SafetensorsBytes.Read(temp.File("full/checkpoint-4/model.safetensors"), _ => true);
         Assert.Equal(original.Keys.Order(), afterFull.Keys.Order());
         foreach (var (name, bytes) in original.Where(kv => Tower(kv.Key) || Aligner(kv.Key)))
             Assert.True(bytes.AsSpan().SequenceEqual(afterFull[name]), $"{name} changed with --freeze_vit/--freeze_aligner true");
@@ -103,7 +91,7 @@ public sealed class LlavaFineTuningTests
         // --freeze_vit false --freeze_aligner false --freeze_llm true: the tower and projector move, the language model stays.
         var open = Sft([.. common, "--train_type", "full", "--freeze_vit", "false", "--freeze_aligner", "false", "--freeze_llm", "true", "--learning_rate", "1e-3", "--output_dir", temp.File("open")]);
         Assert.True(open.ExitCode == 0, open.ToString());
-        var afterOpen = Tensors(temp.File("open/checkpoint-4/model.safetensors"), _ => true);
+        var afterOpen = SafetensorsBytes.Read(temp.File("open/checkpoint-4/model.safetensors"), _ => true);
         foreach (var (name, bytes) in original)
         {
             var same = bytes.AsSpan().SequenceEqual(afterOpen[name]);
@@ -117,7 +105,7 @@ public sealed class LlavaFineTuningTests
         // adapters train (B starts at zero, so a nonzero B got gradients through the image features).
         var towerLora = Sft([.. common, "--freeze_vit", "false", "--freeze_aligner", "false", "--learning_rate", "1e-2", "--output_dir", temp.File("tower")]);
         Assert.True(towerLora.ExitCode == 0, towerLora.ToString());
-        var towerAdapter = Tensors(temp.File("tower/checkpoint-4/adapter_model.safetensors"), _ => true);
+        var towerAdapter = SafetensorsBytes.Read(temp.File("tower/checkpoint-4/adapter_model.safetensors"), _ => true);
         foreach (var module in new[] { "model.vision_tower.encoder.layers.0.self_attn.q_proj", "model.vision_tower.encoder.layers.0.mlp.fc2", "model.multi_modal_projector.linear_1" })
         {
             var b = towerAdapter[$"base_model.model.{module}.lora_B.weight"];

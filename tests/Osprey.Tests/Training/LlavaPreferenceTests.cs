@@ -47,17 +47,8 @@ public sealed class LlavaPreferenceTests
 
     static double LogSigmoid(double x) => x >= 0 ? -Math.Log(1 + Math.Exp(-x)) : x - Math.Log(1 + Math.Exp(x));
 
-    static Dictionary<string, byte[]> VisionTensors(string file)
-    {
-        using var f = SafetensorsFile.Open(file);
-        var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var e in f.Entries.Where(e => e.Name.StartsWith("vision_tower.", StringComparison.Ordinal) || e.Name.StartsWith("multi_modal_projector.", StringComparison.Ordinal)))
-        {
-            using var t = f.ReadTensor(e.Name);
-            result[e.Name] = t.contiguous().bytes.ToArray();
-        }
-        return result;
-    }
+    static Dictionary<string, byte[]> VisionTensors(string file) =>
+        SafetensorsBytes.Read(file, n => n.StartsWith("vision_tower.", StringComparison.Ordinal) || n.StartsWith("multi_modal_projector.", StringComparison.Ordinal));
 
     [Fact]
     public void Dpo_ReportedLossIsThePublishedFormulaOnPlainForwardLogProbs_AndTheFrozenPartsStayBitIdentical()

@@ -57,18 +57,6 @@ public sealed class VisionFineTuningTests
         return file;
     }
 
-    static Dictionary<string, byte[]> Tensors(string file, Func<string, bool> which)
-    {
-        using var f = SafetensorsFile.Open(file);
-        var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var e in f.Entries.Where(e => which(e.Name)))
-        {
-            using var t = f.ReadTensor(e.Name);
-            result[e.Name] = t.contiguous().bytes.ToArray();
-        }
-        return result;
-    }
-
     [Fact]
     public void EncodedRow_LabelsAreIgnoredOnEveryImageTokenAndThePrompt()
     {
@@ -116,21 +104,21 @@ public sealed class VisionFineTuningTests
         var losses = TrainingLog.ReadJsonl(temp.File("lora/logging.jsonl")).Where(r => r.ContainsKey("loss")).Select(r => r["loss"].GetDouble()).ToArray();
         Assert.True(losses[^1] < losses[0], $"loss should fall: {string.Join(", ", losses)}");
         // all-linear with the default flags adapts the language model only.
-        var adapter = Tensors(temp.File("lora/checkpoint-4/adapter_model.safetensors"), _ => true);
+        var adapter = SafetensorsBytes.Read(temp.File("lora/checkpoint-4/adapter_model.safetensors"), _ => true);
         Assert.NotEmpty(adapter);
         Assert.DoesNotContain(adapter.Keys, k => k.Contains("visual.", StringComparison.Ordinal));
 
-        var original = Tensors(Path.Combine(Model, "model.safetensors"), n => n.StartsWith("visual.", StringComparison.Ordinal));
+        var original = SafetensorsBytes.Read(Path.Combine(Model, "model.safetensors"), n => n.StartsWith("visual.", StringComparison.Ordinal));
         Assert.NotEmpty(original);
         var frozen = Sft([.. common, "--train_type", "full", "--learning_rate", "1e-3", "--output_dir", temp.File("frozen")]);
         Assert.True(frozen.ExitCode == 0, frozen.ToString());
-        var afterFrozen = Tensors(temp.File("frozen/checkpoint-4/model.safetensors"), n => n.StartsWith("visual.", StringComparison.Ordinal));
+        var afterFrozen = SafetensorsBytes.Read(temp.File("frozen/checkpoint-4/model.safetensors"), n => n.StartsWith("visual.", StringComparison.Ordinal));
         Assert.Equal(original.Keys.Order(), afterFrozen.Keys.Order());
         foreach (var (name, bytes) in original) Assert.True(bytes.AsSpan().SequenceEqual(afterFrozen[name]), $"{name} changed with --freeze_vit true");
 
         var open = Sft([.. common, "--train_type", "full", "--freeze_vit", "false", "--learning_rate", "1e-3", "--output_dir", temp.File("open")]);
         Assert.True(open.ExitCode == 0, open.ToString());
-        var afterOpen = Tensors(temp.File("open/checkpoint-4/model.safetensors"), n => n.StartsWith("visual.", StringComparison.Ordinal));
+        var afterOpen = SafetensorsBytes.Read(temp.File("open/checkpoint-4/model.safetensors"), n => n.StartsWith("visual.", StringComparison.Ordinal));
         foreach (var (name, bytes) in original)
         {
             var same = bytes.AsSpan().SequenceEqual(afterOpen[name]);

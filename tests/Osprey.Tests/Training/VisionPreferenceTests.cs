@@ -74,17 +74,7 @@ public sealed class VisionPreferenceTests
     static double LogSigmoid(double x) => x >= 0 ? -Math.Log(1 + Math.Exp(-x)) : x - Math.Log(1 + Math.Exp(x));
     static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
 
-    static Dictionary<string, byte[]> VisualTensors(string file)
-    {
-        using var f = SafetensorsFile.Open(file);
-        var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var e in f.Entries.Where(e => e.Name.StartsWith("visual.", StringComparison.Ordinal)))
-        {
-            using var t = f.ReadTensor(e.Name);
-            result[e.Name] = t.contiguous().bytes.ToArray();
-        }
-        return result;
-    }
+    static Dictionary<string, byte[]> VisualTensors(string file) => SafetensorsBytes.Read(file, n => n.StartsWith("visual.", StringComparison.Ordinal));
 
     static int TowerPasses(CliRun run)
     {
