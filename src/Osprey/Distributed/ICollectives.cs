@@ -30,4 +30,15 @@ public interface ICollectives : IDisposable
 
     /// <summary>Every rank's <paramref name="tensor"/> receives the values of rank <paramref name="root"/>'s.</summary>
     void Broadcast(Tensor tensor, int root);
+
+    /// <summary>
+    /// Starts <see cref="AllReduceSum"/> and returns at once, so the caller's next work overlaps the transfer: on NCCL
+    /// it runs on the communicator's own stream after the work already queued on libtorch's stream, on TCP on a
+    /// background thread. The tensors must stay alive and unwritten until <see cref="ICollectiveWork.Wait"/>; every
+    /// operation of the group, started or synchronous, still runs in call order.
+    /// </summary>
+    ICollectiveWork AllReduceSumAsync(IReadOnlyList<Tensor> tensors);
+
+    /// <summary>Starts <see cref="AllGather"/> as <see cref="AllReduceSumAsync"/> does (ZeRO-3's prefetch of the next layer).</summary>
+    ICollectiveWork AllGatherAsync(Tensor input, Tensor output);
 }

@@ -8,11 +8,16 @@ namespace Osprey.Distributed;
 /// Collectives on CUDA tensors through NCCL, enqueued on libtorch's current stream of the rank's device, so they are
 /// ordered after the kernels that produced the tensors and before those that read the results, with no host sync.
 /// The communicator is made from a unique id that rank 0 creates and the rendezvous hands to every rank.
+/// Started (asynchronous) operations run on the communicator's own stream instead, after an event that marks the work
+/// queued on libtorch's stream so far; a synchronous operation issued after them first makes libtorch's stream wait for
+/// that side stream, so the communicator's operations run in call order, as NCCL requires on every rank.
 /// </summary>
 internal sealed class NcclCollectives : ICollectives
 {
     readonly IntPtr _comm;
     readonly int _device;
+    IntPtr _side; // the stream of started operations, made on first use
+    IntPtr _sideTail; // an event after the last operation started on _side, until a synchronous one has waited for it
 
     NcclCollectives(IntPtr comm, int device, int rank, int worldSize)
     {
@@ -57,9 +62,56 @@ internal sealed class NcclCollectives : ICollectives
         return new NcclCollectives(comm, device, rendezvous.Rank, rendezvous.WorldSize);
     }
 
-    public void AllReduceSum(IReadOnlyList<Tensor> tensors)
+    public void AllReduceSum(IReadOnlyList<Tensor> tensors) => AllReduceOn(Enter(), tensors);
+
+    public ICollectiveWork AllReduceSumAsync(IReadOnlyList<Tensor> tensors) => Started(tensors, side => AllReduceOn(side, tensors));
+
+    public ICollectiveWork AllGatherAsync(Tensor input, Tensor output)
     {
-        var stream = Enter();
+        CheckGather(input, output);
+        return Started([input, output], side => Nccl.AllGather(CudaStreams.Address(input), CudaStreams.Address(output), input.numel(), TypeOf(input), _comm, side));
+    }
+
+    /// <summary>Queues <paramref name="enqueue"/> on the side stream after the work queued so far on libtorch's stream.</summary>
+    ICollectiveWork Started(Tensor[] keep, Action<IntPtr> enqueue)
+    {
+        var compute = Current(); // not Enter: libtorch's stream must not wait for earlier started operations, or nothing overlaps
+        if (_side == IntPtr.Zero) _side = CudaDriver.CreateStream();
+        var ready = CudaDriver.Record(compute);
+        CudaDriver.Wait(_side, ready);
+        CudaDriver.DestroyEvent(ready);
+        enqueue(_side);
+        if (_sideTail != IntPtr.Zero) CudaDriver.DestroyEvent(_sideTail);
+        _sideTail = CudaDriver.Record(_side);
+        return new Work(this, CudaDriver.Record(_side), keep);
+    }
+
+    ICollectiveWork Started(IReadOnlyList<Tensor> tensors, Action<IntPtr> enqueue)
+    {
+        foreach (var t in tensors) Check(t);
+        return Started(tensors.ToArray(), enqueue);
+    }
+
+    /// <summary>
+    /// A started operation: <see cref="Wait"/> makes libtorch's stream wait for its event. It holds the tensors so the
+    /// caching allocator cannot hand their memory to other work while the side stream still uses it.
+    /// </summary>
+    sealed class Work(NcclCollectives owner, IntPtr done, Tensor[] keep) : ICollectiveWork
+    {
+        IntPtr _done = done;
+
+        public void Wait()
+        {
+            if (_done == IntPtr.Zero) return;
+            CudaDriver.Wait(owner.Current(), _done);
+            CudaDriver.DestroyEvent(_done);
+            _done = IntPtr.Zero;
+            GC.KeepAlive(keep);
+        }
+    }
+
+    void AllReduceOn(IntPtr stream, IReadOnlyList<Tensor> tensors)
+    {
         Nccl.GroupStart();
         try
         {
@@ -86,9 +138,7 @@ internal sealed class NcclCollectives : ICollectives
 
     public void AllGather(Tensor input, Tensor output)
     {
-        Check(input);
-        Check(output);
-        if (output.numel() != input.numel() * WorldSize) throw new ArgumentException("output must hold WorldSize × input elements");
+        CheckGather(input, output);
         Nccl.AllGather(CudaStreams.Address(input), CudaStreams.Address(output), input.numel(), TypeOf(input), _comm, Enter());
     }
 
@@ -99,11 +149,34 @@ internal sealed class NcclCollectives : ICollectives
         Nccl.Broadcast(p, p, tensor.numel(), TypeOf(tensor), root, _comm, Enter());
     }
 
-    /// <summary>Makes the rank's device current (libtorch's guards may have left another) and returns libtorch's stream on it.</summary>
+    /// <summary>
+    /// Makes the rank's device current (libtorch's guards may have left another) and returns libtorch's stream on it,
+    /// which from then on waits for every operation started on the side stream.
+    /// </summary>
     IntPtr Enter()
+    {
+        var stream = Current();
+        if (_sideTail != IntPtr.Zero)
+        {
+            CudaDriver.Wait(stream, _sideTail);
+            CudaDriver.DestroyEvent(_sideTail);
+            _sideTail = IntPtr.Zero;
+        }
+        return stream;
+    }
+
+    /// <summary>Makes the rank's device current and returns libtorch's current stream on it.</summary>
+    IntPtr Current()
     {
         CudaDriver.MakeCurrent(_device);
         return CudaStreams.Current(_device);
+    }
+
+    void CheckGather(Tensor input, Tensor output)
+    {
+        Check(input);
+        Check(output);
+        if (output.numel() != input.numel() * WorldSize) throw new ArgumentException("output must hold WorldSize × input elements");
     }
 
     void Check(Tensor t)
@@ -126,5 +199,10 @@ internal sealed class NcclCollectives : ICollectives
         _ => throw new ArgumentException($"NCCL has no {t.dtype}"),
     };
 
-    public void Dispose() => Nccl.Destroy(_comm);
+    public void Dispose()
+    {
+        Nccl.Destroy(_comm);
+        if (_sideTail != IntPtr.Zero) CudaDriver.DestroyEvent(_sideTail);
+        if (_side != IntPtr.Zero) CudaDriver.DestroyStream(_side);
+    }
 }

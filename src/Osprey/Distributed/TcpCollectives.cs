@@ -14,6 +14,9 @@ internal sealed class TcpCollectives : ICollectives
 {
     readonly Rendezvous _rendezvous;
 
+    readonly object _gate = new();
+    Task _tail = Task.CompletedTask; // the last started operation: each runs after the one before, on a background thread
+
     public TcpCollectives(Rendezvous rendezvous) => _rendezvous = rendezvous;
 
     public int Rank => _rendezvous.Rank;
@@ -22,10 +25,61 @@ internal sealed class TcpCollectives : ICollectives
 
     public void AllReduceSum(IReadOnlyList<Tensor> tensors)
     {
+        foreach (var t in tensors) Check(t);
+        Drain();
+        AllReduceCore(tensors);
+    }
+
+    public ICollectiveWork AllReduceSumAsync(IReadOnlyList<Tensor> tensors)
+    {
+        foreach (var t in tensors) Check(t);
+        var list = tensors.ToArray();
+        return Start(() => AllReduceCore(list));
+    }
+
+    public ICollectiveWork AllGatherAsync(Tensor input, Tensor output)
+    {
+        CheckGather(input, output);
+        return Start(() => AllGatherCore(input, output));
+    }
+
+    /// <summary>Queues <paramref name="op"/> after every operation started before it (the ranks' sockets carry one at a time).</summary>
+    ICollectiveWork Start(Action op)
+    {
+        if (WorldSize == 1)
+        {
+            op();
+            return CompletedCollective.Instance;
+        }
+        lock (_gate)
+        {
+            _tail = _tail.ContinueWith(previous =>
+            {
+                previous.GetAwaiter().GetResult(); // a failed transfer fails every later one: the streams are out of step
+                op();
+            }, CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default);
+            return new Work(_tail);
+        }
+    }
+
+    /// <summary>Waits for the started operations, so a synchronous one takes its turn in call order.</summary>
+    void Drain()
+    {
+        Task tail;
+        lock (_gate) tail = _tail;
+        tail.GetAwaiter().GetResult();
+    }
+
+    sealed class Work(Task task) : ICollectiveWork
+    {
+        public void Wait() => task.GetAwaiter().GetResult();
+    }
+
+    void AllReduceCore(IReadOnlyList<Tensor> tensors)
+    {
         if (WorldSize == 1) return;
         foreach (var t in tensors)
         {
-            Check(t);
             if (Rank == 0)
             {
                 using var incoming = empty_like(t);
@@ -49,8 +103,9 @@ internal sealed class TcpCollectives : ICollectives
         Check(input);
         Check(output);
         if (input.numel() != output.numel() * WorldSize) throw new ArgumentException("input must hold WorldSize × output elements");
+        Drain();
         using var summed = input.clone();
-        AllReduceSum([summed]);
+        AllReduceCore([summed]);
         using var mine = summed.view(-1).narrow(0, Rank * output.numel(), output.numel());
         using var target = output.view(-1);
         target.copy_(mine);
@@ -58,10 +113,21 @@ internal sealed class TcpCollectives : ICollectives
 
     public void AllGather(Tensor input, Tensor output)
     {
+        CheckGather(input, output);
+        Drain();
+        AllGatherCore(input, output);
+    }
+
+    void CheckGather(Tensor input, Tensor output)
+    {
         Check(input);
         Check(output);
+        if (output.numel() != input.numel() * WorldSize) throw new ArgumentException("output must hold WorldSize × input elements");
+    }
+
+    void AllGatherCore(Tensor input, Tensor output)
+    {
         var n = input.numel();
-        if (output.numel() != n * WorldSize) throw new ArgumentException("output must hold WorldSize × input elements");
         using var flat = output.view(-1);
         using (var own = flat.narrow(0, Rank * n, n))
         using (var source = input.view(-1)) own.copy_(source);
@@ -86,6 +152,7 @@ internal sealed class TcpCollectives : ICollectives
     {
         Check(tensor);
         if (WorldSize == 1) return;
+        Drain();
         // Through rank 0, the hub of the star.
         if (root != 0)
         {
@@ -130,6 +197,12 @@ internal sealed class TcpCollectives : ICollectives
         }
     }
 
-    // The rendezvous belongs to the ProcessGroup, which closes it.
-    public void Dispose() { }
+    // The rendezvous belongs to the ProcessGroup, which closes it (and so ends any transfer still waiting on it).
+    public void Dispose()
+    {
+        Task tail;
+        lock (_gate) tail = _tail;
+        try { tail.Wait(TimeSpan.FromSeconds(10)); }
+        catch (AggregateException) { } // already reported to whoever waited on it
+    }
 }

@@ -84,7 +84,12 @@ public sealed partial class CausalLM
         var visionTrainable = images is not null && VisionParameters().Any(p => p.requires_grad);
         var embedTrainable = model.EmbedTokens.Weight.requires_grad || visionTrainable;
         var checkpoint = options.GradientCheckpointing && options.Backward;
+        // A residency hook without recompute (data parallel's per-layer gradient all-reduce) needs the backward pass
+        // layer by layer too: each layer's autograd graph ends at a leaf copy of its input, kept with its output.
+        var segmented = !checkpoint && options.Backward && options.Residency is not null;
         var inputs = new List<Tensor>();
+        var outputs = new List<Tensor>();
+        Tensor? embedded = null;
         Tensor last;
         Tensor h;
         using (checkpoint ? no_grad() : enable_grad(options.Backward))
@@ -93,6 +98,15 @@ public sealed partial class CausalLM
             for (int i = 0; i < model.LayerCount; i++)
             {
                 if (checkpoint) inputs.Add(h);
+                else if (segmented)
+                {
+                    if (i > 0 || embedTrainable)
+                    {
+                        if (i == 0) embedded = h;
+                        h = h.detach().requires_grad_(true);
+                    }
+                    inputs.Add(h);
+                }
                 Reseed(options, i);
                 // One scope per layer: handles to the layer's intermediates go as soon as it returns (autograd keeps
                 // what backward needs), or every layer's activations would stay alive until the step ends.
@@ -101,12 +115,13 @@ public sealed partial class CausalLM
                 var next = model.Layer(i, h, context).MoveToOuterDisposeScope();
                 // With autograd on and no recompute, backward still needs the layer's weights: they stay.
                 if (checkpoint || !options.Backward) options.Residency?.AfterLayerForward(i);
-                if (!checkpoint && i > 0) h.Dispose();
+                if (segmented) outputs.Add(next);
+                else if (!checkpoint && i > 0) h.Dispose();
                 h = next;
             }
         }
         PhaseTimer.Mark(Device, checkpoint ? "layers forward (no autograd)" : "layers forward");
-        if (checkpoint) h = h.detach().requires_grad_(true);
+        if (checkpoint || segmented) h = h.detach().requires_grad_(true);
         last = h;
         var normed = model.Norm(last);
         var rows = normed.reshape(b * t, normed.shape[2]).index_select(0, rowsIndex);
@@ -205,27 +220,40 @@ public sealed partial class CausalLM
         if (options.Backward && count > 0 && rows.requires_grad)
         {
             torch.autograd.backward(rows, leaf.grad!);
-            if (checkpoint)
+            if (checkpoint || segmented)
             {
                 var g = last.grad!;
                 for (int i = model.LayerCount - 1; i >= 0; i--)
                 {
                     using var layerScope = NewDisposeScope();
                     var needInput = i > 0 || embedTrainable;
-                    var x = inputs[i].detach().requires_grad_(needInput);
-                    Reseed(options, i);
-                    options.Residency?.BeforeLayer(i);
-                    var output = model.Layer(i, x, context);
+                    Tensor x, output;
+                    if (checkpoint)
+                    {
+                        x = inputs[i].detach().requires_grad_(needInput);
+                        Reseed(options, i);
+                        options.Residency?.BeforeLayer(i);
+                        output = model.Layer(i, x, context);
+                    }
+                    else
+                    {
+                        (x, output) = (inputs[i], outputs[i]);
+                    }
                     if (output.requires_grad) torch.autograd.backward(output, g);
                     options.Residency?.AfterLayerBackward(i);
                     DequantizedLinear.ReleaseHandedBack(); // the layer's gradients were made on libtorch's CUDA thread
                     if (!needInput) break;
                     var next = x.grad ?? zeros_like(x);
                     g = next.detach().MoveToOuterDisposeScope();
+                    if (segmented)
+                    {
+                        x.grad = null; // the input's gradient lives on as g only
+                        output.Dispose();
+                    }
                 }
                 if (embedTrainable)
                 {
-                    var e = EmbedWithImages(inputIds, images);
+                    var e = checkpoint ? EmbedWithImages(inputIds, images) : embedded!;
                     torch.autograd.backward(e, g);
                 }
             }

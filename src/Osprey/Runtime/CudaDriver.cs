@@ -22,6 +22,17 @@ internal static unsafe class CudaDriver
     static extern int LaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, IntPtr stream, void** parameters, void** extra);
     [DllImport(Lib, EntryPoint = "cuGetErrorName")] static extern int GetErrorName(int error, out IntPtr name);
+    [DllImport(Lib, EntryPoint = "cuStreamCreate")] static extern int StreamCreate(out IntPtr stream, uint flags);
+    [DllImport(Lib, EntryPoint = "cuStreamDestroy_v2")] static extern int StreamDestroy(IntPtr stream);
+    [DllImport(Lib, EntryPoint = "cuEventCreate")] static extern int EventCreate(out IntPtr evt, uint flags);
+    [DllImport(Lib, EntryPoint = "cuEventDestroy_v2")] static extern int EventDestroy(IntPtr evt);
+    [DllImport(Lib, EntryPoint = "cuEventRecord")] static extern int EventRecord(IntPtr evt, IntPtr stream);
+    [DllImport(Lib, EntryPoint = "cuEventQuery")] static extern int EventQuery(IntPtr evt);
+    [DllImport(Lib, EntryPoint = "cuStreamWaitEvent")] static extern int StreamWaitEvent(IntPtr stream, IntPtr evt, uint flags);
+
+    const uint StreamNonBlocking = 1; // CU_STREAM_NON_BLOCKING: no implicit sync with the legacy default stream
+    const uint EventDisableTiming = 2; // CU_EVENT_DISABLE_TIMING: the cheapest event, for ordering only
+    const int NotReady = 600; // CUDA_ERROR_NOT_READY
 
     const int AttributeComputeCapabilityMajor = 75;
     const int AttributeComputeCapabilityMinor = 76;
@@ -86,4 +97,37 @@ internal static unsafe class CudaDriver
     /// <summary>Launches <paramref name="function"/> with its arguments given as pointers to their values.</summary>
     public static void Launch(IntPtr function, (uint X, uint Y) grid, uint block, IntPtr stream, void** parameters, string what) =>
         Check(LaunchKernel(function, grid.X, grid.Y, 1, block, 1, 1, 0, stream, parameters, null), $"cuLaunchKernel({what})");
+
+    /// <summary>A new stream in the current context that does not synchronise with the legacy default stream.</summary>
+    public static IntPtr CreateStream()
+    {
+        Check(StreamCreate(out var stream, StreamNonBlocking), "cuStreamCreate");
+        return stream;
+    }
+
+    /// <summary>Destroys a stream made by <see cref="CreateStream"/> (work already queued on it still completes).</summary>
+    public static void DestroyStream(IntPtr stream) => Check(StreamDestroy(stream), "cuStreamDestroy");
+
+    /// <summary>Records a new event on <paramref name="stream"/>: it completes when the work queued there so far has.</summary>
+    public static IntPtr Record(IntPtr stream)
+    {
+        Check(EventCreate(out var evt, EventDisableTiming), "cuEventCreate");
+        Check(EventRecord(evt, stream), "cuEventRecord");
+        return evt;
+    }
+
+    /// <summary>Work queued on <paramref name="stream"/> from now on starts after <paramref name="evt"/> completes (no host wait).</summary>
+    public static void Wait(IntPtr stream, IntPtr evt) => Check(StreamWaitEvent(stream, evt, 0), "cuStreamWaitEvent");
+
+    /// <summary>True when the work before <paramref name="evt"/> has completed.</summary>
+    public static bool IsDone(IntPtr evt)
+    {
+        var status = EventQuery(evt);
+        if (status == NotReady) return false;
+        Check(status, "cuEventQuery");
+        return true;
+    }
+
+    /// <summary>Frees an event (safe while a stream still waits on it: the driver releases it once it completes).</summary>
+    public static void DestroyEvent(IntPtr evt) => Check(EventDestroy(evt), "cuEventDestroy");
 }

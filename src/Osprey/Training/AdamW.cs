@@ -25,6 +25,9 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
     ICollectives? _collectives;
     ZeroStage _stage;
     bool _offload;
+    bool _overlap; // data parallel: each decoder layer's gradients are all-reduced as soon as its backward is done
+    readonly List<(ICollectiveWork Work, List<Tensor> Views)> _inFlight = [];
+    long _reducedDuringBackward;
 
     sealed record Slot(string Name, Tensor Parameter, double LrScale, double WeightDecay, bool Relocatable);
 
@@ -52,6 +55,9 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
 
         /// <summary>ZeRO-3: this rank's shard of the step's summed gradients, accumulated layer by layer during backward.</summary>
         public Tensor? GradAccum { get; set; }
+
+        /// <summary>Data parallel: which parameters' gradients are already in <see cref="Grad"/>, all-reduced during the backward pass.</summary>
+        public bool[]? Reduced { get; set; }
 
         /// <summary>ZeRO: the whole master and moments, all-gathered by <see cref="Consolidate"/> for a checkpoint.</summary>
         public (Tensor Master, Tensor ExpAvg, Tensor ExpAvgSq)? Full { get; set; }
@@ -107,6 +113,7 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         _collectives = collectives;
         _stage = stage;
         _offload = offload && stage != ZeroStage.None;
+        _overlap = stage == ZeroStage.None && collectives.WorldSize > 1 && Environment.GetEnvironmentVariable("OSPREY_OVERLAP_GRAD_REDUCE") != "0";
         if (stage == ZeroStage.Zero3)
         {
             // The weights are sharded from the start: build the shards now and let every layer's weights go.
@@ -118,13 +125,31 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
     /// <summary>The residency hook <see cref="CausalLM.ForwardBackward"/> takes: this optimizer under ZeRO-3, else null.</summary>
     public ILayerResidency? Residency => _stage == ZeroStage.Zero3 && _collectives is not null ? this : null;
 
+    /// <summary>
+    /// The hook a training backward pass takes: <see cref="Residency"/> under ZeRO-3; with plain data parallel over
+    /// several ranks, this optimizer on the step's <paramref name="finalBackward"/> (each rank's last micro-batch), so
+    /// that each decoder layer's gradients are all-reduced while the layers below it are still in their backward pass
+    /// (earlier micro-batches only accumulate, as DDP's no_sync). Every rank must pass true for the same steps, or their
+    /// collectives would not pair up: a step where some rank has no micro-batch passes false everywhere.
+    /// </summary>
+    public ILayerResidency? TrainingHook(bool finalBackward) => Residency ?? (_overlap && finalBackward ? this : null);
+
+    /// <summary>Gradient elements all-reduced during the last step's backward pass, and in all (data parallel; zeros otherwise).</summary>
+    public (long DuringBackward, long Total) LastReduceSplit { get; private set; }
+
     [GeneratedRegex(@"(?:^|\.)layers\.(\d+)\.")]
     private static partial Regex LayerPattern();
 
     /// <summary>ZeRO-3: the decoder layer a parameter belongs to (−1 for embeddings, the final norm and the head).</summary>
-    int UnitOf(string name)
+    int UnitOf(string name) => _stage == ZeroStage.Zero3 ? DecoderLayerOf(name) : -1;
+
+    /// <summary>
+    /// The decoder layer a parameter belongs to by its name (<c>…layers.N.…</c>), or −1: embeddings, the final norm, the
+    /// head, and a vision tower's blocks, whose gradients are complete only after the whole backward pass.
+    /// </summary>
+    internal static int DecoderLayerOf(string name)
     {
-        if (_stage != ZeroStage.Zero3) return -1;
+        if (name.Contains("vision", StringComparison.Ordinal) || name.Contains("visual", StringComparison.Ordinal)) return -1;
         var m = LayerPattern().Match(name);
         return m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
     }
@@ -132,24 +157,45 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
     IEnumerable<int> Units() => (_groups ?? []).Select(g => g.Unit).Where(u => u >= 0).Distinct();
 
     readonly HashSet<int> _present = [];
-    int _lastLayer = -1;
+    readonly Dictionary<int, List<(Group Group, Tensor Full, Tensor Shard, ICollectiveWork Work)>> _gathering = [];
+    (bool Backward, int Layer)? _lastHook; // the previous hook call: tells a forward pass from a backward one
+
+    /// <summary>ZeRO-3, for tests: told "start N" when layer N's all-gather is started, "wait N" when it is waited for and "run N" when the layer is about to run.</summary>
+    internal Action<string>? GatherTrace { get; set; }
 
     /// <inheritdoc />
     public void BeforeLayer(int layer)
     {
+        if (_stage != ZeroStage.Zero3) return;
         Ensure(layer);
-        // Prefetch the layer that runs next (forward: the one after; the backward recompute: the one before).
-        var next = layer >= _lastLayer ? layer + 1 : layer - 1;
-        if (next >= 0 && Units().Contains(next)) Ensure(next);
-        _lastLayer = layer;
+        // Prefetch the layer that runs next, its all-gather overlapping this layer's work: in the forward pass the one
+        // after (this call follows the forward of the layer before, or starts a pass at layer 0), in the backward pass's
+        // recompute the one before (this call follows the forward of this same last layer, or the backward of the next).
+        var forward = _lastHook is not { } last ? layer == 0
+            : !last.Backward ? last.Layer == layer - 1 || (layer == 0 && last.Layer != 0)
+            : layer == 0 && last.Layer == 0;
+        var next = forward ? layer + 1 : layer - 1;
+        if (next >= 0 && Units().Contains(next)) StartGather(next);
+        GatherTrace?.Invoke($"run {layer}");
     }
 
     /// <inheritdoc />
-    public void AfterLayerForward(int layer) => Release(layer);
+    public void AfterLayerForward(int layer)
+    {
+        if (_stage != ZeroStage.Zero3) return;
+        _lastHook = (false, layer);
+        Release(layer);
+    }
 
     /// <inheritdoc />
     public void AfterLayerBackward(int layer)
     {
+        if (_stage != ZeroStage.Zero3)
+        {
+            if (_overlap) StartLayerReduce(layer);
+            return;
+        }
+        _lastHook = (true, layer);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         foreach (var g in Groups().Where(g => g.Unit == layer))
@@ -166,31 +212,124 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         Release(layer);
     }
 
-    /// <summary>ZeRO-3: all-gathers layer <paramref name="unit"/>'s weights from the master shards into its parameters.</summary>
-    void Ensure(int unit)
+    /// <summary>
+    /// Data parallel: copies decoder layer <paramref name="layer"/>'s gradients into their places in each group's flat
+    /// float32 gradient and starts their all-reduce, which runs while the layers below are in their backward pass.
+    /// </summary>
+    void StartLayerReduce(int layer)
     {
-        if (!_present.Add(unit)) return;
-        using var scope = NewDisposeScope();
         using var _ = no_grad();
+        foreach (var g in Groups())
+        {
+            if (g.Partition is not null) continue;
+            var mine = Enumerable.Range(0, g.Slots.Count).Where(i => DecoderLayerOf(g.Slots[i].Name) == layer && g.Reduced?[i] != true).ToList();
+            if (mine.Count == 0) continue;
+            if (g.Grad is null)
+            {
+                // Called inside the forward pass's dispose scopes: the buffer lives until the step's update.
+                g.Grad = empty(g.Master.numel(), dtype: ScalarType.Float32, device: g.Slots[0].Parameter.device).DetachFromDisposeScope();
+                g.Reduced = new bool[g.Slots.Count];
+            }
+            var views = CopyGradients(g, mine);
+            _inFlight.Add((_collectives!.AllReduceSumAsync(views), views));
+            _reducedDuringBackward += views.Sum(v => v.numel());
+        }
+    }
+
+    /// <summary>
+    /// Copies the gradients of slots <paramref name="indices"/> into their places in <c>g.Grad</c> (zeros for a parameter
+    /// that got none, so every rank sums the same layout), marks them reduced, and returns views of the contiguous runs
+    /// they cover, for one collective.
+    /// </summary>
+    static List<Tensor> CopyGradients(Group g, List<int> indices)
+    {
+        var runs = new List<Tensor>();
+        long runStart = -1, runEnd = -1;
+        foreach (var i in indices)
+        {
+            using (var view = g.View(g.Grad!, i))
+            {
+                using var grad = g.Slots[i].Parameter.grad;
+                if (grad is null) view.zero_();
+                else view.copy_(grad);
+            }
+            g.Reduced![i] = true;
+            var start = g.Offsets[i];
+            var end = start + g.Slots[i].Parameter.numel();
+            if (start == runEnd) { runEnd = end; continue; }
+            if (runStart >= 0) runs.Add(g.Grad!.narrow(0, runStart, runEnd - runStart).DetachFromDisposeScope());
+            (runStart, runEnd) = (start, end);
+        }
+        // Detached: the TCP backend reads them on its own thread after the caller's scope has ended.
+        if (runStart >= 0) runs.Add(g.Grad!.narrow(0, runStart, runEnd - runStart).DetachFromDisposeScope());
+        return runs;
+    }
+
+    /// <summary>Waits for the all-reduces started during the backward pass and frees the views they used.</summary>
+    void FinishInFlight()
+    {
+        foreach (var (work, views) in _inFlight)
+        {
+            work.Wait();
+            foreach (var v in views) v.Dispose();
+        }
+        _inFlight.Clear();
+    }
+
+    /// <summary>ZeRO-3: starts the all-gather of layer <paramref name="unit"/>'s weights from the master shards (not yet usable).</summary>
+    void StartGather(int unit)
+    {
+        if (_present.Contains(unit) || _gathering.ContainsKey(unit)) return;
+        using var _ = no_grad();
+        var started = new List<(Group, Tensor, Tensor, ICollectiveWork)>();
         foreach (var g in Groups().Where(g => g.Unit == unit))
         {
             var device = g.Slots[0].Parameter.device;
-            var shard = g.Master.device.type == device.type ? g.Master : g.Master.to(device, non_blocking: true);
-            var full = empty(g.Partition!.PaddedLength, dtype: ScalarType.Float32, device: device);
-            _collectives!.AllGather(shard, full);
-            for (var i = 0; i < g.Slots.Count; i++)
-            {
-                var p = g.Slots[i].Parameter;
-                var shape = ShapeOf(g, i);
-                var buffer = full.narrow(0, g.Offsets[i], shape.Aggregate(1L, (a, b) => a * b)).view(shape).to_type(p.dtype, copy: true);
-                p.set_(buffer);
-            }
+            // Both buffers outlive the caller's dispose scopes: they are used until the gather is waited for.
+            var shard = (g.Master.device.type == device.type ? g.Master.alias() : g.Master.to(device, non_blocking: true)).DetachFromDisposeScope();
+            var full = empty(g.Partition!.PaddedLength, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
+            started.Add((g, full, shard, _collectives!.AllGatherAsync(shard, full)));
+        }
+        _gathering[unit] = started;
+        GatherTrace?.Invoke($"start {unit}");
+    }
+
+    /// <summary>ZeRO-3: makes layer <paramref name="unit"/>'s weights present: waits for (or starts and waits for) their all-gather.</summary>
+    void Ensure(int unit)
+    {
+        if (_present.Contains(unit)) return;
+        StartGather(unit);
+        FinishGather(unit, install: true);
+        _present.Add(unit);
+    }
+
+    /// <summary>Waits for layer <paramref name="unit"/>'s started all-gather and, with <paramref name="install"/>, points its parameters at the result.</summary>
+    void FinishGather(int unit, bool install)
+    {
+        if (!_gathering.Remove(unit, out var started)) return;
+        GatherTrace?.Invoke($"{(install ? "wait" : "drop")} {unit}");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var (g, full, shard, work) in started)
+        {
+            work.Wait();
+            if (install)
+                for (var i = 0; i < g.Slots.Count; i++)
+                {
+                    var p = g.Slots[i].Parameter;
+                    var shape = ShapeOf(g, i);
+                    var buffer = full.narrow(0, g.Offsets[i], shape.Aggregate(1L, (a, b) => a * b)).view(shape).to_type(p.dtype, copy: true);
+                    p.set_(buffer);
+                }
+            full.Dispose();
+            shard.Dispose();
         }
     }
 
     /// <summary>ZeRO-3: drops layer <paramref name="unit"/>'s weights (their values live on in the master shards).</summary>
     void Release(int unit)
     {
+        FinishGather(unit, install: false); // a prefetch nobody used
         _present.Remove(unit);
         using var _ = no_grad();
         foreach (var g in (_groups ?? []).Where(g => g.Unit == unit))
@@ -378,8 +517,26 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var norms = new List<Tensor>();
+        FinishInFlight();
+        long elements = 0;
         foreach (var g in Groups())
         {
+            if (g.Reduced is { } reduced)
+            {
+                // Data parallel: the decoder layers' gradients were all-reduced during the backward pass; the rest
+                // (embeddings, final norm, head: complete only at its end) join them now, in the same layout on every rank.
+                var rest = Enumerable.Range(0, g.Slots.Count).Where(i => !reduced[i]).ToList();
+                if (rest.Count > 0)
+                {
+                    var views = CopyGradients(g, rest);
+                    _collectives!.AllReduceSum(views);
+                    foreach (var v in views) v.Dispose();
+                }
+                g.Reduced = null;
+                elements += g.Grad!.numel();
+                norms.Add(g.Grad.norm());
+                continue;
+            }
             g.Grad?.Dispose();
             if (g.Unit >= 0)
             {
@@ -392,11 +549,14 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
             var flat = GatherGradients(g);
             if (flat is not null && _collectives is not null) flat = Reduce(g, flat);
             g.Grad = flat?.DetachFromDisposeScope();
+            elements += flat?.numel() ?? 0;
             if (g.Grad is not null) norms.Add(g.Grad.norm());
             else
                 foreach (var s in g.Slots)
                     if (s.Parameter.grad is { } grad) norms.Add(grad.to_type(ScalarType.Float32).norm());
         }
+        if (_overlap) LastReduceSplit = (_reducedDuringBackward, elements);
+        _reducedDuringBackward = 0;
         Tensor total;
         if (Sharded)
         {
@@ -548,6 +708,8 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
     /// <summary>Drops every gradient (the next backward pass writes fresh ones instead of adding).</summary>
     public void ZeroGrad()
     {
+        FinishInFlight();
+        _reducedDuringBackward = 0;
         foreach (var s in _slots)
         {
             using var g = s.Parameter.grad;
@@ -558,7 +720,21 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         {
             g.Grad?.Dispose();
             g.Grad = null;
+            g.Reduced = null;
         }
+    }
+
+    /// <summary>For tests: parameter <paramref name="name"/>'s step gradient (summed over ranks, clipped) from <see cref="ClipGradients"/>'s buffers; a sharded group must be of one rank.</summary>
+    internal float[] GradientOf(string name)
+    {
+        foreach (var g in Groups())
+            for (var i = 0; i < g.Slots.Count; i++)
+                if (g.Slots[i].Name == name)
+                {
+                    using var view = g.View(g.Grad ?? throw new InvalidOperationException($"{name} has no step gradient"), i);
+                    return view.data<float>().ToArray();
+                }
+        throw new ArgumentException($"no parameter named '{name}'", nameof(name));
     }
 
     /// <summary>The float32 master of parameter <paramref name="name"/> (a view into the optimizer's buffer; valid until the next step).</summary>
@@ -666,6 +842,9 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
     /// <inheritdoc />
     public void Dispose()
     {
+        // A failed transfer was already reported where it was waited for (or a rank's death stops the job anyway).
+        try { FinishInFlight(); }
+        catch (Exception) { _inFlight.Clear(); }
         if (_groups is null) return;
         foreach (var g in _groups)
         {

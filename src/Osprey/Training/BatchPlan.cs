@@ -81,6 +81,21 @@ internal sealed class BatchPlan
     }
 
     /// <summary>
+    /// The index in <paramref name="micro"/> of rank <paramref name="rank"/>'s last micro-batch with a labelled token (the
+    /// backward pass after which its gradients are final for the step), or −1 when some rank has none: then no rank may
+    /// start collectives during its backward passes, since every rank must issue the same ones. The same on every rank
+    /// for the same global step, as the plan is.
+    /// </summary>
+    public static int FinalBackward(IReadOnlyList<MicroBatch> micro, int rank, int world)
+    {
+        var last = new int[world];
+        Array.Fill(last, -1);
+        for (var i = 0; i < micro.Count; i++)
+            if (micro[i].LabelledTokens > 0) last[i % world] = i; // IsOwnedBy's rule
+        return last.Contains(-1) ? -1 : last[rank];
+    }
+
+    /// <summary>
     /// Right-pads samples to the longest: padding carries label -100 and, when any sample has position ids (packed
     /// rows), positions 0, 1, ... of its own so it forms a separate segment.
     /// </summary>

@@ -24,6 +24,7 @@ internal sealed class TrainingLoop : IDisposable
     readonly LearningRateSchedule _schedule;
     readonly long _stepsPerEpoch;
     readonly TrainingLog? _log; // rank 0 only
+    bool _overlapReported;
     readonly Stopwatch _clock = Stopwatch.StartNew();
     readonly List<Dictionary<string, double>> _metricsWindow = [];
     readonly Dictionary<string, double> _stepEvaluation = new(StringComparer.Ordinal);
@@ -121,6 +122,11 @@ internal sealed class TrainingLoop : IDisposable
         _session.Collectives.AllReduceSum([lossSum, correct]);
         var gradNorm = optimizer.ClipGradients(o.MaxGradNorm);
         PhaseTimer.Mark(model.Device, "gradient norm + clip");
+        if (!_overlapReported && optimizer.LastReduceSplit is { Total: > 0 } split)
+        {
+            _overlapReported = true;
+            _session.Run.Log.WriteLine($"osprey: data parallel: {split.DuringBackward:N0} of {split.Total:N0} gradient elements ({100.0 * split.DuringBackward / split.Total:F1}%, the decoder layers') were all-reduced during the backward pass, layer by layer; the rest after it.");
+        }
         var lr = _schedule.RateAt(step);
         optimizer.Step(lr);
         optimizer.ZeroGrad();

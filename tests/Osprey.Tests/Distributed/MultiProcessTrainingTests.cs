@@ -67,6 +67,9 @@ public sealed class MultiProcessTrainingTests
 
         Assert.Contains("starting 2 worker(s)", two.Stderr);
         Assert.Contains("rank 0 of 2 on cpu; data parallel", two.Stderr);
+        // Every adapter matrix sits in a decoder layer, so all of them were all-reduced during the backward pass.
+        var adapterElements = Elements(temp.File("two/checkpoint-4/adapter_model.safetensors"), _ => true);
+        Assert.Equal((adapterElements, adapterElements), ReduceSplit(two.Stderr));
         var expected = Losses(temp.File("one"));
         Assert.Equal(4, expected.Length);
         Assert.Equal(expected, Losses(temp.File("two")));
@@ -77,6 +80,43 @@ public sealed class MultiProcessTrainingTests
         foreach (var (name, values) in a) Assert.True(values.SequenceEqual(b[name]), $"{name} differs between 2 ranks and 1 process");
         // Rank 1 wrote nothing of its own: one run folder, rank 0's.
         Assert.Equal(["checkpoint-2", "checkpoint-4"], Directory.GetDirectories(temp.File("two")).Select(Path.GetFileName).Where(n => n!.StartsWith("checkpoint", StringComparison.Ordinal)).Order());
+    }
+
+    [Fact]
+    public async Task DataParallel_WithoutCheckpointing_ReducesEachLayerDuringTheBackwardPass_AndStillMatchesOneProcessBitForBit()
+    {
+        // No recompute: the backward pass runs layer by layer only so that each layer's gradients can be all-reduced
+        // while the layers below are in their backward pass; it must still be the one-process computation, bit for bit.
+        using var temp = new TempDirectory();
+        string[] full = ["--train_type", "full", "--gradient_checkpointing", "false"];
+        await Osprey(Common(temp.File("one"), [.. full, "--gradient_accumulation_steps", "2"]), processes: 0);
+        var two = await Osprey(Common(temp.File("two"), [.. full, "--gradient_accumulation_steps", "1"]), processes: 2);
+
+        Assert.Equal(Losses(temp.File("one")), Losses(temp.File("two")));
+        var a = Tensors(temp.File("one/checkpoint-4/model.safetensors"));
+        var b = Tensors(temp.File("two/checkpoint-4/model.safetensors"));
+        foreach (var (name, values) in a) Assert.True(values.SequenceEqual(b[name]), $"{name} differs between 2 ranks and 1 process");
+        // The decoder layers' weights were reduced during the backward pass; embeddings, final norm and head after it.
+        var weights = temp.File("two/checkpoint-4/model.safetensors");
+        var split = ReduceSplit(two.Stderr);
+        Assert.Equal(Elements(weights, n => n.Contains(".layers.", StringComparison.Ordinal)), split.DuringBackward);
+        Assert.Equal(Elements(weights, _ => true), split.Total);
+        Assert.True(split.DuringBackward < split.Total);
+    }
+
+    /// <summary>The elements of the tensors in <paramref name="file"/> whose names pass <paramref name="include"/>.</summary>
+    static long Elements(string file, Func<string, bool> include)
+    {
+        using var f = SafetensorsFile.Open(file);
+        return f.Entries.Where(e => include(e.Name)).Sum(e => e.Shape.Aggregate(1L, (x, y) => x * y));
+    }
+
+    /// <summary>The numbers of rank 0's "all-reduced during the backward pass" line.</summary>
+    static (long DuringBackward, long Total) ReduceSplit(string stderr)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(stderr, @"data parallel: ([\d,]+) of ([\d,]+) gradient elements .* during the backward pass");
+        Assert.True(m.Success, "no overlap line in:\n" + stderr);
+        return (long.Parse(m.Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture), long.Parse(m.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture));
     }
 
     [Fact]

@@ -74,6 +74,51 @@ public sealed class TcpCollectivesTests
     }
 
     [Fact]
+    public void StartedCollectives_RunInCallOrderWithTheSynchronousOnes_AndWaitGivesTheirResults()
+    {
+        // Rank r starts two all-reduces and an all-gather, runs a synchronous all-reduce, then waits: each result is the
+        // sum (or layout) worked out by hand, so none was overtaken by a later operation on the shared sockets.
+        var results = OnRanks(3, group =>
+        {
+            var c = group.Collectives(CPU, TextWriter.Null);
+            var r = c.Rank;
+            using var first = full(1000, (float)(r + 1));            // Σ = 6
+            using var second = tensor(new float[] { 10 * (r + 1) }); // Σ = 60
+            using var gatherIn = full(2, (float)r);
+            using var gatherOut = zeros(6);
+            var w1 = c.AllReduceSumAsync([first]);
+            var w2 = c.AllReduceSumAsync([second]);
+            var w3 = c.AllGatherAsync(gatherIn, gatherOut);
+            using var now = tensor(new long[] { r });                 // Σ = 3, synchronous: after the three above
+            c.AllReduceSum([now]);
+            w3.Wait();
+            w1.Wait();
+            w2.Wait();
+            w2.Wait(); // twice is harmless
+            return (first.data<float>().Distinct().ToArray(), second.ToSingle(), gatherOut.data<float>().ToArray(), now.ToInt64());
+        });
+        foreach (var (first, second, gathered, now) in results)
+        {
+            Assert.Equal([6f], first);
+            Assert.Equal(60f, second);
+            Assert.Equal([0f, 0, 1, 1, 2, 2], gathered);
+            Assert.Equal(3L, now);
+        }
+    }
+
+    [Fact]
+    public void AStartedCollectiveWhosePeerLeft_FailsAtWait_WithTheRankNamed()
+    {
+        var messages = OnRanks(2, group => group.Rank == 1 ? "" : Catch(() =>
+        {
+            using var t = zeros(4);
+            var work = group.Collectives(CPU, TextWriter.Null).AllReduceSumAsync([t]);
+            work.Wait();
+        }));
+        Assert.Contains("rank 1 closed its connection", messages[0]);
+    }
+
+    [Fact]
     public void ARankThatLeaves_IsNamedByTheOthers()
     {
         // Rank 1 leaves at once (its sockets close, as when its process dies); rank 0's next collective names it.

@@ -51,6 +51,7 @@ public static class SftRecipe
             var stepTokens = micro.Sum(m => m.LabelledTokens);
             var lossSum = zeros(1, dtype: ScalarType.Float32, device: model.Device);
             var correct = zeros(1, dtype: ScalarType.Int64, device: model.Device);
+            var finalBackward = BatchPlan.FinalBackward(micro, rank, world);
             for (int i = 0; i < micro.Count; i++)
             {
                 if (!BatchPlan.IsOwnedBy(i, rank, world)) continue;
@@ -65,7 +66,7 @@ public static class SftRecipe
                     GradientCheckpointing = o.GradientCheckpointing,
                     LossChunkRows = session.ChunkRows,
                     DropoutSeed = ((long)o.Seed << 32) ^ (step * 1024 + i),
-                    Residency = session.Optimizer.Residency,
+                    Residency = session.Optimizer.TrainingHook(i == finalBackward),
                     Images = batch.Images,
                 });
                 lossSum.add_(result.LossSum);
