@@ -10,7 +10,8 @@
 # scale:   bf16 pt on 2048-token rows of random text, 0.5B- and 7B-shaped Qwen2 (tools/make_bench_model.py), LoRA and
 #          full, DP / ZeRO-2 / ZeRO-3 / ZeRO-3 with optimizer offload, on 1 and N GPUs at the same per-GPU batch: tokens/s (all
 #          ranks together, steps 6-25) and peak memory per GPU (nvidia-smi, the largest GPU). Target: DP ≥ 1.8× on 2
-#          GPUs at 7B. Runs that do not fit print "failed" (e.g. 7B full DP: 16 bytes/parameter per GPU).
+#          GPUs at 7B. Runs that do not fit print "failed" (e.g. 7B full DP: 16 bytes/parameter per GPU). dp_sync is DP
+#          with OSPREY_OVERLAP_GRAD_REDUCE=0 (all-reduce after the backward pass): dp against it is what the overlap buys.
 # tp:      tensor-parallel serving (osprey deploy/benchmark --tensor_parallel_size N): greedy replies of N GPUs against 1
 #          GPU through the HTTP API (float32: the tiny fixture and the 0.5B/7B-shaped models; "equal" or where they first
 #          differ), then bf16 decode speed of `osprey benchmark --concurrency 1 32` on 1 GPU (CUDA graphs on, and eager as
@@ -105,14 +106,16 @@ PY
     cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json $m/
     if [[ $size == 0.5b ]]; then batch="--per_device_train_batch_size 4 --gradient_checkpointing false"; else batch="--per_device_train_batch_size 1 --gradient_checkpointing true"; fi
     for train in lora full; do
-      for mode in dp zero2 zero3 zero3_offload; do
-        flag=""; [[ $mode != dp ]] && flag="--deepspeed $mode"
+      for mode in dp dp_sync zero2 zero3 zero3_offload; do
+        # dp_sync: data parallel with the all-reduce after the backward pass (OSPREY_OVERLAP_GRAD_REDUCE=0), against dp's per-layer overlap
+        flag=""; [[ $mode != dp && $mode != dp_sync ]] && flag="--deepspeed $mode"
+        sync=(); [[ $mode == dp_sync ]] && sync=(OSPREY_OVERLAP_GRAD_REDUCE=0)
         base=""
         for n in 1 $GPUS; do
           (( n > HAVE )) && continue
           [[ $n == 1 && $mode != dp ]] && { base=$base1; continue; }
           d=/tmp/mg-scale; rm -rf $d
-          launch=(); (( n > 1 )) && launch=(env NPROC_PER_NODE=$n MASTER_PORT=$(nextport))
+          launch=(); (( n > 1 )) && launch=(env "${sync[@]}" NPROC_PER_NODE=$n MASTER_PORT=$(nextport))
           peak_run "${launch[@]}" $OSP pt --model $m --dataset /tmp/mg-rand.jsonl --max_length 2048 --truncation_strategy right --max_steps 25 \
             --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 --output_dir $d --add_version false \
             --gradient_accumulation_steps 1 --lr_scheduler_type constant --train_type $train $batch $flag

@@ -113,7 +113,10 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         _collectives = collectives;
         _stage = stage;
         _offload = offload && stage != ZeroStage.None;
-        _overlap = stage == ZeroStage.None && collectives.WorldSize > 1 && Environment.GetEnvironmentVariable("OSPREY_OVERLAP_GRAD_REDUCE") != "0";
+        // OSPREY_OVERLAP_GRAD_REDUCE=0 turns the per-layer all-reduce off; =1 turns it on for one rank too (a check of the
+        // side-stream path on a single GPU: over one rank the sum is the identity, so the losses must not move).
+        var setting = Environment.GetEnvironmentVariable("OSPREY_OVERLAP_GRAD_REDUCE");
+        _overlap = stage == ZeroStage.None && setting != "0" && (collectives.WorldSize > 1 || setting == "1");
         if (stage == ZeroStage.Zero3)
         {
             // The weights are sharded from the start: build the shards now and let every layer's weights go.
