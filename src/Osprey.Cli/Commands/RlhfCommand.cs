@@ -14,6 +14,9 @@ internal sealed class RlhfCommand : ICommand
 
     public IReadOnlyList<Type> OptionsTypes => [typeof(RlhfOptions)];
 
+    // dpo, simpo, cpo, orpo, kto and rm train data parallel (grpo/ppo refuse several ranks with a reason, per worker).
+    public bool RunsOnSeveralDevices => true;
+
     public string Summary => "Preference training: DPO, SimPO, CPO, ORPO and reward models on chosen/rejected pairs, KTO on labelled rows; GRPO on prompts with reward functions.";
 
     public string Usage =>

@@ -53,12 +53,15 @@ public static class FineTuning
         var o = options.FineTune;
         options.Validate();
         Check("rlhf", o, preference: true);
-        if (DistributedEnvironment.Current is { IsWorker: true, WorldSize: > 1 })
-            throw new OspreyException("osprey rlhf trains on one device for now (sft and pt run on several); start it without NPROC_PER_NODE or torchrun.");
-        if (o.Trainer.Sharding.Stage != ZeroStage.None)
+        var ranks = DistributedEnvironment.Current is { IsWorker: true, WorldSize: > 1 } several ? several.WorldSize : 1;
+        if (ranks > 1 && options.Loss.RlhfType is RlhfType.Grpo or RlhfType.Ppo)
+            throw new OspreyException($"osprey rlhf --rlhf_type {Options.OptionSet.ChoiceText(options.Loss.RlhfType)} trains on one device for now (sft, pt and the offline methods dpo, simpo, cpo, orpo, kto and rm run on several); start it without NPROC_PER_NODE or torchrun.");
+        if (ranks > 1 && o.Trainer.Sharding.Stage == ZeroStage.Zero3)
+            throw new OspreyException("--deepspeed zero3 (and --fsdp full_shard) is not supported by osprey rlhf: its reference and preference passes do not gather sharded layers; use --deepspeed zero2, which shards the optimizer state and gradients.");
+        if (ranks == 1 && o.Trainer.Sharding.Stage != ZeroStage.None)
         {
             // One process: there is nothing to shard over, so ms-swift's scripts that pass --deepspeed run as before.
-            log.WriteLine("osprey: --deepspeed/--fsdp has no effect on osprey rlhf, which trains on one device.");
+            log.WriteLine("osprey: --deepspeed/--fsdp has no effect on a single-process osprey rlhf (nothing to shard over).");
             options = options with { FineTune = o with { Trainer = o.Trainer with { DeepSpeed = null, Fsdp = null } } };
             o = options.FineTune;
         }
@@ -67,6 +70,13 @@ public static class FineTuning
             throw new OspreyException("--eval_dataset evaluates a language model, but --rlhf_type rm trains a reward model with a score head instead of the LM head; drop --eval_dataset.");
         var folder = o.Model.ResolveFolder(log);
         if (options.Loss.RlhfType is RlhfType.Grpo or RlhfType.Ppo) return Pushed(RunGrpo(options, folder, log, progress, cancel), o, log, cancel);
+        // Launched with RANK/WORLD_SIZE: meet the other ranks (data parallel, as sft). Only rank 0 talks.
+        using var group = ProcessGroup.Join(DistributedEnvironment.Current);
+        if (!group.IsMain)
+        {
+            log = TextWriter.Null;
+            progress = null;
+        }
         options = options with { FineTune = WithModelContext(o, folder) };
         o = options.FineTune;
         MemoryFit.MemoryAdvisor.CheckBeforeLoading(o, folder, log);
@@ -107,7 +117,9 @@ public static class FineTuning
         stats.Report(log, o.Encoding.MaxLength);
         var type = OptionSet.ChoiceText(loss.RlhfType);
         log.WriteLine($"osprey: {data.TrainCount} training {(kto ? "examples" : "pairs")}, {data.ValidationCount} validation; {type} with beta {loss.ResolvedBeta}.");
-        var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress) with { Evaluation = evaluation };
+        var run = NewRun("rlhf", OptionSet.For<RlhfOptions>().ToJson(options), o, folder, log, progress) with { Evaluation = evaluation, Group = group };
+        // Every rank writes into rank 0's run folder.
+        if (group.WorldSize > 1) run = run with { RunDirectory = group.BroadcastText(run.RunDirectory) };
         var result = loss.RlhfType switch
         {
             RlhfType.Kto => KtoRecipe.Run(run, data, cancel),

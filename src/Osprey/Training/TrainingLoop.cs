@@ -107,6 +107,22 @@ internal sealed class TrainingLoop : IDisposable
         return _interrupted;
     }
 
+    string[]? _metricKeys;
+
+    /// <summary>
+    /// A recipe's step metrics summed over ranks (each rank weighted its micro-batches by their share of the whole step,
+    /// so the sum is the one-device value). The names come from rank 0, which always has the step's first micro-batch;
+    /// a rank without a micro-batch in the step (an epoch's short last step) adds zeros.
+    /// </summary>
+    Dictionary<string, double> SumOverRanks(Dictionary<string, double> metrics)
+    {
+        _metricKeys ??= _session.Group.BroadcastText(string.Join('\n', metrics.Keys.Order(StringComparer.Ordinal))).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using var values = tensor(_metricKeys.Select(k => metrics.GetValueOrDefault(k)).ToArray(), device: _session.Model.Device);
+        _session.Collectives.AllReduceSum([values]);
+        var summed = values.cpu().data<double>().ToArray();
+        return _metricKeys.Select((k, i) => (k, summed[i])).ToDictionary(p => p.k, p => p.Item2);
+    }
+
     /// <summary>
     /// Ends optimizer step <paramref name="step"/> after the recipe's backward passes: clips, steps AdamW at the
     /// scheduled rate, zeroes gradients, and every <c>--logging_steps</c> appends a record (the mean loss over the
@@ -120,6 +136,7 @@ internal sealed class TrainingLoop : IDisposable
         var optimizer = _session.Optimizer;
         // The step's loss and accuracy over every rank's micro-batches (gradients are summed inside ClipGradients).
         _session.Collectives.AllReduceSum([lossSum, correct]);
+        if (metrics is not null && _session.Group.WorldSize > 1) metrics = SumOverRanks(metrics);
         var gradNorm = optimizer.ClipGradients(o.MaxGradNorm);
         PhaseTimer.Mark(model.Device, "gradient norm + clip");
         if (!_overlapReported && optimizer.LastReduceSplit is { Total: > 0 } split)

@@ -104,6 +104,38 @@ public sealed class MultiProcessTrainingTests
         Assert.True(split.DuringBackward < split.Total);
     }
 
+    [Theory]
+    [InlineData("dpo", "preference.jsonl", "1")]
+    [InlineData("kto", "kto.jsonl", "2")]
+    public async Task PreferenceTraining_TwoRanksEqualOneProcessBitForBit_LossesMetricsAndAdapters(string type, string dataset, string batch)
+    {
+        // Offline preference recipes split each step's micro-batches over ranks as sft does; each micro-batch keeps its
+        // share of the whole step as weight, so the ranks' loss and metric sums add up to the one-process values.
+        using var temp = new TempDirectory();
+        string[] Args(string output, string accumulation) =>
+        [
+            "rlhf", "--rlhf_type", type, "--device", "cpu", "--load_from_cache_file", "false", "--model", CliRun.Fixture("qwen2"),
+            "--dataset", Path.Combine(TestPaths.RepoRoot, "examples", "datasets", dataset), "--max_steps", "3",
+            "--per_device_train_batch_size", batch, "--gradient_accumulation_steps", accumulation, "--logging_steps", "1",
+            "--save_steps", "3", "--add_version", "false", "--output_dir", output,
+        ];
+        await Osprey(Args(temp.File("one"), "2"), processes: 0);
+        var two = await Osprey(Args(temp.File("two"), "1"), processes: 2);
+        Assert.Contains("rank 0 of 2 on cpu; data parallel", two.Stderr);
+
+        var expected = TrainingLog.ReadJsonl(temp.File("one/logging.jsonl")).Where(r => r.ContainsKey("loss")).ToList();
+        var actual = TrainingLog.ReadJsonl(temp.File("two/logging.jsonl")).Where(r => r.ContainsKey("loss")).ToList();
+        Assert.Equal(3, expected.Count);
+        Assert.Equal(expected.Count, actual.Count);
+        var metrics = expected[0].Keys.Where(k => k is "loss" or "grad_norm" || k.StartsWith("rewards/", StringComparison.Ordinal) || k.StartsWith("logps/", StringComparison.Ordinal) || k == "kl").ToList();
+        Assert.Contains("rewards/chosen", metrics);
+        for (var i = 0; i < expected.Count; i++)
+            foreach (var k in metrics) Assert.True(expected[i][k].GetDouble() == actual[i][k].GetDouble(), $"step {i + 1} {k}: {actual[i][k]} on 2 ranks, {expected[i][k]} in one process");
+        var a = Tensors(temp.File("one/checkpoint-3/adapter_model.safetensors"));
+        var b = Tensors(temp.File("two/checkpoint-3/adapter_model.safetensors"));
+        foreach (var (name, values) in a) Assert.True(values.SequenceEqual(b[name]), $"{name} differs between 2 ranks and 1 process");
+    }
+
     /// <summary>The elements of the tensors in <paramref name="file"/> whose names pass <paramref name="include"/>.</summary>
     static long Elements(string file, Func<string, bool> include)
     {

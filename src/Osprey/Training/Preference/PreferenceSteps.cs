@@ -15,10 +15,13 @@ internal static class PreferenceSteps
 {
     /// <summary>
     /// Runs <paramref name="body"/> on each micro-batch (its index, its item indices, its share of the step's items) in
-    /// a dispose scope of its own, and sums the weighted losses and metrics and the tokens.
+    /// a dispose scope of its own, and sums the weighted losses and metrics and the tokens. With a
+    /// <paramref name="shard"/> of several ranks (data-parallel training) only this rank's micro-batches run
+    /// (<see cref="BatchPlan.IsOwnedBy"/>), each still weighted by its share of the whole step: the ranks' sums add up
+    /// to the one-device step (<see cref="TrainingLoop.CompleteStep"/> sums the loss and metrics over ranks).
     /// </summary>
     public static (Tensor Loss, Dictionary<string, double> Metrics, long Tokens) ForEachMicroBatch(CausalLM model, IReadOnlyList<int[]> micro,
-        Func<int, int[], double, (Tensor Loss, Dictionary<string, double> Metrics, long Tokens)> body)
+        Func<int, int[], double, (Tensor Loss, Dictionary<string, double> Metrics, long Tokens)> body, (int Rank, int World)? shard = null)
     {
         var total = micro.Sum(m => m.Length);
         var loss = zeros(1, dtype: ScalarType.Float32, device: model.Device);
@@ -26,6 +29,7 @@ internal static class PreferenceSteps
         long tokens = 0;
         for (int i = 0; i < micro.Count; i++)
         {
+            if (shard is { } s && !BatchPlan.IsOwnedBy(i, s.Rank, s.World)) continue;
             using var scope = NewDisposeScope();
             var weight = micro[i].Length / (double)total;
             var (l, m, t) = body(i, micro[i], weight);
@@ -35,6 +39,9 @@ internal static class PreferenceSteps
         }
         return (loss, metrics, tokens);
     }
+
+    /// <summary>The shard a training step runs on this rank: every world-th micro-batch (evaluation runs them all on every rank).</summary>
+    public static (int Rank, int World) TrainingShard(TrainingSession session) => (session.Collectives.Rank, session.Collectives.WorldSize);
 
     /// <summary>The dropout seed of micro-batch <paramref name="micro"/> of step <paramref name="step"/> (a resumed run draws the same masks).</summary>
     public static long DropoutSeed(int seed, long step, int micro) => ((long)seed << 32) ^ (step * 1024 + micro);

@@ -28,7 +28,8 @@ public static class KtoRecipe
         using var session = TrainingSession.Open(run);
         var o = run.Options;
         var model = session.Model;
-        var plan = new BatchPlan(data.KtoTrain.Select(k => k.Sample).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps, o.Seed);
+        // Data parallel: the one-device step of world × accumulation micro-batches, each rank taking every world-th.
+        var plan = new BatchPlan(data.KtoTrain.Select(k => k.Sample).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps * session.Collectives.WorldSize, o.Seed);
         using var reference = PreferenceSteps.LoadReference(session, data);
         using var caching = PreferenceSteps.CacheVisionFeatures(session, reference, data);
         using var loop = TrainingLoop.Start(session, plan.StepsPerEpoch);
@@ -82,7 +83,7 @@ public static class KtoRecipe
             var (value, metrics) = PreferenceSteps.ObjectiveStep(session, batch, step, i, weight, backward,
                 (logps, counts) => PreferenceLosses.Kto(logps, referenceLogps, desirable, policyKl, referenceKl, loss));
             return (value, metrics, batch.Tokens + mismatched.Tokens);
-        });
+        }, backward ? PreferenceSteps.TrainingShard(session) : null);
 
     /// <summary>
     /// <paramref name="a"/>'s prompt with <paramref name="b"/>'s response (<see cref="KtoExample.MismatchedWith"/>), with

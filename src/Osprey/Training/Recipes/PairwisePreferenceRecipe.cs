@@ -30,7 +30,8 @@ public static class PairwisePreferenceRecipe
         using var session = TrainingSession.Open(run);
         var o = run.Options;
         var model = session.Model;
-        var plan = new BatchPlan(data.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps, o.Seed);
+        // Data parallel: the one-device step of world × accumulation micro-batches, each rank taking every world-th.
+        var plan = new BatchPlan(data.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps * session.Collectives.WorldSize, o.Seed);
         var reference = PreferenceSteps.LoadReference(session, data);
         using var caching = PreferenceSteps.CacheVisionFeatures(session, reference, data);
         long referencePasses = 0;
@@ -100,7 +101,7 @@ public static class PairwisePreferenceRecipe
             var (loss, metrics) = PreferenceSteps.ObjectiveStep(session, batch, step, i, weight, backward,
                 (logps, counts) => Loss(data.Loss, logps, counts, referenceLogps));
             return (loss, metrics, batch.Tokens);
-        });
+        }, backward ? PreferenceSteps.TrainingShard(session) : null);
 
     /// <summary>The loss of a stacked batch: rows [0, n) chosen, [n, 2n) rejected.</summary>
     static PreferenceLossResult Loss(PreferenceLossOptions o, Tensor logps, Tensor counts, Tensor? referenceLogps)

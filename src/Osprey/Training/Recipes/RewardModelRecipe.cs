@@ -28,7 +28,8 @@ public static class RewardModelRecipe
         using var session = TrainingSession.Open(run, scoreHead: true);
         var o = run.Options;
         var model = session.Model;
-        var plan = new BatchPlan(data.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps, o.Seed);
+        // Data parallel: the one-device step of world × accumulation micro-batches, each rank taking every world-th.
+        var plan = new BatchPlan(data.Train.Select(p => p.Chosen).ToList(), o.BatchSize, o.ResolvedGradientAccumulationSteps * session.Collectives.WorldSize, o.Seed);
         using var loop = TrainingLoop.Start(session, plan.StepsPerEpoch);
 
         // Loop.
@@ -84,5 +85,5 @@ public static class RewardModelRecipe
             var result = PreferenceLosses.RewardModel(scores.narrow(0, 0, n), scores.narrow(0, n, n), margin, loss);
             if (backward) (result.Loss * weight).backward();
             return (result.Loss.detach(), result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble()), batch.Tokens);
-        });
+        }, backward ? PreferenceSteps.TrainingShard(session) : null);
 }
