@@ -37,6 +37,28 @@ internal sealed class KernelProbeCommand : ICommand
             stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-5} {1,-6} {2,-9} {3,-9} {4,8} {5,11} {6,13:G3}",
                 c.Type, c.DoubleQuant, c.StoredDType, c.ComputeDType, c.Elements, c.Mismatched, c.GemvRelativeError));
         }
+        if (KernelProbe.PackedUnavailable() is { } packedWhy)
+        {
+            stdout.WriteLine($"GPTQ/FP8 CUDA kernels unavailable: {packedWhy}");
+            failed = true;
+        }
+        else
+        {
+            foreach (var c in KernelProbe.CheckPacked())
+            {
+                failed |= c.Mismatched != 0 || c.GemvRelativeError > 2e-2;
+                stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-10} {1,-9} {2,-9} {3,8} {4,11} {5,13:G3}",
+                    c.Type, c.StoredDType, c.ComputeDType, c.Elements, c.Mismatched, c.GemvRelativeError));
+            }
+            stdout.WriteLine("out    in     rows  bf16_matmul_ms  gptq4_ms  gptq4_8rows_dequant+matmul_ms");
+            foreach (var rows in o.BatchSizes.Where(r => r <= KernelProbe.PackedFusedRows))
+            foreach (var (n, k) in new (long, long)[] { (3584, 3584), (512, 3584), (18944, 3584), (3584, 18944) })
+            {
+                var t = KernelProbe.TimeGptq(n, k, rows);
+                stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-6} {1,-6} {2,4} {3,15:F4} {4,9:F4} {5,30:F4}", n, k, rows, t.MatmulMs, t.GptqMs, t.GptqDequantMatmulMs));
+                stdout.Flush();
+            }
+        }
         stdout.WriteLine("out    in     rows  bf16_matmul_ms  fused_ms  dequant_kernel_ms  dequant_tensor_ops_ms  dequant+matmul_ms");
         foreach (var rows in o.BatchSizes)
         foreach (var (n, k) in new (long, long)[] { (3584, 3584), (512, 3584), (18944, 3584), (3584, 18944) })

@@ -77,4 +77,93 @@ public static class KernelProbe
         var dequantMatmul = Ms(() => { using var d = FourBitKernels.Dequantize(w); using var y = nn.functional.linear(x, d); });
         return new KernelTiming(outFeatures, inFeatures, rows, matmul, fused, dequantKernel, dequantPortable, dequantMatmul);
     }
+
+    /// <summary>Why the GPTQ/FP8 CUDA kernels can't run here, or null when they can (CUDA device 0).</summary>
+    public static string? PackedUnavailable()
+    {
+        using var probe = zeros(1, device: new Device(DeviceType.CUDA, 0));
+        return PackedWeightKernels.Unavailable(probe);
+    }
+
+    /// <summary>Rows up to which the GPTQ product is fused.</summary>
+    public const int PackedFusedRows = PackedWeightKernels.MaxFusedRows;
+
+    /// <summary>
+    /// GPTQ (4 and 8 bits, contiguous groups of 128 and an act-order permutation) and FP8 (block, row and tensor scales)
+    /// on a random 256 × 1024 weight: the CUDA dequantizing kernels against the tensor path (elements that differ), and
+    /// the fused GPTQ product at 1, 3 and 4 rows plus the dequantize-and-matmul path at 8 rows against a float32 matmul of
+    /// the tensor path's weight (largest error relative to the largest output).
+    /// </summary>
+    public static IReadOnlyList<KernelCheck> CheckPacked()
+    {
+        var device = new Device(DeviceType.CUDA, 0);
+        var results = new List<KernelCheck>();
+        using var g = new Generator(5, CPU);
+        const long Out = 256, In = 1024;
+        foreach (var bits in new[] { 4, 8 })
+        foreach (var actOrder in new[] { false, true })
+        foreach (var compute in new[] { ScalarType.BFloat16, ScalarType.Float16, ScalarType.Float32 })
+        {
+            using var scope = NewDisposeScope();
+            var groups = In / 128;
+            var groupIndex = arange(In, dtype: ScalarType.Int64).div(128, rounding_mode: RoundingMode.floor);
+            if (actOrder) groupIndex = groupIndex.index_select(0, randperm(In, generator: g));
+            var codes = randint(0, 1 << bits, [Out, In], generator: g).to_type(ScalarType.Int32).to(device);
+            var zeros = randint(1, 1 << bits, [groups, Out], generator: g).to_type(ScalarType.Int32).to(device);
+            var scales = (rand([groups, Out], generator: g) * 0.01 + 0.001).to(device);
+            using var result = new GptqResult(codes, scales, zeros, groupIndex.to_type(ScalarType.Int32).to(device), empty(0));
+            using var w = GptqWeight.Pack(result, bits, compute);
+            var fast = w.Dequantize();
+            var portable = w.DequantizePortable();
+            var mismatched = fast.ne(portable).sum().item<long>();
+            double worst = 0;
+            foreach (var rows in new[] { 1, 3, 4, 8 })
+            {
+                var x = randn([rows, In], generator: g).to(device).to_type(compute);
+                var y = w.TryFusedLinear(x) ?? throw new InvalidOperationException("the GPTQ CUDA path refused a shape it takes");
+                var reference = nn.functional.linear(x.to_type(ScalarType.Float32), portable.to_type(ScalarType.Float32));
+                worst = Math.Max(worst, (y.to_type(ScalarType.Float32) - reference).abs().max().item<float>() / reference.abs().max().item<float>());
+            }
+            results.Add(new KernelCheck($"gptq{bits}{(actOrder ? "-act" : "")}", false, "float16", Runtime.DTypes.Name(compute), fast.numel(), mismatched, worst));
+        }
+        foreach (var scheme in new[] { Fp8Scheme.Block, Fp8Scheme.Channel, Fp8Scheme.Tensor })
+        foreach (var compute in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+        {
+            using var scope = NewDisposeScope();
+            var dense = randn([Out + 8, In + 40], generator: g).to(device); // not whole 128-blocks: the edges count too
+            using var w = Fp8Weight.Quantize(dense, scheme, compute);
+            var fast = w.Dequantize();
+            var portable = w.DequantizePortable();
+            results.Add(new KernelCheck($"fp8-{scheme.ToString().ToLowerInvariant()}", false, "e4m3", Runtime.DTypes.Name(compute), fast.numel(), fast.ne(portable).sum().item<long>(), 0));
+        }
+        return results;
+    }
+
+    /// <summary>Milliseconds per call of the GPTQ 4-bit CUDA product (group 128) against a bfloat16 matmul at [out, in].</summary>
+    public static (double MatmulMs, double GptqMs, double GptqDequantMatmulMs) TimeGptq(long outFeatures, long inFeatures, int rows, int iterations = 50)
+    {
+        var device = new Device(DeviceType.CUDA, 0);
+        using var scope = NewDisposeScope();
+        using var g = new Generator(6, CPU);
+        var groups = inFeatures / 128;
+        var codes = randint(0, 16, [outFeatures, inFeatures], generator: g).to_type(ScalarType.Int32).to(device);
+        var zeros = randint(1, 16, [groups, outFeatures], generator: g).to_type(ScalarType.Int32).to(device);
+        var scales = (rand([groups, outFeatures], generator: g) * 0.01 + 0.001).to(device);
+        var groupIndex = arange(inFeatures, dtype: ScalarType.Int32).div(128, rounding_mode: RoundingMode.floor).to_type(ScalarType.Int32).to(device);
+        using var result = new GptqResult(codes, scales, zeros, groupIndex, empty(0));
+        using var w = GptqWeight.Pack(result, 4, ScalarType.BFloat16);
+        using var dense = w.DequantizePortable();
+        var x = randn([rows, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
+        var big = randn([8, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
+        double Ms(Action a)
+        {
+            for (int i = 0; i < 3; i++) a();
+            cuda.synchronize(device);
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < iterations; i++) a();
+            cuda.synchronize(device);
+            return clock.Elapsed.TotalMilliseconds / iterations;
+        }
+        return (Ms(() => { using var y = nn.functional.linear(x, dense); }), Ms(() => { using var y = w.TryFusedLinear(x); }), Ms(() => { using var y = w.TryFusedLinear(big); }));
+    }
 }

@@ -1,5 +1,6 @@
 using Osprey.Io;
 using Osprey.Models.Blocks;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Osprey.Quantization;
@@ -102,6 +103,16 @@ internal sealed class Fp8Weight : ILinearBase
 
     /// <inheritdoc />
     public Tensor Dequantize()
+    {
+        // CUDA: one kernel through the same table and scales (bit-identical to the tensor operations below).
+        if (_codes.device_type == DeviceType.CUDA && _codes.dtype == ScalarType.Byte && _codes.is_contiguous()
+            && ComputeDType is ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 && PackedWeightKernels.Unavailable(_codes) is null)
+            return PackedWeightKernels.Fp8Dequantize(_codes, _table, _scale, _block, ComputeDType);
+        return DequantizePortable();
+    }
+
+    /// <summary>The dequantized weight by tensor operations (any device; what the CUDA kernel is checked against).</summary>
+    internal Tensor DequantizePortable()
     {
         using var scope = NewDisposeScope();
         var values = _table.index_select(0, _codes.flatten().to_type(ScalarType.Int32)).view(_codes.shape);

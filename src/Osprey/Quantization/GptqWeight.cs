@@ -11,7 +11,8 @@ namespace Osprey.Quantization;
 /// the input dimension), <c>qzeros</c> int32 [groups, out·bits/32] (zero points packed along the output dimension),
 /// <c>scales</c> [groups, out] and <c>g_idx</c> int32 [in] (each input column's group; act-order permutes them).
 /// W[n, k] = scales[g, n] · (q[k, n] − zero[g, n]) with g = g_idx[k]; the "gptq" (v1) checkpoint format stores zero − 1,
-/// "gptq_v2" the zero itself. Forward dequantizes the layer into the compute dtype each time.
+/// "gptq_v2" the zero itself. On the CPU, 4-bit layers multiply from libtorch's packed int4 layout; on CUDA, 4- and 8-bit
+/// layers use <see cref="PackedWeightKernels"/>; otherwise forward dequantizes the layer into the compute dtype each time.
 /// </summary>
 internal sealed class GptqWeight : ILinearBase
 {
@@ -100,6 +101,15 @@ internal sealed class GptqWeight : ILinearBase
     /// <inheritdoc />
     public Tensor Dequantize()
     {
+        if (CudaKernels)
+            using (var transposed = PackedWeightKernels.GptqDequantizeTransposed(_qweight, _qzeros, _scales, _groups, _bits, _zeroOffset, InFeatures, OutFeatures, ComputeDType))
+                return transposed.t().contiguous();
+        return DequantizePortable();
+    }
+
+    /// <summary>The dequantized weight [out, in] by tensor operations (any device; what the CUDA kernels are checked against).</summary>
+    internal Tensor DequantizePortable()
+    {
         using var scope = NewDisposeScope();
         var codes = PackedInts.UnpackGptqRows(_qweight, _bits);                   // [in, out]
         var zeros = PackedInts.UnpackGptqRows(_qzeros.t(), _bits).t();            // [groups, out]
@@ -123,6 +133,7 @@ internal sealed class GptqWeight : ILinearBase
     /// </summary>
     public Tensor? TryFusedLinear(Tensor x)
     {
+        if (x.device_type == DeviceType.CUDA) return TryCudaLinear(x);
         // bfloat16 only: libtorch's float32 path of this kernel is ~20× slower than dequantizing (measured, libtorch 2.10).
         if (_noPacked || x.device_type != DeviceType.CPU || _qweight.device_type != DeviceType.CPU || x.dtype != ComputeDType || x.dtype != ScalarType.BFloat16) return null;
         if (_packed is null && !TryPack()) return null;
@@ -133,6 +144,32 @@ internal sealed class GptqWeight : ILinearBase
             _noPacked = true;
             return null;
         }
+        if (x.dim() == 2) return y;
+        var shape = x.shape.ToArray();
+        shape[^1] = OutFeatures;
+        using (y) return y.reshape(shape);
+    }
+
+    bool? _cudaKernels;
+
+    /// <summary>On CUDA, 4- and 8-bit layers use <see cref="PackedWeightKernels"/> (decided once per layer).</summary>
+    bool CudaKernels => _cudaKernels ??= _qweight.device_type == DeviceType.CUDA
+        && PackedWeightKernels.Supports(_bits, _scales.dtype, ComputeDType)
+        && _qweight.is_contiguous() && _qzeros.is_contiguous() && _scales.is_contiguous() && _groups.is_contiguous()
+        && PackedWeightKernels.Unavailable(_qweight) is null;
+
+    /// <summary>CUDA: the fused product for a few rows, else one dequantizing kernel and cuBLAS on the transposed weight.</summary>
+    Tensor? TryCudaLinear(Tensor x)
+    {
+        if (!CudaKernels || x.dtype != ComputeDType || x.device_index != _qweight.device_index) return null;
+        var rows = x.numel() / InFeatures;
+        using var flat = x.reshape(rows, InFeatures).contiguous();
+        Tensor y;
+        if (rows <= PackedWeightKernels.MaxFusedRows)
+            y = PackedWeightKernels.GptqGemv(flat, _qweight, _qzeros, _scales, _groups, _bits, _zeroOffset, OutFeatures);
+        else
+            using (var transposed = PackedWeightKernels.GptqDequantizeTransposed(_qweight, _qzeros, _scales, _groups, _bits, _zeroOffset, InFeatures, OutFeatures, ComputeDType))
+                y = flat.matmul(transposed);
         if (x.dim() == 2) return y;
         var shape = x.shape.ToArray();
         shape[^1] = OutFeatures;

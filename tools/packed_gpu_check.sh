@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Issue 18 follow-up, one device call: the GPTQ/FP8 CUDA kernels (src/Osprey/Quantization/PackedWeightKernels.cs).
+#   1. osprey kernel-probe: every kernel against the tensor path (dequantized weights must match bit for bit, the fused
+#      GPTQ product within 2e-2 of a float32 matmul), then the GPTQ 4-bit product timed against a bf16 matmul at 7B shapes;
+#   2. decode in the engine (osprey benchmark, static batches of 1 and 32, 128-token prompts, 128 new) of a
+#      Qwen2.5-0.5B-shaped model with random bf16 weights (tools/make_cpu_bench_model.py, numpy) as bf16, as 4-bit GPTQ
+#      (the same script's --gptq, group 32) and as FP8 (osprey export --quant_method fp8, block scales), each with the
+#      kernels and with OSPREY_FUSED_PACKED=0 (the tensor path), same call.
+# Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
+set -uo pipefail
+OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
+export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
+[[ -x /tmp/osp/osprey-gpu/osprey ]] || tar -xJf .dist/osprey-gpu.tar.xz -C /tmp/osp
+[[ -d /tmp/t/tokenizers ]] || tar -xJf .dist/tokenizers.tar.xz -C /tmp/t
+OSP=${OSP:-/tmp/osp/osprey-gpu/osprey}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+timeout 240 $OSP kernel-probe --batch_size 1 4 > "$OUT/kernel-probe.txt" 2>&1; echo "kernel-probe exit $?" >> "$OUT/kernel-probe.txt"
+[[ -d /tmp/pk-bf16 ]] || python3 tools/make_cpu_bench_model.py /tmp/pk-bf16 /tmp/t/tokenizers/qwen3 > /dev/null
+[[ -d /tmp/pk-gptq ]] || python3 tools/make_cpu_bench_model.py /tmp/pk-gptq /tmp/t/tokenizers/qwen3 --gptq > /dev/null
+[[ -d /tmp/pk-fp8 ]] || $OSP export --model /tmp/pk-bf16 --quant_method fp8 --output_dir /tmp/pk-fp8 --device cuda > "$OUT/export-fp8.txt" 2>&1
+T="$OUT/decode.txt"; printf "%-5s %-8s %6s %14s %9s\n" model path batch decode_tok/s ms/step > "$T"
+for m in bf16 gptq fp8; do
+  for path in kernels tensor; do
+    [[ $m == bf16 && $path == tensor ]] && continue
+    env=(); [[ $path == tensor ]] && env=(OSPREY_FUSED_PACKED=0)
+    env "${env[@]}" timeout 120 $OSP benchmark --model /tmp/pk-$m --device cuda --torch_dtype bfloat16 --batch_size 1 32 \
+      --prompt_length 128 --max_new_tokens 128 --warmup 1 > "$OUT/decode-$m-$path.txt" 2>&1
+    awk -v m=$m -v p=$path '$1 ~ /^[0-9]+$/ && NF >= 7 { printf "%-5s %-8s %6s %14s %9s\n", m, p, $1, $6, $7 }' "$OUT/decode-$m-$path.txt" >> "$T"
+  done
+done
+grep -E "^(gptq|fp8|type|out |[0-9])|FAILED|passed|unavailable|exit" "$OUT/kernel-probe.txt"
+cat "$T"
