@@ -30,3 +30,10 @@ for m in bf16 gptq fp8; do
 done
 grep -E "^(gptq|fp8|type|out |[0-9])|FAILED|passed|unavailable|exit" "$OUT/kernel-probe.txt"
 cat "$T"
+# 3. Where a 32-request structured step's time goes on the GPU (issue 16): OSPREY_PROFILE=1, json_object, with the
+#    engine's background grammar prewarm (the default on CUDA) and without (OSPREY_GRAMMAR_PREWARM=0).
+for pw in 1 0; do
+  echo "== structured json_object, 32 requests, prewarm $pw"
+  OSPREY_GRAMMAR_PREWARM=$pw OSPREY_PROFILE=1 timeout 120 $OSP benchmark --model /tmp/pk-bf16 --device cuda --torch_dtype bfloat16 \
+    --concurrency 32 --prompt_length 128 --max_new_tokens 64 --response_format json_object 2>&1 | grep -v "^Train" | tail -22 | tee "$OUT/structured-profile-$pw.txt"
+done

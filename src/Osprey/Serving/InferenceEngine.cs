@@ -46,7 +46,9 @@ public sealed partial class InferenceEngine : IDisposable
         _queue = Channel.CreateUnbounded<RequestState>(new UnboundedChannelOptions { SingleReader = true });
         _worker = new Thread(WorkerMain) { IsBackground = true, Name = "osprey-engine" };
         _worker.Start();
-        if (Options.PrewarmStructuredOutputs ?? model.Device.type == TorchSharp.DeviceType.CUDA)
+        // OSPREY_GRAMMAR_PREWARM=0|1 overrides the default (on for CUDA), for measuring what the background prewarm costs.
+        var prewarmSetting = Environment.GetEnvironmentVariable("OSPREY_GRAMMAR_PREWARM");
+        if (Options.PrewarmStructuredOutputs ?? (prewarmSetting is "0" or "1" ? prewarmSetting == "1" : model.Device.type == TorchSharp.DeviceType.CUDA))
         {
             var stop = _stop.Token;
             new Thread(() =>
