@@ -5,7 +5,7 @@
 #   2. decode in the engine (osprey benchmark, static batches of 1 and 32, 128-token prompts, 128 new) of a
 #      Qwen2.5-0.5B-shaped model with random bf16 weights (tools/make_cpu_bench_model.py, numpy) as bf16, as 4-bit GPTQ
 #      (the same script's --gptq, group 32) and as FP8 (osprey export --quant_method fp8, block scales), each with the
-#      kernels and with OSPREY_FUSED_PACKED=0 (the tensor path), same call.
+#      kernels (OSPREY_FUSED_PACKED=1, opt-in until this check passes) and without (the tensor path), same call.
 # Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
@@ -22,7 +22,7 @@ T="$OUT/decode.txt"; printf "%-5s %-8s %6s %14s %9s\n" model path batch decode_t
 for m in bf16 gptq fp8; do
   for path in kernels tensor; do
     [[ $m == bf16 && $path == tensor ]] && continue
-    env=(); [[ $path == tensor ]] && env=(OSPREY_FUSED_PACKED=0)
+    env=(OSPREY_FUSED_PACKED=1); [[ $path == tensor ]] && env=(OSPREY_FUSED_PACKED=0)
     env "${env[@]}" timeout 120 $OSP benchmark --model /tmp/pk-$m --device cuda --torch_dtype bfloat16 --batch_size 1 32 \
       --prompt_length 128 --max_new_tokens 128 --warmup 1 > "$OUT/decode-$m-$path.txt" 2>&1
     awk -v m=$m -v p=$path '$1 ~ /^[0-9]+$/ && NF >= 7 { printf "%-5s %-8s %6s %14s %9s\n", m, p, $1, $6, $7 }' "$OUT/decode-$m-$path.txt" >> "$T"

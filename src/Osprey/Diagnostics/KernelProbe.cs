@@ -81,6 +81,7 @@ public static class KernelProbe
     /// <summary>Why the GPTQ/FP8 CUDA kernels can't run here, or null when they can (CUDA device 0).</summary>
     public static string? PackedUnavailable()
     {
+        PackedWeightKernels.ForceOn = true; // the probe checks them whatever OSPREY_FUSED_PACKED says
         using var probe = zeros(1, device: new Device(DeviceType.CUDA, 0));
         return PackedWeightKernels.Unavailable(probe);
     }
