@@ -204,15 +204,7 @@ public static class FusedKernelProbe
         using var scope = NewDisposeScope();
         using var gen = new Generator(5, CPU);
         Tensor Rand(params long[] shape) => randn(shape, generator: gen).to(device).to_type(ScalarType.BFloat16);
-        double Ms(Action a)
-        {
-            for (int i = 0; i < 3; i++) a();
-            cuda.synchronize(device);
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < iterations; i++) a();
-            cuda.synchronize(device);
-            return clock.Elapsed.TotalMilliseconds / iterations;
-        }
+        double Ms(Action a) => KernelProbe.Milliseconds(device, iterations, a);
         double Both(Action a, out double tensorOps)
         {
             FusedKernels.TensorPathOnThisThread = true;

@@ -61,15 +61,7 @@ public static class KernelProbe
         var dense = randn([outFeatures, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
         using var w = FourBitWeight.Quantize(dense, FourBitType.Nf4, true, ScalarType.BFloat16);
         var x = randn([rows, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
-        double Ms(Action a)
-        {
-            for (int i = 0; i < 3; i++) a();
-            cuda.synchronize(device);
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < iterations; i++) a();
-            cuda.synchronize(device);
-            return clock.Elapsed.TotalMilliseconds / iterations;
-        }
+        double Ms(Action a) => KernelProbe.Milliseconds(device, iterations, a);
         var matmul = Ms(() => { using var y = nn.functional.linear(x, dense); });
         var fused = Ms(() => { using var y = FourBitKernels.TryGemv(w, x); });
         var dequantKernel = Ms(() => { using var y = FourBitKernels.Dequantize(w); });
@@ -156,15 +148,18 @@ public static class KernelProbe
         using var dense = w.DequantizePortable();
         var x = randn([rows, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
         var big = randn([8, inFeatures], generator: g).to(device).to_type(ScalarType.BFloat16);
-        double Ms(Action a)
-        {
-            for (int i = 0; i < 3; i++) a();
-            cuda.synchronize(device);
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < iterations; i++) a();
-            cuda.synchronize(device);
-            return clock.Elapsed.TotalMilliseconds / iterations;
-        }
+        double Ms(Action a) => KernelProbe.Milliseconds(device, iterations, a);
         return (Ms(() => { using var y = nn.functional.linear(x, dense); }), Ms(() => { using var y = w.TryFusedLinear(x); }), Ms(() => { using var y = w.TryFusedLinear(big); }));
+    }
+
+    /// <summary>Milliseconds per call of <paramref name="a"/> on <paramref name="device"/>: 3 warm-up calls, then the mean of <paramref name="iterations"/>, synchronised at both ends.</summary>
+    internal static double Milliseconds(Device device, int iterations, Action a)
+    {
+        for (int i = 0; i < 3; i++) a();
+        cuda.synchronize(device);
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++) a();
+        cuda.synchronize(device);
+        return clock.Elapsed.TotalMilliseconds / iterations;
     }
 }
