@@ -27,8 +27,7 @@ public sealed partial class CausalLM
         {
             var h = model.ForwardSlots(ids, positions, cache, keys, uniform, ropePositions);
             if (SkipsLogits) return h;
-            var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
-            if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+            var logits = Head(h);
             return logits.squeeze(1);
         }
         finally
@@ -50,8 +49,7 @@ public sealed partial class CausalLM
         var hidden = h.shape[2];
         var last = h.gather(1, lastIndex.view(-1, 1, 1).expand(-1, 1, hidden));
         if (SkipsLogits) return last;
-        var logits = lm_head is not null ? lm_head.forward(last) : nn.functional.linear(last, model.EmbedTokens.Weight);
-        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        var logits = Head(last);
         return logits.squeeze(1);
     }
 

@@ -276,14 +276,16 @@ public sealed partial class CausalLM
         {
             _dropoutGenerator?.Dispose();
             DisposeStates();
+            DisposeInt8Head();
         }
         base.Dispose(disposing);
     }
 
+    /// <summary>The logits of final hidden states <paramref name="h"/> (after the last norm): the head or the tied embeddings, then Gemma 2's softcap.</summary>
     Tensor Head(Tensor h)
     {
         if (IsRewardModel) throw RewardForwardError();
-        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
+        var logits = Int8HeadLogits(h) ?? (lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight));
         if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return logits;
     }

@@ -71,8 +71,7 @@ public sealed partial class CausalLM
         var (positions, deltas) = ImagePositions(ids, images);
         var hidden = model.ForwardEmbeds(h, positions, null, cache);
         var last = hidden.narrow(1, t - 1, 1);
-        var logits = lm_head is not null ? lm_head.forward(last) : nn.functional.linear(last, model.EmbedTokens.Weight);
-        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        var logits = Head(last);
         return (logits.squeeze(1).MoveToOuterDisposeScope(), deltas[0]);
     }
 

@@ -324,8 +324,7 @@ public sealed partial class CausalLM : nn.Module
         var h = model.Forward(ids, positions, keyValid, cache);
         if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
         if (SkipsLogits) return h;
-        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
-        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        var logits = Head(h);
         return logits;
     }
 
@@ -344,8 +343,7 @@ public sealed partial class CausalLM : nn.Module
         if (IsRewardModel) throw RewardForwardError();
         using var segments = SegmentIds(positionIds);
         var h = model.Forward(ids, positionIds, null, null, segments);
-        var logits = lm_head is not null ? lm_head.forward(h) : nn.functional.linear(h, model.EmbedTokens.Weight);
-        if (Spec.FinalLogitSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        var logits = Head(h);
         return logits;
     }
 
