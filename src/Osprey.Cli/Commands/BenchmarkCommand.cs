@@ -21,6 +21,9 @@ internal sealed class BenchmarkCommand : ICommand
     {
         var o = options.Bind<BenchmarkOptions>();
         options.EnsureNoUnknownFlags();
+        if (o.Temperature > 0 && o.Concurrency.Count == 0)
+            throw new UserError("--temperature needs --concurrency N: sampled decoding is timed through the serving engine (static batches decode greedily).");
+        if (o.Temperature < 0 || !double.IsFinite(o.Temperature)) throw new UserError($"--temperature must be 0 (greedy) or positive, got {o.Temperature}.");
         if (o.ResponseFormat is not null && o.Concurrency.Count == 0)
             throw new UserError("--response_format needs --concurrency N: structured decoding is timed through the serving engine.");
         var (batches, prompt, newTokens, warmup, resultPath, concurrency, eager) = (o.BatchSizes, o.PromptLength, o.MaxNewTokens, o.Warmup, o.ResultPath, o.Concurrency, o.EnforceEager);
@@ -43,7 +46,9 @@ internal sealed class BenchmarkCommand : ICommand
             var structured = grammar is not null;
             stdout.WriteLine("requests  prompt  new  wall_s  ttft_mean_s  ttft_max_s  throughput_tok/s  per_request_tok/s  ms/token  gpu_used_GiB" + (structured ? "  tokens  format" : ""));
             EngineBenchmarkResult? constrained = null;
-            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout, grammar: grammar, responseFormat: o.ResponseFormat))
+            var sampling = o.Temperature > 0 ? (o.Temperature, o.TopP, o.TopK) : ((double, double, int)?)null;
+            if (sampling is { } s) stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sampling: temperature {s.Item1}, top_p {s.Item2}, top_k {s.Item3} (seeded per request)"));
+            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout, grammar: grammar, responseFormat: o.ResponseFormat, sampling: sampling))
             {
                 stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8}  {1,6}  {2,3}  {3,6:F2}  {4,11:F3}  {5,10:F3}  {6,16:F1}  {7,17:F1}  {8,8:F2}  {9,12:F2}",
                     r.Concurrency, r.PromptLength, r.NewTokens, r.WallSeconds, r.TtftMeanSeconds, r.TtftMaxSeconds, r.ThroughputTokensPerSecond,

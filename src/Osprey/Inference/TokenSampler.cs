@@ -51,6 +51,10 @@ internal static class TokenSampler
         var temps = tensor(rows.Select(s => s.IsGreedy ? 1f : (float)s.Temperature).ToArray(), [n, 1], device: device);
         var y = x / temps;
         var ks = rows.Select(s => s.IsGreedy || s.TopK <= 0 || s.TopK >= vocab ? 0 : s.TopK).ToArray();
+        var isSampled = tensor(rows.Select(s => !s.IsGreedy).ToArray(), device: device);
+        // Every sampled row keeps a top-k (ms-swift's and GRPO's default 50): the rest happens among the kept tokens.
+        if (rows.Select((s, i) => s.IsGreedy || ks[i] > 0).All(b => b))
+            return where(isSampled, SampleAmongTopK(y, rows, ks, uniforms), next);
         if (ks.Any(k => k > 0))
         {
             var top = y.topk(ks.Max(), -1, true, true).values;
@@ -76,8 +80,43 @@ internal static class TokenSampler
         var draw = uniforms().to(device) * cdf.narrow(-1, vocab - 1, 1);
         using var last = ((long)vocab - 1).ToScalar();
         var sampled = (cdf < draw).sum(-1).clamp_max(last);
-        var isSampled = tensor(rows.Select(s => !s.IsGreedy).ToArray(), device: device);
         return where(isSampled, sampled, next);
+    }
+
+    /// <summary>
+    /// The sampled rows' tokens when each keeps a top-k: the same tokens as the whole-vocabulary path below it in
+    /// <see cref="Pick"/>, from [rows, kept] tensors instead of sorting and summing [rows, vocab] ones (a 150k
+    /// vocabulary sorted for 32 rows took most of a sampled decode step). Kept: every token at least the k-th largest
+    /// (ties included, as transformers' top-k keeps them); top-p then drops a token when the strictly more likely kept
+    /// tokens reach p; the draw walks the kept tokens in vocabulary order, as the whole-vocabulary inverse CDF does,
+    /// so a uniform picks the same token. Greedy rows get any value (the caller takes argmax for them).
+    /// </summary>
+    static Tensor SampleAmongTopK(Tensor y, IReadOnlyList<SamplingParams> rows, int[] ks, Func<Tensor> uniforms)
+    {
+        var n = rows.Count;
+        var device = y.device;
+        var k = ks.Max();
+        var (values, ids) = y.topk(k, -1, true, true);
+        var kth = values.gather(1, tensor(ks.Select(v => (long)Math.Max(v, 1) - 1).ToArray(), [n, 1], device: device));
+        // Ties at the k-th value stay, so a row may keep more than k: then take as many as the largest row keeps.
+        var kept = (int)y.ge(kth).sum(-1).max().item<long>();
+        if (kept > k) (values, ids) = y.topk(kept, -1, true, true);
+        values = values.masked_fill(values < kth, Scalars.NegativeInfinity);
+        var ps = rows.Select(s => s.IsGreedy || s.TopP >= 1.0 ? 2f : (float)s.TopP).ToArray();
+        if (ps.Any(p => p < 1f))
+        {
+            var probs = values.softmax(-1);
+            var before = probs.cumsum(-1) - probs;
+            var remove = before >= tensor(ps, [n, 1], device: device);
+            remove.narrow(-1, 0, 1).fill_(Scalars.False);
+            values = values.masked_fill(remove, Scalars.NegativeInfinity);
+        }
+        var (byId, order) = ids.sort(-1, false, false);
+        var cdf = values.gather(1, order).softmax(-1).cumsum(-1);
+        var draw = uniforms().to(device) * cdf.narrow(-1, kept - 1, 1);
+        using var lastKept = ((long)kept - 1).ToScalar();
+        var position = (cdf < draw).sum(-1).clamp_max(lastKept);
+        return byId.gather(1, position.unsqueeze(1)).squeeze(1);
     }
 
     /// <summary>Adds the picked tokens to the seen-token table and the output counts (either may be null).</summary>

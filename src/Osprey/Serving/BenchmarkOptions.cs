@@ -43,6 +43,19 @@ public sealed record BenchmarkOptions
     public bool EnforceEager { get; init; }
 
     /// <summary>With concurrency: also time every request decoded under a grammar ("json_object" or a JSON schema file), against the same requests without one.</summary>
+    /// <summary>With --concurrency: sampling temperature (0: greedy).</summary>
+    [Option("temperature", "With --concurrency: sample each request at this temperature (seeded per request) instead of greedy decoding (0), e.g. to time the engine with GRPO's rollout settings.")]
+    public double Temperature { get; init; }
+
+    /// <summary>With --concurrency and a temperature: nucleus threshold.</summary>
+    [Option("top_p", "With --concurrency and --temperature: nucleus sampling threshold in (0, 1].")]
+    public double TopP { get; init; } = 1.0;
+
+    /// <summary>With --concurrency and a temperature: top-k (0: all tokens).</summary>
+    [Option("top_k", "With --concurrency and --temperature: keep the N most likely tokens (0: all).")]
+    public int TopK { get; init; }
+
+    /// <summary>With --concurrency: a grammar for every request.</summary>
     [Option("response_format", "With --concurrency: also run every request under a grammar (json_object, or FILE holding a JSON schema) and compare with the same requests unconstrained, each row held to the length its constrained run produced; prints both throughputs and their ratio.", Placeholder = "json_object|FILE")]
     public string? ResponseFormat { get; init; }
 }

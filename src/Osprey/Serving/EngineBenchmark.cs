@@ -22,8 +22,13 @@ public static class EngineBenchmark
     /// (named <paramref name="responseFormat"/> in the results) a constrained result then its matched free-text one.
     /// </summary>
     public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens,
-        bool cudaGraphs = true, TextWriter? log = null, long seed = 0, JsonSchemaGrammar? grammar = null, string? responseFormat = null)
+        bool cudaGraphs = true, TextWriter? log = null, long seed = 0, JsonSchemaGrammar? grammar = null, string? responseFormat = null,
+        (double Temperature, double TopP, int TopK)? sampling = null)
     {
+        var drawn = 0L;
+        SamplingParams Sampling(int tokens, JsonSchemaGrammar? g) => sampling is { Temperature: > 0 } s
+            ? new() { MaxTokens = tokens, Temperature = s.Temperature, TopP = s.TopP, TopK = s.TopK, Seed = seed + Interlocked.Increment(ref drawn), IgnoreEos = true, Grammar = g }
+            : Greedy(tokens, g);
         var most = concurrencies.Max();
         var len = promptLength + newTokens + 1;
         using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = most, MaxModelLen = len, MaxQueue = most, CudaGraphs = cudaGraphs });
@@ -42,12 +47,12 @@ public static class EngineBenchmark
             var prompts = Enumerable.Range(0, c).Select(_ => Prompt()).ToArray();
             if (grammar is null)
             {
-                yield return Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], null, null, promptLength, newTokens, log);
+                yield return Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], null, null, promptLength, newTokens, log, Sampling);
                 continue;
             }
-            var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, out var lengths);
+            var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, Sampling, out var lengths);
             yield return constrained;
-            yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log);
+            yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log, Sampling);
         }
     }
 
@@ -75,16 +80,17 @@ public static class EngineBenchmark
     }
 
     static EngineBenchmarkResult Round(InferenceEngine engine, CausalLM model, int[][] prompts, int[] lengths, JsonSchemaGrammar? grammar, string? format,
-        int promptLength, int newTokens, TextWriter? log) => Round(engine, model, prompts, lengths, grammar, format, promptLength, newTokens, log, out _);
+        int promptLength, int newTokens, TextWriter? log, Func<int, JsonSchemaGrammar?, SamplingParams> sampling) =>
+        Round(engine, model, prompts, lengths, grammar, format, promptLength, newTokens, log, sampling, out _);
 
     static EngineBenchmarkResult Round(InferenceEngine engine, CausalLM model, int[][] prompts, int[] lengths, JsonSchemaGrammar? grammar, string? format,
-        int promptLength, int newTokens, TextWriter? log, out int[] produced)
+        int promptLength, int newTokens, TextWriter? log, Func<int, JsonSchemaGrammar?, SamplingParams> sampling, out int[] produced)
     {
         var c = prompts.Length;
         PhaseTimer.TakeTotals();
         var stepsBefore = engine.DecodeSteps;
         var clock = Stopwatch.StartNew();
-        var runs = prompts.Select((p, i) => Time(engine, p, Sampling(lengths[i], grammar), clock)).ToArray();
+        var runs = prompts.Select((p, i) => Time(engine, p, sampling(lengths[i], grammar), clock)).ToArray();
         var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
         var wall = clock.Elapsed.TotalSeconds;
         produced = [.. timings.Select(t => t.Tokens)];
@@ -105,7 +111,7 @@ public static class EngineBenchmark
             timings.Max(t => t.First - t.Submit), total / wall, perRequest, perRequest > 0 ? 1000.0 / perRequest : double.NaN, gpu, format, total);
     }
 
-    static SamplingParams Sampling(int tokens, JsonSchemaGrammar? grammar) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true, Grammar = grammar };
+    static SamplingParams Greedy(int tokens, JsonSchemaGrammar? grammar) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true, Grammar = grammar };
 
     readonly record struct Timing(double Submit, double First, double Last, int Tokens);
 
