@@ -42,4 +42,19 @@ public sealed class BenchmarkCommandTests
         Assert.Equal(2, run.ExitCode);
         Assert.Contains("--batch_size", Assert.Single(run.StderrLines));
     }
+
+    [Fact]
+    public void SampledEngineRounds_SayTheirSettings_AndATemperatureWithoutConcurrencyIsRefused()
+    {
+        var refused = CliRun.Of("benchmark", "--model", CliRun.Fixture("llama"), "--device", "cpu", "--temperature", "0.9");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--temperature needs --concurrency", Assert.Single(refused.StderrLines));
+
+        var run = CliRun.Of("benchmark", "--model", CliRun.Fixture("llama"), "--device", "cpu", "--concurrency", "3",
+            "--prompt_length", "6", "--max_new_tokens", "5", "--temperature", "0.9", "--top_p", "0.9", "--top_k", "20");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("sampling: temperature 0.9, top_p 0.9, top_k 20 (seeded per request)", run.StdoutLines);
+        var row = run.StdoutLines.Last().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["3", "6", "5"], row[..3]);
+    }
 }
