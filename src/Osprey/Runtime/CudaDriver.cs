@@ -27,12 +27,10 @@ internal static unsafe class CudaDriver
     [DllImport(Lib, EntryPoint = "cuEventCreate")] static extern int EventCreate(out IntPtr evt, uint flags);
     [DllImport(Lib, EntryPoint = "cuEventDestroy_v2")] static extern int EventDestroy(IntPtr evt);
     [DllImport(Lib, EntryPoint = "cuEventRecord")] static extern int EventRecord(IntPtr evt, IntPtr stream);
-    [DllImport(Lib, EntryPoint = "cuEventQuery")] static extern int EventQuery(IntPtr evt);
     [DllImport(Lib, EntryPoint = "cuStreamWaitEvent")] static extern int StreamWaitEvent(IntPtr stream, IntPtr evt, uint flags);
 
     const uint StreamNonBlocking = 1; // CU_STREAM_NON_BLOCKING: no implicit sync with the legacy default stream
     const uint EventDisableTiming = 2; // CU_EVENT_DISABLE_TIMING: the cheapest event, for ordering only
-    const int NotReady = 600; // CUDA_ERROR_NOT_READY
 
     const int AttributeComputeCapabilityMajor = 75;
     const int AttributeComputeCapabilityMinor = 76;
@@ -118,15 +116,6 @@ internal static unsafe class CudaDriver
 
     /// <summary>Work queued on <paramref name="stream"/> from now on starts after <paramref name="evt"/> completes (no host wait).</summary>
     public static void Wait(IntPtr stream, IntPtr evt) => Check(StreamWaitEvent(stream, evt, 0), "cuStreamWaitEvent");
-
-    /// <summary>True when the work before <paramref name="evt"/> has completed.</summary>
-    public static bool IsDone(IntPtr evt)
-    {
-        var status = EventQuery(evt);
-        if (status == NotReady) return false;
-        Check(status, "cuEventQuery");
-        return true;
-    }
 
     /// <summary>Frees an event (safe while a stream still waits on it: the driver releases it once it completes).</summary>
     public static void DestroyEvent(IntPtr evt) => Check(EventDestroy(evt), "cuEventDestroy");
