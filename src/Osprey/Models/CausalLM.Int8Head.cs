@@ -29,17 +29,7 @@ public sealed partial class CausalLM
         if (lm_head is { } head && (head.Adapter is not null || head.Base is not null)) return null;
         var weight = lm_head?.Weight ?? model.EmbedTokens.Weight;
         if (weight.requires_grad) return null;
-        if (_int8Head is not { } cached || cached.Scales.dtype != h.dtype)
-        {
-            DisposeInt8Head();
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var f = weight.to_type(ScalarType.Float32);
-            var scale = f.abs().amax([1]).clamp_min(1e-12).div(127);
-            var codes = f.div(scale.unsqueeze(1)).round().clamp(-127, 127).to_type(ScalarType.Int8).contiguous();
-            cached = (codes.DetachFromDisposeScope(), scale.to_type(h.dtype).contiguous().DetachFromDisposeScope());
-            _int8Head = cached;
-        }
+        var cached = Int8HeadCopy(weight, h.dtype);
         var hidden = h.shape[^1];
         using var flat = h.reshape(-1, hidden);
         var y = CpuPackedMatmul.Int8Mm(flat, cached.Codes, cached.Scales);
@@ -52,6 +42,30 @@ public sealed partial class CausalLM
         var shape = h.shape.ToArray();
         shape[^1] = cached.Codes.shape[0];
         using (y) return y.reshape(shape);
+    }
+
+    /// <summary>The row-wise int8 copy of <paramref name="weight"/> (codes [vocab, hidden], scales [vocab] in <paramref name="dtype"/>), made once.</summary>
+    (Tensor Codes, Tensor Scales) Int8HeadCopy(Tensor weight, ScalarType dtype)
+    {
+        if (_int8Head is { } cached && cached.Scales.dtype == dtype) return cached;
+        DisposeInt8Head();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var f = weight.to_type(ScalarType.Float32);
+        var scale = f.abs().amax([1]).clamp_min(1e-12).div(127);
+        var codes = f.div(scale.unsqueeze(1)).round().clamp(-127, 127).to_type(ScalarType.Int8).contiguous();
+        cached = (codes.DetachFromDisposeScope(), scale.to_type(dtype).contiguous().DetachFromDisposeScope());
+        _int8Head = cached;
+        return cached;
+    }
+
+    /// <summary>The int8 head copy the managed CPU decoder uses (null when <see cref="UseInt8Head"/> is off or the head is trained, adapted or quantized).</summary>
+    (Tensor Codes, Tensor Scales)? Int8HeadForDecoder()
+    {
+        if (!UseInt8Head) return null;
+        if (lm_head is { } head && (head.Adapter is not null || head.Base is not null)) return null;
+        var weight = lm_head?.Weight ?? model.EmbedTokens.Weight;
+        return weight.requires_grad ? null : Int8HeadCopy(weight, DType);
     }
 
     void DisposeInt8Head()

@@ -277,6 +277,7 @@ public sealed partial class CausalLM
             _dropoutGenerator?.Dispose();
             DisposeStates();
             DisposeInt8Head();
+            DisposeCpuDecoder();
         }
         base.Dispose(disposing);
     }

@@ -321,6 +321,7 @@ public sealed partial class CausalLM : nn.Module
     public Tensor Forward(Tensor ids, Tensor? keyValid = null, Tensor? positions = null, KvCache? cache = null, bool lastOnly = false)
     {
         if (IsRewardModel) throw RewardForwardError();
+        if (TryCpuDecode(ids, keyValid, positions, cache, lastOnly) is { } fast) return fast;
         var h = model.Forward(ids, positions, keyValid, cache);
         if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
         if (SkipsLogits) return h;

@@ -205,6 +205,37 @@ internal sealed class GptqWeight : ILinearBase
     }
 
     /// <inheritdoc />
+    Runtime.Cpu.CpuMatrix? _cpuMatrix;
+    bool _noCpuMatrix;
+
+    /// <summary>
+    /// The 4-bit codes repacked for the managed CPU decoder (<see cref="Runtime.Cpu.Int4GroupMatrix"/>: w = code·scale + offset,
+    /// offset = −scale·zero); null for other widths, act-order groups, groups that are not a multiple of 32 columns, or off the CPU.
+    /// </summary>
+    public Runtime.Cpu.CpuMatrix? CpuMatrix()
+    {
+        if (_cpuMatrix is not null || _noCpuMatrix) return _cpuMatrix;
+        long groups = _scales.shape[0];
+        var groupSize = InFeatures % groups == 0 ? InFeatures / groups : 0;
+        _noCpuMatrix = true;
+        if (_bits != 4 || _qweight.device_type != DeviceType.CPU || groupSize == 0 || groupSize % Runtime.Cpu.CpuMatrix.ColumnMultiple != 0) return null;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using (var contiguousGroups = arange(InFeatures, dtype: ScalarType.Int64).div(groupSize, rounding_mode: RoundingMode.floor))
+            if (!_groups.equal(contiguousGroups).all().item<bool>()) return null;
+        var codes = PackedInts.UnpackGptqRows(_qweight, _bits).t().to_type(ScalarType.Byte).contiguous();      // [out, in]
+        var zeros = PackedInts.UnpackGptqRows(_qzeros.t(), _bits).t().to_type(ScalarType.Float32);             // [groups, out]
+        if (_zeroOffset != 0) zeros = zeros.add(_zeroOffset);
+        var scale = _scales.to_type(ScalarType.Float32);
+        var offset = scale.mul(zeros).neg();
+        var scaleRows = scale.t().contiguous();
+        var offsetRows = offset.t().contiguous();
+        _cpuMatrix = new Runtime.Cpu.Int4GroupMatrix(codes.data<byte>().ToArray(), scaleRows.data<float>().ToArray(), offsetRows.data<float>().ToArray(),
+            (int)OutFeatures, (int)InFeatures, (int)groupSize);
+        _noCpuMatrix = false;
+        return _cpuMatrix;
+    }
+
     public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors()
     {
         yield return ("qweight", _qweight);
@@ -223,5 +254,6 @@ internal sealed class GptqWeight : ILinearBase
         _groups.Dispose();
         _packed?.Dispose();
         _scaleAndOffset?.Dispose();
+        _cpuMatrix?.Dispose();
     }
 }

@@ -76,6 +76,17 @@ internal sealed class Int8Weight : ILinearBase
     }
 
     /// <inheritdoc />
+    Runtime.Cpu.CpuMatrix? _cpuMatrix;
+
+    /// <summary>The codes read in place with SCB / 127 per row (the managed CPU decoder); null off the CPU or for widths it does not tile.</summary>
+    public unsafe Runtime.Cpu.CpuMatrix? CpuMatrix()
+    {
+        if (_cpuMatrix is not null) return _cpuMatrix;
+        if (CB.device_type != DeviceType.CPU || !CB.is_contiguous() || InFeatures % Runtime.Cpu.CpuMatrix.ColumnMultiple != 0) return null;
+        using var scales = SCB.div(127f).to_type(ScalarType.Float32).contiguous();
+        return _cpuMatrix = new Runtime.Cpu.Int8RowMatrix((sbyte*)Runtime.Cpu.TensorMemory.Address(CB), scales.data<float>().ToArray(), (int)InFeatures, CB);
+    }
+
     public IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors()
     {
         yield return ("weight", CB);
@@ -90,6 +101,7 @@ internal sealed class Int8Weight : ILinearBase
         CB.Dispose();
         SCB.Dispose();
         _rowScales?.Dispose();
+        _cpuMatrix?.Dispose();
         if (!ReferenceEquals(_alignedCodes, CB)) _alignedCodes?.Dispose();
     }
 }

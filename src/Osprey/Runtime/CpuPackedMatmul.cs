@@ -71,7 +71,7 @@ internal static unsafe class CpuPackedMatmul
         }
     }
 
-    static string? Loaded(string fileName)
+    internal static string? Loaded(string fileName)
     {
         try
         {

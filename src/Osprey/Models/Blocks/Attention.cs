@@ -26,6 +26,13 @@ internal sealed class Attention : nn.Module
     /// <summary>The stacked q/k/v projection, where this block has one.</summary>
     internal FusedProjection? Fused => _fused;
 
+    /// <summary>The projections (q/k/v separate, or the stacked qkv_proj) and norms, for the managed CPU decoder.</summary>
+    internal (LinearLayer? Q, LinearLayer? K, LinearLayer? V, LinearLayer? Qkv, LinearLayer O, RmsNorm? QNorm, RmsNorm? KNorm) Parts =>
+        (q_proj, k_proj, v_proj, qkv_proj, o_proj, q_norm, k_norm);
+
+    /// <summary>The score scale and soft cap.</summary>
+    internal (double Scale, double? Softcap) Scoring => (_scale, _softcap);
+
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
     public Attention(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("Attention")
     {

@@ -37,6 +37,12 @@ internal sealed class DecoderLayer : nn.Module
     /// </summary>
     internal Action<Tensor>? AllReduce { get; set; }
 
+    internal Attention SelfAttention => self_attn;
+    internal Mlp Feedforward => mlp;
+    internal RmsNorm InputNorm => input_layernorm;
+    internal RmsNorm PostAttentionNorm => post_attention_layernorm;
+    internal bool HasSandwichNorms => pre_feedforward_layernorm is not null;
+
     /// <summary>h [B, T, hidden] → [B, T, hidden].</summary>
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
     {

@@ -40,6 +40,15 @@ internal sealed partial class DecoderModel : nn.Module
     /// <summary>The embedding table.</summary>
     public Embedding EmbedTokens => embed_tokens;
 
+    /// <summary>Decoder layer <paramref name="i"/> (the managed CPU decoder reads its weights).</summary>
+    internal DecoderLayer LayerAt(int i) => layers[i];
+
+    /// <summary>The final norm.</summary>
+    internal RmsNorm FinalNorm => norm;
+
+    /// <summary>The RoPE of layer <paramref name="i"/>.</summary>
+    internal RotaryEmbedding RopeOf(int i) => _ropes[_ropeOfLayer[i]];
+
     /// <summary>
     /// ids [B, T] → hidden [B, T, hidden]. <paramref name="keyValid"/> [B, cache length + T] marks real
     /// tokens (null: all real); <paramref name="positions"/> [B, T] defaults to cache length + 0..T-1.

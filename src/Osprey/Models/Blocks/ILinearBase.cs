@@ -28,6 +28,12 @@ internal interface ILinearBase : IDisposable
     /// </summary>
     Tensor? TryFusedLinear(Tensor x) => null;
 
+    /// <summary>
+    /// This weight as the managed CPU decoder multiplies it (<see cref="Runtime.Cpu.CpuMatrix"/>), made once and owned
+    /// by the base; null when there is no such kernel for its format.
+    /// </summary>
+    Runtime.Cpu.CpuMatrix? CpuMatrix() => null;
+
     /// <summary>The checkpoint tensors of this weight by name relative to the layer (<c>weight</c>, <c>weight.absmax</c>, <c>SCB</c>, ...).</summary>
     IEnumerable<(string Name, Tensor Tensor)> CheckpointTensors();
 

@@ -140,6 +140,12 @@ public sealed partial class KvCache : IDisposable
         return (kRows.narrow(2, 0, _slotKeys), vRows.narrow(2, 0, _slotKeys));
     }
 
+    /// <summary>Layer <paramref name="layer"/>'s key and value buffers [B, kv_heads, capacity, head_dim] (the managed CPU decoder writes and reads them in place).</summary>
+    internal (Tensor Keys, Tensor Values) Buffers(int layer) => (_keys[layer], _values[layer]);
+
+    /// <summary>Whether a slot step is in progress (<see cref="BeginSlotStep"/>).</summary>
+    internal bool InSlotStep => _slotIndex is not null;
+
     /// <summary>Marks <paramref name="count"/> more slots filled (after all layers have appended).</summary>
     public void Advance(long count)
     {

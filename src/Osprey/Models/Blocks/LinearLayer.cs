@@ -168,6 +168,9 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     /// </summary>
     internal void UseMerged(Tensor? merged) => _merged = merged;
 
+    /// <summary>Whether a merged copy replaces the weight (<see cref="UseMerged"/>).</summary>
+    internal bool HasMerged => _merged is not null;
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {

@@ -17,6 +17,10 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     /// <summary>The stacked gate/up projection, where this block has one.</summary>
     internal FusedProjection? Fused => _fused;
 
+    /// <summary>The projections (gate/up separate, or the stacked gate_up_proj, gate rows first) and the activation, for the managed CPU decoder.</summary>
+    internal (LinearLayer? Gate, LinearLayer? Up, LinearLayer? GateUp, LinearLayer Down, string Activation) Parts =>
+        (gate_proj, up_proj, gate_up_proj, down_proj, _act);
+
     /// <summary>Creates uninitialised projections as <paramref name="spec"/> says.</summary>
     public Mlp(DecoderSpec spec, ScalarType dtype, Device device, bool deferProjections = false) : base("MLP")
     {

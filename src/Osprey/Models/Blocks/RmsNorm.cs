@@ -27,7 +27,11 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The weight, epsilon and whether the weight is an offset from 1 (Gemma), for the managed CPU decoder.</summary>
+    internal (Tensor Weight, double Eps, bool Offset) Parts => (weight, _eps, _offset);
+
     /// <summary>True when the fused CUDA kernels take <paramref name="x"/> (<see cref="FusedKernels"/>).</summary>
+
     bool Fused(Tensor x) => x.dtype == weight.dtype && FusedKernels.Usable(x) && x.is_contiguous();
 
     bool NeedsGrad(Tensor x) => is_grad_enabled() && (x.requires_grad || weight.requires_grad);

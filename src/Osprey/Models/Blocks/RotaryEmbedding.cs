@@ -17,6 +17,9 @@ internal sealed class RotaryEmbedding : IDisposable
     /// <summary>Width of the rotated part of each head.</summary>
     public int RotaryDim { get; }
 
+    /// <summary>Whether this is M-RoPE (three position rows).</summary>
+    internal bool MultiSection => _mropeRow is not null;
+
     /// <summary>Builds the inverse frequencies for heads of width <paramref name="headDim"/>.</summary>
     public RotaryEmbedding(RopeSettings rope, int headDim, Device device)
     {
