@@ -74,6 +74,13 @@ internal sealed class BenchmarkCommand : ICommand
             stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,5}  {1,6}  {2,3}  {3,9:F3}  {4,13:F0}  {5,12:F1}  {6,7:F2}  {7,12:F2}",
                 r.Batch, r.PromptLength, r.NewTokens, r.PrefillSeconds, r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.MillisecondsPerStep,
                 r.GpuUsedBytes < 0 ? double.NaN : r.GpuUsedBytes / 1073741824.0));
+            if (Runtime.PhaseTimer.Enabled)
+            {
+                // OSPREY_PROFILE=1: where the timed pass's time went, per decode step (the phases code marks; the managed CPU decoder marks its own).
+                stdout.WriteLine($"profile, batch {b}, {newTokens - 1} decode steps (ms per decode step):");
+                foreach (var (phase, ms) in Runtime.PhaseTimer.TakeTotals().OrderByDescending(p => p.Value))
+                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {ms / (newTokens - 1),8:F3}  {phase}"));
+            }
             if (resultPath is not null)
                 File.AppendAllText(resultPath, JsonSerializer.Serialize(new { engine = "osprey", model = folder, device = model.Device.ToString(), dtype = Runtime.DTypes.Name(model.DType), result = r }) + "\n");
         }

@@ -25,6 +25,7 @@ public static class GenerationBenchmark
         var generator = new TokenGenerator(model);
         for (int i = 0; i < warmup; i++) generator.Generate(prompts, options with { MaxTokens = Math.Min(newTokens, 8) });
 
+        PhaseTimer.TakeTotals(); // the warm-up's phases (OSPREY_PROFILE=1) do not count
         var clock = Stopwatch.StartNew();
         double firstToken = 0;
         var results = generator.Generate(prompts, options, e =>

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Osprey.Models.Blocks;
+using Osprey.Runtime;
 using Osprey.Runtime.Cpu;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -233,17 +234,20 @@ internal sealed unsafe class CpuDecoder : IDisposable
     {
         var slot = (int)cache.Length;
         if (slot >= cache.Capacity) throw new InvalidOperationException($"KV cache full: {slot} + 1 slots exceed its capacity of {cache.Capacity}.");
+        PhaseTimer.Restart(CPU);
         Embed(token);
         RopeTables(position);
         for (int i = 0; i < _layers.Length; i++) LayerStep(i, _layers[i], cache, slot);
         cache.Advance(1);
         RmsNormInto(_finalNorm, _h, _x, _hidden);
+        PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
         var logits = empty(1, 1, _spec.VocabSize, dtype: ScalarType.Float32);
         var y = (float*)TensorMemory.Address(logits);
         var x = _x;
         var m = _head.Matrix;
         _workers.Run(m.Rows, 16, (from, to) => m.Multiply(x, y, from, to));
         if (_bf16) Round(y, m.Rows);
+        PhaseTimer.Mark(CPU, "cpu decode: head");
         return logits;
     }
 
@@ -291,7 +295,9 @@ internal sealed unsafe class CpuDecoder : IDisposable
         int qRows = _heads * _headDim, kvRows = _kvHeads * _headDim;
         // Attention.
         RmsNormInto(layer.InputNorm, _h, _x, _hidden);
+        PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
         MultiplyStack(layer.Qkv, _x, _qkv);
+        PhaseTimer.Mark(CPU, "cpu decode: q/k/v projections");
         float* q = _qkv, k = _qkv + qRows, v = _qkv + qRows + kvRows;
         if (layer.QNorm is { } qn)
         {
@@ -306,15 +312,22 @@ internal sealed unsafe class CpuDecoder : IDisposable
         var capacity = (int)cache.Capacity;
         WriteCache(keys, k, slot, capacity);
         WriteCache(values, v, slot, capacity);
+        PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
         Attend(keys, values, q, slot + 1, capacity);
+        PhaseTimer.Mark(CPU, "cpu decode: attention");
         var o = layer.O;
         MultiplyOne(o, _att, _tmp);
+        PhaseTimer.Mark(CPU, "cpu decode: o projection");
         // Residual, post-attention norm, gated MLP, residual.
         Add(_h, _tmp, _hidden);
         RmsNormInto(layer.PostNorm, _h, _x, _hidden);
+        PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
         MultiplyStack(layer.GateUp, _x, _gateUp);
+        PhaseTimer.Mark(CPU, "cpu decode: gate/up projections");
         Activate(_gateUp, _gateUp + _inter, _act, _inter);
+        PhaseTimer.Mark(CPU, "cpu decode: activation");
         MultiplyOne(layer.Down, _act, _tmp);
+        PhaseTimer.Mark(CPU, "cpu decode: down projection");
         Add(_h, _tmp, _hidden);
     }
 
