@@ -13,8 +13,9 @@ namespace Osprey.Tests.Models;
 /// <summary>
 /// The managed CPU decode step (<see cref="CpuDecoder"/>) on the parity fixtures (tools/make_parity_fixtures.py, float32):
 /// greedy decoding through it gives transformers' own tokens (golden.json), and teacher-forced step by step its logits
-/// and the keys/values it writes equal the libtorch path's (≤ 1e-4) on the same cache contents — dense, with LLM.int8 and
-/// 4-bit GPTQ bases, with the int8 head, and in bfloat16 within bfloat16's rounding. Families it does not take keep the
+/// and the keys/values it writes equal the libtorch path's on the same cache contents: dense to 1e-5 of the logits'
+/// range; with LLM.int8 and 4-bit GPTQ bases and the int8 head to 1e-3 (those kernels round x to 16-bit integers per
+/// group of columns); in bfloat16 within bfloat16's rounding. Families it does not take keep the
 /// libtorch path and say why.
 /// </summary>
 public sealed class CpuDecoderTests
@@ -126,8 +127,9 @@ public sealed class CpuDecoderTests
         using var model = CausalLM.Load(CliRun.Fixture("qwen2"), options);
         Assert.True(model.QuantizedLayerCount > 0);
         model.UseInt8Head = true;
-        var error = TeacherForced(model);
-        Assert.True(error <= 1e-5, $"int8 logits differ by {error:E2} of their range");
+        // The 8-bit kernel multiplies x rounded to 16-bit integers per group of columns (≤ 2^-16 of its largest |x|); over two layers that reaches ~2e-4: 1e-3.
+        var error = TeacherForced(model, cacheTolerance: 1e-3);
+        Assert.True(error <= 1e-3, $"int8 logits differ by {error:E2} of their range");
     }
 
     [Fact]
@@ -138,8 +140,9 @@ public sealed class CpuDecoderTests
             foreach (var (path, layer) in model.LinearLayers().Where(l => l.Path.StartsWith("model.layers.", StringComparison.Ordinal)).ToList())
                 layer.UseBase(RoundToNearest(layer.Weight, 32));
         Assert.True(model.QuantizedLayerCount > 0);
-        var error = TeacherForced(model);
-        Assert.True(error <= 1e-5, $"GPTQ logits differ by {error:E2} of their range");
+        // As the 8-bit kernel, the 4-bit one rounds x to 16-bit integers per group: 1e-3.
+        var error = TeacherForced(model, cacheTolerance: 1e-3);
+        Assert.True(error <= 1e-3, $"GPTQ logits differ by {error:E2} of their range");
     }
 
     /// <summary>Asymmetric 4-bit round-to-nearest in groups (GPTQ's storage without its error feedback): any valid codes do here.</summary>

@@ -54,17 +54,45 @@ internal abstract unsafe class CpuMatrix : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     protected static Vector256<float> Bf16(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
-    /// <summary>Whether the 512-bit kernels run (AVX-512 F and BW): half the instructions per weight, which is what the
-    /// 8- and 4-bit kernels are bound by on one core.</summary>
-    protected static bool Wide { get; } = Avx512F.IsSupported && Avx512BW.IsSupported && Environment.GetEnvironmentVariable("OSPREY_CPU_AVX512") != "0";
+    /// <summary>
+    /// x [<paramref name="k"/>] as 16-bit integers per group of <paramref name="group"/> (a multiple of 16): q = round(x / a)
+    /// with a = the group's largest |x| / 32767 (a = 0 for an all-zero group), into <paramref name="q"/> (32-byte aligned);
+    /// <paramref name="steps"/>[g] = a and, when given, <paramref name="sums"/>[g] = Σ x over the group in float32.
+    /// </summary>
+    protected static void QuantizeGroups(float* x, int k, int group, short* q, float* sums, float* steps)
+    {
+        var signless = Vector256.Create(0x7FFFFFFF).AsSingle();
+        for (int start = 0, g = 0; start < k; start += group, g++)
+        {
+            var max = Vector256<float>.Zero;
+            var sum = Vector256<float>.Zero;
+            for (int i = start; i < start + group; i += 8)
+            {
+                var v = Avx.LoadVector256(x + i);
+                max = Avx.Max(max, Avx.And(v, signless));
+                sum = Avx.Add(sum, v);
+            }
+            var m = Max(max);
+            if (sums is not null) sums[g] = Vector256.Sum(sum);
+            steps[g] = m / 32767f;
+            var inv = Vector256.Create(m > 0 ? 32767f / m : 0f);
+            for (int i = start; i < start + group; i += 16)
+            {
+                // cvtps2dq rounds to nearest even, as MathF.Round; the pack interleaves 128-bit halves, the permute restores order.
+                var a = Avx.ConvertToVector256Int32(Avx.Multiply(Avx.LoadVector256(x + i), inv));
+                var b = Avx.ConvertToVector256Int32(Avx.Multiply(Avx.LoadVector256(x + i + 8), inv));
+                Avx.Store(q + i, Avx2.Permute4x64(Avx2.PackSignedSaturate(a, b).AsInt64(), 0b11_01_10_00).AsInt16());
+            }
+        }
+    }
 
-    /// <summary>16 signed bytes as float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    protected static Vector512<float> Int8x16(sbyte* p) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p)));
-
-    /// <summary>8 signed bytes as float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    protected static Vector256<float> Int8(sbyte* p) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p));
+    static float Max(Vector256<float> v)
+    {
+        var m = Sse.Max(v.GetLower(), v.GetUpper());
+        m = Sse.Max(m, Sse.Shuffle(m, m, 0b01_00_11_10));
+        m = Sse.Max(m, Sse.Shuffle(m, m, 0b10_11_00_01));
+        return m.ToScalar();
+    }
 }
 
 /// <summary>float32 weights [rows, cols], row-major, read in place.</summary>
@@ -171,56 +199,45 @@ internal sealed unsafe class Int8RowMatrix : CpuMatrix
     /// <inheritdoc />
     public override long Bytes => (long)Rows * Cols;
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Integer products, as the 4-bit kernel: x rounded to 16-bit integers per group of columns (each value moves by at
+    /// most 2⁻¹⁶ of its group's largest |x|), 16 codes widened to 16-bit lanes and paired with x by <c>vpmaddwd</c> into
+    /// 32-bit sums (three instructions per 16 weights), each group's sum made float once and scaled by its step, then
+    /// the row by its scale.
+    /// </summary>
     public override void Multiply(float* x, float* y, int from, int to)
     {
         GC.KeepAlive(_owner);
-        if (Wide) Multiply512(x, y, from, to);
-        else Multiply256(x, y, from, to);
-    }
-
-    void Multiply512(float* x, float* y, int from, int to)
-    {
-        int k = Cols, r = from;
-        for (; r + 4 <= to; r += 4)
-        {
-            sbyte* w0 = _codes + (long)r * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
-            byte* next = (byte*)(w0 + 4L * k);
-            var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
-            for (int i = 0; i < k; i += 32)
-            {
-                Prefetch(next + i * 4L);
-                Prefetch(next + i * 4L + 64);
-                var x0 = Avx512F.LoadVector512(x + i);
-                var x1 = Avx512F.LoadVector512(x + i + 16);
-                a0 = Avx512F.FusedMultiplyAdd(Int8x16(w0 + i), x0, a0); a0 = Avx512F.FusedMultiplyAdd(Int8x16(w0 + i + 16), x1, a0);
-                a1 = Avx512F.FusedMultiplyAdd(Int8x16(w1 + i), x0, a1); a1 = Avx512F.FusedMultiplyAdd(Int8x16(w1 + i + 16), x1, a1);
-                a2 = Avx512F.FusedMultiplyAdd(Int8x16(w2 + i), x0, a2); a2 = Avx512F.FusedMultiplyAdd(Int8x16(w2 + i + 16), x1, a2);
-                a3 = Avx512F.FusedMultiplyAdd(Int8x16(w3 + i), x0, a3); a3 = Avx512F.FusedMultiplyAdd(Int8x16(w3 + i + 16), x1, a3);
-            }
-            y[r] = Vector512.Sum(a0) * _scales[r]; y[r + 1] = Vector512.Sum(a1) * _scales[r + 1];
-            y[r + 2] = Vector512.Sum(a2) * _scales[r + 2]; y[r + 3] = Vector512.Sum(a3) * _scales[r + 3];
-        }
-        if (r < to) Multiply256(x, y, r, to);
-    }
-
-    void Multiply256(float* x, float* y, int from, int to)
-    {
-        int k = Cols, r = from;
+        int k = Cols;
+        var group = k % 128 == 0 ? 128 : k % 64 == 0 ? 64 : 32; // |Σ| ≤ 127 · 32767 · 128 < 2³¹
+        int groups = k / group;
+        var steps = stackalloc float[groups];
+        var buffer = stackalloc short[k + 16];
+        var q = (short*)(((nint)buffer + 31) & ~(nint)31);
+        QuantizeGroups(x, k, group, q, null, steps);
+        int r = from;
         for (; r + 4 <= to; r += 4)
         {
             sbyte* w0 = _codes + (long)r * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
             byte* next = (byte*)(w0 + 4L * k);
             var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
-            for (int i = 0; i < k; i += 16)
+            for (int g = 0; g < groups; g++)
             {
-                Prefetch(next + i * 4L);
-                var x0 = Avx.LoadVector256(x + i);
-                var x1 = Avx.LoadVector256(x + i + 8);
-                a0 = Fma.MultiplyAdd(Int8(w0 + i), x0, a0); a0 = Fma.MultiplyAdd(Int8(w0 + i + 8), x1, a0);
-                a1 = Fma.MultiplyAdd(Int8(w1 + i), x0, a1); a1 = Fma.MultiplyAdd(Int8(w1 + i + 8), x1, a1);
-                a2 = Fma.MultiplyAdd(Int8(w2 + i), x0, a2); a2 = Fma.MultiplyAdd(Int8(w2 + i + 8), x1, a2);
-                a3 = Fma.MultiplyAdd(Int8(w3 + i), x0, a3); a3 = Fma.MultiplyAdd(Int8(w3 + i + 8), x1, a3);
+                var p0 = Vector256<int>.Zero; var p1 = p0; var p2 = p0; var p3 = p0;
+                for (int i = g * group, end = i + group; i < end; i += 16)
+                {
+                    Prefetch(next + i * 4L);
+                    var xv = Avx.LoadVector256(q + i);
+                    p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(w0 + i), xv));
+                    p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(w1 + i), xv));
+                    p2 = Avx2.Add(p2, Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(w2 + i), xv));
+                    p3 = Avx2.Add(p3, Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(w3 + i), xv));
+                }
+                var step = Vector256.Create(steps[g]);
+                a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), step, a0);
+                a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), step, a1);
+                a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2), step, a2);
+                a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3), step, a3);
             }
             y[r] = Vector256.Sum(a0) * _scales[r]; y[r + 1] = Vector256.Sum(a1) * _scales[r + 1];
             y[r + 2] = Vector256.Sum(a2) * _scales[r + 2]; y[r + 3] = Vector256.Sum(a3) * _scales[r + 3];
@@ -229,7 +246,13 @@ internal sealed unsafe class Int8RowMatrix : CpuMatrix
         {
             sbyte* w0 = _codes + (long)r * k;
             var a0 = Vector256<float>.Zero;
-            for (int i = 0; i < k; i += 8) a0 = Fma.MultiplyAdd(Int8(w0 + i), Avx.LoadVector256(x + i), a0);
+            for (int g = 0; g < groups; g++)
+            {
+                var p0 = Vector256<int>.Zero;
+                for (int i = g * group, end = i + group; i < end; i += 16)
+                    p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(w0 + i), Avx.LoadVector256(q + i)));
+                a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(steps[g]), a0);
+            }
             y[r] = Vector256.Sum(a0) * _scales[r];
         }
     }
@@ -240,12 +263,17 @@ internal sealed unsafe class Int8RowMatrix : CpuMatrix
 
 /// <summary>
 /// 4-bit codes in groups of columns, each (row, group) with a scale and an offset: w = code·scale + offset (GPTQ's
-/// scale·(code − zero) with offset = −scale·zero). Its own layout, made once from the codes: per row, byte j holds
-/// column 2j in its low nibble and column 2j + 1 in its high one. A call splits x into its even and odd columns once;
-/// then 16 bytes widened to 16 lanes give the even columns' codes in their low nibbles and, shifted by 4, the odd
-/// ones', and a 16-entry table lookup (<c>vpermps</c>, which reads only an index's low 4 bits) turns each into its
-/// float32 value in one instruction: six instructions per 32 weights, exact in float32.
+/// scale·(code − zero) with offset = −scale·zero). Its own layout, made once from the codes: per row, per block of 32
+/// columns, 16 bytes where byte j holds column j in its low nibble and column j + 16 in its high one.
 /// </summary>
+/// <remarks>
+/// The products are integer: a call rounds x to 16-bit integers per group (x ≈ q·a with a = the group's largest |x| /
+/// 32767, so each value moves by at most 2⁻¹⁶ of that largest one, less than bfloat16's own rounding of it); then per
+/// 32 weights one widening of 16 bytes to 16-bit lanes gives the block's first 16 codes (masked) and its last 16
+/// (shifted), and <c>vpmaddwd</c> multiplies and pairs them with x into 32-bit sums: seven 256-bit instructions, none
+/// crossing lanes but the widening. Per group the integer sum becomes float
+/// once: y = Σ_g scale_g·a_g·(Σ code·q) + Σ_g offset_g·(Σ_{k∈g} x_k), the last sums taken in float32 from x itself.
+/// </remarks>
 internal sealed unsafe class Int4GroupMatrix : CpuMatrix
 {
     readonly byte* _packed;   // [rows, cols / 2]
@@ -255,62 +283,48 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
 
     /// <summary>
     /// From codes [rows, cols] (0..15), scales and offsets [rows, groups], groups of <paramref name="groupSize"/> columns
-    /// (a multiple of 32).
+    /// (a multiple of 32). The kernel works in units of at most 128 columns (x is rounded per unit, and 32-bit sums of
+    /// 128 products cannot overflow): a larger group's scale and offset are repeated for each of its units.
     /// </summary>
     public Int4GroupMatrix(ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, ReadOnlySpan<float> offsets, int rows, int cols, int groupSize) : base(rows, cols)
     {
-        if (groupSize % ColumnMultiple != 0 || cols % groupSize != 0) throw new ArgumentException($"4-bit groups of {groupSize} columns do not tile {cols} columns in blocks of {ColumnMultiple}");
-        (_groupSize, _groups) = (groupSize, cols / groupSize);
-        if (codes.Length != (long)rows * cols || scales.Length != rows * _groups || offsets.Length != rows * _groups)
+        if (groupSize % ColumnMultiple != 0 || cols % groupSize != 0)
+            throw new ArgumentException($"4-bit groups of {groupSize} columns do not tile {cols} columns in blocks of {ColumnMultiple}");
+        int stored = cols / groupSize;
+        if (codes.Length != (long)rows * cols || scales.Length != rows * stored || offsets.Length != rows * stored)
             throw new ArgumentException("codes, scales and offsets do not match the matrix shape");
+        _groupSize = groupSize <= 128 ? groupSize : groupSize % 128 == 0 ? 128 : groupSize % 64 == 0 ? 64 : 32;
+        _groups = cols / _groupSize;
+        var repeat = groupSize / _groupSize;
         _packed = (byte*)NativeMemory.AlignedAlloc((nuint)((long)rows * cols / 2), 64);
-        _scales = (float*)NativeMemory.AlignedAlloc((nuint)(scales.Length * 4), 64);
-        _offsets = (float*)NativeMemory.AlignedAlloc((nuint)(offsets.Length * 4), 64);
-        scales.CopyTo(new Span<float>(_scales, scales.Length));
-        offsets.CopyTo(new Span<float>(_offsets, offsets.Length));
-        for (long i = 0; i < (long)rows * cols; i += 2)
-            _packed[i / 2] = (byte)((codes[(int)i] & 15) | ((codes[(int)i + 1] & 15) << 4));
+        _scales = (float*)NativeMemory.AlignedAlloc((nuint)((long)rows * _groups * 4), 64);
+        _offsets = (float*)NativeMemory.AlignedAlloc((nuint)((long)rows * _groups * 4), 64);
+        for (long i = 0; i < (long)rows * _groups; i++)
+        {
+            _scales[i] = scales[(int)(i / repeat)];
+            _offsets[i] = offsets[(int)(i / repeat)];
+        }
+        for (long b = 0; b < (long)rows * cols; b += 32)
+            for (int j = 0; j < 16; j++)
+                _packed[b / 2 + j] = (byte)((codes[(int)(b + j)] & 15) | ((codes[(int)(b + j + 16)] & 15) << 4));
     }
 
     /// <inheritdoc />
     public override long Bytes => (long)Rows * Cols / 2 + (long)Rows * _groups * 8;
 
-    static readonly Vector512<float> s_codeValues = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
-    /// <summary>
-    /// Per row: Σ_g scale_g·(Σ_{k∈g} code_k·x_k) + Σ_g offset_g·(Σ_{k∈g} x_k). The inner sums are vector FMAs of the
-    /// codes' float values; the groups' sums of x are taken once per call.
-    /// </summary>
+    /// <inheritdoc />
     public override void Multiply(float* x, float* y, int from, int to)
     {
         int k = Cols, half = k / 2;
         var sums = stackalloc float[_groups];
-        // x's even and odd columns apart (64-byte aligned for the vector loads).
-        var split = stackalloc float[k + 16];
-        var even = (float*)(((nint)split + 63) & ~(nint)63);
-        var odd = even + half;
-        for (int i = 0; i < half; i++)
-        {
-            even[i] = x[2 * i];
-            odd[i] = x[2 * i + 1];
-        }
-        for (int g = 0; g < _groups; g++)
-        {
-            float sum = 0;
-            for (int i = g * _groupSize; i < (g + 1) * _groupSize; i++) sum += x[i];
-            sums[g] = sum;
-        }
+        var steps = stackalloc float[_groups];
+        var buffer = stackalloc short[k + 16];
+        var q = (short*)(((nint)buffer + 31) & ~(nint)31);
+        QuantizeGroups(x, k, _groupSize, q, sums, steps);
         int pairs = _groupSize / 2; // bytes (and even/odd columns) per group
         int r = from;
-        // Four rows at a time: four independent accumulation chains (one row's groups alone would wait on each FMA's latency).
-        if (Wide)
-            for (; r + 4 <= to; r += 4) Rows512(r, even, odd, sums, pairs, y);
-        for (; r < to; r++)
-        {
-            byte* w = _packed + (long)r * half;
-            float* s = _scales + (long)r * _groups;
-            y[r] = (Wide ? Row512(w, even, odd, s, pairs) : Row256(w, even, odd, s, pairs)) + Offsets(r, sums);
-        }
+        for (; r + 4 <= to; r += 4) Rows4(r, q, sums, steps, pairs, y);
+        for (; r < to; r++) y[r] = Row(r, q, steps, pairs) + Offsets(r, sums);
     }
 
     /// <summary>Σ_g offset_g·(Σ_{k∈g} x_k) of row <paramref name="r"/>.</summary>
@@ -328,82 +342,60 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
         return a + b;
     }
 
-    void Rows512(int r, float* even, float* odd, float* sums, int pairs, float* y)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> Block(byte* w, short* x, Vector256<short> low, Vector256<int> acc)
+    {
+        var words = Avx2.ConvertToVector256Int16(w); // 16 bytes, each to a 16-bit lane
+        acc = Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.And(words, low), Avx.LoadVector256(x)));
+        return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.ShiftRightLogical(words, 4), Avx.LoadVector256(x + 16)));
+    }
+
+    void Rows4(int r, short* q, float* sums, float* steps, int pairs, float* y)
     {
         int half = Cols / 2;
-        var table = s_codeValues;
+        var low = Vector256.Create((short)15);
         byte* w0 = _packed + (long)r * half, w1 = w0 + half, w2 = w1 + half, w3 = w2 + half;
         byte* next = w0 + 4L * half;
         float* s0 = _scales + (long)r * _groups, s1 = s0 + _groups, s2 = s1 + _groups, s3 = s2 + _groups;
-        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
         for (int g = 0; g < _groups; g++)
         {
-            var p0 = Vector512<float>.Zero; var p1 = p0; var p2 = p0; var p3 = p0;
+            var p0 = Vector256<int>.Zero; var p1 = p0; var p2 = p0; var p3 = p0;
             int start = g * pairs, end = start + pairs;
             for (int j = start; j < end; j += 16)
             {
-                Prefetch(next + 2L * j);
-                Prefetch(next + 2L * j + 64);
-                var e = Avx512F.LoadVector512(even + j);
-                var o = Avx512F.LoadVector512(odd + j);
-                var l0 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(w0 + j));
-                var l1 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(w1 + j));
-                var l2 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(w2 + j));
-                var l3 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(w3 + j));
-                p0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, l0), e, p0);
-                p1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, l1), e, p1);
-                p2 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, l2), e, p2);
-                p3 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, l3), e, p3);
-                p0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(l0, 4)), o, p0);
-                p1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(l1, 4)), o, p1);
-                p2 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(l2, 4)), o, p2);
-                p3 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(l3, 4)), o, p3);
+                Prefetch(next + 4L * j);
+                var xq = q + 2 * j;
+                p0 = Block(w0 + j, xq, low, p0);
+                p1 = Block(w1 + j, xq, low, p1);
+                p2 = Block(w2 + j, xq, low, p2);
+                p3 = Block(w3 + j, xq, low, p3);
             }
-            a0 = Avx512F.FusedMultiplyAdd(p0, Vector512.Create(s0[g]), a0);
-            a1 = Avx512F.FusedMultiplyAdd(p1, Vector512.Create(s1[g]), a1);
-            a2 = Avx512F.FusedMultiplyAdd(p2, Vector512.Create(s2[g]), a2);
-            a3 = Avx512F.FusedMultiplyAdd(p3, Vector512.Create(s3[g]), a3);
+            var step = steps[g];
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(s0[g] * step), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(s1[g] * step), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2), Vector256.Create(s2[g] * step), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3), Vector256.Create(s3[g] * step), a3);
         }
-        y[r] = Vector512.Sum(a0) + Offsets(r, sums);
-        y[r + 1] = Vector512.Sum(a1) + Offsets(r + 1, sums);
-        y[r + 2] = Vector512.Sum(a2) + Offsets(r + 2, sums);
-        y[r + 3] = Vector512.Sum(a3) + Offsets(r + 3, sums);
+        y[r] = Vector256.Sum(a0) + Offsets(r, sums);
+        y[r + 1] = Vector256.Sum(a1) + Offsets(r + 1, sums);
+        y[r + 2] = Vector256.Sum(a2) + Offsets(r + 2, sums);
+        y[r + 3] = Vector256.Sum(a3) + Offsets(r + 3, sums);
     }
 
-    float Row512(byte* w, float* even, float* odd, float* s, int pairs)
+    float Row(int r, short* q, float* steps, int pairs)
     {
-        var table = s_codeValues;
-        var acc = Vector512<float>.Zero;
-        for (int g = 0; g < _groups; g++)
-        {
-            var part = Vector512<float>.Zero;
-            int start = g * pairs, end = start + pairs;
-            for (int j = start; j < end; j += 16)
-            {
-                var lanes = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(w + j)); // byte j+i in lane i
-                part = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, lanes), Avx512F.LoadVector512(even + j), part);
-                part = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(table, Avx512F.ShiftRightLogical(lanes, 4)), Avx512F.LoadVector512(odd + j), part);
-            }
-            acc = Avx512F.FusedMultiplyAdd(part, Vector512.Create(s[g]), acc);
-        }
-        return Vector512.Sum(acc);
-    }
-
-    float Row256(byte* w, float* even, float* odd, float* s, int pairs)
-    {
-        var low = Vector256.Create(15);
+        var low = Vector256.Create((short)15);
+        byte* w = _packed + (long)r * (Cols / 2);
+        float* s = _scales + (long)r * _groups;
         var acc = Vector256<float>.Zero;
         for (int g = 0; g < _groups; g++)
         {
-            var part = Vector256<float>.Zero;
+            var part = Vector256<int>.Zero;
             int start = g * pairs, end = start + pairs;
-            for (int j = start; j < end; j += 8)
-            {
-                var lanes = Avx2.ConvertToVector256Int32(w + j); // byte j+i in lane i
-                part = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.And(lanes, low)), Avx.LoadVector256(even + j), part);
-                part = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.ShiftRightLogical(lanes, 4)), Avx.LoadVector256(odd + j), part);
-            }
-            acc = Fma.MultiplyAdd(part, Vector256.Create(s[g]), acc);
+            for (int j = start; j < end; j += 16)
+                part = Block(w + j, q + 2 * j, low, part);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(part), Vector256.Create(s[g] * steps[g]), acc);
         }
         return Vector256.Sum(acc);
     }
