@@ -32,19 +32,41 @@ public sealed partial class CausalLM
     /// </summary>
     Tensor? TryCpuDecode(Tensor ids, Tensor? keyValid, Tensor? positions, KvCache? cache, bool lastOnly)
     {
-        if (!UseCpuDecoder || cache is null || !lastOnly || keyValid is not null || Device.type != DeviceType.CPU) return null;
-        if (ids.shape is not [1, 1] || cache.Batch != 1 || cache.InSlotStep || is_grad_enabled()) return null;
+        if (cache is null || !lastOnly || keyValid is not null || ids.shape is not [1, 1] || cache.Batch != 1 || cache.InSlotStep) return null;
+        if (CpuDecoderFor() is not { } decoder) return null;
+        var token = ids.item<long>();
+        var position = positions is null ? cache.Length : positions.item<long>();
+        CpuDecodeSteps++;
+        var logits = decoder.Step(token, position, (int)cache.Length, cache);
+        cache.Advance(1);
+        return logits;
+    }
+
+    /// <summary>
+    /// A serving slot step of one request alone (the engine's decode with a single running row, <paramref name="uniform"/>:
+    /// its length is <paramref name="keys"/> − 1) through the managed decoder: logits [1, vocab], or null for the libtorch path.
+    /// </summary>
+    Tensor? TryCpuDecodeSlot(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform, Tensor? ropePositions)
+    {
+        if (ids.shape is not [1, 1] || !uniform || ropePositions is not null || cache.InSlotStep) return null;
+        if (CpuDecoderFor() is not { } decoder) return null;
+        var position = positions.item<long>();
+        if (position != keys - 1) return null;
+        CpuDecodeSteps++;
+        return decoder.Step(ids.item<long>(), position, (int)position, cache).view(1, -1);
+    }
+
+    /// <summary>The managed decoder when this step may use it (CPU, no autograd, a text model it takes, nothing attached since), else null.</summary>
+    CpuDecoder? CpuDecoderFor()
+    {
+        if (!UseCpuDecoder || Device.type != DeviceType.CPU || is_grad_enabled()) return null;
         if (IsRewardModel || SkipsLogits || Shard is not null || Vision is not null || _llava is not null) return null;
         if (!_cpuDecodeTried)
         {
             _cpuDecodeTried = true;
             _cpuDecodeRefusal = CpuDecoder.TryCreate(this, model, lm_head, Int8HeadForDecoder, get_num_threads(), out _cpuDecoder);
         }
-        if (_cpuDecoder is null || !_cpuDecoder.Current()) return null;
-        var token = ids.item<long>();
-        var position = positions is null ? cache.Length : positions.item<long>();
-        CpuDecodeSteps++;
-        return _cpuDecoder.Step(token, position, cache);
+        return _cpuDecoder is { } d && d.Current() ? d : null;
     }
 
     void DisposeCpuDecoder()

@@ -21,6 +21,7 @@ public sealed partial class CausalLM
     public Tensor DecodeSlots(Tensor ids, Tensor positions, KvCache cache, long keys, bool uniform = false, Tensor? ropePositions = null)
     {
         if (IsRewardModel) throw RewardForwardError();
+        if (TryCpuDecodeSlot(ids, positions, cache, keys, uniform, ropePositions) is { } fast) return fast;
         long rows = ids.shape[0];
         cache.BeginSlotStep(rows, positions, keys);
         try

@@ -226,19 +226,17 @@ internal sealed unsafe class CpuDecoder : IDisposable
     }
 
     /// <summary>
-    /// Runs token <paramref name="token"/> at position <paramref name="position"/> through the model, appending its keys
-    /// and values at slot <c>cache.Length</c> of the one-row <paramref name="cache"/>, and returns the logits [1, 1, vocab]
-    /// as float32.
+    /// Runs token <paramref name="token"/> at rotary position <paramref name="position"/> through the model, writing its
+    /// keys and values at <paramref name="slot"/> of row 0 of <paramref name="cache"/> and attending to slots
+    /// [0, slot]; returns the logits [1, 1, vocab] as float32. The caller advances the cache (or not, in a slot step).
     /// </summary>
-    public Tensor Step(long token, long position, KvCache cache)
+    public Tensor Step(long token, long position, int slot, KvCache cache)
     {
-        var slot = (int)cache.Length;
         if (slot >= cache.Capacity) throw new InvalidOperationException($"KV cache full: {slot} + 1 slots exceed its capacity of {cache.Capacity}.");
         PhaseTimer.Restart(CPU);
         Embed(token);
         RopeTables(position);
         for (int i = 0; i < _layers.Length; i++) LayerStep(i, _layers[i], cache, slot);
-        cache.Advance(1);
         RmsNormInto(_finalNorm, _h, _x, _hidden);
         PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
         var logits = empty(1, 1, _spec.VocabSize, dtype: ScalarType.Float32);

@@ -178,6 +178,35 @@ public sealed class CpuDecoderTests
         Assert.Contains(reason, model.CpuDecodeRefusal);
     }
 
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    public async Task TheServingEngineDecodesOneRequestInItAndGetsTransformersTokens(string family)
+    {
+        // infer_golden.json: transformers' greedy continuations (tools/make_parity_fixtures.py). One request at a time, so
+        // every decode step is a slot step of one row, which the managed decoder takes.
+        var folder = CliRun.Fixture(family);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "infer_golden.json")));
+        using var model = Load(family);
+        model.UseCpuDecoder = true;
+        using var engine = new Osprey.Serving.InferenceEngine(model, Osprey.Tokenization.Tokenizer.Load(folder), new Osprey.Serving.EngineOptions { MaxBatchSize = 4, MaxModelLen = 256 });
+        var cases = 0;
+        foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            var settings = c.GetProperty("settings");
+            if (settings.GetProperty("repetition_penalty").ValueKind == System.Text.Json.JsonValueKind.Number) continue;
+            var prompt = c.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var expected = c.GetProperty("new_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var before = model.CpuDecodeSteps;
+            var result = await engine.GenerateAsync(new Osprey.Serving.EngineRequest(prompt,
+                new SamplingParams { MaxTokens = settings.GetProperty("max_new_tokens").GetInt32(), Temperature = 0 }));
+            Assert.Equal(expected, result.Tokens.Select(t => t.TokenId));
+            Assert.Equal(before + expected.Length - 1, model.CpuDecodeSteps);
+            cases++;
+        }
+        Assert.True(cases > 0);
+    }
+
     [Fact]
     public void AnAdapterAttachedAfterwardsSendsStepsBackToLibtorch()
     {
