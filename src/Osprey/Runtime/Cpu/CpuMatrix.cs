@@ -279,6 +279,7 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
     readonly byte* _packed;   // [rows, cols / 2]
     readonly float* _scales;  // [rows, groups]
     readonly float* _offsets; // [rows, groups]
+    readonly float* _blocked; // per block of 4 rows, per group: the 4 rows' scales then their 4 offsets
     readonly int _groupSize, _groups;
 
     /// <summary>
@@ -307,6 +308,14 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
         for (long b = 0; b < (long)rows * cols; b += 32)
             for (int j = 0; j < 16; j++)
                 _packed[b / 2 + j] = (byte)((codes[(int)(b + j)] & 15) | ((codes[(int)(b + j + 16)] & 15) << 4));
+        _blocked = (float*)NativeMemory.AlignedAlloc((nuint)((long)(rows / 4) * _groups * 8 * 4 + 64), 64);
+        for (long blk = 0; blk < rows / 4; blk++)
+            for (int g = 0; g < _groups; g++)
+                for (int i = 0; i < 4; i++)
+                {
+                    _blocked[(blk * _groups + g) * 8 + i] = _scales[(blk * 4 + i) * _groups + g];
+                    _blocked[(blk * _groups + g) * 8 + 4 + i] = _offsets[(blk * 4 + i) * _groups + g];
+                }
     }
 
     /// <inheritdoc />
@@ -350,14 +359,20 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
         return Avx2.Add(acc, Avx2.MultiplyAddAdjacent(Avx2.ShiftRightLogical(words, 4), Avx.LoadVector256(x + 16)));
     }
 
+    /// <summary>
+    /// Rows r..r+3 together: per group, the four rows' 32-bit sums are folded into one vector (three horizontal adds:
+    /// lanes r, r+1, r+2, r+3 twice), converted once and scaled by the four rows' scales at once; the offsets' terms
+    /// go the same way. Eight instructions per group for the four rows where a row at a time takes sixteen.
+    /// </summary>
     void Rows4(int r, short* q, float* sums, float* steps, int pairs, float* y)
     {
         int half = Cols / 2;
         var low = Vector256.Create((short)15);
         byte* w0 = _packed + (long)r * half, w1 = w0 + half, w2 = w1 + half, w3 = w2 + half;
         byte* next = w0 + 4L * half;
-        float* s0 = _scales + (long)r * _groups, s1 = s0 + _groups, s2 = s1 + _groups, s3 = s2 + _groups;
-        var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        float* blocked = _blocked + (long)(r / 4) * _groups * 8;
+        var acc = Vector256<float>.Zero;
+        var offsets = Vector128<float>.Zero;
         for (int g = 0; g < _groups; g++)
         {
             var p0 = Vector256<int>.Zero; var p1 = p0; var p2 = p0; var p3 = p0;
@@ -371,16 +386,12 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
                 p2 = Block(w2 + j, xq, low, p2);
                 p3 = Block(w3 + j, xq, low, p3);
             }
-            var step = steps[g];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(s0[g] * step), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(s1[g] * step), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2), Vector256.Create(s2[g] * step), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3), Vector256.Create(s3[g] * step), a3);
+            var folded = Avx2.HorizontalAdd(Avx2.HorizontalAdd(p0, p1), Avx2.HorizontalAdd(p2, p3)); // [r0 r1 r2 r3 | r0 r1 r2 r3]
+            var scales = Sse.Multiply(Sse.LoadAlignedVector128(blocked + g * 8), Vector128.Create(steps[g]));
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(folded), Vector256.Create(scales, scales), acc);
+            offsets = Fma.MultiplyAdd(Sse.LoadAlignedVector128(blocked + g * 8 + 4), Vector128.Create(sums[g]), offsets);
         }
-        y[r] = Vector256.Sum(a0) + Offsets(r, sums);
-        y[r + 1] = Vector256.Sum(a1) + Offsets(r + 1, sums);
-        y[r + 2] = Vector256.Sum(a2) + Offsets(r + 2, sums);
-        y[r + 3] = Vector256.Sum(a3) + Offsets(r + 3, sums);
+        Sse.Store(y + r, Sse.Add(Sse.Add(acc.GetLower(), acc.GetUpper()), offsets));
     }
 
     float Row(int r, short* q, float* steps, int pairs)
@@ -406,5 +417,6 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
         NativeMemory.AlignedFree(_packed);
         NativeMemory.AlignedFree(_scales);
         NativeMemory.AlignedFree(_offsets);
+        NativeMemory.AlignedFree(_blocked);
     }
 }
