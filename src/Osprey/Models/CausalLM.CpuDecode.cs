@@ -61,6 +61,8 @@ public sealed partial class CausalLM
     {
         if (!UseCpuDecoder || Device.type != DeviceType.CPU || is_grad_enabled()) return null;
         if (IsRewardModel || SkipsLogits || Shard is not null || Vision is not null || _llava is not null) return null;
+        // Weights moved to new storage (training's flat buffers, a base dequantized) or the int8 head switched: build it again.
+        if (_cpuDecoder is { } built && !built.StillValid(UseInt8Head ? _int8Head?.Codes : null)) DisposeCpuDecoder();
         if (!_cpuDecodeTried)
         {
             _cpuDecodeTried = true;

@@ -31,15 +31,20 @@ namespace Osprey.Models;
 internal sealed unsafe class CpuDecoder : IDisposable
 {
     /// <summary>A linear layer as the step multiplies it: its matrix and the bias it adds (a pointer into the layer's own bias).</summary>
-    sealed class Projection(LinearLayer layer, CpuMatrix matrix, Tensor? bias)
+    sealed class Projection(LinearLayer layer, CpuMatrix matrix, Tensor? bias, Tensor? dense)
     {
         public readonly LinearLayer Layer = layer;
         public readonly ILinearBase? Base = layer.Base;
         public readonly CpuMatrix Matrix = matrix;
         public readonly Tensor? Bias = bias;
+        readonly Tensor? _dense = dense;                 // the weight read in place, if any
+        readonly IntPtr _address = dense is null ? IntPtr.Zero : (IntPtr)TensorMemory.Address(dense);
 
         /// <summary>False once the layer no longer computes what this matrix does (an adapter, a delta, a merged copy, another base).</summary>
         public bool Current => Layer.Adapter is null && !Layer.DeltaActive && !Layer.HasMerged && ReferenceEquals(Layer.Base, Base);
+
+        /// <summary>False once the weight read in place lives elsewhere (set_ to new storage: training's flat buffers, a dequantized base).</summary>
+        public bool InPlace => _dense is null || (_dense.is_contiguous() && (IntPtr)TensorMemory.Address(_dense) == _address);
     }
 
     /// <summary>Outputs of several projections of one input laid end to end (q|k|v, gate|up): one parallel region for all.</summary>
@@ -115,8 +120,8 @@ internal sealed unsafe class CpuDecoder : IDisposable
         if (_spec.EmbeddingScale is double s) _embedScale = bf16 ? RoundBf16((float)s) : (float)s;
         _ownedHead = int8Head;
         _head = int8Head is not null
-            ? new Projection(head ?? DummyLayer(), int8Head, null)
-            : head is not null ? ProjectionOf(head) : new Projection(DummyLayer(), MatrixOf(_embedding, null), null);
+            ? new Projection(head ?? DummyLayer(), int8Head, null, null)
+            : head is not null ? ProjectionOf(head) : new Projection(DummyLayer(), MatrixOf(_embedding, null), null, _embedding);
         _workers = new CpuWorkers(threads);
         var qkvRows = (_heads + 2 * _kvHeads) * _headDim;
         _h = Buffer(_hidden);
@@ -148,8 +153,9 @@ internal sealed unsafe class CpuDecoder : IDisposable
         return new Norm(w, eps, offset);
     }
 
-    static Projection ProjectionOf(LinearLayer layer) =>
-        new(layer, layer.Base is { } b ? b.CpuMatrix() ?? throw new InvalidOperationException("unsupported base") : MatrixOf(layer.Weight, layer), layer.Bias);
+    static Projection ProjectionOf(LinearLayer layer) => layer.Base is { } b
+        ? new(layer, b.CpuMatrix() ?? throw new InvalidOperationException("unsupported base"), layer.Bias, null)
+        : new(layer, MatrixOf(layer.Weight, layer), layer.Bias, layer.Weight);
 
     static CpuMatrix MatrixOf(Tensor weight, object? owner)
     {
@@ -200,8 +206,27 @@ internal sealed unsafe class CpuDecoder : IDisposable
             using var scales = copy.Scales.to_type(ScalarType.Float32);
             int8 = new Int8RowMatrix((sbyte*)TensorMemory.Address(copy.Codes), scales.data<float>().ToArray(), (int)copy.Codes.shape[1], copy.Codes);
         }
-        decoder = new CpuDecoder(lm, model, head, int8, lm.DType == ScalarType.BFloat16, threads);
+        decoder = new CpuDecoder(lm, model, head, int8, lm.DType == ScalarType.BFloat16, threads) { HeadCodes = int8 is null ? null : int8Head()?.Codes };
         return null;
+    }
+
+    /// <summary>The int8 head copy's codes this decoder reads (null: the dense or quantized head).</summary>
+    public Tensor? HeadCodes { get; private init; }
+
+    /// <summary>
+    /// Whether the weights this decoder reads in place are still where it read them, and its head is the one wanted
+    /// (<paramref name="int8HeadCodes"/>: the model's int8 copy when that is on, else null). False means: build it again.
+    /// </summary>
+    public bool StillValid(Tensor? int8HeadCodes)
+    {
+        if (!ReferenceEquals(HeadCodes, int8HeadCodes)) return false;
+        foreach (var l in _layers)
+        {
+            foreach (var p in l.Qkv.Parts) if (!p.InPlace) return false;
+            foreach (var p in l.GateUp.Parts) if (!p.InPlace) return false;
+            if (!l.O.InPlace || !l.Down.InPlace) return false;
+        }
+        return _head.InPlace;
     }
 
     static string? Refusal(LinearLayer l)
@@ -232,6 +257,7 @@ internal sealed unsafe class CpuDecoder : IDisposable
     /// </summary>
     public Tensor Step(long token, long position, int slot, KvCache cache)
     {
+        if (token < 0 || token >= _embedding.shape[0]) throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} is outside the embedding's {_embedding.shape[0]} rows");
         if (slot >= cache.Capacity) throw new InvalidOperationException($"KV cache full: {slot} + 1 slots exceed its capacity of {cache.Capacity}.");
         PhaseTimer.Restart(CPU);
         Embed(token);

@@ -208,6 +208,23 @@ public sealed class CpuDecoderTests
     }
 
     [Fact]
+    public void WeightsMovedToNewStorageAreReadWhereTheyNowAre()
+    {
+        // AdamW moves trained parameters into flat buffers with set_, and dequantizing a base does too: a decoder built
+        // before must not read the old storage. Perturbed new weights make a stale read visible in the logits.
+        using var model = Load("qwen2");
+        TeacherForced(model, steps: 2);
+        using (no_grad())
+            foreach (var (_, layer) in model.LinearLayers().Where(l => l.Path.EndsWith("mlp.down_proj", StringComparison.Ordinal)).ToList())
+            {
+                var moved = (layer.Weight * 1.5).contiguous();
+                layer.Weight.set_(moved);
+            }
+        var error = TeacherForced(model, steps: 4);
+        Assert.True(error <= 1e-5, $"after the move the logits differ by {error:E2} of their range");
+    }
+
+    [Fact]
     public void AnAdapterAttachedAfterwardsSendsStepsBackToLibtorch()
     {
         using var model = Load("qwen2");
