@@ -23,10 +23,10 @@ namespace Osprey.Models;
 /// value libtorch would store in bfloat16 (norm outputs, projection outputs, rotated q/k, attention output, residual
 /// sums, the activation product, the logits) is rounded to bfloat16 at the same place. Float32 models match the libtorch
 /// path to rounding order (tests: ≤ 1e-4 in the logits); bfloat16 ones to bfloat16 rounding of sums taken in another order.</para>
-/// <para>What it takes: Llama-style decoders (Llama, Qwen2, Qwen3 with q/k norms, Mistral, Phi-3's stacked projections,
-/// Gemma's offset norms and embedding scale) in float32 or bfloat16, dense or with LLM.int8 or 4-bit GPTQ bases; one
-/// sequence, no padding, no adapter, no sliding window, no soft caps. Anything else runs the libtorch path
-/// (<see cref="CausalLM.CpuDecodeRefusal"/> says why).</para>
+/// <para>What it takes: the decoder families Osprey loads (Llama, Qwen2, Qwen3 with q/k norms, Mistral with its sliding
+/// window, Phi-3's stacked projections and partial RoPE, Gemma 2/3's offset and sandwich norms, embedding scale, soft
+/// caps and sliding windows) in float32 or bfloat16, dense or with LLM.int8 or 4-bit GPTQ bases; one sequence, no
+/// padding, no adapter. Anything else runs the libtorch path (<see cref="CausalLM.CpuDecodeRefusal"/> says why).</para>
 /// </remarks>
 internal sealed unsafe class CpuDecoder : IDisposable
 {
@@ -60,6 +60,8 @@ internal sealed unsafe class CpuDecoder : IDisposable
         public required Stack Qkv, GateUp;
         public required Projection O, Down;
         public Norm? QNorm, KNorm;
+        public Norm? PreFeedforward, PostFeedforward; // Gemma 2/3's sandwich norms
+        public int? Window;                            // sliding-window attention: the keys a query sees
         public required RotaryEmbedding Rope;
         public required (Tensor Keys, Tensor Values)? CacheSeen;
     }
@@ -76,6 +78,7 @@ internal sealed unsafe class CpuDecoder : IDisposable
     readonly bool _bf16;
     readonly int _hidden, _heads, _kvHeads, _headDim, _inter;
     readonly double _scale;
+    readonly double? _softcap;
     readonly string _activation;
     readonly float? _embedScale;
     readonly CpuWorkers _workers;
@@ -110,11 +113,14 @@ internal sealed unsafe class CpuDecoder : IDisposable
                 Down = ProjectionOf(down),
                 QNorm = qNorm is null ? null : NormOf(qNorm),
                 KNorm = kNorm is null ? null : NormOf(kNorm),
+                PreFeedforward = layer.FeedforwardNorms.Pre is { } pre ? NormOf(pre) : null,
+                PostFeedforward = layer.FeedforwardNorms.Post is { } post ? NormOf(post) : null,
+                Window = _spec.Layers[i].SlidingWindow,
                 Rope = model.RopeOf(i),
                 CacheSeen = null,
             };
         }
-        _scale = model.LayerAt(0).SelfAttention.Scoring.Scale;
+        (_scale, _softcap) = model.LayerAt(0).SelfAttention.Scoring;
         _activation = model.LayerAt(0).Feedforward.Parts.Activation;
         // transformers rounds the embedding scale to the model's dtype before multiplying.
         if (_spec.EmbeddingScale is double s) _embedScale = bf16 ? RoundBf16((float)s) : (float)s;
@@ -181,9 +187,6 @@ internal sealed unsafe class CpuDecoder : IDisposable
         if (lm.DType is not (ScalarType.Float32 or ScalarType.BFloat16)) return $"the model is in {lm.DType} (float32 and bfloat16 are supported)";
         if (!CpuMatrix.Supported) return "this CPU lacks AVX2 and FMA";
         if (TensorMemory.Unavailable() is { } why) return why;
-        if (spec.SandwichNorms) return "sandwich norms (Gemma 2/3) are not supported";
-        if (spec.AttentionSoftcap is not null || spec.FinalLogitSoftcap is not null) return "soft-capped attention or logits are not supported";
-        if (spec.Layers.Any(l => l.SlidingWindow is not null)) return "sliding-window attention is not supported";
         if (spec.Activation is not ("silu" or "swish" or "gelu_pytorch_tanh" or "gelu_new" or "relu")) return $"activation {spec.Activation} is not supported";
         if (spec.NumHeads % spec.NumKvHeads != 0) return "the query heads are not a multiple of the key/value heads";
         if (spec.HeadDim % 16 != 0 || spec.HiddenSize % CpuMatrix.ColumnMultiple != 0 || spec.IntermediateSize % CpuMatrix.ColumnMultiple != 0
@@ -271,6 +274,13 @@ internal sealed unsafe class CpuDecoder : IDisposable
         var m = _head.Matrix;
         _workers.Run(m.Rows, 16, (from, to) => m.Multiply(x, y, from, to));
         if (_bf16) Round(y, m.Rows);
+        if (_spec.FinalLogitSoftcap is double cap)
+        {
+            // Gemma 2: tanh(logits / cap)·cap.
+            var c = (float)cap;
+            for (int i = 0; i < m.Rows; i++) y[i] = MathF.Tanh(y[i] / c) * c;
+            if (_bf16) Round(y, m.Rows);
+        }
         PhaseTimer.Mark(CPU, "cpu decode: head");
         return logits;
     }
@@ -337,14 +347,24 @@ internal sealed unsafe class CpuDecoder : IDisposable
         WriteCache(keys, k, slot, capacity);
         WriteCache(values, v, slot, capacity);
         PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
-        Attend(keys, values, q, slot + 1, capacity);
+        Attend(keys, values, q, slot + 1, capacity, layer.Window);
         PhaseTimer.Mark(CPU, "cpu decode: attention");
         var o = layer.O;
         MultiplyOne(o, _att, _tmp);
         PhaseTimer.Mark(CPU, "cpu decode: o projection");
-        // Residual, post-attention norm, gated MLP, residual.
-        Add(_h, _tmp, _hidden);
-        RmsNormInto(layer.PostNorm, _h, _x, _hidden);
+        // Residual, post-attention norm, gated MLP, residual (Gemma 2/3: the attention output is normed before the
+        // residual add, the MLP's input by its own norm after it, and the MLP's output normed before its add).
+        if (layer.PreFeedforward is { } preNorm)
+        {
+            RmsNormInto(layer.PostNorm, _tmp, _tmp, _hidden);
+            Add(_h, _tmp, _hidden);
+            RmsNormInto(preNorm, _h, _x, _hidden);
+        }
+        else
+        {
+            Add(_h, _tmp, _hidden);
+            RmsNormInto(layer.PostNorm, _h, _x, _hidden);
+        }
         PhaseTimer.Mark(CPU, "cpu decode: norms, rope, residuals");
         MultiplyStack(layer.GateUp, _x, _gateUp);
         PhaseTimer.Mark(CPU, "cpu decode: gate/up projections");
@@ -352,6 +372,7 @@ internal sealed unsafe class CpuDecoder : IDisposable
         PhaseTimer.Mark(CPU, "cpu decode: activation");
         MultiplyOne(layer.Down, _act, _tmp);
         PhaseTimer.Mark(CPU, "cpu decode: down projection");
+        if (layer.PostFeedforward is { } postNorm) RmsNormInto(postNorm, _tmp, _tmp, _hidden);
         Add(_h, _tmp, _hidden);
     }
 
@@ -450,8 +471,11 @@ internal sealed unsafe class CpuDecoder : IDisposable
     }
 
     /// <summary>Causal attention of the query heads over the first <paramref name="length"/> cached positions (grouped: query head h reads key head h / group), into <see cref="_att"/>.</summary>
-    void Attend(Tensor keys, Tensor values, float* q, int length, int capacity)
+    void Attend(Tensor keys, Tensor values, float* q, int length, int capacity, int? window)
     {
+        // A sliding window shows query i the keys j with i − j < window (AttentionMask's rule).
+        var first = window is int w ? Math.Max(0, length - w) : 0;
+        var softcap = _softcap is double sc ? (float)sc : 0f;
         if (_scoresCapacity < length * _heads)
         {
             if (_scoresField is not null) { NativeMemory.AlignedFree(_scoresField); _buffers.Remove((IntPtr)_scoresField); }
@@ -474,19 +498,21 @@ internal sealed unsafe class CpuDecoder : IDisposable
                 float* qh = q + hd * d, s = scores + (long)hd * length, o = att + hd * d;
                 long headStart = (long)kv * capacity * d;
                 float max = float.NegativeInfinity;
-                for (int t = 0; t < length; t++)
+                for (int t = first; t < length; t++)
                 {
                     var dot = bf16 ? DotBf16(qh, (ushort*)kBase + headStart + (long)t * d, d) : DotF32(qh, (float*)kBase + headStart + (long)t * d, d);
                     s[t] = dot * scale;
+                    if (softcap > 0) s[t] = MathF.Tanh(s[t] / softcap) * softcap; // Gemma 2's soft-capped scores
                     if (s[t] > max) max = s[t];
                 }
                 float total = 0;
-                for (int t = 0; t < length; t++) { s[t] = MathF.Exp(s[t] - max); total += s[t]; }
+                for (int t = first; t < length; t++) { s[t] = MathF.Exp(s[t] - max); total += s[t]; }
                 var invTotal = 1f / total;
                 new Span<float>(o, d).Clear();
-                for (int t = 0; t < length; t++)
+                for (int t = first; t < length; t++)
                 {
                     var p = s[t] * invTotal;
+                    if (softcap > 0 && bf16) p = RoundBf16(p); // the eager path casts the probabilities to the dtype
                     if (bf16) AxpyBf16(p, (ushort*)vBase + headStart + (long)t * d, o, d);
                     else AxpyF32(p, (float*)vBase + headStart + (long)t * d, o, d);
                 }

@@ -42,6 +42,7 @@ internal sealed class DecoderLayer : nn.Module
     internal RmsNorm InputNorm => input_layernorm;
     internal RmsNorm PostAttentionNorm => post_attention_layernorm;
     internal bool HasSandwichNorms => pre_feedforward_layernorm is not null;
+    internal (RmsNorm? Pre, RmsNorm? Post) FeedforwardNorms => (pre_feedforward_layernorm, post_feedforward_layernorm);
 
     /// <summary>h [B, T, hidden] → [B, T, hidden].</summary>
     public Tensor Forward(Tensor h, Tensor cos, Tensor sin, AttentionMask mask, KvCache? cache, int layer)
