@@ -5,7 +5,8 @@
 #   2. decode in the engine (osprey benchmark, static batches of 1 and 32, 128-token prompts, 128 new) of a
 #      Qwen2.5-0.5B-shaped model with random bf16 weights (tools/make_cpu_bench_model.py, numpy) as bf16, as 4-bit GPTQ
 #      (the same script's --gptq, group 32) and as FP8 (osprey export --quant_method fp8, block scales), each with the
-#      kernels (OSPREY_FUSED_PACKED=1, opt-in until this check passes) and without (the tensor path), same call.
+#      kernels (OSPREY_FUSED_PACKED=1: the dequantization kernels, on by default since session 9; GPTQ's fused product only
+#      with OSPREY_GPTQ_FUSED_GEMV=1) and without (OSPREY_FUSED_PACKED=0, the tensor path), same call.
 # Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t

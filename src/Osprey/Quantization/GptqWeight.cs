@@ -165,7 +165,7 @@ internal sealed class GptqWeight : ILinearBase
         var rows = x.numel() / InFeatures;
         using var flat = x.reshape(rows, InFeatures).contiguous();
         Tensor y;
-        if (rows <= PackedWeightKernels.MaxFusedRows)
+        if (rows <= PackedWeightKernels.MaxFusedRows && PackedWeightKernels.FusedGemv)
             y = PackedWeightKernels.GptqGemv(flat, _qweight, _qzeros, _scales, _groups, _bits, _zeroOffset, OutFeatures);
         else
             using (var transposed = PackedWeightKernels.GptqDequantizeTransposed(_qweight, _qzeros, _scales, _groups, _bits, _zeroOffset, InFeatures, OutFeatures, ComputeDType))

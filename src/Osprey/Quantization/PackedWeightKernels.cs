@@ -19,7 +19,7 @@ namespace Osprey.Quantization;
 /// </list>
 /// The dequantized weights equal the tensor path's bit for bit (one float32 multiply, one rounding to the compute dtype);
 /// the fused product differs from a matmul of them by float32 summation order and that rounding only. `osprey
-/// kernel-probe` checks both on the GPU. They are used only with OSPREY_FUSED_PACKED=1 for now (see <see cref="Unavailable"/>).
+/// kernel-probe` checks both on the GPU. The dequantization kernels are on by default; the fused product is not (see <see cref="Unavailable"/>).
 /// </summary>
 internal static unsafe class PackedWeightKernels
 {
@@ -137,15 +137,20 @@ extern "C" __global__ void fp8_dequant_2(const u8* c, const float* t, const floa
 
     /// <summary>Why the kernels are not used for a weight on <paramref name="onDevice"/>'s device, or null when they are.</summary>
     /// <remarks>
-    /// Opt-in (OSPREY_FUSED_PACKED=1) until `tools/packed_gpu_check.sh` has passed on a GPU: they were written in a session
-    /// whose GPU time ran out before they could be checked there, and a wrong kernel would change outputs silently.
+    /// On by default since `tools/packed_gpu_check.sh` ran on an H100 (benchmarks/session9-h100.md): the GPTQ 4/8-bit
+    /// and FP8 dequantization kernels equal the tensor path bit for bit. OSPREY_FUSED_PACKED=0 turns them off. The fused
+    /// GPTQ product (<see cref="GptqGemv"/>) failed that check (its products are wrong), so it is used only with
+    /// OSPREY_GPTQ_FUSED_GEMV=1 (<see cref="FusedGemv"/>), for debugging it; kernel-probe still checks it.
     /// </remarks>
     public static string? Unavailable(Tensor onDevice)
     {
         if (onDevice.device_type != DeviceType.CUDA) return "not on CUDA";
-        if (!ForceOn && Environment.GetEnvironmentVariable("OSPREY_FUSED_PACKED") != "1") return "off unless OSPREY_FUSED_PACKED=1 (not yet checked on a GPU)";
+        if (!ForceOn && Environment.GetEnvironmentVariable("OSPREY_FUSED_PACKED") == "0") return "off (OSPREY_FUSED_PACKED=0)";
         return Module.Unavailable(onDevice.device_index);
     }
+
+    /// <summary>Whether decode may use the fused GPTQ product (OSPREY_GPTQ_FUSED_GEMV=1 or kernel-probe): off, as it failed its check on an H100.</summary>
+    internal static bool FusedGemv => ForceOn || Environment.GetEnvironmentVariable("OSPREY_GPTQ_FUSED_GEMV") == "1";
 
     static int Code(ScalarType t) => t switch
     {
@@ -190,7 +195,7 @@ extern "C" __global__ void fp8_dequant_2(const u8* c, const float* t, const floa
         long qw = Ptr(qweight), qz = Ptr(qzeros), sc = Ptr(scales), grp = Ptr(groups), xp = Ptr(x), pp = Ptr(part);
         void** args = stackalloc void*[] { &qw, &qz, &sc, &grp, &xp, &pp, &m, &n, &k, &zoff, &chunk };
         Module.Launch(qweight.device_index, $"gptq_gemv_{bits}_{Code(scales.dtype)}{Code(x.dtype)}", ((uint)columnBlocks, (uint)slices), 256, args);
-        using var summed = part.sum(0);
+        using var summed = part.sum(0L); // over the slices; a plain 0 binds to sum(ScalarType.Byte), a full reduction: the bug the H100 probe caught
         return summed.to_type(x.dtype);
     }
 

@@ -109,8 +109,15 @@ public sealed partial class InferenceEngine
             using var plain = empty(Math.Max(rows, Options.MaxBatchSize), words * 8L, dtype: ScalarType.Byte);
             _maskStaging = (cuda ? plain.pin_memory() : plain.alias()).DetachFromDisposeScope();
         }
-        // On CUDA the previous step's copy out of the staging buffer is done: its tokens were read back since.
-        _maskStaging.data<byte>().CopyFrom(new ReadOnlySpan<byte>(_maskBytes, 0, rows * words * 8), 0, 0);
+        // On CUDA the previous step's copy out of the staging buffer is done: its tokens were read back since. One memory
+        // copy: TorchSharp's accessor CopyFrom goes element by element (measured on an H100 machine: 14 ms per step for
+        // 32 rows of a 152k vocabulary, 8× the forward pass).
+        unsafe
+        {
+            var bytes = rows * words * 8;
+            fixed (byte* source = _maskBytes)
+                Buffer.MemoryCopy(source, Runtime.Cpu.TensorMemory.Address(_maskStaging), _maskStaging.numel(), bytes);
+        }
         var onDevice = cuda ? _maskStaging.narrow(0, 0, rows).to(device, non_blocking: true) : _maskStaging.narrow(0, 0, rows);
         if (_maskBitValues is null || _maskBitValues.device != device)
         {

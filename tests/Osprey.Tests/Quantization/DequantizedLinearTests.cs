@@ -126,4 +126,26 @@ public sealed class DequantizedLinearTests
         using (no_grad()) probe.zero_();
         Assert.ThrowsAny<Exception>(() => loss.backward());
     }
+
+    [Fact]
+    public void ATrainedBiasGetsThePerFeatureSumOfTheOutputGradient()
+    {
+        // y = x Wᵀ + b, loss = Σ y·r: ∂loss/∂b[n] = Σ over rows of r[·, n], a vector of the output width (TorchSharp's
+        // sum(0) with a plain 0 literal binds to sum(ScalarType) and reduced everything to one byte once).
+        var rng = new Random(4);
+        var codes = Enumerable.Range(0, 6 * 32).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
+        using var weight = new Int8Weight(tensor(codes, [6, 32]), tensor(Enumerable.Range(0, 6).Select(i => 1f + i).ToArray()), ScalarType.Float32);
+        using var x = randn(2, 3, 32);
+        using var r = randn(2, 3, 6);
+        using var bias = zeros(6).requires_grad_(true);
+        using (enable_grad())
+        using (var y = DequantizedLinear.apply(x, bias, weight))
+        using (var loss = (y * r).sum())
+            loss.backward();
+        Assert.NotNull(bias.grad);
+        Assert.Equal(new long[] { 6 }, bias.grad!.shape);
+        using var expected = r.reshape(-1, 6).sum(0L);
+        Assert.True(bias.grad.allclose(expected, rtol: 1e-6, atol: 1e-6), "the bias gradient is not the per-feature sum of the output gradient");
+        DequantizedLinear.ReleaseHandedBack();
+    }
 }

@@ -54,7 +54,7 @@ internal sealed class DequantizedLinear : SingleTensorFunction<DequantizedLinear
         {
             using (var w = quantized.Dequantize()) gradInput = grad_output.matmul(w).MoveToOuterDisposeScope();
             if ((bool)ctx.get_data("bias_grad"))
-                gradBias = grad_output.reshape(-1, grad_output.shape[^1]).sum(0).MoveToOuterDisposeScope();
+                gradBias = grad_output.reshape(-1, grad_output.shape[^1]).sum(0L).MoveToOuterDisposeScope(); // 0L: a plain 0 binds to sum(ScalarType) (Byte) and reduces everything
         }
         grad_output.Dispose(); // TorchSharp's wrapper made for this call; libtorch keeps its own reference
         HandedBack.Add(gradInput, gradBias);

@@ -49,7 +49,7 @@ internal sealed class FusedRmsNormFunction : SingleTensorFunction<FusedRmsNormFu
                 var normed = x.to_type(ScalarType.Float32) * inv.unsqueeze(-1);
                 var factor = offset ? normed : normed.to_type(x.dtype).to_type(ScalarType.Float32);
                 var rows = grad_output.to_type(ScalarType.Float32).reshape(-1, x.shape[^1]) * factor.reshape(-1, x.shape[^1]);
-                dw = rows.sum(0).to_type(weight.dtype).MoveToOuterDisposeScope();
+                dw = rows.sum(0L).to_type(weight.dtype).MoveToOuterDisposeScope(); // 0L, not 0: see DequantizedLinear
             }
         }
         foreach (var t in saved) t.Dispose();
