@@ -143,8 +143,9 @@ public sealed class WebUiBrowserTests(ITestOutputHelper log) : IAsyncLifetime
         Assert.Equal("stopped", (string?)reply["finish"]);
         Assert.True((bool)reply["ignoreEos"]!);
         // Chunks that arrived in the same network read as the second delta are still rendered before Stop runs (22 were
-        // seen on a fast CI run); the bound only has to show the 60,000-token reply was cut near its start.
-        Assert.InRange((int)reply["deltas"]!, 2, 200);
+        // seen on a fast CI run, 299 once one-request decode ran in the managed CPU decoder at a few thousand tokens/s
+        // on this tiny model); the bound only has to show the 60,000-token reply was cut near its start: under 5% of it.
+        Assert.InRange((int)reply["deltas"]!, 2, 3000);
         Assert.True((bool)reply["stopDisabled"]!);
 
         // The server saw the client go away and the engine ended the request.
