@@ -84,7 +84,9 @@ internal sealed unsafe class CpuDecoder : IDisposable
     readonly CpuWorkers _workers;
 
     // Step buffers (float32, 64-byte aligned).
-    readonly float* _h, _x, _qkv, _att, _tmp, _gateUp, _act, _cos, _sin;
+    readonly float* _h, _x, _qkv, _att, _tmp, _gateUp, _act;
+    readonly RotaryEmbedding[] _ropes;    // the distinct RoPEs of the layers (Gemma 3: local and global)
+    readonly IntPtr[] _ropeTables;        // per RoPE, this step's cos then sin (head_dim floats each)
     float* _scoresField;
     int _scoresCapacity;
     readonly List<IntPtr> _buffers = [];
@@ -137,8 +139,8 @@ internal sealed unsafe class CpuDecoder : IDisposable
         _tmp = Buffer(Math.Max(_hidden, _spec.VocabSize));
         _gateUp = Buffer(2 * _inter);
         _act = Buffer(_inter);
-        _cos = Buffer(_headDim);
-        _sin = Buffer(_headDim);
+        _ropes = _layers.Select(l => l.Rope).Distinct().ToArray();
+        _ropeTables = _ropes.Select(_ => (IntPtr)Buffer(2L * _headDim)).ToArray();
     }
 
     static LinearLayer? s_dummy;
@@ -300,28 +302,22 @@ internal sealed unsafe class CpuDecoder : IDisposable
         }
     }
 
-    /// <summary>cos/sin of <paramref name="position"/> from the model's own RoPE tables (so every scaling rule is the one libtorch uses), in the model dtype's rounding.</summary>
+    /// <summary>
+    /// cos/sin of <paramref name="position"/> for each distinct RoPE, once per step, from the model's own tables (so every
+    /// scaling rule is the one libtorch uses) in the model dtype's rounding.
+    /// </summary>
     void RopeTables(long position)
     {
-        // All layers share one RoPE in the models this decoder takes (several would differ only in base; take each layer's below if so).
-        _ropeFor = null;
-        _ropePosition = position;
-    }
-
-    RotaryEmbedding? _ropeFor;
-    long _ropePosition;
-
-    void EnsureRope(RotaryEmbedding rope)
-    {
-        if (ReferenceEquals(_ropeFor, rope)) return;
         using var scope = NewDisposeScope();
-        using var pos = tensor(new[] { _ropePosition }, [1, 1]);
-        var (cos, sin) = rope.Tables(pos, _bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
-        var c = cos.to_type(ScalarType.Float32).contiguous();
-        var s = sin.to_type(ScalarType.Float32).contiguous();
-        c.data<float>().CopyTo(new Span<float>(_cos, rope.RotaryDim));
-        s.data<float>().CopyTo(new Span<float>(_sin, rope.RotaryDim));
-        _ropeFor = rope;
+        using var pos = tensor(new[] { position }, [1, 1]);
+        for (int r = 0; r < _ropes.Length; r++)
+        {
+            var (cos, sin) = _ropes[r].Tables(pos, _bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
+            var table = (float*)_ropeTables[r];
+            var rotary = _ropes[r].RotaryDim;
+            cos.to_type(ScalarType.Float32).contiguous().data<float>().CopyTo(new Span<float>(table, rotary));
+            sin.to_type(ScalarType.Float32).contiguous().data<float>().CopyTo(new Span<float>(table + _headDim, rotary));
+        }
     }
 
     void LayerStep(int index, Layer layer, KvCache cache, int slot)
@@ -338,9 +334,11 @@ internal sealed unsafe class CpuDecoder : IDisposable
             for (int hd = 0; hd < _heads; hd++) RmsNormInto(qn, q + hd * _headDim, q + hd * _headDim, _headDim);
             for (int hd = 0; hd < _kvHeads; hd++) RmsNormInto(layer.KNorm!.Value, k + hd * _headDim, k + hd * _headDim, _headDim);
         }
-        EnsureRope(layer.Rope);
-        for (int hd = 0; hd < _heads; hd++) Rotate(q + hd * _headDim);
-        for (int hd = 0; hd < _kvHeads; hd++) Rotate(k + hd * _headDim);
+        var rope = Array.IndexOf(_ropes, layer.Rope);
+        var cos = (float*)_ropeTables[rope];
+        var rotary = layer.Rope.RotaryDim;
+        for (int hd = 0; hd < _heads; hd++) Rotate(q + hd * _headDim, cos, cos + _headDim, rotary);
+        for (int hd = 0; hd < _kvHeads; hd++) Rotate(k + hd * _headDim, cos, cos + _headDim, rotary);
         if (_bf16) Round(q, (_heads + _kvHeads) * _headDim);
         var (keys, values) = cache.Buffers(index);
         var capacity = (int)cache.Capacity;
@@ -444,14 +442,14 @@ internal sealed unsafe class CpuDecoder : IDisposable
     }
 
     /// <summary>x·cos + rotate_half(x)·sin over the rotary part of one head (all of it, or Phi-3's first half), in place.</summary>
-    void Rotate(float* x)
+    static void Rotate(float* x, float* cos, float* sin, int rotary)
     {
-        var half = _ropeFor!.RotaryDim / 2;
+        var half = rotary / 2;
         for (int i = 0; i < half; i++)
         {
             float a = x[i], b = x[i + half];
-            x[i] = a * _cos[i] - b * _sin[i];
-            x[i + half] = b * _cos[i + half] + a * _sin[i + half];
+            x[i] = a * cos[i] - b * sin[i];
+            x[i + half] = b * cos[i + half] + a * sin[i + half];
         }
     }
 

@@ -26,9 +26,6 @@ internal abstract unsafe class CpuMatrix : IDisposable
     /// <summary>The multiple every matrix's column count must be.</summary>
     public const int ColumnMultiple = 32;
 
-    /// <summary>Bytes of weights read per product (what the bandwidth figures count).</summary>
-    public abstract long Bytes { get; }
-
     protected CpuMatrix(int rows, int cols)
     {
         if (cols % ColumnMultiple != 0) throw new ArgumentException($"a CPU matrix needs a multiple of {ColumnMultiple} columns, got {cols}");
@@ -101,9 +98,6 @@ internal sealed unsafe class F32Matrix(float* weights, int rows, int cols, objec
     readonly object _owner = owner; // keeps the storage alive
 
     /// <inheritdoc />
-    public override long Bytes => (long)Rows * Cols * 4;
-
-    /// <inheritdoc />
     public override void Multiply(float* x, float* y, int from, int to)
     {
         GC.KeepAlive(_owner);
@@ -139,9 +133,6 @@ internal sealed unsafe class F32Matrix(float* weights, int rows, int cols, objec
 internal sealed unsafe class Bf16Matrix(ushort* weights, int rows, int cols, object owner) : CpuMatrix(rows, cols)
 {
     readonly object _owner = owner;
-
-    /// <inheritdoc />
-    public override long Bytes => (long)Rows * Cols * 2;
 
     /// <inheritdoc />
     public override void Multiply(float* x, float* y, int from, int to)
@@ -195,9 +186,6 @@ internal sealed unsafe class Int8RowMatrix : CpuMatrix
         _scales = (float*)NativeMemory.AlignedAlloc((nuint)(scales.Length * 4), 64);
         scales.CopyTo(new Span<float>(_scales, scales.Length));
     }
-
-    /// <inheritdoc />
-    public override long Bytes => (long)Rows * Cols;
 
     /// <summary>
     /// Integer products, as the 4-bit kernel: x rounded to 16-bit integers per group of columns (each value moves by at
@@ -317,9 +305,6 @@ internal sealed unsafe class Int4GroupMatrix : CpuMatrix
                     _blocked[(blk * _groups + g) * 8 + 4 + i] = _offsets[(blk * 4 + i) * _groups + g];
                 }
     }
-
-    /// <inheritdoc />
-    public override long Bytes => (long)Rows * Cols / 2 + (long)Rows * _groups * 8;
 
     /// <inheritdoc />
     public override void Multiply(float* x, float* y, int from, int to)
