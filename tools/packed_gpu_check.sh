@@ -6,7 +6,7 @@
 #      Qwen2.5-0.5B-shaped model with random bf16 weights (tools/make_cpu_bench_model.py, numpy) as bf16, as 4-bit GPTQ
 #      (the same script's --gptq, group 32) and as FP8 (osprey export --quant_method fp8, block scales), each with the
 #      kernels (OSPREY_FUSED_PACKED=1: the dequantization kernels, on by default since session 9; GPTQ's fused product only
-#      with OSPREY_GPTQ_FUSED_GEMV=1) and without (OSPREY_FUSED_PACKED=0, the tensor path), same call.
+#      with OSPREY_GPTQ_FUSED_GEMV=1, the "gemv" rows) and without (OSPREY_FUSED_PACKED=0, the tensor path), same call.
 # Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
@@ -21,9 +21,11 @@ timeout 240 $OSP kernel-probe --batch_size 1 4 > "$OUT/kernel-probe.txt" 2>&1; e
 [[ -d /tmp/pk-fp8 ]] || $OSP export --model /tmp/pk-bf16 --quant_method fp8 --output_dir /tmp/pk-fp8 --device cuda > "$OUT/export-fp8.txt" 2>&1
 T="$OUT/decode.txt"; printf "%-5s %-8s %6s %14s %9s\n" model path batch decode_tok/s ms/step > "$T"
 for m in bf16 gptq fp8; do
-  for path in kernels tensor; do
-    [[ $m == bf16 && $path == tensor ]] && continue
+  for path in kernels gemv tensor; do
+    [[ $m == bf16 && $path != kernels ]] && continue
+    [[ $m != gptq && $path == gemv ]] && continue
     env=(OSPREY_FUSED_PACKED=1); [[ $path == tensor ]] && env=(OSPREY_FUSED_PACKED=0)
+    [[ $path == gemv ]] && env=(OSPREY_FUSED_PACKED=1 OSPREY_GPTQ_FUSED_GEMV=1)
     env "${env[@]}" timeout 120 $OSP benchmark --model /tmp/pk-$m --device cuda --torch_dtype bfloat16 --batch_size 1 32 \
       --prompt_length 128 --max_new_tokens 128 --warmup 1 > "$OUT/decode-$m-$path.txt" 2>&1
     awk -v m=$m -v p=$path '$1 ~ /^[0-9]+$/ && NF >= 7 { printf "%-5s %-8s %6s %14s %9s\n", m, p, $1, $6, $7 }' "$OUT/decode-$m-$path.txt" >> "$T"
@@ -33,7 +35,7 @@ grep -E "^(gptq|fp8|type|out |[0-9])|FAILED|passed|unavailable|exit" "$OUT/kerne
 cat "$T"
 # 3. Where a 32-request structured step's time goes on the GPU (issue 16): OSPREY_PROFILE=1, json_object, with the
 #    engine's background grammar prewarm (the default on CUDA) and without (OSPREY_GRAMMAR_PREWARM=0).
-for pw in 1 0; do
+for pw in ${PREWARM:-1 0}; do
   echo "== structured json_object, 32 requests, prewarm $pw"
   OSPREY_GRAMMAR_PREWARM=$pw OSPREY_PROFILE=1 timeout 120 $OSP benchmark --model /tmp/pk-bf16 --device cuda --torch_dtype bfloat16 \
     --concurrency 32 --prompt_length 128 --max_new_tokens 64 --response_format json_object 2>&1 | grep -v "^Train" | tail -22 | tee "$OUT/structured-profile-$pw.txt"

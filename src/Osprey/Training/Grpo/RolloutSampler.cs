@@ -27,6 +27,9 @@ internal sealed class RolloutSampler : IDisposable
     readonly InferenceEngine? _engine;
     readonly LoraMergedCopy? _merged;
 
+    /// <summary>Where <c>OSPREY_PROFILE=1</c> writes each generation batch's time by engine phase (null: nowhere).</summary>
+    internal TextWriter? ProfileLog { get; set; }
+
     RolloutSampler(CausalLM model, InferenceEngine? engine, string description, LoraMergedCopy? merged = null)
     {
         _model = model;
@@ -112,11 +115,26 @@ internal sealed class RolloutSampler : IDisposable
         try
         {
             if (_engine is null) return new TokenGenerator(_model).Generate(prompts, sampling);
+            PhaseTimer.Restart(_model.Device);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             // The adapters changed since the last batch (an optimizer step): fold them in again, in place.
             _merged?.Refresh();
+            PhaseTimer.Mark(_model.Device, "rollout: merge LoRA into the copy");
+            var mergeMs = clock.Elapsed.TotalMilliseconds;
+            var stepsBefore = _engine.DecodeSteps;
             using var merged = _merged?.Use();
             var requests = prompts.Select((p, i) => new EngineRequest(p, sampling with { Seed = sampling.Seed is long s ? RequestSeed(s, i) : null })).ToList();
             var results = _engine.GenerateAllAsync(requests).GetAwaiter().GetResult();
+            if (PhaseTimer.Enabled && ProfileLog is { } log)
+            {
+                // OSPREY_PROFILE=1: the engine thread's phases for this batch, per decode step (each mark synchronises).
+                var steps = Math.Max(1, _engine.DecodeSteps - stepsBefore);
+                var ms = clock.Elapsed.TotalMilliseconds;
+                log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"profile, rollouts: {requests.Count} requests, {results.Sum(r => r.Tokens.Count)} tokens, {steps} decode steps, {ms:F0} ms ({mergeMs:F1} ms merging LoRA); ms per decode step:"));
+                foreach (var (phase, total) in PhaseTimer.TakeTotals().OrderByDescending(p => p.Value))
+                    log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {total / steps,8:F3}  {phase}"));
+            }
             return results.Select(r => new GenerationResult(r.Tokens.Select(t => t.TokenId).ToArray(), r.Reason)).ToArray();
         }
         finally
@@ -175,6 +193,7 @@ internal sealed class RolloutSampler : IDisposable
         session.Optimizer.Prepare();
         var sampler = Create(session.Model, data.Tokenizer, maxRequests, longest + data.Options.MaxCompletionLength, data.Options.RolloutMemoryFraction, engineOff, data.Options.RolloutMergeLora);
         session.Run.Log.WriteLine($"osprey: {sampler.Description}");
+        sampler.ProfileLog = session.Run.Log;
         return sampler;
     }
 
