@@ -4,7 +4,8 @@
 #      GPTQ product within 2e-2 of a float32 matmul), then the GPTQ 4-bit product timed against a bf16 matmul at 7B shapes;
 #   2. decode in the engine (osprey benchmark, static batches of 1 and 32, 128-token prompts, 128 new) of a
 #      Qwen2.5-0.5B-shaped model with random bf16 weights (tools/make_cpu_bench_model.py, numpy) as bf16, as 4-bit GPTQ
-#      (the same script's --gptq, group 32) and as FP8 (osprey export --quant_method fp8, block scales), each with the
+#      (the same script's --gptq, group 32), as AWQ 4-bit (osprey export --quant_method awq, 16 short calibration rows) and
+#      as FP8 (osprey export --quant_method fp8, block scales), each with the
 #      kernels (OSPREY_FUSED_PACKED=1: the dequantization kernels, on by default since session 9; GPTQ's fused product only
 #      with OSPREY_GPTQ_FUSED_GEMV=1, the "gemv" rows) and without (OSPREY_FUSED_PACKED=0, the tensor path), same call.
 # Needs .dist/osprey-gpu.tar.xz (tools/pack_gpu.sh) and .dist/tokenizers.tar.xz; carry .dist. Table comes last.
@@ -19,8 +20,16 @@ timeout 240 $OSP kernel-probe --batch_size 1 4 > "$OUT/kernel-probe.txt" 2>&1; e
 [[ -d /tmp/pk-bf16 ]] || python3 tools/make_cpu_bench_model.py /tmp/pk-bf16 /tmp/t/tokenizers/qwen3 > /dev/null
 [[ -d /tmp/pk-gptq ]] || python3 tools/make_cpu_bench_model.py /tmp/pk-gptq /tmp/t/tokenizers/qwen3 --gptq > /dev/null
 [[ -d /tmp/pk-fp8 ]] || $OSP export --model /tmp/pk-bf16 --quant_method fp8 --output_dir /tmp/pk-fp8 --device cuda > "$OUT/export-fp8.txt" 2>&1
+# AWQ 4-bit (group 128) calibrated on 16 short rows: the export's speed is tools/quant_export_bench.sh's business, this is for decode.
+python3 -c "
+import json
+with open('/tmp/pk-calib.jsonl', 'w') as f:
+    for i in range(32): f.write(json.dumps({'messages': [{'role': 'user', 'content': 'Write.'}, {'role': 'assistant', 'content': ' '.join(['the cat sat on the mat and'] * 20) + str(i)}]}) + '\\n')
+"
+[[ -d /tmp/pk-awq ]] || $OSP export --model /tmp/pk-bf16 --quant_method awq --quant_bits 4 --dataset /tmp/pk-calib.jsonl --quant_n_samples 16 \
+  --max_length 256 --output_dir /tmp/pk-awq --device cuda > "$OUT/export-awq.txt" 2>&1
 T="$OUT/decode.txt"; printf "%-5s %-8s %6s %14s %9s\n" model path batch decode_tok/s ms/step > "$T"
-for m in bf16 gptq fp8; do
+for m in bf16 gptq awq fp8; do
   for path in kernels gemv tensor; do
     [[ $m == bf16 && $path != kernels ]] && continue
     [[ $m != gptq && $path == gemv ]] && continue
@@ -31,7 +40,7 @@ for m in bf16 gptq fp8; do
     awk -v m=$m -v p=$path '$1 ~ /^[0-9]+$/ && NF >= 7 { printf "%-5s %-8s %6s %14s %9s\n", m, p, $1, $6, $7 }' "$OUT/decode-$m-$path.txt" >> "$T"
   done
 done
-grep -E "^(gptq|fp8|type|out |[0-9])|FAILED|passed|unavailable|exit" "$OUT/kernel-probe.txt"
+grep -E "^(gptq|awq|fp8|type|out |[0-9])|FAILED|passed|unavailable|exit" "$OUT/kernel-probe.txt"
 cat "$T"
 # 3. Where a 32-request structured step's time goes on the GPU (issue 16): OSPREY_PROFILE=1, json_object, with the
 #    engine's background grammar prewarm (the default on CUDA) and without (OSPREY_GRAMMAR_PREWARM=0).

@@ -39,7 +39,7 @@ internal sealed class KernelProbeCommand : ICommand
         }
         if (KernelProbe.PackedUnavailable() is { } packedWhy)
         {
-            stdout.WriteLine($"GPTQ/FP8 CUDA kernels unavailable: {packedWhy}");
+            stdout.WriteLine($"GPTQ/AWQ/FP8 CUDA kernels unavailable: {packedWhy}");
             failed = true;
         }
         else

@@ -82,7 +82,7 @@ public static class KernelProbe
     public const int PackedFusedRows = PackedWeightKernels.MaxFusedRows;
 
     /// <summary>
-    /// GPTQ (4 and 8 bits, contiguous groups of 128 and an act-order permutation) and FP8 (block, row and tensor scales)
+    /// GPTQ (4 and 8 bits, contiguous groups of 128 and an act-order permutation), AWQ (4 bits, groups of 128) and FP8 (block, row and tensor scales)
     /// on a random 256 × 1024 weight: the CUDA dequantizing kernels against the tensor path (elements that differ), and
     /// the fused GPTQ product at 1, 3 and 4 rows plus the dequantize-and-matmul path at 8 rows against a float32 matmul of
     /// the tensor path's weight (largest error relative to the largest output).
@@ -118,6 +118,26 @@ public static class KernelProbe
                 worst = Math.Max(worst, (y.to_type(ScalarType.Float32) - reference).abs().max().item<float>() / reference.abs().max().item<float>());
             }
             results.Add(new KernelCheck($"gptq{bits}{(actOrder ? "-act" : "")}", false, "float16", Runtime.DTypes.Name(compute), fast.numel(), mismatched, worst));
+        }
+        foreach (var compute in new[] { ScalarType.BFloat16, ScalarType.Float16, ScalarType.Float32 })
+        {
+            using var scope = NewDisposeScope();
+            var groups = In / 128;
+            var codes = randint(0, 16, [Out, In], generator: g).to_type(ScalarType.Int32).to(device);
+            var zeros = randint(0, 16, [groups, Out], generator: g).to_type(ScalarType.Int32).to(device);
+            var scales = (rand([groups, Out], generator: g) * 0.01 + 0.001).to(device);
+            using var w = AwqWeight.Pack(codes, scales, zeros, 128, compute);
+            var fast = w.Dequantize();
+            var portable = w.DequantizePortable();
+            double worst = 0;
+            foreach (var rows in new[] { 1, 8 })
+            {
+                var x = randn([rows, In], generator: g).to(device).to_type(compute);
+                var y = w.TryFusedLinear(x) ?? throw new InvalidOperationException("the AWQ CUDA path refused a shape it takes");
+                var reference = nn.functional.linear(x.to_type(ScalarType.Float32), portable.to_type(ScalarType.Float32));
+                worst = Math.Max(worst, (y.to_type(ScalarType.Float32) - reference).abs().max().item<float>() / reference.abs().max().item<float>());
+            }
+            results.Add(new KernelCheck("awq4", false, "float16", Runtime.DTypes.Name(compute), fast.numel(), fast.ne(portable).sum().item<long>(), worst));
         }
         foreach (var scheme in new[] { Fp8Scheme.Block, Fp8Scheme.Channel, Fp8Scheme.Tensor })
         foreach (var compute in new[] { ScalarType.BFloat16, ScalarType.Float32 })

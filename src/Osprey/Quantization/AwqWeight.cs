@@ -1,5 +1,6 @@
 using Osprey.Io;
 using Osprey.Models.Blocks;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Osprey.Quantization;
@@ -64,6 +65,38 @@ internal sealed class AwqWeight : ILinearBase
 
     /// <inheritdoc />
     public Tensor Dequantize()
+    {
+        if (CudaKernels)
+            using (var transposed = PackedWeightKernels.AwqDequantizeTransposed(_qweight, _qzeros, _scales, _groups, InFeatures, OutFeatures, ComputeDType))
+                return transposed.t().contiguous();
+        return DequantizePortable();
+    }
+
+    bool? _cudaKernels;
+
+    /// <summary>On CUDA, layers use <see cref="PackedWeightKernels.AwqDequantizeTransposed"/> (decided once per layer).</summary>
+    bool CudaKernels => _cudaKernels ??= _qweight.device_type == DeviceType.CUDA
+        && PackedWeightKernels.SupportsAwq(_scales.dtype, ComputeDType)
+        && _qweight.is_contiguous() && _qzeros.is_contiguous() && _scales.is_contiguous() && _groups.is_contiguous()
+        && PackedWeightKernels.Unavailable(_qweight) is null;
+
+    /// <summary>CUDA: one dequantizing kernel writes Wᵀ, then cuBLAS multiplies by it (no transpose copy).</summary>
+    public Tensor? TryFusedLinear(Tensor x)
+    {
+        if (x.device_type != DeviceType.CUDA || !CudaKernels || x.dtype != ComputeDType || x.device_index != _qweight.device_index) return null;
+        var rows = x.numel() / InFeatures;
+        using var flat = x.reshape(rows, InFeatures);
+        Tensor y;
+        using (var transposed = PackedWeightKernels.AwqDequantizeTransposed(_qweight, _qzeros, _scales, _groups, InFeatures, OutFeatures, ComputeDType))
+            y = flat.matmul(transposed);
+        if (x.dim() == 2) return y;
+        var shape = x.shape.ToArray();
+        shape[^1] = OutFeatures;
+        using (y) return y.reshape(shape);
+    }
+
+    /// <summary>The dequantized weight [out, in] by tensor operations (any device; what the CUDA kernel is checked against).</summary>
+    internal Tensor DequantizePortable()
     {
         using var scope = NewDisposeScope();
         var codes = PackedInts.UnpackAwq(_qweight);  // [in, out]

@@ -27,6 +27,14 @@ public static class CalibratedQuantizer
     public static IReadOnlyList<QuantizationErrorRow> Quantize(CausalLM model, IReadOnlyList<int[]> samples, int heldOut, QuantizedExportSettings settings, TextWriter log) =>
         Quantize(model, samples, heldOut, settings, log, chunkRows: 0);
 
+    /// <summary>The largest power of two not above <paramref name="size"/> that divides <paramref name="width"/> (1 at worst).</summary>
+    static long Divisor(long width, long size)
+    {
+        var d = 1L;
+        while (d * 2 <= size && width % (d * 2) == 0) d *= 2;
+        return d;
+    }
+
     /// <summary>
     /// <see cref="Quantize(CausalLM, IReadOnlyList{int[]}, int, QuantizedExportSettings, TextWriter)"/> with every
     /// chunked step (the recorders' float32 chunks, AWQ's loss chunks and clipping row batches) taking
@@ -51,6 +59,10 @@ public static class CalibratedQuantizer
             else
             {
                 if (samples.Count - heldOut <= 0) throw new OspreyException("no calibration samples; pass --dataset with at least one row.");
+                // AWQ's GEMM packing has scales [in / group_size, out]: every group is whole.
+                if (settings.Method == "awq" && settings.GroupSize > 0
+                    && DecoderLinears(model).FirstOrDefault(l => l.Layer.Weight.shape[1] % settings.GroupSize != 0) is ({ } name, { } odd))
+                    throw new OspreyException($"--group_size {settings.GroupSize} does not divide the {odd.Weight.shape[1]} inputs of {name}; AWQ needs whole groups, so pass a --group_size that divides every layer's input width (e.g. {Divisor(odd.Weight.shape[1], settings.GroupSize)}) or -1 for one group per row.");
                 new Run(model, samples, heldOut, settings, log, report, bases, chunkRows).All();
             }
         }

@@ -14,6 +14,8 @@ namespace Osprey.Quantization;
 ///   codes once: each thread owns one output column (qweight's rows are contiguous along the outputs, so a warp's loads
 ///   coalesce), the inputs are split into slices over a second grid dimension, and the slices' float32 partial sums are
 ///   added in a fixed order afterwards (deterministic, no atomics).</item>
+/// <item>AWQ 4-bit, GEMM packing (<see cref="AwqWeight"/>): a dequantizing kernel writes Wᵀ [in, out] in one pass, which is
+///   what every forward multiplies by.</item>
 /// <item>FP8 e4m3 (<see cref="Fp8Weight"/>): one dequantizing pass through the same 256-entry table and scales as the
 ///   tensor path.</item>
 /// </list>
@@ -95,6 +97,28 @@ template <int B, int T, int C> __device__ void gptq_gemv(const u32* qw, const u3
   }
 }
 
+// AWQ GEMM: qweight [K, N/8] int32, nibble p of a word holding column 8c + order[p] (order 0 2 4 6 1 3 5 7), qzeros
+// [G, N/8] alike, scales [G, N] of dtype T, groups int64 [K]; out [K, N] = scale[g, n] * (q[k, n] - zero[g, n]), the
+// transposed dense weight, one thread per word.
+template <int T, int C> __device__ void awq_dequant(const u32* qw, const u32* qz, const void* sc, const long long* grp,
+    void* out, int N, int K) {
+  const int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+  const int words = N / 8;
+  long long total = (long long)K * words;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    long long k = i / words;
+    int c = (int)(i - k * words);
+    long long g = grp[k];
+    u32 w = qw[i], z = qz[g * words + c];
+#pragma unroll
+    for (int p = 0; p < 8; p++) {
+      int n = c * 8 + order[p];
+      int diff = (int)((w >> (4 * p)) & 15u) - (int)((z >> (4 * p)) & 15u);
+      st<C>(out, k * N + n, ld<T>(sc, g * N + n) * (float)diff);
+    }
+  }
+}
+
 // FP8: codes [N, K] uint8 e4m3 through table[256]; scale: 0 one value, 1 one per row, 2 blocks [ceil(N/br), ceil(K/bc)].
 template <int C> __device__ void fp8_dequant(const u8* codes, const float* table, const float* scale, void* out,
     int N, int K, int mode, int br, int bc) {
@@ -120,6 +144,10 @@ template <int C> __device__ void fp8_dequant(const u8* codes, const float* table
 #define GPTQ_T(B) GPTQ_C(B, 0) GPTQ_C(B, 1) GPTQ_C(B, 2)
 GPTQ_T(4)
 GPTQ_T(8)
+#define AWQ(T, C) \
+  extern "C" __global__ void awq_dequant_##T##C(const u32* qw, const u32* qz, const void* sc, const long long* grp, void* out, int N, int K) \
+    { awq_dequant<T, C>(qw, qz, sc, grp, out, N, K); }
+AWQ(0, 0) AWQ(0, 1) AWQ(0, 2) AWQ(1, 0) AWQ(1, 1) AWQ(1, 2) AWQ(2, 0) AWQ(2, 1) AWQ(2, 2)
 extern "C" __global__ void fp8_dequant_0(const u8* c, const float* t, const float* s, void* o, int N, int K, int m, int br, int bc) { fp8_dequant<0>(c, t, s, o, N, K, m, br, bc); }
 extern "C" __global__ void fp8_dequant_1(const u8* c, const float* t, const float* s, void* o, int N, int K, int m, int br, int bc) { fp8_dequant<1>(c, t, s, o, N, K, m, br, bc); }
 extern "C" __global__ void fp8_dequant_2(const u8* c, const float* t, const float* s, void* o, int N, int K, int m, int br, int bc) { fp8_dequant<2>(c, t, s, o, N, K, m, br, bc); }
@@ -127,8 +155,10 @@ extern "C" __global__ void fp8_dequant_2(const u8* c, const float* t, const floa
 
     static readonly KernelModule Module = new("osprey_packed", Source,
         (from b in new[] { 4, 8 } from t in new[] { 0, 1, 2 } from c in new[] { 0, 1, 2 } from kind in new[] { "gptq_dequant", "gptq_gemv" }
-         select $"{kind}_{b}_{t}{c}").Concat(new[] { "fp8_dequant_0", "fp8_dequant_1", "fp8_dequant_2" }).ToList(),
-        "GPTQ/FP8 CUDA kernels", "dequantizing with tensor operations instead");
+         select $"{kind}_{b}_{t}{c}")
+            .Concat(from t in new[] { 0, 1, 2 } from c in new[] { 0, 1, 2 } select $"awq_dequant_{t}{c}")
+            .Concat(new[] { "fp8_dequant_0", "fp8_dequant_1", "fp8_dequant_2" }).ToList(),
+        "GPTQ/AWQ/FP8 CUDA kernels", "dequantizing with tensor operations instead");
 
     /// <summary>
     /// Set by <c>osprey kernel-probe</c>, which checks the kernels: they are used regardless of OSPREY_FUSED_PACKED.
@@ -197,6 +227,20 @@ extern "C" __global__ void fp8_dequant_2(const u8* c, const float* t, const floa
         Module.Launch(qweight.device_index, $"gptq_gemv_{bits}_{Code(scales.dtype)}{Code(x.dtype)}", ((uint)columnBlocks, (uint)slices), 256, args);
         using var summed = part.sum(0L); // over the slices; a plain 0 binds to sum(ScalarType.Byte), a full reduction: the bug the H100 probe caught
         return summed.to_type(x.dtype);
+    }
+
+    /// <summary>True when AWQ weights with scales of this dtype and this compute dtype have a kernel.</summary>
+    public static bool SupportsAwq(ScalarType scales, ScalarType compute) => Code(scales) >= 0 && Code(compute) >= 0;
+
+    /// <summary>AWQ (GEMM packing): the dense transposed weight Wᵀ [in, out] in <paramref name="compute"/>, built by one kernel.</summary>
+    public static Tensor AwqDequantizeTransposed(Tensor qweight, Tensor qzeros, Tensor scales, Tensor groups, long inFeatures, long outFeatures, ScalarType compute)
+    {
+        var output = empty([inFeatures, outFeatures], dtype: compute, device: qweight.device);
+        long qw = Ptr(qweight), qz = Ptr(qzeros), sc = Ptr(scales), grp = Ptr(groups), outPtr = Ptr(output);
+        int n = (int)outFeatures, k = (int)inFeatures;
+        void** args = stackalloc void*[] { &qw, &qz, &sc, &grp, &outPtr, &n, &k };
+        Module.Launch(qweight.device_index, $"awq_dequant_{Code(scales.dtype)}{Code(compute)}", (Grid(inFeatures * outFeatures / 8), 1), 256, args);
+        return output;
     }
 
     /// <summary>FP8: the dense weight [out, in] in <paramref name="compute"/>; <paramref name="block"/> [r, c] for block scales.</summary>

@@ -240,6 +240,13 @@ public sealed class CalibratedExportTests
         Assert.Contains("needs calibration data; pass --dataset", run.Stderr);
         run = CliRun.Of("export", "--model", fixture, "--quant_method", "fp8", "--fp8_scheme", "row", "--output_dir", temp.File("q"));
         Assert.Contains("--fp8_scheme 'row' is not supported", run.Stderr);
+        // The fixture's layers read 64 inputs: AWQ's default group of 128 cannot be whole.
+        WriteDataset(temp.File("calib.jsonl"));
+        run = CliRun.Of("export", "--model", fixture, "--quant_method", "awq", "--quant_bits", "4", "--dataset", temp.File("calib.jsonl"),
+            "--quant_n_samples", "2", "--max_length", "160", "--load_from_cache_file", "false", "--output_dir", temp.File("q"));
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("--group_size 128 does not divide the 64 inputs of model.layers.0.self_attn.q_proj", run.Stderr);
+        Assert.Contains("(e.g. 64)", run.Stderr);
         run = CliRun.Of("infer", "--model", fixture, "--quant_method", "gptq", "--quant_bits", "4", "--input_ids", "1,2,3");
         Assert.Contains("writes a quantized checkpoint with osprey export", run.Stderr);
         Assert.False(Directory.Exists(temp.File("q")));
