@@ -8,21 +8,23 @@ set -uo pipefail
 FINAL=${OUT:-/tmp/osprey-out}; mkdir -p "$FINAL" /tmp/o10
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 start=$SECONDS
-OUT=/tmp/o10/packed PREWARM=1 bash tools/packed_gpu_check.sh > /tmp/o10/packed.log 2>&1
-echo "packed done at $((SECONDS - start)) s"
-OUT=/tmp/o10/structured CONC="1 32" NEW=64 bash tools/structured_bench.sh > /tmp/o10/structured.log 2>&1
-echo "structured done at $((SECONDS - start)) s"
-OUT=/tmp/o10/grpo SIZES=0.5b bash tools/grpo_bench.sh > /tmp/o10/grpo.log 2>&1
-echo "grpo done at $((SECONDS - start)) s"
+pack() { tar -czf "$FINAL/session10.tar.gz" -C /tmp o10; }
+OUT=/tmp/o10/packed PREWARM=1 timeout 260 bash tools/packed_gpu_check.sh > /tmp/o10/packed.log 2>&1
+echo "packed done at $((SECONDS - start)) s"; pack
+OUT=/tmp/o10/structured CONC="1 32" NEW=64 timeout 150 bash tools/structured_bench.sh > /tmp/o10/structured.log 2>&1
+echo "structured done at $((SECONDS - start)) s"; pack
+OUT=/tmp/o10/grpo SIZES=0.5b timeout $(( 540 - (SECONDS - start) )) bash tools/grpo_bench.sh > /tmp/o10/grpo.log 2>&1
+echo "grpo done at $((SECONDS - start)) s"; pack
+[[ $((SECONDS - start)) -lt 480 ]] || { echo "no time left for the profiled GRPO run"; tail -40 /tmp/o10/packed.log; tail -6 /tmp/o10/structured.log; tail -4 /tmp/o10/grpo.log; exit 0; }
 # The same GRPO run, 2 steps, with the engine's phases per generation batch (each phase mark synchronises).
 M=/tmp/qwen2-0.5b; [[ -d $M ]] || python3 tools/make_bench_model.py --size 0.5b --out $M > /dev/null 2>&1
 cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json $M/
-OSPREY_PROFILE=1 timeout 200 /tmp/osp/osprey-gpu/osprey rlhf --rlhf_type grpo --model $M --device cuda --torch_dtype bfloat16 \
+OSPREY_PROFILE=1 timeout $(( 570 - (SECONDS - start) )) /tmp/osp/osprey-gpu/osprey rlhf --rlhf_type grpo --model $M --device cuda --torch_dtype bfloat16 \
   --dataset /tmp/grpo-prompts.jsonl --reward_funcs accuracy format repetition --num_generations 8 --max_completion_length 512 \
   --per_device_train_batch_size 8 --gradient_accumulation_steps 4 --max_steps 2 --logging_steps 1 --save_strategy no \
   --output_dir /tmp/o10/grpo-profile --add_version false > /tmp/o10/grpo-profile.log 2>&1
 echo "grpo profile done at $((SECONDS - start)) s"
-tar -czf "$FINAL/session10.tar.gz" -C /tmp o10
+pack
 echo "=== packed"; tail -40 /tmp/o10/packed.log
 echo "=== structured"; tail -6 /tmp/o10/structured.log
 echo "=== grpo"; tail -4 /tmp/o10/grpo.log
