@@ -20,6 +20,9 @@ public sealed partial class InferenceEngine
     /// <summary>Graphs kept at most; shapes beyond this run eagerly (each graph holds its own memory pool).</summary>
     const int MaxGraphs = 32;
 
+    /// <summary>Decode graphs captured so far (for profiles).</summary>
+    internal int GraphCount => _graphs.Count;
+
     /// <summary>Why CUDA graphs are off for this engine, or null when they are on.</summary>
     public string? GraphsOffReason { get; private set; }
 

@@ -131,7 +131,7 @@ internal sealed class RolloutSampler : IDisposable
                 var steps = Math.Max(1, _engine.DecodeSteps - stepsBefore);
                 var ms = clock.Elapsed.TotalMilliseconds;
                 log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"profile, rollouts: {requests.Count} requests, {results.Sum(r => r.Tokens.Count)} tokens, {steps} decode steps, {ms:F0} ms ({mergeMs:F1} ms merging LoRA); ms per decode step:"));
+                    $"profile, rollouts: {requests.Count} requests, {results.Sum(r => r.Tokens.Count)} tokens, {steps} decode steps, {ms:F0} ms ({mergeMs:F1} ms merging LoRA; {_engine.GraphsOffReason ?? $"CUDA graphs on, {_engine.GraphCount} captured"}); ms per decode step:"));
                 foreach (var (phase, total) in PhaseTimer.TakeTotals().OrderByDescending(p => p.Value))
                     log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  {total / steps,8:F3}  {phase}"));
             }
