@@ -27,6 +27,7 @@ internal static unsafe class CudaDriver
     [DllImport(Lib, EntryPoint = "cuEventCreate")] static extern int EventCreate(out IntPtr evt, uint flags);
     [DllImport(Lib, EntryPoint = "cuEventDestroy_v2")] static extern int EventDestroy(IntPtr evt);
     [DllImport(Lib, EntryPoint = "cuEventRecord")] static extern int EventRecord(IntPtr evt, IntPtr stream);
+    [DllImport(Lib, EntryPoint = "cuEventSynchronize")] static extern int EventSynchronize(IntPtr evt);
     [DllImport(Lib, EntryPoint = "cuStreamWaitEvent")] static extern int StreamWaitEvent(IntPtr stream, IntPtr evt, uint flags);
 
     const uint StreamNonBlocking = 1; // CU_STREAM_NON_BLOCKING: no implicit sync with the legacy default stream
@@ -116,6 +117,9 @@ internal static unsafe class CudaDriver
 
     /// <summary>Work queued on <paramref name="stream"/> from now on starts after <paramref name="evt"/> completes (no host wait).</summary>
     public static void Wait(IntPtr stream, IntPtr evt) => Check(StreamWaitEvent(stream, evt, 0), "cuStreamWaitEvent");
+
+    /// <summary>Blocks this thread until <paramref name="evt"/> completes (the work queued before it, not after it).</summary>
+    public static void Synchronize(IntPtr evt) => Check(EventSynchronize(evt), "cuEventSynchronize");
 
     /// <summary>Frees an event (safe while a stream still waits on it: the driver releases it once it completes).</summary>
     public static void DestroyEvent(IntPtr evt) => Check(EventDestroy(evt), "cuEventDestroy");

@@ -89,12 +89,18 @@ public static class EngineBenchmark
         var c = prompts.Length;
         PhaseTimer.TakeTotals();
         var stepsBefore = engine.DecodeSteps;
+        var pipelinedBefore = engine.PipelinedSteps;
         var clock = Stopwatch.StartNew();
         var runs = prompts.Select((p, i) => Time(engine, p, sampling(lengths[i], grammar), clock)).ToArray();
         var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
         var wall = clock.Elapsed.TotalSeconds;
         produced = [.. timings.Select(t => t.Tokens)];
         var total = timings.Sum(t => t.Tokens);
+        // What came out, as one number (FNV-1a over each request's ids, requests in order): equal digests mean equal
+        // outputs, e.g. between pipelined decode and the step-by-step engine on the same greedy round.
+        var digest = timings.Aggregate(14695981039346656037UL, (h, t) => (h ^ t.Digest) * 1099511628211UL);
+        log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"tokens: digest {digest:x16} over {c} requests; {engine.PipelinedSteps - pipelinedBefore} of {engine.DecodeSteps - stepsBefore} decode steps pipelined"));
         var gpu = model.Device.type == DeviceType.CUDA ? Nvml.UsedBytes(Math.Max(model.Device.index, 0)) : -1;
         // A row of one token has no decode interval; it counts in throughput but not in the per-request mean.
         var decoding = timings.Where(t => t.Tokens > 1 && t.Last > t.First).ToArray();
@@ -113,19 +119,21 @@ public static class EngineBenchmark
 
     static SamplingParams Greedy(int tokens, JsonSchemaGrammar? grammar) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true, Grammar = grammar };
 
-    readonly record struct Timing(double Submit, double First, double Last, int Tokens);
+    readonly record struct Timing(double Submit, double First, double Last, int Tokens, ulong Digest);
 
     static async Task<Timing> Time(InferenceEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
     {
         var submit = clock.Elapsed.TotalSeconds;
         double first = 0, last = 0;
         var tokens = 0;
+        var digest = 14695981039346656037UL;
         await foreach (var u in engine.Submit(new EngineRequest(prompt, sampling)).ConfigureAwait(false))
         {
-            if (u.Token is null) continue;
+            if (u.Token is not { } token) continue;
             last = clock.Elapsed.TotalSeconds;
             if (tokens++ == 0) first = last;
+            digest = (digest ^ (ulong)token.TokenId) * 1099511628211UL;
         }
-        return new Timing(submit, first, last, tokens);
+        return new Timing(submit, first, last, tokens, digest);
     }
 }

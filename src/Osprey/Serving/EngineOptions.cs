@@ -15,6 +15,15 @@ public sealed record EngineOptions
     /// <summary>On a CUDA device, replay decode steps as CUDA graphs (false: --enforce_eager, every kernel launched one by one).</summary>
     public bool CudaGraphs { get; init; } = true;
     /// <summary>
+    /// Pipelined decode: launch step n + 1 from step n's tokens while they are still on the device, and do step n's host
+    /// work (detokenizing, stop checks, streaming) while the device runs step n + 1; a request that ends costs one
+    /// discarded step. Only where every running request allows it (no response format, no logprobs, text model, one
+    /// GPU, no per-request adapters); other steps run as before. Null: the environment variable OSPREY_ASYNC_DECODE=1
+    /// turns it on (off by default until measured on a GPU).
+    /// </summary>
+    public bool? AsyncDecode { get; init; }
+
+    /// <summary>
     /// Build the tokenizer's structured-output tables and its most used whole-vocabulary masks (strings near their
     /// maxLength, json_object's keys) on a background thread as the engine starts (about 1-3 s of one core), so the
     /// first structured requests do not pay for them mid-decode; null: on when the model is on a CUDA device.

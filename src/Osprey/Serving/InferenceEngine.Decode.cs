@@ -5,21 +5,99 @@ using static TorchSharp.torch;
 namespace Osprey.Serving;
 
 // The decode step: one forward pass over the dense block of running rows, then a token for each.
+//
+// Pipelined decode (EngineOptions.AsyncDecode): a step's picked tokens stay on the device and feed the next step's
+// forward pass directly, so step n + 1 is queued before the host has looked at step n's tokens; the host then copies
+// step n's tokens back (asynchronously, into pinned memory), waits only for that copy, and does its bookkeeping
+// (detokenizing, stop checks, streaming, row compaction) while the device runs step n + 1. A request that ends at step
+// n has been given step n + 1 too: that token is dropped, and its row is compacted away after that step. The pipeline
+// drains (the in-flight step's tokens are taken synchronously) before anything changes the running rows from outside:
+// a new request to prefill, a cancellation, an embedding, or a row about to reach its token or length limit.
 public sealed partial class InferenceEngine
 {
     /// <summary>Decode steps run so far (for per-step figures of a profile).</summary>
     internal long DecodeSteps { get; private set; }
 
+    /// <summary>Decode steps launched from the previous step's tokens on the device (pipelined; for tests and profiles).</summary>
+    internal long PipelinedSteps { get; private set; }
+
+    /// <summary>A launched step whose tokens the host has not taken yet.</summary>
+    sealed class InFlightStep(Sequence[] rows, Tensor next, Tensor host, IntPtr done) : IDisposable
+    {
+        /// <summary>The running rows when the step was launched, in row order (<see cref="Next"/>'s order).</summary>
+        public Sequence[] Rows { get; } = rows;
+        /// <summary>The picked tokens, int64 [n] on the device.</summary>
+        public Tensor Next { get; } = next;
+        /// <summary>Their host copy (pinned on CUDA), complete once <see cref="Done"/> is.</summary>
+        public Tensor Host { get; } = host;
+        /// <summary>A CUDA event recorded after the copy (zero on the CPU, where the copy is already done).</summary>
+        public IntPtr Done { get; } = done;
+
+        public void Dispose()
+        {
+            if (Done != IntPtr.Zero) CudaDriver.DestroyEvent(Done);
+            Next.Dispose();
+            Host.Dispose();
+        }
+    }
+
+    InFlightStep? _inflight;
+    bool? _asyncDecode;
+
+    /// <summary>Whether pipelined decode is on for this engine (the option, else OSPREY_ASYNC_DECODE=1).</summary>
+    bool AsyncDecodeOn => _asyncDecode ??= (Options.AsyncDecode ?? Environment.GetEnvironmentVariable("OSPREY_ASYNC_DECODE") == "1")
+        && Model.TensorParallel is null && !Model.IsVisionLanguage && !Model.HasServingAdapters
+        && (Model.Device.type != TorchSharp.DeviceType.CUDA || CudaStreams.TryBind(out _));
+
+    /// <summary>True when every running row allows a pipelined step: no grammar (its mask needs the previous token on the host), no logprobs.</summary>
+    bool RowsPipelinable() => _active.All(s => s.Matcher is null && s.State.Request.Sampling.Logprobs is null);
+
     void DecodeStep()
     {
+        if (_inflight is { } flight)
+        {
+            if (CanChain(flight))
+            {
+                Launch(flight);
+                return;
+            }
+            Drain();
+            if (_active.Count == 0) return;
+        }
+        if (AsyncDecodeOn && RowsPipelinable() && _active.All(s => s.Generated + 2 <= s.MaxTokens))
+            Launch(null);
+        else
+            SyncStep();
+    }
+
+    /// <summary>One step that ends with its tokens on the host and handed out (the engine's step without pipelining).</summary>
+    void SyncStep()
+    {
         using var scope = NewDisposeScope();
+        var logits = Forward(null);
+        var picks = Pick(logits, _active, 0);
+        PhaseTimer.Mark(Model.Device, "sampling, tokens to the host");
+        var finished = new List<int>();
+        for (var row = 0; row < _active.Count; row++)
+            if (Emit(_active[row], picks[row])) finished.Add(row);
+        for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
+        PhaseTimer.Mark(Model.Device, "emit (detokenize, stop checks, stream writes, row compaction)");
+    }
+
+    /// <summary>
+    /// The forward pass of the running rows (a CUDA graph when one fits); their ids come from the host
+    /// (<see cref="Sequence.Last"/>) or, pipelined, from <paramref name="deviceIds"/> ([n, 1] on the device). Advances
+    /// every row's length; returns logits [n, vocab].
+    /// </summary>
+    Tensor Forward(Tensor? deviceIds)
+    {
         var n = _active.Count;
         var device = Model.Device;
         PhaseTimer.Mark(device, "scheduler between steps (queue, cancels, prefill checks)");
         DecodeSteps++;
-        var hostIds = _active.Select(s => (long)s.Last).ToArray();
+        var hostIds = deviceIds is null ? _active.Select(s => (long)s.Last).ToArray() : [];
         var hostPositions = _active.Select(s => (long)s.Length).ToArray();
-        Tensor ids() => tensor(hostIds, [n, 1], device: device);
+        Tensor ids() => deviceIds ?? tensor(hostIds, [n, 1], device: device);
         Tensor positions() => tensor(hostPositions, [n], device: device);
         // Rows after images (vision-language models) take rotary positions shifted by their M-RoPE delta.
         var hostRope = Model.IsVisionLanguage ? _active.Select(s => s.Length + s.RopeDelta).ToArray() : null;
@@ -31,17 +109,96 @@ public sealed partial class InferenceEngine
         SelectAdapters(_active.Select(s => s.Adapter).ToArray());
         // Graphs are off under tensor parallelism, so this step runs eagerly below on every rank.
         Mirror(TensorParallelStep.Decode(hostIds, hostPositions, keys, uniform));
-        var logits = DecodeByGraph(hostIds, hostPositions, hostRope, n, longest)
+        var logits = DecodeByGraph(hostIds, hostPositions, hostRope, n, longest, deviceIds)
             ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform, hostRope is null ? null : tensor(hostRope, [n], device: device));
         PhaseTimer.Mark(device, "decode step on the device");
         foreach (var s in _active) s.Length++;
-        var picks = Pick(logits, _active, 0);
-        PhaseTimer.Mark(device, "sampling, tokens to the host");
-        var finished = new List<int>();
-        for (var row = 0; row < n; row++)
-            if (Emit(_active[row], picks[row])) finished.Add(row);
-        for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
-        PhaseTimer.Mark(device, "emit (detokenize, stop checks, stream writes, row compaction)");
+        return logits;
+    }
+
+    /// <summary>
+    /// True when the next step may be launched from <paramref name="flight"/>'s tokens before the host takes them: the
+    /// rows still allow it, every running row was in that step, and none can reach its token limit or the cache's end
+    /// with the in-flight token and the next one.
+    /// </summary>
+    bool CanChain(InFlightStep flight)
+    {
+        if (!RowsPipelinable()) return false;
+        foreach (var s in _active)
+            if (s.Generated + 2 > s.MaxTokens || s.Length + 1 > MaxModelLen || Array.IndexOf(flight.Rows, s) < 0) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Launches a pipelined step: its ids are <paramref name="previous"/>'s tokens (reordered to the current rows) or,
+    /// for the first step of a pipeline, the rows' last tokens from the host; its picks start copying to the host. Then
+    /// hands out <paramref name="previous"/>'s tokens while the device works, and keeps the new step in flight.
+    /// </summary>
+    void Launch(InFlightStep? previous)
+    {
+        var device = Model.Device;
+        InFlightStep launched;
+        using (var scope = NewDisposeScope())
+        {
+            Tensor? ids = null;
+            if (previous is not null)
+            {
+                var order = _active.Select(s => (long)Array.IndexOf(previous.Rows, s)).ToArray();
+                var identity = order.Length == previous.Rows.Length && order.Select((o, i) => o == i).All(b => b);
+                ids = (identity ? previous.Next : previous.Next.index_select(0, tensor(order, device: device))).view(-1, 1);
+            }
+            var logits = Forward(ids);
+            var next = PickOnDevice(logits, _active, 0, out _);
+            var cuda = device.type == TorchSharp.DeviceType.CUDA;
+            var host = empty(next.shape[0], dtype: ScalarType.Int64);
+            if (cuda) host = host.pin_memory();
+            host.copy_(next, cuda);
+            var done = cuda ? CudaDriver.Record(CudaStreams.Current(Math.Max(device.index, 0))) : IntPtr.Zero;
+            launched = new InFlightStep([.. _active], next.DetachFromDisposeScope(), host.DetachFromDisposeScope(), done);
+            PipelinedSteps += previous is null ? 0 : 1;
+        }
+        PhaseTimer.Mark(device, "sampling (pipelined: queued, not waited on)");
+        _inflight = launched;
+        if (previous is not null) Take(previous);
+    }
+
+    /// <summary>Takes the in-flight step's tokens now (waiting for them): the pipeline is empty after.</summary>
+    void Drain()
+    {
+        if (_inflight is not { } flight) return;
+        _inflight = null;
+        Take(flight);
+    }
+
+    /// <summary>
+    /// Hands out <paramref name="flight"/>'s tokens once their copy is done: rows that ended at an earlier step are
+    /// skipped (their token is the discarded one); rows that end now leave the running block.
+    /// </summary>
+    void Take(InFlightStep flight)
+    {
+        using (flight)
+        {
+            if (flight.Done != IntPtr.Zero) CudaDriver.Synchronize(flight.Done);
+            PhaseTimer.Mark(Model.Device, "pipelined: waiting for the previous step's tokens");
+            var tokens = flight.Host.data<long>().ToArray();
+            var ended = new List<Sequence>();
+            for (var i = 0; i < flight.Rows.Length; i++)
+            {
+                var seq = flight.Rows[i];
+                if (seq.Ended) continue;
+                if (Emit(seq, new Choice((int)tokens[i], 0f, null))) ended.Add(seq);
+            }
+            // Rows leave in descending order, as Remove moves the last running row into the freed one.
+            foreach (var row in ended.Select(s => _active.IndexOf(s)).Where(r => r >= 0).OrderByDescending(r => r)) Remove(row);
+            PhaseTimer.Mark(Model.Device, "emit (detokenize, stop checks, stream writes, row compaction)");
+        }
+    }
+
+    /// <summary>Drops a pipelined step without handing out its tokens (the engine is stopping or a step failed).</summary>
+    void DiscardInFlight()
+    {
+        _inflight?.Dispose();
+        _inflight = null;
     }
 
     /// <summary>Tells the model which LoRA adapter each row of the next forward passes uses (0 = base).</summary>

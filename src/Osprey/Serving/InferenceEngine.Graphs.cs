@@ -69,7 +69,7 @@ public sealed partial class InferenceEngine
     /// Runs the decode step of rows [0, n) through a CUDA graph when graphs are on and one fits; returns logits
     /// [n, vocab] (a view of the graph's output, valid until the next step), or null to run the step eagerly.
     /// </summary>
-    Tensor? DecodeByGraph(long[] ids, long[] positions, long[]? rope, int n, int keysNeeded)
+    Tensor? DecodeByGraph(long[] ids, long[] positions, long[]? rope, int n, int keysNeeded, Tensor? deviceIds = null)
     {
         if (!_graphsOn) return null;
         var key = (RowBucket(n), KeyBucket(keysNeeded));
@@ -83,7 +83,7 @@ public sealed partial class InferenceEngine
         {
             if (_graphs.Count >= MaxGraphs) return null;
             graph = new DecodeGraph(key.Item1, key.Item2, Model.Device, Model.IsVisionLanguage);
-            Fill(graph, ids, positions, rope, n);
+            Fill(graph, ids, positions, rope, n, deviceIds);
             try
             {
                 graph.Graph = new CudaGraph(Math.Max(Model.Device.index, 0));
@@ -98,7 +98,7 @@ public sealed partial class InferenceEngine
             }
             _graphs[key] = graph;
         }
-        Fill(graph, ids, positions, rope, n);
+        Fill(graph, ids, positions, rope, n, deviceIds);
         PhaseTimer.Mark(Model.Device, "inputs to the device");
         graph.Graph!.Replay();
         return graph.Logits!.narrow(0, 0, n);
@@ -113,15 +113,27 @@ public sealed partial class InferenceEngine
         g.Logits = logits;
     }
 
-    static void Fill(DecodeGraph g, long[] ids, long[] positions, long[]? rope, int n)
+    /// <summary>
+    /// The graph's static inputs for rows [0, n): token ids from <paramref name="ids"/> on the host or, in a pipelined
+    /// step, from <paramref name="deviceIds"/> ([n, 1], still on the device: the previous step's picks); positions from
+    /// the host. Padding rows decode token 0 at position 0 of their (free) cache row.
+    /// </summary>
+    static void Fill(DecodeGraph g, long[] ids, long[] positions, long[]? rope, int n, Tensor? deviceIds = null)
     {
-        // Padding rows decode token 0 at position 0 of their (free) cache row.
-        Array.Copy(ids, g.HostIds, n);
-        Array.Clear(g.HostIds, n, g.Rows - n);
         Array.Copy(positions, g.HostPositions, n);
         Array.Clear(g.HostPositions, n, g.Rows - n);
         using var scope = NewDisposeScope();
-        g.Ids.copy_(tensor(g.HostIds, [g.Rows, 1]));
+        if (deviceIds is null)
+        {
+            Array.Copy(ids, g.HostIds, n);
+            Array.Clear(g.HostIds, n, g.Rows - n);
+            g.Ids.copy_(tensor(g.HostIds, [g.Rows, 1]));
+        }
+        else
+        {
+            g.Ids.narrow(0, 0, n).copy_(deviceIds);
+            if (g.Rows > n) g.Ids.narrow(0, n, g.Rows - n).zero_();
+        }
         g.Positions.copy_(tensor(g.HostPositions, [g.Rows]));
         if (g.Rope is null || rope is null) return;
         // A vision-language model's graphs read rotary positions from their own input (padding rows at 0).

@@ -148,17 +148,15 @@ public sealed partial class InferenceEngine
     readonly record struct Choice(int Token, float Logprob, IReadOnlyList<TokenLogprob>? Top);
 
     /// <summary>
-    /// Picks each row's next token from logits [n, vocab] with that request's own settings through the shared
-    /// <see cref="TokenSampler"/>, each sampled row drawing from its request's own seeded stream. Log-probabilities
-    /// are those of the model's distribution before any processing (vLLM's default). <paramref name="firstRow"/> is
-    /// the cache row of the first sequence (for the seen-token and count tables).
+    /// The device half of <see cref="Pick"/>: each row's token (int64 [n], on the logits' device, in the caller's dispose
+    /// scope) with its grammar's mask, its sampling settings and its own random stream, recorded in the seen-token and
+    /// count tables; <paramref name="raw"/> is the float32 logits (for log-probabilities). Nothing waits for the device.
     /// </summary>
-    Choice[] Pick(Tensor logits, IReadOnlyList<Sequence> seqs, int firstRow)
+    Tensor PickOnDevice(Tensor logits, IReadOnlyList<Sequence> seqs, int firstRow, out Tensor raw)
     {
-        using var scope = NewDisposeScope();
         var n = seqs.Count;
         var device = logits.device;
-        var raw = logits.to_type(ScalarType.Float32);
+        raw = logits.to_type(ScalarType.Float32);
         var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
         var seen = _seen?.narrow(0, firstRow, n);
         var counts = _counts?.narrow(0, firstRow, n);
@@ -170,6 +168,21 @@ public sealed partial class InferenceEngine
             return tensor(u, [n, 1], device: device);
         });
         TokenSampler.Record(next, seen, counts);
+        return next;
+    }
+
+    /// <summary>
+    /// Picks each row's next token from logits [n, vocab] with that request's own settings through the shared
+    /// <see cref="TokenSampler"/>, each sampled row drawing from its request's own seeded stream. Log-probabilities
+    /// are those of the model's distribution before any processing (vLLM's default). <paramref name="firstRow"/> is
+    /// the cache row of the first sequence (for the seen-token and count tables).
+    /// </summary>
+    Choice[] Pick(Tensor logits, IReadOnlyList<Sequence> seqs, int firstRow)
+    {
+        using var scope = NewDisposeScope();
+        var n = seqs.Count;
+        var next = PickOnDevice(logits, seqs, firstRow, out var raw);
+        var samplings = seqs.Select(q => q.State.Request.Sampling).ToArray();
         var tokens = next.cpu().data<long>().ToArray();
         var picks = new Choice[n];
         var wantTop = samplings.Max(s => s.Logprobs ?? -1);

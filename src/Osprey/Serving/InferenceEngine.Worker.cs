@@ -107,6 +107,7 @@ public sealed partial class InferenceEngine
         {
             _failure = e;
         }
+        DiscardInFlight();
         var reason = new EngineException(EngineErrorKind.Unavailable, _failure is null ? "the engine is shutting down." : $"the engine stopped after an error: {_failure.Message}");
         foreach (var s in _active) Finish(s, reason);
         _active.Clear();
@@ -124,6 +125,10 @@ public sealed partial class InferenceEngine
         {
             lock (_submitGate)
                 while (_queue.Reader.TryRead(out var state)) _pending.Enqueue(state);
+            // A pipelined step in flight is taken before new rows are admitted (they join the block of running rows) and
+            // once no row runs any more; cancelled rows may leave while it flies (their token in it is dropped).
+            if (_inflight is not null && (_active.Count == 0 || (_active.Count < Options.MaxBatchSize && (_pending.Count > 0 || _prefilling is not null))))
+                Drain();
             DropCancelled();
             var worked = RunEmbeds();
             try
@@ -159,6 +164,7 @@ public sealed partial class InferenceEngine
                     throw new OspreyException($"a tensor-parallel step failed on rank 0 ({e.Message}); the ranks are out of step, so the engine stops.", e);
                 // A step failed (out of GPU memory, say): fail the requests involved, keep serving the rest.
                 var error = new EngineException(EngineErrorKind.Unavailable, $"generation failed: {e.Message}", e);
+                DiscardInFlight();
                 foreach (var s in _active) Finish(s, error);
                 _active.Clear();
                 if (_prefilling is not null) Finish(_prefilling, error);
@@ -279,6 +285,7 @@ public sealed partial class InferenceEngine
     /// <summary>Ends a request: completes its stream (with <paramref name="error"/> when it failed) and frees its random stream.</summary>
     static void Finish(Sequence seq, Exception? error)
     {
+        seq.Ended = true;
         seq.Rng?.Dispose();
         if (error is null) seq.State.Complete();
         else seq.State.Fail(error);
@@ -317,5 +324,7 @@ public sealed partial class InferenceEngine
         public long RopeDelta { get; set; }
         public int Last { get; set; }
         public int Generated { get; set; }
+        /// <summary>True once the request has ended (a pipelined step still in flight may hold a token for it, dropped).</summary>
+        public bool Ended { get; set; }
     }
 }
