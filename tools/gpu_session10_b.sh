@@ -18,7 +18,7 @@ cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_conf
   --reward_funcs format repetition --max_completion_length 64 --per_device_train_batch_size 8 --gradient_accumulation_steps 1 \
   --max_steps 3 --logging_steps 1 --save_strategy no --output_dir /tmp/o10b/ppo --add_version false > /tmp/o10b/ppo.log 2>&1
 echo "ppo done at $((SECONDS - start)) s (rc $?)"; pack
-left=$(( 480 - (SECONDS - start) ))
+left=$(( 420 - (SECONDS - start) ))
 if (( left > 90 )); then
   OUT=/tmp/o10b/vl QUICK=1 WARM=1 STEPS=2 CONC="1 4" NEW=32 timeout $left bash tools/vl_bench.sh > /tmp/o10b/vl.log 2>&1
   echo "vl quick done at $((SECONDS - start)) s"; pack
