@@ -14,7 +14,8 @@ namespace Osprey.Tests.Training.Grpo;
 /// <c>osprey rlhf --rlhf_type grpo</c> end to end on the CPU with the tiny demo model: it learns a toy reward (a
 /// plugin loaded with --external_plugins) within a bounded number of steps and logs the GRPO metrics and completions;
 /// a resumed run (LoRA and full, a checkpoint inside a reused generation batch) continues bit-identically; the built-in
-/// math rewards see the dataset's solution column; --reward_url posts to a real Kestrel server on 127.0.0.1.
+/// math rewards see the dataset's solution column; --reward_url posts to a real Kestrel server on 127.0.0.1; --reward_model
+/// scores each prompt with its completion.
 /// </summary>
 public sealed class GrpoCommandTests
 {
@@ -137,6 +138,40 @@ public sealed class GrpoCommandTests
         var step = TrainingLog.ReadJsonl(temp.File("run/logging.jsonl")).First(r => r.ContainsKey("loss"));
         Assert.Equal(lines.Average(l => l["completion"]!.GetValue<string>().Length), step["rewards/reward_url/mean"].GetDouble(), 9);
         Assert.True(step.ContainsKey("rewards/accuracy/mean"));
+    }
+
+    [Fact]
+    public void ARewardModelScoresEachPromptWithItsCompletion()
+    {
+        using var temp = new TempDirectory();
+        var rm = CliRun.Of("rlhf", "--rlhf_type", "rm", "--device", "cpu", "--add_version", "false", "--model", TestDemoModel.Folder, "--train_type", "full",
+            "--dataset", Path.Combine(TestPaths.RepoRoot, "examples", "datasets", "preference.jsonl"), "--max_steps", "2", "--per_device_train_batch_size", "2",
+            "--gradient_accumulation_steps", "1", "--learning_rate", "1e-3", "--save_steps", "2", "--output_dir", temp.File("rm"));
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        WritePrompts(temp.File("prompts.jsonl"), 2);
+        var run = Grpo("--model", TestDemoModel.Folder, "--dataset", temp.File("prompts.jsonl"), "--reward_model", temp.File("rm/checkpoint-2"),
+            "--num_generations", "4", "--max_completion_length", "4", "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "1",
+            "--max_steps", "1", "--logging_steps", "1", "--log_completions", "true", "--output_dir", temp.File("run"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        // Each completion's reward is the reward model's score of its own prompt followed by it as the assistant turn.
+        var folder = temp.File("rm/checkpoint-2");
+        using var model = Osprey.Models.CausalLM.Load(folder, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+        var chat = Osprey.Inference.ChatPrompt.Create(Osprey.Inference.ChatPrompt.LoadTokenizer(folder, "rm"), folder, null);
+        var lines = File.ReadAllLines(temp.File("run/completions.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(8, lines.Count);
+        var scores = new List<double>();
+        foreach (var l in lines)
+        {
+            var messages = l["prompt"]!.AsArray().Select(m => Osprey.Inference.InferenceDataset.Message(m!["role"]!.GetValue<string>(), m["content"]!.GetValue<string>()))
+                .Append(Osprey.Inference.InferenceDataset.Message("assistant", l["completion"]!.GetValue<string>())).ToList();
+            var ids = chat.EncodeRendered(chat.Tokenizer.ApplyChatTemplate(messages, new Osprey.Tokenization.ChatTemplateOptions { AddGenerationPrompt = false }));
+            var score = (double)Osprey.Inference.TokenIdInference.Score(model, ids)[0];
+            Assert.Equal(score, l["rewards"]!["reward_model"]!.GetValue<double>(), 4);
+            scores.Add(score);
+        }
+        Assert.True(scores.Distinct().Count() > 1, "every completion got the same score: the reward model saw nothing of them");
+        var step = TrainingLog.ReadJsonl(temp.File("run/logging.jsonl")).First(r => r.ContainsKey("loss"));
+        Assert.Equal(scores.Average(), step["rewards/reward_model/mean"].GetDouble(), 4);
     }
 
     [Theory]
