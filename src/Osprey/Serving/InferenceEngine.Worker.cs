@@ -125,14 +125,14 @@ public sealed partial class InferenceEngine
         {
             lock (_submitGate)
                 while (_queue.Reader.TryRead(out var state)) _pending.Enqueue(state);
-            // A pipelined step in flight is taken before new rows are admitted (they join the block of running rows) and
-            // once no row runs any more; cancelled rows may leave while it flies (their token in it is dropped).
-            if (_inflight is not null && (_active.Count == 0 || (_active.Count < Options.MaxBatchSize && (_pending.Count > 0 || _prefilling is not null))))
-                Drain();
             DropCancelled();
             var worked = RunEmbeds();
             try
             {
+                // A pipelined step in flight is taken before new rows are admitted (they join the block of running rows)
+                // and once no row runs any more; cancelled rows may leave while it flies (their token in it is dropped).
+                if (_inflight is not null && (_active.Count == 0 || (_active.Count < Options.MaxBatchSize && (_pending.Count > 0 || _prefilling is not null))))
+                    Drain();
                 var budget = Options.PrefillChunk;
                 while (budget > 0 && _active.Count < Options.MaxBatchSize)
                 {
