@@ -49,14 +49,7 @@ internal static class LlavaImages
         using var scope = NewDisposeScope();
         var s = spec.Vision;
         foreach (var i in images) CheckCrops(spec, i);
-        var all = new float[images.Sum(i => i.PixelValues.Length)];
-        var o = 0;
-        foreach (var i in images)
-        {
-            Array.Copy(i.PixelValues, 0, all, o, i.PixelValues.Length);
-            o += i.PixelValues.Length;
-        }
-        var pixels = tensor(all, [images.Sum(i => (long)i.Tiles), s.Channels, s.ImageSize, s.ImageSize], dtype: ScalarType.Float32, device: device).to_type(dtype);
+        var pixels = tower.Staging.Stage(images.Select(i => i.PixelValues), [images.Sum(i => (long)i.Tiles), s.Channels, s.ImageSize, s.ImageSize], device, dtype);
         var states = tower.HiddenStates(pixels, spec.FeatureLayers.Max());
         var selected = spec.FeatureLayers.Select(l => spec.DropFirst ? states[l].narrow(1, 1, states[l].shape[1] - 1) : states[l]).ToList();
         var features = projector.forward(selected.Count == 1 ? selected[0] : cat(selected, -1)); // [crops, rows, hidden]

@@ -11,6 +11,16 @@ internal sealed class VisionEncoder : nn.Module
     VisionTransformer vision_model;
 #pragma warning restore IDE0044
 
+    /// <summary>Where a batch's pixel values are gathered before they go to the device.</summary>
+    internal Osprey.Images.PixelStaging Staging { get; } = new();
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Staging.Dispose();
+        base.Dispose(disposing);
+    }
+
     public VisionEncoder(EncoderSpec s, ScalarType dtype, Device device) : base("VisionEncoder")
     {
         Spec = s;

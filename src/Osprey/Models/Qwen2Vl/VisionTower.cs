@@ -43,16 +43,23 @@ internal sealed class VisionTower : nn.Module
         using var scope = NewDisposeScope();
         Interlocked.Add(ref _imagesEncoded, images.Count);
         var dim = images[0].PatchDim;
-        var all = new float[images.Sum(i => i.PixelValues.Length)];
-        var o = 0;
         foreach (var i in images)
-        {
             if (i.PatchDim != dim) throw new ArgumentException("images of different patch sizes");
-            Array.Copy(i.PixelValues, 0, all, o, i.PixelValues.Length);
-            o += i.PixelValues.Length;
-        }
-        var pixels = tensor(all, [all.Length / dim, dim], dtype: ScalarType.Float32, device: device).to_type(dtype);
-        return Forward(pixels, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList()).MoveToOuterDisposeScope();
+        var rows = images.Sum(i => (long)i.PixelValues.Length) / dim;
+        var pixels = _staging.Stage(images.Select(i => i.PixelValues), [rows, dim], device, dtype);
+        Osprey.Runtime.PhaseTimer.Mark(device, "image patches upload");
+        var features = Forward(pixels, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToList());
+        Osprey.Runtime.PhaseTimer.Mark(device, "vision tower forward");
+        return features.MoveToOuterDisposeScope();
+    }
+
+    readonly Osprey.Images.PixelStaging _staging = new();
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _staging.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <summary>pixel_values [N, patch dim] of images with grids (t, h, w) in patches → features [N / merge², out].</summary>
