@@ -50,7 +50,12 @@ public sealed partial class CausalLM
     internal VisionFeatureCache? FeatureCache { get; set; }
 
     /// <summary>Images the vision tower has encoded since the model was loaded (counted by the tower itself).</summary>
-    internal long VisionTowerImages => visual?.ImagesEncoded ?? 0;
+    internal long VisionTowerImages => visual?.ImagesEncoded ?? vision_tower?.ImagesEncoded ?? 0;
+
+    /// <summary>Whether <paramref name="name"/> (a parameter or adapter key) lies in the vision tower or the aligner.</summary>
+    internal static bool IsVisionName(string name) =>
+        name.StartsWith("visual.", StringComparison.Ordinal) || name.StartsWith("vision_tower.", StringComparison.Ordinal)
+        || name.StartsWith("multi_modal_projector.", StringComparison.Ordinal) || name == "image_newline";
 
     /// <summary>
     /// Prefill of one prompt with images into an empty one-row cache (<see cref="Blocks.KvCache.Rows"/> of a slot pool):
@@ -76,7 +81,7 @@ public sealed partial class CausalLM
     }
 
     /// <summary>The image feature rows [rows, hidden] of <paramref name="images"/>, in order.</summary>
-    Tensor ImageFeatures(IReadOnlyList<ProcessedImage> images)
+    internal Tensor ImageFeatures(IReadOnlyList<ProcessedImage> images)
     {
         static T As<T>(ProcessedImage i) where T : ProcessedImage =>
             i as T ?? throw new OspreyException("the images were not processed for this model; use the model folder's image processor.");
@@ -85,11 +90,17 @@ public sealed partial class CausalLM
             var patches = images.Select(As<ImagePatches>).ToList();
             var tower = visual;
             return FeatureCache is { } cache && Vision is not null
-                ? cache.Features(patches, Vision.Spec.MergeSize, Device, misses => tower.Encode(misses, Device, DType))
+                ? cache.Features(patches, i => i.TokenCount(Vision.Spec.MergeSize), Device, misses => tower.Encode(misses, Device, DType))
                 : tower.Encode(patches, Device, DType);
         }
-        if (_llava is not null)
-            return Llava.LlavaImages.Features(_llava, vision_tower!, multi_modal_projector!, image_newline, images.Select(As<ImageTiles>).ToList(), Device, DType);
+        if (_llava is { } llava)
+        {
+            var tiles = images.Select(As<ImageTiles>).ToList();
+            Tensor Encode(IReadOnlyList<ImageTiles> batch) => Llava.LlavaImages.Features(llava, vision_tower!, multi_modal_projector!, image_newline, batch, Device, DType);
+            return FeatureCache is { } cache
+                ? cache.Features(tiles, i => Llava.LlavaImages.TokenCount(llava, i), Device, Encode)
+                : Encode(tiles);
+        }
         throw new InvalidOperationException($"a {Spec.ModelType} model takes no images");
     }
 

@@ -12,9 +12,9 @@ namespace Osprey.Models;
 /// features held pass <see cref="BudgetBytes"/>, the least recently used go first.
 /// </summary>
 /// <remarks>
-/// The key is a 128-bit XXH3 hash of the image as the tower takes it (its pixel values, grid and patch size), so it covers the
-/// image's content and every processor setting that shaped it (min/max pixels, mean/std, patch and merge sizes) at
-/// once; two rows naming the same file share an entry. It is valid only while the tower and the aligner cannot
+/// The key is a 128-bit XXH3 hash of the image as the tower takes it (its pixel values and shape: Qwen2-VL's grid and
+/// patch size, a LLaVA's crops and original size), so it covers the image's content and every processor setting that
+/// shaped it (min/max pixels, mean/std, patch and merge sizes, anyres tiling) at once; two rows naming the same file share an entry. It is valid only while the tower and the aligner cannot
 /// change (no gradients, no adapters); the training recipes decide that and attach the cache
 /// (<see cref="CausalLM.FeatureCache"/>). Features are stored on the CPU in the model's dtype, so a GPU's memory is not
 /// spent on them, and copied to the model's device when used.
@@ -26,7 +26,7 @@ internal sealed class VisionFeatureCache : IDisposable
     // Each ImagePatches object is hashed once. XXH3 rather than SHA-256: a batch of large pictures is ~100 MB of pixel
     // values, which SHA-256 took ~60 ms to hash on a 2-core EPYC (with SHA extensions) and XXH3 7 ms; the key only has
     // to tell the dataset's own images apart, not resist an adversary.
-    readonly ConditionalWeakTable<ImagePatches, string> _keys = new();
+    readonly ConditionalWeakTable<ProcessedImage, string> _keys = new();
     readonly Lock _lock = new();
     long _bytes;
 
@@ -52,16 +52,17 @@ internal sealed class VisionFeatureCache : IDisposable
     /// <summary>
     /// The features [tokens, out] of <paramref name="images"/> in order, on <paramref name="device"/>: cached ones are
     /// reused, the others (each distinct image once, even when a batch repeats it) go through <paramref name="encode"/>
-    /// in one call and are stored. <paramref name="mergeSize"/> splits the tower's output into images.
+    /// in one call and are stored. <paramref name="rows"/> gives each image's feature rows (its tokens), which split the
+    /// tower's output into images.
     /// </summary>
-    public Tensor Features(IReadOnlyList<ImagePatches> images, int mergeSize, Device device, Func<IReadOnlyList<ImagePatches>, Tensor> encode)
+    public Tensor Features<T>(IReadOnlyList<T> images, Func<T, long> rows, Device device, Func<IReadOnlyList<T>, Tensor> encode) where T : ProcessedImage
     {
         lock (_lock)
         {
             using var scope = NewDisposeScope();
             var keys = images.Select(Key).ToArray();
             var found = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            var missing = new List<(string Key, ImagePatches Image)>();
+            var missing = new List<(string Key, T Image)>();
             for (var i = 0; i < images.Count; i++)
             {
                 if (found.ContainsKey(keys[i]) || missing.Any(m => m.Key == keys[i])) continue;
@@ -80,7 +81,7 @@ internal sealed class VisionFeatureCache : IDisposable
                 long offset = 0;
                 foreach (var (key, image) in missing)
                 {
-                    var n = image.TokenCount(mergeSize);
+                    var n = rows(image);
                     fresh[key] = encoded.narrow(0, offset, n);
                     offset += n;
                 }
@@ -117,18 +118,29 @@ internal sealed class VisionFeatureCache : IDisposable
         }
     }
 
-    string Key(ImagePatches image) => _keys.GetValue(image, static i =>
+    string Key(ProcessedImage image) => _keys.GetValue(image, static i =>
     {
         var hash = new XxHash128();
-        Span<byte> header = stackalloc byte[16];
-        BitConverter.TryWriteBytes(header[..4], i.GridT);
-        BitConverter.TryWriteBytes(header[4..8], i.GridH);
-        BitConverter.TryWriteBytes(header[8..12], i.GridW);
-        BitConverter.TryWriteBytes(header[12..], i.PatchDim);
+        Span<byte> header = stackalloc byte[24];
+        var (kind, a, b, c, d, e) = i switch
+        {
+            ImagePatches p => (1, p.GridT, p.GridH, p.GridW, p.PatchDim, 0),
+            ImageTiles t => (2, t.Tiles, t.Height, t.Width, t.OriginalHeight, t.OriginalWidth),
+            _ => throw new ArgumentException($"no feature cache key for {i.GetType().Name}"),
+        };
+        int[] fields = [kind, a, b, c, d, e];
+        for (var f = 0; f < fields.Length; f++) BitConverter.TryWriteBytes(header[(4 * f)..], fields[f]);
         hash.Append(header);
-        hash.Append(MemoryMarshal.AsBytes(i.PixelValues.AsSpan()));
+        hash.Append(MemoryMarshal.AsBytes(Pixels(i).AsSpan()));
         return Convert.ToHexString(hash.GetCurrentHash());
     });
+
+    static float[] Pixels(ProcessedImage image) => image switch
+    {
+        ImagePatches p => p.PixelValues,
+        ImageTiles t => t.PixelValues,
+        _ => throw new ArgumentException($"no pixel values in {image.GetType().Name}"),
+    };
 
     /// <inheritdoc />
     public void Dispose()

@@ -6,8 +6,9 @@ namespace Osprey.Training;
 /// Decides when a run may reuse a vision tower's features (<see cref="VisionFeatureCache"/>) and attaches the cache:
 /// when no parameter of the tower or the aligner trains and no adapter sits on them (--freeze_vit true and
 /// --freeze_aligner true, the defaults, with LoRA targets outside the tower), an image's features are the same at
-/// every step, so it goes through the tower once. Qwen2-VL's features are taken after the aligner (the patch merger),
-/// so a trainable aligner turns the cache off as a trainable tower does. The reference model of a preference run
+/// every step, so it goes through the tower once. The features are taken after the aligner (Qwen2-VL's patch merger, a
+/// LLaVA's projector and LLaVA-NeXT's image_newline rows), so a trainable aligner turns the cache off as a trainable
+/// tower does. The reference model of a preference run
 /// shares the policy's cache when it is the policy itself (LoRA, adapters off) or a copy of the same folder with the
 /// same frozen tower; otherwise it gets its own.
 /// </summary>
@@ -30,8 +31,7 @@ internal sealed class VisionFeatureCaching : IDisposable
     public static VisionFeatureCaching Attach(CausalLM model, CausalLM? reference, bool referenceIsBase, TextWriter log)
     {
         var caching = new VisionFeatureCaching();
-        // Only Qwen2-VL's tower reads the cache (model.Vision); a LLaVA's features are computed at every step, so it gets none.
-        if (!model.IsVisionLanguage || model.Vision is null) return caching;
+        if (!model.IsVisionLanguage) return caching;
         VisionFeatureCache? policyCache = null;
         if (Fixed(model))
         {
@@ -43,10 +43,10 @@ internal sealed class VisionFeatureCaching : IDisposable
         return caching;
     }
 
-    /// <summary>Whether no parameter under the tower (aligner included) trains and no adapter is attached there.</summary>
+    /// <summary>Whether no parameter of the tower or the aligner trains and no adapter is attached there.</summary>
     internal static bool Fixed(CausalLM model) =>
-        !model.named_parameters().Any(p => p.name.StartsWith("visual.", StringComparison.Ordinal) && p.parameter.requires_grad)
-        && !model.AdapterKeys().Any(k => k.StartsWith("visual.", StringComparison.Ordinal));
+        !model.named_parameters().Any(p => CausalLM.IsVisionName(p.name) && p.parameter.requires_grad)
+        && !model.AdapterKeys().Any(CausalLM.IsVisionName);
 
     VisionFeatureCache Add(CausalLM model, VisionFeatureCache cache)
     {
@@ -62,7 +62,7 @@ internal sealed class VisionFeatureCaching : IDisposable
     /// </summary>
     public void Report(CausalLM model, long passes, TextWriter log)
     {
-        if (!model.IsVisionLanguage || model.Vision is null) return; // LLaVA's towers count no passes (and take no cache)
+        if (!model.IsVisionLanguage) return;
         log.WriteLine($"osprey: vision tower: {passes} image passes, {_caches.Sum(c => c.Hits)} images served from the feature cache.");
     }
 

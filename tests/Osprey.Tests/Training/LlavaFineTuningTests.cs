@@ -113,3 +113,61 @@ public sealed class LlavaFineTuningTests
         }
     }
 }
+
+/// <summary>
+/// The frozen-tower feature cache on LLaVA models: features served from the cache are the tower's own, bit for bit
+/// (LLaVA-NeXT's anyres tiles, unpadding and image_newline rows included), and a LoRA SFT of several epochs sends each
+/// distinct image through the tower once.
+/// </summary>
+public sealed class LlavaFeatureCacheTests
+{
+    static string Root => Path.Combine(TestPaths.Fixtures, "vl");
+    static string Image(string name) => Path.Combine(Root, "llava_images", name);
+    static bool Present => File.Exists(Image("images.json"));
+
+    [Theory]
+    [InlineData("llava_clip")]
+    [InlineData("llava_next")]
+    public void CachedFeatures_EqualTheTowersOwn(string family)
+    {
+        if (!Present) return;
+        using var model = CausalLM.Load(Path.Combine(Root, family), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+        var input = model.ImageInput!;
+        var images = new[] { "wide.png", "tall.jpg", "wide.png" }.Select(n => input.Process(Osprey.Images.ImageDecoder.Load(Image(n)))).ToList();
+        using var direct = model.ImageFeatures(images);
+        var passes = model.VisionTowerImages;
+        using var cache = new VisionFeatureCache(1L << 30);
+        model.FeatureCache = cache;
+        try
+        {
+            using var first = model.ImageFeatures(images);   // wide.png twice: encoded once
+            using var second = model.ImageFeatures(images);  // all from the cache
+            Assert.Equal(direct.shape, first.shape);
+            Assert.Equal(images.Sum(i => (long)input.TokenCount(i)), direct.shape[0]);
+            // The miss batch holds the two distinct images, not all three, so float32 sums may round differently.
+            var gap = (direct - first).abs().max().item<float>();
+            Assert.True(gap < 1e-5, $"features through the cache differ from the tower's by {gap}");
+            Assert.True(first.eq(second).all().item<bool>(), "features from the cache differ from those it stored");
+            Assert.Equal(2, model.VisionTowerImages - passes);
+            Assert.Equal((4L, 2L), (cache.Hits, cache.Misses));
+        }
+        finally { model.FeatureCache = null; }
+    }
+
+    [Fact]
+    public void LoraSft_WithAFrozenTower_EncodesEachImageOnceAcrossEpochs()
+    {
+        if (!Present) return;
+        using var temp = new TempDirectory();
+        var rows = temp.File("rows.jsonl");
+        static string Row(string user, string assistant, string image) =>
+            JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = user }, new { role = "assistant", content = assistant } }, images = new[] { image } });
+        File.WriteAllLines(rows, [Row("<image>What is this?", "A wide picture.", Image("wide.png")), Row("Describe <image> please.", "A tall one.", Image("tall.jpg"))]);
+        // 3 epochs, both rows in each step: 6 image uses, 2 distinct images.
+        var run = CliRun.Of(["sft", "--device", "cpu", "--load_from_cache_file", "false", "--model", Path.Combine(Root, "llava_next"), "--dataset", rows,
+            "--num_train_epochs", "3", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--add_version", "false",
+            "--output_dir", temp.File("out")]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("osprey: vision tower: 2 image passes, 4 images served from the feature cache.", run.Stdout + run.Stderr);
+    }
+}

@@ -263,20 +263,20 @@ public sealed class VisionPreferenceTests
         var a = Patches(1);
         var b = Patches(2);
         var aCopy = Patches(1); // the same content in another object: the same key
-        var first = cache.Features([a, b, a], 2, CPU, Encode);
+        var first = cache.Features([a, b, a], i => i.TokenCount(2), CPU, Encode);
         Assert.Equal([1f, 2f], encoded);
         Assert.Equal([1f, 2f, 1f], first.select(1, 0).data<float>().ToArray());
-        var second = cache.Features([b, aCopy], 2, CPU, Encode);
+        var second = cache.Features([b, aCopy], i => i.TokenCount(2), CPU, Encode);
         Assert.Equal([1f, 2f], encoded);
         Assert.Equal([2f, 1f], second.select(1, 0).data<float>().ToArray());
         Assert.Equal((3L, 2L), (cache.Hits, cache.Misses));
         // A third image evicts the least recently used (a was used after b, so b goes); a grid change is another key.
-        cache.Features([Patches(3)], 2, CPU, Encode);
+        cache.Features([Patches(3)], i => i.TokenCount(2), CPU, Encode);
         Assert.Equal(40, cache.Bytes);
-        cache.Features([a], 2, CPU, Encode);
-        cache.Features([b], 2, CPU, Encode);
+        cache.Features([a], i => i.TokenCount(2), CPU, Encode);
+        cache.Features([b], i => i.TokenCount(2), CPU, Encode);
         Assert.Equal([1f, 2f, 3f, 2f], encoded);
-        cache.Features([Patches(1, 2, 4)], 2, CPU, Encode);
+        cache.Features([Patches(1, 2, 4)], i => i.TokenCount(2), CPU, Encode);
         Assert.Equal([1f, 2f, 3f, 2f, 1f], encoded);
     }
 }

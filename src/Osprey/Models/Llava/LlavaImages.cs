@@ -49,6 +49,7 @@ internal static class LlavaImages
         using var scope = NewDisposeScope();
         var s = spec.Vision;
         foreach (var i in images) CheckCrops(spec, i);
+        tower.CountImages(images.Count);
         var pixels = tower.Staging.Stage(images.Select(i => i.PixelValues), [images.Sum(i => (long)i.Tiles), s.Channels, s.ImageSize, s.ImageSize], device, dtype);
         var states = tower.HiddenStates(pixels, spec.FeatureLayers.Max());
         var selected = spec.FeatureLayers.Select(l => spec.DropFirst ? states[l].narrow(1, 1, states[l].shape[1] - 1) : states[l]).ToList();

@@ -14,6 +14,14 @@ internal sealed class VisionEncoder : nn.Module
     /// <summary>Where a batch's pixel values are gathered before they go to the device.</summary>
     internal Osprey.Images.PixelStaging Staging { get; } = new();
 
+    /// <summary>Images whose crops went through the tower (the training log counts tower passes with it).</summary>
+    internal long ImagesEncoded => Interlocked.Read(ref _imagesEncoded);
+
+    long _imagesEncoded;
+
+    /// <summary>Counts <paramref name="images"/> more images through the tower.</summary>
+    internal void CountImages(int images) => Interlocked.Add(ref _imagesEncoded, images);
+
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
