@@ -89,7 +89,10 @@ public sealed partial class CausalLM
     /// the padding after them); a left-padded <paramref name="keyValid"/> also masks the padding keys. Differentiable.
     /// </summary>
     /// <exception cref="InvalidOperationException">The model has no score head (<see cref="AttachScoreHead"/>).</exception>
-    public Tensor Scores(Tensor ids, Tensor? keyValid = null)
+    /// <remarks>A vision-language model takes the rows' <paramref name="images"/> (all rows' images in placeholder order,
+    /// row after row): their features replace the placeholder tokens and Qwen2-VL's rows take M-RoPE positions, as in
+    /// training; right padding only then.</remarks>
+    public Tensor Scores(Tensor ids, Tensor? keyValid = null, IReadOnlyList<Images.ProcessedImage>? images = null)
     {
         var head = score ?? throw new InvalidOperationException("Scores needs a reward model: load a *ForSequenceClassification folder or call AttachScoreHead first.");
         long b = ids.shape[0], t = ids.shape[1];
@@ -101,7 +104,13 @@ public sealed partial class CausalLM
             ? full(b, t - 1, dtype: ScalarType.Int64, device: ids.device)
             : (arange(t, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0) * valid).argmax(-1);
         var leftPadded = keyValid is not null && valid!.narrow(1, 0, 1).eq(0).any().item<bool>();
-        var h = model.Forward(ids, null, leftPadded ? valid!.to_type(keyValid!.dtype) : null, null);
+        Tensor h;
+        if (images is { Count: > 0 })
+        {
+            if (leftPadded) throw new ArgumentException("rows with images must be right-padded", nameof(keyValid));
+            h = model.ForwardEmbeds(EmbedWithImages(ids, images), ImagePositions(ids, images).Positions, null, null);
+        }
+        else h = model.Forward(ids, null, leftPadded ? valid!.to_type(keyValid!.dtype) : null, null);
         var rows = arange(b, dtype: ScalarType.Int64, device: ids.device) * t + last;
         var picked = h.reshape(b * t, h.shape[2]).index_select(0, rows);
         return head.forward(picked).to_type(ScalarType.Float32).MoveToOuterDisposeScope();

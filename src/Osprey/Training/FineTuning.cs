@@ -91,7 +91,6 @@ public static class FineTuning
         if (UsesImageRows(o, folder))
         {
             // A vision-language model on local .jsonl rows: ms-swift's multimodal preference rows, images preprocessed up front.
-            if (loss.RlhfType == RlhfType.RewardModel) throw new OspreyException("--rlhf_type rm with image rows is not supported yet (the reward head takes text only); use dpo, simpo, cpo, orpo or kto.");
             if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var processor = Models.VisionInput.Read(folder, o.Encoding.ImageSizes)!;
             if (kto) (ktoTrain, ktoValidation) = (VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.ValDatasets));

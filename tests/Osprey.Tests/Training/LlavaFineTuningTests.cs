@@ -170,4 +170,29 @@ public sealed class LlavaFeatureCacheTests
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("osprey: vision tower: 2 image passes, 4 images served from the feature cache.", run.Stdout + run.Stderr);
     }
+
+    [Fact]
+    public void LoraRewardModel_OnLlavaNextImagePairs_TrainsAndSavesTheScoreHead()
+    {
+        if (!Present) return;
+        using var temp = new TempDirectory();
+        var rows = temp.File("pairs.jsonl");
+        static object[] Chat(string user, string assistant) => [new { role = "user", content = user }, new { role = "assistant", content = assistant }];
+        File.WriteAllLines(rows,
+        [
+            JsonSerializer.Serialize(new { messages = Chat("<image>What is this?", "A wide picture."), rejected_response = "A cat.", images = new[] { Image("wide.png") } }),
+            JsonSerializer.Serialize(new { messages = Chat("Describe <image> please.", "A tall one."), rejected_response = "Nothing.", images = new[] { Image("tall.jpg") } }),
+        ]);
+        // LLaVA-NeXT holds image_newline as a parameter of the model itself, outside any module: saving the score head
+        // (modules_to_save) must step over it.
+        var run = CliRun.Of(["rlhf", "--rlhf_type", "rm", "--device", "cpu", "--model", Path.Combine(Root, "llava_next"), "--dataset", rows,
+            "--max_steps", "4", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2", "--logging_steps", "1", "--add_version", "false",
+            "--output_dir", temp.File("out")]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var losses = TrainingLog.ReadJsonl(temp.File("out/logging.jsonl")).Where(r => r.ContainsKey("loss")).Select(r => r["loss"].GetDouble()).ToArray();
+        Assert.True(losses[^1] < losses[0], $"the pairwise loss should fall: {string.Join(", ", losses)}");
+        var adapter = SafetensorsBytes.Read(temp.File("out/checkpoint-4/adapter_model.safetensors"), _ => true);
+        Assert.Contains("base_model.model.score.weight", adapter.Keys);
+        Assert.Contains(adapter.Keys, k => k.Contains(".layers.0.self_attn.q_proj.lora_A", StringComparison.Ordinal));
+    }
 }

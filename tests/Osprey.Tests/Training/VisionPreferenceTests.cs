@@ -172,6 +172,48 @@ public sealed class VisionPreferenceTests
     }
 
     [Fact]
+    public void RewardModel_OnImagePairs_ReportsThePairwiseLossOfItsOwnRowScores()
+    {
+        using var temp = new TempDirectory();
+        var rows = temp.File("pairs.jsonl");
+        File.WriteAllLines(rows, Pairs.Select(p => PairRow(p.User, p.Chosen, p.Rejected, Image(p.Image))));
+        // Full training of the language model and a new score head; the evaluation after step 6 scores the trained
+        // weights (saved in checkpoint-6) on all three pairs in one batch: chosen rows, then rejected rows, each with its image.
+        var run = Rlhf("--rlhf_type", "rm", "--train_type", "full", "--dataset", rows, "--val_dataset", rows, "--max_steps", "6",
+            "--per_device_train_batch_size", "3", "--per_device_eval_batch_size", "3", "--learning_rate", "1e-3", "--logging_steps", "1",
+            "--eval_steps", "6", "--save_steps", "6", "--output_dir", temp.File("out"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var log = TrainingLog.ReadJsonl(temp.File("out/logging.jsonl")).ToList();
+        var losses = log.Where(r => r.ContainsKey("loss")).Select(r => r["loss"].GetDouble()).ToArray();
+        Assert.True(losses[^1] < losses[0], $"the pairwise loss should fall: {string.Join(", ", losses)}");
+        var eval = log.Single(r => r.ContainsKey("eval_loss"));
+
+        // Each side scored alone (a batch of one row, its own image) by the saved reward model: the reported loss is
+        // InstructGPT's -log σ(r_chosen - r_rejected) over them, so the batched rows got their own images and last tokens.
+        var encoder = new DatasetEncoder(Tokenizer.Load(Model));
+        var pairs = VisionPreferenceEncoding.EncodePairs(encoder, Osprey.Models.VisionInput.Read(Model)!, [rows]);
+        using var rm = CausalLM.Load(temp.File("out/checkpoint-6"), CPU, ScalarType.Float32);
+        Assert.True(rm.IsRewardModel);
+        double Score(EncodedSample s)
+        {
+            using var _ = no_grad();
+            using var ids = tensor(s.InputIds.Select(i => (long)i).ToArray(), [1, s.Length], dtype: ScalarType.Int64);
+            using var scores = rm.Scores(ids, null, s.Images);
+            return scores[0, 0].item<float>();
+        }
+        var margins = pairs.Select(p => Score(p.Chosen) - Score(p.Rejected)).ToArray();
+        var expected = margins.Average(m => -LogSigmoid(m));
+        Assert.True(Math.Abs(expected - eval["eval_loss"].GetDouble()) < 1e-5, $"eval_loss {eval["eval_loss"]} vs by hand {expected}");
+
+        // The picture reaches the score: the first chosen row with the second pair's picture (same token count) scores otherwise.
+        var first = pairs[0].Chosen;
+        var swapped = first with { Images = pairs[1].Chosen.Images };
+        var processor = Osprey.Models.VisionInput.Read(Model)!;
+        Assert.Equal(processor.TokenCount(first.Images![0]), processor.TokenCount(swapped.Images![0]));
+        Assert.True(Math.Abs(Score(first) - Score(swapped)) > 1e-4, "the score ignores the image");
+    }
+
+    [Fact]
     public void LoraDpo_LowersTheLoss_AndAFrozenTowerSeesEachImageOnce()
     {
         using var temp = new TempDirectory();

@@ -76,7 +76,7 @@ public static class RewardModelRecipe
             var keyValid = tensor(valid, [batch.Rows, batch.Columns], device: model.Device);
             using var grad = backward ? enable_grad() : no_grad();
             if (backward) model.SeedDropout(PreferenceSteps.DropoutSeed(session.Options.Seed, step, i));
-            var scores = model.Scores(ids, keyValid).select(1, 0);
+            var scores = model.Scores(ids, keyValid, batch.Images).select(1, 0);
             var n = idx.Length;
             // The optional per-row margin (Llama 2's reward-model loss): rows without one count 0.
             var margin = idx.Any(j => pairs[j].Margin is not null)

@@ -197,7 +197,9 @@ public static class PeftAdapter
         var result = new List<(string, TorchSharp.Modules.Parameter)>();
         foreach (var (name, p) in model.BaseParameters())
         {
-            var module = name[..name.LastIndexOf('.')];
+            // A parameter held by the model itself (LLaVA-NeXT's image_newline) sits in no named module.
+            var dot = name.LastIndexOf('.');
+            var module = dot < 0 ? "" : name[..dot];
             if (options.ModulesToSave.Any(m => module == m || module.EndsWith("." + m, StringComparison.Ordinal))) result.Add((name, p));
         }
         if (result.Count == 0)
