@@ -95,16 +95,22 @@ public static class DatasetInference
             record["score"] = values.Length == 1 ? JsonValue.Create((double)values[0]) : new JsonArray(values.Select(v => (JsonNode?)JsonValue.Create((double)v)).ToArray());
             lines.Append(JsonText.Of(record)).Append('\n');
         }
+        return WriteScored(lines.ToString(), rows.Count, resultPath, stdout, stderr);
+    }
+
+    /// <summary>Scored rows (JSON lines) to stdout, or to <paramref name="resultPath"/> through a temporary file.</summary>
+    internal static int WriteScored(string lines, int count, string? resultPath, TextWriter stdout, TextWriter stderr)
+    {
         if (resultPath is null)
         {
-            stdout.Write(lines.ToString());
+            stdout.Write(lines);
             return 0;
         }
         var full = Path.GetFullPath(resultPath);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full + ".tmp", lines.ToString(), Utf8);
+        File.WriteAllText(full + ".tmp", lines, Utf8);
         File.Move(full + ".tmp", full, overwrite: true);
-        stderr.WriteLine($"osprey: wrote {rows.Count} scored rows to {resultPath}.");
+        stderr.WriteLine($"osprey: wrote {count} scored rows to {resultPath}.");
         return 0;
     }
 }

@@ -18,6 +18,8 @@ public static class Infer
     {
         var folder = options.ModelFolder;
         var mode = options.Mode;
+        // A vision-language reward model scores image rows with the training path's own encoding.
+        if (options.RewardModel && Models.VisionInput.Read(folder, options.ImageSizes) is { } vision) return ScoreImageRows(options, vision, loadModel, stdout, stderr);
         // Vision-language models (Qwen2-VL, Qwen2.5-VL) have their own path: images, M-RoPE, greedy decoding.
         if (Osprey.Models.Qwen2Vl.Qwen2VlModel.IsVisionLanguage(folder)) return VisionInference.Run(options, stdin, stdout, stderr);
         if (Osprey.Models.Llava.LlavaModel.IsLlava(folder)) return LlavaInference.Run(options, stdin, stdout, stderr);
@@ -69,5 +71,39 @@ public static class Infer
             var session = new ChatSession(new TokenGenerator(model), chat, TextSampling(model), options.System);
             return session.Run(stdin, stdout, stderr, options.Stream ?? true, echo: !stdinIsTerminal);
         }
+    }
+
+    /// <summary>
+    /// A vision-language reward model over <c>--val_dataset</c> rows with images: each row encoded as training encodes it
+    /// (the whole conversation, its images in place) and scored at its last token; the rows go out with "score" added.
+    /// </summary>
+    static int ScoreImageRows(InferOptions options, Models.VisionInput vision, Func<CausalLM> loadModel, TextWriter stdout, TextWriter stderr)
+    {
+        var folder = options.ModelFolder;
+        if (options.Mode != InferMode.Dataset)
+            throw new OspreyException($"{folder} is a reward model (it scores, it does not chat); give --val_dataset FILE.jsonl with rows of {{\"messages\": [...], \"images\": [...]}}.");
+        if (options.Images.Count > 0) throw new OspreyException("--images: a reward model scores the images of each --val_dataset row; drop --images.");
+        var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
+        var encoder = new Datasets.DatasetEncoder(tokenizer);
+        var rows = new List<(System.Text.Json.Nodes.JsonObject Record, Datasets.EncodedSample Sample)>();
+        foreach (var (where, line, sample) in Training.VisionDatasetEncoding.EncodeEach(encoder, vision, options.ValDatasets, norm: Datasets.GroundingObjects.DefaultNormBbox(folder)))
+            rows.Add(((System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(line)!,
+                sample ?? throw new OspreyException($"{where}: the row gives nothing to score (no assistant reply, or it was cut to nothing); end each row with the assistant's reply.")));
+        using var model = loadModel();
+        var lines = new System.Text.StringBuilder();
+        foreach (var (record, sample) in rows)
+        {
+            float[] values;
+            using (TorchSharp.torch.NewDisposeScope())
+            using (TorchSharp.torch.no_grad())
+            {
+                var ids = TorchSharp.torch.tensor(sample.InputIds.Select(i => (long)i).ToArray(), [1, sample.Length], device: model.Device);
+                values = model.Scores(ids, null, sample.Images).cpu().data<float>().ToArray();
+            }
+            record["score"] = values.Length == 1 ? System.Text.Json.Nodes.JsonValue.Create((double)values[0])
+                : new System.Text.Json.Nodes.JsonArray(values.Select(v => (System.Text.Json.Nodes.JsonNode?)System.Text.Json.Nodes.JsonValue.Create((double)v)).ToArray());
+            lines.Append(Io.JsonText.Of(record)).Append('\n');
+        }
+        return DatasetInference.WriteScored(lines.ToString(), rows.Count, options.ResultPath, stdout, stderr);
     }
 }

@@ -20,9 +20,16 @@ internal static class VisionDatasetEncoding
 {
     /// <summary>The samples of every row of <paramref name="files"/> (local .jsonl files), in file and line order;
     /// grounding rows' boxes are written as <paramref name="norm"/> says (<see cref="GroundingObjects.DefaultNormBbox"/>).</summary>
-    public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, VisionInput input, IEnumerable<string> files, EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000)
+    public static IReadOnlyList<EncodedSample> Encode(DatasetEncoder encoder, VisionInput input, IEnumerable<string> files, EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000) =>
+        EncodeEach(encoder, input, files, stats, norm).Where(r => r.Sample is not null).Select(r => r.Sample!).ToList();
+
+    /// <summary>
+    /// Every row of <paramref name="files"/> with its place, its JSON text and its sample (null where the encoder
+    /// dropped the row), in file and line order.
+    /// </summary>
+    public static IEnumerable<(string Where, string Line, EncodedSample? Sample)> EncodeEach(DatasetEncoder encoder, VisionInput input, IEnumerable<string> files,
+        EncodingStats? stats = null, NormBbox norm = NormBbox.Norm1000)
     {
-        var samples = new List<EncodedSample>();
         foreach (var file in files)
         {
             if (!File.Exists(file))
@@ -48,10 +55,9 @@ internal static class VisionDatasetEncoding
                         images.Select(p => input.ResizedSize(p) ?? throw new OspreyException(
                             $"{where}: grounding rows (\"objects\") are written in Qwen-VL's box format, which this model's images have no place for; train them on a Qwen2-VL or Qwen2.5-VL model, or drop \"objects\".")).ToList(),
                         norm, where);
-                if (EncodeRow(encoder, row, images, input, file, lineNo, stats) is { } sample) samples.Add(sample);
+                yield return (where, line, EncodeRow(encoder, row, images, input, file, lineNo, stats));
             }
         }
-        return samples;
     }
 
     /// <summary>

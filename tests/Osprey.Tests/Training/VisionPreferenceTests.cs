@@ -205,12 +205,51 @@ public sealed class VisionPreferenceTests
         var expected = margins.Average(m => -LogSigmoid(m));
         Assert.True(Math.Abs(expected - eval["eval_loss"].GetDouble()) < 1e-5, $"eval_loss {eval["eval_loss"]} vs by hand {expected}");
 
+        // `osprey infer` on the saved reward model scores rows with images as the library does.
+        var chosenRows = temp.File("chosen.jsonl");
+        File.WriteAllLines(chosenRows, Pairs.Select(p => SftRow(p.User, p.Chosen, Image(p.Image))));
+        var infer = CliRun.Of(["infer", "--device", "cpu", "--model", temp.File("out/checkpoint-6"), "--val_dataset", chosenRows]);
+        Assert.True(infer.ExitCode == 0, infer.ToString());
+        var inferred = infer.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble()).ToArray();
+        Assert.Equal(pairs.Count, inferred.Length);
+        for (var i = 0; i < pairs.Count; i++)
+            Assert.True(Math.Abs(inferred[i] - Score(pairs[i].Chosen)) < 1e-5, $"row {i}: infer {inferred[i]} vs library {Score(pairs[i].Chosen)}");
+
         // The picture reaches the score: the first chosen row with the second pair's picture (same token count) scores otherwise.
         var first = pairs[0].Chosen;
         var swapped = first with { Images = pairs[1].Chosen.Images };
         var processor = Osprey.Models.VisionInput.Read(Model)!;
         Assert.Equal(processor.TokenCount(first.Images![0]), processor.TokenCount(swapped.Images![0]));
         Assert.True(Math.Abs(Score(first) - Score(swapped)) > 1e-4, "the score ignores the image");
+    }
+
+    [Fact]
+    public void LoraRewardModel_MergedExportScoresAsTheAdapterDoes()
+    {
+        using var temp = new TempDirectory();
+        var rows = temp.File("pairs.jsonl");
+        File.WriteAllLines(rows, Pairs.Select(p => PairRow(p.User, p.Chosen, p.Rejected, Image(p.Image))));
+        var run = Rlhf("--rlhf_type", "rm", "--dataset", rows, "--max_steps", "2", "--per_device_train_batch_size", "3",
+            "--learning_rate", "1e-2", "--output_dir", temp.File("out"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var adapter = temp.File("out/checkpoint-2");
+        var export = CliRun.Of(["export", "--device", "cpu", "--adapters", adapter, "--merge_lora", "true", "--output_dir", temp.File("merged")]);
+        Assert.True(export.ExitCode == 0, export.ToString());
+        // The merged folder processes images as the base model does: its image processor's settings travel with it.
+        Assert.Equal(File.ReadAllText(Path.Combine(Model, "preprocessor_config.json")), File.ReadAllText(temp.File("merged/preprocessor_config.json")));
+        var chosenRows = temp.File("chosen.jsonl");
+        File.WriteAllLines(chosenRows, Pairs.Select(p => SftRow(p.User, p.Chosen, Image(p.Image))));
+        double[] Scores(params string[] model)
+        {
+            var infer = CliRun.Of(["infer", "--device", "cpu", .. model, "--val_dataset", chosenRows]);
+            Assert.True(infer.ExitCode == 0, infer.ToString());
+            return infer.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble()).ToArray();
+        }
+        var attached = Scores("--model", Model, "--adapters", adapter);
+        var merged = Scores("--model", temp.File("merged"));
+        Assert.Equal(Pairs.Length, attached.Length);
+        for (var i = 0; i < attached.Length; i++)
+            Assert.True(Math.Abs(attached[i] - merged[i]) < 1e-4, $"row {i}: adapters {attached[i]} vs merged {merged[i]}");
     }
 
     [Fact]
