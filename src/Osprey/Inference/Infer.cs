@@ -86,7 +86,7 @@ public static class Infer
         var tokenizer = ChatPrompt.LoadTokenizer(folder, "use a model folder with its tokenizer files.");
         var encoder = new Datasets.DatasetEncoder(tokenizer);
         var rows = new List<(System.Text.Json.Nodes.JsonObject Record, Datasets.EncodedSample Sample)>();
-        foreach (var (where, line, sample) in Training.VisionDatasetEncoding.EncodeEach(encoder, vision, options.ValDatasets, norm: Datasets.GroundingObjects.DefaultNormBbox(folder)))
+        foreach (var (where, line, sample) in VisionDatasetEncoding.EncodeEach(encoder, vision, options.ValDatasets, norm: Datasets.GroundingObjects.DefaultNormBbox(folder)))
             rows.Add(((System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(line)!,
                 sample ?? throw new OspreyException($"{where}: the row gives nothing to score (no assistant reply, or it was cut to nothing); end each row with the assistant's reply.")));
         using var model = loadModel();

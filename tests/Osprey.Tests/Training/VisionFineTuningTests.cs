@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Text.Json;
 using Osprey.Datasets;
 using Osprey.Images;

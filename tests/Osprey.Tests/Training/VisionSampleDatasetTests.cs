@@ -1,3 +1,4 @@
+using Osprey.Inference;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Osprey.Datasets;

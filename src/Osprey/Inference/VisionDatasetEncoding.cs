@@ -5,7 +5,7 @@ using Osprey.Inference;
 using Osprey.Models;
 using Osprey.Templates;
 
-namespace Osprey.Training;
+namespace Osprey.Inference;
 
 /// <summary>
 /// Training samples from ms-swift's multimodal rows (<see cref="MultimodalRow"/>) for a vision-language model: each
