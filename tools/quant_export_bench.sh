@@ -12,6 +12,7 @@
 # qwen3 tokenizer files); carry .dist. Writes details to $OUT and prints a short table last. SAMPLES, LEN, PROMPT and
 # NEW override the sizes; METHODS="gptq fp8" exports a subset. STAGES="export" or STAGES="decode" runs one half (a 7B export and decode together can
 # pass the device tool's 600 s per call; on a warm machine the second call finds /tmp/qwen2-7b and /tmp/q-* again).
+# FIT_GIB=24 leaves only 24 GiB of the card free for the exports (see below): the 24 GB card check.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
@@ -50,6 +51,20 @@ run() {
   return $rc
 }
 
+# FIT_GIB=24: a second process takes all but FIT_GIB GiB of the card before the exports (and keeps it until they end),
+# so an export that completes shows it fits a card of that size, allocator cache included.
+holder=
+if [[ -n ${FIT_GIB:-} ]]; then
+  python3 - "$FIT_GIB" > "$OUT/fit-holder.txt" 2>&1 <<'PYHOLD' & holder=$!
+import sys, time, torch
+free, total = torch.cuda.mem_get_info()
+take = free - int(float(sys.argv[1]) * 2**30)
+block = torch.empty(max(take, 0), dtype=torch.uint8, device="cuda")
+print(f"holding {take / 2**30:.1f} GiB; {torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB free for the exports", flush=True)
+time.sleep(100000)
+PYHOLD
+  sleep 15; cat "$OUT/fit-holder.txt"
+fi
 CAL=(--dataset /tmp/calib.jsonl --quant_n_samples $SAMPLES --max_length $LEN --truncation_strategy right --load_from_cache_file false)
 EXPORT=(export --model $M --device cuda --torch_dtype bfloat16)
 STAGES=${STAGES:-export decode}
@@ -60,6 +75,7 @@ METHODS=${METHODS:-gptq awq fp8}
 [[ $METHODS == *awq* ]] && run export-awq $OSP "${EXPORT[@]}" --quant_method awq --quant_bits 4 --group_size 128 "${CAL[@]}" --output_dir /tmp/q-awq
 [[ $METHODS == *fp8* ]] && run export-fp8 $OSP "${EXPORT[@]}" --quant_method fp8 --fp8_scheme block --output_dir /tmp/q-fp8
 fi
+[[ -n $holder ]] && kill $holder
 du -sh $M /tmp/q-gptq /tmp/q-awq /tmp/q-fp8 > "$OUT/sizes.txt" 2>&1
 
 if [[ $STAGES == *decode* ]]; then
