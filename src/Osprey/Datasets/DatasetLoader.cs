@@ -155,25 +155,32 @@ public static partial class DatasetLoader
         foreach (var dataset in trainSets)
         {
             var rows = Sample(Read(dataset, options, counter, log).ToList(), dataset.Spec, options.Shuffle, random, log);
-            if (ratio > 0)
-            {
-                var valCount = (int)Math.Ceiling(ratio * rows.Count);
-                if (valCount >= rows.Count && rows.Count > 0)
-                    throw new OspreyException($"--split_dataset_ratio {ratio.ToString(CultureInfo.InvariantCulture)} would leave no training rows of {dataset.Spec.Text} ({rows.Count} rows); lower it or pass --val_dataset.");
-                var order = Enumerable.Range(0, rows.Count).ToArray();
-                random.Shuffle(order);
-                var held = order.Take(valCount).ToHashSet();
-                val.AddRange(order.Take(valCount).Select(i => rows[i]));
-                train.AddRange(rows.Where((_, i) => !held.Contains(i)));
-                log?.WriteLine($"dataset {dataset.Spec.Text}: {valCount} rows held out for validation (--split_dataset_ratio {ratio.ToString(CultureInfo.InvariantCulture)})");
-            }
-            else train.AddRange(rows);
+            var (kept, held) = HoldOut(rows, ratio, random, dataset.Spec.Text, log);
+            train.AddRange(kept);
+            val.AddRange(held);
         }
         foreach (var dataset in valSets)
             val.AddRange(Sample(Read(dataset, options, counter, log).ToList(), dataset.Spec, options.Shuffle, random, log));
         if (options.Shuffle) ShuffleInPlace(train, random);
         if (counter.Value > 0) log?.WriteLine($"{counter.Value} bad rows skipped (--strict false)");
         return new LoadedDatasets { Train = train, Validation = val, SkippedCounter = counter };
+    }
+
+    /// <summary>
+    /// --split_dataset_ratio over one dataset's rows: ⌈ratio·n⌉ rows drawn with <paramref name="random"/> are held out
+    /// for validation, the rest kept in order; ratio 0 keeps them all. Text rows and encoded image rows split alike.
+    /// </summary>
+    internal static (List<T> Train, List<T> Held) HoldOut<T>(IReadOnlyList<T> rows, double ratio, Random random, string dataset, TextWriter? log)
+    {
+        if (ratio <= 0) return ([.. rows], []);
+        var valCount = (int)Math.Ceiling(ratio * rows.Count);
+        if (valCount >= rows.Count && rows.Count > 0)
+            throw new OspreyException($"--split_dataset_ratio {ratio.ToString(CultureInfo.InvariantCulture)} would leave no training rows of {dataset} ({rows.Count} rows); lower it or pass --val_dataset.");
+        var order = Enumerable.Range(0, rows.Count).ToArray();
+        random.Shuffle(order);
+        var held = order.Take(valCount).ToHashSet();
+        log?.WriteLine($"dataset {dataset}: {valCount} rows held out for validation (--split_dataset_ratio {ratio.ToString(CultureInfo.InvariantCulture)})");
+        return ([.. rows.Where((_, i) => !held.Contains(i))], [.. order.Take(valCount).Select(i => rows[i])]);
     }
 
     private static void ShuffleInPlace(List<DatasetRow> rows, Random random)

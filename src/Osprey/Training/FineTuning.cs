@@ -92,10 +92,17 @@ public static class FineTuning
         if (UsesImageRows(o, folder))
         {
             // A vision-language model on local .jsonl rows: ms-swift's multimodal preference rows, images preprocessed up front.
-            if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var processor = Models.VisionInput.Read(folder, o.Encoding.ImageSizes)!;
-            if (kto) (ktoTrain, ktoValidation) = (VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.ValDatasets));
-            else (train, validation) = (VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.Datasets, stats), VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.ValDatasets));
+            if (kto)
+            {
+                var (kept, held) = SplitImageRows(o, file => VisionPreferenceEncoding.EncodeKto(encoder, processor, [file], stats), log);
+                (ktoTrain, ktoValidation) = (kept, [.. held, .. VisionPreferenceEncoding.EncodeKto(encoder, processor, o.Data.ValDatasets)]);
+            }
+            else
+            {
+                var (kept, held) = SplitImageRows(o, file => VisionPreferenceEncoding.EncodePairs(encoder, processor, [file], stats), log);
+                (train, validation) = (kept, [.. held, .. VisionPreferenceEncoding.EncodePairs(encoder, processor, o.Data.ValDatasets)]);
+            }
         }
         else
         {
@@ -192,17 +199,16 @@ public static class FineTuning
         {
             // A vision-language model on local .jsonl rows: ms-swift's multimodal rows, images preprocessed up front
             // (VisionDatasetEncoding); the encoding cache holds tokens only, so these are encoded each run.
-            if (o.Data.SplitDatasetRatio > 0) throw new OspreyException("--split_dataset_ratio is not supported with image rows yet; give the validation rows with --val_dataset FILE.jsonl.");
             var encoder = new DatasetEncoder(tokenizer, o.Encoding.ToEncodingOptions(o.Data.Strict));
             var processor = Models.VisionInput.Read(folder, o.Encoding.ImageSizes)!;
             var norm = o.Encoding.NormBbox ?? GroundingObjects.DefaultNormBbox(folder);
             var stats = new EncodingStats();
-            var train = VisionDatasetEncoding.Encode(encoder, processor, o.Data.Datasets, stats, norm);
+            // --split_dataset_ratio (without --val_dataset) holds out encoded samples of each file, as for text rows.
+            var (train, validation) = SplitImageRows(o, file => VisionDatasetEncoding.Encode(encoder, processor, [file], stats, norm), log);
+            validation.AddRange(VisionDatasetEncoding.Encode(encoder, processor, o.Data.ValDatasets, norm: norm));
             // --packing: each sample keeps its images and gets its own M-RoPE positions (VisionDatasetEncoding.Pack).
-            if (o.Encoding.Packing) train = VisionDatasetEncoding.Pack(train, o.Encoding.MaxLength!.Value);
-            data = new EncodedDatasets(
-                EncodedDataset.FromSamples(train),
-                EncodedDataset.FromSamples(VisionDatasetEncoding.Encode(encoder, processor, o.Data.ValDatasets, norm: norm)));
+            IReadOnlyList<EncodedSample> packed = o.Encoding.Packing ? VisionDatasetEncoding.Pack(train, o.Encoding.MaxLength!.Value) : train;
+            data = new EncodedDatasets(EncodedDataset.FromSamples(packed), EncodedDataset.FromSamples(validation));
             stats.Report(log, o.Encoding.MaxLength);
         }
         else if (o.CachedDatasets.Count > 0)
@@ -234,6 +240,27 @@ public static class FineTuning
         o.CachedDatasets.Count == 0 && o.Data.Datasets.Count > 0
         && o.Data.Datasets.Concat(o.Data.ValDatasets).All(f => f.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && File.Exists(f))
         && Models.VisionInput.IsVisionLanguage(folder);
+
+    /// <summary>
+    /// Image rows of each --dataset file, encoded by <paramref name="encode"/>, with --split_dataset_ratio's share of
+    /// each file held out for validation when no --val_dataset is given (seeded by --seed, as text rows split).
+    /// </summary>
+    static (List<T> Train, List<T> Held) SplitImageRows<T>(SftOptions o, Func<string, IReadOnlyList<T>> encode, TextWriter log)
+    {
+        var ratio = o.Data.ValDatasets.Count == 0 ? o.Data.SplitDatasetRatio : 0;
+        if (ratio is < 0 or >= 1 || double.IsNaN(ratio))
+            throw new OspreyException($"--split_dataset_ratio {ratio.ToString(System.Globalization.CultureInfo.InvariantCulture)} is out of range; use a fraction from 0 (no split) to below 1, e.g. 0.01.");
+        var random = new Random(o.Trainer.Seed);
+        var train = new List<T>();
+        var held = new List<T>();
+        foreach (var file in o.Data.Datasets)
+        {
+            var (kept, heldOut) = DatasetLoader.HoldOut(encode(file), ratio, random, file, log);
+            train.AddRange(kept);
+            held.AddRange(heldOut);
+        }
+        return (train, held);
+    }
 
     /// <summary>A checkpoint's files that only resume training; they stay home when the checkpoint is pushed.</summary>
     static readonly string[] TrainingStateFiles = [CheckpointWriter.OptimizerFile, "scheduler.json", "rng_state.json"];

@@ -59,6 +59,39 @@ public sealed class VisionFineTuningTests
     }
 
     [Fact]
+    public void SplitDatasetRatio_HoldsOutImageRowsForValidation()
+    {
+        using var temp = new TempDirectory();
+        var file = temp.File("rows.jsonl");
+        File.WriteAllLines(file,
+        [
+            Row("<image>What is this?", "A wide picture.", Image("wide.png")),
+            Row("<image>Describe it.", "A tall one.", Image("tall.jpg")),
+            Row("<image>Which colour?", "Grey.", Image("small_gray.png")),
+            Row("<image>And this?", "Wide again.", Image("wide.png")),
+        ]);
+        var run = Sft("--model", Model, "--dataset", file, "--split_dataset_ratio", "0.5", "--max_steps", "2", "--eval_steps", "2",
+            "--per_device_train_batch_size", "1", "--logging_steps", "1", "--add_version", "false", "--output_dir", temp.File("out"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var text = run.Stdout + run.Stderr;
+        Assert.Contains($"dataset {file}: 2 rows held out for validation (--split_dataset_ratio 0.5)", text);
+        Assert.Contains("osprey: 2 training samples", text);
+        Assert.Contains("2 validation samples", text);
+        Assert.Contains(TrainingLog.ReadJsonl(temp.File("out/logging.jsonl")), r => r.ContainsKey("eval_loss"));
+
+        // Preference rows split the same way (pairs held out per file).
+        var pairs = temp.File("pairs.jsonl");
+        File.WriteAllLines(pairs, new[] { ("wide.png", "A wide picture.", "A cat."), ("tall.jpg", "A tall one.", "Nothing."), ("small_gray.png", "Grey.", "Red.") }
+            .Select(p => JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = "<image>What is this?" }, new { role = "assistant", content = p.Item2 } },
+                rejected_response = p.Item3, images = new[] { Image(p.Item1) } })));
+        var dpo = CliRun.Of(["rlhf", "--rlhf_type", "dpo", "--device", "cpu", "--model", Model, "--dataset", pairs, "--split_dataset_ratio", "0.3",
+            "--max_steps", "1", "--per_device_train_batch_size", "1", "--add_version", "false", "--output_dir", temp.File("dpo")]);
+        Assert.True(dpo.ExitCode == 0, dpo.ToString());
+        Assert.Contains($"dataset {pairs}: 1 rows held out for validation (--split_dataset_ratio 0.3)", dpo.Stdout + dpo.Stderr);
+        Assert.Contains("osprey: 2 training pairs, 1 validation", dpo.Stdout + dpo.Stderr);
+    }
+
+    [Fact]
     public void EncodedRow_LabelsAreIgnoredOnEveryImageTokenAndThePrompt()
     {
         using var temp = new TempDirectory();
