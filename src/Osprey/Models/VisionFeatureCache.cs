@@ -14,16 +14,16 @@ namespace Osprey.Models;
 /// <remarks>
 /// The key is a 128-bit XXH3 hash of the image as the tower takes it (its pixel values and shape: Qwen2-VL's grid and
 /// patch size, a LLaVA's crops and original size), so it covers the image's content and every processor setting that
-/// shaped it (min/max pixels, mean/std, patch and merge sizes, anyres tiling) at once; two rows naming the same file share an entry. It is valid only while the tower and the aligner cannot
-/// change (no gradients, no adapters); the training recipes decide that and attach the cache
-/// (<see cref="CausalLM.FeatureCache"/>). Features are stored on the CPU in the model's dtype, so a GPU's memory is not
+/// shaped it (min/max pixels, mean/std, patch and merge sizes, anyres tiling) at once; two rows naming the same file
+/// share an entry. It is valid only while the tower and the aligner cannot change (no gradients, no adapters); the
+/// training recipes decide that and attach the cache (<see cref="CausalLM.FeatureCache"/>). Features are stored on the CPU in the model's dtype, so a GPU's memory is not
 /// spent on them, and copied to the model's device when used.
 /// </remarks>
 internal sealed class VisionFeatureCache : IDisposable
 {
     readonly Dictionary<string, LinkedListNode<(string Key, Tensor Features)>> _entries = new(StringComparer.Ordinal);
     readonly LinkedList<(string Key, Tensor Features)> _order = new(); // most recently used first
-    // Each ImagePatches object is hashed once. XXH3 rather than SHA-256: a batch of large pictures is ~100 MB of pixel
+    // Each image object is hashed once. XXH3 rather than SHA-256: a batch of large pictures is ~100 MB of pixel
     // values, which SHA-256 took ~60 ms to hash on a 2-core EPYC (with SHA extensions) and XXH3 7 ms; the key only has
     // to tell the dataset's own images apart, not resist an adversary.
     readonly ConditionalWeakTable<ProcessedImage, string> _keys = new();
