@@ -56,6 +56,13 @@ public sealed class TokenMaskTests
         { """{"type":"string","maxLength":400}""", "\"" + new string('x', 300) },  // 100 left: an exact key
         { """{"type":"string","minLength":3,"maxLength":5}""", "\"x" },            // below minLength: `"` refused
         { "json_object", """{"a": ["b", {"c": "d""" },
+        // Object keys below real frames (nested objects, objects in arrays, declared names written).
+        { "json_object", """{"a": {"b": {"c""" },
+        { "json_object", """{"a": [{"x": 1}, {"y": 2, "z""" },
+        { "json_object", """{"a": {"b": 1, "\u00""" },
+        { $$"""{"type":"array","items":{{Closed}}}""", """[{"a": "x"}, {"b""" },
+        { $$"""{"type":"array","items":{{Closed}}}""", """[{"a": "x", "c""" },
+        { $$"""{"type":"object","properties":{"inner":{{Closed}}},"required":["inner"]}""", """{"inner": {"a": "q", "b": "r", "c""" },
     };
 
     /// <summary>A closed object: a bounded required string, a free string, an integer.</summary>
