@@ -50,6 +50,18 @@ internal sealed class GrammarState : IEquatable<GrammarState>
     public GrammarState? StringBase() =>
         _stacks is [{ Top: StringFrame top, Below: { Top: not ContextFrame } }] ? new([new ParseStack(top, ContextFrame.Stack)]) : null;
 
+    /// <summary>
+    /// For a mask key of a bounded string near its limit, shared by every place (one stack: a fresh
+    /// <see cref="StringFrame"/> outside any escape, whose node holds the room left, above a <see cref="ContextFrame"/>;
+    /// what <see cref="StringFrame.Lexical"/> and <see cref="StringBase"/> make of it), the "in between" string key
+    /// over the same <see cref="ContextFrame"/> (a string far from its bounds, <paramref name="budget"/> code points of
+    /// room per token) and the code points of room left. Null for any other key.
+    /// </summary>
+    public (GrammarState Base, int Room)? BoundedString(int budget) =>
+        _stacks is [{ Top: StringFrame { Length: 0, Esc: 0 } top, Below: { Top: ContextFrame } }] && top.Node.MaxLength is int room
+            ? (new([new ParseStack(new StringFrame(StringNode.Shared(0, null), -1, 0, budget), ContextFrame.Stack)]), room)
+            : null;
+
     /// <summary>The state after one more byte (dead when the byte fits nowhere).</summary>
     public GrammarState Step(byte b)
     {

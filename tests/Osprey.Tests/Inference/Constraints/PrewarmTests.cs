@@ -54,7 +54,9 @@ public sealed class PrewarmTests
         // Only the places after a string's closing quote (the object's own states) may walk; the strings' shared keys may not.
         var stringWalks = warm.Walks - walks;
         Assert.True(stringWalks <= 4, $"{stringWalks} walks inside prewarmed strings");
-        Assert.True(cold.Walks > stringWalks + 10, $"the cold vocabulary walked {cold.Walks} times: the strings' keys were not whole-vocabulary walks there");
+        // Without the prewarm, too, a string near its limit composes its mask from the one "in between" string walk
+        // (TokenVocabulary.ComposeBounded) instead of walking the vocabulary once per room left.
+        Assert.True(cold.Walks <= stringWalks + 4, $"the cold vocabulary walked {cold.Walks} times for {places.Count} places");
     }
 
     [Fact]

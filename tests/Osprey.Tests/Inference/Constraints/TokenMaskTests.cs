@@ -56,6 +56,17 @@ public sealed class TokenMaskTests
         { """{"type":"string","maxLength":400}""", "\"" + new string('x', 300) },  // 100 left: an exact key
         { """{"type":"string","minLength":3,"maxLength":5}""", "\"x" },            // below minLength: `"` refused
         { "json_object", """{"a": ["b", {"c": "d""" },
+        // Bounded strings near their limit, composed from the "in between" string's mask: escapes, multi-byte
+        // characters and surrogate pairs at the limit, a minimum still ahead, a close right at the limit.
+        { """{"type":"string","maxLength":8}""", "\"abcdef" },
+        { """{"type":"string","maxLength":8}""", "\"abcdefgh" },
+        { """{"type":"string","maxLength":8}""", "\"ab\\n\\t" },
+        { """{"type":"string","maxLength":6}""", "\"éé日本" },
+        { """{"type":"string","maxLength":4}""", "\"ab\\ud83d\\ude00" },
+        { """{"type":"string","maxLength":3}""", "\"ab\\ud83d" },
+        { """{"type":"string","minLength":4,"maxLength":9}""", "\"a" },
+        { """{"type":"string","minLength":4,"maxLength":9}""", "\"abcd" },
+        { """{"type":"array","items":{"type":"string","maxLength":5}}""", "[\"ab\", \"xyz" },
         // Object keys below real frames (nested objects, objects in arrays, declared names written).
         { "json_object", """{"a": {"b": {"c""" },
         { "json_object", """{"a": [{"x": 1}, {"y": 2, "z""" },
