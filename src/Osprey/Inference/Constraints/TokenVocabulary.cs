@@ -333,8 +333,17 @@ internal sealed class TokenVocabulary
     {
         var bits = (ulong[])shared.Bits.Clone();
         var count = shared.Count;
+        return Restep(shared.Candidates, bits, count, tables, start);
+    }
+
+    /// <summary>
+    /// Steps each of <paramref name="ids"/> from interned state <paramref name="start"/> as a walk steps its trie path:
+    /// refused ones are cleared from <paramref name="bits"/>, those that pass an unsure step become the candidates.
+    /// </summary>
+    LexicalMask Restep(IEnumerable<int> ids, ulong[] bits, int count, WalkTables tables, int start)
+    {
         var candidates = new List<int>();
-        foreach (var id in shared.Candidates)
+        foreach (var id in ids)
         {
             var s = start;
             var sure = true;
@@ -384,26 +393,7 @@ internal sealed class TokenVocabulary
                 count--;
             }
         }
-        var candidates = new List<int>();
-        foreach (var id in recheck)
-        {
-            var s = start;
-            var sure = true;
-            foreach (var b in _bytes[id]!)
-            {
-                var next = tables.Next(s, b);
-                if (next < 0) { s = -1; break; }
-                if ((next & UnsureBit) != 0) sure = false;
-                s = next & ~UnsureBit;
-            }
-            if (s < 0)
-            {
-                bits[id >> 6] &= ~(1UL << (id & 63));
-                count--;
-            }
-            else if (!sure) candidates.Add(id);
-        }
-        return new LexicalMask(bits, count, [.. candidates]);
+        return Restep(recheck, bits, count, tables, start);
     }
 
     (int[] Points, bool[] Escapes)? _stringCodePoints;
