@@ -116,6 +116,11 @@ internal sealed class AwqWeight : ILinearBase
     }
 
     /// <inheritdoc />
+    public ILinearBase CopyTo(Device device) =>
+        new AwqWeight(_qweight.to(device).DetachFromDisposeScope(), _qzeros.to(device).DetachFromDisposeScope(),
+            _scales.to(device).DetachFromDisposeScope(), _groups.to(device).DetachFromDisposeScope(), ComputeDType);
+
+    /// <inheritdoc />
     public void Dispose()
     {
         _qweight.Dispose();

@@ -134,6 +134,10 @@ internal sealed class Fp8Weight : ILinearBase
     public string? StoredDType(string name) => name == "weight" ? "F8_E4M3" : null;
 
     /// <inheritdoc />
+    public ILinearBase CopyTo(Device device) =>
+        new Fp8Weight(_codes.to(device).DetachFromDisposeScope(), _scale.to(device).DetachFromDisposeScope(), _block, ComputeDType);
+
+    /// <inheritdoc />
     public void Dispose()
     {
         _codes.Dispose();

@@ -245,6 +245,12 @@ internal sealed class GptqWeight : ILinearBase
     }
 
     /// <inheritdoc />
+    public ILinearBase CopyTo(Device device) =>
+        new GptqWeight(_qweight.to(device).DetachFromDisposeScope(), _qzeros.to(device).DetachFromDisposeScope(),
+            _scales.to(device).DetachFromDisposeScope(), _storedGIdx?.to(device).DetachFromDisposeScope(),
+            _groups.to(device).DetachFromDisposeScope(), _bits, _zeroOffset, ComputeDType);
+
+    /// <inheritdoc />
     public void Dispose()
     {
         _qweight.Dispose();

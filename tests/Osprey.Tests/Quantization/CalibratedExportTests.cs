@@ -227,6 +227,43 @@ public sealed class CalibratedExportTests
         Assert.True((unpacked - dq).abs().max().item<float>() == 0, "the AWQ GEMM pack does not hold the quantized weights");
     }
 
+    /// <summary>
+    /// A calibrated export on a GPU keeps finished layers in host memory (<see cref="Osprey.Models.Blocks.ILinearBase.CopyTo"/>)
+    /// and frees the device copy: the copy must own its tensors (it outlives the source) and hold the same weights.
+    /// </summary>
+    [Fact]
+    public void PackedLayersCopiedToAnotherDeviceOutliveTheSourceUnchanged()
+    {
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        using var scope = NewDisposeScope();
+        var g = new Generator(11, CPU);
+        var w = randn(96, 256, generator: g).mul(0.05);
+        var (codes, scales, zeros, _) = AwqSearch.Quantize(w, 64);
+        var actOrder = randperm(256, generator: g).div(64, rounding_mode: RoundingMode.floor).to_type(ScalarType.Int32);
+        var gptq = new GptqResult(randint(0, 16, [96, 256], generator: g, dtype: ScalarType.Int32), full(4, 96, 1f / 64), full(4, 96, 8, dtype: ScalarType.Int32), actOrder, zeros_like(w));
+        Osprey.Models.Blocks.ILinearBase[] sources =
+        [
+            AwqWeight.Pack(codes, scales, zeros, 64, ScalarType.Float32),
+            GptqWeight.Pack(gptq, 4, ScalarType.Float32),
+            Fp8Weight.Quantize(w, Fp8Scheme.Block, ScalarType.Float32),
+        ];
+        foreach (var source in sources)
+        {
+            var name = source.GetType().Name;
+            var before = source.Dequantize();
+            var stored = source.CheckpointTensors().ToDictionary(t => t.Name, t => t.Tensor.clone());
+            using var copy = source.CopyTo(CPU);
+            Assert.NotNull(copy);
+            Assert.NotSame(source, copy);
+            source.Dispose();
+            Assert.True(Same(copy!.Dequantize(), before), $"{name}: the copy dequantizes to other weights");
+            Assert.Equal(stored.Keys.Order(), copy.CheckpointTensors().Select(t => t.Name).Order());
+            foreach (var (tensorName, t) in copy.CheckpointTensors())
+                Assert.True(Same(t, stored[tensorName]), $"{name}: checkpoint tensor {tensorName} changed in the copy");
+        }
+        static bool Same(Tensor a, Tensor b) => a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+    }
+
     [Fact]
     public void BadExportFlagsAreOneSentenceNamingTheFlag()
     {

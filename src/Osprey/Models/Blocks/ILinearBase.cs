@@ -39,4 +39,10 @@ internal interface ILinearBase : IDisposable
 
     /// <summary>The safetensors dtype a checkpoint tensor is stored as when its TorchSharp type cannot say it (float8 held as bytes), else null.</summary>
     string? StoredDType(string name) => null;
+
+    /// <summary>
+    /// This weight's tensors on <paramref name="device"/> as a new base (the caller owns it; this one stays as it is), or
+    /// null when the format cannot move. Calibrated exports keep finished layers in host memory with it.
+    /// </summary>
+    ILinearBase? CopyTo(Device device) => null;
 }
