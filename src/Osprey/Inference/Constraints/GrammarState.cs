@@ -62,6 +62,23 @@ internal sealed class GrammarState : IEquatable<GrammarState>
             ? (new([new ParseStack(new StringFrame(StringNode.Shared(0, null), -1, 0, budget), ContextFrame.Stack)]), room)
             : null;
 
+    /// <summary>
+    /// For a mask key whose every stack's top frame has read the same run of <c>Used</c> &gt; 0 whitespace bytes between
+    /// tokens (<see cref="ParseFrame.SpaceRun"/>), the same key before that run and the run's length; null otherwise.
+    /// A token is allowed here exactly when the key before the run allows it and its leading whitespace fits in the
+    /// <see cref="JsonMachine.MaxWhitespace"/> − Used bytes left: the run's frames read those bytes alike, and the first
+    /// other byte leaves each in the same state whatever the run was.
+    /// </summary>
+    public (GrammarState Base, int Used)? AfterWhitespace()
+    {
+        if (_stacks.Length == 0) return null;
+        var used = _stacks[0].Top.SpaceRun;
+        if (used == 0) return null;
+        foreach (var s in _stacks)
+            if (s.Top.SpaceRun != used) return null;
+        return (new GrammarState([.. _stacks.Select(s => s.WithTop(s.Top.WithoutSpaceRun()))]), used);
+    }
+
     /// <summary>The state after one more byte (dead when the byte fits nowhere).</summary>
     public GrammarState Step(byte b)
     {

@@ -17,6 +17,16 @@ internal abstract record ParseFrame
 
     /// <summary>This frame once the child value it started is complete.</summary>
     public virtual ParseFrame AfterChild() => throw new InvalidOperationException($"{GetType().Name} has no child values.");
+
+    /// <summary>
+    /// Whitespace bytes this frame has read in a row where it reads whitespace between tokens (its <c>Ws</c>, at most
+    /// <see cref="JsonMachine.MaxWhitespace"/>), 0 elsewhere. Such a frame counts a whitespace byte and resets the count
+    /// (or is popped) on any other byte, so the run read so far decides only how long a token's leading whitespace may be.
+    /// </summary>
+    public virtual int SpaceRun => 0;
+
+    /// <summary>This frame with <see cref="SpaceRun"/> 0 (what it was before the run).</summary>
+    public virtual ParseFrame WithoutSpaceRun() => this;
 }
 
 /// <summary>A stack of frames, top first.</summary>
@@ -60,6 +70,10 @@ internal sealed record RootFrame(RootText Text, bool Done, int Ws, int At) : Par
     }
 
     public override ParseFrame AfterChild() => this;
+
+    public override int SpaceRun => !Done && At >= Text.Prefix.Length ? Ws : 0;
+
+    public override ParseFrame WithoutSpaceRun() => this with { Ws = 0 };
 }
 
 /// <summary>
@@ -218,6 +232,10 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
         }
     }
 
+    public override int SpaceRun => Phase is ObjectPhase.Key or ObjectPhase.InValue ? 0 : Ws;
+
+    public override ParseFrame WithoutSpaceRun() => this with { Ws = 0 };
+
     void Space(ParseStack self, List<ParseStack> output)
     {
         if (Ws < JsonMachine.MaxWhitespace) output.Add(self.WithTop(this with { Ws = Ws + 1 }));
@@ -341,6 +359,10 @@ internal sealed record ArrayFrame(ArrayNode Node, ArrayPhase Phase, int Count, i
     }
 
     public override ParseFrame AfterChild() => this with { Phase = ArrayPhase.AfterValue, Ws = 0 };
+
+    public override int SpaceRun => Phase == ArrayPhase.InValue ? 0 : Ws;
+
+    public override ParseFrame WithoutSpaceRun() => this with { Ws = 0 };
 }
 
 /// <summary>A string after its opening quote: <see cref="Length"/> code points so far, <see cref="Esc"/> the escape state.</summary>

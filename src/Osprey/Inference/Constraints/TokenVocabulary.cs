@@ -252,6 +252,9 @@ internal sealed class TokenVocabulary
     {
         // The shared part first: it may walk on this thread, and starting the tables again must come before this
         // key is interned in them.
+        // A run of whitespace between tokens: the key before the run, less the tokens whose leading whitespace no
+        // longer fits (before, each run length was a walk of its own, and a model that writes whitespace met many).
+        if (key.AfterWhitespace() is { } spaced) return ComposeWhitespace(MaskOf(spaced.Base), spaced.Used);
         var shared = key.StringBase() is { } baseKey ? MaskOf(baseKey) : null;
         var bounded = shared is null && key.BoundedString(_stringBudget) is { } b ? (Mask: MaskOf(b.Base), b.Room) : (Mask: null, Room: 0);
         var tables = _tables.Value!;
@@ -394,6 +397,60 @@ internal sealed class TokenVocabulary
             }
         }
         return Restep(recheck, bits, count, tables, start);
+    }
+
+    /// <summary>
+    /// The mask of a key after <paramref name="used"/> whitespace bytes in a row (<see cref="GrammarState.AfterWhitespace"/>)
+    /// from <paramref name="before"/>, the mask of the same key before them: the tokens whose leading whitespace is longer
+    /// than the <see cref="JsonMachine.MaxWhitespace"/> − <paramref name="used"/> bytes left are dropped, every other
+    /// verdict (and candidate) is kept.
+    /// </summary>
+    LexicalMask ComposeWhitespace(LexicalMask before, int used)
+    {
+        var left = Math.Max(JsonMachine.MaxWhitespace - used, 0);
+        var (order, longer, length) = LeadingWhitespace();
+        var bits = (ulong[])before.Bits.Clone();
+        var count = before.Count;
+        // order lists the tokens with leading whitespace, longest run first; longer[n] of them have more than n bytes.
+        foreach (var id in order.AsSpan(0, longer[left]))
+        {
+            var bit = 1UL << (id & 63);
+            if ((bits[id >> 6] & bit) == 0) continue;
+            bits[id >> 6] &= ~bit;
+            count--;
+        }
+        return new LexicalMask(bits, count, [.. before.Candidates.Where(id => length[id] <= left)]);
+    }
+
+    (int[] Order, int[] Longer, byte[] Length)? _leadingWhitespace;
+    readonly Lock _leadingWhitespaceLock = new();
+
+    /// <summary>
+    /// Per token, the length of its leading run of JSON whitespace bytes (capped at 255); the tokens with such a run,
+    /// longest first; and for n = 0 .. <see cref="JsonMachine.MaxWhitespace"/> how many of them are longer than n.
+    /// Computed once per vocabulary.
+    /// </summary>
+    (int[] Order, int[] Longer, byte[] Length) LeadingWhitespace()
+    {
+        lock (_leadingWhitespaceLock)
+        {
+            if (_leadingWhitespace is { } done) return done;
+            var length = new byte[Size];
+            for (var id = 0; id < Size; id++)
+            {
+                var n = 0;
+                foreach (var b in Bytes(id))
+                {
+                    if (!JsonMachine.IsWhitespace(b) || n == 255) break;
+                    n++;
+                }
+                length[id] = (byte)n;
+            }
+            var order = Enumerable.Range(0, Size).Where(id => length[id] > 0).OrderByDescending(id => length[id]).ToArray();
+            var longer = new int[JsonMachine.MaxWhitespace + 1];
+            for (var n = 0; n <= JsonMachine.MaxWhitespace; n++) longer[n] = order.Count(id => length[id] > n);
+            return (_leadingWhitespace = (order, longer, length)).Value;
+        }
     }
 
     (int[] Points, bool[] Escapes)? _stringCodePoints;

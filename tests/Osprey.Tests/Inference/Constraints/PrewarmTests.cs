@@ -72,7 +72,9 @@ public sealed class PrewarmTests
             warm.Allowed(state);
             cold.Allowed(state);
         }
-        Assert.True(warm.Walks - walks <= 5 && cold.Walks >= 3 * (warm.Walks - walks) + 10,
+        // (The cold vocabulary walks less than it did before whitespace runs composed their masks: the spaces after
+        // each ':' and ',' were a walk each.)
+        Assert.True(warm.Walks - walks <= 5 && cold.Walks >= 4 * (warm.Walks - walks),
             $"{warm.Walks - walks} walks after the prewarm, {cold.Walks} without");
     }
 }

@@ -74,7 +74,21 @@ public sealed class TokenMaskTests
         { $$"""{"type":"array","items":{{Closed}}}""", """[{"a": "x"}, {"b""" },
         { $$"""{"type":"array","items":{{Closed}}}""", """[{"a": "x", "c""" },
         { $$"""{"type":"object","properties":{"inner":{{Closed}}},"required":["inner"]}""", """{"inner": {"a": "q", "b": "r", "c""" },
+        // Whitespace between tokens: each run length's mask is the mask before the run less the tokens whose leading
+        // whitespace no longer fits the 16 bytes allowed in a row.
+        { "json_object", "{" + new string(' ', 10) },
+        { "json_object", "{\n" + new string(' ', 15) },            // 16 bytes in a row: no more whitespace
+        { "json_object", "{\"a\": 1\n\n\t  " },                    // after a value
+        { "json_object", "{\"a\":" + new string(' ', 13) },         // before a value, 3 bytes left
+        { "json_object", "{\"a\": [1, {\"b\": 2} \n " },             // nested, after a child closed
+        { "json_object", "\n\n\n\n" },                              // at the root, before the value
+        { """{"type":"array","items":{"type":"integer"},"maxItems":12}""", "[1,  \n  " },
+        { TwoObjects, "{   " },                                         // two parse stacks, the same run
+        { TwoObjects, "{\"a\":      " },
     };
+
+    /// <summary>Either of two closed objects with the same key: a value after it keeps two parse stacks.</summary>
+    const string TwoObjects = """{"anyOf":[{"type":"object","properties":{"a":{"type":"integer"}},"additionalProperties":false},{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}]}""";
 
     /// <summary>A closed object: a bounded required string, a free string, an integer.</summary>
     const string Closed = """{"type":"object","properties":{"a":{"type":"string","maxLength":40},"b":{"type":"string"},"c":{"type":"integer"}},"required":["a"],"additionalProperties":false}""";
@@ -138,6 +152,33 @@ public sealed class TokenMaskTests
         var two = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes("""{"c": 1, "a": "x", """)));
         Assert.Same(one.Bits, two.Bits);
         AssertExact(grammar, Encoding.UTF8.GetBytes("""{"c": 1, "a": "x", """), "c then a");
+    }
+
+    [Fact]
+    public void RunsOfWhitespaceShareTheWalkOfTheKeyBeforeThem()
+    {
+        // A random-weight model writes whitespace tokens often; the run length is part of the parse state (16 bytes in
+        // a row at most), and each length used to be a walk of its own. Now only the key before the run walks.
+        var (tokenizer, _) = s_qwen3.Value;
+        var vocabulary = new TokenVocabulary(tokenizer);
+        var grammar = JsonSchemaGrammar.AnyObject;
+        var open = grammar.Start().Step("{\"a\": 1,"u8);
+        var before = vocabulary.Allowed(open);
+        var walks = vocabulary.Walks;
+        var allowed = new List<int>();
+        for (var n = 1; n <= JsonMachine.MaxWhitespace; n++)
+        {
+            var run = string.Concat(Enumerable.Range(0, n).Select(i => i % 3 == 0 ? "\n" : " "));
+            var state = open.Step(Encoding.UTF8.GetBytes(run));
+            Assert.False(state.IsDead);
+            allowed.Add(AllowedIds(vocabulary.Allowed(state), vocabulary.Size).Length);
+        }
+        Assert.Equal(walks, vocabulary.Walks);
+        // Fewer tokens fit as the run grows; a key can still begin after the longest run.
+        Assert.True(allowed.Zip(allowed.Skip(1)).All(p => p.First >= p.Second), string.Join(", ", allowed));
+        Assert.True(allowed[^1] < AllowedIds(before, vocabulary.Size).Length);
+        var quote = Enumerable.Range(0, vocabulary.Size).Single(id => Encoding.UTF8.GetString(vocabulary.Bytes(id)) == "\"");
+        Assert.True(vocabulary.Allowed(open.Step(Encoding.UTF8.GetBytes(new string(' ', JsonMachine.MaxWhitespace)))).Allows(quote));
     }
 
     [Fact]
