@@ -51,6 +51,12 @@ internal sealed class GrammarState : IEquatable<GrammarState>
         _stacks is [{ Top: StringFrame top, Below: { Top: not ContextFrame } }] ? new([new ParseStack(top, ContextFrame.Stack)]) : null;
 
     /// <summary>
+    /// For a key with a string on top of real frames (<see cref="StringBase"/> not null), the key right after that
+    /// string's closing quote: the frame below told its value is complete.
+    /// </summary>
+    public GrammarState AfterStringClosed() => new([_stacks[0].Pop()]);
+
+    /// <summary>
     /// For a mask key of a bounded string near its limit, shared by every place (one stack: a fresh
     /// <see cref="StringFrame"/> outside any escape, whose node holds the room left, above a <see cref="ContextFrame"/>;
     /// what <see cref="StringFrame.Lexical"/> and <see cref="StringBase"/> make of it), the "in between" string key

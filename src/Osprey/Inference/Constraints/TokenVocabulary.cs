@@ -255,7 +255,8 @@ internal sealed class TokenVocabulary
         // A run of whitespace between tokens: the key before the run, less the tokens whose leading whitespace no
         // longer fits (before, each run length was a walk of its own, and a model that writes whitespace met many).
         if (key.AfterWhitespace() is { } spaced) return ComposeWhitespace(MaskOf(spaced.Base), spaced.Used);
-        var shared = key.StringBase() is { } baseKey ? MaskOf(baseKey) : null;
+        var baseKey = key.StringBase();
+        var shared = baseKey is not null ? MaskOf(baseKey) : null;
         var bounded = shared is null && key.BoundedString(_stringBudget) is { } b ? (Mask: MaskOf(b.Base), b.Room) : (Mask: null, Room: 0);
         var tables = _tables.Value!;
         if (tables.Count >= MaxStates)
@@ -264,7 +265,7 @@ internal sealed class TokenVocabulary
             tables.Clear(); // between walks only (never during one, whose numbers would go stale)
         }
         var start = tables.Intern(key);
-        if (shared is not null) return Compose(shared, tables, start);
+        if (shared is not null) return Compose(shared, tables, start, tables.Intern(baseKey!), tables.Intern(key.AfterStringClosed()));
         if (bounded.Mask is not null) return ComposeBounded(bounded.Mask, tables, start, bounded.Room);
         Interlocked.Increment(ref _walks);
         return Walk(tables, start);
@@ -332,12 +333,63 @@ internal sealed class TokenVocabulary
     /// such a token has the same verdict here. Every other token is a candidate there, and is stepped here byte by
     /// byte as the walk would step its trie path (refused: dropped; unsure on the way: a candidate of this key).
     /// </summary>
-    LexicalMask Compose(LexicalMask shared, WalkTables tables, int start)
+    LexicalMask Compose(LexicalMask shared, WalkTables tables, int start, int sharedStart, int afterClose)
     {
         var bits = (ulong[])shared.Bits.Clone();
         var count = shared.Count;
-        return Restep(shared.Candidates, bits, count, tables, start);
+        // Most candidates close the string and go on. The part inside the string is the same at every place, so it is
+        // stepped from the shared key (whose transitions every place and room reuse); once the string closes there
+        // (the state is the bare context), the rest of the token is stepped from this place's state after the close.
+        // Before, every byte was stepped from this key's own states, new for each place and room left, so most
+        // transitions were computed afresh (a parse step and an interned state each). A token whose part inside the
+        // string meets an unsure step is stepped the old way.
+        var context = tables.Intern(ContextState);
+        var candidates = new List<int>();
+        List<int>? slow = null;
+        foreach (var id in shared.Candidates)
+        {
+            var bytes = _bytes[id]!;
+            var s = sharedStart;
+            var i = 0;
+            var dead = false;
+            for (; i < bytes.Length && s != context; i++)
+            {
+                var next = tables.Next(s, bytes[i]);
+                if (next < 0) { dead = true; break; }
+                if ((next & UnsureBit) != 0 && (next & ~UnsureBit) != context) { s = -1; break; }
+                s = next & ~UnsureBit;
+            }
+            if (s < 0 && !dead)
+            {
+                (slow ??= []).Add(id);
+                continue;
+            }
+            var sure = true;
+            if (!dead && s == context)
+            {
+                s = afterClose;
+                for (; i < bytes.Length; i++)
+                {
+                    var next = tables.Next(s, bytes[i]);
+                    if (next < 0) { dead = true; break; }
+                    if ((next & UnsureBit) != 0) sure = false;
+                    s = next & ~UnsureBit;
+                }
+            }
+            if (dead)
+            {
+                bits[id >> 6] &= ~(1UL << (id & 63));
+                count--;
+            }
+            else if (!sure) candidates.Add(id);
+        }
+        if (slow is null) return new LexicalMask(bits, count, [.. candidates]);
+        var rest = Restep(slow, bits, count, tables, start);
+        return new LexicalMask(rest.Bits, rest.Count, [.. candidates, .. rest.Candidates]);
     }
+
+    /// <summary>The bare context (<see cref="ContextFrame"/>): where a shared string key stands once its string has closed.</summary>
+    static readonly GrammarState ContextState = new([ContextFrame.Stack]);
 
     /// <summary>
     /// Steps each of <paramref name="ids"/> from interned state <paramref name="start"/> as a walk steps its trie path:
