@@ -67,7 +67,9 @@ public sealed class ExportSignalTests
             using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
             {
                 kill.WaitForExit();
-                Assert.Equal(0, kill.ExitCode);
+                // kill fails only when there is no such process: the export finished between the check and the signal
+                // (the checks below then want the complete folder).
+                if (kill.ExitCode != 0) Assert.True(process.WaitForExit(10_000), $"kill -TERM failed (exit {kill.ExitCode}) while osprey {args[0]} was still running");
             }
             Assert.True(process.WaitForExit(60_000), $"osprey {args[0]} did not stop within 60 s of SIGTERM");
         }
