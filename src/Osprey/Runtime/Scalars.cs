@@ -24,4 +24,7 @@ public static class Scalars
 
     /// <summary>false, for boolean fills.</summary>
     public static readonly Scalar False = false.ToScalar();
+
+    /// <summary>1.0, Gemma's norm offset.</summary>
+    public static readonly Scalar One = 1.0.ToScalar();
 }

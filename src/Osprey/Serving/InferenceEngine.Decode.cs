@@ -77,6 +77,7 @@ public sealed partial class InferenceEngine
         var logits = Forward(null);
         var picks = Pick(logits, _active, 0);
         PhaseTimer.Mark(Model.Device, "sampling, tokens to the host");
+        AdvanceGrammars(_active, picks);
         var finished = new List<int>();
         for (var row = 0; row < _active.Count; row++)
             if (Emit(_active[row], picks[row])) finished.Add(row);

@@ -68,6 +68,7 @@ public sealed partial class InferenceEngine
         }
         Interlocked.Add(ref _waiting, -k);
         var picks = Pick(logits, seqs, first);
+        AdvanceGrammars(seqs, picks);
         var finished = new List<int>();
         for (var r = 0; r < k; r++)
             if (Emit(seqs[r], picks[r])) finished.Add(first + r);

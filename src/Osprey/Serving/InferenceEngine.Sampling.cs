@@ -34,23 +34,21 @@ public sealed partial class InferenceEngine
         if (rows.Count == 0) return logits;
         var vocab = (int)logits.shape[^1];
         var device = logits.device;
-        // Rows are independent and TokenVocabulary.Allowed is thread-safe, so a batch of them spreads over the cores
-        // while the device is still busy with this step's forward pass (nothing has synchronised with it yet).
-        if (rows.Count >= ParallelMaskRows)
-            Parallel.For(0, rows.Count, j => seqs[(int)rows[j]].Matcher!.Allowed());
-        else
-            foreach (var r in rows) seqs[(int)r].Matcher!.Allowed();
-        PhaseTimer.Mark(device, "constraint: allowed tokens on the host");
-
         var words = (vocab + 63) / 64;
         if (_maskBytes.Length < rows.Count * words * 8) _maskBytes = new byte[Math.Max(rows.Count, Options.MaxBatchSize) * words * 8];
-        var packed = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(_maskBytes.AsSpan());
-        for (var j = 0; j < rows.Count; j++)
+        // Rows are independent and TokenVocabulary.Allowed is thread-safe, so a batch of them spreads over the cores
+        // while the device is still busy with this step's forward pass (nothing has synchronised with it yet); each
+        // row also packs its own bits into its slice of the host words.
+        void Row(int j)
         {
             var seq = seqs[(int)rows[j]];
             var matcher = seq.Matcher!;
-            AllowedWords(matcher.Allowed(), matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds, vocab, packed.Slice(j * words, words));
+            var row = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(_maskBytes.AsSpan(j * words * 8, words * 8));
+            AllowedWords(matcher.Allowed(), matcher.CanEnd, seq.State.Request.Sampling.EffectiveStopTokenIds, vocab, row);
         }
+        if (rows.Count >= ParallelMaskRows) Parallel.For(0, rows.Count, Row);
+        else for (var j = 0; j < rows.Count; j++) Row(j);
+        PhaseTimer.Mark(device, "constraint: allowed tokens on the host");
         var refused = RefusedOnDevice(rows.Count, words, vocab, device);
         PhaseTimer.Mark(device, "constraint: masks to the device");
         Tensor result;
@@ -67,8 +65,30 @@ public sealed partial class InferenceEngine
     }
 
     /// <summary>From this many constrained rows on, their allowed sets are computed in parallel (below it the
-    /// thread hand-off costs more than the lookups it spreads).</summary>
+    /// thread hand-off costs more than the lookups it spreads), and their grammars step past the picked tokens in parallel.</summary>
     const int ParallelMaskRows = 4;
+
+    /// <summary>
+    /// Steps the grammars of <paramref name="seqs"/> past their picked tokens (<paramref name="picks"/>, by index) on
+    /// the cores at once, before <see cref="Emit"/> hands the tokens out one row after another (which then skips the
+    /// step): with a batch of structured requests that stepping was a serial share of every step. Below
+    /// <see cref="ParallelMaskRows"/> constrained rows Emit steps them as before.
+    /// </summary>
+    void AdvanceGrammars(IReadOnlyList<Sequence> seqs, IReadOnlyList<Choice> picks)
+    {
+        var constrained = 0;
+        foreach (var s in seqs)
+            if (s.Matcher is not null) constrained++;
+        if (constrained < ParallelMaskRows) return;
+        Parallel.For(0, seqs.Count, i =>
+        {
+            var seq = seqs[i];
+            var token = picks[i].Token;
+            if (seq.Matcher is not { } matcher || seq.State.Request.Sampling.EffectiveStopTokenIds.Contains(token)) return;
+            matcher.Advance(token);
+            seq.GrammarAdvanced = true;
+        });
+    }
 
     // The worker's buffers for the packed masks: host words (reused every step) and, on CUDA, a pinned staging copy
     // of them and the bit values 1, 2, .., 128 on the device.

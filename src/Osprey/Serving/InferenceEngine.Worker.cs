@@ -260,7 +260,8 @@ public sealed partial class InferenceEngine
         FinishReason? finish = null;
         object? reason = null;
         var eos = s.EffectiveStopTokenIds.Contains(pick.Token);
-        if (!eos) seq.Matcher?.Advance(pick.Token);
+        if (!eos && !seq.GrammarAdvanced) seq.Matcher?.Advance(pick.Token); // AdvanceGrammars may have stepped it already
+        seq.GrammarAdvanced = false;
         if (eos) (finish, reason) = (FinishReason.Eos, pick.Token);
         // A complete value that no token can extend (no end-of-sequence id to pick, say with ignore_eos) ends here.
         else if (seq.Matcher is { CanEnd: true } done && done.Allowed().IsEmpty) finish = FinishReason.Eos;
@@ -326,5 +327,7 @@ public sealed partial class InferenceEngine
         public int Generated { get; set; }
         /// <summary>True once the request has ended (a pipelined step still in flight may hold a token for it, dropped).</summary>
         public bool Ended { get; set; }
+        /// <summary>True when <see cref="AdvanceGrammars"/> has stepped <see cref="Matcher"/> past the token <see cref="Emit"/> is about to hand out.</summary>
+        public bool GrammarAdvanced { get; set; }
     }
 }

@@ -16,6 +16,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     Parameter weight;
 #pragma warning restore IDE0044
     readonly double _eps;
+    readonly Scalar _epsScalar; // held by the module: a temporary Scalar may be finalized while libtorch still reads it
     readonly bool _offset;
 
     /// <summary>Creates an uninitialised norm over the last dimension of width <paramref name="dim"/>.</summary>
@@ -23,6 +24,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         weight = new Parameter(empty(dim, dtype: dtype, device: device), requires_grad: false);
         _eps = eps;
+        _epsScalar = eps.ToScalar();
         _offset = offset;
         RegisterComponents();
     }
@@ -65,14 +67,14 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         Tensor inv;
         using (var sq = h.square())
         using (var ms = sq.mean([-1L], keepdim: true))
-        using (var shifted = ms + _eps)
+        using (var shifted = ms + _epsScalar)
             inv = shifted.rsqrt();
         using var normed = h * inv;
         inv.Dispose();
         if (_offset)
         {
             using var w = weight.to_type(ScalarType.Float32);
-            using var scale = w + 1.0;
+            using var scale = w + Scalars.One;
             using var y = normed * scale;
             return y.to_type(dtype);
         }
