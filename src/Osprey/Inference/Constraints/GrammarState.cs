@@ -88,10 +88,20 @@ internal sealed class GrammarState : IEquatable<GrammarState>
     /// <summary>The state after one more byte (dead when the byte fits nowhere).</summary>
     public GrammarState Step(byte b)
     {
-        var output = new List<ParseStack>(_stacks.Length);
+        // One scratch list per thread (a step never steps another state inside it): masks step states millions of
+        // times, and a fresh list each time was a large share of what they allocate.
+        var output = t_scratch ??= new List<ParseStack>(4);
+        output.Clear();
         foreach (var s in _stacks) JsonMachine.Step(s, b, output);
-        return new GrammarState(output);
+        var next = output.Count == 0 ? Dead : new GrammarState(output);
+        output.Clear();
+        return next;
     }
+
+    [ThreadStatic] static List<ParseStack>? t_scratch;
+
+    /// <summary>The state no output can follow (shared: a state never changes).</summary>
+    static readonly GrammarState Dead = new([]);
 
     /// <summary>The state after <paramref name="bytes"/>, stopping early once dead.</summary>
     public GrammarState Step(ReadOnlySpan<byte> bytes)
