@@ -77,7 +77,8 @@ public sealed partial class InferenceEngine
         var logits = Forward(null);
         var picks = Pick(logits, _active, 0);
         PhaseTimer.Mark(Model.Device, "sampling, tokens to the host");
-        AdvanceGrammars(_active, picks);
+        // Every grammar stepped at once; then the next step's masks start on other threads while the tokens are handed out.
+        if (AdvanceGrammars(_active, picks)) StartNextMasks(_active);
         var finished = new List<int>();
         for (var row = 0; row < _active.Count; row++)
             if (Emit(_active[row], picks[row])) finished.Add(row);

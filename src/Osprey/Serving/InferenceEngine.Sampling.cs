@@ -28,6 +28,7 @@ public sealed partial class InferenceEngine
     /// </remarks>
     Tensor Constrain(Tensor logits, IReadOnlyList<Sequence> seqs)
     {
+        WaitNextMasks();
         var rows = new List<long>();
         for (var i = 0; i < seqs.Count; i++)
             if (seqs[i].Matcher is not null) rows.Add(i);
@@ -74,12 +75,13 @@ public sealed partial class InferenceEngine
     /// step): with a batch of structured requests that stepping was a serial share of every step. Below
     /// <see cref="ParallelMaskRows"/> constrained rows Emit steps them as before.
     /// </summary>
-    void AdvanceGrammars(IReadOnlyList<Sequence> seqs, IReadOnlyList<Choice> picks)
+    bool AdvanceGrammars(IReadOnlyList<Sequence> seqs, IReadOnlyList<Choice> picks)
     {
+        WaitNextMasks();
         var constrained = 0;
         foreach (var s in seqs)
             if (s.Matcher is not null) constrained++;
-        if (constrained < ParallelMaskRows) return;
+        if (constrained < ParallelMaskRows) return false;
         Parallel.For(0, seqs.Count, i =>
         {
             var seq = seqs[i];
@@ -88,7 +90,37 @@ public sealed partial class InferenceEngine
             matcher.Advance(token);
             seq.GrammarAdvanced = true;
         });
+        return true;
     }
+
+    /// <summary>
+    /// Starts computing the next step's allowed sets of <paramref name="seqs"/>' grammars on other threads, so they
+    /// overlap the handing out of this step's tokens and the next forward pass instead of starting after its launch
+    /// (<see cref="Constrain"/> waits for them and finds them cached in each matcher). Only after
+    /// <see cref="AdvanceGrammars"/> has stepped every grammar: nothing moves a grammar again before
+    /// <see cref="WaitNextMasks"/> (which <see cref="Constrain"/>, <see cref="AdvanceGrammars"/> and <see cref="Emit"/>
+    /// call first), so a mask is never computed for a state that has already moved on.
+    /// </summary>
+    void StartNextMasks(IReadOnlyList<Sequence> seqs)
+    {
+        var matchers = seqs.Select(s => s.Matcher).OfType<Inference.Constraints.GrammarMatcher>().ToArray();
+        _nextMasks = Task.Run(() =>
+        {
+            // Only a head start: a failure here is met again, and reported, when Constrain asks for the same mask.
+            try { Parallel.For(0, matchers.Length, i => matchers[i].Allowed()); }
+            catch (Exception) { }
+        });
+    }
+
+    /// <summary>Waits for <see cref="StartNextMasks"/>'s work, if any.</summary>
+    void WaitNextMasks()
+    {
+        if (_nextMasks is not { } pending) return;
+        _nextMasks = null;
+        pending.Wait();
+    }
+
+    Task? _nextMasks;
 
     // The worker's buffers for the packed masks: host words (reused every step) and, on CUDA, a pinned staging copy
     // of them and the bit values 1, 2, .., 128 on the device.

@@ -260,7 +260,11 @@ public sealed partial class InferenceEngine
         FinishReason? finish = null;
         object? reason = null;
         var eos = s.EffectiveStopTokenIds.Contains(pick.Token);
-        if (!eos && !seq.GrammarAdvanced) seq.Matcher?.Advance(pick.Token); // AdvanceGrammars may have stepped it already
+        if (!eos && !seq.GrammarAdvanced && seq.Matcher is { } matcher)
+        {
+            WaitNextMasks(); // no grammar moves while the next step's masks are being computed
+            matcher.Advance(pick.Token);
+        }
         seq.GrammarAdvanced = false;
         if (eos) (finish, reason) = (FinishReason.Eos, pick.Token);
         // A complete value that no token can extend (no end-of-sequence id to pick, say with ignore_eos) ends here.
