@@ -193,6 +193,42 @@ public static class FusedKernelProbe
                 Try("swiglu backward (pair)", () => Compare(BackwardPair(true), BackwardPair(false)), gradLimit);
                 DequantizedLinear.ReleaseHandedBack();
             }
+
+            // The training loss head: a 7B-sized vocabulary over a few rows (1,024 threads per row), and more rows than a
+            // grid's y dimension holds (65,535) over a small one. Reference: the float32 copy and cross_entropy the tensor
+            // path runs; its loss and argmax are float32 math either way (only the summation order differs).
+            foreach (var (rows, vocab) in new[] { (6L, 151936L), (70000L, 40L) })
+            {
+                using var scope = NewDisposeScope();
+                var label = $"cross-entropy {rows}x{vocab}";
+                var logits = (Rand(rows, vocab) * 4).to_type(dtype);
+                var target = randint(vocab, [rows], generator: gen).to(device);
+                var weights = Rand(rows);
+                Try(label, () =>
+                {
+                    using var _ = no_grad();
+                    var (loss, _, _) = FusedKernels.CrossEntropy(logits, target);
+                    return Compare(loss, nn.functional.cross_entropy(logits.to_type(ScalarType.Float32), target, reduction: nn.Reduction.None));
+                }, 1e-5);
+                Try(label + " (argmax)", () =>
+                {
+                    using var _ = no_grad();
+                    return Compare(FusedKernels.CrossEntropy(logits, target).Argmax, logits.argmax(-1));
+                }, 0);
+                Try(label + " backward", () =>
+                {
+                    Tensor fused;
+                    using (no_grad())
+                    {
+                        var (_, lse, _) = FusedKernels.CrossEntropy(logits, target);
+                        fused = FusedKernels.CrossEntropyBackward(logits, target, lse, weights);
+                    }
+                    var leaf = logits.detach().requires_grad_(true);
+                    using (var loss = (nn.functional.cross_entropy(leaf.to_type(ScalarType.Float32), target, reduction: nn.Reduction.None) * weights).sum())
+                        loss.backward();
+                    return Compare(fused, Grad(leaf));
+                }, gradLimit);
+            }
         }
         return results;
     }
@@ -232,6 +268,24 @@ public static class FusedKernelProbe
         tensor = Ms(() => { using var act = nn.functional.silu(gate); using var y = act * up; });
         fused = Ms(() => { using var y = FusedKernels.SwiGlu(gate, up); });
         results.Add(new FusedKernelTiming("swiglu", rows, tensor, fused));
+        // The loss head over a 7B's vocabulary, forward and backward (the gradient for the head's matrix product).
+        var logits = Rand(rows, 152064);
+        var target = randint(152064, [rows], generator: gen).to(device);
+        var weights = ones(rows, device: device);
+        tensor = Ms(() =>
+        {
+            using var inner = NewDisposeScope();
+            using var grad = enable_grad();
+            var leaf = logits.detach().requires_grad_(true);
+            nn.functional.cross_entropy(leaf.to_type(ScalarType.Float32), target, reduction: nn.Reduction.Sum).backward();
+        });
+        fused = Ms(() =>
+        {
+            using var inner = NewDisposeScope();
+            var (_, lse, _) = FusedKernels.CrossEntropy(logits, target);
+            FusedKernels.CrossEntropyBackward(logits, target, lse, weights);
+        });
+        results.Add(new FusedKernelTiming("cross-entropy + backward (vocab 152,064)", rows, tensor, fused));
         return results;
     }
 }

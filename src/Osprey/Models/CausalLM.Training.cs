@@ -151,8 +151,16 @@ public sealed partial class CausalLM
                 {
                     using var chunkScope = NewDisposeScope();
                     var n = Math.Min(chunk, count - start);
-                    var logits = Head(leaf.narrow(0, start, n).detach()).to_type(ScalarType.Float32);
                     var target = targets.narrow(0, start, n);
+                    var stored = Head(leaf.narrow(0, start, n).detach());
+                    if (!tokenLevel && FusedLoss(stored, backward: false))
+                    {
+                        var (ce, _, argmax) = FusedKernels.CrossEntropy(stored, target);
+                        rowLogProbs.index_add_(0, rowOf.narrow(0, start, n), ce.neg_(), 1);
+                        correct.add_(argmax.eq(target).sum());
+                        continue;
+                    }
+                    var logits = stored.to_type(ScalarType.Float32);
                     var tokenLogp = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.None).neg();
                     rowLogProbs.index_add_(0, rowOf.narrow(0, start, n), tokenLogp, 1);
                     correct.add_(logits.argmax(-1).eq(target).sum());
@@ -195,8 +203,16 @@ public sealed partial class CausalLM
                 {
                     using var chunkScope = NewDisposeScope();
                     var n = Math.Min(chunk, count - start);
-                    var logits = Head(leaf.narrow(0, start, n)).to_type(ScalarType.Float32);
-                    var ce = nn.functional.cross_entropy(logits, targets.narrow(0, start, n), reduction: nn.Reduction.None);
+                    var stored = Head(leaf.narrow(0, start, n));
+                    var target = targets.narrow(0, start, n);
+                    if (FusedLoss(stored, backward: true))
+                    {
+                        var (_, lse, _) = FusedKernels.CrossEntropy(stored.detach(), target);
+                        torch.autograd.backward([stored], [FusedKernels.CrossEntropyBackward(stored.detach(), target, lse, weights.narrow(0, start, n))]);
+                        continue;
+                    }
+                    var logits = stored.to_type(ScalarType.Float32);
+                    var ce = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.None);
                     (ce * weights.narrow(0, start, n)).sum().backward();
                 }
             }
@@ -206,8 +222,24 @@ public sealed partial class CausalLM
             using var chunkScope = NewDisposeScope();
             var n = Math.Min(chunk, count - start);
             var x = leaf.narrow(0, start, n);
-            var logits = Head(x).to_type(ScalarType.Float32);
             var target = targets.narrow(0, start, n);
+            var stored = Head(x);
+            if (FusedLoss(stored, options.Backward))
+            {
+                // The loss and its gradient (softmax − onehot) straight from the stored logits: no float32 copy, no
+                // log-softmax tensor, two passes over the chunk instead of about eight.
+                var (rowLoss, lse, argmax) = FusedKernels.CrossEntropy(stored.detach(), target);
+                lossSum.add_(rowLoss.sum());
+                correct.add_(argmax.eq(target).sum());
+                if (options.Backward)
+                {
+                    using var factor = options.LossScale.ToScalar();
+                    using var scale = full([n], factor, dtype: ScalarType.Float32, device: Device);
+                    torch.autograd.backward([stored], [FusedKernels.CrossEntropyBackward(stored.detach(), target, lse, scale)]);
+                }
+                continue;
+            }
+            var logits = stored.to_type(ScalarType.Float32);
             var ce = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
             using (no_grad())
             {
@@ -281,6 +313,12 @@ public sealed partial class CausalLM
         }
         base.Dispose(disposing);
     }
+
+    /// <summary>
+    /// Whether a loss chunk's <paramref name="logits"/> go through the fused cross-entropy kernels (CUDA; with a backward
+    /// pass only where training uses the fused kernels, <see cref="FusedKernels.Autograd"/>).
+    /// </summary>
+    static bool FusedLoss(Tensor logits, bool backward) => FusedKernels.CrossEntropyFits(logits) && (!backward || FusedKernels.Autograd);
 
     /// <summary>The logits of final hidden states <paramref name="h"/> (after the last norm): the head or the tied embeddings, then Gemma 2's softcap.</summary>
     Tensor Head(Tensor h)

@@ -157,6 +157,80 @@ template <int C> __device__ void rope_kv(void* x, const void* cs, const void* sn
   }
 }
 
+// Cross-entropy over rows of V logits (row stride rs) against int64 targets, one block per row (rows past the grid
+// loop): an online max and sum of exp per thread in float32, merged over the block; lse = max + log(sum), loss = lse -
+// x[target] (0 for a negative target), am = the first index of the largest logit (argmax's tie rule).
+#define NEG_INF __int_as_float(0xff800000)
+__device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2) {
+  if (m2 == NEG_INF) return;
+  if (m == NEG_INF) { m = m2; s = s2; return; }
+  float mx = fmaxf(m, m2);
+  s = s * expf(m - mx) + s2 * expf(m2 - mx);
+  m = mx;
+}
+__device__ __forceinline__ void max_merge(float& b, int& i, float b2, int i2) {
+  if (b2 > b || (b2 == b && i2 < i)) { b = b2; i = i2; }
+}
+template <int C> __device__ void ce_fwd(const void* x, long long rs, const long long* target, float* lse, float* loss,
+    long long* am, long long rows, int V) {
+  __shared__ float pm[32], ps[32], pb[32];
+  __shared__ int pi[32];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    long long base = r * rs;
+    float m = NEG_INF, s = 0.f, best = NEG_INF;
+    int bi = 0x7fffffff;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+      float v = ld<C>(x, base + j);
+      if (v == NEG_INF) continue;
+      if (v > m) { s = s * expf(m - v) + 1.f; m = v; } else s += expf(v - m);
+      if (v > best) { best = v; bi = j; }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+      float b2 = __shfl_xor_sync(0xffffffffu, best, o);
+      int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+      lse_merge(m, s, m2, s2);
+      max_merge(best, bi, b2, i2);
+    }
+    if (lane == 0) { pm[warp] = m; ps[warp] = s; pb[warp] = best; pi[warp] = bi; }
+    __syncthreads();
+    if (warp == 0) {
+      m = lane < warps ? pm[lane] : NEG_INF; s = lane < warps ? ps[lane] : 0.f;
+      best = lane < warps ? pb[lane] : NEG_INF; bi = lane < warps ? pi[lane] : 0x7fffffff;
+      for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        float b2 = __shfl_xor_sync(0xffffffffu, best, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        lse_merge(m, s, m2, s2);
+        max_merge(best, bi, b2, i2);
+      }
+      if (lane == 0) {
+        float l = m + logf(s);
+        long long t = target[r];
+        lse[r] = l;
+        loss[r] = t < 0 ? 0.f : l - ld<C>(x, base + t);
+        am[r] = bi == 0x7fffffff ? 0 : bi;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// The gradient of ce_fwd's loss weighted per row by g (float32): dx = (softmax(x) - onehot(target)) g, rounded once to the
+// dtype; a negative target's row is zero. Grid: x over the columns, y over the rows (looping past 65,535).
+template <int C> __device__ void ce_bwd(const void* x, long long rs, const long long* target, const float* lse,
+    const float* g, void* dx, long long ds, long long rows, int V) {
+  for (long long r = blockIdx.y; r < rows; r += gridDim.y) {
+    long long t = target[r];
+    float l = lse[r], gr = t < 0 ? 0.f : g[r];
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < V; j += gridDim.x * blockDim.x) {
+      float p = expf(ld<C>(x, r * rs + j) - l);
+      st<C>(dx, r * ds + j, (j == t ? p - 1.f : p) * gr);
+    }
+  }
+}
+
 #define RMS(C, O, R) extern "C" __global__ void rms_fwd_##C##O##R(const void* x, const void* res, void* sum, const void* w, void* y, \
     float* inv, int dim, float eps) { rms_fwd<C, O, R>(x, res, sum, w, y, inv, dim, eps); }
 #define RMSB(C, O) extern "C" __global__ void rms_bwd_##C##O(const void* dy, const void* h, const void* w, const float* inv, void* dx, \
@@ -171,7 +245,11 @@ template <int C> __device__ void rope_kv(void* x, const void* cs, const void* sn
 #define RKV(C) extern "C" __global__ void rope_kv_##C(void* x, const void* cs, const void* sn, int hq, int hkv, int D, int rot, \
     long long sb, long long sh, long long cb, void* kc, void* vc, long long kb, long long kh, long long kt, const long long* pos, \
     long long pb) { rope_kv<C>(x, cs, sn, hq, hkv, D, rot, sb, sh, cb, kc, vc, kb, kh, kt, pos, pb); }
-#define ALL(C) RMS(C, 0, 0) RMS(C, 0, 1) RMS(C, 1, 0) RMS(C, 1, 1) RMSB(C, 0) RMSB(C, 1) ROPE(C, 0) ROPE(C, 1) SWI(C) RKV(C)
+#define CE(C) extern "C" __global__ void ce_fwd_##C(const void* x, long long rs, const long long* target, float* lse, float* loss, \
+    long long* am, long long rows, int V) { ce_fwd<C>(x, rs, target, lse, loss, am, rows, V); } \
+  extern "C" __global__ void ce_bwd_##C(const void* x, long long rs, const long long* target, const float* lse, const float* g, \
+    void* dx, long long ds, long long rows, int V) { ce_bwd<C>(x, rs, target, lse, g, dx, ds, rows, V); }
+#define ALL(C) RMS(C, 0, 0) RMS(C, 0, 1) RMS(C, 1, 0) RMS(C, 1, 1) RMSB(C, 0) RMSB(C, 1) ROPE(C, 0) ROPE(C, 1) SWI(C) RKV(C) CE(C)
 ALL(0)
 ALL(1)
 ALL(2)
@@ -193,7 +271,7 @@ ALL(2)
     /// <summary>Kernel names in the module (every dtype code 0-2).</summary>
     static IEnumerable<string> Names() =>
         from c in new[] { 0, 1, 2 }
-        from n in new[] { "rms_fwd_{0}00", "rms_fwd_{0}01", "rms_fwd_{0}10", "rms_fwd_{0}11", "rms_bwd_{0}0", "rms_bwd_{0}1", "rope_{0}0", "rope_{0}1", "swiglu_{0}", "swiglu_bwd_{0}", "rope_kv_{0}" }
+        from n in new[] { "rms_fwd_{0}00", "rms_fwd_{0}01", "rms_fwd_{0}10", "rms_fwd_{0}11", "rms_bwd_{0}0", "rms_bwd_{0}1", "rope_{0}0", "rope_{0}1", "swiglu_{0}", "swiglu_bwd_{0}", "rope_kv_{0}", "ce_fwd_{0}", "ce_bwd_{0}" }
         select string.Format(System.Globalization.CultureInfo.InvariantCulture, n, c);
 
     /// <summary>
@@ -363,6 +441,53 @@ ALL(2)
             expected *= t.shape[i];
         }
         return true;
+    }
+
+    /// <summary>
+    /// Whether <see cref="CrossEntropy"/> takes <paramref name="logits"/>: a CUDA tensor the kernels take, [rows, V] with unit
+    /// stride over V.
+    /// </summary>
+    public static bool CrossEntropyFits(Tensor logits) =>
+        Usable(logits) && logits.dim() == 2 && logits.stride(1) == 1 && logits.shape[1] is > 0 and <= int.MaxValue;
+
+    /// <summary>
+    /// Cross-entropy of each row of <paramref name="logits"/> [rows, V] (see <see cref="CrossEntropyFits"/>) against
+    /// <paramref name="targets"/> (int64 [rows]; a negative target gives 0), in float32 from the stored values without a
+    /// float32 copy of the logits: the loss per row, the log-sum-exp per row (what <see cref="CrossEntropyBackward"/> needs)
+    /// and each row's first largest index (argmax).
+    /// </summary>
+    public static (Tensor Loss, Tensor Lse, Tensor Argmax) CrossEntropy(Tensor logits, Tensor targets)
+    {
+        long rows = logits.shape[0];
+        var lse = empty(rows, dtype: ScalarType.Float32, device: logits.device);
+        var loss = empty(rows, dtype: ScalarType.Float32, device: logits.device);
+        var am = empty(rows, dtype: ScalarType.Int64, device: logits.device);
+        if (rows == 0) return (loss, lse, am);
+        using var t = targets.to_type(ScalarType.Int64).contiguous();
+        long px = Ptr(logits), rs = logits.stride(0), pt = Ptr(t), pl = Ptr(lse), pp = Ptr(loss), pa = Ptr(am), r = rows;
+        int v = (int)logits.shape[1];
+        void** args = stackalloc void*[] { &px, &rs, &pt, &pl, &pp, &pa, &r, &v };
+        Launch(logits, $"ce_fwd_{Code(logits.dtype)}", (uint)Math.Min(rows, 1L << 20), RowThreads(v), args);
+        return (loss, lse, am);
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="CrossEntropy"/>'s per-row losses weighted by <paramref name="weights"/> (float32 [rows]):
+    /// (softmax − onehot) · weight per row, in the logits' dtype, from the <paramref name="lse"/> the forward kernel gave.
+    /// </summary>
+    public static Tensor CrossEntropyBackward(Tensor logits, Tensor targets, Tensor lse, Tensor weights)
+    {
+        long rows = logits.shape[0];
+        var dx = empty([rows, logits.shape[1]], dtype: logits.dtype, device: logits.device);
+        if (rows == 0) return dx;
+        using var t = targets.to_type(ScalarType.Int64).contiguous();
+        using var w = weights.to_type(ScalarType.Float32).contiguous();
+        long px = Ptr(logits), rs = logits.stride(0), pt = Ptr(t), pl = Ptr(lse), pw = Ptr(w), pd = Ptr(dx), ds = dx.stride(0), r = rows;
+        int v = (int)logits.shape[1];
+        void** args = stackalloc void*[] { &px, &rs, &pt, &pl, &pw, &pd, &ds, &r, &v };
+        var columns = (uint)Math.Clamp((v + 1023) / 1024, 1, 64);
+        Module.Launch(logits.device_index, $"ce_bwd_{Code(logits.dtype)}", (columns, (uint)Math.Min(rows, 65535)), 256, args);
+        return dx;
     }
 
     static long RowStride(Tensor t) => t.dim() >= 2 ? t.stride(-2) : t.shape[^1];
