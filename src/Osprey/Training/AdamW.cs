@@ -576,7 +576,11 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         }
         if (maxNorm > 0)
         {
-            var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+            using var tiny = 1e-6.ToScalar();
+            using var limit = maxNorm.ToScalar();
+            using var one = 1.0.ToScalar();
+            using var shifted = total + tiny;
+            var coef = full_like(shifted, limit).div_(shifted).clamp_max(one);
             foreach (var g in Groups())
             {
                 if (g.Grad is not null) g.Grad.mul_(coef);
@@ -701,11 +705,23 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
 
     void Update(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad, double rate, double decay, double bc1, double bc2Sqrt)
     {
-        if (decay != 0) master.mul_(1 - rate * decay);
-        expAvg.lerp_(grad, 1 - Beta1);
-        expAvgSq.mul_(Beta2).addcmul_(grad, grad, 1 - Beta2);
-        using var denom = (expAvgSq.sqrt() / bc2Sqrt).add_(Epsilon);
-        master.addcdiv_(expAvg, denom, -rate / bc1);
+        // Scalars held across their calls (a temporary one's finalizer may free it mid-call; Runtime/Scalars says why).
+        if (decay != 0)
+        {
+            using var keep = (1 - rate * decay).ToScalar();
+            master.mul_(keep);
+        }
+        using var oneMinusBeta1 = tensor(1 - Beta1); // lerp_ takes its weight as a tensor
+        using var beta2 = Beta2.ToScalar();
+        using var oneMinusBeta2 = (1 - Beta2).ToScalar();
+        using var correction = bc2Sqrt.ToScalar();
+        using var epsilon = Epsilon.ToScalar();
+        using var step = (-rate / bc1).ToScalar();
+        expAvg.lerp_(grad, oneMinusBeta1);
+        expAvgSq.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
+        using var root = expAvgSq.sqrt();
+        using var denom = root.div_(correction).add_(epsilon);
+        master.addcdiv_(expAvg, denom, step);
     }
 
     /// <summary>Drops every gradient (the next backward pass writes fresh ones instead of adding).</summary>
