@@ -194,6 +194,33 @@ public static class FusedKernelProbe
                 DequantizedLinear.ReleaseHandedBack();
             }
 
+            // AdamW over flat float32 buffers (training's optimizer step), with and without weight decay, at the third step.
+            foreach (var decay in dtype == ScalarType.Float32 ? new[] { 0.0, 0.1 } : [])
+            {
+                using var scope = NewDisposeScope();
+                var p = Rand(1_000_003);
+                var m = Rand(1_000_003) * 0.1;
+                var v = Rand(1_000_003).square() * 0.01;
+                var g = Rand(1_000_003);
+                (Tensor, Tensor, Tensor) Run()
+                {
+                    var (pc, mc, vc) = (p.clone(), m.clone(), v.clone());
+                    AdamWUpdate.Apply(pc, mc, vc, g, 1e-3, decay, 1 - Math.Pow(0.9, 3), Math.Sqrt(1 - Math.Pow(0.999, 3)), 0.9, 0.999, 1e-8);
+                    return (pc, mc, vc);
+                }
+                var label = decay == 0 ? "adamw" : "adamw (weight decay)";
+                (Tensor P, Tensor M, Tensor V)? fused = null, reference = null;
+                Try(label + " (weights)", () =>
+                {
+                    using var _ = no_grad();
+                    fused = Run();
+                    reference = OnTensorPath(Run);
+                    return Compare(fused.Value.P, reference.Value.P);
+                }, 1e-6);
+                Try(label + " (moments)", () => fused is null ? throw new InvalidOperationException("no update")
+                    : Compare(cat([fused.Value.M, fused.Value.V]), cat([reference!.Value.M, reference.Value.V])), 1e-6);
+            }
+
             // The training loss head: a 7B-sized vocabulary over a few rows (1,024 threads per row), and more rows than a
             // grid's y dimension holds (65,535) over a small one. Reference: the float32 copy and cross_entropy the tensor
             // path runs; its loss and argmax are float32 math either way (only the summation order differs).
@@ -230,6 +257,7 @@ public static class FusedKernelProbe
                 }, gradLimit);
             }
         }
+
         return results;
     }
 

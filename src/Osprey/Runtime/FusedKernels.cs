@@ -231,6 +231,23 @@ template <int C> __device__ void ce_bwd(const void* x, long long rs, const long 
   }
 }
 
+// One AdamW step over flat float32 buffers (p master weights, m and v moments, g gradients), each element once: the
+// tensor path's eight kernels (mul_, lerp_, mul_, addcmul_, sqrt, div, add_, addcdiv_) in their order of rounding.
+extern "C" __global__ void adamw_step(float* p, float* m, float* v, const float* g, long long n, float keep, float w1,
+    float b2, float c2, float inv_bc2, float eps, float step, int decay) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    float gi = g[i], mi = m[i], vi = v[i], pi = p[i];
+    if (decay) pi = pi * keep;
+    mi = w1 < 0.5f ? mi + w1 * (gi - mi) : gi - (gi - mi) * (1.f - w1);
+    vi = vi * b2;
+    vi = vi + c2 * gi * gi;
+    float denom = sqrtf(vi) * inv_bc2 + eps; // libtorch divides by a scalar as a product with its reciprocal
+    p[i] = pi + step * (mi / denom);
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
 #define RMS(C, O, R) extern "C" __global__ void rms_fwd_##C##O##R(const void* x, const void* res, void* sum, const void* w, void* y, \
     float* inv, int dim, float eps) { rms_fwd<C, O, R>(x, res, sum, w, y, inv, dim, eps); }
 #define RMSB(C, O) extern "C" __global__ void rms_bwd_##C##O(const void* dy, const void* h, const void* w, const float* inv, void* dx, \
@@ -270,9 +287,9 @@ ALL(2)
 
     /// <summary>Kernel names in the module (every dtype code 0-2).</summary>
     static IEnumerable<string> Names() =>
-        from c in new[] { 0, 1, 2 }
+        (from c in new[] { 0, 1, 2 }
         from n in new[] { "rms_fwd_{0}00", "rms_fwd_{0}01", "rms_fwd_{0}10", "rms_fwd_{0}11", "rms_bwd_{0}0", "rms_bwd_{0}1", "rope_{0}0", "rope_{0}1", "swiglu_{0}", "swiglu_bwd_{0}", "rope_kv_{0}", "ce_fwd_{0}", "ce_bwd_{0}" }
-        select string.Format(System.Globalization.CultureInfo.InvariantCulture, n, c);
+        select string.Format(System.Globalization.CultureInfo.InvariantCulture, n, c)).Append("adamw_step");
 
     /// <summary>
     /// True when <paramref name="t"/> is a CUDA tensor of a dtype the kernels take and the kernels loaded (checked once per
@@ -488,6 +505,29 @@ ALL(2)
         var columns = (uint)Math.Clamp((v + 1023) / 1024, 1, 64);
         Module.Launch(logits.device_index, $"ce_bwd_{Code(logits.dtype)}", (columns, (uint)Math.Min(rows, 65535)), 256, args);
         return dx;
+    }
+
+    /// <summary>Whether <see cref="AdamWStep"/> takes these buffers: contiguous float32 on one CUDA device, the kernels loaded.</summary>
+    public static bool AdamWFits(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad) =>
+        Usable(master) && new[] { master, expAvg, expAvgSq, grad }.All(t =>
+            t.dtype == ScalarType.Float32 && t.is_contiguous() && t.device_type == DeviceType.CUDA && t.device_index == master.device_index
+            && t.numel() == master.numel());
+
+    /// <summary>
+    /// One AdamW update of <paramref name="master"/> and its moments in place (see <see cref="AdamWFits"/>), with the
+    /// tensor path's formula: p·(1 − rate·decay), m ← lerp(m, g, 1 − β1), v ← β2·v + (1 − β2)·g²,
+    /// p ← p + step · m / (√v / bc2 + ε).
+    /// </summary>
+    public static void AdamWStep(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad, double keep, double beta1, double beta2,
+        double bc2Sqrt, double epsilon, double step, bool decay)
+    {
+        long n = master.numel();
+        if (n == 0) return;
+        long pp = Ptr(master), pm = Ptr(expAvg), pv = Ptr(expAvgSq), pg = Ptr(grad);
+        float k = (float)keep, w1 = (float)(1 - beta1), b2 = (float)beta2, c2 = (float)(1 - beta2), bc2 = 1.0f / (float)bc2Sqrt, eps = (float)epsilon, st = (float)step;
+        int d = decay ? 1 : 0;
+        void** args = stackalloc void*[] { &pp, &pm, &pv, &pg, &n, &k, &w1, &b2, &c2, &bc2, &eps, &st, &d };
+        Launch(master, "adamw_step", (uint)Math.Clamp((n + 255) / 256, 1, 1L << 16), 256, args);
     }
 
     static long RowStride(Tensor t) => t.dim() >= 2 ? t.stride(-2) : t.shape[^1];

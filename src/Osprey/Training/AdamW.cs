@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Osprey.Distributed;
 using Osprey.Models;
+using Osprey.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -703,26 +704,8 @@ public sealed partial class AdamW : IDisposable, ILayerResidency
         g.Partition is null ? (g.Master, g.ExpAvg, g.ExpAvgSq)
         : g.Full ?? throw new InvalidOperationException("call Consolidate on every rank before reading a sharded optimizer's state");
 
-    void Update(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad, double rate, double decay, double bc1, double bc2Sqrt)
-    {
-        // Scalars held across their calls (a temporary one's finalizer may free it mid-call; Runtime/Scalars says why).
-        if (decay != 0)
-        {
-            using var keep = (1 - rate * decay).ToScalar();
-            master.mul_(keep);
-        }
-        using var oneMinusBeta1 = tensor(1 - Beta1); // lerp_ takes its weight as a tensor
-        using var beta2 = Beta2.ToScalar();
-        using var oneMinusBeta2 = (1 - Beta2).ToScalar();
-        using var correction = bc2Sqrt.ToScalar();
-        using var epsilon = Epsilon.ToScalar();
-        using var step = (-rate / bc1).ToScalar();
-        expAvg.lerp_(grad, oneMinusBeta1);
-        expAvgSq.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
-        using var root = expAvgSq.sqrt();
-        using var denom = root.div_(correction).add_(epsilon);
-        master.addcdiv_(expAvg, denom, step);
-    }
+    void Update(Tensor master, Tensor expAvg, Tensor expAvgSq, Tensor grad, double rate, double decay, double bc1, double bc2Sqrt) =>
+        AdamWUpdate.Apply(master, expAvg, expAvgSq, grad, rate, decay, bc1, bc2Sqrt, Beta1, Beta2, Epsilon);
 
     /// <summary>Drops every gradient (the next backward pass writes fresh ones instead of adding).</summary>
     public void ZeroGrad()
