@@ -43,8 +43,8 @@ for type in ${TYPES:-lora full}; do
   done
 done
 # LoRA's shared A-product (docs/kernels.md) applies with --lora_dropout 0: that LoRA row with the groups off and on
-# (OSPREY_FUSED_LORA), and transformers+PEFT at the same dropout.
-if [[ " ${TYPES:-lora full} " == *" lora "* ]]; then
+# (OSPREY_FUSED_LORA), and transformers+PEFT at the same dropout. SKIP_D0=1 leaves these rows out.
+if [[ " ${TYPES:-lora full} " == *" lora "* && ${SKIP_D0:-0} != 1 ]]; then
   peak hf-lora-d0 python3 tools/bench_sft_reference.py --model $M --train_type lora --lora_dropout 0 --batch 4 --seq 2048 --steps 20 --warmup 5 --out "$OUT/hf-lora-d0.json"
   for shared in 0 1; do
     rm -rf /tmp/bench
