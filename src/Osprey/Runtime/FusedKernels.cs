@@ -171,6 +171,16 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2
 __device__ __forceinline__ void max_merge(float& b, int& i, float b2, int i2) {
   if (b2 > b || (b2 == b && i2 < i)) { b = b2; i = i2; }
 }
+// Both merges over the 32 lanes of a warp; every lane ends with the warp's result.
+__device__ __forceinline__ void warp_merge(float& m, float& s, float& best, int& bi) {
+  for (int o = 16; o > 0; o >>= 1) {
+    float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    float b2 = __shfl_xor_sync(0xffffffffu, best, o);
+    int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+    lse_merge(m, s, m2, s2);
+    max_merge(best, bi, b2, i2);
+  }
+}
 template <int C> __device__ void ce_fwd(const void* x, long long rs, const long long* target, float* lse, float* loss,
     long long* am, long long rows, int V) {
   __shared__ float pm[32], ps[32], pb[32];
@@ -186,25 +196,13 @@ template <int C> __device__ void ce_fwd(const void* x, long long rs, const long 
       if (v > m) { s = s * expf(m - v) + 1.f; m = v; } else s += expf(v - m);
       if (v > best) { best = v; bi = j; }
     }
-    for (int o = 16; o > 0; o >>= 1) {
-      float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-      float b2 = __shfl_xor_sync(0xffffffffu, best, o);
-      int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-      lse_merge(m, s, m2, s2);
-      max_merge(best, bi, b2, i2);
-    }
+    warp_merge(m, s, best, bi);
     if (lane == 0) { pm[warp] = m; ps[warp] = s; pb[warp] = best; pi[warp] = bi; }
     __syncthreads();
     if (warp == 0) {
       m = lane < warps ? pm[lane] : NEG_INF; s = lane < warps ? ps[lane] : 0.f;
       best = lane < warps ? pb[lane] : NEG_INF; bi = lane < warps ? pi[lane] : 0x7fffffff;
-      for (int o = 16; o > 0; o >>= 1) {
-        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-        float b2 = __shfl_xor_sync(0xffffffffu, best, o);
-        int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-        lse_merge(m, s, m2, s2);
-        max_merge(best, bi, b2, i2);
-      }
+      warp_merge(m, s, best, bi);
       if (lane == 0) {
         float l = m + logf(s);
         long long t = target[r];
