@@ -273,11 +273,11 @@ ALL(2)
     static readonly KernelModule Module = new("osprey_fused", Source, Names().ToList(), "fused CUDA kernels", "using tensor operations instead");
 
     /// <summary>
-    /// Whether training (autograd) uses the fused kernels too: off unless <c>OSPREY_FUSED_TRAINING=1</c>, until their
-    /// backward passes have passed <c>osprey kernel-probe --fused</c> on a GPU and their speed is measured. Inference
-    /// always uses them on CUDA.
+    /// Whether training (autograd) uses the fused kernels too: on unless <c>OSPREY_FUSED_TRAINING=0</c>. On an H100
+    /// <c>osprey kernel-probe --fused true</c> passed every forward and backward check and training got faster at every
+    /// measured size (benchmarks/session13-h100.md). Inference uses them whenever they load.
     /// </summary>
-    internal static bool Autograd { get; set; } = Environment.GetEnvironmentVariable("OSPREY_FUSED_TRAINING") == "1";
+    internal static bool Autograd { get; set; } = Environment.GetEnvironmentVariable("OSPREY_FUSED_TRAINING") != "0";
 
     /// <summary>Makes this thread take the tensor-op path (the probe's reference) while set.</summary>
     [ThreadStatic]
