@@ -49,7 +49,7 @@ if (args.Length > 2 && args[2] == "concurrent")
     var rows = args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 32;
     var steps = args.Length > 4 ? int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : 64;
     var rounds = args.Length > 5 ? int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 6;
-    Console.WriteLine($"{"grammar",-12} {"round",5} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"walks",6} {"clears",6} {"checks",8} {"masks",6}");
+    Console.WriteLine($"{"grammar",-12} {"round",5} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"walks",6} {"clears",6} {"checks",8} {"masks",6} {"alloc_MB",9} {"gcs",5}");
     // BENCH_SCHEMA=FILE: that schema instead of the built-in nested one (tools/structured_bench.sh's person schema, say).
     var schema = Environment.GetEnvironmentVariable("BENCH_SCHEMA") is { Length: > 0 } file ? File.ReadAllText(file) : Schema;
     foreach (var (name, grammar) in new[] { ("json_object", JsonSchemaGrammar.AnyObject), ("json_schema", JsonSchemaGrammar.FromSchema(schema)) })
@@ -59,6 +59,7 @@ if (args.Length > 2 && args[2] == "concurrent")
         {
             var matchers = Enumerable.Range(0, rows).Select(_ => new GrammarMatcher(grammar, vocabulary)).ToArray();
             var (walks, clears, checks) = (vocabulary.Walks, vocabulary.Clears, vocabulary.Checks);
+            var (allocated, collections) = (GC.GetTotalAllocatedBytes(precise: true), GC.CollectionCount(0));
             var times = new double[steps];
             var distinct = new HashSet<ulong[]>(ReferenceEqualityComparer.Instance);
             var clock = new Stopwatch();
@@ -80,7 +81,7 @@ if (args.Length > 2 && args[2] == "concurrent")
             }
             Array.Sort(times);
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"{name,-12} {round,5} {steps,6} {times.Average(),9:F3} {times[times.Length / 2],8:F3} {times[(int)(times.Length * 0.99)],8:F3} {times[^1],8:F3} {vocabulary.Walks - walks,6} {vocabulary.Clears - clears,6} {vocabulary.Checks - checks,8} {distinct.Count,6}"));
+                $"{name,-12} {round,5} {steps,6} {times.Average(),9:F3} {times[times.Length / 2],8:F3} {times[(int)(times.Length * 0.99)],8:F3} {times[^1],8:F3} {vocabulary.Walks - walks,6} {vocabulary.Clears - clears,6} {vocabulary.Checks - checks,8} {distinct.Count,6} {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1e6,9:F1} {GC.CollectionCount(0) - collections,5}"));
         }
     }
     return 0;
