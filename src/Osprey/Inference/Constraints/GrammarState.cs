@@ -103,17 +103,58 @@ internal sealed class GrammarState : IEquatable<GrammarState>
     /// <summary>The state no output can follow (shared: a state never changes).</summary>
     static readonly GrammarState Dead = new([]);
 
-    /// <summary>The state after <paramref name="bytes"/>, stopping early once dead.</summary>
+    /// <summary>The state after <paramref name="bytes"/>, stopping early once dead (one state made, not one per byte).</summary>
     public GrammarState Step(ReadOnlySpan<byte> bytes)
     {
-        var state = this;
-        foreach (var b in bytes)
-        {
-            if (state.IsDead) break;
-            state = state.Step(b);
-        }
+        if (bytes.Length <= 1) return bytes.Length == 0 ? this : Step(bytes[0]);
+        var stacks = StepStacks(bytes);
+        var state = stacks.Count == 0 ? Dead : new GrammarState(stacks);
+        stacks.Clear();
         return state;
     }
+
+    /// <summary>
+    /// Whether <paramref name="bytes"/> leave no output possible: <see cref="Step(ReadOnlySpan{byte})"/>'s
+    /// <see cref="IsDead"/> without making the state, which is what a mask's candidate checks ask millions of times.
+    /// </summary>
+    public bool DeadAfter(ReadOnlySpan<byte> bytes)
+    {
+        var stacks = StepStacks(bytes);
+        var dead = stacks.Count == 0;
+        stacks.Clear();
+        return dead;
+    }
+
+    /// <summary>
+    /// The stacks after <paramref name="bytes"/> (empty once dead), stepped byte by byte through two lists of this
+    /// thread's with duplicates dropped after each byte as the constructor drops them (first occurrences kept, in
+    /// order). The list returned is one of those two: the caller reads it, then clears it.
+    /// </summary>
+    List<ParseStack> StepStacks(ReadOnlySpan<byte> bytes)
+    {
+        var current = t_stepA ??= new List<ParseStack>(4);
+        var next = t_stepB ??= new List<ParseStack>(4);
+        current.Clear();
+        current.AddRange(_stacks);
+        foreach (var b in bytes)
+        {
+            if (current.Count == 0) break;
+            next.Clear();
+            foreach (var s in current) JsonMachine.Step(s, b, next);
+            for (var i = next.Count - 1; i > 0; i--)
+                for (var j = 0; j < i; j++)
+                    if (next[i].Equals(next[j]))
+                    {
+                        next.RemoveAt(i);
+                        break;
+                    }
+            (current, next) = (next, current);
+        }
+        next.Clear();
+        return current;
+    }
+
+    [ThreadStatic] static List<ParseStack>? t_stepA, t_stepB;
 
     public bool Equals(GrammarState? other) =>
         other is not null && GetHashCode() == other.GetHashCode() && _stacks.Length == other._stacks.Length && _stacks.All(other._stacks.Contains);

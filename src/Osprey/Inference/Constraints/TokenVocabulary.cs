@@ -168,7 +168,7 @@ internal sealed class TokenVocabulary
         Interlocked.Add(ref _checks, mask.Candidates.Length);
         List<int>? refused = null;
         foreach (var id in mask.Candidates)
-            if (state.Step(_bytes[id]).IsDead) (refused ??= []).Add(id);
+            if (state.DeadAfter(_bytes[id])) (refused ??= []).Add(id);
         return refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
     }
 
