@@ -2,7 +2,9 @@
 # Issue 23, one device call: decode in Osprey's serving engine (CUDA graphs, fused kernels) against transformers'
 # fastest generate path, `cache_implementation="static"` (torch.compile + CUDA graphs; tools/bench_hf_generate.py
 # --static), same random-weight Qwen2 shapes (tools/make_bench_model.py), 128-token prompts, 256 new tokens, greedy,
-# at 1 and 32 rows. SIZES (default "0.5b 7b") within TIME_LEFT seconds (default 560). Needs .dist/osprey-gpu.tar.xz and
+# at 1 and 32 rows. Osprey's tok/s is `osprey benchmark`'s throughput, whose wall time includes the prefill; HF's is
+# bench_hf_generate.py's decode rate, which leaves it out (so the ratio leans against Osprey). SIZES (default
+# "0.5b 7b") within TIME_LEFT seconds (default 560). Needs .dist/osprey-gpu.tar.xz and
 # .dist/tokenizers.tar.xz; carry .dist. The table comes last.
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
