@@ -41,8 +41,8 @@ public sealed class ExportSignalTests
 
     /// <summary>
     /// Runs <c>osprey ARGS</c> as a child process, sends SIGTERM once its first shard is on disk, and checks that no
-    /// incomplete folder is left under <paramref name="output"/>'s name (exit 130 and the stop line, or exit 0 and a
-    /// complete folder when the signal came after the rename).
+    /// incomplete folder is left under <paramref name="output"/>'s name (exit 130 and the stop line, or a complete folder
+    /// when the signal came after the rename: exit 0, or 143 once the command had finished and said what it wrote).
     /// </summary>
     static async Task SigtermMidWay(string output, string verb, params string[] args)
     {
@@ -80,9 +80,12 @@ public sealed class ExportSignalTests
         var (outText, errText) = (await stdout, await stderr);
         var log = $"exit {process.ExitCode}\n--- stdout\n{outText}--- stderr\n{errText}";
         Assert.False(Directory.Exists(output + ".tmp"), log);
-        if (process.ExitCode == 0)
+        // The signal came after the rename: then the folder is complete. The process exits 0, or 143 (SIGTERM's default
+        // end) when the signal lands after the command had finished and printed what it wrote, while the runtime was
+        // shutting down (seen once in a CI-sized run).
+        var finishedFirst = process.ExitCode == 143 && outText.Contains($"osprey: wrote {output}", StringComparison.Ordinal);
+        if (process.ExitCode == 0 || finishedFirst)
         {
-            // The signal came after the rename: then the folder is complete.
             Assert.True(File.Exists(Path.Combine(output, "model.safetensors.index.json")) && File.Exists(Path.Combine(output, "config.json")), log);
             return;
         }
