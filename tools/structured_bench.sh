@@ -11,8 +11,8 @@ set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}
 mkdir -p "$OUT" /tmp/osp
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
-tar -xJf .dist/osprey-gpu.tar.xz -C /tmp/osp
-tar -xJf .dist/tokenizers.tar.xz -C /tmp/osp
+[[ -x /tmp/osp/osprey-gpu/osprey ]] || tar -xJf .dist/osprey-gpu.tar.xz -C /tmp/osp
+[[ -d /tmp/osp/tokenizers ]] || tar -xJf .dist/tokenizers.tar.xz -C /tmp/osp
 OSP=/tmp/osp/osprey-gpu/osprey
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 M=/tmp/qwen2-0.5b

@@ -49,8 +49,12 @@ public sealed partial class InferenceEngine
         && Model.TensorParallel is null && !Model.IsVisionLanguage && !Model.HasServingAdapters
         && (Model.Device.type != TorchSharp.DeviceType.CUDA || CudaStreams.TryBind(out _));
 
-    /// <summary>True when every running row allows a pipelined step: no grammar (its mask needs the previous token on the host), no logprobs.</summary>
-    bool RowsPipelinable() => _active.All(s => s.Matcher is null && s.State.Request.Sampling.Logprobs is null);
+    /// <summary>
+    /// True when every running row allows a pipelined step: no logprobs (they are read on the host with the token).
+    /// Rows with a grammar do: their masks need the previous token on the host, so <see cref="Launch"/> hands that token
+    /// out while the device runs the forward pass, and queues the sampling after.
+    /// </summary>
+    bool RowsPipelinable() => _active.All(s => s.State.Request.Sampling.Logprobs is null);
 
     void DecodeStep()
     {
@@ -136,10 +140,18 @@ public sealed partial class InferenceEngine
     /// for the first step of a pipeline, the rows' last tokens from the host; its picks start copying to the host. Then
     /// hands out <paramref name="previous"/>'s tokens while the device works, and keeps the new step in flight.
     /// </summary>
+    /// <remarks>
+    /// With a grammar among the rows, <paramref name="previous"/>'s tokens are handed out between the forward pass and
+    /// the sampling: each grammar steps past its token and the masks of this step are computed from there while the
+    /// device runs the forward pass (in the step-by-step engine that host work sits between two steps, the device idle).
+    /// Rows that end then still take part in this step's sampling (their token is dropped, as any ended row's) and leave
+    /// the running block only once it is queued, so the sampling's rows are the forward pass's.
+    /// </remarks>
     void Launch(InFlightStep? previous)
     {
         var device = Model.Device;
         InFlightStep launched;
+        List<Sequence>? ended = null;
         using (var scope = NewDisposeScope())
         {
             Tensor? ids = null;
@@ -150,18 +162,26 @@ public sealed partial class InferenceEngine
                 ids = (identity ? previous.Next : previous.Next.index_select(0, tensor(order, device: device))).view(-1, 1);
             }
             var logits = Forward(ids);
-            var next = PickOnDevice(logits, _active, 0, out _);
+            Sequence[] rows = [.. _active];
+            if (previous is not null && rows.Any(s => s.Matcher is not null)) ended = HandOut(previous);
+            var next = PickOnDevice(logits, rows, 0, out _);
             var cuda = device.type == TorchSharp.DeviceType.CUDA;
             var host = empty(next.shape[0], dtype: ScalarType.Int64);
             if (cuda) host = host.pin_memory();
             host.copy_(next, cuda);
             var done = cuda ? CudaDriver.Record(CudaStreams.Current(Math.Max(device.index, 0))) : IntPtr.Zero;
-            launched = new InFlightStep([.. _active], next.DetachFromDisposeScope(), host.DetachFromDisposeScope(), done);
+            launched = new InFlightStep(rows, next.DetachFromDisposeScope(), host.DetachFromDisposeScope(), done);
             PipelinedSteps += previous is null ? 0 : 1;
         }
         PhaseTimer.Mark(device, "sampling (pipelined: queued, not waited on)");
         _inflight = launched;
-        if (previous is not null) Take(previous);
+        if (previous is null) return;
+        if (ended is null) Take(previous);
+        else
+        {
+            previous.Dispose();
+            RemoveEnded(ended);
+        }
     }
 
     /// <summary>Takes the in-flight step's tokens now (waiting for them): the pipeline is empty after.</summary>
@@ -178,22 +198,38 @@ public sealed partial class InferenceEngine
     /// </summary>
     void Take(InFlightStep flight)
     {
-        using (flight)
+        using (flight) RemoveEnded(HandOut(flight));
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="flight"/>'s tokens on the host and hands them out (grammars stepped on the cores at
+    /// once, then the next masks started, as <see cref="SyncStep"/> does); rows that ended at an earlier step are skipped
+    /// (their token is the discarded one). Returns the rows that end now (still running, for <see cref="RemoveEnded"/>).
+    /// </summary>
+    List<Sequence> HandOut(InFlightStep flight)
+    {
+        if (flight.Done != IntPtr.Zero) CudaDriver.Synchronize(flight.Done);
+        PhaseTimer.Mark(Model.Device, "pipelined: waiting for the previous step's tokens");
+        var tokens = flight.Host.data<long>().ToArray();
+        var picks = tokens.Select(t => new Choice((int)t, 0f, null)).ToArray();
+        if (AdvanceGrammars(flight.Rows, picks)) StartNextMasks(flight.Rows.Where(s => !s.Ended).ToArray());
+        var ended = new List<Sequence>();
+        for (var i = 0; i < flight.Rows.Length; i++)
         {
-            if (flight.Done != IntPtr.Zero) CudaDriver.Synchronize(flight.Done);
-            PhaseTimer.Mark(Model.Device, "pipelined: waiting for the previous step's tokens");
-            var tokens = flight.Host.data<long>().ToArray();
-            var ended = new List<Sequence>();
-            for (var i = 0; i < flight.Rows.Length; i++)
-            {
-                var seq = flight.Rows[i];
-                if (seq.Ended) continue;
-                if (Emit(seq, new Choice((int)tokens[i], 0f, null))) ended.Add(seq);
-            }
-            // Rows leave in descending order, as Remove moves the last running row into the freed one.
-            foreach (var row in ended.Select(s => _active.IndexOf(s)).Where(r => r >= 0).OrderByDescending(r => r)) Remove(row);
-            PhaseTimer.Mark(Model.Device, "emit (detokenize, stop checks, stream writes, row compaction)");
+            var seq = flight.Rows[i];
+            if (seq.Ended) continue;
+            if (Emit(seq, picks[i])) ended.Add(seq);
         }
+        PhaseTimer.Mark(Model.Device, "emit (detokenize, stop checks, stream writes)");
+        return ended;
+    }
+
+    /// <summary>Takes rows that have ended out of the running block.</summary>
+    void RemoveEnded(List<Sequence> ended)
+    {
+        // Rows leave in descending order, as Remove moves the last running row into the freed one.
+        foreach (var row in ended.Select(s => _active.IndexOf(s)).Where(r => r >= 0).OrderByDescending(r => r)) Remove(row);
+        PhaseTimer.Mark(Model.Device, "row compaction");
     }
 
     /// <summary>Drops a pipelined step without handing out its tokens (the engine is stopping or a step failed).</summary>

@@ -30,8 +30,9 @@ public sealed partial class InferenceEngine
     {
         WaitNextMasks();
         var rows = new List<long>();
+        // A row that has ended (pipelined: its token of this step is dropped) is left free.
         for (var i = 0; i < seqs.Count; i++)
-            if (seqs[i].Matcher is not null) rows.Add(i);
+            if (seqs[i].Matcher is not null && !seqs[i].Ended) rows.Add(i);
         if (rows.Count == 0) return logits;
         var vocab = (int)logits.shape[^1];
         var device = logits.device;
@@ -80,13 +81,13 @@ public sealed partial class InferenceEngine
         WaitNextMasks();
         var constrained = 0;
         foreach (var s in seqs)
-            if (s.Matcher is not null) constrained++;
+            if (s.Matcher is not null && !s.Ended) constrained++;
         if (constrained < ParallelMaskRows) return false;
         Parallel.For(0, seqs.Count, i =>
         {
             var seq = seqs[i];
             var token = picks[i].Token;
-            if (seq.Matcher is not { } matcher || seq.State.Request.Sampling.EffectiveStopTokenIds.Contains(token)) return;
+            if (seq.Ended || seq.Matcher is not { } matcher || seq.State.Request.Sampling.EffectiveStopTokenIds.Contains(token)) return;
             matcher.Advance(token);
             seq.GrammarAdvanced = true;
         });
@@ -216,7 +217,7 @@ public sealed partial class InferenceEngine
         {
             var u = new float[n];
             for (var i = 0; i < n; i++)
-                u[i] = seqs[i].Rng is { } rng ? 1f - rand(1, generator: rng).item<float>() : 0.5f;
+                u[i] = seqs[i].Rng is { } rng && !seqs[i].Ended ? 1f - rand(1, generator: rng).item<float>() : 0.5f;
             return tensor(u, [n, 1], device: device);
         });
         TokenSampler.Record(next, seen, counts);

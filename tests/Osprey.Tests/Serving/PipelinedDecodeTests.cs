@@ -151,6 +151,43 @@ public sealed class PipelinedDecodeTests
     }
 
     [Fact]
+    public async Task RowsWithAResponseFormatGiveWhatTheStepByStepEngineGives()
+    {
+        // Grammar rows pipeline too: the previous step's tokens are handed out (grammars stepped, masks computed) while
+        // the forward pass runs, and sampling is queued after. Six constrained rows (json_object and a schema, greedy and
+        // seeded; at least ParallelMaskRows, so the grammars step on the cores at once) beside free rows that end early,
+        // all from one queue into 5 rows, then 3 constrained rows alone (below the parallel threshold).
+        var (model, tokenizer) = s_qwen2.Value;
+        var eos = tokenizer.TokenToId("<|im_end|>")!.Value;
+        var schema = Osprey.Inference.Constraints.JsonSchemaGrammar.FromSchema("""
+            {"type":"object","properties":{"name":{"type":"string","maxLength":5},"n":{"type":"integer"},
+             "tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":2}},"required":["name","n","tags"],"additionalProperties":false}
+            """);
+        var requests = new List<EngineRequest>();
+        for (var i = 0; i < 6; i++)
+            requests.Add(new EngineRequest(Prompt(40 + i, 5 + i), new SamplingParams
+            {
+                MaxTokens = 70, Temperature = i % 2 == 0 ? 0 : 1.0, Seed = 9 + i, StopTokenIds = [eos],
+                Grammar = i < 3 ? Osprey.Inference.Constraints.JsonSchemaGrammar.AnyObject : schema,
+            }));
+        for (var i = 0; i < 3; i++)
+            requests.Add(new EngineRequest(Prompt(60 + i, 4), new SamplingParams { MaxTokens = 3 + 5 * i, Temperature = 0.9, Seed = i }));
+        using var plain = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = 5, MaxModelLen = 128, AsyncDecode = false });
+        var expected = await Task.WhenAll(requests.Select(r => plain.GenerateAsync(r)));
+        Assert.Contains(expected.Take(6), r => r.Reason == FinishReason.Eos); // some values complete inside the limit
+        using var piped = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = 5, MaxModelLen = 128, AsyncDecode = true });
+        var actual = await Task.WhenAll(requests.Select(r => piped.GenerateAsync(r)));
+        for (var i = 0; i < requests.Count; i++) AssertSame(expected[i], actual[i], $"request {i}");
+        Assert.True(piped.PipelinedSteps > 40, $"only {piped.PipelinedSteps} of {piped.DecodeSteps} steps were pipelined");
+        var few = requests.Take(3).ToArray();
+        var before = piped.PipelinedSteps;
+        var alone = await Task.WhenAll(few.Select(r => piped.GenerateAsync(r)));
+        for (var i = 0; i < few.Length; i++) AssertSame(expected[i], alone[i], $"request {i} (three rows)");
+        Assert.True(piped.PipelinedSteps > before + 10);
+        Assert.Equal(0, piped.Stats.Running);
+    }
+
+    [Fact]
     public async Task RequestsThatNeedTheHostEachStepTurnThePipelineOff()
     {
         var (model, tokenizer) = s_qwen2.Value;
