@@ -92,10 +92,21 @@ public sealed unsafe class CpuMatrixTests
     }
 
     [Theory]
-    [InlineData(32)]
-    [InlineData(64)]
-    [InlineData(128)]
-    public void Int4GroupsMatchGptqsFormula(int groupSize)
+    [InlineData(32, true)]
+    [InlineData(64, true)]
+    [InlineData(128, true)]
+    [InlineData(32, false)]
+    [InlineData(128, false)]
+    public void Int4GroupsMatchGptqsFormula(int groupSize, bool vnni)
+    {
+        // Both ways of taking the integer products (AVX-VNNI's vpdpwssd where the CPU has it, else AVX2's vpmaddwd + add).
+        var before = Int4GroupMatrix.UseVnni;
+        Int4GroupMatrix.UseVnni = vnni;
+        try { Int4Groups(groupSize); }
+        finally { Int4GroupMatrix.UseVnni = before; }
+    }
+
+    static void Int4Groups(int groupSize)
     {
         Assert.True(CpuMatrix.Supported, "the managed CPU kernels need AVX2 and FMA (x86-64 since 2013)");
         TorchRuntime.Initialize(DeviceSpec.Cpu);
