@@ -92,7 +92,7 @@ if [[ $PART == bench7b ]]; then
   echo "== HF+PEFT LoRA 7B 1x2048 gc"; peak python3 tools/bench_sft_reference.py --model /tmp/q7 --train_type lora --batch 1 --seq 2048 --gradient_checkpointing --steps 20 --warmup 5 --out "$OUT/hf-lora7b.json" 2>&1 | grep -v -i warn | tail -2
   echo "== osprey LoRA 7B 1x2048 gc"; osprey_bench /tmp/q7 lora7b --per_device_train_batch_size 1 --gradient_checkpointing true
 fi
-if [[ $PART == dpo05 ]]; then # DPO LoRA on the 0.5B shape: 4 pairs of ~1000-token responses per step (no HF reference: TRL is not installed there)
+if [[ $PART == dpo05 ]]; then # DPO LoRA on the 0.5B shape: 4 pairs of ~1000-token responses per step; the HF side is tools/bench_dpo_reference.py (TRL's computation on transformers+PEFT: TRL is not installed there)
   [[ -d /tmp/q05 ]] || python3 tools/make_bench_model.py --out /tmp/q05 2>&1 | grep wrote
   cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json /tmp/q05/
   python3 - <<'PY'
@@ -109,6 +109,9 @@ PY
     --device cuda --torch_dtype bfloat16 --output_dir /tmp/bench-dpo05 --add_version false --per_device_train_batch_size 4 \
     --gradient_accumulation_steps 1 --gradient_checkpointing false --lr_scheduler_type constant 2>&1 | grep -v "^Train" | tail -3
   cp /tmp/bench-dpo05/logging.jsonl "$OUT/osprey-dpo05.jsonl"
+  peak python3 tools/bench_dpo_reference.py --model /tmp/q05 --data /tmp/pref.jsonl --batch 4 --max_length 2048 --steps 20 --warmup 5 \
+    --out "$OUT/hf-dpo05.json" > "$OUT/hf-dpo05.txt" 2>&1 || tail -5 "$OUT/hf-dpo05.txt"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"transformers+PEFT DPO tokens/s {r['tokens_per_s']:.0f}, {r['ms_per_step']} ms/step, loss {r['loss_first']:.4f}/{r['loss_last']:.4f}\")" "$OUT/hf-dpo05.json" 2>/dev/null
   python3 - /tmp/bench-dpo05/logging.jsonl <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_second"' in l]
