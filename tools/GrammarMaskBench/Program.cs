@@ -40,6 +40,53 @@ var cases = new (string Name, JsonSchemaGrammar Grammar, Func<Random, int, strin
     ("json_object", JsonSchemaGrammar.AnyObject, FreeDocument),
     ("json_schema (nested)", JsonSchemaGrammar.FromSchema(Schema), SchemaDocument),
 };
+if (args.Length > 3 && args[2] == "replay")
+{
+    // Replays the token ids of `osprey benchmark` rounds (OSPREY_BENCH_TOKENS=FILE on the GPU machine): each line's rows
+    // decode together as in the engine, every step each running row's mask computed (in parallel, as Constrain does),
+    // then each row steps past its own next token (checked against its mask). Each line runs twice: the first warms the
+    // caches as the engine's warm-up round does; the second is measured. BENCH_SCHEMA=FILE gives the schema of lines
+    // whose format is not json_object.
+    Console.WriteLine($"{"format",-14} {"pass",-9} {"rows",5} {"steps",6} {"mean_ms",9} {"p50_ms",8} {"p99_ms",8} {"max_ms",8} {"walks",6} {"checks",8} {"alloc_MB",9}");
+    foreach (var line in File.ReadLines(args[3]))
+    {
+        using var doc = JsonDocument.Parse(line);
+        var format = doc.RootElement.GetProperty("format").GetString()!;
+        var rowsIds = doc.RootElement.GetProperty("rows").EnumerateArray().Select(r => r.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
+        var grammar = format == "json_object" ? JsonSchemaGrammar.AnyObject
+            : JsonSchemaGrammar.FromSchema(File.ReadAllText(Environment.GetEnvironmentVariable("BENCH_SCHEMA") ?? format));
+        foreach (var pass in new[] { "warm-up", "measured" })
+        {
+            var matchers = rowsIds.Select(_ => new GrammarMatcher(grammar, vocabulary)).ToArray();
+            var (walks, checks, allocated) = (vocabulary.Walks, vocabulary.Checks, GC.GetTotalAllocatedBytes(precise: true));
+            var steps = rowsIds.Max(r => r.Length);
+            var times = new double[steps];
+            var clock = new Stopwatch();
+            for (var step = 0; step < steps; step++)
+            {
+                var running = Enumerable.Range(0, rowsIds.Length).Where(j => step < rowsIds[j].Length).ToArray();
+                clock.Restart();
+                Parallel.For(0, running.Length, i => matchers[running[i]].Allowed());
+                times[step] = clock.Elapsed.TotalMilliseconds;
+                if (Environment.GetEnvironmentVariable("BENCH_VERBOSE") is not null)
+                    Console.Error.WriteLine($"step {step}: {times[step]:F2} ms, walks {vocabulary.Walks - walks}, checks {vocabulary.Checks - checks}");
+                foreach (var j in running)
+                {
+                    var id = rowsIds[j][step];
+                    if (!matchers[j].Allowed().Allows(id) && !(matchers[j].CanEnd || matchers[j].Allowed().IsEmpty))
+                        throw new InvalidOperationException($"row {j} step {step}: the mask refuses the replayed token {id} ({tokenizer.IdToToken(id)})");
+                    matchers[j].Advance(id);
+                }
+            }
+            var sorted = times.Order().ToArray();
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{(format == "json_object" ? format : Path.GetFileName(format)),-14} {pass,-9} {rowsIds.Length,5} {steps,6} {times.Average(),9:F3} {sorted[steps / 2],8:F3} {sorted[(int)(steps * 0.99)],8:F3} {sorted[^1],8:F3} {vocabulary.Walks - walks,6} {vocabulary.Checks - checks,8} {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1e6,9:F1}"));
+            if (Environment.GetEnvironmentVariable("BENCH_TEXT") is not null && pass == "measured")
+                foreach (var r in rowsIds.Take(3)) Console.Error.WriteLine(tokenizer.Decode(r));
+        }
+    }
+    return 0;
+}
 if (args.Length > 2 && args[2] == "concurrent")
 {
     // As `osprey benchmark --concurrency ROWS --response_format json_object` on a random-weight model: each step,

@@ -50,7 +50,13 @@ public static class EngineBenchmark
                 yield return Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], null, null, promptLength, newTokens, log, Sampling);
                 continue;
             }
+            var vocabulary = Osprey.Inference.Constraints.TokenVocabulary.For(tokenizer);
+            var (walks, checks, steps) = (vocabulary.Walks, vocabulary.Checks, engine.DecodeSteps);
             var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, Sampling, out var lengths);
+            // What the masks cost on the host: whole-vocabulary trie walks (a new lexical state) and candidate tokens
+            // stepped through a row's real parse state.
+            log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"grammar: {vocabulary.Walks - walks} trie walks, {vocabulary.Checks - checks} candidate checks ({(vocabulary.Checks - checks) / (double)Math.Max(1, engine.DecodeSteps - steps):F0} per decode step)"));
             yield return constrained;
             yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log, Sampling);
         }
@@ -95,6 +101,9 @@ public static class EngineBenchmark
         var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
         var wall = clock.Elapsed.TotalSeconds;
         produced = [.. timings.Select(t => t.Tokens)];
+        // OSPREY_BENCH_TOKENS=FILE: each constrained round's token ids appended as one JSON line (to replay its masks off the GPU).
+        if (format is not null && Environment.GetEnvironmentVariable("OSPREY_BENCH_TOKENS") is { Length: > 0 } dump)
+            File.AppendAllText(dump, System.Text.Json.JsonSerializer.Serialize(new { format, rows = timings.Select(t => t.Ids).ToArray() }) + "\n");
         var total = timings.Sum(t => t.Tokens);
         // What came out, as one number (FNV-1a over each request's ids, requests in order): equal digests mean equal
         // outputs, e.g. between pipelined decode and the step-by-step engine on the same greedy round.
@@ -119,7 +128,7 @@ public static class EngineBenchmark
 
     static SamplingParams Greedy(int tokens, JsonSchemaGrammar? grammar) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true, Grammar = grammar };
 
-    readonly record struct Timing(double Submit, double First, double Last, int Tokens, ulong Digest);
+    readonly record struct Timing(double Submit, double First, double Last, int Tokens, ulong Digest, List<int> Ids);
 
     static async Task<Timing> Time(InferenceEngine engine, int[] prompt, SamplingParams sampling, Stopwatch clock)
     {
@@ -127,13 +136,15 @@ public static class EngineBenchmark
         double first = 0, last = 0;
         var tokens = 0;
         var digest = 14695981039346656037UL;
+        var ids = new List<int>();
         await foreach (var u in engine.Submit(new EngineRequest(prompt, sampling)).ConfigureAwait(false))
         {
             if (u.Token is not { } token) continue;
             last = clock.Elapsed.TotalSeconds;
             if (tokens++ == 0) first = last;
             digest = (digest ^ (ulong)token.TokenId) * 1099511628211UL;
+            ids.Add(token.TokenId);
         }
-        return new Timing(submit, first, last, tokens, digest);
+        return new Timing(submit, first, last, tokens, digest, ids);
     }
 }
