@@ -156,6 +156,19 @@ internal sealed class GrammarState : IEquatable<GrammarState>
 
     [ThreadStatic] static List<ParseStack>? t_stepA, t_stepB;
 
+    /// <summary>
+    /// For a state writing a key of a free-form object (json_object, a map: no declared or required names), one parse
+    /// stack, outside any escape and with the key so far well-formed: a checker that decides a key-closing candidate
+    /// token without stepping the key's text byte by byte (see <see cref="KeyCloser"/>). Null for any other state.
+    /// </summary>
+    public KeyCloser? KeyCloser() =>
+        _stacks is [{ Top: ObjectFrame { Projected: false, Phase: ObjectPhase.Key, Esc: 0 } frame } stack]
+        && frame.Node is { Additional: not null, Properties.Count: 0, Required.Count: 0 }
+        && JsonText.Unescape(frame.Key) is { } written
+            ? new KeyCloser(stack, frame, written)
+            : null;
+
+
     public bool Equals(GrammarState? other) =>
         other is not null && GetHashCode() == other.GetHashCode() && _stacks.Length == other._stacks.Length && _stacks.All(other._stacks.Contains);
 

@@ -289,6 +289,25 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
         output.Add(self.WithTop(this with { Key = key, Esc = esc }));
     }
 
+    /// <summary>The frame right after the key <paramref name="name"/> closed (its duplicate check passed).</summary>
+    internal ObjectFrame AfterKey(string name) => Named(name);
+
+    /// <summary>Whether <paramref name="prefix"/> + <paramref name="suffix"/> is a key written before (<see cref="Has"/> without making the name).</summary>
+    internal bool HasJoined(string prefix, string suffix)
+    {
+        var length = prefix.Length + suffix.Length;
+        var seen = Seen.AsSpan();
+        for (var start = 1; start < seen.Length;)
+        {
+            var end = seen[start..].IndexOf('\0');
+            if (end < 0) break;
+            var name = seen.Slice(start, end);
+            if (name.Length == length && name.StartsWith(prefix, StringComparison.Ordinal) && name[prefix.Length..].SequenceEqual(suffix)) return true;
+            start += end + 1;
+        }
+        return false;
+    }
+
     ObjectFrame Named(string name) => this with
     {
         Phase = ObjectPhase.AfterKey, Key = "", Esc = 0, Ws = 0, Seen = Seen + name + "\0",

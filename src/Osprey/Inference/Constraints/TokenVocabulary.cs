@@ -167,8 +167,9 @@ internal sealed class TokenVocabulary
         if (mask.Candidates.Length == 0) return mask.Whole;
         Interlocked.Add(ref _checks, mask.Candidates.Length);
         List<int>? refused = null;
+        var closer = state.KeyCloser();
         foreach (var id in mask.Candidates)
-            if (state.DeadAfter(_bytes[id])) (refused ??= []).Add(id);
+            if (closer?.Dead(_bytes[id]) ?? state.DeadAfter(_bytes[id])) (refused ??= []).Add(id);
         return refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
     }
 

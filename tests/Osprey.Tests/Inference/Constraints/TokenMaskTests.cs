@@ -38,6 +38,15 @@ public sealed class TokenMaskTests
         { "json_object", """{"k": 1, "\u00e9\ud83d""" },  // a second key, mid surrogate pair: a duplicate is possible
         { "json_object", """{"a": [{"\\""" },              // an escaped key in an object opened deeper
         { """{"additionalProperties":{"type":"integer"}}""", """{"\"q""" }, // a free map, no declared names
+        // Keys of a free object whose close would repeat an earlier key only with the token's own text (decided by
+        // KeyCloser without stepping the key): plain, a UTF-8 piece against an escaped earlier key, an escape against a
+        // plain one, nested, a free map, and a long key one token short of its earlier twin.
+        { "json_object", """{"ab": 1, "a""" },
+        { "json_object", """{"caf\u00e9": 1, "caf""" },
+        { "json_object", """{"x\ny": 1, "x""" },
+        { "json_object", """{"a": [{"k1": 1, "k2": 2, "k""" },
+        { """{"additionalProperties":{"type":"integer"}}""", """{"ab": 1, "a""" },
+        { "json_object", "{\"" + string.Concat(Enumerable.Repeat("Tig ", 100)) + "\": 1, \"" + string.Concat(Enumerable.Repeat("Tig ", 99)) + "Tig" },
         { """{"type":"string","maxLength":40}""", "\"" + new string('x', 10) },  // in between: one shared key
         { """{"type":"string","maxLength":40}""", "\"" + new string('y', 21) },
         { """{"type":"string","maxLength":40}""", "\"" + new string('z', 37) },  // three code points left
