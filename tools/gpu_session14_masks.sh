@@ -6,11 +6,13 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT"
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
-OUT=$OUT/s OSPREY_ASYNC_DECODE=1 OSPREY_BENCH_TOKENS=$OUT/tokens.jsonl CONC="32 1" NEW=256 ROUNDS=2 bash tools/structured_bench.sh > "$OUT/structured.log" 2>&1
+for a in 1 0; do
+  OUT=$OUT/s$a OSPREY_ASYNC_DECODE=$a OSPREY_BENCH_TOKENS=$OUT/tokens$a.jsonl CONC="32 1" NEW=256 ROUNDS=${ROUNDS:-2} bash tools/structured_bench.sh > "$OUT/structured$a.log" 2>&1
+done
 for f in json_object /tmp/person.schema.json; do
   OSPREY_PROFILE=1 OSPREY_ASYNC_DECODE=1 timeout 60 /tmp/osp/osprey-gpu/osprey benchmark --model /tmp/qwen2-0.5b --device cuda --torch_dtype bfloat16 \
     --concurrency 32 --prompt_length 128 --max_new_tokens 256 --response_format $f > "$OUT/profile-$(basename $f .schema.json).txt" 2>&1
 done
-grep -h "grammar:" "$OUT"/s/structured-*.txt
-tail -6 "$OUT/structured.log"
+grep -h "grammar:" "$OUT"/s1/structured-*.txt
+for a in 1 0; do echo "== OSPREY_ASYNC_DECODE=$a"; tail -5 "$OUT/structured$a.log"; done
 for f in "$OUT"/profile-*.txt; do echo "== $f"; sed -n 1,14p "$f" | grep -v "^ *0\.0"; done
