@@ -17,8 +17,9 @@ public sealed record EngineOptions
     /// <summary>
     /// Pipelined decode: launch step n + 1 from step n's tokens while they are still on the device, and do step n's host
     /// work (detokenizing, stop checks, streaming) while the device runs step n + 1; a request that ends costs one
-    /// discarded step. Only where every running request allows it (no response format, no logprobs, text model, one
-    /// GPU, no per-request adapters); other steps run as before. Null: the environment variable OSPREY_ASYNC_DECODE=1
+    /// discarded step. Rows with a response format take part (their masks are computed while the forward pass runs).
+    /// Only where every running request allows it (no logprobs, text model, one GPU, no per-request adapters); other
+    /// steps run as before. Null: the environment variable OSPREY_ASYNC_DECODE=1
     /// turns it on (off by default until measured on a GPU).
     /// </summary>
     public bool? AsyncDecode { get; init; }
