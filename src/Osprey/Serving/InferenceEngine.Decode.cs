@@ -163,7 +163,15 @@ public sealed partial class InferenceEngine
             }
             var logits = Forward(ids);
             Sequence[] rows = [.. _active];
-            if (previous is not null && rows.Any(s => s.Matcher is not null)) ended = HandOut(previous);
+            if (previous is not null && rows.Any(s => s.Matcher is not null))
+            {
+                try { ended = HandOut(previous); }
+                catch
+                {
+                    previous.Dispose();
+                    throw;
+                }
+            }
             var next = PickOnDevice(logits, rows, 0, out _);
             var cuda = device.type == TorchSharp.DeviceType.CUDA;
             var host = empty(next.shape[0], dtype: ScalarType.Int64);
