@@ -61,6 +61,13 @@ public sealed class TokenMaskTests
         { Closed, "{\"a\": \"" + new string('x', 35) },              // five code points left, then the object
         { Closed, """{"a": "hello", "b": "wor""" },                   // "a" written: `"}` may close the object now
         { Closed, """{"b": "1", "a": "x""" },
+        // A closed object's written names are forgotten by its mask key: every name written (no comma), a required one
+        // missing (no closing brace), a key after a comma (no written name may start again), a name half written.
+        { Closed, """{"a": "x", "b": "y", "c": 1""" },
+        { Closed, """{"b": "1", "c": 2""" },
+        { Closed, "{\"c\": 2, \"" },
+        { Closed, """{"a": "x", "c""" },
+        { $$"""{"type":"array","items":{{Closed}}}""", """[{"a": "x", "b": "z"}, {"b": "y", "a": "w""" },
         { """{"type":"string","maxLength":400}""", "\"" + new string('x', 10) },   // more room than any token: one key
         { """{"type":"string","maxLength":400}""", "\"" + new string('x', 300) },  // 100 left: an exact key
         { """{"type":"string","minLength":3,"maxLength":5}""", "\"x" },            // below minLength: `"` refused
