@@ -20,7 +20,8 @@ Output: one JSON line on stdout (and --out): tokens_per_s, ms_per_step, peak mem
 import argparse
 import json
 import os
-import time
+
+from bench_timing import timed_steps
 
 
 def parse():
@@ -125,14 +126,7 @@ def main():
         losses.append(loss.detach())
 
     torch.cuda.reset_peak_memory_stats()
-    for i in range(args.warmup):
-        step(i)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(args.warmup, total):
-        step(i)
-    torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    wall = timed_steps(step, args.warmup, total)
     tokens = sum(b[3] for b in batches[args.warmup:])
     gib = float(1 << 30)
     vals = [float(x.float().item()) for x in losses]

@@ -47,7 +47,8 @@ import json
 import os
 import statistics
 import sys
-import time
+
+from bench_timing import timed_steps
 
 
 def parse():
@@ -179,14 +180,7 @@ def main():
         ends[i].record()
         losses.append(loss.detach())
 
-    for i in range(args.warmup):
-        step(i)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(args.warmup, total):
-        step(i)
-    torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    wall = timed_steps(step, args.warmup, total)
 
     step_ms = [starts[i].elapsed_time(ends[i]) for i in range(args.warmup, total)]
     loss_vals = [float(x.float().item()) for x in losses]
