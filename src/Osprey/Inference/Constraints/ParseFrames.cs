@@ -156,7 +156,7 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
     /// This frame as a mask key (<see cref="GrammarState.Lexical"/>): for an open object, the keys written are
     /// forgotten except the declared and required ones (which decide values and the end), and an additional key's
     /// text becomes <see cref="OtherKey"/>; whatever then depends on the forgotten part marks the step
-    /// <see cref="JsonMachine.Unsure"/>. A closed object's keys are bounded by its schema and kept.
+    /// <see cref="JsonMachine.Unsure"/>. A closed object forgets which of its names were written (<see cref="Forgotten"/>).
     /// </summary>
     public ObjectFrame Lexical()
     {
@@ -261,9 +261,9 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
         if (Node.Additional is null)
         {
             // A closed object: the key is one of the property names not yet written, spelled as JsonText writes it.
-            if (b == '"' && Node.WrittenNames.TryGetValue(Key, out var done) && (!Has(done) || Unsure(Forgotten)))
+            if (b == '"' && Node.WrittenNames.TryGetValue(Key, out var done) && (!Has(done) || Forgotten))
             {
-                if (Forgotten) JsonMachine.Unsure = true; // the name may have been written: the real state decides
+                Unsure(Forgotten); // the name may have been written: the real state decides
                 output.Add(self.WithTop(Named(done)));
                 return;
             }
@@ -271,8 +271,7 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
             foreach (var (written, name) in Node.WrittenNames)
                 if ((!Has(name) || Forgotten) && written.StartsWith(next, StringComparison.Ordinal))
                 {
-                    // With names forgotten, a prefix only of names already written dies in the real state.
-                    if (Forgotten) JsonMachine.Unsure = true;
+                    Unsure(Forgotten); // with names forgotten, a prefix only of names already written dies in the real state
                     output.Add(self.WithTop(this with { Key = next }));
                     return;
                 }
