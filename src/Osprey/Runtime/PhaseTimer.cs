@@ -7,7 +7,10 @@ namespace Osprey.Runtime;
 /// <summary>
 /// Where a training step's time goes, when the environment variable <c>OSPREY_PROFILE</c> is 1: each
 /// <see cref="Mark"/> waits for the device to finish (so GPU time is charged to the phase that queued it) and adds the
-/// time since the previous mark to that phase. Off by default: the synchronisations themselves cost speed.
+/// time since the previous mark to that phase. Off by default: the synchronisations themselves cost speed. With
+/// <c>OSPREY_PROFILE=2</c> each phase also gets a "(host) phase" total: the time until its mark was reached, before
+/// waiting for the device. A phase whose host time is close to its total is bound by queuing work (launch overhead),
+/// not by the device.
 /// </summary>
 public static class PhaseTimer
 {
@@ -16,7 +19,10 @@ public static class PhaseTimer
     static double s_last;
 
     /// <summary>True when <c>OSPREY_PROFILE=1</c>.</summary>
-    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") == "1";
+    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") is "1" or "2";
+
+    /// <summary>True when <c>OSPREY_PROFILE=2</c>: host time per phase too.</summary>
+    static bool Host { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") == "2";
 
     /// <summary>Starts timing from now (the time since the previous mark is dropped).</summary>
     public static void Restart(Device device)
@@ -30,9 +36,14 @@ public static class PhaseTimer
     public static void Mark(Device device, string phase)
     {
         if (!Enabled) return;
+        var queued = s_clock.Elapsed.TotalMilliseconds;
         Sync(device);
         var now = s_clock.Elapsed.TotalMilliseconds;
-        lock (s_totals) s_totals[phase] = s_totals.GetValueOrDefault(phase) + (now - s_last);
+        lock (s_totals)
+        {
+            s_totals[phase] = s_totals.GetValueOrDefault(phase) + (now - s_last);
+            if (Host) s_totals["(host) " + phase] = s_totals.GetValueOrDefault("(host) " + phase) + (queued - s_last);
+        }
         s_last = now;
     }
 

@@ -6,8 +6,9 @@ namespace Osprey.Models.Blocks;
 /// One buffer holding several projections that read the same input (q/k/v, gate/up) stacked by rows. The
 /// Hugging Face-named <see cref="LinearLayer"/>s are row views of it, so checkpoints load into them as
 /// usual, while inference runs one matrix multiply instead of two or three — batch-1 decode is bound by
-/// the number of kernel launches, not by arithmetic. Training (weights that require grad) uses the
-/// separate layers, so gradients land on the named parameters.
+/// the number of kernel launches, not by arithmetic. Training the weights themselves (they require grad) uses the
+/// separate layers, so gradients land on the named parameters; training adapters on frozen parts keeps the one product
+/// when the adapters can be applied to it at once (<see cref="Stacked"/>).
 /// </summary>
 internal sealed class FusedProjection
 {
@@ -56,9 +57,20 @@ internal sealed class FusedProjection
 
     /// <summary>
     /// True when the fused buffer may be used: a merged copy is in use (<see cref="UseMerged"/>), or no part is being
-    /// trained, carries an adapter that wraps its output or has a quantized base.
+    /// trained or has a quantized base, and no part carries an adapter that wraps its output unless the
+    /// <see cref="Stacked"/> adapter applies now.
     /// </summary>
-    public bool Usable => _merged is not null || (!_released && Parts.All(p => !p.Weight.requires_grad && p.Adapter is null && p.Base is null));
+    public bool Usable => _merged is not null
+        || (!_released && Parts.All(p => !p.Weight.requires_grad && p.Base is null) && (!Adapted || Stacked?.Applies(Parts[0].training) == true));
+
+    /// <summary>True when some part carries an adapter that wraps its output.</summary>
+    public bool Adapted => Parts.Any(p => p.Adapter is not null);
+
+    /// <summary>
+    /// The parts' adapters applied to the stacked output at once (<see cref="IStackedAdapter"/>), or null: then a part with
+    /// an adapter makes the projection unusable and the parts run one by one.
+    /// </summary>
+    internal IStackedAdapter? Stacked { get; set; }
 
     Tensor? _merged;
 
@@ -75,12 +87,14 @@ internal sealed class FusedProjection
     internal void UseMerged(Tensor? merged) => _merged = merged;
 
     /// <summary>
-    /// All projections of x at once: [..., sum(out)]. Output deltas of the parts (serving adapters, inference only)
-    /// are added in place to the parts' slices of the one fused output, so the base stays one matrix multiply.
+    /// All projections of x at once: [..., sum(out)]. The parts' adapters go through <see cref="Stacked"/>; output deltas of
+    /// the parts (serving adapters, inference only) are added in place to the parts' slices of the one fused output, so
+    /// the base stays one matrix multiply.
     /// </summary>
     public Tensor Forward(Tensor x)
     {
         var y = TorchSharp.torch.nn.functional.linear(x, Current, Bias);
+        if (_merged is null && Stacked is not null && Adapted) return Stacked.Forward(x, y, Parts[0].training);
         long start = 0;
         foreach (var part in Parts)
         {

@@ -111,7 +111,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         // Temporaries are disposed as soon as they are used: at 65k prefill tokens each is 0.6-1.3 GB.
         var rows = x.numel() / x.shape[^1];
-        var stacked = gate_up_proj is { Adapter: null, DeltaActive: false, Base: null } ? gate_up_proj.Weight : _fused is { Usable: true } ? _fused.Current : null;
+        var stacked = gate_up_proj is { Adapter: null, DeltaActive: false, Base: null } ? gate_up_proj.Weight : _fused is { Usable: true, Adapted: false } ? _fused.Current : null;
         Tensor hidden;
         // The split path multiplies in place, which autograd cannot differentiate: only when nothing needs gradients.
         if (stacked is not null && !stacked.requires_grad && !x.requires_grad && rows >= SplitRows)

@@ -48,6 +48,13 @@ public static class LoraExtensions
             {
                 var members = group.Parts.Select(p => p.Adapter).OfType<LoraWeights>().ToList();
                 if (members.Count > 1) state.SharedInputs.Add(new LoraSharedInput(members));
+                // Frozen parts keep their one stacked base product: the adapters are applied to its output at once.
+                if (members.Count > 0 && group.Parts.All(p => p.Adapter is null or LoraWeights))
+                {
+                    var stacked = new LoraStackedProjection([.. group.Parts.Select(p => (p.Weight.shape[0], p.Adapter as LoraWeights))]);
+                    group.Stacked = stacked;
+                    state.StackedProjections.Add(stacked);
+                }
             }
             return targets.Select(t => t.Path).ToList();
         }

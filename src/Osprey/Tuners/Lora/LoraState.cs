@@ -8,4 +8,7 @@ internal sealed class LoraState
 
     /// <summary>The adapters that share one A-product because their projections read the same input (q/k/v, gate/up).</summary>
     public List<LoraSharedInput> SharedInputs { get; } = [];
+
+    /// <summary>The stacked projections (q/k/v, gate/up) whose adapters are applied to their one base output at once.</summary>
+    public List<LoraStackedProjection> StackedProjections { get; } = [];
 }

@@ -104,7 +104,7 @@ internal sealed class LoraWeights : ILinearAdapter
         var dt = x.dtype;
         var s = Settings.Scaling;
         var dropped = Settings.Dropout > 0 && training;
-        var xd = dropped ? Dropout(x) : x;
+        var xd = dropped ? DropInput(x) : x;
         var a = Cast(A.Weight, dt);
         var b = Cast(B.Weight, dt);
         // x Aᵀ from the group's one product over the stacked A's, [rows, r]; null where it would not be exact (dropout).
@@ -150,7 +150,8 @@ internal sealed class LoraWeights : ILinearAdapter
     /// Inverted dropout drawn from the model's own generator (not the process-wide one), so the masks depend only on
     /// the seed the trainer sets per layer: recomputation under gradient checkpointing and resumed runs see the same.
     /// </summary>
-    Tensor Dropout(Tensor x)
+    /// <remarks>A stacked projection (<see cref="LoraStackedProjection"/>) draws each adapter's mask through it too.</remarks>
+    internal Tensor DropInput(Tensor x)
     {
         var p = Settings.Dropout;
         var generator = _dropout();

@@ -16,7 +16,7 @@ namespace Osprey.Tests.Tuners.Lora;
 /// rsLoRA with per-module ranks and DoRA; with dropout in training each module takes its own product (counted, and the
 /// loss is bitwise the groups-off run's); and an adapter trained with the groups, saved, and loaded with them off gives
 /// the logits of the base weights merged in this test with plain matmuls from the saved tensors by PEFT's formula
-/// W + (alpha / r)·B·A.
+/// W + (alpha / r)·B·A. The stacked projections (which replace the groups where the base is dense) are off here.
 /// </summary>
 public sealed class LoraSharedInputTests
 {
@@ -24,6 +24,16 @@ public sealed class LoraSharedInputTests
     {
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         return CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", family), CPU, dtype);
+    }
+
+    /// <summary>
+    /// Attaches LoRA with the stacked projections off (<see cref="LoraStackedProjection"/>, tested on its own): the parts
+    /// then run one by one, which is the path these groups serve.
+    /// </summary>
+    static void Attach(CausalLM model, LoraOptions options, long seed = 0)
+    {
+        model.AttachLora(options, seed);
+        foreach (var s in model.FindState<LoraState>()!.StackedProjections) s.Enabled = false;
     }
 
     static List<LoraSharedInput> Groups(CausalLM model) => model.FindState<LoraState>()!.SharedInputs;
@@ -91,7 +101,7 @@ public sealed class LoraSharedInputTests
     public void Shared_and_separate_products_give_the_same_logits_and_gradients(string family, string kind, bool float64)
     {
         using var model = Load(family, float64 ? ScalarType.Float64 : ScalarType.Float32);
-        model.AttachLora(Options(kind), seed: 3);
+        Attach(model, Options(kind), 3);
         Perturb(model);
         // Every stacked projection with adapters forms a group (attention q/k/v and MLP gate/up per layer).
         Assert.Equal(2 * model.Spec.Layers.Count, Groups(model).Count);
@@ -111,7 +121,7 @@ public sealed class LoraSharedInputTests
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         using var model = CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", "qwen2"), load);
         Assert.True(model.QuantizedLayerCount > 0);
-        model.AttachLora(new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0 }, seed: 3);
+        Attach(model, new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0 }, 3);
         Perturb(model);
         Assert.Equal(2 * model.Spec.Layers.Count, Groups(model).Count);
         CompareSharedWithSeparate(model, 1e-6, 5e-6);
@@ -162,7 +172,7 @@ public sealed class LoraSharedInputTests
     public void Dropout_in_training_takes_each_modules_own_product()
     {
         using var model = Load("qwen2");
-        model.AttachLora(new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0.1 }, seed: 3);
+        Attach(model, new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0.1 }, 3);
         Perturb(model);
         var (ids, labels) = Batch(model);
         using var __ = ids;
@@ -197,7 +207,7 @@ public sealed class LoraSharedInputTests
         Tensor trained;
         using (var model = Load("qwen2"))
         {
-            model.AttachLora(options, seed: 1);
+            Attach(model, options, 1);
             model.train();
             using var optimizer = new AdamW(0.9, 0.999, 1e-8);
             foreach (var (n, p) in model.LoraParameters()) optimizer.Add(n, p, 0.0);
@@ -217,7 +227,7 @@ public sealed class LoraSharedInputTests
 
         using var loaded = Load("qwen2");
         var (saved, _) = PeftAdapter.ReadConfig(dir.Path);
-        loaded.AttachLora(saved);
+        Attach(loaded, saved);
         SetGroups(loaded, false);
         PeftAdapter.LoadInto(loaded, dir.Path);
         loaded.eval();

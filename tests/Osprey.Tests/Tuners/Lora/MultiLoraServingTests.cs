@@ -43,9 +43,12 @@ public sealed class MultiLoraServingTests
         {
             var (options, _) = PeftAdapter.ReadConfig(Peft(adapter));
             model.AttachLora(options);
-            // Served rows take each module's own x·Aᵀ; the attached default stacks q/k/v's and gate/up's A's into one
-            // product, whose different summation order would break the bitwise comparison (LoraSharedInputTests).
+            // Served rows take each module's own x·Aᵀ after each part's own base product; the attached default runs
+            // q/k/v and gate/up as one stacked product with the adapters applied to it (LoraStackedProjectionTests), and
+            // without that stacks their A's into one product (LoraSharedInputTests). Both change the summation order,
+            // which would break the bitwise comparison, so both are off here.
             foreach (var group in model.FindState<LoraState>()!.SharedInputs) group.Enabled = false;
+            foreach (var stacked in model.FindState<LoraState>()!.StackedProjections) stacked.Enabled = false;
             PeftAdapter.LoadInto(model, Peft(adapter));
         }
         model.eval();
