@@ -3,7 +3,9 @@
 # tensor-op path), against transformers+PEFT (tools/bench_sft_reference.py) in the same call, on the 0.5B-shaped Qwen2
 # (random bf16 weights, tools/make_bench_model.py): LoRA r8 all-linear 4x2048 and full fine-tuning 4x2048, no gradient
 # checkpointing, 25 steps (the first 5 are warm-up). Peak GPU memory polled with nvidia-smi for every run (one meter for
-# both stacks). Needs .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry .dist. TYPES="lora full" picks rows.
+# both stacks). Needs .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry .dist. TYPES="lora full" picks rows;
+# FUSED="0 1" (default) picks the kernels-off and -on rows; STACKED0=1 adds a LoRA row with the stacked projections off
+# (OSPREY_STACKED_LORA=0, kernels on: q/k/v and gate/up one base product per part, as before session 15).
 set -uo pipefail
 OUT=${OUT:-/tmp/osprey-out}; mkdir -p "$OUT" /tmp/osp /tmp/t
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
@@ -33,9 +35,10 @@ peak() {
 }
 for type in ${TYPES:-lora full}; do
   peak hf-$type python3 tools/bench_sft_reference.py --model $M --train_type $type --batch 4 --seq 2048 --steps 20 --warmup 5 --out "$OUT/hf-$type.json"
-  for fused in 0 1; do
+  for fused in ${FUSED:-0 1} stacked0; do
+    [[ $fused != stacked0 || ($type == lora && ${STACKED0:-0} == 1) ]] || continue
     rm -rf /tmp/bench
-    OSPREY_FUSED_KERNELS=$fused peak osprey-$type-fused$fused $OSP pt --model $M --dataset /tmp/rand.jsonl --max_length 2048 \
+    OSPREY_FUSED_KERNELS=$([[ $fused == 0 ]] && echo 0 || echo 1) OSPREY_STACKED_LORA=$([[ $fused == stacked0 ]] && echo 0 || echo 1) peak osprey-$type-fused$fused $OSP pt --model $M --dataset /tmp/rand.jsonl --max_length 2048 \
       --truncation_strategy right --max_steps 25 --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 \
       --output_dir /tmp/bench --add_version false --gradient_accumulation_steps 1 --lr_scheduler_type constant \
       --per_device_train_batch_size 4 --gradient_checkpointing false --train_type $type
@@ -76,9 +79,10 @@ for t in ("lora", "full"):
     hf = json.load(open(p))
     hf_tps = hf["tokens_per_s"]
     print(f"{'HF+PEFT ' + t if t == 'lora' else 'HF ' + t:<26}{hf_tps:>10.0f}{1:>8.2f}{peak('hf-' + t):>10.2f}{'':>11}")
-    for fused in (0, 1):
+    for fused in ("0", "1", "stacked0"):
+        if not os.path.exists(os.path.join(out, f"osprey-{t}-fused{fused}.jsonl")): continue
         tps, loss = osprey(f"osprey-{t}-fused{fused}")
-        print(f"{'osprey ' + t + (' fused' if fused else ' tensor ops'):<26}{tps:>10.0f}{tps / hf_tps:>8.2f}{peak(f'osprey-{t}-fused{fused}'):>10.2f}{loss:>11.4f}")
+        print(f"{'osprey ' + t + {'0': ' tensor ops', '1': ' fused', 'stacked0': ' fused, unstacked'}[fused]:<26}{tps:>10.0f}{tps / hf_tps:>8.2f}{peak(f'osprey-{t}-fused{fused}'):>10.2f}{loss:>11.4f}")
 p = os.path.join(out, "hf-lora-d0.json")
 if os.path.exists(p):
     hf_tps = json.load(open(p))["tokens_per_s"]
