@@ -158,6 +158,9 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
     /// text becomes <see cref="OtherKey"/>; whatever then depends on the forgotten part marks the step
     /// <see cref="JsonMachine.Unsure"/>. A closed object forgets which of its names were written (<see cref="Forgotten"/>).
     /// </summary>
+    /// <summary>Whether a closed object's mask key forgets the names written (<see cref="Lexical"/>): on unless <c>OSPREY_GRAMMAR_FORGET=0</c>.</summary>
+    internal static bool ForgetClosedNames { get; set; } = Environment.GetEnvironmentVariable("OSPREY_GRAMMAR_FORGET") != "0";
+
     public ObjectFrame Lexical()
     {
         if (Projected) return this;
@@ -166,7 +169,10 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
         // 32 subsets in every order, 149 walks in a measured round), and what depends on the forgotten names (a name
         // closed again, a comma when all may be written, the closing brace when some are required) is left to the
         // real state as a candidate.
-        if (Node.Additional is null) return Seen.Length > 1 ? this with { Seen = "\0", Projected = true, Others = true } : this with { Projected = true };
+        // OSPREY_GRAMMAR_FORGET=0 keeps the names (sorted) instead, for comparison.
+        if (Node.Additional is null)
+            return !ForgetClosedNames ? (Seen.Length > 1 && Node.SortableNames ? this with { Seen = Sorted(Seen.Split('\0', StringSplitOptions.RemoveEmptyEntries)) } : this)
+                : Seen.Length > 1 ? this with { Seen = "\0", Projected = true, Others = true } : this with { Projected = true };
         var kept = new List<string>();
         var others = false;
         if (Seen.Length > 1)
