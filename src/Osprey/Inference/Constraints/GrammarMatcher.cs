@@ -21,7 +21,7 @@ internal sealed class GrammarMatcher(JsonSchemaGrammar grammar, TokenVocabulary 
     /// <summary>Moves past token <paramref name="id"/> (an end-of-sequence or special token writes nothing).</summary>
     public void Advance(int id)
     {
-        _state = vocabulary.Next(_state, id);
+        _state = _state.Step(vocabulary.Bytes(id));
         _mask = null;
     }
 }

@@ -170,7 +170,7 @@ internal sealed class GrammarState : IEquatable<GrammarState>
 
 
     public bool Equals(GrammarState? other) =>
-        ReferenceEquals(this, other) || other is not null && GetHashCode() == other.GetHashCode() && _stacks.Length == other._stacks.Length && _stacks.All(other._stacks.Contains);
+        other is not null && GetHashCode() == other.GetHashCode() && _stacks.Length == other._stacks.Length && _stacks.All(other._stacks.Contains);
 
     public override bool Equals(object? obj) => Equals(obj as GrammarState);
 

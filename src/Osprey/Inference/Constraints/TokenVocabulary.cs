@@ -189,30 +189,7 @@ internal sealed class TokenVocabulary
         return result;
     }
 
-    /// <summary>
-    /// The state after token <paramref name="id"/>: <see cref="GrammarState.Step(ReadOnlySpan{byte})"/> over its bytes, kept
-    /// per (state, token) so a step taken before (the same place in another row or round) is a lookup, and the state it
-    /// gives is the same object, whose verdicts (<see cref="Allowed"/>) are then found at once. A serving step advances
-    /// every structured row's grammar while the device waits, so stepping the frames again each time was a serial
-    /// share of the step. Safe to call from many threads at once.
-    /// </summary>
-    public GrammarState Next(GrammarState state, int id)
-    {
-        var bytes = Bytes(id);
-        if (!MemoVerdicts || bytes.Length == 0) return state.Step(bytes);
-        if (_transitions.TryGetValue((state, id), out var known)) return known;
-        var next = state.Step(bytes);
-        if (_transitions.Count >= MaxTransitions) _transitions.Clear();
-        _transitions[(state, id)] = next;
-        return next;
-    }
-
-    /// <summary>The most (state, token) steps <see cref="Next"/> keeps; reaching it starts them again.</summary>
-    const int MaxTransitions = 1 << 15;
-
-    readonly ConcurrentDictionary<(GrammarState State, int Id), GrammarState> _transitions = new();
-
-    /// <summary>Whether candidates' verdicts are kept per real state (<see cref="Allowed"/>) and steps per (state, token) (<see cref="Next"/>): on unless <c>OSPREY_GRAMMAR_MEMO=0</c>.</summary>
+    /// <summary>Whether candidates' verdicts are kept per real state (<see cref="Allowed"/>): on unless <c>OSPREY_GRAMMAR_MEMO=0</c>.</summary>
     internal static bool MemoVerdicts { get; set; } = Environment.GetEnvironmentVariable("OSPREY_GRAMMAR_MEMO") != "0";
 
     /// <summary>The most real states whose verdicts are kept; reaching it starts the memo again.</summary>
