@@ -2,7 +2,7 @@
 # Session 15, second device call (issue 16): the person schema at 32 requests measured 0.764 (0.748-0.819) in the first
 # call, below session 14's 0.879 from before closed objects' mask keys forgot their names. Same call, same card:
 # tools/structured_bench.sh FORMATS=person CONC=32 ROUNDS=3 for each of OSPREY_GRAMMAR_MEMO (candidates' verdicts kept per
-# real state) x OSPREY_GRAMMAR_FORGET (closed objects forget names), then the default (both on) with both formats at 1 and
+# real state; removed after this call) x OSPREY_GRAMMAR_FORGET (closed objects forget names), then the default (both on) with both formats at 1 and
 # 32 requests. Outputs go to one tarball (the returned file count is limited). Needs .dist/osprey-gpu.tar.xz and
 # .dist/tokenizers.tar.xz; carry .dist. The table comes last.
 set -uo pipefail

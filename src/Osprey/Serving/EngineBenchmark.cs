@@ -51,12 +51,12 @@ public static class EngineBenchmark
                 continue;
             }
             var vocabulary = Osprey.Inference.Constraints.TokenVocabulary.For(tokenizer);
-            var (walks, checks, hits, steps) = (vocabulary.Walks, vocabulary.Checks, vocabulary.MemoHits, engine.DecodeSteps);
+            var (walks, checks, steps) = (vocabulary.Walks, vocabulary.Checks, engine.DecodeSteps);
             var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, Sampling, out var lengths);
             // What the masks cost on the host: whole-vocabulary trie walks (a new lexical state) and candidate tokens
-            // stepped through a row's real parse state (a state met before takes its verdicts from the memo).
+            // stepped through a row's real parse state.
             log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"grammar: {vocabulary.Walks - walks} trie walks, {vocabulary.Checks - checks} candidate checks ({(vocabulary.Checks - checks) / (double)Math.Max(1, engine.DecodeSteps - steps):F0} per decode step), {vocabulary.MemoHits - hits} sets from the memo"));
+                $"grammar: {vocabulary.Walks - walks} trie walks, {vocabulary.Checks - checks} candidate checks ({(vocabulary.Checks - checks) / (double)Math.Max(1, engine.DecodeSteps - steps):F0} per decode step)"));
             yield return constrained;
             yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log, Sampling);
         }

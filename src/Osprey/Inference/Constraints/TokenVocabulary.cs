@@ -55,7 +55,7 @@ internal sealed class TokenVocabulary
     // Keyed by the lexical state itself, not an interned number, so masks outlive a restart of the transition tables.
     readonly ConcurrentDictionary<GrammarState, MaskEntry> _masks = new();
     readonly Lock _evictLock = new();
-    long _clock, _walks, _clears, _checks, _memoHits;
+    long _clock, _walks, _clears, _checks;
 
     /// <summary>Walks of the trie so far (cache misses), for benchmarks.</summary>
     public int Walks => (int)Interlocked.Read(ref _walks);
@@ -65,9 +65,6 @@ internal sealed class TokenVocabulary
 
     /// <summary>Candidate tokens stepped through a real parse state so far (the per-step work after warm-up), for benchmarks and tests.</summary>
     public long Checks => Interlocked.Read(ref _checks);
-
-    /// <summary>Allowed sets with candidates answered from the memo of real states' verdicts instead, for benchmarks and tests.</summary>
-    public long MemoHits => Interlocked.Read(ref _memoHits);
 
     /// <summary>Masks in the cache now, for tests.</summary>
     public int Cached => _masks.Count;
@@ -168,34 +165,13 @@ internal sealed class TokenVocabulary
     {
         var mask = MaskOf(state.Lexical(Depth, _stringBudget));
         if (mask.Candidates.Length == 0) return mask.Whole;
-        // The candidates' verdicts depend on the real state only: one state met again (the same place in another row
-        // or round) takes them from the memo. An entry made over a mask since evicted and computed again is stale.
-        if (MemoVerdicts && _verdicts.TryGetValue(state, out var known) && ReferenceEquals(known.Bits, mask.Bits))
-        {
-            Interlocked.Increment(ref _memoHits);
-            return known;
-        }
         Interlocked.Add(ref _checks, mask.Candidates.Length);
         List<int>? refused = null;
         var closer = state.KeyCloser();
         foreach (var id in mask.Candidates)
             if (closer?.Dead(_bytes[id]) ?? state.DeadAfter(_bytes[id])) (refused ??= []).Add(id);
-        var result = refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
-        if (MemoVerdicts)
-        {
-            if (_verdicts.Count >= MaxVerdicts) _verdicts.Clear();
-            _verdicts[state] = result;
-        }
-        return result;
+        return refused is null ? mask.Whole : new TokenMask(mask.Bits, mask.Count, [.. refused]);
     }
-
-    /// <summary>Whether candidates' verdicts are kept per real state (<see cref="Allowed"/>): on unless <c>OSPREY_GRAMMAR_MEMO=0</c>.</summary>
-    internal static bool MemoVerdicts { get; set; } = Environment.GetEnvironmentVariable("OSPREY_GRAMMAR_MEMO") != "0";
-
-    /// <summary>The most real states whose verdicts are kept; reaching it starts the memo again.</summary>
-    const int MaxVerdicts = 1 << 14;
-
-    readonly ConcurrentDictionary<GrammarState, TokenMask> _verdicts = new();
 
     /// <summary>
     /// Computes now the masks of the string keys that schemas reach most: an empty string with 0 .. budget code

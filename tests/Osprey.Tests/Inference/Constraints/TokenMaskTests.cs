@@ -171,31 +171,6 @@ public sealed class TokenMaskTests
     }
 
     [Fact]
-    public void AStateMetAgainTakesItsCandidatesVerdictsFromTheMemoAndNoOtherStateDoes()
-    {
-        // A closed object's places share one lexical mask whatever names were written; its candidates (a name closed
-        // again) are decided per real state, and kept for that state only (TokenVocabulary.MemoVerdicts).
-        var (_, vocabulary) = s_qwen3.Value;
-        var grammar = JsonSchemaGrammar.FromSchema(Closed);
-        const string afterA = "{\"a\": \"x\", \"c\": 1, \"";
-        const string afterC = "{\"c\": 1, \"";
-        var first = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes(afterA)));
-        Assert.NotEmpty(first.Refused);
-        var (checks, hits) = (vocabulary.Checks, vocabulary.MemoHits);
-        var again = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes(afterA))); // an equal state, a new object
-        Assert.Equal(checks, vocabulary.Checks);
-        Assert.Equal(hits + 1, vocabulary.MemoHits);
-        Assert.Equal(first.Refused, again.Refused);
-        var other = vocabulary.Allowed(grammar.Start().Step(Encoding.UTF8.GetBytes(afterC)));
-        Assert.Same(first.Bits, other.Bits);
-        Assert.True(vocabulary.Checks > checks, "another real state must check its own candidates");
-        Assert.NotEqual(first.Refused, other.Refused);
-        // Both answers exact, the second ones from the memo.
-        AssertExact(grammar, Encoding.UTF8.GetBytes(afterA), afterA);
-        AssertExact(grammar, Encoding.UTF8.GetBytes(afterC), afterC);
-    }
-
-    [Fact]
     public void RunsOfWhitespaceShareTheWalkOfTheKeyBeforeThem()
     {
         // A random-weight model writes whitespace tokens often; the run length is part of the parse state (16 bytes in
