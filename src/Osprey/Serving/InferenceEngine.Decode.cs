@@ -82,12 +82,17 @@ public sealed partial class InferenceEngine
         var picks = Pick(logits, _active, 0);
         PhaseTimer.Mark(Model.Device, "sampling, tokens to the host");
         // Every grammar stepped at once; then the next step's masks start on other threads while the tokens are handed out.
-        if (AdvanceGrammars(_active, picks)) StartNextMasks(_active);
+        if (AdvanceGrammars(_active, picks))
+        {
+            PhaseTimer.Mark(Model.Device, "constraint: grammars stepped past the tokens");
+            StartNextMasks(_active);
+        }
         var finished = new List<int>();
         for (var row = 0; row < _active.Count; row++)
             if (Emit(_active[row], picks[row])) finished.Add(row);
+        PhaseTimer.Mark(Model.Device, "emit (detokenize, stop checks, stream writes)");
         for (var i = finished.Count - 1; i >= 0; i--) Remove(finished[i]);
-        PhaseTimer.Mark(Model.Device, "emit (detokenize, stop checks, stream writes, row compaction)");
+        PhaseTimer.Mark(Model.Device, "row compaction");
     }
 
     /// <summary>
