@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 15, fourth and fifth device calls (issue 16): OSPREY_PROFILE=1 rounds at 32 requests (person schema, json_object) with the
+# Session 15, fourth device call (issue 16): OSPREY_PROFILE=1 rounds at 32 requests (person schema, json_object) with the
 # step's host phases after the tokens are read back split (grammars stepped, emit, row compaction), then the final
 # tools/structured_bench.sh table (CONC="32 1", both formats, ROUNDS=3). Outputs in one tarball. Needs
 # .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry .dist. The tables come last.
