@@ -6,6 +6,7 @@ using Osprey.Runtime;
 using Osprey.Training;
 using Osprey.Tuners.Lora;
 using TorchSharp;
+using static Osprey.Tests.Tuners.Lora.LoraTestModels;
 using static TorchSharp.torch;
 
 namespace Osprey.Tests.Tuners.Lora;
@@ -20,12 +21,6 @@ namespace Osprey.Tests.Tuners.Lora;
 /// </summary>
 public sealed class LoraSharedInputTests
 {
-    static CausalLM Load(string family, ScalarType dtype = ScalarType.Float32)
-    {
-        TorchRuntime.Initialize(DeviceSpec.Cpu);
-        return CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", family), CPU, dtype);
-    }
-
     /// <summary>
     /// Attaches LoRA with the stacked projections off (<see cref="LoraStackedProjection"/>, tested on its own): the parts
     /// then run one by one, which is the path these groups serve.
@@ -46,35 +41,10 @@ public sealed class LoraSharedInputTests
     static (long Stacked, long Separate) Counts(CausalLM model) =>
         (Groups(model).Sum(g => g.StackedProducts), Groups(model).Sum(g => g.SeparateProducts));
 
-    static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().ToDouble();
-
-    /// <summary>
-    /// Within <paramref name="tolerance"/> times the reference's largest magnitude (at least 1). Stacking the A's changes
-    /// the BLAS kernel's summation order, so the down-projections differ in their last bits and the layers carry that on:
-    /// in float32 the logits stay within 1e-6 of their largest value and the gradients within 2.4e-6 (measured over these
-    /// cases); in float64 the same comparison is held to 1e-12, which only the same mathematics passes.
-    /// </summary>
-    static void Close(Tensor actual, Tensor expected, string what, double tolerance)
-    {
-        var scale = Math.Max(1.0, expected.abs().max().ToDouble());
-        var d = MaxDiff(actual, expected);
-        Assert.True(d <= tolerance * scale, $"{what}: max |Δ| {d:E3} (largest |value| {scale:G4}, allowed {tolerance:E1} of it)");
-    }
-
     static (Tensor Ids, Tensor Labels) Batch(CausalLM model)
     {
         var ids = randint(3, model.Spec.VocabSize, [2, 11], generator: new torch.Generator(7, CPU));
         return (ids, ids.clone());
-    }
-
-    /// <summary>B starts at zero (no gradient reaches A then): give every adapter a real delta, and DoRA magnitudes a tilt.</summary>
-    static void Perturb(CausalLM model)
-    {
-        using var _ = no_grad();
-        var g = new torch.Generator(11, CPU);
-        foreach (var (name, p) in model.LoraParameters())
-            if (name.EndsWith("lora_B.weight", StringComparison.Ordinal)) p.copy_(randn(p.shape, generator: g) * 0.05);
-            else if (name.EndsWith("lora_magnitude_vector", StringComparison.Ordinal)) p.mul_(1.0 + (rand(p.shape, generator: g) * 0.1));
     }
 
     public static TheoryData<string, string, bool> Cases() => new()
@@ -136,18 +106,10 @@ public sealed class LoraSharedInputTests
         var (ids, labels) = Batch(model);
         using var __ = ids;
         using var ___ = labels;
-        var lora = model.LoraParameters();
-
-        (double Loss, Dictionary<string, Tensor> Grads, Tensor Logits) Run(bool shared)
+        PathResults Run(bool shared)
         {
             SetGroups(model, shared);
-            model.train();
-            foreach (var (_, p) in lora) p.grad?.zero_();
-            using var result = model.ForwardBackward(ids, labels, null, new TrainForwardOptions());
-            var grads = lora.ToDictionary(p => p.Name, p => p.Tensor.grad!.detach().clone());
-            model.eval();
-            using var _ = no_grad();
-            return (result.LossSum.ToDouble(), grads, model.Forward(ids));
+            return TrainAndEvaluate(model, ids, labels, new TrainForwardOptions());
         }
 
         var before = Counts(model);
@@ -159,13 +121,7 @@ public sealed class LoraSharedInputTests
         Assert.Equal(afterShared.Stacked, Counts(model).Stacked);
         Assert.True(Counts(model).Separate > afterShared.Separate);
 
-        Assert.True(Math.Abs(shared.Loss - separate.Loss) <= 1e-6 * Math.Max(1, Math.Abs(separate.Loss)), $"loss {shared.Loss} vs {separate.Loss}");
-        Close(shared.Logits, separate.Logits, "logits", logitTolerance);
-        foreach (var (name, g) in separate.Grads)
-        {
-            Assert.True(g.abs().max().ToDouble() > 0, $"{name}: zero gradient, the comparison would prove nothing");
-            Close(shared.Grads[name], g, name, gradientTolerance);
-        }
+        AssertSameResults(shared, separate, logitTolerance, gradientTolerance);
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using Osprey.Models;
-using Osprey.Runtime;
 using Osprey.Training;
 using Osprey.Tuners.Lora;
 using TorchSharp;
+using static Osprey.Tests.Tuners.Lora.LoraTestModels;
 using static TorchSharp.torch;
 
 namespace Osprey.Tests.Tuners.Lora;
@@ -17,12 +17,6 @@ namespace Osprey.Tests.Tuners.Lora;
 /// </summary>
 public sealed class LoraStackedProjectionTests
 {
-    static CausalLM Load(string family, ScalarType dtype = ScalarType.Float32)
-    {
-        TorchRuntime.Initialize(DeviceSpec.Cpu);
-        return CausalLM.Load(Path.Combine(TestPaths.Fixtures, "parity", family), CPU, dtype);
-    }
-
     static List<LoraStackedProjection> Stacked(CausalLM model) => model.FindState<LoraState>()!.StackedProjections;
 
     static long Calls(CausalLM model) => Stacked(model).Sum(s => s.Calls);
@@ -32,23 +26,6 @@ public sealed class LoraStackedProjectionTests
     {
         foreach (var s in Stacked(model)) s.Enabled = on;
         foreach (var g in model.FindState<LoraState>()!.SharedInputs) g.Enabled = on;
-    }
-
-    /// <summary>B starts at zero (no gradient reaches A then): give every adapter a real delta.</summary>
-    static void Perturb(CausalLM model)
-    {
-        using var _ = no_grad();
-        var g = new torch.Generator(11, CPU);
-        foreach (var (name, p) in model.LoraParameters())
-            if (name.EndsWith("lora_B.weight", StringComparison.Ordinal)) p.copy_(randn(p.shape, generator: g) * 0.05);
-    }
-
-    /// <summary>Within <paramref name="tolerance"/> times the reference's largest magnitude (at least 1).</summary>
-    static void Close(Tensor actual, Tensor expected, string what, double tolerance)
-    {
-        var scale = Math.Max(1.0, expected.abs().max().ToDouble());
-        var d = (actual - expected).abs().max().ToDouble();
-        Assert.True(d <= tolerance * scale, $"{what}: max |Δ| {d:E3} (largest |value| {scale:G4}, allowed {tolerance:E1} of it)");
     }
 
     public static TheoryData<string, string, bool> Cases() => new()
@@ -86,18 +63,10 @@ public sealed class LoraStackedProjectionTests
         Assert.Equal(kind == "q-v-only" ? layers : 2 * layers, Stacked(model).Count);
         var ids = randint(3, model.Spec.VocabSize, [2, 11], generator: new torch.Generator(7, CPU));
         using var __ = ids;
-        var lora = model.LoraParameters();
-
-        (double Loss, Dictionary<string, Tensor> Grads, Tensor Logits) Run(bool stacked)
+        PathResults Run(bool stacked)
         {
             SetStacked(model, stacked);
-            model.train();
-            foreach (var (_, p) in lora) p.grad?.zero_();
-            using var result = model.ForwardBackward(ids, ids, null, new TrainForwardOptions { DropoutSeed = 5 });
-            var grads = lora.ToDictionary(p => p.Name, p => p.Tensor.grad!.detach().clone());
-            model.eval();
-            using var _ = no_grad();
-            return (result.LossSum.ToDouble(), grads, model.Forward(ids));
+            return TrainAndEvaluate(model, ids, ids, new TrainForwardOptions { DropoutSeed = 5 });
         }
 
         var stacked = Run(stacked: true);
@@ -107,14 +76,7 @@ public sealed class LoraStackedProjectionTests
         Assert.Equal(calls, Calls(model)); // off means off
 
         var (logitTolerance, gradientTolerance) = float64 ? (1e-12, 1e-12) : (1e-6, 5e-6);
-        Assert.True(Math.Abs(stacked.Loss - separate.Loss) <= logitTolerance * Math.Max(1, Math.Abs(separate.Loss)), $"loss {stacked.Loss} vs {separate.Loss}");
-        Close(stacked.Logits, separate.Logits, "logits", logitTolerance);
-        Assert.Equal(lora.Count, separate.Grads.Count);
-        foreach (var (name, g) in separate.Grads)
-        {
-            Assert.True(g.abs().max().ToDouble() > 0, $"{name}: zero gradient, the comparison would prove nothing");
-            Close(stacked.Grads[name], g, name, gradientTolerance);
-        }
+        AssertSameResults(stacked, separate, logitTolerance, gradientTolerance);
     }
 
     [Fact]
