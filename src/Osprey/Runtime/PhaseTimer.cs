@@ -9,8 +9,9 @@ namespace Osprey.Runtime;
 /// <see cref="Mark"/> waits for the device to finish (so GPU time is charged to the phase that queued it) and adds the
 /// time since the previous mark to that phase. Off by default: the synchronisations themselves cost speed. With
 /// <c>OSPREY_PROFILE=2</c> each phase also gets a "(host) phase" total: the time until its mark was reached, before
-/// waiting for the device. A phase whose host time is close to its total is bound by queuing work (launch overhead),
-/// not by the device.
+/// waiting for the device. A phase whose host time is far below its total waits on the device; one whose host time is
+/// close to its total either queues its work no faster than the device runs it (launch overhead) or waits inside it
+/// (an implicit synchronisation, a full launch queue), which this cannot tell apart.
 /// </summary>
 public static class PhaseTimer
 {
@@ -18,7 +19,7 @@ public static class PhaseTimer
     static readonly Stopwatch s_clock = Stopwatch.StartNew();
     static double s_last;
 
-    /// <summary>True when <c>OSPREY_PROFILE=1</c>.</summary>
+    /// <summary>True when <c>OSPREY_PROFILE=1</c> or <c>2</c>.</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") is "1" or "2";
 
     /// <summary>True when <c>OSPREY_PROFILE=2</c>: host time per phase too.</summary>

@@ -152,15 +152,15 @@ internal sealed record ObjectFrame(ObjectNode Node, ObjectPhase Phase, string Se
     /// <summary>True when every declared name is written as itself (ASCII, unescaped): then a key that is no prefix of a written name is no declared name.</summary>
     bool PlainNames => Node.WrittenNames.All(w => w.Key == w.Value) && Node.Required.All(Node.WrittenNames.Values.Contains);
 
+    /// <summary>Whether a closed object's mask key forgets the names written (<see cref="Lexical"/>): on unless <c>OSPREY_GRAMMAR_FORGET=0</c>.</summary>
+    internal static bool ForgetClosedNames { get; set; } = Environment.GetEnvironmentVariable("OSPREY_GRAMMAR_FORGET") != "0";
+
     /// <summary>
     /// This frame as a mask key (<see cref="GrammarState.Lexical"/>): for an open object, the keys written are
     /// forgotten except the declared and required ones (which decide values and the end), and an additional key's
     /// text becomes <see cref="OtherKey"/>; whatever then depends on the forgotten part marks the step
     /// <see cref="JsonMachine.Unsure"/>. A closed object forgets which of its names were written (<see cref="Forgotten"/>).
     /// </summary>
-    /// <summary>Whether a closed object's mask key forgets the names written (<see cref="Lexical"/>): on unless <c>OSPREY_GRAMMAR_FORGET=0</c>.</summary>
-    internal static bool ForgetClosedNames { get; set; } = Environment.GetEnvironmentVariable("OSPREY_GRAMMAR_FORGET") != "0";
-
     public ObjectFrame Lexical()
     {
         if (Projected) return this;
