@@ -73,6 +73,35 @@ public sealed class ConstrainedDecodingTests
     }
 
     [Fact]
+    public async Task StartingTheNextMasksAfterTheHandOutGivesTheSameOutputs()
+    {
+        // InferenceEngine.MasksAfterEmit (OSPREY_MASKS_AFTER_EMIT=1) only moves when the next step's allowed sets start;
+        // six constrained rows (above the parallel threshold, so the sets are started early at all), greedy and seeded,
+        // beside two free rows, must give the same tokens both ways.
+        var (model, tokenizer) = s_models["qwen2"].Value;
+        var grammar = JsonSchemaGrammar.FromSchema(PersonSchema);
+        var eos = tokenizer.TokenToId("<|im_end|>")!.Value;
+        var prompt = tokenizer.EncodeIds("Describe a person as JSON:");
+        async Task<string[]> Run(bool after)
+        {
+            InferenceEngine.MasksAfterEmit = after;
+            try
+            {
+                using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = 8, MaxModelLen = 640 });
+                var rows = Enumerable.Range(0, 6).Select(i => engine.GenerateAsync(new EngineRequest(prompt,
+                    new SamplingParams { MaxTokens = 200, Temperature = i == 0 ? 0 : 1.0, Seed = i, StopTokenIds = [eos], Grammar = grammar })))
+                    .Concat(Enumerable.Range(0, 2).Select(i => engine.GenerateAsync(new EngineRequest(prompt, new SamplingParams { MaxTokens = 40, Temperature = 1.0, Seed = 20 + i }))))
+                    .ToArray();
+                return [.. (await Task.WhenAll(rows)).Select(r => string.Join(",", r.Tokens.Select(t => t.TokenId)))];
+            }
+            finally { InferenceEngine.MasksAfterEmit = false; }
+        }
+        var before = await Run(after: false);
+        Assert.Equal(before, await Run(after: true));
+        Assert.True(before.Take(6).Distinct().Count() > 1, "sampled rows should differ");
+    }
+
+    [Fact]
     public async Task JsonObjectModeGivesAnObjectOrAPrefixOfOneAtTheLimit()
     {
         var (model, tokenizer) = s_models["qwen2"].Value;
