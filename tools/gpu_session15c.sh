@@ -3,6 +3,8 @@
 # tools/structured_bench.sh with the memos on (default; CONC="32 1", both formats, ROUNDS=3) and off (OSPREY_GRAMMAR_MEMO=0,
 # person at 32), then one OSPREY_PROFILE=1 round of the person schema at 32. Outputs in one tarball. Needs
 # .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry .dist. The tables come last.
+# A record of that call: both memos (TokenVocabulary.Next and the verdict memo, OSPREY_GRAMMAR_MEMO) were removed after it
+# (benchmarks/session15-h100.md), so on later code the two runs are the same engine.
 set -uo pipefail
 FINAL=${OUT:-/tmp/osprey-out}; mkdir -p "$FINAL"
 W=/tmp/s15c; mkdir -p $W
