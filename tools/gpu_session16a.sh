@@ -11,8 +11,8 @@ set -uo pipefail
 FINAL=${OUT:-/tmp/osprey-out}; mkdir -p "$FINAL"
 start=$SECONDS
 left() { echo $(( ${TIME_LEFT:-590} - (SECONDS - start) )); }
-OUT=$FINAL/masks timeout $(( $(left) - 200 )) bash tools/gpu_masks_after_emit.sh > "$FINAL/masks.log" 2>&1
-OUT=$FINAL/full TYPES=full SKIP_D0=1 FUSED=1 timeout $(( $(left) - 160 )) bash tools/fused_train_bench.sh > "$FINAL/full.log" 2>&1
+OUT=$FINAL/masks timeout $(( $(left) - 300 )) bash tools/gpu_masks_after_emit.sh > "$FINAL/masks.log" 2>&1
+OUT=$FINAL/full TYPES=full SKIP_D0=1 FUSED=1 timeout $(( $(left) - 250 )) bash tools/fused_train_bench.sh > "$FINAL/full.log" 2>&1
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 rm -rf /tmp/bench
 OSPREY_WIDE_LOSS_CHUNKS=0 timeout 60 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
@@ -27,6 +27,16 @@ OSPREY_WIDE_LOSS_CHUNKS=$w OSPREY_PROFILE=2 timeout 45 /tmp/osp/osprey-gpu/ospre
   --output_dir /tmp/bench --add_version false --lr_scheduler_type constant --per_device_train_batch_size 4 \
   --gradient_accumulation_steps 1 --gradient_checkpointing false --train_type full > "$FINAL/profile-full-wide$w.txt" 2>&1
 done
+# OSPREY_PROFILE=3: each step starts with the device kept busy 300 ms; the phases' host times then say whether they
+# wait for the device inside (full and LoRA, one micro-batch a step).
+for type in full lora; do
+rm -rf /tmp/bench
+OSPREY_PROFILE=3 timeout 45 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
+  --truncation_strategy right --max_steps 10 --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 \
+  --output_dir /tmp/bench --add_version false --lr_scheduler_type constant --per_device_train_batch_size 4 \
+  --gradient_accumulation_steps 1 --gradient_checkpointing false --train_type $type > "$FINAL/profile3-$type.txt" 2>&1
+done
+for type in full lora; do echo "=== $type, OSPREY_PROFILE=3 (steps 6-10, ms/step)"; grep "osprey profile: steps 6-10" "$FINAL/profile3-$type.txt" | sed "s/.*steps 6-10: //"; done
 for w in 1 0; do echo "=== profile full, wide loss chunks $w (steps 6-10, ms/step)"; grep "osprey profile: steps 6-10" "$FINAL/profile-full-wide$w.txt" | sed "s/.*steps 6-10: //"; done
 echo "=== full (wide loss chunks)"; tail -4 "$FINAL/full.log"
 echo "=== full, OSPREY_WIDE_LOSS_CHUNKS=0: tokens/s per window"; grep -o '"tokens_per_second":[0-9.]*' "$FINAL/full-narrow.jsonl" | tail -4

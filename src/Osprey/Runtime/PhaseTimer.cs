@@ -11,16 +11,35 @@ namespace Osprey.Runtime;
 /// <c>OSPREY_PROFILE=2</c> each phase also gets a "(host) phase" total: the time until its mark was reached, before
 /// waiting for the device. A phase whose host time is far below its total waits on the device; one whose host time is
 /// close to its total either queues its work no faster than the device runs it (launch overhead) or waits inside it
-/// (an implicit synchronisation, a full launch queue), which this cannot tell apart.
+/// (an implicit synchronisation, a full launch queue), which this cannot tell apart. <c>OSPREY_PROFILE=3</c> tells them
+/// apart: each <see cref="Restart"/> (a training step's start) waits for the device and then queues a kernel that keeps
+/// it busy for <see cref="LeadMilliseconds"/> (<c>OSPREY_PROFILE_LEAD_MS</c>, default 300), and marks do not wait. With
+/// the device that far behind, a phase's "(host, device behind) phase" time is what queueing its work costs the host;
+/// a phase that waits for the device inside (an implicit synchronisation) shows the rest of the lead in its time.
 /// </summary>
-public static class PhaseTimer
+public static unsafe class PhaseTimer
 {
     static readonly Dictionary<string, double> s_totals = new(StringComparer.Ordinal);
     static readonly Stopwatch s_clock = Stopwatch.StartNew();
     static double s_last;
 
-    /// <summary>True when <c>OSPREY_PROFILE=1</c> or <c>2</c>.</summary>
-    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") is "1" or "2";
+    /// <summary>True when <c>OSPREY_PROFILE</c> is 1, 2 or 3.</summary>
+    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") is "1" or "2" or "3";
+
+    /// <summary>True when <c>OSPREY_PROFILE=3</c>: marks do not wait; each step starts with the device kept busy.</summary>
+    static bool Lead { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") == "3";
+
+    /// <summary>How long the device is kept busy at each step's start with <c>OSPREY_PROFILE=3</c>, in milliseconds.</summary>
+    public static int LeadMilliseconds { get; } =
+        int.TryParse(Environment.GetEnvironmentVariable("OSPREY_PROFILE_LEAD_MS"), out var ms) && ms > 0 ? ms : 300;
+
+    static readonly KernelModule SpinModule = new("osprey_spin", """
+extern "C" __global__ void spin(long long ns) {
+  unsigned long long start, now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now)); } while (now - start < (unsigned long long)ns);
+}
+""", ["spin"], "the profiler's busy kernel", "OSPREY_PROFILE=3 times the host without a device lead");
 
     /// <summary>True when <c>OSPREY_PROFILE=2</c>: host time per phase too.</summary>
     static bool Host { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") == "2";
@@ -30,6 +49,12 @@ public static class PhaseTimer
     {
         if (!Enabled) return;
         Sync(device);
+        if (Lead && device.type == DeviceType.CUDA && SpinModule.Unavailable(device.index) is null)
+        {
+            long ns = LeadMilliseconds * 1_000_000L;
+            void** args = stackalloc void*[] { &ns };
+            SpinModule.Launch(device.index, "spin", (1, 1), 1, args);
+        }
         s_last = s_clock.Elapsed.TotalMilliseconds;
     }
 
@@ -38,6 +63,12 @@ public static class PhaseTimer
     {
         if (!Enabled) return;
         var queued = s_clock.Elapsed.TotalMilliseconds;
+        if (Lead)
+        {
+            lock (s_totals) s_totals["(host, device behind) " + phase] = s_totals.GetValueOrDefault("(host, device behind) " + phase) + (queued - s_last);
+            s_last = queued;
+            return;
+        }
         Sync(device);
         var now = s_clock.Elapsed.TotalMilliseconds;
         lock (s_totals)
