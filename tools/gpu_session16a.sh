@@ -3,8 +3,8 @@
 #   1. issue 16: tools/gpu_masks_after_emit.sh (structured outputs with the next step's allowed sets started before and
 #      after the tokens' hand-out, OSPREY_MASKS_AFTER_EMIT=0/1, both formats at 32 and 1 requests, NEW=256, 3 rounds);
 #   2. issue 23: full fine-tuning of the 0.5B shape, 4x2048, no checkpointing, 25 steps: transformers
-#      (tools/bench_sft_reference.py) and Osprey (kernels on) with the fused loss's wide chunks (default) and with the
-#      tensor path's rows (OSPREY_WIDE_LOSS_CHUNKS=0), then one OSPREY_PROFILE=2 run each way (phases, steps 6-10, one
+#      (tools/bench_sft_reference.py) and Osprey (kernels on) with the fused loss's wide chunks (OSPREY_WIDE_LOSS_CHUNKS=1) and
+#      without (the default), then one OSPREY_PROFILE=2 run each way (phases, steps 6-10, one
 #      micro-batch a step).
 # Needs .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry .dist. The tables come last.
 set -uo pipefail
@@ -12,7 +12,7 @@ FINAL=${OUT:-/tmp/osprey-out}; mkdir -p "$FINAL"
 start=$SECONDS
 left() { echo $(( ${TIME_LEFT:-590} - (SECONDS - start) )); }
 OUT=$FINAL/masks timeout $(( $(left) - 300 )) bash tools/gpu_masks_after_emit.sh > "$FINAL/masks.log" 2>&1
-OUT=$FINAL/full TYPES=full SKIP_D0=1 FUSED=1 timeout $(( $(left) - 250 )) bash tools/fused_train_bench.sh > "$FINAL/full.log" 2>&1
+OSPREY_WIDE_LOSS_CHUNKS=1 OUT=$FINAL/full TYPES=full SKIP_D0=1 FUSED=1 timeout $(( $(left) - 250 )) bash tools/fused_train_bench.sh > "$FINAL/full.log" 2>&1
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 rm -rf /tmp/bench
 OSPREY_WIDE_LOSS_CHUNKS=0 timeout 60 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
@@ -21,6 +21,7 @@ OSPREY_WIDE_LOSS_CHUNKS=0 timeout 60 /tmp/osp/osprey-gpu/osprey pt --model /tmp/
   --per_device_train_batch_size 4 --gradient_checkpointing false --train_type full > "$FINAL/full-narrow.txt" 2>&1
 cp /tmp/bench/logging.jsonl "$FINAL/full-narrow.jsonl"
 for w in 1 0; do
+(( $(left) > 50 )) || break
 rm -rf /tmp/bench
 OSPREY_WIDE_LOSS_CHUNKS=$w OSPREY_PROFILE=2 timeout 45 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
   --truncation_strategy right --max_steps 10 --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 \
@@ -30,6 +31,7 @@ done
 # OSPREY_PROFILE=3: each step starts with the device kept busy 300 ms; the phases' host times then say whether they
 # wait for the device inside (full and LoRA, one micro-batch a step).
 for type in full lora; do
+(( $(left) > 50 )) || break
 rm -rf /tmp/bench
 OSPREY_PROFILE=3 timeout 45 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
   --truncation_strategy right --max_steps 10 --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 \

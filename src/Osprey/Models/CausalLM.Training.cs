@@ -321,7 +321,7 @@ public sealed partial class CausalLM
     /// bytes a logit), as many rows as fit that same memory: 4× in bf16. Fewer, larger chunks matter most where the head
     /// is trained (full fine-tuning, tied embeddings): each chunk's backward adds a whole vocabulary × hidden weight
     /// gradient into the head's, 19 times a 4×2048 batch at Qwen2's vocabulary with the tensor path's rows.
-    /// <c>OSPREY_WIDE_LOSS_CHUNKS=0</c> keeps the tensor path's rows (a comparison switch).
+    /// Off until measured on a GPU: <c>OSPREY_WIDE_LOSS_CHUNKS=1</c> turns it on.
     /// </summary>
     static long FusedLossChunkRows(long rows, Tensor leaf, bool backward)
     {
@@ -330,7 +330,7 @@ public sealed partial class CausalLM
         return rows * (2 * d + 12) / (2 * d);
     }
 
-    internal static bool WideLossChunks { get; set; } = Environment.GetEnvironmentVariable("OSPREY_WIDE_LOSS_CHUNKS") != "0";
+    internal static bool WideLossChunks { get; set; } = Environment.GetEnvironmentVariable("OSPREY_WIDE_LOSS_CHUNKS") == "1";
 
     /// <summary>
     /// Whether a loss chunk's <paramref name="logits"/> go through the fused cross-entropy kernels (CUDA; with a backward
