@@ -11,15 +11,15 @@ set -uo pipefail
 FINAL=${OUT:-/tmp/osprey-out}; mkdir -p "$FINAL"
 start=$SECONDS
 left() { echo $(( ${TIME_LEFT:-590} - (SECONDS - start) )); }
-OUT=$FINAL/masks timeout $(( $(left) - 300 )) bash tools/gpu_masks_after_emit.sh > "$FINAL/masks.log" 2>&1
-OSPREY_WIDE_LOSS_CHUNKS=1 OUT=$FINAL/full TYPES=full SKIP_D0=1 FUSED=1 timeout $(( $(left) - 250 )) bash tools/fused_train_bench.sh > "$FINAL/full.log" 2>&1
+OUT=$FINAL/masks timeout $(( $(left) - 230 )) bash tools/gpu_masks_after_emit.sh > "$FINAL/masks.log" 2>&1
+OSPREY_WIDE_LOSS_CHUNKS=1 OUT=$FINAL/full TYPES=full SKIP_D0=1 FUSED=1 timeout $(( $(left) - 130 )) bash tools/fused_train_bench.sh > "$FINAL/full.log" 2>&1
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 rm -rf /tmp/bench
-OSPREY_WIDE_LOSS_CHUNKS=0 timeout 60 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
+(( $(left) > 70 )) && OSPREY_WIDE_LOSS_CHUNKS=0 timeout 60 /tmp/osp/osprey-gpu/osprey pt --model /tmp/q05 --dataset /tmp/rand.jsonl --max_length 2048 \
   --truncation_strategy right --max_steps 25 --logging_steps 5 --save_strategy no --device cuda --torch_dtype bfloat16 \
   --output_dir /tmp/bench --add_version false --gradient_accumulation_steps 1 --lr_scheduler_type constant \
   --per_device_train_batch_size 4 --gradient_checkpointing false --train_type full > "$FINAL/full-narrow.txt" 2>&1
-cp /tmp/bench/logging.jsonl "$FINAL/full-narrow.jsonl"
+cp /tmp/bench/logging.jsonl "$FINAL/full-narrow.jsonl" 2>/dev/null
 for w in 1 0; do
 (( $(left) > 50 )) || break
 rm -rf /tmp/bench
