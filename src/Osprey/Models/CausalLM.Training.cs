@@ -326,9 +326,11 @@ public sealed partial class CausalLM
     static long FusedLossChunkRows(long rows, Tensor leaf, bool backward)
     {
         if (!WideLossChunks || !FusedKernels.Usable(leaf) || (backward && !FusedKernels.Autograd)) return rows;
-        long d = leaf.element_size();
-        return rows * (2 * d + 12) / (2 * d);
+        return WideChunkRows(rows, leaf.element_size());
     }
+
+    /// <summary>Rows of a fused-path loss chunk in the memory of <paramref name="rows"/> tensor-path rows, for logits of <paramref name="elementSize"/> bytes.</summary>
+    internal static long WideChunkRows(long rows, long elementSize) => rows * (2 * elementSize + 12) / (2 * elementSize);
 
     internal static bool WideLossChunks { get; set; } = Environment.GetEnvironmentVariable("OSPREY_WIDE_LOSS_CHUNKS") == "1";
 
