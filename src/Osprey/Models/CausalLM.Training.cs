@@ -128,7 +128,7 @@ public sealed partial class CausalLM
         var leaf = options.Backward ? rows.detach().requires_grad_(true) : rows;
         var lossSum = zeros(1, dtype: ScalarType.Float32, device: Device);
         var correct = zeros(1, dtype: ScalarType.Int64, device: Device);
-        var chunk = FusedLossChunkRows(Math.Max(1, options.LossChunkRows), leaf, options.Backward);
+        var chunk = Math.Max(1, options.LossChunkRows);
         Tensor? rowLogProbs = null, rowCounts = null, tokenLogProbs = null, tokenEntropy = null;
         var tokenLevel = options.TokenObjective is not null || options.TokenLogProbs;
         if (options.SequenceObjective is not null || options.RowLogProbs || tokenLevel)
@@ -313,26 +313,6 @@ public sealed partial class CausalLM
         }
         base.Dispose(disposing);
     }
-
-    /// <summary>
-    /// Rows of one loss chunk: <paramref name="rows"/> (sized for the tensor path, whose chunk holds the logits in the model
-    /// dtype, their float32 copy, the float32 log-softmax and gradient and that gradient cast back: 2d + 12 bytes a logit),
-    /// or, where the chunks go through the fused cross-entropy kernels (only the stored logits and their gradient: 2d
-    /// bytes a logit), as many rows as fit that same memory: 4× in bf16. Fewer, larger chunks matter most where the head
-    /// is trained (full fine-tuning, tied embeddings): each chunk's backward adds a whole vocabulary × hidden weight
-    /// gradient into the head's, 19 times a 4×2048 batch at Qwen2's vocabulary with the tensor path's rows.
-    /// Off until measured on a GPU: <c>OSPREY_WIDE_LOSS_CHUNKS=1</c> turns it on.
-    /// </summary>
-    static long FusedLossChunkRows(long rows, Tensor leaf, bool backward)
-    {
-        if (!WideLossChunks || !FusedKernels.Usable(leaf) || (backward && !FusedKernels.Autograd)) return rows;
-        return WideChunkRows(rows, leaf.element_size());
-    }
-
-    /// <summary>Rows of a fused-path loss chunk in the memory of <paramref name="rows"/> tensor-path rows, for logits of <paramref name="elementSize"/> bytes.</summary>
-    internal static long WideChunkRows(long rows, long elementSize) => rows * (2 * elementSize + 12) / (2 * elementSize);
-
-    internal static bool WideLossChunks { get; set; } = Environment.GetEnvironmentVariable("OSPREY_WIDE_LOSS_CHUNKS") == "1";
 
     /// <summary>
     /// Whether a loss chunk's <paramref name="logits"/> go through the fused cross-entropy kernels (CUDA; with a backward

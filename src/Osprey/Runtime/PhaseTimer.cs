@@ -11,11 +11,14 @@ namespace Osprey.Runtime;
 /// <c>OSPREY_PROFILE=2</c> each phase also gets a "(host) phase" total: the time until its mark was reached, before
 /// waiting for the device. A phase whose host time is far below its total waits on the device; one whose host time is
 /// close to its total either queues its work no faster than the device runs it (launch overhead) or waits inside it
-/// (an implicit synchronisation, a full launch queue), which this cannot tell apart. <c>OSPREY_PROFILE=3</c> tells them
-/// apart: each <see cref="Restart"/> (a training step's start) waits for the device and then queues a kernel that keeps
-/// it busy for <see cref="LeadMilliseconds"/> (<c>OSPREY_PROFILE_LEAD_MS</c>, default 300), and marks do not wait. With
-/// the device that far behind, a phase's "(host, device behind) phase" time is what queueing its work costs the host;
-/// a phase that waits for the device inside (an implicit synchronisation) shows the rest of the lead in its time.
+/// (an implicit synchronisation, a full launch queue), which this cannot tell apart. <c>OSPREY_PROFILE=3</c> helps tell
+/// them apart: marks do not wait, and after the first mark of each step (each <see cref="Restart"/>) a kernel keeps the
+/// device busy for <see cref="LeadMilliseconds"/> (<c>OSPREY_PROFILE_LEAD_MS</c>, default 300). With the device that
+/// far behind, a phase's "(host, device behind) phase" time is what queueing its work costs the host, unless it waits
+/// for the device inside: an implicit synchronisation shows the rest of the lead in its time, and a phase that queues
+/// more launches than the driver's queue holds waits for the device to drain some. On an H100 (session 16) the lead
+/// first sat at a step's start, and "batch to device" took all of it: copying the micro-batch from pageable host
+/// memory waits for the device (hence the lead now starts after that first mark).
 /// </summary>
 public static unsafe class PhaseTimer
 {
@@ -49,14 +52,11 @@ extern "C" __global__ void spin(long long ns) {
     {
         if (!Enabled) return;
         Sync(device);
-        if (Lead && device.type == DeviceType.CUDA && SpinModule.Unavailable(device.index) is null)
-        {
-            long ns = LeadMilliseconds * 1_000_000L;
-            void** args = stackalloc void*[] { &ns };
-            SpinModule.Launch(device.index, "spin", (1, 1), 1, args);
-        }
+        s_leadPending = Lead;
         s_last = s_clock.Elapsed.TotalMilliseconds;
     }
+
+    static bool s_leadPending;
 
     /// <summary>Charges the time since the previous mark to <paramref name="phase"/>.</summary>
     public static void Mark(Device device, string phase)
@@ -66,7 +66,14 @@ extern "C" __global__ void spin(long long ns) {
         if (Lead)
         {
             lock (s_totals) s_totals["(host, device behind) " + phase] = s_totals.GetValueOrDefault("(host, device behind) " + phase) + (queued - s_last);
-            s_last = queued;
+            if (s_leadPending && device.type == DeviceType.CUDA && SpinModule.Unavailable(device.index) is null)
+            {
+                s_leadPending = false;
+                long ns = LeadMilliseconds * 1_000_000L;
+                void** args = stackalloc void*[] { &ns };
+                SpinModule.Launch(device.index, "spin", (1, 1), 1, args);
+            }
+            s_last = s_clock.Elapsed.TotalMilliseconds;
             return;
         }
         Sync(device);

@@ -57,9 +57,9 @@ public static class SftRecipe
                 if (!BatchPlan.IsOwnedBy(i, rank, world)) continue;
                 var batch = micro[i];
                 if (batch.LabelledTokens == 0) continue;
-                using var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
-                using var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
-                using var positions = batch.PositionIds is null ? null : tensor(batch.PositionIds, [batch.Rows, batch.Columns], device: model.Device);
+                using var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
+                using var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
+                using var positions = batch.PositionIds is null ? null : HostUpload.Int64(batch.PositionIds, [batch.Rows, batch.Columns], model.Device);
                 using var result = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
                 {
                     LossScale = 1.0 / stepTokens,
