@@ -46,4 +46,21 @@ public sealed record TrainForwardOptions
     /// replace the image placeholder tokens and positions are M-RoPE's, as in inference. Null or empty: text only.
     /// </summary>
     public IReadOnlyList<Osprey.Images.ProcessedImage>? Images { get; init; }
+
+    /// <summary>
+    /// The labelled positions, when the caller already knows them: int64 [N] on the model's device, the indices into the
+    /// flattened [B, T − 1] shifted labels whose label is not -100, ascending (what <c>nonzero</c> of that mask gives).
+    /// Null: found on the device, which waits for the device to finish what was queued before it.
+    /// </summary>
+    public TorchSharp.torch.Tensor? LabelledPositions { get; init; }
+
+    /// <summary>The <see cref="LabelledPositions"/> of host labels [<paramref name="rows"/>, <paramref name="columns"/>] (row-major).</summary>
+    public static long[] LabelledPositionsOf(long[] labels, int rows, int columns)
+    {
+        var picks = new List<long>(labels.Length);
+        for (var r = 0; r < rows; r++)
+            for (var p = 0; p < columns - 1; p++)
+                if (labels[r * columns + p + 1] != -100) picks.Add((long)r * (columns - 1) + p);
+        return [.. picks];
+    }
 }

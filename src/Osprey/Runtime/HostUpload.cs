@@ -9,7 +9,9 @@ namespace Osprey.Runtime;
 /// step's "batch to device" phase absorbed the whole device lead that way, so each micro-batch starts from an idle
 /// device. With <c>OSPREY_PINNED_BATCHES=1</c> the arrays are staged in pinned memory (libtorch's caching host
 /// allocator, which keeps a block until the copies reading it are done) and copied without waiting, so the host can
-/// queue the next forward pass while the device finishes the last step. Off by default until measured on a GPU.
+/// queue the next forward pass while the device finishes the last step; SFT then also takes the labelled positions from
+/// the host (<see cref="Osprey.Models.TrainForwardOptions.LabelledPositions"/>), since finding them on the device
+/// (<c>nonzero</c>) waits the same way. Off by default until measured on a GPU.
 /// </summary>
 public static class HostUpload
 {

@@ -60,6 +60,9 @@ public static class SftRecipe
                 using var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
                 using var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
                 using var positions = batch.PositionIds is null ? null : HostUpload.Int64(batch.PositionIds, [batch.Rows, batch.Columns], model.Device);
+                // With pinned uploads the labelled positions come from the host too, so nothing waits for the device.
+                using var labelled = HostUpload.Pinned && model.Device.type == DeviceType.CUDA
+                    ? Labelled(TrainForwardOptions.LabelledPositionsOf(batch.Labels, batch.Rows, batch.Columns), model.Device) : null;
                 using var result = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
                 {
                     LossScale = 1.0 / stepTokens,
@@ -68,6 +71,7 @@ public static class SftRecipe
                     DropoutSeed = ((long)o.Seed << 32) ^ (step * 1024 + i),
                     Residency = session.Optimizer.TrainingHook(i == finalBackward),
                     Images = batch.Images,
+                    LabelledPositions = labelled,
                 });
                 lossSum.add_(result.LossSum);
                 correct.add_(result.Correct);
@@ -91,6 +95,8 @@ public static class SftRecipe
         caching.Report(model, model.VisionTowerImages, run.Log);
         return loop.Finish(step);
     }
+
+    static Tensor Labelled(long[] positions, Device device) => HostUpload.Int64(positions, [positions.LongLength], device);
 
     /// <summary>Mean token loss and accuracy over the validation set, in evaluation mode.</summary>
     static (double Loss, double Accuracy) Evaluate(TrainingSession session, EncodedDataset validation)
