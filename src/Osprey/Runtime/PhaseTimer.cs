@@ -29,10 +29,10 @@ public static unsafe class PhaseTimer
     /// <summary>True when <c>OSPREY_PROFILE</c> is 1, 2 or 3.</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") is "1" or "2" or "3";
 
-    /// <summary>True when <c>OSPREY_PROFILE=3</c>: marks do not wait; each step starts with the device kept busy.</summary>
+    /// <summary>True when <c>OSPREY_PROFILE=3</c>: marks do not wait; after each step's first mark the device is kept busy.</summary>
     static bool Lead { get; } = Environment.GetEnvironmentVariable("OSPREY_PROFILE") == "3";
 
-    /// <summary>How long the device is kept busy at each step's start with <c>OSPREY_PROFILE=3</c>, in milliseconds.</summary>
+    /// <summary>How long the device is kept busy after each step's first mark with <c>OSPREY_PROFILE=3</c>, in milliseconds.</summary>
     public static int LeadMilliseconds { get; } =
         int.TryParse(Environment.GetEnvironmentVariable("OSPREY_PROFILE_LEAD_MS"), out var ms) && ms > 0 ? ms : 300;
 
