@@ -74,8 +74,7 @@ public sealed partial class CausalLM
 
         // Rows of the flattened hidden states that predict a label: position p predicts labels[p + 1].
         var shifted = labels.narrow(1, 1, t - 1);
-        var mask = shifted.ne(-100);
-        var picks = options.LabelledPositions ?? mask.reshape(-1).nonzero().reshape(-1);
+        var picks = options.LabelledPositions ?? shifted.ne(-100).reshape(-1).nonzero().reshape(-1);
         var count = picks.shape[0];
         var rowsIndex = picks.div(t - 1, rounding_mode: RoundingMode.floor) * t + picks.remainder(t - 1);
         var targets = shifted.reshape(-1).index_select(0, picks);
