@@ -96,10 +96,12 @@ public static class EngineBenchmark
         PhaseTimer.TakeTotals();
         var stepsBefore = engine.DecodeSteps;
         var pipelinedBefore = engine.PipelinedSteps;
+        var gcBefore = GcCounters.Now();
         var clock = Stopwatch.StartNew();
         var runs = prompts.Select((p, i) => Time(engine, p, sampling(lengths[i], grammar), clock)).ToArray();
         var timings = Task.WhenAll(runs).GetAwaiter().GetResult();
         var wall = clock.Elapsed.TotalSeconds;
+        var gc = GcCounters.Now() - gcBefore;
         produced = [.. timings.Select(t => t.Tokens)];
         // OSPREY_BENCH_TOKENS=FILE: each constrained round's token ids appended as one JSON line (to replay its masks off the GPU).
         if (format is not null && Environment.GetEnvironmentVariable("OSPREY_BENCH_TOKENS") is { Length: > 0 } dump)
@@ -110,6 +112,11 @@ public static class EngineBenchmark
         var digest = timings.Aggregate(14695981039346656037UL, (h, t) => (h ^ t.Digest) * 1099511628211UL);
         log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"tokens: digest {digest:x16} over {c} requests; {engine.PipelinedSteps - pipelinedBefore} of {engine.DecodeSteps - stepsBefore} decode steps pipelined"));
+        // The .NET side of the round: the host's allocations, the collections they caused and the time every managed
+        // thread (the engine's included) was paused for them, and the work items the thread pool ran (stream readers,
+        // parallel grammar work).
+        log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"host: {gc.Allocated / 1048576.0:F1} MB allocated, {gc.Gen0}/{gc.Gen1}/{gc.Gen2} gen0/1/2 collections, {gc.Paused.TotalMilliseconds:F1} ms paused, {gc.WorkItems} thread-pool work items"));
         var gpu = model.Device.type == DeviceType.CUDA ? Nvml.UsedBytes(Math.Max(model.Device.index, 0)) : -1;
         // A row of one token has no decode interval; it counts in throughput but not in the per-request mean.
         var decoding = timings.Where(t => t.Tokens > 1 && t.Last > t.First).ToArray();
@@ -124,6 +131,16 @@ public static class EngineBenchmark
         }
         return new EngineBenchmarkResult(c, promptLength, newTokens, wall, timings.Average(t => t.First - t.Submit),
             timings.Max(t => t.First - t.Submit), total / wall, perRequest, perRequest > 0 ? 1000.0 / perRequest : double.NaN, gpu, format, total);
+    }
+
+    /// <summary>Process-wide .NET counters that a round's difference is printed from.</summary>
+    readonly record struct GcCounters(long Allocated, int Gen0, int Gen1, int Gen2, TimeSpan Paused, long WorkItems)
+    {
+        public static GcCounters Now() => new(GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+            GC.GetTotalPauseDuration(), ThreadPool.CompletedWorkItemCount);
+
+        public static GcCounters operator -(GcCounters a, GcCounters b) =>
+            new(a.Allocated - b.Allocated, a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused, a.WorkItems - b.WorkItems);
     }
 
     static SamplingParams Greedy(int tokens, JsonSchemaGrammar? grammar) => new() { MaxTokens = tokens, Temperature = 0, IgnoreEos = true, Grammar = grammar };
