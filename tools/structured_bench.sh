@@ -27,6 +27,8 @@ cat > /tmp/person.schema.json <<'JSON'
 JSON
 B="--prompt_length ${PROMPT:-128} --max_new_tokens ${NEW:-256}"
 C="${CONC:-1 32}"
+# PAIRS=N (default 1): timed structured/free-text pairs per concurrency in each process, one after another (every pair
+# is a row of the table's runs).
 # FORMATS (default "json_object /tmp/person.schema.json") picks the formats. ROUNDS=N (default 1) runs each format's benchmark N times, alternating the formats: one 64-token round is 0.1-0.3 s,
 # and the plain reference alone moved by up to 30% between runs on one machine (session 12), so the table reports the
 # median ratio over the runs with the smallest and largest beside it.
@@ -35,7 +37,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for f in ${FORMATS:-json_object /tmp/person.schema.json}; do
     name=$(basename "$f" .schema.json)
     echo "== osprey serving engine, qwen2-0.5b, response_format $f: $C concurrent requests, $B (run $r of $ROUNDS)"
-    $OSP benchmark --model $M --device cuda --torch_dtype bfloat16 --concurrency $C $B --response_format "$f" \
+    $OSP benchmark --model $M --device cuda --torch_dtype bfloat16 --concurrency $C $B --response_format "$f" --pairs "${PAIRS:-1}" \
       --result_path "$OUT/structured.jsonl" 2>&1 | tee "$OUT/structured-$name$([[ $ROUNDS == 1 ]] || echo "-$r").txt"
   done
 done

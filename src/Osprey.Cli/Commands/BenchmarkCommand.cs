@@ -17,10 +17,21 @@ internal sealed class BenchmarkCommand : ICommand
 
     public string Usage => OptionSet.For<BenchmarkOptions>().Help();
 
+    /// <summary>The median of <paramref name="values"/> (the mean of the middle two for an even count), with the smallest and largest.</summary>
+    internal static (double Median, double Min, double Max) Median(IReadOnlyList<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var mid = sorted.Length / 2;
+        return (sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2, sorted[0], sorted[^1]);
+    }
+
     public int Run(OptionReader options, TextWriter stdout, TextWriter stderr)
     {
         var o = options.Bind<BenchmarkOptions>();
         options.EnsureNoUnknownFlags();
+        if (o.Pairs < 1) throw new UserError($"--pairs must be at least 1, got {o.Pairs}.");
+        if (o.Pairs > 1 && o.ResponseFormat is null)
+            throw new UserError("--pairs needs --response_format: it repeats the structured/free-text pair of each concurrency.");
         if (o.Temperature > 0 && o.Concurrency.Count == 0)
             throw new UserError("--temperature needs --concurrency N: sampled decoding is timed through the serving engine (static batches decode greedily).");
         if (o.Temperature < 0 || !double.IsFinite(o.Temperature)) throw new UserError($"--temperature must be 0 (greedy) or positive, got {o.Temperature}.");
@@ -48,7 +59,8 @@ internal sealed class BenchmarkCommand : ICommand
             EngineBenchmarkResult? constrained = null;
             var sampling = o.Temperature > 0 ? (o.Temperature, o.TopP, o.TopK) : ((double, double, int)?)null;
             if (sampling is { } s) stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sampling: temperature {s.Item1}, top_p {s.Item2}, top_k {s.Item3} (seeded per request)"));
-            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout, grammar: grammar, responseFormat: o.ResponseFormat, sampling: sampling))
+            var ratios = new List<double>();
+            foreach (var r in EngineBenchmark.Run(model, tokenizer, [.. concurrency], prompt, newTokens, !eager, stdout, grammar: grammar, responseFormat: o.ResponseFormat, sampling: sampling, pairs: o.Pairs))
             {
                 stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8}  {1,6}  {2,3}  {3,6:F2}  {4,11:F3}  {5,10:F3}  {6,16:F1}  {7,17:F1}  {8,8:F2}  {9,12:F2}",
                     r.Concurrency, r.PromptLength, r.NewTokens, r.WallSeconds, r.TtftMeanSeconds, r.TtftMaxSeconds, r.ThroughputTokensPerSecond,
@@ -60,9 +72,17 @@ internal sealed class BenchmarkCommand : ICommand
                 if (r.ResponseFormat is not null) constrained = r;
                 else if (constrained is not null)
                 {
+                    var ratio = constrained.ThroughputTokensPerSecond / r.ThroughputTokensPerSecond;
                     stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "structured/plain throughput at {0} requests: {1:F1} / {2:F1} tok/s = {3:F3}",
-                        r.Concurrency, constrained.ThroughputTokensPerSecond, r.ThroughputTokensPerSecond, constrained.ThroughputTokensPerSecond / r.ThroughputTokensPerSecond));
+                        r.Concurrency, constrained.ThroughputTokensPerSecond, r.ThroughputTokensPerSecond, ratio));
                     constrained = null;
+                    ratios.Add(ratio);
+                    if (ratios.Count == o.Pairs && o.Pairs > 1)
+                    {
+                        var (median, low, high) = Median(ratios);
+                        stdout.WriteLine(string.Format(CultureInfo.InvariantCulture, "structured/plain at {0} requests, median of {1} pairs: {2:F3} ({3:F3}-{4:F3})", r.Concurrency, ratios.Count, median, low, high));
+                    }
+                    if (ratios.Count == o.Pairs) ratios.Clear();
                 }
             }
             return 0;

@@ -42,7 +42,6 @@ public sealed record BenchmarkOptions
     [Option("enforce_eager", "With --concurrency: no CUDA graphs.")]
     public bool EnforceEager { get; init; }
 
-    /// <summary>With concurrency: also time every request decoded under a grammar ("json_object" or a JSON schema file), against the same requests without one.</summary>
     /// <summary>With --concurrency: sampling temperature (0: greedy).</summary>
     [Option("temperature", "With --concurrency: sample each request at this temperature (seeded per request) instead of greedy decoding (0), e.g. to time the engine with GRPO's rollout settings.")]
     public double Temperature { get; init; }
@@ -58,4 +57,8 @@ public sealed record BenchmarkOptions
     /// <summary>With --concurrency: a grammar for every request.</summary>
     [Option("response_format", "With --concurrency: also run every request under a grammar (json_object, or FILE holding a JSON schema) and compare with the same requests unconstrained, each row held to the length its constrained run produced; prints both throughputs and their ratio.", Placeholder = "json_object|FILE")]
     public string? ResponseFormat { get; init; }
+
+    /// <summary>With a response format: timed structured/free-text pairs per concurrency.</summary>
+    [Option("pairs", "With --response_format: timed pairs (structured round, then the same rows as free text) per concurrency, one after another in this process; with more than one, also prints the median ratio and its range.", Placeholder = "N")]
+    public int Pairs { get; init; } = 1;
 }

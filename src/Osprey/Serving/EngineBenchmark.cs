@@ -19,12 +19,16 @@ public static class EngineBenchmark
 {
     /// <summary>
     /// Runs one untimed warm-up round and one timed round at each concurrency; with <paramref name="grammar"/>
-    /// (named <paramref name="responseFormat"/> in the results) a constrained result then its matched free-text one.
+    /// (named <paramref name="responseFormat"/> in the results) <paramref name="pairs"/> times a constrained result then
+    /// its matched free-text one, on the same prompts (a round of 32 rows is a fraction of a second on a GPU, and the
+    /// free-text reference alone moved by up to 30% between processes: alternating pairs in one process compare each
+    /// constrained round with a free-text round run right after it).
     /// </summary>
     public static IEnumerable<EngineBenchmarkResult> Run(CausalLM model, Tokenizer tokenizer, IReadOnlyList<int> concurrencies, int promptLength, int newTokens,
         bool cudaGraphs = true, TextWriter? log = null, long seed = 0, JsonSchemaGrammar? grammar = null, string? responseFormat = null,
-        (double Temperature, double TopP, int TopK)? sampling = null)
+        (double Temperature, double TopP, int TopK)? sampling = null, int pairs = 1)
     {
+        if (pairs < 1) throw new OspreyException($"--pairs must be at least 1, got {pairs}.");
         var drawn = 0L;
         SamplingParams Sampling(int tokens, JsonSchemaGrammar? g) => sampling is { Temperature: > 0 } s
             ? new() { MaxTokens = tokens, Temperature = s.Temperature, TopP = s.TopP, TopK = s.TopK, Seed = seed + Interlocked.Increment(ref drawn), IgnoreEos = true, Grammar = g }
@@ -51,14 +55,17 @@ public static class EngineBenchmark
                 continue;
             }
             var vocabulary = Osprey.Inference.Constraints.TokenVocabulary.For(tokenizer);
-            var (walks, checks, steps) = (vocabulary.Walks, vocabulary.Checks, engine.DecodeSteps);
-            var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, Sampling, out var lengths);
-            // What the masks cost on the host: whole-vocabulary trie walks (a new lexical state) and candidate tokens
-            // stepped through a row's real parse state.
-            log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"grammar: {vocabulary.Walks - walks} trie walks, {vocabulary.Checks - checks} candidate checks ({(vocabulary.Checks - checks) / (double)Math.Max(1, engine.DecodeSteps - steps):F0} per decode step)"));
-            yield return constrained;
-            yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log, Sampling);
+            for (var pair = 0; pair < pairs; pair++)
+            {
+                var (walks, checks, steps) = (vocabulary.Walks, vocabulary.Checks, engine.DecodeSteps);
+                var constrained = Round(engine, model, prompts, [.. prompts.Select(_ => newTokens)], grammar, responseFormat ?? "grammar", promptLength, newTokens, log, Sampling, out var lengths);
+                // What the masks cost on the host: whole-vocabulary trie walks (a new lexical state) and candidate tokens
+                // stepped through a row's real parse state.
+                log?.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"grammar: {vocabulary.Walks - walks} trie walks, {vocabulary.Checks - checks} candidate checks ({(vocabulary.Checks - checks) / (double)Math.Max(1, engine.DecodeSteps - steps):F0} per decode step)"));
+                yield return constrained;
+                yield return Round(engine, model, prompts, lengths, null, null, promptLength, newTokens, log, Sampling);
+            }
         }
     }
 

@@ -119,8 +119,9 @@ public sealed partial class InferenceEngine
         DecodeSteps++;
         var hostIds = deviceIds is null ? _active.Select(s => (long)s.Last).ToArray() : [];
         var hostPositions = _active.Select(s => (long)s.Length).ToArray();
-        Tensor ids() => deviceIds ?? tensor(hostIds, [n, 1], device: device);
-        Tensor positions() => tensor(hostPositions, [n], device: device);
+        var pinned = HostUpload.PinnedDecode;
+        Tensor ids() => deviceIds ?? HostUpload.Int64(hostIds, [n, 1], device, pinned);
+        Tensor positions() => HostUpload.Int64(hostPositions, [n], device, pinned);
         // Rows after images (vision-language models) take rotary positions shifted by their M-RoPE delta.
         var hostRope = Model.IsVisionLanguage ? _active.Select(s => s.Length + s.RopeDelta).ToArray() : null;
         var longest = _active.Max(s => s.Length) + 1;
@@ -132,7 +133,7 @@ public sealed partial class InferenceEngine
         // Graphs are off under tensor parallelism, so this step runs eagerly below on every rank.
         Mirror(TensorParallelStep.Decode(hostIds, hostPositions, keys, uniform));
         var logits = DecodeByGraph(hostIds, hostPositions, hostRope, n, longest, deviceIds)
-            ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform, hostRope is null ? null : tensor(hostRope, [n], device: device));
+            ?? Model.DecodeSlots(ids(), positions(), _pool, keys, uniform, hostRope is null ? null : HostUpload.Int64(hostRope, [n], device, pinned));
         PhaseTimer.Mark(device, "decode step on the device");
         foreach (var s in _active) s.Length++;
         return logits;
@@ -175,7 +176,7 @@ public sealed partial class InferenceEngine
             {
                 var order = _active.Select(s => (long)Array.IndexOf(previous.Rows, s)).ToArray();
                 var identity = order.Length == previous.Rows.Length && order.Select((o, i) => o == i).All(b => b);
-                ids = (identity ? previous.Next : previous.Next.index_select(0, tensor(order, device: device))).view(-1, 1);
+                ids = (identity ? previous.Next : previous.Next.index_select(0, HostUpload.Int64(order, [order.Length], device, HostUpload.PinnedDecode))).view(-1, 1);
             }
             var logits = Forward(ids);
             Sequence[] rows = [.. _active];

@@ -127,18 +127,18 @@ public sealed partial class InferenceEngine
         {
             Array.Copy(ids, g.HostIds, n);
             Array.Clear(g.HostIds, n, g.Rows - n);
-            g.Ids.copy_(tensor(g.HostIds, [g.Rows, 1]));
+            HostUpload.CopyInto(g.Ids, g.HostIds, HostUpload.PinnedDecode);
         }
         else
         {
             g.Ids.narrow(0, 0, n).copy_(deviceIds);
             if (g.Rows > n) g.Ids.narrow(0, n, g.Rows - n).zero_();
         }
-        g.Positions.copy_(tensor(g.HostPositions, [g.Rows]));
+        HostUpload.CopyInto(g.Positions, g.HostPositions, HostUpload.PinnedDecode);
         if (g.Rope is null || rope is null) return;
         // A vision-language model's graphs read rotary positions from their own input (padding rows at 0).
         Array.Copy(rope, g.HostPositions, n);
-        g.Rope.copy_(tensor(g.HostPositions, [g.Rows]));
+        HostUpload.CopyInto(g.Rope, g.HostPositions, HostUpload.PinnedDecode);
     }
 
     /// <summary>One captured decode step and its static tensors.</summary>

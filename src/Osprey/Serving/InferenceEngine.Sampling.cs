@@ -58,7 +58,7 @@ public sealed partial class InferenceEngine
         if (rows.Count == seqs.Count) result = logits.masked_fill(refused, Scalars.NegativeInfinity);
         else
         {
-            var index = tensor(rows.ToArray(), device: device);
+            var index = HostUpload.Int64([.. rows], [rows.Count], device, HostUpload.PinnedDecode);
             var constrained = logits.index_select(0, index).masked_fill(refused, Scalars.NegativeInfinity);
             result = logits.index_copy(0, index, constrained);
         }

@@ -29,4 +29,18 @@ public class HostUploadTests
             HostUpload.Pinned = before;
         }
     }
+
+    [Fact]
+    public void CopiesIntoAnExistingTensor_AndTheArrayMayBeReusedAtOnce()
+    {
+        using var target = zeros(3, 1, dtype: ScalarType.Int64);
+        long[] data = [4, 8, 15];
+        HostUpload.CopyInto(target, data, pinned: true); // pinned staging is for CUDA: on the CPU a plain copy
+        data[0] = 99;
+        Assert.Equal([4L, 8L, 15L], target.data<long>().ToArray());
+        using var again = HostUpload.Int64(data, [3], CPU, pinned: true);
+        Assert.Equal([99L, 8L, 15L], again.data<long>().ToArray());
+        data[1] = -1;
+        Assert.Equal([99L, 8L, 15L], again.data<long>().ToArray());
+    }
 }

@@ -34,6 +34,31 @@ public sealed class StructuredBenchmarkTests
     }
 
     [Fact]
+    public void PairsAlternateConstrainedAndFreeTextRoundsOnTheSamePrompts()
+    {
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        var folder = Path.Combine(TestPaths.Fixtures, "parity", "qwen2");
+        using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
+        var tokenizer = Tokenizer.Load(folder);
+        var grammar = JsonSchemaGrammar.FromSchema("""{"enum":["yes","no"]}""");
+        var log = new StringWriter();
+        var results = EngineBenchmark.Run(model, tokenizer, [2], promptLength: 4, newTokens: 48, cudaGraphs: false, log: log, grammar: grammar, responseFormat: "yn", pairs: 3).ToList();
+        Assert.Equal(["yn", null, "yn", null, "yn", null], results.Select(r => r.ResponseFormat));
+        // Greedy rows on the same prompts: every constrained round writes the same tokens, every free-text round
+        // is held to those lengths.
+        Assert.All(results, r => Assert.Equal(results[0].GeneratedTokens, r.GeneratedTokens));
+        var lines = log.ToString().Split('\n');
+        var digests = lines.Where(l => l.StartsWith("tokens: digest", StringComparison.Ordinal)).Select(l => l.Split(' ')[2]).ToArray();
+        Assert.Equal(6, digests.Length);
+        Assert.Equal([digests[0], digests[0], digests[0]], new[] { digests[0], digests[2], digests[4] });
+        Assert.Equal([digests[1], digests[1], digests[1]], new[] { digests[1], digests[3], digests[5] });
+        Assert.NotEqual(digests[0], digests[1]);
+        // Each round reports its .NET side.
+        Assert.Equal(6, lines.Count(l => l.StartsWith("host: ", StringComparison.Ordinal) && l.Contains(" MB allocated, ", StringComparison.Ordinal)));
+        Assert.Contains("at least 1", Assert.Throws<OspreyException>(() => EngineBenchmark.Run(model, tokenizer, [2], 4, 8, grammar: grammar, pairs: 0).ToList()).Message);
+    }
+
+    [Fact]
     public void ResponseFormatIsJsonObjectOrASchemaFile()
     {
         Assert.Same(JsonSchemaGrammar.AnyObject, EngineBenchmark.ResponseFormat("json_object"));

@@ -57,4 +57,29 @@ public sealed class BenchmarkCommandTests
         var row = run.StdoutLines.Last().Split(' ', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(["3", "6", "5"], row[..3]);
     }
+
+    [Fact]
+    public void PairsPrintEachRatioThenTheirMedian_AndNeedAResponseFormat()
+    {
+        var refused = CliRun.Of("benchmark", "--model", CliRun.Fixture("llama"), "--device", "cpu", "--concurrency", "2", "--pairs", "3");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--pairs needs --response_format", Assert.Single(refused.StderrLines));
+
+        var run = CliRun.Of("benchmark", "--model", CliRun.Fixture("qwen2"), "--device", "cpu", "--concurrency", "2",
+            "--prompt_length", "4", "--max_new_tokens", "12", "--response_format", "json_object", "--pairs", "3");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var ratios = run.StdoutLines.Where(l => l.StartsWith("structured/plain throughput at 2 requests: ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l[(l.LastIndexOf('=') + 2)..], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(3, ratios.Length);
+        var summary = Assert.Single(run.StdoutLines, l => l.StartsWith("structured/plain at 2 requests, median of 3 pairs: ", StringComparison.Ordinal));
+        var sorted = ratios.Order().ToArray();
+        Assert.Equal(FormattableString.Invariant($"structured/plain at 2 requests, median of 3 pairs: {sorted[1]:F3} ({sorted[0]:F3}-{sorted[2]:F3})"), summary);
+    }
+
+    [Fact]
+    public void TheMedianOfAnEvenCountIsTheMeanOfTheMiddleTwo()
+    {
+        Assert.Equal((2.5, 1.0, 9.0), Osprey.Cli.Commands.BenchmarkCommand.Median([9, 1, 2, 3]));
+        Assert.Equal((3.0, 1.0, 9.0), Osprey.Cli.Commands.BenchmarkCommand.Median([9, 3, 1]));
+    }
 }
