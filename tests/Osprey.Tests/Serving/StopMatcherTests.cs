@@ -67,4 +67,75 @@ public sealed class StopMatcherTests
         Assert.Null(matcher.Stopped);
         Assert.Equal("aENxE", matcher.Text);
     }
+
+    [Theory]
+    [InlineData("qwen3")]  // byte-level BPE: an incomplete character decodes as one U+FFFD
+    [InlineData("llama2")] // SentencePiece byte fallback: one U+FFFD per byte
+    public void BytesThatAreNotUtf8AreHandedOutAsTheyComeWithoutRedecodingTheRun(string name)
+    {
+        // Single-byte tokens spell runs a random-weight model writes: a thousand continuation bytes with no
+        // character open, lead bytes that never complete, and real characters split byte by byte between them.
+        var tokenizer = Tokenizer.Load(NpmTokenizers.Folder(name));
+        var byteToken = new Dictionary<byte, int>();
+        for (var id = 0; id < tokenizer.VocabSize; id++)
+            if (tokenizer.TokenBytes(id) is [var b] && !byteToken.ContainsKey(b)) byteToken[b] = id;
+        int[] Bytes(params byte[] bytes) => [.. bytes.Select(b => byteToken[b])];
+        var text = tokenizer.EncodeIds("ab", addSpecialTokens: false);
+        int[] ids =
+        [
+            .. text, .. Bytes([.. Enumerable.Repeat((byte)0x80, 1000)]), .. tokenizer.EncodeIds("c 你好", addSpecialTokens: false),
+            .. Bytes(0xF0, 0x9F, 0x98, 0x80), .. Bytes([.. Enumerable.Repeat((byte)0xE2, 50)]), .. Bytes(0xE2, 0x82, 0xAC),
+            .. Bytes(0xF0, 0x9F), .. text, .. Bytes(0xED, 0xA0, 0x80), .. Bytes(0xC3),
+        ];
+        var decoded = 0L;
+        string Decode(IReadOnlyList<int> t)
+        {
+            decoded += t.Count;
+            return tokenizer.Decode(t, skipSpecialTokens: true);
+        }
+        var matcher = new StopMatcher(Decode, []);
+        var handed = new List<string>();
+        foreach (var id in ids) handed.Add(matcher.Add(id));
+        var all = string.Concat(handed) + matcher.Finish();
+        // A byte-level decode is local: the increments add up to the whole reply's decode. A byte-fallback decode
+        // (transformers' and the Rust tokenizers' rule) turns every byte of a run of byte tokens into U+FFFD once any of
+        // them is not UTF-8, so the whole reply's decode loses the run's valid characters too; increments, like any
+        // streamer's, see the run a window at a time (the rest of the text is the same).
+        static string Plain(string t) => new([.. t.Where(c => c < 0x80 || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.OtherLetter)]);
+        if (name == "qwen3")
+        {
+            Assert.Equal(tokenizer.Decode(ids, skipSpecialTokens: true), all);
+            Assert.Contains("\U0001F600\uFFFD", all); // 😀, written byte by byte, then the first lone E2
+            Assert.Contains("€", all);
+        }
+        else Assert.Equal(Plain(tokenizer.Decode(ids, skipSpecialTokens: true)), Plain(all));
+        Assert.Contains("\uFFFD\uFFFD", all);
+        // The run's text goes out while it is written (not all at its end), and each token decodes a bounded number
+        // of tokens, not the run so far (1000 bytes re-decoded every token cost half a million).
+        Assert.True(handed.Skip(text.Length).Take(1000).Count(d => d.Length > 0) > 950);
+        Assert.InRange(decoded, ids.Length, 60L * ids.Length);
+    }
+
+    [Fact]
+    public void RandomTokensAddUpToTheFullDecodeWithAndWithoutStops()
+    {
+        var tokenizer = Tokenizer.Load(NpmTokenizers.Folder("qwen3"));
+        var rng = new Random(11);
+        var ids = Enumerable.Range(0, 3000).Select(_ => rng.Next(0, 151643)).ToArray();
+        var full = tokenizer.Decode(ids, skipSpecialTokens: true);
+        var plain = new StopMatcher(t => tokenizer.Decode(t, skipSpecialTokens: true), []);
+        Assert.Equal(full, string.Concat(ids.Select(plain.Add)) + plain.Finish());
+        // A stop string taken from the middle of the text: the reply ends right before its first occurrence.
+        var stop = full.Substring(full.Length / 2, 3);
+        var stopping = new StopMatcher(t => tokenizer.Decode(t, skipSpecialTokens: true), ["\u0001never", stop]);
+        var handed = "";
+        foreach (var id in ids)
+        {
+            handed += stopping.Add(id);
+            if (stopping.Stopped is not null) break;
+        }
+        handed += stopping.Finish();
+        Assert.Equal(stop, stopping.Stopped);
+        Assert.Equal(full[..full.IndexOf(stop, StringComparison.Ordinal)], handed);
+    }
 }

@@ -46,11 +46,27 @@ internal static class JsonMachine
     /// string is at its maxLength) an escape may start only to finish a surrogate pair, so no escape is begun
     /// that could not end. <paramref name="esc"/>: 0 plain, 40 plain right after a high-surrogate escape,
     /// 1 after a backslash, 14/13/12/11 before the 1st..4th hex digit of a \u escape, 23 before the 2nd after a
-    /// first digit D, 22/21 before the 3rd/4th digit of a low surrogate, 32/31 of a high one.
+    /// first digit D, 22/21 before the 3rd/4th digit of a low surrogate, 32/31 of a high one; 51–57 inside a UTF-8
+    /// character (<see cref="Utf8After"/>). The content must be well-formed UTF-8 (RFC 8259 §8.1): a continuation
+    /// byte only where a character still needs one, in the range its lead byte allows (no overlong forms, no
+    /// surrogates, nothing past U+10FFFF), and no quote, backslash or other character until it is complete. Before,
+    /// any continuation byte was accepted anywhere in a string and counted as no code point, so a random-weight
+    /// model could write hundreds of them into a string of maxLength 24 (never closing it, and every one decoding
+    /// to U+FFFD).
     /// </summary>
     public static int StringByte(byte esc, byte b, out byte next, bool full = false)
     {
         next = 0;
+        if (esc >= Utf8Pending)
+        {
+            // Inside a character: 51 needs 1 more continuation byte, 52 two, 53 three; 54 two with the next in A0–BF
+            // (after E0: no overlong form), 55 two with the next in 80–9F (after ED: no surrogate), 56 three with the
+            // next in 90–BF (after F0: no overlong form), 57 three with the next in 80–8F (after F4: at most U+10FFFF).
+            var (lo, hi) = esc switch { 54 => (0xA0, 0xBF), 55 => (0x80, 0x9F), 56 => (0x90, 0xBF), 57 => (0x80, 0x8F), _ => (0x80, 0xBF) };
+            if (b < lo || b > hi) return Invalid;
+            next = esc switch { 51 => 0, 52 or 54 or 55 => 51, _ => 52 };
+            return SameChar;
+        }
         if (esc == 1)
         {
             if (b == 'u') { next = 14; return SameChar; }
@@ -82,10 +98,27 @@ internal static class JsonMachine
             return SameChar;
         }
         if (b < 0x20) return Invalid;
-        if (b is >= 0x80 and <= 0xBF) return SameChar; // a UTF-8 continuation byte
+        if (b is >= 0x80 and <= 0xBF) return Invalid; // a continuation byte with no character open
         if (b is 0xC0 or 0xC1 or >= 0xF5) return Invalid; // never in UTF-8
+        next = Utf8After(b);
         return NewChar;
     }
+
+    /// <summary>The first of the escape states that mean "inside a UTF-8 character" (<see cref="StringByte"/>).</summary>
+    const byte Utf8Pending = 51;
+
+    /// <summary>The string state after lead byte <paramref name="b"/> (0 for ASCII: the character is complete).</summary>
+    static byte Utf8After(byte b) => b switch
+    {
+        < 0x80 => 0,
+        <= 0xDF => 51,
+        0xE0 => 54,
+        0xED => 55,
+        <= 0xEF => 52,
+        0xF0 => 56,
+        0xF4 => 57,
+        _ => 53,
+    };
 
     /// <summary>Starts a value of <paramref name="node"/> with byte <paramref name="b"/> above <paramref name="parent"/> (already waiting for it).</summary>
     public static void StartValue(SchemaNode node, ParseStack parent, byte b, List<ParseStack> output)

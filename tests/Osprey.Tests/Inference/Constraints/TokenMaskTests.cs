@@ -124,7 +124,44 @@ public sealed class TokenMaskTests
         // more byte; ED A0 would be a surrogate, never well-formed UTF-8.
         AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"caf"u8, 0xC3], "{\"caf\\xC3");
         AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"x"u8, 0xE2, 0x82], "{\"x\\xE2\\x82");
-        AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"x"u8, 0xED, 0xA0], "{\"x\\xED\\xA0");
+        AssertExact(JsonSchemaGrammar.AnyObject, [.. "{\"x"u8, 0xED], "{\"x\\xED");
+        Assert.True(JsonSchemaGrammar.AnyObject.Start().Step([.. "{\"x"u8, 0xED, 0xA0]).IsDead); // refused at its second byte
+    }
+
+    [Fact]
+    public void AStringValueIsWellFormedUtf8AndTheMaskSaysSo()
+    {
+        // Inside a string value, after each kind of lead byte (RFC 3629's table: C2-DF, E0, E1-EC/EE-EF, ED, F0,
+        // F1-F3, F4) and part-way through a four-byte character, the mask allows exactly the tokens the automaton
+        // accepts; a bounded string near its limit too.
+        const string Bounded = """{"type":"object","properties":{"s":{"type":"string","maxLength":3}},"additionalProperties":false}""";
+        var any = JsonSchemaGrammar.AnyObject;
+        var bounded = JsonSchemaGrammar.FromSchema(Bounded);
+        foreach (var lead in new byte[] { 0xC3, 0xE0, 0xE2, 0xED, 0xF0, 0xF2, 0xF4 })
+        {
+            AssertExact(any, [.. "{\"k\": \"a"u8, lead], $"{{\"k\": \"a\\x{lead:X2}");
+            AssertExact(bounded, [.. "{\"s\": \"ab"u8, lead], $"{{\"s\": \"ab\\x{lead:X2}");
+        }
+        AssertExact(any, [.. "{\"k\": \""u8, 0xF0, 0x9F, 0x98], "{\"k\": \"\\xF0\\x9F\\x98");
+    }
+
+    [Fact]
+    public void ContinuationBytesAloneNeitherPassNorPadAString()
+    {
+        var bounded = JsonSchemaGrammar.FromSchema("""{"type":"string","maxLength":3}""");
+        bool Live(params byte[] bytes) => !bounded.Start().Step(bytes).IsDead;
+        Assert.False(Live([.. "\""u8, 0x80]));                        // a continuation byte with no character open
+        Assert.False(Live([.. "\"a"u8, 0xC3, (byte)'"']));           // a quote inside a character
+        Assert.False(Live([.. "\"a"u8, 0xC3, (byte)'b']));           // ASCII inside a character
+        Assert.False(Live([.. "\""u8, 0xE0, 0x80]));                  // an overlong form
+        Assert.False(Live([.. "\""u8, 0xF4, 0x90]));                  // past U+10FFFF
+        Assert.False(Live([.. "\""u8, 0xC3, 0xA9, 0xA9]));            // one continuation byte too many
+        // Three code points of up to four bytes each fill the string; a fourth is refused, and the value completes.
+        byte[] three = [.. "\""u8, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80];
+        Assert.True(Live(three));
+        Assert.False(Live([.. three, (byte)'a']));
+        Assert.False(Live([.. three, 0x80]));
+        Assert.True(bounded.Start().Step([.. three, (byte)'"']).CanEnd);
     }
 
     [Fact]
