@@ -122,4 +122,57 @@ public sealed class ConstrainedDecodingTests
             }
         }
     }
+
+    [Fact]
+    public async Task AStringIsWellFormedUtf8EvenWhenTheModelPrefersLoneContinuationBytes()
+    {
+        // Byte 0x80 (biased up most) is a UTF-8 continuation byte; 0xE2 (biased up less) a three-byte lead. Before the
+        // automaton tracked characters, 0x80 was allowed anywhere in a string, so this row wrote it until max_tokens:
+        // a string of maxLength 4 that never closed, each byte decoding to U+FFFD. Now 0x80 may come only inside a
+        // character: the row writes E2 80 80 (U+2000, EN QUAD) until the string is full, and then it closes.
+        // The parity fixtures' tokenizers have no byte tokens: Qwen3's byte-level tokenizer with a one-layer random
+        // model over its vocabulary.
+        TorchRuntime.Initialize(DeviceSpec.Cpu);
+        var tokenizer = Tokenizer.Load(Osprey.Tests.Tokenization.NpmTokenizers.Folder("qwen3"));
+        using var model = RandomModel(151936);
+        using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = 2, MaxModelLen = 256 });
+        var single = new Dictionary<byte, int>();
+        for (var id = 0; id < tokenizer.VocabSize; id++)
+            if (tokenizer.TokenBytes(id) is [var b] && !single.ContainsKey(b)) single[b] = id;
+        const string Schema = """{"type":"object","properties":{"s":{"type":"string","maxLength":4}},"required":["s"],"additionalProperties":false}""";
+        var eos = tokenizer.TokenToId("<|im_end|>")!.Value;
+        var r = await engine.GenerateAsync(new EngineRequest(tokenizer.EncodeIds("JSON:"), new SamplingParams
+        {
+            MaxTokens = 120, Temperature = 0, StopTokenIds = [eos], Grammar = JsonSchemaGrammar.FromSchema(Schema),
+            LogitBias = new Dictionary<int, double> { [single[0x80]] = 100, [single[0xE2]] = 50 },
+        }));
+        Assert.True(r.Reason == FinishReason.Eos, $"the value did not complete ({r.Reason}): {r.Text}");
+        Assert.DoesNotContain('\uFFFD', r.Text);
+        // The opening quote comes in a token that may bring the first character along; every character after it
+        // is the biased lead with two 0x80s, and the fourth fills the string.
+        var value = JsonDocument.Parse(r.Text).RootElement.GetProperty("s").GetString()!;
+        Assert.Equal(4, value.EnumerateRunes().Count());
+        Assert.EndsWith("\u2000\u2000\u2000", value);
+        Assert.Equal(2 * value.Count(c => c == '\u2000'), r.Tokens.Count(t => t.TokenId == single[0x80]));
+        var errors = (await NJsonSchema.JsonSchema.FromJsonAsync(Schema)).Validate(r.Text);
+        Assert.True(errors.Count == 0, $"NJsonSchema refuses {r.Text}: {string.Join("; ", errors)}");
+    }
+
+    /// <summary>A one-layer Llama-shaped model with random weights over <paramref name="vocab"/> tokens, in memory.</summary>
+    static CausalLM RandomModel(int vocab)
+    {
+        var config = $$"""
+            {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": {{vocab}}, "hidden_size": 16,
+             "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+             "head_dim": 8, "hidden_act": "silu", "max_position_embeddings": 512, "rms_norm_eps": 1e-06,
+             "rope_theta": 10000.0, "tie_word_embeddings": true, "dtype": "float32"}
+            """;
+        var spec = new Osprey.Models.Llama.LlamaFamily().ReadSpec(JsonDocument.Parse(config), "test config.json");
+        var model = new CausalLM(spec, ScalarType.Float32, CPU);
+        var rng = new Generator(7, CPU);
+        using (no_grad())
+            foreach (var (name, t) in model.state_dict())
+                t.copy_(name.EndsWith("norm.weight", StringComparison.Ordinal) ? ones_like(t) : 0.5 * randn(t.shape, generator: rng));
+        return model;
+    }
 }
