@@ -5,7 +5,10 @@ transformers; CPU CI machines have Debian's numpy). Usage: make_cpu_bench_model.
 
 --gptq writes the same weights with every decoder projection rounded to a 4-bit GPTQ checkpoint ("gptq" v1 format,
 group size 32, symmetric: zero 8, scale = the group's signed absmax / -8, code = clamp(round(w / scale) + 8, 0, 15),
-which is ggml's q4_0 grid); embeddings, norms and biases stay bf16. Speed benchmarks only: no calibration."""
+which is ggml's q4_0 grid); embeddings, norms and biases stay bf16. Speed benchmarks only: no calibration.
+
+--tiny writes hidden 64, 4 heads / 2 KV heads, intermediate 128 over the same vocabulary: a model whose step is
+mostly the host's work per token (the structured-output and hand-out measurements of benchmarks/session17-cpu.md)."""
 import json
 import os
 import shutil
@@ -30,7 +33,7 @@ def main():
     args = [a for a in sys.argv[3:] if not a.startswith("--")]
     layers = int(args[0]) if args else 24
     gptq = "--gptq" in sys.argv
-    h, nh, kv, inter, vocab = 896, 14, 2, 4864, 151936
+    h, nh, kv, inter, vocab = (64, 4, 2, 128, 151936) if "--tiny" in sys.argv else (896, 14, 2, 4864, 151936)
     hd = h // nh
     rng = np.random.default_rng(0)
     tensors = {}

@@ -7,7 +7,7 @@ using Osprey.Tokenization;
 // Times the token mask of each decode step while a long JSON document, tokenized by a real tokenizer, is fed
 // through a GrammarMatcher: two documents (one pretty-printed, one compact) warm the caches, as the first requests
 // of a server do; two others, different, are measured after warm-up. `walks` counts the trie walks (cache misses). Each token is checked against its mask, so a mask that refuses the
-// document's own next token fails the run. Usage: GrammarMaskBench TOKENIZER_FOLDER [TOKENS_PER_DOCUMENT]
+// document's own next token fails the run. Usage: GrammarMaskBench TOKENIZER_FOLDER [TOKENS_PER_DOCUMENT] [replay FILE | stream FILE | concurrent ROWS STEPS ROUNDS]
 if (args.Length < 1) { Console.Error.WriteLine("usage: GrammarMaskBench TOKENIZER_FOLDER [TOKENS_PER_DOCUMENT]"); return 2; }
 var tokenizer = Tokenizer.Load(args[0]);
 var target = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2000;
@@ -40,6 +40,43 @@ var cases = new (string Name, JsonSchemaGrammar Grammar, Func<Random, int, strin
     ("json_object", JsonSchemaGrammar.AnyObject, FreeDocument),
     ("json_schema (nested)", JsonSchemaGrammar.FromSchema(Schema), SchemaDocument),
 };
+if (args.Length > 3 && args[2] == "stream")
+{
+    // The serving engine's text hand-out (StopMatcher, no stop strings) over the rows of `osprey benchmark` rounds
+    // (OSPREY_BENCH_TOKENS=FILE), against random token ids of the same lengths: microseconds and bytes allocated per
+    // token, best of 5 passes after 3 warm-up ones (run with DOTNET_TieredCompilation=0 for steady-state code).
+    Func<IReadOnlyList<int>, string> decode = ids => tokenizer.Decode(ids, skipSpecialTokens: true);
+    Console.WriteLine($"{"rows",-22} {"tokens",7} {"chars",7} {"us/token",9} {"B/token",8}");
+    foreach (var line in File.ReadLines(args[3]))
+    {
+        using var doc = JsonDocument.Parse(line);
+        var format = doc.RootElement.GetProperty("format").GetString()!;
+        var rowsIds = doc.RootElement.GetProperty("rows").EnumerateArray().Select(r => r.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
+        var rng = new Random(1);
+        var random = rowsIds.Select(r => r.Select(_ => rng.Next(0, tokenizer.VocabSize)).ToArray()).ToArray();
+        foreach (var (name, set) in new[] { (format == "json_object" ? format : Path.GetFileName(format), rowsIds), ("random ids", random) })
+        {
+            var (best, bytes, chars) = (double.MaxValue, 0L, 0L);
+            var tokens = set.Sum(r => r.Length);
+            for (var pass = 0; pass < 8; pass++)
+            {
+                var allocated = GC.GetAllocatedBytesForCurrentThread();
+                var clock = Stopwatch.StartNew();
+                chars = 0;
+                foreach (var r in set)
+                {
+                    var matcher = new Osprey.Inference.StopMatcher(decode, []);
+                    foreach (var id in r) chars += matcher.Add(id).Length;
+                    chars += matcher.Finish().Length;
+                }
+                if (pass < 3 || clock.Elapsed.TotalMicroseconds / tokens >= best) continue;
+                (best, bytes) = (clock.Elapsed.TotalMicroseconds / tokens, (GC.GetAllocatedBytesForCurrentThread() - allocated) / tokens);
+            }
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{name,-22} {tokens,7} {chars,7} {best,9:F2} {bytes,8}"));
+        }
+    }
+    return 0;
+}
 if (args.Length > 3 && args[2] == "replay")
 {
     // Replays the token ids of `osprey benchmark` rounds (OSPREY_BENCH_TOKENS=FILE on the GPU machine): each line's rows
