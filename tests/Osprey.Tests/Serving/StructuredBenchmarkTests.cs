@@ -14,15 +14,19 @@ namespace Osprey.Tests.Serving;
 /// </summary>
 public sealed class StructuredBenchmarkTests
 {
-    [Fact]
-    public void AConstrainedRoundIsFollowedByFreeTextOfTheSameLengths()
+    /// <summary>The qwen2 parity fixture and a grammar whose value completes in a few tokens, so rows end before max_new_tokens and the lengths differ from it.</summary>
+    static (CausalLM Model, Tokenizer Tokenizer, JsonSchemaGrammar Grammar) YesOrNo()
     {
         TorchRuntime.Initialize(DeviceSpec.Cpu);
         var folder = Path.Combine(TestPaths.Fixtures, "parity", "qwen2");
-        using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
-        var tokenizer = Tokenizer.Load(folder);
-        // A value that completes in a few tokens, so rows end before max_new_tokens and the lengths differ from it.
-        var grammar = JsonSchemaGrammar.FromSchema("""{"enum":["yes","no"]}""");
+        return (CausalLM.Load(folder, CPU, ScalarType.Float32), Tokenizer.Load(folder), JsonSchemaGrammar.FromSchema("""{"enum":["yes","no"]}"""));
+    }
+
+    [Fact]
+    public void AConstrainedRoundIsFollowedByFreeTextOfTheSameLengths()
+    {
+        var (model, tokenizer, grammar) = YesOrNo();
+        using var _ = model;
         var results = EngineBenchmark.Run(model, tokenizer, [2], promptLength: 4, newTokens: 48, cudaGraphs: false, grammar: grammar, responseFormat: "yn").ToList();
         Assert.Equal(2, results.Count);
         Assert.Equal("yn", results[0].ResponseFormat);
@@ -36,11 +40,8 @@ public sealed class StructuredBenchmarkTests
     [Fact]
     public void PairsAlternateConstrainedAndFreeTextRoundsOnTheSamePrompts()
     {
-        TorchRuntime.Initialize(DeviceSpec.Cpu);
-        var folder = Path.Combine(TestPaths.Fixtures, "parity", "qwen2");
-        using var model = CausalLM.Load(folder, CPU, ScalarType.Float32);
-        var tokenizer = Tokenizer.Load(folder);
-        var grammar = JsonSchemaGrammar.FromSchema("""{"enum":["yes","no"]}""");
+        var (model, tokenizer, grammar) = YesOrNo();
+        using var _ = model;
         var log = new StringWriter();
         var results = EngineBenchmark.Run(model, tokenizer, [2], promptLength: 4, newTokens: 48, cudaGraphs: false, log: log, grammar: grammar, responseFormat: "yn", pairs: 3).ToList();
         Assert.Equal(["yn", null, "yn", null, "yn", null], results.Select(r => r.ResponseFormat));
