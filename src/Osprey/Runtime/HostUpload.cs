@@ -9,7 +9,8 @@ namespace Osprey.Runtime;
 /// training step's "batch to device" phase absorbed the whole device lead that way, so each micro-batch starts from an
 /// idle device. Staged in pinned memory (libtorch's caching host allocator, which keeps a block until the copies
 /// reading it are done) the copy is queued without waiting. Two switches, each off by default until measured on a GPU:
-/// <c>OSPREY_PINNED_BATCHES=1</c> for training's micro-batches (SFT then also takes the labelled positions from the host,
+/// <c>OSPREY_PINNED_BATCHES=1</c> for training's micro-batches (SFT and pretraining, and the preference recipes' policy and
+/// reference passes; SFT then also takes the labelled positions from the host,
 /// <see cref="Osprey.Models.TrainForwardOptions.LabelledPositions"/>, since finding them on the device with
 /// <c>nonzero</c> waits the same way), and <c>OSPREY_PINNED_DECODE=1</c> for the serving engine's decode inputs (token
 /// ids, positions, row indexes), so that a pipelined step (<c>OSPREY_ASYNC_DECODE=1</c>) is queued behind the one

@@ -1,5 +1,6 @@
 using Osprey.Datasets;
 using Osprey.Models;
+using Osprey.Runtime;
 using Osprey.Tuners.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -48,15 +49,19 @@ internal static class PreferenceSteps
 
     /// <summary>
     /// The policy's forward (and, when <paramref name="backward"/>, backward) pass over <paramref name="batch"/> with a
-    /// sequence-level objective; returns the loss value and its metrics, read while they exist.
+    /// sequence-level objective; returns the loss value and its metrics. The metrics are gathered into one float64
+    /// tensor inside the objective (they live in the forward pass's dispose scope) and read on the host once the
+    /// backward pass is queued: reading each as it was made waited for the device once per metric between the forward
+    /// and the backward pass, so the backward was queued only after the device had drained.
     /// </summary>
     public static (Tensor Loss, Dictionary<string, double> Metrics) ObjectiveStep(TrainingSession session, MicroBatch batch, long step, int micro, double weight,
         bool backward, Func<Tensor, Tensor, PreferenceLossResult> objective)
     {
         var model = session.Model;
-        var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
-        var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
-        Dictionary<string, double>? values = null;
+        var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
+        var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
+        string[] names = [];
+        Tensor? gathered = null;
         using var forward = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
         {
             Backward = backward,
@@ -68,12 +73,23 @@ internal static class PreferenceSteps
             SequenceObjective = (logps, counts) =>
             {
                 var result = objective(logps, counts);
-                // Read now: the metrics live in the forward pass's dispose scope.
-                values = result.Metrics.ToDictionary(m => m.Key, m => m.Value.ToDouble());
+                names = [.. result.Metrics.Keys];
+                gathered?.Dispose();
+                gathered = null;
+                if (names.Length > 0)
+                    using (no_grad())
+                        gathered = stack(result.Metrics.Values.Select(v => v.detach().to_type(ScalarType.Float64).reshape(1)).ToArray()).DetachFromDisposeScope();
                 return result.Loss;
             },
         });
-        return (forward.LossSum.clone(), values!);
+        var values = new Dictionary<string, double>(names.Length);
+        if (gathered is not null)
+            using (gathered)
+            {
+                var read = gathered.cpu().data<double>().ToArray();
+                for (var k = 0; k < names.Length; k++) values[names[k]] = read[k];
+            }
+        return (forward.LossSum.clone(), values);
     }
 
     /// <summary>Each row's summed label log-probability under the reference: the frozen copy, or the same weights with
@@ -99,8 +115,8 @@ internal static class PreferenceSteps
     public static Tensor PolicyLogProbs(CausalLM model, MicroBatch batch, long chunkRows, long? dropoutSeed = null)
     {
         using var scope = NewDisposeScope();
-        var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
-        var labels = tensor(batch.Labels, [batch.Rows, batch.Columns], device: model.Device);
+        var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
+        var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
         using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows, DropoutSeed = dropoutSeed, Images = batch.Images });
         return r.RowLogProbs!.clone().MoveToOuterDisposeScope();
     }

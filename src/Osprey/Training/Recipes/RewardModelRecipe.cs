@@ -69,7 +69,7 @@ public static class RewardModelRecipe
             var model = session.Model;
             var samples = idx.Select(j => pairs[j].Chosen).Concat(idx.Select(j => pairs[j].Rejected)).ToList();
             var batch = BatchPlan.Collate(samples, 0);
-            var ids = tensor(batch.InputIds, [batch.Rows, batch.Columns], device: model.Device);
+            var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
             var valid = new long[batch.Rows * batch.Columns];
             for (var r = 0; r < samples.Count; r++)
                 for (var c = 0; c < samples[r].Length; c++) valid[r * batch.Columns + c] = 1;
