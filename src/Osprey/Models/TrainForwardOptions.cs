@@ -54,6 +54,18 @@ public sealed record TrainForwardOptions
     /// </summary>
     public TorchSharp.torch.Tensor? LabelledPositions { get; init; }
 
+    /// <summary>
+    /// With pinned uploads (<c>OSPREY_PINNED_BATCHES=1</c>) on a CUDA <paramref name="device"/>, the
+    /// <see cref="LabelledPositions"/> of host labels found on the host and uploaded without a wait, so the forward pass
+    /// does not wait for the device to find them; otherwise null (found on the device).
+    /// </summary>
+    public static TorchSharp.torch.Tensor? PinnedLabelledPositions(long[] labels, int rows, int columns, TorchSharp.torch.Device device)
+    {
+        if (!Runtime.HostUpload.Pinned || device.type != TorchSharp.DeviceType.CUDA) return null;
+        var positions = LabelledPositionsOf(labels, rows, columns);
+        return Runtime.HostUpload.Int64(positions, [positions.LongLength], device, pinned: true);
+    }
+
     /// <summary>The <see cref="LabelledPositions"/> of host labels [<paramref name="rows"/>, <paramref name="columns"/>] (row-major).</summary>
     public static long[] LabelledPositionsOf(long[] labels, int rows, int columns)
     {

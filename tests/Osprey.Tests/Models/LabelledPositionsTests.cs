@@ -45,4 +45,28 @@ public class LabelledPositionsTests
         Assert.Equal(plain.Grad, given.Grad);
         Assert.True(plain.Grad.Any(x => x != 0), "no gradient at all");
     }
+
+    [Fact]
+    public void RowLogProbsAreTheSameWithHostPositions()
+    {
+        // The preference recipes' reference pass (RowLogProbs, no backward) takes host positions with pinned uploads too.
+        using var model = LoraTestModels.Load("qwen2");
+        var g = new torch.Generator(5, CPU);
+        const int rows = 3, columns = 7;
+        var ids = randint(0, 100, [rows, columns], generator: g, dtype: ScalarType.Int64);
+        var labels = ids.clone();
+        labels[0, 0] = -100; labels[1, 0] = -100; labels[1, 1] = -100; labels[2, 6] = -100;
+        float[] Run(Tensor? positions)
+        {
+            using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LabelledPositions = positions });
+            return r.RowLogProbs!.to_type(ScalarType.Float32).data<float>().ToArray();
+        }
+        var plain = Run(null);
+        using var positions = tensor(TrainForwardOptions.LabelledPositionsOf(labels.data<long>().ToArray(), rows, columns));
+        Assert.Equal(plain, Run(positions));
+        Assert.Equal(rows, plain.Length);
+        Assert.All(plain, x => Assert.True(x < 0 && float.IsFinite(x)));
+        // On the CPU the pinned variant is never used: the positions are found where the labels are.
+        Assert.Null(TrainForwardOptions.PinnedLabelledPositions(labels.data<long>().ToArray(), rows, columns, CPU));
+    }
 }

@@ -60,6 +60,7 @@ internal static class PreferenceSteps
         var model = session.Model;
         var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
         var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
+        using var labelled = TrainForwardOptions.PinnedLabelledPositions(batch.Labels, batch.Rows, batch.Columns, model.Device);
         string[] names = [];
         Tensor? gathered = null;
         using var forward = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
@@ -70,6 +71,7 @@ internal static class PreferenceSteps
             LossChunkRows = session.ChunkRows,
             DropoutSeed = backward ? DropoutSeed(session.Options.Seed, step, micro) : null,
             Images = batch.Images,
+            LabelledPositions = labelled,
             SequenceObjective = (logps, counts) =>
             {
                 var result = objective(logps, counts);
@@ -117,7 +119,11 @@ internal static class PreferenceSteps
         using var scope = NewDisposeScope();
         var ids = HostUpload.Int64(batch.InputIds, [batch.Rows, batch.Columns], model.Device);
         var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
-        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions { Backward = false, RowLogProbs = true, LossChunkRows = chunkRows, DropoutSeed = dropoutSeed, Images = batch.Images });
+        using var labelled = TrainForwardOptions.PinnedLabelledPositions(batch.Labels, batch.Rows, batch.Columns, model.Device);
+        using var r = model.ForwardBackward(ids, labels, null, new TrainForwardOptions
+        {
+            Backward = false, RowLogProbs = true, LossChunkRows = chunkRows, DropoutSeed = dropoutSeed, Images = batch.Images, LabelledPositions = labelled,
+        });
         return r.RowLogProbs!.clone().MoveToOuterDisposeScope();
     }
 

@@ -61,8 +61,7 @@ public static class SftRecipe
                 using var labels = HostUpload.Int64(batch.Labels, [batch.Rows, batch.Columns], model.Device);
                 using var positions = batch.PositionIds is null ? null : HostUpload.Int64(batch.PositionIds, [batch.Rows, batch.Columns], model.Device);
                 // With pinned uploads the labelled positions come from the host too, so nothing waits for the device.
-                using var labelled = HostUpload.Pinned && model.Device.type == DeviceType.CUDA
-                    ? Labelled(TrainForwardOptions.LabelledPositionsOf(batch.Labels, batch.Rows, batch.Columns), model.Device) : null;
+                using var labelled = TrainForwardOptions.PinnedLabelledPositions(batch.Labels, batch.Rows, batch.Columns, model.Device);
                 using var result = model.ForwardBackward(ids, labels, positions, new TrainForwardOptions
                 {
                     LossScale = 1.0 / stepTokens,
@@ -96,7 +95,6 @@ public static class SftRecipe
         return loop.Finish(step);
     }
 
-    static Tensor Labelled(long[] positions, Device device) => HostUpload.Int64(positions, [positions.LongLength], device);
 
     /// <summary>Mean token loss and accuracy over the validation set, in evaluation mode.</summary>
     static (double Loss, double Accuracy) Evaluate(TrainingSession session, EncodedDataset validation)
