@@ -32,6 +32,9 @@ public sealed partial class TensorParallelServingTests
     static string[] WorkerCommand(string folder) =>
         [Dotnet, Path.Combine(AppContext.BaseDirectory, "osprey.dll"), "deploy", "--model", folder, "--device", "cpu", "--torch_dtype", "float32", "--tensor_parallel_size", "2"];
 
+    /// <summary>The longest any stage of a two-rank test may take (each takes about a second alone).</summary>
+    static readonly TimeSpan Stage = TimeSpan.FromMinutes(3);
+
     static SamplingParams Greedy(CausalLM model, string folder, int maxTokens) =>
         SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder)) with { MaxTokens = maxTokens, DoSample = false, Temperature = 0 };
 
@@ -60,9 +63,12 @@ public sealed partial class TensorParallelServingTests
             Assert.Equal(2, model.FullSpec.NumHeads / model.Spec.NumHeads);
             using var engine = new InferenceEngine(model, tokenizer, limits);
             var sampling = Greedy(model, folder, maxTokens);
-            tp = await engine.GenerateAllAsync([.. prompts.Select(p => new EngineRequest([.. p], sampling))]);
-            longOne = await engine.GenerateAllAsync([new EngineRequest(longPrompt, sampling with { MaxTokens = 8 })]);
-            tpEmbedding = await engine.EmbedAsync(prompts[1]);
+            // Bounded waits: once (1 run in 3 of the full suite, session 17) this test stopped with rank 0's engine idle
+            // and rank 1 inside an all-reduce, and waited forever. A stuck stage now fails the test, naming itself,
+            // and leaving the block stops the worker.
+            tp = await engine.GenerateAllAsync([.. prompts.Select(p => new EngineRequest([.. p], sampling))]).WaitAsync(Stage);
+            longOne = await engine.GenerateAllAsync([new EngineRequest(longPrompt, sampling with { MaxTokens = 8 })]).WaitAsync(Stage);
+            tpEmbedding = await engine.EmbedAsync(prompts[1]).WaitAsync(Stage);
         }
         Assert.Contains("tensor parallel over 2 ranks on the CPU", log.ToString());
         for (var i = 0; i < prompts.Count; i++)
