@@ -38,7 +38,7 @@ public sealed partial class TensorParallelServingTests
     static SamplingParams Greedy(CausalLM model, string folder, int maxTokens) =>
         SamplingParams.FromModel(model.Spec, GenerationConfigFile.Read(folder)) with { MaxTokens = maxTokens, DoSample = false, Temperature = 0 };
 
-    [Theory]
+    [Theory(Timeout = 600_000)] // the whole test, loading included, fails after 10 minutes rather than waiting forever
     [InlineData("qwen2")]
     [InlineData("phi3")]
     public async Task TwoCpuRanks_GreedyEqualsTransformers_AndEveryEngineStepEqualsOneProcess(string family)
