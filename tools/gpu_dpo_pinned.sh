@@ -15,15 +15,7 @@ export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 PYTHONUNBUFFERED=1
 OSP=/tmp/osp/osprey-gpu/osprey
 [[ -f /tmp/q05/config.json ]] || python3 tools/make_bench_model.py --out /tmp/q05 2>&1 | grep wrote
 cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json /tmp/q05/
-python3 - <<'PY'
-import json, random
-random.seed(1)
-words = "the of and to in is was for on that with as by at from it an be this which or are have not had but were one their all".split()
-say = lambda n: " ".join(random.choice(words) for _ in range(n))
-with open("/tmp/pref.jsonl", "w") as f:
-    for _ in range(200):
-        f.write(json.dumps({"prompt": say(40), "chosen": say(900), "rejected": say(900)}) + "\n")
-PY
+python3 tools/make_bench_pref_data.py /tmp/pref.jsonl
 timeout 150 python3 tools/bench_dpo_reference.py --model /tmp/q05 --data /tmp/pref.jsonl --batch 4 --max_length 2048 --steps 20 --warmup 5 \
   --out $W/hf-dpo05.json > $W/hf-dpo05.txt 2>&1 || tail -5 $W/hf-dpo05.txt
 for r in 1 2; do for p in 0 1; do

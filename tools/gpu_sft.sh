@@ -95,15 +95,7 @@ fi
 if [[ $PART == dpo05 ]]; then # DPO LoRA on the 0.5B shape: 4 pairs of ~1000-token responses per step; the HF side is tools/bench_dpo_reference.py (TRL's computation on transformers+PEFT: TRL is not installed there)
   [[ -d /tmp/q05 ]] || python3 tools/make_bench_model.py --out /tmp/q05 2>&1 | grep wrote
   cp /tmp/t/tokenizers/qwen3/tokenizer.json /tmp/t/tokenizers/qwen3/tokenizer_config.json /tmp/q05/
-  python3 - <<'PY'
-import json, random
-random.seed(1)
-words = "the of and to in is was for on that with as by at from it an be this which or are have not had but were one their all".split()
-say = lambda n: " ".join(random.choice(words) for _ in range(n))
-with open("/tmp/pref.jsonl", "w") as f:
-    for _ in range(200):
-        f.write(json.dumps({"prompt": say(40), "chosen": say(900), "rejected": say(900)}) + "\n")
-PY
+  python3 tools/make_bench_pref_data.py /tmp/pref.jsonl
   rm -rf /tmp/bench-dpo05
   peak $OSP rlhf --rlhf_type dpo --model /tmp/q05 --dataset /tmp/pref.jsonl --max_length 2048 --max_steps 25 --logging_steps 5 --save_strategy no \
     --device cuda --torch_dtype bfloat16 --output_dir /tmp/bench-dpo05 --add_version false --per_device_train_batch_size 4 \
