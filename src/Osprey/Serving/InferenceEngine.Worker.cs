@@ -88,6 +88,8 @@ public sealed partial class InferenceEngine
         var job = new EmbedJob(ids.ToArray(), new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously), cancel);
         _embeds.Enqueue(job);
         _wake.Set();
+        // The worker may have stopped between the check above and the enqueue, after failing what was queued then.
+        if (_stopped) FailEmbeds(new EngineException(EngineErrorKind.Unavailable, _failure is null ? "the engine is not running." : $"the engine stopped after an error: {_failure.Message}"));
         return job.Result.Task.WaitAsync(cancel);
     }
 
@@ -107,6 +109,10 @@ public sealed partial class InferenceEngine
         {
             _failure = e;
         }
+        // From here nothing reads the queues: later submissions are refused (TryWrite fails, EmbedAsync sees _stopped),
+        // and what is in them now is failed below.
+        _stopped = true;
+        _queue.Writer.TryComplete();
         DiscardInFlight();
         var reason = new EngineException(EngineErrorKind.Unavailable, _failure is null ? "the engine is shutting down." : $"the engine stopped after an error: {_failure.Message}");
         foreach (var s in _active) Finish(s, reason);
@@ -115,8 +121,17 @@ public sealed partial class InferenceEngine
         _prefilling = null;
         while (_pending.TryDequeue(out var p)) p.Fail(reason);
         while (_queue.Reader.TryRead(out var left)) left.Fail(reason);
-        while (_embeds.TryDequeue(out var job)) job.Result.TrySetException(reason);
+        FailEmbeds(reason);
         UpdateCounts();
+    }
+
+    /// <summary>Set once the worker has stopped reading its queues (<see cref="WorkerMain"/>).</summary>
+    volatile bool _stopped;
+
+    /// <summary>Fails every queued embedding with <paramref name="reason"/>.</summary>
+    void FailEmbeds(Exception reason)
+    {
+        while (_embeds.TryDequeue(out var job)) job.Result.TrySetException(reason);
     }
 
     void Loop()
@@ -202,9 +217,15 @@ public sealed partial class InferenceEngine
                 var mean = Model.HiddenStates(ids).to_type(ScalarType.Float32).mean([1]).squeeze(0).cpu();
                 job.Result.TrySetResult(mean.data<float>().ToArray());
             }
-            catch (Exception e) when (e is ExternalException or InvalidOperationException or ArgumentException)
+            catch (Exception e)
             {
+                // The job is this thread's once dequeued: it gets the error whatever it is (before, one the engine does
+                // not recover from left it without a result, and its caller waited forever).
                 job.Result.TrySetException(new EngineException(EngineErrorKind.Unavailable, $"embedding failed: {e.Message}", e));
+                // Under tensor parallelism the workers ran (or wait in) the pass this rank did not finish: out of step for good.
+                if (Model.TensorParallel is not null)
+                    throw new OspreyException($"a tensor-parallel embedding failed on rank 0 ({e.Message}); the ranks are out of step, so the engine stops.", e);
+                if (e is not (ExternalException or InvalidOperationException or ArgumentException)) throw;
             }
         }
         return any;

@@ -167,7 +167,7 @@ public sealed partial class InferenceEngine : IDisposable
         if (!_queue.Writer.TryWrite(state))
         {
             Interlocked.Decrement(ref _waiting);
-            throw new EngineException(EngineErrorKind.Unavailable, "the engine is shutting down.");
+            throw new EngineException(EngineErrorKind.Unavailable, _failure is null ? "the engine is shutting down." : $"the engine stopped after an error: {_failure.Message}");
         }
         _wake.Set();
         return state;

@@ -83,6 +83,33 @@ public sealed partial class TensorParallelServingTests
         for (var i = 0; i < expectedEmbedding.Length; i++) Assert.Equal(expectedEmbedding[i], tpEmbedding[i], 1e-4f);
     }
 
+    [Fact(Timeout = 300_000)]
+    public async Task AfterTheWorkerDies_AnEmbeddingFailsAndLaterRequestsAreRefused_NothingWaitsForever()
+    {
+        // An embedding is the worker thread's job once dequeued: when the step failed in a way the engine does not
+        // recover from (the worker's socket closed, as here), that job was left without a result and its caller
+        // waited forever; a request queued after the engine stopped was never read either.
+        var folder = CliRun.Fixture("qwen2");
+        var log = new StringWriter();
+        using var group = TensorParallelGroup.Start(2, WorkerCommand(folder), CPU, log);
+        using var model = CausalLM.Load(folder, new ModelLoadOptions { Device = DeviceSpec.Cpu, DType = "float32", TensorParallel = group });
+        var tokenizer = Tokenizer.Load(folder);
+        using var engine = new InferenceEngine(model, tokenizer, new EngineOptions { MaxBatchSize = 2, MaxModelLen = 64 });
+        int[] ids = [.. tokenizer.EncodeIds("a short input")];
+        Assert.NotEmpty(await engine.EmbedAsync(ids).WaitAsync(Stage));
+        using (var worker = Process.GetProcessById(int.Parse(WorkerPattern().Match(log.ToString()).Groups[1].Value, CultureInfo.InvariantCulture)))
+        {
+            worker.Kill();
+            worker.WaitForExit();
+        }
+        var failed = await Assert.ThrowsAsync<EngineException>(() => engine.EmbedAsync(ids).WaitAsync(Stage));
+        Assert.Contains("rank 1", failed.Message);
+        var sampling = new SamplingParams { MaxTokens = 4, Temperature = 0 };
+        var refused = await Assert.ThrowsAsync<EngineException>(() => engine.GenerateAsync(new EngineRequest(ids, sampling)).WaitAsync(Stage));
+        Assert.Equal(EngineErrorKind.Unavailable, refused.Kind);
+        Assert.Equal(EngineErrorKind.Unavailable, (await Assert.ThrowsAsync<EngineException>(() => engine.EmbedAsync(ids).WaitAsync(Stage))).Kind);
+    }
+
     [Fact]
     public void ASizeThatDoesNotDivideTheKvHeadsIsRefusedBeforeAnyWorkerStarts()
     {
