@@ -63,10 +63,10 @@ public sealed partial class TensorParallelServingTests
             Assert.Equal(2, model.FullSpec.NumHeads / model.Spec.NumHeads);
             using var engine = new InferenceEngine(model, tokenizer, limits);
             var sampling = Greedy(model, folder, maxTokens);
-            // Bounded waits: once (1 run in 3 of the full suite, session 17) this test stopped with rank 0's engine
-            // thread gone and rank 1 inside an all-reduce, and waited forever. An embedding whose pass failed in a way
-            // the engine does not recover from was left without a result then (fixed; see the test below); a stuck
-            // stage now fails the test, naming itself, and leaving the block stops the worker.
+            // Bounded waits: once (1 run in 3 of the full suite, session 17) this test waited forever with no engine
+            // thread busy and rank 1 inside an all-reduce. One way to get there, since fixed (the test below): an
+            // embedding whose pass failed in a way the engine does not recover from was left without a result. A
+            // stuck stage now fails the test, naming itself, and leaving the block stops the worker.
             tp = await engine.GenerateAllAsync([.. prompts.Select(p => new EngineRequest([.. p], sampling))]).WaitAsync(Stage);
             longOne = await engine.GenerateAllAsync([new EngineRequest(longPrompt, sampling with { MaxTokens = 8 })]).WaitAsync(Stage);
             tpEmbedding = await engine.EmbedAsync(prompts[1]).WaitAsync(Stage);
