@@ -111,7 +111,7 @@ public sealed class StopMatcherTests
         else Assert.Equal(Plain(tokenizer.Decode(ids, skipSpecialTokens: true)), Plain(all));
         Assert.Contains("\uFFFD\uFFFD", all);
         // The run's text goes out while it is written (not all at its end), and each token decodes a bounded number
-        // of tokens, not the run so far (1000 bytes re-decoded every token cost half a million).
+        // of tokens, not the run so far (re-decoding the 1000-byte run whole at every token would be about half a million).
         Assert.True(handed.Skip(text.Length).Take(1000).Count(d => d.Length > 0) > 950);
         Assert.InRange(decoded, ids.Length, 60L * ids.Length);
     }
