@@ -171,7 +171,9 @@ public sealed partial class InferenceEngine
             fixed (byte* source = _maskBytes)
                 Buffer.MemoryCopy(source, Runtime.Cpu.TensorMemory.Address(_maskStaging), _maskStaging.numel(), bytes);
         }
+        PhaseTimer.Mark(device, "constraint: masks, staging copy");
         var onDevice = cuda ? _maskStaging.narrow(0, 0, rows).to(device, non_blocking: true) : _maskStaging.narrow(0, 0, rows);
+        PhaseTimer.Mark(device, "constraint: masks, upload queued");
         if (_maskBitValues is null || _maskBitValues.device != device)
         {
             _maskBitValues?.Dispose();
