@@ -29,7 +29,6 @@ internal static unsafe class CudaDriver
     [DllImport(Lib, EntryPoint = "cuEventRecord")] static extern int EventRecord(IntPtr evt, IntPtr stream);
     [DllImport(Lib, EntryPoint = "cuEventSynchronize")] static extern int EventSynchronize(IntPtr evt);
     [DllImport(Lib, EntryPoint = "cuStreamWaitEvent")] static extern int StreamWaitEvent(IntPtr stream, IntPtr evt, uint flags);
-    [DllImport(Lib, EntryPoint = "cuMemcpyHtoDAsync_v2")] static extern int MemcpyHtoDAsync(IntPtr destination, void* source, nuint bytes, IntPtr stream);
 
     const uint StreamNonBlocking = 1; // CU_STREAM_NON_BLOCKING: no implicit sync with the legacy default stream
     const uint EventDisableTiming = 2; // CU_EVENT_DISABLE_TIMING: the cheapest event, for ordering only
@@ -121,14 +120,6 @@ internal static unsafe class CudaDriver
 
     /// <summary>Blocks this thread until <paramref name="evt"/> completes (the work queued before it, not after it).</summary>
     public static void Synchronize(IntPtr evt) => Check(EventSynchronize(evt), "cuEventSynchronize");
-
-    /// <summary>
-    /// Queues a copy of <paramref name="bytes"/> bytes from host memory at <paramref name="source"/> to device address
-    /// <paramref name="destination"/> on <paramref name="stream"/>. From page-locked (pinned) host memory it returns at once;
-    /// the host memory must then stay unchanged until the copy has run.
-    /// </summary>
-    public static void CopyToDevice(IntPtr destination, void* source, long bytes, IntPtr stream) =>
-        Check(MemcpyHtoDAsync(destination, source, (nuint)bytes, stream), "cuMemcpyHtoDAsync");
 
     /// <summary>Frees an event (safe while a stream still waits on it: the driver releases it once it completes).</summary>
     public static void DestroyEvent(IntPtr evt) => Check(EventDestroy(evt), "cuEventDestroy");

@@ -70,6 +70,9 @@ public sealed class ConstrainedDecodingTests
             Assert.True(errors.Count == 0, $"{family}: NJsonSchema refuses {r.Text}: {string.Join("; ", errors)}");
         }
         Assert.True(results.Select(r => r.Text).Distinct().Count() > 1, "sampled rows should differ");
+        // The masks' bit-value table is made once, not at every step (on CUDA making it waits for the forward pass).
+        Assert.True(engine.DecodeSteps > 10, $"only {engine.DecodeSteps} decode steps ran");
+        Assert.Equal(1, engine.MaskTablesBuilt);
     }
 
     [Fact]
