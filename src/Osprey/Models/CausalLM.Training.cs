@@ -71,6 +71,7 @@ public sealed partial class CausalLM
             : Vision is null ? positionIds // LLaVA: the language model's ordinary positions, restarting per sample
             : PackedImagePositions(inputIds, positionIds, images);
         var context = model.Prepare(inputIds, ropePositions, null, null, segments);
+        PhaseTimer.Mark(Device, "forward: positions and attention inputs");
 
         // Rows of the flattened hidden states that predict a label: position p predicts labels[p + 1].
         var shifted = labels.narrow(1, 1, t - 1);
@@ -78,6 +79,7 @@ public sealed partial class CausalLM
         var count = picks.shape[0];
         var rowsIndex = picks.div(t - 1, rounding_mode: RoundingMode.floor) * t + picks.remainder(t - 1);
         var targets = shifted.reshape(-1).index_select(0, picks);
+        PhaseTimer.Mark(Device, "forward: labelled positions");
 
         // The vision tower trains (--freeze_vit/--freeze_aligner false): the gradient must reach the embeddings' input.
         var visionTrainable = images is not null && VisionParameters().Any(p => p.requires_grad);
@@ -94,8 +96,10 @@ public sealed partial class CausalLM
         using (checkpoint ? no_grad() : enable_grad(options.Backward))
         {
             h = EmbedWithImages(inputIds, images);
+            PhaseTimer.Mark(Device, "forward: embedding");
             for (int i = 0; i < model.LayerCount; i++)
             {
+                if (i == 1) PhaseTimer.Mark(Device, "forward: first layer");
                 if (checkpoint) inputs.Add(h);
                 else if (segmented)
                 {
