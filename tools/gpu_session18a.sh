@@ -4,6 +4,8 @@
 # (marks do not wait) for both formats at 32 requests, step by step and pipelined (OSPREY_ASYNC_DECODE=1), with the
 # mask upload split into its staging copy, the queued copy and the unpack, through libtorch's `to` and (driver) through
 # the CUDA driver's asynchronous copy (OSPREY_MASK_UPLOAD=driver). Then issue 23: tools/gpu_pinned_batches.sh.
+# As run in session 18 (pack from 1ad1172); the driver copy and the split marks were removed after it (no difference;
+# the wait was the bit-value table, benchmarks/session18-h100.md), so the driver modes now run the default upload.
 # Needs .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry .dist. The tables come last.
 set -uo pipefail
 FINAL=${OUT:-/tmp/osprey-out}; mkdir -p "$FINAL"
