@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Session 18, one device call (about 3.5 minutes), after the fix of the masks' table rebuilt at every step (it waited for
+# Session 18, one device call (about 3 minutes), after the fix of the masks' table rebuilt at every step (it waited for
 # the forward pass; gpu_session18a.sh found it). Issue 16: tools/structured_bench.sh at 1 and 32 requests, five
-# structured/free-text pairs per cell, step by step (default) and pipelined (OSPREY_ASYNC_DECODE=1); issue 23: free-text
-# decode (osprey benchmark --concurrency 1 32, 128-token prompts, 256 new) both ways; then OSPREY_PROFILE=3 (marks do
+# structured/free-text pairs per cell, step by step (default) and pipelined (OSPREY_ASYNC_DECODE=1);
+# then OSPREY_PROFILE=3 (marks do
 # not wait) for the person schema at 32, pipelined. Needs .dist/osprey-gpu.tar.xz and .dist/tokenizers.tar.xz; carry
 # .dist. The tables come last.
 set -uo pipefail
@@ -14,10 +14,6 @@ for mode in default async; do
     timeout 150 bash tools/structured_bench.sh > "$FINAL/structured-$mode.log" 2>&1
 done
 M=/tmp/qwen2-0.5b
-for r in 1; do for mode in default async; do
-  env $([[ $mode == async ]] && echo OSPREY_ASYNC_DECODE=1) timeout 60 /tmp/osp/osprey-gpu/osprey benchmark --model $M --device cuda \
-    --torch_dtype bfloat16 --concurrency 1 32 --prompt_length 128 --max_new_tokens 256 > "$FINAL/decode-$mode-$r.txt" 2>&1
-done; done
 for mode in async; do
   env $([[ $mode == async ]] && echo OSPREY_ASYNC_DECODE=1) OSPREY_PROFILE=3 timeout 40 /tmp/osp/osprey-gpu/osprey benchmark --model $M \
     --device cuda --torch_dtype bfloat16 --concurrency 32 --prompt_length 128 --max_new_tokens 256 --response_format /tmp/person.schema.json \
@@ -26,9 +22,6 @@ done
 for mode in async; do
   echo "=== profile3 person 32, $mode (ms per decode step, engine thread)"; grep -E "^ +[0-9.]+ +\(host" "$FINAL/profile3-$mode.txt" | head -24
 done
-for r in 1; do for mode in default async; do
-  echo "=== free-text decode, $mode, run $r"; grep -E "^ +(1|32) +128|digest" "$FINAL/decode-$mode-$r.txt"
-done; done
 for mode in default async; do echo "=== structured, $mode"; tail -5 "$FINAL/structured-$mode.log"; done
 (cd "$FINAL" && tar -czf /tmp/s18b.tgz . && rm -rf ./* && mv /tmp/s18b.tgz .)
 echo "time used: $((SECONDS - start)) s"
