@@ -100,6 +100,32 @@ public sealed partial class InferenceEngine : IDisposable
     /// </summary>
     public async Task<IReadOnlyList<EngineResult>> GenerateAllAsync(IReadOnlyList<EngineRequest> requests, CancellationToken cancel = default)
     {
+        var states = EnqueueAll(requests, cancel);
+        var results = new EngineResult[requests.Count];
+        try
+        {
+            for (var i = 0; i < requests.Count; i++) results[i] = await Collect(requests[i], Read(states[i], cancel)).ConfigureAwait(false);
+        }
+        catch
+        {
+            // One request failed or the caller gave up: the rest of the batch must not keep its rows.
+            foreach (var s in states) s.Cancel();
+            throw;
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// Queues a batch of requests at once, as <see cref="GenerateAllAsync"/> does (the worker sees the whole batch in one
+    /// go, so it is always scheduled the same way), and returns each request's updates, in request order, as
+    /// <see cref="Submit"/> does. Throws like <see cref="Submit"/>; a batch that cannot be queued whole is not run at all.
+    /// </summary>
+    public IReadOnlyList<IAsyncEnumerable<EngineUpdate>> SubmitAll(IReadOnlyList<EngineRequest> requests, CancellationToken cancel = default) =>
+        [.. EnqueueAll(requests, cancel).Select(state => Read(state, cancel))];
+
+    List<RequestState> EnqueueAll(IReadOnlyList<EngineRequest> requests, CancellationToken cancel)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
         var states = new List<RequestState>(requests.Count);
         lock (_submitGate)
         {
@@ -113,18 +139,7 @@ public sealed partial class InferenceEngine : IDisposable
                 throw;
             }
         }
-        var results = new EngineResult[requests.Count];
-        try
-        {
-            for (var i = 0; i < requests.Count; i++) results[i] = await Collect(requests[i], Read(states[i], cancel)).ConfigureAwait(false);
-        }
-        catch
-        {
-            // One request failed or the caller gave up: the rest of the batch must not keep its rows.
-            foreach (var s in states) s.Cancel();
-            throw;
-        }
-        return results;
+        return states;
     }
 
     static async Task<EngineResult> Collect(EngineRequest request, IAsyncEnumerable<EngineUpdate> updates)

@@ -75,6 +75,38 @@ public sealed class InferenceEngineTests
         Assert.Equal(0, engine.Stats.SlotsInUse);
     }
 
+    [Fact]
+    public async Task SubmitAllStreamsEachCaseTransformersGreedyTokensAndAdmitsTheBatchTogether()
+    {
+        // The benchmark's way in: the whole batch queued at once, each request's updates streamed.
+        using var engine = Engine("qwen2", new EngineOptions { MaxBatchSize = 8, MaxModelLen = 256 });
+        var cases = Golden("qwen2").Take(4).ToArray();
+        var streams = engine.SubmitAll([.. cases.Select(c => new EngineRequest(c.PromptIds, Greedy(c.MaxNew) with { RepetitionPenalty = c.Penalty ?? 1.0 }))]);
+        Assert.Equal(cases.Length, streams.Count);
+        var ids = await Task.WhenAll(streams.Select(async updates =>
+        {
+            var got = new List<int>();
+            await foreach (var u in updates) if (u.Token is { } t) got.Add(t.TokenId);
+            return got;
+        }));
+        for (var i = 0; i < cases.Length; i++)
+        {
+            Assert.True(ids[i].Count >= cases[i].NewIds.Length, $"{cases[i].Name}: {ids[i].Count} tokens");
+            Assert.Equal(cases[i].NewIds, ids[i].Take(cases[i].NewIds.Length).ToArray());
+        }
+        // Admitted in one iteration, the rows decode together: the longest request's tokens after its first are the steps.
+        Assert.Equal(cases.Max(c => c.MaxNew) - 1, engine.DecodeSteps);
+
+        // A batch with an invalid request is refused whole: nothing of it runs.
+        var before = engine.DecodeSteps;
+        var bad = new[] { new EngineRequest(cases[0].PromptIds, Greedy(4)), new EngineRequest([], Greedy(4)) };
+        var error = Assert.Throws<EngineException>(() => engine.SubmitAll(bad));
+        Assert.Contains("prompt is empty", error.Message, StringComparison.Ordinal);
+        await Task.Delay(200);
+        Assert.Equal(before, engine.DecodeSteps);
+        Assert.Equal(0, engine.Stats.Running);
+    }
+
     static int[] Prompt(int seed, int length, int vocab)
     {
         var r = new Random(seed);
