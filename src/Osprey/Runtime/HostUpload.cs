@@ -8,7 +8,8 @@ namespace Osprey.Runtime;
 /// waits for the device to finish the work queued before it: on an H100 (session 16, <c>OSPREY_PROFILE=3</c>) a
 /// training step's "batch to device" phase absorbed the whole device lead that way, so each micro-batch starts from an
 /// idle device. Staged in pinned memory (libtorch's caching host allocator, which keeps a block until the copies
-/// reading it are done) the copy is queued without waiting. Two switches, each off by default until measured on a GPU:
+/// reading it are done) the copy is queued without waiting. Two switches, each off by default (measured on an H100 in
+/// session 18, neither gave a consistent gain: benchmarks/session18-h100.md):
 /// <c>OSPREY_PINNED_BATCHES=1</c> for training's micro-batches (SFT and pretraining, and the preference recipes' policy and
 /// reference passes; SFT then also takes the labelled positions from the host,
 /// <see cref="Osprey.Models.TrainForwardOptions.LabelledPositions"/>, since finding them on the device with
