@@ -111,6 +111,8 @@ public sealed class ServerEdgeTests
         await using var server = await TestServer.StartAsync("qwen2", Small, maxBody: maxBody);
         var uri = new Uri(server.BaseUrl);
         var held = new List<TcpClient>();
+        using var stopTrickle = new CancellationTokenSource();
+        Task? trickle = null;
         try
         {
             for (var i = 0; i < 4; i++)
@@ -120,6 +122,19 @@ public sealed class ServerEdgeTests
                 await tcp.ConnectAsync(uri.Host, uri.Port);
                 await tcp.GetStream().WriteAsync(Ascii($"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {maxBody}\r\n\r\n{{\"prompt\": \""));
             }
+            // The four keep sending a little of their bodies (800 bytes/s each, far from their 4 MB): a body that sends
+            // nothing is dropped by Kestrel after its 5 s grace below 240 bytes/s, which gave its budget back while a
+            // loaded machine was still getting to the fifth post (the full suite once waited 60 s for a 429 that way;
+            // 7 s of silence before the fifth post reproduces it, and with this trickle it passes).
+            trickle = Task.Run(async () =>
+            {
+                var bytes = Ascii(new string('a', 200));
+                while (!stopTrickle.IsCancellationRequested)
+                {
+                    foreach (var tcp in held) await tcp.GetStream().WriteAsync(bytes, stopTrickle.Token);
+                    await Task.Delay(250, stopTrickle.Token);
+                }
+            });
             var large = JsonSerializer.Serialize(new { prompt = new string('a', 2 << 20), max_tokens = 1 });
             // The four reach the server's middleware on their own schedule: ask until the budget is full.
             var (status, body, retryAfter) = await Until(() => Post(server, large), r => r.Status == 429);
@@ -134,6 +149,9 @@ public sealed class ServerEdgeTests
         }
         finally
         {
+            await stopTrickle.CancelAsync();
+            try { if (trickle is not null) await trickle; }
+            catch (OperationCanceledException) { }
             foreach (var tcp in held) tcp.Dispose();
         }
         var (after, afterBody, _) = await Until(() => Post(server, JsonSerializer.Serialize(new { prompt = new string('a', 2 << 20), max_tokens = 1 })), r => r.Status != 429);
