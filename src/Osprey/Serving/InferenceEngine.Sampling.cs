@@ -126,10 +126,10 @@ public sealed partial class InferenceEngine
     // The worker's buffers for the packed masks: host words (reused every step) and, on CUDA, a pinned staging copy
     // of them and the bit values 1, 2, .., 128 on the device.
     byte[] _maskBytes = [];
+    Tensor? _maskStaging, _maskBitValues;
 
     /// <summary>How many times the bit-value table of <see cref="RefusedOnDevice"/> was made (once per device; for tests).</summary>
     internal int MaskTablesBuilt { get; private set; }
-    Tensor? _maskStaging, _maskBitValues;
 
     /// <summary>
     /// One row's allowed tokens as bits (id i is bit i % 64 of word i / 64) into <paramref name="row"/>: the lexical
